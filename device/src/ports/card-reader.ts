@@ -1,0 +1,29 @@
+/**
+ * Card-reader port (CONVENTIONS 1). Every driver (nfc-pcsc, simulated) implements this, and one
+ * contract suite runs over all of them.
+ */
+export interface CardReaderEvents {
+  /** A card arrived. `uid` is already normalised by protocol's normalizeUid (uppercase hex, MSB first). */
+  card: [{ uid: string; atMonoMs: number }];
+  /** The card left the field. */
+  'card-removed': [{ uid: string; atMonoMs: number }];
+  /** A reader is connected and ready. */
+  attached: [{ name: string }];
+  /** The reader went away (unplugged, pcscd died). The driver keeps trying to get it back. */
+  detached: [{ name: string; reason: string }];
+  /** A read failed (bad UID, transmit error). Never fatal; the driver keeps running. */
+  error: [{ message: string; code: string }];
+}
+
+export type CardReaderEvent = keyof CardReaderEvents;
+
+export interface CardReader {
+  /** Starts watching for readers and cards. Resolves once watching, even when no reader is attached yet. */
+  start(): Promise<void>;
+  /** Stops watching and frees the hardware. Idempotent. */
+  stop(): Promise<void>;
+  /** Whether a reader is attached right now. */
+  readonly attached: boolean;
+  on<E extends CardReaderEvent>(event: E, listener: (...args: CardReaderEvents[E]) => void): this;
+  off<E extends CardReaderEvent>(event: E, listener: (...args: CardReaderEvents[E]) => void): this;
+}

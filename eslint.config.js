@@ -1,0 +1,81 @@
+// Lint gate: type-aware rules against floating promises and non-exhaustive switches, and the
+// import boundaries of DESIGN.md: protocol/ imports nothing of ours; device/ and gateway/ never
+// import each other.
+import tseslint from 'typescript-eslint';
+
+const ours = (dirs) =>
+  dirs.flatMap((d) => [`**/${d}/**`, `../${d}/*`, `../../${d}/*`, `../../../${d}/*`, `../${d}`]);
+
+export default tseslint.config(
+  { ignores: ['node_modules/**', 'dist/**', 'data/**', '**/*.js', '**/*.cjs', '**/*.mjs'] },
+  ...tseslint.configs.recommendedTypeChecked,
+  {
+    languageOptions: {
+      parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname },
+    },
+    rules: {
+      '@typescript-eslint/no-floating-promises': 'error',
+      '@typescript-eslint/no-misused-promises': 'error',
+      '@typescript-eslint/switch-exhaustiveness-check': [
+        'error',
+        { considerDefaultExhaustiveForUnions: false, requireDefaultForNonUnion: false },
+      ],
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      '@typescript-eslint/consistent-type-imports': 'error',
+      'no-console': 'off',
+    },
+  },
+  {
+    files: ['protocol/**/*.ts'],
+    ignores: ['protocol/**/*.test.ts', 'protocol/scripts/**'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ours(['device', 'gateway', 'simulator', 'test', 'bench']),
+              message: 'protocol/ is pure: it imports nothing of ours.',
+            },
+            {
+              group: ['node:*', '!node:crypto', 'fs', 'net', 'http', 'https', 'mqtt', 'better-sqlite3', 'pino', 'aedes'],
+              message: 'protocol/ does no I/O: keep it to schemas, topics and codecs (node:crypto is allowed).',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    files: ['device/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ours(['gateway', 'simulator', 'bench']),
+              message: 'device/ must not import gateway/ (or simulator/): share through protocol/.',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    files: ['gateway/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ours(['device', 'simulator', 'bench']),
+              message: 'gateway/ must not import device/ (or simulator/): share through protocol/.',
+            },
+          ],
+        },
+      ],
+    },
+  },
+);

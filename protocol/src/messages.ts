@@ -1,0 +1,208 @@
+import { z } from 'zod';
+import { BootId, CardRef, EpochMs, ReaderId, SafeId, SeqNo, Text } from './ids.js';
+import { LIMITS, SCHEMA_VERSION } from './limits.js';
+
+const Version = z.literal(SCHEMA_VERSION).describe('Schema version; unknown versions are rejected.');
+
+// ───────────────────────────── device → gateway: events ─────────────────────────────
+
+/** What the device decided, and showed the worker, for a tap. */
+export const TapDecision = z
+  .enum(['start', 'stop', 'repeat', 'rejected', 'auto-close'])
+  .describe(
+    'start: a visit opened; stop: it closed; repeat: same card again within the repeat window, no change; ' +
+      'rejected: card not on the allow-list (still journalled); auto-close: the device closed a visit open ' +
+      'longer than the maximum (missing stop).',
+  );
+export type TapDecision = z.infer<typeof TapDecision>;
+
+export const RejectReason = z.enum(['unknown-card', 'revoked-card']);
+
+/** When it happened, as the device knows it. A Pi has no RTC: wall time may be wrong until synced. */
+export const EventTime = z
+  .object({
+    wallMs: EpochMs.describe('Device wall clock at the tap (ms since epoch); trust only when synced.'),
+    bootId: BootId,
+    monoMs: z.number().int().min(0).describe('Monotonic ms since this boot.'),
+    synced: z.boolean().describe('Whether the wall clock was synchronised (NTP) at the tap.'),
+  })
+  .strict();
+export type EventTime = z.infer<typeof EventTime>;
+
+export const TapEvent = z
+  .object({
+    readerId: ReaderId,
+    seq: SeqNo,
+    eventId: SafeId.describe('Unique event id (stable across resends).'),
+    card: CardRef,
+    decision: TapDecision,
+    visitId: SafeId.nullable().describe(
+      'Visit the device assigned (start/stop/repeat/auto-close); null for rejected taps.',
+    ),
+    rejectReason: RejectReason.optional().describe('Only with decision "rejected".'),
+    time: EventTime,
+    selftest: z.boolean().optional().describe('A technician self-test tap; never forwarded as a visit.'),
+  })
+  .strict()
+  .superRefine((e, ctx) => {
+    if (e.decision === 'rejected') {
+      if (e.visitId !== null) ctx.addIssue({ code: 'custom', path: ['visitId'], message: 'must be null' });
+      if (!e.rejectReason) ctx.addIssue({ code: 'custom', path: ['rejectReason'], message: 'is required' });
+    } else {
+      if (e.visitId === null) ctx.addIssue({ code: 'custom', path: ['visitId'], message: 'is required' });
+      if (e.rejectReason)
+        ctx.addIssue({ code: 'custom', path: ['rejectReason'], message: 'only with "rejected"' });
+    }
+  });
+export type TapEvent = z.infer<typeof TapEvent>;
+
+export const EventBatch = z
+  .object({
+    schemaVersion: Version,
+    readerId: ReaderId,
+    events: z.array(TapEvent).min(1).max(LIMITS.maxBatchEvents),
+  })
+  .strict()
+  .superRefine((b, ctx) => {
+    b.events.forEach((e, i) => {
+      if (e.readerId !== b.readerId) {
+        ctx.addIssue({ code: 'custom', path: ['events', i, 'readerId'], message: 'differs from batch readerId' });
+      }
+      const prev = b.events[i - 1];
+      if (prev && e.seq <= prev.seq) {
+        ctx.addIssue({ code: 'custom', path: ['events', i, 'seq'], message: 'must be strictly increasing' });
+      }
+    });
+  });
+export type EventBatch = z.infer<typeof EventBatch>;
+
+// ───────────────────────────── gateway → device: acks ─────────────────────────────
+
+export const AckRejectReason = z.enum(['invalid-event', 'reader-mismatch', 'duplicate-conflict']);
+
+export const Ack = z
+  .object({
+    schemaVersion: Version,
+    readerId: ReaderId,
+    upTo: z
+      .number()
+      .int()
+      .min(0)
+      .describe('Highest contiguous sequence the gateway holds durably (0: none). The device may delete ≤ upTo.'),
+    rejected: z
+      .array(z.object({ seq: SeqNo, reason: AckRejectReason, detail: Text.optional() }).strict())
+      .max(LIMITS.maxAckRejects)
+      .describe('Sequences the gateway durably recorded as rejected (they count as held for upTo).'),
+    gaps: z
+      .array(z.object({ from: SeqNo, to: SeqNo }).strict())
+      .max(50)
+      .optional()
+      .describe('Missing ranges above upTo the gateway still waits for (the device should resend them).'),
+  })
+  .strict();
+export type Ack = z.infer<typeof Ack>;
+
+// ───────────────────────────── device status (retained, last will) ─────────────────────────────
+
+export const ClockState = z
+  .object({
+    synced: z.boolean(),
+    source: z.enum(['ntp', 'gateway', 'none']).describe('What the device last synchronised from.'),
+  })
+  .strict();
+
+export const StatusOnline = z
+  .object({
+    schemaVersion: Version,
+    readerId: ReaderId,
+    state: z.literal('online'),
+    firmware: z.string().min(1).max(40),
+    bootId: BootId,
+    at: z.object({ wallMs: EpochMs, monoMs: z.number().int().min(0) }).strict(),
+    queueDepth: z.number().int().min(0).describe('Unacknowledged events in the journal.'),
+    oldestUnackedSeq: SeqNo.nullable(),
+    oldestUnackedAgeMs: z.number().int().min(0).nullable(),
+    lastAckedSeq: z.number().int().min(0),
+    journalCapacity: z.number().int().min(1),
+    clock: ClockState,
+    readerAttached: z.boolean(),
+    freeStorageBytes: z.number().int().min(0),
+    configVersion: z.number().int().min(0).describe('Config version in force (0: built-in defaults).'),
+    configError: Text.nullable().describe('Why the last pushed config was refused, if it was.'),
+    faults: z.array(z.enum(['reader-detached', 'storage-low', 'journal-full', 'clock-unsynced'])).max(8),
+  })
+  .strict();
+
+export const StatusOffline = z
+  .object({
+    schemaVersion: Version,
+    readerId: ReaderId,
+    state: z.literal('offline'),
+  })
+  .strict()
+  .describe('Last will, published by the broker when the device vanishes, or by the device on clean exit.');
+
+export const Status = z.discriminatedUnion('state', [StatusOnline, StatusOffline]);
+export type Status = z.infer<typeof Status>;
+export type StatusOnline = z.infer<typeof StatusOnline>;
+
+// ───────────────────────────── gateway → device: config (retained) ─────────────────────────────
+
+export const FeedbackMode = z.enum(['normal', 'quiet', 'silent']);
+
+export const DeviceConfig = z
+  .object({
+    schemaVersion: Version,
+    readerId: ReaderId,
+    version: z.number().int().min(1).describe('Monotonic config version; the device reports what it applied.'),
+    visit: z
+      .object({
+        repeatWindowMs: z.number().int().min(0).max(600_000).default(10_000),
+        maxOpenMs: z
+          .number()
+          .int()
+          .min(60_000)
+          .max(7 * 24 * 3_600_000)
+          .default(12 * 3_600_000),
+      })
+      .strict(),
+    allowList: z
+      .array(CardRef)
+      .max(LIMITS.maxAllowList)
+      .nullable()
+      .describe('Card references accepted; null accepts every card (the gateway still flags unknown ones).'),
+    revoked: z.array(CardRef).max(LIMITS.maxAllowList).default([]),
+    feedbackMode: FeedbackMode.default('normal'),
+    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug']).default('info'),
+  })
+  .strict();
+export type DeviceConfig = z.infer<typeof DeviceConfig>;
+
+// ───────────────────────────── gateway → device: commands; device → gateway: results ─────────────
+
+export const CommandKind = z.enum(['identify', 'resync-clock', 'restart', 'selftest-echo']);
+
+export const Command = z
+  .object({
+    schemaVersion: Version,
+    readerId: ReaderId,
+    commandId: SafeId,
+    kind: CommandKind,
+    issuedAt: EpochMs,
+    expiresAt: EpochMs.optional().describe('Ignore the command after this time.'),
+    serverTimeMs: EpochMs.optional().describe('Gateway wall clock, for resync-clock.'),
+  })
+  .strict();
+export type Command = z.infer<typeof Command>;
+
+export const CommandResult = z
+  .object({
+    schemaVersion: Version,
+    readerId: ReaderId,
+    commandId: SafeId,
+    status: z.enum(['ok', 'failed', 'rejected', 'expired']),
+    detail: Text.optional(),
+    at: z.object({ wallMs: EpochMs, monoMs: z.number().int().min(0), bootId: BootId }).strict(),
+  })
+  .strict();
+export type CommandResult = z.infer<typeof CommandResult>;

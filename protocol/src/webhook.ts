@@ -1,0 +1,132 @@
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { z } from 'zod';
+import { CardRef, ReaderId, SafeId, SeqNo, Text } from './ids.js';
+import { LIMITS, SCHEMA_VERSION } from './limits.js';
+
+/** How trustworthy an event's time is. */
+export const TimeQuality = z
+  .enum(['synced', 'corrected', 'uncorrected'])
+  .describe(
+    'synced: the device clock was synced; corrected: rebuilt by the gateway from boot id + monotonic time; ' +
+      'uncorrected: could not be corrected (flagged; do not use for executed time).',
+  );
+
+export const AnomalyKind = z.enum([
+  'unknown-card',
+  'revoked-card',
+  'missing-stop',
+  'stop-without-start',
+  'concurrent-visit',
+  'uncorrected-time',
+  'manual-close',
+]);
+export type AnomalyKind = z.infer<typeof AnomalyKind>;
+
+const IsoTime = z.iso.datetime({ offset: false }).describe('UTC ISO-8601 time, e.g. 2026-11-23T08:15:00.000Z');
+
+const VisitCommon = {
+  idempotencyKey: z.string().min(8).max(128).describe('Stable per event: the same event always has the same key.'),
+  visitId: SafeId,
+  readerId: ReaderId,
+  clientRef: SafeId.nullable().describe('Client the reader is installed for; null if the reader is unassigned.'),
+  staffRef: SafeId.nullable().describe('Staff member holding the card; null for unknown cards.'),
+  cardRef: CardRef,
+  groupId: SafeId.nullable().describe('Shared by double-staffed visits that overlap at one reader.'),
+  anomalies: z.array(AnomalyKind).max(8),
+  timeQuality: TimeQuality,
+};
+
+export const VisitStarted = z
+  .object({ type: z.literal('visit.started'), ...VisitCommon, startedAt: IsoTime, startSeq: SeqNo })
+  .strict();
+
+export const VisitEnded = z
+  .object({
+    type: z.literal('visit.ended'),
+    ...VisitCommon,
+    startedAt: IsoTime.nullable().describe('null for a stop without a known start.'),
+    endedAt: IsoTime,
+    durationMs: z.number().int().min(0).nullable(),
+    endReason: z.enum(['tap', 'auto-close', 'manual']),
+    endSeq: SeqNo.nullable().describe('null for a manual close.'),
+    closedBy: Text.optional().describe('Who closed it, for a manual close.'),
+    closeReason: Text.optional(),
+  })
+  .strict();
+
+export const VisitAnomaly = z
+  .object({
+    type: z.literal('visit.anomaly'),
+    idempotencyKey: z.string().min(8).max(128),
+    anomaly: AnomalyKind,
+    readerId: ReaderId,
+    clientRef: SafeId.nullable(),
+    staffRef: SafeId.nullable(),
+    cardRef: CardRef.nullable(),
+    visitId: SafeId.nullable(),
+    at: IsoTime,
+    seq: SeqNo.nullable(),
+    detail: Text,
+  })
+  .strict();
+
+export const VisitEvent = z.discriminatedUnion('type', [VisitStarted, VisitEnded, VisitAnomaly]);
+export type VisitEvent = z.infer<typeof VisitEvent>;
+
+export const WebhookBatch = z
+  .object({
+    schemaVersion: z.literal(SCHEMA_VERSION),
+    batchId: z.string().min(8).max(128),
+    sentAt: IsoTime,
+    events: z.array(VisitEvent).min(1).max(LIMITS.maxWebhookEvents),
+  })
+  .strict();
+export type WebhookBatch = z.infer<typeof WebhookBatch>;
+
+/** HTTP headers of the webhook contract (lowercase, as Node exposes them). */
+export const WEBHOOK_HEADERS = {
+  idempotencyKey: 'idempotency-key',
+  signature: 'x-visittag-signature',
+  timestamp: 'x-visittag-timestamp',
+} as const;
+
+/** Batch id: a hash of the event keys it carries, so a resent batch has the same id. */
+export function webhookBatchId(eventKeys: readonly string[]): string {
+  return `b1_${createHash('sha256').update(eventKeys.join('\n')).digest('hex').slice(0, 40)}`;
+}
+
+/** `X-Visittag-Signature` value: `v1=` + hex HMAC-SHA256(secret, `${timestamp}.${rawBody}`). */
+export function signWebhook(secret: string, timestampMs: number, rawBody: string): string {
+  return `v1=${createHmac('sha256', secret).update(`${timestampMs}.${rawBody}`).digest('hex')}`;
+}
+
+/** Constant-time check of a webhook signature, with a replay window on the timestamp. */
+export function verifyWebhook(opts: {
+  secret: string;
+  signature: string | undefined;
+  timestamp: string | undefined;
+  rawBody: string;
+  nowMs: number;
+  toleranceMs?: number;
+}): { ok: true } | { ok: false; reason: string } {
+  const { signature, timestamp } = opts;
+  if (!signature || !timestamp) return { ok: false, reason: 'missing signature or timestamp header' };
+  const ts = Number(timestamp);
+  if (!Number.isSafeInteger(ts)) return { ok: false, reason: 'timestamp header is not an integer' };
+  if (Math.abs(opts.nowMs - ts) > (opts.toleranceMs ?? 300_000)) {
+    return { ok: false, reason: 'timestamp outside the replay window' };
+  }
+  const expected = Buffer.from(signWebhook(opts.secret, ts, opts.rawBody));
+  const got = Buffer.from(signature);
+  if (expected.length !== got.length || !timingSafeEqual(expected, got)) {
+    return { ok: false, reason: 'signature does not match' };
+  }
+  return { ok: true };
+}
+
+/** What a response status means for the gateway's outbox. */
+export function classifyWebhookStatus(status: number): 'delivered' | 'retry' | 'dead-letter' {
+  if (status >= 200 && status < 300) return 'delivered';
+  if (status === 408 || status === 425 || status === 429 || status >= 500) return 'retry';
+  return 'dead-letter';
+}
