@@ -38,8 +38,20 @@ export default tseslint.config(
               message: 'protocol/ is pure: it imports nothing of ours.',
             },
             {
-              group: ['node:*', '!node:crypto', 'fs', 'net', 'http', 'https', 'mqtt', 'better-sqlite3', 'pino', 'aedes'],
-              message: 'protocol/ does no I/O: keep it to schemas, topics and codecs (node:crypto is allowed).',
+              group: [
+                'node:*',
+                '!node:crypto',
+                'fs',
+                'net',
+                'http',
+                'https',
+                'mqtt',
+                'better-sqlite3',
+                'pino',
+                'aedes',
+              ],
+              message:
+                'protocol/ does no I/O: keep it to schemas, topics and codecs (node:crypto is allowed).',
             },
           ],
         },

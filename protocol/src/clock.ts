@@ -32,7 +32,10 @@ export function sleep(clock: Clock, ms: number, signal?: AbortSignal): Promise<v
 }
 
 /** Capped exponential backoff with full jitter: uniform in [base, min(cap, base·2^attempt)]. */
-export function backoffDelay(attempt: number, opts: { baseMs: number; capMs: number; random: () => number }): number {
+export function backoffDelay(
+  attempt: number,
+  opts: { baseMs: number; capMs: number; random: () => number },
+): number {
   const ceiling = Math.min(opts.capMs, opts.baseMs * 2 ** Math.min(attempt, 30));
   return Math.round(opts.baseMs + opts.random() * Math.max(0, ceiling - opts.baseMs));
 }

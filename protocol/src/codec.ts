@@ -49,7 +49,11 @@ export function decode<L extends TopicLeaf>(
 ): Decoded<PayloadOf<L>> {
   const size = typeof payload === 'string' ? Buffer.byteLength(payload) : payload.byteLength;
   if (size > LIMITS.maxPayloadBytes) {
-    return { ok: false, reason: 'oversized', detail: `payload is ${size} bytes, max ${LIMITS.maxPayloadBytes}` };
+    return {
+      ok: false,
+      reason: 'oversized',
+      detail: `payload is ${size} bytes, max ${LIMITS.maxPayloadBytes}`,
+    };
   }
   let text: string;
   if (typeof payload === 'string') text = payload;
@@ -86,7 +90,11 @@ export function decode<L extends TopicLeaf>(
   }
   const value = parsed.data as PayloadOf<L>;
   if (value.readerId !== topicReaderId) {
-    return { ok: false, reason: 'reader-mismatch', detail: 'payload readerId differs from the topic reader id' };
+    return {
+      ok: false,
+      reason: 'reader-mismatch',
+      detail: 'payload readerId differs from the topic reader id',
+    };
   }
   return { ok: true, value };
 }

@@ -19,7 +19,8 @@ export function renderJsonSchemas(): Record<string, string> {
   for (const [name, schema] of Object.entries(EXPORTED_SCHEMAS)) {
     const json = z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' });
     out[`${name}.schema.json`] =
-      JSON.stringify({ $id: `https://visittag.invalid/schemas/v1/${name}.schema.json`, ...json }, null, 2) + '\n';
+      JSON.stringify({ $id: `https://visittag.invalid/schemas/v1/${name}.schema.json`, ...json }, null, 2) +
+      '\n';
   }
   return out;
 }

@@ -66,7 +66,11 @@ export const EventBatch = z
   .superRefine((b, ctx) => {
     b.events.forEach((e, i) => {
       if (e.readerId !== b.readerId) {
-        ctx.addIssue({ code: 'custom', path: ['events', i, 'readerId'], message: 'differs from batch readerId' });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['events', i, 'readerId'],
+          message: 'differs from batch readerId',
+        });
       }
       const prev = b.events[i - 1];
       if (prev && e.seq <= prev.seq) {
@@ -88,7 +92,9 @@ export const Ack = z
       .number()
       .int()
       .min(0)
-      .describe('Highest contiguous sequence the gateway holds durably (0: none). The device may delete ≤ upTo.'),
+      .describe(
+        'Highest contiguous sequence the gateway holds durably (0: none). The device may delete ≤ upTo.',
+      ),
     rejected: z
       .array(z.object({ seq: SeqNo, reason: AckRejectReason, detail: Text.optional() }).strict())
       .max(LIMITS.maxAckRejects)
@@ -154,7 +160,11 @@ export const DeviceConfig = z
   .object({
     schemaVersion: Version,
     readerId: ReaderId,
-    version: z.number().int().min(1).describe('Monotonic config version; the device reports what it applied.'),
+    version: z
+      .number()
+      .int()
+      .min(1)
+      .describe('Monotonic config version; the device reports what it applied.'),
     visit: z
       .object({
         repeatWindowMs: z.number().int().min(0).max(600_000).default(10_000),

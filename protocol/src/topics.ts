@@ -53,7 +53,9 @@ export function parseTopic(topic: string): ParsedTopic {
   }
   const readerId = parts[ROOT_PARTS.length] as string;
   const leaf = parts[ROOT_PARTS.length + 1] as string;
-  if (!isSafeId(readerId)) return { ok: false, reason: 'reader id in topic uses characters outside the safe alphabet' };
-  if (!(TOPIC_LEAVES as readonly string[]).includes(leaf)) return { ok: false, reason: `unknown topic leaf "${leaf}"` };
+  if (!isSafeId(readerId))
+    return { ok: false, reason: 'reader id in topic uses characters outside the safe alphabet' };
+  if (!(TOPIC_LEAVES as readonly string[]).includes(leaf))
+    return { ok: false, reason: `unknown topic leaf "${leaf}"` };
   return { ok: true, readerId, leaf: leaf as TopicLeaf };
 }

@@ -16,7 +16,10 @@ export function normalizeUid(input: string | Uint8Array): UidResult {
     if (input.length > 64) return { ok: false, reason: 'UID text is too long (max 10 bytes)' };
     const stripped = input.trim().replace(/[:\- ]/g, '');
     if (!/^[0-9a-fA-F]*$/.test(stripped)) {
-      return { ok: false, reason: 'UID must be hexadecimal (0-9, A-F), optionally separated by ":", "-" or " "' };
+      return {
+        ok: false,
+        reason: 'UID must be hexadecimal (0-9, A-F), optionally separated by ":", "-" or " "',
+      };
     }
     if (stripped.length % 2 !== 0) return { ok: false, reason: 'UID hex has an odd number of digits' };
     hex = stripped.toUpperCase();

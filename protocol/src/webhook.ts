@@ -22,13 +22,21 @@ export const AnomalyKind = z.enum([
 ]);
 export type AnomalyKind = z.infer<typeof AnomalyKind>;
 
-const IsoTime = z.iso.datetime({ offset: false }).describe('UTC ISO-8601 time, e.g. 2026-11-23T08:15:00.000Z');
+const IsoTime = z.iso
+  .datetime({ offset: false })
+  .describe('UTC ISO-8601 time, e.g. 2026-11-23T08:15:00.000Z');
 
 const VisitCommon = {
-  idempotencyKey: z.string().min(8).max(128).describe('Stable per event: the same event always has the same key.'),
+  idempotencyKey: z
+    .string()
+    .min(8)
+    .max(128)
+    .describe('Stable per event: the same event always has the same key.'),
   visitId: SafeId,
   readerId: ReaderId,
-  clientRef: SafeId.nullable().describe('Client the reader is installed for; null if the reader is unassigned.'),
+  clientRef: SafeId.nullable().describe(
+    'Client the reader is installed for; null if the reader is unassigned.',
+  ),
   staffRef: SafeId.nullable().describe('Staff member holding the card; null for unknown cards.'),
   cardRef: CardRef,
   groupId: SafeId.nullable().describe('Shared by double-staffed visits that overlap at one reader.'),
