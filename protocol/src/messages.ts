@@ -60,6 +60,9 @@ export const EventBatch = z
   .object({
     schemaVersion: Version,
     readerId: ReaderId,
+    sentAt: EventTime.describe(
+      "Device clock when the batch was sent: with the gateway's receive time it anchors the correction of unsynced event times of this boot.",
+    ),
     events: z.array(TapEvent).min(1).max(LIMITS.maxBatchEvents),
   })
   .strict()
