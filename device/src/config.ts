@@ -1,0 +1,210 @@
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+import { LIMITS, MIN_FLEET_KEY_BYTES, ReaderId } from '../../protocol/index.js';
+
+/**
+ * The device config file (JSON), validated once at start-up (CONVENTIONS 4). Every error names the
+ * field path and how to fix it. `version` is the file format version (migrations go in migrateConfig).
+ */
+
+const Pin = z.union([z.string().min(1), z.number().int().min(0)]);
+
+export const ReaderSettings = z
+  .discriminatedUnion('driver', [
+    z.object({ driver: z.literal('simulated') }).strict(),
+    z
+      .object({
+        driver: z.literal('nfc-pcsc'),
+        readerName: z
+          .string()
+          .min(1)
+          .optional()
+          .describe('Use the first PC/SC reader whose name contains this text (default: any).'),
+        pcscdSocket: z.string().min(1).optional().describe('pcscd socket (default /run/pcscd/pcscd.comm).'),
+      })
+      .strict(),
+  ])
+  .describe('Card reader driver: "simulated" (no hardware) or "nfc-pcsc" (ACR122U/ACR1252U via pcscd).');
+export type ReaderSettings = z.infer<typeof ReaderSettings>;
+
+export const FeedbackSettings = z
+  .discriminatedUnion('driver', [
+    z.object({ driver: z.literal('console') }).strict(),
+    z.object({ driver: z.literal('simulated') }).strict(),
+    z.object({ driver: z.literal('reader-led') }).strict(),
+    z
+      .object({
+        driver: z.literal('johnny-five'),
+        ioPlugin: z
+          .string()
+          .min(1)
+          .describe('IO plugin module name, e.g. "raspi-io" (Pi 1-4) or "pigpio-io"; must be installed.'),
+        pins: z
+          .object({ green: Pin, red: Pin, buzzer: Pin.optional() })
+          .strict()
+          .describe('GPIO pins in the IO plugin naming, e.g. "GPIO17" or "P1-11".'),
+      })
+      .strict(),
+  ])
+  .describe('Feedback driver: "console", "simulated", "reader-led" (nfc-pcsc reader only) or "johnny-five".');
+export type FeedbackSettings = z.infer<typeof FeedbackSettings>;
+
+const Backoff = z
+  .object({
+    baseMs: z.number().int().min(10).max(600_000).default(1_000),
+    capMs: z.number().int().min(10).max(3_600_000).default(60_000),
+  })
+  .strict();
+
+export const DeviceSettings = z
+  .object({
+    version: z.literal(1).default(1).describe('Config file format version.'),
+    readerId: ReaderId,
+    dataDir: z.string().min(1).describe('Directory for the journal (on the SD card).'),
+    fleetKey: z
+      .string()
+      .min(MIN_FLEET_KEY_BYTES)
+      .describe(`Fleet key for card pseudonyms (≥ ${MIN_FLEET_KEY_BYTES} chars; same on every reader).`),
+    mqtt: z
+      .object({
+        url: z
+          .string()
+          .regex(/^(mqtts?|wss?|tcp|ssl):\/\//, 'must start with mqtt://, mqtts://, ws:// or wss://'),
+        username: z.string().min(1).optional(),
+        password: z.string().min(1).optional(),
+        ca: z.string().min(1).optional().describe('Path to a CA certificate file (PEM) for TLS.'),
+        cert: z.string().min(1).optional().describe('Path to a client certificate file (PEM).'),
+        key: z.string().min(1).optional().describe('Path to the client key file (PEM).'),
+        rejectUnauthorized: z.boolean().default(true),
+        protocolVersion: z.union([z.literal(4), z.literal(5)]).default(4),
+        keepaliveSec: z.number().int().min(5).max(3_600).default(30),
+        connectTimeoutMs: z.number().int().min(500).max(120_000).default(10_000),
+      })
+      .strict(),
+    reader: ReaderSettings.default({ driver: 'simulated' }),
+    feedback: FeedbackSettings.default({ driver: 'console' }),
+    journal: z
+      .object({
+        capacity: z
+          .number()
+          .int()
+          .min(10)
+          .max(10_000_000)
+          .default(100_000)
+          .describe('Most unacknowledged events kept; when full, new taps are refused with fault feedback.'),
+        warnAtFraction: z.number().min(0.1).max(1).default(0.8),
+      })
+      .strict()
+      .default({ capacity: 100_000, warnAtFraction: 0.8 }),
+    visit: z
+      .object({
+        repeatWindowMs: z.number().int().min(0).max(600_000).default(10_000),
+        maxOpenMs: z
+          .number()
+          .int()
+          .min(60_000)
+          .max(7 * 24 * 3_600_000)
+          .default(12 * 3_600_000),
+      })
+      .strict()
+      .default({ repeatWindowMs: 10_000, maxOpenMs: 12 * 3_600_000 }),
+    uplink: z
+      .object({
+        batchSize: z.number().int().min(1).max(LIMITS.maxBatchEvents).default(100),
+        window: z
+          .number()
+          .int()
+          .min(1)
+          .max(64)
+          .default(8)
+          .describe('Batches in flight before waiting for acks.'),
+        ackTimeoutMs: z.number().int().min(100).max(600_000).default(10_000),
+        backoff: Backoff.default({ baseMs: 1_000, capMs: 60_000 }),
+        statusIntervalMs: z.number().int().min(1_000).max(3_600_000).default(60_000),
+      })
+      .strict()
+      .default({
+        batchSize: 100,
+        window: 8,
+        ackTimeoutMs: 10_000,
+        backoff: { baseMs: 1_000, capMs: 60_000 },
+        statusIntervalMs: 60_000,
+      }),
+    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  })
+  .strict();
+export type DeviceSettings = z.infer<typeof DeviceSettings>;
+export type DeviceSettingsInput = z.input<typeof DeviceSettings>;
+
+const FIXES: Record<string, string> = {
+  readerId: 'set "readerId" to the id the gateway registered (letters, digits, ".", "_", "-")',
+  dataDir: 'set "dataDir" to a writable directory, e.g. "/var/lib/visittag"',
+  fleetKey: 'set "fleetKey" to the fleet key from the gateway admin (same on every reader)',
+  'mqtt.url': 'set "mqtt.url", e.g. "mqtts://gateway.example:8883"',
+  reader: 'set "reader.driver" to "simulated" or "nfc-pcsc"',
+  feedback: 'set "feedback.driver" to "console", "simulated", "reader-led" or "johnny-five"',
+};
+
+function fixFor(path: string): string {
+  for (let p = path; p; p = p.includes('.') ? p.slice(0, p.lastIndexOf('.')) : '') {
+    const fix = FIXES[p];
+    if (fix) return fix;
+  }
+  return 'see device/README.md "Config reference"';
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid device config:\n  - ${problems.join('\n  - ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Validates a parsed config object; throws ConfigError listing every problem (field, message, fix). */
+export function parseDeviceSettings(raw: unknown): DeviceSettings {
+  const migrated = migrateConfig(raw);
+  const res = DeviceSettings.safeParse(migrated);
+  if (res.success) {
+    const s = res.data;
+    const extra: string[] = [];
+    if (s.feedback.driver === 'reader-led' && s.reader.driver !== 'nfc-pcsc') {
+      extra.push(
+        'feedback.driver: "reader-led" needs reader.driver "nfc-pcsc" (fix: use "console" or "johnny-five")',
+      );
+    }
+    if ((s.mqtt.cert === undefined) !== (s.mqtt.key === undefined)) {
+      extra.push('mqtt.cert / mqtt.key: give both or neither (fix: add the missing path)');
+    }
+    if (extra.length) throw new ConfigError(extra);
+    return s;
+  }
+  const problems = res.error.issues.map((i) => {
+    const path = i.path.join('.') || '(root)';
+    return `${path}: ${i.message} (fix: ${fixFor(path)})`;
+  });
+  throw new ConfigError(problems);
+}
+
+/** Config file format migrations: files without `version` are version 1. */
+export function migrateConfig(raw: unknown): unknown {
+  return raw;
+}
+
+/** Reads and validates a JSON config file. */
+export function loadDeviceSettings(path: string): DeviceSettings {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError([
+      `(file): cannot read ${path}: ${(err as Error).message} (fix: pass --config <path> to an existing file)`,
+    ]);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    throw new ConfigError([`(file): ${path} is not valid JSON: ${(err as Error).message}`]);
+  }
+  return parseDeviceSettings(json);
+}
