@@ -8,3 +8,4 @@ export * from './src/codec.js';
 export * from './src/webhook.js';
 export * from './src/json-schema.js';
 export * from './src/clock.js';
+export * from './src/examples.js';
