@@ -1,0 +1,306 @@
+import Database from 'better-sqlite3';
+import type { Logger } from 'pino';
+import { z } from 'zod';
+import { DeviceConfig, EventTime, SafeId, TapEvent } from '../../../protocol/index.js';
+import type { CardState } from './decision.js';
+
+/**
+ * The device journal: one SQLite file, WAL, synchronous=FULL, so a commit that backs feedback
+ * survives a power cut. Holds unacknowledged events (gap-free seq), per-card visit state, the last
+ * good pushed config and a few counters. Writes: one transaction per tap, one per ack, one per config.
+ * Heartbeats and status stay in memory.
+ */
+
+export interface JournalOptions {
+  path: string;
+  logger: Logger;
+  /** Most unacknowledged events kept (append refuses beyond it). */
+  capacity: number;
+  /** Test hook: called inside the tap transaction after the inserts, before COMMIT. */
+  beforeCommit?: () => void;
+}
+
+export interface JournalStats {
+  depth: number;
+  capacity: number;
+  lastSeq: number;
+  lastAckedSeq: number;
+  oldestUnacked: { seq: number; wallMs: number; monoMs: number; bootId: string } | null;
+  quarantined: number;
+}
+
+export class JournalFullError extends Error {
+  constructor(depth: number, capacity: number) {
+    super(`journal full: ${depth} unacknowledged events, capacity ${capacity}`);
+    this.name = 'JournalFullError';
+  }
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, event_json TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS card_state (card TEXT PRIMARY KEY, state_json TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS quarantine (
+  id INTEGER PRIMARY KEY, source TEXT NOT NULL, key TEXT, raw TEXT, reason TEXT NOT NULL);
+`;
+
+export class Journal {
+  private readonly db: Database.Database;
+  private readonly log: Logger;
+  private readonly opts: JournalOptions;
+  private lastSeq = 0;
+  private lastAcked = 0;
+  private depthCount = 0;
+  private quarantinedCount = 0;
+  private readonly stmts;
+
+  constructor(opts: JournalOptions) {
+    this.opts = opts;
+    this.log = opts.logger.child({ module: 'journal' });
+    this.db = new Database(opts.path);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = FULL');
+    this.db.pragma('busy_timeout = 2000');
+    this.db.exec(SCHEMA);
+    this.stmts = {
+      getMeta: this.db.prepare<[string], { value: string }>('SELECT value FROM meta WHERE key = ?'),
+      setMeta: this.db.prepare<[string, string]>(
+        'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value',
+      ),
+      insert: this.db.prepare<[number, string]>('INSERT INTO events (seq, event_json) VALUES (?, ?)'),
+      putCard: this.db.prepare<[string, string]>(
+        'INSERT INTO card_state (card, state_json) VALUES (?, ?) ON CONFLICT(card) DO UPDATE SET state_json = excluded.state_json',
+      ),
+      delCard: this.db.prepare<[string]>('DELETE FROM card_state WHERE card = ?'),
+      range: this.db.prepare<[number, number], { seq: number; event_json: string }>(
+        'SELECT seq, event_json FROM events WHERE seq > ? ORDER BY seq LIMIT ?',
+      ),
+      deleteUpTo: this.db.prepare<[number]>('DELETE FROM events WHERE seq <= ?'),
+      deleteOne: this.db.prepare<[number]>('DELETE FROM events WHERE seq = ?'),
+      count: this.db.prepare<[], { n: number }>('SELECT count(*) AS n FROM events'),
+      oldest: this.db.prepare<[], { seq: number; event_json: string }>(
+        'SELECT seq, event_json FROM events ORDER BY seq LIMIT 1',
+      ),
+      quarantine: this.db.prepare<[string, string | null, string | null, string]>(
+        'INSERT INTO quarantine (source, key, raw, reason) VALUES (?, ?, ?, ?)',
+      ),
+    };
+    this.recover();
+  }
+
+  /** Loads counters and quarantines rows that do not parse (logged, counted, never a crash). */
+  private recover(): void {
+    const num = (k: string): number => {
+      const v = Number(this.stmts.getMeta.get(k)?.value ?? '0');
+      return Number.isSafeInteger(v) && v >= 0 ? v : 0;
+    };
+    this.lastAcked = num('last_acked_seq');
+    const rows = this.db
+      .prepare<[], { seq: number; event_json: string }>('SELECT seq, event_json FROM events')
+      .all();
+    let maxSeq = 0;
+    const bad: { seq: number; raw: string; reason: string }[] = [];
+    for (const r of rows) {
+      const reason = parseProblem(r.event_json, r.seq);
+      if (reason) bad.push({ seq: r.seq, raw: r.event_json, reason });
+      maxSeq = Math.max(maxSeq, r.seq);
+    }
+    // last_seq is the authority for numbering; the rows only raise it (never reuse a number).
+    this.lastSeq = Math.max(num('last_seq'), maxSeq, this.lastAcked);
+    const q = this.db.transaction(() => {
+      for (const b of bad) {
+        this.stmts.quarantine.run('events', String(b.seq), b.raw.slice(0, 4000), b.reason);
+        this.stmts.deleteOne.run(b.seq);
+      }
+      this.stmts.setMeta.run('last_seq', String(this.lastSeq));
+    });
+    q();
+    for (const b of bad) {
+      this.log.error(
+        { seq: b.seq, reason: b.reason },
+        'unreadable journal row quarantined (the gateway will see a gap)',
+      );
+    }
+    this.quarantinedCount =
+      this.db.prepare<[], { n: number }>('SELECT count(*) AS n FROM quarantine').get()?.n ?? 0;
+    this.depthCount = this.stmts.count.get()?.n ?? 0;
+  }
+
+  get nextSeq(): number {
+    return this.lastSeq + 1;
+  }
+
+  get depth(): number {
+    return this.depthCount;
+  }
+
+  get capacity(): number {
+    return this.opts.capacity;
+  }
+
+  /** Room for `n` more events? */
+  hasRoom(n: number): boolean {
+    return this.depthCount + n <= this.opts.capacity;
+  }
+
+  /**
+   * Appends events (their seqs must be nextSeq, nextSeq+1, …) and the card's new state in ONE
+   * durable transaction. Throws JournalFullError (nothing written) when over capacity.
+   */
+  append(events: TapEvent[], card: { card: string; state: CardState | null } | null): void {
+    if (!this.hasRoom(events.length)) throw new JournalFullError(this.depthCount, this.opts.capacity);
+    const tx = this.db.transaction(() => {
+      let seq = this.lastSeq;
+      for (const e of events) {
+        if (e.seq !== seq + 1) throw new Error(`journal: seq ${e.seq} is not the next (${seq + 1})`);
+        this.stmts.insert.run(e.seq, JSON.stringify(e));
+        seq = e.seq;
+      }
+      if (card) {
+        if (card.state) this.stmts.putCard.run(card.card, JSON.stringify(card.state));
+        else this.stmts.delCard.run(card.card);
+      }
+      this.stmts.setMeta.run('last_seq', String(seq));
+      this.opts.beforeCommit?.();
+      return seq;
+    });
+    this.lastSeq = tx();
+    this.depthCount += events.length;
+  }
+
+  /** Unacknowledged events with seq > afterSeq, in seq order. Unreadable rows are skipped and logged. */
+  readAfter(afterSeq: number, limit: number): TapEvent[] {
+    const out: TapEvent[] = [];
+    for (const r of this.stmts.range.all(afterSeq, limit)) {
+      const p = TapEvent.safeParse(safeJson(r.event_json));
+      if (p.success) out.push(p.data);
+      else this.log.error({ seq: r.seq }, 'unreadable journal row skipped');
+    }
+    return out;
+  }
+
+  /**
+   * Applies an application-level ack: deletes every event ≤ upTo and the listed rejected seqs.
+   * Returns how many rows were deleted. Acks for seqs never written are clamped.
+   */
+  ack(upTo: number, rejected: readonly number[] = []): number {
+    const limit = Math.min(upTo, this.lastSeq);
+    if (limit < upTo)
+      this.log.warn({ upTo, lastSeq: this.lastSeq }, 'ack beyond the last written seq clamped');
+    const rej = rejected.filter((s) => s <= this.lastSeq && s > limit);
+    if (limit <= this.lastAcked && rej.length === 0) return 0;
+    const tx = this.db.transaction(() => {
+      let n = limit > this.lastAcked ? this.stmts.deleteUpTo.run(limit).changes : 0;
+      for (const s of rej) n += this.stmts.deleteOne.run(s).changes;
+      if (limit > this.lastAcked) this.stmts.setMeta.run('last_acked_seq', String(limit));
+      return n;
+    });
+    const n = tx();
+    if (limit > this.lastAcked) this.lastAcked = limit;
+    this.depthCount = Math.max(0, this.depthCount - n);
+    return n;
+  }
+
+  /** Per-card state for every card with an open visit or a recent tap; unreadable rows quarantined. */
+  loadCardStates(): Map<string, CardState> {
+    const out = new Map<string, CardState>();
+    const rows = this.db
+      .prepare<[], { card: string; state_json: string }>('SELECT card, state_json FROM card_state')
+      .all();
+    for (const r of rows) {
+      const s = safeJson(r.state_json);
+      if (isCardState(s)) {
+        out.set(r.card, s);
+        continue;
+      }
+      this.db.transaction(() => {
+        this.stmts.quarantine.run('card_state', r.card, r.state_json.slice(0, 4000), 'unreadable card state');
+        this.stmts.delCard.run(r.card);
+      })();
+      this.quarantinedCount++;
+      this.log.error('unreadable card state quarantined (an open visit may be lost; the gateway flags it)');
+    }
+    return out;
+  }
+
+  /** Forgets cards with neither an open visit nor a tap in this boot (keeps the table small). */
+  pruneCardStates(currentBootId: string, states: Map<string, CardState>): void {
+    const tx = this.db.transaction(() => {
+      for (const [card, s] of states) {
+        if (s.open === null && (s.lastTap === null || s.lastTap.at.bootId !== currentBootId)) {
+          this.stmts.delCard.run(card);
+          states.delete(card);
+        }
+      }
+    });
+    tx();
+  }
+
+  saveConfig(cfg: DeviceConfig): void {
+    this.stmts.setMeta.run('device_config', JSON.stringify(cfg));
+  }
+
+  loadConfig(): DeviceConfig | null {
+    const raw = this.stmts.getMeta.get('device_config')?.value;
+    if (raw === undefined) return null;
+    const p = DeviceConfig.safeParse(safeJson(raw));
+    if (p.success) return p.data;
+    this.log.error('stored device config unreadable; using defaults until the gateway pushes one');
+    return null;
+  }
+
+  stats(): JournalStats {
+    let oldest: JournalStats['oldestUnacked'] = null;
+    const r = this.stmts.oldest.get();
+    if (r) {
+      const p = TapEvent.safeParse(safeJson(r.event_json));
+      if (p.success) {
+        const t = p.data.time;
+        oldest = { seq: r.seq, wallMs: t.wallMs, monoMs: t.monoMs, bootId: t.bootId };
+      }
+    }
+    return {
+      depth: this.depthCount,
+      capacity: this.opts.capacity,
+      lastSeq: this.lastSeq,
+      lastAckedSeq: this.lastAcked,
+      oldestUnacked: oldest,
+      quarantined: this.quarantinedCount,
+    };
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
+function parseProblem(raw: string, seq: number): string | null {
+  const json = safeJson(raw);
+  if (json === undefined) return 'not JSON';
+  const p = TapEvent.safeParse(json);
+  if (!p.success) return 'not a valid TapEvent';
+  if (p.data.seq !== seq) return 'seq mismatch';
+  return null;
+}
+
+const CardStateSchema = z
+  .object({
+    open: z
+      .object({ visitId: SafeId, startSeq: z.number().int().min(1), startedAt: EventTime })
+      .strict()
+      .nullable(),
+    lastTap: z.object({ at: EventTime, visitId: SafeId.nullable() }).strict().nullable(),
+  })
+  .strict();
+
+function isCardState(v: unknown): v is CardState {
+  return CardStateSchema.safeParse(v).success;
+}
