@@ -1,16 +1,22 @@
 import type pino from 'pino';
 import type { Clock } from '../../../protocol/index.js';
 import type { AdminRoute } from '../admin/types.js';
+import { CardRegistry } from '../cards/registry.js';
 import type { MetricsRegistry } from '../metrics.js';
+import { Forwarder } from '../outbox/forwarder.js';
+import type { BackendSettings, ForwarderStatus } from '../outbox/forwarder.js';
+import { OutboxStore } from '../outbox/store.js';
 import type { Db, Migration } from '../store/db.js';
+import { VisitEmitter } from './emit.js';
+import { VisitEngine } from './engine.js';
+import { closeVisitManually } from './manual-close.js';
+import type { ManualCloseResult } from './manual-close.js';
+import { visitMigrations } from './migrations.js';
+import { VisitRepo } from './repo.js';
+import { visitRoutes } from './routes.js';
+import { TimeAnchors } from './time.js';
 
-export interface BackendSettings {
-  url: string;
-  secret: string;
-  timeoutMs: number;
-  batchMax: number;
-  backoff: { baseMs: number; capMs: number };
-}
+export type { BackendSettings } from '../outbox/forwarder.js';
 
 export interface VisitPipelineOptions {
   db: Db;
@@ -19,35 +25,175 @@ export interface VisitPipelineOptions {
   logger: pino.Logger;
   metrics: MetricsRegistry;
   fetch?: typeof fetch;
-  /** Absent: visits are recorded but nothing is forwarded. */
+  /** Absent: visits are recorded and queued but nothing is forwarded. */
   backend?: BackendSettings;
-}
-
-export interface CardRegistry {
-  addCard(c: { cardRef: string; staffRef: string }): void;
-  revokeCard(cardRef: string): void;
+  /** Forwarder safety poll when idle (default 5000 ms). */
+  idlePollMs?: number;
 }
 
 export interface VisitPipeline {
-  /** ids 'visits-001'…, to apply after the ingest migrations. */
+  /** ids 'visits-001'…, to apply after the ingest migrations (static: see `visitMigrations`). */
   migrations: Migration[];
-  /** Called by ingest after each group commit (never throws, never blocks). */
+  /** Called by ingest after each group commit: schedules processing, never throws, never blocks. */
   onCommitted(readerIds: string[]): void;
+  /** Catches up on everything committed before (crash recovery), then starts the forwarder. */
   start(): Promise<void>;
   stop(): Promise<void>;
   routes: AdminRoute[];
-  registry: CardRegistry;
+  registry: {
+    addCard(c: { cardRef: string; staffRef: string }): void;
+    /** Returns false when the card was unknown or already revoked. */
+    revokeCard(cardRef: string): boolean;
+  };
+  /** Synchronously processes what is pending (all readers, or the given ones). For tests and tools. */
+  processNow(readerIds?: string[]): number;
+  closeVisit(req: { visitId: string; actor: string; reason: string }): ManualCloseResult;
+  /** The forwarder, when a backend URL is configured. */
+  forwarder: Forwarder | null;
 }
 
-/** STUB: replaced by the real pipeline shortly. */
+/**
+ * Composition of the visit side of the gateway: card registry, visit engine, outbox, forwarder,
+ * metrics and admin routes. The tables must exist before it is created: the composition root opens
+ * the database with ingest migrations followed by `visitMigrations` (also exposed as `.migrations`).
+ */
 export function createVisitPipeline(opts: VisitPipelineOptions): VisitPipeline {
-  void opts;
-  return {
-    migrations: [],
-    onCommitted: () => undefined,
-    start: () => Promise.resolve(),
-    stop: () => Promise.resolve(),
-    routes: [],
-    registry: { addCard: () => undefined, revokeCard: () => undefined },
+  const { db, clock, metrics } = opts;
+  const log = opts.logger.child({ module: 'visits' });
+  const repo = new VisitRepo({ db });
+  const outbox = new OutboxStore({ db });
+  const cards = new CardRegistry({ db, clock });
+  const emitter = new VisitEmitter({ repo, outbox });
+  const anchors = new TimeAnchors({ db });
+
+  const anomalies = metrics.counter('visittag_visit_anomalies_total', 'Visit anomalies recorded, by kind.');
+  const skipped = metrics.counter(
+    'visittag_visit_events_skipped_total',
+    'Stored events the visit engine skipped, by reason.',
+  );
+  metrics.gauge('visittag_visits_open', 'Visits currently open.', () =>
+    count(db, `SELECT COUNT(*) FROM visits WHERE state = 'open'`),
+  );
+  metrics.gauge('visittag_outbox_depth', 'Visit events waiting for delivery.', () => outbox.stats().pending);
+  metrics.gauge('visittag_outbox_oldest_age_seconds', 'Age of the oldest undelivered visit event.', () => {
+    const t = outbox.stats().oldestPendingCreatedAtMs;
+    return t === null ? 0 : Math.max(0, (clock.now() - t) / 1000);
+  });
+  metrics.gauge(
+    'visittag_outbox_dead_letters',
+    'Visit events in the dead-letter queue.',
+    () => outbox.stats().dead,
+  );
+  const fm = {
+    delivered: metrics.counter('visittag_forward_delivered_total', 'Visit events delivered (2xx).'),
+    retried: metrics.counter(
+      'visittag_forward_retried_total',
+      'Visit event deliveries that failed and will be retried.',
+    ),
+    deadLettered: metrics.counter(
+      'visittag_forward_dead_lettered_total',
+      'Visit events moved to the dead letters.',
+    ),
+    latency: metrics.histogram(
+      'visittag_forward_latency_seconds',
+      'Planning backend request latency.',
+      [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    ),
   };
+
+  const engine = new VisitEngine({
+    db,
+    clock,
+    logger: opts.logger,
+    repo,
+    emitter,
+    cards,
+    anchors,
+    onAnomalies: (kinds) => kinds.forEach((kind) => anomalies.inc({ kind })),
+    onSkipped: (reason) => skipped.inc({ reason }),
+  });
+
+  const forwarder = opts.backend?.url
+    ? new Forwarder({
+        outbox,
+        backend: opts.backend,
+        clock,
+        random: opts.random,
+        logger: opts.logger,
+        fetch: opts.fetch ?? globalThis.fetch,
+        metrics: fm,
+        idlePollMs: opts.idlePollMs,
+      })
+    : null;
+  if (!forwarder) log.warn('no planning backend URL configured: visit events are queued, not forwarded');
+
+  const dirty = new Set<string>();
+  let scheduled = false;
+  let running = false;
+
+  const processNow = (readerIds?: string[]): number => {
+    let n = 0;
+    try {
+      n = readerIds ? readerIds.reduce((acc, r) => acc + engine.processReader(r), 0) : engine.processAll();
+    } catch (err) {
+      log.error({ err }, 'visit processing failed; will retry on the next commit');
+    }
+    if (n > 0) forwarder?.wake();
+    return n;
+  };
+
+  const drain = (): void => {
+    scheduled = false;
+    if (!running) return;
+    const ids = [...dirty];
+    dirty.clear();
+    processNow(ids);
+  };
+
+  const closeVisit = (req: { visitId: string; actor: string; reason: string }): ManualCloseResult => {
+    const r = closeVisitManually({ db, clock, repo, emitter }, req);
+    const kinds = emitter.drainRecorded();
+    kinds.forEach((kind) => anomalies.inc({ kind }));
+    if (r.ok) log.info({ visitId: req.visitId, actor: req.actor }, 'visit closed manually');
+    return r;
+  };
+
+  return {
+    migrations: visitMigrations,
+    onCommitted(readerIds) {
+      for (const r of readerIds) dirty.add(r);
+      if (scheduled) return;
+      scheduled = true;
+      // Out of the ingest's call stack (and after its acks): processing never delays an ack.
+      setImmediate(drain);
+    },
+    start() {
+      running = true;
+      processNow();
+      forwarder?.start();
+      return Promise.resolve();
+    },
+    async stop() {
+      running = false;
+      await forwarder?.stop();
+    },
+    routes: visitRoutes({
+      db,
+      outbox,
+      closeVisit,
+      wakeForwarder: () => forwarder?.wake(),
+      forwarderStatus: (): ForwarderStatus | null => forwarder?.status() ?? null,
+    }),
+    registry: {
+      addCard: (c) => cards.addCard(c),
+      revokeCard: (cardRef) => cards.revokeCard(cardRef),
+    },
+    processNow,
+    closeVisit,
+    forwarder,
+  };
+}
+
+function count(db: Db, sql: string): number {
+  return db.prepare(sql).pluck().get() as number;
 }

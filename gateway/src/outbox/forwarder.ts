@@ -1,0 +1,279 @@
+import type pino from 'pino';
+import {
+  SCHEMA_VERSION,
+  WEBHOOK_HEADERS,
+  backoffDelay,
+  classifyWebhookStatus,
+  signWebhook,
+  sleep,
+  webhookBatchId,
+} from '../../../protocol/index.js';
+import type { Clock, WebhookBatch } from '../../../protocol/index.js';
+import type { Counter, Histogram } from '../metrics.js';
+import type { OutboxRow, OutboxStore } from './store.js';
+
+export interface BackendSettings {
+  url: string;
+  secret: string;
+  timeoutMs: number;
+  batchMax: number;
+  backoff: { baseMs: number; capMs: number };
+}
+
+export interface ForwarderMetrics {
+  delivered: Counter;
+  retried: Counter;
+  deadLettered: Counter;
+  latency: Histogram;
+}
+
+export interface ForwarderOptions {
+  outbox: OutboxStore;
+  backend: BackendSettings;
+  clock: Clock;
+  random: () => number;
+  logger: pino.Logger;
+  fetch: typeof fetch;
+  metrics: ForwarderMetrics;
+  /** Safety poll when idle (default 5000 ms); new outbox rows wake the loop at once. */
+  idlePollMs?: number;
+  /** Longest Retry-After honoured (default 1 h). */
+  maxRetryAfterMs?: number;
+}
+
+/** What one HTTP attempt came to. */
+export type SendOutcome =
+  | { kind: 'delivered'; status: number }
+  | { kind: 'retry'; status: number | null; error: string; retryAfterMs: number | null }
+  | { kind: 'dead-letter'; status: number; error: string };
+
+export type TickResult =
+  { kind: 'idle' } | { kind: 'sent'; delivered: number; dead: number } | { kind: 'backoff'; delayMs: number };
+
+export interface ForwarderStatus {
+  consecutiveFailures: number;
+  lastError: string | null;
+  lastDeliveredAtMs: number | null;
+  nextAttemptAtMs: number | null;
+}
+
+/**
+ * Delivers the outbox to the planning backend: signed `WebhookBatch`es in outbox order, one
+ * Idempotency-Key per event (inside the batch) and per batch (header, = batch id). Network errors,
+ * timeouts, 408/425/429/5xx back off (capped exponential with jitter, Retry-After honoured) and
+ * resend the same batch; any other 4xx re-sends the batch one event at a time, so only the refused
+ * event goes to the dead letters. Runs as its own async loop: never inside an ingest transaction.
+ */
+export class Forwarder {
+  private readonly o: ForwarderOptions;
+  private readonly log: pino.Logger;
+  private readonly stopper = new AbortController();
+  private waker = new AbortController();
+  private loop: Promise<void> | null = null;
+  private attempt = 0;
+  private readonly st: ForwarderStatus = {
+    consecutiveFailures: 0,
+    lastError: null,
+    lastDeliveredAtMs: null,
+    nextAttemptAtMs: null,
+  };
+
+  constructor(opts: ForwarderOptions) {
+    this.o = opts;
+    this.log = opts.logger.child({ module: 'forwarder' });
+  }
+
+  start(): void {
+    this.loop ??= this.run();
+  }
+
+  async stop(): Promise<void> {
+    this.stopper.abort();
+    await this.loop;
+  }
+
+  /** New rows or a re-drive: cut an idle wait short (never a backoff). */
+  wake(): void {
+    this.waker.abort();
+  }
+
+  status(): ForwarderStatus {
+    return { ...this.st };
+  }
+
+  private async run(): Promise<void> {
+    const signal = this.stopper.signal;
+    for (let i = 0; !signal.aborted && i < Number.MAX_SAFE_INTEGER; i++) {
+      try {
+        const r = await this.tick();
+        if (r.kind === 'idle') {
+          const waker = this.waker;
+          if (!waker.signal.aborted) {
+            await sleep(this.o.clock, this.o.idlePollMs ?? 5000, AbortSignal.any([signal, waker.signal]));
+          }
+          if (this.waker === waker) this.waker = new AbortController();
+        } else if (r.kind === 'backoff') {
+          await sleep(this.o.clock, r.delayMs, signal);
+        }
+      } catch (err) {
+        this.log.error({ err }, 'forwarder step failed');
+        await sleep(this.o.clock, this.o.backend.backoff.capMs, signal);
+      }
+    }
+  }
+
+  /** One step: send the next batch (isolating a refused event). Exposed for tests. */
+  async tick(): Promise<TickResult> {
+    const { outbox } = this.o;
+    if (this.waker.signal.aborted) this.waker = new AbortController();
+    this.block();
+    const rows = outbox.nextBatch(this.o.backend.batchMax);
+    if (rows.length === 0) return { kind: 'idle' };
+    const r = await this.send(rows);
+    if (r.kind === 'delivered') return this.delivered(rows, r.status);
+    if (r.kind === 'retry') return this.retry(rows, r);
+    if (rows.length === 1) return this.dead(rows, r);
+    // A refused batch: find the refused event(s) by sending one at a time, in order.
+    let delivered = 0;
+    let dead = 0;
+    const deadVisits = new Set<string>();
+    for (const row of rows) {
+      if (this.stopper.signal.aborted) break;
+      if (row.visitId !== null && deadVisits.has(row.visitId)) {
+        dead += this.block();
+        continue;
+      }
+      const one = await this.send([row]);
+      if (one.kind === 'retry') return this.retry([row], one);
+      if (one.kind === 'delivered') {
+        this.delivered([row], one.status);
+        delivered++;
+      } else {
+        this.dead([row], one);
+        if (row.visitId !== null) deadVisits.add(row.visitId);
+        dead++;
+      }
+    }
+    return { kind: 'sent', delivered, dead };
+  }
+
+  /** Dead-letters pending rows queued behind a dead row of the same visit (start before end). */
+  private block(): number {
+    const n = this.o.outbox.blockBehindDead(this.o.clock.now());
+    if (n > 0) this.o.metrics.deadLettered.inc(undefined, n);
+    return n;
+  }
+
+  private delivered(rows: OutboxRow[], status: number): TickResult {
+    const now = this.o.clock.now();
+    this.o.outbox.markDelivered(
+      rows.map((r) => r.id),
+      now,
+      status,
+    );
+    this.o.metrics.delivered.inc(undefined, rows.length);
+    this.attempt = 0;
+    Object.assign(this.st, { consecutiveFailures: 0, lastDeliveredAtMs: now, nextAttemptAtMs: null });
+    return { kind: 'sent', delivered: rows.length, dead: 0 };
+  }
+
+  private retry(rows: OutboxRow[], r: Extract<SendOutcome, { kind: 'retry' }>): TickResult {
+    this.o.outbox.recordFailure(
+      rows.map((x) => x.id),
+      r.status,
+      r.error,
+    );
+    this.o.metrics.retried.inc(undefined, rows.length);
+    const backoff = backoffDelay(this.attempt, { ...this.o.backend.backoff, random: this.o.random });
+    this.attempt++;
+    const delayMs = Math.max(backoff, Math.min(r.retryAfterMs ?? 0, this.o.maxRetryAfterMs ?? 3_600_000));
+    this.st.consecutiveFailures++;
+    this.st.lastError = r.error;
+    this.st.nextAttemptAtMs = this.o.clock.now() + delayMs;
+    this.log.warn(
+      { status: r.status, error: r.error, events: rows.length, delayMs },
+      'backend delivery failed; backing off',
+    );
+    return { kind: 'backoff', delayMs };
+  }
+
+  private dead(rows: OutboxRow[], r: Extract<SendOutcome, { kind: 'dead-letter' }>): TickResult {
+    const now = this.o.clock.now();
+    for (const row of rows) this.o.outbox.markDead(row.id, now, r.status, r.error);
+    this.o.metrics.deadLettered.inc(undefined, rows.length);
+    this.st.lastError = r.error;
+    this.log.error(
+      { status: r.status, keys: rows.map((x) => x.idempotencyKey) },
+      'backend refused an event; moved to the dead letters',
+    );
+    return { kind: 'sent', delivered: 0, dead: rows.length };
+  }
+
+  /** One signed POST with a timeout. Never throws. */
+  private async send(rows: OutboxRow[]): Promise<SendOutcome> {
+    const { clock, backend } = this.o;
+    const batch: WebhookBatch = {
+      schemaVersion: SCHEMA_VERSION,
+      batchId: webhookBatchId(rows.map((r) => r.idempotencyKey)),
+      sentAt: new Date(clock.now()).toISOString(),
+      events: rows.map((r) => JSON.parse(r.eventJson) as WebhookBatch['events'][number]),
+    };
+    const body = JSON.stringify(batch);
+    const ts = clock.now();
+    const ac = new AbortController();
+    const timer = clock.setTimeout(() => ac.abort(new Error('timeout')), backend.timeoutMs);
+    const onStop = () => ac.abort(new Error('stopping'));
+    this.stopper.signal.addEventListener('abort', onStop, { once: true });
+    const t0 = clock.monotonic();
+    try {
+      const res = await this.o.fetch(backend.url, {
+        method: 'POST',
+        body,
+        signal: ac.signal,
+        headers: {
+          'content-type': 'application/json',
+          [WEBHOOK_HEADERS.idempotencyKey]: batch.batchId,
+          [WEBHOOK_HEADERS.timestamp]: String(ts),
+          [WEBHOOK_HEADERS.signature]: signWebhook(backend.secret, ts, body),
+        },
+      });
+      const text = (await res.text()).slice(0, 200);
+      this.o.metrics.latency.observe((clock.monotonic() - t0) / 1000);
+      const kind = classifyWebhookStatus(res.status);
+      if (kind === 'delivered') return { kind, status: res.status };
+      const error = `HTTP ${res.status}${text ? `: ${text}` : ''}`;
+      if (kind === 'dead-letter') return { kind, status: res.status, error };
+      return {
+        kind,
+        status: res.status,
+        error,
+        retryAfterMs: parseRetryAfter(res.headers.get('retry-after'), clock.now()),
+      };
+    } catch (err) {
+      const reason = ac.signal.aborted
+        ? String((ac.signal.reason as Error | undefined)?.message ?? 'aborted')
+        : errText(err);
+      return { kind: 'retry', status: null, error: `network: ${reason}`.slice(0, 200), retryAfterMs: null };
+    } finally {
+      clock.clearTimeout(timer);
+      this.stopper.signal.removeEventListener('abort', onStop);
+    }
+  }
+}
+
+function errText(err: unknown): string {
+  if (err instanceof Error) {
+    const cause = (err as { cause?: unknown }).cause;
+    return cause instanceof Error ? `${err.message} (${cause.message})` : err.message;
+  }
+  return String(err);
+}
+
+/** Retry-After: delta-seconds or an HTTP date. */
+export function parseRetryAfter(value: string | null, nowMs: number): number | null {
+  if (!value) return null;
+  const v = value.trim();
+  if (/^\d+$/.test(v)) return Number(v) * 1000;
+  const at = Date.parse(v);
+  return Number.isNaN(at) ? null : Math.max(0, at - nowMs);
+}

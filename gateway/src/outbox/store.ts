@@ -1,0 +1,166 @@
+import { VisitEvent } from '../../../protocol/index.js';
+import type { Db } from '../store/db.js';
+
+export interface OutboxRow {
+  id: number;
+  idempotencyKey: string;
+  visitId: string | null;
+  type: string;
+  eventJson: string;
+  attempts: number;
+  createdAtMs: number;
+}
+
+export interface DeadLetter {
+  id: number;
+  idempotencyKey: string;
+  visitId: string | null;
+  type: string;
+  attempts: number;
+  createdAtMs: number;
+  deadAtMs: number | null;
+  lastStatus: number | null;
+  lastError: string | null;
+  event: unknown;
+}
+
+interface RawRow {
+  id: number;
+  idempotency_key: string;
+  visit_id: string | null;
+  type: string;
+  event_json: string;
+  attempts: number;
+  created_at_ms: number;
+  dead_at_ms: number | null;
+  last_status: number | null;
+  last_error: string | null;
+}
+
+export const BLOCKED_ERROR = 'blocked: an earlier event of this visit is dead-lettered';
+
+/**
+ * The outbox table: visit events waiting for the planning backend, in id order. Rows are written by
+ * the visit engine inside its processing transaction; the forwarder only changes their state.
+ * "delivered" is set only after a 2xx; "dead" rows wait for an operator's re-drive.
+ */
+export class OutboxStore {
+  private readonly db: Db;
+  constructor(opts: { db: Db }) {
+    this.db = opts.db;
+  }
+
+  /** Validates and inserts an event; a key already present is ignored (idempotent re-processing). */
+  enqueue(event: VisitEvent, nowMs: number): boolean {
+    const parsed = VisitEvent.parse(event);
+    const visitId = parsed.visitId;
+    const r = this.db
+      .prepare(
+        `INSERT OR IGNORE INTO outbox (idempotency_key, visit_id, type, event_json, state, created_at_ms)
+         VALUES (?, ?, ?, ?, 'pending', ?)`,
+      )
+      .run(parsed.idempotencyKey, visitId, parsed.type, JSON.stringify(parsed), nowMs);
+    return r.changes > 0;
+  }
+
+  /**
+   * Moves pending rows behind a dead row of the same visit to the dead letters too, so a visit's end is
+   * never delivered before its start. Returns how many rows it moved.
+   */
+  blockBehindDead(nowMs: number): number {
+    return this.db
+      .prepare(
+        `UPDATE outbox SET state = 'dead', dead_at_ms = ?, last_error = ?
+         WHERE state = 'pending' AND visit_id IS NOT NULL AND EXISTS (
+           SELECT 1 FROM outbox d WHERE d.visit_id = outbox.visit_id AND d.state = 'dead' AND d.id < outbox.id)`,
+      )
+      .run(nowMs, BLOCKED_ERROR).changes;
+  }
+
+  nextBatch(limit: number): OutboxRow[] {
+    const rows = this.db
+      .prepare(`SELECT * FROM outbox WHERE state = 'pending' ORDER BY id LIMIT ?`)
+      .all(limit) as RawRow[];
+    return rows.map((r) => ({
+      id: r.id,
+      idempotencyKey: r.idempotency_key,
+      visitId: r.visit_id,
+      type: r.type,
+      eventJson: r.event_json,
+      attempts: r.attempts,
+      createdAtMs: r.created_at_ms,
+    }));
+  }
+
+  markDelivered(ids: readonly number[], nowMs: number, status: number): void {
+    const st = this.db.prepare(
+      `UPDATE outbox SET state = 'delivered', delivered_at_ms = ?, attempts = attempts + 1, last_status = ?,
+       last_error = NULL WHERE id = ? AND state = 'pending'`,
+    );
+    this.db.transaction(() => ids.forEach((id) => st.run(nowMs, status, id)))();
+  }
+
+  recordFailure(ids: readonly number[], status: number | null, error: string): void {
+    const st = this.db.prepare(
+      'UPDATE outbox SET attempts = attempts + 1, last_status = ?, last_error = ? WHERE id = ?',
+    );
+    this.db.transaction(() => ids.forEach((id) => st.run(status, error.slice(0, 500), id)))();
+  }
+
+  markDead(id: number, nowMs: number, status: number | null, error: string): void {
+    this.db
+      .prepare(
+        `UPDATE outbox SET state = 'dead', dead_at_ms = ?, attempts = attempts + 1, last_status = ?,
+         last_error = ? WHERE id = ? AND state = 'pending'`,
+      )
+      .run(nowMs, status, error.slice(0, 500), id);
+  }
+
+  listDead(limit: number): DeadLetter[] {
+    const rows = this.db
+      .prepare(`SELECT * FROM outbox WHERE state = 'dead' ORDER BY id LIMIT ?`)
+      .all(limit) as RawRow[];
+    return rows.map((r) => ({
+      id: r.id,
+      idempotencyKey: r.idempotency_key,
+      visitId: r.visit_id,
+      type: r.type,
+      attempts: r.attempts,
+      createdAtMs: r.created_at_ms,
+      deadAtMs: r.dead_at_ms,
+      lastStatus: r.last_status,
+      lastError: r.last_error,
+      event: JSON.parse(r.event_json) as unknown,
+    }));
+  }
+
+  /**
+   * Re-drives one dead letter (and the later dead rows of the same visit that it blocked).
+   * Returns how many rows went back to pending; 0 when `id` is not a dead letter.
+   */
+  redrive(id: number): number {
+    return this.db.transaction(() => {
+      const row = this.db.prepare(`SELECT visit_id FROM outbox WHERE id = ? AND state = 'dead'`).get(id) as
+        { visit_id: string | null } | undefined;
+      if (!row) return 0;
+      const reset = `UPDATE outbox SET state = 'pending', dead_at_ms = NULL, attempts = 0 WHERE state = 'dead'`;
+      if (row.visit_id === null) return this.db.prepare(`${reset} AND id = ?`).run(id).changes;
+      return this.db.prepare(`${reset} AND visit_id = ? AND id >= ?`).run(row.visit_id, id).changes;
+    })();
+  }
+
+  redriveAll(): number {
+    return this.db
+      .prepare(`UPDATE outbox SET state = 'pending', dead_at_ms = NULL, attempts = 0 WHERE state = 'dead'`)
+      .run().changes;
+  }
+
+  stats(): { pending: number; dead: number; oldestPendingCreatedAtMs: number | null } {
+    const count = (state: string): number =>
+      (this.db.prepare('SELECT COUNT(*) AS n FROM outbox WHERE state = ?').get(state) as { n: number }).n;
+    const oldest = this.db
+      .prepare(`SELECT created_at_ms AS t FROM outbox WHERE state = 'pending' ORDER BY id LIMIT 1`)
+      .get() as { t: number } | undefined;
+    return { pending: count('pending'), dead: count('dead'), oldestPendingCreatedAtMs: oldest?.t ?? null };
+  }
+}

@@ -1,0 +1,108 @@
+import type { z } from 'zod';
+import { EventTime, TapEvent } from '../../../protocol/index.js';
+import type { Db } from '../store/db.js';
+
+export type TimeQuality = 'synced' | 'corrected' | 'uncorrected';
+
+export interface ResolvedTime {
+  ms: number;
+  quality: TimeQuality;
+}
+
+const SCAN_KEY = 'anchor_scan_id';
+const SCAN_CHUNK = 2000;
+
+/**
+ * Clock correction for devices without an RTC. For each (reader, boot) we keep an offset such that
+ * device wall time = monotonic + offset:
+ *  - exact, from any event or batch `sentAt` taken while the device clock was synced;
+ *  - otherwise from a batch `sentAt` (monotonic at send) and the gateway's receive time: transit only
+ *    adds, so receive − mono is an upper bound and the smallest one seen wins.
+ * Anchors are learned from EVERY stored event row (also rows above a sequence gap, not yet
+ * processed), via a global scan cursor over `events.id`, so a reference that arrived out of order is
+ * used as soon as it is stored.
+ */
+export class TimeAnchors {
+  private readonly db: Db;
+  constructor(opts: { db: Db }) {
+    this.db = opts.db;
+  }
+
+  /** Learns anchors from event rows stored since the last scan. Idempotent; returns rows scanned. */
+  scan(): number {
+    const db = this.db;
+    const getCursor = db.prepare('SELECT value FROM visit_meta WHERE key = ?');
+    const setCursor = db.prepare(
+      'INSERT INTO visit_meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
+    );
+    const rows = db.prepare(
+      'SELECT id, reader_id, event_json, sent_at_json, received_at_ms FROM events WHERE id > ? ORDER BY id LIMIT ?',
+    );
+    let total = 0;
+    for (let round = 0; round < 1_000_000; round++) {
+      const from = (getCursor.get(SCAN_KEY) as { value: number } | undefined)?.value ?? 0;
+      const batch = rows.all(from, SCAN_CHUNK) as Array<{
+        id: number;
+        reader_id: string;
+        event_json: string | null;
+        sent_at_json: string | null;
+        received_at_ms: number | null;
+      }>;
+      if (batch.length === 0) break;
+      db.transaction(() => {
+        for (const r of batch) {
+          const ev = parseJson(r.event_json, TapEvent);
+          if (ev?.time.synced) this.learn(r.reader_id, ev.time.bootId, ev.time.wallMs - ev.time.monoMs, true);
+          const sent = parseJson(r.sent_at_json, EventTime);
+          if (sent?.synced) this.learn(r.reader_id, sent.bootId, sent.wallMs - sent.monoMs, true);
+          else if (sent && typeof r.received_at_ms === 'number') {
+            this.learn(r.reader_id, sent.bootId, r.received_at_ms - sent.monoMs, false);
+          }
+        }
+        setCursor.run(SCAN_KEY, batch[batch.length - 1]?.id ?? from);
+      })();
+      total += batch.length;
+      if (batch.length < SCAN_CHUNK) break;
+    }
+    return total;
+  }
+
+  learn(readerId: string, bootId: string, offsetMs: number, exact: boolean): void {
+    const cur = this.get(readerId, bootId);
+    const put = this.db.prepare(
+      `INSERT INTO time_anchors (reader_id, boot_id, offset_ms, exact) VALUES (?, ?, ?, ?)
+       ON CONFLICT (reader_id, boot_id) DO UPDATE SET offset_ms = excluded.offset_ms, exact = excluded.exact`,
+    );
+    if (!cur) put.run(readerId, bootId, Math.round(offsetMs), exact ? 1 : 0);
+    else if (exact && !cur.exact) put.run(readerId, bootId, Math.round(offsetMs), 1);
+    else if (!exact && !cur.exact && offsetMs < cur.offsetMs)
+      put.run(readerId, bootId, Math.round(offsetMs), 0);
+  }
+
+  get(readerId: string, bootId: string): { offsetMs: number; exact: boolean } | null {
+    const row = this.db
+      .prepare('SELECT offset_ms, exact FROM time_anchors WHERE reader_id = ? AND boot_id = ?')
+      .get(readerId, bootId) as { offset_ms: number; exact: number } | undefined;
+    return row ? { offsetMs: row.offset_ms, exact: row.exact === 1 } : null;
+  }
+
+  /** The best time for an event: its own synced clock, a corrected one, or its raw (flagged) clock. */
+  resolve(readerId: string, t: EventTime): ResolvedTime {
+    if (t.synced) return { ms: t.wallMs, quality: 'synced' };
+    const a = this.get(readerId, t.bootId);
+    if (a) return { ms: t.monoMs + a.offsetMs, quality: 'corrected' };
+    return { ms: t.wallMs, quality: 'uncorrected' };
+  }
+}
+
+export function parseJson<T>(text: string | null, schema: z.ZodType<T>): T | null {
+  if (!text) return null;
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    return null;
+  }
+  const r = schema.safeParse(v);
+  return r.success ? r.data : null;
+}
