@@ -1,0 +1,235 @@
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import pino from 'pino';
+import {
+  encode,
+  systemClock,
+  topics,
+  type Clock,
+  type Command,
+  type PayloadInputOf,
+} from '../protocol/index.js';
+import { readerRoutes } from './src/admin/reader-routes.js';
+import { AdminServer } from './src/admin/server.js';
+import type { AdminRoute } from './src/admin/types.js';
+import { createEmbeddedBroker } from './src/broker/embedded.js';
+import { createExternalBroker } from './src/broker/external.js';
+import type { Transport } from './src/broker/transport.js';
+import type { GatewaySettings } from './src/config.js';
+import { createIngest, type Ingest } from './src/ingest/ingest.js';
+import { ReaderLiveView } from './src/ingest/reader-view.js';
+import { MetricsRegistry } from './src/metrics.js';
+import { ReaderRegistry } from './src/registry.js';
+import { applyMigrations, openDatabase, type Db } from './src/store/db.js';
+import { ingestMigrations } from './src/store/ingest-migrations.js';
+import type { IngestStore } from './src/store/ingest-store.js';
+import { createSqliteIngestStore } from './src/store/sqlite-ingest-store.js';
+import { visitMigrations } from './src/visits/migrations.js';
+import { createVisitPipeline, type VisitPipeline } from './src/visits/pipeline.js';
+
+export type { GatewaySettings } from './src/config.js';
+export {
+  parseGatewaySettings,
+  loadGatewaySettings,
+  GatewaySettings as GatewaySettingsSchema,
+} from './src/config.js';
+
+export interface GatewayOptions {
+  config: GatewaySettings;
+  clock?: Clock;
+  random?: () => number;
+  logger?: pino.Logger;
+  fetch?: typeof fetch;
+}
+
+type ReaderMethods = Pick<
+  ReaderRegistry,
+  'addReader' | 'revokeReader' | 'restoreReader' | 'moveReader' | 'setPassword' | 'getReader' | 'listReaders'
+>;
+
+export interface Gateway {
+  start(): Promise<void>;
+  /** Graceful: flush the group commit and its acks, close MQTT, the pipeline, the admin API, the DB. */
+  stop(): Promise<void>;
+  readonly mqttPort: number | null;
+  readonly adminPort: number | null;
+  readonly adminUrl: string;
+  readonly registry: ReaderMethods & VisitPipeline['registry'];
+  /** The visits pipeline (visit engine, outbox, forwarder). */
+  readonly pipeline: VisitPipeline;
+  readonly store: IngestStore;
+  readonly db: Db;
+  readonly metrics: MetricsRegistry;
+  /** Commits pending ingest now (tests, shutdown). */
+  flush(): void;
+  publishConfig(readerId: string, config: PayloadInputOf<'config'>): Promise<void>;
+  sendCommand(readerId: string, command: Command): Promise<void>;
+}
+
+export function createLogger(level: string): pino.Logger {
+  return pino({
+    level,
+    base: { app: 'visittag-gateway' },
+    redact: ['password', '*.password', 'token', '*.token', 'secret', '*.secret', 'fleetKey'],
+  });
+}
+
+/** The gateway's composition root (CLI: gateway/main.ts). */
+export function createGateway(opts: GatewayOptions): Gateway {
+  const config = opts.config;
+  const clock = opts.clock ?? systemClock;
+  const random = opts.random ?? Math.random;
+  const logger = opts.logger ?? createLogger(config.logLevel);
+  const metrics = new MetricsRegistry();
+  mkdirSync(config.dataDir, { recursive: true });
+  // Contract: ingest migrations first, then the visits ones (the pipeline needs its tables at creation).
+  const db = openDatabase(join(config.dataDir, 'gateway.db'), [...ingestMigrations, ...visitMigrations]);
+  const store = createSqliteIngestStore(db);
+  const pipeline = createVisitPipeline({
+    db,
+    clock,
+    random,
+    logger,
+    metrics,
+    ...(opts.fetch ? { fetch: opts.fetch } : {}),
+    ...(config.backend.url ? { backend: { ...config.backend, url: config.backend.url } } : {}),
+  });
+  applyMigrations(db, [...ingestMigrations, ...pipeline.migrations]); // no-op unless the pipeline adds more
+
+  let transport: Transport | null = null;
+  const live = new ReaderLiveView();
+  const readers = new ReaderRegistry({
+    store,
+    clock,
+    logger,
+    kdf: config.mqtt.mode === 'embedded' ? config.mqtt.kdf : { logN: 11, r: 8, p: 1 },
+    onRevoked: (id) => transport?.disconnect(id),
+  });
+  const ingest: Ingest = createIngest({
+    store,
+    clock,
+    logger,
+    metrics,
+    live,
+    groupCommitMs: config.ingest.groupCommitMs,
+    groupCommitMax: config.ingest.groupCommitMax,
+    admission: (id) => readers.admission(id),
+    publish: (topic, payload) =>
+      transport
+        ? transport.publish(topic, payload, { qos: 1, retain: false })
+        : Promise.reject(new Error('MQTT stopped')),
+    onCommitted: (ids) => pipeline.onCommitted(ids),
+  });
+  const onDenied = (readerId: string | null, reason: string, detail: string) => {
+    metrics_rejects(reason);
+    if (readerId) live.reject(readerId, reason, detail, clock.now());
+  };
+  const aclRejects = metrics.counter('visittag_mqtt_acl_rejects_total', 'ACL refusals by reason.');
+  const metrics_rejects = (reason: string) => aclRejects.inc({ reason });
+  const makeTransport = (): Transport =>
+    config.mqtt.mode === 'embedded'
+      ? createEmbeddedBroker({
+          settings: config.mqtt,
+          clock,
+          logger,
+          metrics,
+          authenticate: (id, pw) => readers.authenticate(id, pw),
+          isActive: (id) => readers.admission(id) === 'active',
+          onMessage: (m) => ingest.handle(m),
+          onDenied,
+        })
+      : createExternalBroker({ settings: config.mqtt, logger, onMessage: (m) => ingest.handle(m), onDenied });
+  metrics.gauge(
+    'visittag_connected_readers',
+    'Readers connected now (embedded) or reported online (external).',
+    () => (transport ? transport.connectedReaders() : 0),
+  );
+
+  let stopped = false;
+  const coreRoutes: AdminRoute[] = [
+    { method: 'GET', path: '/healthz', handler: () => ({ status: 200, body: { status: 'ok' } }) },
+    {
+      method: 'GET',
+      path: '/readyz',
+      handler: () => {
+        const ready = !stopped && db.open && Boolean(transport?.ready());
+        return { status: ready ? 200 : 503, body: { ready, mqtt: transport?.ready() ?? false, db: db.open } };
+      },
+    },
+    {
+      method: 'GET',
+      path: '/metrics',
+      handler: () => ({ status: 200, body: metrics.render(), contentType: 'text/plain; version=0.0.4' }),
+    },
+  ];
+  const admin = new AdminServer({
+    host: config.admin.host,
+    port: config.admin.port,
+    token: config.admin.token,
+    logger,
+    publicPaths: ['/healthz', '/readyz'],
+    routes: [
+      ...coreRoutes,
+      ...readerRoutes({ store, registry: readers, live, transport: () => transport }),
+      ...pipeline.routes,
+    ],
+  });
+
+  const registry: Gateway['registry'] = {
+    addReader: (input) => readers.addReader(input),
+    revokeReader: (id) => readers.revokeReader(id),
+    restoreReader: (id) => readers.restoreReader(id),
+    moveReader: (id, clientRef) => readers.moveReader(id, clientRef),
+    setPassword: (id, pw) => readers.setPassword(id, pw),
+    getReader: (id) => readers.getReader(id),
+    listReaders: () => readers.listReaders(),
+    addCard: (c) => pipeline.registry.addCard(c),
+    revokeCard: (cardRef) => pipeline.registry.revokeCard(cardRef),
+  };
+
+  const publishRetained = (topic: string, payload: Buffer, retain: boolean) => {
+    if (!transport) return Promise.reject(new Error('gateway is not started'));
+    return transport.publish(topic, payload, { qos: 1, retain });
+  };
+
+  return {
+    get mqttPort() {
+      return transport?.port ?? null;
+    },
+    get adminPort() {
+      return admin.port;
+    },
+    get adminUrl() {
+      return admin.url;
+    },
+    registry,
+    pipeline,
+    store,
+    db,
+    metrics,
+    flush: () => ingest.flush(),
+    publishConfig: (readerId, cfg) => publishRetained(topics.config(readerId), encode('config', cfg), true),
+    sendCommand: (readerId, cmd) =>
+      publishRetained(topics.commands(readerId), encode('commands', cmd), false),
+    async start() {
+      await pipeline.start();
+      transport = makeTransport();
+      await transport.start();
+      await admin.start();
+      logger.info({ mqttPort: transport.port, adminPort: admin.port }, 'gateway started');
+    },
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      await ingest.stop();
+      const t = transport;
+      if (t) await t.stop();
+      ingest.flush(); // anything that raced the close is committed (its ack is resent later)
+      transport = null;
+      await pipeline.stop();
+      await admin.stop();
+      db.close();
+      logger.info('gateway stopped');
+    },
+  };
+}

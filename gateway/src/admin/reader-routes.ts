@@ -1,0 +1,133 @@
+import { z } from 'zod';
+import { SafeId, summarizeIssues } from '../../../protocol/index.js';
+import type { Transport } from '../broker/transport.js';
+import type { ReaderLiveView } from '../ingest/reader-view.js';
+import type { ReaderRegistry } from '../registry.js';
+import type { IngestStore, ReaderRecord } from '../store/ingest-store.js';
+import type { AdminResponse, AdminRoute } from './types.js';
+
+export interface ReaderRoutesDeps {
+  store: IngestStore;
+  registry: ReaderRegistry;
+  live: ReaderLiveView;
+  transport: () => Transport | null;
+}
+
+const AddReaderBody = z
+  .object({
+    readerId: SafeId,
+    password: z.string().min(20).max(256).optional(),
+    clientRef: SafeId.nullable(),
+    label: z.string().max(200).optional(),
+  })
+  .strict();
+const MoveBody = z.object({ clientRef: SafeId.nullable() }).strict();
+
+const bad = (detail: string): AdminResponse => ({ status: 400, body: { error: detail } });
+const notFound: AdminResponse = { status: 404, body: { error: 'unknown reader' } };
+
+/** The reader status view: registry row + durable sequence state + what this process saw live. */
+export function readerView(d: ReaderRoutesDeps, r: ReaderRecord, detail: boolean) {
+  const seq = d.store.seqState(r.readerId);
+  const live = d.live.get(r.readerId);
+  const stored = live?.status ? undefined : d.store.lastStatus(r.readerId);
+  const status = (live?.status ?? stored?.status ?? null) as { state?: string; [k: string]: unknown } | null;
+  const online = status && status.state === 'online' ? status : null;
+  const base = {
+    readerId: r.readerId,
+    label: r.label,
+    clientRef: r.clientRef,
+    revoked: r.revokedAt !== null,
+    revokedAtMs: r.revokedAt,
+    connected: d.transport()?.isOnline(r.readerId) ?? false,
+    reportedState: status?.state ?? 'unknown',
+    lastSeenMs: live?.lastSeenMs ?? stored?.receivedAtMs ?? null,
+    firmware: online?.firmware ?? null,
+    queueDepth: online?.queueDepth ?? null,
+    clockOffsetMs: live?.clockOffsetMs ?? null,
+    clockSynced: live?.clockSynced ?? null,
+    contiguousUpto: seq.contiguousUpto,
+    maxSeen: seq.maxSeen,
+    hasGaps: seq.maxSeen > seq.contiguousUpto,
+  };
+  if (!detail) return base;
+  return {
+    ...base,
+    gaps: d.store.gaps(r.readerId, 50),
+    rejects: d.store.rejectSummary(r.readerId),
+    rejectsThisRun: live?.rejects ?? {},
+    lastReject: live?.lastReject ?? null,
+    status,
+    statusReceivedAtMs: live?.statusReceivedAtMs ?? stored?.receivedAtMs ?? null,
+    lastBatchAtMs: live?.lastBatchAtMs ?? null,
+    lastCommandResult: live?.lastCommandResult ?? null,
+    events: d.store.countEvents(r.readerId),
+  };
+}
+
+export function readerRoutes(d: ReaderRoutesDeps): AdminRoute[] {
+  return [
+    {
+      method: 'GET',
+      path: '/api/readers',
+      handler: () => ({
+        status: 200,
+        body: { readers: d.registry.listReaders().map((r) => readerView(d, r, false)) },
+      }),
+    },
+    {
+      method: 'GET',
+      path: '/api/readers/:readerId',
+      handler: (req) => {
+        const r = d.registry.getReader(req.params.readerId ?? '');
+        return r ? { status: 200, body: readerView(d, r, true) } : notFound;
+      },
+    },
+    {
+      method: 'POST',
+      path: '/api/readers',
+      handler: async (req) => {
+        const p = AddReaderBody.safeParse(req.body);
+        if (!p.success) return bad(summarizeIssues(p.error.issues));
+        try {
+          const out = await d.registry.addReader(p.data);
+          return { status: 201, body: out };
+        } catch (err) {
+          return bad((err as Error).message);
+        }
+      },
+    },
+    {
+      method: 'POST',
+      path: '/api/readers/:readerId/revoke',
+      handler: (req) => {
+        const id = req.params.readerId ?? '';
+        if (!d.registry.getReader(id)) return notFound;
+        d.registry.revokeReader(id);
+        return { status: 200, body: { readerId: id, revoked: true } };
+      },
+    },
+    {
+      method: 'POST',
+      path: '/api/readers/:readerId/move',
+      handler: (req) => {
+        const id = req.params.readerId ?? '';
+        if (!d.registry.getReader(id)) return notFound;
+        const p = MoveBody.safeParse(req.body);
+        if (!p.success) return bad(summarizeIssues(p.error.issues));
+        d.registry.moveReader(id, p.data.clientRef);
+        return { status: 200, body: { readerId: id, clientRef: p.data.clientRef } };
+      },
+    },
+    {
+      method: 'GET',
+      path: '/api/gaps',
+      handler: () => ({
+        status: 200,
+        body: {
+          readers: d.store.readersWithGaps().map((g) => ({ ...g, gaps: d.store.gaps(g.readerId, 50) })),
+        },
+      }),
+    },
+  ];
+}

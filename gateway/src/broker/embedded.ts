@@ -1,0 +1,221 @@
+import { readFileSync } from 'node:fs';
+import { createServer as createTcpServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { createServer as createTlsServer } from 'node:tls';
+import { Aedes, type AuthenticateError, type Client } from 'aedes';
+import type pino from 'pino';
+import { isSafeId, parseTopic, TOPIC_DEPTH, type Clock } from '../../../protocol/index.js';
+import type { EmbeddedMqttSettings } from '../config.js';
+import type { MetricsRegistry } from '../metrics.js';
+import { canPublish, canSubscribe } from './acl.js';
+import { FrameGuard } from './frame-guard.js';
+import type { Authenticator, InboundHandler, Transport } from './transport.js';
+
+export interface EmbeddedBrokerOptions {
+  settings: EmbeddedMqttSettings;
+  clock: Clock;
+  logger: pino.Logger;
+  metrics: MetricsRegistry;
+  authenticate: Authenticator;
+  /** False for unknown or revoked readers: their publishes are refused even on a live session. */
+  isActive: (readerId: string) => boolean;
+  onMessage: InboundHandler;
+  /** An ACL refusal, for the reader's status and the reject counters. */
+  onDenied: (readerId: string | null, reason: string, detail: string) => void;
+}
+
+function authError(code: number, message: string): AuthenticateError {
+  const err = new Error(message) as AuthenticateError;
+  (err as { returnCode: number }).returnCode = code;
+  return err;
+}
+
+/**
+ * Embedded aedes broker (MQTT 3.1.1) with the visittag guards: per-reader credentials, client id =
+ * username = reader id, the per-reader ACL, a frame guard (packet size, malformed lengths) on every
+ * socket, an error handler on every stream, topic depth limits, and a connection-rate token bucket.
+ */
+export function createEmbeddedBroker(opts: EmbeddedBrokerOptions): Transport {
+  const { settings, clock, metrics } = opts;
+  const log = opts.logger.child({ module: 'broker' });
+  const refused = metrics.counter(
+    'visittag_mqtt_connections_refused_total',
+    'MQTT connections refused, by reason (rate, auth, frame).',
+  );
+  const denied = metrics.counter(
+    'visittag_mqtt_acl_denied_total',
+    'Publishes/subscribes refused by the ACL.',
+  );
+  let aedes: Aedes | null = null;
+  let server: Server | null = null;
+  let port: number | null = null;
+  const sockets = new Set<Socket>();
+  let tokens = settings.connectionBurst;
+  let lastRefill = clock.monotonic();
+
+  const takeToken = (): boolean => {
+    const now = clock.monotonic();
+    tokens = Math.min(
+      settings.connectionBurst,
+      tokens + ((now - lastRefill) / 1000) * settings.maxConnectionsPerSecond,
+    );
+    lastRefill = now;
+    if (tokens < 1) return false;
+    tokens -= 1;
+    return true;
+  };
+
+  const clients = () => (aedes as unknown as { clients: Record<string, Client | undefined> } | null)?.clients;
+
+  const deny = (client: Client, action: string, topic: string, reason: string) => {
+    denied.inc({ action });
+    log.warn({ readerId: client.id, action, reason }, 'ACL refused');
+    opts.onDenied(client.id, `acl-${action}`, `${reason} (${topic.slice(0, 80)})`);
+  };
+
+  const onConnection = (socket: Socket) => {
+    socket.on('error', () => undefined);
+    if (!aedes || !takeToken()) {
+      refused.inc({ reason: 'rate' });
+      socket.destroy();
+      return;
+    }
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+    const guard = new FrameGuard(socket, settings.maxPacketBytes, (reason) => {
+      refused.inc({ reason: 'frame' });
+      log.warn({ reason, remote: socket.remoteAddress }, 'closing connection: bad MQTT frame');
+    });
+    guard.on('error', () => undefined);
+    const client = aedes.handle(guard);
+    client.on('error', () => undefined);
+  };
+
+  return {
+    mode: 'embedded',
+    get port() {
+      return port;
+    },
+    async start() {
+      aedes = await Aedes.createBroker({
+        id: 'visittag-gateway',
+        maxClientsIdLength: 64,
+        maxTopicLevels: TOPIC_DEPTH,
+        connectTimeout: settings.connectTimeoutMs,
+        concurrency: 1000,
+        preConnect: (_client, packet, cb) => {
+          // Cheap checks before any KDF work: a safe reader id and credentials present.
+          const ok =
+            typeof packet.clientId === 'string' &&
+            isSafeId(packet.clientId) &&
+            typeof packet.username === 'string' &&
+            packet.password !== undefined;
+          if (!ok) refused.inc({ reason: 'preconnect' });
+          cb(null, ok);
+        },
+        authenticate: (client, username, password, done) => {
+          if (typeof username !== 'string' || !Buffer.isBuffer(password)) {
+            refused.inc({ reason: 'auth' });
+            return done(authError(4, 'credentials required'), null);
+          }
+          if (username !== client.id) {
+            refused.inc({ reason: 'client-id' });
+            return done(authError(2, 'client id must equal the reader id'), null);
+          }
+          opts.authenticate(username, password.toString('utf8')).then(
+            (r) => {
+              if (r === 'ok') return done(null, true);
+              refused.inc({ reason: r });
+              log.warn({ readerId: isSafeId(username) ? username : '(invalid)', reason: r }, 'auth refused');
+              done(authError(r === 'revoked' ? 5 : 4, r), null);
+            },
+            (err: unknown) => {
+              log.error({ err }, 'authentication failed');
+              done(authError(3, 'server unavailable'), null);
+            },
+          );
+        },
+        authorizePublish: (client, packet, cb) => {
+          if (!client) return cb(null); // the gateway's own in-process publishes
+          const d = canPublish(client.id, packet.topic);
+          if (!d.ok) {
+            deny(client, 'publish', packet.topic, d.reason);
+            return cb(new Error(d.reason));
+          }
+          if (!opts.isActive(client.id)) {
+            deny(client, 'publish', packet.topic, 'reader is revoked or unknown');
+            return cb(new Error('reader revoked'));
+          }
+          cb(null);
+        },
+        authorizeSubscribe: (client, sub, cb) => {
+          const d = canSubscribe(client.id, sub.topic);
+          if (!d.ok) {
+            deny(client, 'subscribe', sub.topic, d.reason);
+            return cb(null, null); // SUBACK 0x80 for this filter
+          }
+          cb(null, sub);
+        },
+        authorizeForward: (client, packet) => {
+          const p = parseTopic(packet.topic);
+          return p.ok && p.readerId === client.id ? packet : null;
+        },
+        published: (packet, client, cb) => {
+          cb();
+          if (!client) return;
+          const d = canPublish(client.id, packet.topic);
+          if (!d.ok) return;
+          const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);
+          opts.onMessage({ readerId: client.id, leaf: d.leaf, payload, clientId: client.id });
+        },
+      });
+      aedes.on('clientError', (client, err) =>
+        log.debug({ readerId: client.id, err: err.message }, 'client error'),
+      );
+      aedes.on('connectionError', (_client, err) => log.debug({ err: err.message }, 'connection error'));
+      const tls = settings.tls;
+      server = tls
+        ? createTlsServer({ cert: readFileSync(tls.certFile), key: readFileSync(tls.keyFile) }, onConnection)
+        : createTcpServer(onConnection);
+      server.on('tlsClientError', () => refused.inc({ reason: 'tls' }));
+      const s = server;
+      await new Promise<void>((resolve, reject) => {
+        s.once('error', reject);
+        s.listen(settings.port, settings.host, () => {
+          s.off('error', reject);
+          resolve();
+        });
+      });
+      port = (s.address() as AddressInfo).port;
+      log.info({ host: settings.host, port, tls: Boolean(tls) }, 'MQTT broker listening');
+    },
+    async stop() {
+      const s = server;
+      server = null;
+      const closed = s ? new Promise<void>((resolve) => s.close(() => resolve())) : Promise.resolve();
+      const a = aedes;
+      aedes = null;
+      if (a) await new Promise<void>((resolve) => a.close(() => resolve()));
+      for (const sock of sockets) sock.destroy();
+      await closed;
+    },
+    publish(topic, payload, o) {
+      const a = aedes;
+      if (!a) return Promise.reject(new Error('broker is stopped'));
+      return new Promise((resolve, reject) =>
+        a.publish({ cmd: 'publish', topic, payload, qos: o.qos, retain: o.retain, dup: false }, (err) =>
+          err ? reject(err) : resolve(),
+        ),
+      );
+    },
+    disconnect(readerId) {
+      const c = clients()?.[readerId];
+      if (c) {
+        log.info({ readerId }, 'dropping live connection');
+        c.close();
+      }
+    },
+    isOnline: (readerId) => Boolean(clients()?.[readerId]?.connected),
+    connectedReaders: () => aedes?.connectedClients ?? 0,
+    ready: () => aedes !== null && server !== null,
+  };
+}

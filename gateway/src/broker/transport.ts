@@ -1,0 +1,32 @@
+import type { TopicLeaf } from '../../../protocol/index.js';
+
+/** A message a reader published on one of its own topics (already ACL-checked in embedded mode). */
+export interface InboundMessage {
+  readerId: string;
+  leaf: TopicLeaf;
+  payload: Buffer;
+  /** Authenticated MQTT client id, when the transport knows it (embedded mode). */
+  clientId: string | null;
+}
+
+/** What ingest needs from MQTT, in embedded (aedes) or external (MQTT.js client) mode. */
+export interface Transport {
+  readonly mode: 'embedded' | 'external';
+  start(): Promise<void>;
+  /** Stops accepting, closes connections. */
+  stop(): Promise<void>;
+  publish(topic: string, payload: Buffer, opts: { qos: 0 | 1; retain: boolean }): Promise<void>;
+  /** Drops a reader's live connection (embedded mode; a no-op externally). */
+  disconnect(readerId: string): void;
+  isOnline(readerId: string): boolean;
+  connectedReaders(): number;
+  ready(): boolean;
+  /** Bound MQTT port (embedded), or null. */
+  readonly port: number | null;
+}
+
+export type InboundHandler = (msg: InboundMessage) => void;
+
+/** Who may connect (embedded mode). */
+export type AuthResult = 'ok' | 'unknown-reader' | 'bad-password' | 'revoked';
+export type Authenticator = (readerId: string, password: string) => Promise<AuthResult>;

@@ -1,0 +1,242 @@
+import type pino from 'pino';
+import {
+  decode,
+  encode,
+  LIMITS,
+  sleep,
+  topics,
+  type Ack,
+  type Clock,
+  type TimerHandle,
+} from '../../../protocol/index.js';
+import type { InboundMessage } from '../broker/transport.js';
+import type { MetricsRegistry } from '../metrics.js';
+import type { CommitOutcome, IngestItem, IngestStore } from '../store/ingest-store.js';
+import type { ReaderLiveView } from './reader-view.js';
+
+export type ReaderAdmission = 'active' | 'revoked' | 'unknown';
+
+export interface IngestOptions {
+  store: IngestStore;
+  clock: Clock;
+  logger: pino.Logger;
+  metrics: MetricsRegistry;
+  live: ReaderLiveView;
+  groupCommitMs: number;
+  groupCommitMax: number;
+  admission: (readerId: string) => ReaderAdmission;
+  publish: (topic: string, payload: Buffer) => Promise<void>;
+  /** After each durable group commit, before the acks go out. Never throws. */
+  onCommitted: (readerIds: string[]) => void;
+}
+
+export interface Ingest {
+  handle(msg: InboundMessage): void;
+  /** Commits whatever is pending now and sends its acks. */
+  flush(): void;
+  /** Flushes, then waits (bounded) for the last acks to be handed to MQTT. */
+  stop(): Promise<void>;
+  pending(): number;
+}
+
+/**
+ * Authenticated ingest: decode every payload with the protocol codec, group-commit events with
+ * dedupe on (reader, seq) in ONE durable transaction, then publish the app-level ack (upTo =
+ * contiguous high-water mark, gaps, duplicate conflicts). A rejected payload changes nothing but
+ * the reject log and counters. `handle` never throws.
+ */
+export function createIngest(opts: IngestOptions): Ingest {
+  const { store, clock, metrics, live } = opts;
+  const log = opts.logger.child({ module: 'ingest' });
+  const m = {
+    messages: metrics.counter('visittag_ingest_messages_total', 'MQTT messages received from readers.'),
+    events: metrics.counter('visittag_ingest_events_total', 'Tap events newly stored.'),
+    dedupe: metrics.counter('visittag_ingest_dedupe_hits_total', 'Tap events received again (ignored).'),
+    conflicts: metrics.counter(
+      'visittag_ingest_duplicate_conflicts_total',
+      'Sequence numbers received again with different content (first kept).',
+    ),
+    rejects: metrics.counter('visittag_ingest_rejects_total', 'Rejected reader messages, by reason.'),
+    commits: metrics.histogram(
+      'visittag_ingest_group_commit_items',
+      'Messages per group commit.',
+      [1, 5, 20, 50, 100, 200, 500, 1000],
+    ),
+    commitMs: metrics.histogram(
+      'visittag_ingest_commit_ms',
+      'Group commit duration (ms).',
+      [1, 2, 5, 10, 25, 50, 100, 250, 1000],
+    ),
+    commitFailures: metrics.counter('visittag_ingest_commit_failures_total', 'Failed group commits.'),
+    acks: metrics.counter('visittag_ingest_acks_total', 'Application acks published.'),
+  };
+  const missing = new Map<string, number>();
+  for (const g of store.readersWithGaps()) {
+    missing.set(
+      g.readerId,
+      store.gaps(g.readerId, 50).reduce((n, r) => n + r.to - r.from + 1, 0),
+    );
+  }
+  metrics.gauge('visittag_ingest_readers_with_gaps', 'Readers with a sequence gap.', () => missing.size);
+  metrics.gauge(
+    'visittag_ingest_gap_events',
+    'Sequence numbers above the high-water marks not yet held.',
+    () => [...missing.values()].reduce((a, b) => a + b, 0),
+  );
+
+  let queue: IngestItem[] = [];
+  let messagesQueued = 0;
+  let timer: TimerHandle | null = null;
+  const inflight = new Set<Promise<void>>();
+
+  const reject = (readerId: string | null, reason: string, detail: string) => {
+    const atMs = clock.now();
+    m.rejects.inc({ reason });
+    if (readerId) live.reject(readerId, reason, detail, atMs);
+    log.warn({ readerId, reason, detail }, 'rejected reader message');
+    queue.push({ kind: 'reject', readerId, reason, detail, atMs });
+    schedule();
+  };
+
+  const schedule = () => {
+    if (messagesQueued >= opts.groupCommitMax || opts.groupCommitMs === 0) {
+      flush();
+      return;
+    }
+    if (timer === null) timer = clock.setTimeout(flush, opts.groupCommitMs);
+  };
+
+  const sendAcks = (outcome: CommitOutcome) => {
+    for (const o of outcome.readers.values()) {
+      if (o.gaps.length)
+        missing.set(
+          o.readerId,
+          o.gaps.reduce((n, g) => n + g.to - g.from + 1, 0),
+        );
+      else missing.delete(o.readerId);
+      const ack: Ack = {
+        schemaVersion: 1,
+        readerId: o.readerId,
+        upTo: o.upTo,
+        rejected: o.conflicts.slice(0, LIMITS.maxAckRejects).map((seq) => ({
+          seq,
+          reason: 'duplicate-conflict' as const,
+          detail: 'sequence already held with different content; the first copy is kept',
+        })),
+        ...(o.gaps.length ? { gaps: o.gaps } : {}),
+      };
+      if (o.conflicts.length) {
+        log.warn(
+          { readerId: o.readerId, seqs: o.conflicts.slice(0, 20) },
+          'duplicate sequence with other content',
+        );
+      }
+      const p = opts
+        .publish(topics.acks(o.readerId), encode('acks', ack))
+        .then(
+          () => m.acks.inc(),
+          (err: unknown) => log.warn({ readerId: o.readerId, err }, 'ack publish failed; the device resends'),
+        )
+        .finally(() => inflight.delete(p));
+      inflight.add(p);
+    }
+  };
+
+  function flush(): void {
+    if (timer !== null) {
+      clock.clearTimeout(timer);
+      timer = null;
+    }
+    if (queue.length === 0) return;
+    const items = queue;
+    queue = [];
+    messagesQueued = 0;
+    const t0 = clock.monotonic();
+    let outcome: CommitOutcome;
+    try {
+      outcome = store.commit(items);
+    } catch (err) {
+      // Nothing is acked: the devices keep the events and resend them.
+      m.commitFailures.inc();
+      log.error({ err, items: items.length }, 'group commit failed; no acks sent');
+      return;
+    }
+    m.commitMs.observe(clock.monotonic() - t0);
+    m.commits.observe(items.length);
+    m.events.inc(undefined, outcome.inserted);
+    m.dedupe.inc(undefined, outcome.duplicates);
+    m.conflicts.inc(undefined, outcome.conflicts);
+    const readerIds = [...outcome.readers.keys()];
+    if (readerIds.length) {
+      try {
+        opts.onCommitted(readerIds);
+      } catch (err) {
+        log.error({ err }, 'onCommitted hook threw');
+      }
+    }
+    sendAcks(outcome);
+  }
+
+  const handle = (msg: InboundMessage): void => {
+    try {
+      const { readerId, leaf } = msg;
+      const now = clock.now();
+      m.messages.inc({ leaf });
+      const admission = opts.admission(readerId);
+      if (admission !== 'active') {
+        reject(admission === 'revoked' ? readerId : null, `${admission}-reader`, `message on ${leaf}`);
+        return;
+      }
+      live.seen(readerId, now);
+      switch (leaf) {
+        case 'events': {
+          const d = decode('events', readerId, msg.payload);
+          if (!d.ok) return reject(readerId, d.reason, d.detail);
+          live.batch(readerId, d.value.sentAt, now);
+          queue.push({
+            kind: 'events',
+            readerId,
+            events: d.value.events,
+            sentAt: d.value.sentAt,
+            receivedAtMs: now,
+          });
+          messagesQueued++;
+          schedule();
+          return;
+        }
+        case 'status': {
+          const d = decode('status', readerId, msg.payload);
+          if (!d.ok) return reject(readerId, d.reason, d.detail);
+          live.status(readerId, d.value, now);
+          queue.push({ kind: 'status', readerId, status: d.value, receivedAtMs: now });
+          schedule();
+          return;
+        }
+        case 'command-results': {
+          const d = decode('command-results', readerId, msg.payload);
+          if (!d.ok) return reject(readerId, d.reason, d.detail);
+          live.commandResult(readerId, d.value);
+          queue.push({ kind: 'command-result', readerId, result: d.value, receivedAtMs: now });
+          schedule();
+          return;
+        }
+        case 'acks':
+        case 'config':
+        case 'commands':
+          return reject(readerId, 'wrong-direction', `readers do not publish ${leaf}`);
+      }
+    } catch (err) {
+      log.error({ err }, 'ingest handler failed');
+    }
+  };
+
+  return {
+    handle,
+    flush,
+    pending: () => queue.length,
+    async stop() {
+      flush();
+      if (inflight.size) await Promise.race([Promise.allSettled([...inflight]), sleep(clock, 3000)]);
+    },
+  };
+}

@@ -1,0 +1,90 @@
+import type { CommandResult, EventTime, Status, TapEvent } from '../../../protocol/index.js';
+
+/**
+ * The narrow storage interface ingest and the reader registry need. SQLite implements it today
+ * (sqlite-ingest-store.ts); a PostgreSQL implementation can serve several gateway instances later
+ * (DESIGN "Storage"): `commit` must then be one transaction with the same INSERT … ON CONFLICT DO
+ * NOTHING dedupe on (reader_id, seq) and a row lock on reader_seq.
+ */
+export interface ReaderRecord {
+  readerId: string;
+  passwordHash: string;
+  clientRef: string | null;
+  label: string | null;
+  revokedAt: number | null;
+  createdAt: number;
+}
+
+export interface SeqRange {
+  from: number;
+  to: number;
+}
+
+export interface ReaderSeqState {
+  contiguousUpto: number;
+  maxSeen: number;
+}
+
+/** One unit of work for a group commit. */
+export type IngestItem =
+  | {
+      kind: 'events';
+      readerId: string;
+      events: readonly TapEvent[];
+      sentAt: EventTime;
+      receivedAtMs: number;
+    }
+  | { kind: 'status'; readerId: string; status: Status; receivedAtMs: number }
+  | { kind: 'command-result'; readerId: string; result: CommandResult; receivedAtMs: number }
+  | { kind: 'reject'; readerId: string | null; reason: string; detail: string; atMs: number };
+
+export interface ReaderCommitOutcome {
+  readerId: string;
+  upTo: number;
+  maxSeen: number;
+  /** Missing ranges above upTo (bounded list). */
+  gaps: SeqRange[];
+  inserted: number;
+  duplicates: number;
+  /** Sequences that arrived again with different content (first kept). */
+  conflicts: number[];
+}
+
+export interface CommitOutcome {
+  /** Readers that sent events in this commit. */
+  readers: Map<string, ReaderCommitOutcome>;
+  inserted: number;
+  duplicates: number;
+  conflicts: number;
+}
+
+export interface RejectSummary {
+  reason: string;
+  count: number;
+  lastAtMs: number;
+  lastDetail: string;
+}
+
+export interface StoredStatus {
+  status: unknown;
+  receivedAtMs: number;
+}
+
+export interface IngestStore {
+  /** Applies every item in ONE durable transaction; returns per-reader sequence state after it. */
+  commit(items: readonly IngestItem[]): CommitOutcome;
+  seqState(readerId: string): ReaderSeqState;
+  gaps(readerId: string, limit: number): SeqRange[];
+  /** Readers whose max_seen is above their contiguous high-water mark. */
+  readersWithGaps(): Array<{ readerId: string; contiguousUpto: number; maxSeen: number }>;
+  countEvents(readerId?: string): number;
+  rejectSummary(readerId: string): RejectSummary[];
+  lastStatus(readerId: string): StoredStatus | undefined;
+
+  getReader(readerId: string): ReaderRecord | undefined;
+  listReaders(): ReaderRecord[];
+  insertReader(r: ReaderRecord): void;
+  setPasswordHash(readerId: string, hash: string): void;
+  setRevoked(readerId: string, atMs: number | null): void;
+  setClientRef(readerId: string, clientRef: string | null, atMs: number): void;
+}

@@ -1,0 +1,244 @@
+import type { Db } from './db.js';
+import type {
+  CommitOutcome,
+  IngestItem,
+  IngestStore,
+  ReaderCommitOutcome,
+  ReaderRecord,
+  ReaderSeqState,
+  RejectSummary,
+  SeqRange,
+  StoredStatus,
+} from './ingest-store.js';
+
+/** Rows kept in `rejects` (older ones are pruned; the metrics counter keeps the totals). */
+const MAX_REJECT_ROWS = 100_000;
+const MAX_ACK_GAPS = 50;
+
+interface ReaderRow {
+  reader_id: string;
+  password_hash: string;
+  client_ref: string | null;
+  label: string | null;
+  revoked_at: number | null;
+  created_at: number;
+}
+
+const toRecord = (r: ReaderRow): ReaderRecord => ({
+  readerId: r.reader_id,
+  passwordHash: r.password_hash,
+  clientRef: r.client_ref,
+  label: r.label,
+  revokedAt: r.revoked_at,
+  createdAt: r.created_at,
+});
+
+/** SQLite implementation of IngestStore over the shared gateway.db handle (WAL, synchronous=FULL). */
+export function createSqliteIngestStore(db: Db): IngestStore {
+  const st = {
+    insertEvent: db.prepare(
+      'INSERT OR IGNORE INTO events (reader_id, seq, event_json, received_at_ms, sent_at_json) VALUES (?, ?, ?, ?, ?)',
+    ),
+    eventJson: db.prepare('SELECT event_json FROM events WHERE reader_id = ? AND seq = ?').pluck(),
+    insertConflict: db.prepare(
+      'INSERT INTO duplicate_conflicts (reader_id, seq, event_json, at_ms) VALUES (?, ?, ?, ?)',
+    ),
+    seqGet: db.prepare('SELECT contiguous_upto, max_seen FROM reader_seq WHERE reader_id = ?'),
+    seqUpsert: db.prepare(
+      `INSERT INTO reader_seq (reader_id, contiguous_upto, max_seen) VALUES (?, ?, ?)
+       ON CONFLICT(reader_id) DO UPDATE SET contiguous_upto = excluded.contiguous_upto, max_seen = excluded.max_seen`,
+    ),
+    seqsAbove: db
+      .prepare('SELECT seq FROM events WHERE reader_id = ? AND seq > ? ORDER BY seq LIMIT ?')
+      .pluck(),
+    insertReject: db.prepare('INSERT INTO rejects (reader_id, reason, detail, at_ms) VALUES (?, ?, ?, ?)'),
+    pruneRejects: db.prepare('DELETE FROM rejects WHERE id <= (SELECT MAX(id) FROM rejects) - ?'),
+    upsertStatus: db.prepare(
+      `INSERT INTO reader_status (reader_id, status_json, received_at_ms) VALUES (?, ?, ?)
+       ON CONFLICT(reader_id) DO UPDATE SET status_json = excluded.status_json, received_at_ms = excluded.received_at_ms`,
+    ),
+    upsertResult: db.prepare(
+      `INSERT INTO command_results (reader_id, command_id, result_json, received_at_ms) VALUES (?, ?, ?, ?)
+       ON CONFLICT(reader_id, command_id) DO UPDATE SET result_json = excluded.result_json,
+       received_at_ms = excluded.received_at_ms`,
+    ),
+  };
+
+  const seqState = (readerId: string): ReaderSeqState => {
+    const r = st.seqGet.get(readerId) as { contiguous_upto: number; max_seen: number } | undefined;
+    return { contiguousUpto: r?.contiguous_upto ?? 0, maxSeen: r?.max_seen ?? 0 };
+  };
+
+  const gaps = (readerId: string, limit: number): SeqRange[] => {
+    const s = seqState(readerId);
+    if (s.maxSeen <= s.contiguousUpto) return [];
+    const out: SeqRange[] = [];
+    let next = s.contiguousUpto + 1;
+    for (const seq of st.seqsAbove.iterate(readerId, s.contiguousUpto, 100_000) as Iterable<number>) {
+      if (seq > next) {
+        out.push({ from: next, to: seq - 1 });
+        if (out.length >= limit) return out;
+      }
+      next = seq + 1;
+    }
+    return out;
+  };
+
+  /** Advances the contiguous high-water mark over rows already stored. */
+  const advance = (readerId: string, from: number): number => {
+    let upto = from;
+    for (;;) {
+      const seqs = st.seqsAbove.all(readerId, upto, 1000) as number[];
+      let moved = 0;
+      for (const s of seqs) {
+        if (s !== upto + 1) break;
+        upto = s;
+        moved++;
+      }
+      if (moved < 1000) return upto;
+    }
+  };
+
+  let rejectsSincePrune = 0;
+
+  const commitTx = db.transaction((items: readonly IngestItem[]): CommitOutcome => {
+    const readers = new Map<string, ReaderCommitOutcome>();
+    const out: CommitOutcome = { readers, inserted: 0, duplicates: 0, conflicts: 0 };
+    for (const item of items) {
+      switch (item.kind) {
+        case 'events': {
+          let o = readers.get(item.readerId);
+          if (!o) {
+            o = {
+              readerId: item.readerId,
+              upTo: 0,
+              maxSeen: 0,
+              gaps: [],
+              inserted: 0,
+              duplicates: 0,
+              conflicts: [],
+            };
+            readers.set(item.readerId, o);
+          }
+          const sentAt = JSON.stringify(item.sentAt);
+          for (const e of item.events) {
+            const json = JSON.stringify(e);
+            const r = st.insertEvent.run(item.readerId, e.seq, json, item.receivedAtMs, sentAt);
+            if (r.changes === 1) {
+              o.inserted++;
+              if (e.seq > o.maxSeen) o.maxSeen = e.seq;
+            } else if (st.eventJson.get(item.readerId, e.seq) === json) {
+              o.duplicates++;
+            } else {
+              o.conflicts.push(e.seq);
+              st.insertConflict.run(item.readerId, e.seq, json, item.receivedAtMs);
+            }
+          }
+          break;
+        }
+        case 'status':
+          st.upsertStatus.run(item.readerId, JSON.stringify(item.status), item.receivedAtMs);
+          break;
+        case 'command-result':
+          st.upsertResult.run(
+            item.readerId,
+            item.result.commandId,
+            JSON.stringify(item.result),
+            item.receivedAtMs,
+          );
+          break;
+        case 'reject':
+          st.insertReject.run(item.readerId, item.reason, item.detail.slice(0, 500), item.atMs);
+          rejectsSincePrune++;
+          break;
+      }
+    }
+    for (const o of readers.values()) {
+      const before = seqState(o.readerId);
+      const maxSeen = Math.max(before.maxSeen, o.maxSeen);
+      const upTo = advance(o.readerId, before.contiguousUpto);
+      if (upTo !== before.contiguousUpto || maxSeen !== before.maxSeen) {
+        st.seqUpsert.run(o.readerId, upTo, maxSeen);
+      }
+      o.upTo = upTo;
+      o.maxSeen = maxSeen;
+      out.inserted += o.inserted;
+      out.duplicates += o.duplicates;
+      out.conflicts += o.conflicts.length;
+    }
+    for (const o of readers.values()) o.gaps = o.maxSeen > o.upTo ? gaps(o.readerId, MAX_ACK_GAPS) : [];
+    if (rejectsSincePrune >= 1000) {
+      st.pruneRejects.run(MAX_REJECT_ROWS);
+      rejectsSincePrune = 0;
+    }
+    return out;
+  });
+
+  return {
+    commit: (items) => commitTx.immediate(items),
+    seqState,
+    gaps,
+    readersWithGaps: () =>
+      (
+        db
+          .prepare(
+            'SELECT reader_id, contiguous_upto, max_seen FROM reader_seq WHERE max_seen > contiguous_upto',
+          )
+          .all() as Array<{ reader_id: string; contiguous_upto: number; max_seen: number }>
+      ).map((r) => ({ readerId: r.reader_id, contiguousUpto: r.contiguous_upto, maxSeen: r.max_seen })),
+    countEvents: (readerId) =>
+      readerId === undefined
+        ? (db.prepare('SELECT COUNT(*) FROM events').pluck().get() as number)
+        : (db.prepare('SELECT COUNT(*) FROM events WHERE reader_id = ?').pluck().get(readerId) as number),
+    rejectSummary: (readerId): RejectSummary[] =>
+      (
+        db
+          .prepare(
+            `SELECT reason, COUNT(*) AS count, MAX(at_ms) AS lastAtMs,
+               (SELECT detail FROM rejects r2 WHERE r2.reader_id = r.reader_id AND r2.reason = r.reason
+                ORDER BY id DESC LIMIT 1) AS lastDetail
+             FROM rejects r WHERE reader_id = ? GROUP BY reason ORDER BY reason`,
+          )
+          .all(readerId) as RejectSummary[]
+      ).map((r) => ({ ...r })),
+    lastStatus: (readerId): StoredStatus | undefined => {
+      const r = db
+        .prepare('SELECT status_json, received_at_ms FROM reader_status WHERE reader_id = ?')
+        .get(readerId) as { status_json: string; received_at_ms: number } | undefined;
+      return r ? { status: JSON.parse(r.status_json) as unknown, receivedAtMs: r.received_at_ms } : undefined;
+    },
+    getReader: (readerId) => {
+      const r = db.prepare('SELECT * FROM readers WHERE reader_id = ?').get(readerId) as
+        ReaderRow | undefined;
+      return r ? toRecord(r) : undefined;
+    },
+    listReaders: () =>
+      (db.prepare('SELECT * FROM readers ORDER BY reader_id').all() as ReaderRow[]).map(toRecord),
+    insertReader: (r) =>
+      db.transaction(() => {
+        db.prepare(
+          'INSERT INTO readers (reader_id, password_hash, client_ref, label, revoked_at, created_at) VALUES (?, ?, ?, ?, ?, ?)',
+        ).run(r.readerId, r.passwordHash, r.clientRef, r.label, r.revokedAt, r.createdAt);
+        db.prepare('INSERT INTO reader_client_history (reader_id, client_ref, from_ms) VALUES (?, ?, ?)').run(
+          r.readerId,
+          r.clientRef,
+          r.createdAt,
+        );
+      })(),
+    setPasswordHash: (readerId, hash) => {
+      db.prepare('UPDATE readers SET password_hash = ? WHERE reader_id = ?').run(hash, readerId);
+    },
+    setRevoked: (readerId, atMs) => {
+      db.prepare('UPDATE readers SET revoked_at = ? WHERE reader_id = ?').run(atMs, readerId);
+    },
+    setClientRef: (readerId, clientRef, atMs) =>
+      db.transaction(() => {
+        db.prepare('UPDATE readers SET client_ref = ? WHERE reader_id = ?').run(clientRef, readerId);
+        db.prepare('INSERT INTO reader_client_history (reader_id, client_ref, from_ms) VALUES (?, ?, ?)').run(
+          readerId,
+          clientRef,
+          atMs,
+        );
+      })(),
+  };
+}
