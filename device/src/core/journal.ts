@@ -130,6 +130,14 @@ export class Journal {
     return this.lastSeq + 1;
   }
 
+  get isOpen(): boolean {
+    return this.db.open;
+  }
+
+  get lastAckedSeq(): number {
+    return this.lastAcked;
+  }
+
   get depth(): number {
     return this.depthCount;
   }

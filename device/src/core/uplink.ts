@@ -1,0 +1,360 @@
+import { readFileSync } from 'node:fs';
+import { EventEmitter } from 'node:events';
+import { connect } from 'mqtt';
+import type { IClientOptions, MqttClient } from 'mqtt';
+import type { Logger } from 'pino';
+import { backoffDelay, decode, encode, topics } from '../../../protocol/index.js';
+import type {
+  Clock,
+  CommandResult,
+  EventTime,
+  PayloadInputOf,
+  StatusOnline,
+  TimerHandle,
+} from '../../../protocol/index.js';
+import type { DeviceSettings } from '../config.js';
+import type { Journal } from './journal.js';
+
+/**
+ * The uplink (CONVENTIONS 7): MQTT.js with our own reconnect (capped exponential backoff with
+ * jitter; MQTT.js's own is off). Publishes batches of unacknowledged journal events in seq order,
+ * several batches in flight; deletes only on the gateway's application-level ack; resends on ack
+ * timeout and on every reconnect (the gateway dedupes by reader + seq).
+ */
+
+export interface UplinkOptions {
+  readerId: string;
+  mqtt: DeviceSettings['mqtt'];
+  uplink: DeviceSettings['uplink'];
+  journal: Journal;
+  clock: Clock;
+  random: () => number;
+  logger: Logger;
+  /** Device time now (for the batch's sentAt). */
+  now: () => EventTime;
+  /** The current status (published retained on connect, every statusIntervalMs and on request). */
+  status: () => Omit<StatusOnline, 'schemaVersion' | 'state'>;
+  /** Raw payload from the config topic (the device validates and applies it). */
+  onConfig: (payload: Buffer) => void;
+  /** Raw payload from the commands topic. */
+  onCommand: (payload: Buffer) => void;
+}
+
+interface InFlight {
+  from: number;
+  to: number;
+}
+
+export interface UplinkStats {
+  connected: boolean;
+  inFlightBatches: number;
+  batchesSent: number;
+  resends: number;
+  acksReceived: number;
+  acksRejected: number;
+  reconnectAttempt: number;
+}
+
+export class Uplink extends EventEmitter<{
+  connected: [];
+  disconnected: [];
+  acked: [upTo: number, deleted: number];
+}> {
+  private readonly o: UplinkOptions;
+  private readonly log: Logger;
+  private client: MqttClient | null = null;
+  private connected = false;
+  private stopped = true;
+  private attempt = 0;
+  private reconnectTimer: TimerHandle | null = null;
+  private ackTimer: TimerHandle | null = null;
+  private statusTimer: TimerHandle | null = null;
+  private inFlight: InFlight[] = [];
+  private sentUpTo = 0;
+  private readonly counters = { batchesSent: 0, resends: 0, acksReceived: 0, acksRejected: 0 };
+
+  constructor(opts: UplinkOptions) {
+    super();
+    this.o = opts;
+    this.log = opts.logger.child({ module: 'uplink' });
+  }
+
+  start(): void {
+    if (!this.stopped) return;
+    this.stopped = false;
+    this.connectNow();
+  }
+
+  stats(): UplinkStats {
+    return {
+      connected: this.connected,
+      inFlightBatches: this.inFlight.length,
+      reconnectAttempt: this.attempt,
+      ...this.counters,
+    };
+  }
+
+  /** New events were journalled: send them if the window allows. */
+  kick(): void {
+    this.pump();
+  }
+
+  /** Publishes the current status now (retained). */
+  publishStatus(): void {
+    const c = this.client;
+    if (!c || !this.connected) return;
+    try {
+      const payload = encode('status', { schemaVersion: 1, state: 'online', ...this.o.status() });
+      c.publish(topics.status(this.o.readerId), payload, { qos: 1, retain: true }, (err) => {
+        if (err) this.log.warn({ err }, 'status publish failed');
+      });
+    } catch (err) {
+      this.log.error({ err }, 'status not published (invalid)');
+    }
+  }
+
+  publishCommandResult(result: PayloadInputOf<'command-results'> & CommandResult): void {
+    const c = this.client;
+    if (!c || !this.connected) return;
+    c.publish(
+      topics.commandResults(this.o.readerId),
+      encode('command-results', result),
+      { qos: 1 },
+      (err) => {
+        if (err) this.log.warn({ err }, 'command result publish failed');
+      },
+    );
+  }
+
+  /**
+   * Stops: waits up to `graceMs` for in-flight batches to be acknowledged (the journal keeps the
+   * rest anyway), publishes the retained "offline" status and disconnects.
+   */
+  async stop(graceMs = 0): Promise<void> {
+    if (this.stopped) return;
+    const deadline = this.o.clock.monotonic() + graceMs;
+    for (let i = 0; i < 500 && this.connected && this.inFlight.length > 0; i++) {
+      if (this.o.clock.monotonic() >= deadline) break;
+      await new Promise<void>((r) => this.o.clock.setTimeout(r, 20));
+    }
+    this.stopped = true;
+    this.clearTimers();
+    const c = this.client;
+    this.client = null;
+    if (!c) return;
+    if (this.connected) {
+      await new Promise<void>((resolve) => {
+        const t = this.o.clock.setTimeout(resolve, 1_000);
+        c.publish(
+          topics.status(this.o.readerId),
+          encode('status', { schemaVersion: 1, readerId: this.o.readerId, state: 'offline' }),
+          { qos: 1, retain: true },
+          () => {
+            this.o.clock.clearTimeout(t);
+            resolve();
+          },
+        );
+      });
+    }
+    this.connected = false;
+    await new Promise<void>((resolve) => c.end(false, {}, () => resolve()));
+    c.removeAllListeners();
+    c.on('error', () => undefined);
+  }
+
+  private clearTimers(): void {
+    for (const t of [this.reconnectTimer, this.ackTimer, this.statusTimer])
+      if (t) this.o.clock.clearTimeout(t);
+    this.reconnectTimer = this.ackTimer = this.statusTimer = null;
+  }
+
+  private clientOptions(): IClientOptions {
+    const m = this.o.mqtt;
+    const opts: IClientOptions = {
+      clientId: this.o.readerId,
+      reconnectPeriod: 0,
+      clean: true,
+      keepalive: m.keepaliveSec,
+      connectTimeout: m.connectTimeoutMs,
+      protocolVersion: m.protocolVersion,
+      rejectUnauthorized: m.rejectUnauthorized,
+      will: {
+        topic: topics.status(this.o.readerId),
+        payload: encode('status', { schemaVersion: 1, readerId: this.o.readerId, state: 'offline' }),
+        qos: 1,
+        retain: true,
+      },
+    };
+    if (m.username !== undefined) opts.username = m.username;
+    if (m.password !== undefined) opts.password = m.password;
+    if (m.ca !== undefined) opts.ca = readFileSync(m.ca);
+    if (m.cert !== undefined) opts.cert = readFileSync(m.cert);
+    if (m.key !== undefined) opts.key = readFileSync(m.key);
+    return opts;
+  }
+
+  private connectNow(): void {
+    this.reconnectTimer = null;
+    if (this.stopped) return;
+    let client: MqttClient;
+    try {
+      client = connect(this.o.mqtt.url, this.clientOptions());
+    } catch (err) {
+      this.log.error({ err }, 'cannot create MQTT client');
+      this.scheduleReconnect();
+      return;
+    }
+    this.client = client;
+    let closed = false;
+    client.on('connect', () => this.onConnect(client));
+    client.on('message', (topic, payload) => this.onMessage(topic, payload));
+    client.on('error', (err) => this.log.warn({ err: { message: err.message } }, 'mqtt error'));
+    client.on('close', () => {
+      if (closed || this.client !== client) return;
+      closed = true;
+      const was = this.connected;
+      this.connected = false;
+      this.inFlight = [];
+      if (this.ackTimer) this.o.clock.clearTimeout(this.ackTimer);
+      this.ackTimer = null;
+      client.removeAllListeners('connect');
+      client.end(true);
+      if (was) {
+        this.log.info('disconnected');
+        this.emit('disconnected');
+      }
+      this.scheduleReconnect();
+    });
+  }
+
+  private scheduleReconnect(): void {
+    if (this.stopped || this.reconnectTimer) return;
+    const { baseMs, capMs } = this.o.uplink.backoff;
+    const delay = backoffDelay(this.attempt++, { baseMs, capMs, random: this.o.random });
+    this.log.debug({ delay, attempt: this.attempt }, 'reconnect scheduled');
+    this.reconnectTimer = this.o.clock.setTimeout(() => this.connectNow(), delay);
+  }
+
+  private onConnect(client: MqttClient): void {
+    if (this.client !== client || this.stopped) return;
+    this.connected = true;
+    this.attempt = 0;
+    this.log.info('connected');
+    const id = this.o.readerId;
+    client.subscribe([topics.acks(id), topics.config(id), topics.commands(id)], { qos: 1 }, (err) => {
+      if (err) this.log.warn({ err: { message: err.message } }, 'subscribe failed');
+    });
+    this.publishStatus();
+    this.armStatusTimer();
+    // Resend everything unacknowledged: the gateway dedupes by reader + seq.
+    this.inFlight = [];
+    this.sentUpTo = 0;
+    this.emit('connected');
+    this.pump();
+  }
+
+  private armStatusTimer(): void {
+    if (this.statusTimer) this.o.clock.clearTimeout(this.statusTimer);
+    this.statusTimer = this.o.clock.setTimeout(() => {
+      this.statusTimer = null;
+      if (this.stopped) return;
+      this.publishStatus();
+      this.armStatusTimer();
+    }, this.o.uplink.statusIntervalMs);
+  }
+
+  private pump(): void {
+    const c = this.client;
+    if (!c || !this.connected || this.stopped) return;
+    const { batchSize, window } = this.o.uplink;
+    const lastAcked = this.o.journal.lastAckedSeq;
+    if (this.sentUpTo < lastAcked) this.sentUpTo = lastAcked;
+    while (this.inFlight.length < window) {
+      const events = this.o.journal.readAfter(this.sentUpTo, batchSize);
+      const first = events[0];
+      const last = events[events.length - 1];
+      if (!first || !last) break;
+      let payload: Buffer;
+      try {
+        payload = encode('events', {
+          schemaVersion: 1,
+          readerId: this.o.readerId,
+          sentAt: this.o.now(),
+          events,
+        });
+      } catch (err) {
+        this.log.error({ err, from: first.seq, to: last.seq }, 'batch not encodable; skipped');
+        this.sentUpTo = last.seq;
+        continue;
+      }
+      c.publish(topics.events(this.o.readerId), payload, { qos: 1 }, (err) => {
+        if (err)
+          this.log.debug({ err: { message: err.message } }, 'batch publish not acknowledged by broker');
+      });
+      this.inFlight.push({ from: first.seq, to: last.seq });
+      this.sentUpTo = last.seq;
+      this.counters.batchesSent++;
+    }
+    if (this.inFlight.length > 0 && !this.ackTimer) this.armAckTimer();
+  }
+
+  private armAckTimer(): void {
+    if (this.ackTimer) this.o.clock.clearTimeout(this.ackTimer);
+    this.ackTimer = this.o.clock.setTimeout(() => {
+      this.ackTimer = null;
+      if (this.stopped || !this.connected || this.inFlight.length === 0) return;
+      this.log.warn(
+        { from: this.inFlight[0]?.from, batches: this.inFlight.length },
+        'ack timeout: resending',
+      );
+      this.counters.resends++;
+      this.inFlight = [];
+      this.sentUpTo = this.o.journal.lastAckedSeq;
+      this.pump();
+    }, this.o.uplink.ackTimeoutMs);
+  }
+
+  private onMessage(topic: string, payload: Buffer): void {
+    const id = this.o.readerId;
+    try {
+      if (topic === topics.acks(id)) this.onAck(payload);
+      else if (topic === topics.config(id)) this.o.onConfig(payload);
+      else if (topic === topics.commands(id)) this.o.onCommand(payload);
+      else this.log.warn('message on an unexpected topic ignored');
+    } catch (err) {
+      this.log.error({ err }, 'inbound message handler failed');
+    }
+  }
+
+  private onAck(payload: Buffer): void {
+    const d = decode('acks', this.o.readerId, payload);
+    if (!d.ok) {
+      this.counters.acksRejected++;
+      this.log.warn({ reason: d.reason, detail: d.detail }, 'ack rejected');
+      return;
+    }
+    this.counters.acksReceived++;
+    const ack = d.value;
+    const deleted = this.o.journal.ack(
+      ack.upTo,
+      ack.rejected.map((r) => r.seq),
+    );
+    for (const r of ack.rejected)
+      this.log.warn({ seq: r.seq, reason: r.reason }, 'gateway rejected an event');
+    const before = this.inFlight.length;
+    this.inFlight = this.inFlight.filter((b) => b.to > ack.upTo);
+    const gap = ack.gaps?.[0];
+    if (gap && gap.from <= this.sentUpTo) {
+      this.log.warn({ from: gap.from, to: gap.to }, 'gateway reports a gap: resending from it');
+      this.counters.resends++;
+      this.inFlight = [];
+      this.sentUpTo = Math.max(gap.from - 1, this.o.journal.lastAckedSeq);
+    }
+    if (this.inFlight.length < before || gap) {
+      if (this.ackTimer) this.o.clock.clearTimeout(this.ackTimer);
+      this.ackTimer = null;
+    }
+    if (deleted > 0) this.emit('acked', ack.upTo, deleted);
+    this.pump();
+  }
+}
