@@ -1,0 +1,268 @@
+/**
+ * Matching for the checker: pairs each tap that got feedback with the backend event it must have
+ * produced (same reader and card, nearest time within the tolerance), then checks visits and
+ * anomalies against the ground truth. Taps of one card at one reader are minutes apart in every
+ * scenario (repeats produce no event), so nearest-in-time matching is unambiguous.
+ */
+import type { VisitEvent } from '../protocol/index.js';
+import type { CheckInput, TapRecord, Tolerances } from './checker.js';
+import type { TruthVisit } from './scenario/types.js';
+
+type Started = Extract<VisitEvent, { type: 'visit.started' }>;
+type Ended = Extract<VisitEvent, { type: 'visit.ended' }>;
+type Anomaly = Extract<VisitEvent, { type: 'visit.anomaly' }>;
+
+export interface Matched {
+  expected: number;
+  matched: number;
+  missing: { key?: string; text: string }[];
+  doubles: string[];
+  unmatched: string[];
+  visitSummary: string;
+  visitFailures: string[];
+  anomalySummary: string;
+  anomalyFailures: string[];
+  groupSummary: string;
+  groupFailures: string[];
+}
+
+const iso = (ms: number) => new Date(ms).toISOString();
+const bucket = (readerId: string, cardRef: string | null) => `${readerId}|${cardRef ?? '-'}`;
+
+function group<T extends VisitEvent>(events: readonly T[], key: (e: T) => string): Map<string, T[]> {
+  const m = new Map<string, T[]>();
+  for (const e of events) {
+    const k = key(e);
+    const list = m.get(k);
+    if (list) list.push(e);
+    else m.set(k, [e]);
+  }
+  return m;
+}
+
+export function matchTaps(input: CheckInput, tol: Tolerances): Matched {
+  const { scenario: s, received } = input;
+  const starts = received.filter((e): e is Started => e.type === 'visit.started');
+  const ends = received.filter((e): e is Ended => e.type === 'visit.ended');
+  const anomalies = received.filter((e): e is Anomaly => e.type === 'visit.anomaly');
+  const tolFor = (readerId: string, quality: string): number => {
+    const skew = input.skewMs.get(readerId) ?? 0;
+    if (quality === 'synced') return skew + tol.syncedMs;
+    if (quality === 'corrected') return skew + tol.correctedMs;
+    return Number.POSITIVE_INFINITY; // uncorrected: matched by order
+  };
+
+  const used = new Set<VisitEvent>();
+  const tapEvent = new Map<TapRecord, VisitEvent>();
+  const missing: Matched['missing'] = [];
+  let expected = 0;
+  const pools = {
+    'visit-started': group(starts, (e) => bucket(e.readerId, e.cardRef)),
+    'visit-ended': group(
+      ends.filter((e) => e.endReason === 'tap'),
+      (e) => bucket(e.readerId, e.cardRef),
+    ),
+    rejected: group(
+      anomalies.filter((e) => e.anomaly === 'unknown-card' || e.anomaly === 'revoked-card'),
+      (e) => bucket(e.readerId, e.cardRef),
+    ),
+  };
+  const timeOf = (e: VisitEvent): { ms: number; quality: string } => {
+    if (e.type === 'visit.started') return { ms: Date.parse(e.startedAt), quality: e.timeQuality };
+    if (e.type === 'visit.ended') return { ms: Date.parse(e.endedAt), quality: e.timeQuality };
+    return { ms: Date.parse(e.at), quality: 'corrected' };
+  };
+  const positive = input.taps.filter(
+    (t) => t.feedback === 'visit-started' || t.feedback === 'visit-ended' || t.feedback === 'rejected',
+  );
+  // Pass 1: within tolerance, nearest first. Pass 2: uncorrected events, in order.
+  for (const pass of [1, 2]) {
+    for (const t of positive) {
+      if (tapEvent.has(t)) continue;
+      const pool = pools[t.feedback as keyof typeof pools].get(bucket(t.readerId, t.cardRef)) ?? [];
+      let best: VisitEvent | null = null;
+      let bestD = Number.POSITIVE_INFINITY;
+      for (const e of pool) {
+        if (used.has(e)) continue;
+        const { ms, quality } = timeOf(e);
+        const d = Math.abs(ms - t.atMs);
+        if (pass === 1 ? d <= tolFor(t.readerId, quality) && d < bestD : quality === 'uncorrected' && !best) {
+          best = e;
+          bestD = d;
+        }
+      }
+      if (best) {
+        used.add(best);
+        tapEvent.set(t, best);
+      }
+    }
+  }
+  for (const t of positive) {
+    expected++;
+    if (!tapEvent.has(t)) {
+      missing.push({
+        text: `${t.readerId} ${t.visitKey}: "${t.feedback}" shown @${iso(t.atMs)} but no matching backend event`,
+      });
+    }
+  }
+
+  // Doubles: one visit id started or tap-ended twice under different keys.
+  const doubles: string[] = [];
+  for (const [id, list] of group(starts, (e) => e.visitId)) {
+    if (list.length > 1)
+      doubles.push(
+        `visit ${id} started ${list.length} times (${list.map((e) => e.idempotencyKey).join(', ')})`,
+      );
+  }
+  for (const [id, list] of group(ends, (e) => e.visitId)) {
+    if (list.length > 1)
+      doubles.push(
+        `visit ${id} ended ${list.length} times (${list.map((e) => e.idempotencyKey).join(', ')})`,
+      );
+  }
+
+  // Visits against the truth.
+  const startTapOf = new Map<string, TapRecord>();
+  const stopTapOf = new Map<string, TapRecord>();
+  for (const t of input.taps) {
+    if (t.feedback === 'visit-started' && !startTapOf.has(t.visitKey)) startTapOf.set(t.visitKey, t);
+    if (t.feedback === 'visit-ended') stopTapOf.set(t.visitKey, t);
+  }
+  const visitFailures: string[] = [];
+  const startOfTruth = new Map<string, Started>();
+  const openTruthByVisitId = new Map<string, TruthVisit>();
+  let compared = 0;
+  for (const v of s.truth) {
+    const st = startTapOf.get(v.key);
+    const se = st ? tapEvent.get(st) : undefined;
+    if (!st || !se || se.type !== 'visit.started') continue;
+    compared++;
+    startOfTruth.set(v.key, se);
+    if (v.endMs === null) openTruthByVisitId.set(se.visitId, v);
+    if (se.staffRef !== v.staffRef)
+      visitFailures.push(`${v.key}: staff ${se.staffRef} at the backend, truth ${v.staffRef}`);
+    if (se.clientRef !== v.clientRef)
+      visitFailures.push(`${v.key}: client ${se.clientRef}, truth ${v.clientRef}`);
+    if (v.endMs === null) continue;
+    const sp = stopTapOf.get(v.key);
+    const ee = sp ? tapEvent.get(sp) : undefined;
+    if (!ee || ee.type !== 'visit.ended') continue;
+    if (ee.visitId !== se.visitId) {
+      visitFailures.push(`${v.key}: ended visit ${ee.visitId} is not the started one ${se.visitId}`);
+      continue;
+    }
+    if (ee.timeQuality !== 'uncorrected' && se.timeQuality !== 'uncorrected' && ee.durationMs !== null) {
+      const want = v.endMs - v.startMs;
+      const allowed = 2 * Math.max(tolFor(v.readerId, se.timeQuality), tolFor(v.readerId, ee.timeQuality));
+      if (Math.abs(ee.durationMs - want) > allowed) {
+        visitFailures.push(`${v.key}: duration ${ee.durationMs} ms, truth ${want} ms (±${allowed})`);
+      }
+    }
+  }
+
+  // Backend events nobody tapped for.
+  const unmatched: string[] = [];
+  for (const e of [...starts, ...ends]) {
+    if (used.has(e)) continue;
+    if (e.type === 'visit.ended' && e.endReason === 'auto-close') {
+      const truth = openTruthByVisitId.get(e.visitId);
+      if (truth) continue;
+      unmatched.push(
+        `${e.idempotencyKey}: auto-closed visit ${e.visitId} that has no open visit in the truth`,
+      );
+      continue;
+    }
+    unmatched.push(`${e.idempotencyKey}: ${e.type} of ${e.readerId} nobody tapped for`);
+  }
+
+  // Anomalies.
+  const anomalyFailures: string[] = [];
+  const byKind: Record<string, number> = {};
+  const staffOpen = s.truth.filter((v) => v.endMs === null);
+  const margin = 5 * 60_000;
+  for (const a of anomalies) {
+    byKind[a.anomaly] = (byKind[a.anomaly] ?? 0) + 1;
+    const truthOfCard = s.truth.filter((v) => v.cardRef === a.cardRef);
+    const unknown = truthOfCard.length > 0 && truthOfCard.every((v) => v.kind === 'unknown-card');
+    const at = Date.parse(a.at);
+    let ok: boolean;
+    switch (a.anomaly) {
+      case 'unknown-card':
+        ok = unknown;
+        break;
+      case 'missing-stop':
+        ok = a.visitId !== null && openTruthByVisitId.has(a.visitId);
+        break;
+      case 'concurrent-visit':
+        ok = staffOpen.some(
+          (v) =>
+            v.cardRef === a.cardRef &&
+            v.readerId !== a.readerId &&
+            v.startMs <= at + margin &&
+            at <= v.startMs + s.params.maxOpenMs + margin,
+        );
+        break;
+      case 'uncorrected-time':
+        ok = input.unsyncedReaders.has(a.readerId);
+        break;
+      case 'revoked-card':
+      case 'stop-without-start':
+      case 'manual-close':
+        ok = false;
+        break;
+    }
+    if (!ok) anomalyFailures.push(`${a.idempotencyKey}: unexpected ${a.anomaly} at ${a.readerId} @${a.at}`);
+  }
+  for (const v of s.truth) {
+    if (v.kind === 'unknown-card' && startTapOf.has(v.key)) {
+      if (
+        !anomalies.some(
+          (a) => a.anomaly === 'unknown-card' && a.cardRef === v.cardRef && a.readerId === v.readerId,
+        )
+      ) {
+        anomalyFailures.push(`${v.key}: unknown card at ${v.readerId} not flagged`);
+      }
+    }
+    const se = startOfTruth.get(v.key);
+    if (v.endMs === null && se && v.startMs + s.params.maxOpenMs + margin < input.endMs) {
+      const closed = ends.find((e) => e.visitId === se.visitId && e.endReason === 'auto-close');
+      const flagged = anomalies.some((a) => a.anomaly === 'missing-stop' && a.visitId === se.visitId);
+      if (!closed || !flagged) {
+        anomalyFailures.push(
+          `${v.key}: open since ${iso(v.startMs)}, expected auto-close + missing-stop (closed ${!!closed}, flagged ${flagged})`,
+        );
+      }
+    }
+  }
+
+  // Double staffing.
+  const groupFailures: string[] = [];
+  const groups = new Map<string, Started[]>();
+  for (const v of s.truth) {
+    const se = startOfTruth.get(v.key);
+    if (!v.groupKey || !se) continue;
+    groups.set(v.groupKey, [...(groups.get(v.groupKey) ?? []), se]);
+  }
+  for (const [g, list] of groups) {
+    if (list.length < 2) continue;
+    const ids = new Set(list.map((e) => e.groupId));
+    if (ids.size !== 1 || ids.has(null)) groupFailures.push(`${g}: group ids ${[...ids].join(', ')}`);
+  }
+
+  return {
+    expected,
+    matched: tapEvent.size,
+    missing,
+    doubles,
+    unmatched,
+    visitSummary: `${compared} truth visits compared (tolerance synced ±${tol.syncedMs} ms, corrected ±${tol.correctedMs} ms, plus skew)`,
+    visitFailures,
+    anomalySummary:
+      Object.entries(byKind)
+        .map(([k, n]) => `${k}: ${n}`)
+        .join(', ') || 'none',
+    anomalyFailures,
+    groupSummary: `${groups.size} double-staffed calls`,
+    groupFailures,
+  };
+}
