@@ -245,6 +245,7 @@ export class VisitEngine {
     const now = this.o.clock.now();
     const visitId = ev.visitId ?? '';
     const known = repo.visit(ev.readerId, visitId);
+    if (known?.state === 'closed' && known.endSeq === ev.seq) return; // re-processing: already done
     if (known?.state === 'closed') {
       // Already closed (manually, or superseded): record the late end, emit nothing a second time.
       repo.upsert({ ...known, lateEndSeq: ev.seq, updatedAtMs: now });
