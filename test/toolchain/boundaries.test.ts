@@ -2,51 +2,70 @@ import { rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ESLint } from 'eslint';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 // The import boundaries of DESIGN.md are enforced by the linter (eslint.config.js). This lints real
-// probe files placed in each folder (the type-aware config needs them on disk) and removes them.
+// probe files placed in each folder (the type-aware config needs them on disk), all in one ESLint run,
+// and removes them.
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const probes: string[] = [];
-afterEach(() => {
-  for (const p of probes.splice(0)) rmSync(p, { force: true });
+const cases = {
+  deviceToGateway: ['device', '../gateway/src/metrics.js'],
+  gatewayToDevice: ['gateway', '../device/src/ports/feedback.js'],
+  protocolToGateway: ['protocol', '../gateway/src/metrics.js'],
+  protocolToFs: ['protocol', 'node:fs'],
+  deviceToProtocol: ['device', '../protocol/index.js'],
+} as const;
+type Case = keyof typeof cases;
+
+const files = new Map<Case, string>();
+const messages = new Map<Case, string[]>();
+
+beforeAll(async () => {
+  for (const [name, [folder, importPath]] of Object.entries(cases) as [Case, readonly [string, string]][]) {
+    const file = join(root, folder, `lint-probe-${process.pid}-${name}.ts`);
+    writeFileSync(
+      file,
+      `import * as other from '${importPath}';\nexport const probe = Object.keys(other).length;\n`,
+    );
+    files.set(name, file);
+  }
+  try {
+    const results = await new ESLint({ cwd: root }).lintFiles([...files.values()]);
+    for (const [name, file] of files) {
+      const r = results.find((x) => x.filePath === file);
+      messages.set(
+        name,
+        (r?.messages ?? []).filter((m) => m.ruleId === 'no-restricted-imports').map((m) => m.message),
+      );
+    }
+  } finally {
+    for (const f of files.values()) rmSync(f, { force: true });
+  }
+}, 180_000);
+
+afterAll(() => {
+  for (const f of files.values()) rmSync(f, { force: true });
 });
 
-async function lintProbe(folder: string, importPath: string): Promise<string[]> {
-  const file = join(root, folder, `lint-probe-${process.pid}-${probes.length}.ts`);
-  probes.push(file);
-  writeFileSync(
-    file,
-    `import * as other from '${importPath}';\nexport const probe = Object.keys(other).length;\n`,
-  );
-  const eslint = new ESLint({ cwd: root });
-  const [result] = await eslint.lintFiles([file]);
-  return (result?.messages ?? []).filter((m) => m.ruleId === 'no-restricted-imports').map((m) => m.message);
-}
-
 describe('import boundaries', () => {
-  it('device/ → gateway/ is rejected', async () => {
-    expect(await lintProbe('device', '../gateway/src/metrics.js')).toEqual([
+  it('device/ → gateway/ is rejected', () => {
+    expect(messages.get('deviceToGateway')).toEqual([
       expect.stringContaining('device/ must not import gateway/'),
     ]);
   });
 
-  it('gateway/ → device/ is rejected', async () => {
-    expect(await lintProbe('gateway', '../device/src/ports/feedback.js')).toEqual([
+  it('gateway/ → device/ is rejected', () => {
+    expect(messages.get('gatewayToDevice')).toEqual([
       expect.stringContaining('gateway/ must not import device/'),
     ]);
   });
 
-  it('protocol/ importing ours or doing I/O is rejected', async () => {
-    expect(await lintProbe('protocol', '../gateway/src/metrics.js')).toEqual([
-      expect.stringContaining('protocol/ is pure'),
-    ]);
-    expect(await lintProbe('protocol', 'node:fs')).toEqual([
-      expect.stringContaining('protocol/ does no I/O'),
-    ]);
+  it('protocol/ importing ours or doing I/O is rejected', () => {
+    expect(messages.get('protocolToGateway')).toEqual([expect.stringContaining('protocol/ is pure')]);
+    expect(messages.get('protocolToFs')).toEqual([expect.stringContaining('protocol/ does no I/O')]);
   });
 
-  it('device/ → protocol/ is allowed', async () => {
-    expect(await lintProbe('device', '../protocol/index.js')).toEqual([]);
+  it('device/ → protocol/ is allowed', () => {
+    expect(messages.get('deviceToProtocol')).toEqual([]);
   });
 });
