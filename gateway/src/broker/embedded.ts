@@ -109,8 +109,10 @@ export function createEmbeddedBroker(opts: EmbeddedBrokerOptions): Transport {
             isSafeId(packet.clientId) &&
             typeof packet.username === 'string' &&
             packet.password !== undefined;
-          if (!ok) refused.inc({ reason: 'preconnect' });
-          cb(null, ok);
+          if (ok) return cb(null, true);
+          refused.inc({ reason: 'preconnect' });
+          // aedes needs an error here: (null, false) leaves the socket open until a timeout.
+          cb(new Error('reader id and credentials required'), false);
         },
         authenticate: (client, username, password, done) => {
           if (typeof username !== 'string' || !Buffer.isBuffer(password)) {
