@@ -83,7 +83,15 @@ export const ACR122_PATTERNS: Record<FeedbackPattern, Buffer> = {
   rejected: acr122LedBuzzer({ red: 'blink', t1: 10, t2: 1, reps: 1, buzzer: 1 }),
   'fault-reader': acr122LedBuzzer({ red: 'blink', t1: 2, t2: 2, reps: 3, buzzer: 1 }),
   'fault-storage': acr122LedBuzzer({ red: 'blink', t1: 1, t2: 1, reps: 5, buzzer: 1 }),
-  identify: acr122LedBuzzer({ green: 'blink', red: 'blink', alternate: true, t1: 3, t2: 3, reps: 4, buzzer: 0 }),
+  identify: acr122LedBuzzer({
+    green: 'blink',
+    red: 'blink',
+    alternate: true,
+    t1: 3,
+    t2: 3,
+    reps: 4,
+    buzzer: 0,
+  }),
 };
 
 /**
