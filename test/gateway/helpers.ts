@@ -138,10 +138,13 @@ export class AckCollector {
 }
 
 /** Polls `fn` until it returns a truthy value; bounded. */
-export async function waitUntil<T>(fn: () => T | undefined | null | false, timeoutMs = 10_000): Promise<T> {
+export async function waitUntil<T>(
+  fn: () => T | undefined | null | false | Promise<T | undefined | null | false>,
+  timeoutMs = 10_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const v = fn();
+    const v = await fn();
     if (v) return v;
     if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 10));
