@@ -71,10 +71,12 @@ export interface TestEnv {
   close(): Promise<void>;
 }
 
-export function createEnv(over: Partial<VisitPipelineOptions> & { clock?: Clock } = {}): TestEnv {
+/** A temp DB with the real ingest + visit migrations and a pipeline (fake clock unless `clock` is given). */
+export function createEnv(over: Partial<VisitPipelineOptions> & { fakeClock?: FakeClock } = {}): TestEnv {
   const dir = mkdtempSync(join(tmpdir(), 'vt-visits-'));
   const db = openDatabase(join(dir, 'gateway.db'), [...ingestMigrations, ...visitMigrations]);
-  const clock = new FakeClock();
+  const { fakeClock, ...rest } = over;
+  const clock = fakeClock ?? new FakeClock();
   const metrics = new MetricsRegistry();
   const pipeline = createVisitPipeline({
     db,
@@ -82,7 +84,7 @@ export function createEnv(over: Partial<VisitPipelineOptions> & { clock?: Clock 
     random: () => 0.5,
     logger: silentLogger(),
     metrics,
-    ...over,
+    ...rest,
   });
   return {
     dir,
