@@ -1,0 +1,141 @@
+/**
+ * Lightweight protocol clients (raw MQTT.js, one connection per reader): NOT full devices. Each keeps its
+ * unacknowledged taps in memory, resends them after every (re)connect, deletes them only on the gateway's
+ * app-level ack, and reconnects with capped exponential backoff + jitter like a device does.
+ */
+import mqtt, { type MqttClient } from 'mqtt';
+import { backoffDelay, decode, topics } from '../../protocol/index.js';
+import { wallNow } from './stats.js';
+import { TapSource, type TapEventInput } from './taps.js';
+
+export interface FleetOptions {
+  url: string;
+  readers: { readerId: string; password?: string }[];
+  cardRefs: string[];
+  batchSize: number;
+  backoff: { baseMs: number; capMs: number };
+  random: () => number;
+  /** Subscribe to the reader's acks topic (gateway and glue); off for the raw relay baseline. */
+  appAcks: boolean;
+}
+
+export class BenchReader {
+  client: MqttClient | null = null;
+  connected = false;
+  ackedUpTo = 0;
+  unacked: TapEventInput[] = [];
+  attempts = 0;
+  connects = 0;
+  refusals = 0;
+  drainedAt: number | null = null;
+  closing = false;
+  private ackWaiters: { upTo: number; resolve: () => void }[] = [];
+  private reconnectTimer: NodeJS.Timeout | null = null;
+  private readonly connectWaiters: (() => void)[] = [];
+  readonly source: TapSource;
+
+  constructor(
+    readonly spec: { readerId: string; password?: string },
+    private readonly opts: FleetOptions,
+  ) {
+    this.source = new TapSource(spec.readerId, opts.cardRefs, opts.random);
+  }
+
+  connect(): void {
+    if (this.closing) return;
+    this.attempts++;
+    const c = mqtt.connect(this.opts.url, {
+      clientId: this.spec.readerId,
+      username: this.spec.readerId,
+      password: this.spec.password ?? 'bench-anonymous',
+      protocolVersion: 4,
+      clean: true,
+      reconnectPeriod: 0,
+      keepalive: 120,
+      connectTimeout: 60_000,
+    });
+    this.client = c;
+    c.on('connect', () => {
+      this.attempts = 0;
+      this.connects++;
+      if (this.opts.appAcks) c.subscribe(topics.acks(this.spec.readerId), { qos: 1 });
+      this.connected = true;
+      for (const w of this.connectWaiters.splice(0)) w();
+      this.flushUnacked();
+    });
+    c.on('message', (_topic, payload) => this.onAck(payload));
+    c.on('error', () => undefined);
+    c.on('close', () => {
+      if (!this.connected) this.refusals++;
+      this.connected = false;
+      if (this.client !== c) return;
+      c.removeAllListeners('close');
+      c.end(true);
+      this.client = null;
+      if (this.closing) return;
+      const delay = backoffDelay(this.attempts, { ...this.opts.backoff, random: this.opts.random });
+      this.reconnectTimer = setTimeout(() => this.connect(), delay);
+    });
+  }
+
+  whenConnected(): Promise<void> {
+    if (this.connected) return Promise.resolve();
+    return new Promise((r) => this.connectWaiters.push(r));
+  }
+
+  private onAck(payload: Buffer): void {
+    const d = decode('acks', this.spec.readerId, payload);
+    if (!d.ok) return;
+    const upTo = d.value.upTo;
+    if (upTo <= this.ackedUpTo) return;
+    this.ackedUpTo = upTo;
+    this.unacked = this.unacked.filter((e) => e.seq > upTo);
+    if (this.unacked.length === 0 && this.drainedAt === null) this.drainedAt = wallNow();
+    this.ackWaiters = this.ackWaiters.filter((w) => {
+      if (w.upTo > upTo) return true;
+      w.resolve();
+      return false;
+    });
+  }
+
+  /** Resolves once the app-level ack covers `seq`. */
+  waitAck(seq: number): Promise<void> {
+    if (this.ackedUpTo >= seq) return Promise.resolve();
+    return new Promise((resolve) => this.ackWaiters.push({ upTo: seq, resolve }));
+  }
+
+  /** Queues new taps (journalled on a device) and sends them when connected. */
+  queue(events: TapEventInput[]): void {
+    this.unacked.push(...events);
+    this.drainedAt = null;
+    if (this.connected) this.sendEvents(events);
+  }
+
+  private flushUnacked(): void {
+    if (this.unacked.length > 0) this.sendEvents(this.unacked);
+  }
+
+  private sendEvents(events: TapEventInput[]): void {
+    for (let i = 0; i < events.length; i += this.opts.batchSize) {
+      const chunk = events.slice(i, i + this.opts.batchSize);
+      void this.publish(this.source.batch(chunk, wallNow()));
+    }
+  }
+
+  /** QoS 1 publish; resolves on PUBACK (false if the connection went away first). */
+  publish(payload: Buffer): Promise<boolean> {
+    const c = this.client;
+    if (!c || !this.connected) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      c.publish(topics.events(this.spec.readerId), payload, { qos: 1 }, (err) => resolve(!err));
+    });
+  }
+
+  close(): void {
+    this.closing = true;
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    this.client?.end(true);
+    this.client = null;
+    this.connected = false;
+  }
+}

@@ -1,0 +1,87 @@
+/** The shape of one benchmark row, as printed and as written to JSON. */
+export type Generator =
+  'lightweight MQTT clients' | 'full device (createDevice)' | 'simulator' | 'none (footprint)' | 'n/a';
+
+export interface Row {
+  /** Stable machine id, e.g. `ingest-vs-mosquitto`. */
+  id: string;
+  figure: string;
+  generator: Generator;
+  /** Measured value (number) or null when not measured. */
+  value: number | null;
+  unit: string;
+  /** Baseline measured side by side in the same run (null when the figure has none). */
+  baseline: number | null;
+  baselineLabel: string | null;
+  /** value / baseline when both are present. */
+  ratio: number | null;
+  /** Human-readable target, e.g. "≥ 3.0×" or "p99 ≤ 15 ms". */
+  target: string;
+  /** true / false, or null when not measured. */
+  met: boolean | null;
+  /** Why a row has no value (`n/a (component missing)`, `n/a (timeout)`, …) or extra facts. */
+  note: string;
+  /** Extra numbers (percentiles, counts, sizes) for the JSON file. */
+  details: Record<string, unknown>;
+}
+
+export type ProfileName = 'smoke' | 'quick' | 'full';
+
+export interface Profile {
+  name: ProfileName;
+  /** Ingest comparison: concurrent publishing readers, taps per batch, run length, cap per reader. */
+  ingest: { readers: number; batchSize: number; durationMs: number; maxBatchesPerReader: number };
+  device: { taps: number; rssTaps: number };
+  backendLatency: { readers: number; tapsPerSecond: number; durationMs: number };
+  storm: { readers: number; unackedPerReader: number; drainTimeoutMs: number };
+  rss: { readers: number };
+  simDay: { readers: number; staff: number };
+  /** Hard wall limit per row. */
+  rowTimeoutMs: number;
+}
+
+export const PROFILES: Record<ProfileName, Profile> = {
+  smoke: {
+    name: 'smoke',
+    ingest: { readers: 4, batchSize: 5, durationMs: 500, maxBatchesPerReader: 20 },
+    device: { taps: 20, rssTaps: 50 },
+    backendLatency: { readers: 10, tapsPerSecond: 20, durationMs: 1000 },
+    storm: { readers: 10, unackedPerReader: 3, drainTimeoutMs: 20_000 },
+    rss: { readers: 10 },
+    simDay: { readers: 5, staff: 2 },
+    rowTimeoutMs: 60_000,
+  },
+  quick: {
+    name: 'quick',
+    ingest: { readers: 50, batchSize: 10, durationMs: 5_000, maxBatchesPerReader: 400 },
+    device: { taps: 500, rssTaps: 10_000 },
+    backendLatency: { readers: 500, tapsPerSecond: 200, durationMs: 10_000 },
+    storm: { readers: 1_000, unackedPerReader: 10, drainTimeoutMs: 60_000 },
+    rss: { readers: 1_000 },
+    simDay: { readers: 300, staff: 80 },
+    rowTimeoutMs: 120_000,
+  },
+  full: {
+    name: 'full',
+    ingest: { readers: 200, batchSize: 10, durationMs: 15_000, maxBatchesPerReader: 1_000 },
+    device: { taps: 2_000, rssTaps: 10_000 },
+    backendLatency: { readers: 5_000, tapsPerSecond: 200, durationMs: 30_000 },
+    storm: { readers: 10_000, unackedPerReader: 10, drainTimeoutMs: 60_000 },
+    rss: { readers: 10_000 },
+    simDay: { readers: 300, staff: 80 },
+    rowTimeoutMs: 420_000,
+  },
+};
+
+export function naRow(base: Pick<Row, 'id' | 'figure' | 'generator' | 'unit' | 'target'>, note: string): Row {
+  return {
+    ...base,
+    value: null,
+    baseline: null,
+    baselineLabel: null,
+    ratio: null,
+    met: null,
+    note,
+    details: {},
+  };
+}

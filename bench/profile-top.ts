@@ -1,0 +1,61 @@
+/**
+ * Summarises a V8 .cpuprofile (from BENCH_CPU_PROF=<worker> npm run bench …): top functions by self time
+ * and self time per source area. Usage: npx tsx bench/profile-top.ts <file.cpuprofile> [topN]
+ */
+import { readFileSync } from 'node:fs';
+
+interface Node {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  hitCount?: number;
+}
+interface Profile {
+  nodes: Node[];
+  samples: number[];
+  timeDeltas: number[];
+  startTime: number;
+  endTime: number;
+}
+
+export function summariseProfile(file: string, top = 25): string {
+  const p = JSON.parse(readFileSync(file, 'utf8')) as Profile;
+  const byId = new Map(p.nodes.map((n) => [n.id, n]));
+  const self = new Map<number, number>();
+  p.samples.forEach((id, i) => self.set(id, (self.get(id) ?? 0) + (p.timeDeltas[i] ?? 0)));
+  const total = [...self.values()].reduce((a, b) => a + b, 0);
+  const fn = new Map<string, number>();
+  const area = new Map<string, number>();
+  for (const [id, us] of self) {
+    const n = byId.get(id);
+    if (!n) continue;
+    const url = n.callFrame.url.replace(/^file:\/\/.*?\/work\/main\//, '');
+    const key = `${n.callFrame.functionName || '(anon)'} ${url}:${n.callFrame.lineNumber + 1}`;
+    fn.set(key, (fn.get(key) ?? 0) + us);
+    const a = url.startsWith('node_modules/')
+      ? url
+          .split('/')
+          .slice(0, url.startsWith('node_modules/@') ? 3 : 2)
+          .join('/')
+      : url === ''
+        ? `(${n.callFrame.functionName || 'native'})`
+        : url.startsWith('node:')
+          ? 'node:*'
+          : url.split('/').slice(0, 3).join('/');
+    area.set(a, (area.get(a) ?? 0) + us);
+  }
+  const pct = (us: number) => `${((100 * us) / total).toFixed(1).padStart(5)}%`;
+  const lines = [`${file}: ${(total / 1e6).toFixed(2)} s sampled`, '', 'self time by area:'];
+  for (const [k, v] of [...area].sort((a, b) => b[1] - a[1]).slice(0, 15)) lines.push(`  ${pct(v)}  ${k}`);
+  lines.push('', 'top functions (self):');
+  for (const [k, v] of [...fn].sort((a, b) => b[1] - a[1]).slice(0, top)) lines.push(`  ${pct(v)}  ${k}`);
+  return lines.join('\n');
+}
+
+if (process.argv[1] && import.meta.filename === process.argv[1]) {
+  const f = process.argv[2];
+  if (!f) {
+    console.error('usage: npx tsx bench/profile-top.ts <file.cpuprofile> [topN]');
+    process.exit(2);
+  }
+  console.log(summariseProfile(f, Number(process.argv[3] ?? 25)));
+}

@@ -1,0 +1,112 @@
+/**
+ * visittag benchmark suite: `npm run bench` (full) or `npm run bench -- --quick` (< 5 min).
+ * Prints ONE table to stdout and writes it as JSON under bench/results/. Loopback only; every worker
+ * (gateway, device, load generators, baseline subscribers, Mosquitto) runs in its own process, killed at
+ * the end of its row. Options: --quick | --smoke, --only=<section,…>, --out=<dir>.
+ */
+import { cpus, loadavg, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { killAllWorkers } from './lib/child.js';
+import { ROOT, RowContext } from './lib/ctx.js';
+import { renderTable, writeResults } from './lib/table.js';
+import { naRow, PROFILES, type ProfileName, type Row } from './lib/types.js';
+import { SECTIONS } from './sections.js';
+
+export interface RunOptions {
+  profile: ProfileName;
+  only?: string[];
+  outDir?: string;
+  /** Print progress lines to stderr. */
+  verbose?: boolean;
+}
+
+export async function runBench(opts: RunOptions): Promise<{ rows: Row[]; file: string; table: string }> {
+  const profile = PROFILES[opts.profile];
+  const outDir = opts.outDir ?? join(ROOT, 'bench/results');
+  const logDir = join(outDir, 'logs', `${opts.profile}-${new Date().toISOString().replace(/[:.]/g, '-')}`);
+  const started = Date.now();
+  const rows: Row[] = [];
+  const say = (s: string) => opts.verbose && process.stderr.write(`[bench] ${s}\n`);
+  for (const section of SECTIONS) {
+    if (opts.only && !opts.only.includes(section.id)) continue;
+    const ctx = new RowContext(profile, logDir, section.id);
+    const t0 = Date.now();
+    say(`${section.id} …`);
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const missing = section.requires.filter((r) => !section.present(r));
+      if (missing.length > 0) {
+        rows.push(
+          ...section.skeleton(profile).map((s) => naRow(s, `n/a (component missing: ${missing.join(', ')})`)),
+        );
+        continue;
+      }
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new Error(`timeout after ${profile.rowTimeoutMs / 1000} s`)),
+          profile.rowTimeoutMs,
+        );
+      });
+      rows.push(...(await Promise.race([section.run(ctx), timeout])));
+    } catch (err) {
+      const msg = (err instanceof Error ? err.message : String(err)).split('\n')[0]?.slice(0, 200) ?? '';
+      say(`${section.id} failed: ${msg}`);
+      const why = /component missing/.test(msg) ? 'n/a (component missing)' : `n/a (${msg})`;
+      rows.push(...section.skeleton(profile).map((s) => naRow(s, why)));
+    } finally {
+      clearTimeout(timer);
+      await ctx.cleanup();
+      say(`${section.id} done in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    }
+  }
+  const table = renderTable(rows);
+  const meta = {
+    profile: opts.profile,
+    startedAt: new Date(started).toISOString(),
+    wallSeconds: (Date.now() - started) / 1000,
+    machine: {
+      cpus: cpus().length,
+      cpuModel: cpus()[0]?.model ?? '?',
+      memBytes: totalmem(),
+      loadavg: loadavg(),
+    },
+    node: process.version,
+    table,
+  };
+  const { file } = writeResults(outDir, meta, rows);
+  return { rows, file, table };
+}
+
+function parseArgs(argv: string[]): RunOptions {
+  const opts: RunOptions = { profile: 'full', verbose: true };
+  for (const a of argv) {
+    if (a === '--quick') opts.profile = 'quick';
+    else if (a === '--smoke') opts.profile = 'smoke';
+    else if (a.startsWith('--only=')) opts.only = a.slice(7).split(',').filter(Boolean);
+    else if (a.startsWith('--out=')) opts.outDir = a.slice(6);
+    else if (a === '--quiet') opts.verbose = false;
+    else if (a !== '--')
+      throw new Error(`unknown option ${a} (use --quick, --smoke, --only=a,b, --out=dir, --quiet)`);
+  }
+  return opts;
+}
+
+const isMain = process.argv[1] && import.meta.filename === process.argv[1];
+if (isMain) {
+  const stop = () => {
+    killAllWorkers();
+    process.exit(130);
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+  runBench(parseArgs(process.argv.slice(2)))
+    .then(({ table, file }) => {
+      process.stdout.write(`${table}\n\nresults: ${file}\n`);
+      process.exit(0);
+    })
+    .catch((err: unknown) => {
+      killAllWorkers();
+      console.error(err);
+      process.exit(1);
+    });
+}

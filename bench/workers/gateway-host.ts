@@ -1,0 +1,93 @@
+/**
+ * Hosts one visittag gateway (createGateway from gateway/index.ts) in its own process, so its RSS is its
+ * own and it does not share an event loop with the load generator. Driven over IPC by bench/run.ts.
+ * The gateway module is loaded by path at run time: when it is not there yet, `start` fails with
+ * `component missing` and the row prints n/a.
+ */
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import Database from 'better-sqlite3';
+import pino from 'pino';
+import { serve } from '../lib/serve.js';
+
+/** Just the slice of the gateway API (docs: /work/prompts/api.md) the bench uses. */
+interface GatewayLike {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  readonly mqttPort: number | null;
+  registry: {
+    addReader(r: { readerId: string; password: string; clientRef: string | null }): Promise<unknown>;
+    addCard(c: { cardRef: string; staffRef: string }): void;
+  };
+}
+interface GatewayModule {
+  createGateway(opts: { config: unknown; logger?: pino.Logger }): GatewayLike;
+  parseGatewaySettings(input: unknown): { ok: true; config: unknown } | { ok: false; error: string };
+}
+
+const ROOT = resolve(import.meta.dirname, '../..');
+export const GATEWAY_ENTRY = join(ROOT, 'gateway/index.ts');
+
+let gw: GatewayLike | null = null;
+let dataDir = '';
+
+serve({
+  async start(args: { settings: Record<string, unknown> & { dataDir: string } }) {
+    if (!existsSync(GATEWAY_ENTRY)) throw new Error('component missing: gateway/index.ts');
+    const mod = (await import(pathToFileURL(GATEWAY_ENTRY).href)) as GatewayModule;
+    const parsed = mod.parseGatewaySettings(args.settings);
+    if (!parsed.ok) throw new Error(parsed.error);
+    dataDir = args.settings.dataDir;
+    // Bench logs at warn (to this worker's log file): per-connection info lines would be measured too.
+    const logger = pino({ level: 'warn', base: { app: 'bench-gateway' } }, pino.destination(2));
+    gw = mod.createGateway({ config: parsed.config, logger });
+    await gw.start();
+    return { mqttPort: gw.mqttPort };
+  },
+
+  async addReaders(args: {
+    readers: { readerId: string; password: string; clientRef: string }[];
+    concurrency: number;
+  }) {
+    const g = gw;
+    if (!g) throw new Error('gateway not started');
+    let i = 0;
+    const lane = async () => {
+      while (i < args.readers.length) {
+        const r = args.readers[i++];
+        if (r) await g.registry.addReader(r);
+      }
+    };
+    await Promise.all(Array.from({ length: args.concurrency }, lane));
+    return { added: args.readers.length };
+  },
+
+  addCards(args: { cards: { cardRef: string; staffRef: string }[] }) {
+    if (!gw) throw new Error('gateway not started');
+    for (const c of args.cards) gw.registry.addCard(c);
+    return { added: args.cards.length };
+  },
+
+  memory() {
+    global.gc?.();
+    return process.memoryUsage();
+  },
+
+  /** Rows in the contract table `events` (read-only connection; WAL lets it read beside the writer). */
+  countEvents() {
+    const db = new Database(join(dataDir, 'gateway.db'), { readonly: true, fileMustExist: true });
+    try {
+      const row = db.prepare('SELECT count(*) AS n FROM events').get() as { n: number };
+      return { events: row.n };
+    } finally {
+      db.close();
+    }
+  },
+
+  async stop() {
+    await gw?.stop();
+    gw = null;
+    return true;
+  },
+});
