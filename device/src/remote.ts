@@ -52,7 +52,6 @@ export class RemoteControl {
     this.config = cfg;
     this.allowList = cfg.allowList ? new Set(cfg.allowList) : null;
     this.revoked = new Set(cfg.revoked);
-    this.log.level = cfg.logLevel;
   }
 
   /** Applies a pushed config if valid and newer; otherwise keeps the last good one and says why. */

@@ -64,6 +64,7 @@ export class Uplink extends EventEmitter<{
   private readonly log: Logger;
   private client: MqttClient | null = null;
   private connected = false;
+  private subscribed = false;
   private stopped = true;
   private attempt = 0;
   private reconnectTimer: TimerHandle | null = null;
@@ -214,6 +215,7 @@ export class Uplink extends EventEmitter<{
       closed = true;
       const was = this.connected;
       this.connected = false;
+      this.subscribed = false;
       this.inFlight = [];
       if (this.ackTimer) this.o.clock.clearTimeout(this.ackTimer);
       this.ackTimer = null;
@@ -241,16 +243,24 @@ export class Uplink extends EventEmitter<{
     this.attempt = 0;
     this.log.info('connected');
     const id = this.o.readerId;
+    this.inFlight = [];
+    this.sentUpTo = 0;
+    this.subscribed = false;
+    // Send only once subscribed to acks (else the first acks are lost and every batch waits for a timeout).
     client.subscribe([topics.acks(id), topics.config(id), topics.commands(id)], { qos: 1 }, (err) => {
-      if (err) this.log.warn({ err: { message: err.message } }, 'subscribe failed');
+      if (this.client !== client) return;
+      if (err) {
+        this.log.warn({ err: { message: err.message } }, 'subscribe failed: reconnecting');
+        client.end(true);
+        return;
+      }
+      this.subscribed = true;
+      // Resend everything unacknowledged: the gateway dedupes by reader + seq.
+      this.pump();
     });
     this.publishStatus();
     this.armStatusTimer();
-    // Resend everything unacknowledged: the gateway dedupes by reader + seq.
-    this.inFlight = [];
-    this.sentUpTo = 0;
     this.emit('connected');
-    this.pump();
   }
 
   private armStatusTimer(): void {
@@ -265,7 +275,7 @@ export class Uplink extends EventEmitter<{
 
   private pump(): void {
     const c = this.client;
-    if (!c || !this.connected || this.stopped) return;
+    if (!c || !this.connected || !this.subscribed || this.stopped) return;
     const { batchSize, window } = this.o.uplink;
     const lastAcked = this.o.journal.lastAckedSeq;
     if (this.sentUpTo < lastAcked) this.sentUpTo = lastAcked;

@@ -1,0 +1,192 @@
+import Database from 'better-sqlite3';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createDevice, SimulatedCardReader, SimulatedFeedback } from '../../device/index.js';
+import type { DeviceSettingsInput, TapReport } from '../../device/index.js';
+import { decode, encode, pseudonymiseCard, topics } from '../../protocol/index.js';
+import type { Status } from '../../protocol/index.js';
+import { BrokerAndPeer, FLEET_KEY, settings, silentLogger, tempDir, waitFor } from './helpers.js';
+
+const cleanups: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+const uid = (i: number) => (0x10000000 + i).toString(16).toUpperCase();
+
+async function setup(over: Partial<DeviceSettingsInput> = {}, brokerUp = true, ram = false) {
+  const { dir, cleanup } = tempDir('vt-device-', { ram });
+  cleanups.push(cleanup);
+  const net = new BrokerAndPeer();
+  await net.start();
+  cleanups.push(() => net.close());
+  if (brokerUp) await net.bringUp();
+  const reader = new SimulatedCardReader();
+  const feedback = new SimulatedFeedback({ maxRecords: 100 });
+  const config = settings(dir, {
+    mqttUrl: net.url,
+    uplink: {
+      batchSize: 100,
+      window: 8,
+      ackTimeoutMs: 400,
+      backoff: { baseMs: 20, capMs: 200 },
+      statusIntervalMs: 60_000,
+    },
+    journal: { capacity: 100_000, warnAtFraction: 0.9 },
+    visit: { repeatWindowMs: 0, maxOpenMs: 12 * 3_600_000 },
+    ...over,
+  });
+  const device = createDevice({
+    config,
+    logger: silentLogger,
+    cardReader: reader,
+    feedback,
+    clockSynced: () => true,
+  });
+  cleanups.push(() => device.stop());
+  const taps: TapReport[] = [];
+  device.on('tap', (t) => taps.push(t));
+  await device.start();
+  return { dir, net, reader, feedback, device, taps };
+}
+
+function journalDepth(dir: string): number {
+  const db = new Database(join(dir, 'journal.db'), { readonly: true });
+  try {
+    return db.prepare<[], { n: number }>('SELECT count(*) AS n FROM events').get()?.n ?? -1;
+  } finally {
+    db.close();
+  }
+}
+
+describe('uplink', () => {
+  it('offline: 10,000 taps with no gateway, then it appears: all delivered in order, acked, journal empty', async () => {
+    const s = await setup({}, false, true);
+    const t0 = performance.now();
+    for (let i = 0; i < 10_000; i++) s.reader.tap(uid(i % 50));
+    await waitFor(() => s.taps.length === 10_000, 60_000, '10,000 taps');
+    const tapMs = performance.now() - t0;
+    expect(s.device.status().queueDepth).toBe(10_000);
+    expect(s.device.status().connected).toBe(false);
+
+    const t1 = performance.now();
+    await s.net.bringUp();
+    await waitFor(() => s.device.status().queueDepth === 0, 60_000, 'drain');
+    const drainMs = performance.now() - t1;
+    console.log(
+      `[device offline test] 10,000 taps journalled in ${tapMs.toFixed(0)} ms (${((tapMs * 1000) / 10_000).toFixed(0)} µs/tap incl. feedback); ` +
+        `drain after gateway appeared: ${drainMs.toFixed(0)} ms, ${s.net.batches} batches, ${s.net.acksSent} acks, ${s.net.duplicates} duplicates`,
+    );
+    expect(s.net.received.size).toBe(10_000);
+    expect(s.net.contiguous).toBe(10_000);
+    expect(s.net.arrivalOrder).toEqual(Array.from({ length: 10_000 }, (_, i) => i + 1));
+    expect(s.net.batches).toBeLessThan(10_000 / 50); // batched, not one message per event
+    expect(journalDepth(s.dir)).toBe(0);
+    expect(s.device.status().lastAckedSeq).toBe(10_000);
+  });
+
+  it('a lost ack: the device resends, the gateway sees duplicates it can dedupe; delete only after the ack', async () => {
+    const s = await setup();
+    s.net.ackEnabled = false;
+    for (let i = 0; i < 5; i++) s.reader.tap(uid(i));
+    await waitFor(() => s.net.received.size === 5, 10_000, 'delivery');
+    // The broker PUBACKed every batch, and the ack timeout fired at least once: still nothing deleted.
+    await waitFor(() => s.net.duplicates >= 5, 10_000, 'a resend');
+    expect(s.device.status().uplink?.resends).toBeGreaterThanOrEqual(1);
+    expect(journalDepth(s.dir)).toBe(5);
+    const firstCopy = s.net.received.get(3);
+
+    s.net.ackEnabled = true;
+    s.net.dropAcks = 1; // the next ack is lost as well
+    await waitFor(() => journalDepth(s.dir) === 0, 10_000, 'deletion after an ack');
+    expect(s.net.contiguous).toBe(5);
+    // A resend is the same event (same seq, same eventId): dedupe by reader + seq is safe.
+    expect(s.net.received.get(3)).toEqual(firstCopy);
+    expect(s.device.status().lastAckedSeq).toBe(5);
+  });
+
+  it('status: retained online on connect, last will "offline" when the connection dies, offline on clean stop', async () => {
+    const s = await setup();
+    const seen: Status[] = [];
+    const peer = s.net.peer;
+    if (!peer) throw new Error('no peer');
+    peer.on('message', (topic, payload) => {
+      if (topic !== topics.status('reader-1')) return;
+      const d = decode('status', 'reader-1', payload);
+      if (d.ok) seen.push(d.value);
+    });
+    await peer.subscribeAsync(topics.status('reader-1'), { qos: 1 });
+    await waitFor(() => seen.some((x) => x.state === 'online'), 10_000, 'retained online status');
+    const online = seen.find((x) => x.state === 'online');
+    expect(online?.state === 'online' && online.readerAttached).toBe(true);
+
+    // Kill the device's connection from the broker side: the broker publishes the last will.
+    const client = s.net.broker.clients?.['reader-1'];
+    expect(client).toBeDefined();
+    client?.conn.destroy();
+    await waitFor(() => seen.at(-1)?.state === 'offline', 10_000, 'last will');
+    // The device reconnects by itself (own backoff) and says online again.
+    await waitFor(() => seen.at(-1)?.state === 'online', 10_000, 'reconnect');
+    await s.device.stop();
+    await waitFor(() => seen.at(-1)?.state === 'offline', 10_000, 'offline on clean stop');
+  });
+
+  it('pushed config: allow-list applied and persisted; an invalid one is refused and the last good kept', async () => {
+    const s = await setup({ visit: { repeatWindowMs: 10_000, maxOpenMs: 12 * 3_600_000 } });
+    const peer = s.net.peer;
+    if (!peer) throw new Error('no peer');
+    const allowed = pseudonymiseCard(uid(1), FLEET_KEY);
+    const revoked = pseudonymiseCard(uid(2), FLEET_KEY);
+    peer.publish(
+      topics.config('reader-1'),
+      encode('config', {
+        schemaVersion: 1,
+        readerId: 'reader-1',
+        version: 3,
+        visit: { repeatWindowMs: 10_000, maxOpenMs: 12 * 3_600_000 },
+        allowList: [allowed, revoked],
+        revoked: [revoked],
+      }),
+      { qos: 1, retain: true },
+    );
+    await waitFor(() => s.device.status().configVersion === 3, 10_000, 'config applied');
+    s.reader.tap(uid(1));
+    s.reader.tap(uid(2));
+    s.reader.tap(uid(3));
+    await waitFor(() => s.taps.length === 3, 10_000, 'taps');
+    expect(s.taps.map((t) => t.decision)).toEqual(['start', 'rejected', 'rejected']);
+    expect(s.feedback.signals.map((x) => x.pattern)).toEqual(['visit-started', 'rejected', 'rejected']);
+
+    peer.publish(
+      topics.config('reader-1'),
+      Buffer.from('{"schemaVersion":1,"readerId":"reader-1","version":9}'),
+      {
+        qos: 1,
+        retain: true,
+      },
+    );
+    await waitFor(() => s.device.status().configError !== null, 10_000, 'config refused');
+    expect(s.device.status().configVersion).toBe(3);
+    expect(s.device.status().configError).toMatch(/invalid-payload/);
+
+    // The allow-list survives a restart without the gateway.
+    await s.device.stop();
+    await s.net.close();
+    const reader = new SimulatedCardReader();
+    const again = createDevice({
+      config: settings(s.dir),
+      logger: silentLogger,
+      cardReader: reader,
+      feedback: new SimulatedFeedback(),
+      clockSynced: () => true,
+    });
+    cleanups.push(() => again.stop());
+    const taps: TapReport[] = [];
+    again.on('tap', (t) => taps.push(t));
+    await again.start();
+    expect(again.status().configVersion).toBe(3);
+    reader.tap(uid(3));
+    await waitFor(() => taps.length === 1, 10_000, 'tap after restart');
+    expect(taps[0]?.decision).toBe('rejected');
+  });
+});
