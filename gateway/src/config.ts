@@ -155,7 +155,11 @@ export function formatConfigErrors(error: z.ZodError): string {
       const path = i.path.length ? i.path.join('.') : '(root)';
       let fix = i.message;
       if (i.code === 'unrecognized_keys') fix = `${i.message}: remove it or check the spelling`;
-      if (i.code === 'invalid_type' && i.input === undefined) fix = `is required (${i.message})`;
+      if (i.code === 'invalid_type') {
+        fix = i.message.endsWith('received undefined')
+          ? `is missing: add it (${i.message.replace('Invalid input: ', '')})`
+          : `has the wrong type: ${i.message.replace('Invalid input: ', '')}`;
+      }
       return `  - ${path}: ${fix}`;
     })
     .join('\n');

@@ -1,0 +1,233 @@
+import { parseArgs } from 'node:util';
+import { createGateway, createLogger, type Gateway } from './index.js';
+import { loadGatewaySettings, type GatewaySettings } from './src/config.js';
+import { createSdNotifier } from './src/sd-notify.js';
+
+const HELP = `visittag-gateway: home-care visit tag gateway (MQTT broker, ingest, visits, forwarding)
+
+Usage:
+  visittag-gateway run [--config FILE]
+  visittag-gateway readers add READER_ID --client CLIENT_REF [--label TEXT] [--password PW] [--config FILE]
+  visittag-gateway readers list [--config FILE]
+  visittag-gateway readers revoke READER_ID [--config FILE]
+  visittag-gateway readers move READER_ID --client CLIENT_REF [--config FILE]
+  visittag-gateway status [--config FILE]      ask the running gateway's admin API
+  visittag-gateway check-config [--config FILE]
+  visittag-gateway --help
+
+Options:
+  --config FILE   JSON config (default: $VISITTAG_GATEWAY_CONFIG or /etc/visittag/gateway.json)
+
+"readers add" prints a generated 256-bit password once when --password is not given; put it into the
+reader's config. The readers commands work on the SQLite file directly, also while the gateway runs.
+See gateway/README.md for the config fields, TLS, backups and the external-broker mode.`;
+
+type Out = (line: string) => void;
+
+export async function main(
+  argv: string[],
+  out: Out = console.log,
+  err: Out = console.error,
+): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        config: { type: 'string' },
+        client: { type: 'string' },
+        label: { type: 'string' },
+        password: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (e) {
+    err(`${(e as Error).message}\n\n${HELP}`);
+    return 2;
+  }
+  const { values, positionals } = parsed;
+  const [cmd, sub, id] = positionals;
+  if (values.help || cmd === 'help' || cmd === undefined) {
+    out(HELP);
+    return cmd === undefined && !values.help ? 2 : 0;
+  }
+  const file = values.config ?? process.env.VISITTAG_GATEWAY_CONFIG ?? '/etc/visittag/gateway.json';
+  const loaded = loadGatewaySettings(file);
+  if (!loaded.ok) {
+    err(loaded.error);
+    return 78; // EX_CONFIG
+  }
+  const config = loaded.config;
+  switch (cmd) {
+    case 'check-config':
+      out(`config ${file} is valid (mqtt mode: ${config.mqtt.mode}, dataDir: ${config.dataDir})`);
+      return 0;
+    case 'run':
+      return run(config);
+    case 'status':
+      return status(config, out, err);
+    case 'readers':
+      return readers(config, sub, id, values, out, err);
+    default:
+      err(`unknown command "${cmd}"\n\n${HELP}`);
+      return 2;
+  }
+}
+
+async function withOfflineGateway<T>(config: GatewaySettings, fn: (gw: Gateway) => Promise<T>): Promise<T> {
+  const gw = createGateway({ config, logger: createLogger('error') });
+  try {
+    return await fn(gw);
+  } finally {
+    await gw.stop();
+  }
+}
+
+async function readers(
+  config: GatewaySettings,
+  sub: string | undefined,
+  id: string | undefined,
+  values: { client?: string; label?: string; password?: string },
+  out: Out,
+  err: Out,
+): Promise<number> {
+  if (sub === 'list') {
+    return withOfflineGateway(config, (gw) => {
+      const rows = gw.registry.listReaders();
+      for (const r of rows) {
+        const seq = gw.store.seqState(r.readerId);
+        out(
+          [
+            r.readerId,
+            r.clientRef ?? '-',
+            r.revokedAt ? 'revoked' : 'active',
+            `upTo=${seq.contiguousUpto}`,
+            r.label ?? '',
+          ]
+            .join('\t')
+            .trimEnd(),
+        );
+      }
+      if (!rows.length) out('(no readers)');
+      return Promise.resolve(0);
+    });
+  }
+  if (!id) {
+    err('a READER_ID is required (visittag-gateway --help)');
+    return 2;
+  }
+  try {
+    return await withOfflineGateway(config, async (gw) => {
+      switch (sub) {
+        case 'add': {
+          if (!values.client) {
+            err('--client CLIENT_REF is required: the client (home) the reader is installed for');
+            return 2;
+          }
+          const r = await gw.registry.addReader({
+            readerId: id,
+            clientRef: values.client,
+            ...(values.label ? { label: values.label } : {}),
+            ...(values.password ? { password: values.password } : {}),
+          });
+          out(`reader ${r.readerId} added`);
+          if (!values.password) out(`password: ${r.password}`);
+          return 0;
+        }
+        case 'revoke':
+          gw.registry.revokeReader(id);
+          out(`reader ${id} revoked (a running gateway refuses it from now on)`);
+          return 0;
+        case 'move':
+          if (!values.client) {
+            err('--client CLIENT_REF is required');
+            return 2;
+          }
+          gw.registry.moveReader(id, values.client);
+          out(`reader ${id} now serves ${values.client}`);
+          return 0;
+        default:
+          err(`unknown readers command "${sub ?? ''}" (add, list, revoke, move)`);
+          return 2;
+      }
+    });
+  } catch (e) {
+    err((e as Error).message);
+    return 1;
+  }
+}
+
+async function status(config: GatewaySettings, out: Out, err: Out): Promise<number> {
+  const host = config.admin.host === '0.0.0.0' ? '127.0.0.1' : config.admin.host;
+  const base = `http://${host}:${config.admin.port}`;
+  try {
+    const headers = { authorization: `Bearer ${config.admin.token}` };
+    const ready = await fetch(`${base}/readyz`);
+    const list = (await (await fetch(`${base}/api/readers`, { headers })).json()) as {
+      readers: Array<Record<string, unknown>>;
+    };
+    out(`gateway ${ready.ok ? 'ready' : 'NOT ready'} at ${base}`);
+    for (const r of list.readers) {
+      out(
+        `${String(r.readerId)}\t${r.connected ? 'connected' : 'offline'}\tupTo=${String(r.contiguousUpto)}` +
+          `${r.hasGaps ? '\tGAPS' : ''}\tqueue=${String(r.queueDepth ?? '?')}`,
+      );
+    }
+    return ready.ok ? 0 : 1;
+  } catch (e) {
+    err(`cannot reach the gateway admin API at ${base}: ${(e as Error).message}`);
+    return 1;
+  }
+}
+
+async function run(config: GatewaySettings): Promise<number> {
+  const logger = createLogger(config.logLevel);
+  const sd = createSdNotifier(logger);
+  const gw = createGateway({ config, logger });
+  const abort = new AbortController();
+  let signals = 0;
+  const onSignal = (sig: string) => {
+    signals++;
+    if (signals > 1) {
+      logger.warn({ sig }, 'second signal: exiting now');
+      process.exit(1);
+    }
+    logger.info({ sig }, 'shutting down');
+    abort.abort();
+  };
+  process.on('SIGTERM', () => onSignal('SIGTERM'));
+  process.on('SIGINT', () => onSignal('SIGINT'));
+  try {
+    await gw.start();
+  } catch (e) {
+    logger.fatal({ err: e }, 'gateway failed to start');
+    await gw.stop().catch(() => undefined);
+    return 1;
+  }
+  sd.ready();
+  const stopWatchdog = sd.startWatchdog();
+  // Machine-readable line for supervisors and tests.
+  process.stdout.write(
+    `${JSON.stringify({ event: 'ready', mqttPort: gw.mqttPort, adminPort: gw.adminPort, pid: process.pid })}\n`,
+  );
+  await new Promise<void>((resolve) =>
+    abort.signal.addEventListener('abort', () => resolve(), { once: true }),
+  );
+  sd.stopping();
+  stopWatchdog();
+  await gw.stop();
+  return 0;
+}
+
+const isEntry =
+  process.argv[1] !== undefined && import.meta.url.endsWith(process.argv[1].replace(/\\/g, '/'));
+if (isEntry || process.env.VISITTAG_GATEWAY_MAIN === '1') {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (e: unknown) => {
+      console.error(e);
+      process.exit(1);
+    },
+  );
+}
