@@ -147,6 +147,7 @@ async function readers(
           gw.registry.moveReader(id, values.client);
           out(`reader ${id} now serves ${values.client}`);
           return 0;
+        case undefined:
         default:
           err(`unknown readers command "${sub ?? ''}" (add, list, revoke, move)`);
           return 2;
@@ -165,13 +166,19 @@ async function status(config: GatewaySettings, out: Out, err: Out): Promise<numb
     const headers = { authorization: `Bearer ${config.admin.token}` };
     const ready = await fetch(`${base}/readyz`);
     const list = (await (await fetch(`${base}/api/readers`, { headers })).json()) as {
-      readers: Array<Record<string, unknown>>;
+      readers: Array<{
+        readerId: string;
+        connected: boolean;
+        contiguousUpto: number;
+        hasGaps: boolean;
+        queueDepth: number | null;
+      }>;
     };
     out(`gateway ${ready.ok ? 'ready' : 'NOT ready'} at ${base}`);
     for (const r of list.readers) {
       out(
-        `${String(r.readerId)}\t${r.connected ? 'connected' : 'offline'}\tupTo=${String(r.contiguousUpto)}` +
-          `${r.hasGaps ? '\tGAPS' : ''}\tqueue=${String(r.queueDepth ?? '?')}`,
+        `${r.readerId}\t${r.connected ? 'connected' : 'offline'}\tupTo=${r.contiguousUpto}` +
+          `${r.hasGaps ? '\tGAPS' : ''}\tqueue=${r.queueDepth ?? '?'}`,
       );
     }
     return ready.ok ? 0 : 1;
