@@ -118,6 +118,14 @@ export class BrokerAndPeer {
   dropAcks = 0;
   ackEnabled = true;
   private sockets = new Set<Socket>();
+  private conns: { id: () => string; sock: Socket }[] = [];
+
+  /** Kills a client's TCP connection from the broker side (the broker then publishes its will). */
+  dropClient(clientId: string): boolean {
+    const c = this.conns.find((x) => x.id() === clientId);
+    c?.sock.destroy();
+    return c !== undefined;
+  }
 
   async start(): Promise<void> {
     this.broker = await Aedes.createBroker();
@@ -127,8 +135,12 @@ export class BrokerAndPeer {
         return;
       }
       this.sockets.add(sock);
-      sock.on('close', () => this.sockets.delete(sock));
-      this.broker.handle(sock);
+      const client = this.broker.handle(sock);
+      this.conns.push({ id: () => client.id, sock });
+      sock.on('close', () => {
+        this.sockets.delete(sock);
+        this.conns = this.conns.filter((c) => c.sock !== sock);
+      });
     });
     await new Promise<void>((r) => this.server.listen(0, '127.0.0.1', r));
     this.port = (this.server.address() as AddressInfo).port;

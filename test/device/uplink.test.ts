@@ -121,9 +121,7 @@ describe('uplink', () => {
     expect(online?.state === 'online' && online.readerAttached).toBe(true);
 
     // Kill the device's connection from the broker side: the broker publishes the last will.
-    const client = s.net.broker.clients?.['reader-1'];
-    expect(client).toBeDefined();
-    client?.conn.destroy();
+    expect(s.net.dropClient('reader-1')).toBe(true);
     await waitFor(() => seen.at(-1)?.state === 'offline', 10_000, 'last will');
     // The device reconnects by itself (own backoff) and says online again.
     await waitFor(() => seen.at(-1)?.state === 'online', 10_000, 'reconnect');
