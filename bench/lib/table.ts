@@ -11,7 +11,8 @@ function fmt(n: number | null, unit = ''): string {
 }
 
 export function formatValue(r: Row): string {
-  if (r.value === null) return r.note.startsWith('n/a') ? r.note : 'n/a';
+  if (r.value === null) return r.note.startsWith('n/a') ? (r.note.split(';')[0] ?? 'n/a') : 'n/a';
+  if (r.display) return r.display;
   return fmt(r.value, r.unit);
 }
 

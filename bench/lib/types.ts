@@ -9,6 +9,8 @@ export interface Row {
   generator: Generator;
   /** Measured value (number) or null when not measured. */
   value: number | null;
+  /** How to print the value when a bare number says too little (e.g. `p50 3 / p99 9 ms`). */
+  display?: string | undefined;
   unit: string;
   /** Baseline measured side by side in the same run (null when the figure has none). */
   baseline: number | null;
