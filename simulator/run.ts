@@ -1,0 +1,365 @@
+/**
+ * One simulated day: generate the scenario, boot the world, play actions and faults on virtual
+ * time, heal, drain, then run the invariant checker. Returns a report; throws only on harness bugs.
+ */
+import pino from 'pino';
+import type { Logger } from 'pino';
+import {
+  breaches,
+  runChecks,
+  type CheckResult,
+  type FeedbackSeen,
+  type ReaderSeqState,
+  type TapRecord,
+} from './checker.js';
+import { applyFault, type FaultRuntime } from './faults/apply.js';
+import { childReaders, planFaults, PROCESS_FAULTS, type FaultKind } from './faults/plan.js';
+import { createRng } from './prng.js';
+import { generateScenario, scenarioParams } from './scenario/generate.js';
+import type { Action, ScenarioParams } from './scenario/types.js';
+import { Timeline } from './timeline.js';
+import { createWorld, type World, type WorldOptions } from './world.js';
+
+export interface RunOptions {
+  seed: number;
+  readers: number;
+  staff: number;
+  hours: number;
+  faults: readonly FaultKind[];
+  /** Faults of each kind (default 1). */
+  perKind?: number;
+  /** Virtual step between I/O drains (ms, default 1000). */
+  stepMs?: number;
+  baseDir?: string;
+  /** Keep the temp dir: always, or only when a check fails (default). */
+  keep?: 'always' | 'on-failure' | 'never';
+  logger?: Logger;
+  onProgress?: (p: {
+    virtualMs: number;
+    totalMs: number;
+    taps: number;
+    delivered: number;
+    phase: string;
+  }) => void;
+  scenario?: Partial<ScenarioParams>;
+  /** Child-process support (SIGKILL faults); without it those faults are skipped. */
+  processes?: Pick<WorldOptions, 'startChildGateway' | 'startChildReader'>;
+  wrapReader?: WorldOptions['wrapReader'];
+  /** Longest virtual drain after the day (default 4 h). */
+  maxDrainMs?: number;
+}
+
+export interface RunReport {
+  seed: number;
+  ok: boolean;
+  results: CheckResult[];
+  counts: {
+    actions: number;
+    taps: number;
+    feedback: Record<string, number>;
+    retriedTaps: number;
+    backendEvents: Record<string, number>;
+    anomalies: Record<string, number>;
+    redeliveries: number;
+  };
+  faults: Record<string, number>;
+  skippedFaults: FaultKind[];
+  virtualDayMs: number;
+  drainMs: number;
+  wallMs: number;
+  artifacts: string | null;
+}
+
+const TAP_PATTERNS = new Set(['visit-started', 'visit-ended', 'repeat', 'rejected', 'fault-storage']);
+
+export async function runSimulation(opts: RunOptions): Promise<RunReport> {
+  const wall0 = performance.now();
+  const logger = opts.logger ?? pino({ level: 'silent' });
+  const rng = createRng(opts.seed);
+  const scenario = generateScenario(
+    scenarioParams({
+      seed: opts.seed,
+      readers: opts.readers,
+      staff: opts.staff,
+      hours: opts.hours,
+      ...opts.scenario,
+    }),
+  );
+  const canProcess = Boolean(opts.processes?.startChildGateway && opts.processes.startChildReader);
+  const kinds = opts.faults.filter((k) => canProcess || !PROCESS_FAULTS.includes(k));
+  const skippedFaults = opts.faults.filter((k) => !kinds.includes(k));
+  const faults = planFaults({
+    scenario,
+    rng: rng.fork('faults'),
+    kinds,
+    ...(opts.perKind ? { perKind: opts.perKind } : {}),
+  });
+  const skews = new Map<string, number>();
+  for (const f of faults) if (f.kind === 'clock-skew' && f.readerId) skews.set(f.readerId, f.value);
+
+  const world: World = await createWorld({
+    scenario,
+    rng: rng.fork('world'),
+    logger,
+    skews,
+    childReaders: childReaders(faults),
+    gatewayInChild: kinds.includes('gateway-kill'),
+    ...(opts.baseDir ? { baseDir: opts.baseDir } : {}),
+    ...(opts.processes ?? {}),
+    ...(opts.wrapReader ? { wrapReader: opts.wrapReader } : {}),
+  });
+  let report: RunReport | null = null;
+  try {
+    report = await play({ opts, world, scenario, faults, skews, skippedFaults, wall0 });
+    return report;
+  } finally {
+    const keep = opts.keep === 'always' || (opts.keep !== 'never' && (!report || !report.ok));
+    await world.close({ keep });
+  }
+}
+
+async function play(ctx: {
+  opts: RunOptions;
+  world: World;
+  scenario: ReturnType<typeof generateScenario>;
+  faults: ReturnType<typeof planFaults>;
+  skews: Map<string, number>;
+  skippedFaults: FaultKind[];
+  wall0: number;
+}): Promise<RunReport> {
+  const { opts, world, scenario, faults } = ctx;
+  const stepMs = opts.stepMs ?? 1000;
+  const taps: TapRecord[] = [];
+  const awaiting = new Map<string, TapRecord[]>();
+  const retry = new Map<string, { a: Action; rec: TapRecord }[]>();
+  const unanswered: { rec: TapRecord; a: Action; deadline: number }[] = [];
+  const feedbackCounts: Record<string, number> = {};
+  let retried = 0;
+
+  for (const [id, r] of world.readers) {
+    awaiting.set(id, []);
+    retry.set(id, []);
+    r.onSignal = (pattern) => {
+      if (!TAP_PATTERNS.has(pattern)) return;
+      const rec = awaiting.get(id)?.shift();
+      if (rec) {
+        rec.feedback = pattern as FeedbackSeen;
+        feedbackCounts[pattern] = (feedbackCounts[pattern] ?? 0) + 1;
+      }
+    };
+  }
+
+  const press = (a: Action, rec: TapRecord): void => {
+    const vr = world.readers.get(a.readerId);
+    if (!vr) return;
+    if (!vr.alive) {
+      retry.get(a.readerId)?.push({ a, rec });
+      return;
+    }
+    awaiting.get(a.readerId)?.push(rec);
+    unanswered.push({ rec, a, deadline: world.clock.now() + 30_000 });
+    vr.act(a.kind, a.uid);
+  };
+  const perform = (a: Action): void => {
+    const vr = world.readers.get(a.readerId);
+    if (!vr) return;
+    if (a.kind === 'remove' || a.intent === null) {
+      if (vr.alive) vr.act(a.kind, a.uid);
+      return;
+    }
+    const rec: TapRecord = {
+      readerId: a.readerId,
+      cardRef: a.cardRef,
+      staffRef: a.staffRef,
+      atMs: world.clock.now(),
+      intent: a.intent,
+      visitKey: a.visitKey,
+      feedback: null,
+    };
+    taps.push(rec);
+    press(a, rec);
+  };
+  /** Taps that met a dead reader: the worker saw nothing and taps again once it is back. */
+  const replay = (readerId: string): void => {
+    const list = retry.get(readerId) ?? [];
+    retry.set(readerId, []);
+    for (const { a, rec } of list) {
+      retried++;
+      rec.atMs = world.clock.now();
+      press(a, rec);
+    }
+  };
+  const sweepUnanswered = (): void => {
+    const now = world.clock.now();
+    for (let i = unanswered.length - 1; i >= 0; i--) {
+      const u = unanswered[i];
+      if (!u) continue;
+      if (u.rec.feedback !== null) {
+        unanswered.splice(i, 1);
+        continue;
+      }
+      const vr = world.readers.get(u.a.readerId);
+      if (vr && !vr.alive) {
+        const q = awaiting.get(u.a.readerId) ?? [];
+        awaiting.set(
+          u.a.readerId,
+          q.filter((r) => r !== u.rec),
+        );
+        retry.get(u.a.readerId)?.push({ a: u.a, rec: u.rec });
+        unanswered.splice(i, 1);
+      } else if (now > u.deadline) unanswered.splice(i, 1);
+    }
+  };
+
+  const timeline = new Timeline();
+  for (const a of scenario.actions) timeline.add({ atMs: a.atMs, label: 'action', run: () => perform(a) });
+  const runtime: FaultRuntime = {
+    world,
+    timeline,
+    onReaderBack: replay,
+    counts: {},
+  };
+  for (const f of faults) timeline.add({ atMs: f.atMs, label: f.kind, run: () => applyFault(runtime, f) });
+
+  const total = scenario.endMs - world.clock.now();
+  const t0 = world.clock.now();
+  let lastProgress = t0;
+  const step = async (target: number): Promise<void> => {
+    while (world.clock.now() < target) {
+      await world.stepTo(Math.min(target, world.clock.now() + stepMs));
+      sweepUnanswered();
+      if (world.clock.now() - lastProgress >= 15 * 60_000) {
+        lastProgress = world.clock.now();
+        opts.onProgress?.({
+          virtualMs: world.clock.now() - t0,
+          totalMs: total,
+          taps: taps.length,
+          delivered: world.backend.received().length,
+          phase: 'day',
+        });
+      }
+    }
+  };
+  /** Plays timeline items due up to `target`, stepping virtual time between them. */
+  const runUntil = async (target: number): Promise<void> => {
+    for (let item = timeline.peek(); item && item.atMs <= target; item = timeline.peek()) {
+      await step(item.atMs);
+      timeline.shift();
+      await item.run();
+    }
+    await step(target);
+  };
+  await runUntil(scenario.endMs);
+
+  // Heal every fault, bring everything back, then drain.
+  await runtime.healAll?.();
+  for (const id of world.readers.keys()) replay(id);
+  const drain0 = world.clock.now();
+  const openUntil = Math.max(
+    0,
+    ...scenario.truth
+      .filter((v) => v.endMs === null)
+      .map((v) => v.startMs + scenario.params.maxOpenMs + 10 * 60_000),
+  );
+  const maxDrain = drain0 + (opts.maxDrainMs ?? 4 * 3_600_000);
+  let stable = 0;
+  while (world.clock.now() < maxDrain) {
+    await runUntil(world.clock.now() + 10_000);
+    const due = world.clock.now() >= Math.min(openUntil, maxDrain);
+    const quiet = due && timeline.size === 0 && (await isQuiet(world));
+    stable = quiet ? stable + 1 : 0;
+    if (stable >= 3) break;
+    if (world.clock.now() - lastProgress >= 15 * 60_000) {
+      lastProgress = world.clock.now();
+      opts.onProgress?.({
+        virtualMs: world.clock.now() - t0,
+        totalMs: total,
+        taps: taps.length,
+        delivered: world.backend.received().length,
+        phase: 'drain',
+      });
+    }
+  }
+  const drainMs = world.clock.now() - drain0;
+
+  const readers: ReaderSeqState[] = [];
+  const api = await world.gateway.api<{
+    readers: { readerId: string; contiguousUpto: number; maxSeen: number }[];
+  }>('/api/readers');
+  for (const r of api.readers) {
+    const st = await world.readers.get(r.readerId)?.state();
+    readers.push({
+      readerId: r.readerId,
+      contiguousUpto: r.contiguousUpto,
+      maxSeen: r.maxSeen,
+      deviceLastSeq: st?.lastSeq ?? null,
+      deviceQueueDepth: st?.queueDepth ?? null,
+    });
+  }
+  const received = world.backend.received();
+  const unsynced = new Set(
+    faults.filter((f) => f.kind === 'power-loss' && f.readerId).map((f) => f.readerId as string),
+  );
+  const results = runChecks({
+    scenario,
+    taps,
+    received,
+    backend: world.backend,
+    refusedKeys: world.backend.rejectedKeys(),
+    readers,
+    skewMs: new Map([...ctx.skews].map(([k, v]) => [k, Math.abs(v)])),
+    unsyncedReaders: unsynced,
+    endMs: world.clock.now(),
+  });
+  const backendEvents: Record<string, number> = {};
+  const anomalies: Record<string, number> = {};
+  for (const e of received) {
+    backendEvents[e.type] = (backendEvents[e.type] ?? 0) + 1;
+    if (e.type === 'visit.anomaly') anomalies[e.anomaly] = (anomalies[e.anomaly] ?? 0) + 1;
+  }
+  const faultCounts: Record<string, number> = { ...runtime.counts };
+  for (const [k, v] of Object.entries(world.backend.faultCounts())) if (v) faultCounts[`backend:${k}`] = v;
+  let dups = 0;
+  let resets = 0;
+  for (const p of world.proxies.values()) {
+    dups += p.stats.duplicatedPublishes;
+    resets += p.stats.resets;
+  }
+  if (dups) faultCounts['proxy:duplicated-publishes'] = dups;
+  if (resets) faultCounts['proxy:connection-resets'] = resets;
+  return {
+    seed: scenario.params.seed,
+    ok: breaches(results).length === 0,
+    results,
+    counts: {
+      actions: scenario.actions.length,
+      taps: taps.length,
+      feedback: feedbackCounts,
+      retriedTaps: retried,
+      backendEvents,
+      anomalies,
+      redeliveries: world.backend.duplicates,
+    },
+    faults: faultCounts,
+    skippedFaults: ctx.skippedFaults,
+    virtualDayMs: scenario.endMs - scenario.params.startMs,
+    drainMs,
+    wallMs: Math.round(performance.now() - ctx.wall0),
+    artifacts: world.dir,
+  };
+}
+
+/** Nothing left to move: every reader up with an empty queue, the outbox empty. */
+async function isQuiet(world: World): Promise<boolean> {
+  if (!world.gateway.alive) return false;
+  for (const r of world.readers.values()) {
+    const st = await r.state();
+    if (!st || st.queueDepth > 0) return false;
+  }
+  try {
+    const ob = await world.gateway.api<{ pending: number }>('/api/outbox');
+    return ob.pending === 0;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,148 @@
+/**
+ * Boots a simulated world in a fresh temp dir: the fake planning backend, the real gateway (in
+ * process, or a child process for SIGKILL faults), one fault proxy per reader and the virtual
+ * readers (real device code). Everything listens on 127.0.0.1 port 0.
+ */
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { DeviceClock, VirtualClock, drainIo } from './clock.js';
+import { startFakeBackend, type FakeBackend } from './fake-backend.js';
+import { startFaultProxy, type FaultProxy } from './faults/proxy.js';
+import { startInProcessGateway, type GatewayHost, type GatewayHostParams } from './gateway-host.js';
+import type { Rng } from './prng.js';
+import { createInProcessReader } from './readers/in-process.js';
+import type { DeviceParams, VirtualReader } from './readers/types.js';
+import type { Scenario } from './scenario/types.js';
+
+export interface WorldOptions {
+  scenario: Scenario;
+  rng: Rng;
+  logger: Logger;
+  /** Parent folder for the run's temp dir (default: the OS temp dir). */
+  baseDir?: string;
+  /** Per-reader clock skew (ms). */
+  skews: ReadonlyMap<string, number>;
+  /** Readers to run as child processes. */
+  childReaders: ReadonlySet<string>;
+  gatewayInChild: boolean;
+  startChildGateway?: (o: { params: GatewayHostParams; clock: VirtualClock }) => Promise<GatewayHost>;
+  startChildReader?: (o: { params: DeviceParams; clock: VirtualClock; synced: boolean }) => VirtualReader;
+  /** Swaps in a deliberately faulty component (checker self-test). */
+  wrapReader?: Parameters<typeof createInProcessReader>[0]['wrap'];
+}
+
+export interface World {
+  dir: string;
+  clock: VirtualClock;
+  backend: FakeBackend;
+  gateway: GatewayHost;
+  proxies: Map<string, FaultProxy>;
+  readers: Map<string, VirtualReader>;
+  deviceClocks: Map<string, DeviceClock>;
+  adminToken: string;
+  /** Moves virtual time to `t` and lets real I/O run (also ticks child processes). */
+  stepTo(t: number): Promise<void>;
+  /** Runs virtual time while `p` settles (stop() calls wait on virtual timers). */
+  whileRunning<T>(p: Promise<T>, stepMs?: number): Promise<T>;
+  close(opts: { keep: boolean }): Promise<void>;
+}
+
+export async function createWorld(o: WorldOptions): Promise<World> {
+  const s = o.scenario;
+  const base = o.baseDir ?? tmpdir();
+  mkdirSync(base, { recursive: true });
+  const dir = mkdtempSync(join(base, `visittag-sim-${s.params.seed}-`));
+  const clock = new VirtualClock({ startMs: s.params.startMs - 10 * 60_000 });
+  const secret = `sim-webhook-secret-${o.rng.hex(8)}`;
+  const adminToken = `sim-admin-token-${o.rng.hex(8)}`;
+  const backend = await startFakeBackend({ secret, clock, seed: s.params.seed });
+  const gwParams: GatewayHostParams = {
+    dataDir: join(dir, 'gateway'),
+    fleetKey: s.fleetKey,
+    adminToken,
+    backendUrl: backend.url,
+    backendSecret: secret,
+  };
+  const gateway =
+    o.gatewayInChild && o.startChildGateway
+      ? await o.startChildGateway({ params: gwParams, clock })
+      : await startInProcessGateway({
+          params: gwParams,
+          clock,
+          random: () => o.rng.next(),
+          logger: o.logger,
+        });
+
+  const readers = new Map<string, VirtualReader>();
+  const proxies = new Map<string, FaultProxy>();
+  const deviceClocks = new Map<string, DeviceClock>();
+  const children: VirtualReader[] = [];
+  const world: World = {
+    dir,
+    clock,
+    backend,
+    gateway,
+    proxies,
+    readers,
+    deviceClocks,
+    adminToken,
+    async stepTo(t) {
+      await clock.advanceTo(t);
+      gateway.tick(clock.now());
+      for (const c of children) (c as VirtualReader & { tick?: (n: number) => void }).tick?.(clock.now());
+      await drainIo();
+      await drainIo();
+    },
+    async whileRunning(p, stepMs = 1000) {
+      let done = false;
+      const tracked = p.finally(() => (done = true));
+      for (let i = 0; i < 10_000 && !done; i++) await world.stepTo(clock.now() + stepMs);
+      return tracked;
+    },
+    async close({ keep }) {
+      await world.whileRunning(Promise.allSettled([...readers.values()].map((r) => r.stop())));
+      await world.whileRunning(gateway.stop().catch(() => undefined));
+      await Promise.allSettled([...proxies.values()].map((p) => p.close()));
+      await backend.close();
+      if (!keep) rmSync(dir, { recursive: true, force: true });
+    },
+  };
+
+  for (const st of s.staff) await gateway.addCard({ cardRef: st.card.cardRef, staffRef: st.staffRef });
+  for (const h of s.homes) {
+    const password = `pw-${o.rng.hex(16)}`;
+    await gateway.addReader({ readerId: h.readerId, password, clientRef: h.clientRef });
+    const proxy = await startFaultProxy({ upstreamPort: gateway.mqttPort, rng: o.rng.fork(h.readerId) });
+    proxies.set(h.readerId, proxy);
+    const params: DeviceParams = {
+      readerId: h.readerId,
+      dataDir: join(dir, 'readers', h.readerId),
+      fleetKey: s.fleetKey,
+      mqttUrl: `mqtt://127.0.0.1:${proxy.port}`,
+      password,
+      repeatWindowMs: s.params.repeatWindowMs,
+      maxOpenMs: s.params.maxOpenMs,
+      skewMs: o.skews.get(h.readerId) ?? 0,
+      seed: o.rng.int(1, 2 ** 31),
+    };
+    let reader: VirtualReader;
+    if (o.childReaders.has(h.readerId) && o.startChildReader) {
+      reader = o.startChildReader({ params, clock, synced: true });
+      children.push(reader);
+    } else {
+      const dc = new DeviceClock(clock, { skewMs: params.skewMs });
+      deviceClocks.set(h.readerId, dc);
+      reader = createInProcessReader({
+        params,
+        clock: dc,
+        logger: o.logger,
+        ...(o.wrapReader ? { wrap: o.wrapReader } : {}),
+      });
+    }
+    readers.set(h.readerId, reader);
+  }
+  await world.whileRunning(Promise.all([...readers.values()].map((r) => r.start())), 200);
+  return world;
+}
