@@ -2,6 +2,7 @@
 import { componentPresent, type RowContext } from './lib/ctx.js';
 import type { Profile, Row } from './lib/types.js';
 import { ingestRows, measureIngest } from './rows/ingest.js';
+import { deviceLatencyRows, deviceRssRows } from './rows/device.js';
 import { backendLatencyRows } from './rows/latency.js';
 import { fleetRows } from './rows/storm.js';
 
@@ -74,5 +75,42 @@ export const SECTIONS: Section[] = [
       },
     ],
     run: fleetRows,
+  },
+  {
+    id: 'device-latency',
+    requires: ['device/index.ts'],
+    present: componentPresent,
+    skeleton: () => [
+      {
+        id: 'device-tap-latency',
+        figure: 'device tap → durable journal → feedback latency',
+        generator: 'full device (createDevice)',
+        unit: 'ms',
+        target: 'p99 ≤ 15 ms',
+      },
+    ],
+    run: deviceLatencyRows,
+  },
+  {
+    id: 'device-rss',
+    requires: ['device/index.ts'],
+    present: componentPresent,
+    skeleton: (p) => [
+      {
+        id: 'device-rss-idle',
+        figure: 'device RSS idle',
+        generator: 'full device (createDevice)',
+        unit: 'MB',
+        target: '≤ 60 MB',
+      },
+      {
+        id: 'device-rss-journalled',
+        figure: `device RSS after ${p.device.rssTaps} journalled taps`,
+        generator: 'full device (createDevice)',
+        unit: 'MB',
+        target: '≤ 60 MB',
+      },
+    ],
+    run: deviceRssRows,
   },
 ];

@@ -47,12 +47,14 @@ export async function startWorker(opts: {
   nofile?: number;
   nodeFlags?: string[];
   readyTimeoutMs?: number;
+  /** Run plain JS without the tsx loader (a transpiled build). */
+  plainNode?: boolean;
 }): Promise<WorkerHandle> {
   mkdirSync(opts.logDir, { recursive: true });
   const nofile = opts.nofile ?? 65_536;
   const flags = (opts.nodeFlags ?? []).map((f) => `'${f.replace(/'/g, '')}'`).join(' ');
   // Raise the soft (and, as root, hard) open-file limit for this process only; fall back to the hard limit.
-  const script = `ulimit -n ${nofile} 2>/dev/null || ulimit -n "$(ulimit -Hn)"; exec node ${flags} --import tsx "$@"`;
+  const script = `ulimit -n ${nofile} 2>/dev/null || ulimit -n "$(ulimit -Hn)"; exec node ${flags} ${opts.plainNode ? '' : '--import tsx'} "$@"`;
   const log = createWriteStream(join(opts.logDir, `${opts.name}.log`), { flags: 'a' });
   const child = spawn('bash', ['-c', script, 'bench-worker', opts.file, ...(opts.args ?? [])], {
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],

@@ -22,7 +22,7 @@ export class RowContext {
   ) {}
 
   /** Starts `bench/workers/<file>.ts` in its own process (open-file limit raised for it). */
-  async worker(name: string, file: string, nodeFlags: string[] = []): Promise<WorkerHandle> {
+  async worker(name: string, file: string, nodeFlags: string[] = [], build?: string): Promise<WorkerHandle> {
     // BENCH_CPU_PROF=<worker file>[,…] writes a V8 CPU profile of those workers into the log dir.
     const prof = (process.env.BENCH_CPU_PROF ?? '').split(',');
     if (prof.includes(file)) nodeFlags = [...nodeFlags, '--cpu-prof', `--cpu-prof-dir=${this.logDir}`];
@@ -30,9 +30,10 @@ export class RowContext {
     if (heap.includes(file)) nodeFlags = [...nodeFlags, '--heap-prof', `--heap-prof-dir=${this.logDir}`];
     const w = await startWorker({
       name: `${this.rowId}-${name}`,
-      file: join(ROOT, 'bench/workers', `${file}.ts`),
+      file: build ? join(build, 'bench/workers', `${file}.js`) : join(ROOT, 'bench/workers', `${file}.ts`),
       logDir: this.logDir,
       nodeFlags,
+      plainNode: Boolean(build),
     });
     this.workers.push(w);
     return w;
