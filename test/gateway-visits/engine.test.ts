@@ -261,6 +261,30 @@ describe('visit pairing', () => {
     expect(outboxEvents(db).map((e) => e.idempotencyKey)).toEqual(['vt1:r1:2:started']);
     expect(env.metrics.render()).toContain('visittag_visit_events_skipped_total{reason="invalid-event"} 1');
   });
+  it('skips only the event whose rule throws (corrupt visit row), and processes the rest of the chunk', () => {
+    const { db, pipeline } = setup();
+    ingestBatch(db, {
+      readerId: 'r1',
+      events: [tap('r1', 1, { card: card(1), decision: 'start', visitId: 'v1' })],
+    });
+    pipeline.processNow();
+    db.prepare(`UPDATE visits SET anomalies_json = 'not json' WHERE visit_id = 'v1'`).run();
+    ingestBatch(db, {
+      readerId: 'r1',
+      events: [
+        tap('r1', 2, { card: card(1), decision: 'stop', visitId: 'v1' }), // reading v1 throws
+        tap('r1', 3, { card: card(2), decision: 'stop', visitId: 'v2' }),
+      ],
+    });
+    expect(pipeline.processNow()).toBe(2);
+    expect(outboxEvents(db).map((e) => e.idempotencyKey)).toEqual([
+      'vt1:r1:1:started',
+      'vt1:r1:3:ended',
+      'vt1:r1:3:anomaly:stop-without-start',
+    ]);
+    expect(env.metrics.render()).toContain('visittag_visit_events_skipped_total{reason="handler-error"} 1');
+    expect(pipeline.processNow()).toBe(0); // the cursor moved past it
+  });
 });
 
 describe('redelivery and out-of-order arrival', () => {

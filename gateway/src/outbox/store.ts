@@ -1,5 +1,6 @@
 import { VisitEvent } from '../../../protocol/index.js';
 import type { Db } from '../store/db.js';
+import { statementCache } from '../visits/stmt-cache.js';
 
 export interface OutboxRow {
   id: number;
@@ -46,20 +47,20 @@ export const BLOCKED_ERROR = 'blocked: an earlier event of this visit is dead-le
  */
 export class OutboxStore {
   private readonly db: Db;
+  private readonly q: ReturnType<typeof statementCache>;
   constructor(opts: { db: Db }) {
     this.db = opts.db;
+    this.q = statementCache(opts.db);
   }
 
   /** Validates and inserts an event; a key already present is ignored (idempotent re-processing). */
   enqueue(event: VisitEvent, nowMs: number): boolean {
     const parsed = VisitEvent.parse(event);
     const visitId = parsed.visitId;
-    const r = this.db
-      .prepare(
-        `INSERT OR IGNORE INTO outbox (idempotency_key, visit_id, type, event_json, state, created_at_ms)
+    const r = this.q(
+      `INSERT OR IGNORE INTO outbox (idempotency_key, visit_id, type, event_json, state, created_at_ms)
          VALUES (?, ?, ?, ?, 'pending', ?)`,
-      )
-      .run(parsed.idempotencyKey, visitId, parsed.type, JSON.stringify(parsed), nowMs);
+    ).run(parsed.idempotencyKey, visitId, parsed.type, JSON.stringify(parsed), nowMs);
     return r.changes > 0;
   }
 
@@ -68,19 +69,18 @@ export class OutboxStore {
    * never delivered before its start. Returns how many rows it moved.
    */
   blockBehindDead(nowMs: number): number {
-    return this.db
-      .prepare(
-        `UPDATE outbox SET state = 'dead', dead_at_ms = ?, last_error = ?
+    if (this.q(`SELECT 1 FROM outbox WHERE state = 'dead' LIMIT 1`).get() === undefined) return 0;
+    return this.q(
+      `UPDATE outbox SET state = 'dead', dead_at_ms = ?, last_error = ?
          WHERE state = 'pending' AND visit_id IS NOT NULL AND EXISTS (
            SELECT 1 FROM outbox d WHERE d.visit_id = outbox.visit_id AND d.state = 'dead' AND d.id < outbox.id)`,
-      )
-      .run(nowMs, BLOCKED_ERROR).changes;
+    ).run(nowMs, BLOCKED_ERROR).changes;
   }
 
   nextBatch(limit: number): OutboxRow[] {
-    const rows = this.db
-      .prepare(`SELECT * FROM outbox WHERE state = 'pending' ORDER BY id LIMIT ?`)
-      .all(limit) as RawRow[];
+    const rows = this.q(`SELECT * FROM outbox WHERE state = 'pending' ORDER BY id LIMIT ?`).all(
+      limit,
+    ) as RawRow[];
     return rows.map((r) => ({
       id: r.id,
       idempotencyKey: r.idempotency_key,
@@ -93,7 +93,7 @@ export class OutboxStore {
   }
 
   markDelivered(ids: readonly number[], nowMs: number, status: number): void {
-    const st = this.db.prepare(
+    const st = this.q(
       `UPDATE outbox SET state = 'delivered', delivered_at_ms = ?, attempts = attempts + 1, last_status = ?,
        last_error = NULL WHERE id = ? AND state = 'pending'`,
     );
@@ -101,25 +101,23 @@ export class OutboxStore {
   }
 
   recordFailure(ids: readonly number[], status: number | null, error: string): void {
-    const st = this.db.prepare(
+    const st = this.q(
       'UPDATE outbox SET attempts = attempts + 1, last_status = ?, last_error = ? WHERE id = ?',
     );
     this.db.transaction(() => ids.forEach((id) => st.run(status, error.slice(0, 500), id)))();
   }
 
   markDead(id: number, nowMs: number, status: number | null, error: string): void {
-    this.db
-      .prepare(
-        `UPDATE outbox SET state = 'dead', dead_at_ms = ?, attempts = attempts + 1, last_status = ?,
+    this.q(
+      `UPDATE outbox SET state = 'dead', dead_at_ms = ?, attempts = attempts + 1, last_status = ?,
          last_error = ? WHERE id = ? AND state = 'pending'`,
-      )
-      .run(nowMs, status, error.slice(0, 500), id);
+    ).run(nowMs, status, error.slice(0, 500), id);
   }
 
   listDead(limit: number): DeadLetter[] {
-    const rows = this.db
-      .prepare(`SELECT * FROM outbox WHERE state = 'dead' ORDER BY id LIMIT ?`)
-      .all(limit) as RawRow[];
+    const rows = this.q(`SELECT * FROM outbox WHERE state = 'dead' ORDER BY id LIMIT ?`).all(
+      limit,
+    ) as RawRow[];
     return rows.map((r) => ({
       id: r.id,
       idempotencyKey: r.idempotency_key,
@@ -140,27 +138,27 @@ export class OutboxStore {
    */
   redrive(id: number): number {
     return this.db.transaction(() => {
-      const row = this.db.prepare(`SELECT visit_id FROM outbox WHERE id = ? AND state = 'dead'`).get(id) as
+      const row = this.q(`SELECT visit_id FROM outbox WHERE id = ? AND state = 'dead'`).get(id) as
         { visit_id: string | null } | undefined;
       if (!row) return 0;
       const reset = `UPDATE outbox SET state = 'pending', dead_at_ms = NULL, attempts = 0 WHERE state = 'dead'`;
-      if (row.visit_id === null) return this.db.prepare(`${reset} AND id = ?`).run(id).changes;
-      return this.db.prepare(`${reset} AND visit_id = ? AND id >= ?`).run(row.visit_id, id).changes;
+      if (row.visit_id === null) return this.q(`${reset} AND id = ?`).run(id).changes;
+      return this.q(`${reset} AND visit_id = ? AND id >= ?`).run(row.visit_id, id).changes;
     })();
   }
 
   redriveAll(): number {
-    return this.db
-      .prepare(`UPDATE outbox SET state = 'pending', dead_at_ms = NULL, attempts = 0 WHERE state = 'dead'`)
-      .run().changes;
+    return this.q(
+      `UPDATE outbox SET state = 'pending', dead_at_ms = NULL, attempts = 0 WHERE state = 'dead'`,
+    ).run().changes;
   }
 
   stats(): { pending: number; dead: number; oldestPendingCreatedAtMs: number | null } {
     const count = (state: string): number =>
-      (this.db.prepare('SELECT COUNT(*) AS n FROM outbox WHERE state = ?').get(state) as { n: number }).n;
-    const oldest = this.db
-      .prepare(`SELECT created_at_ms AS t FROM outbox WHERE state = 'pending' ORDER BY id LIMIT 1`)
-      .get() as { t: number } | undefined;
+      (this.q('SELECT COUNT(*) AS n FROM outbox WHERE state = ?').get(state) as { n: number }).n;
+    const oldest = this.q(
+      `SELECT created_at_ms AS t FROM outbox WHERE state = 'pending' ORDER BY id LIMIT 1`,
+    ).get() as { t: number } | undefined;
     return { pending: count('pending'), dead: count('dead'), oldestPendingCreatedAtMs: oldest?.t ?? null };
   }
 }

@@ -10,6 +10,8 @@ import type { VisitRepo, VisitRow } from './repo.js';
 import { parseJson } from './time.js';
 import type { ResolvedTime, TimeAnchors } from './time.js';
 
+export type SkipReason = 'invalid-event' | 'handler-error';
+
 export interface VisitEngineOptions {
   db: Db;
   clock: Clock;
@@ -21,7 +23,7 @@ export interface VisitEngineOptions {
   /** Events per transaction (default 500). */
   chunk?: number;
   onAnomalies?: (kinds: AnomalyKind[]) => void;
-  onSkipped?: (reason: 'invalid-event' | 'handler-error') => void;
+  onSkipped?: (reason: SkipReason) => void;
 }
 
 /**
@@ -62,18 +64,30 @@ export class VisitEngine {
       if (upto <= cursor) break;
       const rows = repo.events(readerId, cursor, upto, chunk);
       const mark = this.o.emitter.recordedCount;
-      try {
+      const skipped: SkipReason[] = [];
+      // Fast path: the whole chunk in one transaction. If a rule throws, the chunk is rolled back and
+      // redone with one savepoint per event, so only the faulty event is skipped.
+      const run = (safe: boolean): void =>
         db.transaction(() => {
-          for (const row of rows) this.handleRow(readerId, row);
+          skipped.length = 0;
+          for (const row of rows) this.handleRow(readerId, row, safe, skipped);
           // Sequences held but without a row (none today) are skipped; the cursor never passes upto.
           const last = rows.length < chunk ? upto : (rows[rows.length - 1]?.seq ?? upto);
           repo.setCursor(readerId, last);
         })();
+      try {
+        try {
+          run(false);
+        } catch {
+          this.o.emitter.discardRecorded(mark);
+          run(true);
+        }
       } catch (err) {
         this.o.emitter.discardRecorded(mark);
         this.log.error({ err, readerId }, 'visit processing transaction failed; will retry');
         break;
       }
+      skipped.forEach((r) => this.o.onSkipped?.(r));
       const kinds = this.o.emitter.drainRecorded();
       if (kinds.length) this.o.onAnomalies?.(kinds);
       total += rows.length;
@@ -82,24 +96,27 @@ export class VisitEngine {
     return total;
   }
 
-  /** One event, in a savepoint: a poison event is logged and skipped, never blocks its reader. */
+  /** One event; in safe mode inside a savepoint, so a poison event is logged and skipped. */
   private handleRow(
     readerId: string,
     row: { seq: number; event_json: string | null; received_at_ms: number },
+    safe: boolean,
+    skipped: SkipReason[],
   ): void {
     const ev = parseJson(row.event_json, TapEvent);
     if (!ev || ev.readerId !== readerId || ev.seq !== row.seq) {
       this.log.warn({ readerId, seq: row.seq }, 'stored event does not validate; skipped');
-      this.o.onSkipped?.('invalid-event');
+      skipped.push('invalid-event');
       return;
     }
+    if (!safe) return this.handle(ev);
     const mark = this.o.emitter.recordedCount;
     try {
       this.o.db.transaction(() => this.handle(ev))();
     } catch (err) {
       this.o.emitter.discardRecorded(mark);
       this.log.error({ err, readerId, seq: row.seq }, 'visit rule failed for an event; skipped');
-      this.o.onSkipped?.('handler-error');
+      skipped.push('handler-error');
     }
   }
 

@@ -1,5 +1,6 @@
 import type { AnomalyKind } from '../../../protocol/index.js';
 import type { Db } from '../store/db.js';
+import { statementCache } from './stmt-cache.js';
 import type { TimeQuality } from './time.js';
 
 export interface VisitRow {
@@ -66,39 +67,37 @@ export const worstQuality = (a: TimeQuality, b: TimeQuality): TimeQuality =>
 /** SQL of the visits, anomalies and cursor tables (all written inside the engine's transaction). */
 export class VisitRepo {
   private readonly db: Db;
+  private readonly q: ReturnType<typeof statementCache>;
   constructor(opts: { db: Db }) {
     this.db = opts.db;
+    this.q = statementCache(opts.db);
   }
 
   cursor(readerId: string): number {
-    const r = this.db.prepare('SELECT processed_upto FROM visit_cursor WHERE reader_id = ?').get(readerId) as
+    const r = this.q('SELECT processed_upto FROM visit_cursor WHERE reader_id = ?').get(readerId) as
       { processed_upto: number } | undefined;
     return r?.processed_upto ?? 0;
   }
 
   setCursor(readerId: string, upto: number): void {
-    this.db
-      .prepare(
-        `INSERT INTO visit_cursor (reader_id, processed_upto) VALUES (?, ?)
+    this.q(
+      `INSERT INTO visit_cursor (reader_id, processed_upto) VALUES (?, ?)
          ON CONFLICT (reader_id) DO UPDATE SET processed_upto = excluded.processed_upto`,
-      )
-      .run(readerId, upto);
+    ).run(readerId, upto);
   }
 
   /** Readers whose contiguous prefix is ahead of the engine's cursor. */
   readersBehind(): string[] {
     return (
-      this.db
-        .prepare(
-          `SELECT s.reader_id AS id FROM reader_seq s LEFT JOIN visit_cursor c ON c.reader_id = s.reader_id
+      this.q(
+        `SELECT s.reader_id AS id FROM reader_seq s LEFT JOIN visit_cursor c ON c.reader_id = s.reader_id
            WHERE s.contiguous_upto > COALESCE(c.processed_upto, 0)`,
-        )
-        .all() as { id: string }[]
+      ).all() as { id: string }[]
     ).map((r) => r.id);
   }
 
   contiguousUpto(readerId: string): number {
-    const r = this.db.prepare('SELECT contiguous_upto FROM reader_seq WHERE reader_id = ?').get(readerId) as
+    const r = this.q('SELECT contiguous_upto FROM reader_seq WHERE reader_id = ?').get(readerId) as
       { contiguous_upto: number } | undefined;
     return r?.contiguous_upto ?? 0;
   }
@@ -109,12 +108,10 @@ export class VisitRepo {
     upto: number,
     limit: number,
   ): Array<{ seq: number; event_json: string | null; received_at_ms: number }> {
-    return this.db
-      .prepare(
-        `SELECT seq, event_json, received_at_ms FROM events
+    return this.q(
+      `SELECT seq, event_json, received_at_ms FROM events
          WHERE reader_id = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?`,
-      )
-      .all(readerId, after, upto, limit) as Array<{
+    ).all(readerId, after, upto, limit) as Array<{
       seq: number;
       event_json: string | null;
       received_at_ms: number;
@@ -123,38 +120,31 @@ export class VisitRepo {
 
   /** The client a reader served at `atMs` (history first, then the reader's current assignment). */
   clientAt(readerId: string, atMs: number): string | null {
-    const h = this.db
-      .prepare(
-        `SELECT client_ref FROM reader_client_history WHERE reader_id = ? AND from_ms <= ?
+    const h = this.q(
+      `SELECT client_ref FROM reader_client_history WHERE reader_id = ? AND from_ms <= ?
          ORDER BY from_ms DESC LIMIT 1`,
-      )
-      .get(readerId, atMs) as { client_ref: string | null } | undefined;
+    ).get(readerId, atMs) as { client_ref: string | null } | undefined;
     if (h) return h.client_ref;
-    const r = this.db.prepare('SELECT client_ref FROM readers WHERE reader_id = ?').get(readerId) as
+    const r = this.q('SELECT client_ref FROM readers WHERE reader_id = ?').get(readerId) as
       { client_ref: string | null } | undefined;
     return r?.client_ref ?? null;
   }
 
   visit(readerId: string, visitId: string): VisitRow | null {
-    const r = this.db
-      .prepare('SELECT * FROM visits WHERE reader_id = ? AND visit_id = ?')
-      .get(readerId, visitId) as RawVisit | undefined;
+    const r = this.q('SELECT * FROM visits WHERE reader_id = ? AND visit_id = ?').get(readerId, visitId) as
+      RawVisit | undefined;
     return r ? toVisit(r) : null;
   }
 
   visitsById(visitId: string): VisitRow[] {
-    return (this.db.prepare('SELECT * FROM visits WHERE visit_id = ?').all(visitId) as RawVisit[]).map(
-      toVisit,
-    );
+    return (this.q('SELECT * FROM visits WHERE visit_id = ?').all(visitId) as RawVisit[]).map(toVisit);
   }
 
   openAtReader(readerId: string): VisitRow[] {
     return (
-      this.db
-        .prepare(
-          `SELECT * FROM visits WHERE reader_id = ? AND state = 'open' ORDER BY started_at_ms, visit_id`,
-        )
-        .all(readerId) as RawVisit[]
+      this.q(
+        `SELECT * FROM visits WHERE reader_id = ? AND state = 'open' ORDER BY started_at_ms, visit_id`,
+      ).all(readerId) as RawVisit[]
     ).map(toVisit);
   }
 
@@ -166,19 +156,16 @@ export class VisitRepo {
     atMs: number;
   }): VisitRow | null {
     const who = q.staffRef === null ? 'card_ref = ?' : 'staff_ref = ?';
-    const r = this.db
-      .prepare(
-        `SELECT * FROM visits WHERE ${who} AND reader_id != ? AND started_at_ms <= ?
+    const r = this.q(
+      `SELECT * FROM visits WHERE ${who} AND reader_id != ? AND started_at_ms <= ?
          AND (state = 'open' OR ended_at_ms > ?) ORDER BY started_at_ms DESC LIMIT 1`,
-      )
-      .get(q.staffRef ?? q.cardRef, q.readerId, q.atMs, q.atMs) as RawVisit | undefined;
+    ).get(q.staffRef ?? q.cardRef, q.readerId, q.atMs, q.atMs) as RawVisit | undefined;
     return r ? toVisit(r) : null;
   }
 
   upsert(v: VisitRow): void {
-    this.db
-      .prepare(
-        `INSERT INTO visits (reader_id, visit_id, client_ref, card_ref, staff_ref, group_id, state, started_at_ms,
+    this.q(
+      `INSERT INTO visits (reader_id, visit_id, client_ref, card_ref, staff_ref, group_id, state, started_at_ms,
            start_seq, ended_at_ms, end_seq, end_reason, time_quality, anomalies_json, late_end_seq, updated_at_ms)
          VALUES (@readerId, @visitId, @clientRef, @cardRef, @staffRef, @groupId, @state, @startedAtMs, @startSeq,
            @endedAtMs, @endSeq, @endReason, @timeQuality, @anomaliesJson, @lateEndSeq, @updatedAtMs)
@@ -188,8 +175,7 @@ export class VisitRepo {
            ended_at_ms = excluded.ended_at_ms, end_seq = excluded.end_seq, end_reason = excluded.end_reason,
            time_quality = excluded.time_quality, anomalies_json = excluded.anomalies_json,
            late_end_seq = excluded.late_end_seq, updated_at_ms = excluded.updated_at_ms`,
-      )
-      .run({ ...v, anomaliesJson: JSON.stringify(v.anomalies) });
+    ).run({ ...v, anomaliesJson: JSON.stringify(v.anomalies) });
   }
 
   /** Records an anomaly once per key; returns false if it was already recorded. */
@@ -207,25 +193,23 @@ export class VisitRepo {
     nowMs: number;
   }): boolean {
     return (
-      this.db
-        .prepare(
-          `INSERT OR IGNORE INTO anomalies (idempotency_key, kind, reader_id, visit_id, card_ref, staff_ref,
+      this.q(
+        `INSERT OR IGNORE INTO anomalies (idempotency_key, kind, reader_id, visit_id, card_ref, staff_ref,
              client_ref, at_ms, seq, detail, created_at_ms)
            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-        )
-        .run(
-          a.key,
-          a.kind,
-          a.readerId,
-          a.visitId,
-          a.cardRef,
-          a.staffRef,
-          a.clientRef,
-          a.atMs,
-          a.seq,
-          a.detail,
-          a.nowMs,
-        ).changes > 0
+      ).run(
+        a.key,
+        a.kind,
+        a.readerId,
+        a.visitId,
+        a.cardRef,
+        a.staffRef,
+        a.clientRef,
+        a.atMs,
+        a.seq,
+        a.detail,
+        a.nowMs,
+      ).changes > 0
     );
   }
 
@@ -237,10 +221,8 @@ export class VisitRepo {
     reason: string;
     atMs: number;
   }): void {
-    this.db
-      .prepare(
-        'INSERT INTO visit_audit (reader_id, visit_id, action, actor, reason, at_ms) VALUES (?, ?, ?, ?, ?, ?)',
-      )
-      .run(a.readerId, a.visitId, a.action, a.actor, a.reason, a.atMs);
+    this.q(
+      'INSERT INTO visit_audit (reader_id, visit_id, action, actor, reason, at_ms) VALUES (?, ?, ?, ?, ?, ?)',
+    ).run(a.readerId, a.visitId, a.action, a.actor, a.reason, a.atMs);
   }
 }

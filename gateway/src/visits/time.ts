@@ -1,6 +1,7 @@
 import type { z } from 'zod';
 import { EventTime, TapEvent } from '../../../protocol/index.js';
 import type { Db } from '../store/db.js';
+import { statementCache } from './stmt-cache.js';
 
 export type TimeQuality = 'synced' | 'corrected' | 'uncorrected';
 
@@ -24,18 +25,20 @@ const SCAN_CHUNK = 2000;
  */
 export class TimeAnchors {
   private readonly db: Db;
+  private readonly q: ReturnType<typeof statementCache>;
   constructor(opts: { db: Db }) {
     this.db = opts.db;
+    this.q = statementCache(opts.db);
   }
 
   /** Learns anchors from event rows stored since the last scan. Idempotent; returns rows scanned. */
   scan(): number {
     const db = this.db;
-    const getCursor = db.prepare('SELECT value FROM visit_meta WHERE key = ?');
-    const setCursor = db.prepare(
+    const getCursor = this.q('SELECT value FROM visit_meta WHERE key = ?');
+    const setCursor = this.q(
       'INSERT INTO visit_meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
     );
-    const rows = db.prepare(
+    const rows = this.q(
       'SELECT id, reader_id, event_json, sent_at_json, received_at_ms FROM events WHERE id > ? ORDER BY id LIMIT ?',
     );
     let total = 0;
@@ -69,7 +72,7 @@ export class TimeAnchors {
 
   learn(readerId: string, bootId: string, offsetMs: number, exact: boolean): void {
     const cur = this.get(readerId, bootId);
-    const put = this.db.prepare(
+    const put = this.q(
       `INSERT INTO time_anchors (reader_id, boot_id, offset_ms, exact) VALUES (?, ?, ?, ?)
        ON CONFLICT (reader_id, boot_id) DO UPDATE SET offset_ms = excluded.offset_ms, exact = excluded.exact`,
     );
@@ -80,9 +83,10 @@ export class TimeAnchors {
   }
 
   get(readerId: string, bootId: string): { offsetMs: number; exact: boolean } | null {
-    const row = this.db
-      .prepare('SELECT offset_ms, exact FROM time_anchors WHERE reader_id = ? AND boot_id = ?')
-      .get(readerId, bootId) as { offset_ms: number; exact: number } | undefined;
+    const row = this.q('SELECT offset_ms, exact FROM time_anchors WHERE reader_id = ? AND boot_id = ?').get(
+      readerId,
+      bootId,
+    ) as { offset_ms: number; exact: number } | undefined;
     return row ? { offsetMs: row.offset_ms, exact: row.exact === 1 } : null;
   }
 
