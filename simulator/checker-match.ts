@@ -237,15 +237,17 @@ export function matchTaps(input: CheckInput, tol: Tolerances): Matched {
 
   // Double staffing.
   const groupFailures: string[] = [];
-  const groups = new Map<string, Started[]>();
+  // The first started event of a pair cannot know its partner yet: use the latest word (the end).
+  const groups = new Map<string, (string | null)[]>();
   for (const v of s.truth) {
     const se = startOfTruth.get(v.key);
     if (!v.groupKey || !se) continue;
-    groups.set(v.groupKey, [...(groups.get(v.groupKey) ?? []), se]);
+    const end = ends.find((e) => e.visitId === se.visitId);
+    groups.set(v.groupKey, [...(groups.get(v.groupKey) ?? []), end ? end.groupId : se.groupId]);
   }
   for (const [g, list] of groups) {
     if (list.length < 2) continue;
-    const ids = new Set(list.map((e) => e.groupId));
+    const ids = new Set(list);
     if (ids.size !== 1 || ids.has(null)) groupFailures.push(`${g}: group ids ${[...ids].join(', ')}`);
   }
 

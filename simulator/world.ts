@@ -3,7 +3,7 @@
  * process, or a child process for SIGKILL faults), one fault proxy per reader and the virtual
  * readers (real device code). Everything listens on 127.0.0.1 port 0.
  */
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { accessSync, constants, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
@@ -49,9 +49,22 @@ export interface World {
   close(opts: { keep: boolean }): Promise<void>;
 }
 
+/**
+ * Where runs live: /dev/shm (tmpfs) when there, so fsync costs nothing and a day runs in seconds.
+ * The simulator tests logic and crash behaviour (a SIGKILL keeps the page cache), not the disk.
+ */
+export function defaultBaseDir(): string {
+  try {
+    accessSync('/dev/shm', constants.W_OK);
+    return '/dev/shm';
+  } catch {
+    return tmpdir();
+  }
+}
+
 export async function createWorld(o: WorldOptions): Promise<World> {
   const s = o.scenario;
-  const base = o.baseDir ?? tmpdir();
+  const base = o.baseDir ?? defaultBaseDir();
   mkdirSync(base, { recursive: true });
   const dir = mkdtempSync(join(base, `visittag-sim-${s.params.seed}-`));
   const clock = new VirtualClock({ startMs: s.params.startMs - 10 * 60_000 });

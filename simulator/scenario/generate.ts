@@ -52,9 +52,9 @@ function card(rng: Rng, fleetKey: string): CardSpec {
   }
 }
 
-/** Visit length: mostly 15–60 min, some long ones (60–120 min). */
+/** Visit length: mostly 15–60 min, some long ones (60–105 min, under the sim's 2 h auto-close). */
 function visitLength(rng: Rng): number {
-  if (rng.chance(0.12)) return rng.int(60, 120) * MIN;
+  if (rng.chance(0.12)) return rng.int(60, 105) * MIN;
   return Math.round(Math.min(60, Math.max(15, rng.normal(32, 12))) * MIN);
 }
 

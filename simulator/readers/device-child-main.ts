@@ -1,0 +1,93 @@
+/**
+ * Child-process entry of a virtual reader (node --import tsx): the real device code with the
+ * simulated drivers, on a virtual clock the parent drives over IPC. The parent SIGKILLs it for
+ * crash and power-loss faults; with "arm-mid-write" it kills itself inside the next journal
+ * transaction, before COMMIT (a real SIGKILL mid-write).
+ */
+import pino from 'pino';
+import { DeviceSettings, SimulatedCardReader, SimulatedFeedback, createDevice } from '../../device/index.js';
+import { DeviceClock, VirtualClock } from '../clock.js';
+import type { ChildMessage, ParentMessage } from '../ipc.js';
+import { createRng } from '../prng.js';
+import { deviceSettingsInput, type DeviceParams } from './types.js';
+
+interface ChildArgs {
+  params: DeviceParams;
+  nowMs: number;
+  synced: boolean;
+  lastWallMs: number | null;
+  boot: number;
+}
+
+const args = JSON.parse(process.env.VISITTAG_SIM_CHILD ?? '{}') as ChildArgs;
+const toParent = (m: ChildMessage) => process.send?.(m);
+const master = new VirtualClock({ startMs: args.nowMs });
+const clock = new DeviceClock(master, { skewMs: args.params.skewMs });
+if (!args.synced)
+  clock.reboot({ synced: false, ...(args.lastWallMs ? { lastWallMs: args.lastWallMs } : {}) });
+const rng = createRng(args.params.seed + args.boot * 7919);
+let armed = false;
+const reader = new SimulatedCardReader({ clock });
+const feedback = new SimulatedFeedback({
+  clock,
+  maxRecords: 100,
+  onSignal: (s) => toParent({ type: 'signal', pattern: s.pattern }),
+});
+const device = createDevice({
+  config: DeviceSettings.parse(deviceSettingsInput(args.params)),
+  clock,
+  clockSynced: clock.clockSynced,
+  bootId: `${args.params.readerId}-b${args.boot}-${rng.hex(4).toLowerCase()}`,
+  random: () => rng.next(),
+  logger: pino({ level: 'silent' }),
+  cardReader: reader,
+  feedback,
+  journalHooks: {
+    beforeCommit: () => {
+      if (armed) process.kill(process.pid, 'SIGKILL');
+    },
+  },
+});
+
+let ticking: Promise<void> = Promise.resolve();
+process.on('message', (m: ParentMessage) => {
+  switch (m.type) {
+    case 'tick':
+      ticking = ticking.then(() => master.advanceTo(m.now));
+      break;
+    case 'act':
+      if (m.kind === 'tap') reader.tap(m.uid);
+      else if (m.kind === 'present') reader.present(m.uid);
+      else if (m.kind === 'bounce') reader.bounce(m.uid);
+      else reader.remove();
+      break;
+    case 'arm-mid-write':
+      armed = true;
+      break;
+    case 'sync':
+      clock.sync();
+      break;
+    case 'call':
+      if (m.op === 'state') {
+        const s = device.isRunning ? device.status() : null;
+        toParent({
+          type: 'result',
+          id: m.id,
+          ok: true,
+          value: s ? { lastSeq: s.lastSeq, queueDepth: s.queueDepth } : null,
+        });
+      } else toParent({ type: 'result', id: m.id, ok: false, error: `unknown op ${m.op}` });
+      break;
+    case 'stop':
+      void device.stop(0).finally(() => {
+        toParent({ type: 'result', id: m.id, ok: true });
+        process.disconnect?.();
+        process.exit(0);
+      });
+      break;
+  }
+});
+process.on('disconnect', () => process.exit(0));
+
+await device.start();
+toParent({ type: 'ready' });
