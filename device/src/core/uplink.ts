@@ -1,6 +1,5 @@
 import { readFileSync } from 'node:fs';
 import { EventEmitter } from 'node:events';
-import { connect } from 'mqtt';
 import type { IClientOptions, MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
 import { backoffDelay, decode, encode, topics } from '../../../protocol/index.js';
@@ -63,6 +62,7 @@ export class Uplink extends EventEmitter<{
   private readonly o: UplinkOptions;
   private readonly log: Logger;
   private client: MqttClient | null = null;
+  private connectFn: ((url: string, opts: IClientOptions) => MqttClient) | null = null;
   private connected = false;
   private subscribed = false;
   private stopped = true;
@@ -83,7 +83,13 @@ export class Uplink extends EventEmitter<{
   start(): void {
     if (!this.stopped) return;
     this.stopped = false;
-    this.connectNow();
+    // mqtt is loaded lazily: taps are taken (and journalled) while it loads.
+    import('mqtt')
+      .then((m) => {
+        this.connectFn = m.connect;
+        this.connectNow();
+      })
+      .catch((err: unknown) => this.log.fatal({ err }, 'cannot load the mqtt module'));
   }
 
   stats(): UplinkStats {
@@ -196,10 +202,10 @@ export class Uplink extends EventEmitter<{
 
   private connectNow(): void {
     this.reconnectTimer = null;
-    if (this.stopped) return;
+    if (this.stopped || !this.connectFn) return;
     let client: MqttClient;
     try {
-      client = connect(this.o.mqtt.url, this.clientOptions());
+      client = this.connectFn(this.o.mqtt.url, this.clientOptions());
     } catch (err) {
       this.log.error({ err }, 'cannot create MQTT client');
       this.scheduleReconnect();
@@ -209,7 +215,11 @@ export class Uplink extends EventEmitter<{
     let closed = false;
     client.on('connect', () => this.onConnect(client));
     client.on('message', (topic, payload) => this.onMessage(topic, payload));
-    client.on('error', (err) => this.log.warn({ err: { message: err.message } }, 'mqtt error'));
+    client.on('error', (err) => {
+      // Loud once per outage, quiet while retrying (a home may be offline for days).
+      const level = this.attempt <= 1 ? 'warn' : 'debug';
+      this.log[level]({ err: { message: err.message }, attempt: this.attempt }, 'mqtt error');
+    });
     client.on('close', () => {
       if (closed || this.client !== client) return;
       closed = true;

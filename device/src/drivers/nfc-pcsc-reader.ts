@@ -38,7 +38,10 @@ type Mono = { uid: string; atMs: number };
 
 interface Session {
   nfc: NfcClass;
+  /** Readers that match readerName, by name. */
   readers: Map<string, NfcReader>;
+  /** Every reader seen, matching or not: all are closed with the session. */
+  seen: Set<NfcReader>;
 }
 
 const ESCAPE_MAX_RESPONSE = 258;
@@ -135,7 +138,7 @@ class NfcPcscReader implements NfcPcscCardReader {
       this.emit('error', { message: `cannot open a PC/SC context: ${message}`, code: 'pcsc-context' });
       return message;
     }
-    const session: Session = { nfc, readers: new Map() };
+    const session: Session = { nfc, readers: new Map(), seen: new Set() };
     this.session = session;
     const ended = new Promise<string>((resolve) => {
       // Always listen: close() itself emits "Command cancelled", and a lost pcscd emits here.
@@ -147,7 +150,7 @@ class NfcPcscReader implements NfcPcscCardReader {
     this.session = null;
     if (this.active) this.detach(reason.includes('stopped') ? 'driver stopped' : `pcscd lost: ${reason}`);
     await this.events.catch(() => undefined);
-    for (const r of session.readers.values()) {
+    for (const r of session.seen) {
       try {
         r.reader.close(); // ends the reader's status thread; without it the process never exits
       } catch {
@@ -164,6 +167,7 @@ class NfcPcscReader implements NfcPcscCardReader {
 
   private onReader(session: Session, r: NfcReader): void {
     r.autoProcessing = false; // read the UID ourselves (ISO 14443-4 cards have no AID for nfc-pcsc)
+    session.seen.add(r);
     r.on('error', (err: Error) => this.log.debug({ err, reader: r.name }, 'reader error'));
     const wanted = this.opts.readerName?.toLowerCase();
     if (wanted && !r.name.toLowerCase().includes(wanted)) {
@@ -254,7 +258,7 @@ class NfcPcscReader implements NfcPcscCardReader {
         }
         return parseGetDataResponse(await r.transmit(GET_DATA_UID, GET_DATA_MAX_RESPONSE));
       } catch (err) {
-        lastError = err instanceof Error ? err.message : String(err);
+        lastError = describe(err);
       }
     }
     return { ok: false, code: 'read-failed', reason: `card read failed: ${lastError}` };
@@ -302,4 +306,11 @@ class NfcPcscReader implements NfcPcscCardReader {
       this.log.error({ err, event }, 'a card reader listener threw');
     }
   }
+}
+
+/** nfc-pcsc wraps the PC/SC error in `previous`; keep both messages. */
+function describe(err: unknown): string {
+  if (!(err instanceof Error)) return String(err);
+  const prev = (err as Error & { previous?: unknown }).previous;
+  return prev instanceof Error ? `${err.message} (${prev.message})` : err.message;
 }

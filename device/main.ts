@@ -1,0 +1,186 @@
+/**
+ * visittag-device: the process composition root (CONVENTIONS 5). A thin shell over createDevice():
+ * load + validate config, wire logger and status file, stop cleanly on SIGTERM.
+ */
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname } from 'node:path';
+import { parseArgs } from 'node:util';
+import pino from 'pino';
+import { ConfigError, loadDeviceSettings } from './src/config.js';
+import { attachSimControl } from './src/cli/sim-control.js';
+import { formatStatus, offlineStatus, statusFilePath } from './src/cli/status-cmd.js';
+import { createNtpSyncDetector, deviceClock } from './src/core/time.js';
+import { Device } from './src/device.js';
+import { SimulatedCardReader } from './src/drivers/simulated-reader.js';
+import type { DeviceSettings } from './src/config.js';
+
+const HELP = `visittag-device: home-care visit tag reader firmware
+
+Usage:
+  visittag-device run    [--config <file>] [--sim-control stdin]
+  visittag-device status [--config <file>] [--json]
+  visittag-device --help
+
+Commands:
+  run      Start the device: card reader → journal → feedback → MQTT uplink. SIGTERM stops cleanly.
+  status   Journal depth, oldest unacknowledged event, last ack, clock state, and (when the service
+           runs) whether the reader is attached and the gateway connected. Reads the journal only.
+
+Options:
+  --config <file>        Config file (JSON). Default: $VISITTAG_DEVICE_CONFIG or /etc/visittag/device.json
+  --sim-control stdin    (simulated reader only) read "tap <uid>", "present <uid>", "remove",
+                         "bounce <uid>", "detach", "attach" lines from stdin; print one JSON line per
+                         tap to stdout after its feedback (logs then go to stderr).
+  --json                 (status) machine-readable output.
+
+Exit codes: 0 ok, 1 runtime error, 64 usage error, 78 invalid config.
+See device/README.md for the config reference.`;
+
+function runtimeDir(): string {
+  const candidates = [process.env.RUNTIME_DIRECTORY, '/run/visittag', tmpdir()];
+  for (const d of candidates) {
+    if (!d) continue;
+    try {
+      mkdirSync(d, { recursive: true });
+      return d;
+    } catch {
+      // try the next
+    }
+  }
+  return tmpdir();
+}
+
+function load(path: string): DeviceSettings {
+  try {
+    return loadDeviceSettings(path);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.message}\n`);
+      process.exit(78);
+    }
+    throw err;
+  }
+}
+
+async function run(cfgPath: string, simControl: boolean): Promise<void> {
+  const cfg = load(cfgPath);
+  const logger = pino(
+    {
+      level: cfg.logLevel,
+      name: 'visittag-device',
+      redact: ['fleetKey', 'mqtt.password', 'password', '*.password'],
+    },
+    simControl ? pino.destination(2) : pino.destination(1),
+  );
+  const statusFile = statusFilePath(runtimeDir(), cfg.readerId);
+  const writeStatus = (s: { readerAttached: boolean; connected: boolean }, running: boolean): void => {
+    try {
+      const tmp = `${statusFile}.tmp`;
+      mkdirSync(dirname(statusFile), { recursive: true });
+      writeFileSync(tmp, JSON.stringify({ pid: process.pid, running, ...s, writtenAt: Date.now() }));
+      renameSync(tmp, statusFile);
+    } catch (err) {
+      logger.debug({ err }, 'status file not written');
+    }
+  };
+  let reader: SimulatedCardReader | undefined;
+  if (simControl) {
+    if (cfg.reader.driver !== 'simulated') {
+      process.stderr.write('--sim-control needs reader.driver "simulated"\n');
+      process.exit(64);
+    }
+    reader = new SimulatedCardReader({ clock: deviceClock });
+  }
+  const device = new Device({
+    config: cfg,
+    logger,
+    clockSynced: createNtpSyncDetector({ clock: deviceClock }),
+    ...(reader ? { cardReader: reader } : {}),
+    onStatus: (s) => writeStatus(s, device.isRunning),
+  });
+  const out = (obj: object): void => {
+    process.stdout.write(`${JSON.stringify(obj)}\n`);
+  };
+  if (simControl) {
+    device.on('tap', (t) => out({ type: 'tap', ...t }));
+    device.on('auto-close', (a) => out({ type: 'auto-close', ...a }));
+    device.on('refused', (r) => out({ type: 'refused', ...r }));
+  }
+  const abort = new AbortController();
+  const stop = (why: string, code: number): void => {
+    if (abort.signal.aborted) return;
+    abort.abort();
+    logger.info({ why }, 'stopping');
+    device
+      .stop(2_000)
+      .then(() => process.exit(code))
+      .catch((err: unknown) => {
+        logger.error({ err }, 'unclean stop');
+        process.exit(1);
+      });
+  };
+  process.on('SIGTERM', () => stop('SIGTERM', 0));
+  process.on('SIGINT', () => stop('SIGINT', 0));
+  device.on('restart-requested', () => stop('restart requested by the gateway', 0));
+  try {
+    await device.start();
+  } catch (err) {
+    logger.fatal({ err }, 'device failed to start');
+    process.stderr.write(`visittag-device: ${(err as Error).message}\n`);
+    process.exit(1);
+  }
+  if (reader) {
+    attachSimControl(process.stdin, reader, out);
+    process.stdin.on('end', () => stop('control input closed', 0));
+    out({ type: 'ready', bootId: device.bootId, status: device.status() });
+  }
+}
+
+async function main(argv: string[]): Promise<void> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        config: { type: 'string' },
+        'sim-control': { type: 'string' },
+        json: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n\n${HELP}\n`);
+    process.exit(64);
+  }
+  const { values, positionals } = parsed;
+  const cmd = positionals[0];
+  if (values.help || cmd === 'help' || cmd === undefined) {
+    process.stdout.write(`${HELP}\n`);
+    process.exit(cmd === undefined && !values.help ? 64 : 0);
+  }
+  const cfgPath = values.config ?? process.env.VISITTAG_DEVICE_CONFIG ?? '/etc/visittag/device.json';
+  if (cmd === 'run') {
+    const sim = values['sim-control'];
+    if (sim !== undefined && sim !== 'stdin') {
+      process.stderr.write('--sim-control takes "stdin"\n');
+      process.exit(64);
+    }
+    await run(cfgPath, sim === 'stdin');
+    return;
+  }
+  if (cmd === 'status') {
+    const cfg = load(cfgPath);
+    const detect = createNtpSyncDetector({ clock: deviceClock });
+    detect();
+    await new Promise((r) => setTimeout(r, 300)); // let the one-off timedatectl answer
+    const st = offlineStatus(cfg, runtimeDir(), detect());
+    process.stdout.write(values.json ? `${JSON.stringify(st, null, 2)}\n` : `${formatStatus(st)}\n`);
+    return;
+  }
+  process.stderr.write(`unknown command "${cmd}"\n\n${HELP}\n`);
+  process.exit(64);
+}
+
+await main(process.argv.slice(2));
