@@ -10,7 +10,7 @@ import { killAllWorkers } from './lib/child.js';
 import { ROOT, RowContext } from './lib/ctx.js';
 import { renderTable, writeResults } from './lib/table.js';
 import { naRow, PROFILES, type ProfileName, type Row } from './lib/types.js';
-import { SECTIONS } from './sections.js';
+import { SECTIONS, type Section } from './sections.js';
 
 export interface RunOptions {
   profile: ProfileName;
@@ -18,6 +18,8 @@ export interface RunOptions {
   outDir?: string;
   /** Print progress lines to stderr. */
   verbose?: boolean;
+  /** Sections to run (default: all of bench/sections.ts). */
+  sections?: Section[];
 }
 
 export async function runBench(opts: RunOptions): Promise<{ rows: Row[]; file: string; table: string }> {
@@ -27,7 +29,7 @@ export async function runBench(opts: RunOptions): Promise<{ rows: Row[]; file: s
   const started = Date.now();
   const rows: Row[] = [];
   const say = (s: string) => opts.verbose && process.stderr.write(`[bench] ${s}\n`);
-  for (const section of SECTIONS) {
+  for (const section of opts.sections ?? SECTIONS) {
     if (opts.only && !opts.only.includes(section.id)) continue;
     const ctx = new RowContext(profile, logDir, section.id);
     const t0 = Date.now();

@@ -4,6 +4,7 @@ import type { Profile, Row } from './lib/types.js';
 import { ingestRows, measureIngest } from './rows/ingest.js';
 import { deviceLatencyRows, deviceRssRows } from './rows/device.js';
 import { backendLatencyRows } from './rows/latency.js';
+import { simDayRows } from './rows/simday.js';
 import { fleetRows } from './rows/storm.js';
 
 type Skeleton = Pick<Row, 'id' | 'figure' | 'generator' | 'unit' | 'target'>;
@@ -112,5 +113,20 @@ export const SECTIONS: Section[] = [
       },
     ],
     run: deviceRssRows,
+  },
+  {
+    id: 'sim-day',
+    requires: ['simulator/run.ts'],
+    present: componentPresent,
+    skeleton: (p) => [
+      {
+        id: 'sim-day',
+        figure: `simulated 8-hour day, ${p.simDay.readers} readers, ${p.simDay.staff} staff`,
+        generator: 'simulator',
+        unit: 's',
+        target: '≤ 60 s wall',
+      },
+    ],
+    run: simDayRows,
   },
 ];
