@@ -81,6 +81,7 @@ export function createEmbeddedBroker(opts: EmbeddedBrokerOptions): Transport {
     }
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
+    socket.setNoDelay(true); // small acks must not wait for Nagle + delayed ACK (~40 ms each)
     const guard = new FrameGuard(socket, settings.maxPacketBytes, (reason) => {
       refused.inc({ reason: 'frame' });
       log.warn({ reason, remote: socket.remoteAddress }, 'closing connection: bad MQTT frame');
