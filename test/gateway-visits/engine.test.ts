@@ -209,6 +209,75 @@ describe('visit pairing', () => {
     expect(a[0]).toMatchObject({ anomaly: 'concurrent-visit', readerId: 'r2', visitId: 'home2' });
   });
 
+  it('flags the overlap on the end when the other home was processed first (this reader was offline)', () => {
+    const { db, pipeline } = setup();
+    // r2's visit (T0+5..T0+8 min) is processed first; r1 (offline) later delivers T0+1..T0+20 min.
+    ingestBatch(db, {
+      readerId: 'r2',
+      events: [
+        tap('r2', 1, {
+          card: card(1),
+          decision: 'start',
+          visitId: 'late-home',
+          time: { wallMs: T0 + 5 * 60_000 },
+        }),
+        tap('r2', 2, {
+          card: card(1),
+          decision: 'stop',
+          visitId: 'late-home',
+          time: { wallMs: T0 + 8 * 60_000 },
+        }),
+      ],
+    });
+    pipeline.processNow();
+    ingestBatch(db, {
+      readerId: 'r1',
+      events: [
+        tap('r1', 1, { card: card(1), decision: 'start', visitId: 'offline-home' }),
+        tap('r1', 2, {
+          card: card(1),
+          decision: 'stop',
+          visitId: 'offline-home',
+          time: { wallMs: T0 + 20 * 60_000 },
+        }),
+      ],
+    });
+    pipeline.processNow();
+    const out = outboxEvents(db);
+    expect(ofType(out, 'visit.started').every((s) => s.anomalies.length === 0)).toBe(true);
+    expect(ofType(out, 'visit.ended').find((e) => e.visitId === 'offline-home')?.anomalies).toEqual([
+      'concurrent-visit',
+    ]);
+    expect(ofType(out, 'visit.anomaly').map((a) => a.idempotencyKey)).toEqual([
+      'vt1:r1:2:anomaly:concurrent-visit',
+    ]);
+  });
+
+  it('closes a visit left open when the device starts a new one for the same card (device lost its state)', () => {
+    const { db, pipeline } = setup();
+    ingestBatch(db, {
+      readerId: 'r1',
+      events: [
+        tap('r1', 1, { card: card(1), decision: 'start', visitId: 'old' }),
+        tap('r1', 2, { card: card(1), decision: 'start', visitId: 'new' }),
+      ],
+    });
+    pipeline.processNow();
+    const out = outboxEvents(db);
+    expect(out.map((e) => e.idempotencyKey)).toEqual([
+      'vt1:r1:1:started',
+      'vt1:r1:2:ended',
+      'vt1:r1:2:anomaly:missing-stop',
+      'vt1:r1:2:started',
+    ]);
+    expect(ofType(out, 'visit.ended')[0]).toMatchObject({
+      visitId: 'old',
+      endReason: 'auto-close',
+      anomalies: ['missing-stop'],
+    });
+    expect(ofType(out, 'visit.started')[1]).toMatchObject({ visitId: 'new', groupId: null });
+  });
+
   it('does not flag a visit at a second home that starts after the first one ended', () => {
     const { db, pipeline } = setup();
     ingestBatch(db, {

@@ -163,6 +163,22 @@ export class VisitRepo {
     return r ? toVisit(r) : null;
   }
 
+  /** A visit of the same staff member (or card) at another reader that started inside (fromMs, toMs). */
+  startedElsewhereDuring(q: {
+    readerId: string;
+    staffRef: string | null;
+    cardRef: string;
+    fromMs: number;
+    toMs: number;
+  }): VisitRow | null {
+    const who = q.staffRef === null ? 'card_ref = ?' : 'staff_ref = ?';
+    const r = this.q(
+      `SELECT * FROM visits WHERE ${who} AND reader_id != ? AND started_at_ms > ? AND started_at_ms < ?
+         ORDER BY started_at_ms LIMIT 1`,
+    ).get(q.staffRef ?? q.cardRef, q.readerId, q.fromMs, q.toMs) as RawVisit | undefined;
+    return r ? toVisit(r) : null;
+  }
+
   upsert(v: VisitRow): void {
     this.q(
       `INSERT INTO visits (reader_id, visit_id, client_ref, card_ref, staff_ref, group_id, state, started_at_ms,
