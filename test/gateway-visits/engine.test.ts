@@ -192,7 +192,14 @@ describe('visit pairing', () => {
     pipeline.processNow();
     ingestBatch(db, {
       readerId: 'r1',
-      events: [tap('r1', 2, { card: card(1), decision: 'stop', visitId: 'home1' })],
+      events: [
+        tap('r1', 2, {
+          card: card(1),
+          decision: 'stop',
+          visitId: 'home1',
+          time: { wallMs: T0 + 30 * 60_000 },
+        }),
+      ],
     });
     pipeline.processNow();
     const out = outboxEvents(db);
