@@ -128,6 +128,22 @@ describe('forwarder with an injected clock', () => {
     expect(b.received).toEqual([]);
   });
 
+  it('prunes delivered rows after the retention period, never pending or dead ones', async () => {
+    const { env: e, fw } = await setup([]);
+    expect((await fw.tick()).kind).toBe('sent');
+    expect(await fw.tick()).toEqual({ kind: 'idle' }); // prunes nothing yet
+    expect(row(e)).toHaveLength(2);
+    ingestBatch(e.db, {
+      readerId: 'r1',
+      events: [tap('r1', 3, { card: card(1), decision: 'start', visitId: 'v2' })],
+    });
+    e.pipeline.processNow();
+    e.db.prepare(`UPDATE outbox SET state = 'dead' WHERE idempotency_key = 'vt1:r1:3:started'`).run();
+    e.clock.advance(15 * 86_400_000);
+    expect(await fw.tick()).toEqual({ kind: 'idle' });
+    expect(row(e).map((r) => r.state)).toEqual(['dead']);
+  });
+
   it('parses Retry-After as seconds or an HTTP date', () => {
     const now = Date.UTC(2026, 10, 23, 8, 0, 0);
     expect(parseRetryAfter('7', now)).toBe(7000);

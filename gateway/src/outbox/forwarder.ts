@@ -39,6 +39,8 @@ export interface ForwarderOptions {
   idlePollMs?: number;
   /** Longest Retry-After honoured (default 1 h). */
   maxRetryAfterMs?: number;
+  /** Delivered rows are deleted after this long (default 14 days); checked at most hourly when idle. */
+  deliveredRetentionMs?: number;
 }
 
 /** What one HTTP attempt came to. */
@@ -71,6 +73,7 @@ export class Forwarder {
   private waker = new AbortController();
   private loop: Promise<void> | null = null;
   private attempt = 0;
+  private lastPruneMs: number | null = null;
   private readonly st: ForwarderStatus = {
     consecutiveFailures: 0,
     lastError: null,
@@ -128,7 +131,10 @@ export class Forwarder {
     if (this.waker.signal.aborted) this.waker = new AbortController();
     this.block();
     const rows = outbox.nextBatch(this.o.backend.batchMax);
-    if (rows.length === 0) return { kind: 'idle' };
+    if (rows.length === 0) {
+      this.prune();
+      return { kind: 'idle' };
+    }
     const r = await this.send(rows);
     if (r.kind === 'delivered') return this.delivered(rows, r.status);
     if (r.kind === 'retry') return this.retry(rows, r);
@@ -155,6 +161,14 @@ export class Forwarder {
       }
     }
     return { kind: 'sent', delivered, dead };
+  }
+
+  private prune(): void {
+    const now = this.o.clock.now();
+    if (this.lastPruneMs !== null && now - this.lastPruneMs < 3_600_000) return;
+    this.lastPruneMs = now;
+    const n = this.o.outbox.pruneDelivered(now - (this.o.deliveredRetentionMs ?? 14 * 86_400_000));
+    if (n > 0) this.log.info({ rows: n }, 'pruned delivered outbox rows');
   }
 
   /** Dead-letters pending rows queued behind a dead row of the same visit (start before end). */

@@ -114,6 +114,14 @@ export class OutboxStore {
     ).run(nowMs, status, error.slice(0, 500), id);
   }
 
+  /** Deletes up to `max` rows delivered before `beforeMs` (keys stay unique among kept rows). */
+  pruneDelivered(beforeMs: number, max = 10_000): number {
+    return this.q(
+      `DELETE FROM outbox WHERE id IN (
+         SELECT id FROM outbox WHERE state = 'delivered' AND delivered_at_ms < ? ORDER BY id LIMIT ?)`,
+    ).run(beforeMs, max).changes;
+  }
+
   listDead(limit: number): DeadLetter[] {
     const rows = this.q(`SELECT * FROM outbox WHERE state = 'dead' ORDER BY id LIMIT ?`).all(
       limit,
