@@ -183,4 +183,35 @@ describe('device (in-process, no broker)', () => {
     const t = await tapAndWait(d2, '11223344');
     expect(t.seq).toBe(3);
   });
+
+  it('a card left on the reader or flickering at the edge is one tap; reader unplug shows a fault', async () => {
+    const { dir, cleanup } = tempDir();
+    cleanups.push(cleanup);
+    const clock = new FakeClock();
+    const d = boot(dir, { clock });
+    cleanups.push(() => d.device.stop());
+    await d.device.start();
+    d.reader.present(UID_A);
+    d.reader.present(UID_A); // still in the field: no second read
+    d.reader.bounce(UID_A);
+    await waitFor(() => d.taps.length === 1, 5_000, 'one tap');
+    d.reader.remove();
+    clock.advance(30_000);
+    d.reader.bounce(UID_B); // flickers in: one tap
+    await waitFor(() => d.taps.length === 2, 5_000, 'second tap');
+    expect(d.taps.map((t) => t.decision)).toEqual(['start', 'start']);
+    expect(journalRows(dir)).toHaveLength(2);
+
+    expect(d.device.status().readerAttached).toBe(true);
+    d.reader.detach('unplugged');
+    await waitFor(
+      () => d.feedback.signals.some((x) => x.pattern === 'fault-reader'),
+      5_000,
+      'fault feedback',
+    );
+    expect(d.device.status().readerAttached).toBe(false);
+    expect(d.device.status().faults).toContain('reader-detached');
+    d.reader.attach();
+    expect(d.device.status().faults).not.toContain('reader-detached');
+  });
 });

@@ -114,6 +114,7 @@ export class BrokerAndPeer {
   readonly arrivalOrder: number[] = [];
   duplicates = 0;
   batches = 0;
+  readonly batchFirstSeqs: number[] = [];
   acksSent = 0;
   dropAcks = 0;
   ackEnabled = true;
@@ -170,6 +171,7 @@ export class BrokerAndPeer {
       const d = decode('events', readerId, payload);
       if (!d.ok) return;
       this.batches++;
+      this.batchFirstSeqs.push(d.value.events[0]?.seq ?? 0);
       for (const e of d.value.events) {
         if (this.received.has(e.seq)) this.duplicates++;
         else {

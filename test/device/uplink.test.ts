@@ -187,4 +187,67 @@ describe('uplink', () => {
     await waitFor(() => taps.length === 1, 10_000, 'tap after restart');
     expect(taps[0]?.decision).toBe('rejected');
   });
+
+  it('an ack that reports a gap makes the device resend from it; commands get results', async () => {
+    // A long ack timeout: only the gap report can cause the resend seen here.
+    const s = await setup({
+      uplink: {
+        batchSize: 100,
+        window: 8,
+        ackTimeoutMs: 60_000,
+        backoff: { baseMs: 20, capMs: 200 },
+        statusIntervalMs: 60_000,
+      },
+    });
+    s.net.ackEnabled = false;
+    for (let i = 0; i < 6; i++) s.reader.tap(uid(i));
+    await waitFor(() => s.net.received.size === 6, 10_000, 'delivery');
+    const peer = s.net.peer;
+    if (!peer) throw new Error('no peer');
+    // The gateway says: I hold 1..2 and 5..6, missing 3..4.
+    const batchesBefore = s.net.batches;
+    peer.publish(
+      topics.acks('reader-1'),
+      encode('acks', {
+        schemaVersion: 1,
+        readerId: 'reader-1',
+        upTo: 2,
+        rejected: [],
+        gaps: [{ from: 3, to: 4 }],
+      }),
+      { qos: 1 },
+    );
+    await waitFor(() => s.net.batches > batchesBefore, 10_000, 'resend after gap');
+    expect(s.net.batchFirstSeqs.at(-1)).toBe(3);
+    expect(s.device.status().uplink?.resends).toBe(1);
+    expect(journalDepth(s.dir)).toBe(4);
+    s.net.ackEnabled = true;
+    s.net.sendAck();
+    await waitFor(() => journalDepth(s.dir) === 0, 10_000, 'all acked');
+
+    const results: unknown[] = [];
+    await peer.subscribeAsync(topics.commandResults('reader-1'), { qos: 1 });
+    peer.on('message', (topic, payload) => {
+      if (topic === topics.commandResults('reader-1')) {
+        const d = decode('command-results', 'reader-1', payload);
+        if (d.ok) results.push(d.value);
+      }
+    });
+    peer.publish(
+      topics.commands('reader-1'),
+      encode('commands', {
+        schemaVersion: 1,
+        readerId: 'reader-1',
+        commandId: 'cmd-1',
+        kind: 'identify',
+        issuedAt: Date.now(),
+      }),
+      { qos: 1 },
+    );
+    peer.publish(topics.commands('reader-1'), Buffer.from('{"garbage":'), { qos: 1 });
+    await waitFor(() => results.length === 1, 10_000, 'command result');
+    expect(results[0]).toMatchObject({ commandId: 'cmd-1', status: 'ok' });
+    expect(s.feedback.signals.at(-1)?.pattern).toBe('identify');
+    expect(s.device.isRunning).toBe(true);
+  });
 });
