@@ -416,4 +416,26 @@ describe('redelivery and out-of-order arrival', () => {
     for (let i = 0; i < 100 && outboxEvents(db).length < 2; i++) await new Promise((r) => setImmediate(r));
     expect(outboxEvents(db).map((e) => e.type)).toEqual(['visit.started', 'visit.ended']);
   });
+
+  it('works through a large backlog a chunk at a time, yielding to I/O between turns', async () => {
+    const { db, pipeline } = setup();
+    await pipeline.start();
+    for (const r of ['r1', 'r2', 'r3']) {
+      addReader(db, r, `client-${r}`);
+      const evs = [];
+      for (let i = 0; i < 300; i++) {
+        evs.push(tap(r, 2 * i + 1, { card: card(1), decision: 'start', visitId: `${r}-v${i}` }));
+        evs.push(tap(r, 2 * i + 2, { card: card(1), decision: 'stop', visitId: `${r}-v${i}` }));
+      }
+      for (let i = 0; i < evs.length; i += 200)
+        ingestBatch(db, { readerId: r, events: evs.slice(i, i + 200) });
+    }
+    pipeline.onCommitted(['r1', 'r2', 'r3']);
+    const count = () =>
+      db.prepare(`SELECT COUNT(*) FROM outbox WHERE type != 'visit.anomaly'`).pluck().get() as number;
+    await new Promise((r) => setImmediate(r));
+    expect(count()).toBe(1000); // one turn: two chunks of 500, then it yields
+    for (let i = 0; i < 100 && count() < 1800; i++) await new Promise((r) => setImmediate(r));
+    expect(count()).toBe(1800);
+  });
 });

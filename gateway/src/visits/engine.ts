@@ -49,16 +49,22 @@ export class VisitEngine {
     return n;
   }
 
-  processReader(readerId: string): number {
+  /** Processes one reader, at most `maxChunks` transactions of up to `chunk` events. */
+  processReader(readerId: string, maxChunks = 100_000): number {
     this.o.anchors.scan();
-    return this.processReaderInner(readerId);
+    return this.processReaderInner(readerId, maxChunks);
   }
 
-  private processReaderInner(readerId: string): number {
+  /** Whether the reader has committed events not yet processed. */
+  isBehind(readerId: string): boolean {
+    return this.o.repo.contiguousUpto(readerId) > this.o.repo.cursor(readerId);
+  }
+
+  private processReaderInner(readerId: string, maxChunks = 100_000): number {
     const { repo, db } = this.o;
     const chunk = this.o.chunk ?? 500;
     let total = 0;
-    for (let round = 0; round < 100_000; round++) {
+    for (let round = 0; round < maxChunks; round++) {
       const cursor = repo.cursor(readerId);
       const upto = repo.contiguousUpto(readerId);
       if (upto <= cursor) break;

@@ -18,6 +18,9 @@ import { TimeAnchors } from './time.js';
 
 export type { BackendSettings } from '../outbox/forwarder.js';
 
+/** Events processed per event-loop turn before yielding (chunks of up to 500 per reader). */
+const DRAIN_BUDGET = 1000;
+
 export interface VisitPipelineOptions {
   db: Db;
   clock: Clock;
@@ -142,12 +145,34 @@ export function createVisitPipeline(opts: VisitPipelineOptions): VisitPipeline {
     return n;
   };
 
+  const schedule = (): void => {
+    if (scheduled) return;
+    scheduled = true;
+    // Out of the ingest's call stack (and after its acks): processing never delays an ack.
+    setImmediate(drain);
+  };
+
+  /** Processes marked readers a chunk at a time, yielding to I/O after DRAIN_BUDGET events. */
   const drain = (): void => {
     scheduled = false;
     if (!running) return;
-    const ids = [...dirty];
-    dirty.clear();
-    processNow(ids);
+    let budget = DRAIN_BUDGET;
+    let n = 0;
+    try {
+      for (const r of [...dirty]) {
+        if (budget <= 0) break;
+        const done = engine.processReader(r, 1);
+        n += done;
+        budget -= Math.max(done, 1);
+        // done === 0 while behind means a failed transaction (logged): retried on the next commit.
+        if (done === 0 || !engine.isBehind(r)) dirty.delete(r);
+      }
+    } catch (err) {
+      log.error({ err }, 'visit processing failed; will retry on the next commit');
+      dirty.clear();
+    }
+    if (n > 0) forwarder?.wake();
+    if (dirty.size > 0) schedule();
   };
 
   const closeVisit = (req: { visitId: string; actor: string; reason: string }): ManualCloseResult => {
@@ -162,10 +187,7 @@ export function createVisitPipeline(opts: VisitPipelineOptions): VisitPipeline {
     migrations: visitMigrations,
     onCommitted(readerIds) {
       for (const r of readerIds) dirty.add(r);
-      if (scheduled) return;
-      scheduled = true;
-      // Out of the ingest's call stack (and after its acks): processing never delays an ack.
-      setImmediate(drain);
+      schedule();
     },
     start() {
       running = true;
