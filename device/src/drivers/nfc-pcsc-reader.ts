@@ -150,7 +150,11 @@ class NfcPcscReader implements NfcPcscCardReader {
     this.session = null;
     if (this.active) this.detach(reason.includes('stopped') ? 'driver stopped' : `pcscd lost: ${reason}`);
     await this.events.catch(() => undefined);
+    await this.ops.catch(() => undefined);
     for (const r of session.seen) {
+      // Release the card handle first: pcsclite's close() and a disconnect still queued on its
+      // thread pool wait on the same reader mutex.
+      if (r.connection) await r.disconnect().catch(() => undefined);
       try {
         r.reader.close(); // ends the reader's status thread; without it the process never exits
       } catch {
