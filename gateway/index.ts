@@ -12,6 +12,7 @@ import {
 import { readerRoutes } from './src/admin/reader-routes.js';
 import { AdminServer } from './src/admin/server.js';
 import type { AdminRoute } from './src/admin/types.js';
+import { loadOrCreateKeyFile } from './src/broker/credentials.js';
 import { createEmbeddedBroker } from './src/broker/embedded.js';
 import { createExternalBroker } from './src/broker/external.js';
 import type { Transport } from './src/broker/transport.js';
@@ -103,6 +104,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
     clock,
     logger,
     kdf: config.mqtt.mode === 'embedded' ? config.mqtt.kdf : { logN: 11, r: 8, p: 1 },
+    authCacheKey: loadOrCreateKeyFile(join(config.dataDir, 'auth-cache.key')),
     onRevoked: (id) => transport?.disconnect(id),
   });
   const ingest: Ingest = createIngest({
@@ -139,6 +141,11 @@ export function createGateway(opts: GatewayOptions): Gateway {
           onDenied,
         })
       : createExternalBroker({ settings: config.mqtt, logger, onMessage: (m) => ingest.handle(m), onDenied });
+  metrics.gauge(
+    'visittag_auth_kdf_runs',
+    'Credential checks that needed the KDF (cache misses).',
+    () => readers.kdfRuns,
+  );
   metrics.gauge(
     'visittag_connected_readers',
     'Readers connected now (embedded) or reported online (external).',

@@ -16,6 +16,8 @@ export interface ReaderRegistryOptions {
   clock: Clock;
   logger: pino.Logger;
   kdf: KdfParams;
+  /** Key of the verified-credential cache (kept outside the DB); absent: memory-only cache. */
+  authCacheKey?: Buffer;
   /** Called after a revoke, to drop the live connection. */
   onRevoked?: (readerId: string) => void;
 }
@@ -30,11 +32,14 @@ export interface AddReaderInput {
 
 /** Minimal reader registry (the provisioning issue grows it): credentials, client mapping, revocation. */
 export class ReaderRegistry {
-  private readonly verifier = new CredentialVerifier();
+  private readonly verifier: CredentialVerifier;
   private readonly log: pino.Logger;
 
   constructor(private readonly opts: ReaderRegistryOptions) {
     this.log = opts.logger.child({ module: 'registry' });
+    this.verifier = opts.authCacheKey
+      ? new CredentialVerifier({ cacheKey: opts.authCacheKey, tags: opts.store.authTags })
+      : new CredentialVerifier();
   }
 
   async addReader(input: AddReaderInput): Promise<{ readerId: string; password: string }> {
@@ -88,6 +93,11 @@ export class ReaderRegistry {
     if (clientRef !== null && !isSafeId(clientRef)) throw new Error('clientRef uses unsafe characters');
     this.opts.store.setClientRef(readerId, clientRef, this.opts.clock.now());
     this.log.info({ readerId }, 'reader moved');
+  }
+
+  /** KDF verifications run so far (a cache miss each). */
+  get kdfRuns(): number {
+    return this.verifier.kdfRuns;
   }
 
   getReader(readerId: string): ReaderRecord | undefined {

@@ -1,4 +1,5 @@
 import { createHmac, randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
 
 /**
  * Reader credentials: scrypt hashes at rest, self-describing (`scrypt$logN$r$p$salt$hash`) so the
@@ -9,8 +10,8 @@ import { createHmac, randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
  * for guessing short, human-chosen passwords; it cannot add anything to a 256-bit secret. The default
  * logN=11 (2 MiB, ≈ 2–4 ms per hash here) lets a restarted gateway re-authenticate 10,000 readers
  * within the benchmark's 60 s on 2 cores; logN=14 would take ≈ 5 min of CPU for the same storm.
- * Successful verifications are cached in memory (keyed HMAC of the password under a per-process
- * random key, never the password itself), so reconnects within one process cost no KDF at all.
+ * Successful verifications are cached (CredentialVerifier below), also across restarts, so a
+ * reconnect storm after a gateway restart costs no KDF at all.
  */
 export interface KdfParams {
   logN: number;
@@ -59,34 +60,66 @@ export function checkPasswordStrength(password: string): string | null {
   return null;
 }
 
+/** Where verified-credential tags persist (a table next to the hashes; the key is NOT in the DB). */
+export interface AuthTagStore {
+  get(readerId: string): Buffer | undefined;
+  set(readerId: string, tag: Buffer): void;
+  delete(readerId: string): void;
+}
+
 /**
- * Verifies credentials with a memory cache of successful checks and a bound on concurrent KDF runs
- * (the rest queue, so a reconnect storm cannot starve the libuv pool used by other I/O).
+ * Verifies credentials: a verified-credential cache first, the scrypt KDF only on a miss, with a bound
+ * on concurrent KDF runs (the rest queue, so a reconnect storm cannot starve the libuv pool).
+ *
+ * The cache holds `HMAC-SHA256(cacheKey, readerId ‖ storedHash ‖ password)` per reader, in memory and,
+ * when a tag store is given, in the database, so a restarted gateway re-admits its fleet without
+ * running the KDF again. `cacheKey` lives in a separate file (`<dataDir>/auth-cache.key`, 0600), so a
+ * copy of gateway.db alone (a backup, a stolen disk image of the DB) gives nothing to test guesses
+ * against quickly; with the key too, an attacker could test guesses at HMAC speed, which is why reader
+ * passwords must be long generated secrets (checkPasswordStrength). Binding the tag to the stored hash
+ * makes a password change or re-provisioning invalidate it.
  */
 export class CredentialVerifier {
-  private readonly cacheKey = randomBytes(32);
-  private readonly verified = new Map<string, { hash: string; tag: Buffer }>();
+  private readonly cacheKey: Buffer;
+  private readonly tags?: AuthTagStore;
+  private readonly memory = new Map<string, Buffer>();
   private running = 0;
   private readonly waiting: Array<() => void> = [];
   private readonly maxConcurrent: number;
+  kdfRuns = 0;
 
-  constructor(opts: { maxConcurrent?: number } = {}) {
-    this.maxConcurrent = opts.maxConcurrent ?? 2;
+  constructor(opts: { cacheKey?: Buffer; tags?: AuthTagStore; maxConcurrent?: number } = {}) {
+    this.cacheKey = opts.cacheKey ?? randomBytes(32);
+    if (opts.tags) this.tags = opts.tags;
+    this.maxConcurrent = opts.maxConcurrent ?? 4; // libuv pool size: KDF work never queues behind more
   }
 
-  private tag(readerId: string, password: string): Buffer {
-    return createHmac('sha256', this.cacheKey).update(readerId).update('\0').update(password).digest();
+  private tag(readerId: string, password: string, storedHash: string): Buffer {
+    return createHmac('sha256', this.cacheKey)
+      .update(readerId)
+      .update('\0')
+      .update(storedHash)
+      .update('\0')
+      .update(password)
+      .digest();
   }
 
-  /** `storedHash` is the current hash from the store: a changed hash invalidates the cache entry. */
+  /** `storedHash` is the current hash from the store: a changed hash invalidates the cached tag. */
   async verify(readerId: string, password: string, storedHash: string): Promise<boolean> {
-    const tag = this.tag(readerId, password);
-    const hit = this.verified.get(readerId);
-    if (hit && hit.hash === storedHash && timingSafeEqual(hit.tag, tag)) return true;
+    const tag = this.tag(readerId, password, storedHash);
+    const known = this.memory.get(readerId) ?? this.tags?.get(readerId);
+    if (known && known.length === tag.length && timingSafeEqual(known, tag)) {
+      this.memory.set(readerId, known);
+      return true;
+    }
     await this.acquire();
     try {
+      this.kdfRuns++;
       const ok = await verifyPassword(password, storedHash);
-      if (ok) this.verified.set(readerId, { hash: storedHash, tag });
+      if (ok) {
+        this.memory.set(readerId, tag);
+        this.tags?.set(readerId, tag);
+      }
       return ok;
     } finally {
       this.release();
@@ -94,11 +127,8 @@ export class CredentialVerifier {
   }
 
   forget(readerId: string): void {
-    this.verified.delete(readerId);
-  }
-
-  get cached(): number {
-    return this.verified.size;
+    this.memory.delete(readerId);
+    this.tags?.delete(readerId);
   }
 
   private acquire(): Promise<void> {
@@ -114,4 +144,17 @@ export class CredentialVerifier {
     if (next) next();
     else this.running--;
   }
+}
+
+/** Reads `<file>` (32 random bytes), creating it with mode 0600 if missing. */
+export function loadOrCreateKeyFile(file: string): Buffer {
+  try {
+    const k = readFileSync(file);
+    if (k.length === 32) return k;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  const key = randomBytes(32);
+  writeFileSync(file, key, { mode: 0o600 });
+  return key;
 }

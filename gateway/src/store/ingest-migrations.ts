@@ -66,4 +66,11 @@ export const ingestMigrations: Migration[] = [
       `);
     },
   },
+  {
+    id: 'ingest-002',
+    up: (db) => {
+      // Verified-credential tags (HMAC under a key kept outside the DB): see broker/credentials.ts.
+      db.exec('CREATE TABLE reader_auth_cache (reader_id TEXT PRIMARY KEY, tag BLOB NOT NULL)');
+    },
+  },
 ];

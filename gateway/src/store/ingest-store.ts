@@ -87,4 +87,10 @@ export interface IngestStore {
   setPasswordHash(readerId: string, hash: string): void;
   setRevoked(readerId: string, atMs: number | null): void;
   setClientRef(readerId: string, clientRef: string | null, atMs: number): void;
+  /** Verified-credential tags (see broker/credentials.ts). */
+  authTags: {
+    get(readerId: string): Buffer | undefined;
+    set(readerId: string, tag: Buffer): void;
+    delete(readerId: string): void;
+  };
 }

@@ -174,7 +174,18 @@ export function createSqliteIngestStore(db: Db): IngestStore {
     return out;
   });
 
+  const tagGet = db.prepare('SELECT tag FROM reader_auth_cache WHERE reader_id = ?').pluck();
+  const tagSet = db.prepare(
+    'INSERT INTO reader_auth_cache (reader_id, tag) VALUES (?, ?) ON CONFLICT(reader_id) DO UPDATE SET tag = excluded.tag',
+  );
+  const tagDel = db.prepare('DELETE FROM reader_auth_cache WHERE reader_id = ?');
+
   return {
+    authTags: {
+      get: (readerId) => (tagGet.get(readerId) as Buffer | undefined) ?? undefined,
+      set: (readerId, tag) => void tagSet.run(readerId, tag),
+      delete: (readerId) => void tagDel.run(readerId),
+    },
     commit: (items) => commitTx.immediate(items),
     seqState,
     gaps,
