@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 
 interface Node {
   id: number;
+  children?: number[];
   callFrame: { functionName: string; url: string; lineNumber: number };
   hitCount?: number;
 }
@@ -43,11 +44,33 @@ export function summariseProfile(file: string, top = 25): string {
           : url.split('/').slice(0, 3).join('/');
     area.set(a, (area.get(a) ?? 0) + us);
   }
+  // Who calls into SQLite: self time under better-sqlite3, attributed to the nearest caller of ours.
+  const parent = new Map<number, number>();
+  for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const callers = new Map<string, number>();
+  for (const [id, us] of self) {
+    const n = byId.get(id);
+    if (!n?.callFrame.url.includes('better-sqlite3')) continue;
+    let cur = parent.get(id);
+    let label = '(unknown)';
+    for (let hops = 0; cur !== undefined && hops < 50; hops++) {
+      const c = byId.get(cur);
+      const u = c?.callFrame.url ?? '';
+      if (c && u.includes('/work/main/') && !u.includes('node_modules')) {
+        label = `${c.callFrame.functionName || '(anon)'} ${u.replace(/^file:\/\/.*?\/work\/main\//, '')}:${c.callFrame.lineNumber + 1}`;
+        break;
+      }
+      cur = parent.get(cur);
+    }
+    callers.set(label, (callers.get(label) ?? 0) + us);
+  }
   const pct = (us: number) => `${((100 * us) / total).toFixed(1).padStart(5)}%`;
   const lines = [`${file}: ${(total / 1e6).toFixed(2)} s sampled`, '', 'self time by area:'];
   for (const [k, v] of [...area].sort((a, b) => b[1] - a[1]).slice(0, 15)) lines.push(`  ${pct(v)}  ${k}`);
   lines.push('', 'top functions (self):');
   for (const [k, v] of [...fn].sort((a, b) => b[1] - a[1]).slice(0, top)) lines.push(`  ${pct(v)}  ${k}`);
+  lines.push('', 'SQLite (better-sqlite3) self time by nearest project caller:');
+  for (const [k, v] of [...callers].sort((a, b) => b[1] - a[1]).slice(0, 12)) lines.push(`  ${pct(v)}  ${k}`);
   return lines.join('\n');
 }
 

@@ -23,11 +23,17 @@ export class RowContext {
 
   /** Starts `bench/workers/<file>.ts` in its own process (open-file limit raised for it). */
   async worker(name: string, file: string, nodeFlags: string[] = [], build?: string): Promise<WorkerHandle> {
-    // BENCH_CPU_PROF=<worker file>[,…] writes a V8 CPU profile of those workers into the log dir.
+    // BENCH_CPU_PROF=<worker file>[,…] writes V8 CPU profiles of those workers into <log dir>/<row>-<name>/
+    // (one file per thread; the largest is the main thread, the other is tsx's loader thread).
     const prof = (process.env.BENCH_CPU_PROF ?? '').split(',');
-    if (prof.includes(file)) nodeFlags = [...nodeFlags, '--cpu-prof', `--cpu-prof-dir=${this.logDir}`];
+    const tag = `${this.rowId}-${name}`;
+    if (prof.includes(file)) {
+      nodeFlags = [...nodeFlags, '--cpu-prof', `--cpu-prof-dir=${join(this.logDir, tag)}`];
+    }
     const heap = (process.env.BENCH_HEAP_PROF ?? '').split(',');
-    if (heap.includes(file)) nodeFlags = [...nodeFlags, '--heap-prof', `--heap-prof-dir=${this.logDir}`];
+    if (heap.includes(file)) {
+      nodeFlags = [...nodeFlags, '--heap-prof', `--heap-prof-dir=${join(this.logDir, tag)}`];
+    }
     const w = await startWorker({
       name: `${this.rowId}-${name}`,
       file: build ? join(build, 'bench/workers', `${file}.js`) : join(ROOT, 'bench/workers', `${file}.ts`),

@@ -13,6 +13,7 @@ import { benchCards } from '../lib/taps.js';
 import type { Row } from '../lib/types.js';
 
 const MB = 1024 * 1024;
+const SMALL_V8 = ['--max-semi-space-size=1', '--max-old-space-size=64', '--v8-pool-size=1'];
 
 function deviceSettings(readerId: string, dataDir: string, url: string, password: string) {
   return {
@@ -93,6 +94,13 @@ export async function deviceRssRows(ctx: RowContext): Promise<Row[]> {
   const tsxIdle = await tsxDev.call<NodeJS.MemoryUsage>('memory');
   await tsxDev.call('stop');
   await tsxDev.kill();
+  // The same build with V8's heap sized for a small board (what a systemd unit could set): measured, not guessed.
+  const small = await ctx.worker('device-small', 'device-host', ['--expose-gc', ...SMALL_V8], build);
+  await small.call('start', { settings: deviceSettings('dv-rss', ctx.tempDir('dev-rss-small'), url, pw) });
+  await new Promise((r) => setTimeout(r, 1000));
+  const smallIdle = await small.call<NodeJS.MemoryUsage>('memory');
+  await small.call('stop');
+  await small.kill();
   const dev = await ctx.worker('device', 'device-host', ['--expose-gc'], build);
   await dev.call('start', { settings: deviceSettings('dv-rss', ctx.tempDir('dev-rss'), url, pw) });
   await new Promise((r) => setTimeout(r, 1000));
@@ -117,8 +125,9 @@ export async function deviceRssRows(ctx: RowContext): Promise<Row[]> {
       met: idle.rss <= 60 * MB,
       note:
         `heapUsed ${(idle.heapUsed / MB).toFixed(1)} MB; the same device under tsx: ` +
-        `${(tsxIdle.rss / MB).toFixed(1)} MB RSS (the loader, not the device)`,
-      details: { bare: bareMem, idle, tsxIdle },
+        `${(tsxIdle.rss / MB).toFixed(1)} MB RSS (the loader, not the device); with ${SMALL_V8.join(' ')}: ` +
+        `${(smallIdle.rss / MB).toFixed(1)} MB`,
+      details: { bare: bareMem, idle, tsxIdle, smallIdle, smallFlags: SMALL_V8 },
     },
     {
       ...shared,
