@@ -144,6 +144,37 @@ describe('forwarder with an injected clock', () => {
     expect(row(e).map((r) => r.state)).toEqual(['dead']);
   });
 
+  it('retries (never dead-letters) when the backend refuses the gateway itself (401/403)', async () => {
+    const {
+      env: e,
+      fw,
+      backend: b,
+    } = await setup([
+      { kind: 'status', status: 401 },
+      { kind: 'status', status: 403 },
+    ]);
+    expect((await fw.tick()).kind).toBe('backoff');
+    expect((await fw.tick()).kind).toBe('backoff');
+    expect(row(e).map((r) => [r.state, r.attempts, r.status])).toEqual([
+      ['pending', 2, 403],
+      ['pending', 2, 403],
+    ]);
+    expect(await fw.tick()).toEqual({ kind: 'sent', delivered: 2, dead: 0 });
+    expect(b.received).toHaveLength(2);
+  });
+
+  it('dead-letters a corrupt stored row instead of retrying it forever', async () => {
+    const { env: e, fw, backend: b } = await setup([]);
+    e.db
+      .prepare(`UPDATE outbox SET event_json = '{not json' WHERE idempotency_key = 'vt1:r1:1:started'`)
+      .run();
+    expect(await fw.tick()).toEqual({ kind: 'sent', delivered: 0, dead: 1 });
+    // Its visit's end is then held back too (never an end without its start).
+    expect(await fw.tick()).toEqual({ kind: 'idle' });
+    expect(row(e).map((r) => r.state)).toEqual(['dead', 'dead']);
+    expect(b.requests).toBe(0);
+  });
+
   it('parses Retry-After as seconds or an HTTP date', () => {
     const now = Date.UTC(2026, 10, 23, 8, 0, 0);
     expect(parseRetryAfter('7', now)).toBe(7000);

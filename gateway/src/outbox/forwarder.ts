@@ -130,7 +130,9 @@ export class Forwarder {
     const { outbox } = this.o;
     if (this.waker.signal.aborted) this.waker = new AbortController();
     this.block();
-    const rows = outbox.nextBatch(this.o.backend.batchMax);
+    const batch = outbox.nextBatch(this.o.backend.batchMax);
+    const rows = batch.filter((row) => this.readable(row));
+    if (rows.length < batch.length) return { kind: 'sent', delivered: 0, dead: batch.length - rows.length };
     if (rows.length === 0) {
       this.prune();
       return { kind: 'idle' };
@@ -161,6 +163,17 @@ export class Forwarder {
       }
     }
     return { kind: 'sent', delivered, dead };
+  }
+
+  /** A row whose stored JSON no longer parses (disk corruption) is dead-lettered, never retried forever. */
+  private readable(row: OutboxRow): boolean {
+    try {
+      JSON.parse(row.eventJson);
+      return true;
+    } catch {
+      this.dead([row], { kind: 'dead-letter', status: 0, error: 'stored event is not valid JSON' });
+      return false;
+    }
   }
 
   private prune(): void {
@@ -256,6 +269,11 @@ export class Forwarder {
       const kind = classifyWebhookStatus(res.status);
       if (kind === 'delivered') return { kind, status: res.status };
       const error = `HTTP ${res.status}${text ? `: ${text}` : ''}`;
+      // 401/403 refuse the gateway (secret, credentials), not an event: retry, never dead-letter all.
+      if (res.status === 401 || res.status === 403) {
+        this.log.error({ status: res.status }, 'planning backend refused the gateway: check backend.secret');
+        return { kind: 'retry', status: res.status, error, retryAfterMs: null };
+      }
       if (kind === 'dead-letter') return { kind, status: res.status, error };
       return {
         kind,
