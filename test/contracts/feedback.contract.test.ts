@@ -3,13 +3,13 @@
  * board (mock-firmata, the double johnny-five's own tests use), and the reader's own LED/buzzer
  * (ACR122U and ACR1252U command sets) over a recording escape channel.
  */
-import { Firmata } from 'mock-firmata';
 import pino from 'pino';
 import { createAcr122Feedback } from '../../device/src/drivers/acr122-feedback.js';
 import { createJohnnyFiveFeedback } from '../../device/src/drivers/johnny-five-feedback.js';
 import { SimulatedFeedback } from '../../device/src/drivers/simulated-feedback.js';
 import { feedbackContract } from './feedback-contract.js';
 import { ManualClock } from './manual-clock.js';
+import { mockBoard } from './mock-board.js';
 
 const logger = pino({ level: 'silent' });
 const FINISH_MS = 10_000; // longer than any pattern
@@ -32,37 +32,6 @@ feedbackContract('simulated', () => {
     dispose: () => Promise.resolve(),
   });
 });
-
-/** A mock Firmata board whose pin writes are recorded with the (fake) time they happened. */
-export function mockBoard(clock: ManualClock): { io: Firmata; out: string[]; setBroken(b: boolean): void } {
-  const io = new Firmata();
-  const out: string[] = [];
-  let broken = false;
-  const wrap = (name: 'digitalWrite' | 'analogWrite' | 'pinMode') => {
-    const orig = io[name].bind(io);
-    io[name] = (pin: number, value: number) => {
-      if (broken && name !== 'pinMode') throw new Error('GPIO write failed');
-      out.push(`${clock.monotonic()}:${name}(${pin},${value})`);
-      orig(pin, value);
-    };
-  };
-  wrap('digitalWrite');
-  wrap('analogWrite');
-  wrap('pinMode');
-  // Like a real IO plugin: once johnny-five's Board listens, the plugin connects and becomes ready.
-  const once = io.once.bind(io);
-  io.once = (event: string | symbol, fn: (...a: unknown[]) => void) => {
-    once(event, fn);
-    if (event === 'ready') {
-      setImmediate(() => {
-        io.emit('connect');
-        io.emit('ready');
-      });
-    }
-    return io;
-  };
-  return { io, out, setBroken: (b) => void (broken = b) };
-}
 
 feedbackContract('johnny-five (mock-firmata)', () => {
   const clock = new ManualClock();

@@ -125,11 +125,12 @@ export class PcscdFixture {
   readonly dir = fs.mkdtempSync(path.join(os.tmpdir(), 'visittag-pcscd-'));
   private proc: ChildProcess | null = null;
   private release: (() => void) | null = null;
-  private readonly bin = assertPcscStackInstalled();
+  private bin = '';
   private starts = 0;
 
   /** Takes the lock, stops any other pcscd and starts ours (with the virtual reader by default). */
   async setup(opts: { withReader?: boolean } = {}): Promise<void> {
+    this.bin = assertPcscStackInstalled();
     this.release = await acquireLock();
     await stopOtherPcscd();
     this.port = await freePortPair();
