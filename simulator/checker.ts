@@ -45,7 +45,13 @@ export interface CheckInput {
   scenario: Scenario;
   taps: readonly TapRecord[];
   received: readonly VisitEvent[];
-  backend: { duplicates: number; conflicts: number; rejectedSignatures: number; invalidBatches: number };
+  backend: {
+    duplicates: number;
+    conflicts: number;
+    rejectedSignatures: number;
+    invalidBatches: number;
+    rejectionReasons?: () => string[];
+  };
   /** Keys the backend refused on purpose (4xx faults); they are dead letters, not losses. */
   refusedKeys: readonly string[];
   readers: readonly ReaderSeqState[];
@@ -158,12 +164,24 @@ export function runChecks(input: CheckInput): CheckResult[] {
 
   // 7. The webhook contract held (signatures, schema).
   const hook: string[] = [];
-  if (input.backend.rejectedSignatures)
-    hook.push(`${input.backend.rejectedSignatures} requests with a bad signature`);
+  if (input.backend.rejectedSignatures) {
+    const why = [...new Set(input.backend.rejectionReasons?.() ?? [])].join('; ');
+    hook.push(`${input.backend.rejectedSignatures} requests with a bad signature (${why})`);
+  }
   if (input.backend.invalidBatches) hook.push(`${input.backend.invalidBatches} invalid batches`);
   results.push(result('webhook-contract', 'invariant', 'signatures and schema', hook));
 
-  // 8. Double-staffed visits share a group id (quality).
+  // 8. concurrent-visit only where the truth has the same card open at two homes (quality).
+  results.push(
+    result(
+      'no-false-concurrent-visit',
+      'quality',
+      `${m.lateConcurrent.length} unexplained`,
+      m.lateConcurrent,
+    ),
+  );
+
+  // 9. Double-staffed visits share a group id (quality).
   results.push(result('double-staffing-grouped', 'quality', m.groupSummary, m.groupFailures));
   return results;
 }

@@ -65,6 +65,8 @@ export interface FakeBackend {
   readonly invalidBatches: number;
   /** All HTTP requests seen. */
   readonly requests: number;
+  /** Why the last (≤ 20) signature checks failed. */
+  rejectionReasons(): string[];
   /** Keys refused with 4xx (by a fault), each once. */
   rejectedKeys(): string[];
   /** How many times each fault fired. */
@@ -95,6 +97,7 @@ export async function startFakeBackend(opts: FakeBackendOptions): Promise<FakeBa
   const sockets = new Set<Socket>();
   const timers = new Set<NodeJS.Timeout>();
   let errorTurn = 0;
+  const lastRejections: string[] = [];
 
   const reply = (res: ServerResponse, status: number, body: unknown): void => {
     if (res.destroyed) return;
@@ -158,6 +161,8 @@ export async function startFakeBackend(opts: FakeBackendOptions): Promise<FakeBa
     });
     if (!verified.ok) {
       stats.rejectedSignatures++;
+      lastRejections.push(verified.reason);
+      if (lastRejections.length > 20) lastRejections.shift();
       return reply(res, 401, { error: verified.reason });
     }
     let json: unknown;
@@ -244,6 +249,7 @@ export async function startFakeBackend(opts: FakeBackendOptions): Promise<FakeBa
     get requests() {
       return stats.requests;
     },
+    rejectionReasons: () => [...lastRejections],
     rejectedKeys: () => [...rejected].filter((k) => !firstByKey.has(k)),
     faultCounts: () => ({ ...counts }),
     setFaults: (f) => {

@@ -24,7 +24,7 @@ export interface GatewayHost {
   /** GET on the admin API (with the token). */
   api<T>(path: string): Promise<T>;
   /** Tell the gateway about the new virtual time (child mode; in-process shares the clock). */
-  tick(now: number): void;
+  tick(now: number): Promise<void> | undefined;
   /** Child mode only. */
   kill?(): Promise<void>;
   restart?(): Promise<void>;

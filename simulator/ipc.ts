@@ -60,7 +60,7 @@ export class IpcCaller {
 export function send(child: ChildProcess, m: ParentMessage): boolean {
   if (!child.connected) return false;
   try {
-    child.send(m);
+    child.send(m, () => undefined); // a callback turns a late EPIPE into a no-op, not an 'error' event
     return true;
   } catch {
     return false;

@@ -2,6 +2,8 @@
  * One simulated day: generate the scenario, boot the world, play actions and faults on virtual
  * time, heal, drain, then run the invariant checker. Returns a report; throws only on harness bugs.
  */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import pino from 'pino';
 import type { Logger } from 'pino';
 import {
@@ -18,6 +20,7 @@ import { createRng } from './prng.js';
 import { generateScenario, scenarioParams } from './scenario/generate.js';
 import type { Action, ScenarioParams } from './scenario/types.js';
 import { Timeline } from './timeline.js';
+import type { VirtualReader } from './readers/types.js';
 import { createWorld, type World, type WorldOptions } from './world.js';
 
 export interface RunOptions {
@@ -131,7 +134,7 @@ async function play(ctx: {
   const stepMs = opts.stepMs ?? 1000;
   const taps: TapRecord[] = [];
   const awaiting = new Map<string, TapRecord[]>();
-  const retry = new Map<string, { a: Action; rec: TapRecord }[]>();
+  const retry = new Map<string, { a: Action; rec: TapRecord | null }[]>();
   const unanswered: { rec: TapRecord; a: Action; deadline: number }[] = [];
   const feedbackCounts: Record<string, number> = {};
   let retried = 0;
@@ -149,7 +152,12 @@ async function play(ctx: {
     };
   }
 
-  const press = (a: Action, rec: TapRecord): void => {
+  /** Child readers answer asynchronously: virtual time stands still until they have handled it. */
+  const act = async (vr: VirtualReader, a: Action): Promise<void> => {
+    const p = vr.act(a.kind, a.uid);
+    if (p) await world.whileRunning(p, 0);
+  };
+  const press = async (a: Action, rec: TapRecord): Promise<void> => {
     const vr = world.readers.get(a.readerId);
     if (!vr) return;
     if (!vr.alive) {
@@ -158,13 +166,15 @@ async function play(ctx: {
     }
     awaiting.get(a.readerId)?.push(rec);
     unanswered.push({ rec, a, deadline: world.clock.now() + 30_000 });
-    vr.act(a.kind, a.uid);
+    await act(vr, a);
+    sweepUnanswered();
   };
-  const perform = (a: Action): void => {
+  const perform = async (a: Action): Promise<void> => {
     const vr = world.readers.get(a.readerId);
     if (!vr) return;
     if (a.kind === 'remove' || a.intent === null) {
-      if (vr.alive) vr.act(a.kind, a.uid);
+      if (vr.alive) await act(vr, a);
+      else retry.get(a.readerId)?.push({ a, rec: null }); // replayed in order with the taps
       return;
     }
     const rec: TapRecord = {
@@ -177,16 +187,21 @@ async function play(ctx: {
       feedback: null,
     };
     taps.push(rec);
-    press(a, rec);
+    await press(a, rec);
   };
   /** Taps that met a dead reader: the worker saw nothing and taps again once it is back. */
-  const replay = (readerId: string): void => {
+  const replay = async (readerId: string): Promise<void> => {
     const list = retry.get(readerId) ?? [];
     retry.set(readerId, []);
     for (const { a, rec } of list) {
+      const vr = world.readers.get(readerId);
+      if (rec === null) {
+        if (vr?.alive) await act(vr, a);
+        continue;
+      }
       retried++;
       rec.atMs = world.clock.now();
-      press(a, rec);
+      await press(a, rec);
     }
   };
   const sweepUnanswered = (): void => {
@@ -207,7 +222,10 @@ async function play(ctx: {
         );
         retry.get(u.a.readerId)?.push({ a: u.a, rec: u.rec });
         unanswered.splice(i, 1);
-      } else if (now > u.deadline) unanswered.splice(i, 1);
+      } else if (now > u.deadline) {
+        // alive but silent: leave it in the feedback queue (a slow child), stop watching it
+        unanswered.splice(i, 1);
+      }
     }
   };
 
@@ -244,8 +262,8 @@ async function play(ctx: {
   const runUntil = async (target: number): Promise<void> => {
     for (let item = timeline.peek(); item && item.atMs <= target; item = timeline.peek()) {
       await step(item.atMs);
-      timeline.shift();
-      await item.run();
+      // an item added while stepping may now come first: run whatever is earliest
+      await timeline.shift()?.run();
     }
     await step(target);
   };
@@ -253,7 +271,7 @@ async function play(ctx: {
 
   // Heal every fault, bring everything back, then drain.
   await runtime.healAll?.();
-  for (const id of world.readers.keys()) replay(id);
+  for (const id of world.readers.keys()) await replay(id);
   const drain0 = world.clock.now();
   const openUntil = Math.max(
     0,
@@ -327,9 +345,20 @@ async function play(ctx: {
   }
   if (dups) faultCounts['proxy:duplicated-publishes'] = dups;
   if (resets) faultCounts['proxy:connection-resets'] = resets;
+  const ok = breaches(results).length === 0;
+  if (!ok || opts.keep === 'always') {
+    writeFileSync(
+      join(world.dir, 'evidence.json'),
+      JSON.stringify(
+        { params: scenario.params, faults, results, taps, received, readers, truth: scenario.truth },
+        null,
+        1,
+      ),
+    );
+  }
   return {
     seed: scenario.params.seed,
-    ok: breaches(results).length === 0,
+    ok,
     results,
     counts: {
       actions: scenario.actions.length,
@@ -362,4 +391,14 @@ async function isQuiet(world: World): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+/** Child-process support for SIGKILL faults (the gateway and the crash/power-loss readers). */
+export async function processSupport(): Promise<NonNullable<RunOptions['processes']>> {
+  const { startChildGateway } = await import('./gateway-child.js');
+  const { createChildReader } = await import('./readers/child.js');
+  return {
+    startChildGateway: (o) => startChildGateway(o),
+    startChildReader: (o) => createChildReader(o),
+  };
 }

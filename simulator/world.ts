@@ -28,7 +28,11 @@ export interface WorldOptions {
   childReaders: ReadonlySet<string>;
   gatewayInChild: boolean;
   startChildGateway?: (o: { params: GatewayHostParams; clock: VirtualClock }) => Promise<GatewayHost>;
-  startChildReader?: (o: { params: DeviceParams; clock: VirtualClock; synced: boolean }) => VirtualReader;
+  startChildReader?: (o: {
+    params: DeviceParams;
+    clock: VirtualClock;
+    synced: boolean;
+  }) => VirtualReader & { tick(now: number): Promise<void> | undefined };
   /** Swaps in a deliberately faulty component (checker self-test). */
   wrapReader?: Parameters<typeof createInProcessReader>[0]['wrap'];
 }
@@ -44,7 +48,10 @@ export interface World {
   adminToken: string;
   /** Moves virtual time to `t` and lets real I/O run (also ticks child processes). */
   stepTo(t: number): Promise<void>;
-  /** Runs virtual time while `p` settles (stop() calls wait on virtual timers). */
+  /**
+   * Waits for `p` while virtual time runs on in `stepMs` steps (stop() calls wait on virtual
+   * timers); with 0, virtual time stands still (a process booting) and only real I/O runs.
+   */
   whileRunning<T>(p: Promise<T>, stepMs?: number): Promise<T>;
   close(opts: { keep: boolean }): Promise<void>;
 }
@@ -91,7 +98,8 @@ export async function createWorld(o: WorldOptions): Promise<World> {
   const readers = new Map<string, VirtualReader>();
   const proxies = new Map<string, FaultProxy>();
   const deviceClocks = new Map<string, DeviceClock>();
-  const children: VirtualReader[] = [];
+  const children: (VirtualReader & { tick(now: number): Promise<void> | undefined })[] = [];
+  const pendingTicks: Promise<void>[] = [];
   const world: World = {
     dir,
     clock,
@@ -102,16 +110,22 @@ export async function createWorld(o: WorldOptions): Promise<World> {
     deviceClocks,
     adminToken,
     async stepTo(t) {
+      // Children acknowledge each tick: virtual time never runs more than one step ahead of them.
+      if (pendingTicks.length) await Promise.all(pendingTicks.splice(0));
       await clock.advanceTo(t);
-      gateway.tick(clock.now());
-      for (const c of children) (c as VirtualReader & { tick?: (n: number) => void }).tick?.(clock.now());
+      const now = clock.now();
+      const acks = [gateway.tick(now), ...children.map((c) => c.tick(now))];
+      for (const a of acks) if (a) pendingTicks.push(a);
       await drainIo();
       await drainIo();
     },
     async whileRunning(p, stepMs = 1000) {
       let done = false;
       const tracked = p.finally(() => (done = true));
-      for (let i = 0; i < 10_000 && !done; i++) await world.stepTo(clock.now() + stepMs);
+      for (let i = 0; i < 10_000 && !done; i++) {
+        if (stepMs > 0) await world.stepTo(clock.now() + stepMs);
+        else await new Promise((r) => setTimeout(r, 2)); // time stands still: only real I/O runs
+      }
       return tracked;
     },
     async close({ keep }) {
@@ -142,8 +156,9 @@ export async function createWorld(o: WorldOptions): Promise<World> {
     };
     let reader: VirtualReader;
     if (o.childReaders.has(h.readerId) && o.startChildReader) {
-      reader = o.startChildReader({ params, clock, synced: true });
-      children.push(reader);
+      const child = o.startChildReader({ params, clock, synced: true });
+      children.push(child);
+      reader = child;
     } else {
       const dc = new DeviceClock(clock, { skewMs: params.skewMs });
       deviceClocks.set(h.readerId, dc);
@@ -156,6 +171,6 @@ export async function createWorld(o: WorldOptions): Promise<World> {
     }
     readers.set(h.readerId, reader);
   }
-  await world.whileRunning(Promise.all([...readers.values()].map((r) => r.start())), 200);
+  await world.whileRunning(Promise.all([...readers.values()].map((r) => r.start())), 0);
   return world;
 }

@@ -7,7 +7,7 @@ export interface FaultRuntime {
   world: World;
   timeline: Timeline;
   /** A reader is running again: replay the taps that met it dead. */
-  onReaderBack: (readerId: string) => void;
+  onReaderBack: (readerId: string) => Promise<void>;
   /** Faults injected, by kind. */
   counts: Record<string, number>;
   healAll?: () => Promise<void>;
@@ -111,15 +111,15 @@ export async function applyFault(rt: FaultRuntime, f: FaultEvent): Promise<void>
 async function restartGateway(world: World): Promise<void> {
   const gw = world.gateway;
   if (gw.alive || !gw.restart) return;
-  await world.whileRunning(gw.restart(), 100);
+  await world.whileRunning(gw.restart(), 0);
   for (const p of world.proxies.values()) p.setUpstreamPort(gw.mqttPort);
 }
 
 async function restartReader(rt: FaultRuntime, readerId: string, synced: boolean): Promise<void> {
   const r = rt.world.readers.get(readerId);
   if (!r?.restart || r.alive) return;
-  await rt.world.whileRunning(r.restart({ synced }), 100);
-  rt.onReaderBack(readerId);
+  await rt.world.whileRunning(r.restart({ synced }), 0);
+  await rt.onReaderBack(readerId);
 }
 
 async function healAll(rt: FaultRuntime): Promise<void> {

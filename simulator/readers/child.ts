@@ -12,7 +12,8 @@ import type { DeviceParams, VirtualReader } from './types.js';
 const MAIN = fileURLToPath(new URL('./device-child-main.ts', import.meta.url));
 
 export interface ChildReader extends VirtualReader {
-  tick(now: number): void;
+  /** Moves the child's clock; resolves once it got there (or died). */
+  tick(now: number): Promise<void> | undefined;
   readonly armed: boolean;
 }
 
@@ -51,6 +52,7 @@ export function createChildReader(opts: {
     });
     child = c;
     caller = new IpcCaller(c);
+    c.on('error', () => undefined);
     c.on('message', (m: ChildMessage) => {
       if (m.type === 'signal') self.onSignal?.(m.pattern);
     });
@@ -82,10 +84,15 @@ export function createChildReader(opts: {
     },
     start: launch,
     tick(now) {
-      if (child && self.alive) send(child, { type: 'tick', now });
+      if (!caller || !self.alive) return;
+      return caller.call('tick', now).then(
+        () => undefined,
+        () => undefined,
+      );
     },
-    act(kind: ActionKind, uid: string) {
-      if (child && self.alive) send(child, { type: 'act', kind, uid });
+    async act(kind: ActionKind, uid: string) {
+      if (!caller || !self.alive) return;
+      await caller.call('act', { kind, uid }).catch(() => undefined); // rejected when it died mid-write
     },
     async state() {
       if (!caller || !self.alive) return null;

@@ -49,11 +49,17 @@ const device = createDevice({
   },
 });
 
-let ticking: Promise<void> = Promise.resolve();
+// IPC delivers several messages in one turn: queue them all, so a tap never overtakes the ticks
+// that were sent before it.
+let queue: Promise<void> = Promise.resolve();
 process.on('message', (m: ParentMessage) => {
+  queue = queue.then(() => handle(m));
+});
+
+async function handle(m: ParentMessage): Promise<void> {
   switch (m.type) {
     case 'tick':
-      ticking = ticking.then(() => master.advanceTo(m.now));
+      await master.advanceTo(m.now);
       break;
     case 'act':
       if (m.kind === 'tap') reader.tap(m.uid);
@@ -68,7 +74,20 @@ process.on('message', (m: ParentMessage) => {
       clock.sync();
       break;
     case 'call':
-      if (m.op === 'state') {
+      if (m.op === 'tick') {
+        await master.advanceTo(m.args as number);
+        toParent({ type: 'result', id: m.id, ok: true, value: null });
+      } else if (m.op === 'act') {
+        const a = m.args as { kind: string; uid: string };
+        if (a.kind === 'tap') reader.tap(a.uid);
+        else if (a.kind === 'present') reader.present(a.uid);
+        else if (a.kind === 'bounce') reader.bounce(a.uid);
+        else reader.remove();
+        // the journal commit is synchronous and the feedback follows in microtasks: once the event
+        // loop has turned, the signal has been sent (IPC keeps order), so the parent sees it first
+        await new Promise((r) => setImmediate(r));
+        toParent({ type: 'result', id: m.id, ok: true, value: null });
+      } else if (m.op === 'state') {
         const s = device.isRunning ? device.status() : null;
         toParent({
           type: 'result',
@@ -86,7 +105,7 @@ process.on('message', (m: ParentMessage) => {
       });
       break;
   }
-});
+}
 process.on('disconnect', () => process.exit(0));
 
 await device.start();

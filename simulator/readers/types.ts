@@ -6,8 +6,11 @@ export interface VirtualReader {
   /** Whether the device is running (false while killed / powered off). */
   readonly alive: boolean;
   start(): Promise<void>;
-  /** Scripted card behaviour on the simulated reader. */
-  act(kind: ActionKind, uid: string): void;
+  /**
+   * Scripted card behaviour on the simulated reader. A child-process reader returns a promise that
+   * settles once the child has handled it (its feedback is then already reported) or has died.
+   */
+  act(kind: ActionKind, uid: string): void | Promise<void>;
   /** Called with every feedback pattern the worker would see or hear. */
   onSignal: ((pattern: string) => void) | null;
   /** The device's own sequence state (null while not running). */
