@@ -3,11 +3,9 @@ import { mkdirSync, statfsSync } from 'node:fs';
 import { join } from 'node:path';
 import pino from 'pino';
 import type { Logger } from 'pino';
-import { pseudonymiseCard } from '../../protocol/index.js';
-import type { Clock, EventTime, TapDecision, TapEvent, TimerHandle } from '../../protocol/index.js';
+import type { Clock, EventTime } from '../../protocol/index.js';
 import type { DeviceSettings } from './config.js';
-import { decideExpiry, decideTap, msUntilExpiry } from './core/decision.js';
-import type { CardState, VisitRules } from './core/decision.js';
+import type { VisitRules } from './core/decision.js';
 import { Journal } from './core/journal.js';
 import { Uplink } from './core/uplink.js';
 import { createNtpSyncDetector, deviceClock, eventTime, readBootId } from './core/time.js';
@@ -16,16 +14,10 @@ import type { CardReader } from './ports/card-reader.js';
 import type { Feedback, FeedbackPattern } from './ports/feedback.js';
 import { buildStatus, toWireStatus } from './status.js';
 import type { DeviceStatus } from './status.js';
+import { TapPipeline } from './taps.js';
+import type { TapReport } from './taps.js';
 
-export interface TapReport {
-  seq: number;
-  eventId: string;
-  decision: TapDecision;
-  visitId: string | null;
-  card: string;
-  feedback: FeedbackPattern;
-  time: EventTime;
-}
+export type { TapReport } from './taps.js';
 
 export interface DeviceEvents {
   /** A tap was journalled (durably) and its feedback signalled. */
@@ -71,11 +63,10 @@ export class Device extends EventEmitter<DeviceEvents> {
   private journal: Journal | null = null;
   private uplink: Uplink | null = null;
   private remote: RemoteControl | null = null;
-  private cards = new Map<string, CardState>();
-  private expiryTimer: TimerHandle | null = null;
+  private taps: TapPipeline | null = null;
   private running = false;
   private pending = new Set<Promise<void>>();
-  private fullWarned = false;
+  private feedbackStartError: string | null = null;
 
   constructor(opts: CreateDeviceOptions) {
     super();
@@ -128,8 +119,6 @@ export class Device extends EventEmitter<DeviceEvents> {
       ...(this.o.journalHooks?.beforeCommit ? { beforeCommit: this.o.journalHooks.beforeCommit } : {}),
     });
     this.journal = journal;
-    this.cards = journal.loadCardStates();
-    journal.pruneCardStates(this.bootId, this.cards);
     this.remote = new RemoteControl({
       device: this,
       journal,
@@ -139,6 +128,26 @@ export class Device extends EventEmitter<DeviceEvents> {
       publishResult: (r) => this.uplink?.publishCommandResult(r),
       changed: () => this.statusChanged(),
     });
+    this.taps = new TapPipeline(
+      {
+        readerId: cfg.readerId,
+        fleetKey: cfg.fleetKey,
+        journal,
+        clock: this.clock,
+        logger: this.log,
+        random: this.random,
+        warnAtFraction: cfg.journal.warnAtFraction,
+        now: () => this.now(),
+        rules: () => this.rules(),
+        signal: (p) => this.signal(p),
+        onTap: (t) => this.emit('tap', t),
+        onAutoClose: (a) => this.emit('auto-close', a),
+        onRefused: (r) => this.emit('refused', r),
+        onPressure: () => this.statusChanged(),
+        onJournalled: () => this.uplink?.kick(),
+      },
+      this.bootId,
+    );
     this.uplink = new Uplink({
       readerId: cfg.readerId,
       mqtt: cfg.mqtt,
@@ -155,14 +164,24 @@ export class Device extends EventEmitter<DeviceEvents> {
     this.uplink.on('connected', () => this.statusChanged());
     this.uplink.on('disconnected', () => this.statusChanged());
     this.uplink.on('acked', () => this.statusChanged(false));
-    await this.feedback.start();
     this.reader.on('card', this.onCard);
     this.reader.on('attached', this.onAttached);
     this.reader.on('detached', this.onDetached);
     this.reader.on('error', this.onReaderError);
     this.running = true;
-    await this.reader.start();
-    this.armExpiry();
+    // A broken LED/buzzer must not stop registration: taps are still journalled; status shows it.
+    await this.feedback.start().catch((err: unknown) => {
+      this.feedbackStartError = err instanceof Error ? err.message : String(err);
+      this.log.error({ err }, 'feedback failed to start; taps are still registered');
+    });
+    try {
+      await this.reader.start();
+    } catch (err) {
+      this.running = false;
+      this.taps.stop();
+      journal.close();
+      throw err;
+    }
     this.uplink.start();
     this.log.info(
       { bootId: this.bootId, depth: journal.depth, openVisits: this.openVisits().length },
@@ -181,8 +200,7 @@ export class Device extends EventEmitter<DeviceEvents> {
     await this.reader?.stop().catch((err: unknown) => this.log.warn({ err }, 'reader stop failed'));
     this.reader?.off('error', this.onReaderError);
     await Promise.allSettled([...this.pending]);
-    if (this.expiryTimer) this.clock.clearTimeout(this.expiryTimer);
-    this.expiryTimer = null;
+    this.taps?.stop();
     await this.uplink?.stop(graceMs);
     await this.feedback?.stop().catch((err: unknown) => this.log.warn({ err }, 'feedback stop failed'));
     this.o.onStatus?.(this.status());
@@ -203,16 +221,13 @@ export class Device extends EventEmitter<DeviceEvents> {
       uplink: this.uplink?.stats() ?? null,
       openVisits: this.openVisits().length,
       warnAtFraction: this.config.journal.warnAtFraction,
-      feedbackError: this.feedback?.lastError ?? null,
+      feedbackError: this.feedback?.lastError ?? this.feedbackStartError,
     });
   }
 
   /** Open visits (card refs only), for status and tests. */
   openVisits(): { card: string; visitId: string; startSeq: number }[] {
-    const out: { card: string; visitId: string; startSeq: number }[] = [];
-    for (const [card, s] of this.cards)
-      if (s.open) out.push({ card, visitId: s.open.visitId, startSeq: s.open.startSeq });
-    return out;
+    return this.taps?.openVisits() ?? [];
   }
 
   /** Shows a pattern unless the pushed feedback mode is "silent" (faults always show). */
@@ -231,145 +246,17 @@ export class Device extends EventEmitter<DeviceEvents> {
     this.emit('status', s);
   }
 
-  /** Re-arms the auto-close timer for the nearest expiry (called after each change). */
+  /** Re-arms the auto-close timer (after a config push changed the windows). */
   armExpiry(): void {
-    if (this.expiryTimer) this.clock.clearTimeout(this.expiryTimer);
-    this.expiryTimer = null;
-    if (!this.running) return;
-    const now = this.now();
-    const rules = this.rules();
-    let next: number | null = null;
-    for (const s of this.cards.values()) {
-      const ms = msUntilExpiry(s, now, rules);
-      if (ms !== null && (next === null || ms < next)) next = ms;
-    }
-    if (next === null) return;
-    this.expiryTimer = this.clock.setTimeout(() => this.expireDue(), Math.min(next + 1, 2 ** 31 - 1));
-  }
-
-  private expireDue(): void {
-    this.expiryTimer = null;
-    const journal = this.journal;
-    if (!this.running || !journal) return;
-    const rules = this.rules();
-    for (const [card, state] of this.cards) {
-      const time = this.now();
-      const d = decideExpiry({ state, time, rules });
-      if (!d || !d.event.visitId) continue;
-      if (!journal.hasRoom(1)) {
-        this.log.error('journal full: auto-close postponed');
-        break;
-      }
-      const event = this.buildEvent(journal.nextSeq, card, d.event, time);
-      try {
-        journal.append([event], { card, state: d.next });
-      } catch (err) {
-        this.log.error({ err }, 'auto-close not journalled');
-        break;
-      }
-      this.cards.set(card, d.next);
-      this.log.info({ visitId: d.event.visitId, seq: event.seq }, 'visit auto-closed (missing stop)');
-      this.emit('auto-close', { seq: event.seq, visitId: d.event.visitId, card });
-    }
-    this.uplink?.kick();
-    this.armExpiry();
-  }
-
-  private buildEvent(
-    seq: number,
-    card: string,
-    d: { decision: TapDecision; visitId: string | null; rejectReason?: 'unknown-card' | 'revoked-card' },
-    time: EventTime,
-  ): TapEvent {
-    return {
-      readerId: this.config.readerId,
-      seq,
-      eventId: this.newId('e'),
-      card,
-      decision: d.decision,
-      visitId: d.visitId,
-      ...(d.rejectReason ? { rejectReason: d.rejectReason } : {}),
-      time,
-    };
-  }
-
-  private newId(prefix: string): string {
-    let s = prefix;
-    for (let i = 0; i < 20; i++) s += Math.floor(this.random() * 36).toString(36);
-    return s;
+    this.taps?.armExpiry();
   }
 
   private readonly onCard = ({ uid }: { uid: string }): void => {
-    const p = this.handleCard(uid);
+    if (!this.running || !this.taps) return;
+    const p = this.taps.handleCard(uid);
     this.pending.add(p);
     void p.finally(() => this.pending.delete(p));
   };
-
-  private async handleCard(uid: string): Promise<void> {
-    const journal = this.journal;
-    if (!this.running || !journal) return;
-    let card: string;
-    try {
-      card = pseudonymiseCard(uid, this.config.fleetKey);
-    } catch (err) {
-      this.log.warn({ err: { message: (err as Error).message } }, 'unreadable card ignored');
-      return;
-    }
-    const time = this.now();
-    const outcome = decideTap({
-      card,
-      state: this.cards.get(card) ?? null,
-      time,
-      seq: journal.nextSeq,
-      rules: this.rules(),
-      newVisitId: () => this.newId('v'),
-    });
-    if (!journal.hasRoom(outcome.events.length)) {
-      this.log.error({ depth: journal.depth, capacity: journal.capacity }, 'journal full: tap refused');
-      await this.signal('fault-storage');
-      this.emit('refused', { card, reason: 'journal-full' });
-      this.statusChanged();
-      return;
-    }
-    const events = outcome.events.map((d, i) => this.buildEvent(journal.nextSeq + i, card, d, time));
-    try {
-      journal.append(events, { card, state: outcome.next });
-    } catch (err) {
-      this.log.error({ err }, 'tap not journalled: storage error');
-      await this.signal('fault-storage');
-      this.emit('refused', { card, reason: 'storage-error' });
-      return;
-    }
-    if (outcome.next) this.cards.set(card, outcome.next);
-    else this.cards.delete(card);
-    const last = events[events.length - 1] as TapEvent;
-    this.log.info({ seq: last.seq, decision: last.decision, card, visitId: last.visitId }, 'tap');
-    await this.signal(outcome.feedback);
-    this.emit('tap', {
-      seq: last.seq,
-      eventId: last.eventId,
-      decision: last.decision,
-      visitId: last.visitId,
-      card,
-      feedback: outcome.feedback,
-      time,
-    });
-    this.uplink?.kick();
-    this.armExpiry();
-    this.checkPressure(journal);
-  }
-
-  private checkPressure(journal: Journal): void {
-    const high = journal.depth >= journal.capacity * this.config.journal.warnAtFraction;
-    if (high && !this.fullWarned) {
-      this.log.warn(
-        { depth: journal.depth, capacity: journal.capacity },
-        'journal filling up: check the uplink',
-      );
-      this.statusChanged();
-    }
-    this.fullWarned = high;
-  }
 
   private readonly onAttached = ({ name }: { name: string }): void => {
     this.log.info({ reader: name }, 'reader attached');

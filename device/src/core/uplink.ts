@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import { EventEmitter } from 'node:events';
 import type { IClientOptions, MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
@@ -13,6 +12,7 @@ import type {
 } from '../../../protocol/index.js';
 import type { DeviceSettings } from '../config.js';
 import type { Journal } from './journal.js';
+import { mqttClientOptions } from './mqtt-options.js';
 
 /**
  * The uplink (CONVENTIONS 7): MQTT.js with our own reconnect (capped exponential backoff with
@@ -175,37 +175,12 @@ export class Uplink extends EventEmitter<{
     this.reconnectTimer = this.ackTimer = this.statusTimer = null;
   }
 
-  private clientOptions(): IClientOptions {
-    const m = this.o.mqtt;
-    const opts: IClientOptions = {
-      clientId: this.o.readerId,
-      reconnectPeriod: 0,
-      clean: true,
-      keepalive: m.keepaliveSec,
-      connectTimeout: m.connectTimeoutMs,
-      protocolVersion: m.protocolVersion,
-      rejectUnauthorized: m.rejectUnauthorized,
-      will: {
-        topic: topics.status(this.o.readerId),
-        payload: encode('status', { schemaVersion: 1, readerId: this.o.readerId, state: 'offline' }),
-        qos: 1,
-        retain: true,
-      },
-    };
-    if (m.username !== undefined) opts.username = m.username;
-    if (m.password !== undefined) opts.password = m.password;
-    if (m.ca !== undefined) opts.ca = readFileSync(m.ca);
-    if (m.cert !== undefined) opts.cert = readFileSync(m.cert);
-    if (m.key !== undefined) opts.key = readFileSync(m.key);
-    return opts;
-  }
-
   private connectNow(): void {
     this.reconnectTimer = null;
     if (this.stopped || !this.connectFn) return;
     let client: MqttClient;
     try {
-      client = this.connectFn(this.o.mqtt.url, this.clientOptions());
+      client = this.connectFn(this.o.mqtt.url, mqttClientOptions(this.o.readerId, this.o.mqtt));
     } catch (err) {
       this.log.error({ err }, 'cannot create MQTT client');
       this.scheduleReconnect();
