@@ -1,6 +1,7 @@
 /**
  * Summarises a V8 .cpuprofile (from BENCH_CPU_PROF=<worker> npm run bench …): top functions by self time
- * and self time per source area. Usage: npx tsx bench/profile-top.ts <file.cpuprofile> [topN]
+ * and self time per source area, and who calls into SQLite (or into the function named by `focus`).
+ * Usage: npx tsx bench/profile-top.ts <file.cpuprofile> [topN] [focus function name]
  */
 import { readFileSync } from 'node:fs';
 
@@ -18,7 +19,7 @@ interface Profile {
   endTime: number;
 }
 
-export function summariseProfile(file: string, top = 25): string {
+export function summariseProfile(file: string, top = 25, focus?: string): string {
   const p = JSON.parse(readFileSync(file, 'utf8')) as Profile;
   const byId = new Map(p.nodes.map((n) => [n.id, n]));
   const self = new Map<number, number>();
@@ -50,7 +51,9 @@ export function summariseProfile(file: string, top = 25): string {
   const callers = new Map<string, number>();
   for (const [id, us] of self) {
     const n = byId.get(id);
-    if (!n?.callFrame.url.includes('better-sqlite3')) continue;
+    if (!n) continue;
+    const hit = focus ? n.callFrame.functionName === focus : n.callFrame.url.includes('better-sqlite3');
+    if (!hit) continue;
     let cur = parent.get(id);
     let label = '(unknown)';
     for (let hops = 0; cur !== undefined && hops < 50; hops++) {
@@ -69,7 +72,7 @@ export function summariseProfile(file: string, top = 25): string {
   for (const [k, v] of [...area].sort((a, b) => b[1] - a[1]).slice(0, 15)) lines.push(`  ${pct(v)}  ${k}`);
   lines.push('', 'top functions (self):');
   for (const [k, v] of [...fn].sort((a, b) => b[1] - a[1]).slice(0, top)) lines.push(`  ${pct(v)}  ${k}`);
-  lines.push('', 'SQLite (better-sqlite3) self time by nearest project caller:');
+  lines.push('', `${focus ? `"${focus}"` : 'SQLite (better-sqlite3)'} self time by nearest project caller:`);
   for (const [k, v] of [...callers].sort((a, b) => b[1] - a[1]).slice(0, 12)) lines.push(`  ${pct(v)}  ${k}`);
   return lines.join('\n');
 }
@@ -80,5 +83,5 @@ if (process.argv[1] && import.meta.filename === process.argv[1]) {
     console.error('usage: npx tsx bench/profile-top.ts <file.cpuprofile> [topN]');
     process.exit(2);
   }
-  console.log(summariseProfile(f, Number(process.argv[3] ?? 25)));
+  console.log(summariseProfile(f, Number(process.argv[3] ?? 25), process.argv[4]));
 }

@@ -4,6 +4,7 @@
  * (gateway, device, load generators, baseline subscribers, Mosquitto) runs in its own process, killed at
  * the end of its row. Options: --quick | --smoke, --only=<section,…>, --out=<dir>.
  */
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { killAllWorkers } from './lib/child.js';
@@ -59,11 +60,25 @@ export async function runBench(opts: RunOptions): Promise<{ rows: Row[]; file: s
       clearTimeout(timer);
       await ctx.cleanup();
       say(`${section.id} done in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+      snapshot(rows, opts, outDir, started, false);
     }
   }
+  const { table, file } = snapshot(rows, opts, outDir, started, true);
+  return { rows, file, table };
+}
+
+/** Writes the table as JSON: after every section as `partial-<profile>.json` (a cut-off run keeps its rows), then the final file. */
+function snapshot(
+  rows: Row[],
+  opts: RunOptions,
+  outDir: string,
+  started: number,
+  final: boolean,
+): { table: string; file: string } {
   const table = renderTable(rows);
   const meta = {
     profile: opts.profile,
+    complete: final,
     startedAt: new Date(started).toISOString(),
     wallSeconds: (Date.now() - started) / 1000,
     machine: {
@@ -75,8 +90,14 @@ export async function runBench(opts: RunOptions): Promise<{ rows: Row[]; file: s
     node: process.version,
     table,
   };
+  if (!final) {
+    mkdirSync(outDir, { recursive: true });
+    const file = join(outDir, `partial-${opts.profile}.json`);
+    writeFileSync(file, JSON.stringify({ ...meta, rows }, null, 2));
+    return { table, file };
+  }
   const { file } = writeResults(outDir, meta, rows);
-  return { rows, file, table };
+  return { table, file };
 }
 
 function parseArgs(argv: string[]): RunOptions {
