@@ -71,7 +71,7 @@ export const PROFILES: Record<ProfileName, Profile> = {
     storm: { readers: 10_000, unackedPerReader: 10, drainTimeoutMs: 60_000 },
     rss: { readers: 10_000 },
     simDay: { readers: 300, staff: 80 },
-    rowTimeoutMs: 420_000,
+    rowTimeoutMs: 900_000,
   },
 };
 
