@@ -16,6 +16,7 @@ import pino from 'pino';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { systemClock } from '../../protocol/index.js';
 import { createAcr122Feedback } from '../../device/src/drivers/acr122-feedback.js';
+import { createCardReader, createFeedback } from '../../device/src/drivers/factory.js';
 import { createNfcPcscReader } from '../../device/src/drivers/nfc-pcsc-reader.js';
 import type { NfcPcscCardReader } from '../../device/src/drivers/nfc-pcsc-reader.js';
 import { cardReaderContract } from '../contracts/card-reader-contract.js';
@@ -179,6 +180,35 @@ describe('nfc-pcsc driver on a real pcscd', () => {
     await feedback.stop();
     await card('E0E1E2E3').insert();
     expect((await rec.waitFor('card', 1, EVENT_TIMEOUT_MS)).uid).toBe('E0E1E2E3');
+  });
+});
+
+describe('device driver factory with the real stack', () => {
+  it('builds the nfc-pcsc reader and reader-led feedback from config, as the device does', async () => {
+    await ensurePcscdWithReader();
+    const deps = { logger, clock: systemClock };
+    const reader = await createCardReader(
+      { driver: 'nfc-pcsc', readerName: 'Visittag virtual PCD 00 00' },
+      deps,
+    );
+    const feedback = await createFeedback({ driver: 'reader-led' }, { ...deps, reader });
+    const rec = new ReaderRecorder(reader);
+    try {
+      await reader.start();
+      await feedback.start();
+      expect((await rec.waitFor('attached', 1, EVENT_TIMEOUT_MS)).name).toBe(VPCD_READER_NAME);
+      await card('04A0A1A2A3A4A5').insert();
+      expect((await rec.waitFor('card', 1, EVENT_TIMEOUT_MS)).uid).toBe('04A0A1A2A3A4A5');
+      await feedback.signal('visit-started'); // vpcd has no LED: reported, never thrown
+      // signal() returns after at most 50 ms; the refusal may land in lastError just after
+      for (let i = 0; i < 100 && feedback.lastError === null; i++) await pause(50);
+      expect(feedback.lastError).toEqual(expect.any(String));
+    } finally {
+      rec.dispose();
+      await feedback.stop();
+      await reader.stop();
+      await removeAllCards();
+    }
   });
 });
 
