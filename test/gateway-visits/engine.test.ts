@@ -378,6 +378,7 @@ describe('redelivery and out-of-order arrival', () => {
     expect(pipeline.processNow()).toBe(0);
     expect(outboxEvents(db)).toEqual([]);
     expect(ingestBatch(db, { readerId: 'r1', events: evs.slice(0, 2) })).toBe(2);
+    expect(env.metrics.render()).toContain('visittag_visit_processing_lag_events 2');
     pipeline.processNow();
     expect(outboxEvents(db).map((e) => e.idempotencyKey)).toEqual(['vt1:r1:1:started', 'vt1:r1:2:started']);
     // Overlapping and repeated batches fill the gap.

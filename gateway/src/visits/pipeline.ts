@@ -77,6 +77,16 @@ export function createVisitPipeline(opts: VisitPipelineOptions): VisitPipeline {
   metrics.gauge('visittag_visits_open', 'Visits currently open.', () =>
     count(db, `SELECT COUNT(*) FROM visits WHERE state = 'open'`),
   );
+  metrics.gauge(
+    'visittag_visit_processing_lag_events',
+    'Committed events the visit engine has not processed yet.',
+    () =>
+      count(
+        db,
+        `SELECT COALESCE(SUM(s.contiguous_upto - COALESCE(c.processed_upto, 0)), 0) FROM reader_seq s
+       LEFT JOIN visit_cursor c ON c.reader_id = s.reader_id WHERE s.contiguous_upto > COALESCE(c.processed_upto, 0)`,
+      ),
+  );
   metrics.gauge('visittag_outbox_depth', 'Visit events waiting for delivery.', () => outbox.stats().pending);
   metrics.gauge('visittag_outbox_oldest_age_seconds', 'Age of the oldest undelivered visit event.', () => {
     const t = outbox.stats().oldestPendingCreatedAtMs;
