@@ -285,6 +285,23 @@ describe('visit pairing', () => {
     expect(ofType(out, 'visit.started')[1]).toMatchObject({ visitId: 'new', groupId: null });
   });
 
+  it('gives no concurrency verdict on an uncorrected time', () => {
+    const { db, pipeline } = setup();
+    ingestBatch(db, {
+      readerId: 'r1',
+      events: [tap('r1', 1, { card: card(1), decision: 'start', visitId: 'h1' })],
+    });
+    const stale = { bootId: 'old-boot', monoMs: 5_000, wallMs: T0 + 5 * 60_000, synced: false };
+    ingestBatch(db, {
+      readerId: 'r2',
+      sentAt: { bootId: 'new-boot', monoMs: 1_000, wallMs: T0, synced: false },
+      events: [tap('r2', 1, { card: card(1), decision: 'start', visitId: 'h2', time: stale })],
+    });
+    pipeline.processNow();
+    const h2 = ofType(outboxEvents(db), 'visit.started').find((s) => s.visitId === 'h2');
+    expect(h2?.anomalies).toEqual(['uncorrected-time']);
+  });
+
   it('does not flag a visit at a second home that starts after the first one ended', () => {
     const { db, pipeline } = setup();
     ingestBatch(db, {

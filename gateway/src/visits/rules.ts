@@ -103,12 +103,11 @@ export class VisitRules {
       if (other.groupId === null) repo.upsert({ ...other, groupId, updatedAtMs: now });
     }
 
-    const clash = repo.overlappingElsewhere({
-      readerId: ev.readerId,
-      staffRef,
-      cardRef: ev.card,
-      atMs: t.ms,
-    });
+    // An uncorrected time cannot be compared with other homes: no concurrency verdict on it.
+    const clash =
+      t.quality === 'uncorrected'
+        ? null
+        : repo.overlappingElsewhere({ readerId: ev.readerId, staffRef, cardRef: ev.card, atMs: t.ms });
     if (clash) {
       kinds.push('concurrent-visit');
       details['concurrent-visit'] = concurrentDetail(staffRef, clash);
@@ -209,7 +208,12 @@ export class VisitRules {
     if (reason === 'auto-close') fresh.push('missing-stop');
     if (t.quality === 'uncorrected') fresh.push('uncorrected-time');
     let clashDetail: string | undefined;
-    if (base.startedAtMs !== null && !base.anomalies.includes('concurrent-visit')) {
+    if (
+      base.startedAtMs !== null &&
+      !base.anomalies.includes('concurrent-visit') &&
+      base.timeQuality !== 'uncorrected' &&
+      t.quality !== 'uncorrected'
+    ) {
       // The other home's start may have been processed before this visit's start (this reader was
       // offline): look for a visit elsewhere that began while this one was open.
       const clash = repo.startedElsewhereDuring({
