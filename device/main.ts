@@ -74,7 +74,12 @@ async function run(cfgPath: string, simControl: boolean): Promise<void> {
     simControl ? pino.destination(2) : pino.destination(1),
   );
   const statusFile = statusFilePath(runtimeDir(), cfg.readerId);
+  let lastWritten = '';
   const writeStatus = (s: { readerAttached: boolean; connected: boolean }, running: boolean): void => {
+    // Only on a change of what `status` shows (the runtime dir may be on the SD card when not under systemd).
+    const key = `${running}/${s.readerAttached}/${s.connected}`;
+    if (key === lastWritten) return;
+    lastWritten = key;
     try {
       const tmp = `${statusFile}.tmp`;
       mkdirSync(dirname(statusFile), { recursive: true });

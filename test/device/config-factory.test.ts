@@ -149,7 +149,8 @@ describe('visittag-device CLI', () => {
     await device.stop();
     const cfg = join(dir, 'device.json');
     writeFileSync(cfg, JSON.stringify({ ...config, logLevel: 'silent' }));
-    const out = await run(process.execPath, [bin, 'status', '--config', cfg, '--json']);
+    const env = { ...process.env, RUNTIME_DIRECTORY: dir };
+    const out = await run(process.execPath, [bin, 'status', '--config', cfg, '--json'], { env });
     const st = JSON.parse(out.stdout) as {
       journal: {
         depth: number;
@@ -163,7 +164,7 @@ describe('visittag-device CLI', () => {
     expect(st.journal).toMatchObject({ depth: 2, lastSeq: 2, lastAckedSeq: 0, openVisits: 2 });
     expect(st.journal.oldestUnacked).toMatchObject({ seq: 1, synced: false });
     expect(st.service.running).toBe(false);
-    const human = await run(process.execPath, [bin, 'status', '--config', cfg]);
+    const human = await run(process.execPath, [bin, 'status', '--config', cfg], { env });
     expect(human.stdout).toMatch(/unacknowledged events: 2 of 100000/);
   });
 });

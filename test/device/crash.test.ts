@@ -1,4 +1,5 @@
 import Database from 'better-sqlite3';
+import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -97,7 +98,7 @@ async function lane(name: string, kills: number, seed: number) {
   const rnd = () => (rand = (rand * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
 
   for (let cycle = 0; stats.kills < kills && cycle < kills * 2; cycle++) {
-    const child = new DeviceChild(bundle.file, cfgPath);
+    const child = new DeviceChild(bundle.file, cfgPath, dirs.dir);
     children.push(child);
     const beforeReady = cycle > 0 && rnd() < 0.1;
     if (beforeReady) {
@@ -155,11 +156,22 @@ async function lane(name: string, kills: number, seed: number) {
   }
 
   // Last boot: restored, then a clean SIGTERM exit.
-  const last = new DeviceChild(bundle.file, cfgPath);
+  const last = new DeviceChild(bundle.file, cfgPath, dirs.dir);
   children.push(last);
   const ready = await last.waitLine((l) => l.type === 'ready', 20_000);
   const final = inspect(dbPath);
   expect((ready.status as { openVisits: number }).openVisits).toBe(replayOpen(final.events).size);
+  // `visittag-device status` while the service runs: journal from disk, reader state from the status file.
+  const st = JSON.parse(
+    execFileSync(process.execPath, [bundle.file, 'status', '--config', cfgPath, '--json'], {
+      env: { ...process.env, RUNTIME_DIRECTORY: dirs.dir },
+    }).toString(),
+  ) as {
+    journal: { depth: number; lastSeq: number };
+    service: { running: boolean; readerAttached: boolean };
+  };
+  expect(st.journal).toMatchObject({ depth: final.lastSeq, lastSeq: final.lastSeq });
+  expect(st.service).toMatchObject({ running: true, readerAttached: true });
   await last.kill('SIGTERM');
   expect((await last.exited).code).toBe(0);
   return { name, stats, confirmed: confirmed.size, journalled: final.lastSeq };

@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import type { NFC as NfcClass, Reader as NfcReader, CardInfo } from 'nfc-pcsc';
 import { sleep } from '../../../protocol/index.js';
-import type { Clock } from '../../../protocol/index.js';
+import type { Clock, TimerHandle } from '../../../protocol/index.js';
 import type { CardReader, CardReaderEvent, CardReaderEvents } from '../ports/card-reader.js';
 import { DEFAULT_PCSCD_SOCKET, probePcscd } from './pcsc-socket.js';
 import { GET_DATA_MAX_RESPONSE, GET_DATA_UID, parseGetDataResponse } from './pcsc-uid.js';
@@ -23,6 +23,8 @@ export interface NfcPcscReaderOptions {
   reattachGraceMs?: number;
   /** The same card presented again within this window after leaving is a flicker, not a tap (400 ms). */
   debounceMs?: number;
+  /** While no reader is attached, open a fresh PC/SC context this often (default 5 s). */
+  rescanMs?: number;
 }
 
 /** A CardReader over nfc-pcsc, plus the reader's own escape channel (LED/buzzer). */
@@ -45,6 +47,7 @@ interface Session {
 }
 
 const ESCAPE_MAX_RESPONSE = 258;
+const RESCAN = 'rescan';
 
 export function createNfcPcscReader(opts: NfcPcscReaderOptions): NfcPcscCardReader {
   return new NfcPcscReader(opts);
@@ -121,7 +124,8 @@ class NfcPcscReader implements NfcPcscCardReader {
       }
       absentLogged = false;
       const reason = await this.runSession(Nfc);
-      if (this.running) {
+      if (reason === RESCAN) this.log.debug('no reader attached; opening a fresh PC/SC context');
+      else if (this.running) {
         this.log.warn({ reason }, 'PC/SC context lost; reconnecting');
         await sleep(this.clock, pollMs, this.abort.signal);
       }
@@ -140,13 +144,22 @@ class NfcPcscReader implements NfcPcscCardReader {
     }
     const session: Session = { nfc, readers: new Map(), seen: new Set() };
     this.session = session;
+    let rescan: TimerHandle | null = null;
     const ended = new Promise<string>((resolve) => {
       // Always listen: close() itself emits "Command cancelled", and a lost pcscd emits here.
       nfc.on('error', (err: Error) => resolve(err.message));
       this.abort.signal.addEventListener('abort', () => resolve('stopped'), { once: true });
+      // Safety net: pcsclite's reader watch can re-attach itself to a restarted pcscd and then miss
+      // readers that come later. While no reader is attached, start a fresh context now and then.
+      const check = () => {
+        if (this.active === null) resolve(RESCAN);
+        else rescan = this.clock.setTimeout(check, this.opts.rescanMs ?? 5_000);
+      };
+      rescan = this.clock.setTimeout(check, this.opts.rescanMs ?? 5_000);
     });
     nfc.on('reader', (r: NfcReader) => this.onReader(session, r));
     const reason = await ended;
+    if (rescan) this.clock.clearTimeout(rescan);
     this.session = null;
     if (this.active) this.detach(reason.includes('stopped') ? 'driver stopped' : `pcscd lost: ${reason}`);
     await this.events.catch(() => undefined);
