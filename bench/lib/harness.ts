@@ -53,14 +53,18 @@ export class Fleet {
       staff?: number;
       perProcess?: number;
       backoff?: { baseMs: number; capMs: number };
+      /** Reuse these load-generator processes (one slice each) instead of starting new ones. */
+      reuse?: WorkerHandle[];
     },
   ): Promise<Fleet> {
-    const per = opts.perProcess ?? 2500;
-    const n = Math.max(1, Math.ceil(opts.readers.length / per));
+    const n = opts.reuse?.length ?? Math.max(1, Math.ceil(opts.readers.length / (opts.perProcess ?? 2500)));
+    const per = Math.ceil(opts.readers.length / n);
     const cardRefs = benchCards(opts.staff ?? 8, FLEET_KEY).map((c) => c.cardRef);
-    const workers = await Promise.all(
-      Array.from({ length: n }, (_, i) => ctx.worker(`${opts.name}${n > 1 ? `-${i + 1}` : ''}`, 'loadgen')),
-    );
+    const workers =
+      opts.reuse ??
+      (await Promise.all(
+        Array.from({ length: n }, (_, i) => ctx.worker(`${opts.name}${n > 1 ? `-${i + 1}` : ''}`, 'loadgen')),
+      ));
     await Promise.all(
       workers.map((w, i) =>
         w.call('setup', {

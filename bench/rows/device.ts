@@ -85,15 +85,18 @@ export async function deviceRssRows(ctx: RowContext): Promise<Row[]> {
   await new Promise((r) => setTimeout(r, 500));
   const bareMem = await bare.call<NodeJS.MemoryUsage>('memory');
   await bare.kill();
-  // The same device under tsx, idle, for comparison (how `npm start` / the simulator run it).
-  const tsxDev = await ctx.worker('device-tsx', 'device-host', ['--expose-gc']);
   const url = `mqtt://127.0.0.1:${await freePort()}`;
   const pw = 'pw-dv-rss-0123456789abcdefghij';
-  await tsxDev.call('start', { settings: deviceSettings('dv-rss', ctx.tempDir('dev-rss-tsx'), url, pw) });
-  await new Promise((r) => setTimeout(r, 1000));
-  const tsxIdle = await tsxDev.call<NodeJS.MemoryUsage>('memory');
-  await tsxDev.call('stop');
-  await tsxDev.kill();
+  // The same device under tsx, idle, for comparison (how `npm start` / the simulator run it); full runs only.
+  let tsxIdle: NodeJS.MemoryUsage | null = null;
+  if (ctx.profile.name === 'full') {
+    const tsxDev = await ctx.worker('device-tsx', 'device-host', ['--expose-gc']);
+    await tsxDev.call('start', { settings: deviceSettings('dv-rss', ctx.tempDir('dev-rss-tsx'), url, pw) });
+    await new Promise((r) => setTimeout(r, 1000));
+    tsxIdle = await tsxDev.call<NodeJS.MemoryUsage>('memory');
+    await tsxDev.call('stop');
+    await tsxDev.kill();
+  }
   // The same build with V8's heap sized for a small board (what a systemd unit could set): measured, not guessed.
   const small = await ctx.worker('device-small', 'device-host', ['--expose-gc', ...SMALL_V8], build);
   await small.call('start', { settings: deviceSettings('dv-rss', ctx.tempDir('dev-rss-small'), url, pw) });
@@ -124,8 +127,9 @@ export async function deviceRssRows(ctx: RowContext): Promise<Row[]> {
       ratio: idle.rss / bareMem.rss,
       met: idle.rss <= 60 * MB,
       note:
-        `heapUsed ${(idle.heapUsed / MB).toFixed(1)} MB; the same device under tsx: ` +
-        `${(tsxIdle.rss / MB).toFixed(1)} MB RSS (the loader, not the device); with ${SMALL_V8.join(' ')}: ` +
+        `heapUsed ${(idle.heapUsed / MB).toFixed(1)} MB of heapTotal ${(idle.heapTotal / MB).toFixed(1)} MB; ` +
+        (tsxIdle ? `the same device under tsx: ${(tsxIdle.rss / MB).toFixed(1)} MB RSS (the loader); ` : '') +
+        `with ${SMALL_V8.join(' ')}: ` +
         `${(smallIdle.rss / MB).toFixed(1)} MB`,
       details: { bare: bareMem, idle, tsxIdle, smallIdle, smallFlags: SMALL_V8 },
     },

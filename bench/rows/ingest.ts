@@ -5,6 +5,7 @@
  *      for that app-level ack),
  *  (g) the visittag gateway: auth, validate, dedupe, group commit, app-level ack.
  */
+import type { WorkerHandle } from '../lib/child.js';
 import { componentPresent, readerIds, type RowContext } from '../lib/ctx.js';
 import { Fleet, provision, startGateway, sum } from '../lib/harness.js';
 import { startMosquitto } from '../lib/mosquitto.js';
@@ -18,6 +19,11 @@ interface BurstResult {
   startedAt: number;
   lastAt: number;
   elapsedMs: number;
+}
+
+interface Workers {
+  gen: WorkerHandle;
+  sub: WorkerHandle;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -49,11 +55,12 @@ export interface IngestResult {
 }
 
 /** Baseline (a): raw Mosquitto QoS 1 relay to one subscriber. */
-async function relayBaseline(ctx: RowContext, url: string): Promise<IngestResult['relay']> {
+async function relayBaseline(ctx: RowContext, url: string, w: Workers): Promise<IngestResult['relay']> {
   const p = ctx.profile.ingest;
-  const sub = await ctx.worker('relay-sub', 'subscriber');
+  const sub = w.sub;
   await sub.call('start', { url, mode: 'relay' });
   const fleet = await Fleet.start(ctx, {
+    reuse: [w.gen],
     name: 'relay-gen',
     url,
     readers: readerIds('rl', p.readers),
@@ -68,16 +75,18 @@ async function relayBaseline(ctx: RowContext, url: string): Promise<IngestResult
     s = await sub.call<{ count: number; lastAt: number }>('stats');
   }
   await fleet.all('close');
+  await sub.call('stop');
   const elapsed = Math.max(1, s.lastAt - b.startedAt);
   return { tapsPerSec: (s.count * p.batchSize * 1000) / elapsed, messages: b.messages, received: s.count };
 }
 
 /** Baseline (b): Mosquitto + per-message SQLite insert + app ack. */
-async function glueBaseline(ctx: RowContext, url: string): Promise<IngestResult['glue']> {
+async function glueBaseline(ctx: RowContext, url: string, w: Workers): Promise<IngestResult['glue']> {
   const p = ctx.profile.ingest;
-  const sub = await ctx.worker('glue-sub', 'subscriber');
+  const sub = w.sub;
   await sub.call('start', { url, mode: 'glue' });
   const fleet = await Fleet.start(ctx, {
+    reuse: [w.gen],
     name: 'glue-gen',
     url,
     readers: readerIds('gl', p.readers),
@@ -91,12 +100,13 @@ async function glueBaseline(ctx: RowContext, url: string): Promise<IngestResult[
   return { tapsPerSec: (b.taps * 1000) / Math.max(1, b.elapsedMs), messages: b.messages };
 }
 
-async function gatewayRun(ctx: RowContext): Promise<IngestResult['gateway']> {
+async function gatewayRun(ctx: RowContext, w: Workers): Promise<IngestResult['gateway']> {
   const p = ctx.profile.ingest;
   const gw = await startGateway(ctx, { name: 'gateway', dataDir: ctx.tempDir('ingest-gw') });
   const readers = readerIds('gw', p.readers);
   await provision(gw, readers, 8);
   const fleet = await Fleet.start(ctx, {
+    reuse: [w.gen],
     name: 'gw-gen',
     url: gw.url,
     readers,
@@ -115,11 +125,14 @@ export async function measureIngest(ctx: RowContext): Promise<IngestResult> {
   const mosq = await startMosquitto();
   ctx.onCleanup(() => mosq.stop());
   notes.push(`mosquitto ${mosq.version}`);
-  const relay = await relayBaseline(ctx, mosq.url);
-  const glue = await glueBaseline(ctx, mosq.url);
+  // One load-generator process and one subscriber process, reused by the three runs (they run one after another).
+  const [gen, sub] = await Promise.all([ctx.worker('gen', 'loadgen'), ctx.worker('sub', 'subscriber')]);
+  const w: Workers = { gen, sub };
+  const relay = await relayBaseline(ctx, mosq.url, w);
+  const glue = await glueBaseline(ctx, mosq.url, w);
   let gateway: IngestResult['gateway'] = null;
   if (!componentPresent('gateway/index.ts')) notes.push('gateway: n/a (component missing)');
-  else gateway = await gatewayRun(ctx);
+  else gateway = await gatewayRun(ctx, w);
   return { relay, glue, gateway, notes };
 }
 

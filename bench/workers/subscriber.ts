@@ -25,6 +25,10 @@ let errors = 0;
 
 serve({
   async start(args: { url: string; mode: 'relay' | 'glue' }) {
+    count = 0;
+    firstAt = 0;
+    lastAt = 0;
+    errors = 0;
     let insert: Database.Statement | null = null;
     if (args.mode === 'glue') {
       dir = mkdtempSync(join(tmpdir(), 'visittag-bench-glue-'));
@@ -78,8 +82,11 @@ serve({
   },
   async stop() {
     await client?.endAsync(true);
+    client = null;
     db?.close();
+    db = null;
     if (dir) rmSync(dir, { recursive: true, force: true });
+    dir = null;
     return true;
   },
 });
