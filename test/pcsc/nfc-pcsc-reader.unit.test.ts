@@ -224,6 +224,31 @@ describe('nfc-pcsc driver logic (scripted nfc module)', () => {
     expect(r.calls).toEqual(['transmit:ff00400004010101', 'control:e000002901']);
   });
 
+  it('opens a fresh PC/SC context while no reader is attached, and keeps one while a reader is', async () => {
+    await reader.stop();
+    reader = createNfcPcscReader({
+      logger,
+      clock: systemClock,
+      pcscdSocket: path.join(dir, 'pcscd.comm'),
+      pollMs: 10,
+      rescanMs: 20,
+      nfcModule: () => Promise.resolve({ NFC: ScriptedNfc }),
+    });
+    rec = new ReaderRecorder(reader);
+    await session();
+    for (let i = 0; i < 500 && ScriptedNfc.instances.length < 3; i++)
+      await new Promise((r) => setTimeout(r, 5));
+    expect(ScriptedNfc.instances.length).toBeGreaterThanOrEqual(3);
+    expect(ScriptedNfc.instances.slice(0, -1).every((n) => n.closed)).toBe(true);
+    const nfc = ScriptedNfc.instances.at(-1);
+    nfc?.emit('reader', new ScriptedReader('ACS ACR122U PICC Interface 00 00'));
+    await rec.waitFor('attached');
+    const count = ScriptedNfc.instances.length;
+    await new Promise((r) => setTimeout(r, 100));
+    expect(ScriptedNfc.instances.length).toBe(count);
+    expect(nfc?.closed).toBe(false);
+  });
+
   it('rejects escape with no reader attached, and closes every reader and the context on stop', async () => {
     const nfc = await session();
     await expect(reader.escape(Buffer.from('ff00400004010101', 'hex'))).rejects.toThrow(/no card reader/);

@@ -61,6 +61,7 @@ function makeReader(): NfcPcscCardReader {
     readerName: VPCD_READER_NAME,
     pollMs: 100,
     debounceMs: 300,
+    rescanMs: 1_000,
   });
 }
 
