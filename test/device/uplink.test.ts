@@ -250,4 +250,49 @@ describe('uplink', () => {
     expect(s.feedback.signals.at(-1)?.pattern).toBe('identify');
     expect(s.device.isRunning).toBe(true);
   });
+
+  it('a wiped journal under the same reader id continues after the gateway sequence instead of losing taps', async () => {
+    const s = await setup();
+    for (let i = 0; i < 5; i++) s.reader.tap(uid(i));
+    await waitFor(() => journalDepth(s.dir) === 0 && s.net.contiguous === 5, 10_000, 'first life acked');
+    await s.device.stop();
+    // The SD card is replaced: same reader id, an empty journal, seq starts at 1 again.
+    const { dir, cleanup } = tempDir();
+    cleanups.push(cleanup);
+    const reader = new SimulatedCardReader();
+    const fresh = createDevice({
+      config: settings(dir, {
+        mqttUrl: s.net.url,
+        uplink: {
+          batchSize: 100,
+          window: 8,
+          ackTimeoutMs: 400,
+          backoff: { baseMs: 20, capMs: 200 },
+          statusIntervalMs: 60_000,
+        },
+      }),
+      logger: silentLogger,
+      cardReader: reader,
+      feedback: new SimulatedFeedback(),
+      clockSynced: () => true,
+    });
+    cleanups.push(() => fresh.stop());
+    const taps: TapReport[] = [];
+    fresh.on('tap', (t) => taps.push(t));
+    await fresh.start();
+    for (let i = 10; i < 13; i++) reader.tap(uid(i));
+    await waitFor(() => taps.length === 3, 10_000, 'taps');
+    expect(taps.map((t) => t.seq)).toEqual([1, 2, 3]);
+    await waitFor(
+      () => s.net.contiguous === 8 && journalDepth(dir) === 0,
+      10_000,
+      'renumbered and delivered',
+    );
+    expect([6, 7, 8].map((q) => s.net.received.get(q)?.eventId)).toEqual(taps.map((t) => t.eventId));
+    expect(fresh.status().lastAckedSeq).toBe(8);
+    // Numbering goes on after the gateway's sequence.
+    reader.tap(uid(20));
+    await waitFor(() => taps.length === 4, 10_000, 'next tap');
+    expect(taps[3]?.seq).toBe(9);
+  });
 });

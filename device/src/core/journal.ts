@@ -189,24 +189,60 @@ export class Journal {
 
   /**
    * Applies an application-level ack: deletes every event ≤ upTo and the listed rejected seqs.
-   * Returns how many rows were deleted. Acks for seqs never written are clamped.
+   * Returns how many rows were deleted. An ack above the last seq this journal ever wrote means the
+   * gateway holds a sequence this journal does not know (the journal was wiped or replaced under the
+   * same reader id): the unacknowledged events are renumbered after upTo instead of being deleted
+   * as if the gateway held them (see rebase()).
    */
   ack(upTo: number, rejected: readonly number[] = []): number {
-    const limit = Math.min(upTo, this.lastSeq);
-    if (limit < upTo)
-      this.log.warn({ upTo, lastSeq: this.lastSeq }, 'ack beyond the last written seq clamped');
-    const rej = rejected.filter((s) => s <= this.lastSeq && s > limit);
-    if (limit <= this.lastAcked && rej.length === 0) return 0;
+    if (upTo > this.lastSeq) {
+      this.rebase(upTo);
+      return 0;
+    }
+    const rej = rejected.filter((s) => s > upTo && s <= this.lastSeq);
+    if (upTo <= this.lastAcked && rej.length === 0) return 0;
     const tx = this.db.transaction(() => {
-      let n = limit > this.lastAcked ? this.stmts.deleteUpTo.run(limit).changes : 0;
+      let n = upTo > this.lastAcked ? this.stmts.deleteUpTo.run(upTo).changes : 0;
       for (const s of rej) n += this.stmts.deleteOne.run(s).changes;
-      if (limit > this.lastAcked) this.stmts.setMeta.run('last_acked_seq', String(limit));
+      if (upTo > this.lastAcked) this.stmts.setMeta.run('last_acked_seq', String(upTo));
       return n;
     });
     const n = tx();
-    if (limit > this.lastAcked) this.lastAcked = limit;
+    if (upTo > this.lastAcked) this.lastAcked = upTo;
     this.depthCount = Math.max(0, this.depthCount - n);
     return n;
+  }
+
+  /**
+   * Continues the sequence after `base` (the gateway's contiguous seq for this reader): unacked
+   * events keep their order, event ids and content and get seqs base+1, base+2, …; numbering goes
+   * on from there. One transaction; the uplink then resends them.
+   */
+  rebase(base: number): void {
+    const rows = this.db
+      .prepare<[], { seq: number; event_json: string }>('SELECT seq, event_json FROM events ORDER BY seq')
+      .all();
+    const tx = this.db.transaction(() => {
+      this.db.prepare('DELETE FROM events').run();
+      let seq = base;
+      for (const r of rows) {
+        const e = safeJson(r.event_json);
+        if (typeof e !== 'object' || e === null) continue;
+        seq++;
+        this.stmts.insert.run(seq, JSON.stringify({ ...e, seq }));
+      }
+      this.stmts.setMeta.run('last_seq', String(seq));
+      this.stmts.setMeta.run('last_acked_seq', String(base));
+      return seq;
+    });
+    const from = this.lastSeq;
+    this.lastSeq = tx();
+    this.lastAcked = base;
+    this.depthCount = this.lastSeq - base;
+    this.log.error(
+      { gatewayUpTo: base, journalLastSeq: from, renumbered: this.depthCount },
+      'the gateway holds a longer sequence than this journal (journal wiped or replaced?): continuing after it',
+    );
   }
 
   /** Per-card state for every card with an open visit or a recent tap; unreadable rows quarantined. */

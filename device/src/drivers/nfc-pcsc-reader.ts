@@ -7,6 +7,7 @@ import type { CardReader, CardReaderEvent, CardReaderEvents } from '../ports/car
 import { DEFAULT_PCSCD_SOCKET, probePcscd } from './pcsc-socket.js';
 import { GET_DATA_MAX_RESPONSE, GET_DATA_UID, parseGetDataResponse } from './pcsc-uid.js';
 import type { UidReadResult } from './pcsc-uid.js';
+import { describePcscError, sendEscape } from './pcsc-escape.js';
 
 export interface NfcPcscReaderOptions {
   logger: Logger;
@@ -46,7 +47,6 @@ interface Session {
   seen: Set<NfcReader>;
 }
 
-const ESCAPE_MAX_RESPONSE = 258;
 const RESCAN = 'rescan';
 
 export function createNfcPcscReader(opts: NfcPcscReaderOptions): NfcPcscCardReader {
@@ -275,29 +275,17 @@ class NfcPcscReader implements NfcPcscCardReader {
         }
         return parseGetDataResponse(await r.transmit(GET_DATA_UID, GET_DATA_MAX_RESPONSE));
       } catch (err) {
-        lastError = describe(err);
+        lastError = describePcscError(err);
       }
     }
     return { ok: false, code: 'read-failed', reason: `card read failed: ${lastError}` };
   }
 
   escape(apdu: Buffer): Promise<Buffer> {
-    const run = async (): Promise<Buffer> => {
-      const r = this.active;
-      if (!r || !this.running) throw new Error('no card reader attached');
-      if (r.connection) {
-        // With a card connected, ACR122-class readers take FF-class pseudo-APDUs via SCardTransmit,
-        // which needs no ccid driver option; other commands go through the escape IOCTL.
-        return apdu[0] === 0xff
-          ? r.transmit(apdu, ESCAPE_MAX_RESPONSE)
-          : r.control(apdu, ESCAPE_MAX_RESPONSE);
-      }
-      await r.connect('CONNECT_MODE_DIRECT');
-      try {
-        return await r.control(apdu, ESCAPE_MAX_RESPONSE);
-      } finally {
-        await r.disconnect().catch(() => undefined);
-      }
+    const r = this.active;
+    const run = () => {
+      if (!r || !this.running || r !== this.active) throw new Error('no card reader attached');
+      return sendEscape(r, apdu);
     };
     const p = this.ops.catch(() => undefined).then(run);
     this.ops = p;
@@ -323,11 +311,4 @@ class NfcPcscReader implements NfcPcscCardReader {
       this.log.error({ err, event }, 'a card reader listener threw');
     }
   }
-}
-
-/** nfc-pcsc wraps the PC/SC error in `previous`; keep both messages. */
-function describe(err: unknown): string {
-  if (!(err instanceof Error)) return String(err);
-  const prev = (err as Error & { previous?: unknown }).previous;
-  return prev instanceof Error ? `${err.message} (${prev.message})` : err.message;
 }
