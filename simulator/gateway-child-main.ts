@@ -65,6 +65,7 @@ async function handle(m: ParentMessage): Promise<void> {
       break;
     case 'act':
     case 'arm-mid-write':
+    case 'arm-after-feedback':
     case 'sync':
       break;
   }

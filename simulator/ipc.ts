@@ -5,6 +5,7 @@ export type ParentMessage =
   | { type: 'tick'; now: number }
   | { type: 'act'; kind: 'tap' | 'present' | 'remove' | 'bounce'; uid: string }
   | { type: 'arm-mid-write' }
+  | { type: 'arm-after-feedback' }
   | { type: 'sync' }
   | { type: 'call'; id: number; op: string; args: unknown }
   | { type: 'stop'; id: number };

@@ -48,6 +48,10 @@ export interface RunOptions {
   /** Child-process support (SIGKILL faults); without it those faults are skipped. */
   processes?: Pick<WorldOptions, 'startChildGateway' | 'startChildReader'>;
   wrapReader?: WorldOptions['wrapReader'];
+  /** How device-kill faults strike: inside the tap's commit (default) or right after its feedback. */
+  deviceKill?: 'mid-write' | 'after-feedback';
+  /** Checker self-test: run the crash-fault readers with a deliberately broken journal. */
+  brokenJournal?: 'non-durable-journal';
   /** Longest virtual drain after the day (default 4 h). */
   maxDrainMs?: number;
 }
@@ -97,6 +101,7 @@ export async function runSimulation(opts: RunOptions): Promise<RunReport> {
     kinds,
     ...(opts.perKind ? { perKind: opts.perKind } : {}),
   });
+  if (opts.deviceKill === 'after-feedback') for (const f of faults) if (f.kind === 'device-kill') f.value = 2;
   const skews = new Map<string, number>();
   for (const f of faults) if (f.kind === 'clock-skew' && f.readerId) skews.set(f.readerId, f.value);
 
@@ -110,6 +115,7 @@ export async function runSimulation(opts: RunOptions): Promise<RunReport> {
     ...(opts.baseDir ? { baseDir: opts.baseDir } : {}),
     ...(opts.processes ?? {}),
     ...(opts.wrapReader ? { wrapReader: opts.wrapReader } : {}),
+    ...(opts.brokenJournal ? { brokenJournal: opts.brokenJournal } : {}),
   });
   let report: RunReport | null = null;
   try {

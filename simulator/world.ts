@@ -34,6 +34,8 @@ export interface WorldOptions {
     synced: boolean;
   }) => VirtualReader & { tick(now: number): Promise<void> | undefined };
   /** Swaps in a deliberately faulty component (checker self-test). */
+  /** Checker self-test: child readers get a deliberately broken journal. */
+  brokenJournal?: 'non-durable-journal';
   wrapReader?: Parameters<typeof createInProcessReader>[0]['wrap'];
 }
 
@@ -159,7 +161,11 @@ export async function createWorld(o: WorldOptions): Promise<World> {
     };
     let reader: VirtualReader;
     if (o.childReaders.has(h.readerId) && o.startChildReader) {
-      const child = o.startChildReader({ params, clock, synced: true });
+      const child = o.startChildReader({
+        params: o.brokenJournal ? { ...params, broken: o.brokenJournal } : params,
+        clock,
+        synced: true,
+      });
       children.push(child);
       reader = child;
     } else {

@@ -86,7 +86,8 @@ export async function applyFault(rt: FaultRuntime, f: FaultEvent): Promise<void>
     }
     case 'device-kill': {
       if (!reader?.kill || !reader.restart || !reader.alive) break;
-      await reader.kill({ midWrite: true });
+      // value 1: inside the next tap's commit (mid-write); 2: right after the next tap's feedback
+      await reader.kill(f.value === 2 ? { afterFeedback: true } : { midWrite: true });
       void reader.exited?.().then(() => {
         timeline.add({
           atMs: world.clock.now() + f.durationMs,

@@ -111,9 +111,9 @@ export function createChildReader(opts: {
     async kill(o) {
       const c = child;
       if (!c || !self.alive) return;
-      if (o?.midWrite) {
+      if (o?.midWrite || o?.afterFeedback) {
         armed = true;
-        send(c, { type: 'arm-mid-write' });
+        send(c, { type: o.afterFeedback ? 'arm-after-feedback' : 'arm-mid-write' });
         return;
       }
       c.kill('SIGKILL');

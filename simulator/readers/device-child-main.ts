@@ -4,6 +4,8 @@
  * crash and power-loss faults; with "arm-mid-write" it kills itself inside the next journal
  * transaction, before COMMIT (a real SIGKILL mid-write).
  */
+import { copyFileSync, existsSync, mkdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import pino from 'pino';
 import { DeviceSettings, SimulatedCardReader, SimulatedFeedback, createDevice } from '../../device/index.js';
 import { DeviceClock, VirtualClock } from '../clock.js';
@@ -27,6 +29,25 @@ if (!args.synced)
   clock.reboot({ synced: false, ...(args.lastWallMs ? { lastWallMs: args.lastWallMs } : {}) });
 const rng = createRng(args.params.seed + args.boot * 7919);
 let armed = false;
+let killAfterFeedback = false;
+// The deliberately broken journal (checker self-test): snapshot before each commit, restore on boot.
+const snapDir = join(args.params.dataDir, 'non-durable-snapshot');
+const JOURNAL_FILES = ['journal.db', 'journal.db-wal'];
+if (args.params.broken === 'non-durable-journal' && args.boot > 1 && existsSync(snapDir)) {
+  rmSync(join(args.params.dataDir, 'journal.db-shm'), { force: true });
+  for (const f of JOURNAL_FILES) {
+    if (existsSync(join(snapDir, f))) copyFileSync(join(snapDir, f), join(args.params.dataDir, f));
+    else rmSync(join(args.params.dataDir, f), { force: true });
+  }
+}
+const snapshot = (): void => {
+  mkdirSync(snapDir, { recursive: true });
+  for (const f of JOURNAL_FILES) {
+    const src = join(args.params.dataDir, f);
+    if (existsSync(src)) copyFileSync(src, join(snapDir, f));
+    else rmSync(join(snapDir, f), { force: true });
+  }
+};
 const reader = new SimulatedCardReader({ clock });
 const feedback = new SimulatedFeedback({
   clock,
@@ -45,6 +66,7 @@ const device = createDevice({
   journalHooks: {
     beforeCommit: () => {
       if (armed) process.kill(process.pid, 'SIGKILL');
+      if (args.params.broken === 'non-durable-journal') snapshot();
     },
   },
 });
@@ -70,6 +92,9 @@ async function handle(m: ParentMessage): Promise<void> {
     case 'arm-mid-write':
       armed = true;
       break;
+    case 'arm-after-feedback':
+      killAfterFeedback = true;
+      break;
     case 'sync':
       clock.sync();
       break;
@@ -86,6 +111,11 @@ async function handle(m: ParentMessage): Promise<void> {
         // the journal commit is synchronous and the feedback follows in microtasks: once the event
         // loop has turned, the signal has been sent (IPC keeps order), so the parent sees it first
         await new Promise((r) => setImmediate(r));
+        if (killAfterFeedback && a.kind !== 'remove') {
+          // the worker saw the feedback; now the power goes (the reply never comes)
+          await new Promise((r) => setImmediate(r));
+          process.kill(process.pid, 'SIGKILL');
+        }
         toParent({ type: 'result', id: m.id, ok: true, value: null });
       } else if (m.op === 'state') {
         const s = device.isRunning ? device.status() : null;

@@ -17,8 +17,11 @@ export interface VirtualReader {
   state(): Promise<{ lastSeq: number; queueDepth: number } | null>;
   /** Clean stop. */
   stop(): Promise<void>;
-  /** Child-process readers only: SIGKILL now (optionally: on the next journal commit, mid-write). */
-  kill?(opts?: { midWrite?: boolean }): Promise<void>;
+  /**
+   * Child-process readers only: SIGKILL now, or armed: inside the next tap's journal commit
+   * (midWrite) or right after the next tap's feedback (afterFeedback).
+   */
+  kill?(opts?: { midWrite?: boolean; afterFeedback?: boolean }): Promise<void>;
   /** Child-process readers only: boot again on the same journal, clock synced or not. */
   restart?(opts: { synced: boolean }): Promise<void>;
   /** The wall clock gets synced (NTP). */
@@ -37,6 +40,12 @@ export interface DeviceParams {
   maxOpenMs: number;
   skewMs: number;
   seed: number;
+  /**
+   * Checker self-test only: a deliberately broken journal. 'non-durable-journal' keeps the state
+   * from before each tap's commit and restores it after a crash, as a journal without durable
+   * commits (synchronous=OFF) would after a power cut: the tap got its feedback, then vanished.
+   */
+  broken?: 'non-durable-journal';
 }
 
 /** Device settings of a simulated reader (validated by the device's own schema by the caller). */

@@ -1,0 +1,65 @@
+/**
+ * CI chaos: 20 seeded schedules on the real device and gateway code (small fleets, short days),
+ * together covering every fault kind. A breach fails the test naming the seed and the replay command.
+ */
+import { afterAll, describe, expect, it } from 'vitest';
+import { FAULT_KINDS, PROCESS_FAULTS, type FaultKind } from '../../simulator/faults/plan.js';
+import { createRng } from '../../simulator/prng.js';
+import { processSupport, runSimulation, type RunReport } from '../../simulator/run.js';
+
+const SCHEDULES = 20;
+const BASE_SEED = 1000;
+const FLEET = { readers: 6, staff: 3, hours: 2 };
+
+/** Schedule i: one kind in turn (so 20 schedules cover all 11), plus two cheap extras drawn by seed. */
+function kindsFor(i: number): FaultKind[] {
+  const primary = FAULT_KINDS[i % FAULT_KINDS.length] as FaultKind;
+  const rng = createRng(BASE_SEED + i);
+  const cheap = FAULT_KINDS.filter((k) => !PROCESS_FAULTS.includes(k) && k !== primary);
+  const out = new Set<FaultKind>([primary]);
+  for (let g = 0; out.size < 3 && g < 50; g++) out.add(rng.pick(cheap));
+  return [...out];
+}
+
+describe('seeded chaos schedules (invariants hold under faults)', () => {
+  const injected = new Set<string>();
+  const reports: RunReport[] = [];
+  afterAll(() => {
+    const lines = reports.map(
+      (r) => `seed ${r.seed}: ${r.ok ? 'ok' : 'BREACH'} taps=${r.counts.taps} wall=${r.wallMs}ms`,
+    );
+    process.stderr.write(`chaos schedules:\n  ${lines.join('\n  ')}\n`);
+  });
+
+  for (let i = 0; i < SCHEDULES; i++) {
+    const seed = BASE_SEED + i;
+    const kinds = kindsFor(i);
+    it(`seed ${seed}: ${kinds.join(', ')}`, { timeout: 120_000 }, async () => {
+      const r = await runSimulation({
+        seed,
+        ...FLEET,
+        faults: kinds,
+        stepMs: 2000,
+        processes: await processSupport(),
+        keep: 'on-failure',
+      });
+      reports.push(r);
+      for (const k of Object.keys(r.faults)) injected.add(k);
+      const replay = `npm run sim -- --readers ${FLEET.readers} --staff ${FLEET.staff} --hours ${FLEET.hours} --seed ${seed} --faults ${kinds.join(',')} --step-ms 2000`;
+      const breaches = r.results
+        .filter((c) => !c.ok && c.severity === 'invariant')
+        .map((c) => `${c.name}: ${c.failures.slice(0, 3).join(' | ')}`);
+      expect(
+        breaches,
+        `seed ${seed} breached invariants (replay: ${replay}; artifacts ${r.artifacts})`,
+      ).toEqual([]);
+      expect(r.skippedFaults, `seed ${seed}`).toEqual([]);
+      expect(r.counts.taps, `seed ${seed}: the day had taps`).toBeGreaterThan(0);
+    });
+  }
+
+  it('covered every fault kind', () => {
+    const missing = FAULT_KINDS.filter((k) => !injected.has(k));
+    expect(missing, `fault kinds never injected: ${missing.join(', ')}`).toEqual([]);
+  });
+});
