@@ -214,4 +214,41 @@ describe('device (in-process, no broker)', () => {
     d.reader.attach();
     expect(d.device.status().faults).not.toContain('reader-detached');
   });
+
+  it('a failed commit gives fault feedback, no positive feedback, and consumes no sequence number', async () => {
+    const { dir, cleanup } = tempDir();
+    cleanups.push(cleanup);
+    let failNext = false;
+    const reader = new SimulatedCardReader();
+    const feedback = new SimulatedFeedback();
+    const device = createDevice({
+      config: settings(dir),
+      logger: silentLogger,
+      cardReader: reader,
+      feedback,
+      clockSynced: () => true,
+      journalHooks: {
+        beforeCommit: () => {
+          if (failNext) throw new Error('SQLITE_IOERR: disk I/O error (simulated)');
+        },
+      },
+    });
+    cleanups.push(() => device.stop());
+    const taps: TapReport[] = [];
+    const refused: string[] = [];
+    device.on('tap', (t) => taps.push(t));
+    device.on('refused', (r) => refused.push(r.reason));
+    await device.start();
+    failNext = true;
+    reader.tap(UID_A);
+    await waitFor(() => refused.length === 1, 5_000, 'refusal');
+    expect(refused).toEqual(['storage-error']);
+    expect(feedback.signals.map((x) => x.pattern)).toEqual(['fault-storage']);
+    expect(device.openVisits()).toEqual([]);
+    failNext = false;
+    reader.tap(UID_A);
+    await waitFor(() => taps.length === 1, 5_000, 'tap');
+    expect(taps[0]).toMatchObject({ seq: 1, decision: 'start' });
+    expect(journalRows(dir).map((e) => e.seq)).toEqual([1]);
+  });
 });
