@@ -13,9 +13,7 @@ export const ATR_ISO14443_3 = Buffer.from('3B8F8001804F0CA0000003060300010000000
 /** ATR of an ISO 14443-4 (T=CL) card without historical bytes: nfc-pcsc sees ISO 14443-4. */
 export const ATR_ISO14443_4 = Buffer.from('3B8080018080', 'hex');
 
-const CTRL_POWER_OFF = 0;
-const CTRL_POWER_ON = 1;
-const CTRL_RESET = 2;
+/** vpcd control codes: 0 power off, 1 power on, 2 reset, 4 get ATR. */
 const CTRL_GET_ATR = 4;
 
 export interface VirtualCardOptions {
@@ -81,10 +79,8 @@ export class VirtualCard {
 
   private onFrame(frame: Buffer): void {
     if (frame.length === 1) {
-      const code = frame[0];
-      if (code === CTRL_GET_ATR) this.send(this.opts.atr ?? ATR_ISO14443_3);
-      // power on/off/reset need no answer
-      else if (code !== CTRL_POWER_OFF && code !== CTRL_POWER_ON && code !== CTRL_RESET) return;
+      // power on / off / reset need no answer; only "send your ATR" does
+      if (frame[0] === CTRL_GET_ATR) this.send(this.opts.atr ?? ATR_ISO14443_3);
       return;
     }
     this.apdus.push(frame);
