@@ -27,8 +27,8 @@ import type { VirtualCardOptions } from './virtual-card.js';
 
 const logger = pino({ level: 'silent' });
 const pause = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-/** pcscd polls vpcd for card presence every 400 ms: two polls and a margin see any change. */
-const SETTLE_MS = 1_000;
+/** pcscd polls vpcd for card presence every 400 ms: three polls see any change, with margin for a busy CI box. */
+const SETTLE_MS = 1_200;
 const EVENT_TIMEOUT_MS = 10_000;
 
 const pcscd = new PcscdFixture();
