@@ -57,6 +57,7 @@ export class Device extends EventEmitter<DeviceEvents> {
   private readonly clock: Clock;
   private readonly random: () => number;
   private readonly log: Logger;
+  private readonly rootLog: Logger;
   private readonly synced: () => boolean;
   private reader: CardReader | null;
   private feedback: Feedback | null;
@@ -75,10 +76,11 @@ export class Device extends EventEmitter<DeviceEvents> {
     this.clock = opts.clock ?? deviceClock;
     this.random = opts.random ?? Math.random;
     this.bootId = opts.bootId ?? readBootId(this.random);
-    this.log = (opts.logger ?? pino({ level: opts.config.logLevel, name: 'visittag-device' })).child({
-      module: 'device',
+    // Components bind their own {module}; the reader id is bound once here.
+    this.rootLog = (opts.logger ?? pino({ level: opts.config.logLevel, name: 'visittag-device' })).child({
       readerId: opts.config.readerId,
     });
+    this.log = this.rootLog.child({ module: 'device' });
     this.synced = opts.clockSynced ?? createNtpSyncDetector({ clock: this.clock });
     this.reader = opts.cardReader ?? null;
     this.feedback = opts.feedback ?? null;
@@ -106,7 +108,7 @@ export class Device extends EventEmitter<DeviceEvents> {
     if (this.running) return;
     const cfg = this.config;
     mkdirSync(cfg.dataDir, { recursive: true });
-    const deps = { logger: this.log, clock: this.clock };
+    const deps = { logger: this.rootLog, clock: this.clock };
     if (!this.reader || !this.feedback) {
       const { createCardReader, createFeedback } = await import('./drivers/factory.js');
       this.reader ??= await createCardReader(cfg.reader, deps);
@@ -114,7 +116,7 @@ export class Device extends EventEmitter<DeviceEvents> {
     }
     const journal = new Journal({
       path: join(cfg.dataDir, 'journal.db'),
-      logger: this.log,
+      logger: this.rootLog,
       capacity: cfg.journal.capacity,
       ...(this.o.journalHooks?.beforeCommit ? { beforeCommit: this.o.journalHooks.beforeCommit } : {}),
     });
@@ -122,7 +124,7 @@ export class Device extends EventEmitter<DeviceEvents> {
     this.remote = new RemoteControl({
       device: this,
       journal,
-      logger: this.log,
+      logger: this.rootLog,
       clock: this.clock,
       feedback: () => this.feedback,
       publishResult: (r) => this.uplink?.publishCommandResult(r),
@@ -134,7 +136,7 @@ export class Device extends EventEmitter<DeviceEvents> {
         fleetKey: cfg.fleetKey,
         journal,
         clock: this.clock,
-        logger: this.log,
+        logger: this.rootLog,
         random: this.random,
         warnAtFraction: cfg.journal.warnAtFraction,
         now: () => this.now(),
@@ -155,7 +157,7 @@ export class Device extends EventEmitter<DeviceEvents> {
       journal,
       clock: this.clock,
       random: this.random,
-      logger: this.log,
+      logger: this.rootLog,
       now: () => this.now(),
       status: () => toWireStatus(this.status()),
       onConfig: (p) => this.remote?.onConfig(p),

@@ -48,6 +48,7 @@ interface Session {
 }
 
 const RESCAN = 'rescan';
+const STOPPED = 'stopped';
 
 export function createNfcPcscReader(opts: NfcPcscReaderOptions): NfcPcscCardReader {
   return new NfcPcscReader(opts);
@@ -148,7 +149,7 @@ class NfcPcscReader implements NfcPcscCardReader {
     const ended = new Promise<string>((resolve) => {
       // Always listen: close() itself emits "Command cancelled", and a lost pcscd emits here.
       nfc.on('error', (err: Error) => resolve(err.message));
-      this.abort.signal.addEventListener('abort', () => resolve('stopped'), { once: true });
+      this.abort.signal.addEventListener('abort', () => resolve(STOPPED), { once: true });
       // Safety net: pcsclite's reader watch can re-attach itself to a restarted pcscd and then miss
       // readers that come later. While no reader is attached, start a fresh context now and then.
       const check = () => {
@@ -161,7 +162,7 @@ class NfcPcscReader implements NfcPcscCardReader {
     const reason = await ended;
     if (rescan) this.clock.clearTimeout(rescan);
     this.session = null;
-    if (this.active) this.detach(reason.includes('stopped') ? 'driver stopped' : `pcscd lost: ${reason}`);
+    if (this.active) this.detach(reason === STOPPED ? 'driver stopped' : `pcscd lost: ${reason}`);
     await this.events.catch(() => undefined);
     await this.ops.catch(() => undefined);
     for (const r of session.seen) {
