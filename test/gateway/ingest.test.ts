@@ -185,4 +185,32 @@ describe('ingest: dedupe, gaps, conflicts, rejects, admin view', () => {
     expect(m).toMatch(/visittag_connected_readers 1/);
     expect(m).toMatch(/visittag_ingest_messages_total\{leaf="events"\}/);
   });
+
+  it('one invalid event in a batch is held as rejected (invalid-event): the valid ones are stored, nothing blocks', async () => {
+    const batch = batchOf(R, [12, 13, 14]);
+    const poisoned = {
+      ...batch,
+      events: batch.events.map((e) => (e.seq === 13 ? { ...e, card: 'raw-uid-04A1B2C3' } : e)),
+    };
+    const payload = Buffer.from(JSON.stringify(poisoned));
+    await client.publishAsync(topics.events(R), payload, { qos: 1 });
+    const ack = await acks.waitFor((a) => a.upTo === 14);
+    expect(ack.rejected).toEqual([
+      { seq: 13, reason: 'invalid-event', detail: expect.stringMatching(/card/) },
+    ]);
+    expect(storedSeqs(gw, R)).toContain(12);
+    expect(storedSeqs(gw, R)).toContain(14);
+    expect(storedSeqs(gw, R)).not.toContain(13);
+    // resent: same answer, nothing new
+    const n = acks.acks.length;
+    await client.publishAsync(topics.events(R), payload, { qos: 1 });
+    const again = await acks.waitFor((a) => acks.acks.indexOf(a) >= n);
+    expect(again).toMatchObject({ upTo: 14, rejected: [{ seq: 13, reason: 'invalid-event' }] });
+    expect(gw.db.prepare('SELECT COUNT(*) FROM rejected_events').pluck().get()).toBe(1);
+    const details = gw.db
+      .prepare('SELECT detail FROM rejected_events UNION ALL SELECT detail FROM rejects')
+      .pluck()
+      .all();
+    expect(JSON.stringify(details)).not.toContain('04A1B2C3');
+  });
 });

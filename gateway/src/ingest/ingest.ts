@@ -13,6 +13,7 @@ import type { InboundMessage } from '../broker/transport.js';
 import type { MetricsRegistry } from '../metrics.js';
 import type { CommitOutcome, IngestItem, IngestStore } from '../store/ingest-store.js';
 import type { ReaderLiveView } from './reader-view.js';
+import { salvageBatch } from './salvage.js';
 
 export type ReaderAdmission = 'active' | 'revoked' | 'unknown';
 
@@ -118,11 +119,14 @@ export function createIngest(opts: IngestOptions): Ingest {
         schemaVersion: 1,
         readerId: o.readerId,
         upTo: o.upTo,
-        rejected: o.conflicts.slice(0, LIMITS.maxAckRejects).map((seq) => ({
-          seq,
-          reason: 'duplicate-conflict' as const,
-          detail: 'sequence already held with different content; the first copy is kept',
-        })),
+        rejected: [
+          ...o.invalidEvents.map((x) => ({ seq: x.seq, reason: 'invalid-event' as const, detail: x.detail })),
+          ...o.conflicts.map((seq) => ({
+            seq,
+            reason: 'duplicate-conflict' as const,
+            detail: 'sequence already held with different content; the first copy is kept',
+          })),
+        ].slice(0, LIMITS.maxAckRejects),
         ...(o.gaps.length ? { gaps: o.gaps } : {}),
       };
       if (o.conflicts.length) {
@@ -131,8 +135,15 @@ export function createIngest(opts: IngestOptions): Ingest {
           'duplicate sequence with other content',
         );
       }
+      let payload: Buffer;
+      try {
+        payload = encode('acks', ack);
+      } catch (err) {
+        log.error({ readerId: o.readerId, err }, 'could not encode an ack');
+        continue;
+      }
       const p = opts
-        .publish(topics.acks(o.readerId), encode('acks', ack))
+        .publish(topics.acks(o.readerId), payload)
         .then(
           () => m.acks.inc(),
           (err: unknown) => log.warn({ readerId: o.readerId, err }, 'ack publish failed; the device resends'),
@@ -177,6 +188,14 @@ export function createIngest(opts: IngestOptions): Ingest {
     sendAcks(outcome);
   }
 
+  const trySalvage = (readerId: string, payload: Buffer) => {
+    try {
+      return salvageBatch(JSON.parse(payload.toString('utf8')) as unknown, readerId);
+    } catch {
+      return null;
+    }
+  };
+
   const handle = (msg: InboundMessage): void => {
     try {
       const { readerId, leaf } = msg;
@@ -191,7 +210,24 @@ export function createIngest(opts: IngestOptions): Ingest {
       switch (leaf) {
         case 'events': {
           const d = decode('events', readerId, msg.payload);
-          if (!d.ok) return reject(readerId, d.reason, d.detail);
+          if (!d.ok) {
+            const salvaged = d.reason === 'invalid-payload' ? trySalvage(readerId, msg.payload) : null;
+            if (!salvaged) return reject(readerId, d.reason, d.detail);
+            for (const bad of salvaged.invalid)
+              reject(readerId, 'invalid-event', `seq ${bad.seq}: ${bad.detail}`);
+            live.batch(readerId, salvaged.sentAt, now);
+            queue.push({
+              kind: 'events',
+              readerId,
+              events: salvaged.valid,
+              invalid: salvaged.invalid,
+              sentAt: salvaged.sentAt,
+              receivedAtMs: now,
+            });
+            messagesQueued++;
+            schedule();
+            return;
+          }
           live.batch(readerId, d.value.sentAt, now);
           queue.push({
             kind: 'events',

@@ -73,4 +73,18 @@ export const ingestMigrations: Migration[] = [
       db.exec('CREATE TABLE reader_auth_cache (reader_id TEXT PRIMARY KEY, tag BLOB NOT NULL)');
     },
   },
+  {
+    id: 'ingest-003',
+    up: (db) => {
+      // Events that can never be valid (salvaged batches): held by sequence number, acked as rejected.
+      db.exec(`CREATE TABLE rejected_events (
+        reader_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        reason TEXT NOT NULL,
+        detail TEXT NOT NULL,
+        at_ms INTEGER NOT NULL,
+        PRIMARY KEY (reader_id, seq)
+      )`);
+    },
+  },
 ];

@@ -31,6 +31,8 @@ export type IngestItem =
       kind: 'events';
       readerId: string;
       events: readonly TapEvent[];
+      /** Events that can never be valid, by sequence number (held as rejected). */
+      invalid?: ReadonlyArray<{ seq: number; detail: string }>;
       sentAt: EventTime;
       receivedAtMs: number;
     }
@@ -48,6 +50,8 @@ export interface ReaderCommitOutcome {
   duplicates: number;
   /** Sequences that arrived again with different content (first kept). */
   conflicts: number[];
+  /** Sequences held as invalid events (recorded now or before). */
+  invalidEvents: Array<{ seq: number; detail: string }>;
 }
 
 export interface CommitOutcome {

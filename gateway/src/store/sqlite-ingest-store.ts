@@ -48,9 +48,18 @@ export function createSqliteIngestStore(db: Db): IngestStore {
       `INSERT INTO reader_seq (reader_id, contiguous_upto, max_seen) VALUES (?, ?, ?)
        ON CONFLICT(reader_id) DO UPDATE SET contiguous_upto = excluded.contiguous_upto, max_seen = excluded.max_seen`,
     ),
-    seqsAbove: db
-      .prepare('SELECT seq FROM events WHERE reader_id = ? AND seq > ? ORDER BY seq LIMIT ?')
+    // held sequences: stored events plus events recorded as invalid
+    seqsAboveRaw: db
+      .prepare(
+        `SELECT seq FROM events WHERE reader_id = :r AND seq > :s
+         UNION SELECT seq FROM rejected_events WHERE reader_id = :r AND seq > :s
+         ORDER BY seq LIMIT :n`,
+      )
       .pluck(),
+    insertInvalid: db.prepare(
+      'INSERT OR IGNORE INTO rejected_events (reader_id, seq, reason, detail, at_ms) VALUES (?, ?, ?, ?, ?)',
+    ),
+    eventExists: db.prepare('SELECT 1 FROM events WHERE reader_id = ? AND seq = ?').pluck(),
     insertReject: db.prepare('INSERT INTO rejects (reader_id, reason, detail, at_ms) VALUES (?, ?, ?, ?)'),
     pruneRejects: db.prepare('DELETE FROM rejects WHERE id <= (SELECT MAX(id) FROM rejects) - ?'),
     upsertStatus: db.prepare(
@@ -64,6 +73,13 @@ export function createSqliteIngestStore(db: Db): IngestStore {
     ),
   };
 
+  const seqsAbove = {
+    all: (readerId: string, seq: number, limit: number) =>
+      st.seqsAboveRaw.all({ r: readerId, s: seq, n: limit }) as number[],
+    iterate: (readerId: string, seq: number, limit: number) =>
+      st.seqsAboveRaw.iterate({ r: readerId, s: seq, n: limit }) as Iterable<number>,
+  };
+
   const seqState = (readerId: string): ReaderSeqState => {
     const r = st.seqGet.get(readerId) as { contiguous_upto: number; max_seen: number } | undefined;
     return { contiguousUpto: r?.contiguous_upto ?? 0, maxSeen: r?.max_seen ?? 0 };
@@ -74,7 +90,7 @@ export function createSqliteIngestStore(db: Db): IngestStore {
     if (s.maxSeen <= s.contiguousUpto) return [];
     const out: SeqRange[] = [];
     let next = s.contiguousUpto + 1;
-    for (const seq of st.seqsAbove.iterate(readerId, s.contiguousUpto, 100_000) as Iterable<number>) {
+    for (const seq of seqsAbove.iterate(readerId, s.contiguousUpto, 100_000)) {
       if (seq > next) {
         out.push({ from: next, to: seq - 1 });
         if (out.length >= limit) return out;
@@ -88,7 +104,7 @@ export function createSqliteIngestStore(db: Db): IngestStore {
   const advance = (readerId: string, from: number): number => {
     let upto = from;
     for (;;) {
-      const seqs = st.seqsAbove.all(readerId, upto, 1000) as number[];
+      const seqs = seqsAbove.all(readerId, upto, 1000);
       let moved = 0;
       for (const s of seqs) {
         if (s !== upto + 1) break;
@@ -117,6 +133,7 @@ export function createSqliteIngestStore(db: Db): IngestStore {
               inserted: 0,
               duplicates: 0,
               conflicts: [],
+              invalidEvents: [],
             };
             readers.set(item.readerId, o);
           }
@@ -133,6 +150,12 @@ export function createSqliteIngestStore(db: Db): IngestStore {
               o.conflicts.push(e.seq);
               st.insertConflict.run(item.readerId, e.seq, json, item.receivedAtMs);
             }
+          }
+          for (const bad of item.invalid ?? []) {
+            if (st.eventExists.get(item.readerId, bad.seq) !== undefined) continue; // a valid copy is held
+            st.insertInvalid.run(item.readerId, bad.seq, 'invalid-event', bad.detail, item.receivedAtMs);
+            o.invalidEvents.push(bad);
+            if (bad.seq > o.maxSeen) o.maxSeen = bad.seq;
           }
           break;
         }
