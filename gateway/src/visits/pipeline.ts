@@ -87,15 +87,15 @@ export function createVisitPipeline(opts: VisitPipelineOptions): VisitPipeline {
        LEFT JOIN visit_cursor c ON c.reader_id = s.reader_id WHERE s.contiguous_upto > COALESCE(c.processed_upto, 0)`,
       ),
   );
-  metrics.gauge('visittag_outbox_depth', 'Visit events waiting for delivery.', () => outbox.stats().pending);
+  metrics.gauge('visittag_outbox_depth', 'Visit events waiting for delivery.', () =>
+    db.open ? outbox.stats().pending : 0,
+  );
   metrics.gauge('visittag_outbox_oldest_age_seconds', 'Age of the oldest undelivered visit event.', () => {
-    const t = outbox.stats().oldestPendingCreatedAtMs;
+    const t = db.open ? outbox.stats().oldestPendingCreatedAtMs : null;
     return t === null ? 0 : Math.max(0, (clock.now() - t) / 1000);
   });
-  metrics.gauge(
-    'visittag_outbox_dead_letters',
-    'Visit events in the dead-letter queue.',
-    () => outbox.stats().dead,
+  metrics.gauge('visittag_outbox_dead_letters', 'Visit events in the dead-letter queue.', () =>
+    db.open ? outbox.stats().dead : 0,
   );
   const fm = {
     delivered: metrics.counter('visittag_forward_delivered_total', 'Visit events delivered (2xx).'),
@@ -226,6 +226,7 @@ export function createVisitPipeline(opts: VisitPipelineOptions): VisitPipeline {
   };
 }
 
+/** A gauge's value from SQL; 0 once the database is closed (a late scrape never throws). */
 function count(db: Db, sql: string): number {
-  return db.prepare(sql).pluck().get() as number;
+  return db.open ? (db.prepare(sql).pluck().get() as number) : 0;
 }
