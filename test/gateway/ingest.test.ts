@@ -195,9 +195,9 @@ describe('ingest: dedupe, gaps, conflicts, rejects, admin view', () => {
     const payload = Buffer.from(JSON.stringify(poisoned));
     await client.publishAsync(topics.events(R), payload, { qos: 1 });
     const ack = await acks.waitFor((a) => a.upTo === 14);
-    expect(ack.rejected).toEqual([
-      { seq: 13, reason: 'invalid-event', detail: expect.stringMatching(/card/) },
-    ]);
+    expect(ack.rejected).toHaveLength(1);
+    expect(ack.rejected[0]).toMatchObject({ seq: 13, reason: 'invalid-event' });
+    expect(ack.rejected[0]?.detail).toMatch(/card/);
     expect(storedSeqs(gw, R)).toContain(12);
     expect(storedSeqs(gw, R)).toContain(14);
     expect(storedSeqs(gw, R)).not.toContain(13);
