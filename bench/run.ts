@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { killAllWorkers } from './lib/child.js';
 import { ROOT, RowContext } from './lib/ctx.js';
 import { renderTable, writeResults } from './lib/table.js';
-import { naRow, PROFILES, type ProfileName, type Row } from './lib/types.js';
+import { naRow, PROFILES, type Profile, type ProfileName, type Row } from './lib/types.js';
 import { SECTIONS, type Section } from './sections.js';
 
 export interface RunOptions {
@@ -21,10 +21,25 @@ export interface RunOptions {
   verbose?: boolean;
   /** Sections to run (default: all of bench/sections.ts). */
   sections?: Section[];
+  /** Profile overrides, e.g. `{ 'storm.readers': 2000 }` (from `--set=storm.readers=2000,rss.readers=2000`). */
+  set?: Record<string, number>;
+}
+
+function applyOverrides(base: Profile, set: Record<string, number> = {}): Profile {
+  const p = structuredClone(base) as unknown as Record<string, Record<string, number> | number | string>;
+  for (const [path, value] of Object.entries(set)) {
+    const [group, key] = path.split('.');
+    const g = group ? p[group] : undefined;
+    if (!group || g === undefined) throw new Error(`--set: unknown profile field ${path}`);
+    if (key === undefined) p[group] = value;
+    else if (typeof g === 'object' && key in g) g[key] = value;
+    else throw new Error(`--set: unknown profile field ${path}`);
+  }
+  return p as unknown as Profile;
 }
 
 export async function runBench(opts: RunOptions): Promise<{ rows: Row[]; file: string; table: string }> {
-  const profile = PROFILES[opts.profile];
+  const profile = applyOverrides(PROFILES[opts.profile], opts.set);
   const outDir = opts.outDir ?? join(ROOT, 'bench/results');
   const logDir = join(outDir, 'logs', `${opts.profile}-${new Date().toISOString().replace(/[:.]/g, '-')}`);
   const started = Date.now();
@@ -32,8 +47,10 @@ export async function runBench(opts: RunOptions): Promise<{ rows: Row[]; file: s
   const say = (s: string) => opts.verbose && process.stderr.write(`[bench] ${s}\n`);
   for (const section of opts.sections ?? SECTIONS) {
     if (opts.only && !opts.only.includes(section.id)) continue;
-    const ctx = new RowContext(profile, logDir, section.id);
     const t0 = Date.now();
+    const ctx = new RowContext(profile, logDir, section.id, (m) =>
+      say(`  ${section.id} +${((Date.now() - t0) / 1000).toFixed(1)} s: ${m}`),
+    );
     say(`${section.id} …`);
     let timer: NodeJS.Timeout | undefined;
     try {
@@ -55,7 +72,15 @@ export async function runBench(opts: RunOptions): Promise<{ rows: Row[]; file: s
       const msg = (err instanceof Error ? err.message : String(err)).split('\n')[0]?.slice(0, 200) ?? '';
       say(`${section.id} failed: ${msg}`);
       const why = /component missing/.test(msg) ? 'n/a (component missing)' : `n/a (${msg})`;
-      rows.push(...section.skeleton(profile).map((s) => naRow(s, why)));
+      // Rows the section finished before it failed are kept; the others say why they have no value.
+      const done = new Set(ctx.rows.map((r) => r.id));
+      rows.push(...ctx.rows);
+      rows.push(
+        ...section
+          .skeleton(profile)
+          .filter((s) => !done.has(s.id))
+          .map((s) => naRow(s, why)),
+      );
     } finally {
       clearTimeout(timer);
       await ctx.cleanup();
@@ -107,9 +132,18 @@ function parseArgs(argv: string[]): RunOptions {
     else if (a === '--smoke') opts.profile = 'smoke';
     else if (a.startsWith('--only=')) opts.only = a.slice(7).split(',').filter(Boolean);
     else if (a.startsWith('--out=')) opts.outDir = a.slice(6);
-    else if (a === '--quiet') opts.verbose = false;
+    else if (a.startsWith('--set=')) {
+      opts.set = {};
+      for (const kv of a.slice(6).split(',')) {
+        const [k, v] = kv.split('=');
+        if (!k || v === undefined || !Number.isFinite(Number(v))) throw new Error(`--set: bad ${kv}`);
+        opts.set[k] = Number(v);
+      }
+    } else if (a === '--quiet') opts.verbose = false;
     else if (a !== '--')
-      throw new Error(`unknown option ${a} (use --quick, --smoke, --only=a,b, --out=dir, --quiet)`);
+      throw new Error(
+        `unknown option ${a} (use --quick, --smoke, --only=a,b, --set=k=n,… --out=dir, --quiet)`,
+      );
   }
   return opts;
 }

@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { startWorker, type WorkerHandle } from './child.js';
-import type { Profile } from './types.js';
+import type { Profile, Row } from './types.js';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
 export const FLEET_KEY = 'bench-fleet-key-0123456789abcdef';
@@ -15,11 +15,22 @@ export class RowContext {
   private readonly dirs: string[] = [];
   private readonly cleanups: (() => Promise<void>)[] = [];
 
+  /** Rows finished so far (kept when the section later fails or times out). */
+  readonly rows: Row[] = [];
+
   constructor(
     readonly profile: Profile,
     readonly logDir: string,
     readonly rowId: string,
+    /** Progress line (stderr, when verbose). */
+    readonly say: (msg: string) => void = () => undefined,
   ) {}
+
+  /** Records a finished row and returns it. */
+  done(row: Row): Row {
+    this.rows.push(row);
+    return row;
+  }
 
   /** Starts `bench/workers/<file>.ts` in its own process (open-file limit raised for it). */
   async worker(name: string, file: string, nodeFlags: string[] = [], build?: string): Promise<WorkerHandle> {

@@ -14,7 +14,9 @@ export async function backendLatencyRows(ctx: RowContext): Promise<Row[]> {
   const { url } = await backend.call<{ url: string }>('start', { secret: BACKEND_SECRET });
   const gw = await startGateway(ctx, { name: 'gateway', dataDir: ctx.tempDir('lat-gw'), backendUrl: url });
   const readers = readerIds('lt', p.readers);
+  ctx.say(`provisioning ${p.readers} readers`);
   await provision(gw, readers, 80);
+  ctx.say('connecting');
   const fleet = await Fleet.start(ctx, {
     name: 'lat-gen',
     url: gw.url,
@@ -28,6 +30,7 @@ export async function backendLatencyRows(ctx: RowContext): Promise<Row[]> {
     Math.max(60_000, p.readers * 10) + 30_000,
   );
   const connected = sum(conn.map((c) => c.connected));
+  ctx.say(`${connected} connected; pacing ${p.tapsPerSecond} taps/s`);
   // Paced taps come from one generator process so the total rate is exact.
   const pacer = fleet.workers[0];
   if (!pacer) throw new Error('no load generator');

@@ -19,8 +19,10 @@ export async function fleetRows(ctx: RowContext): Promise<Row[]> {
   const gw1 = await startGateway(ctx, { name: 'gateway-1', dataDir });
   const readers = readerIds('st', n);
   const tProv = wallNow();
+  ctx.say(`provisioning ${n} readers`);
   await provision(gw1, readers, 80);
   const provisionMs = wallNow() - tProv;
+  ctx.say(`provisioned in ${(provisionMs / 1000).toFixed(1)} s; connecting`);
   const idle = await gw1.worker.call<NodeJS.MemoryUsage>('memory');
   const fleet = await Fleet.start(ctx, {
     name: 'storm-gen',
@@ -38,8 +40,9 @@ export async function fleetRows(ctx: RowContext): Promise<Row[]> {
   );
   const connected = sum(conn.map((c) => c.connected));
   const connectMs = Math.max(...conn.map((c) => c.elapsedMs));
+  ctx.say(`${connected}/${n} connected in ${(connectMs / 1000).toFixed(1)} s`);
   const loaded = await gw1.worker.call<NodeJS.MemoryUsage>('memory');
-  const rssRow: Row = {
+  const rssRow: Row = ctx.done({
     id: 'gateway-rss',
     figure: `gateway RSS with ${connected.toLocaleString('en-US')} connected readers`,
     generator: 'lightweight MQTT clients',
@@ -58,7 +61,7 @@ export async function fleetRows(ctx: RowContext): Promise<Row[]> {
         ? `; ${ctx.profile.name} profile: ${n} readers, full run uses 10,000`
         : ''),
     details: { idle, loaded, connected, connectMs, provisionMs },
-  };
+  });
 
   // ── reconnect storm ──
   await gw1.worker.call('stop', undefined, 60_000);
@@ -68,6 +71,7 @@ export async function fleetRows(ctx: RowContext): Promise<Row[]> {
   const tRestart = wallNow();
   const gw2 = await startGateway(ctx, { name: 'gateway-2', dataDir, mqttPort: gw1.mqttPort });
   const startupMs = wallNow() - tRestart;
+  ctx.say(`gateway restarted in ${(startupMs / 1000).toFixed(1)} s; draining`);
   const limit = ctx.profile.storm.drainTimeoutMs * 2;
   const drains = await fleet.all<{
     pendingReaders: number;
