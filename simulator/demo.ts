@@ -1,0 +1,171 @@
+/**
+ * `npm start`: the whole product on one machine. The real gateway (embedded MQTT broker, SQLite
+ * under ./data/), a small fleet of simulated readers running the real device code, and a fake
+ * planning backend, living a home-care day at an accelerated pace. Ctrl-C stops it cleanly.
+ */
+import { parseArgs } from 'node:util';
+import { resolve } from 'node:path';
+import pino from 'pino';
+import type { TapRecord } from './checker.js';
+import { createRng } from './prng.js';
+import { generateScenario, scenarioParams } from './scenario/generate.js';
+import { createWorld, type World } from './world.js';
+
+const { values } = parseArgs({
+  options: {
+    readers: { type: 'string', default: '12' },
+    staff: { type: 'string', default: '6' },
+    speed: { type: 'string', default: '240' },
+    seed: { type: 'string', default: '42' },
+    help: { type: 'boolean', short: 'h' },
+  },
+});
+if (values.help) {
+  process.stdout.write(
+    'npm start -- [--readers 12] [--staff 6] [--speed 120 (virtual seconds per real second, default 240)] [--seed 42]\n',
+  );
+  process.exit(0);
+}
+const readers = Math.max(1, Number(values.readers) || 12);
+const staffN = Math.max(1, Number(values.staff) || 6);
+const speed = Math.max(1, Number(values.speed) || 240);
+const seed = Number(values.seed) || 42;
+
+const hhmm = (ms: number) => new Date(ms).toISOString().slice(11, 16);
+const out = (s: string) => process.stdout.write(`${s}\n`);
+
+async function main(): Promise<void> {
+  const scenario = generateScenario(scenarioParams({ seed, readers, staff: staffN, hours: 8 }));
+  const dataRoot = resolve('data');
+  out(
+    `visittag demo: ${readers} readers in clients' homes, ${staffN} care staff, one day at ${speed}× speed`,
+  );
+  out('starting the gateway (embedded MQTT broker + SQLite), the fake planning backend and the readers…');
+  const world: World = await createWorld({
+    scenario,
+    rng: createRng(seed),
+    logger: pino({ level: 'silent' }),
+    baseDir: dataRoot,
+    skews: new Map(),
+    childReaders: new Set(),
+    gatewayInChild: false,
+  });
+  const token = world.adminToken;
+  const admin = world.gateway.adminUrl.replace(/\/$/, '');
+  out('');
+  out(`  data folder        ${world.dir}  (gateway/gateway.db, readers/<id>/journal.db)`);
+  out(
+    `  MQTT broker        mqtt://127.0.0.1:${world.gateway.mqttPort}  (readers authenticate; per-reader ACL)`,
+  );
+  out(`  planning backend   ${world.backend.url}  (fake; signed webhooks, dedupe by idempotency key)`);
+  out(`  admin API          ${admin}/api/readers   (token below)`);
+  out(
+    `                     ${admin}/api/visits  ${admin}/api/anomalies  ${admin}/api/outbox  ${admin}/metrics`,
+  );
+  out(`  try                curl -H 'authorization: Bearer ${token}' ${admin}/api/readers`);
+  out('');
+  out('Ctrl-C stops everything cleanly and prints a summary.\n');
+
+  const staffOf = new Map(scenario.staff.map((s) => [s.card.cardRef, s.staffRef]));
+  const clientOf = new Map(scenario.homes.map((h) => [h.readerId, h.clientRef]));
+  const taps: TapRecord[] = [];
+  const pendingFor = new Map<string, TapRecord[]>();
+  for (const [id, r] of world.readers) {
+    pendingFor.set(id, []);
+    r.onSignal = (pattern) => {
+      const rec = pendingFor.get(id)?.shift();
+      if (!rec) return;
+      rec.feedback = pattern as (typeof rec)['feedback'];
+      out(
+        `${hhmm(world.clock.now())}  ${id} (${clientOf.get(id)})  ${rec.staffRef ?? 'unknown card'} → ${pattern}` +
+          `   [backend has ${world.backend.received().length} events]`,
+      );
+    };
+  }
+
+  let stopping = false;
+  const stopped = new Promise<void>((res) => {
+    process.once('SIGINT', () => {
+      stopping = true;
+      res();
+    });
+    process.once('SIGTERM', () => {
+      stopping = true;
+      res();
+    });
+  });
+
+  let next = 0;
+  const actions = scenario.actions;
+  let dayOverSaid = false;
+  const tickMs = 50;
+  while (!stopping) {
+    const target = world.clock.now() + (speed * tickMs) / 1;
+    while (world.clock.now() < target && !stopping) {
+      const a = actions[next];
+      const stepEnd = Math.min(
+        target,
+        world.clock.now() + 1000,
+        a ? Math.max(a.atMs, world.clock.now()) : Infinity,
+      );
+      await world.stepTo(stepEnd);
+      while (actions[next] && (actions[next]?.atMs ?? Infinity) <= world.clock.now()) {
+        const act = actions[next++];
+        if (!act) break;
+        const vr = world.readers.get(act.readerId);
+        if (!vr) continue;
+        if (act.intent !== null && act.kind !== 'remove') {
+          const rec = {
+            readerId: act.readerId,
+            cardRef: act.cardRef,
+            staffRef: staffOf.get(act.cardRef) ?? null,
+            atMs: world.clock.now(),
+            intent: act.intent,
+            visitKey: act.visitKey,
+            feedback: null,
+          };
+          taps.push(rec);
+          pendingFor.get(act.readerId)?.push(rec);
+        }
+        await vr.act(act.kind, act.uid);
+      }
+    }
+    if (!dayOverSaid && next >= actions.length) {
+      dayOverSaid = true;
+      out(
+        `\n${hhmm(world.clock.now())}  the day's last tap is done; readers keep syncing. Ctrl-C to stop.\n`,
+      );
+    }
+    await Promise.race([new Promise((r) => setTimeout(r, tickMs)), stopped]);
+  }
+
+  out('\nstopping: readers, gateway, backend…');
+  const received = world.backend.received();
+  const byType: Record<string, number> = {};
+  for (const e of received)
+    byType[e.type === 'visit.anomaly' ? `anomaly:${e.anomaly}` : e.type] =
+      (byType[e.type === 'visit.anomaly' ? `anomaly:${e.anomaly}` : e.type] ?? 0) + 1;
+  await world.close({ keep: true });
+  out('');
+  out(`summary (virtual time ${hhmm(world.clock.now())})`);
+  out(
+    `  taps               ${taps.length} (${taps.filter((t) => t.feedback !== null).length} with feedback)`,
+  );
+  out(
+    `  delivered          ${
+      Object.entries(byType)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ') || 'nothing yet'
+    }`,
+  );
+  out(`  redeliveries       ${world.backend.duplicates} (deduped by idempotency key)`);
+  out(`  data kept in       ${world.dir}`);
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    process.stderr.write(`visittag demo failed: ${(err as Error).stack ?? String(err)}\n`);
+    process.exit(1);
+  },
+);
