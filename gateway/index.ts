@@ -228,6 +228,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
     async stop() {
       if (stopped) return;
       stopped = true;
+      transport?.stopAccepting(); // no new connections; live readers still get their last acks
       await ingest.stop();
       const t = transport;
       if (t) await t.stop();

@@ -49,6 +49,7 @@ export function createEmbeddedBroker(opts: EmbeddedBrokerOptions): Transport {
   let server: Server | null = null;
   let port: number | null = null;
   const sockets = new Set<Socket>();
+  let accepting = true;
   let tokens = settings.connectionBurst;
   let lastRefill = clock.monotonic();
 
@@ -74,7 +75,11 @@ export function createEmbeddedBroker(opts: EmbeddedBrokerOptions): Transport {
 
   const onConnection = (socket: Socket) => {
     socket.on('error', () => undefined);
-    if (!aedes || !takeToken()) {
+    if (!aedes || !accepting) {
+      socket.destroy();
+      return;
+    }
+    if (!takeToken()) {
       refused.inc({ reason: 'rate' });
       socket.destroy();
       return;
@@ -191,7 +196,11 @@ export function createEmbeddedBroker(opts: EmbeddedBrokerOptions): Transport {
       port = (s.address() as AddressInfo).port;
       log.info({ host: settings.host, port, tls: Boolean(tls) }, 'MQTT broker listening');
     },
+    stopAccepting() {
+      accepting = false;
+    },
     async stop() {
+      accepting = false;
       const s = server;
       server = null;
       const closed = s ? new Promise<void>((resolve) => s.close(() => resolve())) : Promise.resolve();

@@ -84,6 +84,9 @@ export function createExternalBroker(opts: ExternalBrokerOptions): Transport {
         setTimeout(done, 10_000).unref();
       });
     },
+    stopAccepting() {
+      // the external broker owns the listener: nothing to do
+    },
     async stop() {
       const c = client;
       client = null;

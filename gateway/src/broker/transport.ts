@@ -13,6 +13,8 @@ export interface InboundMessage {
 export interface Transport {
   readonly mode: 'embedded' | 'external';
   start(): Promise<void>;
+  /** Refuses new connections; live ones keep working (graceful shutdown: flush and ack first). */
+  stopAccepting(): void;
   /** Stops accepting, closes connections. */
   stop(): Promise<void>;
   publish(topic: string, payload: Buffer, opts: { qos: 0 | 1; retain: boolean }): Promise<void>;
