@@ -5,7 +5,7 @@ import { createDevice, SimulatedCardReader, SimulatedFeedback } from '../../devi
 import type { DeviceSettingsInput, TapReport } from '../../device/index.js';
 import { decode, encode, pseudonymiseCard, topics } from '../../protocol/index.js';
 import type { Status } from '../../protocol/index.js';
-import { BrokerAndPeer, FLEET_KEY, settings, silentLogger, tempDir, waitFor } from './helpers.js';
+import { BrokerAndPeer, FakeClock, FLEET_KEY, settings, silentLogger, tempDir, waitFor } from './helpers.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -294,5 +294,65 @@ describe('uplink', () => {
     reader.tap(uid(20));
     await waitFor(() => taps.length === 4, 10_000, 'next tap');
     expect(taps[3]?.seq).toBe(9);
+  });
+
+  it('while the gateway does not ack, resends back off (doubling timeout, one probe batch) on an injected clock', async () => {
+    const { dir, cleanup } = tempDir();
+    cleanups.push(cleanup);
+    const net = new BrokerAndPeer();
+    await net.start();
+    cleanups.push(() => net.close());
+    await net.bringUp();
+    net.ackEnabled = false;
+    const clock = new FakeClock();
+    const reader = new SimulatedCardReader({ clock });
+    const device = createDevice({
+      config: settings(dir, {
+        mqttUrl: net.url,
+        uplink: {
+          batchSize: 10,
+          window: 4,
+          ackTimeoutMs: 1_000,
+          backoff: { baseMs: 100, capMs: 8_000 },
+          statusIntervalMs: 3_600_000,
+        },
+        visit: { repeatWindowMs: 0, maxOpenMs: 12 * 3_600_000 },
+      }),
+      clock,
+      logger: silentLogger,
+      cardReader: reader,
+      feedback: new SimulatedFeedback(),
+      clockSynced: () => true,
+    });
+    cleanups.push(() => device.stop());
+    const taps: TapReport[] = [];
+    device.on('tap', (t) => taps.push(t));
+    await device.start();
+    await waitFor(
+      () => device.status().connected && (device.status().uplink?.batchesSent ?? -1) === 0,
+      10_000,
+      'connected',
+    );
+    for (let i = 0; i < 100; i++) reader.tap(uid(i % 5));
+    await waitFor(() => taps.length === 100, 10_000, 'taps');
+    await waitFor(() => net.batches === 4, 10_000, 'a full window');
+    const sent = () => device.status().uplink?.batchesSent ?? -1;
+    expect(sent()).toBe(4);
+    // Timeouts at +1 s, then +2 s, +4 s: one probe batch each, never the whole window again.
+    const probes: number[] = [];
+    for (const step of [1_000, 2_000, 4_000]) {
+      clock.advance(step - 1);
+      expect(sent()).toBe(4 + probes.length);
+      clock.advance(1);
+      probes.push(sent());
+      await waitFor(() => net.batches === sent(), 10_000, 'probe delivered');
+    }
+    expect(probes).toEqual([5, 6, 7]);
+    expect(net.batchFirstSeqs.slice(4)).toEqual([1, 1, 1]);
+    // The gateway is back: one ack reopens the window and everything drains.
+    net.ackEnabled = true;
+    net.sendAck();
+    await waitFor(() => journalDepth(dir) === 0, 10_000, 'drain');
+    expect(net.contiguous).toBe(100);
   });
 });

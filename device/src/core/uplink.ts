@@ -69,6 +69,8 @@ export class Uplink extends EventEmitter<{
   private attempt = 0;
   private reconnectTimer: TimerHandle | null = null;
   private ackTimer: TimerHandle | null = null;
+  /** Consecutive ack timeouts without progress. */
+  private timeouts = 0;
   private statusTimer: TimerHandle | null = null;
   private inFlight: InFlight[] = [];
   private sentUpTo = 0;
@@ -230,6 +232,7 @@ export class Uplink extends EventEmitter<{
     const id = this.o.readerId;
     this.inFlight = [];
     this.sentUpTo = 0;
+    this.timeouts = 0;
     this.subscribed = false;
     // Send only once subscribed to acks (else the first acks are lost and every batch waits for a timeout).
     client.subscribe([topics.acks(id), topics.config(id), topics.commands(id)], { qos: 1 }, (err) => {
@@ -261,7 +264,9 @@ export class Uplink extends EventEmitter<{
   private pump(): void {
     const c = this.client;
     if (!c || !this.connected || !this.subscribed || this.stopped) return;
-    const { batchSize, window } = this.o.uplink;
+    const { batchSize } = this.o.uplink;
+    // After an ack timeout, probe with one batch until the gateway acks again (no flood while it is down).
+    const window = this.timeouts > 0 ? 1 : this.o.uplink.window;
     const lastAcked = this.o.journal.lastAckedSeq;
     if (this.sentUpTo < lastAcked) this.sentUpTo = lastAcked;
     while (this.inFlight.length < window) {
@@ -303,10 +308,17 @@ export class Uplink extends EventEmitter<{
         'ack timeout: resending',
       );
       this.counters.resends++;
+      this.timeouts++;
       this.inFlight = [];
       this.sentUpTo = this.o.journal.lastAckedSeq;
       this.pump();
-    }, this.o.uplink.ackTimeoutMs);
+    }, this.ackTimeoutNow());
+  }
+
+  /** The ack timeout, doubled after each consecutive timeout up to the backoff cap. */
+  private ackTimeoutNow(): number {
+    const { ackTimeoutMs, backoff } = this.o.uplink;
+    return Math.min(ackTimeoutMs * 2 ** Math.min(this.timeouts, 20), Math.max(ackTimeoutMs, backoff.capMs));
   }
 
   private onMessage(topic: string, payload: Buffer): void {
@@ -345,6 +357,7 @@ export class Uplink extends EventEmitter<{
       this.inFlight = [];
       this.sentUpTo = Math.max(gap.from - 1, this.o.journal.lastAckedSeq);
     }
+    if (this.inFlight.length < before) this.timeouts = 0;
     if (this.inFlight.length < before || gap) {
       if (this.ackTimer) this.o.clock.clearTimeout(this.ackTimer);
       this.ackTimer = null;
