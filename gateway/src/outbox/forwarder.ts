@@ -1,16 +1,13 @@
 import type pino from 'pino';
-import {
-  SCHEMA_VERSION,
-  WEBHOOK_HEADERS,
-  backoffDelay,
-  classifyWebhookStatus,
-  signWebhook,
-  sleep,
-  webhookBatchId,
-} from '../../../protocol/index.js';
-import type { Clock, WebhookBatch } from '../../../protocol/index.js';
+import { backoffDelay, sleep } from '../../../protocol/index.js';
+import type { Clock } from '../../../protocol/index.js';
 import type { Counter, Histogram } from '../metrics.js';
+import { postBatch } from './post.js';
+import type { SendOutcome } from './post.js';
 import type { OutboxRow, OutboxStore } from './store.js';
+
+export { parseRetryAfter } from './post.js';
+export type { SendOutcome } from './post.js';
 
 export interface BackendSettings {
   url: string;
@@ -42,12 +39,6 @@ export interface ForwarderOptions {
   /** Delivered rows are deleted after this long (default 14 days); checked at most hourly when idle. */
   deliveredRetentionMs?: number;
 }
-
-/** What one HTTP attempt came to. */
-export type SendOutcome =
-  | { kind: 'delivered'; status: number }
-  | { kind: 'retry'; status: number | null; error: string; retryAfterMs: number | null }
-  | { kind: 'dead-letter'; status: number; error: string };
 
 export type TickResult =
   { kind: 'idle' } | { kind: 'sent'; delivered: number; dead: number } | { kind: 'backoff'; delayMs: number };
@@ -236,76 +227,15 @@ export class Forwarder {
     return { kind: 'sent', delivered: 0, dead: rows.length };
   }
 
-  /** One signed POST with a timeout. Never throws. */
-  private async send(rows: OutboxRow[]): Promise<SendOutcome> {
-    const { clock, backend } = this.o;
-    const batch: WebhookBatch = {
-      schemaVersion: SCHEMA_VERSION,
-      batchId: webhookBatchId(rows.map((r) => r.idempotencyKey)),
-      sentAt: new Date(clock.now()).toISOString(),
-      events: rows.map((r) => JSON.parse(r.eventJson) as WebhookBatch['events'][number]),
-    };
-    const body = JSON.stringify(batch);
-    const ts = clock.now();
-    const ac = new AbortController();
-    const timer = clock.setTimeout(() => ac.abort(new Error('timeout')), backend.timeoutMs);
-    const onStop = () => ac.abort(new Error('stopping'));
-    this.stopper.signal.addEventListener('abort', onStop, { once: true });
-    const t0 = clock.monotonic();
-    try {
-      const res = await this.o.fetch(backend.url, {
-        method: 'POST',
-        body,
-        signal: ac.signal,
-        headers: {
-          'content-type': 'application/json',
-          [WEBHOOK_HEADERS.idempotencyKey]: batch.batchId,
-          [WEBHOOK_HEADERS.timestamp]: String(ts),
-          [WEBHOOK_HEADERS.signature]: signWebhook(backend.secret, ts, body),
-        },
-      });
-      const text = (await res.text()).slice(0, 200);
-      this.o.metrics.latency.observe((clock.monotonic() - t0) / 1000);
-      const kind = classifyWebhookStatus(res.status);
-      if (kind === 'delivered') return { kind, status: res.status };
-      const error = `HTTP ${res.status}${text ? `: ${text}` : ''}`;
-      // 401/403 refuse the gateway (secret, credentials), not an event: retry, never dead-letter all.
-      if (res.status === 401 || res.status === 403) {
-        this.log.error({ status: res.status }, 'planning backend refused the gateway: check backend.secret');
-        return { kind: 'retry', status: res.status, error, retryAfterMs: null };
-      }
-      if (kind === 'dead-letter') return { kind, status: res.status, error };
-      return {
-        kind,
-        status: res.status,
-        error,
-        retryAfterMs: parseRetryAfter(res.headers.get('retry-after'), clock.now()),
-      };
-    } catch (err) {
-      const reason = ac.signal.aborted
-        ? String((ac.signal.reason as Error | undefined)?.message ?? 'aborted')
-        : errText(err);
-      return { kind: 'retry', status: null, error: `network: ${reason}`.slice(0, 200), retryAfterMs: null };
-    } finally {
-      clock.clearTimeout(timer);
-      this.stopper.signal.removeEventListener('abort', onStop);
-    }
+  private send(rows: OutboxRow[]): Promise<SendOutcome> {
+    return postBatch({
+      rows,
+      backend: this.o.backend,
+      clock: this.o.clock,
+      fetch: this.o.fetch,
+      stop: this.stopper.signal,
+      latency: this.o.metrics.latency,
+      logger: this.log,
+    });
   }
-}
-
-function errText(err: unknown): string {
-  if (err instanceof Error) {
-    const cause = (err as { cause?: unknown }).cause;
-    return cause instanceof Error ? `${err.message} (${cause.message})` : err.message;
-  }
-  return String(err);
-}
-
-/** Retry-After: delta-seconds or an HTTP date. */
-export function parseRetryAfter(value: string | null, nowMs: number): number | null {
-  if (!value) return null;
-  const v = value.trim();
-  if (/^\d+$/.test(v)) return Number(v) * 1000;
-  const at = Date.parse(v);
-  return Number.isNaN(at) ? null : Math.max(0, at - nowMs);
 }
