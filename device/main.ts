@@ -2,7 +2,7 @@
  * visittag-device: the process composition root (CONVENTIONS 5). A thin shell over createDevice():
  * load + validate config, wire logger and status file, stop cleanly on SIGTERM.
  */
-import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -37,10 +37,15 @@ Options:
 Exit codes: 0 ok, 1 runtime error, 64 usage error, 78 invalid config.
 See device/README.md for the config reference.`;
 
-function runtimeDir(): string {
+/** Where the status file lives: systemd's RuntimeDirectory (tmpfs), else /run/visittag, else the temp dir. */
+function runtimeDir(create: boolean): string {
   const candidates = [process.env.RUNTIME_DIRECTORY, '/run/visittag', tmpdir()];
   for (const d of candidates) {
     if (!d) continue;
+    if (!create) {
+      if (existsSync(d)) return d;
+      continue;
+    }
     try {
       mkdirSync(d, { recursive: true });
       return d;
@@ -73,7 +78,7 @@ async function run(cfgPath: string, simControl: boolean): Promise<void> {
     },
     simControl ? pino.destination(2) : pino.destination(1),
   );
-  const statusFile = statusFilePath(runtimeDir(), cfg.readerId);
+  const statusFile = statusFilePath(runtimeDir(true), cfg.readerId);
   let lastWritten = '';
   const writeStatus = (s: { readerAttached: boolean; connected: boolean }, running: boolean): void => {
     // Only on a change of what `status` shows (the runtime dir may be on the SD card when not under systemd).
@@ -180,7 +185,7 @@ async function main(argv: string[]): Promise<void> {
     const detect = createNtpSyncDetector({ clock: deviceClock });
     detect();
     await new Promise((r) => setTimeout(r, 300)); // let the one-off timedatectl answer
-    const st = offlineStatus(cfg, runtimeDir(), detect());
+    const st = offlineStatus(cfg, runtimeDir(false), detect());
     process.stdout.write(values.json ? `${JSON.stringify(st, null, 2)}\n` : `${formatStatus(st)}\n`);
     return;
   }

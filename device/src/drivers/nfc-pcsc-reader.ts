@@ -91,10 +91,15 @@ class NfcPcscReader implements NfcPcscCardReader {
     if (this.running) return;
     // libpcsclite reads this once, at the first context: set it before nfc-pcsc loads.
     if (this.opts.pcscdSocket) process.env.PCSCLITE_CSOCK_NAME = this.opts.pcscdSocket;
-    const mod = (await (this.opts.nfcModule ?? (() => import('nfc-pcsc')))()) as {
-      NFC?: NfcCtor;
-      default?: { NFC?: NfcCtor };
-    };
+    let mod: { NFC?: NfcCtor; default?: { NFC?: NfcCtor } };
+    try {
+      mod = (await (this.opts.nfcModule ?? (() => import('nfc-pcsc')))()) as typeof mod;
+    } catch (err) {
+      throw new Error(
+        `the nfc-pcsc package cannot be loaded (${describePcscError(err)}). Fix: sudo apt install ` +
+          'pcscd libpcsclite-dev, then npm install; or set reader.driver to "simulated"',
+      );
+    }
     const Nfc = mod.NFC ?? mod.default?.NFC;
     if (typeof Nfc !== 'function') throw new Error('nfc-pcsc does not export NFC');
     this.running = true;
