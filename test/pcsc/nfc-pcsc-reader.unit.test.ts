@@ -249,6 +249,16 @@ describe('nfc-pcsc driver logic (scripted nfc module)', () => {
     expect(nfc?.closed).toBe(false);
   });
 
+  it('says how to fix a missing nfc-pcsc package', async () => {
+    const broken = createNfcPcscReader({
+      logger,
+      clock: systemClock,
+      nfcModule: () => Promise.reject(new Error("Cannot find package 'nfc-pcsc'")),
+    });
+    await expect(broken.start()).rejects.toThrow(/apt install pcscd libpcsclite-dev.*"simulated"/);
+    expect(broken.attached).toBe(false);
+  });
+
   it('rejects escape with no reader attached, and closes every reader and the context on stop', async () => {
     const nfc = await session();
     await expect(reader.escape(Buffer.from('ff00400004010101', 'hex'))).rejects.toThrow(/no card reader/);
