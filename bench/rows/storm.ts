@@ -85,7 +85,10 @@ export async function fleetRows(ctx: RowContext): Promise<Row[]> {
   const stats = await fleet.all<{ refusals: number; connects: number }>('stats');
   const { events } = await gw2.worker.call<{ events: number }>('countEvents');
   const expected = n * perReader;
-  const lost = expected - events;
+  // Lost = acknowledged to a reader (so deleted from its journal) but not in gateway.db. Taps still
+  // pending on a reader are not lost (yet): they are counted separately.
+  const acked = sum(drains.map((d) => d.acked));
+  const lost = Math.max(0, acked - events);
   const drained = pendingTaps === 0;
   const stormRow: Row = {
     id: 'reconnect-storm',
@@ -102,13 +105,13 @@ export async function fleetRows(ctx: RowContext): Promise<Row[]> {
       (drained
         ? ''
         : `n/a (not drained in ${limit / 1000} s: ${pendingReaders} readers, ${pendingTaps} taps pending); `) +
-      `${events}/${expected} taps in gateway.db (lost ${lost}); gateway process start ${(startupMs / 1000).toFixed(1)} s ` +
+      `${events}/${expected} taps in gateway.db, ${acked} acked, ${pendingTaps} still pending on readers, lost ${lost}; gateway process start ${(startupMs / 1000).toFixed(1)} s ` +
       `(included); client backoff ${BACKOFF.baseMs}–${BACKOFF.capMs} ms full jitter; ` +
       `${sum(stats.map((s) => s.refusals))} refused connection attempts in total` +
       (ctx.profile.storm.readers < 10_000
         ? `; ${ctx.profile.name} profile: ${n} readers, full run uses 10,000`
         : ''),
-    details: { drainMs, startupMs, events, expected, lost, pendingTaps, pendingReaders, drains },
+    details: { drainMs, startupMs, events, expected, acked, lost, pendingTaps, pendingReaders, drains },
   };
   await fleet.all('close');
   await gw2.worker.call('stop', undefined, 60_000);
