@@ -6,22 +6,15 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pino from 'pino';
 import type { Logger } from 'pino';
-import {
-  breaches,
-  runChecks,
-  type CheckResult,
-  type FeedbackSeen,
-  type ReaderSeqState,
-  type TapRecord,
-} from './checker.js';
+import { breaches, runChecks, type CheckResult, type ReaderSeqState } from './checker.js';
 import { applyFault, type FaultRuntime } from './faults/apply.js';
 import { childReaders, planFaults, PROCESS_FAULTS, type FaultKind } from './faults/plan.js';
 import { createRng } from './prng.js';
 import { generateScenario, scenarioParams } from './scenario/generate.js';
 import type { Action, ScenarioParams } from './scenario/types.js';
 import { Timeline } from './timeline.js';
-import type { VirtualReader } from './readers/types.js';
-import { createWorld, type World, type WorldOptions } from './world.js';
+import { createWorkers } from './workers.js';
+import { createWorld, isQuiet, type World, type WorldOptions } from './world.js';
 
 export interface RunOptions {
   seed: number;
@@ -76,8 +69,6 @@ export interface RunReport {
   wallMs: number;
   artifacts: string | null;
 }
-
-const TAP_PATTERNS = new Set(['visit-started', 'visit-ended', 'repeat', 'rejected', 'fault-storage']);
 
 export async function runSimulation(opts: RunOptions): Promise<RunReport> {
   const wall0 = performance.now();
@@ -138,102 +129,11 @@ async function play(ctx: {
 }): Promise<RunReport> {
   const { opts, world, scenario, faults } = ctx;
   const stepMs = opts.stepMs ?? 1000;
-  const taps: TapRecord[] = [];
-  const awaiting = new Map<string, TapRecord[]>();
-  const retry = new Map<string, { a: Action; rec: TapRecord | null }[]>();
-  const unanswered: { rec: TapRecord; a: Action; deadline: number }[] = [];
-  const feedbackCounts: Record<string, number> = {};
-  let retried = 0;
-
-  for (const [id, r] of world.readers) {
-    awaiting.set(id, []);
-    retry.set(id, []);
-    r.onSignal = (pattern) => {
-      if (!TAP_PATTERNS.has(pattern)) return;
-      const rec = awaiting.get(id)?.shift();
-      if (rec) {
-        rec.feedback = pattern as FeedbackSeen;
-        feedbackCounts[pattern] = (feedbackCounts[pattern] ?? 0) + 1;
-      }
-    };
-  }
-
-  /** Child readers answer asynchronously: virtual time stands still until they have handled it. */
-  const act = async (vr: VirtualReader, a: Action): Promise<void> => {
-    const p = vr.act(a.kind, a.uid);
-    if (p) await world.whileRunning(p, 0);
-  };
-  const press = async (a: Action, rec: TapRecord): Promise<void> => {
-    const vr = world.readers.get(a.readerId);
-    if (!vr) return;
-    if (!vr.alive) {
-      retry.get(a.readerId)?.push({ a, rec });
-      return;
-    }
-    awaiting.get(a.readerId)?.push(rec);
-    unanswered.push({ rec, a, deadline: world.clock.now() + 30_000 });
-    await act(vr, a);
-    sweepUnanswered();
-  };
-  const perform = async (a: Action): Promise<void> => {
-    const vr = world.readers.get(a.readerId);
-    if (!vr) return;
-    if (a.kind === 'remove' || a.intent === null) {
-      if (vr.alive) await act(vr, a);
-      else retry.get(a.readerId)?.push({ a, rec: null }); // replayed in order with the taps
-      return;
-    }
-    const rec: TapRecord = {
-      readerId: a.readerId,
-      cardRef: a.cardRef,
-      staffRef: a.staffRef,
-      atMs: world.clock.now(),
-      intent: a.intent,
-      visitKey: a.visitKey,
-      feedback: null,
-    };
-    taps.push(rec);
-    await press(a, rec);
-  };
-  /** Taps that met a dead reader: the worker saw nothing and taps again once it is back. */
-  const replay = async (readerId: string): Promise<void> => {
-    const list = retry.get(readerId) ?? [];
-    retry.set(readerId, []);
-    for (const { a, rec } of list) {
-      const vr = world.readers.get(readerId);
-      if (rec === null) {
-        if (vr?.alive) await act(vr, a);
-        continue;
-      }
-      retried++;
-      rec.atMs = world.clock.now();
-      await press(a, rec);
-    }
-  };
-  const sweepUnanswered = (): void => {
-    const now = world.clock.now();
-    for (let i = unanswered.length - 1; i >= 0; i--) {
-      const u = unanswered[i];
-      if (!u) continue;
-      if (u.rec.feedback !== null) {
-        unanswered.splice(i, 1);
-        continue;
-      }
-      const vr = world.readers.get(u.a.readerId);
-      if (vr && !vr.alive) {
-        const q = awaiting.get(u.a.readerId) ?? [];
-        awaiting.set(
-          u.a.readerId,
-          q.filter((r) => r !== u.rec),
-        );
-        retry.get(u.a.readerId)?.push({ a: u.a, rec: u.rec });
-        unanswered.splice(i, 1);
-      } else if (now > u.deadline) {
-        // alive but silent: leave it in the feedback queue (a slow child), stop watching it
-        unanswered.splice(i, 1);
-      }
-    }
-  };
+  const workers = createWorkers(world);
+  const { taps, feedbackCounts } = workers;
+  const perform = (a: Action) => workers.perform(a);
+  const replay = (id: string) => workers.replay(id);
+  const sweepUnanswered = () => workers.sweep();
 
   const timeline = new Timeline();
   for (const a of scenario.actions) timeline.add({ atMs: a.atMs, label: 'action', run: () => perform(a) });
@@ -370,7 +270,7 @@ async function play(ctx: {
       actions: scenario.actions.length,
       taps: taps.length,
       feedback: feedbackCounts,
-      retriedTaps: retried,
+      retriedTaps: workers.retried,
       backendEvents,
       anomalies,
       redeliveries: world.backend.duplicates,
@@ -384,27 +284,4 @@ async function play(ctx: {
   };
 }
 
-/** Nothing left to move: every reader up with an empty queue, the outbox empty. */
-async function isQuiet(world: World): Promise<boolean> {
-  if (!world.gateway.alive) return false;
-  for (const r of world.readers.values()) {
-    const st = await r.state();
-    if (!st || st.queueDepth > 0) return false;
-  }
-  try {
-    const ob = await world.gateway.api<{ pending: number }>('/api/outbox');
-    return ob.pending === 0;
-  } catch {
-    return false;
-  }
-}
-
-/** Child-process support for SIGKILL faults (the gateway and the crash/power-loss readers). */
-export async function processSupport(): Promise<NonNullable<RunOptions['processes']>> {
-  const { startChildGateway } = await import('./gateway-child.js');
-  const { createChildReader } = await import('./readers/child.js');
-  return {
-    startChildGateway: (o) => startChildGateway(o),
-    startChildReader: (o) => createChildReader(o),
-  };
-}
+export { processSupport } from './processes.js';

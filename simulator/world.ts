@@ -183,3 +183,18 @@ export async function createWorld(o: WorldOptions): Promise<World> {
   await world.whileRunning(Promise.all([...readers.values()].map((r) => r.start())), 0);
   return world;
 }
+
+/** Nothing left to move: every reader up with an empty queue, the outbox empty. */
+export async function isQuiet(world: World): Promise<boolean> {
+  if (!world.gateway.alive) return false;
+  for (const r of world.readers.values()) {
+    const st = await r.state();
+    if (!st || st.queueDepth > 0) return false;
+  }
+  try {
+    const ob = await world.gateway.api<{ pending: number }>('/api/outbox');
+    return ob.pending === 0;
+  } catch {
+    return false;
+  }
+}
