@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { Ack, Command, CommandResult, DeviceConfig, EventBatch, Status } from './messages.js';
+import { ProvisionError, ProvisionRequest, ProvisionResponse } from './provisioning.js';
 import { WebhookBatch } from './webhook.js';
 
 /** Every wire payload, by the file name of its exported JSON Schema. */
@@ -11,6 +12,9 @@ export const EXPORTED_SCHEMAS = {
   command: Command,
   'command-result': CommandResult,
   'webhook-batch': WebhookBatch,
+  'provision-request': ProvisionRequest,
+  'provision-response': ProvisionResponse,
+  'provision-error': ProvisionError,
 } as const;
 
 /** JSON Schema (draft 2020-12) text of every payload, as `npm run schemas` writes it. */
