@@ -41,43 +41,6 @@ export const SECTIONS: Section[] = [
     run: async (ctx) => ingestRows(await measureIngest(ctx), ctx),
   },
   {
-    id: 'backend-latency',
-    requires: ['gateway/index.ts', 'simulator/fake-backend.ts'],
-    present: componentPresent,
-    skeleton: (p) => [
-      {
-        id: 'tap-to-backend-latency',
-        figure: `tap → planning backend latency, ${p.backendLatency.readers} readers at ${p.backendLatency.tapsPerSecond} taps/s`,
-        generator: 'lightweight MQTT clients',
-        unit: 'ms',
-        target: 'p99 ≤ 250 ms',
-      },
-    ],
-    run: backendLatencyRows,
-  },
-  {
-    id: 'fleet',
-    requires: ['gateway/index.ts'],
-    present: componentPresent,
-    skeleton: (p) => [
-      {
-        id: 'gateway-rss',
-        figure: `gateway RSS with ${p.rss.readers} connected readers`,
-        generator: 'lightweight MQTT clients',
-        unit: 'MB',
-        target: '≤ 1024 MB',
-      },
-      {
-        id: 'reconnect-storm',
-        figure: `reconnect storm: ${p.storm.readers} readers × ${p.storm.unackedPerReader} unacked taps, gateway restart → drained`,
-        generator: 'lightweight MQTT clients',
-        unit: 's',
-        target: '≤ 60 s, 0 lost',
-      },
-    ],
-    run: fleetRows,
-  },
-  {
     id: 'device-latency',
     requires: ['device/index.ts'],
     present: componentPresent,
@@ -128,5 +91,42 @@ export const SECTIONS: Section[] = [
       },
     ],
     run: simDayRows,
+  },
+  {
+    id: 'backend-latency',
+    requires: ['gateway/index.ts', 'simulator/fake-backend.ts'],
+    present: componentPresent,
+    skeleton: (p) => [
+      {
+        id: 'tap-to-backend-latency',
+        figure: `tap → planning backend latency, ${p.backendLatency.readers} readers at ${p.backendLatency.tapsPerSecond} taps/s`,
+        generator: 'lightweight MQTT clients',
+        unit: 'ms',
+        target: 'p99 ≤ 250 ms',
+      },
+    ],
+    run: backendLatencyRows,
+  },
+  {
+    id: 'fleet',
+    requires: ['gateway/index.ts'],
+    present: componentPresent,
+    skeleton: (p) => [
+      {
+        id: 'gateway-rss',
+        figure: `gateway RSS with ${p.rss.readers} connected readers`,
+        generator: 'lightweight MQTT clients',
+        unit: 'MB',
+        target: '≤ 1024 MB',
+      },
+      {
+        id: 'reconnect-storm',
+        figure: `reconnect storm: ${p.storm.readers} readers × ${p.storm.unackedPerReader} unacked taps, gateway restart → drained`,
+        generator: 'lightweight MQTT clients',
+        unit: 's',
+        target: '≤ 60 s, 0 lost',
+      },
+    ],
+    run: fleetRows,
   },
 ];
