@@ -100,7 +100,7 @@ async function lane(name: string, kills: number, seed: number) {
   for (let cycle = 0; stats.kills < kills && cycle < kills * 2; cycle++) {
     const child = new DeviceChild(bundle.file, cfgPath, dirs.dir);
     children.push(child);
-    const beforeReady = cycle > 0 && rnd() < 0.1;
+    const beforeReady = cycle > 0 && rnd() < 0.2;
     if (beforeReady) {
       await new Promise((r) => setTimeout(r, rnd() * 300));
     } else {
@@ -112,7 +112,7 @@ async function lane(name: string, kills: number, seed: number) {
       expect(status.lastSeq).toBe(before.lastSeq);
       stats.maxOpenRestored = Math.max(stats.maxOpenRestored, status.openVisits);
       // Feed taps until a random moment, then pull the plug.
-      const killAt = Date.now() + 20 + rnd() * 200;
+      const killAt = Date.now() + 10 + rnd() * 150;
       for (let i = 0; i < 200 && Date.now() < killAt; i++) {
         child.send(`tap ${CARDS[Math.floor(rnd() * CARDS.length)]}`);
         await new Promise((r) => setTimeout(r, rnd() * 8));
