@@ -54,7 +54,7 @@ export function deviceSettingsInput(p: DeviceParams) {
     readerId: p.readerId,
     dataDir: p.dataDir,
     fleetKey: p.fleetKey,
-    mqtt: { url: p.mqttUrl, username: p.readerId, password: p.password, keepaliveSec: 30 },
+    mqtt: { url: p.mqttUrl, username: p.readerId, password: p.password, keepaliveSec: 120 },
     reader: { driver: 'simulated' as const },
     feedback: { driver: 'simulated' as const },
     journal: { capacity: 100_000, warnAtFraction: 0.8 },
@@ -64,7 +64,7 @@ export function deviceSettingsInput(p: DeviceParams) {
       window: 4,
       ackTimeoutMs: 15_000,
       backoff: { baseMs: 1_000, capMs: 30_000 },
-      statusIntervalMs: 600_000,
+      statusIntervalMs: 3_600_000,
     },
     logLevel: 'silent' as const,
   };
