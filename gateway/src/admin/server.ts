@@ -134,6 +134,8 @@ export class AdminServer {
       query: url.searchParams,
       body,
       actor: isPublic ? 'anonymous' : 'admin-token',
+      ...(req.socket.remoteAddress ? { remoteAddress: req.socket.remoteAddress } : {}),
+      ...(req.headers.host ? { host: req.headers.host } : {}),
     };
     send(res, await found.route.handler(request));
   }

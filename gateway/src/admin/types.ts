@@ -8,6 +8,10 @@ export interface AdminRequest {
   body: unknown;
   /** Who is calling (from the token's name); recorded in audit trails. */
   actor: string;
+  /** Peer address of the HTTP connection (rate limits on public paths). */
+  remoteAddress?: string;
+  /** The request's Host header (e.g. to tell a device which host name reaches this gateway). */
+  host?: string;
 }
 
 export interface AdminResponse {
