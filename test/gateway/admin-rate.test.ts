@@ -14,7 +14,7 @@ async function adminPost(
     headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
     body: JSON.stringify(body),
   });
-  return { status: res.status, body: (await res.json()) as unknown };
+  return { status: res.status, body: await res.json() };
 }
 
 describe('admin API: reader provisioning, move and revoke', () => {
