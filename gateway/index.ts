@@ -16,6 +16,12 @@ import { loadOrCreateKeyFile } from './src/broker/credentials.js';
 import { createEmbeddedBroker } from './src/broker/embedded.js';
 import { createExternalBroker } from './src/broker/external.js';
 import type { Transport } from './src/broker/transport.js';
+import {
+  createEnrollment,
+  ENROLLMENT_PUBLIC_PATHS,
+  enrollmentRoutes,
+  type Enrollment,
+} from './src/enrollment/index.js';
 import type { GatewaySettings } from './src/config.js';
 import { createIngest, type Ingest } from './src/ingest/ingest.js';
 import { ReaderLiveView } from './src/ingest/reader-view.js';
@@ -65,6 +71,8 @@ export interface Gateway {
   flush(): void;
   publishConfig(readerId: string, config: PayloadInputOf<'config'>): Promise<void>;
   sendCommand(readerId: string, command: Command): Promise<void>;
+  /** One-time enrollment codes and the provisioning exchange (gateway/src/enrollment). */
+  readonly enrollment: Enrollment;
 }
 
 export function createLogger(level: string): pino.Logger {
@@ -152,6 +160,14 @@ export function createGateway(opts: GatewayOptions): Gateway {
     () => (transport ? transport.connectedReaders() : 0),
   );
 
+  const enrollment = createEnrollment({
+    db,
+    config,
+    clock,
+    logger,
+    registry: readers,
+    mqttPort: () => transport?.port ?? null,
+  });
   let stopped = false;
   const coreRoutes: AdminRoute[] = [
     { method: 'GET', path: '/healthz', handler: () => ({ status: 200, body: { status: 'ok' } }) },
@@ -174,11 +190,12 @@ export function createGateway(opts: GatewayOptions): Gateway {
     port: config.admin.port,
     token: config.admin.token,
     logger,
-    publicPaths: ['/healthz', '/readyz'],
+    publicPaths: ['/healthz', '/readyz', ...ENROLLMENT_PUBLIC_PATHS],
     routes: [
       ...coreRoutes,
       ...readerRoutes({ store, registry: readers, live, transport: () => transport }),
       ...pipeline.routes,
+      ...enrollmentRoutes(enrollment),
     ],
   });
 
@@ -210,6 +227,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
       return admin.url;
     },
     registry,
+    enrollment,
     pipeline,
     store,
     db,

@@ -1,0 +1,39 @@
+import { join } from 'node:path';
+import type pino from 'pino';
+import type { Clock } from '../../../protocol/index.js';
+import { loadOrCreateKeyFile } from '../broker/credentials.js';
+import type { GatewaySettings } from '../config.js';
+import type { ReaderRegistry } from '../registry.js';
+import { applyMigrations, type Db } from '../store/db.js';
+import { brokerUrlFor } from './broker-url.js';
+import { Enrollment } from './enrollment.js';
+import { enrollmentMigrations } from './migrations.js';
+import type { GuessLimitSettings } from './rate-limit.js';
+
+export { Enrollment } from './enrollment.js';
+export type { ExchangeResult, IssuedCode, IssueInput, EnrollmentRecord } from './enrollment.js';
+export { enrollmentRoutes, ENROLLMENT_PUBLIC_PATHS } from './routes.js';
+export { enrollmentMigrations } from './migrations.js';
+
+/** Wires the enrollment module for the composition root (gateway/index.ts). */
+export function createEnrollment(opts: {
+  db: Db;
+  config: GatewaySettings;
+  clock: Clock;
+  logger: pino.Logger;
+  registry: ReaderRegistry;
+  mqttPort: () => number | null;
+  limits?: GuessLimitSettings;
+}): Enrollment {
+  applyMigrations(opts.db, enrollmentMigrations);
+  return new Enrollment({
+    db: opts.db,
+    clock: opts.clock,
+    logger: opts.logger,
+    registry: opts.registry,
+    hashKey: loadOrCreateKeyFile(join(opts.config.dataDir, 'enrollment.key')),
+    fleetKey: opts.config.fleetKey,
+    brokerUrl: brokerUrlFor(opts.config.mqtt, opts.mqttPort),
+    ...(opts.limits ? { limits: opts.limits } : {}),
+  });
+}
