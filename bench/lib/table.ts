@@ -23,7 +23,7 @@ export function renderTable(rows: readonly Row[]): string {
     r.generator,
     formatValue(r),
     r.baseline === null ? '—' : `${fmt(r.baseline, r.unit)} (${r.baselineLabel ?? ''})`,
-    r.ratio === null ? '—' : `${r.ratio.toFixed(2)}×`,
+    r.ratio === null ? '—' : `${r.ratio < 0.1 ? r.ratio.toPrecision(2) : r.ratio.toFixed(2)}×`,
     r.target,
     r.met === null ? 'n/a' : r.met ? 'yes' : 'NO',
   ]);
