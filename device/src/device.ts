@@ -3,6 +3,7 @@ import { mkdirSync, statfsSync } from 'node:fs';
 import { join } from 'node:path';
 import pino from 'pino';
 import type { Logger } from 'pino';
+import { sleep } from '../../protocol/index.js';
 import type { Clock, EventTime } from '../../protocol/index.js';
 import type { DeviceSettings } from './config.js';
 import type { VisitRules } from './core/decision.js';
@@ -49,6 +50,9 @@ export interface CreateDeviceOptions {
 }
 
 export const FIRMWARE_VERSION = '0.1.0';
+
+/** Longest wait for a feedback driver to take a pattern. */
+const SIGNAL_WAIT_MS = 2_000;
 
 export class Device extends EventEmitter<DeviceEvents> {
   readonly bootId: string;
@@ -237,7 +241,16 @@ export class Device extends EventEmitter<DeviceEvents> {
     const f = this.feedback;
     if (!f) return Promise.resolve();
     if (this.remote?.feedbackMode === 'silent' && !pattern.startsWith('fault')) return Promise.resolve();
-    return f.signal(pattern).catch(() => undefined);
+    // A hung LED/buzzer driver must not hold up the tap path or shutdown: give up waiting after 2 s.
+    const ac = new AbortController();
+    const shown = f.signal(pattern).catch(() => undefined);
+    return Promise.race([
+      shown.then(() => ac.abort()),
+      sleep(this.clock, SIGNAL_WAIT_MS, ac.signal).then(() => {
+        if (!ac.signal.aborted)
+          this.log.warn({ pattern }, 'feedback driver did not take the pattern in time');
+      }),
+    ]);
   }
 
   statusChanged(publish = true): void {

@@ -251,4 +251,36 @@ describe('device (in-process, no broker)', () => {
     expect(taps[0]).toMatchObject({ seq: 1, decision: 'start' });
     expect(journalRows(dir).map((e) => e.seq)).toEqual([1]);
   });
+
+  it('a hung feedback driver does not block the tap path or shutdown', async () => {
+    const { dir, cleanup } = tempDir();
+    cleanups.push(cleanup);
+    const clock = new FakeClock();
+    const reader = new SimulatedCardReader({ clock });
+    const feedback = new SimulatedFeedback({ signalFn: () => new Promise<void>(() => undefined) }); // never resolves
+    const device = createDevice({
+      config: settings(dir),
+      clock,
+      logger: silentLogger,
+      cardReader: reader,
+      feedback,
+      clockSynced: () => true,
+    });
+    cleanups.push(() => device.stop());
+    const taps: TapReport[] = [];
+    device.on('tap', (t) => taps.push(t));
+    await device.start();
+    reader.tap(UID_A);
+    await new Promise((r) => setImmediate(r));
+    expect(taps).toHaveLength(0);
+    expect(journalRows(dir)).toHaveLength(1); // committed before feedback was even attempted
+    clock.advance(2_000);
+    await waitFor(() => taps.length === 1, 5_000, 'tap reported after the feedback wait');
+    reader.tap(UID_B);
+    await new Promise((r) => setImmediate(r));
+    const stopping = device.stop();
+    clock.advance(2_000);
+    await stopping;
+    expect(journalRows(dir)).toHaveLength(2);
+  });
 });
