@@ -2,12 +2,14 @@ import { parseArgs } from 'node:util';
 import { createGateway, createLogger, type Gateway } from './index.js';
 import { loadGatewaySettings, type GatewaySettings } from './src/config.js';
 import { createSdNotifier } from './src/sd-notify.js';
+import { enrollCommand } from './src/enrollment/cli.js';
 
 const HELP = `visittag-gateway: home-care visit tag gateway (MQTT broker, ingest, visits, forwarding)
 
 Usage:
   visittag-gateway run [--config FILE]
   visittag-gateway readers add READER_ID --client CLIENT_REF [--label TEXT] [--password PW] [--config FILE]
+  visittag-gateway readers enroll --client CLIENT_REF [--label TEXT] [--reader ID] [--ttl-minutes N] [--config FILE]
   visittag-gateway readers list [--config FILE]
   visittag-gateway readers revoke READER_ID [--config FILE]
   visittag-gateway readers move READER_ID --client CLIENT_REF [--config FILE]
@@ -29,6 +31,7 @@ export async function main(
   out: Out = console.log,
   err: Out = console.error,
 ): Promise<number> {
+  if (argv[0] === 'readers' && argv[1] === 'enroll') return enrollCommand(argv.slice(2), out, err);
   let parsed;
   try {
     parsed = parseArgs({

@@ -257,7 +257,7 @@ export class Enrollment {
   }
 
   private newReaderId(): string {
-    const alphabet = 'abcdefghjkmnpqrstuvwxyz23456789';
+    const alphabet = 'bcdfghjkmnpqrstvwxz23456789'; // no vowels: no accidental words
     for (let attempt = 0; attempt < 20; attempt++) {
       let id = 'rdr-';
       for (let i = 0; i < 8; i++) id += alphabet[this.rnd(alphabet.length)];

@@ -1,0 +1,79 @@
+import { parseArgs } from 'node:util';
+import { createGateway, createLogger } from '../../index.js';
+import { loadGatewaySettings } from '../config.js';
+
+type Out = (line: string) => void;
+
+export const ENROLL_HELP = `visittag-gateway readers enroll --client CLIENT_REF [--label TEXT] [--reader READER_ID]
+                                [--ttl-minutes N] [--config FILE]
+
+Issues a one-time enrollment code for a reader in a client's home. The technician types it on the
+reader: visittag-device provision --gateway http://GATEWAY:ADMIN_PORT --code CODE
+The code works once and expires (default 60 minutes). --reader re-enrolls an existing reader (same
+id, new credentials; its history and unsent events stay valid).`;
+
+/** `visittag-gateway readers enroll …` (works on the SQLite file, also while the gateway runs). */
+export async function enrollCommand(argv: string[], out: Out, err: Out): Promise<number> {
+  let values;
+  try {
+    values = parseArgs({
+      args: argv,
+      options: {
+        client: { type: 'string' },
+        label: { type: 'string' },
+        reader: { type: 'string' },
+        'ttl-minutes': { type: 'string' },
+        config: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    }).values;
+  } catch (e) {
+    err(`${(e as Error).message}\n\n${ENROLL_HELP}`);
+    return 2;
+  }
+  if (values.help) {
+    out(ENROLL_HELP);
+    return 0;
+  }
+  if (!values.client) {
+    err(`--client CLIENT_REF is required: the client (home) the reader is installed for\n\n${ENROLL_HELP}`);
+    return 2;
+  }
+  const ttl = values['ttl-minutes'] === undefined ? 60 : Number(values['ttl-minutes']);
+  if (!Number.isInteger(ttl) || ttl < 1) {
+    err('--ttl-minutes must be a whole number of minutes ≥ 1');
+    return 2;
+  }
+  const file = values.config ?? process.env.VISITTAG_GATEWAY_CONFIG ?? '/etc/visittag/gateway.json';
+  const loaded = loadGatewaySettings(file);
+  if (!loaded.ok) {
+    err(loaded.error);
+    return 78;
+  }
+  const config = loaded.config;
+  const gw = createGateway({ config, logger: createLogger('error') });
+  try {
+    const issued = gw.enrollment.issue({
+      clientRef: values.client,
+      ttlMs: ttl * 60_000,
+      ...(values.label ? { label: values.label } : {}),
+      ...(values.reader ? { readerId: values.reader } : {}),
+    });
+    const host = config.admin.host === '0.0.0.0' ? '<gateway-host>' : config.admin.host;
+    out(`enrollment code: ${issued.code}`);
+    out(
+      `reader:          ${issued.readerId}${issued.replacesCredentials ? ' (re-enroll: new credentials)' : ''}`,
+    );
+    out(`client:          ${issued.clientRef ?? '-'}${issued.label ? ` (${issued.label})` : ''}`);
+    out(`expires:         ${new Date(issued.expiresAtMs).toISOString()} (works once)`);
+    out(
+      `on the reader:   visittag-device provision --gateway http://${host}:${config.admin.port} --code ${issued.code}`,
+    );
+    return 0;
+  } catch (e) {
+    err((e as Error).message);
+    return 1;
+  } finally {
+    await gw.stop();
+  }
+}
