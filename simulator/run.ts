@@ -43,6 +43,11 @@ export interface RunOptions {
   wrapReader?: WorldOptions['wrapReader'];
   /** How device-kill faults strike: inside the tap's commit (default) or right after its feedback. */
   deviceKill?: 'mid-write' | 'after-feedback';
+  /**
+   * Checker self-test: for `brokenGatewayMs` of the day (from its second hour), the gateway path
+   * acknowledges event batches before committing them and loses them (played by the fault proxies).
+   */
+  brokenGatewayMs?: number;
   /** Checker self-test: run the crash-fault readers with a deliberately broken journal. */
   brokenJournal?: 'non-durable-journal';
   /** Longest virtual drain after the day (default 4 h). */
@@ -144,6 +149,18 @@ async function play(ctx: {
     counts: {},
   };
   for (const f of faults) timeline.add({ atMs: f.atMs, label: f.kind, run: () => applyFault(runtime, f) });
+  if (opts.brokenGatewayMs) {
+    const from = scenario.params.startMs + 3_600_000;
+    const setForge = (on: boolean) => {
+      for (const [id, p] of world.proxies) p.setForgeAcks(on ? id : null);
+    };
+    timeline.add({ atMs: from, label: 'broken gateway on', run: () => setForge(true) });
+    timeline.add({
+      atMs: from + opts.brokenGatewayMs,
+      label: 'broken gateway off',
+      run: () => setForge(false),
+    });
+  }
 
   const total = scenario.endMs - world.clock.now();
   const t0 = world.clock.now();
@@ -250,6 +267,8 @@ async function play(ctx: {
     resets += p.stats.resets;
   }
   if (dups) faultCounts['proxy:duplicated-publishes'] = dups;
+  const forged = [...world.proxies.values()].reduce((n, p) => n + p.stats.forgedAcks, 0);
+  if (forged) faultCounts['broken-gateway:acks-before-commit'] = forged;
   if (resets) faultCounts['proxy:connection-resets'] = resets;
   const ok = breaches(results).length === 0;
   if (!ok || opts.keep === 'always') {

@@ -14,6 +14,7 @@ export interface ProxyStats {
   connections: number;
   resets: number;
   duplicatedPublishes: number;
+  forgedAcks: number;
 }
 
 export interface FaultProxy {
@@ -25,6 +26,12 @@ export interface FaultProxy {
   setLatency(ms: number): void;
   /** Probability that a device→broker PUBLISH is sent twice. */
   setDuplicateRate(p: number): void;
+  /**
+   * Checker self-test: play a broken gateway that acknowledges a batch before committing it and then
+   * loses it. Event batches are answered here (PUBACK + an application-level ack up to the batch's
+   * last seq) and never reach the broker.
+   */
+  setForgeAcks(readerId: string | null): void;
   /** Cuts every open connection now. */
   resetAll(): void;
   readonly stats: ProxyStats;
@@ -72,7 +79,8 @@ export async function startFaultProxy(opts: { upstreamPort: number; rng: Rng }):
   let dupRate = 0;
   const pairs = new Set<Pair>();
   const held = new Set<Pair>();
-  const stats: ProxyStats = { connections: 0, resets: 0, duplicatedPublishes: 0 };
+  const stats: ProxyStats = { connections: 0, resets: 0, duplicatedPublishes: 0, forgedAcks: 0 };
+  let forgeFor: string | null = null;
 
   const cut = (p: Pair): void => {
     p.client.destroy();
@@ -89,6 +97,24 @@ export async function startFaultProxy(opts: { upstreamPort: number; rng: Rng }):
     else to.write(data);
   };
 
+  const forgeAck = (p: Pair, pkt: Buffer, readerId: string): boolean => {
+    const parsed = parsePublish(pkt);
+    if (!parsed || !parsed.topic.endsWith('/events')) return false;
+    let upTo = 0;
+    try {
+      const batch = JSON.parse(parsed.payload.toString('utf8')) as { events?: { seq?: number }[] };
+      for (const e of batch.events ?? []) upTo = Math.max(upTo, e.seq ?? 0);
+    } catch {
+      return false;
+    }
+    if (parsed.packetId !== null)
+      p.client.write(Buffer.from([0x40, 0x02, parsed.packetId >> 8, parsed.packetId & 0xff]));
+    const ack = JSON.stringify({ schemaVersion: 1, readerId, upTo, rejected: [] });
+    p.client.write(buildPublish(parsed.topic.replace(/\/events$/, '/acks'), Buffer.from(ack)));
+    stats.forgedAcks++;
+    return true;
+  };
+
   const server: Server = createServer((client) => {
     if (mode === 'partition') {
       client.destroy();
@@ -102,6 +128,7 @@ export async function startFaultProxy(opts: { upstreamPort: number; rng: Rng }):
     const framer = new MqttFramer();
     client.on('data', (chunk: Buffer) => {
       for (const pkt of framer.push(chunk)) {
+        if (forgeFor !== null && forgeAck(p, pkt, forgeFor)) continue;
         forward(p, upstream, pkt);
         const type = (pkt[0] ?? 0) >> 4;
         const qos = ((pkt[0] ?? 0) >> 1) & 3;
@@ -152,6 +179,9 @@ export async function startFaultProxy(opts: { upstreamPort: number; rng: Rng }):
     setDuplicateRate: (p) => {
       dupRate = Math.max(0, Math.min(1, p));
     },
+    setForgeAcks: (readerId) => {
+      forgeFor = readerId;
+    },
     resetAll: () => {
       for (const p of [...pairs]) {
         stats.resets++;
@@ -163,4 +193,37 @@ export async function startFaultProxy(opts: { upstreamPort: number; rng: Rng }):
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
+}
+
+/** Topic, packet id and payload of an MQTT 3.1.1 PUBLISH packet, or null. */
+function parsePublish(pkt: Buffer): { topic: string; packetId: number | null; payload: Buffer } | null {
+  const b0 = pkt[0] ?? 0;
+  if (b0 >> 4 !== 3) return null;
+  let i = 1;
+  while (i < 5 && ((pkt[i] ?? 0) & 0x80) !== 0) i++;
+  i++;
+  const tlen = pkt.readUInt16BE(i);
+  const topic = pkt.subarray(i + 2, i + 2 + tlen).toString('utf8');
+  i += 2 + tlen;
+  let packetId: number | null = null;
+  if (((b0 >> 1) & 3) > 0) {
+    packetId = pkt.readUInt16BE(i);
+    i += 2;
+  }
+  return { topic, packetId, payload: pkt.subarray(i) };
+}
+
+/** A QoS 0 PUBLISH packet. */
+function buildPublish(topic: string, payload: Buffer): Buffer {
+  const t = Buffer.from(topic, 'utf8');
+  let rem = 2 + t.length + payload.length;
+  const len: number[] = [];
+  do {
+    let d = rem % 128;
+    rem = Math.floor(rem / 128);
+    if (rem > 0) d |= 0x80;
+    len.push(d);
+  } while (rem > 0);
+  const head = Buffer.from([0x30, ...len, t.length >> 8, t.length & 0xff]);
+  return Buffer.concat([head, t, payload]);
 }
