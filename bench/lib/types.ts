@@ -57,7 +57,7 @@ export const PROFILES: Record<ProfileName, Profile> = {
     name: 'quick',
     ingest: { readers: 50, batchSize: 10, durationMs: 3_000, maxBatchesPerReader: 400 },
     device: { taps: 300, rssTaps: 10_000 },
-    backendLatency: { readers: 250, tapsPerSecond: 200, durationMs: 8_000 },
+    backendLatency: { readers: 200, tapsPerSecond: 200, durationMs: 6_000 },
     storm: { readers: 300, unackedPerReader: 10, drainTimeoutMs: 60_000 },
     rss: { readers: 300 },
     simDay: { readers: 300, staff: 80 },
