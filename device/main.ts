@@ -8,6 +8,7 @@ import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
 import pino from 'pino';
 import { ConfigError, loadDeviceSettings } from './src/config.js';
+import { createSdNotifier } from './src/cli/sd-notify.js';
 import { attachSimControl } from './src/cli/sim-control.js';
 import { formatStatus, offlineStatus, statusFilePath } from './src/cli/status-cmd.js';
 import { createNtpSyncDetector, deviceClock } from './src/core/time.js';
@@ -20,6 +21,7 @@ const HELP = `visittag-device: home-care visit tag reader firmware
 Usage:
   visittag-device run    [--config <file>] [--sim-control stdin]
   visittag-device status [--config <file>] [--json]
+  visittag-device provision --gateway URL --code CODE [--config <file>]   (provision --help)
   visittag-device --help
 
 Commands:
@@ -117,11 +119,15 @@ async function run(cfgPath: string, simControl: boolean): Promise<void> {
     device.on('auto-close', (a) => out({ type: 'auto-close', ...a }));
     device.on('refused', (r) => out({ type: 'refused', ...r }));
   }
+  const sd = createSdNotifier(logger);
+  let stopWatchdog = (): void => undefined;
   const abort = new AbortController();
   const stop = (why: string, code: number): void => {
     if (abort.signal.aborted) return;
     abort.abort();
     logger.info({ why }, 'stopping');
+    sd.stopping();
+    stopWatchdog();
     device
       .stop(2_000)
       .then(() => process.exit(code))
@@ -140,6 +146,9 @@ async function run(cfgPath: string, simControl: boolean): Promise<void> {
     process.stderr.write(`visittag-device: ${(err as Error).message}\n`);
     process.exit(1);
   }
+  sd.ready();
+  // The watchdog ping needs a live event loop and a device that still takes taps.
+  stopWatchdog = sd.startWatchdog(() => device.isRunning);
   if (reader) {
     attachSimControl(process.stdin, reader, out);
     process.stdin.on('end', () => stop('control input closed', 0));
@@ -148,6 +157,12 @@ async function run(cfgPath: string, simControl: boolean): Promise<void> {
 }
 
 async function main(argv: string[]): Promise<void> {
+  const defaultConfig = process.env.VISITTAG_DEVICE_CONFIG ?? '/etc/visittag/device.json';
+  if (argv[0] === 'provision') {
+    process.exit(
+      await (await import('./src/provision/cli.js')).provisionCommand(argv.slice(1), defaultConfig),
+    );
+  }
   let parsed;
   try {
     parsed = parseArgs({

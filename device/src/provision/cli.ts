@@ -1,0 +1,75 @@
+import { parseArgs } from 'node:util';
+import { provision } from './provision.js';
+
+export const PROVISION_HELP = `visittag-device provision --gateway URL --code CODE [--config FILE] [--data-dir DIR]
+                          [--reader nfc-pcsc|simulated] [--feedback console|simulated|reader-led]
+                          [--owner USER] [--force-new-identity]
+
+Exchanges a one-time enrollment code (from the coordinator: visittag-gateway readers enroll) for
+this reader's own credentials and writes the config file (mode 0600). An existing config keeps its
+other settings (drivers, pins); an existing journal with unsent events is kept. If the code is for a
+different reader id while unsent events exist, it refuses unless --force-new-identity (the old
+journal is then renamed, never deleted).
+  --gateway URL   the gateway admin address, e.g. http://gateway.local:8080
+  --owner USER    chown the config to the service user (default "visittag" when run as root)`;
+
+export async function provisionCommand(argv: string[], defaultConfig: string): Promise<number> {
+  let values;
+  try {
+    values = parseArgs({
+      args: argv,
+      options: {
+        gateway: { type: 'string' },
+        code: { type: 'string' },
+        config: { type: 'string' },
+        'data-dir': { type: 'string' },
+        reader: { type: 'string' },
+        feedback: { type: 'string' },
+        owner: { type: 'string' },
+        'force-new-identity': { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    }).values;
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n\n${PROVISION_HELP}\n`);
+    return 64;
+  }
+  if (values.help) {
+    process.stdout.write(`${PROVISION_HELP}\n`);
+    return 0;
+  }
+  if (!values.gateway || !values.code) {
+    process.stderr.write(`--gateway and --code are required\n\n${PROVISION_HELP}\n`);
+    return 64;
+  }
+  const reader = values.reader;
+  if (reader !== undefined && reader !== 'simulated' && reader !== 'nfc-pcsc') {
+    process.stderr.write('--reader takes nfc-pcsc or simulated\n');
+    return 64;
+  }
+  const fb = values.feedback;
+  if (fb !== undefined && fb !== 'console' && fb !== 'simulated' && fb !== 'reader-led') {
+    process.stderr.write(
+      '--feedback takes console, simulated or reader-led (johnny-five: edit the config)\n',
+    );
+    return 64;
+  }
+  try {
+    const r = await provision({
+      gatewayUrl: values.gateway,
+      code: values.code,
+      configPath: values.config ?? defaultConfig,
+      ...(values['data-dir'] ? { dataDir: values['data-dir'] } : {}),
+      ...(reader ? { readerDriver: reader } : {}),
+      ...(fb ? { feedbackDriver: fb } : {}),
+      ...(values.owner ? { owner: values.owner } : {}),
+      ...(values['force-new-identity'] ? { forceNewIdentity: true } : {}),
+    });
+    const write = (s: string) => (r.ok ? process.stdout : process.stderr).write(`${s}\n`);
+    r.lines.forEach(write);
+    return r.ok ? 0 : r.exitCode;
+  } catch (err) {
+    process.stderr.write(`provisioning failed: ${(err as Error).message}\n`);
+    return 1;
+  }
+}

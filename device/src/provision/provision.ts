@@ -1,0 +1,185 @@
+import { execFileSync } from 'node:child_process';
+import {
+  chmodSync,
+  chownSync,
+  closeSync,
+  existsSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeSync,
+} from 'node:fs';
+import { hostname } from 'node:os';
+import { dirname } from 'node:path';
+import { ConfigError, parseDeviceSettings } from '../config.js';
+import { exchangeCode } from './exchange.js';
+import { archiveJournal, inspectJournal } from './journal-check.js';
+
+export interface ProvisionOptions {
+  gatewayUrl: string;
+  code: string;
+  configPath: string;
+  /** Journal directory when the config file does not exist yet (default /var/lib/visittag). */
+  dataDir?: string;
+  readerDriver?: 'simulated' | 'nfc-pcsc';
+  feedbackDriver?: 'console' | 'simulated' | 'reader-led';
+  forceNewIdentity?: boolean;
+  /** chown the config file to this user (the service user); default "visittag" when run as root and it exists. */
+  owner?: string;
+  fetch?: typeof fetch;
+  now?: () => Date;
+}
+
+export type ProvisionResult =
+  { ok: true; lines: string[]; readerId: string } | { ok: false; exitCode: number; lines: string[] };
+
+const fail = (exitCode: number, ...lines: string[]): ProvisionResult => ({ ok: false, exitCode, lines });
+
+function readExisting(path: string): Record<string, unknown> | null {
+  if (!existsSync(path)) return null;
+  try {
+    const v = JSON.parse(readFileSync(path, 'utf8')) as unknown;
+    return v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * `visittag-device provision`: exchange a one-time code for this reader's identity and credentials,
+ * write the config file (0600, atomically), and keep any journal with unacknowledged events.
+ */
+export async function provision(o: ProvisionOptions): Promise<ProvisionResult> {
+  const existing = readExisting(o.configPath);
+  const dataDir =
+    o.dataDir ?? (typeof existing?.dataDir === 'string' ? existing.dataDir : '/var/lib/visittag');
+  const journal = inspectJournal(dataDir);
+  const oldId =
+    (typeof existing?.readerId === 'string' ? existing.readerId : null) ?? journal?.eventsReaderId ?? null;
+  const ask = {
+    gatewayUrl: o.gatewayUrl,
+    code: o.code,
+    hostname: hostname(),
+    ...(o.fetch ? { fetch: o.fetch } : {}),
+  };
+
+  // 1. Which reader is this code for? (does not use the code up)
+  const preview = await exchangeCode({ ...ask, preview: true });
+  if (!preview.ok) return refused(preview);
+  const newId = preview.response.readerId;
+  const identityChanges = journal !== null && oldId !== newId;
+  if (identityChanges && journal.unacked > 0 && !o.forceNewIdentity) {
+    return fail(
+      3,
+      `REFUSED: this device still holds ${journal.unacked} unsent event(s) of reader "${oldId ?? 'unknown'}" in ${journal.path},`,
+      `but the code is for reader "${newId}". Those events belong to the old id: sent under the new id they`,
+      'would be refused or attributed to the wrong home.',
+      'Fix: connect the device to the network and let it deliver them first (`visittag-device status` shows',
+      `the queue), or ask the coordinator for a code that re-enrolls "${oldId ?? 'the old reader'}" (readers enroll --reader ${oldId ?? 'ID'}),`,
+      'or pass --force-new-identity: the old journal is then kept aside (renamed, not deleted) for recovery.',
+      'Nothing was changed; the code is still valid.',
+    );
+  }
+
+  // 2. Use the code.
+  const ex = await exchangeCode({ ...ask, preview: false });
+  if (!ex.ok) return refused(ex);
+  const r = ex.response;
+  if (!r.mqtt || !r.fleetKey)
+    return fail(1, 'the gateway sent no credentials (gateway bug); nothing was written');
+
+  const oldMqtt = (existing?.mqtt && typeof existing.mqtt === 'object' ? existing.mqtt : {}) as Record<
+    string,
+    unknown
+  >;
+  const next: Record<string, unknown> = {
+    version: 1,
+    ...(existing ?? {}),
+    readerId: r.readerId,
+    dataDir,
+    fleetKey: r.fleetKey,
+    mqtt: { ...oldMqtt, url: r.mqtt.url, username: r.mqtt.username, password: r.mqtt.password },
+    ...(o.readerDriver
+      ? { reader: { driver: o.readerDriver } }
+      : existing?.reader
+        ? {}
+        : { reader: { driver: 'nfc-pcsc' } }),
+    ...(o.feedbackDriver ? { feedback: { driver: o.feedbackDriver } } : {}),
+  };
+  try {
+    parseDeviceSettings(next);
+  } catch (err) {
+    const detail = err instanceof ConfigError ? err.problems.join('; ') : (err as Error).message;
+    return fail(
+      78,
+      `the resulting config is invalid, nothing was written: ${detail}`,
+      `Fix: correct ${o.configPath} (or move it away) and ask for a new code.`,
+    );
+  }
+  const lines: string[] = [];
+  if (identityChanges) {
+    const stamp = (o.now?.() ?? new Date()).toISOString().replace(/[:.]/g, '-');
+    const moved = archiveJournal(dataDir, oldId ?? 'unknown', stamp);
+    lines.push(
+      `journal of "${oldId ?? 'unknown'}" (${journal.unacked} unsent event(s)) kept aside as ${moved}; the new identity starts a fresh journal`,
+    );
+  } else if (journal) {
+    lines.push(`journal kept: ${journal.unacked} unsent event(s) will be delivered with the new credentials`);
+  }
+  writeSecretFile(o.configPath, `${JSON.stringify(next, null, 2)}\n`, ownerUid(o.owner));
+  lines.unshift(
+    `provisioned as reader "${r.readerId}"${r.clientRef ? ` for client ${r.clientRef}` : ''}${r.label ? ` (${r.label})` : ''}`,
+    `config written to ${o.configPath} (mode 0600; holds the reader password and fleet key)`,
+    `broker: ${r.mqtt.url}`,
+  );
+  lines.push(`next: visittag-device selftest --config ${o.configPath}`);
+  return { ok: true, lines, readerId: r.readerId };
+}
+
+function refused(e: { reason: string; message: string; fix: string }): ProvisionResult {
+  const code =
+    e.reason === 'unreachable' || e.reason === 'rate-limited' || e.reason === 'unavailable' ? 75 : 2;
+  return fail(code, `REFUSED (${e.reason}): ${e.message}`, `Fix: ${e.fix}`, 'Nothing was written.');
+}
+
+/** uid/gid to chown to: the given user, else "visittag" when we are root and it exists. */
+function ownerUid(user: string | undefined): { uid: number; gid: number } | null {
+  const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+  const name = user ?? (isRoot ? 'visittag' : undefined);
+  if (!name) return null;
+  try {
+    const uid = Number(execFileSync('id', ['-u', name], { encoding: 'utf8' }).trim());
+    const gid = Number(execFileSync('id', ['-g', name], { encoding: 'utf8' }).trim());
+    return Number.isInteger(uid) && Number.isInteger(gid) ? { uid, gid } : null;
+  } catch {
+    if (user) throw new Error(`--owner ${user}: no such user`);
+    return null;
+  }
+}
+
+/** Write tmp (0600) → fsync → rename → fsync dir: never a half-written or world-readable config. */
+function writeSecretFile(path: string, text: string, owner: { uid: number; gid: number } | null): void {
+  mkdirSync(dirname(path), { recursive: true });
+  const tmp = `${path}.tmp-${process.pid}`;
+  rmSync(tmp, { force: true });
+  const fd = openSync(tmp, 'wx', 0o600);
+  try {
+    writeSync(fd, text);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  chmodSync(tmp, 0o600);
+  if (owner) chownSync(tmp, owner.uid, owner.gid);
+  renameSync(tmp, path);
+  try {
+    const dfd = openSync(dirname(path), 'r');
+    fsyncSync(dfd);
+    closeSync(dfd);
+  } catch {
+    // best effort
+  }
+}
