@@ -254,6 +254,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
       transport = null;
       await pipeline.stop();
       await admin.stop();
+      store.authTags.flush();
       db.close();
       logger.info('gateway stopped');
     },

@@ -117,6 +117,7 @@ describe.each(IMPLEMENTATIONS)('IngestStore contract: $name', (impl) => {
     h.store.setClientRef(R, 'c2', 10);
     h.store.setRevoked(R, 20);
     h.store.authTags.set(R, Buffer.alloc(32, 1));
+    h.store.authTags.flush();
     const again = h.reopen();
     expect(again.seqState(R)).toEqual({ contiguousUpto: 2, maxSeen: 2 });
     expect(again.getReader(R)).toMatchObject({ clientRef: 'c2', revokedAt: 20 });

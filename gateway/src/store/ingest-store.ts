@@ -96,5 +96,7 @@ export interface IngestStore {
     get(readerId: string): Buffer | undefined;
     set(readerId: string, tag: Buffer): void;
     delete(readerId: string): void;
+    /** Writes buffered tags now (before closing the database). */
+    flush(): void;
   };
 }
