@@ -40,6 +40,10 @@ function applyOverrides(base: Profile, set: Record<string, number> = {}): Profil
 
 export async function runBench(opts: RunOptions): Promise<{ rows: Row[]; file: string; table: string }> {
   const profile = applyOverrides(PROFILES[opts.profile], opts.set);
+  const known = (opts.sections ?? SECTIONS).map((s) => s.id);
+  const unknown = (opts.only ?? []).filter((id) => !known.includes(id));
+  if (unknown.length)
+    throw new Error(`unknown section(s) ${unknown.join(', ')}; sections: ${known.join(', ')}`);
   const outDir = opts.outDir ?? join(ROOT, 'bench/results');
   const logDir = join(outDir, 'logs', `${opts.profile}-${new Date().toISOString().replace(/[:.]/g, '-')}`);
   const started = Date.now();
