@@ -22,6 +22,7 @@ Usage:
   visittag-device run    [--config <file>] [--sim-control stdin]
   visittag-device status [--config <file>] [--json]
   visittag-device provision --gateway URL --code CODE [--config <file>]   (provision --help)
+  visittag-device selftest [--config <file>]   checklist + test tap round trip (selftest --help)
   visittag-device --help
 
 Commands:
@@ -158,6 +159,9 @@ async function run(cfgPath: string, simControl: boolean): Promise<void> {
 
 async function main(argv: string[]): Promise<void> {
   const defaultConfig = process.env.VISITTAG_DEVICE_CONFIG ?? '/etc/visittag/device.json';
+  if (argv[0] === 'selftest') {
+    process.exit(await (await import('./src/selftest/cli.js')).selftestCommand(argv.slice(1), defaultConfig));
+  }
   if (argv[0] === 'provision') {
     process.exit(
       await (await import('./src/provision/cli.js')).provisionCommand(argv.slice(1), defaultConfig),
