@@ -10,7 +10,7 @@ import { TapSource, type TapEventInput } from './taps.js';
 
 export interface FleetOptions {
   url: string;
-  readers: { readerId: string; password?: string }[];
+  readers: { readerId: string; password?: string; cardRef?: string }[];
   cardRefs: string[];
   batchSize: number;
   backoff: { baseMs: number; capMs: number };
@@ -35,10 +35,10 @@ export class BenchReader {
   readonly source: TapSource;
 
   constructor(
-    readonly spec: { readerId: string; password?: string },
+    readonly spec: { readerId: string; password?: string; cardRef?: string },
     private readonly opts: FleetOptions,
   ) {
-    this.source = new TapSource(spec.readerId, opts.cardRefs, opts.random);
+    this.source = new TapSource(spec.readerId, spec.cardRef ? [spec.cardRef] : opts.cardRefs, opts.random);
   }
 
   connect(): void {

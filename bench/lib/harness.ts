@@ -23,10 +23,14 @@ export async function startGateway(
   return { worker, mqttPort: r.mqttPort, url: `mqtt://127.0.0.1:${r.mqttPort}` };
 }
 
+/** Staff cards for a fleet: one per reader, capped (each `addCard` is its own durable commit). */
+export const cardsFor = (readers: number): number => Math.max(1, Math.min(readers, MAX_CARDS));
+const MAX_CARDS = 5_000;
+
 export async function provision(
   gw: BenchGateway,
   readers: { readerId: string; password: string; clientRef: string }[],
-  staff: number,
+  staff: number = cardsFor(readers.length),
 ): Promise<void> {
   for (let i = 0; i < readers.length; i += 2000) {
     await gw.worker.call('addReaders', { readers: readers.slice(i, i + 2000), concurrency: 8 }, 600_000);
@@ -59,7 +63,11 @@ export class Fleet {
   ): Promise<Fleet> {
     const n = opts.reuse?.length ?? Math.max(1, Math.ceil(opts.readers.length / (opts.perProcess ?? 2500)));
     const per = Math.ceil(opts.readers.length / n);
-    const cardRefs = benchCards(opts.staff ?? 8, FLEET_KEY).map((c) => c.cardRef);
+    // Each reader taps its own staff card (start, stop, start, …): no card is open at two homes at once,
+    // as in real life (a card shared by two readers, when there are more readers than cards, closes its
+    // visit within each batch of an even size).
+    const cardRefs = benchCards(opts.staff ?? cardsFor(opts.readers.length), FLEET_KEY).map((c) => c.cardRef);
+    const readers = opts.readers.map((r, i) => ({ ...r, cardRef: cardRefs[i % cardRefs.length] as string }));
     const workers =
       opts.reuse ??
       (await Promise.all(
@@ -69,7 +77,7 @@ export class Fleet {
       workers.map((w, i) =>
         w.call('setup', {
           url: opts.url,
-          readers: opts.readers.slice(i * per, (i + 1) * per),
+          readers: readers.slice(i * per, (i + 1) * per),
           cardRefs,
           batchSize: opts.batchSize,
           appAcks: opts.appAcks,

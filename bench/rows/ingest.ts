@@ -104,7 +104,7 @@ async function gatewayRun(ctx: RowContext, w: Workers): Promise<IngestResult['ga
   const p = ctx.profile.ingest;
   const gw = await startGateway(ctx, { name: 'gateway', dataDir: ctx.tempDir('ingest-gw') });
   const readers = readerIds('gw', p.readers);
-  await provision(gw, readers, 8);
+  await provision(gw, readers);
   const fleet = await Fleet.start(ctx, {
     reuse: [w.gen],
     name: 'gw-gen',

@@ -15,7 +15,7 @@ export async function backendLatencyRows(ctx: RowContext): Promise<Row[]> {
   const gw = await startGateway(ctx, { name: 'gateway', dataDir: ctx.tempDir('lat-gw'), backendUrl: url });
   const readers = readerIds('lt', p.readers);
   ctx.say(`provisioning ${p.readers} readers`);
-  await provision(gw, readers, 80);
+  await provision(gw, readers);
   ctx.say('connecting');
   const fleet = await Fleet.start(ctx, {
     name: 'lat-gen',

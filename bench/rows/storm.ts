@@ -20,7 +20,7 @@ export async function fleetRows(ctx: RowContext): Promise<Row[]> {
   const readers = readerIds('st', n);
   const tProv = wallNow();
   ctx.say(`provisioning ${n} readers`);
-  await provision(gw1, readers, 80);
+  await provision(gw1, readers);
   const provisionMs = wallNow() - tProv;
   ctx.say(`provisioned in ${(provisionMs / 1000).toFixed(1)} s; connecting`);
   const idle = await gw1.worker.call<NodeJS.MemoryUsage>('memory');
