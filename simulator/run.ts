@@ -40,7 +40,6 @@ export interface RunOptions {
   scenario?: Partial<ScenarioParams>;
   /** Child-process support (SIGKILL faults); without it those faults are skipped. */
   processes?: Pick<WorldOptions, 'startChildGateway' | 'startChildReader'>;
-  wrapReader?: WorldOptions['wrapReader'];
   /** How device-kill faults strike: inside the tap's commit (default) or right after its feedback. */
   deviceKill?: 'mid-write' | 'after-feedback';
   /**
@@ -110,7 +109,6 @@ export async function runSimulation(opts: RunOptions): Promise<RunReport> {
     gatewayInChild: kinds.includes('gateway-kill'),
     ...(opts.baseDir ? { baseDir: opts.baseDir } : {}),
     ...(opts.processes ?? {}),
-    ...(opts.wrapReader ? { wrapReader: opts.wrapReader } : {}),
     ...(opts.brokenJournal ? { brokenJournal: opts.brokenJournal } : {}),
   });
   let report: RunReport | null = null;

@@ -33,10 +33,8 @@ export interface WorldOptions {
     clock: VirtualClock;
     synced: boolean;
   }) => VirtualReader & { tick(now: number): Promise<void> | undefined };
-  /** Swaps in a deliberately faulty component (checker self-test). */
   /** Checker self-test: child readers get a deliberately broken journal. */
   brokenJournal?: 'non-durable-journal';
-  wrapReader?: Parameters<typeof createInProcessReader>[0]['wrap'];
 }
 
 /** Steps a child may lag behind the simulation's clock. */
@@ -175,7 +173,6 @@ export async function createWorld(o: WorldOptions): Promise<World> {
         params,
         clock: dc,
         logger: o.logger,
-        ...(o.wrapReader ? { wrap: o.wrapReader } : {}),
       });
     }
     readers.set(h.readerId, reader);

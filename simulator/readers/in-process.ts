@@ -14,10 +14,6 @@ export function createInProcessReader(opts: {
   params: DeviceParams;
   clock: DeviceClock;
   logger: Logger;
-  /** Test hook for a deliberately broken build: swap the feedback or journal behaviour. */
-  wrap?: (parts: { reader: SimulatedCardReader; feedback: SimulatedFeedback }) => {
-    journalHooks?: { beforeCommit?: () => void };
-  };
 }): VirtualReader {
   const { params, clock } = opts;
   const rng = createRng(params.seed);
@@ -38,7 +34,6 @@ export function createInProcessReader(opts: {
         maxRecords: 100,
         onSignal: (s) => self.onSignal?.(s.pattern),
       });
-      const extra = opts.wrap?.({ reader, feedback }) ?? {};
       device = createDevice({
         config: DeviceSettings.parse(deviceSettingsInput(params)),
         clock,
@@ -48,7 +43,6 @@ export function createInProcessReader(opts: {
         logger: opts.logger,
         cardReader: reader,
         feedback,
-        ...extra,
       });
       await device.start();
     },
