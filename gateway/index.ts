@@ -13,6 +13,7 @@ import { readerRoutes } from './src/admin/reader-routes.js';
 import { AdminServer } from './src/admin/server.js';
 import type { AdminRoute } from './src/admin/types.js';
 import { loadOrCreateKeyFile } from './src/broker/credentials.js';
+import { commandRoutes } from './src/fleet/command-routes.js';
 import { createEmbeddedBroker } from './src/broker/embedded.js';
 import { createExternalBroker } from './src/broker/external.js';
 import type { Transport } from './src/broker/transport.js';
@@ -196,6 +197,11 @@ export function createGateway(opts: GatewayOptions): Gateway {
       ...readerRoutes({ store, registry: readers, live, transport: () => transport }),
       ...pipeline.routes,
       ...enrollmentRoutes(enrollment),
+      ...commandRoutes({
+        clock,
+        readerExists: (id) => readers.getReader(id) !== undefined,
+        send: (id, cmd) => publishRetained(topics.commands(id), encode('commands', cmd), false),
+      }),
     ],
   });
 

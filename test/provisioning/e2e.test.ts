@@ -3,7 +3,15 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createGateway, type Gateway } from '../../gateway/index.js';
 import { systemClock, type Clock } from '../../protocol/index.js';
-import { silent, storedSeqs, tempDir, testConfig, waitUntil } from '../gateway/helpers.js';
+import {
+  ADMIN_TOKEN,
+  adminGet,
+  silent,
+  storedSeqs,
+  tempDir,
+  testConfig,
+  waitUntil,
+} from '../gateway/helpers.js';
 import { deviceCli, RunningDevice } from './cli-child.js';
 
 /**
@@ -87,6 +95,21 @@ describe('provisioning end to end (device CLI ↔ real gateway)', () => {
     dev.send('tap 04AABBCCDDEE01');
     await dev.waitFor((l) => l.type === 'tap' && l.decision === 'start');
     await waitUntil(() => storedSeqs(gw, issued.readerId).includes(2), 20_000);
+    // identify: the technician/coordinator finds the right box; the device reports the result back.
+    const sent = await fetch(`${gw.adminUrl}/api/readers/${issued.readerId}/commands`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ kind: 'identify' }),
+    });
+    expect(sent.status).toBe(202);
+    const { commandId } = (await sent.json()) as { commandId: string };
+    const result = await waitUntil(async () => {
+      const v = (await adminGet(gw, `/api/readers/${issued.readerId}`)).body as {
+        lastCommandResult: { commandId: string; status: string } | null;
+      };
+      return v.lastCommandResult?.commandId === commandId ? v.lastCommandResult : null;
+    }, 10_000);
+    expect(result.status).toBe('ok');
     await dev.stop();
     // The self-test tap never became a visit; the real one did.
     const visits = gw.db.prepare('SELECT count(*) FROM visits WHERE reader_id = ?').pluck();
