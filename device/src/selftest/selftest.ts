@@ -17,14 +17,15 @@ import {
   type CheckResult,
 } from './checks.js';
 
+/** What the technician should notice (GPIO / reader LED; see device/README.md "Feedback patterns"). */
 export const PATTERN_HINTS: Record<FeedbackPattern, string> = {
-  'visit-started': 'a green light and one short beep',
-  'visit-ended': 'a green light and two short beeps',
-  repeat: 'a short green blink, no beep ("already registered")',
-  rejected: 'a red light and a long beep',
-  'fault-reader': 'a red blinking light (reader fault)',
-  'fault-storage': 'a red light and three beeps (storage fault)',
-  identify: 'blinking and beeping for a few seconds (identify)',
+  'visit-started': 'one long green light and one short beep (visit started)',
+  'visit-ended': 'two green blinks and two beeps (visit ended)',
+  repeat: 'three quick green flickers, silent (already registered)',
+  rejected: 'a long red light and a long low beep (card not accepted)',
+  'fault-reader': 'three red blinks with beeps (reader fault)',
+  'fault-storage': 'five fast red blinks and one beep (storage fault)',
+  identify: 'green/red alternating, silent (identify)',
 };
 
 export interface SelftestOptions {
