@@ -26,8 +26,8 @@ export async function backendLatencyRows(ctx: RowContext): Promise<Row[]> {
   });
   const conn = await fleet.all<{ connected: number }>(
     'connect',
-    { timeoutMs: Math.max(60_000, p.readers * 10), concurrency: 200 },
-    Math.max(60_000, p.readers * 10) + 30_000,
+    { timeoutMs: Math.max(60_000, p.readers * 30), concurrency: 200 },
+    Math.max(60_000, p.readers * 30) + 30_000,
   );
   const connected = sum(conn.map((c) => c.connected));
   ctx.say(`${connected} connected; pacing ${p.tapsPerSecond} taps/s`);

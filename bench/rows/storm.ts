@@ -35,8 +35,8 @@ export async function fleetRows(ctx: RowContext): Promise<Row[]> {
   });
   const conn = await fleet.all<{ connected: number; refusals: number; elapsedMs: number }>(
     'connect',
-    { timeoutMs: Math.max(60_000, n * 15), concurrency: 200 },
-    Math.max(60_000, n * 15) + 30_000,
+    { timeoutMs: Math.max(60_000, n * 25), concurrency: 200 },
+    Math.max(60_000, n * 25) + 30_000,
   );
   const connected = sum(conn.map((c) => c.connected));
   const connectMs = Math.max(...conn.map((c) => c.elapsedMs));

@@ -93,9 +93,12 @@ serve({
     return { messages, taps: messages * batchSize, failed, startedAt: t0, lastAt, elapsedMs: lastAt - t0 };
   },
 
-  /** One-tap batches at a fixed total rate over random readers; returns each tap's send time. */
+  /** One-tap batches at a fixed total rate over random connected readers; returns each tap's send time. */
   async paced(args: { tapsPerSecond: number; durationMs: number }) {
     const sent: [string, number, number][] = [];
+    // Only readers that are online: a tap queued on an offline reader would measure its reconnect, not the pipeline.
+    const online = readers.filter((r) => r.connected);
+    if (online.length === 0) throw new Error('no connected reader to pace taps on');
     const t0 = wallNow();
     const rnd = seeded(7);
     let done = 0;
@@ -103,7 +106,7 @@ serve({
     while (done < total) {
       const due = Math.min(total, Math.floor(((wallNow() - t0) / 1000) * args.tapsPerSecond));
       for (; done < due; done++) {
-        const r = readers[Math.floor(rnd() * readers.length)] as BenchReader;
+        const r = online[Math.floor(rnd() * online.length)] as BenchReader;
         const at = wallNow();
         const e = r.source.next(at);
         sent.push([r.spec.readerId, e.seq, at]);
