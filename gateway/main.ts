@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util';
 import { createGateway, createLogger, type Gateway } from './index.js';
 import { loadGatewaySettings, type GatewaySettings } from './src/config.js';
 import { createSdNotifier } from './src/sd-notify.js';
+import { cardsCommand } from './src/cards/cli.js';
 import { enrollCommand } from './src/enrollment/cli.js';
 
 const HELP = `visittag-gateway: home-care visit tag gateway (MQTT broker, ingest, visits, forwarding)
@@ -13,6 +14,7 @@ Usage:
   visittag-gateway readers list [--config FILE]
   visittag-gateway readers revoke READER_ID [--config FILE]
   visittag-gateway readers move READER_ID --client CLIENT_REF [--config FILE]
+  visittag-gateway cards import FILE [--dry-run] [--config FILE]   (CSV: staff,uid)
   visittag-gateway status [--config FILE]      ask the running gateway's admin API
   visittag-gateway check-config [--config FILE]
   visittag-gateway --help
@@ -32,6 +34,7 @@ export async function main(
   err: Out = console.error,
 ): Promise<number> {
   if (argv[0] === 'readers' && argv[1] === 'enroll') return enrollCommand(argv.slice(2), out, err);
+  if (argv[0] === 'cards') return cardsCommand(argv.slice(1), out, err);
   let parsed;
   try {
     parsed = parseArgs({
