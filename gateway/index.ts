@@ -14,6 +14,7 @@ import { AdminServer } from './src/admin/server.js';
 import type { AdminRoute } from './src/admin/types.js';
 import { loadOrCreateKeyFile } from './src/broker/credentials.js';
 import { commandRoutes } from './src/fleet/command-routes.js';
+import { cardRoutes } from './src/cards/routes.js';
 import { createEmbeddedBroker } from './src/broker/embedded.js';
 import { createExternalBroker } from './src/broker/external.js';
 import type { Transport } from './src/broker/transport.js';
@@ -197,6 +198,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
       ...readerRoutes({ store, registry: readers, live, transport: () => transport }),
       ...pipeline.routes,
       ...enrollmentRoutes(enrollment),
+      ...cardRoutes({ db, addCard: (c) => pipeline.registry.addCard(c) }),
       ...commandRoutes({
         clock,
         readerExists: (id) => readers.getReader(id) !== undefined,
