@@ -65,7 +65,7 @@ export const PROFILES: Record<ProfileName, Profile> = {
   },
   full: {
     name: 'full',
-    ingest: { readers: 200, batchSize: 10, durationMs: 15_000, maxBatchesPerReader: 1_000 },
+    ingest: { readers: 200, batchSize: 10, durationMs: 10_000, maxBatchesPerReader: 300 },
     device: { taps: 2_000, rssTaps: 10_000 },
     backendLatency: { readers: 5_000, tapsPerSecond: 200, durationMs: 30_000 },
     storm: { readers: 10_000, unackedPerReader: 10, drainTimeoutMs: 60_000 },
