@@ -9,11 +9,12 @@ import {
   type Command,
   type PayloadInputOf,
 } from '../protocol/index.js';
-import { readerRoutes } from './src/admin/reader-routes.js';
+import { readerRoutes, readerView } from './src/admin/reader-routes.js';
 import { AdminServer } from './src/admin/server.js';
 import type { AdminRoute } from './src/admin/types.js';
 import { loadOrCreateKeyFile } from './src/broker/credentials.js';
 import { commandRoutes } from './src/fleet/command-routes.js';
+import { alertRoutes } from './src/fleet/alerts.js';
 import { cardRoutes } from './src/cards/routes.js';
 import { createEmbeddedBroker } from './src/broker/embedded.js';
 import { createExternalBroker } from './src/broker/external.js';
@@ -199,6 +200,14 @@ export function createGateway(opts: GatewayOptions): Gateway {
       ...pipeline.routes,
       ...enrollmentRoutes(enrollment),
       ...cardRoutes({ db, addCard: (c) => pipeline.registry.addCard(c) }),
+      ...alertRoutes({
+        metrics,
+        now: () => clock.now(),
+        snapshots: () =>
+          readers
+            .listReaders()
+            .map((r) => readerView({ store, registry: readers, live, transport: () => transport }, r, true)),
+      }),
       ...commandRoutes({
         clock,
         readerExists: (id) => readers.getReader(id) !== undefined,
