@@ -15,6 +15,7 @@ import {
 import { hostname } from 'node:os';
 import { dirname } from 'node:path';
 import { ConfigError, parseDeviceSettings } from '../config.js';
+import { serviceRunning } from '../selftest/checks.js';
 import { exchangeCode } from './exchange.js';
 import { archiveJournal, inspectJournal } from './journal-check.js';
 
@@ -59,6 +60,15 @@ export async function provision(o: ProvisionOptions): Promise<ProvisionResult> {
   const journal = inspectJournal(dataDir);
   const oldId =
     (typeof existing?.readerId === 'string' ? existing.readerId : null) ?? journal?.eventsReaderId ?? null;
+  const pid = oldId ? serviceRunning(oldId) : null;
+  if (pid !== null) {
+    return fail(
+      4,
+      `REFUSED: visittag-device is running (pid ${pid}) and holds the journal.`,
+      'Fix: sudo systemctl stop visittag-device, provision, then sudo systemctl start visittag-device.',
+      'Nothing was changed; the code is still valid.',
+    );
+  }
   const ask = {
     gatewayUrl: o.gatewayUrl,
     code: o.code,

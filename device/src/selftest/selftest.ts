@@ -41,6 +41,8 @@ export interface SelftestOptions {
   print: (line: string) => void;
   timesyncFlag?: string;
   tapTimeoutMs?: number;
+  /** How long to wait for a PC/SC reader to show up after start (default 5 s). */
+  attachWaitMs?: number;
 }
 
 export interface SelftestReport {
@@ -87,7 +89,7 @@ export async function runSelftest(o: SelftestOptions): Promise<SelftestReport> {
       let onAttached: (() => void) | null = null;
       await within(
         o.clock,
-        5_000,
+        o.attachWaitMs ?? 5_000,
         new Promise<void>((resolve) => {
           onAttached = () => resolve();
           o.cardReader.on('attached', onAttached);
