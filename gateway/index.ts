@@ -15,6 +15,7 @@ import type { AdminRoute } from './src/admin/types.js';
 import { loadOrCreateKeyFile } from './src/broker/credentials.js';
 import { commandRoutes } from './src/fleet/command-routes.js';
 import { alertRoutes } from './src/fleet/alerts.js';
+import { configRoutes } from './src/fleet/config-push.js';
 import { cardRoutes } from './src/cards/routes.js';
 import { createEmbeddedBroker } from './src/broker/embedded.js';
 import { createExternalBroker } from './src/broker/external.js';
@@ -200,6 +201,12 @@ export function createGateway(opts: GatewayOptions): Gateway {
       ...pipeline.routes,
       ...enrollmentRoutes(enrollment),
       ...cardRoutes({ db, addCard: (c) => pipeline.registry.addCard(c) }),
+      ...configRoutes({
+        db,
+        clock,
+        readerExists: (id) => readers.getReader(id) !== undefined,
+        publish: (id, cfg) => publishRetained(topics.config(id), encode('config', cfg), true),
+      }),
       ...alertRoutes({
         metrics,
         now: () => clock.now(),

@@ -2,7 +2,7 @@ import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createGateway, type Gateway } from '../../gateway/index.js';
-import { systemClock, type Clock } from '../../protocol/index.js';
+import { pseudonymiseCard, systemClock, type Clock } from '../../protocol/index.js';
 import {
   ADMIN_TOKEN,
   adminGet,
@@ -53,7 +53,7 @@ describe('provisioning end to end (device CLI ↔ real gateway)', () => {
     'simulated',
   ];
 
-  it('enroll → provision → selftest passes → taps reach the gateway store', async () => {
+  it('enroll → provision → selftest passes → taps reach the gateway store; identify and config push round trips', async () => {
     const issued = gw.enrollment.issue({ clientRef: 'home-12', label: 'hallway' });
     const cfg = join(tmp.dir, 'a', 'device.json');
     const data = join(tmp.dir, 'a', 'data');
@@ -110,6 +110,27 @@ describe('provisioning end to end (device CLI ↔ real gateway)', () => {
       return v.lastCommandResult?.commandId === commandId ? v.lastCommandResult : null;
     }, 10_000);
     expect(result.status).toBe('ok');
+
+    // Config push: only registered cards from now on; the reader applies it and reports the version.
+    gw.registry.addCard({
+      cardRef: pseudonymiseCard('04AABBCCDDEE01', 'test-fleet-key-0123456789'),
+      staffRef: 'nurse-1',
+    });
+    const pushed = await fetch(`${gw.adminUrl}/api/readers/${issued.readerId}/config`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ useAllowList: true }),
+    });
+    expect(pushed.status).toBe(202);
+    expect(await pushed.json()).toMatchObject({ version: 1, allowListSize: 1 });
+    await waitUntil(async () => {
+      const v = (await adminGet(gw, `/api/readers/${issued.readerId}`)).body as {
+        status: { configVersion?: number } | null;
+      };
+      return v.status?.configVersion === 1;
+    }, 10_000);
+    dev.send('tap 04AABBCCDDEE09'); // not registered: refused by the reader itself
+    await dev.waitFor((l) => l.type === 'tap' && l.decision === 'rejected');
     await dev.stop();
     // The self-test tap never became a visit; the real one did.
     const visits = gw.db.prepare('SELECT count(*) FROM visits WHERE reader_id = ?').pluck();

@@ -1,0 +1,130 @@
+import { z } from 'zod';
+import {
+  DeviceConfig,
+  FeedbackMode,
+  LIMITS,
+  SCHEMA_VERSION,
+  summarizeIssues,
+  type Clock,
+} from '../../../protocol/index.js';
+import type { AdminResponse, AdminRoute } from '../admin/types.js';
+import { applyMigrations, type Db, type Migration } from '../store/db.js';
+
+export const fleetMigrations: Migration[] = [
+  {
+    id: 'fleet-001',
+    up: (db) => {
+      db.exec(`CREATE TABLE IF NOT EXISTS reader_config (
+        reader_id TEXT PRIMARY KEY,
+        version INTEGER NOT NULL,
+        config_json TEXT NOT NULL,
+        pushed_at_ms INTEGER NOT NULL
+      )`);
+    },
+  },
+];
+
+const PushBody = z
+  .object({
+    visit: z
+      .object({
+        repeatWindowMs: z.number().int().min(0).max(600_000),
+        maxOpenMs: z
+          .number()
+          .int()
+          .min(60_000)
+          .max(7 * 24 * 3_600_000),
+      })
+      .strict()
+      .optional(),
+    /** true: push the registry's active cards as the reader's allow-list; false/absent: accept every card. */
+    useAllowList: z.boolean().optional(),
+    feedbackMode: FeedbackMode.optional(),
+    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug']).optional(),
+  })
+  .strict();
+
+export interface ConfigPushDeps {
+  db: Db;
+  clock: Clock;
+  readerExists: (readerId: string) => boolean;
+  publish: (readerId: string, cfg: DeviceConfig) => Promise<void>;
+}
+
+/**
+ * Versioned, retained config per reader: `POST /api/readers/:id/config` builds the next version (allow-list
+ * and revoked list from the card registry), validates it with the protocol schema, records it and
+ * publishes it retained; `GET /api/readers/:id/config` shows the last pushed one. The device reports the
+ * version it applied (`status.configVersion`) or why it refused (`status.configError`).
+ */
+export function configRoutes(d: ConfigPushDeps): AdminRoute[] {
+  applyMigrations(d.db, fleetMigrations);
+  const last = (readerId: string) =>
+    d.db
+      .prepare('SELECT version, config_json, pushed_at_ms FROM reader_config WHERE reader_id = ?')
+      .get(readerId) as { version: number; config_json: string; pushed_at_ms: number } | undefined;
+  return [
+    {
+      method: 'GET',
+      path: '/api/readers/:readerId/config',
+      handler: (req): AdminResponse => {
+        const row = last(req.params.readerId ?? '');
+        if (!row) return { status: 404, body: { error: 'no config pushed to this reader yet' } };
+        return {
+          status: 200,
+          body: { pushedAtMs: row.pushed_at_ms, config: JSON.parse(row.config_json) as unknown },
+        };
+      },
+    },
+    {
+      method: 'POST',
+      path: '/api/readers/:readerId/config',
+      handler: async (req): Promise<AdminResponse> => {
+        const readerId = req.params.readerId ?? '';
+        if (!d.readerExists(readerId)) return { status: 404, body: { error: 'unknown reader' } };
+        const p = PushBody.safeParse(req.body ?? {});
+        if (!p.success) return { status: 400, body: { error: summarizeIssues(p.error.issues) } };
+        const refs = (sql: string) => d.db.prepare(sql).pluck().all() as string[];
+        const allow = p.data.useAllowList
+          ? refs('SELECT card_ref FROM cards WHERE revoked_at IS NULL ORDER BY card_ref')
+          : null;
+        const revoked = refs('SELECT card_ref FROM cards WHERE revoked_at IS NOT NULL ORDER BY card_ref');
+        if ((allow?.length ?? 0) > LIMITS.maxAllowList || revoked.length > LIMITS.maxAllowList) {
+          return {
+            status: 400,
+            body: { error: `more than ${LIMITS.maxAllowList} cards: the allow-list does not fit` },
+          };
+        }
+        const candidate = DeviceConfig.safeParse({
+          schemaVersion: SCHEMA_VERSION,
+          readerId,
+          version: (last(readerId)?.version ?? 0) + 1,
+          visit: p.data.visit ?? { repeatWindowMs: 10_000, maxOpenMs: 12 * 3_600_000 },
+          allowList: allow,
+          revoked,
+          ...(p.data.feedbackMode ? { feedbackMode: p.data.feedbackMode } : {}),
+          ...(p.data.logLevel ? { logLevel: p.data.logLevel } : {}),
+        });
+        if (!candidate.success)
+          return { status: 400, body: { error: summarizeIssues(candidate.error.issues) } };
+        const cfg = candidate.data;
+        try {
+          await d.publish(readerId, cfg);
+        } catch (err) {
+          return { status: 503, body: { error: `config not published: ${(err as Error).message}` } };
+        }
+        d.db
+          .prepare(
+            `INSERT INTO reader_config (reader_id, version, config_json, pushed_at_ms) VALUES (?, ?, ?, ?)
+             ON CONFLICT (reader_id) DO UPDATE SET version = excluded.version, config_json = excluded.config_json,
+               pushed_at_ms = excluded.pushed_at_ms`,
+          )
+          .run(readerId, cfg.version, JSON.stringify(cfg), d.clock.now());
+        return {
+          status: 202,
+          body: { readerId, version: cfg.version, allowListSize: allow?.length ?? null },
+        };
+      },
+    },
+  ];
+}
