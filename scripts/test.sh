@@ -9,6 +9,17 @@ if [ ! -d node_modules ] || [ ! -f node_modules/.package-lock.json ]; then
   echo "visittag test: node_modules missing; running npm ci" >&2
   npm ci
 fi
+# npm runs the root `preinstall` (our system setup) only AFTER the dependencies are installed, so on a
+# fresh machine the optional nfc-pcsc driver was skipped for lack of libpcsclite-dev. Now that the
+# system packages are in place, install again so the PC/SC driver and its suite are really there.
+if [ ! -f node_modules/@pokusew/pcsclite/build/Release/pcsclite.node ] || [ ! -d node_modules/nfc-pcsc ]; then
+  echo "visittag test: the nfc-pcsc driver is not built (system headers were missing at install); running npm ci again" >&2
+  npm ci
+fi
+if [ ! -f node_modules/@pokusew/pcsclite/build/Release/pcsclite.node ]; then
+  echo "visittag test: nfc-pcsc still failed to build. Fix: sudo bash scripts/setup-system.sh && npm ci" >&2
+  exit 1
+fi
 
 echo "== typecheck" >&2
 npm run -s typecheck
