@@ -3,6 +3,9 @@ import type { Db } from '../store/db.js';
 import { statementCache } from './stmt-cache.js';
 import type { TimeQuality } from './time.js';
 
+/** Longest a visit can stay open on a device (protocol DeviceConfig maxOpenMs upper bound). */
+const MAX_OPEN_SCAN_MS = 7 * 24 * 3_600_000;
+
 export interface VisitRow {
   readerId: string;
   visitId: string;
@@ -156,10 +159,13 @@ export class VisitRepo {
     atMs: number;
   }): VisitRow | null {
     const who = q.staffRef === null ? 'card_ref = ?' : 'staff_ref = ?';
+    // Bounded by the longest a device keeps a visit open (DeviceConfig maxOpenMs ≤ 7 days), so the
+    // scan covers days, not a staff member's whole history.
     const r = this.q(
-      `SELECT * FROM visits WHERE ${who} AND reader_id != ? AND started_at_ms <= ?
+      `SELECT * FROM visits WHERE ${who} AND reader_id != ? AND started_at_ms <= ? AND started_at_ms >= ?
          AND (state = 'open' OR ended_at_ms > ?) ORDER BY started_at_ms DESC LIMIT 1`,
-    ).get(q.staffRef ?? q.cardRef, q.readerId, q.atMs, q.atMs) as RawVisit | undefined;
+    ).get(q.staffRef ?? q.cardRef, q.readerId, q.atMs, q.atMs - MAX_OPEN_SCAN_MS, q.atMs) as
+      RawVisit | undefined;
     return r ? toVisit(r) : null;
   }
 
