@@ -4,6 +4,7 @@ import { loadGatewaySettings, type GatewaySettings } from './src/config.js';
 import { createSdNotifier } from './src/sd-notify.js';
 import { cardsCommand } from './src/cards/cli.js';
 import { enrollCommand } from './src/enrollment/cli.js';
+import { commandCommand } from './src/fleet/cli.js';
 
 const HELP = `visittag-gateway: home-care visit tag gateway (MQTT broker, ingest, visits, forwarding)
 
@@ -12,6 +13,7 @@ Usage:
   visittag-gateway readers add READER_ID --client CLIENT_REF [--label TEXT] [--password PW] [--config FILE]
   visittag-gateway readers enroll --client CLIENT_REF [--label TEXT] [--reader ID] [--ttl-minutes N] [--config FILE]
   visittag-gateway readers list [--config FILE]
+  visittag-gateway readers command READER_ID identify|restart|resync-clock [--config FILE]
   visittag-gateway readers revoke READER_ID [--config FILE]
   visittag-gateway readers move READER_ID --client CLIENT_REF [--config FILE]
   visittag-gateway cards import FILE [--dry-run] [--config FILE]   (CSV: staff,uid)
@@ -35,6 +37,7 @@ export async function main(
 ): Promise<number> {
   if (argv[0] === 'readers' && argv[1] === 'enroll') return enrollCommand(argv.slice(2), out, err);
   if (argv[0] === 'cards') return cardsCommand(argv.slice(1), out, err);
+  if (argv[0] === 'readers' && argv[1] === 'command') return commandCommand(argv.slice(2), out, err);
   let parsed;
   try {
     parsed = parseArgs({

@@ -2,6 +2,7 @@ import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createGateway, type Gateway } from '../../gateway/index.js';
+import { main as gatewayMain } from '../../gateway/main.js';
 import { pseudonymiseCard, systemClock, type Clock } from '../../protocol/index.js';
 import {
   ADMIN_TOKEN,
@@ -110,6 +111,23 @@ describe('provisioning end to end (device CLI ↔ real gateway)', () => {
       return v.lastCommandResult?.commandId === commandId ? v.lastCommandResult : null;
     }, 10_000);
     expect(result.status).toBe('ok');
+    // The same from the coordinator's CLI (over the running gateway's admin API).
+    const gwCfg = join(tmp.dir, 'gw-cli.json');
+    writeFileSync(
+      gwCfg,
+      JSON.stringify({
+        ...testConfig(join(tmp.dir, 'gw')),
+        admin: { host: '127.0.0.1', port: gw.adminPort, token: ADMIN_TOKEN },
+      }),
+    );
+    const cliOut: string[] = [];
+    const cliCode = await gatewayMain(
+      ['readers', 'command', issued.readerId, 'identify', '--config', gwCfg],
+      (l) => cliOut.push(l),
+      (l) => cliOut.push(l),
+    );
+    expect(cliOut.at(-1)).toBe('reader answered: ok');
+    expect(cliCode).toBe(0);
 
     // Config push: only registered cards from now on; the reader applies it and reports the version.
     gw.registry.addCard({
