@@ -9,12 +9,12 @@ import {
   type Command,
   type PayloadInputOf,
 } from '../protocol/index.js';
-import { readerRoutes, readerView } from './src/admin/reader-routes.js';
+import { readerRoutes } from './src/admin/reader-routes.js';
 import { AdminServer } from './src/admin/server.js';
 import type { AdminRoute } from './src/admin/types.js';
 import { loadOrCreateKeyFile } from './src/broker/credentials.js';
 import { commandRoutes } from './src/fleet/command-routes.js';
-import { alertRoutes } from './src/fleet/alerts.js';
+import { alertRoutes, readerSnapshot } from './src/fleet/alerts.js';
 import { configRoutes } from './src/fleet/config-push.js';
 import { cardRoutes } from './src/cards/routes.js';
 import { createEmbeddedBroker } from './src/broker/embedded.js';
@@ -211,9 +211,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
         metrics,
         now: () => clock.now(),
         snapshots: () =>
-          readers
-            .listReaders()
-            .map((r) => readerView({ store, registry: readers, live, transport: () => transport }, r, true)),
+          readers.listReaders().map((r) => readerSnapshot({ store, live, transport: () => transport }, r)),
       }),
       ...commandRoutes({
         clock,

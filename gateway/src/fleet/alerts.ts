@@ -1,4 +1,7 @@
 import type { AdminRoute } from '../admin/types.js';
+import type { Transport } from '../broker/transport.js';
+import type { ReaderLiveView } from '../ingest/reader-view.js';
+import type { IngestStore, ReaderRecord } from '../store/ingest-store.js';
 import type { MetricsRegistry } from '../metrics.js';
 
 export const ALERT_KINDS = [
@@ -117,4 +120,23 @@ export function alertRoutes(d: {
       handler: () => ({ status: 200, body: { alerts: all(), thresholds: t } }),
     },
   ];
+}
+
+/** A cheap per-reader snapshot (no gap scans): registry row + latest status + live view. */
+export function readerSnapshot(
+  d: { store: IngestStore; live: ReaderLiveView; transport: () => Transport | null },
+  r: ReaderRecord,
+): ReaderSnapshot {
+  const live = d.live.get(r.readerId);
+  const stored = live?.status ? undefined : d.store.lastStatus(r.readerId);
+  const status = (live?.status ?? stored?.status ?? null) as ReaderSnapshot['status'];
+  return {
+    readerId: r.readerId,
+    clientRef: r.clientRef,
+    revoked: r.revokedAt !== null,
+    connected: d.transport()?.isOnline(r.readerId) ?? false,
+    lastSeenMs: live?.lastSeenMs ?? stored?.receivedAtMs ?? null,
+    clockSynced: live?.clockSynced ?? null,
+    status,
+  };
 }
