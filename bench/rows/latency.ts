@@ -31,14 +31,13 @@ export async function backendLatencyRows(ctx: RowContext): Promise<Row[]> {
   );
   const connected = sum(conn.map((c) => c.connected));
   ctx.say(`${connected} connected; pacing ${p.tapsPerSecond} taps/s`);
-  // Paced taps come from one generator process so the total rate is exact.
-  const pacer = fleet.workers[0];
-  if (!pacer) throw new Error('no load generator');
-  const { sent } = await pacer.call<{ sent: [string, number, number][] }>(
+  // Every generator process paces its share of the total rate over its own connected readers.
+  const shares = await fleet.all<{ sent: [string, number, number][] }>(
     'paced',
-    { tapsPerSecond: p.tapsPerSecond, durationMs: p.durationMs },
+    { tapsPerSecond: p.tapsPerSecond / fleet.workers.length, durationMs: p.durationMs },
     p.durationMs + 60_000,
   );
+  const sent = shares.flatMap((x) => x.sent);
   const want = sent.length;
   let got = 0;
   const deadline = Date.now() + 30_000;
