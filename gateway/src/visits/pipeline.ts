@@ -169,16 +169,22 @@ export function createVisitPipeline(opts: VisitPipelineOptions): VisitPipeline {
     let budget = DRAIN_BUDGET;
     let n = 0;
     try {
-      for (const r of [...dirty]) {
-        if (budget <= 0) break;
-        const done = engine.processReader(r, 1);
-        n += done;
-        budget -= Math.max(done, 1);
-        // done === 0 while behind means a failed transaction (logged): retried on the next commit.
-        if (done === 0 || !engine.isBehind(r)) dirty.delete(r);
-      }
+      // ONE durable commit per drain turn: each reader's chunk runs in its own savepoint inside it (a
+      // failing reader rolls back alone), instead of one synchronous=FULL fsync per dirty reader.
+      db.transaction(() => {
+        for (const r of [...dirty]) {
+          if (budget <= 0) break;
+          const done = engine.processReader(r, 1);
+          n += done;
+          budget -= Math.max(done, 1);
+          // done === 0 while behind means a failed transaction (logged): retried on the next commit.
+          if (done === 0 || !engine.isBehind(r)) dirty.delete(r);
+        }
+      })();
     } catch (err) {
+      // The whole turn rolled back (cursors included): nothing was half-recorded.
       log.error({ err }, 'visit processing failed; will retry on the next commit');
+      n = 0;
       dirty.clear();
     }
     if (n > 0) forwarder?.wake();
