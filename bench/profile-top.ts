@@ -5,6 +5,9 @@
  */
 import { readFileSync } from 'node:fs';
 
+/** file:// URL of the project root (this file lives in bench/). */
+const PROJECT_URL = new URL('../', import.meta.url).href;
+
 interface Node {
   id: number;
   children?: number[];
@@ -59,8 +62,8 @@ export function summariseProfile(file: string, top = 25, focus?: string): string
     for (let hops = 0; cur !== undefined && hops < 50; hops++) {
       const c = byId.get(cur);
       const u = c?.callFrame.url ?? '';
-      if (c && u.includes('/work/main/') && !u.includes('node_modules')) {
-        label = `${c.callFrame.functionName || '(anon)'} ${u.replace(/^file:\/\/.*?\/work\/main\//, '')}:${c.callFrame.lineNumber + 1}`;
+      if (c && u.startsWith(PROJECT_URL) && !u.includes('node_modules')) {
+        label = `${c.callFrame.functionName || '(anon)'} ${u.slice(PROJECT_URL.length)}:${c.callFrame.lineNumber + 1}`;
         break;
       }
       cur = parent.get(cur);

@@ -11,7 +11,7 @@ import Database from 'better-sqlite3';
 import pino from 'pino';
 import { serve } from '../lib/serve.js';
 
-/** Just the slice of the gateway API (docs: /work/prompts/api.md) the bench uses. */
+/** Just the slice of the gateway API (see gateway/index.ts) the bench uses. */
 interface GatewayLike {
   start(): Promise<void>;
   stop(): Promise<void>;

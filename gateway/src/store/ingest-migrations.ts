@@ -1,7 +1,7 @@
 import type { Migration } from './db.js';
 
 /**
- * Contract tables owned by ingest (docs: /work/prompts/api.md "Store"). The visits engine reads
+ * Contract tables owned by ingest (the store contract in gateway/README.md). The visits engine reads
  * readers, reader_client_history, events and reader_seq; it never writes them.
  */
 export const ingestMigrations: Migration[] = [
