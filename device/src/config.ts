@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
-import { LIMITS, MIN_FLEET_KEY_BYTES, ReaderId } from '../../protocol/index.js';
+import { LIMITS, MIN_FLEET_KEY_BYTES, ReaderId, VisitWindows } from '../../protocol/index.js';
 
 /**
  * The device config file (JSON), validated once at start-up (CONVENTIONS 4). Every error names the
@@ -96,18 +96,7 @@ export const DeviceSettings = z
       })
       .strict()
       .default({ capacity: 100_000, warnAtFraction: 0.8 }),
-    visit: z
-      .object({
-        repeatWindowMs: z.number().int().min(0).max(600_000).default(10_000),
-        maxOpenMs: z
-          .number()
-          .int()
-          .min(60_000)
-          .max(7 * 24 * 3_600_000)
-          .default(12 * 3_600_000),
-      })
-      .strict()
-      .default({ repeatWindowMs: 10_000, maxOpenMs: 12 * 3_600_000 }),
+    visit: VisitWindows.default({ repeatWindowMs: 10_000, maxOpenMs: 12 * 3_600_000 }),
     uplink: z
       .object({
         batchSize: z.number().int().min(1).max(LIMITS.maxBatchEvents).default(100),

@@ -157,6 +157,19 @@ export type StatusOnline = z.infer<typeof StatusOnline>;
 
 // ───────────────────────────── gateway → device: config (retained) ─────────────────────────────
 
+/** Visit windows (DESIGN.md "Visit semantics"): the device's built-in defaults and the pushed config share them. */
+export const VisitWindows = z
+  .object({
+    repeatWindowMs: z.number().int().min(0).max(600_000).default(10_000),
+    maxOpenMs: z
+      .number()
+      .int()
+      .min(60_000)
+      .max(7 * 24 * 3_600_000)
+      .default(12 * 3_600_000),
+  })
+  .strict();
+
 export const FeedbackMode = z.enum(['normal', 'quiet', 'silent']);
 
 export const DeviceConfig = z
@@ -168,17 +181,7 @@ export const DeviceConfig = z
       .int()
       .min(1)
       .describe('Monotonic config version; the device reports what it applied.'),
-    visit: z
-      .object({
-        repeatWindowMs: z.number().int().min(0).max(600_000).default(10_000),
-        maxOpenMs: z
-          .number()
-          .int()
-          .min(60_000)
-          .max(7 * 24 * 3_600_000)
-          .default(12 * 3_600_000),
-      })
-      .strict(),
+    visit: VisitWindows,
     allowList: z
       .array(CardRef)
       .max(LIMITS.maxAllowList)
