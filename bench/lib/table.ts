@@ -25,7 +25,7 @@ export function renderTable(rows: readonly Row[]): string {
     r.baseline === null ? '—' : `${fmt(r.baseline, r.unit)} (${r.baselineLabel ?? ''})`,
     r.ratio === null ? '—' : `${r.ratio < 0.1 ? r.ratio.toPrecision(2) : r.ratio.toFixed(2)}×`,
     r.target,
-    r.met === null ? 'n/a' : r.met ? 'yes' : 'NO',
+    r.met === null ? (r.target.startsWith('—') ? '—' : 'n/a') : r.met ? 'yes' : 'NO',
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => (b[i] ?? '').length)));
   const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join(' | ')} |`;

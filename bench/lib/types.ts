@@ -31,8 +31,18 @@ export type ProfileName = 'smoke' | 'quick' | 'full';
 
 export interface Profile {
   name: ProfileName;
-  /** Ingest comparison: concurrent publishing readers, taps per batch, run length, cap per reader. */
-  ingest: { readers: number; batchSize: number; durationMs: number; maxBatchesPerReader: number };
+  /**
+   * Ingest comparison: concurrent publishing readers; taps per message sent to the gateway (the device's
+   * uplink batch); taps per message of the baselines (1: one MQTT message per card read, what a broker + glue
+   * pipeline sends); run length; taps pre-encoded per reader (a cap, so the generator never runs dry).
+   */
+  ingest: {
+    readers: number;
+    batchSize: number;
+    baselineBatchSize: number;
+    durationMs: number;
+    maxTapsPerReader: number;
+  };
   device: { taps: number; rssTaps: number };
   backendLatency: { readers: number; tapsPerSecond: number; durationMs: number };
   storm: { readers: number; unackedPerReader: number; drainTimeoutMs: number };
@@ -45,7 +55,7 @@ export interface Profile {
 export const PROFILES: Record<ProfileName, Profile> = {
   smoke: {
     name: 'smoke',
-    ingest: { readers: 4, batchSize: 5, durationMs: 500, maxBatchesPerReader: 20 },
+    ingest: { readers: 4, batchSize: 5, baselineBatchSize: 1, durationMs: 500, maxTapsPerReader: 100 },
     device: { taps: 20, rssTaps: 50 },
     backendLatency: { readers: 10, tapsPerSecond: 20, durationMs: 1000 },
     storm: { readers: 10, unackedPerReader: 3, drainTimeoutMs: 20_000 },
@@ -55,7 +65,7 @@ export const PROFILES: Record<ProfileName, Profile> = {
   },
   quick: {
     name: 'quick',
-    ingest: { readers: 50, batchSize: 10, durationMs: 3_000, maxBatchesPerReader: 400 },
+    ingest: { readers: 50, batchSize: 100, baselineBatchSize: 1, durationMs: 3_000, maxTapsPerReader: 2_000 },
     device: { taps: 300, rssTaps: 10_000 },
     backendLatency: { readers: 200, tapsPerSecond: 200, durationMs: 6_000 },
     storm: { readers: 300, unackedPerReader: 10, drainTimeoutMs: 60_000 },
@@ -65,7 +75,13 @@ export const PROFILES: Record<ProfileName, Profile> = {
   },
   full: {
     name: 'full',
-    ingest: { readers: 200, batchSize: 10, durationMs: 10_000, maxBatchesPerReader: 300 },
+    ingest: {
+      readers: 200,
+      batchSize: 100,
+      baselineBatchSize: 1,
+      durationMs: 10_000,
+      maxTapsPerReader: 4_000,
+    },
     device: { taps: 2_000, rssTaps: 10_000 },
     backendLatency: { readers: 5_000, tapsPerSecond: 200, durationMs: 30_000 },
     storm: { readers: 10_000, unackedPerReader: 10, drainTimeoutMs: 60_000 },
