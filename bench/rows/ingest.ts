@@ -235,7 +235,10 @@ export function ingestRows(r: IngestResult, ctx: RowContext): Row[] {
       baselineLabel,
       ratio,
       met: ratio === null || target === null ? null : ratio >= target,
-      note: `${shape}; ${rates}; ${r.notes.join('; ')}`,
+      note:
+        id === 'ingest-vs-mosquitto'
+          ? `${shape}; ${rates}; ${r.notes.join('; ')}`
+          : 'runs: see ingest-vs-mosquitto',
       details: {
         relay: r.relay,
         relaySame: r.relaySame,
