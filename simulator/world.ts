@@ -80,7 +80,13 @@ export async function createWorld(o: WorldOptions): Promise<World> {
   const clock = new VirtualClock({ startMs: s.params.startMs - 10 * 60_000 });
   const secret = `sim-webhook-secret-${o.rng.hex(8)}`;
   const adminToken = `sim-admin-token-${o.rng.hex(8)}`;
-  const backend = await startFakeBackend({ secret, clock, seed: s.params.seed });
+  // Virtual time runs ahead of real I/O: allow for the real time a request spends on the wire.
+  const backend = await startFakeBackend({
+    secret,
+    clock,
+    seed: s.params.seed,
+    transitGraceRealMs: 10_000,
+  });
   const gwParams: GatewayHostParams = {
     dataDir: join(dir, 'gateway'),
     fleetKey: s.fleetKey,

@@ -89,6 +89,29 @@ describe('fake planning backend', () => {
     expect(be.received()).toHaveLength(0);
   });
 
+  it('a virtual clock that runs ahead while a request is on the wire: fresh signatures pass, stale ones do not', async () => {
+    // The simulator steps minutes of virtual time between real I/O turns (CI seed 1006 saw a fresh
+    // signature refused as "outside the replay window"). The grace is in real time, so a signature
+    // made on an old clock reading is still refused.
+    let now = 1_790_000_000_000;
+    const clock = { now: () => now };
+    be = await startFakeBackend({ secret: SECRET, clock, transitGraceRealMs: 10_000 });
+    const signedAt = now;
+    now += 20 * 60_000; // the request is on the wire while 20 virtual minutes pass
+    expect(await post(be, [started(1)], { ts: signedAt })).toBe(200);
+    expect(await post(be, [started(2)], { ts: signedAt - 3_600_000 })).toBe(401);
+    expect(be.rejectionReasons()).toEqual(['timestamp outside the replay window']);
+
+    const strict = await startFakeBackend({ secret: SECRET, clock });
+    try {
+      const at = now;
+      now += 20 * 60_000;
+      expect(await post(strict, [started(3)], { ts: at })).toBe(401); // without the grace: refused
+    } finally {
+      await strict.close();
+    }
+  });
+
   it('injects outages, 5xx, 4xx for chosen keys and resets, then recovers', async () => {
     be = await startFakeBackend({ secret: SECRET, faults: { down: true } });
     expect(await post(be, [started(1)])).toBe(503);
