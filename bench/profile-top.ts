@@ -22,11 +22,49 @@ interface Profile {
   endTime: number;
 }
 
-export function summariseProfile(file: string, top = 25, focus?: string): string {
+/** Seconds after the profile's start: keep only samples in [from, to). */
+export interface Window {
+  from: number;
+  to: number;
+}
+
+/**
+ * The `seconds`-long window (whole seconds) with the least idle time: the load phase of a worker whose
+ * profile also covers start-up, provisioning and teardown.
+ */
+export function busiestWindow(p: Profile, seconds: number): Window {
+  const idleIds = new Set(p.nodes.filter((n) => n.callFrame.functionName === '(idle)').map((n) => n.id));
+  const busy: number[] = [];
+  let t = 0;
+  p.samples.forEach((id, i) => {
+    t += p.timeDeltas[i] ?? 0;
+    const s = Math.floor(t / 1e6);
+    if (!idleIds.has(id)) busy[s] = (busy[s] ?? 0) + (p.timeDeltas[i] ?? 0);
+  });
+  let best = 0;
+  let bestAt = 0;
+  for (let s = 0; s + seconds <= Math.max(busy.length, seconds); s++) {
+    let sum = 0;
+    for (let k = s; k < s + seconds; k++) sum += busy[k] ?? 0;
+    if (sum > best) {
+      best = sum;
+      bestAt = s;
+    }
+  }
+  return { from: bestAt, to: bestAt + seconds };
+}
+
+export function summariseProfile(file: string, top = 25, focus?: string, busiest?: number): string {
   const p = JSON.parse(readFileSync(file, 'utf8')) as Profile;
   const byId = new Map(p.nodes.map((n) => [n.id, n]));
   const self = new Map<number, number>();
-  p.samples.forEach((id, i) => self.set(id, (self.get(id) ?? 0) + (p.timeDeltas[i] ?? 0)));
+  const win = busiest ? busiestWindow(p, busiest) : null;
+  let clock = 0;
+  p.samples.forEach((id, i) => {
+    clock += p.timeDeltas[i] ?? 0;
+    if (win && (clock < win.from * 1e6 || clock >= win.to * 1e6)) return;
+    self.set(id, (self.get(id) ?? 0) + (p.timeDeltas[i] ?? 0));
+  });
   const total = [...self.values()].reduce((a, b) => a + b, 0);
   const fn = new Map<string, number>();
   const area = new Map<string, number>();
@@ -71,7 +109,8 @@ export function summariseProfile(file: string, top = 25, focus?: string): string
     callers.set(label, (callers.get(label) ?? 0) + us);
   }
   const pct = (us: number) => `${((100 * us) / total).toFixed(1).padStart(5)}%`;
-  const lines = [`${file}: ${(total / 1e6).toFixed(2)} s sampled`, '', 'self time by area:'];
+  const span = win ? ` (busiest ${busiest} s window: ${win.from}–${win.to} s after start)` : '';
+  const lines = [`${file}: ${(total / 1e6).toFixed(2)} s sampled${span}`, '', 'self time by area:'];
   for (const [k, v] of [...area].sort((a, b) => b[1] - a[1]).slice(0, 15)) lines.push(`  ${pct(v)}  ${k}`);
   lines.push('', 'top functions (self):');
   for (const [k, v] of [...fn].sort((a, b) => b[1] - a[1]).slice(0, top)) lines.push(`  ${pct(v)}  ${k}`);
@@ -81,10 +120,13 @@ export function summariseProfile(file: string, top = 25, focus?: string): string
 }
 
 if (process.argv[1] && import.meta.filename === process.argv[1]) {
-  const f = process.argv[2];
+  const busiestArg = process.argv.find((a) => a.startsWith('--busiest='));
+  const args = process.argv.slice(2).filter((a) => !a.startsWith('--'));
+  const f = args[0];
   if (!f) {
-    console.error('usage: npx tsx bench/profile-top.ts <file.cpuprofile> [topN]');
+    console.error('usage: npx tsx bench/profile-top.ts <file.cpuprofile> [topN] [focus] [--busiest=SECONDS]');
     process.exit(2);
   }
-  console.log(summariseProfile(f, Number(process.argv[3] ?? 25), process.argv[4]));
+  const busiest = busiestArg ? Number(busiestArg.slice('--busiest='.length)) : undefined;
+  console.log(summariseProfile(f, Number(args[1] ?? 25), args[2] || undefined, busiest));
 }
