@@ -9,7 +9,11 @@ export { DeviceSettings, ConfigError, parseDeviceSettings, loadDeviceSettings } 
 export type { DeviceSettingsInput, ReaderSettings, FeedbackSettings } from './src/config.js';
 export type { CardReader, CardReaderEvents } from './src/ports/card-reader.js';
 export { FEEDBACK_PATTERNS } from './src/ports/feedback.js';
-export type { Feedback, FeedbackPattern } from './src/ports/feedback.js';
+export type { Feedback, FeedbackPattern, SignalOptions } from './src/ports/feedback.js';
+export type { ClockSync, ResyncOutcome } from './src/ports/clock-sync.js';
+export { signalOptions } from './src/feedback-mode.js';
+export { SystemdClockSync, createSystemdClockSync } from './src/drivers/systemd-clock-sync.js';
+export type { RunCommand, CommandOutcome } from './src/drivers/systemd-clock-sync.js';
 export { SimulatedCardReader } from './src/drivers/simulated-reader.js';
 export { SimulatedFeedback } from './src/drivers/simulated-feedback.js';
 export { ConsoleFeedback } from './src/drivers/console-feedback.js';

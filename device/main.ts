@@ -11,7 +11,8 @@ import { ConfigError, loadDeviceSettings } from './src/config.js';
 import { createSdNotifier } from './src/cli/sd-notify.js';
 import { attachSimControl } from './src/cli/sim-control.js';
 import { formatStatus, offlineStatus, statusFilePath } from './src/cli/status-cmd.js';
-import { createNtpSyncDetector, deviceClock } from './src/core/time.js';
+import { deviceClock } from './src/core/time.js';
+import { createSystemdClockSync } from './src/drivers/systemd-clock-sync.js';
 import { Device } from './src/device.js';
 import { SimulatedCardReader } from './src/drivers/simulated-reader.js';
 import type { DeviceSettings } from './src/config.js';
@@ -108,7 +109,7 @@ async function run(cfgPath: string, simControl: boolean): Promise<void> {
   const device = new Device({
     config: cfg,
     logger,
-    clockSynced: createNtpSyncDetector({ clock: deviceClock }),
+    clockSync: createSystemdClockSync({ clock: deviceClock }),
     ...(reader ? { cardReader: reader } : {}),
     onStatus: (s) => writeStatus(s, device.isRunning),
   });
@@ -201,10 +202,10 @@ async function main(argv: string[]): Promise<void> {
   }
   if (cmd === 'status') {
     const cfg = load(cfgPath);
-    const detect = createNtpSyncDetector({ clock: deviceClock });
-    detect();
+    const sync = createSystemdClockSync({ clock: deviceClock });
+    sync.synced();
     await new Promise((r) => setTimeout(r, 300)); // let the one-off timedatectl answer
-    const st = offlineStatus(cfg, runtimeDir(false), detect());
+    const st = offlineStatus(cfg, runtimeDir(false), sync.synced());
     process.stdout.write(values.json ? `${JSON.stringify(st, null, 2)}\n` : `${formatStatus(st)}\n`);
     return;
   }

@@ -4,12 +4,15 @@ import { join } from 'node:path';
 import pino from 'pino';
 import type { Logger } from 'pino';
 import { sleep } from '../../protocol/index.js';
-import type { Clock, EventTime } from '../../protocol/index.js';
+import type { Clock, ClockState, EventTime, FeedbackMode } from '../../protocol/index.js';
 import type { DeviceSettings } from './config.js';
 import type { VisitRules } from './core/decision.js';
 import { Journal } from './core/journal.js';
 import { Uplink } from './core/uplink.js';
-import { createNtpSyncDetector, deviceClock, eventTime, readBootId } from './core/time.js';
+import { deviceClock, eventTime, readBootId } from './core/time.js';
+import { createSystemdClockSync } from './drivers/systemd-clock-sync.js';
+import { signalOptions } from './feedback-mode.js';
+import type { ClockSync } from './ports/clock-sync.js';
 import { RemoteControl } from './remote.js';
 import type { CardReader } from './ports/card-reader.js';
 import type { Feedback, FeedbackPattern } from './ports/feedback.js';
@@ -36,7 +39,10 @@ export interface DeviceEvents {
 export interface CreateDeviceOptions {
   config: DeviceSettings;
   clock?: Clock;
+  /** Overrides the sync state of `clockSync` (tests, simulator). */
   clockSynced?: () => boolean;
+  /** Clock-sync port (sync state, resync-clock command); default: systemd-timesyncd. */
+  clockSync?: ClockSync;
   bootId?: string;
   random?: () => number;
   logger?: Logger;
@@ -72,6 +78,8 @@ export class Device extends EventEmitter<DeviceEvents> {
   private running = false;
   private pending = new Set<Promise<void>>();
   private feedbackStartError: string | null = null;
+  private readonly clockSync: ClockSync;
+  private lastResync: NonNullable<ClockState['lastResync']> | null = null;
 
   constructor(opts: CreateDeviceOptions) {
     super();
@@ -85,7 +93,8 @@ export class Device extends EventEmitter<DeviceEvents> {
       readerId: opts.config.readerId,
     });
     this.log = this.rootLog.child({ module: 'device' });
-    this.synced = opts.clockSynced ?? createNtpSyncDetector({ clock: this.clock });
+    this.clockSync = opts.clockSync ?? createSystemdClockSync({ clock: this.clock });
+    this.synced = opts.clockSynced ?? (() => this.clockSync.synced());
     this.reader = opts.cardReader ?? null;
     this.feedback = opts.feedback ?? null;
   }
@@ -96,6 +105,51 @@ export class Device extends EventEmitter<DeviceEvents> {
 
   now(): EventTime {
     return eventTime(this.clock, this.bootId, this.synced());
+  }
+
+  /** The log level in force: the pushed config's, else the config file's. */
+  get logLevel(): DeviceSettings['logLevel'] {
+    return this.remote?.config?.logLevel ?? this.config.logLevel;
+  }
+
+  get feedbackMode(): FeedbackMode {
+    return this.remote?.feedbackMode ?? 'normal';
+  }
+
+  /** Applies the log level in force to every module's logger (children follow the root's level). */
+  applyLogLevel(): void {
+    const level = this.logLevel;
+    const from = this.rootLog.level;
+    if (from === level) return;
+    // Said once, at whichever of the two levels shows info lines.
+    const announce = (): void => this.log.info({ from, to: level }, 'log level changed');
+    const shownBefore = this.log.isLevelEnabled('info');
+    if (shownBefore) announce();
+    this.rootLog.level = level;
+    if (!shownBefore) announce();
+  }
+
+  /**
+   * Asks the OS to resync the clock (gateway command resync-clock). The outcome and the clock state
+   * go into the status, published at once (the next heartbeat carries them too).
+   */
+  async resyncClock(): Promise<{ ok: boolean; detail: string; clock: ClockState }> {
+    const out = await this.clockSync.resync();
+    const now = this.now();
+    const detail = out.ok ? out.detail : out.reason;
+    this.lastResync = { atWallMs: now.wallMs, ok: out.ok, detail: detail.slice(0, 200) };
+    if (out.ok) this.log.info({ detail }, 'clock resynchronised');
+    else this.log.warn({ reason: detail }, 'clock resync failed');
+    this.statusChanged();
+    return { ok: out.ok, detail, clock: this.clockState(now) };
+  }
+
+  private clockState(now: EventTime): ClockState {
+    return {
+      synced: now.synced,
+      source: now.synced ? 'ntp' : 'none',
+      ...(this.lastResync ? { lastResync: this.lastResync } : {}),
+    };
   }
 
   rules(): VisitRules {
@@ -134,6 +188,7 @@ export class Device extends EventEmitter<DeviceEvents> {
       publishResult: (r) => this.uplink?.publishCommandResult(r),
       changed: () => this.statusChanged(),
     });
+    this.applyLogLevel(); // a persisted pushed config is in force from the start
     this.taps = new TapPipeline(
       {
         readerId: cfg.readerId,
@@ -220,6 +275,9 @@ export class Device extends EventEmitter<DeviceEvents> {
       readerId: this.config.readerId,
       firmware: this.o.firmware ?? FIRMWARE_VERSION,
       now: this.now(),
+      clock: this.clockState(this.now()),
+      logLevel: this.logLevel,
+      feedbackMode: this.feedbackMode,
       journal: this.journal.stats(),
       readerAttached: this.reader?.attached ?? false,
       freeStorageBytes: freeBytes(this.config.dataDir),
@@ -236,14 +294,13 @@ export class Device extends EventEmitter<DeviceEvents> {
     return this.taps?.openVisits() ?? [];
   }
 
-  /** Shows a pattern unless the pushed feedback mode is "silent" (faults always show). */
+  /** Shows a pattern, with or without sound as the pushed feedback mode says (always with light). */
   signal(pattern: FeedbackPattern): Promise<void> {
     const f = this.feedback;
     if (!f) return Promise.resolve();
-    if (this.remote?.feedbackMode === 'silent' && !pattern.startsWith('fault')) return Promise.resolve();
     // A hung LED/buzzer driver must not hold up the tap path or shutdown: give up waiting after 2 s.
     const ac = new AbortController();
-    const shown = f.signal(pattern).catch(() => undefined);
+    const shown = f.signal(pattern, signalOptions(this.feedbackMode, pattern)).catch(() => undefined);
     return Promise.race([
       shown.then(() => ac.abort()),
       sleep(this.clock, SIGNAL_WAIT_MS, ac.signal).then(() => {

@@ -1,18 +1,21 @@
 import type { Logger } from 'pino';
 import { decode } from '../../protocol/index.js';
-import type { Clock, CommandResult, DeviceConfig, EventTime } from '../../protocol/index.js';
+import type { Clock, ClockState, CommandResult, DeviceConfig, EventTime } from '../../protocol/index.js';
 import type { Journal } from './core/journal.js';
 import type { Feedback } from './ports/feedback.js';
 
 /**
  * What the gateway pushes: the retained config (validated, kept when good, persisted so an offline
- * reboot keeps the allow-list) and commands (identify, selftest-echo, restart, resync-clock).
+ * reboot keeps the allow-list, the feedback mode and the log level) and commands (identify,
+ * selftest-echo, restart, resync-clock).
  */
 export interface RemoteControlOptions {
   device: {
     readonly config: { readerId: string };
     now(): EventTime;
     armExpiry(): void;
+    applyLogLevel(): void;
+    resyncClock(): Promise<{ ok: boolean; detail: string; clock: ClockState }>;
     signal(p: 'identify'): Promise<void>;
     emit(e: 'restart-requested'): boolean;
   };
@@ -75,8 +78,15 @@ export class RemoteControl {
     this.o.journal.saveConfig(cfg);
     this.use(cfg);
     this.configError = null;
+    this.o.device.applyLogLevel();
     this.log.info(
-      { version: cfg.version, allowList: cfg.allowList?.length ?? null, revoked: cfg.revoked.length },
+      {
+        version: cfg.version,
+        allowList: cfg.allowList?.length ?? null,
+        revoked: cfg.revoked.length,
+        feedbackMode: cfg.feedbackMode,
+        logLevel: cfg.logLevel,
+      },
       'config applied',
     );
     this.o.device.armExpiry();
@@ -95,15 +105,18 @@ export class RemoteControl {
     this.seenCommands.push(cmd.commandId);
     if (this.seenCommands.length > 100) this.seenCommands.shift();
     const now = this.o.device.now();
-    const reply = (status: CommandResult['status'], detail?: string): void =>
+    const reply = (status: CommandResult['status'], detail?: string, clock?: ClockState): void => {
+      const at = this.o.device.now();
       this.o.publishResult({
         schemaVersion: 1,
         readerId,
         commandId: cmd.commandId,
         status,
-        ...(detail ? { detail } : {}),
-        at: { wallMs: now.wallMs, monoMs: now.monoMs, bootId: now.bootId },
+        ...(detail ? { detail: detail.slice(0, 200) } : {}),
+        at: { wallMs: at.wallMs, monoMs: at.monoMs, bootId: at.bootId },
+        ...(clock ? { clock } : {}),
       });
+    };
     if (cmd.expiresAt !== undefined && now.synced && now.wallMs > cmd.expiresAt) {
       reply('expired');
       return;
@@ -122,7 +135,11 @@ export class RemoteControl {
         this.o.device.emit('restart-requested');
         return;
       case 'resync-clock':
-        reply('rejected', 'the device clock follows NTP; events carry boot id + monotonic time instead');
+        // Answered when the OS has resynced or given up (bounded by the clock-sync driver).
+        void this.o.device.resyncClock().then(
+          (r) => reply(r.ok ? 'ok' : 'failed', r.detail, r.clock),
+          (err: unknown) => reply('failed', `resync crashed: ${(err as Error).message}`),
+        );
         return;
     }
   }

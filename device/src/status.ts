@@ -1,4 +1,4 @@
-import type { EventTime, StatusOnline } from '../../protocol/index.js';
+import type { ClockState, EventTime, StatusOnline } from '../../protocol/index.js';
 import { elapsedMs } from './core/decision.js';
 import type { JournalStats } from './core/journal.js';
 import type { UplinkStats } from './core/uplink.js';
@@ -23,6 +23,9 @@ export function buildStatus(i: {
   readerId: string;
   firmware: string;
   now: EventTime;
+  clock: ClockState;
+  logLevel: NonNullable<WireStatus['logLevel']>;
+  feedbackMode: NonNullable<WireStatus['feedbackMode']>;
   journal: JournalStats;
   readerAttached: boolean;
   freeStorageBytes: number;
@@ -50,12 +53,14 @@ export function buildStatus(i: {
     oldestUnackedAgeMs: oldest ? Math.floor(elapsedMs({ ...oldest, synced: i.now.synced }, i.now)) : null,
     lastAckedSeq: j.lastAckedSeq,
     journalCapacity: j.capacity,
-    clock: { synced: i.now.synced, source: i.now.synced ? 'ntp' : 'none' },
+    clock: i.clock,
     readerAttached: i.readerAttached,
     freeStorageBytes: i.freeStorageBytes,
     configVersion: i.remote?.configVersion ?? 0,
     configError: i.remote?.configError ?? null,
     faults,
+    logLevel: i.logLevel,
+    feedbackMode: i.feedbackMode,
     connected: i.uplink?.connected ?? false,
     openVisits: i.openVisits,
     lastSeq: j.lastSeq,
@@ -83,5 +88,7 @@ export function toWireStatus(s: DeviceStatus): WireStatus {
     configVersion: s.configVersion,
     configError: s.configError,
     faults: s.faults,
+    ...(s.logLevel ? { logLevel: s.logLevel } : {}),
+    ...(s.feedbackMode ? { feedbackMode: s.feedbackMode } : {}),
   };
 }

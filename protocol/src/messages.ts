@@ -4,6 +4,17 @@ import { LIMITS, SCHEMA_VERSION } from './limits.js';
 
 const Version = z.literal(SCHEMA_VERSION).describe('Schema version; unknown versions are rejected.');
 
+/** Device log levels (pushed config, reported in status). */
+export const LogLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug']);
+export type LogLevel = z.infer<typeof LogLevel>;
+
+/**
+ * What the reader's feedback does (device/README.md "Feedback modes"): normal: light and sound;
+ * quiet: light only, except "not accepted" and faults, which still sound; silent: light only.
+ */
+export const FeedbackMode = z.enum(['normal', 'quiet', 'silent']);
+export type FeedbackMode = z.infer<typeof FeedbackMode>;
+
 // ───────────────────────────── device → gateway: events ─────────────────────────────
 
 /** What the device decided, and showed the worker, for a tap. */
@@ -113,12 +124,23 @@ export type Ack = z.infer<typeof Ack>;
 
 // ───────────────────────────── device status (retained, last will) ─────────────────────────────
 
+export const ClockResync = z
+  .object({
+    atWallMs: EpochMs.describe('Device wall clock when the resync finished.'),
+    ok: z.boolean().describe('Whether the OS resynchronised the clock.'),
+    detail: Text.describe('What happened, or why it failed and what to do.'),
+  })
+  .strict()
+  .describe('Outcome of the last resync-clock command in this run of the device.');
+
 export const ClockState = z
   .object({
     synced: z.boolean(),
     source: z.enum(['ntp', 'gateway', 'none']).describe('What the device last synchronised from.'),
+    lastResync: ClockResync.optional(),
   })
   .strict();
+export type ClockState = z.infer<typeof ClockState>;
 
 export const StatusOnline = z
   .object({
@@ -139,6 +161,11 @@ export const StatusOnline = z
     configVersion: z.number().int().min(0).describe('Config version in force (0: built-in defaults).'),
     configError: Text.nullable().describe('Why the last pushed config was refused, if it was.'),
     faults: z.array(z.enum(['reader-detached', 'storage-low', 'journal-full', 'clock-unsynced'])).max(8),
+    logLevel: z
+      .enum([...LogLevel.options, 'trace', 'silent'])
+      .optional()
+      .describe('Log level in force (pushed config, else the config file).'),
+    feedbackMode: FeedbackMode.optional().describe('Feedback mode in force (pushed config, else normal).'),
   })
   .strict();
 
@@ -170,8 +197,6 @@ export const VisitWindows = z
   })
   .strict();
 
-export const FeedbackMode = z.enum(['normal', 'quiet', 'silent']);
-
 export const DeviceConfig = z
   .object({
     schemaVersion: Version,
@@ -189,7 +214,7 @@ export const DeviceConfig = z
       .describe('Card references accepted; null accepts every card (the gateway still flags unknown ones).'),
     revoked: z.array(CardRef).max(LIMITS.maxAllowList).default([]),
     feedbackMode: FeedbackMode.default('normal'),
-    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug']).default('info'),
+    logLevel: LogLevel.default('info'),
   })
   .strict();
 export type DeviceConfig = z.infer<typeof DeviceConfig>;
@@ -219,6 +244,7 @@ export const CommandResult = z
     status: z.enum(['ok', 'failed', 'rejected', 'expired']),
     detail: Text.optional(),
     at: z.object({ wallMs: EpochMs, monoMs: z.number().int().min(0), bootId: BootId }).strict(),
+    clock: ClockState.optional().describe('resync-clock: the clock state after the attempt.'),
   })
   .strict();
 export type CommandResult = z.infer<typeof CommandResult>;

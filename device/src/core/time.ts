@@ -1,5 +1,4 @@
-import { execFile } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { systemClock } from '../../../protocol/index.js';
 import type { Clock, EventTime } from '../../../protocol/index.js';
 
@@ -38,42 +37,5 @@ export function eventTime(clock: Clock, bootId: string, synced: boolean): EventT
     bootId,
     monoMs: Math.max(0, Math.floor(clock.monotonic())),
     synced: ok && synced,
-  };
-}
-
-/**
- * Default clock-sync detector for Linux: systemd-timesyncd's flag file, else (refreshed in the
- * background at most once a minute) `timedatectl show -p NTPSynchronized --value`. Cheap: never
- * blocks a tap. Returns false until something says synced.
- */
-export function createNtpSyncDetector(opts: { clock: Clock; refreshMs?: number }): () => boolean {
-  const refreshMs = opts.refreshMs ?? 60_000;
-  let cached = false;
-  let checkedAt = -Infinity;
-  let running = false;
-  const refresh = (): void => {
-    if (running) return;
-    running = true;
-    try {
-      if (existsSync('/run/systemd/timesync/synchronized')) {
-        cached = true;
-        running = false;
-        return;
-      }
-    } catch {
-      // fall through
-    }
-    execFile('timedatectl', ['show', '-p', 'NTPSynchronized', '--value'], { timeout: 2_000 }, (err, out) => {
-      running = false;
-      cached = !err && out.trim() === 'yes';
-    });
-  };
-  return () => {
-    const now = opts.clock.monotonic();
-    if (now - checkedAt >= refreshMs) {
-      checkedAt = now;
-      refresh();
-    }
-    return cached;
   };
 }

@@ -1,8 +1,16 @@
 import type { Logger } from 'pino';
 import { sleep } from '../../../protocol/index.js';
 import type { Clock } from '../../../protocol/index.js';
-import type { Feedback, FeedbackPattern } from '../ports/feedback.js';
-import { ACR122_PATTERNS, STEP_PATTERNS, acr1252Buzzer, acr1252Led, runSteps } from './pcsc-patterns.js';
+import type { Feedback, FeedbackPattern, SignalOptions } from '../ports/feedback.js';
+import {
+  ACR122_PATTERNS,
+  STEP_PATTERNS,
+  acr1252Buzzer,
+  acr1252Led,
+  muted,
+  mutedAcr122,
+  runSteps,
+} from './pcsc-patterns.js';
 import type { Step } from './pcsc-patterns.js';
 
 export type ReaderLedDialect = 'acr122' | 'acr1252' | 'auto';
@@ -58,7 +66,8 @@ class Acr122Feedback implements Feedback {
     return /acr1252/i.test(this.opts.reader.readerName ?? '') ? 'acr1252' : 'acr122';
   }
 
-  async signal(pattern: FeedbackPattern): Promise<void> {
+  async signal(pattern: FeedbackPattern, opts: SignalOptions = {}): Promise<void> {
+    const sound = opts.sound !== false;
     if (!this.running) {
       this.error = 'feedback not started';
       return;
@@ -66,7 +75,7 @@ class Acr122Feedback implements Feedback {
     this.cancel?.();
     this.cancel = null;
     if (this.dialect() === 'acr1252') {
-      const steps = STEP_PATTERNS[pattern];
+      const steps = sound ? STEP_PATTERNS[pattern] : muted(STEP_PATTERNS[pattern]);
       let first: Promise<void> | null = null;
       this.cancel = runSteps(this.opts.clock, steps, (s) => {
         const sent = this.applyAcr1252(s);
@@ -75,7 +84,8 @@ class Acr122Feedback implements Feedback {
       await this.accepted(first ?? Promise.resolve());
       return;
     }
-    await this.accepted(this.send(ACR122_PATTERNS[pattern], pattern));
+    const apdu = ACR122_PATTERNS[pattern];
+    await this.accepted(this.send(sound ? apdu : mutedAcr122(apdu), pattern));
   }
 
   /** Waits until the command was taken or failed, at most acceptWaitMs: a tap never waits on a pattern. */

@@ -1,4 +1,4 @@
-import type { Feedback, FeedbackPattern } from '../ports/feedback.js';
+import type { Feedback, FeedbackPattern, SignalOptions } from '../ports/feedback.js';
 
 /** How each pattern looks on a terminal (mirrors the LED/buzzer table in device/README.md). */
 export const CONSOLE_PATTERNS: Record<FeedbackPattern, string> = {
@@ -37,9 +37,9 @@ export class ConsoleFeedback implements Feedback {
     return Promise.resolve();
   }
 
-  signal(pattern: FeedbackPattern): Promise<void> {
+  signal(pattern: FeedbackPattern, opts: SignalOptions = {}): Promise<void> {
     try {
-      this.write(CONSOLE_PATTERNS[pattern]);
+      this.write(`${CONSOLE_PATTERNS[pattern]}${opts.sound === false ? ' (no sound)' : ''}`);
       this.error = null;
     } catch (err) {
       this.error = err instanceof Error ? err.message : String(err);

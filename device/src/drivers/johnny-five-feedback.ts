@@ -2,8 +2,8 @@ import type { Logger } from 'pino';
 import type { Board as J5Board, Led as J5Led } from 'johnny-five';
 import { sleep } from '../../../protocol/index.js';
 import type { Clock } from '../../../protocol/index.js';
-import type { Feedback, FeedbackPattern } from '../ports/feedback.js';
-import { STEP_PATTERNS, runSteps } from './pcsc-patterns.js';
+import type { Feedback, FeedbackPattern, SignalOptions } from '../ports/feedback.js';
+import { STEP_PATTERNS, muted, runSteps } from './pcsc-patterns.js';
 import type { Step } from './pcsc-patterns.js';
 
 export interface JohnnyFiveFeedbackOptions {
@@ -81,7 +81,7 @@ class JohnnyFiveFeedback implements Feedback {
     return Promise.resolve();
   }
 
-  signal(pattern: FeedbackPattern): Promise<void> {
+  signal(pattern: FeedbackPattern, opts: SignalOptions = {}): Promise<void> {
     if (!this.outputs) {
       this.error = 'feedback not started';
       return Promise.resolve();
@@ -89,7 +89,8 @@ class JohnnyFiveFeedback implements Feedback {
     this.cancel?.();
     this.cancel = null;
     this.error = null; // apply() sets it again if the first step cannot be shown
-    this.cancel = runSteps(this.opts.clock, STEP_PATTERNS[pattern], (s) => this.apply(s));
+    const steps = opts.sound === false ? muted(STEP_PATTERNS[pattern]) : STEP_PATTERNS[pattern];
+    this.cancel = runSteps(this.opts.clock, steps, (s) => this.apply(s));
     return Promise.resolve();
   }
 

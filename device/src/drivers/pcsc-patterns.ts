@@ -53,6 +53,11 @@ export const STEP_PATTERNS: Record<FeedbackPattern, readonly Step[]> = {
   identify: rep(4, S(300, 1, 0, 0), S(300, 0, 1, 0)),
 };
 
+/** The same steps with the buzzer off (feedback modes quiet/silent): lights unchanged. */
+export function muted(steps: readonly Step[]): Step[] {
+  return steps.map((s) => ({ ...s, buzzer: false }));
+}
+
 /**
  * ACR122U "Bi-Color LED and Buzzer Control" pseudo-APDU: FF 00 40 P2 04 T1 T2 N L.
  * P2 bits: 0 final red, 1 final green, 2 red mask, 3 green mask, 4 initial red blink state,
@@ -93,6 +98,13 @@ export const ACR122_PATTERNS: Record<FeedbackPattern, Buffer> = {
     buzzer: 0,
   }),
 };
+
+/** An ACR122U pattern with its buzzer link cleared (byte L = 0): the same lights, no sound. */
+export function mutedAcr122(apdu: Buffer): Buffer {
+  const out = Buffer.from(apdu);
+  out[8] = 0;
+  return out;
+}
 
 /**
  * ACR1252U escape commands (ACS reference manual, "Peripherals Control"; sent with SCardControl):

@@ -1,10 +1,12 @@
 import { systemClock } from '../../../protocol/index.js';
 import type { Clock } from '../../../protocol/index.js';
-import type { Feedback, FeedbackPattern } from '../ports/feedback.js';
+import type { Feedback, FeedbackPattern, SignalOptions } from '../ports/feedback.js';
 
 export interface SignalRecord {
   pattern: FeedbackPattern;
   atMonoMs: number;
+  /** false: shown without sound (feedback mode quiet/silent). */
+  sound: boolean;
 }
 
 export interface SimulatedFeedbackOptions {
@@ -50,7 +52,7 @@ export class SimulatedFeedback implements Feedback {
     return Promise.resolve();
   }
 
-  async signal(pattern: FeedbackPattern): Promise<void> {
+  async signal(pattern: FeedbackPattern, opts: SignalOptions = {}): Promise<void> {
     try {
       await this.opts.signalFn?.(pattern);
       this.error = null;
@@ -58,7 +60,7 @@ export class SimulatedFeedback implements Feedback {
       this.error = err instanceof Error ? err.message : String(err);
       return;
     }
-    const rec = { pattern, atMonoMs: Math.floor(this.clock.monotonic()) };
+    const rec = { pattern, atMonoMs: Math.floor(this.clock.monotonic()), sound: opts.sound !== false };
     this.signals.push(rec);
     const max = this.opts.maxRecords ?? 10_000;
     if (this.signals.length > max) this.signals.splice(0, this.signals.length - max);

@@ -14,14 +14,20 @@ export const FEEDBACK_PATTERNS = [
 ] as const;
 export type FeedbackPattern = (typeof FEEDBACK_PATTERNS)[number];
 
+/** How a pattern is shown. `sound: false`: lights only, the buzzer stays off (feedback modes). */
+export interface SignalOptions {
+  sound?: boolean;
+}
+
 export interface Feedback {
   start(): Promise<void>;
   stop(): Promise<void>;
   /**
    * Shows a pattern. Resolves when the pattern has been started (not when it ends): a tap's
    * feedback must never wait on a previous pattern. Never throws; failures are reported via
-   * `lastError` and the device's status.
+   * `lastError` and the device's status. `opts.sound: false` shows the same pattern with the
+   * buzzer off (default: with sound).
    */
-  signal(pattern: FeedbackPattern): Promise<void>;
+  signal(pattern: FeedbackPattern, opts?: SignalOptions): Promise<void>;
   readonly lastError: string | null;
 }
