@@ -11,6 +11,7 @@ import type { TruthVisit } from './scenario/types.js';
 type Started = Extract<VisitEvent, { type: 'visit.started' }>;
 type Ended = Extract<VisitEvent, { type: 'visit.ended' }>;
 type Anomaly = Extract<VisitEvent, { type: 'visit.anomaly' }>;
+type Attributed = Extract<VisitEvent, { type: 'visit.attributed' }>;
 
 export interface Matched {
   expected: number;
@@ -72,7 +73,8 @@ export function matchTaps(input: CheckInput, tol: Tolerances): Matched {
   const timeOf = (e: VisitEvent): { ms: number; quality: string } => {
     if (e.type === 'visit.started') return { ms: Date.parse(e.startedAt), quality: e.timeQuality };
     if (e.type === 'visit.ended') return { ms: Date.parse(e.endedAt), quality: e.timeQuality };
-    return { ms: Date.parse(e.at), quality: 'corrected' };
+    if (e.type === 'visit.anomaly') return { ms: Date.parse(e.at), quality: 'corrected' };
+    return { ms: Date.parse(e.attributedAt), quality: 'corrected' }; // never in a pool
   };
   const positive = input.taps.filter(
     (t) => t.feedback === 'visit-started' || t.feedback === 'visit-ended' || t.feedback === 'rejected',
@@ -276,4 +278,46 @@ export function matchTaps(input: CheckInput, tol: Tolerances): Matched {
     groupSummary: `${groups.size} double-staffed calls`,
     groupFailures,
   };
+}
+
+/**
+ * `visit.attributed` events (a card assigned after it was seen unknown): each one must come after what
+ * it attributes (the visit's started/ended, or the refused tap's anomaly it resolves, in arrival order),
+ * be about the card of that visit, and be the only attribution of that visit / tap. They are not taps:
+ * they never count as phantom visits.
+ */
+export function checkAttributions(received: readonly VisitEvent[]): { summary: string; failures: string[] } {
+  const failures: string[] = [];
+  const seenVisit = new Map<string, string>(); // reader|visitId -> cardRef
+  const seenAnomaly = new Map<string, Anomaly>();
+  const attributed = new Set<string>();
+  let n = 0;
+  for (const e of received) {
+    if (e.type === 'visit.started' || e.type === 'visit.ended') {
+      seenVisit.set(`${e.readerId}|${e.visitId}`, e.cardRef);
+      continue;
+    }
+    if (e.type === 'visit.anomaly') {
+      seenAnomaly.set(e.idempotencyKey, e);
+      continue;
+    }
+    const a: Attributed = e;
+    n++;
+    const what = a.visitId === null ? `refused tap ${a.readerId}#${a.seq}` : `visit ${a.visitId}`;
+    const id = a.visitId === null ? `${a.readerId}|#${a.seq}` : `${a.readerId}|${a.visitId}`;
+    if (attributed.has(id)) failures.push(`${a.idempotencyKey}: ${what} attributed twice`);
+    attributed.add(id);
+    if (a.visitId !== null) {
+      const card = seenVisit.get(`${a.readerId}|${a.visitId}`);
+      if (card === undefined)
+        failures.push(`${a.idempotencyKey}: ${what} attributed before the backend saw it`);
+      else if (card !== a.cardRef) failures.push(`${a.idempotencyKey}: ${what} is not a visit of that card`);
+    } else if (!a.resolves.some((k) => seenAnomaly.get(k)?.cardRef === a.cardRef)) {
+      failures.push(`${a.idempotencyKey}: ${what} attributed before its unknown-card anomaly arrived`);
+    }
+    for (const k of a.resolves) {
+      if (!seenAnomaly.has(k)) failures.push(`${a.idempotencyKey}: resolves ${k}, not received before`);
+    }
+  }
+  return { summary: `${n} attributions`, failures };
 }

@@ -3,7 +3,7 @@
  * truth and with what the workers saw (the feedback of every tap). Pure: data in, named checks out.
  */
 import type { VisitEvent } from '../protocol/index.js';
-import { matchTaps, type Matched } from './checker-match.js';
+import { checkAttributions, matchTaps, type Matched } from './checker-match.js';
 import type { Intent, Scenario } from './scenario/types.js';
 
 export type FeedbackSeen =
@@ -170,6 +170,10 @@ export function runChecks(input: CheckInput): CheckResult[] {
   }
   if (input.backend.invalidBatches) hook.push(`${input.backend.invalidBatches} invalid batches`);
   results.push(result('webhook-contract', 'invariant', 'signatures and schema', hook));
+
+  // 7b. Attributions of cards assigned later: after what they attribute, once each.
+  const attr = checkAttributions(input.received);
+  results.push(result('attributions-after-their-visit', 'invariant', attr.summary, attr.failures));
 
   // 8. concurrent-visit only where the truth has the same card open at two homes (quality).
   results.push(

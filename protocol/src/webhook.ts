@@ -78,7 +78,48 @@ export const VisitAnomaly = z
   })
   .strict();
 
-export const VisitEvent = z.discriminatedUnion('type', [VisitStarted, VisitEnded, VisitAnomaly]);
+/**
+ * A visit (or a refused tap) recorded while its card was unknown is now attributed to a staff member,
+ * because a coordinator assigned the card. Sent once per visit / refused tap, after that visit's
+ * `visit.started` / `visit.ended` (or the refused tap's `visit.anomaly`) already in the outbox.
+ */
+export const VisitAttributed = z
+  .object({
+    type: z.literal('visit.attributed'),
+    idempotencyKey: z
+      .string()
+      .min(8)
+      .max(128)
+      .describe('vt1:{readerId}:{seq}:attributed, seq as in `seq`: stable, sent once.'),
+    visitId: SafeId.nullable().describe(
+      'The attributed visit; null for a tap the reader refused (no visit was opened, none is invented).',
+    ),
+    readerId: ReaderId,
+    clientRef: SafeId.nullable(),
+    cardRef: CardRef,
+    staffRef: SafeId.describe('Staff member the card is now assigned to.'),
+    previousStaffRef: SafeId.nullable().describe(
+      'Staff member the visit had before: always null today (only unattributed visits are attributed).',
+    ),
+    seq: SeqNo.describe(
+      "The tap this is about: the visit's startSeq (its endSeq for a stop without start), or the refused tap.",
+    ),
+    attributedAt: IsoTime.describe('When the gateway attributed it (the assignment), not the tap time.'),
+    attributedBy: Text.describe('Who assigned the card (admin token name, or the CLI).'),
+    reason: z.enum(['card-assigned']),
+    resolves: z
+      .array(z.string().min(8).max(128))
+      .max(8)
+      .describe('Idempotency keys of the earlier `unknown-card` visit.anomaly events this resolves.'),
+  })
+  .strict();
+
+export const VisitEvent = z.discriminatedUnion('type', [
+  VisitStarted,
+  VisitEnded,
+  VisitAnomaly,
+  VisitAttributed,
+]);
 export type VisitEvent = z.infer<typeof VisitEvent>;
 
 export const WebhookBatch = z
