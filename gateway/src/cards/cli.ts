@@ -1,18 +1,28 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { createGateway, createLogger } from '../../index.js';
-import { loadGatewaySettings } from '../config.js';
+import { CardRef, SafeId } from '../../../protocol/index.js';
+import { createGateway, createLogger, type Gateway } from '../../index.js';
+import { loadGatewaySettings, type GatewaySettings } from '../config.js';
 import { planCardImport } from './csv-import.js';
+import { assignRefusal, listUnknownCards } from './routes.js';
 
 type Out = (line: string) => void;
 
 export const CARDS_HELP = `visittag-gateway cards import FILE [--dry-run] [--config FILE]
+visittag-gateway cards unknown [--config FILE]
+visittag-gateway cards assign CARD_REF --staff REF [--reassign] [--config FILE]
 
-FILE is CSV (comma or semicolon) with a header naming "staff" and "uid" (hex card UID as the badge
-system prints it; pseudonymised with the fleet key, never stored raw) or "card_ref" (c1_…).
-Good rows are imported (a card already known is re-assigned to the staff member given), bad rows are
-listed with their line number and reason. Exit code 0 when every row was good, 1 when some were bad,
-2 when nothing could be read.`;
+import: FILE is CSV (comma or semicolon) with a header naming "staff" and "uid" (hex card UID as the
+badge system prints it; pseudonymised with the fleet key, never stored raw) or "card_ref" (c1_…).
+Good rows are imported (a card already known is re-assigned to the staff member given from now on),
+bad rows are listed with their line number and reason. Exit code 0 when every row was good, 1 when
+some were bad, 2 when nothing could be read.
+unknown: cards tapped but not in the registry, with where (reader, client) and when they were seen.
+assign: registers an unknown card for a staff member. Both assign and import resolve the card's
+earlier taps: its visits recorded while it was unknown get the staff member, its unknown-card
+anomalies are marked resolved, and the planning backend gets one visit.attributed event per visit
+(or refused tap). A card registered to someone else (or revoked) is refused unless --reassign is
+given; even then its earlier visits keep the staff member they have.`;
 
 export async function cardsCommand(argv: string[], out: Out, err: Out): Promise<number> {
   let parsed;
@@ -23,6 +33,8 @@ export async function cardsCommand(argv: string[], out: Out, err: Out): Promise<
       options: {
         config: { type: 'string' },
         'dry-run': { type: 'boolean' },
+        staff: { type: 'string' },
+        reassign: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -35,8 +47,9 @@ export async function cardsCommand(argv: string[], out: Out, err: Out): Promise<
     out(CARDS_HELP);
     return 0;
   }
-  const [sub, file] = positionals;
-  if (sub !== 'import' || !file) {
+  const [sub, arg] = positionals;
+  const known = sub === 'import' || sub === 'assign' || sub === 'unknown';
+  if (!known || (sub !== 'unknown' && !arg) || (sub === 'assign' && !values.staff)) {
     err(CARDS_HELP);
     return 2;
   }
@@ -47,6 +60,18 @@ export async function cardsCommand(argv: string[], out: Out, err: Out): Promise<
     err(loaded.error);
     return 78;
   }
+  if (sub === 'unknown') return withGateway(loaded.config, (gw) => listUnknown(gw.db, out));
+  if (sub === 'assign') {
+    return withGateway(loaded.config, (gw) =>
+      assign(
+        gw,
+        { cardRef: arg ?? '', staffRef: values.staff ?? '', reassign: values.reassign === true },
+        out,
+        err,
+      ),
+    );
+  }
+  const file = arg ?? '';
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -56,20 +81,96 @@ export async function cardsCommand(argv: string[], out: Out, err: Out): Promise<
   }
   const plan = planCardImport(text, loaded.config.fleetKey);
   for (const b of plan.bad) out(`line ${b.line}: ${b.reason}`);
+  let resolved = { cards: 0, visits: 0, refusedTaps: 0 };
   if (!values['dry-run'] && plan.good.length) {
-    const gw = createGateway({ config: loaded.config, logger: createLogger('error') });
-    try {
-      gw.db.transaction(() => {
-        for (const r of plan.good) gw.registry.addCard({ cardRef: r.cardRef, staffRef: r.staffRef });
+    await withGateway(loaded.config, (gw) => {
+      resolved = gw.db.transaction(() => {
+        const acc = { cards: 0, visits: 0, refusedTaps: 0 };
+        for (const r of plan.good) {
+          const a = gw.registry.addCard({ cardRef: r.cardRef, staffRef: r.staffRef, actor: 'cards-import' });
+          if (a.attributed.visits + a.attributed.refusedTaps > 0) acc.cards++;
+          acc.visits += a.attributed.visits;
+          acc.refusedTaps += a.attributed.refusedTaps;
+        }
+        return acc;
       })();
-    } finally {
-      await gw.stop();
-    }
+      return 0;
+    });
   }
   const verb = values['dry-run'] ? 'would import' : 'imported';
   out(
     `${verb} ${plan.good.length} card(s); ${plan.bad.length} bad row(s)${plan.bad.length ? ' listed above (fix them and import the file again: good rows are idempotent)' : ''}`,
   );
+  if (resolved.cards > 0) out(resolvedLine(resolved.cards, resolved.visits, resolved.refusedTaps));
   if (!plan.good.length && plan.bad.length) return 2;
   return plan.bad.length ? 1 : 0;
 }
+
+const resolvedLine = (cards: number, visits: number, refused: number): string =>
+  `resolved earlier taps of ${cards} card(s) seen before as unknown: ${visits} visit(s) attributed, ` +
+  `${refused} refused tap(s) reported (visit.attributed events queued for the planning backend)`;
+
+/** Opens the gateway's database (not its broker or API) for a one-off command. */
+async function withGateway(
+  config: GatewaySettings,
+  fn: (gw: Gateway) => number | Promise<number>,
+): Promise<number> {
+  const gw = createGateway({ config, logger: createLogger('error') });
+  try {
+    return await fn(gw);
+  } finally {
+    await gw.stop();
+  }
+}
+
+function listUnknown(db: Gateway['db'], out: Out): number {
+  const cards = listUnknownCards(db);
+  if (!cards.length) {
+    out('no unknown cards');
+    return 0;
+  }
+  for (const c of cards) {
+    const where = c.seenAt
+      .map((s) => `${s.readerId} (client ${s.clientRef ?? '-'}, ${s.taps}x, last ${iso(s.lastSeenMs)})`)
+      .join('; ');
+    out(
+      `${c.cardRef}  ${c.taps} tap(s), first ${iso(c.firstSeenMs)}, last ${iso(c.lastSeenMs)}  at ${where}`,
+    );
+  }
+  return 0;
+}
+
+function assign(
+  gw: Gateway,
+  a: { cardRef: string; staffRef: string; reassign: boolean },
+  out: Out,
+  err: Out,
+): number {
+  if (!CardRef.safeParse(a.cardRef).success) {
+    err('CARD_REF must be a c1_ reference (c1_ + 32 hex digits), as `cards unknown` lists it');
+    return 2;
+  }
+  if (!SafeId.safeParse(a.staffRef).success) {
+    err('--staff must use only letters, digits, ".", "_" and "-"');
+    return 2;
+  }
+  const row = gw.db
+    .prepare('SELECT staff_ref AS staffRef, revoked_at AS revokedAtMs FROM cards WHERE card_ref = ?')
+    .get(a.cardRef) as { staffRef: string; revokedAtMs: number | null } | undefined;
+  const refusal = assignRefusal(row ?? null, a.staffRef, a.reassign);
+  if (refusal) {
+    err(refusal);
+    return 1;
+  }
+  const r = gw.registry.addCard({ cardRef: a.cardRef, staffRef: a.staffRef, actor: 'cli' });
+  out(`card ${r.cardRef} → ${r.staffRef} (${r.registry})`);
+  const { visits, refusedTaps } = r.attributed;
+  out(
+    visits + refusedTaps > 0
+      ? resolvedLine(1, visits, refusedTaps)
+      : 'no earlier unattributed taps of this card (nothing new for the planning backend)',
+  );
+  return 0;
+}
+
+const iso = (ms: number): string => new Date(ms).toISOString();

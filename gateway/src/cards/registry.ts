@@ -1,6 +1,8 @@
 import { CardRef, SafeId } from '../../../protocol/index.js';
 import type { Clock } from '../../../protocol/index.js';
-import type { Db } from '../store/db.js';
+import { OutboxStore } from '../outbox/store.js';
+import { applyMigrations, type Db } from '../store/db.js';
+import { attributeCard, attributionMigrations, type AttributionResult } from '../visits/attribution.js';
 import { statementCache } from '../visits/stmt-cache.js';
 
 /** What the gateway knows about a card at a given time. */
@@ -15,28 +17,59 @@ export interface CardInfo {
   revokedAtMs: number | null;
 }
 
+export interface CardAssignResult {
+  cardRef: string;
+  staffRef: string;
+  /** added: was unknown; unchanged: already this staff member's, active; reassigned: another's, or revoked. */
+  registry: 'added' | 'unchanged' | 'reassigned';
+  /** Earlier taps of the card resolved by this assignment (gateway/src/visits/attribution.ts). */
+  attributed: AttributionResult;
+}
+
 /**
- * Minimal card registry: card → staff member, with revocation (the provisioning issue builds the
- * full one). Table `cards` (migration visits-001).
+ * Card registry: card → staff member, with revocation. Table `cards` (migration visits-001).
+ * Assigning a card also resolves its earlier taps made while it was unknown (attribution-001).
  */
 export class CardRegistry {
   private readonly db: Db;
   private readonly q: ReturnType<typeof statementCache>;
   private readonly clock: Clock;
-  constructor(opts: { db: Db; clock: Clock }) {
+  private readonly outbox: Pick<OutboxStore, 'enqueue'>;
+  constructor(opts: { db: Db; clock: Clock; outbox?: Pick<OutboxStore, 'enqueue'> }) {
     this.db = opts.db;
+    applyMigrations(opts.db, attributionMigrations);
     this.q = statementCache(opts.db);
     this.clock = opts.clock;
+    this.outbox = opts.outbox ?? new OutboxStore({ db: opts.db });
   }
 
-  /** Adds a card or re-assigns it (and un-revokes it). Throws on malformed references. */
-  addCard(c: { cardRef: string; staffRef: string }): void {
+  /**
+   * Adds a card or re-assigns it (and un-revokes it) and, in the same transaction, attributes the
+   * card's earlier unattributed visits and refused taps to the staff member (`visit.attributed`
+   * events). Idempotent. Visits already attributed (to anyone) are never rewritten: a re-assignment
+   * changes who holds the card from now on only. Throws on malformed references.
+   */
+  addCard(c: { cardRef: string; staffRef: string; actor?: string }): CardAssignResult {
     const cardRef = CardRef.parse(c.cardRef);
     const staffRef = SafeId.parse(c.staffRef);
-    this.q(
-      `INSERT INTO cards (card_ref, staff_ref, revoked_at, created_at) VALUES (?, ?, NULL, ?)
-         ON CONFLICT (card_ref) DO UPDATE SET staff_ref = excluded.staff_ref, revoked_at = NULL`,
-    ).run(cardRef, staffRef, this.clock.now());
+    const nowMs = this.clock.now();
+    return this.db.transaction((): CardAssignResult => {
+      const before = this.get(cardRef);
+      this.q(
+        `INSERT INTO cards (card_ref, staff_ref, revoked_at, created_at) VALUES (?, ?, NULL, ?)
+           ON CONFLICT (card_ref) DO UPDATE SET staff_ref = excluded.staff_ref, revoked_at = NULL`,
+      ).run(cardRef, staffRef, nowMs);
+      const registry = !before
+        ? 'added'
+        : before.staffRef === staffRef && before.revokedAtMs === null
+          ? 'unchanged'
+          : 'reassigned';
+      const attributed = attributeCard(
+        { db: this.db, outbox: this.outbox },
+        { cardRef, staffRef, actor: c.actor ?? 'system', nowMs },
+      );
+      return { cardRef, staffRef, registry, attributed };
+    })();
   }
 
   /** Revokes a card from now on; returns false when the card is unknown. */

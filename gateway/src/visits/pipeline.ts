@@ -2,6 +2,7 @@ import type pino from 'pino';
 import type { Clock } from '../../../protocol/index.js';
 import type { AdminRoute } from '../admin/types.js';
 import { CardRegistry } from '../cards/registry.js';
+import type { CardAssignResult } from '../cards/registry.js';
 import type { MetricsRegistry } from '../metrics.js';
 import { Forwarder } from '../outbox/forwarder.js';
 import type { BackendSettings, ForwarderStatus } from '../outbox/forwarder.js';
@@ -44,7 +45,8 @@ export interface VisitPipeline {
   stop(): Promise<void>;
   routes: AdminRoute[];
   registry: {
-    addCard(c: { cardRef: string; staffRef: string }): void;
+    /** Registers the card and attributes its earlier taps (gateway/src/visits/attribution.ts). */
+    addCard(c: { cardRef: string; staffRef: string; actor?: string }): CardAssignResult;
     /** Returns false when the card was unknown or already revoked. */
     revokeCard(cardRef: string): boolean;
   };
@@ -223,7 +225,11 @@ export function createVisitPipeline(opts: VisitPipelineOptions): VisitPipeline {
       forwarderStatus: (): ForwarderStatus | null => forwarder?.status() ?? null,
     }),
     registry: {
-      addCard: (c) => cards.addCard(c),
+      addCard: (c) => {
+        const r = cards.addCard(c);
+        if (r.attributed.events > 0) forwarder?.wake();
+        return r;
+      },
       revokeCard: (cardRef) => cards.revokeCard(cardRef),
     },
     processNow,

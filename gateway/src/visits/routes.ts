@@ -60,7 +60,8 @@ export function visitRoutes(deps: VisitRouteDeps): AdminRoute[] {
           .prepare(
             `SELECT id, idempotency_key AS idempotencyKey, kind, reader_id AS readerId, visit_id AS visitId,
                card_ref AS cardRef, staff_ref AS staffRef, client_ref AS clientRef, at_ms AS atMs, seq, detail,
-               created_at_ms AS createdAtMs
+               created_at_ms AS createdAtMs, resolved_at_ms AS resolvedAtMs, resolved_by AS resolvedBy,
+               resolution, resolved_staff_ref AS resolvedStaffRef
              FROM anomalies WHERE (@kind IS NULL OR kind = @kind) AND (@readerId IS NULL OR reader_id = @readerId)
              ORDER BY id DESC LIMIT @limit`,
           )

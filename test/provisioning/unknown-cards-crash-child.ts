@@ -1,0 +1,33 @@
+/**
+ * Child process for the attribution crash test: opens the gateway database given as argv[2] and assigns
+ * card argv[3] to staff argv[4], killing itself with SIGKILL right after the `visit.attributed` event
+ * number argv[5] was written, i.e. in the middle of the one transaction of the re-attribution pass.
+ */
+import { CardRegistry } from '../../gateway/src/cards/registry.js';
+import { OutboxStore } from '../../gateway/src/outbox/store.js';
+import { openDatabase } from '../../gateway/src/store/db.js';
+import { ingestMigrations } from '../../gateway/src/store/ingest-migrations.js';
+import { visitMigrations } from '../../gateway/src/visits/migrations.js';
+import { systemClock } from '../../protocol/index.js';
+
+const [dbPath, cardRef, staffRef, killAfter] = process.argv.slice(2);
+if (!dbPath || !cardRef || !staffRef || !killAfter) throw new Error('usage: DB CARD STAFF KILL_AFTER');
+const db = openDatabase(dbPath, [...ingestMigrations, ...visitMigrations]);
+const real = new OutboxStore({ db });
+let n = 0;
+const registry = new CardRegistry({
+  db,
+  clock: systemClock,
+  outbox: {
+    enqueue: (e, nowMs) => {
+      const wrote = real.enqueue(e, nowMs);
+      if (e.type === 'visit.attributed' && ++n >= Number(killAfter)) {
+        process.stdout.write(`killing after ${n} attribution(s)\n`);
+        process.kill(process.pid, 'SIGKILL');
+      }
+      return wrote;
+    },
+  },
+});
+registry.addCard({ cardRef, staffRef, actor: 'crash-child' });
+process.stdout.write('finished without being killed\n');
