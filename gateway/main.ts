@@ -17,6 +17,8 @@ Usage:
   visittag-gateway readers revoke READER_ID [--config FILE]
   visittag-gateway readers move READER_ID --client CLIENT_REF [--config FILE]
   visittag-gateway cards import FILE [--dry-run] [--config FILE]   (CSV: staff,uid)
+  visittag-gateway cards unknown [--config FILE]                   cards seen but not registered
+  visittag-gateway cards assign CARD_REF --staff REF [--reassign] [--config FILE]
   visittag-gateway status [--config FILE]      ask the running gateway's admin API
   visittag-gateway check-config [--config FILE]
   visittag-gateway --help
