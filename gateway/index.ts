@@ -16,6 +16,7 @@ import { loadOrCreateKeyFile } from './src/broker/credentials.js';
 import { commandRoutes } from './src/fleet/command-routes.js';
 import { alertRoutes, readerSnapshot } from './src/fleet/alerts.js';
 import { configRoutes } from './src/fleet/config-push.js';
+import { ReaderReplacements, replaceRoutes } from './src/fleet/replace.js';
 import { cardRoutes } from './src/cards/routes.js';
 import { createEmbeddedBroker } from './src/broker/embedded.js';
 import { createExternalBroker } from './src/broker/external.js';
@@ -77,6 +78,8 @@ export interface Gateway {
   sendCommand(readerId: string, command: Command): Promise<void>;
   /** One-time enrollment codes and the provisioning exchange (gateway/src/enrollment). */
   readonly enrollment: Enrollment;
+  /** Replacing a reader by a new one at the same client (gateway/src/fleet/replace.ts). */
+  readonly replacements: ReaderReplacements;
 }
 
 export function createLogger(level: string): pino.Logger {
@@ -171,6 +174,17 @@ export function createGateway(opts: GatewayOptions): Gateway {
     logger,
     registry: readers,
     mqttPort: () => transport?.port ?? null,
+    onReplaced: (oldId, newId) => {
+      replacements.retire(oldId, newId);
+    },
+  });
+  const replacements = new ReaderReplacements({
+    db,
+    clock,
+    logger,
+    registry: readers,
+    enrollment,
+    visits: pipeline,
   });
   let stopped = false;
   const coreRoutes: AdminRoute[] = [
@@ -197,7 +211,14 @@ export function createGateway(opts: GatewayOptions): Gateway {
     publicPaths: ['/healthz', '/readyz', ...ENROLLMENT_PUBLIC_PATHS],
     routes: [
       ...coreRoutes,
-      ...readerRoutes({ store, registry: readers, live, transport: () => transport }),
+      ...readerRoutes({
+        store,
+        registry: readers,
+        live,
+        transport: () => transport,
+        links: (id) => replacements.links(id),
+      }),
+      ...replaceRoutes(replacements),
       ...pipeline.routes,
       ...enrollmentRoutes(enrollment),
       ...cardRoutes({ db, addCard: (c) => pipeline.registry.addCard(c) }),
@@ -250,6 +271,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
     },
     registry,
     enrollment,
+    replacements,
     pipeline,
     store,
     db,

@@ -5,6 +5,7 @@ import { createSdNotifier } from './src/sd-notify.js';
 import { cardsCommand } from './src/cards/cli.js';
 import { enrollCommand } from './src/enrollment/cli.js';
 import { commandCommand } from './src/fleet/cli.js';
+import { replaceCommand } from './src/fleet/replace-cli.js';
 
 const HELP = `visittag-gateway: home-care visit tag gateway (MQTT broker, ingest, visits, forwarding)
 
@@ -13,7 +14,8 @@ Usage:
   visittag-gateway readers add READER_ID --client CLIENT_REF [--label TEXT] [--password PW] [--config FILE]
   visittag-gateway readers enroll --client CLIENT_REF [--label TEXT] [--reader ID] [--ttl-minutes N] [--config FILE]
   visittag-gateway readers list [--config FILE]
-  visittag-gateway readers command READER_ID identify|restart|resync-clock [--config FILE]
+  visittag-gateway readers replace OLD_READER_ID [--label TEXT] [--ttl-minutes N] [--config FILE]
+  visittag-gateway readers command READER_ID identify|restart|resync-clock|selftest-echo [--config FILE]
   visittag-gateway readers revoke READER_ID [--config FILE]
   visittag-gateway readers move READER_ID --client CLIENT_REF [--config FILE]
   visittag-gateway cards import FILE [--dry-run] [--config FILE]   (CSV: staff,uid)
@@ -40,6 +42,7 @@ export async function main(
   if (argv[0] === 'readers' && argv[1] === 'enroll') return enrollCommand(argv.slice(2), out, err);
   if (argv[0] === 'cards') return cardsCommand(argv.slice(1), out, err);
   if (argv[0] === 'readers' && argv[1] === 'command') return commandCommand(argv.slice(2), out, err);
+  if (argv[0] === 'readers' && argv[1] === 'replace') return replaceCommand(argv.slice(2), out, err);
   let parsed;
   try {
     parsed = parseArgs({
@@ -108,12 +111,15 @@ async function readers(
       const rows = gw.registry.listReaders();
       for (const r of rows) {
         const seq = gw.store.seqState(r.readerId);
+        const links = gw.replacements.links(r.readerId);
         out(
           [
             r.readerId,
             r.clientRef ?? '-',
             r.revokedAt ? 'revoked' : 'active',
             `upTo=${seq.contiguousUpto}`,
+            ...(links.replacedBy ? [`replaced-by=${links.replacedBy}`] : []),
+            ...(links.replaces ? [`replaces=${links.replaces}`] : []),
             r.label ?? '',
           ]
             .join('\t')
@@ -160,7 +166,7 @@ async function readers(
           return 0;
         case undefined:
         default:
-          err(`unknown readers command "${sub ?? ''}" (add, list, revoke, move)`);
+          err(`unknown readers command "${sub ?? ''}" (add, enroll, list, replace, command, revoke, move)`);
           return 2;
       }
     });

@@ -11,6 +11,8 @@ export interface ReaderRoutesDeps {
   registry: ReaderRegistry;
   live: ReaderLiveView;
   transport: () => Transport | null;
+  /** Reader replacement links (gateway/src/fleet/replace.ts). */
+  links?: (readerId: string) => { replacedBy: string | null; replaces: string | null };
 }
 
 const AddReaderBody = z
@@ -33,12 +35,15 @@ export function readerView(d: ReaderRoutesDeps, r: ReaderRecord, detail: boolean
   const stored = live?.status ? undefined : d.store.lastStatus(r.readerId);
   const status = (live?.status ?? stored?.status ?? null) as { state?: string; [k: string]: unknown } | null;
   const online = status && status.state === 'online' ? status : null;
+  const links = d.links?.(r.readerId);
   const base = {
     readerId: r.readerId,
     label: r.label,
     clientRef: r.clientRef,
     revoked: r.revokedAt !== null,
     revokedAtMs: r.revokedAt,
+    replacedBy: links?.replacedBy ?? null,
+    replaces: links?.replaces ?? null,
     connected: d.transport()?.isOnline(r.readerId) ?? false,
     reportedState: status?.state ?? 'unknown',
     lastSeenMs: live?.lastSeenMs ?? stored?.receivedAtMs ?? null,

@@ -27,6 +27,11 @@ export interface EnrollmentOptions {
   defaultTtlMs?: number;
   limits?: GuessLimitSettings;
   codeRandom?: CodeRandom;
+  /**
+   * Called once a code issued with `replaces` was exchanged and the new reader's credentials exist:
+   * retires the old reader (gateway/src/fleet/replace.ts). A throw is logged; the exchange stands.
+   */
+  onReplaced?: (oldReaderId: string, newReaderId: string) => void | Promise<void>;
 }
 
 export interface IssueInput {
@@ -34,6 +39,8 @@ export interface IssueInput {
   label?: string;
   /** Re-enroll this existing reader (new credentials, same id: its history and journal stay valid). */
   readerId?: string;
+  /** The code provisions a new reader id that replaces this reader (retired at the exchange). */
+  replaces?: string;
   ttlMs?: number;
 }
 
@@ -44,6 +51,8 @@ export interface IssuedCode {
   label: string | null;
   expiresAtMs: number;
   replacesCredentials: boolean;
+  /** The reader this code's new reader replaces (null: not a replacement). */
+  replaces: string | null;
 }
 
 export interface EnrollmentRecord {
@@ -54,6 +63,7 @@ export interface EnrollmentRecord {
   expiresAtMs: number;
   usedAtMs: number | null;
   state: 'pending' | 'used' | 'expired';
+  replaces: string | null;
 }
 
 export type ExchangeResult =
@@ -67,6 +77,7 @@ interface Row {
   created_at: number;
   expires_at: number;
   used_at: number | null;
+  replaces_reader_id: string | null;
 }
 
 const HTTP: Record<ProvisionErrorCode, number> = {
@@ -122,6 +133,10 @@ export class Enrollment {
     if (!(ttl >= 60_000 && ttl <= 7 * 24 * 3_600_000)) throw new Error('ttl must be 1 minute to 7 days');
     let readerId = input.readerId;
     let replaces = false;
+    const replacing = input.replaces ?? null;
+    if (replacing !== null && readerId !== undefined) {
+      throw new Error('a replacement gets a new reader id: give replaces or readerId, not both');
+    }
     if (readerId !== undefined) {
       if (!isSafeId(readerId)) throw new Error('readerId uses unsafe characters');
       replaces = this.o.registry.getReader(readerId) !== undefined;
@@ -137,13 +152,32 @@ export class Enrollment {
         'UPDATE enrollments SET expires_at = ? WHERE reader_id = ? AND used_at IS NULL AND expires_at > ?',
       )
       .run(now, readerId, now);
+    if (replacing !== null) {
+      // Likewise a pending replacement code for the same old reader: one replacement at a time.
+      this.o.db
+        .prepare(
+          'UPDATE enrollments SET expires_at = ? WHERE replaces_reader_id = ? AND used_at IS NULL AND expires_at > ?',
+        )
+        .run(now, replacing, now);
+    }
     this.o.db
       .prepare(
-        `INSERT INTO enrollments (code_hash, reader_id, client_ref, label, created_at, expires_at)
-         VALUES (?, ?, ?, ?, ?, ?)`,
+        `INSERT INTO enrollments (code_hash, reader_id, client_ref, label, created_at, expires_at, replaces_reader_id)
+         VALUES (?, ?, ?, ?, ?, ?, ?)`,
       )
-      .run(hashCode(this.o.hashKey, norm), readerId, input.clientRef, input.label ?? null, now, now + ttl);
-    this.log.info({ readerId, clientRef: input.clientRef, expiresAtMs: now + ttl }, 'enrollment code issued');
+      .run(
+        hashCode(this.o.hashKey, norm),
+        readerId,
+        input.clientRef,
+        input.label ?? null,
+        now,
+        now + ttl,
+        replacing,
+      );
+    this.log.info(
+      { readerId, clientRef: input.clientRef, expiresAtMs: now + ttl, replaces: replacing },
+      'enrollment code issued',
+    );
     return {
       code,
       readerId,
@@ -151,6 +185,7 @@ export class Enrollment {
       label: input.label ?? null,
       expiresAtMs: now + ttl,
       replacesCredentials: replaces,
+      replaces: replacing,
     };
   }
 
@@ -165,6 +200,7 @@ export class Enrollment {
       expiresAtMs: r.expires_at,
       usedAtMs: r.used_at,
       state: r.used_at !== null ? 'used' : r.expires_at <= now ? 'expired' : 'pending',
+      replaces: r.replaces_reader_id,
     }));
   }
 
@@ -222,9 +258,25 @@ export class Enrollment {
       return refuse('unavailable', 'the gateway could not create the reader credentials');
     }
     this.log.info(
-      { readerId: row.reader_id, clientRef: row.client_ref, source, hostname: input.hostname },
+      {
+        readerId: row.reader_id,
+        clientRef: row.client_ref,
+        source,
+        hostname: input.hostname,
+        replaces: row.replaces_reader_id,
+      },
       'reader provisioned',
     );
+    if (row.replaces_reader_id !== null) {
+      try {
+        await this.o.onReplaced?.(row.replaces_reader_id, row.reader_id);
+      } catch (err) {
+        this.log.error(
+          { err, readerId: row.reader_id, replaces: row.replaces_reader_id },
+          'new reader provisioned but the old one was not retired: revoke it by hand (readers revoke)',
+        );
+      }
+    }
     return {
       ok: true,
       status: 200,

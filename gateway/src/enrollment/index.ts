@@ -24,6 +24,7 @@ export function createEnrollment(opts: {
   registry: ReaderRegistry;
   mqttPort: () => number | null;
   limits?: GuessLimitSettings;
+  onReplaced?: (oldReaderId: string, newReaderId: string) => void | Promise<void>;
 }): Enrollment {
   applyMigrations(opts.db, enrollmentMigrations);
   return new Enrollment({
@@ -35,5 +36,6 @@ export function createEnrollment(opts: {
     fleetKey: opts.config.fleetKey,
     brokerUrl: brokerUrlFor(opts.config.mqtt, opts.mqttPort),
     ...(opts.limits ? { limits: opts.limits } : {}),
+    ...(opts.onReplaced ? { onReplaced: opts.onReplaced } : {}),
   });
 }

@@ -21,4 +21,11 @@ export const enrollmentMigrations: Migration[] = [
       `);
     },
   },
+  {
+    // A code that provisions a NEW reader id replacing an existing one (readers replace).
+    id: 'enrollment-002',
+    up: (db) => {
+      db.exec('ALTER TABLE enrollments ADD COLUMN replaces_reader_id TEXT');
+    },
+  },
 ];

@@ -1,0 +1,81 @@
+import { parseArgs } from 'node:util';
+import { createGateway, createLogger } from '../../index.js';
+import { loadGatewaySettings } from '../config.js';
+
+type Out = (line: string) => void;
+
+export const REPLACE_HELP = `visittag-gateway readers replace OLD_READER_ID [--label TEXT] [--ttl-minutes N] [--config FILE]
+
+A technician swaps a broken reader: issues a one-time enrollment code for a NEW reader id at the old
+reader's client (label: the old one's unless --label). When the new reader is provisioned with it, the
+old reader is retired at once: its credentials are revoked, its live connection dropped, and visits
+still open at it are closed with the anomaly "manual-close" (by reader-replace). Taps the old Pi still
+holds stay on it until you decide (docs/fleet.md "Replacing a reader").`;
+
+/** `visittag-gateway readers replace OLD_ID …` (works on the SQLite file, also while the gateway runs). */
+export async function replaceCommand(argv: string[], out: Out, err: Out): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        label: { type: 'string' },
+        'ttl-minutes': { type: 'string' },
+        config: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (e) {
+    err(`${(e as Error).message}\n\n${REPLACE_HELP}`);
+    return 2;
+  }
+  const { values, positionals } = parsed;
+  if (values.help) {
+    out(REPLACE_HELP);
+    return 0;
+  }
+  const [oldId, extra] = positionals;
+  if (!oldId || extra !== undefined) {
+    err(`give exactly one OLD_READER_ID (see: visittag-gateway readers list)\n\n${REPLACE_HELP}`);
+    return 2;
+  }
+  const ttl = values['ttl-minutes'] === undefined ? 60 : Number(values['ttl-minutes']);
+  if (!Number.isInteger(ttl) || ttl < 1) {
+    err('--ttl-minutes must be a whole number of minutes ≥ 1');
+    return 2;
+  }
+  const file = values.config ?? process.env.VISITTAG_GATEWAY_CONFIG ?? '/etc/visittag/gateway.json';
+  const loaded = loadGatewaySettings(file);
+  if (!loaded.ok) {
+    err(loaded.error);
+    return 78;
+  }
+  const config = loaded.config;
+  const gw = createGateway({ config, logger: createLogger('error') });
+  try {
+    const issued = gw.replacements.issue(oldId, {
+      ttlMs: ttl * 60_000,
+      ...(values.label !== undefined ? { label: values.label } : {}),
+    });
+    const host = config.admin.host === '0.0.0.0' ? '<gateway-host>' : config.admin.host;
+    out(`enrollment code: ${issued.code}`);
+    out(`new reader:      ${issued.readerId} (replaces ${oldId})`);
+    out(`client:          ${issued.clientRef ?? '-'}${issued.label ? ` (${issued.label})` : ''}`);
+    out(`expires:         ${new Date(issued.expiresAtMs).toISOString()} (works once)`);
+    if (issued.openVisits > 0) {
+      out(
+        `open visits:     ${issued.openVisits} at ${oldId}; closed with anomaly "manual-close" when the new reader is provisioned`,
+      );
+    }
+    out(
+      `on the new Pi:   visittag-device provision --gateway http://${host}:${config.admin.port} --code ${issued.code}`,
+    );
+    return 0;
+  } catch (e) {
+    err((e as Error).message);
+    return 1;
+  } finally {
+    await gw.stop();
+  }
+}

@@ -1,0 +1,176 @@
+import type pino from 'pino';
+import { z } from 'zod';
+import { summarizeIssues, type Clock } from '../../../protocol/index.js';
+import type { AdminResponse, AdminRoute } from '../admin/types.js';
+import type { Enrollment, IssuedCode } from '../enrollment/index.js';
+import type { ReaderRegistry } from '../registry.js';
+import { applyMigrations, type Db, type Migration } from '../store/db.js';
+
+export const replacementMigrations: Migration[] = [
+  {
+    id: 'fleet-replace-001',
+    up: (db) => {
+      db.exec(`CREATE TABLE IF NOT EXISTS reader_replacements (
+        old_reader_id TEXT PRIMARY KEY,
+        new_reader_id TEXT NOT NULL UNIQUE,
+        client_ref TEXT,
+        replaced_at_ms INTEGER NOT NULL,
+        closed_visits INTEGER NOT NULL
+      )`);
+    },
+  },
+];
+
+/** Who replaced whom (shown by GET /api/readers as replacedBy / replaces). */
+export interface ReplacementLinks {
+  replacedBy: string | null;
+  replaces: string | null;
+  replacedAtMs: number | null;
+}
+
+export interface ReplacementDeps {
+  db: Db;
+  clock: Clock;
+  logger: pino.Logger;
+  registry: Pick<ReaderRegistry, 'getReader' | 'revokeReader'>;
+  enrollment: Pick<Enrollment, 'issue'>;
+  /** The visits pipeline: catch up on what the old reader delivered, then close what stays open. */
+  visits: {
+    processNow(readerIds?: string[]): number;
+    closeVisit(req: {
+      visitId: string;
+      actor: string;
+      reason: string;
+    }): { ok: true } | { ok: false; status: number; error: string };
+  };
+}
+
+export const REPLACE_ACTOR = 'reader-replace';
+
+/**
+ * Replacing a reader (a technician swaps a broken Pi): `issue` gives an enrollment code for a NEW reader
+ * id at the old reader's client; when that code is exchanged (`retire`, called by the enrollment), the
+ * old reader is revoked (credentials refused, live connection dropped), the visits still open at it are
+ * closed with the anomaly `manual-close` (actor `reader-replace`: no stop can come from a retired
+ * reader), and the link is recorded. The old device's unsent taps stay on it, undecided (docs/fleet.md).
+ */
+export class ReaderReplacements {
+  private readonly log: pino.Logger;
+
+  constructor(private readonly d: ReplacementDeps) {
+    this.log = d.logger.child({ module: 'replace' });
+    applyMigrations(d.db, replacementMigrations);
+  }
+
+  issue(
+    oldReaderId: string,
+    opts: { label?: string; ttlMs?: number } = {},
+  ): IssuedCode & { openVisits: number } {
+    const old = this.d.registry.getReader(oldReaderId);
+    if (!old) throw new Error(`unknown reader ${oldReaderId}`);
+    const done = this.links(oldReaderId).replacedBy;
+    if (done) throw new Error(`reader ${oldReaderId} was already replaced by ${done}`);
+    const label = opts.label ?? old.label ?? undefined;
+    const issued = this.d.enrollment.issue({
+      clientRef: old.clientRef,
+      replaces: oldReaderId,
+      ...(label !== undefined ? { label } : {}),
+      ...(opts.ttlMs !== undefined ? { ttlMs: opts.ttlMs } : {}),
+    });
+    return { ...issued, openVisits: this.openVisitIds(oldReaderId).length };
+  }
+
+  /** Retires `oldReaderId` now that `newReaderId` holds credentials. Idempotent per pair. */
+  retire(oldReaderId: string, newReaderId: string): { closedVisits: string[] } {
+    const existing = this.links(oldReaderId);
+    if (existing.replacedBy === newReaderId) return { closedVisits: [] };
+    if (existing.replacedBy)
+      throw new Error(`reader ${oldReaderId} was already replaced by ${existing.replacedBy}`);
+    const old = this.d.registry.getReader(oldReaderId);
+    if (!old) throw new Error(`unknown reader ${oldReaderId}`);
+    if (old.revokedAt === null) this.d.registry.revokeReader(oldReaderId); // drops the live connection
+    // What the old reader delivered before it was dropped (a stop, say) is applied first.
+    this.d.visits.processNow([oldReaderId]);
+    const closed: string[] = [];
+    for (const visitId of this.openVisitIds(oldReaderId)) {
+      const r = this.d.visits.closeVisit({
+        visitId,
+        actor: REPLACE_ACTOR,
+        reason: `reader ${oldReaderId} replaced by ${newReaderId}; no stop tap reached the gateway`,
+      });
+      if (r.ok) closed.push(visitId);
+      else this.log.warn({ readerId: oldReaderId, visitId, error: r.error }, 'open visit not closed');
+    }
+    this.d.db
+      .prepare(
+        `INSERT INTO reader_replacements (old_reader_id, new_reader_id, client_ref, replaced_at_ms, closed_visits)
+         VALUES (?, ?, ?, ?, ?)`,
+      )
+      .run(oldReaderId, newReaderId, old.clientRef, this.d.clock.now(), closed.length);
+    this.log.info(
+      { readerId: oldReaderId, replacedBy: newReaderId, closedVisits: closed.length },
+      'reader replaced: old one revoked',
+    );
+    return { closedVisits: closed };
+  }
+
+  links(readerId: string): ReplacementLinks {
+    const by = this.d.db
+      .prepare('SELECT new_reader_id, replaced_at_ms FROM reader_replacements WHERE old_reader_id = ?')
+      .get(readerId) as { new_reader_id: string; replaced_at_ms: number } | undefined;
+    const of = this.d.db
+      .prepare('SELECT old_reader_id FROM reader_replacements WHERE new_reader_id = ?')
+      .pluck()
+      .get(readerId) as string | undefined;
+    return {
+      replacedBy: by?.new_reader_id ?? null,
+      replaces: of ?? null,
+      replacedAtMs: by?.replaced_at_ms ?? null,
+    };
+  }
+
+  /** Visits the gateway holds open at this reader (read from the visits table). */
+  openVisitIds(readerId: string): string[] {
+    return this.d.db
+      .prepare(`SELECT visit_id FROM visits WHERE reader_id = ? AND state = 'open' ORDER BY started_at_ms`)
+      .pluck()
+      .all(readerId) as string[];
+  }
+}
+
+const ReplaceBody = z
+  .object({
+    label: z.string().max(200).optional(),
+    ttlMinutes: z
+      .number()
+      .int()
+      .min(1)
+      .max(7 * 24 * 60)
+      .optional(),
+  })
+  .strict();
+
+/** `POST /api/readers/:readerId/replace` `{ label?, ttlMinutes? }` → 201 the enrollment code for the new reader. */
+export function replaceRoutes(r: ReaderReplacements): AdminRoute[] {
+  return [
+    {
+      method: 'POST',
+      path: '/api/readers/:readerId/replace',
+      handler: (req): AdminResponse => {
+        const p = ReplaceBody.safeParse(req.body ?? {});
+        if (!p.success) return { status: 400, body: { error: summarizeIssues(p.error.issues) } };
+        const id = req.params.readerId ?? '';
+        try {
+          const issued = r.issue(id, {
+            ...(p.data.label !== undefined ? { label: p.data.label } : {}),
+            ...(p.data.ttlMinutes !== undefined ? { ttlMs: p.data.ttlMinutes * 60_000 } : {}),
+          });
+          return { status: 201, body: issued };
+        } catch (err) {
+          const msg = (err as Error).message;
+          return { status: msg.startsWith('unknown reader') ? 404 : 409, body: { error: msg } };
+        }
+      },
+    },
+  ];
+}
