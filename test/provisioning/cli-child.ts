@@ -47,11 +47,15 @@ export class RunningDevice {
   stderr = '';
   readonly exited: Promise<number | null>;
 
-  constructor(configPath: string, runtimeDir: string) {
+  constructor(configPath: string, runtimeDir: string, env: Record<string, string> = {}) {
     this.proc = spawn(
       process.execPath,
       ['--import', 'tsx', DEVICE_MAIN, 'run', '--config', configPath, '--sim-control', 'stdin'],
-      { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, RUNTIME_DIRECTORY: runtimeDir } },
+      {
+        cwd: ROOT,
+        stdio: ['pipe', 'pipe', 'pipe'],
+        env: { ...process.env, RUNTIME_DIRECTORY: runtimeDir, ...env },
+      },
     );
     this.proc.stdin.on('error', () => undefined);
     this.proc.stderr.on('data', (d: Buffer) => {
