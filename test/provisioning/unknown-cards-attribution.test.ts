@@ -11,6 +11,7 @@ import { openDatabase, type Db } from '../../gateway/src/store/db.js';
 import { ingestMigrations } from '../../gateway/src/store/ingest-migrations.js';
 import { visitMigrations } from '../../gateway/src/visits/migrations.js';
 import { VisitEvent } from '../../protocol/index.js';
+import { checkAttributions } from '../../simulator/checker-match.js';
 import {
   addReader,
   card,
@@ -278,5 +279,22 @@ describe('unknown card assigned later: re-attribution pass', () => {
     const r = e.pipeline.registry.addCard({ cardRef: X, staffRef: 'nurse-2' });
     expect(r.attributed).toMatchObject({ visits: 2, refusedTaps: 1, events: 3 });
     expect(outboxKeys(e.db).filter((k) => k.endsWith(':attributed'))).toHaveLength(3);
+  });
+
+  it('the simulator checker flags an attribution that comes before its visit, or twice', () => {
+    const e = env();
+    tapUnknownCard(e);
+    e.pipeline.registry.addCard({ cardRef: X, staffRef: 'nurse-2' });
+    const out = outboxEvents(e.db);
+    expect(checkAttributions(out)).toEqual({ summary: '3 attributions', failures: [] });
+    const v1 = ofType(out, 'visit.attributed')[0] as VisitEvent;
+    const early = [v1, ...out.filter((x) => x !== v1)];
+    expect(checkAttributions(early).failures).toEqual([
+      `vt1:${R}:1:attributed: visit v1 attributed before the backend saw it`,
+      `vt1:${R}:1:attributed: resolves vt1:${R}:1:anomaly:unknown-card, not received before`,
+    ]);
+    expect(checkAttributions([...out, { ...v1, idempotencyKey: 'vt1:other:1:attributed' }]).failures).toEqual(
+      ['vt1:other:1:attributed: visit v1 attributed twice'],
+    );
   });
 });

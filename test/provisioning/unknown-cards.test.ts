@@ -260,6 +260,22 @@ describe('unknown card assigned later resolves its earlier taps (end to end)', (
       attributedBy: 'cards-import',
     });
 
+    // An explicit re-assignment: the card is nurse-9's from now on; nurse-2's visits stay hers.
+    const re = await post(gw, `/api/cards/${X}/assign`, { staffRef: 'nurse-9', reassign: true });
+    expect(re).toMatchObject({ status: 200, body: { registry: 'reassigned', attributed: { events: 0 } } });
+    await send([tapEvent(R, 9, { card: X, decision: 'start', visitId: 'v3' })]);
+    await waitUntil(() => backend.received().some((e) => e.idempotencyKey === `vt1:${R}:9:started`), 15_000);
+    expect(backend.received().find((e) => e.idempotencyKey === `vt1:${R}:9:started`)).toMatchObject({
+      staffRef: 'nurse-9',
+      anomalies: [],
+    });
+    expect(attributedOf(X)).toHaveLength(3);
+    const after = (await adminGet(gw, `/api/visits?state=recent&readerId=${R}`)).body as typeof visits;
+    expect(after.visits.filter((v) => ['v1', 'v2'].includes(v.visitId)).map((v) => v.staffRef)).toEqual([
+      'nurse-2',
+      'nurse-2',
+    ]);
+
     // Every attribution arrived after its visit, once; nothing was delivered twice.
     const check = checkAttributions(backend.received());
     expect(check).toEqual({ summary: '5 attributions', failures: [] });
