@@ -6,6 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { join, resolve } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CardRegistry } from '../../gateway/src/cards/registry.js';
+import { assignRefusal } from '../../gateway/src/cards/routes.js';
 import { OutboxStore } from '../../gateway/src/outbox/store.js';
 import { openDatabase, type Db } from '../../gateway/src/store/db.js';
 import { ingestMigrations } from '../../gateway/src/store/ingest-migrations.js';
@@ -296,5 +297,17 @@ describe('unknown card assigned later: re-attribution pass', () => {
     expect(checkAttributions([...out, { ...v1, idempotencyKey: 'vt1:other:1:attributed' }]).failures).toEqual(
       ['vt1:other:1:attributed: visit v1 attributed twice'],
     );
+  });
+
+  it('assign refuses a card registered to someone else, or revoked, naming the fix', () => {
+    expect(assignRefusal(null, 'nurse-2', false)).toBeNull();
+    expect(assignRefusal({ staffRef: 'nurse-2', revokedAtMs: null }, 'nurse-2', false)).toBeNull();
+    expect(assignRefusal({ staffRef: 'nurse-1', revokedAtMs: null }, 'nurse-2', false)).toMatch(
+      /already registered to nurse-1; its visits so far stay attributed to nurse-1.*"reassign": true.*--reassign/,
+    );
+    expect(assignRefusal({ staffRef: 'nurse-2', revokedAtMs: T0 }, 'nurse-2', false)).toMatch(
+      /revoked \(it was registered to nurse-2\).*"reassign": true/,
+    );
+    expect(assignRefusal({ staffRef: 'nurse-1', revokedAtMs: T0 }, 'nurse-2', true)).toBeNull();
   });
 });
