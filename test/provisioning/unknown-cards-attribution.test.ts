@@ -11,7 +11,7 @@ import { OutboxStore } from '../../gateway/src/outbox/store.js';
 import { openDatabase, type Db } from '../../gateway/src/store/db.js';
 import { ingestMigrations } from '../../gateway/src/store/ingest-migrations.js';
 import { visitMigrations } from '../../gateway/src/visits/migrations.js';
-import { VisitEvent } from '../../protocol/index.js';
+import { SCHEMA_VERSION, VisitEvent, WebhookBatch } from '../../protocol/index.js';
 import { checkAttributions } from '../../simulator/checker-match.js';
 import {
   addReader,
@@ -309,5 +309,23 @@ describe('unknown card assigned later: re-attribution pass', () => {
       /revoked \(it was registered to nurse-2\).*"reassign": true/,
     );
     expect(assignRefusal({ staffRef: 'nurse-1', revokedAtMs: T0 }, 'nurse-2', true)).toBeNull();
+  });
+
+  it('visit.attributed is a strict member of the webhook union (staff required, visitId nullable)', () => {
+    const e = env();
+    tapUnknownCard(e);
+    e.pipeline.registry.addCard({ cardRef: X, staffRef: 'nurse-2' });
+    const [a] = ofType(outboxEvents(e.db), 'visit.attributed');
+    const batch = (events: unknown[]) => ({
+      schemaVersion: SCHEMA_VERSION,
+      batchId: 'b1_0123456789',
+      sentAt: '2026-11-23T10:00:00.000Z',
+      events,
+    });
+    expect(WebhookBatch.safeParse(batch([a])).success).toBe(true);
+    expect(VisitEvent.safeParse({ ...a, visitId: null }).success).toBe(true);
+    expect(VisitEvent.safeParse({ ...a, staffRef: null }).success).toBe(false);
+    expect(VisitEvent.safeParse({ ...a, reason: 'guessed' }).success).toBe(false);
+    expect(VisitEvent.safeParse({ ...a, extra: 1 }).success).toBe(false);
   });
 });
