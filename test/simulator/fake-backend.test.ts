@@ -1,5 +1,11 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { SCHEMA_VERSION, WEBHOOK_HEADERS, signWebhook, webhookBatchId } from '../../protocol/index.js';
+import {
+  SCHEMA_VERSION,
+  WEBHOOK_HEADERS,
+  signWebhook,
+  systemClock,
+  webhookBatchId,
+} from '../../protocol/index.js';
 import type { VisitEvent } from '../../protocol/index.js';
 import { startFakeBackend, type FakeBackend } from '../../simulator/fake-backend.js';
 
@@ -94,7 +100,7 @@ describe('fake planning backend', () => {
     // signature refused as "outside the replay window"). The grace is in real time, so a signature
     // made on an old clock reading is still refused.
     let now = 1_790_000_000_000;
-    const clock = { now: () => now };
+    const clock = { ...systemClock, now: () => now };
     be = await startFakeBackend({ secret: SECRET, clock, transitGraceRealMs: 10_000 });
     const signedAt = now;
     now += 20 * 60_000; // the request is on the wire while 20 virtual minutes pass
