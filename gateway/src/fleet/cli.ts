@@ -7,8 +7,13 @@ const KINDS = ['identify', 'restart', 'resync-clock', 'selftest-echo'] as const;
 
 export const COMMAND_HELP = `visittag-gateway readers command READER_ID identify|restart|resync-clock|selftest-echo [--config FILE]
 
-Sends a command to a connected reader through the running gateway's admin API and waits (≤ 15 s) for
-the reader's result (identify: the reader blinks so a technician finds the right box).`;
+Sends a command to a connected reader through the running gateway's admin API and waits for the
+reader's result (≤ 15 s; resync-clock ≤ 45 s: the reader waits up to 30 s for a time server).
+  identify       the reader blinks so a technician finds the right box
+  resync-clock   the reader restarts systemd-timesyncd and reports "ok (clock synchronised …)" or
+                 "failed (why, and what to do)"; its status then shows clock.synced / clock.lastResync
+  restart        the service exits cleanly and systemd starts it again
+  selftest-echo  a round trip only`;
 
 /** `visittag-gateway readers command ID KIND`: over the running gateway's admin API. */
 export async function commandCommand(argv: string[], out: Out, err: Out): Promise<number> {
@@ -54,7 +59,8 @@ export async function commandCommand(argv: string[], out: Out, err: Out): Promis
       return 1;
     }
     out(`sent ${kind} to ${readerId} (command ${body.commandId}); waiting for the reader…`);
-    for (let i = 0; i < 30; i++) {
+    const waitS = kind === 'resync-clock' ? 45 : 15;
+    for (let i = 0; i < waitS * 2; i++) {
       await new Promise((r) => setTimeout(r, 500));
       const v = (await (
         await fetch(`${base}/api/readers/${encodeURIComponent(readerId)}`, { headers })
@@ -65,7 +71,7 @@ export async function commandCommand(argv: string[], out: Out, err: Out): Promis
         return r.status === 'ok' ? 0 : 1;
       }
     }
-    err('no answer within 15 s: the reader is probably offline (see visittag-gateway status)');
+    err(`no answer within ${waitS} s: the reader is probably offline (see visittag-gateway status)`);
     return 1;
   } catch (e) {
     err(`cannot reach the gateway admin API at ${base}: ${(e as Error).message}`);
