@@ -117,6 +117,15 @@ describe('resync-clock end to end', () => {
     expect(refused.code).toBe(1);
     expect((await view()).lastCommandResult?.clock?.synced).toBe(false);
     await waitUntil(async () => (await view()).status?.clock?.lastResync?.ok === false, 10_000);
+    // The coordinator's alert says what the reader said.
+    const alerts = (await adminGet(gw, '/api/alerts')).body as {
+      alerts: { readerId: string; kind: string; detail: string }[];
+    };
+    expect(
+      alerts.alerts.find((a) => a.readerId === issued.readerId && a.kind === 'clock-unsynced')?.detail,
+    ).toBe(
+      'device clock not synchronised (NTP); last resync failed: not allowed to restart systemd-timesyncd (Failed to restart systemd-timesyncd.service: Access denied): add the polkit rule of docs/technician.md step 2',
+    );
 
     rmSync(join(state, 'deny')); // the technician added the polkit rule
     const ok = await command();
@@ -131,6 +140,12 @@ describe('resync-clock end to end', () => {
     expect(v.lastCommandResult).toMatchObject({ status: 'ok', clock: { synced: true, source: 'ntp' } });
     // The status that follows carries the clock state (published right after the resync).
     await waitUntil(async () => (await view()).status?.clock?.synced === true, 10_000);
+    const after = (await adminGet(gw, '/api/alerts')).body as {
+      alerts: { readerId: string; kind: string }[];
+    };
+    expect(after.alerts.filter((a) => a.readerId === issued.readerId).map((a) => a.kind)).not.toContain(
+      'clock-unsynced',
+    );
     expect((await view()).status?.clock?.lastResync).toMatchObject({
       ok: true,
       detail: 'clock synchronised by systemd-timesyncd from ntp.test.invalid',

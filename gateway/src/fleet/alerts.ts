@@ -78,9 +78,15 @@ export function deriveAlerts(r: ReaderSnapshot, nowMs: number, t: AlertThreshold
       `${depth ?? '?'} unsent event(s), oldest ${age === null ? '?' : Math.round(age / 60_000)} min`,
     );
   }
-  const clock = s.clock as { synced?: unknown } | undefined;
-  if (r.clockSynced === false || clock?.synced === false)
-    add('clock-unsynced', 'device clock not synchronised (NTP)');
+  const clock = s.clock as { synced?: unknown; lastResync?: { ok?: unknown; detail?: unknown } } | undefined;
+  if (r.clockSynced === false || clock?.synced === false) {
+    const resync = clock?.lastResync;
+    const why =
+      resync?.ok === false && typeof resync.detail === 'string'
+        ? `; last resync failed: ${resync.detail}`
+        : '';
+    add('clock-unsynced', `device clock not synchronised (NTP)${why}`);
+  }
   if (s.readerAttached === false) add('reader-detached', 'the card reader is unplugged or not found');
   const free = num(s.freeStorageBytes);
   const faults = Array.isArray(s.faults) ? (s.faults as unknown[]) : [];
