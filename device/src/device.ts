@@ -271,11 +271,12 @@ export class Device extends EventEmitter<DeviceEvents> {
 
   status(): DeviceStatus {
     if (!this.journal) throw new Error('device not started');
+    const now = this.now();
     return buildStatus({
       readerId: this.config.readerId,
       firmware: this.o.firmware ?? FIRMWARE_VERSION,
-      now: this.now(),
-      clock: this.clockState(this.now()),
+      now,
+      clock: this.clockState(now),
       logLevel: this.logLevel,
       feedbackMode: this.feedbackMode,
       journal: this.journal.stats(),
