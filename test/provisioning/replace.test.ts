@@ -276,7 +276,8 @@ describe('replacing a reader', () => {
     });
     expect(twice.status).toBe(409);
     expect(((await twice.json()) as { error: string }).error).toBe(
-      `reader rdr-api-old was already replaced by ${issued.readerId}`,
+      `reader rdr-api-old was already replaced by ${issued.readerId} (to provision ${issued.readerId} again: ` +
+        `visittag-gateway readers enroll --client home-41 --reader ${issued.readerId})`,
     );
     const none = await fetch(`${gw.adminUrl}/api/readers/rdr-nosuch/replace`, {
       method: 'POST',

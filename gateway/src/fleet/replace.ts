@@ -69,7 +69,12 @@ export class ReaderReplacements {
     const old = this.d.registry.getReader(oldReaderId);
     if (!old) throw new Error(`unknown reader ${oldReaderId}`);
     const done = this.links(oldReaderId).replacedBy;
-    if (done) throw new Error(`reader ${oldReaderId} was already replaced by ${done}`);
+    if (done) {
+      throw new Error(
+        `reader ${oldReaderId} was already replaced by ${done} (to provision ${done} again: ` +
+          `visittag-gateway readers enroll --client ${old.clientRef ?? 'CLIENT_REF'} --reader ${done})`,
+      );
+    }
     const label = opts.label ?? old.label ?? undefined;
     const issued = this.d.enrollment.issue({
       clientRef: old.clientRef,
