@@ -279,6 +279,17 @@ describe('replacing a reader', () => {
       `reader rdr-api-old was already replaced by ${issued.readerId} (to provision ${issued.readerId} again: ` +
         `visittag-gateway readers enroll --client home-41 --reader ${issued.readerId})`,
     );
+    // A second replacement code for the same reader withdraws the first (one replacement at a time).
+    await gw.registry.addReader({ readerId: 'rdr-api-old2', clientRef: 'home-42' });
+    const c1 = gw.replacements.issue('rdr-api-old2');
+    const c2 = gw.replacements.issue('rdr-api-old2');
+    expect(c2.readerId).not.toBe(c1.readerId);
+    expect((await gw.enrollment.exchange({ code: c1.code, source: '127.0.0.2' })).body).toMatchObject({
+      error: 'expired-code',
+    });
+    expect(gw.registry.getReader('rdr-api-old2')?.revokedAt).toBeNull();
+    expect((await gw.enrollment.exchange({ code: c2.code, source: '127.0.0.2' })).ok).toBe(true);
+    expect(gw.replacements.links('rdr-api-old2').replacedBy).toBe(c2.readerId);
     const none = await fetch(`${gw.adminUrl}/api/readers/rdr-nosuch/replace`, {
       method: 'POST',
       headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
