@@ -84,6 +84,8 @@ export function createEnv(over: Partial<VisitPipelineOptions> & { fakeClock?: Fa
     random: () => 0.5,
     logger: silentLogger(),
     metrics,
+    // Every engine test also cross-checks the in-memory visit index against SQLite.
+    verifyVisitIndex: true,
     ...rest,
   });
   return {

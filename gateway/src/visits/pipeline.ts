@@ -33,6 +33,8 @@ export interface VisitPipelineOptions {
   backend?: BackendSettings;
   /** Forwarder safety poll when idle (default 5000 ms). */
   idlePollMs?: number;
+  /** Cross-check the in-memory visit index against SQLite on every query (tests; slow). */
+  verifyVisitIndex?: boolean;
 }
 
 export interface VisitPipeline {
@@ -65,7 +67,7 @@ export interface VisitPipeline {
 export function createVisitPipeline(opts: VisitPipelineOptions): VisitPipeline {
   const { db, clock, metrics } = opts;
   const log = opts.logger.child({ module: 'visits' });
-  const repo = new VisitRepo({ db });
+  const repo = new VisitRepo({ db, clock, verifyIndex: opts.verifyVisitIndex });
   const outbox = new OutboxStore({ db });
   const cards = new CardRegistry({ db, clock });
   const emitter = new VisitEmitter({ repo, outbox });
@@ -227,6 +229,8 @@ export function createVisitPipeline(opts: VisitPipelineOptions): VisitPipeline {
     registry: {
       addCard: (c) => {
         const r = cards.addCard(c);
+        // The re-attribution set staff_ref with its own SQL: the visit index reloads.
+        if (r.attributed.visits > 0) repo.index.invalidate();
         if (r.attributed.events > 0) forwarder?.wake();
         return r;
       },

@@ -1,10 +1,8 @@
-import type { AnomalyKind } from '../../../protocol/index.js';
+import type { AnomalyKind, Clock } from '../../../protocol/index.js';
 import type { Db } from '../store/db.js';
 import { statementCache } from './stmt-cache.js';
 import type { TimeQuality } from './time.js';
-
-/** Longest a visit can stay open on a device (protocol DeviceConfig maxOpenMs upper bound). */
-const MAX_OPEN_SCAN_MS = 7 * 24 * 3_600_000;
+import { MAX_OPEN_SCAN_MS, VisitIndex } from './visit-index.js';
 
 export interface VisitRow {
   readerId: string;
@@ -67,13 +65,28 @@ const QUALITY_RANK: Record<TimeQuality, number> = { synced: 0, corrected: 1, unc
 export const worstQuality = (a: TimeQuality, b: TimeQuality): TimeQuality =>
   QUALITY_RANK[a] >= QUALITY_RANK[b] ? a : b;
 
-/** SQL of the visits, anomalies and cursor tables (all written inside the engine's transaction). */
+export interface VisitRepoOptions {
+  db: Db;
+  clock: Clock;
+  /** Check every answer of the in-memory index against SQLite and throw on a difference (tests). */
+  verifyIndex?: boolean;
+}
+
+/**
+ * SQL of the visits, anomalies and cursor tables (all written inside the engine's transaction), plus
+ * an in-memory index of recent visits (visit-index.ts). Every write of a visit row goes through
+ * `upsert`; code that changes visit rows with its own SQL calls `index.invalidate()` afterwards.
+ */
 export class VisitRepo {
   private readonly db: Db;
   private readonly q: ReturnType<typeof statementCache>;
-  constructor(opts: { db: Db }) {
+  readonly index: VisitIndex;
+  private readonly verify: boolean;
+  constructor(opts: VisitRepoOptions) {
     this.db = opts.db;
     this.q = statementCache(opts.db);
+    this.index = new VisitIndex({ db: opts.db, clock: opts.clock });
+    this.verify = opts.verifyIndex ?? false;
   }
 
   cursor(readerId: string): number {
@@ -151,19 +164,50 @@ export class VisitRepo {
     ).map(toVisit);
   }
 
-  /** A visit of the same staff member (or the same card when the staff is unknown) elsewhere at `atMs`. */
+  /**
+   * A visit of the same staff member (or the same card when the staff is unknown) elsewhere at `atMs`:
+   * the one that started last (ties: the greater reader id, then visit id). From the in-memory index;
+   * SQLite when `atMs` is older than the index holds.
+   */
   overlappingElsewhere(q: {
     readerId: string;
     staffRef: string | null;
     cardRef: string;
     atMs: number;
   }): VisitRow | null {
+    const hit = this.index.overlappingElsewhere({
+      by: q.staffRef === null ? 'card' : 'staff',
+      key: q.staffRef ?? q.cardRef,
+      readerId: q.readerId,
+      atMs: q.atMs,
+    });
+    if (hit === undefined) return this.overlappingElsewhereSql(q);
+    const v = hit ? this.visit(hit.readerId, hit.visitId) : null;
+    if (this.verify) {
+      const sql = this.overlappingElsewhereSql(q);
+      if (
+        (sql?.readerId ?? null) !== (v?.readerId ?? null) ||
+        (sql?.visitId ?? null) !== (v?.visitId ?? null)
+      ) {
+        throw new Error(
+          `visit index out of step with SQLite: ${JSON.stringify(q)} → index ${JSON.stringify(hit)}, sql ${sql?.readerId}/${sql?.visitId}`,
+        );
+      }
+    }
+    return v;
+  }
+
+  /** The same question answered by SQLite (bounded by the longest a device keeps a visit open). */
+  overlappingElsewhereSql(q: {
+    readerId: string;
+    staffRef: string | null;
+    cardRef: string;
+    atMs: number;
+  }): VisitRow | null {
     const who = q.staffRef === null ? 'card_ref = ?' : 'staff_ref = ?';
-    // Bounded by the longest a device keeps a visit open (DeviceConfig maxOpenMs ≤ 7 days), so the
-    // scan covers days, not a staff member's whole history.
     const r = this.q(
       `SELECT * FROM visits WHERE ${who} AND reader_id != ? AND started_at_ms <= ? AND started_at_ms >= ?
-         AND (state = 'open' OR ended_at_ms > ?) ORDER BY started_at_ms DESC LIMIT 1`,
+         AND (state = 'open' OR ended_at_ms > ?) ORDER BY started_at_ms DESC, reader_id DESC, visit_id DESC LIMIT 1`,
     ).get(q.staffRef ?? q.cardRef, q.readerId, q.atMs, q.atMs - MAX_OPEN_SCAN_MS, q.atMs) as
       RawVisit | undefined;
     return r ? toVisit(r) : null;
@@ -185,6 +229,7 @@ export class VisitRepo {
     return r ? toVisit(r) : null;
   }
 
+  /** Inserts or updates a visit row. A visit's card never changes: an update keeps card_ref. */
   upsert(v: VisitRow): void {
     this.q(
       `INSERT INTO visits (reader_id, visit_id, client_ref, card_ref, staff_ref, group_id, state, started_at_ms,
@@ -198,6 +243,7 @@ export class VisitRepo {
            time_quality = excluded.time_quality, anomalies_json = excluded.anomalies_json,
            late_end_seq = excluded.late_end_seq, updated_at_ms = excluded.updated_at_ms`,
     ).run({ ...v, anomaliesJson: JSON.stringify(v.anomalies) });
+    this.index.written(v);
   }
 
   /** Records an anomaly once per key; returns false if it was already recorded. */
