@@ -4,6 +4,9 @@
  */
 import { readFileSync } from 'node:fs';
 
+/** file:// URL of the project root (this file lives in bench/). */
+const PROJECT_URL = new URL('../', import.meta.url).href;
+
 interface HeapNode {
   callFrame: { functionName: string; url: string };
   selfSize: number;
@@ -14,9 +17,11 @@ export function summariseHeap(file: string): string {
   const root = (JSON.parse(readFileSync(file, 'utf8')) as { head: HeapNode }).head;
   const areas = new Map<string, number>();
   const walk = (n: HeapNode, area: string, depth: number) => {
-    const url = n.callFrame.url
-      .replace(/^file:\/\/.*?\/work\/main\//, '')
-      .replace(/^bench\/results\/build\//, '');
+    const raw = n.callFrame.url;
+    const url = (raw.startsWith(PROJECT_URL) ? raw.slice(PROJECT_URL.length) : raw).replace(
+      /^bench\/results\/build\//,
+      '',
+    );
     let a = area;
     if (url.includes('node_modules/')) {
       const rest = url.slice(url.lastIndexOf('node_modules/') + 13);

@@ -71,7 +71,9 @@ export function summariseProfile(file: string, top = 25, focus?: string, busiest
   for (const [id, us] of self) {
     const n = byId.get(id);
     if (!n) continue;
-    const url = n.callFrame.url.replace(/^file:\/\/.*?\/work\/main\//, '');
+    const url = n.callFrame.url.startsWith(PROJECT_URL)
+      ? n.callFrame.url.slice(PROJECT_URL.length)
+      : n.callFrame.url;
     const key = `${n.callFrame.functionName || '(anon)'} ${url}:${n.callFrame.lineNumber + 1}`;
     fn.set(key, (fn.get(key) ?? 0) + us);
     const a = url.startsWith('node_modules/')
