@@ -12,6 +12,7 @@ import type {
 } from '../../../protocol/index.js';
 import type { DeviceSettings } from '../config.js';
 import type { Journal } from './journal.js';
+import { loadMqtt } from './load-mqtt.js';
 import { mqttClientOptions } from './mqtt-options.js';
 
 /**
@@ -86,7 +87,7 @@ export class Uplink extends EventEmitter<{
     if (!this.stopped) return;
     this.stopped = false;
     // mqtt is loaded lazily: taps are taken (and journalled) while it loads.
-    import('mqtt')
+    loadMqtt()
       .then((m) => {
         this.connectFn = m.connect;
         this.connectNow();

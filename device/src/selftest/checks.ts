@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import type { IClientOptions } from 'mqtt';
 import type { Clock } from '../../../protocol/index.js';
 import { statusFilePath } from '../cli/status-cmd.js';
+import { loadMqtt } from '../core/load-mqtt.js';
 
 export interface CheckResult {
   name: string;
@@ -122,7 +123,7 @@ export async function checkGateway(
   timeoutMs: number,
 ): Promise<CheckResult> {
   const name = 'gateway reachable, credentials accepted';
-  const { connectAsync } = await import('mqtt');
+  const { connectAsync } = await loadMqtt();
   try {
     const c = await within(clock, timeoutMs, connectAsync(url, { ...opts, will: undefined }));
     if (!c) {
