@@ -110,6 +110,20 @@ export function summariseProfile(file: string, top = 25, focus?: string, busiest
     }
     callers.set(label, (callers.get(label) ?? 0) + us);
   }
+  // Inclusive time of project functions: a sample counts once for every project function on its stack.
+  const inclusive = new Map<string, number>();
+  for (const [id, us] of self) {
+    const onStack = new Set<string>();
+    for (let cur: number | undefined = id, hops = 0; cur !== undefined && hops < 200; hops++) {
+      const c = byId.get(cur);
+      const u = c?.callFrame.url ?? '';
+      if (c && u.startsWith(PROJECT_URL) && !u.includes('node_modules')) {
+        onStack.add(`${c.callFrame.functionName || '(anon)'} ${u.slice(PROJECT_URL.length)}`);
+      }
+      cur = parent.get(cur);
+    }
+    for (const k of onStack) inclusive.set(k, (inclusive.get(k) ?? 0) + us);
+  }
   const pct = (us: number) => `${((100 * us) / total).toFixed(1).padStart(5)}%`;
   const span = win ? ` (busiest ${busiest} s window: ${win.from}–${win.to} s after start)` : '';
   const lines = [`${file}: ${(total / 1e6).toFixed(2)} s sampled${span}`, '', 'self time by area:'];
@@ -118,6 +132,9 @@ export function summariseProfile(file: string, top = 25, focus?: string, busiest
   for (const [k, v] of [...fn].sort((a, b) => b[1] - a[1]).slice(0, top)) lines.push(`  ${pct(v)}  ${k}`);
   lines.push('', `${focus ? `"${focus}"` : 'SQLite (better-sqlite3)'} self time by nearest project caller:`);
   for (const [k, v] of [...callers].sort((a, b) => b[1] - a[1]).slice(0, 12)) lines.push(`  ${pct(v)}  ${k}`);
+  lines.push('', 'inclusive time of project functions (self + callees):');
+  for (const [k, v] of [...inclusive].sort((a, b) => b[1] - a[1]).slice(0, top))
+    lines.push(`  ${pct(v)}  ${k}`);
   return lines.join('\n');
 }
 

@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import { EventTime, TapEvent } from '../../../protocol/index.js';
+import { EventTime } from '../../../protocol/index.js';
 import type { Db } from '../store/db.js';
 import { statementCache } from './stmt-cache.js';
 
@@ -31,7 +31,12 @@ export class TimeAnchors {
     this.q = statementCache(opts.db);
   }
 
-  /** Learns anchors from event rows stored since the last scan. Idempotent; returns rows scanned. */
+  /**
+   * Learns anchors from event rows stored since the last scan. Idempotent; returns rows scanned.
+   * Per chunk of rows, each (reader, boot) is read once and written once if it changed; the rules are
+   * those of `learn`, applied in row order. Only an event's `time` is parsed (every stored row was a
+   * valid TapEvent at ingest), and a batch's `sentAt` once for all of its rows.
+   */
   scan(): number {
     const db = this.db;
     const getCursor = this.q('SELECT value FROM visit_meta WHERE key = ?');
@@ -53,14 +58,33 @@ export class TimeAnchors {
       }>;
       if (batch.length === 0) break;
       db.transaction(() => {
-        for (const r of batch) {
-          const ev = parseJson(r.event_json, TapEvent);
-          if (ev?.time.synced) this.learn(r.reader_id, ev.time.bootId, ev.time.wallMs - ev.time.monoMs, true);
-          const sent = parseJson(r.sent_at_json, EventTime);
-          if (sent?.synced) this.learn(r.reader_id, sent.bootId, sent.wallMs - sent.monoMs, true);
-          else if (sent && typeof r.received_at_ms === 'number') {
-            this.learn(r.reader_id, sent.bootId, r.received_at_ms - sent.monoMs, false);
+        const found = new Map<string, AnchorState>();
+        const learn = (readerId: string, bootId: string, offsetMs: number, exact: boolean) => {
+          const k = `${readerId}\n${bootId}`;
+          let a = found.get(k);
+          if (!a) {
+            const cur = this.get(readerId, bootId);
+            a = { readerId, bootId, cur, next: cur };
+            found.set(k, a);
           }
+          a.next = nextAnchor(a.next, offsetMs, exact);
+        };
+        let sentJson: string | null = null;
+        let sent: EventTime | null = null;
+        for (const r of batch) {
+          const t = parseEventTime(r.event_json);
+          if (t?.synced) learn(r.reader_id, t.bootId, t.wallMs - t.monoMs, true);
+          if (r.sent_at_json !== sentJson) {
+            sentJson = r.sent_at_json;
+            sent = parseJson(sentJson, EventTime);
+          }
+          if (sent?.synced) learn(r.reader_id, sent.bootId, sent.wallMs - sent.monoMs, true);
+          else if (sent && typeof r.received_at_ms === 'number') {
+            learn(r.reader_id, sent.bootId, r.received_at_ms - sent.monoMs, false);
+          }
+        }
+        for (const a of found.values()) {
+          if (a.next && a.next !== a.cur) this.put(a.readerId, a.bootId, a.next);
         }
         setCursor.run(SCAN_KEY, batch[batch.length - 1]?.id ?? from);
       })();
@@ -72,14 +96,15 @@ export class TimeAnchors {
 
   learn(readerId: string, bootId: string, offsetMs: number, exact: boolean): void {
     const cur = this.get(readerId, bootId);
-    const put = this.q(
+    const next = nextAnchor(cur, offsetMs, exact);
+    if (next && next !== cur) this.put(readerId, bootId, next);
+  }
+
+  private put(readerId: string, bootId: string, a: Anchor): void {
+    this.q(
       `INSERT INTO time_anchors (reader_id, boot_id, offset_ms, exact) VALUES (?, ?, ?, ?)
        ON CONFLICT (reader_id, boot_id) DO UPDATE SET offset_ms = excluded.offset_ms, exact = excluded.exact`,
-    );
-    if (!cur) put.run(readerId, bootId, Math.round(offsetMs), exact ? 1 : 0);
-    else if (exact && !cur.exact) put.run(readerId, bootId, Math.round(offsetMs), 1);
-    else if (!exact && !cur.exact && offsetMs < cur.offsetMs)
-      put.run(readerId, bootId, Math.round(offsetMs), 0);
+    ).run(readerId, bootId, a.offsetMs, a.exact ? 1 : 0);
   }
 
   get(readerId: string, bootId: string): { offsetMs: number; exact: boolean } | null {
@@ -97,6 +122,45 @@ export class TimeAnchors {
     if (a) return { ms: t.monoMs + a.offsetMs, quality: 'corrected' };
     return { ms: t.wallMs, quality: 'uncorrected' };
   }
+}
+
+interface Anchor {
+  offsetMs: number;
+  exact: boolean;
+}
+
+interface AnchorState {
+  readerId: string;
+  bootId: string;
+  /** As stored before this chunk, and after applying its rows. */
+  cur: Anchor | null;
+  next: Anchor | null;
+}
+
+/**
+ * One observation applied to an anchor: the first one is kept; an exact offset replaces an estimate;
+ * a smaller estimate replaces a larger one (transit only adds). Returns `cur` itself when unchanged.
+ */
+function nextAnchor(cur: Anchor | null, offsetMs: number, exact: boolean): Anchor | null {
+  const stored = { offsetMs: Math.round(offsetMs), exact };
+  if (!cur) return stored;
+  if (exact && !cur.exact) return stored;
+  if (!exact && !cur.exact && offsetMs < cur.offsetMs) return stored;
+  return cur;
+}
+
+/** The `time` of a stored event row (validated with the protocol's EventTime), or null. */
+function parseEventTime(text: string | null): EventTime | null {
+  if (!text) return null;
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    return null;
+  }
+  if (typeof v !== 'object' || v === null || !('time' in v)) return null;
+  const r = EventTime.safeParse(v.time);
+  return r.success ? r.data : null;
 }
 
 export function parseJson<T>(text: string | null, schema: z.ZodType<T>): T | null {
