@@ -77,14 +77,14 @@ export const SECTIONS: Section[] = [
       {
         id: 'device-rss-idle',
         figure: 'device RSS idle',
-        generator: 'full device (createDevice)',
+        generator: 'full device (CLI as the unit runs it)',
         unit: 'MB',
         target: '≤ 60 MB',
       },
       {
         id: 'device-rss-journalled',
         figure: `device RSS after ${p.device.rssTaps} journalled taps`,
-        generator: 'full device (createDevice)',
+        generator: 'full device (CLI as the unit runs it)',
         unit: 'MB',
         target: '≤ 60 MB',
       },

@@ -1,6 +1,11 @@
 /** The shape of one benchmark row, as printed and as written to JSON. */
 export type Generator =
-  'lightweight MQTT clients' | 'full device (createDevice)' | 'simulator' | 'none (footprint)' | 'n/a';
+  | 'lightweight MQTT clients'
+  | 'full device (createDevice)'
+  | 'full device (CLI as the unit runs it)'
+  | 'simulator'
+  | 'none (footprint)'
+  | 'n/a';
 
 export interface Row {
   /** Stable machine id, e.g. `ingest-vs-mosquitto`. */

@@ -1,10 +1,16 @@
 /**
  * Device rows, each on a full device (createDevice + SimulatedCardReader + SimulatedFeedback) in its own
  * process: tap → durable journal → feedback latency (device online to a real gateway when there is one),
- * and the device's RSS idle and after N journalled taps (offline, so every tap stays in the journal),
- * beside the RSS of a bare Node + tsx process of the same shape.
+ * and the RSS of the firmware as a Pi runs it (the bundle under the systemd unit's node flags) idle and
+ * after N journalled taps (offline, so every tap stays in the journal), beside a bare node with the same flags.
  */
-import { componentPresent, FLEET_KEY, readerIds, type RowContext } from '../lib/ctx.js';
+import { spawn } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { bundleDevice } from '../../device/scripts/bundle.js';
+import { unitNodeFlags } from '../../device/scripts/unit.js';
+import { componentPresent, FLEET_KEY, readerIds, ROOT, type RowContext } from '../lib/ctx.js';
 import { provision, startGateway } from '../lib/harness.js';
 import { transpileTree } from '../lib/build.js';
 import { freePort } from '../lib/net.js';
@@ -13,7 +19,6 @@ import { benchCards } from '../lib/taps.js';
 import type { Row } from '../lib/types.js';
 
 const MB = 1024 * 1024;
-const SMALL_V8 = ['--max-semi-space-size=1', '--max-old-space-size=64', '--v8-pool-size=1'];
 
 function deviceSettings(readerId: string, dataDir: string, url: string, password: string) {
   return {
@@ -47,7 +52,8 @@ export async function deviceLatencyRows(ctx: RowContext): Promise<Row[]> {
   } else {
     url = `mqtt://127.0.0.1:${await freePort()}`;
   }
-  const dev = await ctx.worker('device', 'device-host');
+  // The shipped unit's node flags (no optimising compiler, small heap): the latency a Pi gives.
+  const dev = await ctx.worker('device', 'device-host', unitNodeFlags());
   await dev.call('start', {
     settings: deviceSettings(spec.readerId, ctx.tempDir('dev'), url, spec.password),
   });
@@ -76,43 +82,109 @@ export async function deviceLatencyRows(ctx: RowContext): Promise<Row[]> {
   ];
 }
 
+/** VmRSS / VmHWM of a process, from /proc (what `ps` and systemd's MemoryCurrent-style readings see). */
+function procMem(pid: number): { rss: number; hwm: number } {
+  const st = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (k: string) => Number(new RegExp(`${k}:\\s+(\\d+)`).exec(st)?.[1] ?? NaN) * 1024;
+  return { rss: kb('VmRSS'), hwm: kb('VmHWM') };
+}
+
+/**
+ * `visittag-device run --sim-control stdin` exactly as the unit starts it (`node <unit flags> <entry>`),
+ * taps written to its stdin, one JSON line back per tap after its feedback. No forced GC: the reading
+ * is what the Pi would have.
+ */
+async function shippedDevice(entry: string, flags: string[], cfg: object, dir: string) {
+  const cfgPath = join(dir, 'device.json');
+  writeFileSync(cfgPath, JSON.stringify(cfg));
+  const p = spawn(process.execPath, [...flags, entry, 'run', '--config', cfgPath, '--sim-control', 'stdin'], {
+    stdio: ['pipe', 'pipe', 'ignore'],
+    env: { ...process.env, RUNTIME_DIRECTORY: dir },
+  });
+  p.stdin.on('error', () => undefined);
+  let waiter: ((l: string) => void) | null = null;
+  let ready!: () => void;
+  const isReady = new Promise<void>((r) => (ready = r));
+  createInterface({ input: p.stdout }).on('line', (l) => {
+    if (l.includes('"type":"ready"')) ready();
+    else if (l.includes('"type":"tap"') && waiter) waiter(l);
+  });
+  const exited = new Promise<void>((r) => p.on('exit', () => r()));
+  await Promise.race([isReady, exited, new Promise((r) => setTimeout(r, 30_000))]);
+  if (p.exitCode !== null || p.pid === undefined)
+    throw new Error(`device exited (${p.exitCode}) before ready`);
+  const pid = p.pid;
+  return {
+    mem: () => procMem(pid),
+    /** `n` taps, each waiting for its line; returns how many got none within 5 s. */
+    async taps(uids: string[], n: number): Promise<number> {
+      let missing = 0;
+      for (let i = 0; i < n; i++) {
+        const got = new Promise<boolean>((res) => {
+          const t = setTimeout(() => res(false), 5_000);
+          waiter = () => {
+            clearTimeout(t);
+            res(true);
+          };
+        });
+        p.stdin.write(`tap ${uids[i % uids.length] as string}\n`);
+        if (!(await got)) missing++;
+        waiter = null;
+      }
+      return missing;
+    },
+    async stop(): Promise<void> {
+      p.stdin.end();
+      const t = setTimeout(() => p.kill('SIGKILL'), 10_000);
+      await exited;
+      clearTimeout(t);
+    },
+  };
+}
+
+const settle = () => new Promise((r) => setTimeout(r, 2_000));
+
 export async function deviceRssRows(ctx: RowContext): Promise<Row[]> {
   const n = ctx.profile.device.rssTaps;
   const uids = benchCards(80, FLEET_KEY).map((c) => c.uid);
-  // What a Pi runs: plain node over transpiled JS (npm run build → dist/), not the tsx loader.
-  const build = transpileTree(['device', 'protocol', 'bench/lib', 'bench/workers']);
-  const bare = await ctx.worker('bare', 'device-host', ['--expose-gc'], build);
-  await new Promise((r) => setTimeout(r, 500));
-  const bareMem = await bare.call<NodeJS.MemoryUsage>('memory');
-  await bare.kill();
-  const url = `mqtt://127.0.0.1:${await freePort()}`;
-  const pw = 'pw-dv-rss-0123456789abcdefghij';
-  // The same device under tsx, idle, for comparison (how `npm start` / the simulator run it); full runs only.
-  let tsxIdle: NodeJS.MemoryUsage | null = null;
-  if (ctx.profile.name === 'full') {
-    const tsxDev = await ctx.worker('device-tsx', 'device-host', ['--expose-gc']);
-    await tsxDev.call('start', { settings: deviceSettings('dv-rss', ctx.tempDir('dev-rss-tsx'), url, pw) });
-    await new Promise((r) => setTimeout(r, 1000));
-    tsxIdle = await tsxDev.call<NodeJS.MemoryUsage>('memory');
-    await tsxDev.call('stop');
-    await tsxDev.kill();
-  }
-  // The same build with V8's heap sized for a small board (what a systemd unit could set): measured, not guessed.
-  const small = await ctx.worker('device-small', 'device-host', ['--expose-gc', ...SMALL_V8], build);
-  await small.call('start', { settings: deviceSettings('dv-rss', ctx.tempDir('dev-rss-small'), url, pw) });
-  await new Promise((r) => setTimeout(r, 1000));
-  const smallIdle = await small.call<NodeJS.MemoryUsage>('memory');
-  await small.call('stop');
-  await small.kill();
-  const dev = await ctx.worker('device', 'device-host', ['--expose-gc'], build);
-  await dev.call('start', { settings: deviceSettings('dv-rss', ctx.tempDir('dev-rss'), url, pw) });
-  await new Promise((r) => setTimeout(r, 1000));
-  const idle = await dev.call<NodeJS.MemoryUsage>('memory');
-  const t = await dev.call<TapsResult>('taps', { count: n, gapMs: 0, uids }, 600_000);
-  const after = await dev.call<NodeJS.MemoryUsage>('memory');
-  await dev.call('stop');
+  // What a Pi runs: the firmware bundle (npm run build:device) under the systemd unit's node flags.
+  const entry = await bundleDevice(join(ROOT, 'bench/results/bundle-device'));
+  const flags = unitNodeFlags();
+  const url = `mqtt://127.0.0.1:${await freePort()}`; // nothing listens: every tap stays journalled
+  const cfg = (dir: string) => deviceSettings('dv-rss', dir, url, 'pw-dv-rss-0123456789abcdefghij');
+
+  const bare = spawn(process.execPath, [...flags, '-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
+  await settle();
+  const bareMem = procMem(bare.pid ?? 0);
+  bare.kill('SIGKILL');
+
+  // Context, idle: the same bundle on node's default flags, and the tsc output (dist/device) on defaults.
+  const context = async (e: string, f: string[], tag: string, taps: number) => {
+    const dir = ctx.tempDir(tag);
+    const d = await shippedDevice(e, f, cfg(dir), dir);
+    await settle();
+    const idle = d.mem();
+    const missing = taps > 0 ? await d.taps(uids, taps) : 0;
+    const after = taps > 0 ? d.mem() : null;
+    await d.stop();
+    return { idle, after, missing };
+  };
+  const defaults = await context(entry, [], 'dev-rss-defaults', ctx.profile.name === 'full' ? n : 0);
+  const tree = transpileTree(['device', 'protocol']);
+  const unbundled = await context(join(tree, 'device/main.js'), [], 'dev-rss-tree', 0);
+
+  const dir = ctx.tempDir('dev-rss');
+  const dev = await shippedDevice(entry, flags, cfg(dir), dir);
+  await settle();
+  const idle = dev.mem();
+  const missing = await dev.taps(uids, n);
+  await settle();
+  const after = dev.mem();
+  await dev.stop();
+
+  const mb = (b: number) => `${(b / MB).toFixed(1)} MB`;
   const shared = {
-    generator: 'full device (createDevice)' as const,
+    generator: 'full device (CLI as the unit runs it)' as const,
     unit: 'MB',
     target: '≤ 60 MB',
   };
@@ -120,32 +192,30 @@ export async function deviceRssRows(ctx: RowContext): Promise<Row[]> {
     {
       ...shared,
       id: 'device-rss-idle',
-      figure: 'device RSS idle (transpiled JS, plain node)',
+      figure: 'device RSS idle (bundle, unit flags)',
       value: idle.rss / MB,
       baseline: bareMem.rss / MB,
-      baselineLabel: 'bare node process',
+      baselineLabel: 'bare node, same flags',
       ratio: idle.rss / bareMem.rss,
       met: idle.rss <= 60 * MB,
       note:
-        `heapUsed ${(idle.heapUsed / MB).toFixed(1)} MB of heapTotal ${(idle.heapTotal / MB).toFixed(1)} MB; ` +
-        (tsxIdle ? `the same device under tsx: ${(tsxIdle.rss / MB).toFixed(1)} MB RSS (the loader); ` : '') +
-        `with ${SMALL_V8.join(' ')}: ` +
-        `${(smallIdle.rss / MB).toFixed(1)} MB`,
-      details: { bare: bareMem, idle, tsxIdle, smallIdle, smallFlags: SMALL_V8 },
+        `node ${flags.join(' ')}; peak (VmHWM) ${mb(idle.hwm)}; the same bundle on node's default flags ` +
+        `${mb(defaults.idle.rss)}; unbundled tsc output on default flags ${mb(unbundled.idle.rss)}`,
+      details: { bare: bareMem, idle, flags, defaults, unbundled },
     },
     {
       ...shared,
       id: 'device-rss-journalled',
-      figure: `device RSS after ${n.toLocaleString('en-US')} journalled taps (transpiled JS)`,
+      figure: `device RSS after ${n.toLocaleString('en-US')} journalled taps (bundle, unit flags)`,
       value: after.rss / MB,
       baseline: idle.rss / MB,
       baselineLabel: 'same device idle',
       ratio: after.rss / idle.rss,
-      met: after.rss <= 60 * MB && t.timeouts === 0,
+      met: after.rss <= 60 * MB && missing === 0,
       note:
-        `${t.lat.length} taps journalled offline (${t.timeouts} without feedback); ` +
-        `heapUsed ${(after.heapUsed / MB).toFixed(1)} MB; tap p99 ${summarize(t.lat).p99.toFixed(1)} ms back to back`,
-      details: { after, taps: t.lat.length, timeouts: t.timeouts },
+        `${n - missing} taps journalled offline (${missing} without feedback); peak (VmHWM) ${mb(after.hwm)}` +
+        (defaults.after ? `; on node's default flags: ${mb(defaults.after.rss)}` : ''),
+      details: { after, missing, defaults },
     },
   ];
 }

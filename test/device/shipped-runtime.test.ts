@@ -5,26 +5,16 @@
  * No memory figure is asserted here: the benchmark measures RSS (npm run bench -- --only=device-rss).
  */
 import { spawn } from 'node:child_process';
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bundleDevice } from '../../device/scripts/bundle.js';
+import { unitNodeFlags } from '../../device/scripts/unit.js';
 import { LIMITS, decode, encode, pseudonymiseCard, topics } from '../../protocol/index.js';
 import { BrokerAndPeer, FLEET_KEY, tempDir, waitFor } from './helpers.js';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
-const UNIT = join(ROOT, 'device', 'systemd', 'visittag-device.service');
-
-/** The node flags of the unit's ExecStart line (between the node binary and the shim). */
-export function unitNodeFlags(unitText: string): string[] {
-  const line = unitText.split('\n').find((l) => l.startsWith('ExecStart='));
-  if (!line) throw new Error('no ExecStart= in the unit');
-  const words = line.slice('ExecStart='.length).trim().split(/\s+/);
-  const shim = words.findIndex((w) => w.endsWith('/bin/visittag-device.js'));
-  if (!words[0]?.endsWith('/node') || shim < 1) throw new Error(`unexpected ExecStart: ${line}`);
-  return words.slice(1, shim);
-}
 
 const uid = (i: number) => `04a1b2c3d4${i.toString(16).padStart(4, '0')}`;
 
@@ -63,7 +53,7 @@ describe('the shipped runtime: bundle + the systemd unit’s V8 flags', () => {
   afterAll(() => rmSync(artifacts, { recursive: true, force: true }));
 
   it('takes the largest allowed config, journals and delivers 600 taps, stops with exit 0', async () => {
-    const flags = unitNodeFlags(readFileSync(UNIT, 'utf8'));
+    const flags = unitNodeFlags();
     expect(flags).toContain('--no-opt');
     const net = new BrokerAndPeer();
     await net.start();

@@ -62,8 +62,8 @@ export class Journal {
     this.db.pragma('synchronous = FULL');
     this.db.pragma('busy_timeout = 2000');
     // better-sqlite3 builds SQLite with a 16 MB page cache per connection; the journal appends at one
-    // end and reads from the other, so 512 KiB holds its hot pages (10,000 queued taps: 9 MB less RSS).
-    this.db.pragma('cache_size = -512');
+    // end and reads from the other, so 256 KiB holds its hot pages (10,000 queued taps: 9 MB less RSS).
+    this.db.pragma('cache_size = -256');
     this.db.exec(SCHEMA);
     this.stmts = {
       getMeta: this.db.prepare<[string], { value: string }>('SELECT value FROM meta WHERE key = ?'),
