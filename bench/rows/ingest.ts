@@ -42,6 +42,8 @@ export interface Rate {
   tapsPerMessage: number;
   messages: number;
   failed: number;
+  /** Gateway runs: visit events not yet processed when the burst ended; ms to catch up (null: not in 60 s). */
+  visitLag?: { atEnd: number; catchUpMs: number | null };
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -166,9 +168,19 @@ async function gatewayRun(ctx: RowContext, w: Workers, tpm: number): Promise<Rat
   });
   await fleet.all('connect', { timeoutMs: 60_000, concurrency: 50 });
   const b = await burst(fleet, ctx, 'ack', tpm);
+  // The visits engine runs behind the acks: how far behind it was when the burst ended, and how long
+  // it took to catch up (so a figure that only moved work past the end of the run shows).
+  const lagAtEnd = (await gw.worker.call<{ events: number }>('visitLag')).events;
+  const t0 = wallNow();
+  let lag = lagAtEnd;
+  while (lag > 0 && wallNow() - t0 < 60_000) {
+    await sleep(20);
+    lag = (await gw.worker.call<{ events: number }>('visitLag')).events;
+  }
+  const catchUpMs = lag > 0 ? null : wallNow() - t0;
   await fleet.all('close');
   await gw.worker.call('stop');
-  return rate(b.messages, tpm, b.elapsedMs, b.failed);
+  return { ...rate(b.messages, tpm, b.elapsedMs, b.failed), visitLag: { atEnd: lagAtEnd, catchUpMs } };
 }
 
 export async function measureIngest(ctx: RowContext): Promise<IngestResult> {
@@ -195,6 +207,12 @@ export async function measureIngest(ctx: RowContext): Promise<IngestResult> {
 }
 
 const perMsg = (n: number) => `${n} tap${n === 1 ? '' : 's'}/message`;
+const fmtLag = (r: Rate) =>
+  r.visitLag
+    ? `, visits engine ${r.visitLag.atEnd.toLocaleString('en-US')} taps behind at the end (caught up ${
+        r.visitLag.catchUpMs === null ? 'not within 60 s' : `in ${(r.visitLag.catchUpMs / 1000).toFixed(2)} s`
+      })`
+    : '';
 const fmtRate = (r: Rate) =>
   `${Math.round(r.tapsPerSec).toLocaleString('en-US')} taps/s = ${Math.round(r.messagesPerSec).toLocaleString('en-US')} msg/s at ${perMsg(r.tapsPerMessage)}`;
 
@@ -209,7 +227,9 @@ export function ingestRows(r: IngestResult, ctx: RowContext): Row[] {
     ['glue', r.glue],
   ];
   const rates = all
-    .flatMap(([k, v]) => (v ? [`${k} ${fmtRate(v)}${v.failed ? ` (${v.failed} stalled)` : ''}`] : []))
+    .flatMap(([k, v]) =>
+      v ? [`${k} ${fmtRate(v)}${v.failed ? ` (${v.failed} stalled)` : ''}${fmtLag(v)}`] : [],
+    )
     .join('; ');
   const mk = (
     id: string,

@@ -85,6 +85,25 @@ serve({
     }
   },
 
+  /**
+   * Committed events the visits engine has not processed yet (contract tables reader_seq and
+   * visit_cursor, read beside the writer like countEvents).
+   */
+  visitLag() {
+    const db = new Database(join(dataDir, 'gateway.db'), { readonly: true, fileMustExist: true });
+    try {
+      const row = db
+        .prepare(
+          `SELECT COALESCE(SUM(s.contiguous_upto - COALESCE(c.processed_upto, 0)), 0) AS n FROM reader_seq s
+             LEFT JOIN visit_cursor c ON c.reader_id = s.reader_id`,
+        )
+        .get() as { n: number };
+      return { events: row.n };
+    } finally {
+      db.close();
+    }
+  },
+
   async stop() {
     await gw?.stop();
     gw = null;
