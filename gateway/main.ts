@@ -2,6 +2,12 @@ import { parseArgs } from 'node:util';
 import { createGateway, createLogger, type Gateway } from './index.js';
 import { loadGatewaySettings, type GatewaySettings } from './src/config.js';
 import { createSdNotifier } from './src/sd-notify.js';
+import {
+  applyLiveOrOffline,
+  callRunningGateway,
+  removeAdminEndpoint,
+  writeAdminEndpoint,
+} from './src/admin/client.js';
 import { cardsCommand } from './src/cards/cli.js';
 import { enrollCommand } from './src/enrollment/cli.js';
 import { commandCommand } from './src/fleet/cli.js';
@@ -29,7 +35,9 @@ Options:
   --config FILE   JSON config (default: $VISITTAG_GATEWAY_CONFIG or /etc/visittag/gateway.json)
 
 "readers add" prints a generated 256-bit password once when --password is not given; put it into the
-reader's config. The readers commands work on the SQLite file directly, also while the gateway runs.
+reader's config. "readers revoke" and "readers move" go through the running gateway's admin API, so they
+take effect at once (revoke: the live connection is dropped); with no gateway running they change the
+database and say so. The other readers commands work on the SQLite file, also while the gateway runs.
 See gateway/README.md for the config fields, TLS, backups and the external-broker mode.`;
 
 type Out = (line: string) => void;
@@ -80,9 +88,9 @@ export async function main(
     case 'run':
       return run(config);
     case 'status':
-      return status(config, out, err);
+      return status(config, file, out, err);
     case 'readers':
-      return readers(config, sub, id, values, out, err);
+      return readers({ config, file }, sub, id, values, out, err);
     default:
       err(`unknown command "${cmd}"\n\n${HELP}`);
       return 2;
@@ -99,7 +107,7 @@ async function withOfflineGateway<T>(config: GatewaySettings, fn: (gw: Gateway) 
 }
 
 async function readers(
-  config: GatewaySettings,
+  { config, file }: { config: GatewaySettings; file: string },
   sub: string | undefined,
   id: string | undefined,
   values: { client?: string; label?: string; password?: string },
@@ -134,6 +142,14 @@ async function readers(
     err('a READER_ID is required (visittag-gateway --help)');
     return 2;
   }
+  if (sub === 'revoke') return revoke(config, file, id, out, err);
+  if (sub === 'move') {
+    if (!values.client) {
+      err('--client CLIENT_REF is required');
+      return 2;
+    }
+    return move(config, file, id, values.client, out, err);
+  }
   try {
     return await withOfflineGateway(config, async (gw) => {
       switch (sub) {
@@ -152,18 +168,6 @@ async function readers(
           if (!values.password) out(`password: ${r.password}`);
           return 0;
         }
-        case 'revoke':
-          gw.registry.revokeReader(id);
-          out(`reader ${id} revoked (a running gateway refuses it from now on)`);
-          return 0;
-        case 'move':
-          if (!values.client) {
-            err('--client CLIENT_REF is required');
-            return 2;
-          }
-          gw.registry.moveReader(id, values.client);
-          out(`reader ${id} now serves ${values.client}`);
-          return 0;
         case undefined:
         default:
           err(`unknown readers command "${sub ?? ''}" (add, enroll, list, replace, command, revoke, move)`);
@@ -176,33 +180,91 @@ async function readers(
   }
 }
 
-async function status(config: GatewaySettings, out: Out, err: Out): Promise<number> {
-  const host = config.admin.host === '0.0.0.0' ? '127.0.0.1' : config.admin.host;
-  const base = `http://${host}:${config.admin.port}`;
-  try {
-    const headers = { authorization: `Bearer ${config.admin.token}` };
-    const ready = await fetch(`${base}/readyz`);
-    const list = (await (await fetch(`${base}/api/readers`, { headers })).json()) as {
-      readers: Array<{
-        readerId: string;
-        connected: boolean;
-        contiguousUpto: number;
-        hasGaps: boolean;
-        queueDepth: number | null;
-      }>;
-    };
-    out(`gateway ${ready.ok ? 'ready' : 'NOT ready'} at ${base}`);
-    for (const r of list.readers) {
-      out(
-        `${r.readerId}\t${r.connected ? 'connected' : 'offline'}\tupTo=${r.contiguousUpto}` +
-          `${r.hasGaps ? '\tGAPS' : ''}\tqueue=${r.queueDepth ?? '?'}`,
-      );
-    }
-    return ready.ok ? 0 : 1;
-  } catch (e) {
-    err(`cannot reach the gateway admin API at ${base}: ${(e as Error).message}`);
+/** `readers revoke ID`: through the running gateway (connection dropped at once), else the database. */
+function revoke(config: GatewaySettings, file: string, id: string, out: Out, err: Out): Promise<number> {
+  const external =
+    config.mqtt.mode === 'external'
+      ? [
+          `external broker mode: revoke ${id}'s credential on the MQTT broker too (the gateway ignores it meanwhile)`,
+        ]
+      : [];
+  return applyLiveOrOffline({
+    config,
+    configFile: file,
+    request: { method: 'POST', path: `/api/readers/${encodeURIComponent(id)}/revoke` },
+    live: (body) => [
+      `reader ${id} revoked by the running gateway: ${
+        (body as { wasConnected?: boolean } | null)?.wasConnected
+          ? 'its live connection was dropped'
+          : 'it was not connected'
+      }; reconnects are refused; its stored events are kept`,
+      ...external,
+    ],
+    offline: () =>
+      withOfflineGateway(config, (gw) => {
+        gw.registry.revokeReader(id);
+        return Promise.resolve([`reader ${id} revoked`, ...external]);
+      }),
+    offlineNote: 'revoked in the database; takes effect when it starts',
+    out,
+    err,
+  });
+}
+
+/** `readers move ID --client REF`: through the running gateway, else the database. */
+function move(
+  config: GatewaySettings,
+  file: string,
+  id: string,
+  clientRef: string,
+  out: Out,
+  err: Out,
+): Promise<number> {
+  return applyLiveOrOffline({
+    config,
+    configFile: file,
+    request: { method: 'POST', path: `/api/readers/${encodeURIComponent(id)}/move`, body: { clientRef } },
+    live: () => [`reader ${id} now serves ${clientRef} (applied by the running gateway)`],
+    offline: () =>
+      withOfflineGateway(config, (gw) => {
+        gw.registry.moveReader(id, clientRef);
+        return Promise.resolve([`reader ${id} now serves ${clientRef}`]);
+      }),
+    offlineNote: 'moved in the database; takes effect when it starts',
+    out,
+    err,
+  });
+}
+
+async function status(config: GatewaySettings, file: string, out: Out, err: Out): Promise<number> {
+  const opts = { configFile: file };
+  const ready = await callRunningGateway(config, { method: 'GET', path: '/readyz' }, opts);
+  if (ready.kind === 'not-running') {
+    err(`gateway not running (${ready.detail})`);
     return 1;
   }
+  const list = await callRunningGateway(config, { method: 'GET', path: '/api/readers' }, opts);
+  if (list.kind !== 'ok') {
+    err(list.kind === 'failed' ? list.message : `gateway not running (${list.detail})`);
+    return 1;
+  }
+  out(ready.kind === 'ok' ? `gateway ready at ${ready.url}` : `gateway NOT ready at ${list.url}`);
+  const { readers } = list.body as {
+    readers: Array<{
+      readerId: string;
+      connected: boolean;
+      contiguousUpto: number;
+      hasGaps: boolean;
+      queueDepth: number | null;
+    }>;
+  };
+  for (const r of readers) {
+    out(
+      `${r.readerId}\t${r.connected ? 'connected' : 'offline'}\tupTo=${r.contiguousUpto}` +
+        `${r.hasGaps ? '\tGAPS' : ''}\tqueue=${r.queueDepth ?? '?'}`,
+    );
+  }
+  return ready.kind === 'ok' ? 0 : 1;
 }
 
 async function run(config: GatewaySettings): Promise<number> {
@@ -229,6 +291,15 @@ async function run(config: GatewaySettings): Promise<number> {
     await gw.stop().catch(() => undefined);
     return 1;
   }
+  // How the CLI (readers revoke, move, command, status) finds this process: gateway/src/admin/client.ts.
+  try {
+    writeAdminEndpoint(config.dataDir, gw.adminUrl);
+  } catch (e) {
+    logger.warn(
+      { err: e },
+      'cannot write admin-endpoint.json: the CLI finds this gateway only by admin.port',
+    );
+  }
   sd.ready();
   const stopWatchdog = sd.startWatchdog();
   // Machine-readable line for supervisors and tests.
@@ -240,7 +311,11 @@ async function run(config: GatewaySettings): Promise<number> {
   );
   sd.stopping();
   stopWatchdog();
-  await gw.stop();
+  try {
+    await gw.stop();
+  } finally {
+    removeAdminEndpoint(config.dataDir);
+  }
   return 0;
 }
 

@@ -108,8 +108,9 @@ export function readerRoutes(d: ReaderRoutesDeps): AdminRoute[] {
       handler: (req) => {
         const id = req.params.readerId ?? '';
         if (!d.registry.getReader(id)) return notFound;
-        d.registry.revokeReader(id);
-        return { status: 200, body: { readerId: id, revoked: true } };
+        const wasConnected = d.transport()?.isOnline(id) ?? false;
+        d.registry.revokeReader(id); // drops the live connection
+        return { status: 200, body: { readerId: id, revoked: true, wasConnected } };
       },
     },
     {

@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util';
+import { callRunningGateway } from '../admin/client.js';
 import { loadGatewaySettings } from '../config.js';
 
 type Out = (line: string) => void;
@@ -37,44 +38,50 @@ export async function commandCommand(argv: string[], out: Out, err: Out): Promis
     err(COMMAND_HELP);
     return 2;
   }
-  const loaded = loadGatewaySettings(
-    parsed.values.config ?? process.env.VISITTAG_GATEWAY_CONFIG ?? '/etc/visittag/gateway.json',
-  );
+  const file = parsed.values.config ?? process.env.VISITTAG_GATEWAY_CONFIG ?? '/etc/visittag/gateway.json';
+  const loaded = loadGatewaySettings(file);
   if (!loaded.ok) {
     err(loaded.error);
     return 78;
   }
-  const { admin } = loaded.config;
-  const base = `http://${admin.host === '0.0.0.0' ? '127.0.0.1' : admin.host}:${admin.port}`;
-  const headers = { authorization: `Bearer ${admin.token}`, 'content-type': 'application/json' };
-  try {
-    const res = await fetch(`${base}/api/readers/${encodeURIComponent(readerId)}/commands`, {
-      method: 'POST',
-      headers,
-      body: JSON.stringify({ kind }),
-    });
-    const body = (await res.json()) as { commandId?: string; error?: string };
-    if (res.status !== 202 || !body.commandId) {
-      err(`command refused: ${body.error ?? `HTTP ${res.status}`}`);
-      return 1;
-    }
-    out(`sent ${kind} to ${readerId} (command ${body.commandId}); waiting for the reader…`);
-    const waitS = kind === 'resync-clock' ? 45 : 15;
-    for (let i = 0; i < waitS * 2; i++) {
-      await new Promise((r) => setTimeout(r, 500));
-      const v = (await (
-        await fetch(`${base}/api/readers/${encodeURIComponent(readerId)}`, { headers })
-      ).json()) as { lastCommandResult?: { commandId: string; status: string; detail?: string } | null };
-      const r = v.lastCommandResult;
-      if (r?.commandId === body.commandId) {
-        out(`reader answered: ${r.status}${r.detail ? ` (${r.detail})` : ''}`);
-        return r.status === 'ok' ? 0 : 1;
-      }
-    }
-    err(`no answer within ${waitS} s: the reader is probably offline (see visittag-gateway status)`);
-    return 1;
-  } catch (e) {
-    err(`cannot reach the gateway admin API at ${base}: ${(e as Error).message}`);
+  const config = loaded.config;
+  const opts = { configFile: file };
+  const path = `/api/readers/${encodeURIComponent(readerId)}`;
+  const sent = await callRunningGateway(
+    config,
+    { method: 'POST', path: `${path}/commands`, body: { kind } },
+    opts,
+  );
+  if (sent.kind === 'not-running') {
+    err(`gateway not running (${sent.detail}): commands go through the running gateway; start it first`);
     return 1;
   }
+  if (sent.kind === 'failed') {
+    err(`command refused: ${sent.message}`);
+    return 1;
+  }
+  const body = sent.body as { commandId?: string } | null;
+  if (sent.status !== 202 || !body?.commandId) {
+    err(`command refused: HTTP ${sent.status}`);
+    return 1;
+  }
+  out(`sent ${kind} to ${readerId} (command ${body.commandId}); waiting for the reader…`);
+  const waitS = kind === 'resync-clock' ? 45 : 15;
+  for (let i = 0; i < waitS * 2; i++) {
+    await new Promise((r) => setTimeout(r, 500));
+    const v = await callRunningGateway(config, { method: 'GET', path }, opts);
+    if (v.kind !== 'ok') {
+      err(v.kind === 'failed' ? v.message : `the gateway stopped while waiting (${v.detail})`);
+      return 1;
+    }
+    const r = (
+      v.body as { lastCommandResult?: { commandId: string; status: string; detail?: string } | null }
+    ).lastCommandResult;
+    if (r?.commandId === body.commandId) {
+      out(`reader answered: ${r.status}${r.detail ? ` (${r.detail})` : ''}`);
+      return r.status === 'ok' ? 0 : 1;
+    }
+  }
+  err(`no answer within ${waitS} s: the reader is probably offline (see visittag-gateway status)`);
+  return 1;
 }
