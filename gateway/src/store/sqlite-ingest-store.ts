@@ -1,3 +1,4 @@
+import { statementCache } from '../visits/stmt-cache.js';
 import type { Db } from './db.js';
 import type {
   CommitOutcome,
@@ -35,6 +36,8 @@ const toRecord = (r: ReaderRow): ReaderRecord => ({
 
 /** SQLite implementation of IngestStore over the shared gateway.db handle (WAL, synchronous=FULL). */
 export function createSqliteIngestStore(db: Db): IngestStore {
+  /** Statements of the less frequent calls, prepared once on first use. */
+  const q = statementCache(db);
   const st = {
     insertEvent: db.prepare(
       'INSERT OR IGNORE INTO events (reader_id, seq, event_json, received_at_ms, sent_at_json) VALUES (?, ?, ?, ?, ?)',
@@ -246,60 +249,55 @@ export function createSqliteIngestStore(db: Db): IngestStore {
     gaps,
     readersWithGaps: () =>
       (
-        db
-          .prepare(
-            'SELECT reader_id, contiguous_upto, max_seen FROM reader_seq WHERE max_seen > contiguous_upto',
-          )
-          .all() as Array<{ reader_id: string; contiguous_upto: number; max_seen: number }>
+        q(
+          'SELECT reader_id, contiguous_upto, max_seen FROM reader_seq WHERE max_seen > contiguous_upto',
+        ).all() as Array<{ reader_id: string; contiguous_upto: number; max_seen: number }>
       ).map((r) => ({ readerId: r.reader_id, contiguousUpto: r.contiguous_upto, maxSeen: r.max_seen })),
     countEvents: (readerId) =>
       readerId === undefined
-        ? (db.prepare('SELECT COUNT(*) FROM events').pluck().get() as number)
-        : (db.prepare('SELECT COUNT(*) FROM events WHERE reader_id = ?').pluck().get(readerId) as number),
+        ? (q('SELECT COUNT(*) FROM events').pluck().get() as number)
+        : (q('SELECT COUNT(*) FROM events WHERE reader_id = ?').pluck().get(readerId) as number),
     rejectSummary: (readerId): RejectSummary[] =>
       (
-        db
-          .prepare(
-            `SELECT reason, COUNT(*) AS count, MAX(at_ms) AS lastAtMs,
+        q(
+          `SELECT reason, COUNT(*) AS count, MAX(at_ms) AS lastAtMs,
                (SELECT detail FROM rejects r2 WHERE r2.reader_id = r.reader_id AND r2.reason = r.reason
                 ORDER BY id DESC LIMIT 1) AS lastDetail
              FROM rejects r WHERE reader_id = ? GROUP BY reason ORDER BY reason`,
-          )
-          .all(readerId) as RejectSummary[]
+        ).all(readerId) as RejectSummary[]
       ).map((r) => ({ ...r })),
     lastStatus: (readerId): StoredStatus | undefined => {
-      const r = db
-        .prepare('SELECT status_json, received_at_ms FROM reader_status WHERE reader_id = ?')
-        .get(readerId) as { status_json: string; received_at_ms: number } | undefined;
+      const r = q('SELECT status_json, received_at_ms FROM reader_status WHERE reader_id = ?').get(
+        readerId,
+      ) as { status_json: string; received_at_ms: number } | undefined;
       return r ? { status: JSON.parse(r.status_json) as unknown, receivedAtMs: r.received_at_ms } : undefined;
     },
     getReader: (readerId) => {
       const r = getReaderStmt.get(readerId) as ReaderRow | undefined;
       return r ? toRecord(r) : undefined;
     },
-    listReaders: () =>
-      (db.prepare('SELECT * FROM readers ORDER BY reader_id').all() as ReaderRow[]).map(toRecord),
+    listReaders: () => (q('SELECT * FROM readers ORDER BY reader_id').all() as ReaderRow[]).map(toRecord),
     insertReader: (r) =>
       db.transaction(() => {
-        db.prepare(
+        q(
           'INSERT INTO readers (reader_id, password_hash, client_ref, label, revoked_at, created_at) VALUES (?, ?, ?, ?, ?, ?)',
         ).run(r.readerId, r.passwordHash, r.clientRef, r.label, r.revokedAt, r.createdAt);
-        db.prepare('INSERT INTO reader_client_history (reader_id, client_ref, from_ms) VALUES (?, ?, ?)').run(
+        q('INSERT INTO reader_client_history (reader_id, client_ref, from_ms) VALUES (?, ?, ?)').run(
           r.readerId,
           r.clientRef,
           r.createdAt,
         );
       })(),
     setPasswordHash: (readerId, hash) => {
-      db.prepare('UPDATE readers SET password_hash = ? WHERE reader_id = ?').run(hash, readerId);
+      q('UPDATE readers SET password_hash = ? WHERE reader_id = ?').run(hash, readerId);
     },
     setRevoked: (readerId, atMs) => {
-      db.prepare('UPDATE readers SET revoked_at = ? WHERE reader_id = ?').run(atMs, readerId);
+      q('UPDATE readers SET revoked_at = ? WHERE reader_id = ?').run(atMs, readerId);
     },
     setClientRef: (readerId, clientRef, atMs) =>
       db.transaction(() => {
-        db.prepare('UPDATE readers SET client_ref = ? WHERE reader_id = ?').run(clientRef, readerId);
-        db.prepare('INSERT INTO reader_client_history (reader_id, client_ref, from_ms) VALUES (?, ?, ?)').run(
+        q('UPDATE readers SET client_ref = ? WHERE reader_id = ?').run(clientRef, readerId);
+        q('INSERT INTO reader_client_history (reader_id, client_ref, from_ms) VALUES (?, ?, ?)').run(
           readerId,
           clientRef,
           atMs,
