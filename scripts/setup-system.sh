@@ -6,10 +6,22 @@
 #   pcscd, libpcsclite-dev  PC/SC daemon and headers (nfc-pcsc compiles against them)
 #   vsmartcard-vpcd         virtual PC/SC reader driver for pcscd (the suite's virtual card talks to it)
 #   mosquitto               external-broker mode tests and the benchmark's reference broker
+#
+# A production install (`npm ci --omit=dev` on a reader, where npm sets NODE_ENV=production) gets only
+# what the device needs at run time and install time: pcscd and libpcsclite-dev. It never gets the
+# suite's virtual reader (pcscd would list it beside the real one) and never has a service stopped.
 set -euo pipefail
 
-PACKAGES=(pcscd libpcsclite-dev vsmartcard-vpcd mosquitto mosquitto-clients)
 mode="${1:-}"
+runtime_only=false
+if [ "${NODE_ENV:-}" = "production" ] || printf '%s\n' "${npm_config_omit:-}" | grep -qx dev; then
+  runtime_only=true
+fi
+if [ "$runtime_only" = true ]; then
+  PACKAGES=(pcscd libpcsclite-dev)
+else
+  PACKAGES=(pcscd libpcsclite-dev vsmartcard-vpcd mosquitto mosquitto-clients)
+fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -39,9 +51,19 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq >&2
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
 # Debian starts services on install where an init system runs; the suite starts its own
-# pcscd and mosquitto instances, so stop the system ones to keep the ports and socket free.
-if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
-  systemctl disable --now mosquitto pcscd.socket pcscd >/dev/null 2>&1 || true
+# pcscd and mosquitto instances, so on a development machine stop the ones this run just installed
+# (never on a production install, and never a service that was there before).
+if [ "$runtime_only" = false ]; then
+  units=()
+  for p in "${missing[@]}"; do
+    case "$p" in
+      mosquitto) units+=(mosquitto) ;;
+      pcscd) units+=(pcscd.socket pcscd) ;;
+    esac
+  done
+  if [ "${#units[@]}" -gt 0 ] && command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+    systemctl disable --now "${units[@]}" >/dev/null 2>&1 || true
+  fi
+  case " ${missing[*]} " in *" mosquitto "*) pkill -x mosquitto >/dev/null 2>&1 || true ;; esac
 fi
-pkill -x mosquitto >/dev/null 2>&1 || true
 echo "visittag setup: done" >&2

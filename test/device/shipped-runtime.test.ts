@@ -144,4 +144,48 @@ describe('the shipped runtime: bundle + the systemd unit’s V8 flags', () => {
       expect(code, stderr).toBe(0);
     }
   }, 120_000);
+  it('loads the hardware drivers from the bundle (nfc-pcsc reader, reader-led and johnny-five feedback)', async () => {
+    const dir = tempDir('vt-shipped-drv-');
+    const run = async (feedback: object): Promise<string> => {
+      const cfgPath = join(dir.dir, 'device.json');
+      writeFileSync(
+        cfgPath,
+        JSON.stringify({
+          readerId: 'reader-1',
+          dataDir: dir.dir,
+          fleetKey: FLEET_KEY,
+          mqtt: { url: 'mqtt://127.0.0.1:1', username: 'reader-1', password: 'pw-reader-1-0123456789abcdef' },
+          // no pcscd at this socket: the driver must load, then report that no reader is there
+          reader: { driver: 'nfc-pcsc', pcscdSocket: join(dir.dir, 'no-pcscd.comm') },
+          feedback,
+        }),
+      );
+      const child = spawn(process.execPath, [...unitNodeFlags(), entry, 'selftest', '--config', cfgPath], {
+        cwd: ROOT,
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, RUNTIME_DIRECTORY: dir.dir },
+      });
+      let out = '';
+      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+      await new Promise((r) => child.on('exit', r));
+      return out;
+    };
+    try {
+      const led = await run({ driver: 'reader-led' });
+      expect(led).not.toMatch(/cannot be loaded|Cannot find module/);
+      expect(led).toMatch(/\[FAIL\] card reader attached: no card reader found/);
+      expect(led).toMatch(/visit-started: you should see/); // the reader-led driver took the patterns
+      // johnny-five loads from the bundle; the IO plugin named in the config is what is missing here
+      const j5 = await run({
+        driver: 'johnny-five',
+        ioPlugin: 'visittag-no-such-io',
+        pins: { green: 'GPIO17', red: 'GPIO27' },
+      });
+      expect(j5).not.toMatch(/johnny-five-feedback/);
+      expect(j5).toMatch(/visittag-no-such-io/);
+    } finally {
+      dir.cleanup();
+    }
+  }, 120_000);
 });

@@ -30,13 +30,17 @@ function errMessage(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
-/** Imports a module by a computed specifier (so this file compiles whether or not it exists yet). */
+/** Imports an npm module named in the config (an IO plugin), resolved from node_modules at run time. */
 async function load(specifier: string): Promise<Record<string, unknown>> {
   return (await import(specifier)) as Record<string, unknown>;
 }
 
-function fn<T>(mod: Record<string, unknown>, name: string, specifier: string): T {
-  const f = mod[name];
+/**
+ * The driver modules are imported by literal paths (never computed), so the firmware bundle carries
+ * them as lazy chunks; their own hardware packages stay external and load from node_modules.
+ */
+function fn<T>(mod: object, name: string, specifier: string): T {
+  const f = (mod as Record<string, unknown>)[name];
   if (typeof f !== 'function') throw new Error(`${specifier} does not export ${name}()`);
   return f as T;
 }
@@ -51,7 +55,7 @@ export async function createCardReader(cfg: ReaderSettings, deps: DriverDeps): P
       const spec = './nfc-pcsc-reader.js';
       let create: (o: Record<string, unknown>) => CardReader;
       try {
-        create = fn(await load(spec), 'createNfcPcscReader', spec);
+        create = fn(await import('./nfc-pcsc-reader.js'), 'createNfcPcscReader', spec);
       } catch (err) {
         throw new DriverUnavailableError(
           'nfc-pcsc',
@@ -112,7 +116,7 @@ export async function createFeedback(cfg: FeedbackSettings, deps: FeedbackDeps):
       const spec = './acr122-feedback.js';
       let create: (o: Record<string, unknown>) => Feedback;
       try {
-        create = fn(await load(spec), 'createAcr122Feedback', spec);
+        create = fn(await import('./acr122-feedback.js'), 'createAcr122Feedback', spec);
       } catch (err) {
         throw new DriverUnavailableError('reader-led', err, 'install the optional nfc-pcsc package');
       }
@@ -123,7 +127,7 @@ export async function createFeedback(cfg: FeedbackSettings, deps: FeedbackDeps):
       let create: (o: Record<string, unknown>) => Feedback;
       let io: unknown;
       try {
-        create = fn(await load(spec), 'createJohnnyFiveFeedback', spec);
+        create = fn(await import('./johnny-five-feedback.js'), 'createJohnnyFiveFeedback', spec);
         io = deps.io ?? (await buildIo(cfg.ioPlugin));
       } catch (err) {
         throw new DriverUnavailableError(
