@@ -207,12 +207,20 @@ export async function measureIngest(ctx: RowContext): Promise<IngestResult> {
 }
 
 const perMsg = (n: number) => `${n} tap${n === 1 ? '' : 's'}/message`;
-const fmtLag = (r: Rate) =>
-  r.visitLag
-    ? `, visits engine ${r.visitLag.atEnd.toLocaleString('en-US')} taps behind at the end (caught up ${
-        r.visitLag.catchUpMs === null ? 'not within 60 s' : `in ${(r.visitLag.catchUpMs / 1000).toFixed(2)} s`
-      })`
-    : '';
+/** The backlog note, and the rate through the visits engine: taps / (burst + catch-up). */
+const fmtLag = (r: Rate) => {
+  const lag = r.visitLag;
+  if (!lag) return '';
+  const taps = r.messages * r.tapsPerMessage;
+  const burstS = r.tapsPerSec > 0 ? taps / r.tapsPerSec : 0;
+  const through =
+    lag.catchUpMs === null
+      ? ''
+      : `, i.e. ${Math.round(taps / (burstS + lag.catchUpMs / 1000)).toLocaleString('en-US')} taps/s through the visits engine`;
+  return `, visits engine ${lag.atEnd.toLocaleString('en-US')} taps behind at the end (caught up ${
+    lag.catchUpMs === null ? 'not within 60 s' : `in ${(lag.catchUpMs / 1000).toFixed(2)} s`
+  }${through})`;
+};
 const fmtRate = (r: Rate) =>
   `${Math.round(r.tapsPerSec).toLocaleString('en-US')} taps/s = ${Math.round(r.messagesPerSec).toLocaleString('en-US')} msg/s at ${perMsg(r.tapsPerMessage)}`;
 
