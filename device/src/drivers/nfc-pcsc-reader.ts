@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import { statSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { NFC as NfcClass, Reader as NfcReader, CardInfo } from 'nfc-pcsc';
 import { sleep } from '../../../protocol/index.js';
@@ -157,8 +158,13 @@ class NfcPcscReader implements NfcPcscCardReader {
       this.abort.signal.addEventListener('abort', () => resolve(STOPPED), { once: true });
       // Safety net: pcsclite's reader watch can re-attach itself to a restarted pcscd and then miss
       // readers that come later. While no reader is attached, start a fresh context now and then.
+      // And a restarted pcscd (a new socket file) that pcsclite did not report: the reader we hold
+      // may be gone from it, so start a fresh context and let it tell us what is attached now.
+      const socketAtStart = this.socketIdentity();
       const check = () => {
+        const restarted = socketAtStart !== null && this.socketIdentity() !== socketAtStart;
         if (this.active === null) resolve(RESCAN);
+        else if (restarted) resolve('pcscd restarted');
         else rescan = this.clock.setTimeout(check, this.opts.rescanMs ?? 5_000);
       };
       rescan = this.clock.setTimeout(check, this.opts.rescanMs ?? 5_000);
@@ -186,6 +192,16 @@ class NfcPcscReader implements NfcPcscCardReader {
       this.log.debug({ err }, 'closing the PC/SC context failed');
     }
     return reason;
+  }
+
+  /** The pcscd socket file's identity (inode + change time), null when it cannot be read. */
+  private socketIdentity(): string | null {
+    try {
+      const st = statSync(this.socket);
+      return `${st.ino}:${st.ctimeMs}`;
+    } catch {
+      return null;
+    }
   }
 
   private onReader(session: Session, r: NfcReader): void {
