@@ -121,6 +121,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
     kdf: config.mqtt.mode === 'embedded' ? config.mqtt.kdf : { logN: 11, r: 8, p: 1 },
     authCacheKey: loadOrCreateKeyFile(join(config.dataDir, 'auth-cache.key')),
     onRevoked: (id) => transport?.disconnect(id),
+    onPasswordChanged: (id) => transport?.disconnect(id),
   });
   const ingest: Ingest = createIngest({
     store,

@@ -20,6 +20,11 @@ export interface ReaderRegistryOptions {
   authCacheKey?: Buffer;
   /** Called after a revoke, to drop the live connection. */
   onRevoked?: (readerId: string) => void;
+  /**
+   * Called after a reader's password changed (re-enrollment): a session that logged in with the old
+   * password must not outlive it (credentials are re-issued because they may have leaked).
+   */
+  onPasswordChanged?: (readerId: string) => void;
 }
 
 export interface AddReaderInput {
@@ -72,6 +77,7 @@ export class ReaderRegistry {
     if (weak) throw new Error(weak);
     this.opts.store.setPasswordHash(readerId, await hashPassword(password, this.opts.kdf));
     this.verifier.forget(readerId);
+    this.opts.onPasswordChanged?.(readerId);
   }
 
   revokeReader(readerId: string): void {
