@@ -120,7 +120,14 @@ export function createGateway(opts: GatewayOptions): Gateway {
     logger,
     kdf: config.mqtt.mode === 'embedded' ? config.mqtt.kdf : { logN: 11, r: 8, p: 1 },
     authCacheKey: loadOrCreateKeyFile(join(config.dataDir, 'auth-cache.key')),
-    onRevoked: (id) => transport?.disconnect(id),
+    onRevoked: (id) => {
+      transport?.disconnect(id);
+      try {
+        replacements.closeRetired(id); // a retired reader's late visits cannot be stopped by it
+      } catch (err) {
+        logger.error({ err, readerId: id }, 'closing the open visits of a retired reader failed');
+      }
+    },
     onPasswordChanged: (id) => transport?.disconnect(id),
   });
   const ingest: Ingest = createIngest({

@@ -232,6 +232,13 @@ describe('replacing a reader', () => {
     ]);
     expect((await view(oldId)).replacedBy).toBe(nid); // the link stays
     expect((await cli(['readers', 'revoke', oldId])).code).toBe(0);
+    // Retired again: Z's visit can never get a stop from it, so it is closed like X's was.
+    await waitUntil(() => visits(oldId).every((v) => v.state === 'closed'), 10_000);
+    expect(visits(oldId).map((v) => [v.state, v.end_reason])).toEqual([
+      ['closed', 'manual'],
+      ['closed', 'tap'],
+      ['closed', 'manual'], // Z's, the held tap delivered late
+    ]);
   }, 180_000);
 
   it('refuses plainly: unknown reader, a reader already replaced; the admin API does the same', async () => {

@@ -94,18 +94,7 @@ export class ReaderReplacements {
     const old = this.d.registry.getReader(oldReaderId);
     if (!old) throw new Error(`unknown reader ${oldReaderId}`);
     if (old.revokedAt === null) this.d.registry.revokeReader(oldReaderId); // drops the live connection
-    // What the old reader delivered before it was dropped (a stop, say) is applied first.
-    this.d.visits.processNow([oldReaderId]);
-    const closed: string[] = [];
-    for (const visitId of this.openVisitIds(oldReaderId)) {
-      const r = this.d.visits.closeVisit({
-        visitId,
-        actor: REPLACE_ACTOR,
-        reason: `reader ${oldReaderId} replaced by ${newReaderId}; no stop tap reached the gateway`,
-      });
-      if (r.ok) closed.push(visitId);
-      else this.log.warn({ readerId: oldReaderId, visitId, error: r.error }, 'open visit not closed');
-    }
+    const closed = this.closeOpen(oldReaderId, newReaderId);
     this.d.db
       .prepare(
         `INSERT INTO reader_replacements (old_reader_id, new_reader_id, client_ref, replaced_at_ms, closed_visits)
@@ -117,6 +106,36 @@ export class ReaderReplacements {
       'reader replaced: old one revoked',
     );
     return { closedVisits: closed };
+  }
+
+  /**
+   * A retired reader revoked again (after it was re-enrolled to deliver what its Pi still held): the
+   * visits those late taps opened can never get a stop from it either, so they are closed like at the
+   * retirement. No-op for a reader that was never replaced.
+   */
+  closeRetired(readerId: string): { closedVisits: string[] } {
+    const { replacedBy } = this.links(readerId);
+    if (replacedBy === null) return { closedVisits: [] };
+    const closed = this.closeOpen(readerId, replacedBy);
+    if (closed.length > 0)
+      this.log.info({ readerId, replacedBy, closedVisits: closed.length }, 'retired reader revoked again');
+    return { closedVisits: closed };
+  }
+
+  /** Applies what the old reader delivered (a stop, say), then closes what is still open at it. */
+  private closeOpen(oldReaderId: string, newReaderId: string): string[] {
+    this.d.visits.processNow([oldReaderId]);
+    const closed: string[] = [];
+    for (const visitId of this.openVisitIds(oldReaderId)) {
+      const r = this.d.visits.closeVisit({
+        visitId,
+        actor: REPLACE_ACTOR,
+        reason: `reader ${oldReaderId} replaced by ${newReaderId}; no stop tap reached the gateway`,
+      });
+      if (r.ok) closed.push(visitId);
+      else this.log.warn({ readerId: oldReaderId, visitId, error: r.error }, 'open visit not closed');
+    }
+    return closed;
   }
 
   links(readerId: string): ReplacementLinks {
