@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import { createGateway, createLogger, type Gateway } from './index.js';
-import { loadGatewaySettings, type GatewaySettings } from './src/config.js';
+import { gatewayConfigPath, loadGatewaySettings, type GatewaySettings } from './src/config.js';
 import { createSdNotifier } from './src/sd-notify.js';
 import {
   applyLiveOrOffline,
@@ -74,7 +74,7 @@ export async function main(
     out(HELP);
     return cmd === undefined && !values.help ? 2 : 0;
   }
-  const file = values.config ?? process.env.VISITTAG_GATEWAY_CONFIG ?? '/etc/visittag/gateway.json';
+  const file = gatewayConfigPath(values.config);
   const loaded = loadGatewaySettings(file);
   if (!loaded.ok) {
     err(loaded.error);

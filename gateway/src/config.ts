@@ -173,6 +173,19 @@ export function parseGatewaySettings(input: unknown): ParsedConfig {
   return { ok: true, config: r.data };
 }
 
+/** The config file of a CLI command: `--config`, else $VISITTAG_GATEWAY_CONFIG, else /etc/visittag/gateway.json. */
+export function gatewayConfigPath(flag: string | undefined): string {
+  return flag ?? process.env.VISITTAG_GATEWAY_CONFIG ?? '/etc/visittag/gateway.json';
+}
+
+/** `--ttl-minutes` of the code-issuing commands: default 60; null (after saying why) when not ≥ 1 whole minutes. */
+export function ttlMinutesOption(raw: string | undefined, err: (line: string) => void): number | null {
+  const ttl = raw === undefined ? 60 : Number(raw);
+  if (Number.isInteger(ttl) && ttl >= 1) return ttl;
+  err('--ttl-minutes must be a whole number of minutes ≥ 1');
+  return null;
+}
+
 /** Reads a JSON config file; a relative dataDir / TLS path is resolved against the file's folder. */
 export function loadGatewaySettings(file: string): ParsedConfig {
   let raw: unknown;

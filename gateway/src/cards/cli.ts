@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { CardRef, SafeId } from '../../../protocol/index.js';
 import { createGateway, createLogger, type Gateway } from '../../index.js';
-import { loadGatewaySettings, type GatewaySettings } from '../config.js';
+import { loadGatewaySettings, type GatewaySettings, gatewayConfigPath } from '../config.js';
 import { planCardImport } from './csv-import.js';
 import { assignRefusal, listUnknownCards } from './routes.js';
 
@@ -53,9 +53,7 @@ export async function cardsCommand(argv: string[], out: Out, err: Out): Promise<
     err(CARDS_HELP);
     return 2;
   }
-  const loaded = loadGatewaySettings(
-    values.config ?? process.env.VISITTAG_GATEWAY_CONFIG ?? '/etc/visittag/gateway.json',
-  );
+  const loaded = loadGatewaySettings(gatewayConfigPath(values.config));
   if (!loaded.ok) {
     err(loaded.error);
     return 78;

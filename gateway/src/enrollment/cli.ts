@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import { createGateway, createLogger } from '../../index.js';
-import { loadGatewaySettings } from '../config.js';
+import { loadGatewaySettings, gatewayConfigPath, ttlMinutesOption } from '../config.js';
 
 type Out = (line: string) => void;
 
@@ -39,12 +39,9 @@ export async function enrollCommand(argv: string[], out: Out, err: Out): Promise
     err(`--client CLIENT_REF is required: the client (home) the reader is installed for\n\n${ENROLL_HELP}`);
     return 2;
   }
-  const ttl = values['ttl-minutes'] === undefined ? 60 : Number(values['ttl-minutes']);
-  if (!Number.isInteger(ttl) || ttl < 1) {
-    err('--ttl-minutes must be a whole number of minutes ≥ 1');
-    return 2;
-  }
-  const file = values.config ?? process.env.VISITTAG_GATEWAY_CONFIG ?? '/etc/visittag/gateway.json';
+  const ttl = ttlMinutesOption(values['ttl-minutes'], err);
+  if (ttl === null) return 2;
+  const file = gatewayConfigPath(values.config);
   const loaded = loadGatewaySettings(file);
   if (!loaded.ok) {
     err(loaded.error);

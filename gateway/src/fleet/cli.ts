@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import { callRunningGateway } from '../admin/client.js';
-import { loadGatewaySettings } from '../config.js';
+import { loadGatewaySettings, gatewayConfigPath } from '../config.js';
 
 type Out = (line: string) => void;
 
@@ -38,7 +38,7 @@ export async function commandCommand(argv: string[], out: Out, err: Out): Promis
     err(COMMAND_HELP);
     return 2;
   }
-  const file = parsed.values.config ?? process.env.VISITTAG_GATEWAY_CONFIG ?? '/etc/visittag/gateway.json';
+  const file = gatewayConfigPath(parsed.values.config);
   const loaded = loadGatewaySettings(file);
   if (!loaded.ok) {
     err(loaded.error);

@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import { createGateway, createLogger } from '../../index.js';
-import { loadGatewaySettings } from '../config.js';
+import { loadGatewaySettings, gatewayConfigPath, ttlMinutesOption } from '../config.js';
 
 type Out = (line: string) => void;
 
@@ -40,12 +40,9 @@ export async function replaceCommand(argv: string[], out: Out, err: Out): Promis
     err(`give exactly one OLD_READER_ID (see: visittag-gateway readers list)\n\n${REPLACE_HELP}`);
     return 2;
   }
-  const ttl = values['ttl-minutes'] === undefined ? 60 : Number(values['ttl-minutes']);
-  if (!Number.isInteger(ttl) || ttl < 1) {
-    err('--ttl-minutes must be a whole number of minutes ≥ 1');
-    return 2;
-  }
-  const file = values.config ?? process.env.VISITTAG_GATEWAY_CONFIG ?? '/etc/visittag/gateway.json';
+  const ttl = ttlMinutesOption(values['ttl-minutes'], err);
+  if (ttl === null) return 2;
+  const file = gatewayConfigPath(values.config);
   const loaded = loadGatewaySettings(file);
   if (!loaded.ok) {
     err(loaded.error);
