@@ -40,6 +40,30 @@ export function deviceCli(
   });
 }
 
+/** Arguments of `visittag-device provision` for a simulated reader and feedback (what the tests provision). */
+export function simulatedProvisionArgs(
+  adminUrl: string,
+  code: string,
+  cfg: string,
+  dataDir: string,
+): string[] {
+  return [
+    'provision',
+    '--gateway',
+    adminUrl,
+    '--code',
+    code,
+    '--config',
+    cfg,
+    '--data-dir',
+    dataDir,
+    '--reader',
+    'simulated',
+    '--feedback',
+    'simulated',
+  ];
+}
+
 /** `visittag-device run --sim-control stdin` as a child: JSON lines out, tap commands in. */
 export class RunningDevice {
   readonly proc: ChildProcessWithoutNullStreams;

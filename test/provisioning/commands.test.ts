@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createGateway, type Gateway } from '../../gateway/index.js';
 import { main as gatewayMain } from '../../gateway/main.js';
 import { ADMIN_TOKEN, adminGet, silent, tempDir, testConfig, waitUntil } from '../gateway/helpers.js';
-import { deviceCli, RunningDevice } from './cli-child.js';
+import { deviceCli, RunningDevice, simulatedProvisionArgs } from './cli-child.js';
 
 /**
  * `visittag-gateway readers command ID resync-clock` end to end: gateway CLI → admin API → MQTT → the
@@ -71,21 +71,7 @@ describe('resync-clock end to end', () => {
     const issued = gw.enrollment.issue({ clientRef: 'home-50' });
     const dir = join(tmp.dir, 'dev');
     const cfg = join(dir, 'device.json');
-    const prov = await deviceCli([
-      'provision',
-      '--gateway',
-      gw.adminUrl,
-      '--code',
-      issued.code,
-      '--config',
-      cfg,
-      '--data-dir',
-      join(dir, 'data'),
-      '--reader',
-      'simulated',
-      '--feedback',
-      'simulated',
-    ]);
+    const prov = await deviceCli(simulatedProvisionArgs(gw.adminUrl, issued.code, cfg, join(dir, 'data')));
     expect(prov.code).toBe(0);
     const env = { PATH: `${bin}${delimiter}${process.env.PATH ?? ''}`, FAKE_TIMESYNC_DIR: state };
     const dev = new RunningDevice(cfg, dir, env);

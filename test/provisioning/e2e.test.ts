@@ -13,7 +13,7 @@ import {
   testConfig,
   waitUntil,
 } from '../gateway/helpers.js';
-import { deviceCli, RunningDevice } from './cli-child.js';
+import { deviceCli, RunningDevice, simulatedProvisionArgs } from './cli-child.js';
 
 /**
  * Acceptance (issue 6): enroll → provision (device CLI child) → selftest passes → taps flow, through a
@@ -38,21 +38,8 @@ describe('provisioning end to end (device CLI ↔ real gateway)', () => {
     tmp.cleanup();
   });
 
-  const provisionArgs = (code: string, cfg: string, data: string) => [
-    'provision',
-    '--gateway',
-    gw.adminUrl,
-    '--code',
-    code,
-    '--config',
-    cfg,
-    '--data-dir',
-    data,
-    '--reader',
-    'simulated',
-    '--feedback',
-    'simulated',
-  ];
+  const provisionArgs = (code: string, cfg: string, data: string) =>
+    simulatedProvisionArgs(gw.adminUrl, code, cfg, data);
 
   it('enroll → provision → selftest passes → taps reach the gateway store; identify and config push round trips', async () => {
     const issued = gw.enrollment.issue({ clientRef: 'home-12', label: 'hallway' });

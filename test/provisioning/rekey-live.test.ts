@@ -9,7 +9,7 @@ import { connect, type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createGateway, type Gateway } from '../../gateway/index.js';
 import { silent, storedSeqs, tempDir, testConfig, waitUntil } from '../gateway/helpers.js';
-import { deviceCli, RunningDevice } from './cli-child.js';
+import { deviceCli, RunningDevice, simulatedProvisionArgs } from './cli-child.js';
 
 function login(url: string, readerId: string, password: string): Promise<MqttClient> {
   return new Promise((resolve, reject) => {
@@ -44,21 +44,7 @@ describe('re-enrolling a reader whose old credentials are in use', () => {
     const dir = join(tmp.dir, 'dev');
     const cfg = join(dir, 'device.json');
     const provision = async (code: string) =>
-      deviceCli([
-        'provision',
-        '--gateway',
-        gw.adminUrl,
-        '--code',
-        code,
-        '--config',
-        cfg,
-        '--data-dir',
-        join(dir, 'data'),
-        '--reader',
-        'simulated',
-        '--feedback',
-        'simulated',
-      ]);
+      deviceCli(simulatedProvisionArgs(gw.adminUrl, code, cfg, join(dir, 'data')));
     const first = gw.enrollment.issue({ clientRef: 'home-40' });
     expect((await provision(first.code)).code).toBe(0);
     const oldCfg = JSON.parse(readFileSync(cfg, 'utf8')) as { mqtt: { url: string; password: string } };

@@ -12,7 +12,7 @@ import {
   testConfig,
   waitUntil,
 } from '../gateway/helpers.js';
-import { deviceCli, RunningDevice } from './cli-child.js';
+import { deviceCli, RunningDevice, simulatedProvisionArgs } from './cli-child.js';
 
 /**
  * Replacing a reader (issue 6), end to end through the real MQTT path: the coordinator's
@@ -82,21 +82,7 @@ describe('replacing a reader', () => {
     return { dir, cfg, data: join(dir, 'data') };
   };
   const provision = (code: string, d: { cfg: string; data: string }) =>
-    deviceCli([
-      'provision',
-      '--gateway',
-      gw.adminUrl,
-      '--code',
-      code,
-      '--config',
-      d.cfg,
-      '--data-dir',
-      d.data,
-      '--reader',
-      'simulated',
-      '--feedback',
-      'simulated',
-    ]);
+    deviceCli(simulatedProvisionArgs(gw.adminUrl, code, d.cfg, d.data));
   const run = async (d: { cfg: string; dir: string }) => {
     const dev = new RunningDevice(d.cfg, d.dir);
     devices.push(dev);

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createGateway, type Gateway } from '../../gateway/index.js';
 import { adminGet, silent, storedSeqs, tempDir, testConfig, waitUntil } from '../gateway/helpers.js';
-import { deviceCli, RunningDevice } from './cli-child.js';
+import { deviceCli, RunningDevice, simulatedProvisionArgs } from './cli-child.js';
 
 const refusedRevoked = (gw: Gateway): number => {
   const m = /visittag_mqtt_connections_refused_total\{reason="revoked"\} (\d+)/.exec(gw.metrics.render());
@@ -31,21 +31,7 @@ describe('revoking a provisioned reader', () => {
     mkdirSync(dir, { recursive: true });
     // Reconnect quickly so the refused retry is seen soon (default backoff is 1 s … 60 s).
     writeFileSync(cfg, JSON.stringify({ uplink: { backoff: { baseMs: 50, capMs: 200 } } }));
-    const prov = await deviceCli([
-      'provision',
-      '--gateway',
-      gw.adminUrl,
-      '--code',
-      issued.code,
-      '--config',
-      cfg,
-      '--data-dir',
-      join(dir, 'data'),
-      '--reader',
-      'simulated',
-      '--feedback',
-      'simulated',
-    ]);
+    const prov = await deviceCli(simulatedProvisionArgs(gw.adminUrl, issued.code, cfg, join(dir, 'data')));
     expect(prov.code).toBe(0);
     const dev = new RunningDevice(cfg, dir);
     devices.push(dev);
