@@ -1,8 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { CardRef, SafeId } from '../../../protocol/index.js';
-import { createGateway, createLogger, type Gateway } from '../../index.js';
-import { loadGatewaySettings, type GatewaySettings, gatewayConfigPath } from '../config.js';
+import type { Gateway } from '../../index.js';
+import { withGateway } from '../cli-gateway.js';
+import { loadGatewaySettings, gatewayConfigPath } from '../config.js';
 import { planCardImport } from './csv-import.js';
 import { assignRefusal, listUnknownCards } from './routes.js';
 
@@ -109,18 +110,6 @@ const resolvedLine = (cards: number, visits: number, refused: number): string =>
   `${refused} refused tap(s) reported (visit.attributed events queued for the planning backend)`;
 
 /** Opens the gateway's database (not its broker or API) for a one-off command. */
-async function withGateway(
-  config: GatewaySettings,
-  fn: (gw: Gateway) => number | Promise<number>,
-): Promise<number> {
-  const gw = createGateway({ config, logger: createLogger('error') });
-  try {
-    return await fn(gw);
-  } finally {
-    await gw.stop();
-  }
-}
-
 function listUnknown(db: Gateway['db'], out: Out): number {
   const cards = listUnknownCards(db);
   if (!cards.length) {

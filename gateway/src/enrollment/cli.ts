@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { createGateway, createLogger } from '../../index.js';
+import { provisionCommandLine, withGateway } from '../cli-gateway.js';
 import { loadGatewaySettings, gatewayConfigPath, ttlMinutesOption } from '../config.js';
 
 type Out = (line: string) => void;
@@ -48,29 +48,26 @@ export async function enrollCommand(argv: string[], out: Out, err: Out): Promise
     return 78;
   }
   const config = loaded.config;
-  const gw = createGateway({ config, logger: createLogger('error') });
-  try {
-    const issued = gw.enrollment.issue({
-      clientRef: values.client,
-      ttlMs: ttl * 60_000,
-      ...(values.label ? { label: values.label } : {}),
-      ...(values.reader ? { readerId: values.reader } : {}),
-    });
-    const host = config.admin.host === '0.0.0.0' ? '<gateway-host>' : config.admin.host;
-    out(`enrollment code: ${issued.code}`);
-    out(
-      `reader:          ${issued.readerId}${issued.replacesCredentials ? ' (re-enroll: new credentials)' : ''}`,
-    );
-    out(`client:          ${issued.clientRef ?? '-'}${issued.label ? ` (${issued.label})` : ''}`);
-    out(`expires:         ${new Date(issued.expiresAtMs).toISOString()} (works once)`);
-    out(
-      `on the reader:   visittag-device provision --gateway http://${host}:${config.admin.port} --code ${issued.code}`,
-    );
-    return 0;
-  } catch (e) {
-    err((e as Error).message);
-    return 1;
-  } finally {
-    await gw.stop();
-  }
+  const clientRef = values.client;
+  return withGateway(config, (gw) => {
+    try {
+      const issued = gw.enrollment.issue({
+        clientRef,
+        ttlMs: ttl * 60_000,
+        ...(values.label ? { label: values.label } : {}),
+        ...(values.reader ? { readerId: values.reader } : {}),
+      });
+      out(`enrollment code: ${issued.code}`);
+      out(
+        `reader:          ${issued.readerId}${issued.replacesCredentials ? ' (re-enroll: new credentials)' : ''}`,
+      );
+      out(`client:          ${issued.clientRef ?? '-'}${issued.label ? ` (${issued.label})` : ''}`);
+      out(`expires:         ${new Date(issued.expiresAtMs).toISOString()} (works once)`);
+      out(`on the reader:   ${provisionCommandLine(config, issued.code)}`);
+      return 0;
+    } catch (e) {
+      err((e as Error).message);
+      return 1;
+    }
+  });
 }

@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { createGateway, createLogger } from '../../index.js';
+import { provisionCommandLine, withGateway } from '../cli-gateway.js';
 import { loadGatewaySettings, gatewayConfigPath, ttlMinutesOption } from '../config.js';
 
 type Out = (line: string) => void;
@@ -49,30 +49,26 @@ export async function replaceCommand(argv: string[], out: Out, err: Out): Promis
     return 78;
   }
   const config = loaded.config;
-  const gw = createGateway({ config, logger: createLogger('error') });
-  try {
-    const issued = gw.replacements.issue(oldId, {
-      ttlMs: ttl * 60_000,
-      ...(values.label !== undefined ? { label: values.label } : {}),
-    });
-    const host = config.admin.host === '0.0.0.0' ? '<gateway-host>' : config.admin.host;
-    out(`enrollment code: ${issued.code}`);
-    out(`new reader:      ${issued.readerId} (replaces ${oldId})`);
-    out(`client:          ${issued.clientRef ?? '-'}${issued.label ? ` (${issued.label})` : ''}`);
-    out(`expires:         ${new Date(issued.expiresAtMs).toISOString()} (works once)`);
-    if (issued.openVisits > 0) {
-      out(
-        `open visits:     ${issued.openVisits} at ${oldId}; closed with anomaly "manual-close" when the new reader is provisioned`,
-      );
+  return withGateway(config, (gw) => {
+    try {
+      const issued = gw.replacements.issue(oldId, {
+        ttlMs: ttl * 60_000,
+        ...(values.label !== undefined ? { label: values.label } : {}),
+      });
+      out(`enrollment code: ${issued.code}`);
+      out(`new reader:      ${issued.readerId} (replaces ${oldId})`);
+      out(`client:          ${issued.clientRef ?? '-'}${issued.label ? ` (${issued.label})` : ''}`);
+      out(`expires:         ${new Date(issued.expiresAtMs).toISOString()} (works once)`);
+      if (issued.openVisits > 0) {
+        out(
+          `open visits:     ${issued.openVisits} at ${oldId}; closed with anomaly "manual-close" when the new reader is provisioned`,
+        );
+      }
+      out(`on the new Pi:   ${provisionCommandLine(config, issued.code)}`);
+      return 0;
+    } catch (e) {
+      err((e as Error).message);
+      return 1;
     }
-    out(
-      `on the new Pi:   visittag-device provision --gateway http://${host}:${config.admin.port} --code ${issued.code}`,
-    );
-    return 0;
-  } catch (e) {
-    err((e as Error).message);
-    return 1;
-  } finally {
-    await gw.stop();
-  }
+  });
 }
