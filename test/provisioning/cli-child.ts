@@ -1,6 +1,9 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { resolve } from 'node:path';
+import { writeFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
+import type { Gateway } from '../../gateway/index.js';
+import { ADMIN_TOKEN, testConfig } from '../gateway/helpers.js';
 
 export const ROOT = resolve(import.meta.dirname, '..', '..');
 const DEVICE_MAIN = resolve(ROOT, 'device', 'main.ts');
@@ -38,6 +41,21 @@ export function deviceCli(
       done({ code, stdout, stderr });
     });
   });
+}
+
+/**
+ * Writes the config file a coordinator's `visittag-gateway …` CLI uses against the running test gateway
+ * `gw` (its data dir, its admin port and token); returns the file's path.
+ */
+export function writeGatewayCliConfig(gw: Gateway, gwDataDir: string, file: string): string {
+  writeFileSync(
+    file,
+    JSON.stringify({
+      ...testConfig(gwDataDir),
+      admin: { host: '127.0.0.1', port: gw.adminPort, token: ADMIN_TOKEN },
+    }),
+  );
+  return file;
 }
 
 /** Arguments of `visittag-device provision` for a simulated reader and feedback (what the tests provision). */

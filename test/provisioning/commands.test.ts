@@ -3,8 +3,8 @@ import { delimiter, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createGateway, type Gateway } from '../../gateway/index.js';
 import { main as gatewayMain } from '../../gateway/main.js';
-import { ADMIN_TOKEN, adminGet, silent, tempDir, testConfig, waitUntil } from '../gateway/helpers.js';
-import { deviceCli, RunningDevice, simulatedProvisionArgs } from './cli-child.js';
+import { adminGet, silent, tempDir, testConfig, waitUntil } from '../gateway/helpers.js';
+import { deviceCli, RunningDevice, simulatedProvisionArgs, writeGatewayCliConfig } from './cli-child.js';
 
 /**
  * `visittag-gateway readers command ID resync-clock` end to end: gateway CLI → admin API → MQTT → the
@@ -39,14 +39,7 @@ describe('resync-clock end to end', () => {
   beforeAll(async () => {
     gw = createGateway({ config: testConfig(join(tmp.dir, 'gw')), logger: silent });
     await gw.start();
-    gwCfg = join(tmp.dir, 'gw-cli.json');
-    writeFileSync(
-      gwCfg,
-      JSON.stringify({
-        ...testConfig(join(tmp.dir, 'gw')),
-        admin: { host: '127.0.0.1', port: gw.adminPort, token: ADMIN_TOKEN },
-      }),
-    );
+    gwCfg = writeGatewayCliConfig(gw, join(tmp.dir, 'gw'), join(tmp.dir, 'gw-cli.json'));
   });
   afterAll(async () => {
     for (const d of devices) await d.stop();

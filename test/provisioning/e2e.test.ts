@@ -13,7 +13,7 @@ import {
   testConfig,
   waitUntil,
 } from '../gateway/helpers.js';
-import { deviceCli, RunningDevice, simulatedProvisionArgs } from './cli-child.js';
+import { deviceCli, RunningDevice, simulatedProvisionArgs, writeGatewayCliConfig } from './cli-child.js';
 
 /**
  * Acceptance (issue 6): enroll → provision (device CLI child) → selftest passes → taps flow, through a
@@ -99,14 +99,7 @@ describe('provisioning end to end (device CLI ↔ real gateway)', () => {
     }, 10_000);
     expect(result.status).toBe('ok');
     // The same from the coordinator's CLI (over the running gateway's admin API).
-    const gwCfg = join(tmp.dir, 'gw-cli.json');
-    writeFileSync(
-      gwCfg,
-      JSON.stringify({
-        ...testConfig(join(tmp.dir, 'gw')),
-        admin: { host: '127.0.0.1', port: gw.adminPort, token: ADMIN_TOKEN },
-      }),
-    );
+    const gwCfg = writeGatewayCliConfig(gw, join(tmp.dir, 'gw'), join(tmp.dir, 'gw-cli.json'));
     const cliOut: string[] = [];
     const cliCode = await gatewayMain(
       ['readers', 'command', issued.readerId, 'identify', '--config', gwCfg],

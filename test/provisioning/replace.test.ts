@@ -12,7 +12,7 @@ import {
   testConfig,
   waitUntil,
 } from '../gateway/helpers.js';
-import { deviceCli, RunningDevice, simulatedProvisionArgs } from './cli-child.js';
+import { deviceCli, RunningDevice, simulatedProvisionArgs, writeGatewayCliConfig } from './cli-child.js';
 
 /**
  * Replacing a reader (issue 6), end to end through the real MQTT path: the coordinator's
@@ -42,14 +42,7 @@ describe('replacing a reader', () => {
   beforeAll(async () => {
     gw = createGateway({ config: testConfig(join(tmp.dir, 'gw')), logger: silent });
     await gw.start();
-    gwCfg = join(tmp.dir, 'gw-cli.json');
-    writeFileSync(
-      gwCfg,
-      JSON.stringify({
-        ...testConfig(join(tmp.dir, 'gw')),
-        admin: { host: '127.0.0.1', port: gw.adminPort, token: ADMIN_TOKEN },
-      }),
-    );
+    gwCfg = writeGatewayCliConfig(gw, join(tmp.dir, 'gw'), join(tmp.dir, 'gw-cli.json'));
   });
   afterAll(async () => {
     for (const d of devices) await d.stop();
