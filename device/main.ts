@@ -11,6 +11,7 @@ import { ConfigError, loadDeviceSettings } from './src/config.js';
 import { createSdNotifier } from './src/cli/sd-notify.js';
 import { attachSimControl } from './src/cli/sim-control.js';
 import { formatStatus, offlineStatus, statusFilePath } from './src/cli/status-cmd.js';
+import { JournalIdentityError } from './src/core/journal.js';
 import { deviceClock } from './src/core/time.js';
 import { createSystemdClockSync } from './src/drivers/systemd-clock-sync.js';
 import { Device } from './src/device.js';
@@ -144,6 +145,11 @@ async function run(cfgPath: string, simControl: boolean): Promise<void> {
   try {
     await device.start();
   } catch (err) {
+    if (err instanceof JournalIdentityError) {
+      logger.fatal('journal belongs to another reader id; refusing to start');
+      process.stderr.write(`visittag-device: ${err.message}\n`);
+      process.exit(78);
+    }
     logger.fatal({ err }, 'device failed to start');
     process.stderr.write(`visittag-device: ${(err as Error).message}\n`);
     process.exit(1);

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
 import { LIMITS, MIN_FLEET_KEY_BYTES, ReaderId, VisitWindows } from '../../protocol/index.js';
 
@@ -195,5 +196,14 @@ export function loadDeviceSettings(path: string): DeviceSettings {
   } catch (err) {
     throw new ConfigError([`(file): ${path} is not valid JSON: ${(err as Error).message}`]);
   }
-  return parseDeviceSettings(json);
+  const settings = parseDeviceSettings(json);
+  // A relative dataDir means "beside the config file", as in the gateway's config: never the
+  // current directory, which differs between a shell, systemd and the simulator (two configs would
+  // otherwise share one journal by accident).
+  return { ...settings, dataDir: resolveBeside(path, settings.dataDir) };
+}
+
+/** `p` resolved against the folder of the config file `configPath` (absolute paths unchanged). */
+export function resolveBeside(configPath: string, p: string): string {
+  return isAbsolute(p) ? p : resolve(dirname(resolve(configPath)), p);
 }

@@ -7,7 +7,8 @@ import { sleep } from '../../protocol/index.js';
 import type { Clock, ClockState, EventTime, FeedbackMode } from '../../protocol/index.js';
 import type { DeviceSettings } from './config.js';
 import type { VisitRules } from './core/decision.js';
-import { Journal } from './core/journal.js';
+import { Journal, JournalIdentityError } from './core/journal.js';
+import { inspectJournal, journalIdentityProblem } from './provision/journal-check.js';
 import { Uplink } from './core/uplink.js';
 import { deviceClock, eventTime, readBootId } from './core/time.js';
 import { createSystemdClockSync } from './drivers/systemd-clock-sync.js';
@@ -166,6 +167,10 @@ export class Device extends EventEmitter<DeviceEvents> {
     if (this.running) return;
     const cfg = this.config;
     mkdirSync(cfg.dataDir, { recursive: true });
+    // Before any driver starts: a journal of another reader id must never take taps (docs/design.md,
+    // invariant 1: positive feedback only for a tap that will be delivered).
+    const identity = journalIdentityProblem(inspectJournal(cfg.dataDir), cfg.readerId);
+    if (identity !== null) throw new JournalIdentityError(identity);
     const deps = { logger: this.rootLog, clock: this.clock };
     if (!this.reader || !this.feedback) {
       const { createCardReader, createFeedback } = await import('./drivers/factory.js');
@@ -176,6 +181,7 @@ export class Device extends EventEmitter<DeviceEvents> {
       path: join(cfg.dataDir, 'journal.db'),
       logger: this.rootLog,
       capacity: cfg.journal.capacity,
+      readerId: cfg.readerId,
       ...(this.o.journalHooks?.beforeCommit ? { beforeCommit: this.o.journalHooks.beforeCommit } : {}),
     });
     this.journal = journal;

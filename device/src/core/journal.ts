@@ -18,6 +18,21 @@ export interface JournalOptions {
   capacity: number;
   /** Test hook: called inside the tap transaction after the inserts, before COMMIT. */
   beforeCommit?: () => void;
+  /**
+   * The reader id this journal belongs to: stamped on first open; opening it under another id throws
+   * JournalIdentityError (callers check first with journalIdentityProblem for a friendlier message).
+   */
+  readerId?: string;
+}
+
+/** The journal's meta key holding the reader id it belongs to. */
+export const JOURNAL_READER_KEY = 'reader_id';
+
+export class JournalIdentityError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'JournalIdentityError';
+  }
 }
 
 export interface JournalStats {
@@ -88,7 +103,39 @@ export class Journal {
         'INSERT INTO quarantine (source, key, raw, reason) VALUES (?, ?, ?, ?)',
       ),
     };
+    try {
+      this.claimIdentity();
+    } catch (err) {
+      this.db.close();
+      throw err;
+    }
     this.recover();
+  }
+
+  /** Stamps the journal with its reader id, or refuses another reader's journal (see JournalOptions.readerId). */
+  private claimIdentity(): void {
+    const readerId = this.opts.readerId;
+    if (readerId === undefined) return;
+    const stamped = this.stmts.getMeta.get(JOURNAL_READER_KEY)?.value;
+    if (stamped === readerId) return;
+    let owner = stamped ?? null;
+    if (owner === null) {
+      const first = this.stmts.oldest.get();
+      if (first) {
+        try {
+          owner = (JSON.parse(first.event_json) as { readerId?: unknown }).readerId as string | null;
+        } catch {
+          owner = null; // unreadable rows are quarantined by recover()
+        }
+        if (typeof owner !== 'string') owner = null;
+      }
+    }
+    if (owner !== null && owner !== readerId) {
+      throw new JournalIdentityError(
+        `journal ${this.opts.path} belongs to reader "${owner}", not "${readerId}" (fix: use that reader's config, or provision the new identity, which keeps the old journal aside)`,
+      );
+    }
+    this.stmts.setMeta.run(JOURNAL_READER_KEY, readerId);
   }
 
   /** Loads counters and quarantines rows that do not parse (logged, counted, never a crash). */

@@ -13,8 +13,8 @@ import {
   writeSync,
 } from 'node:fs';
 import { hostname } from 'node:os';
-import { dirname } from 'node:path';
-import { ConfigError, parseDeviceSettings } from '../config.js';
+import { dirname, resolve } from 'node:path';
+import { ConfigError, parseDeviceSettings, resolveBeside } from '../config.js';
 import { serviceRunning } from '../selftest/checks.js';
 import { exchangeCode } from './exchange.js';
 import { archiveJournal, inspectJournal } from './journal-check.js';
@@ -55,8 +55,14 @@ function readExisting(path: string): Record<string, unknown> | null {
  */
 export async function provision(o: ProvisionOptions): Promise<ProvisionResult> {
   const existing = readExisting(o.configPath);
+  // --data-dir is relative to the current directory; a dataDir already in the config is relative to
+  // the config file (as `run` reads it). The config gets the absolute path.
   const dataDir =
-    o.dataDir ?? (typeof existing?.dataDir === 'string' ? existing.dataDir : '/var/lib/visittag');
+    o.dataDir !== undefined
+      ? resolve(o.dataDir)
+      : typeof existing?.dataDir === 'string'
+        ? resolveBeside(o.configPath, existing.dataDir)
+        : '/var/lib/visittag';
   const journal = inspectJournal(dataDir);
   const oldId =
     (typeof existing?.readerId === 'string' ? existing.readerId : null) ?? journal?.eventsReaderId ?? null;
