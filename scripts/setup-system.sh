@@ -6,6 +6,9 @@
 #   pcscd, libpcsclite-dev  PC/SC daemon and headers (nfc-pcsc compiles against them)
 #   vsmartcard-vpcd         virtual PC/SC reader driver for pcscd (the suite's virtual card talks to it)
 #   mosquitto               external-broker mode tests and the benchmark's reference broker
+#                           (MQTT 5, shared subscriptions, the dynamic security plugin)
+#   postgresql              the PostgreSQL store's tests start throw-away clusters from its server
+#                           binaries (no system cluster is left running)
 #
 # A production install (`npm ci --omit=dev` on a reader, where npm sets NODE_ENV=production) gets only
 # what the device needs at run time and install time: pcscd and libpcsclite-dev. It never gets the
@@ -20,7 +23,7 @@ fi
 if [ "$runtime_only" = true ]; then
   PACKAGES=(pcscd libpcsclite-dev)
 else
-  PACKAGES=(pcscd libpcsclite-dev vsmartcard-vpcd mosquitto mosquitto-clients)
+  PACKAGES=(pcscd libpcsclite-dev vsmartcard-vpcd mosquitto mosquitto-clients postgresql)
 fi
 
 missing=()
@@ -47,6 +50,8 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 echo "visittag setup: installing ${missing[*]}" >&2
+clusters_before=""
+if command -v pg_lsclusters >/dev/null 2>&1; then clusters_before="$(pg_lsclusters -h 2>/dev/null | awk '{print $1"/"$2}')"; fi
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq >&2
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
@@ -59,11 +64,24 @@ if [ "$runtime_only" = false ]; then
     case "$p" in
       mosquitto) units+=(mosquitto) ;;
       pcscd) units+=(pcscd.socket pcscd) ;;
+      postgresql) units+=(postgresql) ;;
     esac
   done
   if [ "${#units[@]}" -gt 0 ] && command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
     systemctl disable --now "${units[@]}" >/dev/null 2>&1 || true
   fi
   case " ${missing[*]} " in *" mosquitto "*) pkill -x mosquitto >/dev/null 2>&1 || true ;; esac
+  # Debian's postgresql creates and starts a `main` cluster on install; the suite makes its own
+  # throw-away clusters, so stop the ones this run created (they stay on disk, stopped).
+  case " ${missing[*]} " in *" postgresql "*)
+    if command -v pg_lsclusters >/dev/null 2>&1; then
+      pg_lsclusters -h 2>/dev/null | while read -r ver name _port status _rest; do
+        if ! printf '%s\n' "$clusters_before" | grep -qx "$ver/$name" && [ "${status%%,*}" = online ]; then
+          pg_ctlcluster "$ver" "$name" stop >/dev/null 2>&1 || true
+        fi
+      done
+    fi
+    ;;
+  esac
 fi
 echo "visittag setup: done" >&2
