@@ -1,0 +1,92 @@
+/**
+ * An in-memory ReportSource for fixtures and tests. Corrections are applied here, as every source must:
+ * the latest correction of a visit (by `atMs`) wins, the visit is marked `corrected`, and a corrected end
+ * becomes `endReason: 'manual'`.
+ */
+import type { Match, PlannedVisit } from '../care/model.js';
+import { executedKey } from '../care/model.js';
+import type { Registries, ReportSource, ReportVisit, UtcWindow } from './source.js';
+
+export interface VisitCorrection {
+  readerId: string;
+  visitId: string;
+  atMs: number;
+  startedAtMs?: number;
+  endedAtMs?: number;
+  staffRef?: string;
+  reason: string;
+}
+
+export interface MemoryFacts {
+  registries: Registries;
+  planned: PlannedVisit[];
+  matches: Match[];
+  visits: ReportVisit[];
+  corrections?: VisitCorrection[];
+}
+
+export function applyCorrections(
+  visits: readonly ReportVisit[],
+  corrections: readonly VisitCorrection[],
+): ReportVisit[] {
+  const latest = new Map<string, VisitCorrection[]>();
+  for (const c of [...corrections].sort((a, b) => a.atMs - b.atMs)) {
+    const k = executedKey(c);
+    latest.set(k, [...(latest.get(k) ?? []), c]);
+  }
+  return visits.map((v) => {
+    const cs = latest.get(executedKey(v));
+    if (!cs) return v;
+    let out: ReportVisit = { ...v, corrected: true };
+    for (const c of cs) {
+      if (c.startedAtMs !== undefined) out = { ...out, startedAtMs: c.startedAtMs };
+      if (c.endedAtMs !== undefined)
+        out = { ...out, endedAtMs: c.endedAtMs, endReason: 'manual', state: 'closed' };
+      if (c.staffRef !== undefined) out = { ...out, staffRef: c.staffRef };
+    }
+    return out;
+  });
+}
+
+const CHUNK = 1000;
+async function* chunks<T>(xs: readonly T[]): AsyncIterable<readonly T[]> {
+  for (let i = 0; i < xs.length; i += CHUNK) yield xs.slice(i, i + CHUNK);
+  await Promise.resolve();
+}
+
+export class MemoryReportSource implements ReportSource {
+  constructor(private readonly facts: MemoryFacts) {}
+
+  registries(): Promise<Registries> {
+    return Promise.resolve(this.facts.registries);
+  }
+
+  private visitsIn(w: UtcWindow): ReportVisit[] {
+    return applyCorrections(this.facts.visits, this.facts.corrections ?? []).filter((v) => {
+      const t = v.startedAtMs ?? v.endedAtMs;
+      return t !== null && t >= w.fromMs && t < w.toMs;
+    });
+  }
+
+  planned(w: UtcWindow): AsyncIterable<readonly PlannedVisit[]> {
+    return chunks(this.facts.planned.filter((p) => p.startMs >= w.fromMs && p.startMs < w.toMs));
+  }
+
+  matches(w: UtcWindow): AsyncIterable<readonly Match[]> {
+    const planned = new Set(
+      this.facts.planned
+        .filter((p) => p.startMs >= w.fromMs && p.startMs < w.toMs)
+        .map((p) => p.plannedVisitId),
+    );
+    const visits = new Set(this.visitsIn(w).map(executedKey));
+    return chunks(
+      this.facts.matches.filter((m) =>
+        m.plannedVisitId !== null ? planned.has(m.plannedVisitId) : m.executedKeys.some((k) => visits.has(k)),
+      ),
+    );
+  }
+
+  executed(w: UtcWindow): AsyncIterable<readonly ReportVisit[]> {
+    return chunks(this.visitsIn(w));
+  }
+}

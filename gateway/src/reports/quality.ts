@@ -1,0 +1,111 @@
+/**
+ * Data quality, shown beside every report: how many of the visits it used had a stop the gateway closed
+ * itself, a manual correction, an unknown card, a clock time that could not be corrected, or taps that
+ * reached the gateway late. Registration errors skew statistics, so a reader of a figure sees them.
+ */
+import { UNKNOWN, type Lookup } from './facts.js';
+import type { ReportVisit } from './source.js';
+
+export interface QualityCounts {
+  visits: number;
+  /** Stop closed by the gateway (missing stop), not corrected since. */
+  autoClosed: number;
+  /** Changed by a person (manual close, a card assigned later, a correction). */
+  corrected: number;
+  /** Card still unknown (no staff member). */
+  unknownCard: number;
+  /** Reader clock unsynced and not correctable: the time is the device's guess. */
+  uncorrectableTime: number;
+  /** Taps received more than `lateDeliveryHours` after the visit. */
+  lateDelivered: number;
+  /** Still open, or a stop without a start. */
+  incomplete: number;
+}
+
+export interface QualityShares {
+  autoClosed: number;
+  corrected: number;
+  unknownCard: number;
+  uncorrectableTime: number;
+  lateDelivered: number;
+  incomplete: number;
+}
+
+export interface QualityRow extends QualityCounts {
+  shares: QualityShares;
+}
+
+export interface DataQuality {
+  lateDeliveryHours: number;
+  total: QualityRow;
+  byArea: Array<QualityRow & { areaId: string }>;
+  byReader: Array<QualityRow & { readerId: string }>;
+}
+
+const zero = (): QualityCounts => ({
+  visits: 0,
+  autoClosed: 0,
+  corrected: 0,
+  unknownCard: 0,
+  uncorrectableTime: 0,
+  lateDelivered: 0,
+  incomplete: 0,
+});
+
+const share = (n: number, d: number): number => (d === 0 ? 0 : Math.round((n / d) * 10000) / 10000);
+
+function withShares(c: QualityCounts): QualityRow {
+  return {
+    ...c,
+    shares: {
+      autoClosed: share(c.autoClosed, c.visits),
+      corrected: share(c.corrected, c.visits),
+      unknownCard: share(c.unknownCard, c.visits),
+      uncorrectableTime: share(c.uncorrectableTime, c.visits),
+      lateDelivered: share(c.lateDelivered, c.visits),
+      incomplete: share(c.incomplete, c.visits),
+    },
+  };
+}
+
+function add(c: QualityCounts, v: ReportVisit, lateMs: number): void {
+  c.visits++;
+  if (v.endReason === 'auto-close' && !v.corrected) c.autoClosed++;
+  if (v.corrected) c.corrected++;
+  if (v.staffRef === null) c.unknownCard++;
+  if (v.timeQuality === 'uncorrected') c.uncorrectableTime++;
+  const at = v.endedAtMs ?? v.startedAtMs;
+  if (v.receivedAtMs !== null && at !== null && v.receivedAtMs - at > lateMs) c.lateDelivered++;
+  if (v.startedAtMs === null || v.endedAtMs === null) c.incomplete++;
+}
+
+export function dataQuality(
+  visits: readonly ReportVisit[],
+  lookup: Lookup,
+  lateDeliveryHours = 24,
+): DataQuality {
+  const lateMs = lateDeliveryHours * 3_600_000;
+  const total = zero();
+  const byArea = new Map<string, QualityCounts>();
+  const byReader = new Map<string, QualityCounts>();
+  for (const v of visits) {
+    add(total, v, lateMs);
+    const area = (v.clientRef !== null && lookup.clients.get(v.clientRef)?.areaId) || UNKNOWN;
+    let a = byArea.get(area);
+    if (!a) byArea.set(area, (a = zero()));
+    add(a, v, lateMs);
+    let r = byReader.get(v.readerId);
+    if (!r) byReader.set(v.readerId, (r = zero()));
+    add(r, v, lateMs);
+  }
+  return {
+    lateDeliveryHours,
+    total: withShares(total),
+    byArea: [...byArea]
+      .sort(([a], [b]) => (a < b ? -1 : 1))
+      .map(([areaId, c]) => ({ areaId, ...withShares(c) })),
+    byReader: [...byReader]
+      .sort(([a], [b]) => (a < b ? -1 : 1))
+      .map(([readerId, c]) => ({ readerId, ...withShares(c) })),
+  };
+}

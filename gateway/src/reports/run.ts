@@ -1,0 +1,140 @@
+/**
+ * Runs a report against a ReportSource: one unit of work per report (the registries, then the plan, the
+ * matches and the executed visits of the report's UTC window), then the pure computation.
+ */
+import {
+  continuity,
+  continuityPeriod,
+  monthlyRows,
+  type ContinuityParams,
+  type ContinuityReport,
+  type MonthlyRow,
+} from './continuity.js';
+import { executedVsPlanned, type ExecutedParams, type ExecutedReport } from './executed.js';
+import { Lookup } from './facts.js';
+import { dataQuality, type DataQuality } from './quality.js';
+import { collect, type Registries, type ReportSource, type ReportVisit } from './source.js';
+import { doubleStaffing, type StaffingParams, type StaffingReport } from './staffing.js';
+import { addDays, firstMondayOf, monthsBetween, type ReportClock } from './time.js';
+import type { Match, PlannedVisit } from '../care/model.js';
+
+export interface Facts {
+  registries: Registries;
+  planned: PlannedVisit[];
+  matches: Match[];
+  executed: ReportVisit[];
+}
+
+/** Every fact of the local dates [fromDate, toDate]. */
+export async function loadFacts(
+  source: ReportSource,
+  fromDate: string,
+  toDate: string,
+  clock: ReportClock,
+): Promise<Facts> {
+  const w = clock.window(fromDate, toDate);
+  const [registries, planned, matches, executed] = await Promise.all([
+    source.registries(),
+    collect(source.planned(w)),
+    collect(source.matches(w)),
+    collect(source.executed(w)),
+  ]);
+  return { registries, planned, matches, executed };
+}
+
+export async function runExecuted(
+  source: ReportSource,
+  params: ExecutedParams,
+  clock: ReportClock,
+): Promise<ExecutedReport> {
+  return executedVsPlanned(await loadFacts(source, params.fromDate, params.toDate, clock), params, clock);
+}
+
+export async function runContinuity(
+  source: ReportSource,
+  params: ContinuityParams,
+  clock: ReportClock,
+): Promise<ContinuityReport> {
+  const { fromDate, toDate } = continuityPeriod(params);
+  return continuity(await loadFacts(source, fromDate, toDate, clock), params, clock);
+}
+
+export interface MonthlyParams {
+  fromMonth: string;
+  toMonth: string;
+  threshold?: number;
+  lateDeliveryHours?: number;
+}
+
+export interface MonthlyReport {
+  kind: 'continuity-monthly';
+  params: Required<Omit<MonthlyParams, 'lateDeliveryHours'>> & { timeZone: string };
+  notes: string[];
+  rows: MonthlyRow[];
+  quality: DataQuality;
+}
+
+/** The measure each month per area, over the 14 days from the month's first Monday. */
+export async function runMonthly(
+  source: ReportSource,
+  params: MonthlyParams,
+  clock: ReportClock,
+): Promise<MonthlyReport> {
+  const threshold = params.threshold ?? 15;
+  const perMonth: Array<{ month: string; report: ContinuityReport }> = [];
+  const used: ReportVisit[] = [];
+  let registries: Registries | undefined;
+  for (const month of monthsBetween(params.fromMonth, params.toMonth)) {
+    const fromDate = firstMondayOf(month);
+    const facts = await loadFacts(source, fromDate, addDays(fromDate, 13), clock);
+    registries = facts.registries;
+    used.push(...facts.executed);
+    perMonth.push({
+      month,
+      report: continuity(facts, { fromDate, lateDeliveryHours: params.lateDeliveryHours }, clock),
+    });
+  }
+  return {
+    kind: 'continuity-monthly',
+    params: { fromMonth: params.fromMonth, toMonth: params.toMonth, threshold, timeZone: clock.timeZone },
+    notes: [
+      'Each month: the national measure over the 14 days from the first Monday of the month, per area.',
+      `A month is marked for analysis when an area's mean is above ${threshold}.`,
+    ],
+    rows: monthlyRows(perMonth, threshold),
+    quality: dataQuality(
+      used,
+      new Lookup(registries ?? (await source.registries())),
+      params.lateDeliveryHours,
+    ),
+  };
+}
+
+export async function runStaffing(
+  source: ReportSource,
+  params: StaffingParams,
+  clock: ReportClock,
+): Promise<StaffingReport> {
+  return doubleStaffing(await loadFacts(source, params.fromDate, params.toDate, clock), params, clock);
+}
+
+export interface QualityReport {
+  kind: 'data-quality';
+  params: { fromDate: string; toDate: string; lateDeliveryHours: number; timeZone: string };
+  quality: DataQuality;
+}
+
+export async function runQuality(
+  source: ReportSource,
+  params: { fromDate: string; toDate: string; lateDeliveryHours?: number },
+  clock: ReportClock,
+): Promise<QualityReport> {
+  const w = clock.window(params.fromDate, params.toDate);
+  const [registries, executed] = await Promise.all([source.registries(), collect(source.executed(w))]);
+  const quality = dataQuality(executed, new Lookup(registries), params.lateDeliveryHours);
+  return {
+    kind: 'data-quality',
+    params: { ...params, lateDeliveryHours: quality.lateDeliveryHours, timeZone: clock.timeZone },
+    quality,
+  };
+}

@@ -1,0 +1,58 @@
+/**
+ * The read port reports compute from: the facts, never a table. One call per unit of work (a report asks
+ * for the registries once, then the plan, the matches and the executed visits of its UTC window), async,
+ * so an implementation can stream from SQLite (sqlite-source.ts), serve fixtures (memory-source.ts) or,
+ * later, read PostgreSQL.
+ *
+ * The vocabulary is the care plan's (gateway/src/care/model.ts); reports add only what data quality needs
+ * (when the gateway received a visit's taps).
+ */
+import type {
+  Area,
+  Client,
+  ExecutedVisit,
+  Match,
+  PlannedVisit,
+  Provider,
+  ServiceCode,
+  Staff,
+  Team,
+} from '../care/model.js';
+
+export interface Registries {
+  providers: Provider[];
+  areas: Area[];
+  teams: Team[];
+  clients: Client[];
+  staff: Staff[];
+  serviceCodes: ServiceCode[];
+}
+
+/** An executed visit with corrections applied, plus what only the ingest knows. */
+export interface ReportVisit extends ExecutedVisit {
+  /** When the gateway received the later of the visit's taps (ms); null if unknown. */
+  receivedAtMs: number | null;
+}
+
+/** A half-open UTC window [fromMs, toMs). */
+export interface UtcWindow {
+  fromMs: number;
+  toMs: number;
+}
+
+export interface ReportSource {
+  registries(): Promise<Registries>;
+  /** Planned visits (the current plan version) whose startMs lies in the window. */
+  planned(w: UtcWindow): AsyncIterable<readonly PlannedVisit[]>;
+  /** Matches of planned visits in the window and of unplanned executed visits that started in it. */
+  matches(w: UtcWindow): AsyncIterable<readonly Match[]>;
+  /** Executed visits that started in the window (or, without a start, ended in it), in chunks. */
+  executed(w: UtcWindow): AsyncIterable<readonly ReportVisit[]>;
+}
+
+/** Drains a chunked iterable into one array (fixtures, small reports). */
+export async function collect<T>(it: AsyncIterable<readonly T[]>): Promise<T[]> {
+  const out: T[] = [];
+  for await (const chunk of it) for (const x of chunk) out.push(x);
+  return out;
+}
