@@ -74,6 +74,7 @@ export function matchTaps(input: CheckInput, tol: Tolerances): Matched {
     if (e.type === 'visit.started') return { ms: Date.parse(e.startedAt), quality: e.timeQuality };
     if (e.type === 'visit.ended') return { ms: Date.parse(e.endedAt), quality: e.timeQuality };
     if (e.type === 'visit.anomaly') return { ms: Date.parse(e.at), quality: 'corrected' };
+    if (e.type !== 'visit.attributed') return { ms: 0, quality: 'corrected' }; // plan alerts: never in a pool
     return { ms: Date.parse(e.attributedAt), quality: 'corrected' }; // never in a pool
   };
   const positive = input.taps.filter(
@@ -301,6 +302,7 @@ export function checkAttributions(received: readonly VisitEvent[]): { summary: s
       seenAnomaly.set(e.idempotencyKey, e);
       continue;
     }
+    if (e.type !== 'visit.attributed') continue; // plan alerts (gateway/src/care)
     const a: Attributed = e;
     n++;
     const what = a.visitId === null ? `refused tap ${a.readerId}#${a.seq}` : `visit ${a.visitId}`;

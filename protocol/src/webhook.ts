@@ -114,11 +114,57 @@ export const VisitAttributed = z
   })
   .strict();
 
+/** Alert kinds of the care plan (late: not started N minutes after the planned start; missed: not started
+ * by the end of its window; understaffed: a double-staffed visit with only one staff member). */
+export const PlanAlertKind = z.enum(['late', 'missed', 'understaffed']);
+
+const PlanAlertCommon = {
+  plannedVisitId: SafeId.describe('The planned visit (from the plan import).'),
+  areaId: SafeId,
+  clientRef: SafeId,
+  kind: PlanAlertKind,
+  plannedStart: IsoTime.describe('The planned start (UTC).'),
+};
+
+/** A planned visit is late, missed or understaffed (gateway/src/care). Sent once per (visit, kind). */
+export const PlanAlertRaised = z
+  .object({
+    type: z.literal('plan.alert.raised'),
+    idempotencyKey: z
+      .string()
+      .min(8)
+      .max(128)
+      .describe('pa1:{plannedVisitId}:{kind}:raised: stable, sent once.'),
+    visitId: SafeId.nullable().describe('Always null: no executed visit is involved in raising.'),
+    ...PlanAlertCommon,
+    raisedAt: IsoTime,
+  })
+  .strict();
+
+/** The alert is over: the visit started, a second staff member came, a reason was set or the plan changed. */
+export const PlanAlertCleared = z
+  .object({
+    type: z.literal('plan.alert.cleared'),
+    idempotencyKey: z
+      .string()
+      .min(8)
+      .max(128)
+      .describe('pa1:{plannedVisitId}:{kind}:cleared: stable, sent once, after the raised event.'),
+    visitId: SafeId.nullable().describe('The executed visit that cleared it, if one did.'),
+    ...PlanAlertCommon,
+    clearedAt: IsoTime,
+    clearedBy: z.enum(['visit-started', 'second-staff', 'reason-set', 'plan-changed']),
+    reasonCode: z.enum(['client-cancelled', 'client-in-hospital', 'staff-ill', 'other']).nullable(),
+  })
+  .strict();
+
 export const VisitEvent = z.discriminatedUnion('type', [
   VisitStarted,
   VisitEnded,
   VisitAnomaly,
   VisitAttributed,
+  PlanAlertRaised,
+  PlanAlertCleared,
 ]);
 export type VisitEvent = z.infer<typeof VisitEvent>;
 

@@ -12,7 +12,7 @@ import { startFakeBackend, type FakeBackend } from '../../simulator/fake-backend
 const SECRET = 'test-secret-0123456789';
 const CARD = `c1_${'a'.repeat(32)}`;
 
-function started(seq: number): VisitEvent {
+function started(seq: number): Extract<VisitEvent, { type: 'visit.started' }> {
   return {
     type: 'visit.started',
     idempotencyKey: `vt1:r1:${seq}:started`,
