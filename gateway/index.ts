@@ -32,11 +32,10 @@ import { createIngest, type Ingest } from './src/ingest/ingest.js';
 import { ReaderLiveView } from './src/ingest/reader-view.js';
 import { MetricsRegistry } from './src/metrics.js';
 import { ReaderRegistry } from './src/registry.js';
-import { applyMigrations, openDatabase, type Db } from './src/store/db.js';
-import { ingestMigrations } from './src/store/ingest-migrations.js';
+import { openDatabase, type Db } from './src/store/sqlite/db.js';
 import type { IngestStore } from './src/store/ingest-store.js';
-import { createSqliteIngestStore } from './src/store/sqlite-ingest-store.js';
-import { visitMigrations } from './src/visits/migrations.js';
+import { createSqliteIngestStore } from './src/store/sqlite/ingest-store.js';
+import { sqliteMigrations } from './src/store/sqlite/migrations.js';
 import { createVisitPipeline, type VisitPipeline } from './src/visits/pipeline.js';
 
 export type { GatewaySettings } from './src/config.js';
@@ -98,8 +97,8 @@ export function createGateway(opts: GatewayOptions): Gateway {
   const logger = opts.logger ?? createLogger(config.logLevel);
   const metrics = new MetricsRegistry();
   mkdirSync(config.dataDir, { recursive: true });
-  // Contract: ingest migrations first, then the visits ones (the pipeline needs its tables at creation).
-  const db = openDatabase(join(config.dataDir, 'gateway.db'), [...ingestMigrations, ...visitMigrations]);
+  // The ONE place the schema is applied: every table of every module (store/sqlite/migrations.ts).
+  const db = openDatabase(join(config.dataDir, 'gateway.db'), sqliteMigrations);
   const store = createSqliteIngestStore(db);
   const pipeline = createVisitPipeline({
     db,
@@ -110,7 +109,6 @@ export function createGateway(opts: GatewayOptions): Gateway {
     ...(opts.fetch ? { fetch: opts.fetch } : {}),
     ...(config.backend.url ? { backend: { ...config.backend, url: config.backend.url } } : {}),
   });
-  applyMigrations(db, [...ingestMigrations, ...pipeline.migrations]); // no-op unless the pipeline adds more
 
   let transport: Transport | null = null;
   const live = new ReaderLiveView();

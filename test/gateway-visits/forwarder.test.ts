@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { systemClock } from '../../protocol/index.js';
 import type { VisitEvent } from '../../protocol/index.js';
 import type { AdminRequest, AdminRoute } from '../../gateway/src/admin/types.js';
-import type { Db } from '../../gateway/src/store/db.js';
+import type { Db } from '../../gateway/src/store/sqlite/db.js';
 import { addReader, card, createEnv, ingestBatch, outboxEvents, tap } from './helpers.js';
 import type { TestEnv } from './helpers.js';
 import { rng, startTestBackend } from './test-backend.js';

@@ -6,10 +6,9 @@ import pino from 'pino';
 import { TapEvent } from '../../protocol/index.js';
 import type { Clock, EventTime, TimerHandle, VisitEvent } from '../../protocol/index.js';
 import { MetricsRegistry } from '../../gateway/src/metrics.js';
-import { openDatabase } from '../../gateway/src/store/db.js';
-import type { Db } from '../../gateway/src/store/db.js';
-import { ingestMigrations } from '../../gateway/src/store/ingest-migrations.js';
-import { visitMigrations } from '../../gateway/src/visits/migrations.js';
+import { openDatabase } from '../../gateway/src/store/sqlite/db.js';
+import type { Db } from '../../gateway/src/store/sqlite/db.js';
+import { sqliteMigrations } from '../../gateway/src/store/sqlite/migrations.js';
 import { createVisitPipeline } from '../../gateway/src/visits/pipeline.js';
 import type { VisitPipeline, VisitPipelineOptions } from '../../gateway/src/visits/pipeline.js';
 
@@ -74,7 +73,7 @@ export interface TestEnv {
 /** A temp DB with the real ingest + visit migrations and a pipeline (fake clock unless `clock` is given). */
 export function createEnv(over: Partial<VisitPipelineOptions> & { fakeClock?: FakeClock } = {}): TestEnv {
   const dir = mkdtempSync(join(tmpdir(), 'vt-visits-'));
-  const db = openDatabase(join(dir, 'gateway.db'), [...ingestMigrations, ...visitMigrations]);
+  const db = openDatabase(join(dir, 'gateway.db'), sqliteMigrations);
   const { fakeClock, ...rest } = over;
   const clock = fakeClock ?? new FakeClock();
   const metrics = new MetricsRegistry();

@@ -1,9 +1,9 @@
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { openDatabase, type Db } from '../../gateway/src/store/db.js';
-import { ingestMigrations } from '../../gateway/src/store/ingest-migrations.js';
+import { openDatabase, type Db } from '../../gateway/src/store/sqlite/db.js';
+import { sqliteMigrations } from '../../gateway/src/store/sqlite/migrations.js';
 import type { IngestItem, IngestStore } from '../../gateway/src/store/ingest-store.js';
-import { createSqliteIngestStore } from '../../gateway/src/store/sqlite-ingest-store.js';
+import { createSqliteIngestStore } from '../../gateway/src/store/sqlite/ingest-store.js';
 import { batchOf, tapEvent, tempDir } from './helpers.js';
 
 /**
@@ -20,12 +20,12 @@ const IMPLEMENTATIONS: Impl[] = [
     name: 'sqlite',
     open(dir) {
       const file = join(dir, 'gateway.db');
-      let db: Db = openDatabase(file, ingestMigrations);
+      let db: Db = openDatabase(file, sqliteMigrations);
       return {
         store: createSqliteIngestStore(db),
         reopen() {
           db.close();
-          db = openDatabase(file, ingestMigrations); // migrations are idempotent
+          db = openDatabase(file, sqliteMigrations); // migrations are idempotent
           return createSqliteIngestStore(db);
         },
         close: () => db.close(),

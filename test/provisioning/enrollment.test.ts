@@ -3,8 +3,8 @@ import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createGateway, type Gateway } from '../../gateway/index.js';
 import { Enrollment } from '../../gateway/src/enrollment/enrollment.js';
-import { enrollmentMigrations } from '../../gateway/src/enrollment/migrations.js';
-import { openDatabase, type Db } from '../../gateway/src/store/db.js';
+import { sqliteMigrations } from '../../gateway/src/store/sqlite/migrations.js';
+import { openDatabase, type Db } from '../../gateway/src/store/sqlite/db.js';
 import { ENROLLMENT_CODE_ALPHABET, PROVISION_PATH, systemClock, type Clock } from '../../protocol/index.js';
 import { ManualClock } from '../contracts/manual-clock.js';
 import {
@@ -145,7 +145,7 @@ describe('guessing is rate-limited', () => {
   let db: Db;
   function make(clock: ManualClock): Enrollment {
     const tmp = tempDir('vt-enroll-rl-');
-    db = openDatabase(`${tmp.dir}/g.db`, enrollmentMigrations);
+    db = openDatabase(`${tmp.dir}/g.db`, sqliteMigrations);
     cleanups.push(() => {
       db.close();
       tmp.cleanup();

@@ -8,9 +8,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { CardRegistry } from '../../gateway/src/cards/registry.js';
 import { assignRefusal } from '../../gateway/src/cards/routes.js';
 import { OutboxStore } from '../../gateway/src/outbox/store.js';
-import { openDatabase, type Db } from '../../gateway/src/store/db.js';
-import { ingestMigrations } from '../../gateway/src/store/ingest-migrations.js';
-import { visitMigrations } from '../../gateway/src/visits/migrations.js';
+import { openDatabase, type Db } from '../../gateway/src/store/sqlite/db.js';
+import { sqliteMigrations } from '../../gateway/src/store/sqlite/migrations.js';
 import { SCHEMA_VERSION, VisitEvent, WebhookBatch } from '../../protocol/index.js';
 import { checkAttributions } from '../../simulator/checker-match.js';
 import {
@@ -266,7 +265,7 @@ describe('unknown card assigned later: re-attribution pass', () => {
     expect(child.signal).toBe('SIGKILL');
     expect(child.stdout).toContain('killing after 2 attribution(s)');
     // A fresh connection sees what survived the crash: nothing of the pass.
-    const db = openDatabase(dbPath, [...ingestMigrations, ...visitMigrations]);
+    const db = openDatabase(dbPath, sqliteMigrations);
     try {
       expect(db.prepare('SELECT count(*) FROM cards WHERE card_ref = ?').pluck().get(X)).toBe(0);
       expect(outboxKeys(db)).toEqual(before);

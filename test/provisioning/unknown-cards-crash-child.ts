@@ -5,14 +5,13 @@
  */
 import { CardRegistry } from '../../gateway/src/cards/registry.js';
 import { OutboxStore } from '../../gateway/src/outbox/store.js';
-import { openDatabase } from '../../gateway/src/store/db.js';
-import { ingestMigrations } from '../../gateway/src/store/ingest-migrations.js';
-import { visitMigrations } from '../../gateway/src/visits/migrations.js';
+import { openDatabase } from '../../gateway/src/store/sqlite/db.js';
+import { sqliteMigrations } from '../../gateway/src/store/sqlite/migrations.js';
 import { systemClock } from '../../protocol/index.js';
 
 const [dbPath, cardRef, staffRef, killAfter] = process.argv.slice(2);
 if (!dbPath || !cardRef || !staffRef || !killAfter) throw new Error('usage: DB CARD STAFF KILL_AFTER');
-const db = openDatabase(dbPath, [...ingestMigrations, ...visitMigrations]);
+const db = openDatabase(dbPath, sqliteMigrations);
 const real = new OutboxStore({ db });
 let n = 0;
 const registry = new CardRegistry({

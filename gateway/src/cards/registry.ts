@@ -1,9 +1,9 @@
 import { CardRef, SafeId } from '../../../protocol/index.js';
 import type { Clock } from '../../../protocol/index.js';
 import { OutboxStore } from '../outbox/store.js';
-import { applyMigrations, type Db } from '../store/db.js';
-import { attributeCard, attributionMigrations, type AttributionResult } from '../visits/attribution.js';
-import { statementCache } from '../visits/stmt-cache.js';
+import type { Db } from '../store/sqlite/db.js';
+import { attributeCard, type AttributionResult } from '../visits/attribution.js';
+import { statementCache } from '../store/sqlite/stmt-cache.js';
 
 /** What the gateway knows about a card at a given time. */
 export type CardStatus =
@@ -37,7 +37,6 @@ export class CardRegistry {
   private readonly outbox: Pick<OutboxStore, 'enqueue'>;
   constructor(opts: { db: Db; clock: Clock; outbox?: Pick<OutboxStore, 'enqueue'> }) {
     this.db = opts.db;
-    applyMigrations(opts.db, attributionMigrations);
     this.q = statementCache(opts.db);
     this.clock = opts.clock;
     this.outbox = opts.outbox ?? new OutboxStore({ db: opts.db });

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { CardRef, SafeId, summarizeIssues } from '../../../protocol/index.js';
 import type { AdminResponse, AdminRoute } from '../admin/types.js';
-import type { Db } from '../store/db.js';
+import type { Db } from '../store/sqlite/db.js';
 import type { CardAssignResult } from './registry.js';
 
 export interface UnknownCard {

@@ -10,7 +10,7 @@ import {
 } from '../../../protocol/index.js';
 import { generateReaderPassword } from '../broker/credentials.js';
 import type { ReaderRegistry } from '../registry.js';
-import type { Db } from '../store/db.js';
+import type { Db } from '../store/sqlite/db.js';
 import { cryptoRandom, generateCode, hashCode, isWellFormed, type CodeRandom } from './codes.js';
 import { DEFAULT_GUESS_LIMITS, GuessLimiter, type GuessLimitSettings } from './rate-limit.js';
 

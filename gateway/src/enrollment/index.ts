@@ -4,16 +4,14 @@ import type { Clock } from '../../../protocol/index.js';
 import { loadOrCreateKeyFile } from '../broker/credentials.js';
 import type { GatewaySettings } from '../config.js';
 import type { ReaderRegistry } from '../registry.js';
-import { applyMigrations, type Db } from '../store/db.js';
+import type { Db } from '../store/sqlite/db.js';
 import { brokerUrlFor } from './broker-url.js';
 import { Enrollment } from './enrollment.js';
-import { enrollmentMigrations } from './migrations.js';
 import type { GuessLimitSettings } from './rate-limit.js';
 
 export { Enrollment } from './enrollment.js';
 export type { ExchangeResult, IssuedCode, IssueInput, EnrollmentRecord } from './enrollment.js';
 export { enrollmentRoutes, ENROLLMENT_PUBLIC_PATHS } from './routes.js';
-export { enrollmentMigrations } from './migrations.js';
 
 /** Wires the enrollment module for the composition root (gateway/index.ts). */
 export function createEnrollment(opts: {
@@ -26,7 +24,6 @@ export function createEnrollment(opts: {
   limits?: GuessLimitSettings;
   onReplaced?: (oldReaderId: string, newReaderId: string) => void | Promise<void>;
 }): Enrollment {
-  applyMigrations(opts.db, enrollmentMigrations);
   return new Enrollment({
     db: opts.db,
     clock: opts.clock,

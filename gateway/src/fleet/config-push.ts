@@ -8,21 +8,7 @@ import {
   type Clock,
 } from '../../../protocol/index.js';
 import type { AdminResponse, AdminRoute } from '../admin/types.js';
-import { applyMigrations, type Db, type Migration } from '../store/db.js';
-
-export const fleetMigrations: Migration[] = [
-  {
-    id: 'fleet-001',
-    up: (db) => {
-      db.exec(`CREATE TABLE IF NOT EXISTS reader_config (
-        reader_id TEXT PRIMARY KEY,
-        version INTEGER NOT NULL,
-        config_json TEXT NOT NULL,
-        pushed_at_ms INTEGER NOT NULL
-      )`);
-    },
-  },
-];
+import type { Db } from '../store/sqlite/db.js';
 
 const PushBody = z
   .object({
@@ -58,7 +44,6 @@ export interface ConfigPushDeps {
  * version it applied (`status.configVersion`) or why it refused (`status.configError`).
  */
 export function configRoutes(d: ConfigPushDeps): AdminRoute[] {
-  applyMigrations(d.db, fleetMigrations);
   const last = (readerId: string) =>
     d.db
       .prepare('SELECT version, config_json, pushed_at_ms FROM reader_config WHERE reader_id = ?')

@@ -4,22 +4,7 @@ import { summarizeIssues, type Clock } from '../../../protocol/index.js';
 import type { AdminResponse, AdminRoute } from '../admin/types.js';
 import type { Enrollment, IssuedCode } from '../enrollment/index.js';
 import type { ReaderRegistry } from '../registry.js';
-import { applyMigrations, type Db, type Migration } from '../store/db.js';
-
-export const replacementMigrations: Migration[] = [
-  {
-    id: 'fleet-replace-001',
-    up: (db) => {
-      db.exec(`CREATE TABLE IF NOT EXISTS reader_replacements (
-        old_reader_id TEXT PRIMARY KEY,
-        new_reader_id TEXT NOT NULL UNIQUE,
-        client_ref TEXT,
-        replaced_at_ms INTEGER NOT NULL,
-        closed_visits INTEGER NOT NULL
-      )`);
-    },
-  },
-];
+import type { Db } from '../store/sqlite/db.js';
 
 /** Who replaced whom (shown by GET /api/readers as replacedBy / replaces). */
 export interface ReplacementLinks {
@@ -59,7 +44,6 @@ export class ReaderReplacements {
 
   constructor(private readonly d: ReplacementDeps) {
     this.log = d.logger.child({ module: 'replace' });
-    applyMigrations(d.db, replacementMigrations);
   }
 
   issue(

@@ -1,6 +1,6 @@
 import { VisitEvent } from '../../../protocol/index.js';
-import type { Db } from '../store/db.js';
-import { statementCache } from '../visits/stmt-cache.js';
+import type { Db } from '../store/sqlite/db.js';
+import { statementCache } from '../store/sqlite/stmt-cache.js';
 
 export interface OutboxRow {
   id: number;

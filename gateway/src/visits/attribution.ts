@@ -1,6 +1,6 @@
 import type { VisitEvent } from '../../../protocol/index.js';
 import type { OutboxStore } from '../outbox/store.js';
-import type { Db, Migration } from '../store/db.js';
+import type { Db } from '../store/sqlite/db.js';
 
 /**
  * Re-attribution of a card's earlier taps once the card is assigned to a staff member.
@@ -19,25 +19,6 @@ import type { Db, Migration } from '../store/db.js';
  * engine wrote for that visit, so the outbox (delivered in id order) never sends an attribution before
  * the visit's `visit.started` / `visit.ended`.
  */
-
-/** Columns for the resolution of anomalies, and indexes so that a no-op pass (a re-import) is cheap. */
-export const attributionMigrations: Migration[] = [
-  {
-    id: 'attribution-001',
-    up: (db) => {
-      db.exec(`
-        ALTER TABLE anomalies ADD COLUMN resolved_at_ms INTEGER;
-        ALTER TABLE anomalies ADD COLUMN resolved_by TEXT;
-        ALTER TABLE anomalies ADD COLUMN resolution TEXT;
-        ALTER TABLE anomalies ADD COLUMN resolved_staff_ref TEXT;
-        CREATE INDEX anomalies_unknown_card_open ON anomalies (card_ref)
-          WHERE kind = 'unknown-card' AND staff_ref IS NULL AND resolved_at_ms IS NULL;
-        CREATE INDEX visits_unattributed ON visits (card_ref) WHERE staff_ref IS NULL;
-      `);
-    },
-  },
-];
-
 export const attributionKey = (readerId: string, seq: number): string => `vt1:${readerId}:${seq}:attributed`;
 
 export interface AttributionRequest {

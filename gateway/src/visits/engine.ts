@@ -2,7 +2,7 @@ import type pino from 'pino';
 import { TapEvent } from '../../../protocol/index.js';
 import type { AnomalyKind, Clock } from '../../../protocol/index.js';
 import type { CardRegistry } from '../cards/registry.js';
-import type { Db } from '../store/db.js';
+import type { Db } from '../store/sqlite/db.js';
 import type { VisitEmitter } from './emit.js';
 import type { VisitRepo } from './repo.js';
 import { VisitRules } from './rules.js';

@@ -1,5 +1,5 @@
 import type { Clock } from '../../../protocol/index.js';
-import type { Db } from '../store/db.js';
+import type { Db } from '../store/sqlite/db.js';
 import { keys } from './emit.js';
 import type { VisitEmitter } from './emit.js';
 import type { VisitRepo, VisitRow } from './repo.js';

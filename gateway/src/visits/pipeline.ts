@@ -7,12 +7,11 @@ import type { MetricsRegistry } from '../metrics.js';
 import { Forwarder } from '../outbox/forwarder.js';
 import type { BackendSettings, ForwarderStatus } from '../outbox/forwarder.js';
 import { OutboxStore } from '../outbox/store.js';
-import type { Db, Migration } from '../store/db.js';
+import type { Db } from '../store/sqlite/db.js';
 import { VisitEmitter } from './emit.js';
 import { VisitEngine } from './engine.js';
 import { closeVisitManually } from './manual-close.js';
 import type { ManualCloseResult } from './manual-close.js';
-import { visitMigrations } from './migrations.js';
 import { VisitRepo } from './repo.js';
 import { visitRoutes } from './routes.js';
 import { TimeAnchors } from './time.js';
@@ -38,8 +37,6 @@ export interface VisitPipelineOptions {
 }
 
 export interface VisitPipeline {
-  /** ids 'visits-001'…, to apply after the ingest migrations (static: see `visitMigrations`). */
-  migrations: Migration[];
   /** Called by ingest after each group commit: schedules processing, never throws, never blocks. */
   onCommitted(readerIds: string[]): void;
   /** Catches up on everything committed before (crash recovery), then starts the forwarder. */
@@ -62,7 +59,7 @@ export interface VisitPipeline {
 /**
  * Composition of the visit side of the gateway: card registry, visit engine, outbox, forwarder,
  * metrics and admin routes. The tables must exist before it is created: the composition root opens
- * the database with ingest migrations followed by `visitMigrations` (also exposed as `.migrations`).
+ * the database with the whole schema (store/sqlite/migrations.ts).
  */
 export function createVisitPipeline(opts: VisitPipelineOptions): VisitPipeline {
   const { db, clock, metrics } = opts;
@@ -204,7 +201,6 @@ export function createVisitPipeline(opts: VisitPipelineOptions): VisitPipeline {
   };
 
   return {
-    migrations: visitMigrations,
     onCommitted(readerIds) {
       for (const r of readerIds) dirty.add(r);
       schedule();

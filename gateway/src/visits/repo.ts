@@ -1,6 +1,6 @@
 import type { AnomalyKind, Clock } from '../../../protocol/index.js';
-import type { Db } from '../store/db.js';
-import { statementCache } from './stmt-cache.js';
+import type { Db } from '../store/sqlite/db.js';
+import { statementCache } from '../store/sqlite/stmt-cache.js';
 import type { TimeQuality } from './time.js';
 import { MAX_OPEN_SCAN_MS, VisitIndex } from './visit-index.js';
 

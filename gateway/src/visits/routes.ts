@@ -3,7 +3,7 @@ import { AnomalyKind, SafeId, Text, summarizeIssues } from '../../../protocol/in
 import type { AdminResponse, AdminRoute } from '../admin/types.js';
 import type { ForwarderStatus } from '../outbox/forwarder.js';
 import type { OutboxStore } from '../outbox/store.js';
-import type { Db } from '../store/db.js';
+import type { Db } from '../store/sqlite/db.js';
 import type { ManualCloseResult } from './manual-close.js';
 import { toVisit } from './repo.js';
 

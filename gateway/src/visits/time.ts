@@ -1,7 +1,7 @@
 import type { z } from 'zod';
 import { EventTime } from '../../../protocol/index.js';
-import type { Db } from '../store/db.js';
-import { statementCache } from './stmt-cache.js';
+import type { Db } from '../store/sqlite/db.js';
+import { statementCache } from '../store/sqlite/stmt-cache.js';
 
 export type TimeQuality = 'synced' | 'corrected' | 'uncorrected';
 

@@ -1,6 +1,6 @@
 import type { Clock } from '../../../protocol/index.js';
-import type { Db } from '../store/db.js';
-import { statementCache } from './stmt-cache.js';
+import type { Db } from '../store/sqlite/db.js';
+import { statementCache } from '../store/sqlite/stmt-cache.js';
 
 /** Longest a visit can stay open on a device (protocol DeviceConfig maxOpenMs upper bound). */
 export const MAX_OPEN_SCAN_MS = 7 * 24 * 3_600_000;

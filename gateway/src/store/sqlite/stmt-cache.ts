@@ -1,5 +1,5 @@
 import type { Statement } from 'better-sqlite3';
-import type { Db } from '../store/db.js';
+import type { Db } from './db.js';
 
 /** Prepared statements compiled once per SQL text (preparing dominates otherwise). */
 export function statementCache(db: Db): (sql: string) => Statement {

@@ -1,4 +1,4 @@
-import { statementCache } from '../visits/stmt-cache.js';
+import { statementCache } from './stmt-cache.js';
 import type { Db } from './db.js';
 import type {
   CommitOutcome,
@@ -10,7 +10,7 @@ import type {
   RejectSummary,
   SeqRange,
   StoredStatus,
-} from './ingest-store.js';
+} from '../ingest-store.js';
 
 /** Rows kept in `rejects` (older ones are pruned; the metrics counter keeps the totals). */
 const MAX_REJECT_ROWS = 100_000;
