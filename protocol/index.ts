@@ -10,3 +10,4 @@ export * from './src/provisioning.js';
 export * from './src/json-schema.js';
 export * from './src/clock.js';
 export * from './src/examples.js';
+export * from './src/secure-card/index.js';
