@@ -49,7 +49,7 @@ export interface CreateDeviceOptions {
   logger?: Logger;
   cardReader?: CardReader;
   feedback?: Feedback;
-  journalHooks?: { beforeCommit?: () => void };
+  journalHooks?: { beforeCommit?: () => void; newEpoch?: () => string };
   /** Firmware version reported in status. */
   firmware?: string;
   /** Called with the status on every change (the CLI writes it to a tmpfs file). */
@@ -183,6 +183,7 @@ export class Device extends EventEmitter<DeviceEvents> {
       capacity: cfg.journal.capacity,
       readerId: cfg.readerId,
       ...(this.o.journalHooks?.beforeCommit ? { beforeCommit: this.o.journalHooks.beforeCommit } : {}),
+      ...(this.o.journalHooks?.newEpoch ? { newEpoch: this.o.journalHooks.newEpoch } : {}),
     });
     this.journal = journal;
     this.remote = new RemoteControl({

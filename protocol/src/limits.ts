@@ -10,6 +10,8 @@ export const LIMITS = {
   maxTextLength: 200,
   /** Most card references in a pushed allow-list. */
   maxAllowList: 20_000,
+  /** Most tombstone ranges (seqs a device will never deliver) in one batch. */
+  maxBatchTombstones: 50,
   /** Most rejected sequences listed in one ack. */
   maxAckRejects: 200,
   /** Most visit events in one planning-backend webhook batch. */

@@ -40,27 +40,6 @@ export const EventTime = z
   .strict();
 export type EventTime = z.infer<typeof EventTime>;
 
-/**
- * What the card proved beyond its UID (issue 18; added within version 1). An NTAG 424 DNA's SUN
- * message: PICCENCData (encrypted UID + tap counter) and the truncated SDMMAC, as the card mirrored
- * them into its NDEF file, uppercase hex. Only the gateway holds the keys to check it.
- */
-export const CardProof = z
-  .object({
-    kind: z.literal('ntag424-sun'),
-    picc: z
-      .string()
-      .regex(/^[0-9A-F]{32}$/, 'must be 32 uppercase hex chars (16 bytes)')
-      .describe('PICCENCData: UID and SDMReadCtr, AES-encrypted with the SDM meta read key.'),
-    mac: z
-      .string()
-      .regex(/^[0-9A-F]{16}$/, 'must be 16 uppercase hex chars (8 bytes)')
-      .describe('SDMMAC: the truncated CMAC under the session key of the card\'s SDM file read key.'),
-  })
-  .strict()
-  .describe('A secure card\'s fresh proof of presence (NTAG 424 DNA SUN message).');
-export type CardProof = z.infer<typeof CardProof>;
-
 export const TapEvent = z
   .object({
     readerId: ReaderId,
@@ -74,9 +53,6 @@ export const TapEvent = z
     rejectReason: RejectReason.optional().describe('Only with decision "rejected".'),
     time: EventTime,
     selftest: z.boolean().optional().describe('A technician self-test tap; never forwarded as a visit.'),
-    cardProof: CardProof.optional().describe(
-      'What a secure card proved at this tap (absent: the card gave only its UID). Added within version 1.',
-    ),
   })
   .strict()
   .superRefine((e, ctx) => {
@@ -91,6 +67,38 @@ export const TapEvent = z
   });
 export type TapEvent = z.infer<typeof TapEvent>;
 
+/**
+ * A journal epoch (added within version 1): a random id the device chooses when it creates a journal. Sequence
+ * numbers are unique within (readerId, epoch) only: a wiped or replaced journal under the same reader id starts a
+ * new epoch at seq 1, and its seqs are never duplicates of the old epoch's. A journal created before epochs existed
+ * sends none (the reader's legacy epoch).
+ */
+export const JournalEpoch = SafeId.describe(
+  'Journal epoch: random id chosen when the journal was created; seqs are unique within (readerId, epoch).',
+);
+
+/** Why a device cannot deliver a sequence it once numbered. */
+export const TombstoneReason = z
+  .enum(['quarantined'])
+  .describe('quarantined: the journal row was unreadable at start-up or when read, and was set aside.');
+export type TombstoneReason = z.infer<typeof TombstoneReason>;
+
+/**
+ * A tombstone (added within version 1): the device declares the seqs from..to (inclusive) of its epoch that it
+ * will never deliver. The gateway records them as held (they count for the ack's upTo) and pairing continues
+ * past them; it reports each as a gap with its extent and reason, never silently.
+ */
+export const Tombstone = z
+  .object({
+    from: SeqNo,
+    to: SeqNo,
+    reason: TombstoneReason,
+    detail: Text.optional().describe('What the device saw (no card ids).'),
+  })
+  .strict()
+  .refine((t) => t.to >= t.from, { message: 'to must be ≥ from', path: ['to'] });
+export type Tombstone = z.infer<typeof Tombstone>;
+
 export const EventBatch = z
   .object({
     schemaVersion: Version,
@@ -98,10 +106,46 @@ export const EventBatch = z
     sentAt: EventTime.describe(
       "Device clock when the batch was sent: with the gateway's receive time it anchors the correction of unsynced event times of this boot.",
     ),
-    events: z.array(TapEvent).min(1).max(LIMITS.maxBatchEvents),
+    epoch: JournalEpoch.optional().describe(
+      'Journal epoch the seqs of this batch belong to (absent: the legacy epoch). Added within version 1.',
+    ),
+    events: z
+      .array(TapEvent)
+      .max(LIMITS.maxBatchEvents)
+      .describe('0–200 tap events in sequence order (0 only when the batch carries tombstones).'),
+    tombstones: z
+      .array(Tombstone)
+      .max(LIMITS.maxBatchTombstones)
+      .optional()
+      .describe('Seqs of this epoch the device will never deliver, in order. Added within version 1.'),
   })
   .strict()
   .superRefine((b, ctx) => {
+    const tombs = b.tombstones ?? [];
+    if (b.events.length === 0 && tombs.length === 0) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['events'],
+        message: 'must hold at least one event or tombstone',
+      });
+    }
+    tombs.forEach((t, i) => {
+      const prev = tombs[i - 1];
+      if (prev && t.from <= prev.to) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['tombstones', i, 'from'],
+          message: 'ranges must be ordered and disjoint',
+        });
+      }
+      if (b.events.some((e) => e.seq >= t.from && e.seq <= t.to)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['tombstones', i],
+          message: 'covers the seq of an event in this batch',
+        });
+      }
+    });
     b.events.forEach((e, i) => {
       if (e.readerId !== b.readerId) {
         ctx.addIssue({
@@ -142,6 +186,9 @@ export const Ack = z
       .max(50)
       .optional()
       .describe('Missing ranges above upTo the gateway still waits for (the device should resend them).'),
+    epoch: JournalEpoch.optional().describe(
+      'The journal epoch upTo, rejected and gaps refer to (the epoch of the batch answered). A device ignores an ack of another epoch. Added within version 1.',
+    ),
   })
   .strict();
 export type Ack = z.infer<typeof Ack>;

@@ -1,7 +1,9 @@
+import { randomBytes } from 'node:crypto';
 import Database from 'better-sqlite3';
 import type { Logger } from 'pino';
 import { z } from 'zod';
-import { DeviceConfig, EventTime, SafeId, TapEvent } from '../../../protocol/index.js';
+import { DeviceConfig, EventTime, LIMITS, SafeId, TapEvent } from '../../../protocol/index.js';
+import type { Tombstone, TombstoneReason } from '../../../protocol/index.js';
 import type { CardState } from './decision.js';
 
 /**
@@ -23,6 +25,20 @@ export interface JournalOptions {
    * JournalIdentityError (callers check first with journalIdentityProblem for a friendlier message).
    */
   readerId?: string;
+  /** The epoch id a new journal gets (default: "j" + 16 random hex chars). Injected by tests. */
+  newEpoch?: () => string;
+}
+
+/** The journal's meta key holding its epoch (protocol/README.md "Journal epochs and tombstones"). */
+export const JOURNAL_EPOCH_KEY = 'epoch';
+
+/** What the uplink sends next: events and tombstones in (after, throughSeq], in seq order. */
+export interface OutgoingBatch {
+  events: TapEvent[];
+  tombstones: Tombstone[];
+  /** Lowest and highest seq the batch covers (events and tombstones), or null when there is nothing. */
+  fromSeq: number | null;
+  throughSeq: number | null;
 }
 
 /** The journal's meta key holding the reader id it belongs to. */
@@ -42,6 +58,10 @@ export interface JournalStats {
   lastAckedSeq: number;
   oldestUnacked: { seq: number; wallMs: number; monoMs: number; bootId: string } | null;
   quarantined: number;
+  /** Seqs this journal declares undeliverable and the gateway has not yet acknowledged. */
+  tombstoned: number;
+  /** The journal's epoch (null: a journal created before epochs, the legacy epoch). */
+  epoch: string | null;
 }
 
 export class JournalFullError extends Error {
@@ -57,6 +77,7 @@ CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, event_json TEXT NOT 
 CREATE TABLE IF NOT EXISTS card_state (card TEXT PRIMARY KEY, state_json TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS quarantine (
   id INTEGER PRIMARY KEY, source TEXT NOT NULL, key TEXT, raw TEXT, reason TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS tombstones (seq INTEGER PRIMARY KEY, reason TEXT NOT NULL);
 `;
 
 export class Journal {
@@ -67,6 +88,8 @@ export class Journal {
   private lastAcked = 0;
   private depthCount = 0;
   private quarantinedCount = 0;
+  private tombstonedCount = 0;
+  private epochId: string | null = null;
   private readonly stmts;
 
   constructor(opts: JournalOptions) {
@@ -102,6 +125,14 @@ export class Journal {
       quarantine: this.db.prepare<[string, string | null, string | null, string]>(
         'INSERT INTO quarantine (source, key, raw, reason) VALUES (?, ?, ?, ?)',
       ),
+      tombstone: this.db.prepare<[number, string]>(
+        'INSERT OR IGNORE INTO tombstones (seq, reason) VALUES (?, ?)',
+      ),
+      tombstonesIn: this.db.prepare<[number, number], { seq: number; reason: string }>(
+        'SELECT seq, reason FROM tombstones WHERE seq > ? AND seq <= ? ORDER BY seq',
+      ),
+      deleteTombstonesUpTo: this.db.prepare<[number]>('DELETE FROM tombstones WHERE seq <= ?'),
+      countTombstones: this.db.prepare<[], { n: number }>('SELECT count(*) AS n FROM tombstones'),
     };
     try {
       this.claimIdentity();
@@ -109,7 +140,32 @@ export class Journal {
       this.db.close();
       throw err;
     }
+    this.claimEpoch();
     this.recover();
+  }
+
+  /**
+   * A journal that has never numbered a tap gets a new epoch; an older journal without one keeps the legacy
+   * epoch (null), so its seqs go on meaning what they meant. The epoch never changes afterwards.
+   */
+  private claimEpoch(): void {
+    const stamped = this.stmts.getMeta.get(JOURNAL_EPOCH_KEY)?.value;
+    if (stamped !== undefined) {
+      this.epochId = stamped === '' ? null : stamped;
+      return;
+    }
+    const used =
+      this.stmts.getMeta.get('last_seq') !== undefined ||
+      this.stmts.getMeta.get('last_acked_seq') !== undefined ||
+      this.stmts.oldest.get() !== undefined;
+    const epoch = used ? null : (this.opts.newEpoch ?? newEpochId)();
+    this.stmts.setMeta.run(JOURNAL_EPOCH_KEY, epoch ?? '');
+    this.epochId = epoch;
+  }
+
+  /** The journal epoch its seqs belong to (null: the legacy epoch of a journal older than epochs). */
+  get epoch(): string | null {
+    return this.epochId;
   }
 
   /** Stamps the journal with its reader id, or refuses another reader's journal (see JournalOptions.readerId). */
@@ -161,6 +217,7 @@ export class Journal {
       for (const b of bad) {
         this.stmts.quarantine.run('events', String(b.seq), b.raw.slice(0, 4000), b.reason);
         this.stmts.deleteOne.run(b.seq);
+        if (b.seq > this.lastAcked) this.stmts.tombstone.run(b.seq, 'quarantined');
       }
       this.stmts.setMeta.run('last_seq', String(this.lastSeq));
     });
@@ -168,11 +225,12 @@ export class Journal {
     for (const b of bad) {
       this.log.error(
         { seq: b.seq, reason: b.reason },
-        'unreadable journal row quarantined (the gateway will see a gap)',
+        'unreadable journal row quarantined (a tombstone tells the gateway it will never come)',
       );
     }
     this.quarantinedCount =
       this.db.prepare<[], { n: number }>('SELECT count(*) AS n FROM quarantine').get()?.n ?? 0;
+    this.tombstonedCount = this.stmts.countTombstones.get()?.n ?? 0;
     this.depthCount = this.stmts.count.get()?.n ?? 0;
   }
 
@@ -226,15 +284,64 @@ export class Journal {
     this.depthCount += events.length;
   }
 
-  /** Unacknowledged events with seq > afterSeq, in seq order. Unreadable rows are skipped and logged. */
+  /**
+   * Unacknowledged events with seq > afterSeq, in seq order. A row that no longer reads as its event is
+   * quarantined and tombstoned on the spot (logged), so the gateway learns it will never come.
+   */
   readAfter(afterSeq: number, limit: number): TapEvent[] {
     const out: TapEvent[] = [];
     for (const r of this.stmts.range.all(afterSeq, limit)) {
-      const p = TapEvent.safeParse(safeJson(r.event_json));
-      if (p.success) out.push(p.data);
-      else this.log.error({ seq: r.seq }, 'unreadable journal row skipped');
+      const reason = parseProblem(r.event_json, r.seq);
+      const p = reason === null ? TapEvent.safeParse(safeJson(r.event_json)) : null;
+      if (p?.success) out.push(p.data);
+      else this.quarantineRow(r.seq, r.event_json, reason ?? 'not a valid TapEvent');
     }
     return out;
+  }
+
+  /**
+   * What to send after `afterSeq`: up to `limit` events and the tombstones among and after them (up to the
+   * journal's last seq when fewer than `limit` events remain), at most LIMITS.maxBatchTombstones ranges.
+   */
+  readBatch(afterSeq: number, limit: number): OutgoingBatch {
+    let events = this.readAfter(afterSeq, limit);
+    const lastEvent = events[events.length - 1];
+    let upper = events.length >= limit && lastEvent ? lastEvent.seq : this.lastSeq;
+    let tombstones = this.tombstoneRanges(afterSeq, upper);
+    if (tombstones.length > LIMITS.maxBatchTombstones) {
+      tombstones = tombstones.slice(0, LIMITS.maxBatchTombstones);
+      upper = tombstones[tombstones.length - 1]?.to ?? upper;
+      events = events.filter((e) => e.seq <= upper);
+    }
+    const seqs = [...events.map((e) => e.seq), ...tombstones.flatMap((t) => [t.from, t.to])];
+    if (seqs.length === 0) return { events, tombstones, fromSeq: null, throughSeq: null };
+    return { events, tombstones, fromSeq: Math.min(...seqs), throughSeq: Math.max(...seqs) };
+  }
+
+  /** Tombstoned seqs in (after, upTo], merged into ranges of one reason. */
+  private tombstoneRanges(after: number, upTo: number): Tombstone[] {
+    if (this.tombstonedCount === 0 || upTo <= after) return [];
+    const out: Tombstone[] = [];
+    for (const r of this.stmts.tombstonesIn.all(after, upTo)) {
+      const reason = r.reason as TombstoneReason;
+      const last = out[out.length - 1];
+      if (last && last.to === r.seq - 1 && last.reason === reason) last.to = r.seq;
+      else out.push({ from: r.seq, to: r.seq, reason });
+    }
+    return out;
+  }
+
+  /** Moves an unreadable event row aside and declares its seq undeliverable (one transaction). */
+  private quarantineRow(seq: number, raw: string, reason: string): void {
+    this.db.transaction(() => {
+      this.stmts.quarantine.run('events', String(seq), raw.slice(0, 4000), reason);
+      this.stmts.deleteOne.run(seq);
+      if (seq > this.lastAcked) this.stmts.tombstone.run(seq, 'quarantined');
+    })();
+    this.quarantinedCount++;
+    this.depthCount = Math.max(0, this.depthCount - 1);
+    this.tombstonedCount = this.stmts.countTombstones.get()?.n ?? 0;
+    this.log.error({ seq, reason }, 'unreadable journal row quarantined (tombstone sent to the gateway)');
   }
 
   /**
@@ -254,10 +361,14 @@ export class Journal {
     const tx = this.db.transaction(() => {
       let n = upTo > this.lastAcked ? this.stmts.deleteUpTo.run(upTo).changes : 0;
       for (const s of rej) n += this.stmts.deleteOne.run(s).changes;
-      if (upTo > this.lastAcked) this.stmts.setMeta.run('last_acked_seq', String(upTo));
+      if (upTo > this.lastAcked) {
+        this.stmts.setMeta.run('last_acked_seq', String(upTo));
+        if (this.tombstonedCount > 0) this.stmts.deleteTombstonesUpTo.run(upTo);
+      }
       return n;
     });
     const n = tx();
+    if (this.tombstonedCount > 0) this.tombstonedCount = this.stmts.countTombstones.get()?.n ?? 0;
     if (upTo > this.lastAcked) this.lastAcked = upTo;
     this.depthCount = Math.max(0, this.depthCount - n);
     return n;
@@ -274,6 +385,7 @@ export class Journal {
       .all();
     const tx = this.db.transaction(() => {
       this.db.prepare('DELETE FROM events').run();
+      this.db.prepare('DELETE FROM tombstones').run(); // renumbered without holes
       let seq = base;
       for (const r of rows) {
         const e = safeJson(r.event_json);
@@ -289,6 +401,7 @@ export class Journal {
     this.lastSeq = tx();
     this.lastAcked = base;
     this.depthCount = this.lastSeq - base;
+    this.tombstonedCount = 0;
     this.log.error(
       { gatewayUpTo: base, journalLastSeq: from, renumbered: this.depthCount },
       'the gateway holds a longer sequence than this journal (journal wiped or replaced?): continuing after it',
@@ -360,12 +473,18 @@ export class Journal {
       lastAckedSeq: this.lastAcked,
       oldestUnacked: oldest,
       quarantined: this.quarantinedCount,
+      tombstoned: this.tombstonedCount,
+      epoch: this.epochId,
     };
   }
 
   close(): void {
     if (this.db.open) this.db.close();
   }
+}
+
+function newEpochId(): string {
+  return `j${randomBytes(8).toString('hex')}`;
 }
 
 function safeJson(text: string): unknown {

@@ -52,6 +52,8 @@ export interface UplinkStats {
   resends: number;
   acksReceived: number;
   acksRejected: number;
+  /** Acks naming another journal epoch than this journal's (ignored: they speak of other seqs). */
+  acksOtherEpoch: number;
   reconnectAttempt: number;
 }
 
@@ -75,7 +77,13 @@ export class Uplink extends EventEmitter<{
   private statusTimer: TimerHandle | null = null;
   private inFlight: InFlight[] = [];
   private sentUpTo = 0;
-  private readonly counters = { batchesSent: 0, resends: 0, acksReceived: 0, acksRejected: 0 };
+  private readonly counters = {
+    batchesSent: 0,
+    resends: 0,
+    acksReceived: 0,
+    acksRejected: 0,
+    acksOtherEpoch: 0,
+  };
 
   constructor(opts: UplinkOptions) {
     super();
@@ -270,30 +278,42 @@ export class Uplink extends EventEmitter<{
     const window = this.timeouts > 0 ? 1 : this.o.uplink.window;
     const lastAcked = this.o.journal.lastAckedSeq;
     if (this.sentUpTo < lastAcked) this.sentUpTo = lastAcked;
+    const epoch = this.o.journal.epoch;
     while (this.inFlight.length < window) {
-      const events = this.o.journal.readAfter(this.sentUpTo, batchSize);
-      const first = events[0];
-      const last = events[events.length - 1];
-      if (!first || !last) break;
+      const {
+        events,
+        tombstones,
+        fromSeq: from,
+        throughSeq: to,
+      } = this.o.journal.readBatch(this.sentUpTo, batchSize);
+      if (from === null || to === null) break;
       let payload: Buffer;
       try {
         payload = encode('events', {
           schemaVersion: 1,
           readerId: this.o.readerId,
           sentAt: this.o.now(),
+          ...(epoch !== null ? { epoch } : {}),
           events,
+          ...(tombstones.length > 0 ? { tombstones } : {}),
         });
       } catch (err) {
-        this.log.error({ err, from: first.seq, to: last.seq }, 'batch not encodable; skipped');
-        this.sentUpTo = last.seq;
+        this.log.error({ err, from, to }, 'batch not encodable; skipped');
+        this.sentUpTo = to;
         continue;
       }
       c.publish(topics.events(this.o.readerId), payload, { qos: 1 }, (err) => {
         if (err)
           this.log.debug({ err: { message: err.message } }, 'batch publish not acknowledged by broker');
       });
-      this.inFlight.push({ from: first.seq, to: last.seq });
-      this.sentUpTo = last.seq;
+      if (tombstones.length > 0) {
+        this.log.warn(
+          { tombstones: tombstones.map((t) => ({ from: t.from, to: t.to, reason: t.reason })) },
+          'declaring undeliverable seqs to the gateway',
+        );
+      }
+      this.inFlight.push({ from, to });
+      this.sentUpTo = to;
       this.counters.batchesSent++;
     }
     if (this.inFlight.length > 0 && !this.ackTimer) this.armAckTimer();
@@ -341,8 +361,15 @@ export class Uplink extends EventEmitter<{
       this.log.warn({ reason: d.reason, detail: d.detail }, 'ack rejected');
       return;
     }
-    this.counters.acksReceived++;
     const ack = d.value;
+    const epoch = this.o.journal.epoch;
+    // An ack of another epoch speaks of another journal's seqs: applying it could delete taps never stored.
+    if (ack.epoch !== undefined && ack.epoch !== epoch) {
+      this.counters.acksOtherEpoch++;
+      this.log.warn({ ackEpoch: ack.epoch, journalEpoch: epoch }, 'ack of another journal epoch ignored');
+      return;
+    }
+    this.counters.acksReceived++;
     const deleted = this.o.journal.ack(
       ack.upTo,
       ack.rejected.map((r) => r.seq),
