@@ -7,7 +7,7 @@ import { join, resolve } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CardRegistry } from '../../gateway/src/cards/registry.js';
 import { assignRefusal } from '../../gateway/src/cards/routes.js';
-import { OutboxStore } from '../../gateway/src/outbox/store.js';
+import { SqliteOutbox } from '../../gateway/src/store/sqlite/outbox.js';
 import { openDatabase, type Db } from '../../gateway/src/store/sqlite/db.js';
 import { sqliteMigrations } from '../../gateway/src/store/sqlite/migrations.js';
 import { SCHEMA_VERSION, VisitEvent, WebhookBatch } from '../../protocol/index.js';
@@ -213,7 +213,7 @@ describe('unknown card assigned later: re-attribution pass', () => {
     const e = env();
     tapUnknownCard(e);
     const before = outboxKeys(e.db);
-    const real = new OutboxStore({ db: e.db });
+    const real = new SqliteOutbox({ db: e.db });
     let n = 0;
     const failing = new CardRegistry({
       db: e.db,

@@ -4,7 +4,7 @@
  * number argv[5] was written, i.e. in the middle of the one transaction of the re-attribution pass.
  */
 import { CardRegistry } from '../../gateway/src/cards/registry.js';
-import { OutboxStore } from '../../gateway/src/outbox/store.js';
+import { SqliteOutbox } from '../../gateway/src/store/sqlite/outbox.js';
 import { openDatabase } from '../../gateway/src/store/sqlite/db.js';
 import { sqliteMigrations } from '../../gateway/src/store/sqlite/migrations.js';
 import { systemClock } from '../../protocol/index.js';
@@ -12,7 +12,7 @@ import { systemClock } from '../../protocol/index.js';
 const [dbPath, cardRef, staffRef, killAfter] = process.argv.slice(2);
 if (!dbPath || !cardRef || !staffRef || !killAfter) throw new Error('usage: DB CARD STAFF KILL_AFTER');
 const db = openDatabase(dbPath, sqliteMigrations);
-const real = new OutboxStore({ db });
+const real = new SqliteOutbox({ db });
 let n = 0;
 const registry = new CardRegistry({
   db,

@@ -1,6 +1,6 @@
 import { CardRef, SafeId } from '../../../protocol/index.js';
 import type { Clock } from '../../../protocol/index.js';
-import { OutboxStore } from '../outbox/store.js';
+import { SqliteOutbox } from '../store/sqlite/outbox.js';
 import type { Db } from '../store/sqlite/db.js';
 import { attributeCard, type AttributionResult } from '../visits/attribution.js';
 import { statementCache } from '../store/sqlite/stmt-cache.js';
@@ -34,12 +34,12 @@ export class CardRegistry {
   private readonly db: Db;
   private readonly q: ReturnType<typeof statementCache>;
   private readonly clock: Clock;
-  private readonly outbox: Pick<OutboxStore, 'enqueue'>;
-  constructor(opts: { db: Db; clock: Clock; outbox?: Pick<OutboxStore, 'enqueue'> }) {
+  private readonly outbox: Pick<SqliteOutbox, 'enqueue'>;
+  constructor(opts: { db: Db; clock: Clock; outbox?: Pick<SqliteOutbox, 'enqueue'> }) {
     this.db = opts.db;
     this.q = statementCache(opts.db);
     this.clock = opts.clock;
-    this.outbox = opts.outbox ?? new OutboxStore({ db: opts.db });
+    this.outbox = opts.outbox ?? new SqliteOutbox({ db: opts.db });
   }
 
   /**

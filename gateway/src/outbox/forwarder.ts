@@ -2,20 +2,12 @@ import type pino from 'pino';
 import { backoffDelay, sleep } from '../../../protocol/index.js';
 import type { Clock } from '../../../protocol/index.js';
 import type { Counter, Histogram } from '../metrics.js';
+import type { OutboxRow, OutboxStore } from '../store/ports.js';
 import { postBatch } from './post.js';
-import type { SendOutcome } from './post.js';
-import type { OutboxRow, OutboxStore } from './store.js';
+import type { BackendSettings, SendOutcome } from './post.js';
 
 export { parseRetryAfter } from './post.js';
-export type { SendOutcome } from './post.js';
-
-export interface BackendSettings {
-  url: string;
-  secret: string;
-  timeoutMs: number;
-  batchMax: number;
-  backoff: { baseMs: number; capMs: number };
-}
+export type { BackendSettings, SendOutcome } from './post.js';
 
 export interface ForwarderMetrics {
   delivered: Counter;
@@ -56,6 +48,9 @@ export interface ForwarderStatus {
  * timeouts, 408/425/429/5xx back off (capped exponential with jitter, Retry-After honoured) and
  * resend the same batch; any other 4xx re-sends the batch one event at a time, so only the refused
  * event goes to the dead letters. Runs as its own async loop: never inside an ingest transaction.
+ * Talks to the outbox through its port (one await per claim or mark); on PostgreSQL several instances
+ * forward the same outbox, each claim holding its rows for `leaseMs` (long enough for a refused batch
+ * to be re-sent one event at a time).
  */
 export class Forwarder {
   private readonly o: ForwarderOptions;
@@ -120,12 +115,14 @@ export class Forwarder {
   async tick(): Promise<TickResult> {
     const { outbox } = this.o;
     if (this.waker.signal.aborted) this.waker = new AbortController();
-    this.block();
-    const batch = outbox.nextBatch(this.o.backend.batchMax);
-    const rows = batch.filter((row) => this.readable(row));
+    await this.block();
+    const { batchMax, timeoutMs } = this.o.backend;
+    const batch = await outbox.claim(batchMax, this.o.clock.now(), (batchMax + 1) * timeoutMs);
+    const rows: OutboxRow[] = [];
+    for (const row of batch) if (await this.readable(row)) rows.push(row);
     if (rows.length < batch.length) return { kind: 'sent', delivered: 0, dead: batch.length - rows.length };
     if (rows.length === 0) {
-      this.prune();
+      await this.prune();
       return { kind: 'idle' };
     }
     const r = await this.send(rows);
@@ -139,16 +136,16 @@ export class Forwarder {
     for (const row of rows) {
       if (this.stopper.signal.aborted) break;
       if (row.visitId !== null && deadVisits.has(row.visitId)) {
-        dead += this.block();
+        dead += await this.block();
         continue;
       }
       const one = await this.send([row]);
       if (one.kind === 'retry') return this.retry([row], one);
       if (one.kind === 'delivered') {
-        this.delivered([row], one.status);
+        await this.delivered([row], one.status);
         delivered++;
       } else {
-        this.dead([row], one);
+        await this.dead([row], one);
         if (row.visitId !== null) deadVisits.add(row.visitId);
         dead++;
       }
@@ -157,34 +154,34 @@ export class Forwarder {
   }
 
   /** A row whose stored JSON no longer parses (disk corruption) is dead-lettered, never retried forever. */
-  private readable(row: OutboxRow): boolean {
+  private async readable(row: OutboxRow): Promise<boolean> {
     try {
       JSON.parse(row.eventJson);
       return true;
     } catch {
-      this.dead([row], { kind: 'dead-letter', status: 0, error: 'stored event is not valid JSON' });
+      await this.dead([row], { kind: 'dead-letter', status: 0, error: 'stored event is not valid JSON' });
       return false;
     }
   }
 
-  private prune(): void {
+  private async prune(): Promise<void> {
     const now = this.o.clock.now();
     if (this.lastPruneMs !== null && now - this.lastPruneMs < 3_600_000) return;
     this.lastPruneMs = now;
-    const n = this.o.outbox.pruneDelivered(now - (this.o.deliveredRetentionMs ?? 14 * 86_400_000));
+    const n = await this.o.outbox.pruneDelivered(now - (this.o.deliveredRetentionMs ?? 14 * 86_400_000));
     if (n > 0) this.log.info({ rows: n }, 'pruned delivered outbox rows');
   }
 
   /** Dead-letters pending rows queued behind a dead row of the same visit (start before end). */
-  private block(): number {
-    const n = this.o.outbox.blockBehindDead(this.o.clock.now());
+  private async block(): Promise<number> {
+    const n = await this.o.outbox.blockBehindDead(this.o.clock.now());
     if (n > 0) this.o.metrics.deadLettered.inc(undefined, n);
     return n;
   }
 
-  private delivered(rows: OutboxRow[], status: number): TickResult {
+  private async delivered(rows: OutboxRow[], status: number): Promise<TickResult> {
     const now = this.o.clock.now();
-    this.o.outbox.markDelivered(
+    await this.o.outbox.markDelivered(
       rows.map((r) => r.id),
       now,
       status,
@@ -195,8 +192,8 @@ export class Forwarder {
     return { kind: 'sent', delivered: rows.length, dead: 0 };
   }
 
-  private retry(rows: OutboxRow[], r: Extract<SendOutcome, { kind: 'retry' }>): TickResult {
-    this.o.outbox.recordFailure(
+  private async retry(rows: OutboxRow[], r: Extract<SendOutcome, { kind: 'retry' }>): Promise<TickResult> {
+    await this.o.outbox.recordFailure(
       rows.map((x) => x.id),
       r.status,
       r.error,
@@ -215,9 +212,12 @@ export class Forwarder {
     return { kind: 'backoff', delayMs };
   }
 
-  private dead(rows: OutboxRow[], r: Extract<SendOutcome, { kind: 'dead-letter' }>): TickResult {
+  private async dead(
+    rows: OutboxRow[],
+    r: Extract<SendOutcome, { kind: 'dead-letter' }>,
+  ): Promise<TickResult> {
     const now = this.o.clock.now();
-    for (const row of rows) this.o.outbox.markDead(row.id, now, r.status, r.error);
+    for (const row of rows) await this.o.outbox.markDead(row.id, now, r.status, r.error);
     this.o.metrics.deadLettered.inc(undefined, rows.length);
     this.st.lastError = r.error;
     this.log.error(

@@ -8,8 +8,16 @@ import {
 } from '../../../protocol/index.js';
 import type { Clock, WebhookBatch } from '../../../protocol/index.js';
 import type { Histogram } from '../metrics.js';
-import type { BackendSettings } from './forwarder.js';
-import type { OutboxRow } from './store.js';
+import type { OutboxRow } from '../store/ports.js';
+
+/** The planning backend the outbox is delivered to (config `backend`; owned here, where it is used). */
+export interface BackendSettings {
+  url: string;
+  secret: string;
+  timeoutMs: number;
+  batchMax: number;
+  backoff: { baseMs: number; capMs: number };
+}
 
 /** What one HTTP attempt came to. */
 export type SendOutcome =

@@ -1,5 +1,5 @@
 import type { VisitEvent } from '../../../protocol/index.js';
-import type { OutboxStore } from '../outbox/store.js';
+import type { SqliteOutbox } from '../store/sqlite/outbox.js';
 import type { Db } from '../store/sqlite/db.js';
 
 /**
@@ -74,7 +74,7 @@ const iso = (ms: number): string => new Date(ms).toISOString();
  * same transaction, so a late tap processed afterwards resolves through the registry instead.
  */
 export function attributeCard(
-  d: { db: Db; outbox: Pick<OutboxStore, 'enqueue'> },
+  d: { db: Db; outbox: Pick<SqliteOutbox, 'enqueue'> },
   req: AttributionRequest,
 ): AttributionResult {
   const { db, outbox } = d;

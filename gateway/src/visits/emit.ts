@@ -1,5 +1,5 @@
 import type { AnomalyKind, VisitEvent } from '../../../protocol/index.js';
-import type { OutboxStore } from '../outbox/store.js';
+import type { SqliteOutbox } from '../store/sqlite/outbox.js';
 import type { VisitRepo, VisitRow } from './repo.js';
 
 /** Idempotency keys (API contract): stable across restarts and re-processing. */
@@ -30,10 +30,10 @@ export interface AnomalyContext {
  */
 export class VisitEmitter {
   private readonly repo: VisitRepo;
-  private readonly outbox: OutboxStore;
+  private readonly outbox: SqliteOutbox;
   /** Anomaly kinds recorded since the last drain (for metrics after the commit). */
   private recorded: AnomalyKind[] = [];
-  constructor(opts: { repo: VisitRepo; outbox: OutboxStore }) {
+  constructor(opts: { repo: VisitRepo; outbox: SqliteOutbox }) {
     this.repo = opts.repo;
     this.outbox = opts.outbox;
   }

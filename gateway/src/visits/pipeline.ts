@@ -6,7 +6,7 @@ import type { CardAssignResult } from '../cards/registry.js';
 import type { MetricsRegistry } from '../metrics.js';
 import { Forwarder } from '../outbox/forwarder.js';
 import type { BackendSettings, ForwarderStatus } from '../outbox/forwarder.js';
-import { OutboxStore } from '../outbox/store.js';
+import { SqliteOutbox } from '../store/sqlite/outbox.js';
 import type { Db } from '../store/sqlite/db.js';
 import { VisitEmitter } from './emit.js';
 import { VisitEngine } from './engine.js';
@@ -65,7 +65,7 @@ export function createVisitPipeline(opts: VisitPipelineOptions): VisitPipeline {
   const { db, clock, metrics } = opts;
   const log = opts.logger.child({ module: 'visits' });
   const repo = new VisitRepo({ db, clock, verifyIndex: opts.verifyVisitIndex });
-  const outbox = new OutboxStore({ db });
+  const outbox = new SqliteOutbox({ db });
   const cards = new CardRegistry({ db, clock });
   const emitter = new VisitEmitter({ repo, outbox });
   const anchors = new TimeAnchors({ db });

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { AnomalyKind, SafeId, Text, summarizeIssues } from '../../../protocol/index.js';
 import type { AdminResponse, AdminRoute } from '../admin/types.js';
 import type { ForwarderStatus } from '../outbox/forwarder.js';
-import type { OutboxStore } from '../outbox/store.js';
+import type { OutboxStore } from '../store/ports.js';
 import type { Db } from '../store/sqlite/db.js';
 import type { ManualCloseResult } from './manual-close.js';
 import { toVisit } from './repo.js';
@@ -72,17 +72,17 @@ export function visitRoutes(deps: VisitRouteDeps): AdminRoute[] {
     {
       method: 'GET',
       path: '/api/dead-letters',
-      handler: (req) => {
+      handler: async (req) => {
         const q = z.object({ limit: Limit }).safeParse(query(req.query));
         if (!q.success) return bad(summarizeIssues(q.error.issues));
-        return { status: 200, body: { deadLetters: outbox.listDead(q.data.limit) } };
+        return { status: 200, body: { deadLetters: await outbox.listDead(q.data.limit) } };
       },
     },
     {
       method: 'POST',
       path: '/api/dead-letters/retry-all',
-      handler: () => {
-        const requeued = outbox.redriveAll();
+      handler: async () => {
+        const requeued = await outbox.redriveAll();
         deps.wakeForwarder();
         return { status: 200, body: { requeued } };
       },
@@ -90,10 +90,10 @@ export function visitRoutes(deps: VisitRouteDeps): AdminRoute[] {
     {
       method: 'POST',
       path: '/api/dead-letters/:id/retry',
-      handler: (req) => {
+      handler: async (req) => {
         const id = z.coerce.number().int().min(1).safeParse(req.params.id);
         if (!id.success) return bad('id must be a positive integer');
-        const requeued = outbox.redrive(id.data);
+        const requeued = await outbox.redrive(id.data);
         if (requeued === 0)
           return { status: 404, body: { error: 'not-found', detail: 'no dead letter with this id' } };
         deps.wakeForwarder();
@@ -103,7 +103,10 @@ export function visitRoutes(deps: VisitRouteDeps): AdminRoute[] {
     {
       method: 'GET',
       path: '/api/outbox',
-      handler: () => ({ status: 200, body: { ...outbox.stats(), forwarder: deps.forwarderStatus() } }),
+      handler: async () => ({
+        status: 200,
+        body: { ...(await outbox.stats()), forwarder: deps.forwarderStatus() },
+      }),
     },
     {
       method: 'POST',

@@ -1,29 +1,8 @@
-import { VisitEvent } from '../../../protocol/index.js';
-import type { Db } from '../store/sqlite/db.js';
-import { statementCache } from '../store/sqlite/stmt-cache.js';
-
-export interface OutboxRow {
-  id: number;
-  idempotencyKey: string;
-  visitId: string | null;
-  type: string;
-  eventJson: string;
-  attempts: number;
-  createdAtMs: number;
-}
-
-export interface DeadLetter {
-  id: number;
-  idempotencyKey: string;
-  visitId: string | null;
-  type: string;
-  attempts: number;
-  createdAtMs: number;
-  deadAtMs: number | null;
-  lastStatus: number | null;
-  lastError: string | null;
-  event: unknown;
-}
+import { VisitEvent } from '../../../../protocol/index.js';
+import type { DeadLetter, OutboxRow, OutboxStats, OutboxStore } from '../ports.js';
+import { BLOCKED_ERROR } from '../ports.js';
+import type { Db } from './db.js';
+import { statementCache } from './stmt-cache.js';
 
 interface RawRow {
   id: number;
@@ -38,14 +17,14 @@ interface RawRow {
   last_error: string | null;
 }
 
-export const BLOCKED_ERROR = 'blocked: an earlier event of this visit is dead-lettered';
-
 /**
- * The outbox table: visit events waiting for the planning backend, in id order. Rows are written by
- * the visit engine inside its processing transaction; the forwarder only changes their state.
- * "delivered" is set only after a 2xx; "dead" rows wait for an operator's re-drive.
+ * The outbox table on SQLite (port: OutboxStore in ../ports.ts): visit events waiting for the planning
+ * backend, in id order. Rows are written by the visits turn and by card attribution inside their
+ * transactions (`enqueue`, SQLite-side only); the forwarder only changes their state. "delivered" is
+ * set only after a 2xx; "dead" rows wait for an operator's re-drive. One forwarder per database, so
+ * `claim` needs no lease here.
  */
-export class OutboxStore {
+export class SqliteOutbox implements OutboxStore {
   private readonly db: Db;
   private readonly q: ReturnType<typeof statementCache>;
   constructor(opts: { db: Db }) {
@@ -77,7 +56,7 @@ export class OutboxStore {
     ).run(nowMs, BLOCKED_ERROR).changes;
   }
 
-  nextBatch(limit: number): OutboxRow[] {
+  claim(limit: number, _nowMs?: number, _leaseMs?: number): OutboxRow[] {
     const rows = this.q(`SELECT * FROM outbox WHERE state = 'pending' ORDER BY id LIMIT ?`).all(
       limit,
     ) as RawRow[];
@@ -161,7 +140,7 @@ export class OutboxStore {
     ).run().changes;
   }
 
-  stats(): { pending: number; dead: number; oldestPendingCreatedAtMs: number | null } {
+  stats(): OutboxStats {
     const count = (state: string): number =>
       (this.q('SELECT COUNT(*) AS n FROM outbox WHERE state = ?').get(state) as { n: number }).n;
     const oldest = this.q(

@@ -1,0 +1,35 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { openDatabase } from '../../gateway/src/store/sqlite/db.js';
+import { sqliteMigrations } from '../../gateway/src/store/sqlite/migrations.js';
+import { SqliteOutbox } from '../../gateway/src/store/sqlite/outbox.js';
+import { describeOutboxStoreContract } from './store-outbox.contract.js';
+
+// Every store port's contract over the SQLite adapter (a real file, the real migration list). The
+// PostgreSQL adapter runs the same suites from its own test file with its own factories.
+function tempDb() {
+  const dir = mkdtempSync(join(tmpdir(), 'vt-store-'));
+  const db = openDatabase(join(dir, 'gateway.db'), sqliteMigrations);
+  return {
+    db,
+    close: () => {
+      db.close();
+      rmSync(dir, { recursive: true, force: true });
+      return Promise.resolve();
+    },
+  };
+}
+
+describeOutboxStoreContract('sqlite', () => {
+  const { db, close } = tempDb();
+  const outbox = new SqliteOutbox({ db });
+  return Promise.resolve({
+    outbox,
+    seed: (events, nowMs) => {
+      db.transaction(() => events.forEach((e) => outbox.enqueue(e, nowMs)))();
+      return Promise.resolve();
+    },
+    close,
+  });
+});
