@@ -40,6 +40,27 @@ export const EventTime = z
   .strict();
 export type EventTime = z.infer<typeof EventTime>;
 
+/**
+ * What the card proved beyond its UID (issue 18; added within version 1). An NTAG 424 DNA's SUN
+ * message: PICCENCData (encrypted UID + tap counter) and the truncated SDMMAC, as the card mirrored
+ * them into its NDEF file, uppercase hex. Only the gateway holds the keys to check it.
+ */
+export const CardProof = z
+  .object({
+    kind: z.literal('ntag424-sun'),
+    picc: z
+      .string()
+      .regex(/^[0-9A-F]{32}$/, 'must be 32 uppercase hex chars (16 bytes)')
+      .describe('PICCENCData: UID and SDMReadCtr, AES-encrypted with the SDM meta read key.'),
+    mac: z
+      .string()
+      .regex(/^[0-9A-F]{16}$/, 'must be 16 uppercase hex chars (8 bytes)')
+      .describe('SDMMAC: the truncated CMAC under the session key of the card\'s SDM file read key.'),
+  })
+  .strict()
+  .describe('A secure card\'s fresh proof of presence (NTAG 424 DNA SUN message).');
+export type CardProof = z.infer<typeof CardProof>;
+
 export const TapEvent = z
   .object({
     readerId: ReaderId,
@@ -53,6 +74,9 @@ export const TapEvent = z
     rejectReason: RejectReason.optional().describe('Only with decision "rejected".'),
     time: EventTime,
     selftest: z.boolean().optional().describe('A technician self-test tap; never forwarded as a visit.'),
+    cardProof: CardProof.optional().describe(
+      'What a secure card proved at this tap (absent: the card gave only its UID). Added within version 1.',
+    ),
   })
   .strict()
   .superRefine((e, ctx) => {
