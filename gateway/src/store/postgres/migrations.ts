@@ -1,0 +1,248 @@
+/**
+ * The PostgreSQL schema: one ordered list, applied once by the composition root (`migrate()` in
+ * ./db.ts, under an advisory lock so several instances starting together apply each step once).
+ *
+ * It mirrors the SQLite schema (store/sqlite/migrations.ts) table for table and column for column, with
+ * the same step ids where a step exists on both engines. PostgreSQL started with the schema as it was at
+ * issue 14, so SQLite's later additions to a group are folded into the group's first step here
+ * (ingest-002/003 into ingest-001, enrollment-002 into enrollment-001); new steps are appended to both
+ * lists with the same id from now on. Differences:
+ * - epoch milliseconds and sequence numbers are BIGINT (read back as JS numbers: ./db.ts);
+ * - SQLite's rowid keys are BIGSERIAL (`events.id`, `outbox.id`, `anomalies.id`, ...). A sequence value
+ *   is taken at INSERT, not at COMMIT, so with several writers a smaller id can commit after a larger
+ *   one: nothing may use "id > last seen id" as a cursor over rows other instances write (the outbox
+ *   claims pending rows by state, not by a cursor);
+ * - JSON stays TEXT: the duplicate-conflict check compares the stored text byte for byte (jsonb would
+ *   normalise it);
+ * - the outbox has a lease (`claimed_by`, `claimed_until_ms`) so several forwarders never send the same
+ *   row at the same time (`FOR UPDATE SKIP LOCKED` claims), and `leases` holds named leases for work
+ *   that must run on one instance at a time (late/missed timers, alert sweeps).
+ */
+export interface PgMigration {
+  id: string;
+  sql: string;
+}
+
+export const postgresMigrations: readonly PgMigration[] = [
+  {
+    id: 'ingest-001',
+    sql: `
+      CREATE TABLE readers (
+        reader_id TEXT PRIMARY KEY,
+        password_hash TEXT NOT NULL,
+        client_ref TEXT,
+        label TEXT,
+        revoked_at BIGINT,
+        created_at BIGINT NOT NULL
+      );
+      CREATE TABLE reader_client_history (
+        reader_id TEXT NOT NULL,
+        client_ref TEXT,
+        from_ms BIGINT NOT NULL
+      );
+      CREATE INDEX reader_client_history_by_reader ON reader_client_history (reader_id, from_ms);
+      CREATE TABLE events (
+        id BIGSERIAL PRIMARY KEY,
+        reader_id TEXT NOT NULL,
+        seq BIGINT NOT NULL,
+        event_json TEXT NOT NULL,
+        received_at_ms BIGINT NOT NULL,
+        sent_at_json TEXT NOT NULL,
+        UNIQUE (reader_id, seq)
+      );
+      CREATE TABLE reader_seq (
+        reader_id TEXT PRIMARY KEY,
+        contiguous_upto BIGINT NOT NULL DEFAULT 0,
+        max_seen BIGINT NOT NULL DEFAULT 0
+      );
+      CREATE TABLE rejects (
+        id BIGSERIAL PRIMARY KEY,
+        reader_id TEXT,
+        reason TEXT NOT NULL,
+        detail TEXT NOT NULL,
+        at_ms BIGINT NOT NULL
+      );
+      CREATE INDEX rejects_by_reader ON rejects (reader_id, id);
+      CREATE TABLE duplicate_conflicts (
+        reader_id TEXT NOT NULL,
+        seq BIGINT NOT NULL,
+        event_json TEXT NOT NULL,
+        at_ms BIGINT NOT NULL
+      );
+      CREATE TABLE reader_status (
+        reader_id TEXT PRIMARY KEY,
+        status_json TEXT NOT NULL,
+        received_at_ms BIGINT NOT NULL
+      );
+      CREATE TABLE command_results (
+        reader_id TEXT NOT NULL,
+        command_id TEXT NOT NULL,
+        result_json TEXT NOT NULL,
+        received_at_ms BIGINT NOT NULL,
+        PRIMARY KEY (reader_id, command_id)
+      );
+      CREATE TABLE reader_auth_cache (reader_id TEXT PRIMARY KEY, tag BYTEA NOT NULL);
+      CREATE TABLE rejected_events (
+        reader_id TEXT NOT NULL,
+        seq BIGINT NOT NULL,
+        reason TEXT NOT NULL,
+        detail TEXT NOT NULL,
+        at_ms BIGINT NOT NULL,
+        PRIMARY KEY (reader_id, seq)
+      );
+    `,
+  },
+  {
+    id: 'visits-001',
+    sql: `
+      CREATE TABLE cards (
+        card_ref TEXT PRIMARY KEY,
+        staff_ref TEXT NOT NULL,
+        revoked_at BIGINT,
+        created_at BIGINT NOT NULL
+      );
+      CREATE TABLE visit_cursor (
+        reader_id TEXT PRIMARY KEY,
+        processed_upto BIGINT NOT NULL
+      );
+      CREATE TABLE time_anchors (
+        reader_id TEXT NOT NULL,
+        boot_id TEXT NOT NULL,
+        offset_ms BIGINT NOT NULL,
+        exact INTEGER NOT NULL,
+        PRIMARY KEY (reader_id, boot_id)
+      );
+      CREATE TABLE visit_meta (key TEXT PRIMARY KEY, value BIGINT NOT NULL);
+      CREATE TABLE visits (
+        reader_id TEXT NOT NULL,
+        visit_id TEXT NOT NULL,
+        client_ref TEXT,
+        card_ref TEXT NOT NULL,
+        staff_ref TEXT,
+        group_id TEXT,
+        state TEXT NOT NULL CHECK (state IN ('open', 'closed')),
+        started_at_ms BIGINT,
+        start_seq BIGINT,
+        ended_at_ms BIGINT,
+        end_seq BIGINT,
+        end_reason TEXT,
+        time_quality TEXT NOT NULL,
+        anomalies_json TEXT NOT NULL DEFAULT '[]',
+        late_end_seq BIGINT,
+        updated_at_ms BIGINT NOT NULL,
+        PRIMARY KEY (reader_id, visit_id)
+      );
+      CREATE INDEX visits_open ON visits (state, reader_id);
+      CREATE INDEX visits_staff ON visits (staff_ref, started_at_ms);
+      CREATE INDEX visits_card ON visits (card_ref, started_at_ms);
+      CREATE INDEX visits_visit_id ON visits (visit_id);
+      CREATE INDEX visits_updated ON visits (updated_at_ms);
+      CREATE TABLE anomalies (
+        id BIGSERIAL PRIMARY KEY,
+        idempotency_key TEXT NOT NULL UNIQUE,
+        kind TEXT NOT NULL,
+        reader_id TEXT NOT NULL,
+        visit_id TEXT,
+        card_ref TEXT,
+        staff_ref TEXT,
+        client_ref TEXT,
+        at_ms BIGINT NOT NULL,
+        seq BIGINT,
+        detail TEXT NOT NULL,
+        created_at_ms BIGINT NOT NULL
+      );
+      CREATE INDEX anomalies_kind ON anomalies (kind, id);
+      CREATE TABLE visit_audit (
+        id BIGSERIAL PRIMARY KEY,
+        reader_id TEXT NOT NULL,
+        visit_id TEXT NOT NULL,
+        action TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        at_ms BIGINT NOT NULL
+      );
+      CREATE TABLE outbox (
+        id BIGSERIAL PRIMARY KEY,
+        idempotency_key TEXT NOT NULL UNIQUE,
+        visit_id TEXT,
+        type TEXT NOT NULL,
+        event_json TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('pending', 'delivered', 'dead')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        created_at_ms BIGINT NOT NULL,
+        delivered_at_ms BIGINT,
+        dead_at_ms BIGINT,
+        last_status INTEGER,
+        last_error TEXT,
+        claimed_by TEXT,
+        claimed_until_ms BIGINT
+      );
+      CREATE INDEX outbox_state ON outbox (state, id);
+      CREATE INDEX outbox_visit ON outbox (visit_id, id);
+    `,
+  },
+  {
+    id: 'attribution-001',
+    sql: `
+      ALTER TABLE anomalies ADD COLUMN resolved_at_ms BIGINT;
+      ALTER TABLE anomalies ADD COLUMN resolved_by TEXT;
+      ALTER TABLE anomalies ADD COLUMN resolution TEXT;
+      ALTER TABLE anomalies ADD COLUMN resolved_staff_ref TEXT;
+      CREATE INDEX anomalies_unknown_card_open ON anomalies (card_ref)
+        WHERE kind = 'unknown-card' AND staff_ref IS NULL AND resolved_at_ms IS NULL;
+      CREATE INDEX visits_unattributed ON visits (card_ref) WHERE staff_ref IS NULL;
+    `,
+  },
+  {
+    id: 'enrollment-001',
+    sql: `
+      CREATE TABLE enrollments (
+        id BIGSERIAL PRIMARY KEY,
+        code_hash TEXT NOT NULL UNIQUE,
+        reader_id TEXT NOT NULL,
+        client_ref TEXT,
+        label TEXT,
+        created_at BIGINT NOT NULL,
+        expires_at BIGINT NOT NULL,
+        used_at BIGINT,
+        used_from TEXT,
+        replaces_reader_id TEXT
+      );
+      CREATE INDEX enrollments_reader ON enrollments (reader_id);
+    `,
+  },
+  {
+    id: 'fleet-replace-001',
+    sql: `
+      CREATE TABLE reader_replacements (
+        old_reader_id TEXT PRIMARY KEY,
+        new_reader_id TEXT NOT NULL UNIQUE,
+        client_ref TEXT,
+        replaced_at_ms BIGINT NOT NULL,
+        closed_visits INTEGER NOT NULL
+      );
+    `,
+  },
+  {
+    id: 'fleet-001',
+    sql: `
+      CREATE TABLE reader_config (
+        reader_id TEXT PRIMARY KEY,
+        version INTEGER NOT NULL,
+        config_json TEXT NOT NULL,
+        pushed_at_ms BIGINT NOT NULL
+      );
+    `,
+  },
+  {
+    id: 'leases-001',
+    sql: `
+      -- Named leases: work that must run on one instance at a time (timers, sweeps).
+      CREATE TABLE leases (
+        name TEXT PRIMARY KEY,
+        holder TEXT NOT NULL,
+        until_ms BIGINT NOT NULL
+      );
+    `,
+  },
+];
