@@ -38,7 +38,9 @@ const extraVisit = fc.record({
   double: fc.boolean(),
 });
 
-function materialise(extras: Array<fc.RecordValue<typeof extraVisit>>): ReportVisit[] {
+type Extra = typeof extraVisit extends fc.Arbitrary<infer T> ? T : never;
+
+function materialise(extras: Extra[]): ReportVisit[] {
   const out: ReportVisit[] = [];
   extras.forEach((x, i) => {
     const startedAtMs = START + x.startMin * 60_000;
