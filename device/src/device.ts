@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import pino from 'pino';
 import type { Logger } from 'pino';
 import { sleep } from '../../protocol/index.js';
-import type { Clock, ClockState, EventTime, FeedbackMode } from '../../protocol/index.js';
+import type { CardProof, Clock, ClockState, EventTime, FeedbackMode } from '../../protocol/index.js';
 import type { DeviceSettings } from './config.js';
 import type { VisitRules } from './core/decision.js';
 import { Journal, JournalIdentityError } from './core/journal.js';
@@ -331,9 +331,9 @@ export class Device extends EventEmitter<DeviceEvents> {
     this.taps?.armExpiry();
   }
 
-  private readonly onCard = ({ uid }: { uid: string }): void => {
+  private readonly onCard = ({ uid, proof }: { uid: string; proof?: CardProof }): void => {
     if (!this.running || !this.taps) return;
-    const p = this.taps.handleCard(uid);
+    const p = this.taps.handleCard(uid, proof);
     this.pending.add(p);
     void p.finally(() => this.pending.delete(p));
   };

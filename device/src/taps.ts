@@ -1,6 +1,13 @@
 import type { Logger } from 'pino';
 import { pseudonymiseCard } from '../../protocol/index.js';
-import type { Clock, EventTime, TapDecision, TapEvent, TimerHandle } from '../../protocol/index.js';
+import type {
+  CardProof,
+  Clock,
+  EventTime,
+  TapDecision,
+  TapEvent,
+  TimerHandle,
+} from '../../protocol/index.js';
 import { decideExpiry, decideTap, msUntilExpiry } from './core/decision.js';
 import type { CardState, DecidedEvent, VisitRules } from './core/decision.js';
 import type { Journal } from './core/journal.js';
@@ -71,7 +78,8 @@ export class TapPipeline {
     return out;
   }
 
-  async handleCard(uid: string): Promise<void> {
+  /** `proof`: a secure card's SUN message, carried on the tap's events (the gateway checks it). */
+  async handleCard(uid: string, proof?: CardProof): Promise<void> {
     const { journal } = this.o;
     if (!this.running) return;
     let card: string;
@@ -97,7 +105,10 @@ export class TapPipeline {
       this.o.onPressure();
       return;
     }
-    const events = outcome.events.map((d, i) => this.buildEvent(journal.nextSeq + i, card, d, time));
+    const events = outcome.events.map((d, i) => {
+      const e = this.buildEvent(journal.nextSeq + i, card, d, time);
+      return proof && d.decision !== 'auto-close' ? { ...e, cardProof: proof } : e;
+    });
     try {
       journal.append(events, { card, state: outcome.next });
     } catch (err) {

@@ -4,7 +4,8 @@
  * Wire format: frames of a 2-byte big-endian length + payload. A 1-byte payload from vpcd is a
  * control code (0 power off, 1 power on, 2 reset, 4 "send your ATR"); longer payloads are command
  * APDUs answered with a response APDU. This card answers GET DATA (FF CA 00 00 00) with its UID
- * plus 90 00 and everything else with 6A 81 (function not supported).
+ * plus 90 00; everything else goes to its applet (virtual-ntag424.ts), or gets 6A 81 (function not
+ * supported) when it has none.
  */
 import net from 'node:net';
 
@@ -15,6 +16,8 @@ export const ATR_ISO14443_4 = Buffer.from('3B8080018080', 'hex');
 
 /** vpcd control codes: 0 power off, 1 power on, 2 reset, 4 get ATR. */
 const CTRL_GET_ATR = 4;
+const CTRL_POWER_ON = 1;
+const CTRL_RESET = 2;
 
 export interface VirtualCardOptions {
   port: number;
@@ -24,6 +27,8 @@ export interface VirtualCardOptions {
   atr?: Buffer;
   /** Answer GET DATA with this status word instead of 90 00 (e.g. '6300' for a failed read). */
   getDataStatus?: string;
+  /** The card's applet (e.g. virtual-ntag424.ts): answers every APDU but GET DATA; undefined → 6A 81. */
+  applet?: { respond(apdu: Buffer): Buffer | undefined; powerOn?(): void };
 }
 
 export class VirtualCard {
@@ -37,6 +42,7 @@ export class VirtualCard {
   /** Puts the card in the field: connects to vpcd. Resolves once connected. */
   async insert(): Promise<void> {
     if (this.socket) return;
+    this.opts.applet?.powerOn?.(); // a new presentation: nothing selected, no session
     const socket = net.connect({ port: this.opts.port, host: this.opts.host ?? '127.0.0.1' });
     this.socket = socket;
     socket.setNoDelay(true);
@@ -81,6 +87,7 @@ export class VirtualCard {
     if (frame.length === 1) {
       // power on / off / reset need no answer; only "send your ATR" does
       if (frame[0] === CTRL_GET_ATR) this.send(this.opts.atr ?? ATR_ISO14443_3);
+      if (frame[0] === CTRL_POWER_ON || frame[0] === CTRL_RESET) this.opts.applet?.powerOn?.();
       return;
     }
     this.apdus.push(frame);
@@ -92,7 +99,7 @@ export class VirtualCard {
       this.send(Buffer.concat([body, status]));
       return;
     }
-    this.send(Buffer.from('6A81', 'hex'));
+    this.send(this.opts.applet?.respond(frame) ?? Buffer.from('6A81', 'hex'));
   }
 
   private send(payload: Buffer): void {

@@ -9,6 +9,8 @@ import { DEFAULT_PCSCD_SOCKET, probePcscd } from './pcsc-socket.js';
 import { GET_DATA_MAX_RESPONSE, GET_DATA_UID, parseGetDataResponse } from './pcsc-uid.js';
 import type { UidReadResult } from './pcsc-uid.js';
 import { describePcscError, sendEscape } from './pcsc-escape.js';
+import { readSecureProof } from './secure-read.js';
+import type { CardProof } from '../../../protocol/index.js';
 
 export interface NfcPcscReaderOptions {
   logger: Logger;
@@ -27,6 +29,8 @@ export interface NfcPcscReaderOptions {
   debounceMs?: number;
   /** While no reader is attached, open a fresh PC/SC context this often (default 5 s). */
   rescanMs?: number;
+  /** Read the SUN message of ISO 14443-4 cards (NTAG 424 DNA) after the UID (default true). */
+  secureRead?: boolean;
 }
 
 /** A CardReader over nfc-pcsc, plus the reader's own escape channel (LED/buzzer). */
@@ -35,6 +39,8 @@ export interface NfcPcscCardReader extends CardReader {
   escape(apdu: Buffer): Promise<Buffer>;
   /** Full PC/SC name of the reader in use, or null. */
   readonly readerName: string | null;
+  /** Sends an APDU to the card in the field (personalisation); one at a time with escapes. */
+  transmit(apdu: Buffer, maxResponse: number): Promise<Buffer>;
 }
 
 type NfcCtor = new () => NfcClass;
@@ -250,7 +256,8 @@ class NfcPcscReader implements NfcPcscCardReader {
   }
 
   private async onCard(r: NfcReader, info: CardInfo): Promise<void> {
-    const atMonoMs = Math.floor(this.clock.monotonic());
+    const t0 = this.clock.monotonic();
+    const atMonoMs = Math.floor(t0);
     const res = await this.readUid(r);
     if (r !== this.active) return;
     if (!res.ok) {
@@ -258,6 +265,21 @@ class NfcPcscReader implements NfcPcscCardReader {
       this.emit('error', { message: res.reason, code: res.code });
       return;
     }
+    let proof: CardProof | undefined;
+    if (info.standard === 'TAG_ISO_14443_4' && this.opts.secureRead !== false) {
+      const sec = await readSecureProof((apdu, max) => r.transmit(apdu, max)).catch(
+        (err: unknown) =>
+          ({ kind: 'error', code: 'secure-read-failed', reason: describePcscError(err) }) as const,
+      );
+      if (r !== this.active) return;
+      if (sec.kind === 'error') {
+        this.log.warn({ code: sec.code }, sec.reason);
+        this.emit('error', { message: sec.reason, code: sec.code });
+        return;
+      }
+      if (sec.kind === 'proof') proof = sec.proof;
+    }
+    const readMs = this.clock.monotonic() - t0;
     const now = this.clock.monotonic();
     const left = this.leftOnAtDetach;
     this.leftOnAtDetach = null;
@@ -272,7 +294,7 @@ class NfcPcscReader implements NfcPcscCardReader {
       this.current = { uid: res.uid, silent: true };
     } else {
       this.current = { uid: res.uid, silent: false };
-      this.emit('card', { uid: res.uid, atMonoMs });
+      this.emit('card', { uid: res.uid, atMonoMs, readMs, ...(proof ? { proof } : {}) });
     }
   }
 
@@ -301,6 +323,17 @@ class NfcPcscReader implements NfcPcscCardReader {
       }
     }
     return { ok: false, code: 'read-failed', reason: `card read failed: ${lastError}` };
+  }
+
+  transmit(apdu: Buffer, maxResponse: number): Promise<Buffer> {
+    const r = this.active;
+    const run = () => {
+      if (!r || !this.running || r !== this.active || !r.card) throw new Error('no card on the reader');
+      return r.transmit(apdu, maxResponse);
+    };
+    const p = this.ops.catch(() => undefined).then(run);
+    this.ops = p;
+    return p;
   }
 
   escape(apdu: Buffer): Promise<Buffer> {

@@ -2,9 +2,15 @@
  * Card-reader port (CONVENTIONS 1). Every driver (nfc-pcsc, simulated) implements this, and one
  * contract suite runs over all of them.
  */
+import type { CardProof } from '../../../protocol/index.js';
+
 export interface CardReaderEvents {
-  /** A card arrived. `uid` is already normalised by protocol's normalizeUid (uppercase hex, MSB first). */
-  card: [{ uid: string; atMonoMs: number }];
+  /**
+   * A card arrived. `uid` is already normalised by protocol's normalizeUid (uppercase hex, MSB first).
+   * `proof`: what a secure card proved at this tap (an NTAG 424 DNA SUN message); absent for UID-only
+   * cards. `readMs`: how long the card's own read took (UID and, for secure cards, the SUN message).
+   */
+  card: [{ uid: string; atMonoMs: number; proof?: CardProof; readMs?: number }];
   /** The card left the field. */
   'card-removed': [{ uid: string; atMonoMs: number }];
   /** A reader is connected and ready. */

@@ -1,0 +1,115 @@
+import type { Db, Migration } from '../store/sqlite/db.js';
+import { applyMigrations } from '../store/sqlite/db.js';
+import type { Assurance, SecureCardState, SecureCardStore, TapAssurance, Verdict } from './store.js';
+
+/** The secure-card tables (SQLite). Ids `secure-NNN`; applied by `createSqliteSecureCardStore`. */
+export const secureCardMigrations: readonly Migration[] = [
+  {
+    id: 'secure-001',
+    up: (db) => {
+      db.exec(`
+        CREATE TABLE secure_cards (
+          card_ref TEXT PRIMARY KEY,
+          last_counter INTEGER NOT NULL,
+          secure_since_ms INTEGER NOT NULL,
+          last_secure_tap_ms INTEGER NOT NULL
+        );
+        CREATE TABLE secure_taps (
+          reader_id TEXT NOT NULL,
+          event_id TEXT NOT NULL,
+          seq INTEGER NOT NULL,
+          card_ref TEXT NOT NULL,
+          assurance TEXT NOT NULL CHECK (assurance IN ('secure', 'uid-only')),
+          verdict TEXT NOT NULL CHECK (verdict IN ('accepted', 'flagged', 'refused')),
+          code TEXT NOT NULL,
+          counter INTEGER,
+          detail TEXT NOT NULL,
+          at_ms INTEGER NOT NULL,
+          PRIMARY KEY (reader_id, event_id)
+        );
+        CREATE INDEX secure_taps_by_reader ON secure_taps (reader_id, at_ms);
+      `);
+    },
+  },
+];
+
+interface TapRow {
+  reader_id: string;
+  event_id: string;
+  seq: number;
+  card_ref: string;
+  assurance: Assurance;
+  verdict: Verdict;
+  code: string;
+  counter: number | null;
+  detail: string;
+  at_ms: number;
+}
+
+const toTap = (r: TapRow): TapAssurance => ({
+  readerId: r.reader_id,
+  eventId: r.event_id,
+  seq: r.seq,
+  cardRef: r.card_ref,
+  assurance: r.assurance,
+  verdict: r.verdict,
+  code: r.code,
+  counter: r.counter,
+  detail: r.detail,
+  atMs: r.at_ms,
+});
+
+/** The SQLite adapter. Applies its own migrations on the given database (idempotent). */
+export function createSqliteSecureCardStore(db: Db): SecureCardStore {
+  applyMigrations(db, secureCardMigrations);
+  const s = {
+    card: db.prepare(
+      'SELECT card_ref, last_counter, secure_since_ms, last_secure_tap_ms FROM secure_cards WHERE card_ref = ?',
+    ),
+    tap: db.prepare('SELECT * FROM secure_taps WHERE reader_id = ? AND event_id = ?'),
+    insertTap: db.prepare(
+      `INSERT OR IGNORE INTO secure_taps (reader_id, event_id, seq, card_ref, assurance, verdict, code, counter, detail, at_ms)
+       VALUES (@readerId, @eventId, @seq, @cardRef, @assurance, @verdict, @code, @counter, @detail, @atMs)`,
+    ),
+    upsertCard: db.prepare(
+      `INSERT INTO secure_cards (card_ref, last_counter, secure_since_ms, last_secure_tap_ms) VALUES (?, ?, ?, ?)
+       ON CONFLICT (card_ref) DO UPDATE SET last_counter = MAX(last_counter, excluded.last_counter),
+         last_secure_tap_ms = excluded.last_secure_tap_ms`,
+    ),
+    taps: db.prepare('SELECT * FROM secure_taps WHERE reader_id = ? ORDER BY at_ms DESC, seq DESC LIMIT ?'),
+    counts: db.prepare(
+      'SELECT assurance, verdict, COUNT(*) AS count FROM secure_taps GROUP BY assurance, verdict ORDER BY 1, 2',
+    ),
+  };
+  const record = db.transaction((t: TapAssurance) => {
+    s.insertTap.run(t);
+    if (t.assurance === 'secure' && t.verdict !== 'refused' && t.counter !== null)
+      s.upsertCard.run(t.cardRef, t.counter, t.atMs, t.atMs);
+  });
+  return {
+    card(cardRef: string): SecureCardState | undefined {
+      const r = s.card.get(cardRef) as
+        | { card_ref: string; last_counter: number; secure_since_ms: number; last_secure_tap_ms: number }
+        | undefined;
+      return r
+        ? {
+            cardRef: r.card_ref,
+            lastCounter: r.last_counter,
+            secureSinceMs: r.secure_since_ms,
+            lastSecureTapMs: r.last_secure_tap_ms,
+          }
+        : undefined;
+    },
+    tap(readerId: string, eventId: string) {
+      const r = s.tap.get(readerId, eventId) as TapRow | undefined;
+      return r ? toTap(r) : undefined;
+    },
+    record: (t: TapAssurance) => record(t),
+    taps(readerId: string, limit: number) {
+      return (s.taps.all(readerId, limit) as TapRow[]).map(toTap);
+    },
+    countByAssurance() {
+      return s.counts.all() as Array<{ assurance: Assurance; verdict: Verdict; count: number }>;
+    },
+  };
+}
