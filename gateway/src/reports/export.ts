@@ -278,9 +278,11 @@ export async function readXlsx(
   await wb.xlsx.load(buf as unknown as ArrayBuffer);
   return wb.worksheets.map((ws) => {
     const all: Cell[][] = [];
+    const width = ws.getRow(1).cellCount;
     ws.eachRow({ includeEmpty: true }, (row) => {
-      const vals = (row.values as unknown[]).slice(1);
-      all.push(vals.map((v) => (v === undefined ? null : (v as Cell))));
+      // row.values is sparse and 1-based; empty cells (null values) are holes, trailing ones absent.
+      const vals = row.values as unknown[];
+      all.push(Array.from({ length: width }, (_, i) => (vals[i + 1] ?? null) as Cell));
     });
     const [header = [], ...rows] = all;
     return { name: ws.name, header: header.map(String), rows };
