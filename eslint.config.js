@@ -1,5 +1,5 @@
 // Lint gate: type-aware rules against floating promises and non-exhaustive switches, and the
-// import boundaries of DESIGN.md: protocol/ imports nothing of ours; device/ and gateway/ never
+// import boundaries of docs/design.md ("Shape"): protocol/ imports nothing of ours; device/ and gateway/ never
 // import each other.
 import tseslint from 'typescript-eslint';
 

@@ -1,5 +1,5 @@
 /**
- * visittag-device: the process composition root (CONVENTIONS 5). A thin shell over createDevice():
+ * visittag-device: the process composition root (CONTRIBUTING.md, "Lifecycle and one composition root"). A thin shell over createDevice():
  * load + validate config, wire logger and status file, stop cleanly on SIGTERM.
  */
 import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';

@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { LIMITS, MIN_FLEET_KEY_BYTES, ReaderId, VisitWindows } from '../../protocol/index.js';
 
 /**
- * The device config file (JSON), validated once at start-up (CONVENTIONS 4). Every error names the
+ * The device config file (JSON), validated once at start-up (CONTRIBUTING.md, "Config validated once"). Every error names the
  * field path and how to fix it. `version` is the file format version (migrations go in migrateConfig).
  */
 

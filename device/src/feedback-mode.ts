@@ -3,7 +3,7 @@ import type { FeedbackPattern, SignalOptions } from './ports/feedback.js';
 
 /**
  * What a pushed `feedbackMode` does to a pattern (device/README.md "Feedback modes"). Every pattern is
- * always shown: care staff must always see started / ended / not accepted (DOMAIN.md), so a mode only
+ * always shown: care staff must always see started / ended / not accepted (docs/domain.md), so a mode only
  * takes the sound away, never the light.
  *
  * - normal: light and sound, as in the pattern table.

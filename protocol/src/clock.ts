@@ -1,5 +1,5 @@
 /**
- * Time as every component sees it (CONVENTIONS 6). Domain code never calls Date.now() or
+ * Time as every component sees it (CONTRIBUTING.md, "Injected clock, timers, ids and logger"). Domain code never calls Date.now() or
  * setTimeout directly: it gets a Clock, so tests use fake time and the simulator runs a day in seconds.
  */
 export interface TimerHandle {

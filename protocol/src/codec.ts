@@ -3,7 +3,7 @@ import { LIMITS, SCHEMA_VERSION } from './limits.js';
 import { Ack, Command, CommandResult, DeviceConfig, EventBatch, Status } from './messages.js';
 import type { TopicLeaf } from './topics.js';
 
-/** The one topic → payload map (CONVENTIONS 3). */
+/** The one topic → payload map (CONTRIBUTING.md, "One topic map, zod as the single source of truth"). */
 export const PAYLOADS = {
   events: EventBatch,
   acks: Ack,

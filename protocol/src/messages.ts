@@ -279,7 +279,7 @@ export type StatusOnline = z.infer<typeof StatusOnline>;
 
 // ───────────────────────────── gateway → device: config (retained) ─────────────────────────────
 
-/** Visit windows (DESIGN.md "Visit semantics"): the device's built-in defaults and the pushed config share them. */
+/** Visit windows (docs/design.md, "Visit semantics"): the device's built-in defaults and the pushed config share them. */
 export const VisitWindows = z
   .object({
     repeatWindowMs: z.number().int().min(0).max(600_000).default(10_000),

@@ -1,7 +1,7 @@
 /**
  * Generates a seeded, reproducible day: homes with readers, staff with cards and shifts, routes with
  * travel time, visits with realistic lengths, pair teams (double staffing) and the human errors of
- * DOMAIN.md. The result is the ground truth the checker compares the backend against.
+ * docs/domain.md ("What goes wrong in real homes"). The result is the ground truth the checker compares the backend against.
  */
 import { pseudonymiseCard } from '../../protocol/index.js';
 import { createRng, type Rng } from '../prng.js';

@@ -1,5 +1,5 @@
 /**
- * The CardReader port's contract (CONVENTIONS 11): one suite, run over every driver, so the
+ * The CardReader port's contract (CONTRIBUTING.md, "Contract suites"): one suite, run over every driver, so the
  * simulated reader cannot drift from the real nfc-pcsc one. A driver joins by providing a harness
  * that can put cards in the field and take the reader away.
  */

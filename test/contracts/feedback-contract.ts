@@ -1,5 +1,5 @@
 /**
- * The Feedback port's contract (CONVENTIONS 11), run over every feedback driver: each pattern
+ * The Feedback port's contract (CONTRIBUTING.md, "Contract suites"), run over every feedback driver: each pattern
  * shows something, patterns are told apart by what the hardware does, signal() never throws and
  * never waits for a previous pattern, and a hardware fault lands in lastError.
  */

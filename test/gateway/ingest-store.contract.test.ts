@@ -7,7 +7,7 @@ import { createSqliteIngestStore } from '../../gateway/src/store/sqlite/ingest-s
 import { batchOf, tapEvent, tempDir } from './helpers.js';
 
 /**
- * The IngestStore contract (CONVENTIONS 11): every implementation (SQLite today, PostgreSQL later) must
+ * The IngestStore contract (CONTRIBUTING.md, "Contract suites"): every implementation (SQLite today, PostgreSQL later) must
  * pass this suite. Add an entry to IMPLEMENTATIONS to run it over another one.
  */
 interface Impl {

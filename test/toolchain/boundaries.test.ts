@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { ESLint } from 'eslint';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-// The import boundaries of DESIGN.md are enforced by the linter (eslint.config.js). This lints real
+// The import boundaries of docs/design.md ("Shape") are enforced by the linter (eslint.config.js). This lints real
 // probe files placed in each folder (the type-aware config needs them on disk), all in one ESLint run,
 // and removes them.
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');

@@ -2,7 +2,7 @@ import type { EventTime, TapDecision } from '../../../protocol/index.js';
 import type { FeedbackPattern } from '../ports/feedback.js';
 
 /**
- * The tap decision (DESIGN.md "Visit semantics"), pure: state in, decisions out. Per card:
+ * The tap decision (docs/design.md, "Visit semantics"), pure: state in, decisions out. Per card:
  * no open visit → start; open visit → stop; same card again within the repeat window → repeat
  * (no state change); open longer than maxOpenMs → auto-close (missing stop), then this tap starts
  * a new visit. State is per card, so two cards at one reader are two overlapping visits.

@@ -16,7 +16,7 @@ import { loadMqtt } from './load-mqtt.js';
 import { mqttClientOptions } from './mqtt-options.js';
 
 /**
- * The uplink (CONVENTIONS 7): MQTT.js with our own reconnect (capped exponential backoff with
+ * The uplink (CONTRIBUTING.md, "Own the delivery guarantee"): MQTT.js with our own reconnect (capped exponential backoff with
  * jitter; MQTT.js's own is off). Publishes batches of unacknowledged journal events in seq order,
  * several batches in flight; deletes only on the gateway's application-level ack; resends on ack
  * timeout and on every reconnect (the gateway dedupes by reader + seq).

@@ -5,7 +5,7 @@ import type { CardReader } from '../ports/card-reader.js';
 import type { Feedback } from '../ports/feedback.js';
 
 /**
- * The one place that picks drivers (CONVENTIONS 1). Each driver module is loaded with a dynamic
+ * The one place that picks drivers (CONTRIBUTING.md, "Ports and drivers"). Each driver module is loaded with a dynamic
  * import(), so a simulated device never loads a native module (nfc-pcsc, serialport).
  */
 

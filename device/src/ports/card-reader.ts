@@ -1,5 +1,5 @@
 /**
- * Card-reader port (CONVENTIONS 1). Every driver (nfc-pcsc, simulated) implements this, and one
+ * Card-reader port (CONTRIBUTING.md, "Ports and drivers"). Every driver (nfc-pcsc, simulated) implements this, and one
  * contract suite runs over all of them.
  */
 import type { CardProof } from '../../../protocol/index.js';

@@ -1,5 +1,5 @@
 /**
- * Feedback port (CONVENTIONS 1): what the care worker sees and hears. Drivers: johnny-five GPIO,
+ * Feedback port (CONTRIBUTING.md, "Ports and drivers"): what the care worker sees and hears. Drivers: johnny-five GPIO,
  * the reader's own LED/buzzer (ACR122U-class escape commands), simulated/console.
  * Patterns are documented in device/README.md.
  */
