@@ -1,4 +1,5 @@
 import { CardRef, normalizeUid, pseudonymiseCard, SafeId } from '../../../protocol/index.js';
+import { readCsv } from '../care/csv.js';
 
 export interface CardRow {
   line: number;
@@ -18,31 +19,6 @@ export interface CsvPlan {
 
 const MAX_ROWS = 100_000;
 
-/** Splits one CSV line (commas or semicolons; "quoted, fields" with "" escapes). */
-export function splitCsvLine(line: string, sep: string): string[] {
-  const out: string[] = [];
-  let cur = '';
-  let quoted = false;
-  for (let i = 0; i < line.length; i++) {
-    const ch = line[i] as string;
-    if (quoted) {
-      if (ch === '"' && line[i + 1] === '"') {
-        cur += '"';
-        i++;
-      } else if (ch === '"') quoted = false;
-      else cur += ch;
-    } else if (ch === '"' && cur.trim() === '') {
-      quoted = true;
-      cur = '';
-    } else if (ch === sep) {
-      out.push(cur.trim());
-      cur = '';
-    } else cur += ch;
-  }
-  out.push(cur.trim());
-  return out;
-}
-
 /**
  * Parses a card list: a header row naming `staff` (or `staff_ref`) and either `uid` (the card's UID
  * as printed by the badge system, hex; pseudonymised here with the fleet key, never stored raw) or
@@ -50,14 +26,11 @@ export function splitCsvLine(line: string, sep: string): string[] {
  * never echo a raw UID back.
  */
 export function planCardImport(text: string, fleetKey: string): CsvPlan {
-  const lines = text.replace(/^\uFEFF/, '').split(/\r?\n/);
   const good: CardRow[] = [];
   const bad: BadRow[] = [];
-  const headerIdx = lines.findIndex((l) => l.trim() !== '' && !l.trim().startsWith('#'));
-  if (headerIdx < 0) return { good, bad: [{ line: 1, reason: 'the file is empty' }] };
-  const headerLine = lines[headerIdx] as string;
-  const sep = headerLine.includes(';') && !headerLine.includes(',') ? ';' : ',';
-  const header = splitCsvLine(headerLine, sep).map((h) => h.toLowerCase());
+  const csv = readCsv(text);
+  if (!csv.ok) return { good, bad: [{ line: csv.line, reason: csv.reason }] };
+  const header = csv.header.map((h) => h.toLowerCase());
   const staffCol = header.findIndex((h) => h === 'staff' || h === 'staff_ref');
   const uidCol = header.findIndex((h) => h === 'uid');
   const refCol = header.findIndex((h) => h === 'card' || h === 'card_ref');
@@ -66,22 +39,18 @@ export function planCardImport(text: string, fleetKey: string): CsvPlan {
       good,
       bad: [
         {
-          line: headerIdx + 1,
+          line: csv.headerLine,
           reason: `header must name "staff" and "uid" (or "card_ref"); found: ${header.join(', ').slice(0, 200)}`,
         },
       ],
     };
   }
   const seen = new Map<string, number>();
-  for (let i = headerIdx + 1; i < lines.length; i++) {
-    const raw = (lines[i] as string).trim();
-    const line = i + 1;
-    if (raw === '' || raw.startsWith('#')) continue;
+  for (const { line, fields: cols } of csv.records) {
     if (good.length + bad.length >= MAX_ROWS) {
       bad.push({ line, reason: `more than ${MAX_ROWS} rows: split the file` });
       break;
     }
-    const cols = splitCsvLine(raw, sep);
     const staff = cols[staffCol] ?? '';
     if (!SafeId.safeParse(staff).success) {
       bad.push({

@@ -1,0 +1,375 @@
+/**
+ * The care plan's service: registries, plan import, matching (recomputed on plan and visit changes) and
+ * live alerts on an injected clock. All storage goes through the `CareStore` port.
+ */
+import type pino from 'pino';
+import type { Clock, TimerHandle } from '../../../protocol/index.js';
+import type { MetricsRegistry } from '../metrics.js';
+import { DEFAULT_ALERT_CONFIG, decideAlerts, type AlertConfig, type AlertThresholds } from './alerts.js';
+import { parsePlanCsv, parsePlanJson, type RowError } from './import.js';
+import { DEFAULT_MATCH_CONFIG, matchClient, type MatchConfig } from './matching.js';
+import type { MissedReasonCode } from './model.js';
+import {
+  Area,
+  Client,
+  Provider,
+  ServiceCode,
+  Staff,
+  Team,
+  type AlertKind,
+  type ServiceCode as ServiceCodeT,
+} from './model.js';
+import type { AlertChange, CareStore, RegistryBatch } from './store.js';
+import { addDays, localDateOf, localToUtcMs } from './time.js';
+import { z } from 'zod';
+
+export interface CarePlanConfig {
+  timeZone: string;
+  match: Omit<MatchConfig, 'timeZone' | 'lateAfterMinutes'>;
+  alerts: AlertConfig;
+  /** How often visit changes are matched and alerts evaluated (ms). */
+  tickMs: number;
+}
+
+export const DEFAULT_CARE_CONFIG: CarePlanConfig = {
+  timeZone: DEFAULT_MATCH_CONFIG.timeZone,
+  match: {
+    windowBeforeMinutes: DEFAULT_MATCH_CONFIG.windowBeforeMinutes,
+    windowAfterMinutes: DEFAULT_MATCH_CONFIG.windowAfterMinutes,
+  },
+  alerts: DEFAULT_ALERT_CONFIG,
+  tickMs: 30_000,
+};
+
+export const RegistryBatchSchema = z
+  .object({
+    providers: z.array(Provider).optional(),
+    areas: z.array(Area).optional(),
+    teams: z.array(Team).optional(),
+    clients: z.array(Client).optional(),
+    staff: z.array(Staff).optional(),
+    serviceCodes: z.array(ServiceCode).optional(),
+  })
+  .strict();
+
+export interface ImportRequest {
+  areaId: string;
+  fromDate: string;
+  toDate: string;
+  dryRun: boolean;
+  actor: string;
+  source: string;
+  csvText?: string;
+  rows?: readonly unknown[];
+}
+
+export interface ImportResult {
+  ok: boolean;
+  dryRun: boolean;
+  areaId: string;
+  fromDate: string;
+  toDate: string;
+  rows: number;
+  errors: RowError[];
+  planVersionId: number | null;
+  /** Planned visits of the earlier version(s) replaced in that area and range. */
+  replaced: number;
+  clientsRematched: number;
+}
+
+const DAY = 86_400_000;
+
+export interface CarePlanOptions {
+  store: CareStore;
+  clock: Clock;
+  logger: pino.Logger;
+  metrics?: MetricsRegistry;
+  config?: Partial<CarePlanConfig>;
+  /** Called after alert events were queued (wake the forwarder). */
+  onQueued?: () => void;
+}
+
+export class CarePlan {
+  readonly store: CareStore;
+  readonly config: CarePlanConfig;
+  private readonly clock: Clock;
+  private readonly log: pino.Logger;
+  private readonly onQueued: () => void;
+  private areas = new Map<string, AlertThresholds>();
+  private timer: TimerHandle | null = null;
+  private running = false;
+  private busy: Promise<unknown> = Promise.resolve();
+  private readonly gauges: {
+    open: ReturnType<MetricsRegistry['gauge']>;
+    raised: ReturnType<MetricsRegistry['counter']>;
+  } | null;
+
+  constructor(opts: CarePlanOptions) {
+    this.store = opts.store;
+    this.clock = opts.clock;
+    this.log = opts.logger.child({ module: 'care' });
+    this.onQueued = opts.onQueued ?? (() => undefined);
+    this.config = {
+      ...DEFAULT_CARE_CONFIG,
+      ...opts.config,
+      match: { ...DEFAULT_CARE_CONFIG.match, ...opts.config?.match },
+      alerts: { ...DEFAULT_CARE_CONFIG.alerts, ...opts.config?.alerts },
+    };
+    this.gauges = opts.metrics
+      ? {
+          open: opts.metrics.gauge('visittag_plan_alerts_open', 'Care-plan alerts open now, by kind.'),
+          raised: opts.metrics.counter(
+            'visittag_plan_alerts_raised_total',
+            'Care-plan alerts raised, by kind.',
+          ),
+        }
+      : null;
+  }
+
+  /** Serialises units of work that read then write (import, rematch, tick) in this process. */
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.busy.then(fn, fn);
+    this.busy = next.catch(() => undefined);
+    return next;
+  }
+
+  private thresholds(areaId: string): AlertThresholds {
+    return this.areas.get(areaId) ?? this.config.alerts;
+  }
+
+  async loadAreas(): Promise<void> {
+    const m = new Map<string, AlertThresholds>();
+    for (const a of await this.store.listAreas()) {
+      m.set(a.areaId, {
+        lateAfterMinutes: a.lateAfterMinutes ?? this.config.alerts.lateAfterMinutes,
+        missedAfterMinutes: a.missedAfterMinutes ?? this.config.alerts.missedAfterMinutes,
+      });
+    }
+    this.areas = m;
+  }
+
+  async upsertRegistry(batch: RegistryBatch): Promise<void> {
+    await this.store.upsertRegistry(batch, this.clock.now());
+    await this.loadAreas();
+  }
+
+  importPlan(req: ImportRequest): Promise<ImportResult> {
+    return this.exclusive(async () => {
+      const codes = new Map<string, ServiceCodeT>(
+        (await this.store.listServiceCodes()).map((c) => [c.code, c]),
+      );
+      const ctx = {
+        areaId: req.areaId,
+        fromDate: req.fromDate,
+        toDate: req.toDate,
+        timeZone: this.config.timeZone,
+        serviceCodes: codes,
+      };
+      const parsed =
+        req.csvText !== undefined ? parsePlanCsv(req.csvText, ctx) : parsePlanJson(req.rows ?? [], ctx);
+      const base = {
+        dryRun: req.dryRun,
+        areaId: req.areaId,
+        fromDate: req.fromDate,
+        toDate: req.toDate,
+        rows: parsed.visits.length + parsed.errors.length,
+        errors: parsed.errors,
+        planVersionId: null,
+        replaced: 0,
+        clientsRematched: 0,
+      };
+      if (parsed.errors.length) return { ...base, ok: false };
+      if (req.dryRun) return { ...base, ok: true };
+      const range = this.dateRangeMs(req.fromDate, req.toDate);
+      const before = await this.store.clientsWithPlans({ ...range, areaId: req.areaId });
+      const r = await this.store.replacePlan({
+        areaId: req.areaId,
+        fromDate: req.fromDate,
+        toDate: req.toDate,
+        visits: parsed.visits,
+        importedBy: req.actor,
+        source: req.source,
+        nowMs: this.clock.now(),
+      });
+      if (!r.ok) {
+        return {
+          ...base,
+          ok: false,
+          errors: r.conflicts.map((c) => ({
+            line: 0,
+            reason: `planned visit id ${c.plannedVisitId} is in the plan of area ${c.areaId} on ${c.localDate}: ids must be unique across areas and dates`,
+          })),
+        };
+      }
+      const clients = [...new Set([...before, ...parsed.visits.map((v) => v.clientRef)])].sort();
+      for (const c of clients) await this.rematchRange(c, range.fromMs - DAY, range.toMs + DAY);
+      this.log.info(
+        {
+          areaId: req.areaId,
+          fromDate: req.fromDate,
+          toDate: req.toDate,
+          visits: parsed.visits.length,
+          planVersionId: r.version.planVersionId,
+        },
+        'plan imported',
+      );
+      return {
+        ...base,
+        ok: true,
+        planVersionId: r.version.planVersionId,
+        replaced: r.replaced,
+        clientsRematched: clients.length,
+      };
+    });
+  }
+
+  /** [start of fromDate, start of the day after toDate) in UTC ms. */
+  dateRangeMs(fromDate: string, toDate: string): { fromMs: number; toMs: number } {
+    const tz = this.config.timeZone;
+    return {
+      fromMs: localToUtcMs(fromDate, '00:00', tz),
+      toMs: localToUtcMs(addDays(toDate, 1), '00:00', tz),
+    };
+  }
+
+  private async rematchRange(clientRef: string, fromMs: number, toMs: number): Promise<void> {
+    const now = this.clock.now();
+    await this.store.rematch(clientRef, { fromMs, toMs }, (input) =>
+      matchClient(clientRef, input.plans, input.visits, {
+        config: {
+          ...this.config.match,
+          lateAfterMinutes: this.config.alerts.lateAfterMinutes,
+          timeZone: this.config.timeZone,
+        },
+        nowMs: now,
+        reasons: input.reasons,
+        lateAfterFor: (a) => this.thresholds(a).lateAfterMinutes,
+      }),
+    );
+  }
+
+  /** Re-matches every client with a plan in [fromDate, toDate] (e.g. after changing the windows). */
+  rematchAll(fromDate: string, toDate: string): Promise<number> {
+    return this.exclusive(async () => {
+      const range = this.dateRangeMs(fromDate, toDate);
+      const clients = await this.store.clientsWithPlans(range);
+      for (const c of clients) await this.rematchRange(c, range.fromMs - DAY, range.toMs + DAY);
+      return clients.length;
+    });
+  }
+
+  /**
+   * Matches executed visits that changed since the last call (new, ended, corrected, attributed, taps
+   * delivered days late): each changed visit's client is re-matched over its local day ± 1 day.
+   */
+  processVisitChanges(limit = 5000): Promise<number> {
+    return this.exclusive(async () => {
+      let cursor = await this.store.getCursor();
+      let total = 0;
+      for (;;) {
+        const { visits, cursor: next } = await this.store.changedVisits(cursor, limit);
+        if (!visits.length || !next) break;
+        const days = new Map<string, Set<string>>();
+        for (const v of visits) {
+          const t = v.startedAtMs ?? v.endedAtMs;
+          if (v.clientRef === null || t === null) continue;
+          const set = days.get(v.clientRef) ?? new Set<string>();
+          set.add(localDateOf(t, this.config.timeZone));
+          days.set(v.clientRef, set);
+        }
+        for (const [client, set] of [...days].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
+          for (const [from, to] of runs([...set].sort())) {
+            const r = this.dateRangeMs(addDays(from, -1), addDays(to, 1));
+            await this.rematchRange(client, r.fromMs, r.toMs);
+          }
+        }
+        await this.store.setCursor(next);
+        cursor = next;
+        total += visits.length;
+        if (visits.length < limit) break;
+      }
+      return total;
+    });
+  }
+
+  /** Evaluates alerts at the clock's now (after matching pending visit changes). */
+  async tick(): Promise<AlertChange> {
+    await this.processVisitChanges();
+    return this.exclusive(async () => {
+      const now = this.clock.now();
+      const horizon = (this.config.alerts.liveHorizonMinutes + 24 * 60) * 60_000;
+      // Plans whose window closed since the last tick become missed in the stored matches too.
+      const change = await this.store.alertTick({ fromMs: now - horizon, toMs: now + 1 }, (input) =>
+        decideAlerts(input, now, this.config.alerts, (a) => this.thresholds(a)),
+      );
+      if (change.raise.length || change.clear.length) {
+        for (const a of change.raise) {
+          this.gauges?.raised.inc({ kind: a.kind });
+          this.log.info(
+            { plannedVisitId: a.plannedVisitId, kind: a.kind, areaId: a.areaId },
+            'plan alert raised',
+          );
+        }
+        for (const c of change.clear) {
+          this.log.info(
+            { plannedVisitId: c.plannedVisitId, kind: c.kind, by: c.clearedBy },
+            'plan alert cleared',
+          );
+        }
+        this.onQueued();
+      }
+      if (this.gauges) {
+        const counts = await this.store.openAlertCounts();
+        for (const k of Object.keys(counts) as AlertKind[]) this.gauges.open.set(counts[k], { kind: k });
+      }
+      return change;
+    });
+  }
+
+  async setReason(r: {
+    plannedVisitId: string;
+    reasonCode: MissedReasonCode;
+    actor: string;
+    note: string;
+  }): Promise<boolean> {
+    const ok = await this.store.setReason(r, this.clock.now());
+    if (!ok) return false;
+    const p = await this.store.plannedVisit(r.plannedVisitId);
+    if (p) await this.exclusive(() => this.rematchRange(p.clientRef, p.startMs - DAY, p.startMs + DAY));
+    await this.tick();
+    return true;
+  }
+
+  start(): Promise<void> {
+    this.running = true;
+    const loop = () => {
+      if (!this.running) return;
+      this.tick()
+        .catch((err: unknown) => this.log.error({ err }, 'care plan tick failed'))
+        .finally(() => {
+          if (this.running) this.timer = this.clock.setTimeout(loop, this.config.tickMs);
+        });
+    };
+    return this.loadAreas().then(() => {
+      this.timer = this.clock.setTimeout(loop, 0);
+    });
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    if (this.timer) this.clock.clearTimeout(this.timer);
+    this.timer = null;
+    await this.busy;
+  }
+}
+
+/** Consecutive runs of sorted local dates: ['2026-01-01','2026-01-02','2026-01-05'] → [[01,02],[05,05]]. */
+function runs(dates: string[]): Array<[string, string]> {
+  const out: Array<[string, string]> = [];
+  for (const d of dates) {
+    const last = out[out.length - 1];
+    if (last && addDays(last[1], 1) === d) last[1] = d;
+    else out.push([d, d]);
+  }
+  return out;
+}

@@ -1,0 +1,645 @@
+/** SQLite adapter of the care plan's port (gateway/src/care/store.ts). Each method is one transaction. */
+import type { VisitEvent } from '../../../../protocol/index.js';
+import type { Db } from '../../store/sqlite/db.js';
+import { statementCache } from '../../store/sqlite/stmt-cache.js';
+import type { PlanForMatch, PlanMatch } from '../matching.js';
+import {
+  executedKey,
+  type Alert,
+  type AlertKind,
+  type Area,
+  type Client,
+  type ExecutedVisit,
+  type MissedReasonCode,
+  type PlanVersion,
+  type Provider,
+  type ServiceCode,
+  type Staff,
+  type Team,
+} from '../model.js';
+import type { AlertChange, CareStore, RematchOutput, VisitChangeCursor } from '../store.js';
+
+export interface SqliteCareStoreOptions {
+  db: Db;
+  /** Queues a webhook event in the gateway's outbox, inside the caller's transaction (idempotent by key). */
+  enqueue?: (event: VisitEvent, nowMs: number) => void;
+}
+
+interface PlanRow {
+  plan_version_id: number;
+  planned_visit_id: string;
+  area_id: string;
+  client_ref: string;
+  local_date: string;
+  local_start: string;
+  start_ms: number;
+  planned_minutes: number;
+  service_codes_json: string;
+  staff_count: number;
+  staff_refs_json: string;
+}
+const toPlan = (r: PlanRow): PlanForMatch => ({
+  plannedVisitId: r.planned_visit_id,
+  clientRef: r.client_ref,
+  areaId: r.area_id,
+  localDate: r.local_date,
+  localStart: r.local_start,
+  startMs: r.start_ms,
+  plannedMinutes: r.planned_minutes,
+  serviceCodes: JSON.parse(r.service_codes_json) as PlanForMatch['serviceCodes'],
+  staffCount: r.staff_count === 2 ? 2 : 1,
+  plannedStaffRefs: JSON.parse(r.staff_refs_json) as string[],
+  planVersionId: r.plan_version_id,
+});
+
+interface MatchRow {
+  planned_visit_id: string;
+  area_id: string;
+  client_ref: string;
+  start_ms: number;
+  local_date: string;
+  staff_count: number;
+  window_end_ms: number;
+  executed_keys_json: string;
+  late_minutes: number | null;
+  status: string;
+  reason_code: string | null;
+}
+const toMatch = (r: MatchRow): PlanMatch => ({
+  plannedVisitId: r.planned_visit_id,
+  areaId: r.area_id,
+  clientRef: r.client_ref,
+  startMs: r.start_ms,
+  localDate: r.local_date,
+  staffCount: r.staff_count === 2 ? 2 : 1,
+  windowEndMs: r.window_end_ms,
+  executedKeys: JSON.parse(r.executed_keys_json) as string[],
+  lateMinutes: r.late_minutes,
+  status: r.status as PlanMatch['status'],
+  reasonCode: (r.reason_code ?? null) as MissedReasonCode | null,
+});
+
+interface VisitRowRaw {
+  reader_id: string;
+  visit_id: string;
+  client_ref: string | null;
+  staff_ref: string | null;
+  card_ref: string;
+  group_id: string | null;
+  state: 'open' | 'closed';
+  started_at_ms: number | null;
+  ended_at_ms: number | null;
+  end_reason: string | null;
+  time_quality: ExecutedVisit['timeQuality'];
+  anomalies_json: string;
+  updated_at_ms: number;
+  corrected: number;
+}
+const toExecuted = (r: VisitRowRaw): ExecutedVisit => ({
+  readerId: r.reader_id,
+  visitId: r.visit_id,
+  clientRef: r.client_ref,
+  staffRef: r.staff_ref,
+  cardRef: r.card_ref,
+  groupId: r.group_id,
+  state: r.state,
+  startedAtMs: r.started_at_ms,
+  endedAtMs: r.ended_at_ms,
+  endReason: r.end_reason,
+  timeQuality: r.time_quality,
+  anomalies: JSON.parse(r.anomalies_json) as string[],
+  corrected: r.corrected === 1 || r.end_reason === 'manual',
+  updatedAtMs: r.updated_at_ms,
+});
+const VISIT_COLS = `v.reader_id, v.visit_id, v.client_ref, v.staff_ref, v.card_ref, v.group_id, v.state,
+  v.started_at_ms, v.ended_at_ms, v.end_reason, v.time_quality, v.anomalies_json, v.updated_at_ms,
+  EXISTS (SELECT 1 FROM visit_audit a WHERE a.reader_id = v.reader_id AND a.visit_id = v.visit_id) AS corrected`;
+
+interface AlertRow {
+  planned_visit_id: string;
+  kind: AlertKind;
+  area_id: string;
+  client_ref: string;
+  planned_start_ms: number;
+  raised_at_ms: number;
+  cleared_at_ms: number | null;
+  cleared_by: Alert['clearedBy'];
+  reason_code: MissedReasonCode | null;
+}
+const toAlert = (r: AlertRow): Alert => ({
+  plannedVisitId: r.planned_visit_id,
+  clientRef: r.client_ref,
+  areaId: r.area_id,
+  kind: r.kind,
+  raisedAtMs: r.raised_at_ms,
+  clearedAtMs: r.cleared_at_ms,
+  clearedBy: r.cleared_by,
+  reasonCode: r.reason_code,
+});
+
+export const alertKey = (plannedVisitId: string, kind: AlertKind, what: 'raised' | 'cleared'): string =>
+  `pa1:${plannedVisitId}:${kind}:${what}`;
+
+const ok = <T>(v: T): Promise<T> => Promise.resolve(v);
+const json = <T>(rows: { json: string }[]): T[] => rows.map((r) => JSON.parse(r.json) as T);
+
+export function createSqliteCareStore(opts: SqliteCareStoreOptions): CareStore {
+  const { db } = opts;
+  const q = statementCache(db);
+  const tx = <T>(fn: () => T): Promise<T> => {
+    try {
+      return ok(db.transaction(fn)());
+    } catch (e) {
+      return Promise.reject(e instanceof Error ? e : new Error(String(e)));
+    }
+  };
+  const reasonsOf = (ids: string[]): Map<string, MissedReasonCode> => {
+    const m = new Map<string, MissedReasonCode>();
+    const s = q('SELECT reason_code FROM care_reasons WHERE planned_visit_id = ?');
+    for (const id of ids) {
+      const r = s.get(id) as { reason_code: MissedReasonCode } | undefined;
+      if (r) m.set(id, r.reason_code);
+    }
+    return m;
+  };
+  const activePlansSync = (w: {
+    fromMs: number;
+    toMs: number;
+    areaId?: string;
+    clientRefs?: string[];
+  }): PlanForMatch[] => {
+    if (w.clientRefs) {
+      const s = q(
+        `SELECT * FROM care_planned_visits WHERE active = 1 AND client_ref = ? AND start_ms >= ? AND start_ms < ?
+           ORDER BY start_ms, planned_visit_id`,
+      );
+      return w.clientRefs.flatMap((c) => (s.all(c, w.fromMs, w.toMs) as PlanRow[]).map(toPlan));
+    }
+    const rows = q(
+      `SELECT * FROM care_planned_visits WHERE active = 1 AND start_ms >= ? AND start_ms < ?
+         AND (? IS NULL OR area_id = ?) ORDER BY start_ms, planned_visit_id`,
+    ).all(w.fromMs, w.toMs, w.areaId ?? null, w.areaId ?? null) as PlanRow[];
+    return rows.map(toPlan);
+  };
+  const visitsSync = (fromMs: number, toMs: number, clientRefs?: readonly string[]): ExecutedVisit[] => {
+    if (clientRefs) {
+      const s = q(
+        `SELECT ${VISIT_COLS} FROM visits v WHERE v.client_ref = ? AND (
+           (v.started_at_ms >= ? AND v.started_at_ms < ?) OR
+           (v.started_at_ms IS NULL AND v.ended_at_ms >= ? AND v.ended_at_ms < ?))`,
+      );
+      return clientRefs.flatMap((c) =>
+        (s.all(c, fromMs, toMs, fromMs, toMs) as VisitRowRaw[]).map(toExecuted),
+      );
+    }
+    return (
+      q(
+        `SELECT ${VISIT_COLS} FROM visits v WHERE COALESCE(v.started_at_ms, v.ended_at_ms) >= ?
+           AND COALESCE(v.started_at_ms, v.ended_at_ms) < ?`,
+      ).all(fromMs, toMs) as VisitRowRaw[]
+    ).map(toExecuted);
+  };
+  const matchesSync = (w: {
+    fromMs: number;
+    toMs: number;
+    areaId?: string;
+    clientRef?: string;
+  }): PlanMatch[] =>
+    (
+      q(
+        `SELECT m.*, r.reason_code FROM care_plan_matches m LEFT JOIN care_reasons r USING (planned_visit_id)
+           WHERE m.start_ms >= ? AND m.start_ms < ? AND (? IS NULL OR m.area_id = ?) AND (? IS NULL OR m.client_ref = ?)
+           ORDER BY m.start_ms, m.planned_visit_id`,
+      ).all(
+        w.fromMs,
+        w.toMs,
+        w.areaId ?? null,
+        w.areaId ?? null,
+        w.clientRef ?? null,
+        w.clientRef ?? null,
+      ) as MatchRow[]
+    ).map(toMatch);
+
+  const upsert = (table: string, key: string, extra: string[]) => {
+    const cols = [key, ...extra, 'json', 'updated_at_ms'];
+    return q(
+      `INSERT INTO ${table} (${cols.join(', ')}) VALUES (${cols.map(() => '?').join(', ')})
+         ON CONFLICT (${key}) DO UPDATE SET ${cols
+           .slice(1)
+           .map((c) => `${c} = excluded.${c}`)
+           .join(', ')}`,
+    );
+  };
+
+  return {
+    upsertRegistry: (b, nowMs) =>
+      tx(() => {
+        for (const p of b.providers ?? [])
+          upsert('care_providers', 'provider_id', []).run(p.providerId, JSON.stringify(p), nowMs);
+        for (const a of b.areas ?? [])
+          upsert('care_areas', 'area_id', []).run(a.areaId, JSON.stringify(a), nowMs);
+        for (const t of b.teams ?? [])
+          upsert('care_teams', 'team_id', ['area_id']).run(t.teamId, t.areaId, JSON.stringify(t), nowMs);
+        for (const c of b.clients ?? [])
+          upsert('care_clients', 'client_ref', ['area_id']).run(
+            c.clientRef,
+            c.areaId,
+            JSON.stringify(c),
+            nowMs,
+          );
+        for (const s of b.staff ?? [])
+          upsert('care_staff', 'staff_ref', ['area_id']).run(s.staffRef, s.areaId, JSON.stringify(s), nowMs);
+        for (const s of b.serviceCodes ?? [])
+          upsert('care_service_codes', 'code', []).run(s.code, JSON.stringify(s), nowMs);
+      }),
+    listAreas: () =>
+      ok(json<Area>(q('SELECT json FROM care_areas ORDER BY area_id').all() as { json: string }[])),
+    listProviders: () =>
+      ok(
+        json<Provider>(q('SELECT json FROM care_providers ORDER BY provider_id').all() as { json: string }[]),
+      ),
+    listTeams: (areaId) =>
+      ok(
+        json<Team>(
+          q('SELECT json FROM care_teams WHERE (? IS NULL OR area_id = ?) ORDER BY team_id').all(
+            areaId ?? null,
+            areaId ?? null,
+          ) as {
+            json: string;
+          }[],
+        ),
+      ),
+    listClients: (areaId) =>
+      ok(
+        json<Client>(
+          q('SELECT json FROM care_clients WHERE (? IS NULL OR area_id = ?) ORDER BY client_ref').all(
+            areaId ?? null,
+            areaId ?? null,
+          ) as { json: string }[],
+        ),
+      ),
+    listStaff: (areaId) =>
+      ok(
+        json<Staff>(
+          q('SELECT json FROM care_staff WHERE (? IS NULL OR area_id = ?) ORDER BY staff_ref').all(
+            areaId ?? null,
+            areaId ?? null,
+          ) as {
+            json: string;
+          }[],
+        ),
+      ),
+    listServiceCodes: () =>
+      ok(
+        json<ServiceCode>(q('SELECT json FROM care_service_codes ORDER BY code').all() as { json: string }[]),
+      ),
+
+    replacePlan: (input) =>
+      tx(() => {
+        // Ids active elsewhere (another area, or outside this range) would be ambiguous: refuse.
+        const idIn = q(
+          `SELECT area_id, local_date FROM care_planned_visits WHERE active = 1 AND planned_visit_id = ?
+             AND NOT (area_id = ? AND local_date BETWEEN ? AND ?)`,
+        );
+        const conflicts = [];
+        for (const v of input.visits) {
+          const c = idIn.get(v.plannedVisitId, input.areaId, input.fromDate, input.toDate) as
+            { area_id: string; local_date: string } | undefined;
+          if (c)
+            conflicts.push({ plannedVisitId: v.plannedVisitId, areaId: c.area_id, localDate: c.local_date });
+        }
+        if (conflicts.length) return { ok: false as const, conflicts };
+        const superseded = (
+          q(
+            `SELECT DISTINCT plan_version_id FROM care_planned_visits
+               WHERE active = 1 AND area_id = ? AND local_date BETWEEN ? AND ? ORDER BY plan_version_id`,
+          ).all(input.areaId, input.fromDate, input.toDate) as { plan_version_id: number }[]
+        ).map((r) => r.plan_version_id);
+        const replaced = q(
+          `UPDATE care_planned_visits SET active = 0 WHERE active = 1 AND area_id = ? AND local_date BETWEEN ? AND ?`,
+        ).run(input.areaId, input.fromDate, input.toDate).changes;
+        const ins = q(
+          `INSERT INTO care_plan_versions (area_id, from_date, to_date, imported_at_ms, imported_by, source, visit_count, supersedes_json)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+        ).run(
+          input.areaId,
+          input.fromDate,
+          input.toDate,
+          input.nowMs,
+          input.importedBy,
+          input.source,
+          input.visits.length,
+          JSON.stringify(superseded),
+        );
+        const versionId = Number(ins.lastInsertRowid);
+        const put = q(
+          `INSERT INTO care_planned_visits (plan_version_id, planned_visit_id, area_id, client_ref, local_date, local_start,
+             start_ms, planned_minutes, service_codes_json, staff_count, staff_refs_json, active)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)`,
+        );
+        for (const v of input.visits) {
+          put.run(
+            versionId,
+            v.plannedVisitId,
+            input.areaId,
+            v.clientRef,
+            v.localDate,
+            v.localStart,
+            v.startMs,
+            v.plannedMinutes,
+            JSON.stringify(v.serviceCodes),
+            v.staffCount,
+            JSON.stringify(v.plannedStaffRefs),
+          );
+        }
+        const version: PlanVersion = {
+          planVersionId: versionId,
+          areaId: input.areaId,
+          fromDate: input.fromDate,
+          toDate: input.toDate,
+          importedAtMs: input.nowMs,
+          importedBy: input.importedBy,
+          source: input.source,
+          visitCount: input.visits.length,
+          supersedes: superseded,
+        };
+        return { ok: true as const, version, replaced };
+      }),
+    planVersions: (areaId) =>
+      ok(
+        (
+          q('SELECT * FROM care_plan_versions WHERE (? IS NULL OR area_id = ?) ORDER BY plan_version_id').all(
+            areaId ?? null,
+            areaId ?? null,
+          ) as Array<{
+            plan_version_id: number;
+            area_id: string;
+            from_date: string;
+            to_date: string;
+            imported_at_ms: number;
+            imported_by: string;
+            source: string;
+            visit_count: number;
+            supersedes_json: string;
+          }>
+        ).map((r) => ({
+          planVersionId: r.plan_version_id,
+          areaId: r.area_id,
+          fromDate: r.from_date,
+          toDate: r.to_date,
+          importedAtMs: r.imported_at_ms,
+          importedBy: r.imported_by,
+          source: r.source,
+          visitCount: r.visit_count,
+          supersedes: JSON.parse(r.supersedes_json) as number[],
+        })),
+      ),
+    activePlans: (w) => ok(activePlansSync(w)),
+    plannedVisit: (id) => {
+      const r = q('SELECT * FROM care_planned_visits WHERE active = 1 AND planned_visit_id = ?').get(id) as
+        PlanRow | undefined;
+      return ok(r ? toPlan(r) : null);
+    },
+    plansOfVersion: (id) =>
+      ok(
+        (
+          q(
+            'SELECT * FROM care_planned_visits WHERE plan_version_id = ? ORDER BY start_ms, planned_visit_id',
+          ).all(id) as PlanRow[]
+        ).map(toPlan),
+      ),
+    clientsWithPlans: (w) =>
+      ok(
+        (
+          q(
+            `SELECT DISTINCT client_ref FROM care_planned_visits WHERE active = 1 AND start_ms >= ? AND start_ms < ?
+               AND (? IS NULL OR area_id = ?) ORDER BY client_ref`,
+          ).all(w.fromMs, w.toMs, w.areaId ?? null, w.areaId ?? null) as { client_ref: string }[]
+        ).map((r) => r.client_ref),
+      ),
+
+    setReason: (r, nowMs) =>
+      tx(() => {
+        const known = q('SELECT 1 FROM care_planned_visits WHERE planned_visit_id = ? LIMIT 1').get(
+          r.plannedVisitId,
+        );
+        if (!known) return false;
+        q(
+          `INSERT INTO care_reasons (planned_visit_id, reason_code, note, set_by, set_at_ms) VALUES (?, ?, ?, ?, ?)
+             ON CONFLICT (planned_visit_id) DO UPDATE SET reason_code = excluded.reason_code, note = excluded.note,
+             set_by = excluded.set_by, set_at_ms = excluded.set_at_ms`,
+        ).run(r.plannedVisitId, r.reasonCode, r.note, r.actor, nowMs);
+        return true;
+      }),
+
+    executedBetween: (fromMs, toMs, clientRefs) => ok(visitsSync(fromMs, toMs, clientRefs)),
+
+    rematch: (clientRef, range, compute) =>
+      tx(() => {
+        const plans = activePlansSync({ fromMs: range.fromMs, toMs: range.toMs, clientRefs: [clientRef] });
+        const visits = visitsSync(range.fromMs, range.toMs, [clientRef]);
+        const out: RematchOutput = compute({
+          plans,
+          visits,
+          reasons: reasonsOf(plans.map((p) => p.plannedVisitId)),
+        });
+        q('DELETE FROM care_plan_matches WHERE client_ref = ? AND start_ms >= ? AND start_ms < ?').run(
+          clientRef,
+          range.fromMs,
+          range.toMs,
+        );
+        q('DELETE FROM care_visit_matches WHERE client_ref = ? AND time_ms >= ? AND time_ms < ?').run(
+          clientRef,
+          range.fromMs,
+          range.toMs,
+        );
+        const pm = q(
+          `INSERT OR REPLACE INTO care_plan_matches (planned_visit_id, area_id, client_ref, start_ms, local_date, staff_count,
+             window_end_ms, executed_keys_json, late_minutes, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        );
+        for (const m of out.plans) {
+          pm.run(
+            m.plannedVisitId,
+            m.areaId,
+            m.clientRef,
+            m.startMs,
+            m.localDate,
+            m.staffCount,
+            m.windowEndMs,
+            JSON.stringify(m.executedKeys),
+            m.lateMinutes,
+            m.status,
+          );
+        }
+        const vm = q(
+          `INSERT OR REPLACE INTO care_visit_matches (executed_key, client_ref, time_ms, local_date, planned_visit_id)
+             VALUES (?, ?, ?, ?, ?)`,
+        );
+        for (const v of out.visits) vm.run(v.key, v.clientRef, v.timeMs, v.localDate, v.plannedVisitId);
+        return out;
+      }),
+    matches: (w) => ok(matchesSync(w)),
+    unplanned: (w) =>
+      ok(
+        (
+          q(
+            `SELECT executed_key, client_ref, time_ms, local_date, planned_visit_id FROM care_visit_matches
+               WHERE planned_visit_id IS NULL AND time_ms >= ? AND time_ms < ? AND (? IS NULL OR client_ref = ?)
+               ORDER BY time_ms, executed_key`,
+          ).all(w.fromMs, w.toMs, w.clientRef ?? null, w.clientRef ?? null) as Array<{
+            executed_key: string;
+            client_ref: string;
+            time_ms: number;
+            local_date: string;
+            planned_visit_id: string | null;
+          }>
+        ).map((r) => ({
+          key: r.executed_key,
+          clientRef: r.client_ref,
+          timeMs: r.time_ms,
+          localDate: r.local_date,
+          plannedVisitId: r.planned_visit_id,
+        })),
+      ),
+
+    changedVisits: (cursor, limit) => {
+      const c = cursor ?? { updatedAtMs: -1, key: '' };
+      const [reader, visit] = [c.key.slice(0, c.key.indexOf('/')), c.key.slice(c.key.indexOf('/') + 1)];
+      const rows = q(
+        `SELECT ${VISIT_COLS} FROM visits v WHERE (v.updated_at_ms, v.reader_id, v.visit_id) > (?, ?, ?)
+           ORDER BY v.updated_at_ms, v.reader_id, v.visit_id LIMIT ?`,
+      ).all(c.updatedAtMs, reader, visit, limit) as VisitRowRaw[];
+      const visits = rows.map(toExecuted);
+      const last = visits[visits.length - 1];
+      return ok({
+        visits,
+        cursor: last ? { updatedAtMs: last.updatedAtMs, key: executedKey(last) } : cursor,
+      });
+    },
+    getCursor: () => {
+      const r = q(`SELECT value FROM care_meta WHERE key = 'visit-cursor'`).get() as
+        { value: string } | undefined;
+      return ok(r ? (JSON.parse(r.value) as VisitChangeCursor) : null);
+    },
+    setCursor: (c) =>
+      tx(() => {
+        q(`INSERT OR REPLACE INTO care_meta (key, value) VALUES ('visit-cursor', ?)`).run(JSON.stringify(c));
+      }),
+
+    alertTick: (range, decide) =>
+      tx(() => {
+        const plans = activePlansSync(range);
+        const matches = new Map(matchesSync(range).map((m) => [m.plannedVisitId, m]));
+        const open = (
+          q(
+            'SELECT * FROM care_alerts WHERE cleared_at_ms IS NULL ORDER BY raised_at_ms, planned_visit_id, kind',
+          ).all() as AlertRow[]
+        ).map(toAlert);
+        // Open alerts of older plans stay in view until they clear (taps delivered days late).
+        const activeById = q('SELECT * FROM care_planned_visits WHERE active = 1 AND planned_visit_id = ?');
+        const matchById = q(
+          `SELECT m.*, r.reason_code FROM care_plan_matches m LEFT JOIN care_reasons r USING (planned_visit_id)
+             WHERE m.planned_visit_id = ?`,
+        );
+        const inRange = new Set(plans.map((p) => p.plannedVisitId));
+        const goneOpen: Alert[] = [];
+        for (const a of open) {
+          if (inRange.has(a.plannedVisitId)) continue;
+          const row = activeById.get(a.plannedVisitId) as PlanRow | undefined;
+          if (!row) {
+            goneOpen.push(a);
+            continue;
+          }
+          inRange.add(a.plannedVisitId);
+          plans.push(toPlan(row));
+          const m = matchById.get(a.plannedVisitId) as MatchRow | undefined;
+          if (m) matches.set(a.plannedVisitId, toMatch(m));
+        }
+        const reasons = reasonsOf([
+          ...new Set([...plans.map((p) => p.plannedVisitId), ...open.map((a) => a.plannedVisitId)]),
+        ]);
+        const change: AlertChange = decide({ plans, matches, open, goneOpen, reasons });
+        const startOf = new Map(plans.map((p) => [p.plannedVisitId, p.startMs]));
+        const raise = q(
+          `INSERT OR IGNORE INTO care_alerts (planned_visit_id, kind, area_id, client_ref, planned_start_ms, raised_at_ms)
+             VALUES (?, ?, ?, ?, ?, ?)`,
+        );
+        const raised: Alert[] = [];
+        for (const a of change.raise) {
+          const start = startOf.get(a.plannedVisitId) ?? a.raisedAtMs;
+          if (raise.run(a.plannedVisitId, a.kind, a.areaId, a.clientRef, start, a.raisedAtMs).changes === 0)
+            continue;
+          raised.push(a);
+          opts.enqueue?.(
+            {
+              type: 'plan.alert.raised',
+              idempotencyKey: alertKey(a.plannedVisitId, a.kind, 'raised'),
+              visitId: null,
+              plannedVisitId: a.plannedVisitId,
+              areaId: a.areaId,
+              clientRef: a.clientRef,
+              kind: a.kind,
+              plannedStart: new Date(start).toISOString(),
+              raisedAt: new Date(a.raisedAtMs).toISOString(),
+            },
+            a.raisedAtMs,
+          );
+        }
+        const clear = q(
+          `UPDATE care_alerts SET cleared_at_ms = ?, cleared_by = ?, reason_code = ?
+             WHERE planned_visit_id = ? AND kind = ? AND cleared_at_ms IS NULL RETURNING *`,
+        );
+        const cleared: AlertChange['clear'] = [];
+        for (const c of change.clear) {
+          const reason = reasons.get(c.plannedVisitId) ?? null;
+          const row = clear.get(c.clearedAtMs, c.clearedBy, reason, c.plannedVisitId, c.kind) as
+            AlertRow | undefined;
+          if (!row) continue;
+          cleared.push(c);
+          const m = matches.get(c.plannedVisitId);
+          const visitKey =
+            c.clearedBy === 'visit-started' || c.clearedBy === 'second-staff'
+              ? (m?.executedKeys.at(-1) ?? null)
+              : null;
+          opts.enqueue?.(
+            {
+              type: 'plan.alert.cleared',
+              idempotencyKey: alertKey(c.plannedVisitId, c.kind, 'cleared'),
+              visitId: visitKey === null ? null : visitKey.slice(visitKey.indexOf('/') + 1),
+              plannedVisitId: c.plannedVisitId,
+              areaId: row.area_id,
+              clientRef: row.client_ref,
+              kind: c.kind,
+              plannedStart: new Date(row.planned_start_ms).toISOString(),
+              clearedAt: new Date(c.clearedAtMs).toISOString(),
+              clearedBy: c.clearedBy,
+              reasonCode: reason,
+            },
+            c.clearedAtMs,
+          );
+        }
+        return { raise: raised, clear: cleared };
+      }),
+    alerts: (w) =>
+      ok(
+        (
+          q(
+            `SELECT * FROM care_alerts WHERE (? = 0 OR cleared_at_ms IS NULL) AND (? IS NULL OR area_id = ?)
+               ORDER BY raised_at_ms DESC, planned_visit_id, kind LIMIT ?`,
+          ).all(w.open ? 1 : 0, w.areaId ?? null, w.areaId ?? null, w.limit ?? 500) as AlertRow[]
+        ).map(toAlert),
+      ),
+    openAlertCounts: () => {
+      const counts: Record<AlertKind, number> = { late: 0, missed: 0, understaffed: 0 };
+      if (!db.open) return ok(counts);
+      for (const r of q(
+        'SELECT kind, COUNT(*) AS n FROM care_alerts WHERE cleared_at_ms IS NULL GROUP BY kind',
+      ).all() as {
+        kind: AlertKind;
+        n: number;
+      }[])
+        counts[r.kind] = r.n;
+      return ok(counts);
+    },
+  };
+}
