@@ -1,0 +1,33 @@
+import { afterAll } from 'vitest';
+import { inTransaction, migrate, openPgPool } from '../../gateway/src/store/postgres/db.js';
+import { postgresMigrations } from '../../gateway/src/store/postgres/migrations.js';
+import { enqueueOn, PgOutbox } from '../../gateway/src/store/postgres/outbox.js';
+import { startPgCluster, type PgCluster } from '../support/pg-cluster.js';
+import { describeOutboxStoreContract } from './store-outbox.contract.js';
+
+// Every store port's contract over the PostgreSQL adapter: the same suites as
+// store-sqlite.contract.test.ts, on a throw-away cluster this file starts (test/support/pg-cluster.ts),
+// one fresh database per case. What only several instances can break is in test/scale/.
+let cluster: Promise<PgCluster> | undefined;
+const pgc = (): Promise<PgCluster> => (cluster ??= startPgCluster());
+afterAll(async () => {
+  if (cluster) await (await cluster).destroy();
+});
+
+async function freshPool() {
+  const pool = openPgPool({ url: await (await pgc()).createDatabase(), max: 4 });
+  await migrate(pool, postgresMigrations);
+  return pool;
+}
+
+describeOutboxStoreContract('postgres', async () => {
+  const pool = await freshPool();
+  return {
+    outbox: new PgOutbox({ pool }),
+    seed: (events, nowMs) =>
+      inTransaction(pool, async (c) => {
+        for (const e of events) await enqueueOn(c, e, nowMs);
+      }),
+    close: () => pool.end(),
+  };
+});
