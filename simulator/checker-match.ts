@@ -219,8 +219,7 @@ export function matchTaps(input: CheckInput, tol: Tolerances): Matched {
     }
     if (ok) continue;
     const text = `${a.idempotencyKey}: unexpected ${a.anomaly} at ${a.readerId} @${a.at}`;
-    // The gateway judges concurrency on what has arrived: a late stop from another reader makes a
-    // provisional false positive. Reported as quality, not as an invariant breach.
+    // Reported under its own invariant, no-false-concurrent-visit (a false flag accuses a care worker).
     if (a.anomaly === 'concurrent-visit') lateConcurrent.push(text);
     else anomalyFailures.push(text);
   }

@@ -175,11 +175,12 @@ export function runChecks(input: CheckInput): CheckResult[] {
   const attr = checkAttributions(input.received);
   results.push(result('attributions-after-their-visit', 'invariant', attr.summary, attr.failures));
 
-  // 8. concurrent-visit only where the truth has the same card open at two homes (quality).
+  // 8. concurrent-visit only where the truth has the same card open at two homes: a false "same worker at two
+  // homes at once" is an accusation against a care worker, so it fails the run (issue 16).
   results.push(
     result(
       'no-false-concurrent-visit',
-      'quality',
+      'invariant',
       `${m.lateConcurrent.length} unexplained`,
       m.lateConcurrent,
     ),
