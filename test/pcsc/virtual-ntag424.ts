@@ -62,9 +62,8 @@ export class VirtualNtag424 {
   private auth: { keyNo: number; rndB: Buffer } | null = null;
   private session: Ev2Session | null = null;
 
-  constructor(readonly uid: Buffer) {
-    if (uid.length !== 7) throw new Error('NTAG 424 DNA has a 7-byte UID');
-  }
+  /** `uid`: 7 bytes on a real NTAG 424 DNA (other lengths only for the reader contract's UID cases, SDM off). */
+  constructor(readonly uid: Buffer) {}
 
   powerOn(): void {
     this.appSelected = false;
