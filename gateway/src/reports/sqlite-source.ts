@@ -1,0 +1,229 @@
+/**
+ * The ReportSource over the gateway's SQLite file. ALL of the reports' SQL is in this one file, so it can
+ * move under gateway/src/store/ as one adapter.
+ *
+ * - Executed visits: the `visits` table (corrections applied there: a manual close or a card assigned later
+ *   leaves a `visit_audit` row; `end_reason = 'manual'`), with the time the ingest received the visit's
+ *   last tap from `events` (for late delivery).
+ * - Registries, the plan and the matches: the care plan's tables (`care_*`, issue 11), read when present;
+ *   a gateway without them reports executed time only (empty registries and plan).
+ *
+ * Reads are paged (rowid or key order, a fresh statement per chunk), never one open iterator, so several
+ * reads of one report can interleave on one connection.
+ */
+import type Database from 'better-sqlite3';
+import type {
+  Area,
+  Client,
+  Match,
+  MatchStatus,
+  MissedReasonCode,
+  PlannedVisit,
+  Provider,
+  ServiceCode,
+  Staff,
+  Team,
+} from '../care/model.js';
+import type { Registries, ReportSource, ReportVisit, UtcWindow } from './source.js';
+
+type Db = Database.Database;
+
+interface VisitRow {
+  rid: number;
+  reader_id: string;
+  visit_id: string;
+  client_ref: string | null;
+  staff_ref: string | null;
+  card_ref: string;
+  group_id: string | null;
+  state: 'open' | 'closed';
+  started_at_ms: number | null;
+  ended_at_ms: number | null;
+  end_reason: string | null;
+  time_quality: ReportVisit['timeQuality'];
+  anomalies_json: string;
+  updated_at_ms: number;
+  received_at_ms: number | null;
+}
+
+const NO_ANOMALIES: string[] = [];
+
+export interface SqliteReportSourceOptions {
+  /** Rows per chunk (default 5000). */
+  chunk?: number;
+}
+
+export class SqliteReportSource implements ReportSource {
+  private readonly chunk: number;
+
+  constructor(
+    private readonly db: Db,
+    opts: SqliteReportSourceOptions = {},
+  ) {
+    this.chunk = opts.chunk ?? 5000;
+  }
+
+  private hasTable(name: string): boolean {
+    return (
+      this.db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(name) !== undefined
+    );
+  }
+
+  private jsonRows<T>(table: string): T[] {
+    if (!this.hasTable(table)) return [];
+    return (this.db.prepare(`SELECT json FROM ${table}`).all() as Array<{ json: string }>).map(
+      (r) => JSON.parse(r.json) as T,
+    );
+  }
+
+  registries(): Promise<Registries> {
+    return Promise.resolve({
+      providers: this.jsonRows<Provider>('care_providers'),
+      areas: this.jsonRows<Area>('care_areas'),
+      teams: this.jsonRows<Team>('care_teams'),
+      clients: this.jsonRows<Client>('care_clients'),
+      staff: this.jsonRows<Staff>('care_staff'),
+      serviceCodes: this.jsonRows<ServiceCode>('care_service_codes'),
+    });
+  }
+
+  async *planned(w: UtcWindow): AsyncIterable<readonly PlannedVisit[]> {
+    if (!this.hasTable('care_planned_visits')) return;
+    const stmt = this.db.prepare(
+      `SELECT plan_version_id, planned_visit_id, client_ref, local_date, local_start, start_ms, planned_minutes,
+              service_codes_json, staff_count, staff_refs_json
+         FROM care_planned_visits
+        WHERE active = 1 AND start_ms >= ? AND start_ms < ? AND (start_ms > ? OR (start_ms = ? AND planned_visit_id > ?))
+        ORDER BY start_ms, planned_visit_id LIMIT ?`,
+    );
+    let after: [number, string] = [w.fromMs - 1, ''];
+    for (;;) {
+      const rows = stmt.all(w.fromMs, w.toMs, after[0], after[0], after[1], this.chunk) as Array<{
+        plan_version_id: number;
+        planned_visit_id: string;
+        client_ref: string;
+        local_date: string;
+        local_start: string;
+        start_ms: number;
+        planned_minutes: number;
+        service_codes_json: string;
+        staff_count: 1 | 2;
+        staff_refs_json: string;
+      }>;
+      if (rows.length === 0) return;
+      yield rows.map((r) => ({
+        plannedVisitId: r.planned_visit_id,
+        clientRef: r.client_ref,
+        localDate: r.local_date,
+        localStart: r.local_start,
+        startMs: r.start_ms,
+        plannedMinutes: r.planned_minutes,
+        serviceCodes: JSON.parse(r.service_codes_json) as PlannedVisit['serviceCodes'],
+        staffCount: r.staff_count,
+        plannedStaffRefs: JSON.parse(r.staff_refs_json) as string[],
+        planVersionId: r.plan_version_id,
+      }));
+      const last = rows[rows.length - 1]!;
+      after = [last.start_ms, last.planned_visit_id];
+      await Promise.resolve();
+    }
+  }
+
+  async *matches(w: UtcWindow): AsyncIterable<readonly Match[]> {
+    if (this.hasTable('care_plan_matches')) {
+      const rows = this.db
+        .prepare(
+          `SELECT m.planned_visit_id, m.client_ref, m.status, m.executed_keys_json, m.late_minutes, m.local_date,
+                  r.reason_code
+             FROM care_plan_matches m LEFT JOIN care_reasons r ON r.planned_visit_id = m.planned_visit_id
+            WHERE m.start_ms >= ? AND m.start_ms < ?`,
+        )
+        .all(w.fromMs, w.toMs) as Array<{
+        planned_visit_id: string;
+        client_ref: string;
+        status: MatchStatus;
+        executed_keys_json: string;
+        late_minutes: number | null;
+        local_date: string;
+        reason_code: MissedReasonCode | null;
+      }>;
+      yield rows.map((r) => ({
+        plannedVisitId: r.planned_visit_id,
+        clientRef: r.client_ref,
+        status: r.status,
+        executedKeys: JSON.parse(r.executed_keys_json) as string[],
+        lateMinutes: r.late_minutes,
+        reasonCode: r.status === 'missed' ? r.reason_code : null,
+        localDate: r.local_date,
+      }));
+      await Promise.resolve();
+    }
+    if (this.hasTable('care_visit_matches')) {
+      const rows = this.db
+        .prepare(
+          `SELECT executed_key, client_ref, local_date FROM care_visit_matches
+            WHERE planned_visit_id IS NULL AND time_ms >= ? AND time_ms < ?`,
+        )
+        .all(w.fromMs, w.toMs) as Array<{ executed_key: string; client_ref: string; local_date: string }>;
+      yield rows.map((r) => ({
+        plannedVisitId: null,
+        clientRef: r.client_ref,
+        status: 'unplanned' as const,
+        executedKeys: [r.executed_key],
+        lateMinutes: null,
+        reasonCode: null,
+        localDate: r.local_date,
+      }));
+    }
+  }
+
+  async *executed(w: UtcWindow): AsyncIterable<readonly ReportVisit[]> {
+    // visit_audit is small (people's changes) and has no (reader, visit) index: read it once.
+    const audited = new Set(
+      (this.db.prepare('SELECT DISTINCT reader_id, visit_id FROM visit_audit').all() as VisitRow[]).map(
+        (r) => `${r.reader_id}/${r.visit_id}`,
+      ),
+    );
+    // Paged by rowid: one pass over the table in total, whatever the window.
+    const stmt = this.db.prepare(
+      `SELECT v.rowid AS rid, v.reader_id, v.visit_id, v.client_ref, v.staff_ref, v.card_ref, v.group_id, v.state,
+              v.started_at_ms, v.ended_at_ms, v.end_reason, v.time_quality, v.anomalies_json, v.updated_at_ms,
+              max(coalesce((SELECT e.received_at_ms FROM events e WHERE e.reader_id = v.reader_id AND e.seq = v.start_seq), 0),
+                  coalesce((SELECT e.received_at_ms FROM events e WHERE e.reader_id = v.reader_id AND e.seq = v.end_seq), 0))
+                AS received_at_ms
+         FROM visits v
+        WHERE v.rowid > ?
+          AND ((v.started_at_ms >= ? AND v.started_at_ms < ?)
+               OR (v.started_at_ms IS NULL AND v.ended_at_ms >= ? AND v.ended_at_ms < ?))
+        ORDER BY v.rowid LIMIT ?`,
+    );
+    let after = 0;
+    for (;;) {
+      const rows = stmt.all(after, w.fromMs, w.toMs, w.fromMs, w.toMs, this.chunk) as VisitRow[];
+      if (rows.length === 0) return;
+      yield rows.map((r) => toVisit(r, audited.has(`${r.reader_id}/${r.visit_id}`)));
+      after = rows[rows.length - 1]!.rid;
+      await Promise.resolve();
+    }
+  }
+}
+
+function toVisit(r: VisitRow, audited: boolean): ReportVisit {
+  return {
+    readerId: r.reader_id,
+    visitId: r.visit_id,
+    clientRef: r.client_ref,
+    staffRef: r.staff_ref,
+    cardRef: r.card_ref,
+    groupId: r.group_id,
+    state: r.state,
+    startedAtMs: r.started_at_ms,
+    endedAtMs: r.ended_at_ms,
+    endReason: r.end_reason,
+    timeQuality: r.time_quality,
+    anomalies: r.anomalies_json === '[]' ? NO_ANOMALIES : (JSON.parse(r.anomalies_json) as string[]),
+    corrected: audited || r.end_reason === 'manual',
+    updatedAtMs: r.updated_at_ms,
+    receivedAtMs: r.received_at_ms || null,
+  };
+}
