@@ -13,9 +13,9 @@ const base = {
   cardRef: 'c1_5d41402abc4b2a76b9719d911017c592',
   groupId: null,
   anomalies: [],
-  timeQuality: 'synced',
+  timeQuality: 'synced' as const,
   startedAt: '2026-11-23T08:00:00.000Z',
-} as const;
+};
 const started = (n: number): VisitEvent => ({
   ...base,
   type: 'visit.started',
@@ -30,7 +30,7 @@ const ended = (n: number): VisitEvent => ({
   visitId: `r1.v${n}`,
   endedAt: '2026-11-23T08:30:00.000Z',
   durationMs: 1_800_000,
-  endReason: 'tap',
+  endReason: 'tap' as const,
   endSeq: 2 * n + 1,
 });
 
