@@ -1,167 +1,299 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import helmet from '@fastify/helmet';
+import rateLimit from '@fastify/rate-limit';
+import swagger from '@fastify/swagger';
+import Fastify, {
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+} from 'fastify';
+import { jsonSchemaTransform, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import type pino from 'pino';
-import type { AdminRequest, AdminResponse, AdminRoute } from './types.js';
+import type { AdminRequest, AdminResponse, AdminRoute, Principal } from './types.js';
+
+/** Decides who is calling; null when the request carries no valid credential. */
+export type Authenticate = (req: {
+  headers: Record<string, string | string[] | undefined>;
+  method: string;
+  path: string;
+}) => Principal | null | Promise<Principal | null>;
+
+/** Decides whether a principal may call a route; answers 403 when false. */
+export type Authorize = (route: { method: string; path: string }, principal: Principal) => boolean;
 
 export interface AdminServerOptions {
   host: string;
   port: number;
+  /** The configured bearer token: always accepted, as the admin role (automation). */
   token: string;
   logger: pino.Logger;
   routes: AdminRoute[];
-  /** Paths served without the token (health probes). */
+  /** Paths served without credentials (health probes, enrollment exchange, login). */
   publicPaths?: string[];
+  /** Accounts, sessions and API tokens (gateway/src/auth); the bearer token is checked first either way. */
+  authenticate?: Authenticate;
+  /** Role check per route; without it every authenticated caller may call every route. */
+  authorize?: Authorize;
+  /** Serve HTTPS with this certificate and key (PEM). */
+  tls?: { cert: string | Buffer; key: string | Buffer };
+  /** Largest accepted request body; bigger answers 413. Default 1 MiB. */
+  bodyLimitBytes?: number;
+  /** Requests per window per client address; beyond answers 429. Default 3000 per minute. */
+  rateLimit?: { max: number; windowMs: number };
 }
 
-const MAX_BODY = 1024 * 1024;
-
-interface Compiled {
-  route: AdminRoute;
-  parts: string[];
-}
-
-function match(c: Compiled, method: string, parts: string[]): Record<string, string> | null {
-  if (c.route.method !== method || c.parts.length !== parts.length) return null;
-  const params: Record<string, string> = {};
-  for (let i = 0; i < parts.length; i++) {
-    const want = c.parts[i] as string;
-    const got = parts[i] as string;
-    if (want.startsWith(':')) {
-      let value: string;
-      try {
-        value = decodeURIComponent(got);
-      } catch {
-        return null;
-      }
-      params[want.slice(1)] = value;
-    } else if (want !== got) return null;
-  }
-  return params;
-}
+const DEFAULT_BODY_LIMIT = 1024 * 1024;
+const METHODS = new Set(['GET', 'POST', 'PUT', 'DELETE']);
+export const OPENAPI_PATH = '/api/openapi.json';
 
 const digest = (s: string) => createHash('sha256').update(s).digest();
 
-/** Token-protected admin HTTP API (node:http). Modules contribute routes; errors never escape. */
+declare module 'fastify' {
+  interface FastifyRequest {
+    principal?: Principal;
+  }
+}
+
+/** The admin HTTP API on Fastify: modules contribute AdminRoutes; auth, limits and headers live here. */
 export class AdminServer {
-  private server: Server | null = null;
-  private readonly compiled: Compiled[];
+  private app: FastifyInstance | null = null;
   private readonly tokenDigest: Buffer;
   private readonly log: pino.Logger;
+  private readonly publicPaths: Set<string>;
   port: number | null = null;
 
   constructor(private readonly opts: AdminServerOptions) {
-    this.compiled = opts.routes.map((route) => ({ route, parts: route.path.split('/').filter(Boolean) }));
     this.tokenDigest = digest(opts.token);
     this.log = opts.logger.child({ module: 'admin' });
+    this.publicPaths = new Set([...(opts.publicPaths ?? []), OPENAPI_PATH]);
   }
 
   get url(): string {
     const host = this.opts.host === '0.0.0.0' || this.opts.host === '::' ? '127.0.0.1' : this.opts.host;
-    return `http://${host}:${this.port ?? 0}`;
+    return `${this.opts.tls ? 'https' : 'http'}://${host}:${this.port ?? 0}`;
+  }
+
+  /** Every mounted route with whether it is public (for the security test and docs). */
+  mountedRoutes(): { method: string; path: string; public: boolean }[] {
+    return this.opts.routes.map((r) => ({
+      method: r.method,
+      path: r.path,
+      public: this.publicPaths.has(r.path),
+    }));
   }
 
   async start(): Promise<void> {
-    const server = createServer((req, res) => {
-      this.serve(req, res).catch((err: unknown) => {
-        this.log.error({ err }, 'admin handler failed');
-        if (!res.headersSent) send(res, { status: 500, body: { error: 'internal error' } });
-      });
-    });
-    server.on('clientError', (_err, socket) => socket.destroy());
-    this.server = server;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.opts.port, this.opts.host, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
-    this.port = (server.address() as AddressInfo).port;
+    const app = await this.build();
+    this.app = app;
+    await app.listen({ port: this.opts.port, host: this.opts.host });
+    this.port = (app.server.address() as AddressInfo).port;
     this.log.info({ url: this.url }, 'admin API listening');
   }
 
   async stop(): Promise<void> {
-    const s = this.server;
-    this.server = null;
-    if (!s) return;
-    s.closeAllConnections();
-    await new Promise<void>((resolve) => s.close(() => resolve()));
+    const app = this.app;
+    this.app = null;
+    if (!app) return;
+    app.server.closeAllConnections();
+    await app.close();
   }
 
-  private authorized(req: IncomingMessage): boolean {
-    const h = req.headers.authorization;
-    if (!h?.startsWith('Bearer ')) return false;
-    return timingSafeEqual(digest(h.slice(7).trim()), this.tokenDigest);
-  }
-
-  private async serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? '/', 'http://admin.invalid');
-    const method = req.method ?? 'GET';
-    if (!['GET', 'POST', 'PUT', 'DELETE'].includes(method)) {
-      return send(res, { status: 405, body: { error: 'method not allowed' } });
-    }
-    const isPublic = (this.opts.publicPaths ?? []).includes(url.pathname);
-    if (!isPublic && !this.authorized(req)) {
-      res.setHeader('www-authenticate', 'Bearer');
-      return send(res, { status: 401, body: { error: 'missing or wrong bearer token' } });
-    }
-    const parts = url.pathname.split('/').filter(Boolean);
-    let found: { route: AdminRoute; params: Record<string, string> } | null = null;
-    for (const c of this.compiled) {
-      const params = match(c, method, parts);
-      if (params) {
-        found = { route: c.route, params };
-        break;
-      }
-    }
-    if (!found) return send(res, { status: 404, body: { error: 'not found' } });
-    let body: unknown;
-    if (method === 'POST' || method === 'PUT') {
-      const raw = await readBody(req);
-      if (raw === null) return send(res, { status: 413, body: { error: 'body too large' } });
-      if (raw.length) {
-        try {
-          body = JSON.parse(raw) as unknown;
-        } catch {
-          return send(res, { status: 400, body: { error: 'body is not JSON' } });
-        }
-      }
-    }
-    const request: AdminRequest = {
-      method: method as AdminRequest['method'],
-      params: found.params,
-      query: url.searchParams,
-      body,
-      actor: isPublic ? 'anonymous' : 'admin-token',
-      ...(req.socket.remoteAddress ? { remoteAddress: req.socket.remoteAddress } : {}),
-      ...(req.headers.host ? { host: req.headers.host } : {}),
-    };
-    send(res, await found.route.handler(request));
-  }
-}
-
-function readBody(req: IncomingMessage): Promise<string | null> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (c: Buffer) => {
-      size += c.length;
-      if (size > MAX_BODY) {
-        resolve(null);
-        req.destroy();
-        return;
-      }
-      chunks.push(c);
+  /** The Fastify instance with every route registered, not listening (tests may `inject`). */
+  async build(): Promise<FastifyInstance> {
+    const app = Fastify({
+      bodyLimit: this.opts.bodyLimitBytes ?? DEFAULT_BODY_LIMIT,
+      exposeHeadRoutes: false,
+      ...(this.opts.tls ? { https: { cert: this.opts.tls.cert, key: this.opts.tls.key } } : {}),
+    }) as unknown as FastifyInstance;
+    app.setValidatorCompiler(validatorCompiler);
+    app.setSerializerCompiler(serializerCompiler);
+    this.installParsers(app);
+    app.setErrorHandler((err: FastifyError, _req, reply) => this.onError(err, reply));
+    app.setNotFoundHandler((_req, reply) => {
+      void reply.code(404).header('cache-control', 'no-store').send({ error: 'not found' });
     });
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    req.on('error', reject);
-  });
+    await app.register(helmet, {
+      hsts: this.opts.tls ? { maxAge: 15552000 } : false,
+      contentSecurityPolicy: {
+        directives: {
+          defaultSrc: ["'self'"],
+          scriptSrc: ["'self'"],
+          styleSrc: ["'self'"],
+          imgSrc: ["'self'", 'data:'],
+          connectSrc: ["'self'"],
+          frameAncestors: ["'none'"],
+          formAction: ["'self'"],
+          upgradeInsecureRequests: null,
+        },
+      },
+    });
+    const limit = this.opts.rateLimit ?? { max: 3000, windowMs: 60_000 };
+    await app.register(rateLimit, {
+      max: limit.max,
+      timeWindow: limit.windowMs,
+      errorResponseBuilder: (_req, ctx) =>
+        Object.assign(
+          new Error(`too many requests: at most ${ctx.max} per minute window; wait ${ctx.after} and retry`),
+          {
+            statusCode: 429,
+          },
+        ),
+    });
+    await app.register(swagger, {
+      openapi: {
+        info: { title: 'visittag gateway admin API', version: '1' },
+        components: {
+          securitySchemes: {
+            bearer: { type: 'http', scheme: 'bearer' },
+            session: { type: 'apiKey', in: 'cookie', name: 'vt_session' },
+          },
+        },
+        security: [{ bearer: [] }, { session: [] }],
+      },
+      transform: jsonSchemaTransform,
+    });
+    app.addHook('onRequest', async (req, reply) => this.gate(req, reply));
+    for (const route of this.opts.routes) this.mount(app, route);
+    app.get(OPENAPI_PATH, { schema: { hide: true } }, async (_req, reply) =>
+      reply.header('cache-control', 'no-store').send(app.swagger()),
+    );
+    await app.ready();
+    return app;
+  }
+
+  private installParsers(app: FastifyInstance): void {
+    app.removeAllContentTypeParsers();
+    // Bodies are JSON whatever the content type says (the CLI and curl users send either); empty means none.
+    app.addContentTypeParser('*', { parseAs: 'string' }, (_req, body, done) => {
+      const text = String(body);
+      if (!text.trim()) return done(null, undefined);
+      try {
+        done(null, JSON.parse(text) as unknown);
+      } catch {
+        const err = new Error('body is not JSON') as FastifyError;
+        err.statusCode = 400;
+        done(err, undefined);
+      }
+    });
+  }
+
+  private onError(err: FastifyError, reply: FastifyReply): void {
+    void reply.header('cache-control', 'no-store');
+    if (err.validation) {
+      void reply.code(400).send({
+        error: 'invalid request',
+        issues: err.validation.map((v) => ({ path: v.instancePath || v.params, message: v.message })),
+      });
+      return;
+    }
+    const status = err.statusCode ?? 500;
+    if (status === 413) {
+      void reply
+        .code(413)
+        .send({ error: 'body too large: send at most the configured limit (1 MiB default)' });
+      return;
+    }
+    if (status >= 400 && status < 500) {
+      void reply.code(status).send({ error: err.message });
+      return;
+    }
+    this.log.error({ err }, 'admin handler failed');
+    void reply.code(500).send({ error: 'internal error' });
+  }
+
+  /** 405 for other methods, then authentication and the role check; sets req.principal. */
+  private async gate(req: FastifyRequest, reply: FastifyReply): Promise<void> {
+    if (!METHODS.has(req.method)) {
+      return void reply.code(405).header('cache-control', 'no-store').send({ error: 'method not allowed' });
+    }
+    const path = pathOf(req.url);
+    if (this.publicPaths.has(path)) {
+      const who = await this.identify(req, path);
+      req.principal = who ?? { kind: 'anonymous', actor: 'anonymous', role: 'anonymous', areas: [] };
+      return;
+    }
+    const who = await this.identify(req, path);
+    if (!who) {
+      return void reply
+        .code(401)
+        .header('www-authenticate', 'Bearer')
+        .header('cache-control', 'no-store')
+        .send({
+          error: 'missing or wrong bearer token, API token or session: log in or send Authorization: Bearer',
+        });
+    }
+    req.principal = who;
+    const routePath = req.routeOptions.url;
+    if (
+      routePath &&
+      this.opts.authorize &&
+      !this.opts.authorize({ method: req.method, path: routePath }, who)
+    ) {
+      return void reply
+        .code(403)
+        .header('cache-control', 'no-store')
+        .send({ error: `role '${who.role}' may not ${req.method} ${routePath}` });
+    }
+  }
+
+  private async identify(req: FastifyRequest, path: string): Promise<Principal | null> {
+    const h = req.headers.authorization;
+    if (h?.startsWith('Bearer ') && timingSafeEqual(digest(h.slice(7).trim()), this.tokenDigest)) {
+      return { kind: 'bearer', actor: 'admin-token', role: 'admin', areas: [] };
+    }
+    if (!this.opts.authenticate) return null;
+    return this.opts.authenticate({ headers: req.headers, method: req.method, path });
+  }
+
+  private mount(app: FastifyInstance, route: AdminRoute): void {
+    const s = route.schema;
+    const schema: Record<string, unknown> = {};
+    if (s?.summary) schema.summary = s.summary;
+    if (s?.tags) schema.tags = s.tags;
+    if (s?.params) schema.params = s.params;
+    if (s?.querystring) schema.querystring = s.querystring;
+    if (s?.body) schema.body = s.body;
+    if (s?.response) schema.response = s.response;
+    app.route({
+      method: route.method,
+      url: route.path,
+      schema: schema,
+      handler: async (req, reply) => {
+        const principal = req.principal ?? {
+          kind: 'anonymous',
+          actor: 'anonymous',
+          role: 'anonymous',
+          areas: [],
+        };
+        const request: AdminRequest = {
+          method: req.method as AdminRequest['method'],
+          params: req.params as Record<string, string>,
+          query: new URL(req.url, 'http://admin.invalid').searchParams,
+          body: req.body,
+          actor: principal.actor,
+          principal,
+          headers: req.headers as Record<string, string | undefined>,
+          ...(req.socket.remoteAddress ? { remoteAddress: req.socket.remoteAddress } : {}),
+          ...(req.headers.host ? { host: req.headers.host } : {}),
+        };
+        const r = await route.handler(request);
+        return send(reply, r);
+      },
+    });
+  }
 }
 
-function send(res: ServerResponse, r: AdminResponse): void {
+function pathOf(url: string): string {
+  const q = url.indexOf('?');
+  return q < 0 ? url : url.slice(0, q);
+}
+
+function send(reply: FastifyReply, r: AdminResponse): FastifyReply {
   const type = r.contentType ?? 'application/json';
-  const text = type.startsWith('application/json') ? JSON.stringify(r.body, null, 2) : String(r.body);
-  res.writeHead(r.status, { 'content-type': type, 'cache-control': 'no-store' });
-  res.end(text);
+  const text = type.startsWith('application/json') ? JSON.stringify(r.body, null, 2) : r.body;
+  void reply.code(r.status).header('content-type', type).header('cache-control', 'no-store');
+  for (const [k, v] of Object.entries(r.headers ?? {})) void reply.header(k, v);
+  return reply.send(typeof text === 'string' || Buffer.isBuffer(text) ? text : String(text));
 }

@@ -1,4 +1,22 @@
-/** Admin HTTP API route shape: modules export routes, the admin server mounts them behind the token. */
+/** Admin HTTP API route shape: modules export routes, the admin server mounts them behind authentication. */
+import type { ZodType } from 'zod';
+
+/** Who is calling, as established by the admin server (bearer token, API token or session). */
+export interface Principal {
+  /** How the caller proved who it is. */
+  kind: 'anonymous' | 'bearer' | 'api-token' | 'session';
+  /** Recorded in audit trails: 'admin-token', 'user:<name>', 'token:<name>'. */
+  actor: string;
+  /** Role name (see gateway/src/auth/roles.ts); 'admin' for the configured bearer token. */
+  role: string;
+  /** Areas a scoped role may see; empty for roles that are not scoped by area. */
+  areas: readonly string[];
+  /** Care provider a coordinator belongs to, when scoped. */
+  provider?: string;
+  /** User id behind a session or API token. */
+  userId?: string;
+}
+
 export interface AdminRequest {
   method: 'GET' | 'POST' | 'PUT' | 'DELETE';
   /** Path parameters from `:name` segments. */
@@ -6,12 +24,16 @@ export interface AdminRequest {
   query: URLSearchParams;
   /** Parsed JSON body (POST/PUT), or undefined. Validate with zod before use. */
   body: unknown;
-  /** Who is calling (from the token's name); recorded in audit trails. */
+  /** Who is calling (from the token's or user's name); recorded in audit trails. */
   actor: string;
+  /** The authenticated caller with role and scope (absent only in hand-built test requests). */
+  principal?: Principal;
   /** Peer address of the HTTP connection (rate limits on public paths). */
   remoteAddress?: string;
   /** The request's Host header (e.g. to tell a device which host name reaches this gateway). */
   host?: string;
+  /** Request headers, lower-case names (cookies, user agent); absent in hand-built test requests. */
+  headers?: Record<string, string | undefined>;
 }
 
 export interface AdminResponse {
@@ -19,6 +41,18 @@ export interface AdminResponse {
   body: unknown;
   /** Defaults to application/json; `/metrics` uses text/plain. */
   contentType?: string;
+  /** Extra response headers (e.g. set-cookie, content-disposition). */
+  headers?: Record<string, string | string[]>;
+}
+
+/** Optional zod schemas: validated by the server (400 naming the field) and published in the OpenAPI document. */
+export interface AdminRouteSchema {
+  summary?: string;
+  tags?: string[];
+  params?: ZodType;
+  querystring?: ZodType;
+  body?: ZodType;
+  response?: Record<number, ZodType>;
 }
 
 export interface AdminRoute {
@@ -26,4 +60,5 @@ export interface AdminRoute {
   /** e.g. '/api/visits/:visitId/close' */
   path: string;
   handler: (req: AdminRequest) => AdminResponse | Promise<AdminResponse>;
+  schema?: AdminRouteSchema;
 }
