@@ -158,7 +158,7 @@ describe('docs/reports.md worked example', () => {
       { fromDate: date, toDate: date, period: 'day', groupBy: ['client'] },
       clock,
     );
-    const got = Object.fromEntries(
+    const got: Record<string, Record<string, number | null>> = Object.fromEntries(
       r.rows.map((x) => [
         x.clientRef,
         {
