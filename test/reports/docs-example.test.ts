@@ -158,9 +158,9 @@ describe('docs/reports.md worked example', () => {
       { fromDate: date, toDate: date, period: 'day', groupBy: ['client'] },
       clock,
     );
-    const got: Record<string, Record<string, number | null>> = Object.fromEntries(
-      r.rows.map((x) => [
-        x.clientRef,
+    const got = Object.fromEntries(
+      r.rows.map((x): [string, Record<string, number | null>] => [
+        x.clientRef ?? '',
         {
           plannedMinutes: x.plannedMinutes,
           executedMinutes: x.executedMinutes,
