@@ -82,6 +82,7 @@ const HEADERS: Record<string, keyof PlanRowInput> = {
   visit_id: 'plannedVisitId',
   besok_id: 'plannedVisitId',
   besoksid: 'plannedVisitId',
+  besoks_id: 'plannedVisitId',
   client_ref: 'clientRef',
   clientref: 'clientRef',
   client: 'clientRef',

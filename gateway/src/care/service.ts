@@ -7,9 +7,10 @@ import type { Clock, TimerHandle } from '../../../protocol/index.js';
 import type { MetricsRegistry } from '../metrics.js';
 import { DEFAULT_ALERT_CONFIG, decideAlerts, type AlertConfig, type AlertThresholds } from './alerts.js';
 import { parsePlanCsv, parsePlanJson, type RowError } from './import.js';
-import { DEFAULT_MATCH_CONFIG, matchClient, type MatchConfig } from './matching.js';
+import { DEFAULT_MATCH_CONFIG, matchClient, type MatchConfig, type PlanMatch } from './matching.js';
 import type { MissedReasonCode } from './model.js';
 import {
+  executedKey,
   Area,
   Client,
   Provider,
@@ -270,13 +271,16 @@ export class CarePlan {
         const { visits, cursor: next } = await this.store.changedVisits(cursor, limit);
         if (!visits.length || !next) break;
         const days = new Map<string, Set<string>>();
-        for (const v of visits) {
-          const t = v.startedAtMs ?? v.endedAtMs;
-          if (v.clientRef === null || t === null) continue;
-          const set = days.get(v.clientRef) ?? new Set<string>();
+        const mark = (clientRef: string | null, t: number | null) => {
+          if (clientRef === null || t === null) return;
+          const set = days.get(clientRef) ?? new Set<string>();
           set.add(localDateOf(t, this.config.timeZone));
-          days.set(v.clientRef, set);
-        }
+          days.set(clientRef, set);
+        };
+        for (const v of visits) mark(v.clientRef, v.startedAtMs ?? v.endedAtMs);
+        // A corrected visit (another client, another time) is re-matched where it was matched before too.
+        for (const p of await this.store.previousMatchOf(visits.map(executedKey)))
+          mark(p.clientRef, p.timeMs);
         for (const [client, set] of [...days].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
           for (const [from, to] of runs([...set].sort())) {
             const r = this.dateRangeMs(addDays(from, -1), addDays(to, 1));
@@ -290,6 +294,11 @@ export class CarePlan {
       }
       return total;
     });
+  }
+
+  /** Matches of planned visits starting in [fromMs, toMs), with their status at the clock's now. */
+  matches(q: { fromMs: number; toMs: number; areaId?: string; clientRef?: string }): Promise<PlanMatch[]> {
+    return this.store.matches({ ...q, nowMs: this.clock.now() });
   }
 
   /** Evaluates alerts at the clock's now (after matching pending visit changes). */

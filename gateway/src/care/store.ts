@@ -132,7 +132,14 @@ export interface CareStore extends ExecutedVisitSource {
     range: { fromMs: number; toMs: number },
     compute: (input: RematchInput) => RematchOutput,
   ): Promise<RematchOutput>;
-  matches(q: { fromMs: number; toMs: number; areaId?: string; clientRef?: string }): Promise<PlanMatch[]>;
+  /** Stored matches; with `nowMs`, a plan still 'pending' whose window has closed reads as 'missed'. */
+  matches(q: {
+    fromMs: number;
+    toMs: number;
+    areaId?: string;
+    clientRef?: string;
+    nowMs?: number;
+  }): Promise<PlanMatch[]>;
   unplanned(q: { fromMs: number; toMs: number; clientRef?: string }): Promise<RematchOutput['visits']>;
 
   /** Executed visits changed after the cursor (by the gateway's updated_at_ms), in order, up to `limit`. */
@@ -140,6 +147,10 @@ export interface CareStore extends ExecutedVisitSource {
     cursor: VisitChangeCursor | null,
     limit: number,
   ): Promise<{ visits: ExecutedVisit[]; cursor: VisitChangeCursor | null }>;
+  /** Where these executed visits were last matched (client, time), to re-match the old place too. */
+  previousMatchOf(
+    keys: readonly string[],
+  ): Promise<Array<{ key: string; clientRef: string; timeMs: number }>>;
   getCursor(): Promise<VisitChangeCursor | null>;
   setCursor(c: VisitChangeCursor): Promise<void>;
 

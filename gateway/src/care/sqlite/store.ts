@@ -478,7 +478,14 @@ export function createSqliteCareStore(opts: SqliteCareStoreOptions): CareStore {
         for (const v of out.visits) vm.run(v.key, v.clientRef, v.timeMs, v.localDate, v.plannedVisitId);
         return out;
       }),
-    matches: (w) => ok(matchesSync(w)),
+    matches: (w) =>
+      ok(
+        matchesSync(w).map((m) =>
+          m.status === 'pending' && w.nowMs !== undefined && w.nowMs >= m.windowEndMs
+            ? { ...m, status: 'missed' as const }
+            : m,
+        ),
+      ),
     unplanned: (w) =>
       ok(
         (
@@ -515,6 +522,15 @@ export function createSqliteCareStore(opts: SqliteCareStoreOptions): CareStore {
         visits,
         cursor: last ? { updatedAtMs: last.updatedAtMs, key: executedKey(last) } : cursor,
       });
+    },
+    previousMatchOf: (keys) => {
+      const s = q('SELECT client_ref, time_ms FROM care_visit_matches WHERE executed_key = ?');
+      const out: Array<{ key: string; clientRef: string; timeMs: number }> = [];
+      for (const key of keys) {
+        const r = s.get(key) as { client_ref: string; time_ms: number } | undefined;
+        if (r) out.push({ key, clientRef: r.client_ref, timeMs: r.time_ms });
+      }
+      return ok(out);
     },
     getCursor: () => {
       const r = q(`SELECT value FROM care_meta WHERE key = 'visit-cursor'`).get() as
