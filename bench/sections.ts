@@ -6,6 +6,7 @@ import { deviceLatencyRows, deviceRssRows } from './rows/device.js';
 import { backendLatencyRows } from './rows/latency.js';
 import { simDayRows } from './rows/simday.js';
 import { fleetRows } from './rows/storm.js';
+import { storeRows } from './rows/store.js';
 
 type Skeleton = Pick<Row, 'id' | 'figure' | 'generator' | 'unit' | 'target'>;
 
@@ -53,6 +54,28 @@ export const SECTIONS: Section[] = [
       },
     ],
     run: async (ctx) => ingestRows(await measureIngest(ctx), ctx),
+  },
+  {
+    id: 'store',
+    requires: ['gateway/src/store/postgres/ingest-store.ts'],
+    present: componentPresent,
+    skeleton: () => [
+      {
+        id: 'ingest-store-pg-vs-sqlite',
+        figure: 'ingest store group commit: PostgreSQL vs SQLite (one writer each, durable)',
+        generator: 'store port (in-process)',
+        unit: 'taps/s',
+        target: '— (context)',
+      },
+      {
+        id: 'ingest-store-pg-3-vs-1',
+        figure: 'ingest store on PostgreSQL: 3 concurrent writers (3 pools, own readers) vs 1',
+        generator: 'store port (in-process)',
+        unit: 'taps/s',
+        target: '— (context)',
+      },
+    ],
+    run: storeRows,
   },
   {
     id: 'device-latency',

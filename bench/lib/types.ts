@@ -4,6 +4,7 @@ export type Generator =
   | 'full device (createDevice)'
   | 'full device (CLI as the unit runs it)'
   | 'simulator'
+  | 'store port (in-process)'
   | 'none (footprint)'
   | 'n/a';
 
