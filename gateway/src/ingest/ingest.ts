@@ -7,6 +7,7 @@ import {
   topics,
   type Ack,
   type Clock,
+  type TapEvent,
   type TimerHandle,
 } from '../../../protocol/index.js';
 import type { InboundMessage } from '../broker/transport.js';
@@ -29,6 +30,17 @@ export interface IngestOptions {
   publish: (topic: string, payload: Buffer) => Promise<void>;
   /** After each durable group commit, before the acks go out. Never throws. */
   onCommitted: (readerIds: string[]) => void;
+  /**
+   * Screens a batch's valid events before they are queued (secure cards, gateway/src/secure-cards):
+   * events it refuses are held as rejected (acked `invalid-event` with the detail) and never become
+   * visits. Absent: every valid event is kept.
+   */
+  screen?: (readerId: string, events: readonly TapEvent[], atMs: number) => ScreenResult;
+}
+
+export interface ScreenResult {
+  keep: TapEvent[];
+  refused: Array<{ seq: number; detail: string }>;
 }
 
 export interface Ingest {
@@ -196,6 +208,17 @@ export function createIngest(opts: IngestOptions): Ingest {
     }
   };
 
+  /** null: screening failed; the batch is neither stored nor acked, so the device resends it. */
+  const screened = (readerId: string, events: readonly TapEvent[], now: number): ScreenResult | null => {
+    if (!opts.screen) return { keep: [...events], refused: [] };
+    try {
+      return opts.screen(readerId, events, now);
+    } catch (err) {
+      log.error({ err, readerId }, 'event screening failed; batch not stored, the device resends it');
+      return null;
+    }
+  };
+
   const handle = (msg: InboundMessage): void => {
     try {
       const { readerId, leaf } = msg;
@@ -216,11 +239,13 @@ export function createIngest(opts: IngestOptions): Ingest {
             for (const bad of salvaged.invalid)
               reject(readerId, 'invalid-event', `seq ${bad.seq}: ${bad.detail}`);
             live.batch(readerId, salvaged.sentAt, now);
+            const sc = screened(readerId, salvaged.valid, now);
+            if (!sc) return;
             queue.push({
               kind: 'events',
               readerId,
-              events: salvaged.valid,
-              invalid: salvaged.invalid,
+              events: sc.keep,
+              invalid: [...salvaged.invalid, ...sc.refused].sort((a, b) => a.seq - b.seq),
               sentAt: salvaged.sentAt,
               receivedAtMs: now,
             });
@@ -229,10 +254,13 @@ export function createIngest(opts: IngestOptions): Ingest {
             return;
           }
           live.batch(readerId, d.value.sentAt, now);
+          const sc = screened(readerId, d.value.events, now);
+          if (!sc) return;
           queue.push({
             kind: 'events',
             readerId,
-            events: d.value.events,
+            events: sc.keep,
+            ...(sc.refused.length ? { invalid: sc.refused } : {}),
             sentAt: d.value.sentAt,
             receivedAtMs: now,
           });
