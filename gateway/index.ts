@@ -37,6 +37,7 @@ import type { IngestStore } from './src/store/ingest-store.js';
 import { createSqliteIngestStore } from './src/store/sqlite/ingest-store.js';
 import { sqliteMigrations } from './src/store/sqlite/migrations.js';
 import { createVisitPipeline, type VisitPipeline } from './src/visits/pipeline.js';
+import { createSecureCards } from './src/secure-cards/index.js';
 
 export type { GatewaySettings } from './src/config.js';
 export {
@@ -128,6 +129,17 @@ export function createGateway(opts: GatewayOptions): Gateway {
     },
     onPasswordChanged: (id) => transport?.disconnect(id),
   });
+  // Secure cards (issue 18): refuses to start on a missing or loosely permitted key file.
+  const secureCards = config.secureCards
+    ? createSecureCards({
+        settings: config.secureCards,
+        db,
+        fleetKey: config.fleetKey,
+        logger,
+        metrics,
+        clientOf: (id) => store.getReader(id)?.clientRef ?? null,
+      })
+    : null;
   const ingest: Ingest = createIngest({
     store,
     clock,
@@ -142,6 +154,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
         ? transport.publish(topic, payload, { qos: 1, retain: false })
         : Promise.reject(new Error('MQTT stopped')),
     onCommitted: (ids) => pipeline.onCommitted(ids),
+    ...(secureCards ? { screen: secureCards.screen } : {}),
   });
   const onDenied = (readerId: string | null, reason: string, detail: string) => {
     metrics_rejects(reason);

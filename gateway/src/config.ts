@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { isAbsolute, resolve, dirname } from 'node:path';
 import { z } from 'zod';
 import { MIN_FLEET_KEY_BYTES } from '../../protocol/index.js';
+import { SecureCardPolicy } from './secure-cards/policy.js';
 
 /**
  * Gateway settings, validated once at start-up (CONVENTIONS 4). Every field has a description;
@@ -140,6 +141,17 @@ export const GatewaySettings = z
       .strict()
       .default({ groupCommitMs: 10, groupCommitMax: 200 }),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'),
+    secureCards: z
+      .object({
+        keyFile: z
+          .string()
+          .min(1)
+          .describe('JSON file with the secure-card master key, mode 0600 (docs/secure-cards.md "Keys").'),
+        policy: SecureCardPolicy.default({ uidOnly: 'accept', clone: 'refuse', clients: {} }),
+      })
+      .strict()
+      .optional()
+      .describe('Secure cards (NTAG 424 DNA SUN): verify, refuse replays, flag clones. Absent: UID only.'),
   })
   .strict();
 
@@ -203,5 +215,6 @@ export function loadGatewaySettings(file: string): ParsedConfig {
   if (c.mqtt.mode === 'embedded' && c.mqtt.tls) {
     c.mqtt.tls = { certFile: abs(c.mqtt.tls.certFile), keyFile: abs(c.mqtt.tls.keyFile) };
   }
+  if (c.secureCards) c.secureCards.keyFile = abs(c.secureCards.keyFile);
   return parsed;
 }

@@ -1,0 +1,75 @@
+/**
+ * Secure cards in the gateway (issue 18; docs/secure-cards.md): the composition root calls
+ * `createSecureCards` when the config has `secureCards`, and hands `screen` to ingest. Loading fails
+ * (and the gateway does not start) when the key file is missing, malformed or readable by others.
+ */
+import type pino from 'pino';
+import type { TapEvent } from '../../../protocol/index.js';
+import type { ScreenResult } from '../ingest/ingest.js';
+import type { MetricsRegistry } from '../metrics.js';
+import type { Db } from '../store/sqlite/db.js';
+import { loadSecureKeyFile } from './keys.js';
+import type { SecureCardPolicy } from './policy.js';
+import { createSqliteSecureCardStore } from './sqlite-store.js';
+import type { SecureCardStore } from './store.js';
+import { SecureCardVerifier } from './verifier.js';
+
+export interface SecureCardsSettings {
+  keyFile: string;
+  policy: SecureCardPolicy;
+}
+
+export interface SecureCards {
+  store: SecureCardStore;
+  verifier: SecureCardVerifier;
+  screen: (readerId: string, events: readonly TapEvent[], atMs: number) => ScreenResult;
+}
+
+export function createSecureCards(o: {
+  settings: SecureCardsSettings;
+  db: Db;
+  fleetKey: string;
+  logger: pino.Logger;
+  metrics: MetricsRegistry;
+  /** The client a reader is placed with (for per-client policy). */
+  clientOf: (readerId: string) => string | null;
+}): SecureCards {
+  const keys = loadSecureKeyFile(o.settings.keyFile);
+  const store = createSqliteSecureCardStore(o.db);
+  const verifier = new SecureCardVerifier({
+    keys,
+    store,
+    policy: () => o.settings.policy,
+    fleetKey: o.fleetKey,
+    logger: o.logger,
+  });
+  const taps = o.metrics.counter(
+    'visittag_secure_card_taps_total',
+    'Taps by assurance (secure, uid-only) and verdict (accepted, flagged, refused).',
+  );
+  return {
+    store,
+    verifier,
+    screen: (readerId, events, atMs) => screenEvents(verifier, o.clientOf, taps, readerId, events, atMs),
+  };
+}
+
+function screenEvents(
+  verifier: SecureCardVerifier,
+  clientOf: (readerId: string) => string | null,
+  taps: { inc(labels?: Record<string, string>, n?: number): void },
+  readerId: string,
+  events: readonly TapEvent[],
+  atMs: number,
+): ScreenResult {
+  const out: ScreenResult = { keep: [], refused: [] };
+  const client = clientOf(readerId);
+  for (const e of events) {
+    const t = verifier.assess(readerId, client, e, atMs);
+    if (t) taps.inc({ assurance: t.assurance, verdict: t.verdict });
+    if (t?.verdict === 'refused')
+      out.refused.push({ seq: e.seq, detail: `secure card ${t.code}: ${t.detail}`.slice(0, 200) });
+    else out.keep.push(e);
+  }
+  return out;
+}
