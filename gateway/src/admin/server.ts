@@ -210,7 +210,8 @@ export class AdminServer {
     }
     const path = pathOf(req.url);
     if (this.publicPaths.has(path)) {
-      const who = await this.identify(req, path);
+      // a stale or CSRF-less session must not block the login page or a health probe
+      const who = await this.identify(req, path).catch(() => null);
       req.principal = who ?? { kind: 'anonymous', actor: 'anonymous', role: 'anonymous', areas: [] };
       return;
     }
