@@ -11,6 +11,7 @@ import {
 } from '../protocol/index.js';
 import { readerRoutes } from './src/admin/reader-routes.js';
 import { AdminServer } from './src/admin/server.js';
+import { type Access, createAccess } from './src/auth/index.js';
 import type { AdminRoute } from './src/admin/types.js';
 import { loadOrCreateKeyFile } from './src/broker/credentials.js';
 import { commandRoutes } from './src/fleet/command-routes.js';
@@ -78,6 +79,10 @@ export interface Gateway {
   sendCommand(readerId: string, command: Command): Promise<void>;
   /** One-time enrollment codes and the provisioning exchange (gateway/src/enrollment). */
   readonly enrollment: Enrollment;
+  /** Accounts, sessions, API tokens and the audit log (gateway/src/auth, gateway/src/audit). */
+  readonly access: Access;
+  /** The admin HTTP server (its mounted routes, for the security test). */
+  readonly admin: AdminServer;
   /** Replacing a reader by a new one at the same client (gateway/src/fleet/replace.ts). */
   readonly replacements: ReaderReplacements;
 }
@@ -100,6 +105,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
   mkdirSync(config.dataDir, { recursive: true });
   // The ONE place the schema is applied: every table of every module (store/sqlite/migrations.ts).
   const db = openDatabase(join(config.dataDir, 'gateway.db'), sqliteMigrations);
+  const access = createAccess({ db, now: () => clock.now() });
   const store = createSqliteIngestStore(db);
   const pipeline = createVisitPipeline({
     db,
@@ -226,10 +232,13 @@ export function createGateway(opts: GatewayOptions): Gateway {
     host: config.admin.host,
     port: config.admin.port,
     token: config.admin.token,
+    authenticate: access.authenticate,
+    authorize: access.authorize,
     logger,
-    publicPaths: ['/healthz', '/readyz', ...ENROLLMENT_PUBLIC_PATHS],
+    publicPaths: ['/healthz', '/readyz', ...ENROLLMENT_PUBLIC_PATHS, ...access.publicPaths],
     routes: [
       ...coreRoutes,
+      ...access.routes,
       ...readerRoutes({
         store,
         registry: readers,
@@ -279,6 +288,8 @@ export function createGateway(opts: GatewayOptions): Gateway {
   };
 
   return {
+    access,
+    admin,
     get mqttPort() {
       return transport?.port ?? null;
     },
