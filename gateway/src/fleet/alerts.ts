@@ -8,6 +8,7 @@ export const ALERT_KINDS = [
   'offline',
   'queue-growing',
   'clock-unsynced',
+  'clock-offset',
   'reader-detached',
   'storage-near-full',
 ] as const;
@@ -22,6 +23,11 @@ export interface AlertThresholds {
   oldestUnackedMs: number;
   /** Free storage below this on the device. */
   minFreeBytes: number;
+  /**
+   * A clock that says it is synced but reads further than this from the gateway's (its last batch's or status's
+   * send time against the receive time) is flagged: its NTP is likely broken (issue 16).
+   */
+  maxClockOffsetMs: number;
 }
 
 export const DEFAULT_ALERT_THRESHOLDS: AlertThresholds = {
@@ -29,6 +35,7 @@ export const DEFAULT_ALERT_THRESHOLDS: AlertThresholds = {
   queueDepth: 50,
   oldestUnackedMs: 10 * 60_000,
   minFreeBytes: 64 * 1024 * 1024,
+  maxClockOffsetMs: 5_000,
 };
 
 /** The fields of the reader status view (admin API) the alerts are derived from. */
@@ -39,6 +46,8 @@ export interface ReaderSnapshot {
   connected: boolean;
   lastSeenMs: number | null;
   clockSynced: boolean | null;
+  /** Device clock − gateway clock at the last batch or status (transit included), when seen. */
+  clockOffsetMs?: number | null;
   status?: {
     state?: string;
     queueDepth?: unknown;
@@ -86,6 +95,13 @@ export function deriveAlerts(r: ReaderSnapshot, nowMs: number, t: AlertThreshold
         ? `; last resync failed: ${resync.detail}`
         : '';
     add('clock-unsynced', `device clock not synchronised (NTP)${why}`);
+  }
+  const offset = r.clockOffsetMs ?? null;
+  if (r.clockSynced === true && offset !== null && Math.abs(offset) > t.maxClockOffsetMs) {
+    add(
+      'clock-offset',
+      `device clock says it is synced but reads ${Math.round(offset / 1000)} s ${offset > 0 ? 'ahead of' : 'behind'} the gateway (check its NTP); visit times are corrected or its concurrent-visit checks widened`,
+    );
   }
   if (s.readerAttached === false) add('reader-detached', 'the card reader is unplugged or not found');
   const free = num(s.freeStorageBytes);
@@ -143,6 +159,7 @@ export function readerSnapshot(
     connected: d.transport()?.isOnline(r.readerId) ?? false,
     lastSeenMs: live?.lastSeenMs ?? stored?.receivedAtMs ?? null,
     clockSynced: live?.clockSynced ?? null,
+    clockOffsetMs: live?.clockOffsetMs ?? null,
     status,
   };
 }

@@ -104,10 +104,19 @@ export class VisitRules {
     }
 
     // An uncorrected time cannot be compared with other homes: no concurrency verdict on it.
-    const clash =
+    const found =
       t.quality === 'uncorrected'
         ? null
         : repo.overlappingElsewhere({ readerId: ev.readerId, staffRef, cardRef: ev.card, atMs: t.ms });
+    // A flag accuses a care worker: the overlap must exceed what the two clocks may be off (issue 16).
+    const m = found ? this.clockMargin(ev.readerId, found.readerId) : 0;
+    const clash =
+      found &&
+      t.ms - (found.startedAtMs ?? Number.NEGATIVE_INFINITY) > m &&
+      (found.endedAtMs === null || found.endedAtMs - t.ms > m)
+        ? found
+        : null;
+    if (found && !clash) this.overlapWithinClockMargin(ev, found, m);
     if (clash) {
       kinds.push('concurrent-visit');
       details['concurrent-visit'] = concurrentDetail(staffRef, clash);
@@ -216,13 +225,20 @@ export class VisitRules {
     ) {
       // The other home's start may have been processed before this visit's start (this reader was
       // offline): look for a visit elsewhere that began while this one was open.
-      const clash = repo.startedElsewhereDuring({
+      const found = repo.startedElsewhereDuring({
         readerId: ev.readerId,
         staffRef: base.staffRef,
         cardRef: base.cardRef,
         fromMs: base.startedAtMs,
         toMs: t.ms,
       });
+      const m = found ? this.clockMargin(ev.readerId, found.readerId) : 0;
+      const otherStart = found?.startedAtMs ?? null;
+      const clash =
+        found && otherStart !== null && otherStart - base.startedAtMs > m && t.ms - otherStart > m
+          ? found
+          : null;
+      if (found && !clash) this.overlapWithinClockMargin(ev, found, m);
       if (clash) {
         fresh.push('concurrent-visit');
         clashDetail = concurrentDetail(base.staffRef, clash);
@@ -245,6 +261,24 @@ export class VisitRules {
     for (const k of fresh) {
       this.flag(k, closed, ev.seq, t.ms, k === 'concurrent-visit' ? clashDetail : undefined, now);
     }
+  }
+
+  /** What the clocks of two readers may be off together (ms): see TimeAnchors.uncertaintyMs. */
+  private clockMargin(readerId: string, otherReaderId: string): number {
+    return this.o.anchors.uncertaintyMs(readerId) + this.o.anchors.uncertaintyMs(otherReaderId);
+  }
+
+  private overlapWithinClockMargin(ev: TapEvent, other: VisitRow, marginMs: number): void {
+    this.log.info(
+      {
+        readerId: ev.readerId,
+        seq: ev.seq,
+        otherReaderId: other.readerId,
+        otherVisitId: other.visitId,
+        marginMs,
+      },
+      "overlap with a visit at another reader within the clocks' uncertainty: not flagged as concurrent",
+    );
   }
 
   private flag(

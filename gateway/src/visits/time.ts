@@ -11,6 +11,15 @@ export interface ResolvedTime {
 }
 
 const SCAN_KEY = 'anchor_scan_id';
+/** visit_meta key prefix of a synced boot's measured clock offset (see `syncedOffset`). */
+const SKEW_KEY = 'synced_offset:';
+
+/**
+ * How far a clock that says it is synced may be off before the gateway stops trusting it (issue 16). A reader whose
+ * NTP is broken but which reports `synced` ran 5–90 s off in the simulator's clock-skew fault and made false
+ * "same worker at two homes" flags.
+ */
+export const SYNCED_OFFSET_BOUND_MS = 5_000;
 const SCAN_CHUNK = 2000;
 
 /**
@@ -26,9 +35,13 @@ const SCAN_CHUNK = 2000;
 export class TimeAnchors {
   private readonly db: Db;
   private readonly q: ReturnType<typeof statementCache>;
-  constructor(opts: { db: Db }) {
+  private readonly boundMs: number;
+  /** Latest uncertainty per reader (ms), from the measured offset of its synced boots; see `uncertaintyMs`. */
+  private readonly readerUncertainty = new Map<string, number>();
+  constructor(opts: { db: Db; syncedOffsetBoundMs?: number }) {
     this.db = opts.db;
     this.q = statementCache(opts.db);
+    this.boundMs = opts.syncedOffsetBoundMs ?? SYNCED_OFFSET_BOUND_MS;
   }
 
   /**
@@ -69,6 +82,22 @@ export class TimeAnchors {
           }
           a.next = nextAnchor(a.next, offsetMs, exact);
         };
+        // A synced batch's sentAt against the receive time: device clock − gateway clock − transit. Transit only
+        // lowers it, so the largest value seen per (reader, boot) is the best lower bound of the clock's offset.
+        const offsets = new Map<string, { readerId: string; bootId: string; ms: number; changed: boolean }>();
+        const measured = (readerId: string, bootId: string, ms: number) => {
+          const k = `${readerId}\n${bootId}`;
+          let o = offsets.get(k);
+          if (!o) {
+            const cur = this.syncedOffset(readerId, bootId);
+            o = { readerId, bootId, ms: cur ?? ms, changed: cur === null };
+            offsets.set(k, o);
+          }
+          if (ms > o.ms) {
+            o.ms = ms;
+            o.changed = true;
+          }
+        };
         let sentJson: string | null = null;
         let sent: EventTime | null = null;
         for (const r of batch) {
@@ -78,13 +107,21 @@ export class TimeAnchors {
             sentJson = r.sent_at_json;
             sent = parseJson(sentJson, EventTime);
           }
-          if (sent?.synced) learn(r.reader_id, sent.bootId, sent.wallMs - sent.monoMs, true);
-          else if (sent && typeof r.received_at_ms === 'number') {
+          if (sent?.synced) {
+            learn(r.reader_id, sent.bootId, sent.wallMs - sent.monoMs, true);
+            if (typeof r.received_at_ms === 'number') {
+              measured(r.reader_id, sent.bootId, sent.wallMs - r.received_at_ms);
+            }
+          } else if (sent && typeof r.received_at_ms === 'number') {
             learn(r.reader_id, sent.bootId, r.received_at_ms - sent.monoMs, false);
           }
         }
         for (const a of found.values()) {
           if (a.next && a.next !== a.cur) this.put(a.readerId, a.bootId, a.next);
+        }
+        for (const o of offsets.values()) {
+          if (o.changed) setCursor.run(`${SKEW_KEY}${o.readerId}\n${o.bootId}`, Math.round(o.ms));
+          this.readerUncertainty.set(o.readerId, this.uncertaintyOf(Math.round(o.ms)));
         }
         setCursor.run(SCAN_KEY, batch[batch.length - 1]?.id ?? from);
       })();
@@ -115,9 +152,46 @@ export class TimeAnchors {
     return row ? { offsetMs: row.offset_ms, exact: row.exact === 1 } : null;
   }
 
-  /** The best time for an event: its own synced clock, a corrected one, or its raw (flagged) clock. */
+  /**
+   * The measured offset of a synced boot's clock (device − gateway, a lower bound: transit only lowers it), or
+   * null before any synced batch of that boot was stored.
+   */
+  syncedOffset(readerId: string, bootId: string): number | null {
+    const row = this.q('SELECT value FROM visit_meta WHERE key = ?').get(
+      `${SKEW_KEY}${readerId}\n${bootId}`,
+    ) as { value: number } | undefined;
+    return row ? row.value : null;
+  }
+
+  /**
+   * How far a reader's timestamps may be off (ms), for comparisons across readers (the concurrent-visit check):
+   * the bound for a clock within it; the measured offset for a "synced" clock measured behind by more than the
+   * bound (distrusted: transit could explain part of it, so its times are kept and the margin widened); the
+   * bound again for one measured ahead (corrected by the offset in `resolve`, certain since transit cannot put
+   * a clock ahead). Readers never measured get the bound.
+   */
+  uncertaintyMs(readerId: string): number {
+    return this.readerUncertainty.get(readerId) ?? this.boundMs;
+  }
+
+  private uncertaintyOf(offsetMs: number): number {
+    return offsetMs < -this.boundMs ? -offsetMs : this.boundMs;
+  }
+
+  /**
+   * The best time for an event: its own synced clock (less the measured offset when the clock runs ahead by more
+   * than the bound: quality "corrected"), a corrected one, or its raw (flagged) clock.
+   */
   resolve(readerId: string, t: EventTime): ResolvedTime {
-    if (t.synced) return { ms: t.wallMs, quality: 'synced' };
+    if (t.synced) {
+      const off = this.syncedOffset(readerId, t.bootId);
+      if (off !== null) {
+        if (!this.readerUncertainty.has(readerId))
+          this.readerUncertainty.set(readerId, this.uncertaintyOf(off));
+        if (off > this.boundMs) return { ms: t.wallMs - off, quality: 'corrected' };
+      }
+      return { ms: t.wallMs, quality: 'synced' };
+    }
     const a = this.get(readerId, t.bootId);
     if (a) return { ms: t.monoMs + a.offsetMs, quality: 'corrected' };
     return { ms: t.wallMs, quality: 'uncorrected' };
