@@ -25,6 +25,7 @@ Usage:
   visittag-device status [--config <file>] [--json]
   visittag-device provision --gateway URL --code CODE [--config <file>]   (provision --help)
   visittag-device selftest [--config <file>]   checklist + test tap round trip (selftest --help)
+  visittag-device personalise-card --master-key-file FILE   blank NTAG 424 DNA → secure card (--help)
   visittag-device --help
 
 Commands:
@@ -168,6 +169,9 @@ async function main(argv: string[]): Promise<void> {
   const defaultConfig = process.env.VISITTAG_DEVICE_CONFIG ?? '/etc/visittag/device.json';
   if (argv[0] === 'selftest') {
     process.exit(await (await import('./src/selftest/cli.js')).selftestCommand(argv.slice(1), defaultConfig));
+  }
+  if (argv[0] === 'personalise-card') {
+    process.exit(await (await import('./src/cli/personalise-cmd.js')).personaliseCommand(argv.slice(1)));
   }
   if (argv[0] === 'provision') {
     process.exit(

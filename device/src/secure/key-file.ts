@@ -1,0 +1,41 @@
+/**
+ * The card office's master key file for personalisation: JSON {"version":1,"masterKey":"<32 hex>"},
+ * mode 0600. Read for one personalisation run and never stored on the reader (a deployed reader
+ * holds no master key: docs/secure-cards.md). Errors name the fix and never contain the key.
+ */
+import { readFileSync, statSync } from 'node:fs';
+import { z } from 'zod';
+
+const KeyFile = z
+  .object({
+    version: z.literal(1),
+    masterKey: z.string().regex(/^[0-9a-fA-F]{32}$/, 'must be 32 hex characters'),
+  })
+  .strict();
+
+export class KeyFileError extends Error {}
+
+export function readMasterKeyFile(path: string): Buffer {
+  let mode: number;
+  try {
+    mode = statSync(path).mode;
+  } catch {
+    throw new KeyFileError(`master key file ${path} cannot be read. Fix: give the card office's key file`);
+  }
+  if ((mode & 0o077) !== 0)
+    throw new KeyFileError(
+      `master key file ${path} has mode ${(mode & 0o777).toString(8)}: group or others can read it. Fix: chmod 600 ${path}`,
+    );
+  let json: unknown;
+  try {
+    json = JSON.parse(readFileSync(path, 'utf8'));
+  } catch {
+    throw new KeyFileError(`master key file ${path} is not JSON. Fix: {"version":1,"masterKey":"<32 hex>"}`);
+  }
+  const r = KeyFile.safeParse(json);
+  if (!r.success)
+    throw new KeyFileError(
+      `master key file ${path}: ${r.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`,
+    );
+  return Buffer.from(r.data.masterKey, 'hex');
+}
