@@ -13,7 +13,12 @@ import { inTransaction, lockReaders, type PgClient, type PgPool } from './db.js'
 /** Rows kept in `rejects` (older ones are pruned; the metrics counter keeps the totals). */
 const MAX_REJECT_ROWS = 100_000;
 const MAX_ACK_GAPS = 50;
-const ADVANCE_CHUNK = 1000;
+/**
+ * Held sequences looked at per reader and commit: bounds the cost when many rows wait above a gap. A
+ * longer run (a big gap just filled) advances by this much per commit; the reader's resends bring the
+ * next commits.
+ */
+const ADVANCE_WINDOW = 10_000;
 
 /**
  * The ingest store on PostgreSQL, for one or several gateway instances sharing one database.
@@ -31,8 +36,11 @@ const ADVANCE_CHUNK = 1000;
  *   never goes backwards, and gaps are computed from committed rows only;
  * - the ack is sent by the caller only after this transaction committed (fsync on: durable).
  *
- * Statements per commit do not grow with the batch: all events of a group commit go in one
- * `INSERT … SELECT FROM unnest(...)`; stored copies of the re-sent ones are read in one query.
+ * Statements per commit do not grow with the batch or the number of readers in it: all events go in
+ * one `INSERT … SELECT FROM unnest(...)`, stored copies of re-sent ones are read in one query, statuses
+ * and rejects are one statement each, and every reader's mark is advanced by one statement (held
+ * sequences above the old mark numbered in order: where `seq - row_number = old mark` the run is
+ * contiguous). Gaps are listed only for readers that have some.
  */
 export interface PgIngestStore {
   commit(items: readonly IngestItem[]): Promise<CommitOutcome>;
@@ -111,21 +119,6 @@ async function gapsOn(c: Queryable, readerId: string, limit: number): Promise<Se
     }
     if (seqs.length < 10_000) return out;
     after = next - 1;
-  }
-}
-
-/** Advances the contiguous high-water mark over rows already stored. */
-async function advance(c: Queryable, readerId: string, from: number): Promise<number> {
-  let upto = from;
-  for (;;) {
-    const seqs = await seqsAbove(c, readerId, upto, ADVANCE_CHUNK);
-    let moved = 0;
-    for (const s of seqs) {
-      if (s !== upto + 1) break;
-      upto = s;
-      moved++;
-    }
-    if (moved < ADVANCE_CHUNK) return upto;
   }
 }
 
@@ -262,18 +255,15 @@ export function createPgIngestStore(pool: PgPool): PgIngestStore {
         if (bad.seq > o.maxSeen) o.maxSeen = bad.seq;
       }
     }
-    // 4. status, command results, rejects
+    // 4. status (the last one per reader), command results, rejects: one statement each kind
+    const statuses = new Map<string, { json: string; at: number }>();
+    const rejects: Array<Extract<IngestItem, { kind: 'reject' }>> = [];
     for (const item of items) {
       switch (item.kind) {
         case 'events':
           break;
         case 'status':
-          await c.query(
-            `INSERT INTO reader_status (reader_id, status_json, received_at_ms) VALUES ($1, $2, $3)
-             ON CONFLICT (reader_id) DO UPDATE SET status_json = excluded.status_json,
-               received_at_ms = excluded.received_at_ms`,
-            [item.readerId, JSON.stringify(item.status), item.receivedAtMs],
-          );
+          statuses.set(item.readerId, { json: JSON.stringify(item.status), at: item.receivedAtMs });
           break;
         case 'command-result':
           await c.query(
@@ -284,34 +274,68 @@ export function createPgIngestStore(pool: PgPool): PgIngestStore {
           );
           break;
         case 'reject':
-          await c.query('INSERT INTO rejects (reader_id, reason, detail, at_ms) VALUES ($1, $2, $3, $4)', [
-            item.readerId,
-            item.reason,
-            item.detail.slice(0, 500),
-            item.atMs,
-          ]);
-          rejectsSincePrune++;
+          rejects.push(item);
           break;
       }
     }
-    // 5. per reader: advance the contiguous mark over committed rows (we hold the reader's lock)
-    for (const o of readers.values()) {
-      const before = await seqStateOn(c, o.readerId);
-      const maxSeen = Math.max(before.maxSeen, o.maxSeen);
-      const upTo = await advance(c, o.readerId, before.contiguousUpto);
-      if (upTo !== before.contiguousUpto || maxSeen !== before.maxSeen) {
-        await c.query(
-          `INSERT INTO reader_seq (reader_id, contiguous_upto, max_seen) VALUES ($1, $2, $3)
-           ON CONFLICT (reader_id) DO UPDATE SET contiguous_upto = excluded.contiguous_upto,
-             max_seen = excluded.max_seen`,
-          [o.readerId, upTo, maxSeen],
-        );
+    if (statuses.size > 0) {
+      const ids = [...statuses.keys()];
+      await c.query(
+        `INSERT INTO reader_status (reader_id, status_json, received_at_ms)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[])
+         ON CONFLICT (reader_id) DO UPDATE SET status_json = excluded.status_json,
+           received_at_ms = excluded.received_at_ms`,
+        [ids, ids.map((id) => statuses.get(id)?.json), ids.map((id) => statuses.get(id)?.at)],
+      );
+    }
+    if (rejects.length > 0) {
+      await c.query(
+        `INSERT INTO rejects (reader_id, reason, detail, at_ms)
+         SELECT r, re, d, t FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[])
+           WITH ORDINALITY AS u(r, re, d, t, o) ORDER BY o`,
+        [
+          rejects.map((x) => x.readerId),
+          rejects.map((x) => x.reason),
+          rejects.map((x) => x.detail.slice(0, 500)),
+          rejects.map((x) => x.atMs),
+        ],
+      );
+      rejectsSincePrune += rejects.length;
+    }
+    // 5. every reader of the commit in one statement (we hold their locks): the held sequences above
+    //    the old mark, numbered in order; those with seq - row_number = old mark are the contiguous run.
+    if (readers.size > 0) {
+      const list = [...readers.values()];
+      const r = await c.query<{ reader_id: string; contiguous_upto: number; max_seen: number }>(
+        `WITH r AS (
+           SELECT u.reader_id, COALESCE(s.contiguous_upto, 0) AS upto,
+                  GREATEST(COALESCE(s.max_seen, 0), u.batch_max) AS max_seen
+             FROM unnest($1::text[], $2::bigint[]) AS u(reader_id, batch_max)
+             LEFT JOIN reader_seq s ON s.reader_id = u.reader_id),
+         held AS (
+           SELECT r.reader_id, r.upto, h.seq,
+                  h.seq - ROW_NUMBER() OVER (PARTITION BY r.reader_id ORDER BY h.seq) AS d
+             FROM r CROSS JOIN LATERAL (
+               (SELECT seq FROM events e WHERE e.reader_id = r.reader_id AND e.seq > r.upto
+                UNION SELECT seq FROM rejected_events x WHERE x.reader_id = r.reader_id AND x.seq > r.upto)
+               ORDER BY seq LIMIT ${ADVANCE_WINDOW}) h),
+         adv AS (SELECT reader_id, MAX(seq) AS upto FROM held WHERE d = upto GROUP BY reader_id)
+         INSERT INTO reader_seq (reader_id, contiguous_upto, max_seen)
+         SELECT r.reader_id, COALESCE(adv.upto, r.upto), r.max_seen FROM r LEFT JOIN adv ON adv.reader_id = r.reader_id
+         ON CONFLICT (reader_id) DO UPDATE SET contiguous_upto = excluded.contiguous_upto,
+           max_seen = excluded.max_seen
+         RETURNING reader_id, contiguous_upto, max_seen`,
+        [list.map((o) => o.readerId), list.map((o) => o.maxSeen)],
+      );
+      const after = new Map(r.rows.map((x) => [x.reader_id, x]));
+      for (const o of list) {
+        const x = after.get(o.readerId);
+        o.upTo = x?.contiguous_upto ?? 0;
+        o.maxSeen = x?.max_seen ?? o.maxSeen;
+        out.inserted += o.inserted;
+        out.duplicates += o.duplicates;
+        out.conflicts += o.conflicts.length;
       }
-      o.upTo = upTo;
-      o.maxSeen = maxSeen;
-      out.inserted += o.inserted;
-      out.duplicates += o.duplicates;
-      out.conflicts += o.conflicts.length;
     }
     for (const o of readers.values()) {
       o.gaps = o.maxSeen > o.upTo ? await gapsOn(c, o.readerId, MAX_ACK_GAPS) : [];
