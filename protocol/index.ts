@@ -6,6 +6,7 @@ export * from './src/messages.js';
 export * from './src/topics.js';
 export * from './src/codec.js';
 export * from './src/webhook.js';
+export * from './src/standard-webhooks.js';
 export * from './src/provisioning.js';
 export * from './src/json-schema.js';
 export * from './src/clock.js';

@@ -4,6 +4,7 @@ import {
   WEBHOOK_HEADERS,
   classifyWebhookStatus,
   signWebhook,
+  standardWebhookHeaders,
   webhookBatchId,
 } from '../../../protocol/index.js';
 import type { Clock, WebhookBatch } from '../../../protocol/index.js';
@@ -62,6 +63,9 @@ export async function postBatch(o: {
         [WEBHOOK_HEADERS.idempotencyKey]: batch.batchId,
         [WEBHOOK_HEADERS.timestamp]: String(ts),
         [WEBHOOK_HEADERS.signature]: signWebhook(backend.secret, ts, body),
+        // The same request signed per Standard Webhooks (webhook-id = the batch id), so receivers can verify
+        // it with an off-the-shelf library (protocol/src/standard-webhooks.ts).
+        ...standardWebhookHeaders(backend.secret, batch.batchId, ts, body),
       },
     });
     const text = (await res.text()).slice(0, 200);
