@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { IngestItem } from '../../gateway/src/store/ingest-store.js';
-import { migrate, openPgPool, type PgPool } from '../../gateway/src/store/postgres/db.js';
+import { lockReaders, migrate, openPgPool, type PgPool } from '../../gateway/src/store/postgres/db.js';
 import { createPgIngestStore } from '../../gateway/src/store/postgres/ingest-store.js';
 import { postgresMigrations } from '../../gateway/src/store/postgres/migrations.js';
 import { batchOf, tapEvent } from '../gateway/helpers.js';
@@ -35,7 +35,9 @@ describe('PostgreSQL ingest store', () => {
       await migrate(pool, postgresMigrations);
       return createPgIngestStore(pool);
     };
-    return { url, store: await open(), open };
+    const raw = openPgPool({ url, max: 2 });
+    pools.push(raw);
+    return { url, store: await open(), open, raw };
   };
 
   it('applies the schema once; a second instance (or a restart) applies nothing', async () => {
@@ -197,5 +199,24 @@ describe('PostgreSQL ingest store', () => {
     expect(await b.seqState('r-other')).toMatchObject({ maxSeen: N });
     expect(await a.readersWithGaps()).toEqual([{ readerId: 'r-other', contiguousUpto: 0, maxSeen: N }]);
     expect(Math.max(...acks)).toBe(N);
+  });
+
+  it("a commit waits while another instance holds the reader's lock; another reader's commit does not", async () => {
+    const h = await fresh();
+    const other = await h.open();
+    const c = await h.raw.connect();
+    await c.query('BEGIN');
+    await lockReaders(c, [R]); // instance A is mid-commit for reader R
+    let done = false;
+    const blocked = other.commit([events([1])]).then((o) => {
+      done = true;
+      return o;
+    });
+    await other.commit([events([1], 'r-free')]); // a different reader passes
+    await new Promise((r) => setTimeout(r, 300));
+    expect(done).toBe(false);
+    await c.query('COMMIT');
+    c.release();
+    expect((await blocked).readers.get(R)).toMatchObject({ upTo: 1, inserted: 1 });
   });
 });
