@@ -9,6 +9,9 @@
 #                           (MQTT 5, shared subscriptions, the dynamic security plugin)
 #   postgresql              the PostgreSQL store's tests start throw-away clusters from its server
 #                           binaries (no system cluster is left running)
+#   prometheus              promtool checks and unit-tests the alert rules in ops/prometheus/ (the server
+#                           itself is stopped like the others)
+#   debootstrap             builds the Debian root in which the reader's .deb is installed and removed
 #
 # A production install (`npm ci --omit=dev` on a reader, where npm sets NODE_ENV=production) gets only
 # what the device needs at run time and install time: pcscd and libpcsclite-dev. It never gets the
@@ -23,7 +26,7 @@ fi
 if [ "$runtime_only" = true ]; then
   PACKAGES=(pcscd libpcsclite-dev)
 else
-  PACKAGES=(pcscd libpcsclite-dev vsmartcard-vpcd mosquitto mosquitto-clients postgresql)
+  PACKAGES=(pcscd libpcsclite-dev vsmartcard-vpcd mosquitto mosquitto-clients postgresql prometheus debootstrap)
 fi
 
 missing=()
@@ -65,6 +68,7 @@ if [ "$runtime_only" = false ]; then
       mosquitto) units+=(mosquitto) ;;
       pcscd) units+=(pcscd.socket pcscd) ;;
       postgresql) units+=(postgresql) ;;
+      prometheus) units+=(prometheus) ;;
     esac
   done
   if [ "${#units[@]}" -gt 0 ] && command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
