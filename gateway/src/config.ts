@@ -5,7 +5,7 @@ import { MIN_FLEET_KEY_BYTES } from '../../protocol/index.js';
 import { SecureCardPolicy } from './secure-cards/policy.js';
 
 /**
- * Gateway settings, validated once at start-up (CONVENTIONS 4). Every field has a description;
+ * Gateway settings, validated once at start-up (CONTRIBUTING.md, "Config validated once"). Every field has a description;
  * `formatConfigErrors` names each bad field and the fix, all at once.
  */
 const Port = z.number().int().min(0).max(65_535);

@@ -3,7 +3,7 @@ import type { CommandResult, EventTime, Status, TapEvent } from '../../../protoc
 /**
  * The narrow storage interface ingest and the reader registry need. SQLite implements it today
  * (sqlite/ingest-store.ts); a PostgreSQL implementation can serve several gateway instances later
- * (DESIGN "Storage"): `commit` must then be one transaction with the same INSERT … ON CONFLICT DO
+ * (docs/design.md, "Storage"): `commit` must then be one transaction with the same INSERT … ON CONFLICT DO
  * NOTHING dedupe on (reader_id, seq) and a row lock on reader_seq.
  */
 export interface ReaderRecord {

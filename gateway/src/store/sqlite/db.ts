@@ -10,7 +10,7 @@ export interface Migration {
 
 /**
  * Opens the gateway's SQLite file: WAL, synchronous=FULL (a commit backs an ack or a delivery
- * record, so it must survive power loss: TOOLCHAIN "SQLite durability"), foreign keys on, a busy
+ * record, so it must survive power loss: CONTRIBUTING.md, "SQLite that survives power cuts"), foreign keys on, a busy
  * timeout, then applies pending migrations in the given order, each in its own transaction.
  */
 export function openDatabase(path: string, migrations: readonly Migration[]): Db {
