@@ -219,4 +219,19 @@ describe('PostgreSQL ingest store', () => {
     c.release();
     expect((await blocked).readers.get(R)).toMatchObject({ upTo: 1, inserted: 1 });
   });
+
+  it('a long run behind a filled gap advances in bounded steps and converges', async () => {
+    const { store } = await fresh();
+    const seqs = Array.from({ length: 24_999 }, (_, i) => i + 2); // 2..25000, seq 1 missing
+    for (let i = 0; i < seqs.length; i += 5000) await store.commit([events(seqs.slice(i, i + 5000))]);
+    expect(await store.seqState(R)).toEqual({ contiguousUpto: 0, maxSeen: 25_000 });
+    let o = (await store.commit([events([1])])).readers.get(R);
+    const steps = [o?.upTo];
+    while ((o?.upTo ?? 0) < 25_000 && steps.length < 10) {
+      o = (await store.commit([events([25_000])])).readers.get(R); // the reader's resend
+      steps.push(o?.upTo);
+    }
+    expect(steps).toEqual([10_000, 20_000, 25_000]);
+    expect(o?.gaps).toEqual([]);
+  });
 });
