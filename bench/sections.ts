@@ -3,6 +3,7 @@ import { componentPresent, type RowContext } from './lib/ctx.js';
 import type { Profile, Row } from './lib/types.js';
 import { ingestRows, measureIngest } from './rows/ingest.js';
 import { deviceLatencyRows, deviceRssRows } from './rows/device.js';
+import { secureCardLatencyRows } from './rows/secure-card.js';
 import { backendLatencyRows } from './rows/latency.js';
 import { simDayRows } from './rows/simday.js';
 import { fleetRows } from './rows/storm.js';
@@ -91,6 +92,21 @@ export const SECTIONS: Section[] = [
       },
     ],
     run: deviceLatencyRows,
+  },
+  {
+    id: 'secure-card-latency',
+    requires: ['device/src/drivers/secure-read.ts'],
+    present: componentPresent,
+    skeleton: () => [
+      {
+        id: 'device-secure-tap-latency',
+        figure: 'device tap → feedback with a secure card (NTAG 424 DNA SUN), beyond the card read',
+        generator: 'full device (createDevice)',
+        unit: 'ms',
+        target: 'p99 ≤ 15 ms beyond read',
+      },
+    ],
+    run: secureCardLatencyRows,
   },
   {
     id: 'device-rss',
