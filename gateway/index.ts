@@ -39,6 +39,7 @@ import { createSqliteIngestStore } from './src/store/sqlite/ingest-store.js';
 import { sqliteMigrations } from './src/store/sqlite/migrations.js';
 import { createVisitPipeline, type VisitPipeline } from './src/visits/pipeline.js';
 import { createSecureCards } from './src/secure-cards/index.js';
+import { readerUidOnly } from './src/secure-cards/policy.js';
 
 export type { GatewaySettings } from './src/config.js';
 export {
@@ -255,6 +256,12 @@ export function createGateway(opts: GatewayOptions): Gateway {
         clock,
         readerExists: (id) => readers.getReader(id) !== undefined,
         publish: (id, cfg) => publishRetained(topics.config(id), encode('config', cfg), true),
+        ...(config.secureCards
+          ? {
+              uidOnlyCards: (id: string) =>
+                readerUidOnly(config.secureCards!.policy, store.getReader(id)?.clientRef ?? null),
+            }
+          : {}),
       }),
       ...alertRoutes({
         metrics,

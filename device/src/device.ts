@@ -160,6 +160,7 @@ export class Device extends EventEmitter<DeviceEvents> {
       maxOpenMs: pushed?.visit.maxOpenMs ?? this.config.visit.maxOpenMs,
       allowList: this.remote?.allowList ?? null,
       revoked: this.remote?.revoked ?? new Set(),
+      refuseUidOnly: pushed?.uidOnlyCards === 'refuse',
     };
   }
 

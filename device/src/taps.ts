@@ -97,6 +97,7 @@ export class TapPipeline {
       seq: journal.nextSeq,
       rules: this.o.rules(),
       newVisitId: () => this.newId('v'),
+      uidOnly: proof === undefined,
     });
     if (!journal.hasRoom(outcome.events.length)) {
       this.log.error({ depth: journal.depth, capacity: journal.capacity }, 'journal full: tap refused');

@@ -27,7 +27,11 @@ export const TapDecision = z
   );
 export type TapDecision = z.infer<typeof TapDecision>;
 
-export const RejectReason = z.enum(['unknown-card', 'revoked-card']);
+export const RejectReason = z
+  .enum(['unknown-card', 'revoked-card', 'uid-only-card'])
+  .describe(
+    'uid-only-card (added within version 1): the card gave only its UID where the pushed config refuses UID-only cards.',
+  );
 
 /** When it happened, as the device knows it. A Pi has no RTC: wall time may be wrong until synced. */
 export const EventTime = z
@@ -55,10 +59,10 @@ export const CardProof = z
     mac: z
       .string()
       .regex(/^[0-9A-F]{16}$/, 'must be 16 uppercase hex chars (8 bytes)')
-      .describe('SDMMAC: the truncated CMAC under the session key of the card\'s SDM file read key.'),
+      .describe("SDMMAC: the truncated CMAC under the session key of the card's SDM file read key."),
   })
   .strict()
-  .describe('A secure card\'s fresh proof of presence (NTAG 424 DNA SUN message).');
+  .describe("A secure card's fresh proof of presence (NTAG 424 DNA SUN message).");
 export type CardProof = z.infer<typeof CardProof>;
 
 export const TapEvent = z
@@ -310,6 +314,12 @@ export const DeviceConfig = z
     revoked: z.array(CardRef).max(LIMITS.maxAllowList).default([]),
     feedbackMode: FeedbackMode.default('normal'),
     logLevel: LogLevel.default('info'),
+    uidOnlyCards: z
+      .enum(['accept', 'refuse'])
+      .optional()
+      .describe(
+        'refuse: a card that gives only its UID (no secure-card proof) is not accepted at the reader (added within version 1; absent: accept).',
+      ),
   })
   .strict();
 export type DeviceConfig = z.infer<typeof DeviceConfig>;

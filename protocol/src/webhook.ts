@@ -19,6 +19,8 @@ export const AnomalyKind = z.enum([
   'concurrent-visit',
   'uncorrected-time',
   'manual-close',
+  // added within version 1 (issue 18): a reader refused a card that gave only its UID (policy)
+  'uid-only-card',
 ]);
 export type AnomalyKind = z.infer<typeof AnomalyKind>;
 

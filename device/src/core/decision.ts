@@ -22,12 +22,14 @@ export interface VisitRules {
   /** Card references accepted; null accepts every card. */
   allowList: ReadonlySet<string> | null;
   revoked: ReadonlySet<string>;
+  /** Refuse cards that give only their UID (pushed `uidOnlyCards: refuse`; secure cards, issue 18). */
+  refuseUidOnly?: boolean;
 }
 
 export interface DecidedEvent {
   decision: TapDecision;
   visitId: string | null;
-  rejectReason?: 'unknown-card' | 'revoked-card';
+  rejectReason?: 'unknown-card' | 'revoked-card' | 'uid-only-card';
 }
 
 export interface TapOutcome {
@@ -63,9 +65,19 @@ export function decideTap(input: {
   seq: number;
   rules: VisitRules;
   newVisitId: () => string;
+  /** The card proved nothing beyond its UID (no SUN message). */
+  uidOnly?: boolean;
 }): TapOutcome {
   const { card, time, rules } = input;
   const state: CardState = input.state ?? { open: null, lastTap: null };
+
+  if (rules.refuseUidOnly && input.uidOnly) {
+    return {
+      events: [{ decision: 'rejected', visitId: null, rejectReason: 'uid-only-card' }],
+      next: input.state,
+      feedback: 'rejected',
+    };
+  }
 
   const revoked = rules.revoked.has(card);
   if (revoked || (rules.allowList !== null && !rules.allowList.has(card))) {

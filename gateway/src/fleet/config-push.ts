@@ -35,6 +35,8 @@ export interface ConfigPushDeps {
   clock: Clock;
   readerExists: (readerId: string) => boolean;
   publish: (readerId: string, cfg: DeviceConfig) => Promise<void>;
+  /** Whether the reader refuses UID-only cards (the secure-card policy of its client; absent: accept). */
+  uidOnlyCards?: (readerId: string) => 'accept' | 'refuse';
 }
 
 /**
@@ -89,6 +91,8 @@ export function configRoutes(d: ConfigPushDeps): AdminRoute[] {
           revoked,
           ...(p.data.feedbackMode ? { feedbackMode: p.data.feedbackMode } : {}),
           ...(p.data.logLevel ? { logLevel: p.data.logLevel } : {}),
+          // only when refusing: a reader older than the field keeps accepting its configs
+          ...(d.uidOnlyCards?.(readerId) === 'refuse' ? { uidOnlyCards: 'refuse' as const } : {}),
         });
         if (!candidate.success)
           return { status: 400, body: { error: summarizeIssues(candidate.error.issues) } };

@@ -35,3 +35,8 @@ export function ruleFor(policy: SecureCardPolicy, clientRef: string | null): Res
   const o = clientRef ? policy.clients[clientRef] : undefined;
   return { uidOnly: o?.uidOnly ?? policy.uidOnly, clone: o?.clone ?? policy.clone };
 }
+
+/** What a reader can enforce itself (it holds no key): refusing UID-only cards where the policy does. */
+export function readerUidOnly(policy: SecureCardPolicy, clientRef: string | null): 'accept' | 'refuse' {
+  return ruleFor(policy, clientRef).uidOnly === 'refuse' ? 'refuse' : 'accept';
+}

@@ -318,4 +318,5 @@ const DEFAULT_DETAIL: Record<AnomalyKind, string> = {
   'concurrent-visit': 'the same staff member has a visit open at another home',
   'uncorrected-time': 'device clock unsynced and no reference in the same boot: time not corrected',
   'manual-close': 'closed manually by an operator',
+  'uid-only-card': 'the reader refused a card that gave only its UID (secure-card policy)',
 };
