@@ -82,7 +82,7 @@ export interface SectionCitation {
 export function namedSectionCitations(text: string): SectionCitation[] {
   const out: SectionCitation[] = [];
   text.split('\n').forEach((line, i) => {
-    for (const m of line.matchAll(/\b(CONTRIBUTING\.md|docs\/[a-z0-9-]+\.md),? "([^"]+)"/g)) {
+    for (const m of line.matchAll(/\b(CONTRIBUTING\.md|docs\/[a-z0-9-]+\.md), "([^"]+)"/g)) {
       const doc = m[1] ?? '';
       const section = m[2] ?? '';
       out.push({ doc, section, slug: slug(section), line: i + 1 });
