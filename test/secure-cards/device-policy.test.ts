@@ -121,6 +121,10 @@ describe('reader-side refusal of UID-only cards (pushed policy)', () => {
         { seq: 1, assurance: 'uid-only', verdict: 'refused', code: 'uid-only-refused' },
         { seq: 2, assurance: 'secure', verdict: 'accepted', code: 'secure' },
       ]);
+      // the device's own refusal is kept (no visit) and reported as an anomaly
+      const kinds = () =>
+        gw.db.prepare('SELECT kind FROM anomalies WHERE reader_id = ?').pluck().all(R) as string[];
+      await waitUntil(() => kinds().includes('uid-only-card'), 10_000);
     } finally {
       await device.stop();
     }

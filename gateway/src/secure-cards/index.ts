@@ -67,7 +67,8 @@ function screenEvents(
   for (const e of events) {
     const t = verifier.assess(readerId, client, e, atMs);
     if (t) taps.inc({ assurance: t.assurance, verdict: t.verdict });
-    if (t?.verdict === 'refused')
+    // a tap the device already rejected stays: it opens no visit and the visits engine raises its anomaly
+    if (t?.verdict === 'refused' && e.decision !== 'rejected')
       out.refused.push({ seq: e.seq, detail: `secure card ${t.code}: ${t.detail}`.slice(0, 200) });
     else out.keep.push(e);
   }
