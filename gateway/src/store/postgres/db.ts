@@ -64,6 +64,12 @@ export const LOCK_NS = {
 export async function inTransaction<T>(pool: PgPool, fn: (c: PgClient) => Promise<T>): Promise<T> {
   const c = await pool.connect();
   let broken: Error | undefined;
+  // A checked-out client whose connection dies (server restart) emits 'error' on itself, not on the
+  // pool: without a listener that is an uncaught exception. The query in flight rejects anyway.
+  const onError = (err: Error): void => {
+    broken = err;
+  };
+  c.on('error', onError);
   try {
     await c.query('BEGIN');
     const out = await fn(c);
@@ -77,6 +83,7 @@ export async function inTransaction<T>(pool: PgPool, fn: (c: PgClient) => Promis
     }
     throw err;
   } finally {
+    c.off('error', onError);
     c.release(broken);
   }
 }
