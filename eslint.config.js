@@ -59,6 +59,24 @@ export default tseslint.config(
     },
   },
   {
+    // runtime/: process plumbing shared by the reader and the gateway (CLI, systemd notify). It imports only
+    // protocol/ and Node (and npm packages), never a program's code.
+    files: ['runtime/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ours(['device', 'gateway', 'simulator', 'test', 'bench']),
+              message: 'runtime/ is shared by device/ and gateway/: it imports only protocol/ and Node.',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
     files: ['device/**/*.ts'],
     rules: {
       'no-restricted-imports': [

@@ -8,7 +8,7 @@ import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
 import pino from 'pino';
 import { ConfigError, loadDeviceSettings } from './src/config.js';
-import { createSdNotifier } from './src/cli/sd-notify.js';
+import { createSdNotifier } from '../runtime/sd-notify.js';
 import { attachSimControl } from './src/cli/sim-control.js';
 import { formatStatus, offlineStatus, statusFilePath } from './src/cli/status-cmd.js';
 import { JournalIdentityError } from './src/core/journal.js';

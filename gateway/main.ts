@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import { createGateway, createLogger, type Gateway } from './index.js';
 import { gatewayConfigPath, loadGatewaySettings, type GatewaySettings } from './src/config.js';
-import { createSdNotifier } from './src/sd-notify.js';
+import { createSdNotifier } from '../runtime/sd-notify.js';
 import {
   applyLiveOrOffline,
   callRunningGateway,

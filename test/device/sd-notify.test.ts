@@ -1,7 +1,7 @@
 import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createSdNotifier } from '../../device/src/cli/sd-notify.js';
+import { createSdNotifier } from '../../runtime/sd-notify.js';
 import { silentLogger, tempDir, waitFor } from './helpers.js';
 
 const cleanups: (() => void)[] = [];

@@ -14,6 +14,9 @@ const cases = {
   protocolToGateway: ['protocol', '../gateway/src/metrics.js'],
   protocolToFs: ['protocol', 'node:fs'],
   deviceToProtocol: ['device', '../protocol/index.js'],
+  runtimeToGateway: ['runtime', '../gateway/src/metrics.js'],
+  runtimeToProtocol: ['runtime', '../protocol/index.js'],
+  gatewayToRuntime: ['gateway', '../runtime/sd-notify.js'],
 } as const;
 type Case = keyof typeof cases;
 
@@ -67,5 +70,11 @@ describe('import boundaries', () => {
 
   it('device/ → protocol/ is allowed', () => {
     expect(messages.get('deviceToProtocol')).toEqual([]);
+  });
+
+  it('runtime/ importing a program is rejected; runtime/ → protocol/ and gateway/ → runtime/ are allowed', () => {
+    expect(messages.get('runtimeToGateway')).toEqual([expect.stringContaining('runtime/ is shared')]);
+    expect(messages.get('runtimeToProtocol')).toEqual([]);
+    expect(messages.get('gatewayToRuntime')).toEqual([]);
   });
 });

@@ -2,15 +2,19 @@ import { execFile } from 'node:child_process';
 import type { Logger } from 'pino';
 
 /**
- * systemd readiness and watchdog through `systemd-notify` (Node has no unix datagram sockets).
- * Does nothing outside systemd (no NOTIFY_SOCKET). Messages name our pid (`--pid`) so systemd
- * attributes them to the service even though a child process sends them (unit: NotifyAccess=all).
+ * systemd readiness and watchdog through `systemd-notify` (Node has no unix datagram sockets), the one helper
+ * both the reader and the gateway use (CONTRIBUTING.md, "Lifecycle and one composition root"). Does nothing
+ * outside systemd (no NOTIFY_SOCKET). Messages name our pid (`--pid`) so systemd attributes them to the service
+ * even though a child process sends them (unit: NotifyAccess=all).
  */
 export interface SdNotifier {
   ready(): void;
   stopping(): void;
-  /** Pings the watchdog at half of WATCHDOG_USEC while `healthy()` holds; returns a stop function. */
-  startWatchdog(healthy: () => boolean): () => void;
+  /**
+   * Pings the watchdog at half of WATCHDOG_USEC while `healthy()` holds (always, when not given); returns a
+   * stop function.
+   */
+  startWatchdog(healthy?: () => boolean): () => void;
 }
 
 export function createSdNotifier(logger: Logger, env: NodeJS.ProcessEnv = process.env): SdNotifier {
@@ -24,7 +28,7 @@ export function createSdNotifier(logger: Logger, env: NodeJS.ProcessEnv = proces
   return {
     ready: () => send('--ready'),
     stopping: () => send('STOPPING=1'),
-    startWatchdog: (healthy) => {
+    startWatchdog: (healthy = () => true) => {
       const usec = Number(env.WATCHDOG_USEC);
       if (!enabled || !Number.isFinite(usec) || usec <= 0) return () => undefined;
       const t = setInterval(
