@@ -5,9 +5,9 @@
 import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname } from 'node:path';
-import { parseArgs } from 'node:util';
 import pino from 'pino';
 import { ConfigError, loadDeviceSettings } from './src/config.js';
+import { bashCompletion, EXIT, parseCommandLine, type CommandSpec } from '../runtime/cli.js';
 import { createSdNotifier } from '../runtime/sd-notify.js';
 import { attachSimControl } from './src/cli/sim-control.js';
 import { formatStatus, offlineStatus, statusFilePath } from './src/cli/status-cmd.js';
@@ -26,6 +26,7 @@ Usage:
   visittag-device provision --gateway URL --code CODE [--config <file>]   (provision --help)
   visittag-device selftest [--config <file>]   checklist + test tap round trip (selftest --help)
   visittag-device personalise-card --master-key-file FILE   blank NTAG 424 DNA → secure card (--help)
+  visittag-device completion bash   bash completion (| sudo tee /etc/bash_completion.d/visittag-device)
   visittag-device --help
 
 Commands:
@@ -42,6 +43,19 @@ Options:
 
 Exit codes: 0 ok, 1 runtime error, 64 usage error, 78 invalid config.
 See device/README.md for the config reference.`;
+
+/** The commands and their options, for bash completion. */
+const COMMANDS: readonly CommandSpec[] = [
+  { name: 'run', options: ['config', 'sim-control'] },
+  { name: 'status', options: ['config', 'json'] },
+  {
+    name: 'provision',
+    options: ['gateway', 'code', 'config', 'data-dir', 'reader', 'feedback', 'owner', 'force-new-identity'],
+  },
+  { name: 'selftest', options: ['config'] },
+  { name: 'personalise-card', options: ['master-key-file'] },
+  { name: 'completion', options: [] },
+];
 
 /** Where the status file lives: systemd's RuntimeDirectory (tmpfs), else /run/visittag, else the temp dir. */
 function runtimeDir(create: boolean): string {
@@ -68,7 +82,7 @@ function load(path: string): DeviceSettings {
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`${err.message}\n`);
-      process.exit(78);
+      process.exit(EXIT.config);
     }
     throw err;
   }
@@ -104,7 +118,7 @@ async function run(cfgPath: string, simControl: boolean): Promise<void> {
   if (simControl) {
     if (cfg.reader.driver !== 'simulated') {
       process.stderr.write('--sim-control needs reader.driver "simulated"\n');
-      process.exit(64);
+      process.exit(EXIT.usage);
     }
     reader = new SimulatedCardReader({ clock: deviceClock });
   }
@@ -149,7 +163,7 @@ async function run(cfgPath: string, simControl: boolean): Promise<void> {
     if (err instanceof JournalIdentityError) {
       logger.fatal('journal belongs to another reader id; refusing to start');
       process.stderr.write(`visittag-device: ${err.message}\n`);
-      process.exit(78);
+      process.exit(EXIT.config);
     }
     logger.fatal({ err }, 'device failed to start');
     process.stderr.write(`visittag-device: ${(err as Error).message}\n`);
@@ -178,34 +192,36 @@ async function main(argv: string[]): Promise<void> {
       await (await import('./src/provision/cli.js')).provisionCommand(argv.slice(1), defaultConfig),
     );
   }
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        config: { type: 'string' },
-        'sim-control': { type: 'string' },
-        json: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    });
-  } catch (err) {
-    process.stderr.write(`${(err as Error).message}\n\n${HELP}\n`);
-    process.exit(64);
+  if (argv[0] === 'completion') {
+    if (argv[1] !== 'bash' || argv.length !== 2) {
+      process.stderr.write('usage: visittag-device completion bash\n');
+      process.exit(EXIT.usage);
+    }
+    process.stdout.write(bashCompletion('visittag-device', COMMANDS));
+    return;
+  }
+  const parsed = parseCommandLine(argv, {
+    config: { type: 'string' },
+    'sim-control': { type: 'string' },
+    json: { type: 'boolean' },
+    help: { type: 'boolean', short: 'h' },
+  });
+  if (!parsed.ok) {
+    process.stderr.write(`${parsed.message}\n\n${HELP}\n`);
+    process.exit(EXIT.usage);
   }
   const { values, positionals } = parsed;
   const cmd = positionals[0];
   if (values.help || cmd === 'help' || cmd === undefined) {
     process.stdout.write(`${HELP}\n`);
-    process.exit(cmd === undefined && !values.help ? 64 : 0);
+    process.exit(cmd === undefined && !values.help ? EXIT.usage : EXIT.ok);
   }
   const cfgPath = values.config ?? process.env.VISITTAG_DEVICE_CONFIG ?? '/etc/visittag/device.json';
   if (cmd === 'run') {
     const sim = values['sim-control'];
     if (sim !== undefined && sim !== 'stdin') {
       process.stderr.write('--sim-control takes "stdin"\n');
-      process.exit(64);
+      process.exit(EXIT.usage);
     }
     await run(cfgPath, sim === 'stdin');
     return;
@@ -220,7 +236,7 @@ async function main(argv: string[]): Promise<void> {
     return;
   }
   process.stderr.write(`unknown command "${cmd}"\n\n${HELP}\n`);
-  process.exit(64);
+  process.exit(EXIT.usage);
 }
 
 await main(process.argv.slice(2));
