@@ -182,6 +182,20 @@ describe('access control over every mounted route', () => {
     expect(await csv.text()).toMatch(/token\.create/);
   });
 
+  it('records changes made through older routes with the real actor, the reason, and no secrets', async () => {
+    const tech = { authorization: `Bearer ${tokens.get('technician')}` };
+    const created = await call('POST', '/api/readers', tech, { readerId: 'r-audit', clientRef: 'client-a' });
+    expect(created.status).toBe(201);
+    const password = (created.body as { password: string }).password;
+    const admin = { authorization: `Bearer ${ADMIN_TOKEN}` };
+    const list = (await call('GET', '/api/audit?action=POST%20%2Fapi%2Freaders', admin)).body as {
+      entries: { actor: string; target: string; after: unknown }[];
+    };
+    expect(list.entries[0]).toMatchObject({ actor: 'token:t-technician', target: '/api/readers' });
+    expect(JSON.stringify(list.entries)).not.toContain(password);
+    expect(JSON.stringify(list.entries)).toContain('[redacted]');
+  });
+
   it('ends a session at logout; the cookie no longer works', async () => {
     const s = await login('u-coordinator', PASSWORD_OF('coordinator'));
     expect((await call('GET', '/api/auth/me', { cookie: s.cookie })).status).toBe(200);

@@ -23,6 +23,18 @@ export type Authenticate = (req: {
 /** Decides whether a principal may call a route; answers 403 when false. */
 export type Authorize = (route: { method: string; path: string }, principal: Principal) => boolean;
 
+/** A change made through the API, as the audit log receives it. */
+export interface AdminChange {
+  principal: Principal;
+  method: string;
+  /** The route as mounted, e.g. '/api/visits/:visitId/close'. */
+  route: string;
+  params: Record<string, string>;
+  body: unknown;
+  status: number;
+  response: unknown;
+}
+
 export interface AdminServerOptions {
   host: string;
   port: number;
@@ -40,6 +52,8 @@ export interface AdminServerOptions {
   tls?: { cert: string | Buffer; key: string | Buffer };
   /** Largest accepted request body; bigger answers 413. Default 1 MiB. */
   bodyLimitBytes?: number;
+  /** Called after every successful (2xx) POST/PUT/DELETE with the caller and the route (the audit log). */
+  onChange?: (change: AdminChange) => void | Promise<void>;
   /** Requests per window per client address; beyond answers 429. Default 3000 per minute. */
   rateLimit?: { max: number; windowMs: number };
 }
@@ -280,6 +294,17 @@ export class AdminServer {
           ...(req.headers.host ? { host: req.headers.host } : {}),
         };
         const r = await route.handler(request);
+        if (route.method !== 'GET' && r.status >= 200 && r.status < 300 && this.opts.onChange) {
+          await this.opts.onChange({
+            principal,
+            method: route.method,
+            route: route.path,
+            params: request.params,
+            body: request.body,
+            status: r.status,
+            response: r.body,
+          });
+        }
         return send(reply, r);
       },
     });

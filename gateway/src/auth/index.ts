@@ -1,3 +1,4 @@
+import type { AdminChange } from '../admin/server.js';
 import type { AdminRoute } from '../admin/types.js';
 import { AuditLog } from '../audit/log.js';
 import { auditRoutes } from '../audit/routes.js';
@@ -36,6 +37,7 @@ export function createAccess(opts: AccessOptions) {
   const oidc = opts.oidc ? new OidcLogin(opts.oidc, opts.now) : null;
   const routes: AdminRoute[] = [...authRoutes(service, oidc), ...auditRoutes(auditStore)];
   return {
+    onChange: (c: AdminChange) => recordChange(audit, c),
     service,
     audit,
     auditStore,
@@ -46,3 +48,36 @@ export function createAccess(opts: AccessOptions) {
   };
 }
 export type Access = ReturnType<typeof createAccess>;
+
+/** Routes that write their own, richer audit entries (users, tokens, sessions). */
+const SELF_AUDITED = ['/api/auth/', '/api/users', '/api/tokens'];
+const SECRET_KEY = /pass(word)?|secret|token|key|code|csrf/i;
+
+/** Copies a JSON value with every secret-looking field replaced, so no secret reaches the audit log. */
+export function redact(v: unknown, depth = 0): unknown {
+  if (depth > 6) return '[deep]';
+  if (Array.isArray(v)) return v.slice(0, 100).map((x) => redact(x, depth + 1));
+  if (v && typeof v === 'object') {
+    return Object.fromEntries(
+      Object.entries(v).map(([k, x]) => [k, SECRET_KEY.test(k) ? '[redacted]' : redact(x, depth + 1)]),
+    );
+  }
+  return v;
+}
+
+/** Every successful change through the API becomes an audit entry with the real actor and the reason given. */
+export async function recordChange(audit: AuditLog, c: AdminChange): Promise<void> {
+  if (SELF_AUDITED.some((p) => c.route.startsWith(p))) return;
+  const params = Object.entries(c.params)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(',');
+  const body = c.body && typeof c.body === 'object' ? (c.body as Record<string, unknown>) : {};
+  await audit.record({
+    actor: c.principal.actor,
+    action: `${c.method} ${c.route}`,
+    target: params || c.route,
+    before: null,
+    after: { request: redact(c.body ?? null), response: redact(c.response) },
+    reason: typeof body.reason === 'string' ? body.reason : null,
+  });
+}
