@@ -235,6 +235,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
     token: config.admin.token,
     authenticate: access.authenticate,
     authorize: access.authorize,
+    onChange: access.onChange,
     logger,
     publicPaths: ['/healthz', '/readyz', ...ENROLLMENT_PUBLIC_PATHS, ...access.publicPaths],
     routes: [
