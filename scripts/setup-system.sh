@@ -26,7 +26,8 @@ fi
 if [ "$runtime_only" = true ]; then
   PACKAGES=(pcscd libpcsclite-dev)
 else
-  PACKAGES=(pcscd libpcsclite-dev vsmartcard-vpcd mosquitto mosquitto-clients postgresql prometheus debootstrap)
+  # chromium: the web app's end-to-end and accessibility tests (test/web, playwright-core drives it)
+  PACKAGES=(pcscd libpcsclite-dev vsmartcard-vpcd mosquitto mosquitto-clients postgresql prometheus debootstrap chromium)
 fi
 
 missing=()
