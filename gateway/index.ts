@@ -37,6 +37,7 @@ import { openDatabase, type Db } from './src/store/sqlite/db.js';
 import type { IngestStore } from './src/store/ingest-store.js';
 import { createSqliteIngestStore } from './src/store/sqlite/ingest-store.js';
 import { sqliteMigrations } from './src/store/sqlite/migrations.js';
+import { careMigrations, createCareModule, type CareModule, type CarePlanConfig } from './src/care/index.js';
 import { createVisitPipeline, type VisitPipeline } from './src/visits/pipeline.js';
 import { createSecureCards } from './src/secure-cards/index.js';
 import { readerUidOnly } from './src/secure-cards/policy.js';
@@ -54,6 +55,8 @@ export interface GatewayOptions {
   random?: () => number;
   logger?: pino.Logger;
   fetch?: typeof fetch;
+  /** Care plan settings (time zone, matching windows, alert thresholds, tick); defaults in care/service.ts. */
+  care?: Partial<CarePlanConfig>;
 }
 
 type ReaderMethods = Pick<
@@ -74,6 +77,8 @@ export interface Gateway {
   readonly store: IngestStore;
   readonly db: Db;
   readonly metrics: MetricsRegistry;
+  /** Care plan: registries, plan import, matching, live alerts (gateway/src/care). */
+  readonly care: CareModule;
   /** Commits pending ingest now (tests, shutdown). */
   flush(): void;
   publishConfig(readerId: string, config: PayloadInputOf<'config'>): Promise<void>;
@@ -105,7 +110,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
   const metrics = new MetricsRegistry();
   mkdirSync(config.dataDir, { recursive: true });
   // The ONE place the schema is applied: every table of every module (store/sqlite/migrations.ts).
-  const db = openDatabase(join(config.dataDir, 'gateway.db'), sqliteMigrations);
+  const db = openDatabase(join(config.dataDir, 'gateway.db'), [...sqliteMigrations, ...careMigrations]);
   const access = createAccess({ db, now: () => clock.now() });
   const store = createSqliteIngestStore(db);
   const pipeline = createVisitPipeline({
@@ -116,6 +121,15 @@ export function createGateway(opts: GatewayOptions): Gateway {
     metrics,
     ...(opts.fetch ? { fetch: opts.fetch } : {}),
     ...(config.backend.url ? { backend: { ...config.backend, url: config.backend.url } } : {}),
+  });
+
+  const care = createCareModule({
+    db,
+    clock,
+    logger,
+    metrics,
+    ...(opts.care ? { config: opts.care } : {}),
+    onQueued: () => pipeline.forwarder?.wake(),
   });
 
   let transport: Transport | null = null;
@@ -250,6 +264,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
       }),
       ...replaceRoutes(replacements),
       ...pipeline.routes,
+      ...care.routes,
       ...enrollmentRoutes(enrollment),
       ...cardRoutes({ db, addCard: (c) => pipeline.registry.addCard(c) }),
       ...configRoutes({
@@ -311,6 +326,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
     enrollment,
     replacements,
     pipeline,
+    care,
     store,
     db,
     metrics,
@@ -320,6 +336,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
       publishRetained(topics.commands(readerId), encode('commands', cmd), false),
     async start() {
       await pipeline.start();
+      await care.plan.start();
       transport = makeTransport();
       await transport.start();
       await admin.start();
@@ -334,6 +351,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
       if (t) await t.stop();
       ingest.flush(); // anything that raced the close is committed (its ack is resent later)
       transport = null;
+      await care.plan.stop();
       await pipeline.stop();
       await admin.stop();
       store.authTags.flush();

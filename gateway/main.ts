@@ -9,6 +9,7 @@ import {
   writeAdminEndpoint,
 } from './src/admin/client.js';
 import { cardsCommand } from './src/cards/cli.js';
+import { planCommand } from './src/care/cli.js';
 import { enrollCommand } from './src/enrollment/cli.js';
 import { commandCommand } from './src/fleet/cli.js';
 import { replaceCommand } from './src/fleet/replace-cli.js';
@@ -27,6 +28,8 @@ Usage:
   visittag-gateway cards import FILE [--dry-run] [--config FILE]   (CSV: staff,uid)
   visittag-gateway cards unknown [--config FILE]                   cards seen but not registered
   visittag-gateway cards assign CARD_REF --staff REF [--reassign] [--config FILE]
+  visittag-gateway plan import FILE --area A --from YYYY-MM-DD --to YYYY-MM-DD [--dry-run] [--config FILE]
+  visittag-gateway plan registry FILE.json | plan alerts [--all]   (care plan: docs/plan.md)
   visittag-gateway status [--config FILE]      ask the running gateway's admin API
   visittag-gateway check-config [--config FILE]
   visittag-gateway --help
@@ -49,6 +52,7 @@ export async function main(
 ): Promise<number> {
   if (argv[0] === 'readers' && argv[1] === 'enroll') return enrollCommand(argv.slice(2), out, err);
   if (argv[0] === 'cards') return cardsCommand(argv.slice(1), out, err);
+  if (argv[0] === 'plan') return planCommand(argv.slice(1), out, err);
   if (argv[0] === 'readers' && argv[1] === 'command') return commandCommand(argv.slice(2), out, err);
   if (argv[0] === 'readers' && argv[1] === 'replace') return replaceCommand(argv.slice(2), out, err);
   let parsed;

@@ -1,0 +1,43 @@
+/**
+ * The care plan as the composition root sees it: one factory, its routes, its migrations.
+ * Tables: care/sqlite/migrations.ts (`careMigrations`, applied after the gateway's own list).
+ */
+import type pino from 'pino';
+import type { Clock } from '../../../protocol/index.js';
+import type { AdminRoute } from '../admin/types.js';
+import type { MetricsRegistry } from '../metrics.js';
+import type { Db } from '../store/sqlite/db.js';
+import { SqliteOutbox } from '../store/sqlite/outbox.js';
+import { careRoutes } from './routes.js';
+import { CarePlan, type CarePlanConfig } from './service.js';
+import { createSqliteCareStore } from './sqlite/store.js';
+
+export { careMigrations } from './sqlite/migrations.js';
+export { CarePlan, type CarePlanConfig } from './service.js';
+
+export interface CareModule {
+  plan: CarePlan;
+  routes: AdminRoute[];
+}
+
+export function createCareModule(opts: {
+  db: Db;
+  clock: Clock;
+  logger: pino.Logger;
+  metrics?: MetricsRegistry;
+  config?: Partial<CarePlanConfig>;
+  /** Wake the forwarder after alert events were queued. */
+  onQueued?: () => void;
+}): CareModule {
+  const outbox = new SqliteOutbox({ db: opts.db });
+  const store = createSqliteCareStore({ db: opts.db, enqueue: (e, now) => outbox.enqueue(e, now) });
+  const plan = new CarePlan({
+    store,
+    clock: opts.clock,
+    logger: opts.logger,
+    ...(opts.metrics ? { metrics: opts.metrics } : {}),
+    ...(opts.config ? { config: opts.config } : {}),
+    ...(opts.onQueued ? { onQueued: opts.onQueued } : {}),
+  });
+  return { plan, routes: careRoutes(plan) };
+}
