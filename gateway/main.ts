@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import { createGateway, createLogger, type Gateway } from './index.js';
 import { gatewayConfigPath, loadGatewaySettings, type GatewaySettings } from './src/config.js';
+import { bashCompletion, EXIT, type CommandSpec } from '../runtime/cli.js';
 import { createSdNotifier } from '../runtime/sd-notify.js';
 import {
   applyLiveOrOffline,
@@ -32,6 +33,7 @@ Usage:
   visittag-gateway plan registry FILE.json | plan alerts [--all]   (care plan: docs/plan.md)
   visittag-gateway status [--config FILE]      ask the running gateway's admin API
   visittag-gateway check-config [--config FILE]
+  visittag-gateway completion bash   bash completion (| sudo tee /etc/bash_completion.d/visittag-gateway)
   visittag-gateway --help
 
 Options:
@@ -41,7 +43,19 @@ Options:
 reader's config. "readers revoke" and "readers move" go through the running gateway's admin API, so they
 take effect at once (revoke: the live connection is dropped); with no gateway running they change the
 database and say so. The other readers commands work on the SQLite file, also while the gateway runs.
+Exit codes: 0 ok, 1 runtime error, 64 usage error, 78 invalid config.
 See gateway/README.md for the config fields, TLS, backups and the external-broker mode.`;
+
+/** The commands and their options, for bash completion. */
+const COMMANDS: readonly CommandSpec[] = [
+  { name: 'run', options: ['config'] },
+  { name: 'readers', options: ['client', 'label', 'password', 'reader', 'ttl-minutes', 'config'] },
+  { name: 'cards', options: ['dry-run', 'staff', 'reassign', 'config'] },
+  { name: 'plan', options: ['area', 'from', 'to', 'dry-run', 'all', 'config'] },
+  { name: 'status', options: ['config'] },
+  { name: 'check-config', options: ['config'] },
+  { name: 'completion', options: [] },
+];
 
 type Out = (line: string) => void;
 
@@ -55,6 +69,14 @@ export async function main(
   if (argv[0] === 'plan') return planCommand(argv.slice(1), out, err);
   if (argv[0] === 'readers' && argv[1] === 'command') return commandCommand(argv.slice(2), out, err);
   if (argv[0] === 'readers' && argv[1] === 'replace') return replaceCommand(argv.slice(2), out, err);
+  if (argv[0] === 'completion') {
+    if (argv[1] !== 'bash' || argv.length !== 2) {
+      err('usage: visittag-gateway completion bash');
+      return EXIT.usage;
+    }
+    out(bashCompletion('visittag-gateway', COMMANDS).trimEnd());
+    return EXIT.ok;
+  }
   let parsed;
   try {
     parsed = parseArgs({
@@ -70,19 +92,19 @@ export async function main(
     });
   } catch (e) {
     err(`${(e as Error).message}\n\n${HELP}`);
-    return 2;
+    return EXIT.usage;
   }
   const { values, positionals } = parsed;
   const [cmd, sub, id] = positionals;
   if (values.help || cmd === 'help' || cmd === undefined) {
     out(HELP);
-    return cmd === undefined && !values.help ? 2 : 0;
+    return cmd === undefined && !values.help ? EXIT.usage : EXIT.ok;
   }
   const file = gatewayConfigPath(values.config);
   const loaded = loadGatewaySettings(file);
   if (!loaded.ok) {
     err(loaded.error);
-    return 78; // EX_CONFIG
+    return EXIT.config;
   }
   const config = loaded.config;
   switch (cmd) {
@@ -97,7 +119,7 @@ export async function main(
       return readers({ config, file }, sub, id, values, out, err);
     default:
       err(`unknown command "${cmd}"\n\n${HELP}`);
-      return 2;
+      return EXIT.usage;
   }
 }
 
@@ -144,13 +166,13 @@ async function readers(
   }
   if (!id) {
     err('a READER_ID is required (visittag-gateway --help)');
-    return 2;
+    return EXIT.usage;
   }
   if (sub === 'revoke') return revoke(config, file, id, out, err);
   if (sub === 'move') {
     if (!values.client) {
       err('--client CLIENT_REF is required');
-      return 2;
+      return EXIT.usage;
     }
     return move(config, file, id, values.client, out, err);
   }
@@ -160,7 +182,7 @@ async function readers(
         case 'add': {
           if (!values.client) {
             err('--client CLIENT_REF is required: the client (home) the reader is installed for');
-            return 2;
+            return EXIT.usage;
           }
           const r = await gw.registry.addReader({
             readerId: id,
@@ -175,7 +197,7 @@ async function readers(
         case undefined:
         default:
           err(`unknown readers command "${sub ?? ''}" (add, enroll, list, replace, command, revoke, move)`);
-          return 2;
+          return EXIT.usage;
       }
     });
   } catch (e) {

@@ -10,6 +10,10 @@ export const EXIT = {
   failure: 1,
   /** EX_USAGE: the command line is wrong. */
   usage: 64,
+  /** EX_DATAERR: the input (e.g. an import file) had nothing usable. */
+  data: 65,
+  /** EX_NOINPUT: an input file could not be read. */
+  noInput: 66,
   /** EX_CONFIG: the config file is missing or invalid. */
   config: 78,
 } as const;

@@ -96,7 +96,7 @@ describe('visittag-gateway CLI', () => {
     expect((await cli(['readers', 'revoke', 'r-cli', '--config', cfg])).code).toBe(0);
     const list = await cli(['readers', 'list', '--config', cfg]);
     expect(list.out).toBe('r-cli\tclient-10\trevoked\tupTo=0\tFlat 9');
-    expect((await cli(['bogus', '--config', cfg])).code).toBe(2);
+    expect((await cli(['bogus', '--config', cfg])).code).toBe(64);
   });
 });
 

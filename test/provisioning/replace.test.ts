@@ -224,7 +224,7 @@ describe('replacing a reader', () => {
     const unknown = await cli(['readers', 'replace', 'rdr-nosuch']);
     expect(unknown.code).toBe(1);
     expect(unknown.text).toContain('unknown reader rdr-nosuch');
-    expect((await cli(['readers', 'replace'])).code).toBe(2);
+    expect((await cli(['readers', 'replace'])).code).toBe(64);
 
     await gw.registry.addReader({ readerId: 'rdr-api-old', clientRef: 'home-41', label: 'kitchen' });
     const res = await fetch(`${gw.adminUrl}/api/readers/rdr-api-old/replace`, {

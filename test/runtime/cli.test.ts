@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
+import { main as gatewayMain } from '../../gateway/main.js';
 import { bashCompletion, EXIT, parseCommandLine } from '../../runtime/cli.js';
 
 // runtime/cli.ts: one way for both CLIs to parse options, report usage errors (64) and config errors (78), and
@@ -19,7 +20,7 @@ function cli(...args: string[]) {
 
 describe('runtime/cli', () => {
   it('sysexits codes', () => {
-    expect(EXIT).toEqual({ ok: 0, failure: 1, usage: 64, config: 78 });
+    expect(EXIT).toEqual({ ok: 0, failure: 1, usage: 64, data: 65, noInput: 66, config: 78 });
   });
 
   it('parseCommandLine returns a usage error instead of throwing', () => {
@@ -73,4 +74,37 @@ describe('visittag-device uses it', () => {
     execFileSync('bash', ['-n', file]);
     expect(cli('completion', 'zsh').status).toBe(EXIT.usage);
   }, 120_000);
+});
+
+describe('visittag-gateway uses it', () => {
+  const run = async (...args: string[]) => {
+    const out: string[] = [];
+    const err: string[] = [];
+    const code = await gatewayMain(
+      args,
+      (l) => out.push(l),
+      (l) => err.push(l),
+    );
+    return { code, out: out.join('\n'), err: err.join('\n') };
+  };
+
+  it('exit 64 for usage errors in the main command and its subcommands, 78 for a missing config', async () => {
+    expect((await run('frobnicate', '--config', join(tmp, 'absent.json'))).code).toBe(EXIT.config);
+    expect((await run('--no-such-option')).code).toBe(EXIT.usage);
+    expect((await run()).code).toBe(EXIT.usage);
+    expect((await run('readers', 'enroll', '--bogus')).code).toBe(EXIT.usage);
+    expect((await run('readers', 'replace')).code).toBe(EXIT.usage);
+    expect((await run('readers', 'command')).code).toBe(EXIT.usage);
+    expect((await run('cards', '--bogus')).code).toBe(EXIT.usage);
+    expect((await run('--help')).code).toBe(EXIT.ok);
+  });
+
+  it('prints a bash completion script for its commands', async () => {
+    const r = await run('completion', 'bash');
+    expect(r.code).toBe(EXIT.ok);
+    expect(r.out).toContain('complete -o default -F _visittag_gateway_complete visittag-gateway');
+    const file = join(tmp, 'gateway.bash');
+    writeFileSync(file, `${r.out}\n`);
+    execFileSync('bash', ['-n', file]);
+  });
 });

@@ -6,6 +6,7 @@ import { withGateway } from '../cli-gateway.js';
 import { loadGatewaySettings, gatewayConfigPath } from '../config.js';
 import { planCardImport } from './csv-import.js';
 import { assignRefusal, listUnknownCards } from './routes.js';
+import { EXIT } from '../../../runtime/cli.js';
 
 type Out = (line: string) => void;
 
@@ -17,7 +18,7 @@ import: FILE is CSV (comma or semicolon) with a header naming "staff" and "uid" 
 badge system prints it; pseudonymised with the fleet key, never stored raw) or "card_ref" (c1_…).
 Good rows are imported (a card already known is re-assigned to the staff member given from now on),
 bad rows are listed with their line number and reason. Exit code 0 when every row was good, 1 when
-some were bad, 2 when nothing could be read.
+some were bad, 65 when no row was usable, 66 when the file could not be read, 64 for a usage error.
 unknown: cards tapped but not in the registry, with where (reader, client) and when they were seen.
 assign: registers an unknown card for a staff member. Both assign and import resolve the card's
 earlier taps: its visits recorded while it was unknown get the staff member, its unknown-card
@@ -41,7 +42,7 @@ export async function cardsCommand(argv: string[], out: Out, err: Out): Promise<
     });
   } catch (e) {
     err(`${(e as Error).message}\n\n${CARDS_HELP}`);
-    return 2;
+    return EXIT.usage;
   }
   const { values, positionals } = parsed;
   if (values.help) {
@@ -52,7 +53,7 @@ export async function cardsCommand(argv: string[], out: Out, err: Out): Promise<
   const known = sub === 'import' || sub === 'assign' || sub === 'unknown';
   if (!known || (sub !== 'unknown' && !arg) || (sub === 'assign' && !values.staff)) {
     err(CARDS_HELP);
-    return 2;
+    return EXIT.usage;
   }
   const loaded = loadGatewaySettings(gatewayConfigPath(values.config));
   if (!loaded.ok) {
@@ -76,7 +77,7 @@ export async function cardsCommand(argv: string[], out: Out, err: Out): Promise<
     text = readFileSync(file, 'utf8');
   } catch (e) {
     err(`cannot read ${file}: ${(e as Error).message}`);
-    return 2;
+    return EXIT.noInput;
   }
   const plan = planCardImport(text, loaded.config.fleetKey);
   for (const b of plan.bad) out(`line ${b.line}: ${b.reason}`);
@@ -101,7 +102,7 @@ export async function cardsCommand(argv: string[], out: Out, err: Out): Promise<
     `${verb} ${plan.good.length} card(s); ${plan.bad.length} bad row(s)${plan.bad.length ? ' listed above (fix them and import the file again: good rows are idempotent)' : ''}`,
   );
   if (resolved.cards > 0) out(resolvedLine(resolved.cards, resolved.visits, resolved.refusedTaps));
-  if (!plan.good.length && plan.bad.length) return 2;
+  if (!plan.good.length && plan.bad.length) return EXIT.data;
   return plan.bad.length ? 1 : 0;
 }
 
@@ -135,11 +136,11 @@ function assign(
 ): number {
   if (!CardRef.safeParse(a.cardRef).success) {
     err('CARD_REF must be a c1_ reference (c1_ + 32 hex digits), as `cards unknown` lists it');
-    return 2;
+    return EXIT.usage;
   }
   if (!SafeId.safeParse(a.staffRef).success) {
     err('--staff must use only letters, digits, ".", "_" and "-"');
-    return 2;
+    return EXIT.usage;
   }
   const row = gw.db
     .prepare('SELECT staff_ref AS staffRef, revoked_at AS revokedAtMs FROM cards WHERE card_ref = ?')

@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import { provisionCommandLine, withGateway } from '../cli-gateway.js';
 import { loadGatewaySettings, gatewayConfigPath, ttlMinutesOption } from '../config.js';
+import { EXIT } from '../../../runtime/cli.js';
 
 type Out = (line: string) => void;
 
@@ -29,7 +30,7 @@ export async function enrollCommand(argv: string[], out: Out, err: Out): Promise
     }).values;
   } catch (e) {
     err(`${(e as Error).message}\n\n${ENROLL_HELP}`);
-    return 2;
+    return EXIT.usage;
   }
   if (values.help) {
     out(ENROLL_HELP);
@@ -37,10 +38,10 @@ export async function enrollCommand(argv: string[], out: Out, err: Out): Promise
   }
   if (!values.client) {
     err(`--client CLIENT_REF is required: the client (home) the reader is installed for\n\n${ENROLL_HELP}`);
-    return 2;
+    return EXIT.usage;
   }
   const ttl = ttlMinutesOption(values['ttl-minutes'], err);
-  if (ttl === null) return 2;
+  if (ttl === null) return EXIT.usage;
   const file = gatewayConfigPath(values.config);
   const loaded = loadGatewaySettings(file);
   if (!loaded.ok) {

@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import { callRunningGateway } from '../admin/client.js';
 import { loadGatewaySettings, gatewayConfigPath } from '../config.js';
+import { EXIT } from '../../../runtime/cli.js';
 
 type Out = (line: string) => void;
 
@@ -27,7 +28,7 @@ export async function commandCommand(argv: string[], out: Out, err: Out): Promis
     });
   } catch (e) {
     err(`${(e as Error).message}\n\n${COMMAND_HELP}`);
-    return 2;
+    return EXIT.usage;
   }
   const [readerId, kind] = parsed.positionals;
   if (parsed.values.help) {
@@ -36,7 +37,7 @@ export async function commandCommand(argv: string[], out: Out, err: Out): Promis
   }
   if (!readerId || !KINDS.includes(kind as (typeof KINDS)[number])) {
     err(COMMAND_HELP);
-    return 2;
+    return EXIT.usage;
   }
   const file = gatewayConfigPath(parsed.values.config);
   const loaded = loadGatewaySettings(file);

@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import { provisionCommandLine, withGateway } from '../cli-gateway.js';
 import { loadGatewaySettings, gatewayConfigPath, ttlMinutesOption } from '../config.js';
+import { EXIT } from '../../../runtime/cli.js';
 
 type Out = (line: string) => void;
 
@@ -28,7 +29,7 @@ export async function replaceCommand(argv: string[], out: Out, err: Out): Promis
     });
   } catch (e) {
     err(`${(e as Error).message}\n\n${REPLACE_HELP}`);
-    return 2;
+    return EXIT.usage;
   }
   const { values, positionals } = parsed;
   if (values.help) {
@@ -38,10 +39,10 @@ export async function replaceCommand(argv: string[], out: Out, err: Out): Promis
   const [oldId, extra] = positionals;
   if (!oldId || extra !== undefined) {
     err(`give exactly one OLD_READER_ID (see: visittag-gateway readers list)\n\n${REPLACE_HELP}`);
-    return 2;
+    return EXIT.usage;
   }
   const ttl = ttlMinutesOption(values['ttl-minutes'], err);
-  if (ttl === null) return 2;
+  if (ttl === null) return EXIT.usage;
   const file = gatewayConfigPath(values.config);
   const loaded = loadGatewaySettings(file);
   if (!loaded.ok) {
