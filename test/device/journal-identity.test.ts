@@ -67,7 +67,7 @@ describe('journal identity: run refuses another reader id', () => {
 
     const d = boot(dir, 'rdr-M2');
     await expect(d.device.start()).rejects.toThrow(/3 unsent event\(s\) of reader "rdr-M1".*"rdr-M2"/s);
-    const err = await d.device.start().catch((e: unknown) => e as Error);
+    const err = (await d.device.start().catch((e: unknown) => e)) as Error;
     expect(err.name).toBe('JournalIdentityError');
     expect(err.message).toMatch(/Fix:/);
     expect(err.message).toMatch(/visittag-device provision/);
