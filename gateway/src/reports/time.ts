@@ -18,6 +18,8 @@ export interface LocalParts {
 export class ReportClock {
   private readonly fmt: Intl.DateTimeFormat;
   private readonly offsets = new Map<number, number>();
+  private readonly dayOffsets = new Map<number, number | null>();
+  private readonly dates = new Map<number, string>();
 
   constructor(readonly timeZone = 'Europe/Stockholm') {
     try {
@@ -38,8 +40,22 @@ export class ReportClock {
     }
   }
 
-  /** The zone's offset from UTC (ms, local = utc + offset) at the instant. */
+  /**
+   * The zone's offset from UTC (ms, local = utc + offset) at the instant. Cached per UTC day when the offset
+   * is the same at both ends of that day (no change inside it), otherwise per quarter hour.
+   */
   offsetMs(utcMs: number): number {
+    const day = Math.floor(utcMs / DAY_MS);
+    let off = this.dayOffsets.get(day);
+    if (off === undefined) {
+      const a = this.exactOffset(day * DAY_MS);
+      off = a === this.exactOffset(day * DAY_MS + DAY_MS - QUARTER_HOUR) ? a : null;
+      this.dayOffsets.set(day, off);
+    }
+    return off ?? this.exactOffset(utcMs);
+  }
+
+  private exactOffset(utcMs: number): number {
     const bucket = Math.floor(utcMs / QUARTER_HOUR);
     let off = this.offsets.get(bucket);
     if (off === undefined) {
@@ -57,7 +73,9 @@ export class ReportClock {
   local(utcMs: number): LocalParts {
     const l = utcMs + this.offsetMs(utcMs);
     const dayNo = Math.floor(l / DAY_MS);
-    return { date: dateOfDayNo(dayNo), minuteOfDay: Math.floor((l - dayNo * DAY_MS) / 60_000) };
+    let date = this.dates.get(dayNo);
+    if (date === undefined) this.dates.set(dayNo, (date = dateOfDayNo(dayNo)));
+    return { date, minuteOfDay: Math.floor((l - dayNo * DAY_MS) / 60_000) };
   }
 
   localDate(utcMs: number): string {

@@ -1,0 +1,137 @@
+/**
+ * The report bench measurements, run in a worker process (bench/workers/reports-host.ts) or directly
+ * (`npx tsx bench/lib/report-bench.ts executed|continuity [--small]`).
+ */
+import Database from 'better-sqlite3';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { continuity } from '../../gateway/src/reports/continuity.js';
+import { executedVsPlanned } from '../../gateway/src/reports/executed.js';
+import { MemoryReportSource } from '../../gateway/src/reports/memory-source.js';
+import { loadFacts, runContinuity, runExecuted } from '../../gateway/src/reports/run.js';
+import type { ReportSource } from '../../gateway/src/reports/source.js';
+import { SqliteReportSource } from '../../gateway/src/reports/sqlite-source.js';
+import { addDays, ReportClock } from '../../gateway/src/reports/time.js';
+import { municipality, writeDatabase } from './report-data.js';
+
+export interface ReportBenchResult {
+  visits: number;
+  planned: number;
+  clients: number;
+  days: number;
+  dbBytes: number;
+  /** Median wall ms of the whole report: SQLite reads + computation. */
+  wallMs: number;
+  /** Median wall ms of the computation alone, on facts already in memory. */
+  pureMs: number;
+  runsMs: number[];
+  figure: string;
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
+
+async function measure(
+  clients: number,
+  days: number,
+  fromDate: string,
+  withPlan: boolean,
+  run: (src: ReportSource, clock: ReportClock) => Promise<string>,
+  pure: (f: Awaited<ReturnType<typeof loadFacts>>, clock: ReportClock) => void,
+): Promise<ReportBenchResult> {
+  const m = municipality({
+    clients,
+    areas: 4,
+    staffPerArea: Math.max(20, Math.round(clients / 25)),
+    fromDate,
+    days,
+    withPlan,
+  });
+  const dir = mkdtempSync(join(tmpdir(), 'visittag-bench-reports-'));
+  try {
+    const { path, bytes } = writeDatabase(dir, m.visits);
+    const db = new Database(path, { readonly: true });
+    const memory = new MemoryReportSource({ ...m });
+    const sql = new SqliteReportSource(db);
+    // The care plan's tables are not in the gateway schema yet: registries, plan and matches from memory.
+    const src: ReportSource = {
+      registries: () => memory.registries(),
+      planned: (w) => memory.planned(w),
+      matches: (w) => memory.matches(w),
+      executed: (w) => sql.executed(w),
+    };
+    const clock = new ReportClock();
+    const runs: number[] = [];
+    let figure = '';
+    for (let i = 0; i < 3; i++) {
+      const t0 = performance.now();
+      figure = await run(src, clock);
+      runs.push(performance.now() - t0);
+    }
+    const facts = await loadFacts(src, fromDate, addDays(fromDate, days - 1), clock);
+    const pureRuns: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const t0 = performance.now();
+      pure(facts, clock);
+      pureRuns.push(performance.now() - t0);
+    }
+    db.close();
+    return {
+      visits: m.visits.length,
+      planned: m.planned.length,
+      clients,
+      days,
+      dbBytes: bytes,
+      wallMs: median(runs),
+      pureMs: median(pureRuns),
+      runsMs: runs,
+      figure,
+    };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Executed vs planned over `days` days (18 months: 546) for `clients` clients, per area and month. */
+export function benchExecuted(clients = 300, days = 546): Promise<ReportBenchResult> {
+  const fromDate = '2025-01-01';
+  const toDate = addDays(fromDate, days - 1);
+  const params = { fromDate, toDate, period: 'month', groupBy: ['area'] } as const;
+  return measure(
+    clients,
+    days,
+    fromDate,
+    true,
+    async (src, clock) => {
+      const r = await runExecuted(src, params, clock);
+      return `ratio ${r.total.ratio}, ${r.rows.length} rows`;
+    },
+    (f, clock) => void executedVsPlanned(f, params, clock),
+  );
+}
+
+/** The 14-day continuity measure for `clients` clients. */
+export function benchContinuity(clients = 10_000): Promise<ReportBenchResult> {
+  const fromDate = '2026-09-14';
+  return measure(
+    clients,
+    14,
+    fromDate,
+    false,
+    async (src, clock) => {
+      const r = await runContinuity(src, { fromDate }, clock);
+      return `mean ${r.mean}, median ${r.median}, ${r.clients} clients in the measure`;
+    },
+    (f, clock) => void continuity(f, { fromDate }, clock),
+  );
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const [what, size] = process.argv.slice(2);
+  const small = size === '--small';
+  const r =
+    what === 'continuity'
+      ? await benchContinuity(small ? 500 : 10_000)
+      : await benchExecuted(small ? 30 : 300, small ? 60 : 546);
+  console.log(JSON.stringify(r));
+}
