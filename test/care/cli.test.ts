@@ -54,7 +54,7 @@ describe('visittag-gateway plan import (CLI, real SQLite file)', () => {
       ) as unknown,
     });
     const usage = await run(['import', good, '--area', 'north']);
-    expect(usage.code).toBe(2);
+    expect(usage.code).toBe(64);
     expect(usage.err).toMatch(/--from YYYY-MM-DD is required/);
   });
 });

@@ -7,6 +7,7 @@ import { gatewayConfigPath, loadGatewaySettings } from '../config.js';
 import { decodeCsvBytes } from './csv.js';
 import { LocalDate, Ref } from './model.js';
 import { RegistryBatchSchema } from './service.js';
+import { EXIT } from '../../../runtime/cli.js';
 
 type Out = (line: string) => void;
 
@@ -40,7 +41,7 @@ export async function planCommand(argv: string[], out: Out, err: Out): Promise<n
     });
   } catch (e) {
     err(`${(e as Error).message}\n\n${PLAN_HELP}`);
-    return 2;
+    return EXIT.usage;
   }
   const { values, positionals } = parsed;
   if (values.help) {
@@ -50,7 +51,7 @@ export async function planCommand(argv: string[], out: Out, err: Out): Promise<n
   const [sub, file] = positionals;
   if ((sub !== 'import' && sub !== 'registry' && sub !== 'alerts') || (sub !== 'alerts' && !file)) {
     err(PLAN_HELP);
-    return 2;
+    return EXIT.usage;
   }
   if (sub === 'import') {
     const problems: string[] = [];
@@ -62,7 +63,7 @@ export async function planCommand(argv: string[], out: Out, err: Out): Promise<n
     if (!problems.length && values.to! < values.from!) problems.push('--to is before --from');
     if (problems.length) {
       err(problems.join('\n'));
-      return 2;
+      return EXIT.usage;
     }
   }
   const loaded = loadGatewaySettings(gatewayConfigPath(values.config));
@@ -76,7 +77,7 @@ export async function planCommand(argv: string[], out: Out, err: Out): Promise<n
       bytes = readFileSync(file);
     } catch (e) {
       err(`cannot read ${file}: ${(e as Error).message}`);
-      return 2;
+      return EXIT.noInput;
     }
   }
   return withGateway(loaded.config, async (gw) => {
