@@ -14,6 +14,7 @@ import type { InboundMessage } from '../broker/transport.js';
 import type { MetricsRegistry } from '../metrics.js';
 import type { CommitOutcome, IngestItem, IngestStore } from '../store/ingest-store.js';
 import type { ReaderLiveView } from './reader-view.js';
+import { admitBatch, DEFAULT_MAX_SEQ_JUMP, RejectLogLimiter } from './limits.js';
 import { salvageBatch } from './salvage.js';
 
 export type ReaderAdmission = 'active' | 'revoked' | 'unknown';
@@ -36,6 +37,10 @@ export interface IngestOptions {
    * visits. Absent: every valid event is kept.
    */
   screen?: (readerId: string, events: readonly TapEvent[], atMs: number) => ScreenResult;
+  /** A seq more than this above the reader's high-water mark is refused, not held (default 1,000,000). */
+  maxSeqJump?: number;
+  /** Reject log lines per (reader, reason) per minute before they are only counted (default 10). */
+  rejectLogPerMinute?: number;
 }
 
 export interface ScreenResult {
@@ -102,11 +107,20 @@ export function createIngest(opts: IngestOptions): Ingest {
   let timer: TimerHandle | null = null;
   const inflight = new Set<Promise<void>>();
 
+  // Reject logging is bounded per (reader, reason); the counters and the reject table stay exact (issue 16).
+  const rejectLog = new RejectLogLimiter({ perWindow: opts.rejectLogPerMinute ?? 10, windowMs: 60_000 });
   const reject = (readerId: string | null, reason: string, detail: string) => {
     const atMs = clock.now();
     m.rejects.inc({ reason });
     if (readerId) live.reject(readerId, reason, detail, atMs);
-    log.warn({ readerId, reason, detail }, 'rejected reader message');
+    const gate = rejectLog.admit(`${readerId ?? '-'}\n${reason}`, clock.monotonic());
+    if (gate.suppressedBefore > 0) {
+      log.warn(
+        { readerId, reason, notLogged: gate.suppressedBefore },
+        'rejected reader messages not logged in the last window (counted in visittag_ingest_rejects_total)',
+      );
+    }
+    if (gate.log) log.warn({ readerId, reason, detail }, 'rejected reader message');
     queue.push({ kind: 'reject', readerId, reason, detail, atMs });
     schedule();
   };
@@ -184,6 +198,7 @@ export function createIngest(opts: IngestOptions): Ingest {
       log.error({ err, items: items.length }, 'group commit failed; no acks sent');
       return;
     }
+    for (const o of outcome.readers.values()) highWater.set(o.readerId, o.upTo);
     m.commitMs.observe(clock.monotonic() - t0);
     m.commits.observe(items.length);
     m.events.inc(undefined, outcome.inserted);
@@ -209,6 +224,16 @@ export function createIngest(opts: IngestOptions): Ingest {
   };
 
   /** null: screening failed; the batch is neither stored nor acked, so the device resends it. */
+  const highWater = new Map<string, number>();
+  const highWaterOf = (readerId: string): number => {
+    let hw = highWater.get(readerId);
+    if (hw === undefined) {
+      hw = store.seqState(readerId).contiguousUpto;
+      highWater.set(readerId, hw);
+    }
+    return hw;
+  };
+
   const screened = (readerId: string, events: readonly TapEvent[], now: number): ScreenResult | null => {
     if (!opts.screen) return { keep: [...events], refused: [] };
     try {
@@ -254,13 +279,22 @@ export function createIngest(opts: IngestOptions): Ingest {
             return;
           }
           live.batch(readerId, d.value.sentAt, now);
-          const sc = screened(readerId, d.value.events, now);
+          const adm = admitBatch(
+            d.value,
+            d.value.events,
+            highWaterOf(readerId),
+            opts.maxSeqJump ?? DEFAULT_MAX_SEQ_JUMP,
+          );
+          for (const r of adm.refused) reject(readerId, r.reason, r.detail);
+          if (adm.events.length === 0 && adm.held.length === 0) return;
+          const sc = screened(readerId, adm.events, now);
           if (!sc) return;
+          const invalid = [...sc.refused, ...adm.held].sort((a, b) => a.seq - b.seq);
           queue.push({
             kind: 'events',
             readerId,
             events: sc.keep,
-            ...(sc.refused.length ? { invalid: sc.refused } : {}),
+            ...(invalid.length ? { invalid } : {}),
             sentAt: d.value.sentAt,
             receivedAtMs: now,
           });
