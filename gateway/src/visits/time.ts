@@ -171,7 +171,18 @@ export class TimeAnchors {
    * a clock ahead). Readers never measured get the bound.
    */
   uncertaintyMs(readerId: string): number {
-    return this.readerUncertainty.get(readerId) ?? this.boundMs;
+    const known = this.readerUncertainty.get(readerId);
+    if (known !== undefined) return known;
+    // Not measured since this process started (a restarted gateway): the stored offsets of the reader's synced
+    // boots, the worst of them (a reader that has sent nothing since the restart is judged as it was before).
+    const prefix = `${SKEW_KEY}${readerId}\n`;
+    const rows = this.q('SELECT value FROM visit_meta WHERE key >= ? AND key < ?').all(
+      prefix,
+      `${prefix}\uffff`,
+    ) as Array<{ value: number }>;
+    const u = rows.length ? this.uncertaintyOf(Math.min(...rows.map((r) => r.value))) : this.boundMs;
+    this.readerUncertainty.set(readerId, u);
+    return u;
   }
 
   private uncertaintyOf(offsetMs: number): number {
