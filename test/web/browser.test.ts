@@ -1,0 +1,149 @@
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { type Browser, chromium, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Gateway } from '../../gateway/index.js';
+import { buildWeb } from '../../web/build.js';
+import { startGateway, tempDir } from '../gateway/helpers.js';
+
+/** The web app in real headless Chromium (Debian's, installed by scripts/setup-system.sh) against a real gateway. */
+const AXE_SOURCE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
+const PW = 'browser-test-password-1';
+
+let gw: Gateway;
+let browser: Browser;
+let cleanup: () => void;
+
+beforeAll(async () => {
+  await buildWeb();
+  const tmp = tempDir('vt-web-ui-');
+  cleanup = tmp.cleanup;
+  gw = await startGateway(tmp.dir);
+  for (const role of ['admin', 'technician', 'coordinator'] as const) {
+    await gw.access.service.createUser('test', {
+      name: role,
+      displayName: `Test ${role}`,
+      role,
+      password: PW,
+    });
+  }
+  await gw.registry.addReader({
+    readerId: 'r-ui-1',
+    password: 'reader-password-0123456789-abcdef',
+    clientRef: null,
+  });
+  browser = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    // playwright-core gives each launch a fresh temporary profile (--user-data-dir)
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+}, 120_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await gw?.stop();
+  cleanup?.();
+});
+
+async function newPage(): Promise<Page> {
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  return ctx.newPage();
+}
+
+async function logIn(page: Page, name: string): Promise<void> {
+  await page.goto(`${gw.adminUrl}/#/login`);
+  await page.getByLabel('Användarnamn').fill(name);
+  await page.getByLabel('Lösenord').fill(PW);
+  await page.getByRole('button', { name: 'Logga in' }).click();
+  await page.getByRole('button', { name: 'Logga ut' }).waitFor();
+}
+
+async function axe(page: Page): Promise<{ id: string; impact: string | null }[]> {
+  // injected through the DevTools protocol: the app's CSP (script-src 'self') rightly refuses inline scripts
+  await page.evaluate(AXE_SOURCE);
+  const found = await page.evaluate(async () => {
+    const w = globalThis as unknown as {
+      axe: { run: () => Promise<{ violations: { id: string; impact: string | null }[] }> };
+    };
+    return (await w.axe.run()).violations.map((v) => ({ id: v.id, impact: v.impact }));
+  });
+  return found.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+}
+
+describe('web app in headless Chromium', () => {
+  it('logs in by keyboard (Swedish by default), shows the readers page, no serious axe findings', async () => {
+    const page = await newPage();
+    await page.goto(`${gw.adminUrl}/`);
+    await page.getByLabel('Användarnamn').waitFor();
+    expect(await page.evaluate('document.documentElement.lang')).toBe('sv');
+    expect(await axe(page)).toEqual([]);
+    // keyboard only: focus the name field by Tab, type, Tab to the password, Enter submits
+    await page.getByLabel('Användarnamn').focus();
+    await page.keyboard.type('technician');
+    await page.keyboard.press('Tab');
+    await page.keyboard.type(PW);
+    await page.keyboard.press('Enter');
+    await page.getByRole('button', { name: 'Logga ut' }).waitFor();
+    await page.goto(`${gw.adminUrl}/#/readers`);
+    await page.getByRole('cell', { name: 'r-ui-1' }).waitFor();
+    // status in text, not colour alone
+    expect(await page.getByRole('cell', { name: 'Frånkopplad' }).count()).toBe(1);
+    expect(await axe(page)).toEqual([]);
+    await page.context().close();
+  });
+
+  it('a technician cannot open visit data: not in the menu, refused on the page and at the API', async () => {
+    const page = await newPage();
+    await logIn(page, 'technician');
+    expect(await page.getByRole('link', { name: 'Besök' }).count()).toBe(0);
+    await page.goto(`${gw.adminUrl}/#/visits`);
+    await page.getByText('Du har inte behörighet att se den här sidan.').waitFor();
+    const status = await page.evaluate(async () => (await fetch('/api/visits')).status);
+    expect(status).toBe(403);
+    await page.context().close();
+  });
+
+  it('refuses a cross-site style request without the CSRF token; logout ends the session', async () => {
+    const page = await newPage();
+    await logIn(page, 'admin');
+    const noCsrf = await page.evaluate(async () => {
+      const r = await fetch('/api/tokens', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ name: 'evil', role: 'admin' }),
+      });
+      return r.status;
+    });
+    expect(noCsrf).toBe(403);
+    await page.getByRole('button', { name: 'Logga ut' }).click();
+    await page.getByLabel('Användarnamn').waitFor();
+    expect(await page.evaluate(async () => (await fetch('/api/users')).status)).toBe(401);
+    await page.context().close();
+  });
+
+  it('every page of each role passes axe with no serious or critical findings; English is available', async () => {
+    const page = await newPage();
+    await logIn(page, 'admin');
+    const problems: string[] = [];
+    for (const id of ['overview', 'readers', 'visits', 'cards', 'audit', 'users']) {
+      await page.goto(`${gw.adminUrl}/#/${id}`);
+      await page.locator('main h1').waitFor();
+      await page.locator('main table, main p').first().waitFor();
+      for (const v of await axe(page)) problems.push(`${id}: ${v.id} (${v.impact})`);
+    }
+    expect(problems).toEqual([]);
+    await page.getByRole('button', { name: 'English' }).click();
+    await page.getByRole('button', { name: 'Log out' }).waitFor();
+    expect(await page.evaluate('document.documentElement.lang')).toBe('en');
+    await page.context().close();
+  });
+});

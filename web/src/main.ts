@@ -1,0 +1,228 @@
+import { api, ApiError, setCsrf } from './api.js';
+import { el, table, when } from './dom.js';
+import { type Key, t, toggleLang } from './i18n.js';
+
+interface Me {
+  user: { name: string; displayName: string; role: string };
+  csrf: string;
+}
+interface Page {
+  key: Key;
+  roles: string[];
+  render: () => Promise<Node>;
+}
+
+let me: Me | null = null;
+const main = () => document.getElementById('main') as HTMLElement;
+
+const Status = (ok: boolean, yes: string, no: string): HTMLElement =>
+  el('span', { class: ok ? 'status-ok' : 'status-bad' }, ok ? yes : no);
+
+async function readersPage(): Promise<Node> {
+  const { readers } = await api<{
+    readers: { readerId: string; connected: boolean; lastSeenMs: number | null; queueDepth: number | null }[];
+  }>('GET', '/api/readers');
+  return table(
+    t('readers'),
+    [t('reader'), t('state'), t('lastSeen'), t('queue')],
+    readers.map((r) => [
+      r.readerId,
+      Status(r.connected, t('online'), t('offline')),
+      when(r.lastSeenMs),
+      String(r.queueDepth ?? '–'),
+    ]),
+  );
+}
+
+async function visitsPage(): Promise<Node> {
+  const { visits } = await api<{
+    visits: { visitId: string; staffRef: string; clientRef: string | null; startedAtMs: number }[];
+  }>('GET', '/api/visits?state=open');
+  return table(
+    t('openVisits'),
+    [t('started'), t('staff'), t('client')],
+    visits.map((v) => [when(v.startedAtMs), v.staffRef, v.clientRef ?? '–']),
+  );
+}
+
+async function cardsPage(): Promise<Node> {
+  const { cards } = await api<{ cards: { cardRef: string; lastSeenMs?: number }[] }>(
+    'GET',
+    '/api/cards/unknown',
+  );
+  return table(
+    t('cards'),
+    [t('card'), t('seen')],
+    cards.map((c) => [c.cardRef, when(c.lastSeenMs)]),
+  );
+}
+
+async function auditPage(): Promise<Node> {
+  const { entries } = await api<{
+    entries: { atMs: number; actor: string; action: string; target: string; reason: string | null }[];
+  }>('GET', '/api/audit?limit=200');
+  return el(
+    'div',
+    {},
+    el('p', {}, el('a', { href: '/api/audit/export' }, t('export'))),
+    table(
+      t('audit'),
+      [t('time'), t('actor'), t('action'), t('target'), t('reason')],
+      entries.map((e) => [when(e.atMs), e.actor, e.action, e.target, e.reason ?? '']),
+    ),
+  );
+}
+
+async function usersPage(): Promise<Node> {
+  const { users } = await api<{
+    users: { name: string; displayName: string; role: string; disabled: boolean }[];
+  }>('GET', '/api/users');
+  return table(
+    t('users'),
+    [t('name'), t('role'), t('state')],
+    users.map((u) => [`${u.displayName} (${u.name})`, u.role, Status(!u.disabled, 'aktiv', 'avstängd')]),
+  );
+}
+
+async function overviewPage(): Promise<Node> {
+  const parts: Node[] = [];
+  const role = me?.user.role ?? '';
+  if (['admin', 'technician'].includes(role)) {
+    const { readers } = await api<{ readers: { connected: boolean }[] }>('GET', '/api/readers');
+    const on = readers.filter((r) => r.connected).length;
+    parts.push(
+      el(
+        'p',
+        {},
+        `${t('readers')}: ${on} ${t('online').toLowerCase()}, ${readers.length - on} ${t('offline').toLowerCase()}`,
+      ),
+    );
+    const o = await api<{ pending?: number; dead?: number }>('GET', '/api/outbox');
+    parts.push(el('p', {}, `${t('outbox')}: ${t('pending')} ${o.pending ?? 0}, ${t('dead')} ${o.dead ?? 0}`));
+  }
+  if (['admin', 'coordinator', 'unit-manager'].includes(role)) {
+    const { visits } = await api<{ visits: unknown[] }>('GET', '/api/visits?state=open');
+    parts.push(el('p', {}, `${t('openVisits')}: ${visits.length}`));
+  }
+  return el('div', {}, ...parts);
+}
+
+const PAGES: Record<string, Page> = {
+  overview: {
+    key: 'overview',
+    roles: ['admin', 'technician', 'coordinator', 'unit-manager'],
+    render: overviewPage,
+  },
+  readers: { key: 'readers', roles: ['admin', 'technician'], render: readersPage },
+  visits: { key: 'visits', roles: ['admin', 'coordinator', 'unit-manager'], render: visitsPage },
+  cards: { key: 'cards', roles: ['admin', 'coordinator'], render: cardsPage },
+  audit: { key: 'audit', roles: ['admin'], render: auditPage },
+  users: { key: 'users', roles: ['admin'], render: usersPage },
+};
+
+function nav(): void {
+  const n = document.getElementById('nav') as HTMLElement;
+  n.replaceChildren();
+  const items: Node[] = [];
+  if (me) {
+    for (const [id, p] of Object.entries(PAGES)) {
+      if (p.roles.includes(me.user.role)) items.push(el('li', {}, el('a', { href: `#/${id}` }, t(p.key))));
+    }
+    const out = el('button', { type: 'button' }, t('logout'));
+    out.addEventListener('click', () => void logout());
+    items.push(el('li', {}, out));
+  }
+  const lang = el(
+    'button',
+    { type: 'button', lang: t('language') === 'English' ? 'en' : 'sv' },
+    t('language'),
+  );
+  lang.addEventListener('click', () => {
+    toggleLang();
+    void route();
+  });
+  items.push(el('li', {}, lang));
+  n.append(el('ul', {}, ...items));
+}
+
+function loginPage(message?: string): Node {
+  const form = el(
+    'form',
+    { novalidate: '' },
+    el('h1', {}, t('login')),
+    message ? el('p', { class: 'error', role: 'alert' }, message) : null,
+    el('label', { for: 'name' }, t('name')),
+    el('input', { id: 'name', name: 'name', autocomplete: 'username', required: '' }),
+    el('label', { for: 'password' }, t('password')),
+    el('input', {
+      id: 'password',
+      name: 'password',
+      type: 'password',
+      autocomplete: 'current-password',
+      required: '',
+    }),
+    el('p', {}, el('button', { type: 'submit' }, t('login'))),
+  );
+  form.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    api<Me>('POST', '/api/auth/login', {
+      name: (form.querySelector('#name') as HTMLInputElement).value,
+      password: (form.querySelector('#password') as HTMLInputElement).value,
+    })
+      .then((m) => {
+        me = m;
+        setCsrf(m.csrf);
+        location.hash = '#/overview';
+        return route();
+      })
+      .catch(() => show(loginPage(t('wrongLogin'))));
+  });
+  return form;
+}
+
+async function logout(): Promise<void> {
+  await api('POST', '/api/auth/logout').catch(() => undefined);
+  me = null;
+  location.hash = '#/login';
+  await route();
+}
+
+function show(node: Node, title?: string): void {
+  nav();
+  const m = main();
+  m.replaceChildren(...(title ? [el('h1', {}, title)] : []), node);
+  document.title = `${title ?? t('login')} – visittag`;
+}
+
+async function route(): Promise<void> {
+  document.documentElement.lang = localStorage.getItem('lang') === 'en' ? 'en' : 'sv';
+  if (!me) {
+    try {
+      me = await api<Me>('GET', '/api/auth/me');
+      setCsrf(me.csrf);
+    } catch {
+      me = null;
+    }
+  }
+  const id = location.hash.replace(/^#\//, '') || 'overview';
+  if (!me || id === 'login') return show(loginPage());
+  const page = PAGES[id] ?? PAGES.overview;
+  if (!page) return;
+  if (!page.roles.includes(me.user.role))
+    return show(el('p', { role: 'alert' }, t('forbidden')), t(page.key));
+  show(el('p', {}, t('loading')), t(page.key));
+  try {
+    show(await page.render(), t(page.key));
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 401) {
+      me = null;
+      return show(loginPage());
+    }
+    const msg = err instanceof ApiError && err.status === 403 ? t('forbidden') : String(err);
+    show(el('p', { class: 'error', role: 'alert' }, msg), t(page.key));
+  }
+  main().focus();
+}
+
+window.addEventListener('hashchange', () => void route());
+void route();
