@@ -11,6 +11,7 @@ import {
 } from '../protocol/index.js';
 import { readerRoutes } from './src/admin/reader-routes.js';
 import { AdminServer } from './src/admin/server.js';
+import { WEB_PUBLIC_PATHS, webRoutes } from './src/admin/web-assets.js';
 import { type Access, createAccess } from './src/auth/index.js';
 import type { AdminRoute } from './src/admin/types.js';
 import { loadOrCreateKeyFile } from './src/broker/credentials.js';
@@ -251,10 +252,17 @@ export function createGateway(opts: GatewayOptions): Gateway {
     authorize: access.authorize,
     onChange: access.onChange,
     logger,
-    publicPaths: ['/healthz', '/readyz', ...ENROLLMENT_PUBLIC_PATHS, ...access.publicPaths],
+    publicPaths: [
+      '/healthz',
+      '/readyz',
+      ...ENROLLMENT_PUBLIC_PATHS,
+      ...access.publicPaths,
+      ...WEB_PUBLIC_PATHS,
+    ],
     routes: [
       ...coreRoutes,
       ...access.routes,
+      ...webRoutes(),
       ...readerRoutes({
         store,
         registry: readers,
