@@ -11,6 +11,7 @@ import {
 } from './src/admin/client.js';
 import { cardsCommand } from './src/cards/cli.js';
 import { planCommand } from './src/care/cli.js';
+import { reportCommand } from './src/reports/cli.js';
 import { enrollCommand } from './src/enrollment/cli.js';
 import { commandCommand } from './src/fleet/cli.js';
 import { replaceCommand } from './src/fleet/replace-cli.js';
@@ -31,6 +32,7 @@ Usage:
   visittag-gateway cards assign CARD_REF --staff REF [--reassign] [--config FILE]
   visittag-gateway plan import FILE --area A --from YYYY-MM-DD --to YYYY-MM-DD [--dry-run] [--config FILE]
   visittag-gateway plan registry FILE.json | plan alerts [--all]   (care plan: docs/plan.md)
+  visittag-gateway report executed|continuity|monthly|staffing|quality --from … [--format json|csv|xlsx]   (docs/reports.md)
   visittag-gateway status [--config FILE]      ask the running gateway's admin API
   visittag-gateway check-config [--config FILE]
   visittag-gateway completion bash   bash completion (| sudo tee /etc/bash_completion.d/visittag-gateway)
@@ -52,6 +54,25 @@ const COMMANDS: readonly CommandSpec[] = [
   { name: 'readers', options: ['client', 'label', 'password', 'reader', 'ttl-minutes', 'config'] },
   { name: 'cards', options: ['dry-run', 'staff', 'reassign', 'config'] },
   { name: 'plan', options: ['area', 'from', 'to', 'dry-run', 'all', 'config'] },
+  {
+    name: 'report',
+    options: [
+      'from',
+      'to',
+      'period',
+      'by',
+      'threshold',
+      'format',
+      'lang',
+      'out',
+      'tz',
+      'late-hours',
+      'offset',
+      'limit',
+      'table',
+      'config',
+    ],
+  },
   { name: 'status', options: ['config'] },
   { name: 'check-config', options: ['config'] },
   { name: 'completion', options: [] },
@@ -67,6 +88,7 @@ export async function main(
   if (argv[0] === 'readers' && argv[1] === 'enroll') return enrollCommand(argv.slice(2), out, err);
   if (argv[0] === 'cards') return cardsCommand(argv.slice(1), out, err);
   if (argv[0] === 'plan') return planCommand(argv.slice(1), out, err);
+  if (argv[0] === 'report') return reportCommand(argv.slice(1), out, err);
   if (argv[0] === 'readers' && argv[1] === 'command') return commandCommand(argv.slice(2), out, err);
   if (argv[0] === 'readers' && argv[1] === 'replace') return replaceCommand(argv.slice(2), out, err);
   if (argv[0] === 'completion') {
