@@ -34,8 +34,9 @@ import { createIngest, type Ingest } from './src/ingest/ingest.js';
 import { ReaderLiveView } from './src/ingest/reader-view.js';
 import { MetricsRegistry } from './src/metrics.js';
 import { ReaderRegistry } from './src/registry.js';
-import { openDatabase, type Db } from './src/store/sqlite/db.js';
+import { openDatabase } from './src/store/sqlite/db.js';
 import type { IngestStore } from './src/store/ingest-store.js';
+import type { CardStore } from './src/store/ports.js';
 import { createSqliteIngestStore } from './src/store/sqlite/ingest-store.js';
 import { sqliteMigrations } from './src/store/sqlite/migrations.js';
 import { careMigrations, createCareModule, type CareModule, type CarePlanConfig } from './src/care/index.js';
@@ -76,7 +77,10 @@ export interface Gateway {
   /** The visits pipeline (visit engine, outbox, forwarder). */
   readonly pipeline: VisitPipeline;
   readonly store: IngestStore;
-  readonly db: Db;
+  /** Where the gateway keeps its files (config `dataDir`). */
+  readonly dataDir: string;
+  /** The card registry's read side (unknown cards, a card's holder). */
+  readonly cards: Pick<CardStore, 'get' | 'unknown'>;
   readonly metrics: MetricsRegistry;
   /** Care plan: registries, plan import, matching, live alerts (gateway/src/care). */
   readonly care: CareModule;
@@ -274,7 +278,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
       ...pipeline.routes,
       ...care.routes,
       ...enrollmentRoutes(enrollment),
-      ...cardRoutes({ db, addCard: (c) => pipeline.registry.addCard(c) }),
+      ...cardRoutes({ cards: pipeline.cards, addCard: (c) => pipeline.registry.addCard(c) }),
       ...configRoutes({
         db,
         clock,
@@ -310,6 +314,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
     getReader: (id) => readers.getReader(id),
     listReaders: () => readers.listReaders(),
     addCard: (c) => pipeline.registry.addCard(c),
+    addCards: (cs) => pipeline.registry.addCards(cs),
     revokeCard: (cardRef) => pipeline.registry.revokeCard(cardRef),
   };
 
@@ -336,7 +341,8 @@ export function createGateway(opts: GatewayOptions): Gateway {
     pipeline,
     care,
     store,
-    db,
+    dataDir: config.dataDir,
+    cards: pipeline.cards,
     metrics,
     flush: () => ingest.flush(),
     publishConfig: (readerId, cfg) => publishRetained(topics.config(readerId), encode('config', cfg), true),

@@ -3,6 +3,7 @@ import { createGateway, createLogger, type Gateway } from './index.js';
 import { gatewayConfigPath, loadGatewaySettings, type GatewaySettings } from './src/config.js';
 import { bashCompletion, EXIT, type CommandSpec } from '../runtime/cli.js';
 import { createSdNotifier } from '../runtime/sd-notify.js';
+import type { OpenGateway } from './src/cli-gateway.js';
 import {
   applyLiveOrOffline,
   callRunningGateway,
@@ -85,12 +86,14 @@ export async function main(
   out: Out = console.log,
   err: Out = console.error,
 ): Promise<number> {
-  if (argv[0] === 'readers' && argv[1] === 'enroll') return enrollCommand(argv.slice(2), out, err);
-  if (argv[0] === 'cards') return cardsCommand(argv.slice(1), out, err);
-  if (argv[0] === 'plan') return planCommand(argv.slice(1), out, err);
+  // The command modules get the gateway opener from here: this entry owns the composition root.
+  const open: OpenGateway = (config, fn) => withOfflineGateway(config, (gw) => Promise.resolve(fn(gw)));
+  if (argv[0] === 'readers' && argv[1] === 'enroll') return enrollCommand(argv.slice(2), out, err, open);
+  if (argv[0] === 'cards') return cardsCommand(argv.slice(1), out, err, open);
+  if (argv[0] === 'plan') return planCommand(argv.slice(1), out, err, open);
   if (argv[0] === 'report') return reportCommand(argv.slice(1), out, err);
   if (argv[0] === 'readers' && argv[1] === 'command') return commandCommand(argv.slice(2), out, err);
-  if (argv[0] === 'readers' && argv[1] === 'replace') return replaceCommand(argv.slice(2), out, err);
+  if (argv[0] === 'readers' && argv[1] === 'replace') return replaceCommand(argv.slice(2), out, err, open);
   if (argv[0] === 'completion') {
     if (argv[1] !== 'bash' || argv.length !== 2) {
       err('usage: visittag-gateway completion bash');

@@ -1,19 +1,30 @@
-/** What the gateway CLI commands that work on the SQLite file share (enroll, replace, cards). */
-import { createGateway, createLogger, type Gateway } from '../index.js';
+/** What the gateway CLI commands that work on the database share (enroll, replace, cards). */
+import type { CareModule } from './care/index.js';
 import type { GatewaySettings } from './config.js';
+import type { Enrollment } from './enrollment/index.js';
+import type { ReaderReplacements } from './fleet/replace.js';
+import type { CardAssignResult, CardStore } from './store/ports.js';
 
-/** Opens the gateway on `config` (not started: no broker, no HTTP), runs `fn`, always closes it. */
-export async function withGateway(
-  config: GatewaySettings,
-  fn: (gw: Gateway) => number | Promise<number>,
-): Promise<number> {
-  const gw = createGateway({ config, logger: createLogger('error') });
-  try {
-    return await fn(gw);
-  } finally {
-    await gw.stop();
-  }
+/** The part of the gateway a one-off CLI command uses (no broker, no HTTP, no database handle). */
+export interface CliGateway {
+  readonly enrollment: Pick<Enrollment, 'issue'>;
+  readonly replacements: Pick<ReaderReplacements, 'issue'>;
+  readonly registry: {
+    addCard(c: { cardRef: string; staffRef: string; actor?: string }): CardAssignResult;
+    addCards(cs: ReadonlyArray<{ cardRef: string; staffRef: string; actor: string }>): CardAssignResult[];
+  };
+  readonly cards: Pick<CardStore, 'get' | 'unknown'>;
+  readonly care: Pick<CareModule, 'plan'>;
 }
+
+/**
+ * Opens the gateway on `config` (not started), runs `fn`, always closes it. Supplied by the process
+ * entry (gateway/main.ts), which owns the composition root: a command module never imports it.
+ */
+export type OpenGateway = (
+  config: GatewaySettings,
+  fn: (gw: CliGateway) => number | Promise<number>,
+) => Promise<number>;
 
 /** The `visittag-device provision …` line a technician types for `code`. */
 export function provisionCommandLine(config: GatewaySettings, code: string): string {

@@ -2,7 +2,16 @@ import { connect as netConnect } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createGateway, type Gateway } from '../../gateway/index.js';
 import { systemClock } from '../../protocol/index.js';
-import { ADMIN_TOKEN, connectReader, PASSWORD, silent, tempDir, testConfig } from './helpers.js';
+import {
+  ADMIN_TOKEN,
+  connectReader,
+  dbOf,
+  PASSWORD,
+  silent,
+  tempDir,
+  testConfig,
+  trackDataDir,
+} from './helpers.js';
 
 async function adminPost(
   gw: Gateway,
@@ -29,6 +38,7 @@ describe('admin API: reader provisioning, move and revoke', () => {
     const tmp = tempDir();
     cleanup = tmp.cleanup;
     gw = createGateway({ config: testConfig(tmp.dir), logger: silent });
+    trackDataDir(gw, tmp.dir);
     await gw.start();
     const created = await adminPost(gw, '/api/readers', { readerId: 'r-api', clientRef: 'client-a' });
     expect(created.status).toBe(201);
@@ -38,7 +48,7 @@ describe('admin API: reader provisioning, move and revoke', () => {
     expect((await adminPost(gw, '/api/readers', { readerId: 'bad/id', clientRef: 'x' })).status).toBe(400);
     const c = await connectReader(gw.mqttPort ?? 0, 'r-api', password);
     expect((await adminPost(gw, '/api/readers/r-api/move', { clientRef: 'client-b' })).status).toBe(200);
-    const history = gw.db
+    const history = dbOf(gw)
       .prepare('SELECT client_ref FROM reader_client_history WHERE reader_id = ? ORDER BY rowid')
       .pluck()
       .all('r-api');

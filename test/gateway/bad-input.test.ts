@@ -9,6 +9,7 @@ import {
   batchOf,
   connectReader,
   PASSWORD,
+  dbOf,
   startGateway,
   storedSeqs,
   tempDir,
@@ -193,7 +194,7 @@ describe('bad input: raw malformed MQTT packets and fuzzed payloads never break 
     );
     const leaves: TopicLeaf[] = ['events', 'status', 'command-results'];
     const samples = fc.sample(fc.tuple(fc.constantFrom(...leaves), payloads), { numRuns: 300, seed: 7 });
-    const rejectsBefore = (gw.db.prepare('SELECT COUNT(*) FROM rejects').pluck().get() as number) ?? 0;
+    const rejectsBefore = (dbOf(gw).prepare('SELECT COUNT(*) FROM rejects').pluck().get() as number) ?? 0;
     for (const [leaf, payload] of samples) {
       const d = decode(leaf, EVIL, payload);
       if (d.ok && leaf === 'events')
@@ -207,7 +208,7 @@ describe('bad input: raw malformed MQTT packets and fuzzed payloads never break 
     expect(validSeqs.size).toBeGreaterThan(5);
     await waitUntil(() => {
       gw.flush();
-      const n = gw.db.prepare('SELECT COUNT(*) FROM rejects').pluck().get() as number;
+      const n = dbOf(gw).prepare('SELECT COUNT(*) FROM rejects').pluck().get() as number;
       return n - rejectsBefore === invalid;
     });
     expect(storedSeqs(gw, EVIL)).toEqual([...validSeqs].sort((a, b) => a - b));

@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import mqtt, { type MqttClient } from 'mqtt';
 import pino from 'pino';
 import { createGateway, type Gateway } from '../../gateway/index.js';
@@ -42,8 +43,32 @@ export async function startGateway(
   overrides: Record<string, unknown> = {},
 ): Promise<Gateway> {
   const gw = createGateway({ config: testConfig(dataDir, overrides), logger: silent });
+  trackDataDir(gw, dataDir);
   await gw.start();
   return gw;
+}
+
+const dataDirs = new WeakMap<Gateway, string>();
+const peeks = new WeakMap<Gateway, Database.Database>();
+
+/** Remembers where `gw` keeps its database, for `dbOf` (startGateway does it itself). */
+export function trackDataDir(gw: Gateway, dataDir: string): void {
+  dataDirs.set(gw, dataDir);
+}
+
+/**
+ * A read-only connection of the TEST to the gateway's SQLite file, to inspect rows the API does not
+ * show (the gateway itself hands out no database handle). Sees every committed transaction.
+ */
+export function dbOf(gw: Gateway, mode: 'read' | 'write' = 'read'): Database.Database {
+  // A writable connection (a test proving a trigger refuses writes): not cached, the caller closes it.
+  if (mode === 'write') return new Database(join(dataDirs.get(gw) ?? gw.dataDir, 'gateway.db'));
+  let db = peeks.get(gw);
+  if (!db) {
+    db = new Database(join(dataDirs.get(gw) ?? gw.dataDir, 'gateway.db'), { readonly: true });
+    peeks.set(gw, db);
+  }
+  return db;
 }
 
 /** A card reference derived from a small number (valid `c1_` pseudonym shape). */
@@ -170,7 +195,7 @@ export async function adminGet(
 }
 
 export function storedSeqs(gw: Gateway, readerId: string): number[] {
-  return gw.db
+  return dbOf(gw)
     .prepare('SELECT seq FROM events WHERE reader_id = ? ORDER BY seq')
     .pluck()
     .all(readerId) as number[];

@@ -8,6 +8,7 @@ import {
   batchOf,
   connectReader,
   PASSWORD,
+  dbOf,
   startGateway,
   storedSeqs,
   tapEvent,
@@ -85,7 +86,7 @@ describe('ingest: dedupe, gaps, conflicts, rejects, admin view', () => {
   });
 
   it('the same seq with different content is a duplicate-conflict: first kept, counted, listed in the ack', async () => {
-    const before = gw.db
+    const before = dbOf(gw)
       .prepare('SELECT event_json FROM events WHERE reader_id = ? AND seq = 4')
       .pluck()
       .get(R);
@@ -98,7 +99,7 @@ describe('ingest: dedupe, gaps, conflicts, rejects, admin view', () => {
     expect(ack.rejected[0]).toMatchObject({ seq: 4, reason: 'duplicate-conflict' });
     expect(ack.upTo).toBe(11);
     expect(
-      gw.db.prepare('SELECT event_json FROM events WHERE reader_id = ? AND seq = 4').pluck().get(R),
+      dbOf(gw).prepare('SELECT event_json FROM events WHERE reader_id = ? AND seq = 4').pluck().get(R),
     ).toBe(before);
     expect((await adminGet(gw, '/metrics')).text).toMatch(/visittag_ingest_duplicate_conflicts_total 1/);
   });
@@ -135,7 +136,7 @@ describe('ingest: dedupe, gaps, conflicts, rejects, admin view', () => {
     for (const [reason] of bad) expect(reasons[reason], reason).toBeGreaterThanOrEqual(1);
     expect(view.lastReject.reason).toBe('invalid-payload'); // the bad status message
     // no raw card ids or payload values in the stored details
-    const details = gw.db.prepare('SELECT detail FROM rejects').pluck().all() as string[];
+    const details = dbOf(gw).prepare('SELECT detail FROM rejects').pluck().all() as string[];
     expect(details.join(' ')).not.toMatch(/c1_/);
   });
 
@@ -206,8 +207,8 @@ describe('ingest: dedupe, gaps, conflicts, rejects, admin view', () => {
     await client.publishAsync(topics.events(R), payload, { qos: 1 });
     const again = await acks.waitFor((a) => acks.acks.indexOf(a) >= n);
     expect(again).toMatchObject({ upTo: 14, rejected: [{ seq: 13, reason: 'invalid-event' }] });
-    expect(gw.db.prepare('SELECT COUNT(*) FROM rejected_events').pluck().get()).toBe(1);
-    const details = gw.db
+    expect(dbOf(gw).prepare('SELECT COUNT(*) FROM rejected_events').pluck().get()).toBe(1);
+    const details = dbOf(gw)
       .prepare('SELECT detail FROM rejected_events UNION ALL SELECT detail FROM rejects')
       .pluck()
       .all();

@@ -9,6 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { connect as netConnect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import pino from 'pino';
 import { createGateway } from '../../gateway/index.js';
 import { hashPassword } from '../../gateway/src/broker/credentials.js';
@@ -94,12 +95,15 @@ const logger = pino({ level: 'silent' });
 let gw = createGateway({ config: parsed.config, logger });
 // One hash, N rows: verification cost is the same as with per-reader salts, set-up is fast.
 const hash = await hashPassword(PASSWORD, { logN: LOG_N, r: 8, p: 1 });
-const ins = gw.db.prepare(
+// The readers are written by this script's own connection (the gateway hands out no database handle).
+const direct = new Database(join(parsed.config.dataDir, 'gateway.db'));
+const ins = direct.prepare(
   'INSERT INTO readers (reader_id, password_hash, client_ref, label, revoked_at, created_at) VALUES (?, ?, NULL, NULL, NULL, 0)',
 );
-gw.db.transaction(() => {
+direct.transaction(() => {
   for (let i = 0; i < N; i++) ins.run(`r${i}`, hash);
 })();
+direct.close();
 await gw.stop();
 gw = createGateway({ config: parsed.config, logger });
 await gw.start();

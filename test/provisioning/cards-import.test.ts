@@ -5,7 +5,7 @@ import { createGateway } from '../../gateway/index.js';
 import { main } from '../../gateway/main.js';
 import { planCardImport } from '../../gateway/src/cards/csv-import.js';
 import { pseudonymiseCard } from '../../protocol/index.js';
-import { silent, tempDir, testConfig } from '../gateway/helpers.js';
+import { dbOf, silent, tempDir, testConfig, trackDataDir } from '../gateway/helpers.js';
 
 const FLEET = 'test-fleet-key-0123456789';
 const cleanups: (() => void)[] = [];
@@ -57,11 +57,12 @@ describe('card registry CSV import', () => {
     expect(lines).toContain('line 7: the same card is already on line 3');
     expect(lines.at(-1)).toMatch(/^imported 2 card\(s\); 4 bad row\(s\) listed above/);
     const gw = createGateway({ config, logger: silent });
+    trackDataDir(gw, config.dataDir);
     try {
-      const staff = gw.db.prepare('SELECT staff_ref FROM cards WHERE card_ref = ?').pluck();
+      const staff = dbOf(gw).prepare('SELECT staff_ref FROM cards WHERE card_ref = ?').pluck();
       expect(staff.get(pseudonymiseCard('04A1B2C3D4E5F6', FLEET))).toBe('nurse-1');
       expect(staff.get(pseudonymiseCard('04A1B2C3D4E5F7', FLEET))).toBe('nurse-2');
-      expect(gw.db.prepare('SELECT count(*) FROM cards').pluck().get()).toBe(2);
+      expect(dbOf(gw).prepare('SELECT count(*) FROM cards').pluck().get()).toBe(2);
     } finally {
       await gw.stop();
     }

@@ -7,10 +7,12 @@ import { pseudonymiseCard, systemClock, type Clock } from '../../protocol/index.
 import {
   ADMIN_TOKEN,
   adminGet,
+  dbOf,
   silent,
   storedSeqs,
   tempDir,
   testConfig,
+  trackDataDir,
   waitUntil,
 } from '../gateway/helpers.js';
 import { deviceCli, RunningDevice, simulatedProvisionArgs, writeGatewayCliConfig } from './cli-child.js';
@@ -29,6 +31,7 @@ describe('provisioning end to end (device CLI ↔ real gateway)', () => {
 
   beforeAll(async () => {
     gw = createGateway({ config: testConfig(join(tmp.dir, 'gw')), clock, logger: silent });
+    trackDataDir(gw, join(tmp.dir, 'gw'));
     await gw.start();
     writeFileSync(synced, '');
   });
@@ -70,7 +73,7 @@ describe('provisioning end to end (device CLI ↔ real gateway)', () => {
     gw.flush();
     expect(storedSeqs(gw, issued.readerId)).toEqual([1]);
     const ev = JSON.parse(
-      gw.db
+      dbOf(gw)
         .prepare('SELECT event_json FROM events WHERE reader_id = ? AND seq = 1')
         .pluck()
         .get(issued.readerId) as string,
@@ -131,7 +134,7 @@ describe('provisioning end to end (device CLI ↔ real gateway)', () => {
     await dev.waitFor((l) => l.type === 'tap' && l.decision === 'rejected');
     await dev.stop();
     // The self-test tap never became a visit; the real one did.
-    const visits = gw.db.prepare('SELECT count(*) FROM visits WHERE reader_id = ?').pluck();
+    const visits = dbOf(gw).prepare('SELECT count(*) FROM visits WHERE reader_id = ?').pluck();
     await waitUntil(() => (visits.get(issued.readerId) as number) === 1, 10_000);
     expect(visits.get(issued.readerId)).toBe(1);
   }, 90_000);

@@ -6,10 +6,12 @@ import { main as gatewayMain } from '../../gateway/main.js';
 import {
   ADMIN_TOKEN,
   adminGet,
+  dbOf,
   silent,
   storedSeqs,
   tempDir,
   testConfig,
+  trackDataDir,
   waitUntil,
 } from '../gateway/helpers.js';
 import { deviceCli, RunningDevice, simulatedProvisionArgs, writeGatewayCliConfig } from './cli-child.js';
@@ -41,6 +43,7 @@ describe('replacing a reader', () => {
   const devices: RunningDevice[] = [];
   beforeAll(async () => {
     gw = createGateway({ config: testConfig(join(tmp.dir, 'gw')), logger: silent });
+    trackDataDir(gw, join(tmp.dir, 'gw'));
     await gw.start();
     gwCfg = writeGatewayCliConfig(gw, join(tmp.dir, 'gw'), join(tmp.dir, 'gw-cli.json'));
   });
@@ -101,7 +104,7 @@ describe('replacing a reader', () => {
       replaces: string | null;
     };
   const visits = (readerId: string) =>
-    gw.db
+    dbOf(gw)
       .prepare(
         'SELECT visit_id, client_ref, state, end_reason, anomalies_json FROM visits WHERE reader_id = ? ORDER BY rowid',
       )

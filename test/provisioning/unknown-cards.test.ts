@@ -7,16 +7,18 @@ import { encode, topics, type TapEvent, type VisitEvent } from '../../protocol/i
 import { checkAttributions } from '../../simulator/checker-match.js';
 import { startFakeBackend } from '../../simulator/fake-backend.js';
 import {
-  ADMIN_TOKEN,
   AckCollector,
+  ADMIN_TOKEN,
   adminGet,
   batchOf,
   card,
   connectReader,
+  dbOf,
   silent,
   tapEvent,
   tempDir,
   testConfig,
+  trackDataDir,
   waitUntil,
 } from '../gateway/helpers.js';
 
@@ -35,6 +37,7 @@ describe('unknown cards', () => {
   it('are listed with where and when they were seen; assigning one takes it off the list', async () => {
     const tmp = tempDir('vt-unknown-');
     const gw: Gateway = createGateway({ config: testConfig(join(tmp.dir, 'gw')), logger: silent });
+    trackDataDir(gw, join(tmp.dir, 'gw'));
     await gw.start();
     cleanups.push(async () => {
       await gw.stop();
@@ -63,7 +66,7 @@ describe('unknown cards', () => {
     expect(res.status).toBe(200);
     const after = (await adminGet(gw, '/api/cards/unknown')).body as { cards: Unknown[] };
     expect(after.cards.map((u) => u.cardRef).sort()).toEqual([card(3), card(4)].sort());
-    expect(gw.db.prepare('SELECT staff_ref FROM cards WHERE card_ref = ?').pluck().get(card(2))).toBe(
+    expect(dbOf(gw).prepare('SELECT staff_ref FROM cards WHERE card_ref = ?').pluck().get(card(2))).toBe(
       'nurse-2',
     );
     const bad = await fetch(`${gw.adminUrl}/api/cards/not-a-card/assign`, {

@@ -13,7 +13,7 @@ import type { Gateway } from '../../gateway/index.js';
 import { writeFileSync } from 'node:fs';
 import type { CardProof } from '../../protocol/index.js';
 import { FLEET_KEY, settings, silentLogger } from '../device/helpers.js';
-import { ADMIN_TOKEN, PASSWORD, startGateway, tempDir, waitUntil } from '../gateway/helpers.js';
+import { ADMIN_TOKEN, dbOf, PASSWORD, startGateway, tempDir, waitUntil } from '../gateway/helpers.js';
 import { MASTER, personalisedCard, tapProof } from './helpers.js';
 
 /** A card reader port the test drives: cards with or without a proof. */
@@ -114,7 +114,7 @@ describe('reader-side refusal of UID-only cards (pushed policy)', () => {
       expect(feedback.signals.at(-1)?.pattern).toBe('visit-started');
 
       await waitUntil(() => device.status().queueDepth === 0, 15_000);
-      const rows = gw.db
+      const rows = dbOf(gw)
         .prepare('SELECT seq, assurance, verdict, code FROM secure_taps WHERE reader_id = ? ORDER BY seq')
         .all(R);
       expect(rows).toEqual([
@@ -123,7 +123,7 @@ describe('reader-side refusal of UID-only cards (pushed policy)', () => {
       ]);
       // the device's own refusal is kept (no visit) and reported as an anomaly
       const kinds = () =>
-        gw.db.prepare('SELECT kind FROM anomalies WHERE reader_id = ?').pluck().all(R) as string[];
+        dbOf(gw).prepare('SELECT kind FROM anomalies WHERE reader_id = ?').pluck().all(R) as string[];
       await waitUntil(() => kinds().includes('uid-only-card'), 10_000);
     } finally {
       await device.stop();

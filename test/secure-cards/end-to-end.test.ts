@@ -12,7 +12,7 @@ import { createNfcPcscReader } from '../../device/src/drivers/nfc-pcsc-reader.js
 import type { Gateway } from '../../gateway/index.js';
 import { systemClock } from '../../protocol/index.js';
 import { FLEET_KEY, settings, silentLogger } from '../device/helpers.js';
-import { PASSWORD, startGateway, tempDir, waitUntil } from '../gateway/helpers.js';
+import { dbOf, PASSWORD, startGateway, tempDir, waitUntil } from '../gateway/helpers.js';
 import { PcscdFixture, VPCD_READER_NAME } from '../pcsc/pcscd-fixture.js';
 import { ATR_ISO14443_3, ATR_ISO14443_4, VirtualCard } from '../pcsc/virtual-card.js';
 import { VirtualNtag424 } from '../pcsc/virtual-ntag424.js';
@@ -47,7 +47,7 @@ function runCli(args: string[]): Promise<{ code: number | null; out: string }> {
 }
 
 const secureTaps = () =>
-  gw.db
+  dbOf(gw)
     .prepare(
       'SELECT seq, assurance, verdict, code, counter FROM secure_taps WHERE reader_id = ? ORDER BY seq',
     )
@@ -141,7 +141,10 @@ describe('personalise-card CLI, then taps through device and gateway', () => {
         { seq: 2, assurance: 'secure', verdict: 'accepted', code: 'secure', counter: 3 },
         { seq: 3, assurance: 'uid-only', verdict: 'refused', code: 'clone-suspect', counter: null },
       ]);
-      const stored = gw.db.prepare('SELECT seq FROM events WHERE reader_id = ? ORDER BY seq').pluck().all(R);
+      const stored = dbOf(gw)
+        .prepare('SELECT seq FROM events WHERE reader_id = ? ORDER BY seq')
+        .pluck()
+        .all(R);
       expect(stored).toEqual([1, 2]);
     } finally {
       await device.stop();

@@ -13,6 +13,7 @@ import { pseudonymiseCard, type CardProof, type TapEvent } from '../../protocol/
 import {
   AckCollector,
   connectReader,
+  dbOf,
   PASSWORD,
   silent,
   startGateway,
@@ -98,7 +99,7 @@ describe('gateway ingest with secure cards', () => {
     await acks.publish(R, batch(ev(5, undefined, '11223344')));
     await acks.waitFor((a) => a.upTo === 5);
     expect(storedSeqs(gw, R)).toEqual([1, 4, 5]);
-    const rows = gw.db
+    const rows = dbOf(gw)
       .prepare(
         'SELECT seq, assurance, verdict, code, counter FROM secure_taps WHERE reader_id = ? ORDER BY seq',
       )

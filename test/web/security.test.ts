@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Gateway } from '../../gateway/index.js';
 import { ROLES, rolesFor, type Role } from '../../gateway/src/auth/index.js';
-import { ADMIN_TOKEN, startGateway, tempDir } from '../gateway/helpers.js';
+import { ADMIN_TOKEN, dbOf, startGateway, tempDir } from '../gateway/helpers.js';
 
 /**
  * Table-driven access test over EVERY route the real gateway mounts: without credentials each
@@ -175,8 +175,13 @@ describe('access control over every mounted route', () => {
     }
     const after = (await call('GET', '/api/audit?limit=1000', admin)).body as { entries: unknown[] };
     expect(after.entries.slice(-before.entries.length)).toEqual(before.entries);
-    expect(() => gw.db.prepare('UPDATE audit_log SET actor = ?').run('someone-else')).toThrow(/append-only/);
-    expect(() => gw.db.prepare('DELETE FROM audit_log').run()).toThrow(/append-only/);
+    const db = dbOf(gw, 'write');
+    try {
+      expect(() => db.prepare('UPDATE audit_log SET actor = ?').run('someone-else')).toThrow(/append-only/);
+      expect(() => db.prepare('DELETE FROM audit_log').run()).toThrow(/append-only/);
+    } finally {
+      db.close();
+    }
     const csv = await fetch(`${gw.adminUrl}/api/audit/export`, { headers: admin });
     expect(csv.headers.get('content-type')).toMatch(/text\/csv/);
     expect(await csv.text()).toMatch(/token\.create/);

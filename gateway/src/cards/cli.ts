@@ -1,11 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { CardRef, SafeId } from '../../../protocol/index.js';
-import type { Gateway } from '../../index.js';
-import { withGateway } from '../cli-gateway.js';
+import type { CliGateway, OpenGateway } from '../cli-gateway.js';
 import { loadGatewaySettings, gatewayConfigPath } from '../config.js';
 import { planCardImport } from './csv-import.js';
-import { assignRefusal, listUnknownCards } from './routes.js';
+import { assignRefusal } from './routes.js';
 import { EXIT } from '../../../runtime/cli.js';
 
 type Out = (line: string) => void;
@@ -26,7 +25,12 @@ anomalies are marked resolved, and the planning backend gets one visit.attribute
 (or refused tap). A card registered to someone else (or revoked) is refused unless --reassign is
 given; even then its earlier visits keep the staff member they have.`;
 
-export async function cardsCommand(argv: string[], out: Out, err: Out): Promise<number> {
+export async function cardsCommand(
+  argv: string[],
+  out: Out,
+  err: Out,
+  withGateway: OpenGateway,
+): Promise<number> {
   let parsed;
   try {
     parsed = parseArgs({
@@ -60,7 +64,7 @@ export async function cardsCommand(argv: string[], out: Out, err: Out): Promise<
     err(loaded.error);
     return 78;
   }
-  if (sub === 'unknown') return withGateway(loaded.config, (gw) => listUnknown(gw.db, out));
+  if (sub === 'unknown') return withGateway(loaded.config, (gw) => listUnknown(gw, out));
   if (sub === 'assign') {
     return withGateway(loaded.config, (gw) =>
       assign(
@@ -84,16 +88,17 @@ export async function cardsCommand(argv: string[], out: Out, err: Out): Promise<
   let resolved = { cards: 0, visits: 0, refusedTaps: 0 };
   if (!values['dry-run'] && plan.good.length) {
     await withGateway(loaded.config, (gw) => {
-      resolved = gw.db.transaction(() => {
-        const acc = { cards: 0, visits: 0, refusedTaps: 0 };
-        for (const r of plan.good) {
-          const a = gw.registry.addCard({ cardRef: r.cardRef, staffRef: r.staffRef, actor: 'cards-import' });
-          if (a.attributed.visits + a.attributed.refusedTaps > 0) acc.cards++;
-          acc.visits += a.attributed.visits;
-          acc.refusedTaps += a.attributed.refusedTaps;
-        }
-        return acc;
-      })();
+      // One transaction for the whole file: all good rows or none.
+      const results = gw.registry.addCards(
+        plan.good.map((r) => ({ cardRef: r.cardRef, staffRef: r.staffRef, actor: 'cards-import' })),
+      );
+      const acc = { cards: 0, visits: 0, refusedTaps: 0 };
+      for (const a of results) {
+        if (a.attributed.visits + a.attributed.refusedTaps > 0) acc.cards++;
+        acc.visits += a.attributed.visits;
+        acc.refusedTaps += a.attributed.refusedTaps;
+      }
+      resolved = acc;
       return 0;
     });
   }
@@ -111,8 +116,8 @@ const resolvedLine = (cards: number, visits: number, refused: number): string =>
   `${refused} refused tap(s) reported (visit.attributed events queued for the planning backend)`;
 
 /** Opens the gateway's database (not its broker or API) for a one-off command. */
-function listUnknown(db: Gateway['db'], out: Out): number {
-  const cards = listUnknownCards(db);
+async function listUnknown(gw: CliGateway, out: Out): Promise<number> {
+  const cards = await gw.cards.unknown(200);
   if (!cards.length) {
     out('no unknown cards');
     return 0;
@@ -128,12 +133,12 @@ function listUnknown(db: Gateway['db'], out: Out): number {
   return 0;
 }
 
-function assign(
-  gw: Gateway,
+async function assign(
+  gw: CliGateway,
   a: { cardRef: string; staffRef: string; reassign: boolean },
   out: Out,
   err: Out,
-): number {
+): Promise<number> {
   if (!CardRef.safeParse(a.cardRef).success) {
     err('CARD_REF must be a c1_ reference (c1_ + 32 hex digits), as `cards unknown` lists it');
     return EXIT.usage;
@@ -142,10 +147,7 @@ function assign(
     err('--staff must use only letters, digits, ".", "_" and "-"');
     return EXIT.usage;
   }
-  const row = gw.db
-    .prepare('SELECT staff_ref AS staffRef, revoked_at AS revokedAtMs FROM cards WHERE card_ref = ?')
-    .get(a.cardRef) as { staffRef: string; revokedAtMs: number | null } | undefined;
-  const refusal = assignRefusal(row ?? null, a.staffRef, a.reassign);
+  const refusal = assignRefusal(await gw.cards.get(a.cardRef), a.staffRef, a.reassign);
   if (refusal) {
     err(refusal);
     return 1;

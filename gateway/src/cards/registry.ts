@@ -1,45 +1,23 @@
 import { CardRef, SafeId } from '../../../protocol/index.js';
 import type { Clock } from '../../../protocol/index.js';
-import { SqliteOutbox } from '../store/sqlite/outbox.js';
+import type { CardAssignResult, CardInfo, CardStatus } from '../store/ports.js';
 import type { Db } from '../store/sqlite/db.js';
-import { attributeCard, type AttributionResult } from '../visits/attribution.js';
-import { statementCache } from '../store/sqlite/stmt-cache.js';
+import type { SqliteOutbox } from '../store/sqlite/outbox.js';
+import { SqliteCardStore } from '../store/sqlite/cards.js';
 
-/** What the gateway knows about a card at a given time. */
-export type CardStatus =
-  | { kind: 'unknown' }
-  | { kind: 'known'; staffRef: string }
-  | { kind: 'revoked'; staffRef: string; revokedAtMs: number };
-
-export interface CardInfo {
-  cardRef: string;
-  staffRef: string;
-  revokedAtMs: number | null;
-}
-
-export interface CardAssignResult {
-  cardRef: string;
-  staffRef: string;
-  /** added: was unknown; unchanged: already this staff member's, active; reassigned: another's, or revoked. */
-  registry: 'added' | 'unchanged' | 'reassigned';
-  /** Earlier taps of the card resolved by this assignment (gateway/src/visits/attribution.ts). */
-  attributed: AttributionResult;
-}
+export type { CardAssignResult, CardInfo, CardStatus } from '../store/ports.js';
 
 /**
- * Card registry: card → staff member, with revocation. Table `cards` (migration visits-001).
- * Assigning a card also resolves its earlier taps made while it was unknown (attribution-001).
+ * Card registry: card → staff member, with revocation (storage: the CardStore port, table `cards`).
+ * Assigning a card also resolves its earlier taps made while it was unknown (store/sqlite/attribution.ts).
+ * This layer validates references and reads the clock.
  */
 export class CardRegistry {
-  private readonly db: Db;
-  private readonly q: ReturnType<typeof statementCache>;
+  readonly store: SqliteCardStore;
   private readonly clock: Clock;
-  private readonly outbox: Pick<SqliteOutbox, 'enqueue'>;
   constructor(opts: { db: Db; clock: Clock; outbox?: Pick<SqliteOutbox, 'enqueue'> }) {
-    this.db = opts.db;
-    this.q = statementCache(opts.db);
+    this.store = new SqliteCardStore(opts);
     this.clock = opts.clock;
-    this.outbox = opts.outbox ?? new SqliteOutbox({ db: opts.db });
   }
 
   /**
@@ -49,51 +27,38 @@ export class CardRegistry {
    * changes who holds the card from now on only. Throws on malformed references.
    */
   addCard(c: { cardRef: string; staffRef: string; actor?: string }): CardAssignResult {
-    const cardRef = CardRef.parse(c.cardRef);
-    const staffRef = SafeId.parse(c.staffRef);
+    return this.store.assign({
+      cardRef: CardRef.parse(c.cardRef),
+      staffRef: SafeId.parse(c.staffRef),
+      actor: c.actor ?? 'system',
+      nowMs: this.clock.now(),
+    });
+  }
+
+  /** Several cards in ONE transaction (CSV import): all or none. Throws on malformed references. */
+  addCards(cs: ReadonlyArray<{ cardRef: string; staffRef: string; actor: string }>): CardAssignResult[] {
     const nowMs = this.clock.now();
-    return this.db.transaction((): CardAssignResult => {
-      const before = this.get(cardRef);
-      this.q(
-        `INSERT INTO cards (card_ref, staff_ref, revoked_at, created_at) VALUES (?, ?, NULL, ?)
-           ON CONFLICT (card_ref) DO UPDATE SET staff_ref = excluded.staff_ref, revoked_at = NULL`,
-      ).run(cardRef, staffRef, nowMs);
-      const registry = !before
-        ? 'added'
-        : before.staffRef === staffRef && before.revokedAtMs === null
-          ? 'unchanged'
-          : 'reassigned';
-      const attributed = attributeCard(
-        { db: this.db, outbox: this.outbox },
-        { cardRef, staffRef, actor: c.actor ?? 'system', nowMs },
-      );
-      return { cardRef, staffRef, registry, attributed };
-    })();
+    return this.store.assignMany(
+      cs.map((c) => ({
+        cardRef: CardRef.parse(c.cardRef),
+        staffRef: SafeId.parse(c.staffRef),
+        actor: c.actor,
+        nowMs,
+      })),
+    );
   }
 
   /** Revokes a card from now on; returns false when the card is unknown. */
   revokeCard(cardRef: string): boolean {
-    const r = this.q('UPDATE cards SET revoked_at = ? WHERE card_ref = ? AND revoked_at IS NULL').run(
-      this.clock.now(),
-      cardRef,
-    );
-    return r.changes > 0;
+    return this.store.revoke(cardRef, this.clock.now());
   }
 
   get(cardRef: string): CardInfo | null {
-    const row = this.q('SELECT card_ref, staff_ref, revoked_at FROM cards WHERE card_ref = ?').get(
-      cardRef,
-    ) as { card_ref: string; staff_ref: string; revoked_at: number | null } | undefined;
-    return row ? { cardRef: row.card_ref, staffRef: row.staff_ref, revokedAtMs: row.revoked_at } : null;
+    return this.store.get(cardRef);
   }
 
   /** The card's status at `atMs` (a tap before the revocation time still counts as valid). */
   statusAt(cardRef: string, atMs: number): CardStatus {
-    const c = this.get(cardRef);
-    if (!c) return { kind: 'unknown' };
-    if (c.revokedAtMs !== null && c.revokedAtMs <= atMs) {
-      return { kind: 'revoked', staffRef: c.staffRef, revokedAtMs: c.revokedAtMs };
-    }
-    return { kind: 'known', staffRef: c.staffRef };
+    return this.store.statusAt(cardRef, atMs);
   }
 }

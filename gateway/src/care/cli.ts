@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { parseArgs } from 'node:util';
-import { withGateway } from '../cli-gateway.js';
+import type { OpenGateway } from '../cli-gateway.js';
 import { gatewayConfigPath, loadGatewaySettings } from '../config.js';
 import { decodeCsvBytes } from './csv.js';
 import { LocalDate, Ref } from './model.js';
@@ -23,7 +23,12 @@ Exit 0 when imported (or the dry run found no error), 1 when rows were bad, 2 on
 registry: FILE is JSON {providers, areas, teams, clients, staff, serviceCodes} (each optional); rows are
 added or replaced by id. Formats: docs/plan.md.`;
 
-export async function planCommand(argv: string[], out: Out, err: Out): Promise<number> {
+export async function planCommand(
+  argv: string[],
+  out: Out,
+  err: Out,
+  withGateway: OpenGateway,
+): Promise<number> {
   let parsed;
   try {
     parsed = parseArgs({

@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { provisionCommandLine, withGateway } from '../cli-gateway.js';
+import { provisionCommandLine, type OpenGateway } from '../cli-gateway.js';
 import { loadGatewaySettings, gatewayConfigPath, ttlMinutesOption } from '../config.js';
 import { EXIT } from '../../../runtime/cli.js';
 
@@ -14,7 +14,12 @@ The code works once and expires (default 60 minutes). --reader re-enrolls an exi
 id, new credentials; its history and unsent events stay valid).`;
 
 /** `visittag-gateway readers enroll …` (works on the SQLite file, also while the gateway runs). */
-export async function enrollCommand(argv: string[], out: Out, err: Out): Promise<number> {
+export async function enrollCommand(
+  argv: string[],
+  out: Out,
+  err: Out,
+  withGateway: OpenGateway,
+): Promise<number> {
   let values;
   try {
     values = parseArgs({

@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { provisionCommandLine, withGateway } from '../cli-gateway.js';
+import { provisionCommandLine, type OpenGateway } from '../cli-gateway.js';
 import { loadGatewaySettings, gatewayConfigPath, ttlMinutesOption } from '../config.js';
 import { EXIT } from '../../../runtime/cli.js';
 
@@ -14,7 +14,12 @@ still open at it are closed with the anomaly "manual-close" (by reader-replace).
 holds stay on it until you decide (docs/fleet.md "Replacing a reader").`;
 
 /** `visittag-gateway readers replace OLD_ID …` (works on the SQLite file, also while the gateway runs). */
-export async function replaceCommand(argv: string[], out: Out, err: Out): Promise<number> {
+export async function replaceCommand(
+  argv: string[],
+  out: Out,
+  err: Out,
+  withGateway: OpenGateway,
+): Promise<number> {
   let parsed;
   try {
     parsed = parseArgs({

@@ -2,7 +2,7 @@ import type pino from 'pino';
 import type { Clock } from '../../../protocol/index.js';
 import type { AdminRoute } from '../admin/types.js';
 import { CardRegistry } from '../cards/registry.js';
-import type { CardAssignResult } from '../cards/registry.js';
+import type { CardAssignResult, CardStore } from '../store/ports.js';
 import type { MetricsRegistry } from '../metrics.js';
 import { Forwarder } from '../outbox/forwarder.js';
 import type { BackendSettings, ForwarderStatus } from '../outbox/forwarder.js';
@@ -44,8 +44,10 @@ export interface VisitPipeline {
   stop(): Promise<void>;
   routes: AdminRoute[];
   registry: {
-    /** Registers the card and attributes its earlier taps (gateway/src/visits/attribution.ts). */
+    /** Registers the card and attributes its earlier taps (gateway/src/store/sqlite/attribution.ts). */
     addCard(c: { cardRef: string; staffRef: string; actor?: string }): CardAssignResult;
+    /** Several cards in ONE transaction (CSV import): all or none. References must be valid. */
+    addCards(cs: ReadonlyArray<{ cardRef: string; staffRef: string; actor: string }>): CardAssignResult[];
     /** Returns false when the card was unknown or already revoked. */
     revokeCard(cardRef: string): boolean;
   };
@@ -54,6 +56,8 @@ export interface VisitPipeline {
   closeVisit(req: { visitId: string; actor: string; reason: string }): ManualCloseResult;
   /** The forwarder, when a backend URL is configured. */
   forwarder: Forwarder | null;
+  /** The card registry's read side (unknown cards, a card's holder, allow-lists). */
+  cards: Pick<CardStore, 'get' | 'unknown' | 'refs'>;
 }
 
 /**
@@ -230,8 +234,15 @@ export function createVisitPipeline(opts: VisitPipelineOptions): VisitPipeline {
         if (r.attributed.events > 0) forwarder?.wake();
         return r;
       },
+      addCards: (cs) => {
+        const rs = cards.addCards(cs);
+        if (rs.some((r) => r.attributed.visits > 0)) repo.index.invalidate();
+        if (rs.some((r) => r.attributed.events > 0)) forwarder?.wake();
+        return rs;
+      },
       revokeCard: (cardRef) => cards.revokeCard(cardRef),
     },
+    cards: cards.store,
     processNow,
     closeVisit,
     forwarder,

@@ -1,6 +1,7 @@
-import type { VisitEvent } from '../../../protocol/index.js';
-import type { SqliteOutbox } from '../store/sqlite/outbox.js';
-import type { Db } from '../store/sqlite/db.js';
+import type { VisitEvent } from '../../../../protocol/index.js';
+import type { SqliteOutbox } from './outbox.js';
+import type { AttributionResult } from '../ports.js';
+import type { Db } from './db.js';
 
 /**
  * Re-attribution of a card's earlier taps once the card is assigned to a staff member.
@@ -19,6 +20,8 @@ import type { Db } from '../store/sqlite/db.js';
  * engine wrote for that visit, so the outbox (delivered in id order) never sends an attribution before
  * the visit's `visit.started` / `visit.ended`.
  */
+export type { AttributionResult } from '../ports.js';
+
 export const attributionKey = (readerId: string, seq: number): string => `vt1:${readerId}:${seq}:attributed`;
 
 export interface AttributionRequest {
@@ -27,17 +30,6 @@ export interface AttributionRequest {
   /** Who assigned the card (admin token name, `cli`, `cards-import`). */
   actor: string;
   nowMs: number;
-}
-
-export interface AttributionResult {
-  /** Visits that got the staff member. */
-  visits: number;
-  /** Refused taps (no visit) reported as attributed. */
-  refusedTaps: number;
-  /** `unknown-card` anomalies marked resolved. */
-  anomaliesResolved: number;
-  /** `visit.attributed` events written to the outbox (new keys only). */
-  events: number;
 }
 
 export const NO_ATTRIBUTION: AttributionResult = {
