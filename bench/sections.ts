@@ -5,6 +5,7 @@ import { ingestRows, measureIngest } from './rows/ingest.js';
 import { deviceLatencyRows, deviceRssRows } from './rows/device.js';
 import { secureCardLatencyRows } from './rows/secure-card.js';
 import { backendLatencyRows } from './rows/latency.js';
+import { reportRows, REPORT_SIZES } from './rows/reports.js';
 import { simDayRows } from './rows/simday.js';
 import { fleetRows } from './rows/storm.js';
 import { storeRows } from './rows/store.js';
@@ -144,6 +145,28 @@ export const SECTIONS: Section[] = [
       },
     ],
     run: simDayRows,
+  },
+  {
+    id: 'reports',
+    requires: ['gateway/src/reports/run.ts'],
+    present: componentPresent,
+    skeleton: (p) => [
+      {
+        id: 'report-executed-vs-planned',
+        figure: `executed vs planned, ${REPORT_SIZES[p.name].clients} clients × ${REPORT_SIZES[p.name].days} days, per area and month`,
+        generator: 'report engine (worker process)',
+        unit: 's',
+        target: '≤ 2 s',
+      },
+      {
+        id: 'report-continuity',
+        figure: `continuity (14 days), ${REPORT_SIZES[p.name].contClients} clients`,
+        generator: 'report engine (worker process)',
+        unit: 's',
+        target: '≤ 2 s',
+      },
+    ],
+    run: reportRows,
   },
   {
     id: 'backend-latency',

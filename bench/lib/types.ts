@@ -5,6 +5,7 @@ export type Generator =
   | 'full device (CLI as the unit runs it)'
   | 'simulator'
   | 'store port (in-process)'
+  | 'report engine (worker process)'
   | 'none (footprint)'
   | 'n/a';
 
