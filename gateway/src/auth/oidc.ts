@@ -90,12 +90,14 @@ export class OidcLogin {
     });
     const claims = tokens.claims();
     if (!claims) throw new Error('the provider returned no ID token');
-    const name =
-      typeof claims.preferred_username === 'string'
-        ? claims.preferred_username
-        : typeof claims.email === 'string'
-          ? claims.email
+    const pick = (c: Record<string, unknown>): string | undefined =>
+      typeof c.preferred_username === 'string'
+        ? c.preferred_username
+        : typeof c.email === 'string'
+          ? c.email
           : undefined;
+    // conforming providers put profile claims in the ID token only when asked: fall back to UserInfo
+    const name = pick(claims) ?? pick(await client.fetchUserInfo(config, tokens.access_token, claims.sub));
     return { subject: `${claims.iss}|${claims.sub}`, ...(name ? { name } : {}) };
   }
 }
