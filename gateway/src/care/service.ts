@@ -20,7 +20,7 @@ import {
   type AlertKind,
   type ServiceCode as ServiceCodeT,
 } from './model.js';
-import type { AlertChange, CareStore, RegistryBatch } from './store.js';
+import type { AlertChange, CareStore, RegistryBatch, RematchInput, RematchOutput } from './store.js';
 import { addDays, localDateOf, localToUtcMs } from './time.js';
 import { z } from 'zod';
 
@@ -203,7 +203,7 @@ export class CarePlan {
         };
       }
       const clients = [...new Set([...before, ...parsed.visits.map((v) => v.clientRef)])].sort();
-      for (const c of clients) await this.rematchRange(c, range.fromMs - DAY, range.toMs + DAY);
+      await this.rematchMany(clients, range.fromMs - DAY, range.toMs + DAY);
       this.log.info(
         {
           areaId: req.areaId,
@@ -234,19 +234,25 @@ export class CarePlan {
   }
 
   private async rematchRange(clientRef: string, fromMs: number, toMs: number): Promise<void> {
+    await this.store.rematch(clientRef, { fromMs, toMs }, (input) => this.compute(clientRef, input));
+  }
+
+  private rematchMany(clientRefs: string[], fromMs: number, toMs: number): Promise<void> {
+    return this.store.rematchMany(clientRefs, { fromMs, toMs }, (c, input) => this.compute(c, input));
+  }
+
+  private compute(clientRef: string, input: RematchInput): RematchOutput {
     const now = this.clock.now();
-    await this.store.rematch(clientRef, { fromMs, toMs }, (input) =>
-      matchClient(clientRef, input.plans, input.visits, {
-        config: {
-          ...this.config.match,
-          lateAfterMinutes: this.config.alerts.lateAfterMinutes,
-          timeZone: this.config.timeZone,
-        },
-        nowMs: now,
-        reasons: input.reasons,
-        lateAfterFor: (a) => this.thresholds(a).lateAfterMinutes,
-      }),
-    );
+    return matchClient(clientRef, input.plans, input.visits, {
+      config: {
+        ...this.config.match,
+        lateAfterMinutes: this.config.alerts.lateAfterMinutes,
+        timeZone: this.config.timeZone,
+      },
+      nowMs: now,
+      reasons: input.reasons,
+      lateAfterFor: (a) => this.thresholds(a).lateAfterMinutes,
+    });
   }
 
   /** Re-matches every client with a plan in [fromDate, toDate] (e.g. after changing the windows). */
@@ -254,7 +260,7 @@ export class CarePlan {
     return this.exclusive(async () => {
       const range = this.dateRangeMs(fromDate, toDate);
       const clients = await this.store.clientsWithPlans(range);
-      for (const c of clients) await this.rematchRange(c, range.fromMs - DAY, range.toMs + DAY);
+      await this.rematchMany(clients, range.fromMs - DAY, range.toMs + DAY);
       return clients.length;
     });
   }

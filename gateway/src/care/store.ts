@@ -133,6 +133,12 @@ export interface CareStore extends ExecutedVisitSource {
     compute: (input: RematchInput) => RematchOutput,
   ): Promise<RematchOutput>;
   /** Stored matches; with `nowMs`, a plan still 'pending' whose window has closed reads as 'missed'. */
+  /** `rematch` for several clients over one range, in ONE unit of work (one commit). */
+  rematchMany(
+    clientRefs: readonly string[],
+    range: { fromMs: number; toMs: number },
+    compute: (clientRef: string, input: RematchInput) => RematchOutput,
+  ): Promise<void>;
   matches(q: {
     fromMs: number;
     toMs: number;

@@ -17,7 +17,7 @@ import {
   type Staff,
   type Team,
 } from '../model.js';
-import type { AlertChange, CareStore, RematchOutput, VisitChangeCursor } from '../store.js';
+import type { AlertChange, CareStore, RematchInput, RematchOutput, VisitChangeCursor } from '../store.js';
 
 export interface SqliteCareStoreOptions {
   db: Db;
@@ -219,6 +219,54 @@ export function createSqliteCareStore(opts: SqliteCareStoreOptions): CareStore {
         w.clientRef ?? null,
       ) as MatchRow[]
     ).map(toMatch);
+
+  const rematchSync = (
+    clientRef: string,
+    range: { fromMs: number; toMs: number },
+    compute: (input: RematchInput) => RematchOutput,
+  ): RematchOutput => {
+    const plans = activePlansSync({ fromMs: range.fromMs, toMs: range.toMs, clientRefs: [clientRef] });
+    const visits = visitsSync(range.fromMs, range.toMs, [clientRef]);
+    const out: RematchOutput = compute({
+      plans,
+      visits,
+      reasons: reasonsOf(plans.map((p) => p.plannedVisitId)),
+    });
+    q('DELETE FROM care_plan_matches WHERE client_ref = ? AND start_ms >= ? AND start_ms < ?').run(
+      clientRef,
+      range.fromMs,
+      range.toMs,
+    );
+    q('DELETE FROM care_visit_matches WHERE client_ref = ? AND time_ms >= ? AND time_ms < ?').run(
+      clientRef,
+      range.fromMs,
+      range.toMs,
+    );
+    const pm = q(
+      `INSERT OR REPLACE INTO care_plan_matches (planned_visit_id, area_id, client_ref, start_ms, local_date, staff_count,
+             window_end_ms, executed_keys_json, late_minutes, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+    for (const m of out.plans) {
+      pm.run(
+        m.plannedVisitId,
+        m.areaId,
+        m.clientRef,
+        m.startMs,
+        m.localDate,
+        m.staffCount,
+        m.windowEndMs,
+        JSON.stringify(m.executedKeys),
+        m.lateMinutes,
+        m.status,
+      );
+    }
+    const vm = q(
+      `INSERT OR REPLACE INTO care_visit_matches (executed_key, client_ref, time_ms, local_date, planned_visit_id)
+             VALUES (?, ?, ?, ?, ?)`,
+    );
+    for (const v of out.visits) vm.run(v.key, v.clientRef, v.timeMs, v.localDate, v.plannedVisitId);
+    return out;
+  };
 
   const upsert = (table: string, key: string, extra: string[]) => {
     const cols = [key, ...extra, 'json', 'updated_at_ms'];
@@ -434,49 +482,10 @@ export function createSqliteCareStore(opts: SqliteCareStoreOptions): CareStore {
 
     executedBetween: (fromMs, toMs, clientRefs) => ok(visitsSync(fromMs, toMs, clientRefs)),
 
-    rematch: (clientRef, range, compute) =>
+    rematch: (clientRef, range, compute) => tx(() => rematchSync(clientRef, range, compute)),
+    rematchMany: (clientRefs, range, compute) =>
       tx(() => {
-        const plans = activePlansSync({ fromMs: range.fromMs, toMs: range.toMs, clientRefs: [clientRef] });
-        const visits = visitsSync(range.fromMs, range.toMs, [clientRef]);
-        const out: RematchOutput = compute({
-          plans,
-          visits,
-          reasons: reasonsOf(plans.map((p) => p.plannedVisitId)),
-        });
-        q('DELETE FROM care_plan_matches WHERE client_ref = ? AND start_ms >= ? AND start_ms < ?').run(
-          clientRef,
-          range.fromMs,
-          range.toMs,
-        );
-        q('DELETE FROM care_visit_matches WHERE client_ref = ? AND time_ms >= ? AND time_ms < ?').run(
-          clientRef,
-          range.fromMs,
-          range.toMs,
-        );
-        const pm = q(
-          `INSERT OR REPLACE INTO care_plan_matches (planned_visit_id, area_id, client_ref, start_ms, local_date, staff_count,
-             window_end_ms, executed_keys_json, late_minutes, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-        );
-        for (const m of out.plans) {
-          pm.run(
-            m.plannedVisitId,
-            m.areaId,
-            m.clientRef,
-            m.startMs,
-            m.localDate,
-            m.staffCount,
-            m.windowEndMs,
-            JSON.stringify(m.executedKeys),
-            m.lateMinutes,
-            m.status,
-          );
-        }
-        const vm = q(
-          `INSERT OR REPLACE INTO care_visit_matches (executed_key, client_ref, time_ms, local_date, planned_visit_id)
-             VALUES (?, ?, ?, ?, ?)`,
-        );
-        for (const v of out.visits) vm.run(v.key, v.clientRef, v.timeMs, v.localDate, v.plannedVisitId);
-        return out;
+        for (const c of clientRefs) rematchSync(c, range, (input) => compute(c, input));
       }),
     matches: (w) =>
       ok(
