@@ -54,7 +54,7 @@ export interface AdminServerOptions {
   bodyLimitBytes?: number;
   /** Called after every successful (2xx) POST/PUT/DELETE with the caller and the route (the audit log). */
   onChange?: (change: AdminChange) => void | Promise<void>;
-  /** Requests per window per client address; beyond answers 429. Default 3000 per minute. */
+  /** Requests per window per client address; beyond answers 429. Default 60,000 per minute (1,000/s: a flood guard that test polling loops and local tools stay under). */
   rateLimit?: { max: number; windowMs: number };
 }
 
@@ -143,7 +143,7 @@ export class AdminServer {
         },
       },
     });
-    const limit = this.opts.rateLimit ?? { max: 3000, windowMs: 60_000 };
+    const limit = this.opts.rateLimit ?? { max: 60_000, windowMs: 60_000 };
     await app.register(rateLimit, {
       max: limit.max,
       timeWindow: limit.windowMs,
