@@ -2,7 +2,7 @@
  * MIFARE DESFire EV2/EV3 AES authentication at the reader (issue 18): select the application,
  * AuthenticateEV2First with a provisioned key, then GetCardUID (CommMode.Full), which returns the
  * card's real UID encrypted and MACed under the session keys. A copied UID cannot answer it: success
- * proves the card holds the key. Not yet called by the nfc-pcsc driver (docs/secure-cards.md, "Not done").
+ * proves the card holds the key. Not yet called by the nfc-pcsc driver (the DESFire item at the end of docs/secure-cards.md).
  */
 import { randomBytes } from 'node:crypto';
 import {
