@@ -93,6 +93,16 @@ describe('documentation stays inside the repository', () => {
     expect(seen).toBeGreaterThan(5);
     expect(bad, bad.join('\n')).toEqual([]);
   });
+  it('every repository document a file mentions by path exists', () => {
+    const missing: string[] = [];
+    const files = new Set(repoFiles());
+    for (const f of textFiles()) {
+      for (const m of documentMentions(readFileSync(join(root, f), 'utf8'))) {
+        if (!files.has(m.path) && !existsSync(join(root, m.path))) missing.push(`${f}:${m.line}: ${m.path}`);
+      }
+    }
+    expect(missing, `documents mentioned but not in the repository:\n${missing.join('\n')}`).toEqual([]);
+  });
 });
 
 describe('the checks themselves', () => {
