@@ -1,3 +1,5 @@
+import { realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createGateway, createLogger, type Gateway } from './index.js';
 import { gatewayConfigPath, loadGatewaySettings, type GatewaySettings } from './src/config.js';
@@ -370,8 +372,17 @@ async function run(config: GatewaySettings): Promise<number> {
   return 0;
 }
 
-const isEntry =
-  process.argv[1] !== undefined && import.meta.url.endsWith(process.argv[1].replace(/\\/g, '/'));
+/** Is this file the process's entry point? Compared on real paths, so a symlinked checkout or node_modules agrees. */
+function isEntryPoint(argv1: string | undefined): boolean {
+  if (argv1 === undefined) return false;
+  if (import.meta.url.endsWith(argv1.replace(/\\/g, '/'))) return true;
+  try {
+    return realpathSync(argv1) === realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false;
+  }
+}
+const isEntry = isEntryPoint(process.argv[1]);
 if (isEntry || process.env.VISITTAG_GATEWAY_MAIN === '1') {
   main(process.argv.slice(2)).then(
     (code) => process.exit(code),
