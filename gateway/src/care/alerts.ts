@@ -77,7 +77,13 @@ export function decideAlerts(
             : n > 0
               ? 'visit-started'
               : 'plan-changed';
-      clear.push({ plannedVisitId: a.plannedVisitId, kind: a.kind, clearedAtMs: nowMs, clearedBy: by });
+      clear.push({
+        plannedVisitId: a.plannedVisitId,
+        kind: a.kind,
+        clearedAtMs: nowMs,
+        clearedBy: by,
+        reasonCode: reason,
+      });
     }
   }
   for (const a of input.goneOpen) {

@@ -8,7 +8,7 @@ import type { MetricsRegistry } from '../metrics.js';
 import { DEFAULT_ALERT_CONFIG, decideAlerts, type AlertConfig, type AlertThresholds } from './alerts.js';
 import { parsePlanCsv, parsePlanJson, type RowError } from './import.js';
 import { DEFAULT_MATCH_CONFIG, matchClient, type MatchConfig, type PlanMatch } from './matching.js';
-import type { MissedReasonCode } from './model.js';
+import type { Absence, MissedReasonCode } from './model.js';
 import {
   executedKey,
   Area,
@@ -97,6 +97,8 @@ export class CarePlan {
   private readonly log: pino.Logger;
   private readonly onQueued: () => void;
   private areas = new Map<string, AlertThresholds>();
+  /** Client absences from the registry (hospital, short-term stay): planned visits in them are excused. */
+  private absences = new Map<string, readonly Absence[]>();
   private timer: TimerHandle | null = null;
   private running = false;
   private busy: Promise<unknown> = Promise.resolve();
@@ -147,11 +149,56 @@ export class CarePlan {
       });
     }
     this.areas = m;
+    const ab = new Map<string, readonly Absence[]>();
+    for (const c of await this.store.listClients()) if (c.absences.length) ab.set(c.clientRef, c.absences);
+    this.absences = ab;
+  }
+
+  /**
+   * The reason a client's absence gives a planned visit on `localDate` (hospital: client-in-hospital;
+   * short-term stay or other: other), or null when the client was at home. A reason set by a person wins.
+   */
+  absenceReason(clientRef: string, localDate: string): MissedReasonCode | null {
+    const a = this.absences.get(clientRef)?.find((x) => x.from <= localDate && x.to >= localDate);
+    if (!a) return null;
+    return a.kind === 'hospital' ? 'client-in-hospital' : 'other';
+  }
+
+  /** Reason codes set by people, plus those the clients' registered absences give. */
+  private withAbsences(
+    plans: readonly { plannedVisitId: string; clientRef: string; localDate: string }[],
+    reasons: ReadonlyMap<string, MissedReasonCode>,
+  ): Map<string, MissedReasonCode> {
+    const out = new Map(reasons);
+    if (this.absences.size === 0) return out;
+    for (const p of plans) {
+      if (out.has(p.plannedVisitId)) continue;
+      const r = this.absenceReason(p.clientRef, p.localDate);
+      if (r) out.set(p.plannedVisitId, r);
+    }
+    return out;
   }
 
   async upsertRegistry(batch: RegistryBatch): Promise<void> {
+    const before = this.absences;
     await this.store.upsertRegistry(batch, this.clock.now());
     await this.loadAreas();
+    // A changed absence changes the status of the client's planned visits in it (old and new periods).
+    const changed = new Map<string, Array<readonly [string, string]>>();
+    for (const c of batch.clients ?? []) {
+      const periods = [...(before.get(c.clientRef) ?? []), ...c.absences].map((a) => [a.from, a.to] as const);
+      if (periods.length) changed.set(c.clientRef, periods);
+    }
+    if (changed.size) {
+      await this.exclusive(async () => {
+        for (const [client, periods] of [...changed].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
+          for (const [from, to] of periods) {
+            const r = this.dateRangeMs(addDays(from, -1), addDays(to, 1));
+            await this.rematchRange(client, r.fromMs, r.toMs);
+          }
+        }
+      });
+    }
   }
 
   importPlan(req: ImportRequest): Promise<ImportResult> {
@@ -250,7 +297,7 @@ export class CarePlan {
         timeZone: this.config.timeZone,
       },
       nowMs: now,
-      reasons: input.reasons,
+      reasons: this.withAbsences(input.plans, input.reasons),
       lateAfterFor: (a) => this.thresholds(a).lateAfterMinutes,
     });
   }
@@ -303,8 +350,19 @@ export class CarePlan {
   }
 
   /** Matches of planned visits starting in [fromMs, toMs), with their status at the clock's now. */
-  matches(q: { fromMs: number; toMs: number; areaId?: string; clientRef?: string }): Promise<PlanMatch[]> {
-    return this.store.matches({ ...q, nowMs: this.clock.now() });
+  async matches(q: {
+    fromMs: number;
+    toMs: number;
+    areaId?: string;
+    clientRef?: string;
+  }): Promise<PlanMatch[]> {
+    const rows = await this.store.matches({ ...q, nowMs: this.clock.now() });
+    // A visit excused by an absence shows its reason (the stored status is already 'missed').
+    return rows.map((m) =>
+      m.reasonCode === null && m.executedKeys.length === 0
+        ? { ...m, reasonCode: this.absenceReason(m.clientRef, m.localDate) }
+        : m,
+    );
   }
 
   /** Evaluates alerts at the clock's now (after matching pending visit changes). */
@@ -315,7 +373,12 @@ export class CarePlan {
       const horizon = (this.config.alerts.liveHorizonMinutes + 24 * 60) * 60_000;
       // Plans whose window closed since the last tick become missed in the stored matches too.
       const change = await this.store.alertTick({ fromMs: now - horizon, toMs: now + 1 }, (input) =>
-        decideAlerts(input, now, this.config.alerts, (a) => this.thresholds(a)),
+        decideAlerts(
+          { ...input, reasons: this.withAbsences(input.plans, input.reasons) },
+          now,
+          this.config.alerts,
+          (a) => this.thresholds(a),
+        ),
       );
       if (change.raise.length || change.clear.length) {
         for (const a of change.raise) {

@@ -74,6 +74,8 @@ export interface AlertChange {
     kind: AlertKind;
     clearedAtMs: number;
     clearedBy: NonNullable<Alert['clearedBy']>;
+    /** The reason code that cleared it (set by a person, or given by a registered client absence). */
+    reasonCode?: MissedReasonCode | null;
   }[];
 }
 

@@ -616,7 +616,7 @@ export function createSqliteCareStore(opts: SqliteCareStoreOptions): CareStore {
         );
         const cleared: AlertChange['clear'] = [];
         for (const c of change.clear) {
-          const reason = reasons.get(c.plannedVisitId) ?? null;
+          const reason = c.reasonCode ?? reasons.get(c.plannedVisitId) ?? null;
           const row = clear.get(c.clearedAtMs, c.clearedBy, reason, c.plannedVisitId, c.kind) as
             AlertRow | undefined;
           if (!row) continue;
