@@ -40,6 +40,8 @@ import type { CardStore } from './src/store/ports.js';
 import { createSqliteIngestStore } from './src/store/sqlite/ingest-store.js';
 import { sqliteMigrations } from './src/store/sqlite/migrations.js';
 import { careMigrations, createCareModule, type CareModule, type CarePlanConfig } from './src/care/index.js';
+import { reportRoutes } from './src/reports/routes.js';
+import { SqliteReportSource } from './src/reports/sqlite-source.js';
 import { createVisitPipeline, type VisitPipeline } from './src/visits/pipeline.js';
 import { createSecureCards } from './src/secure-cards/index.js';
 import { readerUidOnly } from './src/secure-cards/policy.js';
@@ -277,6 +279,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
       ...replaceRoutes(replacements),
       ...pipeline.routes,
       ...care.routes,
+      ...reportRoutes({ source: new SqliteReportSource(db), timeZone: care.plan.config.timeZone }),
       ...enrollmentRoutes(enrollment),
       ...cardRoutes({ cards: pipeline.cards, addCard: (c) => pipeline.registry.addCard(c) }),
       ...configRoutes({

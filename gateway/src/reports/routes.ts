@@ -1,0 +1,271 @@
+/**
+ * The report API on the admin server: every report as paged JSON, CSV (one table) or XLSX (the whole
+ * report), Swedish headers by default. Read-only. Who may call it is the route policy's business
+ * (gateway/src/auth/roles.ts: admins, coordinators and unit managers; not technicians); a caller whose
+ * role is scoped to areas sees only the clients, plan and visits of those areas (scoped-source.ts).
+ * Definitions of every figure: docs/reports.md.
+ */
+import { z } from 'zod';
+import type { AdminRequest, AdminResponse, AdminRoute, Principal } from '../admin/types.js';
+import { AREA_SCOPED } from '../auth/roles.js';
+import { DIMENSIONS, type Dimension } from './executed.js';
+import { jsonPage, tablesOf, toCsv, toXlsx, type AnyReport, type Lang } from './export.js';
+import { runContinuity, runExecuted, runMonthly, runQuality, runStaffing } from './run.js';
+import { scopedSource, type ReportScope } from './scoped-source.js';
+import type { ReportSource } from './source.js';
+import { ReportClock } from './time.js';
+
+export const REPORT_PATHS = {
+  executed: '/api/reports/executed',
+  continuity: '/api/reports/continuity',
+  monthly: '/api/reports/continuity-monthly',
+  staffing: '/api/reports/staffing',
+  quality: '/api/reports/quality',
+} as const;
+
+const XLSX_TYPE = 'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet';
+const Day = z.string().regex(/^\d{4}-\d{2}-\d{2}$/, 'a date YYYY-MM-DD');
+const Month = z.string().regex(/^\d{4}-\d{2}$/, 'a month YYYY-MM');
+
+/** Output options every report takes. */
+const Output = {
+  format: z.enum(['json', 'csv', 'xlsx']).default('json'),
+  lang: z.enum(['sv', 'en']).default('sv'),
+  /** CSV: which table (default the main one). */
+  table: z.string().max(40).optional(),
+  /** JSON: the main table's rows [offset, offset + limit). */
+  offset: z.coerce.number().int().min(0).default(0),
+  limit: z.coerce.number().int().min(1).max(5000).default(500),
+  lateHours: z.coerce
+    .number()
+    .positive()
+    .max(24 * 365)
+    .optional(),
+};
+
+const ExecutedQuery = z
+  .object({
+    from: Day,
+    to: Day,
+    period: z.enum(['day', 'week', 'month', 'range']).default('month'),
+    /** Comma-separated dimensions, e.g. area,serviceCode. */
+    by: z
+      .string()
+      .default('area')
+      .refine(
+        (s) => s.split(',').every((d) => d === '' || (DIMENSIONS as readonly string[]).includes(d)),
+        `comma-separated dimensions of ${DIMENSIONS.join(', ')}`,
+      ),
+    ...Output,
+  })
+  .strict();
+
+const ContinuityQuery = z
+  .object({ from: Day, days: z.coerce.number().int().min(1).max(62).default(14), ...Output })
+  .strict();
+const MonthlyQuery = z
+  .object({
+    from: Month,
+    to: Month,
+    threshold: z.coerce.number().min(0).max(1000).default(15),
+    ...Output,
+  })
+  .strict();
+const RangeQuery = z.object({ from: Day, to: Day, ...Output }).strict();
+
+type OutputOpts = {
+  format: 'json' | 'csv' | 'xlsx';
+  lang: Lang;
+  table?: string;
+  offset: number;
+  limit: number;
+};
+
+export interface ReportRoutesDeps {
+  source: ReportSource;
+  /** IANA zone of the municipality (default Europe/Stockholm). */
+  timeZone?: string;
+  /**
+   * What a caller may see: null for everything, else the areas (and provider) of its scope. Default
+   * `reportScopeOf`: the same rule as the auth policy's data scope.
+   */
+  scopeOf?: (p: Principal | undefined) => ReportScope | null;
+}
+
+/**
+ * A role scoped by area (coordinator, unit manager) sees its areas (and provider); admin sees everything;
+ * any other caller sees nothing (deny by default; the route policy keeps technicians out anyway).
+ */
+export function reportScopeOf(p: Principal | undefined): ReportScope | null {
+  if (p?.role === 'admin') return null;
+  if (p === undefined || !(AREA_SCOPED as readonly string[]).includes(p.role))
+    return { areas: [], provider: null };
+  return { areas: p.areas, provider: p.provider ?? null };
+}
+
+const MAX_DAYS = 800;
+const bad = (error: string): AdminResponse => ({ status: 400, body: { error } });
+
+function issues(e: z.ZodError): string {
+  return e.issues
+    .slice(0, 5)
+    .map((i) => `${i.path.join('.') || 'query'}: ${i.message}`)
+    .join('; ');
+}
+
+function output(report: AnyReport, o: OutputOpts, name: string): Promise<AdminResponse> | AdminResponse {
+  if (o.format === 'xlsx')
+    return toXlsx(report, o.lang).then((buf) => ({
+      status: 200,
+      body: buf,
+      contentType: XLSX_TYPE,
+      headers: { 'content-disposition': `attachment; filename="${name}.xlsx"` },
+    }));
+  if (o.format === 'csv') {
+    const tables = tablesOf(report);
+    const t = o.table === undefined ? tables[0] : tables.find((x) => x.name === o.table);
+    if (!t) return bad(`no table "${o.table}": this report has ${tables.map((x) => x.name).join(', ')}`);
+    return {
+      status: 200,
+      body: toCsv(t, o.lang),
+      contentType: 'text/csv; charset=utf-8',
+      headers: { 'content-disposition': `attachment; filename="${name}-${t.name}.csv"` },
+    };
+  }
+  return { status: 200, body: jsonPage(report, o.offset, o.limit) };
+}
+
+const daysBetween = (a: string, b: string) => (Date.parse(b) - Date.parse(a)) / 86_400_000;
+
+function checkRange(from: string, to: string): string | null {
+  if (Number.isNaN(Date.parse(from)) || Number.isNaN(Date.parse(to))) return 'from/to are not real dates';
+  if (to < from) return `"to" (${to}) is before "from" (${from})`;
+  if (daysBetween(from, to) > MAX_DAYS) return `at most ${MAX_DAYS} days per report: split the range`;
+  return null;
+}
+
+export function reportRoutes(deps: ReportRoutesDeps): AdminRoute[] {
+  const clock = new ReportClock(deps.timeZone ?? 'Europe/Stockholm');
+  const sourceFor = (req: AdminRequest): ReportSource => {
+    const scope = (deps.scopeOf ?? reportScopeOf)(req.principal);
+    return scope === null ? deps.source : scopedSource(deps.source, scope);
+  };
+  /** Parses the query with the route's schema (the server validated it already; this gives the types). */
+  const route = <S extends z.ZodType>(
+    path: string,
+    summary: string,
+    schema: S,
+    run: (q: z.infer<S>, src: ReportSource) => Promise<AnyReport | string>,
+    name: string,
+  ): AdminRoute => ({
+    method: 'GET',
+    path,
+    schema: { summary, tags: ['reports'], querystring: schema },
+    handler: async (req) => {
+      const q = schema.safeParse(Object.fromEntries(req.query));
+      if (!q.success) return bad(`invalid query: ${issues(q.error)} (see docs/reports.md "HTTP API")`);
+      const data = q.data as z.infer<S> & OutputOpts;
+      let r: AnyReport | string;
+      try {
+        r = await run(q.data, sourceFor(req));
+      } catch (e) {
+        // The report functions throw only on bad parameters (a period not starting on a Monday, …).
+        return bad((e as Error).message);
+      }
+      return typeof r === 'string' ? bad(r) : output(r, data, name);
+    },
+  });
+
+  return [
+    route(
+      REPORT_PATHS.executed,
+      'Executed vs planned (and granted) time, grouped and per period, with data quality',
+      ExecutedQuery,
+      async (q, src) =>
+        checkRange(q.from, q.to) ??
+        runExecuted(
+          src,
+          {
+            fromDate: q.from,
+            toDate: q.to,
+            period: q.period,
+            groupBy: q.by.split(',').filter(Boolean) as Dimension[],
+            ...(q.lateHours === undefined ? {} : { lateDeliveryHours: q.lateHours }),
+          },
+          clock,
+        ),
+      'executed-vs-planned',
+    ),
+    route(
+      REPORT_PATHS.continuity,
+      'Staff continuity, the national 14-day measure (from a Monday), with exclusions and data quality',
+      ContinuityQuery,
+      async (q, src) =>
+        runContinuity(
+          src,
+          {
+            fromDate: q.from,
+            days: q.days,
+            ...(q.lateHours === undefined ? {} : { lateDeliveryHours: q.lateHours }),
+          },
+          clock,
+        ),
+      'continuity',
+    ),
+    route(
+      REPORT_PATHS.monthly,
+      'Staff continuity per calendar month and area, with the threshold that marks months to analyse',
+      MonthlyQuery,
+      async (q, src) =>
+        q.to < q.from
+          ? Promise.resolve(`"to" (${q.to}) is before "from" (${q.from})`)
+          : daysBetween(`${q.from}-01`, `${q.to}-01`) > MAX_DAYS
+            ? Promise.resolve(`at most ${MAX_DAYS} days per report: split the range`)
+            : runMonthly(
+                src,
+                {
+                  fromMonth: q.from,
+                  toMonth: q.to,
+                  threshold: q.threshold,
+                  ...(q.lateHours === undefined ? {} : { lateDeliveryHours: q.lateHours }),
+                },
+                clock,
+              ),
+      'continuity-monthly',
+    ),
+    route(
+      REPORT_PATHS.staffing,
+      'Double staffing: planned vs executed, understaffed visits',
+      RangeQuery,
+      async (q, src) =>
+        checkRange(q.from, q.to) ??
+        runStaffing(
+          src,
+          {
+            fromDate: q.from,
+            toDate: q.to,
+            ...(q.lateHours === undefined ? {} : { lateDeliveryHours: q.lateHours }),
+          },
+          clock,
+        ),
+      'double-staffing',
+    ),
+    route(
+      REPORT_PATHS.quality,
+      'Data quality of the registrations: per area and reader',
+      RangeQuery,
+      async (q, src) =>
+        checkRange(q.from, q.to) ??
+        runQuality(
+          src,
+          {
+            fromDate: q.from,
+            toDate: q.to,
+            ...(q.lateHours === undefined ? {} : { lateDeliveryHours: q.lateHours }),
+          },
+          clock,
+        ),
+      'data-quality',
+    ),
+  ];
+}

@@ -1,0 +1,53 @@
+/**
+ * A ReportSource limited to some areas: the registries keep the clients (and areas, teams) of those areas,
+ * and the plan, matches and executed visits keep only those clients' rows. Visits with no known client
+ * belong to no area and are left out. Used for callers whose role is scoped to areas (coordinators, unit
+ * managers): they see figures for their areas (and provider) only.
+ */
+import type { Registries, ReportSource } from './source.js';
+
+async function* filtered<T>(
+  it: AsyncIterable<readonly T[]>,
+  keep: (x: T) => boolean,
+): AsyncIterable<readonly T[]> {
+  for await (const chunk of it) {
+    const out = chunk.filter(keep);
+    if (out.length) yield out;
+  }
+}
+
+export interface ReportScope {
+  areas: readonly string[];
+  /** When set, only that provider's clients. */
+  provider: string | null;
+}
+
+export function scopedSource(source: ReportSource, scope: ReportScope): ReportSource {
+  const allowed = new Set(scope.areas);
+  let clients: Promise<Set<string>> | undefined;
+  const registries = async (): Promise<Registries> => {
+    const r = await source.registries();
+    return {
+      ...r,
+      areas: r.areas.filter((a) => allowed.has(a.areaId)),
+      teams: r.teams.filter((t) => allowed.has(t.areaId)),
+      providers: r.providers.filter((p) => scope.provider === null || p.providerId === scope.provider),
+      clients: r.clients.filter(
+        (c) => allowed.has(c.areaId) && (scope.provider === null || c.providerId === scope.provider),
+      ),
+    };
+  };
+  const clientSet = () => (clients ??= registries().then((r) => new Set(r.clients.map((c) => c.clientRef))));
+  const lazy = <T>(make: (cs: Set<string>) => AsyncIterable<readonly T[]>): AsyncIterable<readonly T[]> => ({
+    async *[Symbol.asyncIterator]() {
+      yield* make(await clientSet());
+    },
+  });
+  return {
+    registries,
+    planned: (w) => lazy((cs) => filtered(source.planned(w), (p) => cs.has(p.clientRef))),
+    matches: (w) => lazy((cs) => filtered(source.matches(w), (m) => cs.has(m.clientRef))),
+    executed: (w) =>
+      lazy((cs) => filtered(source.executed(w), (v) => v.clientRef !== null && cs.has(v.clientRef))),
+  };
+}
