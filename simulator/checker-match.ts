@@ -215,6 +215,7 @@ export function matchTaps(input: CheckInput, tol: Tolerances): Matched {
       case 'stop-without-start':
       case 'manual-close':
       case 'uid-only-card': // the simulator's cards never meet a refusing secure-card policy
+      case 'card-auth-failed': // nor a DESFire authentication
         ok = false;
         break;
     }

@@ -28,9 +28,10 @@ export const TapDecision = z
 export type TapDecision = z.infer<typeof TapDecision>;
 
 export const RejectReason = z
-  .enum(['unknown-card', 'revoked-card', 'uid-only-card'])
+  .enum(['unknown-card', 'revoked-card', 'uid-only-card', 'card-auth-failed'])
   .describe(
-    'uid-only-card (added within version 1): the card gave only its UID where the pushed config refuses UID-only cards.',
+    'uid-only-card (added within version 1): the card gave only its UID where the pushed config refuses UID-only cards. ' +
+      "card-auth-failed (added within version 1): a DESFire card with the application failed the reader's AES authentication (wrong key or a copy).",
   );
 
 /** When it happened, as the device knows it. A Pi has no RTC: wall time may be wrong until synced. */
@@ -44,12 +45,39 @@ export const EventTime = z
   .strict();
 export type EventTime = z.infer<typeof EventTime>;
 
+const Hex = (bytes: number, what: string) =>
+  z
+    .string()
+    .regex(
+      new RegExp(`^[0-9A-F]{${bytes * 2}}$`),
+      `must be ${bytes * 2} uppercase hex chars (${bytes} bytes)`,
+    )
+    .describe(what);
+
+/**
+ * A MIFARE DESFire EV2/EV3 authentication (issue 18; added within version 1): the transcript of the
+ * reader's AuthenticateEV2First with the card's application read key and the card's GetCardUID answer,
+ * uppercase hex. The gateway re-derives the card's key and checks every step (docs/secure-cards.md).
+ */
+export const DesfireProof = z
+  .object({
+    kind: z.literal('desfire-ev2'),
+    keyNo: z.number().int().min(0).max(13).describe('Application key number the reader authenticated with.'),
+    rndA: Hex(16, "The reader's random challenge RndA."),
+    encRndB: Hex(16, "The card's first answer E(K, RndB)."),
+    auth: Hex(32, "The card's final answer E(K, TI || RndA' || capabilities)."),
+    cardUid: Hex(24, 'GetCardUID answer: the UID encrypted under the session key, then the response MAC.'),
+    env: Hex(16, 'The UID sealed for the gateway under the fleet-wide envelope key (CBC, IV = RndA).'),
+  })
+  .strict()
+  .describe('A DESFire EV2/EV3 AES authentication transcript.');
+
 /**
  * What the card proved beyond its UID (issue 18; added within version 1). An NTAG 424 DNA's SUN
  * message: PICCENCData (encrypted UID + tap counter) and the truncated SDMMAC, as the card mirrored
  * them into its NDEF file, uppercase hex. Only the gateway holds the keys to check it.
  */
-export const CardProof = z
+export const SunProof = z
   .object({
     kind: z.literal('ntag424-sun'),
     picc: z
@@ -63,6 +91,9 @@ export const CardProof = z
   })
   .strict()
   .describe("A secure card's fresh proof of presence (NTAG 424 DNA SUN message).");
+export const CardProof = z
+  .discriminatedUnion('kind', [SunProof, DesfireProof])
+  .describe('What a secure card proved at a tap: an NTAG 424 DNA SUN message or a DESFire authentication.');
 export type CardProof = z.infer<typeof CardProof>;
 
 export const TapEvent = z

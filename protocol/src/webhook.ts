@@ -21,6 +21,8 @@ export const AnomalyKind = z.enum([
   'manual-close',
   // added within version 1 (issue 18): a reader refused a card that gave only its UID (policy)
   'uid-only-card',
+  // added within version 1 (issue 18): a DESFire card failed the reader's AES authentication
+  'card-auth-failed',
 ]);
 export type AnomalyKind = z.infer<typeof AnomalyKind>;
 

@@ -3,7 +3,8 @@
  * SelectApplication (5A), AuthenticateEV2First (71 / AF) with the application's AES keys, and
  * GetCardUID (51) in CommMode.Full: after a mutual authentication the card returns its real UID
  * encrypted and MACed under the session keys, which a copied UID cannot produce. Errors as the data
- * sheet names them: 91A0 application not found, 91AE authentication error, 919D permission denied.
+ * sheet names them: 91A0 application not found, 91AE authentication error, 919D permission denied;
+ * an ISO SELECT of an application it does not have (the NDEF application) gets 6A82.
  */
 import { randomBytes } from 'node:crypto';
 import { EV2, piccAuthPart1, piccAuthPart2, SW, type Ev2Session } from '../../protocol/index.js';
@@ -30,6 +31,8 @@ export class VirtualDesfire {
 
   respond(apdu: Buffer): Buffer {
     this.log.push(apdu);
+    // ISO SELECT by name (e.g. the NDEF application a reader tries first): not on this card
+    if (apdu[0] === 0x00 && apdu[1] === 0xa4) return sw(0x6a82);
     if (apdu[0] !== 0x90) return sw(0x6e00);
     const ins = apdu[1] ?? 0;
     const data = apdu.length > 5 ? apdu.subarray(5, 5 + (apdu[4] ?? 0)) : Buffer.alloc(0);

@@ -31,6 +31,19 @@ export const secureCardMigrations: readonly Migration[] = [
       `);
     },
   },
+  {
+    // DESFire EV2/EV3 proofs (issue 18): what the card proved, and the authentication's nonce (replay check)
+    id: 'secure-002',
+    up: (db) => {
+      db.exec(`
+        ALTER TABLE secure_taps ADD COLUMN proof_kind TEXT;
+        ALTER TABLE secure_taps ADD COLUMN nonce TEXT;
+        UPDATE secure_taps SET proof_kind = 'ntag424-sun' WHERE assurance = 'secure';
+        CREATE INDEX secure_taps_by_nonce ON secure_taps (card_ref, nonce) WHERE nonce IS NOT NULL;
+        CREATE INDEX secure_taps_by_time ON secure_taps (at_ms);
+      `);
+    },
+  },
 ];
 
 interface TapRow {
@@ -44,6 +57,8 @@ interface TapRow {
   counter: number | null;
   detail: string;
   at_ms: number;
+  proof_kind: string | null;
+  nonce: string | null;
 }
 
 const toTap = (r: TapRow): TapAssurance => ({
@@ -57,6 +72,8 @@ const toTap = (r: TapRow): TapAssurance => ({
   counter: r.counter,
   detail: r.detail,
   atMs: r.at_ms,
+  proofKind: r.proof_kind,
+  nonce: r.nonce,
 });
 
 /** The SQLite adapter. Applies its own migrations on the given database (idempotent). */
@@ -68,8 +85,8 @@ export function createSqliteSecureCardStore(db: Db): SecureCardStore {
     ),
     tap: db.prepare('SELECT * FROM secure_taps WHERE reader_id = ? AND event_id = ?'),
     insertTap: db.prepare(
-      `INSERT OR IGNORE INTO secure_taps (reader_id, event_id, seq, card_ref, assurance, verdict, code, counter, detail, at_ms)
-       VALUES (@readerId, @eventId, @seq, @cardRef, @assurance, @verdict, @code, @counter, @detail, @atMs)`,
+      `INSERT OR IGNORE INTO secure_taps (reader_id, event_id, seq, card_ref, assurance, verdict, code, counter, detail, at_ms, proof_kind, nonce)
+       VALUES (@readerId, @eventId, @seq, @cardRef, @assurance, @verdict, @code, @counter, @detail, @atMs, @proofKind, @nonce)`,
     ),
     upsertCard: db.prepare(
       `INSERT INTO secure_cards (card_ref, last_counter, secure_since_ms, last_secure_tap_ms) VALUES (?, ?, ?, ?)
@@ -80,11 +97,17 @@ export function createSqliteSecureCardStore(db: Db): SecureCardStore {
     counts: db.prepare(
       'SELECT assurance, verdict, COUNT(*) AS count FROM secure_taps GROUP BY assurance, verdict ORDER BY 1, 2',
     ),
+    countsIn: db.prepare(
+      `SELECT assurance, verdict, COUNT(*) AS count FROM secure_taps WHERE at_ms >= ? AND at_ms < ?
+       GROUP BY assurance, verdict ORDER BY 1, 2`,
+    ),
+    nonce: db.prepare('SELECT 1 FROM secure_taps WHERE card_ref = ? AND nonce = ? LIMIT 1'),
   };
   const record = db.transaction((t: TapAssurance) => {
-    s.insertTap.run(t);
-    if (t.assurance === 'secure' && t.verdict !== 'refused' && t.counter !== null)
-      s.upsertCard.run(t.cardRef, t.counter, t.atMs, t.atMs);
+    s.insertTap.run({ ...t, proofKind: t.proofKind ?? null, nonce: t.nonce ?? null });
+    // a card that proved itself (SUN counter or DESFire authentication) is known secure from now on
+    if (t.assurance === 'secure' && t.verdict !== 'refused')
+      s.upsertCard.run(t.cardRef, t.counter ?? 0, t.atMs, t.atMs);
   });
   return {
     card(cardRef: string): SecureCardState | undefined {
@@ -108,8 +131,15 @@ export function createSqliteSecureCardStore(db: Db): SecureCardStore {
     taps(readerId: string, limit: number) {
       return (s.taps.all(readerId, limit) as TapRow[]).map(toTap);
     },
-    countByAssurance() {
-      return s.counts.all() as Array<{ assurance: Assurance; verdict: Verdict; count: number }>;
+    nonceSeen(cardRef: string, nonce: string) {
+      return s.nonce.get(cardRef, nonce) !== undefined;
+    },
+    countByAssurance(range?: { fromMs: number; toMs: number }) {
+      return (range ? s.countsIn.all(range.fromMs, range.toMs) : s.counts.all()) as Array<{
+        assurance: Assurance;
+        verdict: Verdict;
+        count: number;
+      }>;
     },
   };
 }

@@ -20,6 +20,10 @@ export interface TapAssurance {
   counter: number | null;
   detail: string;
   atMs: number;
+  /** What the card proved: 'ntag424-sun', 'desfire-ev2', or null (UID only). */
+  proofKind?: string | null;
+  /** A DESFire authentication's nonce (TI || RndB, hex): unique per authentication; null otherwise. */
+  nonce?: string | null;
 }
 
 export interface SecureCardState {
@@ -31,11 +35,17 @@ export interface SecureCardState {
 
 export interface SecureCardStore {
   card(cardRef: string): SecureCardState | undefined;
+  /** Whether this card's DESFire authentication nonce was recorded before (a replayed transcript). */
+  nonceSeen(cardRef: string, nonce: string): boolean;
   /** The verdict already recorded for this event (a resend gets the same answer). */
   tap(readerId: string, eventId: string): TapAssurance | undefined;
   /** Records a tap's verdict and, for an accepted secure tap, the card's new counter; one transaction. */
   record(t: TapAssurance): void;
   /** Taps of a reader (newest first), for reports and the admin API. */
   taps(readerId: string, limit: number): TapAssurance[];
-  countByAssurance(): Array<{ assurance: Assurance; verdict: Verdict; count: number }>;
+  /** Taps by assurance and verdict, optionally for taps received in [fromMs, toMs). */
+  countByAssurance(range?: {
+    fromMs: number;
+    toMs: number;
+  }): Array<{ assurance: Assurance; verdict: Verdict; count: number }>;
 }

@@ -3,6 +3,8 @@
  * - a SUN message (NTAG 424 DNA) is decrypted and its MAC verified with the card's diversified key;
  *   it must belong to the card whose UID the reader read, and its counter must be above the last
  *   one accepted for that card (a replayed or older message is refused);
+ * - a DESFire EV2/EV3 authentication transcript is re-checked step by step with the card's
+ *   diversified read key; its UID must be the tap's card and its nonce (TI || RndB) new for the card;
  * - a UID-only tap is accepted, flagged or refused per policy; a UID-only tap of a card that was
  *   seen secure before is a clone suspect, flagged or refused per policy.
  * The verdict of a tap is recorded once (by reader and event id): a resend gets the same answer,
@@ -10,7 +12,13 @@
  * Logs carry card pseudonyms and reasons only, never UIDs or keys.
  */
 import type pino from 'pino';
-import { pseudonymiseCard, SDM_COUNTER_MAX, verifySun, type TapEvent } from '../../../protocol/index.js';
+import {
+  pseudonymiseCard,
+  SDM_COUNTER_MAX,
+  verifySun,
+  type CardProof,
+  type TapEvent,
+} from '../../../protocol/index.js';
 import type { SecureCardKeys } from './keys.js';
 import { ruleFor, type SecureCardPolicy } from './policy.js';
 import type { SecureCardStore, TapAssurance } from './store.js';
@@ -37,8 +45,11 @@ export class SecureCardVerifier {
     if (known) return known;
     const base = { readerId, eventId: e.eventId, seq: e.seq, cardRef: e.card, atMs };
     let t: TapAssurance;
-    if (e.cardProof) {
-      t = { ...base, ...this.checkSun(e) };
+    const proof = e.cardProof;
+    if (proof?.kind === 'ntag424-sun') {
+      t = { ...base, proofKind: proof.kind, ...this.checkSun(e) };
+    } else if (proof?.kind === 'desfire-ev2' && this.o.keys.desfireKeyNo !== null) {
+      t = { ...base, proofKind: proof.kind, ...this.checkDesfire(e.card, proof) };
     } else {
       const rule = ruleFor(this.o.policy(), clientRef);
       const card = this.o.store.card(e.card);
@@ -55,6 +66,10 @@ export class SecureCardVerifier {
       } else {
         const verdict =
           rule.uidOnly === 'accept' ? 'accepted' : rule.uidOnly === 'flag' ? 'flagged' : 'refused';
+        // a DESFire proof this gateway cannot check (no desfireKey) counts as UID only, and says so
+        const unchecked = proof
+          ? ': it carried a DESFire authentication this gateway cannot check (add desfireKey to the secure-card key file)'
+          : '';
         t = {
           ...base,
           assurance: 'uid-only',
@@ -62,7 +77,8 @@ export class SecureCardVerifier {
           code: verdict === 'refused' ? 'uid-only-refused' : 'uid-only',
           counter: null,
           detail:
-            verdict === 'refused' ? 'UID-only cards are refused by policy here' : 'card gave only its UID',
+            (verdict === 'refused' ? 'UID-only cards are refused by policy here' : 'card gave only its UID') +
+            unchecked,
         };
       }
     }
@@ -72,8 +88,70 @@ export class SecureCardVerifier {
     return t;
   }
 
+  /**
+   * A DESFire transcript: the gateway re-derives the card's read key from the sealed UID and checks
+   * the authentication and GetCardUID MAC; the UID must be the tap's card, the key number the
+   * configured one, and the nonce new for this card.
+   */
+  private checkDesfire(
+    cardRef: string,
+    proof: Extract<CardProof, { kind: 'desfire-ev2' }>,
+  ): Omit<TapAssurance, 'readerId' | 'eventId' | 'seq' | 'cardRef' | 'atMs'> {
+    const refused = (code: string, detail: string, nonce: string | null = null) => ({
+      assurance: 'secure' as const,
+      verdict: 'refused' as const,
+      code,
+      counter: null,
+      detail,
+      nonce,
+    });
+    const keyNo = this.o.keys.desfireKeyNo;
+    if (proof.keyNo !== keyNo)
+      return refused(
+        'desfire-wrong-key-number',
+        `DESFire authentication with key ${proof.keyNo}, but this fleet's readers use key ${keyNo}: set reader.desfire.keyNo on the reader to ${keyNo}`,
+      );
+    const hex = (s: string) => Buffer.from(s, 'hex');
+    const r = this.o.keys.verifyDesfire({
+      keyNo: proof.keyNo,
+      rndA: hex(proof.rndA),
+      encRndB: hex(proof.encRndB),
+      auth: hex(proof.auth),
+      cardUid: hex(proof.cardUid),
+      env: hex(proof.env),
+    });
+    if (!r) return refused('desfire-unverified', 'no DESFire key configured');
+    if (!r.ok) {
+      const why =
+        r.code === 'bad-envelope'
+          ? "the reader's DESFire key is not this gateway's desfireKey (the sealed UID does not open): give both the same key"
+          : `DESFire authentication transcript does not verify (${r.reason}): a reader with another key, or a forged or altered proof`;
+      return refused(`desfire-${r.code}`, why);
+    }
+    if (pseudonymiseCard(r.uid.toString('hex').toUpperCase(), this.o.fleetKey) !== cardRef)
+      return refused(
+        'uid-mismatch',
+        'the DESFire authentication belongs to another card than the tap (a recorded transcript moved to a copied card)',
+        r.nonce,
+      );
+    if (this.o.store.nonceSeen(cardRef, r.nonce))
+      return refused(
+        'replayed',
+        'replayed DESFire authentication: this transcript was already used',
+        r.nonce,
+      );
+    return {
+      assurance: 'secure',
+      verdict: 'accepted',
+      code: 'secure',
+      counter: null,
+      detail: 'DESFire EV2 AES authentication verified',
+      nonce: r.nonce,
+    };
+  }
+
   private checkSun(e: TapEvent): Omit<TapAssurance, 'readerId' | 'eventId' | 'seq' | 'cardRef' | 'atMs'> {
-    const proof = e.cardProof as NonNullable<TapEvent['cardProof']>;
+    const proof = e.cardProof as Extract<CardProof, { kind: 'ntag424-sun' }>;
     const refused = (code: string, detail: string, counter: number | null = null) => ({
       assurance: 'secure' as const,
       verdict: 'refused' as const,

@@ -3,3 +3,4 @@ export * from './aes.js';
 export * from './diversify.js';
 export * from './sun.js';
 export * from './ev2.js';
+export * from './desfire-proof.js';
