@@ -265,7 +265,8 @@ export function createGateway(opts: GatewayOptions): Gateway {
       ...access.publicPaths,
       ...WEB_PUBLIC_PATHS,
     ],
-    routes: [
+    // area/provider scope for coordinators and unit managers in front of every route (auth/scoped-routes.ts)
+    routes: access.scope([
       ...coreRoutes,
       ...access.routes,
       ...webRoutes(),
@@ -305,7 +306,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
         readerExists: (id) => readers.getReader(id) !== undefined,
         send: (id, cmd) => publishRetained(topics.commands(id), encode('commands', cmd), false),
       }),
-    ],
+    ]),
   });
 
   const registry: Gateway['registry'] = {

@@ -101,7 +101,7 @@ describe('access control over every mounted route', () => {
     let refusals = 0;
     for (const r of gw.admin.mountedRoutes()) {
       if (r.public) continue;
-      const allowed = rolesFor(r.method, r.path);
+      const allowed = rolesFor(r.method, r.path, r.scoped);
       for (const role of ROLES) {
         const s = sessions.get(role);
         const t = tokens.get(role);

@@ -21,7 +21,10 @@ export type Authenticate = (req: {
 }) => Principal | null | Promise<Principal | null>;
 
 /** Decides whether a principal may call a route; answers 403 when false. */
-export type Authorize = (route: { method: string; path: string }, principal: Principal) => boolean;
+export type Authorize = (
+  route: { method: string; path: string; scoped?: boolean },
+  principal: Principal,
+) => boolean;
 
 /** A change made through the API, as the audit log receives it. */
 export interface AdminChange {
@@ -76,12 +79,15 @@ export class AdminServer {
   private readonly tokenDigest: Buffer;
   private readonly log: pino.Logger;
   private readonly publicPaths: Set<string>;
+  /** 'METHOD path' of routes whose handler applies the caller's area scope (AdminRoute.scoped). */
+  private readonly scoped: Set<string>;
   port: number | null = null;
 
   constructor(private readonly opts: AdminServerOptions) {
     this.tokenDigest = digest(opts.token);
     this.log = opts.logger.child({ module: 'admin' });
     this.publicPaths = new Set([...(opts.publicPaths ?? []), OPENAPI_PATH]);
+    this.scoped = new Set(opts.routes.filter((r) => r.scoped).map((r) => `${r.method} ${r.path}`));
   }
 
   get url(): string {
@@ -90,11 +96,12 @@ export class AdminServer {
   }
 
   /** Every mounted route with whether it is public (for the security test and docs). */
-  mountedRoutes(): { method: string; path: string; public: boolean }[] {
+  mountedRoutes(): { method: string; path: string; public: boolean; scoped: boolean }[] {
     return this.opts.routes.map((r) => ({
       method: r.method,
       path: r.path,
       public: this.publicPaths.has(r.path),
+      scoped: r.scoped === true,
     }));
   }
 
@@ -244,7 +251,10 @@ export class AdminServer {
     if (
       routePath &&
       this.opts.authorize &&
-      !this.opts.authorize({ method: req.method, path: routePath }, who)
+      !this.opts.authorize(
+        { method: req.method, path: routePath, scoped: this.scoped.has(`${req.method} ${routePath}`) },
+        who,
+      )
     ) {
       return void reply
         .code(403)

@@ -61,4 +61,10 @@ export interface AdminRoute {
   path: string;
   handler: (req: AdminRequest) => AdminResponse | Promise<AdminResponse>;
   schema?: AdminRouteSchema;
+  /**
+   * The handler itself limits what it answers to the caller's areas and provider (gateway/src/auth/scope.ts):
+   * only such routes are open to area-scoped roles (coordinator, unit manager, care staff); the route
+   * policy drops those roles from every other route, whatever it lists.
+   */
+  scoped?: true;
 }

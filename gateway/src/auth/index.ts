@@ -7,6 +7,8 @@ import type { Db } from '../store/sqlite/db.js';
 import { OidcLogin, type OidcSettings } from './oidc.js';
 import { authorize } from './roles.js';
 import { AUTH_PUBLIC_PATHS, authRoutes } from './routes.js';
+import { SqliteScopeReader } from './scope-sqlite.js';
+import { applyScope } from './scoped-routes.js';
 import { AuthService, type AuthServiceOptions } from './service.js';
 import { SqliteAuthStore } from './sqlite.js';
 
@@ -14,6 +16,7 @@ export { authorize, rolesFor, ROLES, Role, ROUTE_POLICY } from './roles.js';
 export { AuthService, AuthError, SESSION_COOKIE, CSRF_HEADER } from './service.js';
 export { OidcSettings } from './oidc.js';
 export { AUTH_PUBLIC_PATHS } from './routes.js';
+export { scopeOf, type DataScope } from './scope.js';
 
 export interface AccessOptions {
   db: Db;
@@ -36,7 +39,11 @@ export function createAccess(opts: AccessOptions) {
   });
   const oidc = opts.oidc ? new OidcLogin(opts.oidc, opts.now) : null;
   const routes: AdminRoute[] = [...authRoutes(service, oidc), ...auditRoutes(auditStore)];
+  const scopeReader = new SqliteScopeReader(opts.db);
   return {
+    /** Area/provider scope in front of other modules' routes (auth/scoped-routes.ts): wrap every route list. */
+    scope: (all: AdminRoute[]) => applyScope(all, scopeReader),
+    scopeReader,
     onChange: (c: AdminChange) => recordChange(audit, c),
     service,
     audit,

@@ -20,6 +20,8 @@ interface Rule {
   /** A route path as mounted ('/api/visits/:visitId/close'), or a prefix ending in '*'. */
   path: string;
   roles: readonly Role[] | 'any-authenticated';
+  /** The caller's own account and session, no care data: open to area-scoped roles without a scoped handler. */
+  self?: true;
 }
 
 const OPS: readonly Role[] = ['admin', 'technician'];
@@ -31,8 +33,8 @@ const COORD: readonly Role[] = ['admin', 'coordinator'];
  * new route is never opened to a role by accident. test/web/security.test.ts checks every mounted route.
  */
 export const ROUTE_POLICY: readonly Rule[] = [
-  { method: '*', path: '/api/auth/*', roles: 'any-authenticated' },
-  { method: 'GET', path: '/api/me/*', roles: 'any-authenticated' },
+  { method: '*', path: '/api/auth/*', roles: 'any-authenticated', self: true },
+  { method: 'GET', path: '/api/me/*', roles: 'any-authenticated', self: true },
   { method: 'GET', path: '/metrics', roles: OPS },
   { method: 'GET', path: '/api/alerts', roles: ['admin', 'technician', 'coordinator'] },
   { method: 'GET', path: '/api/readers', roles: OPS },
@@ -47,6 +49,10 @@ export const ROUTE_POLICY: readonly Rule[] = [
   { method: 'GET', path: '/api/visits/*', roles: VISIT_READERS },
   { method: 'POST', path: '/api/visits/*', roles: COORD },
   { method: 'GET', path: '/api/anomalies', roles: COORD },
+  { method: 'GET', path: '/api/plan/alerts', roles: VISIT_READERS },
+  { method: 'GET', path: '/api/plan/matches', roles: VISIT_READERS },
+  { method: 'GET', path: '/api/plan/registry', roles: VISIT_READERS },
+  { method: 'POST', path: '/api/plan/visits/*', roles: COORD },
   { method: '*', path: '/api/cards/*', roles: COORD },
   { method: 'GET', path: '/api/overview', roles: ['admin', 'technician', 'coordinator', 'unit-manager'] },
   { method: '*', path: '/api/users*', roles: ['admin'] },
@@ -59,17 +65,28 @@ function matches(rule: Rule, method: string, path: string): boolean {
   return rule.path.endsWith('*') ? path.startsWith(rule.path.slice(0, -1)) : rule.path === path;
 }
 
-/** The roles that may call a route (admin always may). */
-export function rolesFor(method: string, path: string): readonly Role[] {
-  const rule = ROUTE_POLICY.find((r) => matches(r, method, path));
-  if (!rule) return ['admin'];
-  return rule.roles === 'any-authenticated' ? ROLES : rule.roles;
-}
-
-export function authorize(route: { method: string; path: string }, principal: Principal): boolean {
-  if (principal.role === 'admin') return true;
-  return (rolesFor(route.method, route.path) as readonly string[]).includes(principal.role);
-}
-
 /** Roles whose data is limited to their areas (an empty list then sees nothing). */
 export const AREA_SCOPED: readonly Role[] = ['coordinator', 'unit-manager', 'care-staff'];
+
+/**
+ * The roles that may call a route (admin always may). An area-scoped role is left out of a route whose
+ * handler does not apply the caller's scope (`scoped`, see AdminRoute.scoped) unless the route only
+ * concerns the caller's own account: scope is deny by default too, so a new route that lists rows of
+ * every area is never opened to a coordinator by a policy line alone.
+ */
+export function rolesFor(method: string, path: string, scoped = false): readonly Role[] {
+  const rule = ROUTE_POLICY.find((r) => matches(r, method, path));
+  if (!rule) return ['admin'];
+  const roles = rule.roles === 'any-authenticated' ? ROLES : rule.roles;
+  return scoped || rule.self ? roles : roles.filter((r) => !AREA_SCOPED.includes(r));
+}
+
+export function authorize(
+  route: { method: string; path: string; scoped?: boolean },
+  principal: Principal,
+): boolean {
+  if (principal.role === 'admin') return true;
+  return (rolesFor(route.method, route.path, route.scoped === true) as readonly string[]).includes(
+    principal.role,
+  );
+}

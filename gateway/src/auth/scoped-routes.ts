@@ -1,0 +1,175 @@
+import { z } from 'zod';
+import { AnomalyKind, SafeId, summarizeIssues } from '../../../protocol/index.js';
+import type { AdminRequest, AdminResponse, AdminRoute } from '../admin/types.js';
+import { scopeOf, type DataScope } from './scope.js';
+import type { SqliteScopeReader } from './scope-sqlite.js';
+
+/**
+ * Area/provider scope for routes that other modules mount (visits, anomalies, cards, reader alerts,
+ * the care plan). Each listed route gets a handler that answers an area-scoped caller (coordinator, unit
+ * manager) from scoped queries (gateway/src/auth/scope-sqlite.ts) or refuses a foreign id with 404 (the
+ * same answer as an id that does not exist, so nothing leaks); unscoped callers (admin, technician) get
+ * the module's own handler unchanged. The routes are marked `scoped`, which is what opens them to
+ * scoped roles at all (roles.ts `rolesFor`): a route that is not listed here and does not apply the
+ * scope itself stays closed to them.
+ */
+type ScopedHandler = (
+  req: AdminRequest,
+  scope: DataScope,
+  inner: AdminRoute['handler'],
+) => AdminResponse | Promise<AdminResponse>;
+
+const bad = (detail: string): AdminResponse => ({ status: 400, body: { error: 'bad-request', detail } });
+const notFound = (detail: string): AdminResponse => ({ status: 404, body: { error: 'not-found', detail } });
+const query = (q: URLSearchParams): Record<string, string> => Object.fromEntries(q.entries());
+const Limit = z.coerce.number().int().min(1).max(1000).default(100);
+const VisitsQuery = z.object({
+  state: z.enum(['open', 'recent']).default('open'),
+  readerId: SafeId.optional(),
+  limit: Limit,
+});
+const AnomaliesQuery = z.object({ kind: AnomalyKind.optional(), readerId: SafeId.optional(), limit: Limit });
+
+/** The same request with other query parameters (the inner handler then filters in its own SQL). */
+const withQuery = (req: AdminRequest, set: Record<string, string>): AdminRequest => {
+  const q = new URLSearchParams(req.query);
+  for (const [k, v] of Object.entries(set)) q.set(k, v);
+  return { ...req, query: q };
+};
+
+const okBody = (r: AdminResponse): Record<string, unknown> | null =>
+  r.status === 200 && r.body && typeof r.body === 'object' ? (r.body as Record<string, unknown>) : null;
+
+/** Runs the inner handler once per area of the scope (or for the one asked for) and joins one list. */
+async function perArea(
+  req: AdminRequest,
+  scope: DataScope,
+  inner: AdminRoute['handler'],
+  keys: string[],
+): Promise<AdminResponse> {
+  const asked = req.query.get('area');
+  if (asked !== null && !scope.areas.includes(asked)) return notFound('no such area among yours');
+  const areas = asked !== null ? [asked] : scope.areas;
+  const out: Record<string, unknown[]> = Object.fromEntries(keys.map((k) => [k, []]));
+  for (const area of areas) {
+    const r = await inner(withQuery(req, { area }));
+    const body = okBody(r);
+    if (!body) return r;
+    for (const k of keys) (out[k] as unknown[]).push(...((body[k] as unknown[] | undefined) ?? []));
+  }
+  return { status: 200, body: out };
+}
+
+const byClient = (clients: Set<string>) => (x: unknown) =>
+  clients.has(String((x as { clientRef?: unknown }).clientRef));
+
+export function scopedHandlers(reader: SqliteScopeReader): Record<string, ScopedHandler> {
+  return {
+    'GET /api/visits': (req, scope) => {
+      const q = VisitsQuery.safeParse(query(req.query));
+      if (!q.success) return bad(summarizeIssues(q.error.issues));
+      return { status: 200, body: { visits: reader.visits(scope, q.data) } };
+    },
+    'POST /api/visits/:visitId/close': (req, scope, inner) =>
+      reader.visitById(scope, req.params.visitId ?? '').length === 0 ? notFound('no such visit') : inner(req),
+    'GET /api/anomalies': (req, scope) => {
+      const q = AnomaliesQuery.safeParse(query(req.query));
+      if (!q.success) return bad(summarizeIssues(q.error.issues));
+      return { status: 200, body: { anomalies: reader.anomalies(scope, q.data) } };
+    },
+    'GET /api/cards/unknown': (_req, scope) => ({
+      status: 200,
+      body: { cards: reader.unknownCards(scope, 200) },
+    }),
+    'POST /api/cards/:cardRef/assign': (req, scope, inner) => {
+      if (!reader.cardSeenInScope(scope, req.params.cardRef ?? '')) {
+        return notFound('no such card tapped at a client of your areas');
+      }
+      const staffRef = (req.body as { staffRef?: unknown } | undefined)?.staffRef;
+      if (typeof staffRef === 'string' && !reader.staffInScope(scope, staffRef)) {
+        return notFound('no such staff member in your areas');
+      }
+      return inner(req);
+    },
+    // Reader alerts: computed in memory for every reader (no paging), so filtering the list is complete.
+    'GET /api/alerts': async (req, scope, inner) => {
+      const r = await inner(req);
+      const body = okBody(r);
+      if (!body) return r;
+      const clients = reader.clients(scope);
+      return {
+        ...r,
+        body: { ...body, alerts: ((body.alerts as unknown[]) ?? []).filter(byClient(clients)) },
+      };
+    },
+    'GET /api/plan/alerts': async (req, scope, inner) => {
+      const r = await perArea(withQuery(req, { limit: '5000' }), scope, inner, ['alerts']);
+      const body = okBody(r);
+      if (!body || scope.provider === null) return r;
+      const clients = reader.clients(scope);
+      return { status: 200, body: { alerts: (body.alerts as unknown[]).filter(byClient(clients)) } };
+    },
+    'GET /api/plan/matches': async (req, scope, inner) => {
+      const client = req.query.get('client');
+      if (client !== null && !reader.clientInScope(scope, client))
+        return notFound('no such client in your areas');
+      const r = await perArea(req, scope, inner, ['matches', 'unplanned']);
+      const body = okBody(r);
+      if (!body) return r;
+      const clients = reader.clients(scope);
+      return {
+        status: 200,
+        body: {
+          matches: (body.matches as unknown[]).filter(byClient(clients)),
+          unplanned: (body.unplanned as unknown[]).filter(byClient(clients)),
+        },
+      };
+    },
+    'GET /api/plan/registry': async (req, scope, inner) => {
+      const r = await inner(req);
+      const body = okBody(r);
+      if (!body) return r;
+      const clients = reader.clients(scope);
+      const inAreas = (x: unknown) => scope.areas.includes(String((x as { areaId?: unknown }).areaId));
+      const list = (k: string) => (body[k] as unknown[] | undefined) ?? [];
+      return {
+        status: 200,
+        body: {
+          providers: list('providers').filter(
+            (p) => scope.provider === null || (p as { providerId?: unknown }).providerId === scope.provider,
+          ),
+          areas: list('areas').filter(inAreas),
+          teams: list('teams').filter(inAreas),
+          clients: list('clients').filter(byClient(clients)),
+          staff: list('staff').filter(inAreas),
+          serviceCodes: list('serviceCodes'),
+        },
+      };
+    },
+    'POST /api/plan/visits/:plannedVisitId/reason': (req, scope, inner) =>
+      reader.plannedVisitInScope(scope, req.params.plannedVisitId ?? '')
+        ? inner(req)
+        : notFound('no such planned visit in your areas'),
+  };
+}
+
+/**
+ * Puts the scoped handler in front of each listed route and marks it `scoped`. Unlisted routes are
+ * returned as they are (closed to scoped roles unless they set `scoped` themselves).
+ */
+export function applyScope(routes: AdminRoute[], reader: SqliteScopeReader): AdminRoute[] {
+  const handlers = scopedHandlers(reader);
+  return routes.map((route) => {
+    const scoped = handlers[`${route.method} ${route.path}`];
+    if (!scoped || route.scoped) return route;
+    const inner = route.handler;
+    return {
+      ...route,
+      scoped: true,
+      handler: (req: AdminRequest) => {
+        const scope = scopeOf(req.principal);
+        return scope === null ? inner(req) : scoped(req, scope, inner);
+      },
+    };
+  });
+}
