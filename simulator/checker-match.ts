@@ -184,8 +184,28 @@ export function matchTaps(input: CheckInput, tol: Tolerances): Matched {
   const anomalyFailures: string[] = [];
   const lateConcurrent: string[] = [];
   const byKind: Record<string, number> = {};
-  const staffOpen = s.truth.filter((v) => v.endMs === null);
   const margin = 5 * 60_000;
+  const clockTol = (readerId: string): number =>
+    (input.skewMs.get(readerId) ?? 0) +
+    (input.unsyncedReaders.has(readerId) ? tol.correctedMs : tol.syncedMs);
+  // What the readers registered, the only thing the gateway can know: each visit from its start tap to its stop
+  // tap as the worker finally made them (a tap that met a dead reader is made again once the reader is back, so
+  // the registered stop is the later one), or to its auto-close when no stop was registered.
+  const registered = s.truth.flatMap((v) => {
+    const st = startTapOf.get(v.key);
+    if (!st) return [];
+    const sp = stopTapOf.get(v.key);
+    const endMs = sp ? sp.atMs : st.atMs + s.params.maxOpenMs;
+    return [
+      {
+        readerId: v.readerId,
+        cardRef: v.cardRef,
+        startMs: st.atMs,
+        endMs,
+        visitId: startOfTruth.get(v.key)?.visitId,
+      },
+    ];
+  });
   for (const a of anomalies) {
     byKind[a.anomaly] = (byKind[a.anomaly] ?? 0) + 1;
     const truthOfCard = s.truth.filter((v) => v.cardRef === a.cardRef);
@@ -199,15 +219,19 @@ export function matchTaps(input: CheckInput, tol: Tolerances): Matched {
       case 'missing-stop':
         ok = a.visitId !== null && openTruthByVisitId.has(a.visitId);
         break;
-      case 'concurrent-visit':
-        ok = staffOpen.some(
-          (v) =>
-            v.cardRef === a.cardRef &&
-            v.readerId !== a.readerId &&
-            v.startMs <= at + margin &&
-            at <= v.startMs + s.params.maxOpenMs + margin,
-        );
+      case 'concurrent-visit': {
+        // Right when the card was registered open at another home at that moment (flagged at a start), or when
+        // the flagged visit's registered span overlaps one of the card's at another home (flagged at its end).
+        const others = registered.filter((r) => r.cardRef === a.cardRef && r.readerId !== a.readerId);
+        const own = registered.find((r) => a.visitId !== null && r.visitId === a.visitId);
+        // Tolerance: what the two readers' clocks may be off (a flag the clocks alone explain is not false).
+        const m = (r: { readerId: string }) => clockTol(a.readerId) + clockTol(r.readerId);
+        ok =
+          others.some((r) => r.startMs - m(r) <= at && at <= r.endMs + m(r)) ||
+          (own !== undefined &&
+            others.some((r) => r.startMs <= own.endMs + m(r) && own.startMs <= r.endMs + m(r)));
         break;
+      }
       case 'uncorrected-time':
         ok = input.unsyncedReaders.has(a.readerId);
         break;

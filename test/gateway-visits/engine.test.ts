@@ -170,7 +170,7 @@ describe('visit pairing', () => {
     expect(db.prepare('SELECT COUNT(*) FROM visits').pluck().get()).toBe(3);
   });
 
-  it('flags the same staff member open at two homes at once (also with a second card)', () => {
+  it('flags the same staff member open at two homes at once (also with a second card), at the end of the first visit while its reader has not reported since', () => {
     const { db, pipeline } = setup();
     pipeline.registry.addCard({ cardRef: card(3), staffRef: 'staff-anna' }); // Anna's spare card
     ingestBatch(db, {
@@ -190,6 +190,8 @@ describe('visit pairing', () => {
       ],
     });
     pipeline.processNow();
+    // r1 has said nothing since 08:05: its stop may still be on its way, so no verdict yet.
+    expect(ofType(outboxEvents(db), 'visit.anomaly')).toEqual([]);
     ingestBatch(db, {
       readerId: 'r1',
       events: [
@@ -203,17 +205,107 @@ describe('visit pairing', () => {
     });
     pipeline.processNow();
     const out = outboxEvents(db);
+    expect(ofType(out, 'visit.started').every((s) => s.anomalies.length === 0)).toBe(true);
+    // The stop says home 1 was open until 08:30: the overlap is certain, flagged once, on home 1's end.
+    expect(ofType(out, 'visit.ended').find((s) => s.visitId === 'home1')?.anomalies).toEqual([
+      'concurrent-visit',
+    ]);
+    const a = ofType(out, 'visit.anomaly');
+    expect(a).toHaveLength(1);
+    expect(a[0]).toMatchObject({ anomaly: 'concurrent-visit', readerId: 'r1', visitId: 'home1' });
+  });
+
+  it("flags at the start when the other home's reader has reported since (its visit is known to be open)", () => {
+    const { db, pipeline } = setup();
+    pipeline.registry.addCard({ cardRef: card(3), staffRef: 'staff-anna' });
+    ingestBatch(db, {
+      readerId: 'r1',
+      events: [
+        tap('r1', 1, { card: card(1), decision: 'start', visitId: 'home1' }),
+        // Bo joins at home 1 at 08:10: r1 has reported from after 08:05.
+        tap('r1', 2, {
+          card: card(2),
+          decision: 'start',
+          visitId: 'bo1',
+          time: { wallMs: T0 + 10 * 60_000 },
+        }),
+      ],
+    });
+    pipeline.processNow();
+    ingestBatch(db, {
+      readerId: 'r2',
+      events: [
+        tap('r2', 1, {
+          card: card(3),
+          decision: 'start',
+          visitId: 'home2',
+          time: { wallMs: T0 + 5 * 60_000 },
+        }),
+      ],
+    });
+    pipeline.processNow();
+    ingestBatch(db, {
+      readerId: 'r1',
+      events: [
+        tap('r1', 3, {
+          card: card(1),
+          decision: 'stop',
+          visitId: 'home1',
+          time: { wallMs: T0 + 30 * 60_000 },
+        }),
+      ],
+    });
+    pipeline.processNow();
+    const out = outboxEvents(db);
     expect(ofType(out, 'visit.started').find((s) => s.visitId === 'home2')?.anomalies).toEqual([
       'concurrent-visit',
     ]);
-    expect(ofType(out, 'visit.started').find((s) => s.visitId === 'bo')?.anomalies).toEqual([]);
-    // The other home's visit carries the flag on its end.
+    // The other home's visit carries the flag on its end; the anomaly is sent once.
     expect(ofType(out, 'visit.ended').find((s) => s.visitId === 'home1')?.anomalies).toEqual([
       'concurrent-visit',
     ]);
     const a = ofType(out, 'visit.anomaly');
     expect(a).toHaveLength(1);
     expect(a[0]).toMatchObject({ anomaly: 'concurrent-visit', readerId: 'r2', visitId: 'home2' });
+  });
+
+  it('does not flag a worker whose stop at the first home reaches the gateway after the next start (late delivery)', () => {
+    const { db, pipeline } = setup();
+    ingestBatch(db, {
+      readerId: 'r1',
+      events: [tap('r1', 1, { card: card(1), decision: 'start', visitId: 'home1' })],
+    });
+    pipeline.processNow();
+    // Anna left home 1 at 08:30 (r1 offline, the stop waits in its journal) and starts at home 2 at 08:34.
+    ingestBatch(db, {
+      readerId: 'r2',
+      events: [
+        tap('r2', 1, {
+          card: card(1),
+          decision: 'start',
+          visitId: 'home2',
+          time: { wallMs: T0 + 34 * 60_000 },
+        }),
+      ],
+    });
+    pipeline.processNow();
+    ingestBatch(db, {
+      readerId: 'r1',
+      events: [
+        tap('r1', 2, {
+          card: card(1),
+          decision: 'stop',
+          visitId: 'home1',
+          time: { wallMs: T0 + 30 * 60_000 },
+        }),
+      ],
+    });
+    pipeline.processNow();
+    const out = outboxEvents(db);
+    expect(ofType(out, 'visit.anomaly')).toEqual([]);
+    expect(
+      [...ofType(out, 'visit.started'), ...ofType(out, 'visit.ended')].every((e) => e.anomalies.length === 0),
+    ).toBe(true);
   });
 
   it('flags the overlap on the end when the other home was processed first (this reader was offline)', () => {

@@ -348,6 +348,8 @@ describe('visit index (property)', () => {
       readerId: 'r2',
       events: [
         tap('r2', 1, { card: card(9), decision: 'start', visitId: 'u1', time: { wallMs: T0 + 2 * 60_000 } }),
+        // r2 reports again at 08:04, so u1 is known to be open at 08:03 (the flag is given at once).
+        tap('r2', 2, { card: card(5), decision: 'start', visitId: 'x1', time: { wallMs: T0 + 4 * 60_000 } }),
       ],
     });
     pipeline.processNow();

@@ -213,6 +213,15 @@ export class VisitRepo {
     return r ? toVisit(r) : null;
   }
 
+  /** Whether the reader has a visit that started or ended at or after `ms` (it has reported from after then). */
+  deliveredSince(readerId: string, ms: number): boolean {
+    return (
+      this.q(
+        `SELECT 1 AS x FROM visits WHERE reader_id = ? AND (started_at_ms >= ? OR ended_at_ms >= ?) LIMIT 1`,
+      ).get(readerId, ms, ms) !== undefined
+    );
+  }
+
   /** A visit of the same staff member (or card) at another reader that started inside (fromMs, toMs). */
   startedElsewhereDuring(q: {
     readerId: string;

@@ -117,7 +117,16 @@ export class VisitRules {
         ? found
         : null;
     if (found && !clash) this.overlapWithinClockMargin(ev, found, m);
-    if (clash) {
+    // The other visit looks open here, but its reader may not have delivered its stop yet (offline, a journal
+    // catching up): a flag now could accuse a worker who had left. Flag only when that reader has delivered
+    // something from after this moment; otherwise the other visit's end decides (end() looks for visits that
+    // started inside it), so a real overlap is still flagged, once (issue 16).
+    if (clash && clash.state === 'open' && !repo.deliveredSince(clash.readerId, t.ms + m)) {
+      this.log.info(
+        { readerId: ev.readerId, seq: ev.seq, otherReaderId: clash.readerId, otherVisitId: clash.visitId },
+        'visit open at another reader that has not reported since: concurrent-visit decided at its end',
+      );
+    } else if (clash) {
       kinds.push('concurrent-visit');
       details['concurrent-visit'] = concurrentDetail(staffRef, clash);
       if (clash.state === 'open' && !clash.anomalies.includes('concurrent-visit')) {
