@@ -20,6 +20,10 @@ import { alertRoutes, readerSnapshot } from './src/fleet/alerts.js';
 import { configRoutes } from './src/fleet/config-push.js';
 import { ReaderReplacements, replaceRoutes } from './src/fleet/replace.js';
 import { cardRoutes } from './src/cards/routes.js';
+import { CardLifecycle } from './src/cards/lifecycle.js';
+import { CardListPusher } from './src/cards/push.js';
+import { SqliteCardStore } from './src/store/sqlite/cards.js';
+import type { DeviceConfig } from '../protocol/index.js';
 import { createEmbeddedBroker } from './src/broker/embedded.js';
 import { createExternalBroker } from './src/broker/external.js';
 import type { Transport } from './src/broker/transport.js';
@@ -38,6 +42,8 @@ import { openDatabase } from './src/store/sqlite/db.js';
 import type { IngestStore } from './src/store/ingest-store.js';
 import type { CardStore } from './src/store/ports.js';
 import { createSqliteIngestStore } from './src/store/sqlite/ingest-store.js';
+import { SqliteEnrollmentStore } from './src/store/sqlite/enrollment.js';
+import { SqliteFleetStore } from './src/store/sqlite/fleet.js';
 import { sqliteMigrations } from './src/store/sqlite/migrations.js';
 import { careMigrations, createCareModule, type CareModule, type CarePlanConfig } from './src/care/index.js';
 import { reportRoutes } from './src/reports/routes.js';
@@ -98,6 +104,10 @@ export interface Gateway {
   readonly admin: AdminServer;
   /** Replacing a reader by a new one at the same client (gateway/src/fleet/replace.ts). */
   readonly replacements: ReaderReplacements;
+  /** Card revoke/reinstate/validity/replacement, pushed to readers at once (gateway/src/cards). */
+  readonly cardLifecycle: CardLifecycle;
+  /** Pushes the card lists to readers (a timer also runs `tick` once a minute for validity dates). */
+  readonly cardPusher: CardListPusher;
 }
 
 export function createLogger(level: string): pino.Logger {
@@ -120,6 +130,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
   const db = openDatabase(join(config.dataDir, 'gateway.db'), [...sqliteMigrations, ...careMigrations]);
   const access = createAccess({ db, now: () => clock.now() });
   const store = createSqliteIngestStore(db);
+  const fleet = new SqliteFleetStore(db);
   const pipeline = createVisitPipeline({
     db,
     clock,
@@ -149,11 +160,10 @@ export function createGateway(opts: GatewayOptions): Gateway {
     authCacheKey: loadOrCreateKeyFile(join(config.dataDir, 'auth-cache.key')),
     onRevoked: (id) => {
       transport?.disconnect(id);
-      try {
-        replacements.closeRetired(id); // a retired reader's late visits cannot be stopped by it
-      } catch (err) {
+      // a retired reader's late visits cannot be stopped by it
+      replacements.closeRetired(id).catch((err: unknown) => {
         logger.error({ err, readerId: id }, 'closing the open visits of a retired reader failed');
-      }
+      });
     },
     onPasswordChanged: (id) => transport?.disconnect(id),
   });
@@ -215,18 +225,18 @@ export function createGateway(opts: GatewayOptions): Gateway {
   );
 
   const enrollment = createEnrollment({
-    db,
+    store: new SqliteEnrollmentStore(db),
     config,
     clock,
     logger,
     registry: readers,
     mqttPort: () => transport?.port ?? null,
-    onReplaced: (oldId, newId) => {
-      replacements.retire(oldId, newId);
+    onReplaced: async (oldId, newId) => {
+      await replacements.retire(oldId, newId);
     },
   });
   const replacements = new ReaderReplacements({
-    db,
+    fleet,
     clock,
     logger,
     registry: readers,
@@ -250,6 +260,46 @@ export function createGateway(opts: GatewayOptions): Gateway {
       handler: () => ({ status: 200, body: metrics.render(), contentType: 'text/plain; version=0.0.4' }),
     },
   ];
+  // Card lifecycle (issue 16): changes are audited and pushed to every reader at once, through the
+  // config route's own build/publish/record path (the reader keeps the options of its last config).
+  let fleetConfigRoutes: AdminRoute[] = [];
+  const configRoute = (method: 'GET' | 'POST', readerId: string, body?: unknown) => {
+    const r = fleetConfigRoutes.find(
+      (x) => x.method === method && x.path === '/api/readers/:readerId/config',
+    );
+    if (!r) return Promise.reject(new Error('config route missing'));
+    return Promise.resolve(
+      r.handler({
+        method,
+        params: { readerId },
+        query: new URLSearchParams(),
+        body,
+        actor: 'card-lifecycle',
+      }),
+    );
+  };
+  const lifecycleCards = new SqliteCardStore({ db, clock });
+  const cardPusher = new CardListPusher({
+    readers: () =>
+      readers
+        .listReaders()
+        .filter((r) => r.revokedAt === null)
+        .map((r) => r.readerId),
+    lastConfig: async (id) => {
+      const r = await configRoute('GET', id);
+      return r.status === 200 ? ((r.body as { config: DeviceConfig }).config ?? null) : null;
+    },
+    push: (id, input) => configRoute('POST', id, input),
+    lists: () => lifecycleCards.cardLists(clock.now()),
+    logger,
+  });
+  const cardLifecycle = new CardLifecycle({
+    store: lifecycleCards,
+    clock,
+    audit: (r) => access.audit.record(r),
+    pushAll: () => (transport ? cardPusher.pushAll() : Promise.resolve({ pushed: [], failed: [] })),
+  });
+  let cardTimer: ReturnType<typeof setInterval> | null = null;
   const admin = new AdminServer({
     host: config.admin.host,
     port: config.admin.port,
@@ -275,16 +325,21 @@ export function createGateway(opts: GatewayOptions): Gateway {
         registry: readers,
         live,
         transport: () => transport,
-        links: (id) => replacements.links(id),
+        links: (id) => fleet.links(id), // the SQLite adapter answers synchronously
       }),
       ...replaceRoutes(replacements),
       ...pipeline.routes,
       ...care.routes,
       ...reportRoutes({ source: new SqliteReportSource(db), timeZone: care.plan.config.timeZone }),
       ...enrollmentRoutes(enrollment),
-      ...cardRoutes({ cards: pipeline.cards, addCard: (c) => pipeline.registry.addCard(c) }),
-      ...configRoutes({
-        db,
+      ...cardRoutes({
+        cards: pipeline.cards,
+        addCard: (c) => pipeline.registry.addCard(c),
+        lifecycle: cardLifecycle,
+      }),
+      ...(fleetConfigRoutes = configRoutes({
+        fleet,
+        cards: pipeline.cards,
         clock,
         readerExists: (id) => readers.getReader(id) !== undefined,
         publish: (id, cfg) => publishRetained(topics.config(id), encode('config', cfg), true),
@@ -294,7 +349,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
                 readerUidOnly(config.secureCards!.policy, store.getReader(id)?.clientRef ?? null),
             }
           : {}),
-      }),
+      })),
       ...alertRoutes({
         metrics,
         now: () => clock.now(),
@@ -347,6 +402,8 @@ export function createGateway(opts: GatewayOptions): Gateway {
     store,
     dataDir: config.dataDir,
     cards: pipeline.cards,
+    cardLifecycle,
+    cardPusher,
     metrics,
     flush: () => ingest.flush(),
     publishConfig: (readerId, cfg) => publishRetained(topics.config(readerId), encode('config', cfg), true),
@@ -358,6 +415,9 @@ export function createGateway(opts: GatewayOptions): Gateway {
       transport = makeTransport();
       await transport.start();
       await admin.start();
+      // validity dates pass by themselves: re-push where the lists changed (and retry failed pushes)
+      cardTimer = setInterval(() => void cardPusher.tick().catch(() => undefined), 60_000);
+      cardTimer.unref();
       logger.info({ mqttPort: transport.port, adminPort: admin.port }, 'gateway started');
     },
     async stop() {
@@ -370,6 +430,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
       ingest.flush(); // anything that raced the close is committed (its ack is resent later)
       transport = null;
       await care.plan.stop();
+      if (cardTimer) clearInterval(cardTimer);
       await pipeline.stop();
       await admin.stop();
       store.authTags.flush();

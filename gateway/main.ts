@@ -168,11 +168,11 @@ async function readers(
   err: Out,
 ): Promise<number> {
   if (sub === 'list') {
-    return withOfflineGateway(config, (gw) => {
+    return withOfflineGateway(config, async (gw) => {
       const rows = gw.registry.listReaders();
       for (const r of rows) {
         const seq = gw.store.seqState(r.readerId);
-        const links = gw.replacements.links(r.readerId);
+        const links = await gw.replacements.links(r.readerId);
         out(
           [
             r.readerId,
@@ -188,7 +188,7 @@ async function readers(
         );
       }
       if (!rows.length) out('(no readers)');
-      return Promise.resolve(0);
+      return 0;
     });
   }
   if (!id) {

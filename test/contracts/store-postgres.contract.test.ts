@@ -1,8 +1,12 @@
 import { afterAll } from 'vitest';
 import { inTransaction, migrate, openPgPool } from '../../gateway/src/store/postgres/db.js';
 import { postgresMigrations } from '../../gateway/src/store/postgres/migrations.js';
+import { PgEnrollmentStore } from '../../gateway/src/store/postgres/enrollment.js';
+import { PgFleetStore } from '../../gateway/src/store/postgres/fleet.js';
 import { enqueueOn, PgOutbox } from '../../gateway/src/store/postgres/outbox.js';
 import { startPgCluster, type PgCluster } from '../support/pg-cluster.js';
+import { describeEnrollmentStoreContract } from './store-enrollment.contract.js';
+import { describeFleetStoreContract } from './store-fleet.contract.js';
 import { describeOutboxStoreContract } from './store-outbox.contract.js';
 
 // Every store port's contract over the PostgreSQL adapter: the same suites as
@@ -30,4 +34,14 @@ describeOutboxStoreContract('postgres', async () => {
       }),
     close: () => pool.end(),
   };
+});
+
+describeEnrollmentStoreContract('postgres', async () => {
+  const pool = await freshPool();
+  return { store: new PgEnrollmentStore(pool), close: () => pool.end() };
+});
+
+describeFleetStoreContract('postgres', async () => {
+  const pool = await freshPool();
+  return { store: new PgFleetStore(pool), close: () => pool.end() };
 });

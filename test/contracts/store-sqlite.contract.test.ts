@@ -3,7 +3,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openDatabase } from '../../gateway/src/store/sqlite/db.js';
 import { sqliteMigrations } from '../../gateway/src/store/sqlite/migrations.js';
+import { SqliteEnrollmentStore } from '../../gateway/src/store/sqlite/enrollment.js';
+import { SqliteFleetStore } from '../../gateway/src/store/sqlite/fleet.js';
 import { SqliteOutbox } from '../../gateway/src/store/sqlite/outbox.js';
+import { describeEnrollmentStoreContract } from './store-enrollment.contract.js';
+import { describeFleetStoreContract } from './store-fleet.contract.js';
 import { describeOutboxStoreContract } from './store-outbox.contract.js';
 
 // Every store port's contract over the SQLite adapter (a real file, the real migration list). The
@@ -32,4 +36,14 @@ describeOutboxStoreContract('sqlite', () => {
     },
     close,
   });
+});
+
+describeEnrollmentStoreContract('sqlite', () => {
+  const { db, close } = tempDb();
+  return Promise.resolve({ store: new SqliteEnrollmentStore(db), close });
+});
+
+describeFleetStoreContract('sqlite', () => {
+  const { db, close } = tempDb();
+  return Promise.resolve({ store: new SqliteFleetStore(db), close });
 });

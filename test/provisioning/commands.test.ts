@@ -61,7 +61,7 @@ describe('resync-clock end to end', () => {
     }
     writeFileSync(join(state, 'deny'), '');
 
-    const issued = gw.enrollment.issue({ clientRef: 'home-50' });
+    const issued = await gw.enrollment.issue({ clientRef: 'home-50' });
     const dir = join(tmp.dir, 'dev');
     const cfg = join(dir, 'device.json');
     const prov = await deviceCli(simulatedProvisionArgs(gw.adminUrl, issued.code, cfg, join(dir, 'data')));

@@ -45,7 +45,7 @@ describe('provisioning end to end (device CLI ↔ real gateway)', () => {
     simulatedProvisionArgs(gw.adminUrl, code, cfg, data);
 
   it('enroll → provision → selftest passes → taps reach the gateway store; identify and config push round trips', async () => {
-    const issued = gw.enrollment.issue({ clientRef: 'home-12', label: 'hallway' });
+    const issued = await gw.enrollment.issue({ clientRef: 'home-12', label: 'hallway' });
     const cfg = join(tmp.dir, 'a', 'device.json');
     const data = join(tmp.dir, 'a', 'data');
     const p = await deviceCli(provisionArgs(issued.code, cfg, data));
@@ -147,7 +147,7 @@ describe('provisioning end to end (device CLI ↔ real gateway)', () => {
     expect(wrong.stderr).toContain('REFUSED (invalid-code): this code is not known to the gateway');
     expect(wrong.stderr).toMatch(/Fix: check the code for typos/);
 
-    const issued = gw.enrollment.issue({ clientRef: 'home-13' });
+    const issued = await gw.enrollment.issue({ clientRef: 'home-13' });
     expect((await deviceCli(provisionArgs(issued.code, join(tmp.dir, 'c', 'device.json'), data))).code).toBe(
       0,
     );
@@ -156,7 +156,7 @@ describe('provisioning end to end (device CLI ↔ real gateway)', () => {
     expect(reused.stderr).toContain('REFUSED (used-code): this code was already used');
     expect(reused.stderr).toContain('Fix: each code works once');
 
-    const late = gw.enrollment.issue({ clientRef: 'home-14', ttlMs: 60_000 });
+    const late = await gw.enrollment.issue({ clientRef: 'home-14', ttlMs: 60_000 });
     offset += 61_000;
     const expired = await deviceCli(provisionArgs(late.code, cfg, data));
     expect(expired.code).toBe(2);
@@ -167,7 +167,7 @@ describe('provisioning end to end (device CLI ↔ real gateway)', () => {
   }, 60_000);
 
   it('re-provisioning keeps unsent events: a new identity is refused, a re-enrollment delivers them', async () => {
-    const issued = gw.enrollment.issue({ clientRef: 'home-20' });
+    const issued = await gw.enrollment.issue({ clientRef: 'home-20' });
     const dir = join(tmp.dir, 'd');
     const cfg = join(dir, 'device.json');
     const data = join(dir, 'data');
@@ -182,7 +182,7 @@ describe('provisioning end to end (device CLI ↔ real gateway)', () => {
     await dev.stop();
     const before = readFileSync(cfg, 'utf8');
 
-    const other = gw.enrollment.issue({ clientRef: 'home-21' });
+    const other = await gw.enrollment.issue({ clientRef: 'home-21' });
     const refused = await deviceCli(provisionArgs(other.code, cfg, data));
     expect(refused.code).toBe(3);
     expect(refused.stderr).toContain(
@@ -192,7 +192,7 @@ describe('provisioning end to end (device CLI ↔ real gateway)', () => {
     expect(readFileSync(cfg, 'utf8')).toBe(before);
     expect(gw.registry.getReader(other.readerId)).toBeUndefined(); // the code was not spent
 
-    const again = gw.enrollment.issue({ clientRef: 'home-20', readerId: issued.readerId });
+    const again = await gw.enrollment.issue({ clientRef: 'home-20', readerId: issued.readerId });
     const ok = await deviceCli(provisionArgs(again.code, cfg, data));
     expect(ok.code).toBe(0);
     expect(ok.stdout).toContain('journal kept: 2 unsent event(s)');

@@ -3,6 +3,7 @@ import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createGateway, type Gateway } from '../../gateway/index.js';
 import { Enrollment } from '../../gateway/src/enrollment/enrollment.js';
+import { SqliteEnrollmentStore } from '../../gateway/src/store/sqlite/enrollment.js';
 import { sqliteMigrations } from '../../gateway/src/store/sqlite/migrations.js';
 import { openDatabase, type Db } from '../../gateway/src/store/sqlite/db.js';
 import { ENROLLMENT_CODE_ALPHABET, PROVISION_PATH, systemClock, type Clock } from '../../protocol/index.js';
@@ -152,7 +153,7 @@ describe('guessing is rate-limited', () => {
     });
     const readers = new Map<string, { clientRef: string | null; revokedAt: number | null }>();
     return new Enrollment({
-      db,
+      store: new SqliteEnrollmentStore(db),
       clock,
       logger: silent,
       hashKey: Buffer.alloc(32, 7),
@@ -175,7 +176,7 @@ describe('guessing is rate-limited', () => {
   it('per source, then globally; a valid code from a blocked source waits too; the window resets', async () => {
     const clock = new ManualClock();
     const e = make(clock);
-    const good = e.issue({ clientRef: 'c' });
+    const good = await e.issue({ clientRef: 'c' });
     for (let i = 0; i < 3; i++) {
       expect((await e.exchange({ code: 'ZZZZ-ZZZZ-ZZ', source: '10.0.0.1' })).status).toBe(404);
     }

@@ -45,7 +45,7 @@ describe('re-enrolling a reader whose old credentials are in use', () => {
     const cfg = join(dir, 'device.json');
     const provision = async (code: string) =>
       deviceCli(simulatedProvisionArgs(gw.adminUrl, code, cfg, join(dir, 'data')));
-    const first = gw.enrollment.issue({ clientRef: 'home-40' });
+    const first = await gw.enrollment.issue({ clientRef: 'home-40' });
     expect((await provision(first.code)).code).toBe(0);
     const oldCfg = JSON.parse(readFileSync(cfg, 'utf8')) as { mqtt: { url: string; password: string } };
     const dev = new RunningDevice(cfg, dir);
@@ -59,7 +59,7 @@ describe('re-enrolling a reader whose old credentials are in use', () => {
     let dropped = false;
     intruder.on('close', () => (dropped = true));
 
-    const again = gw.enrollment.issue({ clientRef: 'home-40', readerId: first.readerId });
+    const again = await gw.enrollment.issue({ clientRef: 'home-40', readerId: first.readerId });
     expect((await provision(again.code)).code).toBe(0);
     await waitUntil(() => dropped, 10_000);
     intruder.end(true);

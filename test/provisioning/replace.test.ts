@@ -114,7 +114,7 @@ describe('replacing a reader', () => {
     const X = '04AABBCCDD4001'; // in the home when the old reader breaks
     const Y = '04AABBCCDD4002'; // a whole visit on the old reader
     const Z = '04AABBCCDD4003'; // tapped on the old reader after it was retired
-    const first = gw.enrollment.issue({ clientRef: 'home-40', label: 'hallway' });
+    const first = await gw.enrollment.issue({ clientRef: 'home-40', label: 'hallway' });
     const oldId = first.readerId;
     const a = deviceDir('old');
     expect((await provision(first.code, a)).code).toBe(0);
@@ -200,7 +200,7 @@ describe('replacing a reader', () => {
     await devB.stop();
 
     // Decision on the old Pi's held tap: deliver it under its own id (re-enroll), then retire it again.
-    const again = gw.enrollment.issue({ clientRef: 'home-40', readerId: oldId });
+    const again = await gw.enrollment.issue({ clientRef: 'home-40', readerId: oldId });
     const reprov = await provision(again.code, a);
     expect(reprov.code).toBe(0);
     const devA2 = await run(a);
@@ -270,15 +270,15 @@ describe('replacing a reader', () => {
     );
     // A second replacement code for the same reader withdraws the first (one replacement at a time).
     await gw.registry.addReader({ readerId: 'rdr-api-old2', clientRef: 'home-42' });
-    const c1 = gw.replacements.issue('rdr-api-old2');
-    const c2 = gw.replacements.issue('rdr-api-old2');
+    const c1 = await gw.replacements.issue('rdr-api-old2');
+    const c2 = await gw.replacements.issue('rdr-api-old2');
     expect(c2.readerId).not.toBe(c1.readerId);
     expect((await gw.enrollment.exchange({ code: c1.code, source: '127.0.0.2' })).body).toMatchObject({
       error: 'expired-code',
     });
     expect(gw.registry.getReader('rdr-api-old2')?.revokedAt).toBeNull();
     expect((await gw.enrollment.exchange({ code: c2.code, source: '127.0.0.2' })).ok).toBe(true);
-    expect(gw.replacements.links('rdr-api-old2').replacedBy).toBe(c2.readerId);
+    expect((await gw.replacements.links('rdr-api-old2')).replacedBy).toBe(c2.readerId);
     const none = await fetch(`${gw.adminUrl}/api/readers/rdr-nosuch/replace`, {
       method: 'POST',
       headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },

@@ -25,7 +25,7 @@ describe('revoking a provisioned reader', () => {
   });
 
   it('while connected: dropped at once, cannot reconnect, its journal keeps the unsent taps; selftest says what to do', async () => {
-    const issued = gw.enrollment.issue({ clientRef: 'home-30' });
+    const issued = await gw.enrollment.issue({ clientRef: 'home-30' });
     const dir = join(tmp.dir, 'dev');
     const cfg = join(dir, 'device.json');
     mkdirSync(dir, { recursive: true });

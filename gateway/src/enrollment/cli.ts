@@ -55,9 +55,9 @@ export async function enrollCommand(
   }
   const config = loaded.config;
   const clientRef = values.client;
-  return withGateway(config, (gw) => {
+  return withGateway(config, async (gw) => {
     try {
-      const issued = gw.enrollment.issue({
+      const issued = await gw.enrollment.issue({
         clientRef,
         ttlMs: ttl * 60_000,
         ...(values.label ? { label: values.label } : {}),

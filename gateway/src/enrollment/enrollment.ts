@@ -10,12 +10,13 @@ import {
 } from '../../../protocol/index.js';
 import { generateReaderPassword } from '../broker/credentials.js';
 import type { ReaderRegistry } from '../registry.js';
-import type { Db } from '../store/sqlite/db.js';
+import type { EnrollmentRow, EnrollmentStore } from '../store/ports.js';
 import { cryptoRandom, generateCode, hashCode, isWellFormed, type CodeRandom } from './codes.js';
 import { DEFAULT_GUESS_LIMITS, GuessLimiter, type GuessLimitSettings } from './rate-limit.js';
 
 export interface EnrollmentOptions {
-  db: Db;
+  /** The enrollments table (store port; SQLite or PostgreSQL). */
+  store: EnrollmentStore;
   clock: Clock;
   logger: pino.Logger;
   registry: Pick<ReaderRegistry, 'addReader' | 'setPassword' | 'restoreReader' | 'moveReader' | 'getReader'>;
@@ -69,17 +70,6 @@ export interface EnrollmentRecord {
 export type ExchangeResult =
   { ok: true; status: 200; body: ProvisionResponse } | { ok: false; status: number; body: ProvisionError };
 
-interface Row {
-  id: number;
-  reader_id: string;
-  client_ref: string | null;
-  label: string | null;
-  created_at: number;
-  expires_at: number;
-  used_at: number | null;
-  replaces_reader_id: string | null;
-}
-
 const HTTP: Record<ProvisionErrorCode, number> = {
   'invalid-code': 404,
   'expired-code': 410,
@@ -125,7 +115,7 @@ export class Enrollment {
     this.rnd = o.codeRandom ?? cryptoRandom;
   }
 
-  issue(input: IssueInput): IssuedCode {
+  async issue(input: IssueInput): Promise<IssuedCode> {
     if (input.clientRef !== null && !isSafeId(input.clientRef)) {
       throw new Error('clientRef must use letters, digits, ".", "_" and "-" (≤ 64 chars)');
     }
@@ -141,39 +131,22 @@ export class Enrollment {
       if (!isSafeId(readerId)) throw new Error('readerId uses unsafe characters');
       replaces = this.o.registry.getReader(readerId) !== undefined;
     } else {
-      readerId = this.newReaderId();
+      readerId = await this.newReaderId();
     }
     const now = this.o.clock.now();
     const code = generateCode(this.rnd);
     const norm = normalizeEnrollmentCode(code);
-    // A code still pending for the same reader is withdrawn: only the newest works.
-    this.o.db
-      .prepare(
-        'UPDATE enrollments SET expires_at = ? WHERE reader_id = ? AND used_at IS NULL AND expires_at > ?',
-      )
-      .run(now, readerId, now);
-    if (replacing !== null) {
-      // Likewise a pending replacement code for the same old reader: one replacement at a time.
-      this.o.db
-        .prepare(
-          'UPDATE enrollments SET expires_at = ? WHERE replaces_reader_id = ? AND used_at IS NULL AND expires_at > ?',
-        )
-        .run(now, replacing, now);
-    }
-    this.o.db
-      .prepare(
-        `INSERT INTO enrollments (code_hash, reader_id, client_ref, label, created_at, expires_at, replaces_reader_id)
-         VALUES (?, ?, ?, ?, ?, ?, ?)`,
-      )
-      .run(
-        hashCode(this.o.hashKey, norm),
-        readerId,
-        input.clientRef,
-        input.label ?? null,
-        now,
-        now + ttl,
-        replacing,
-      );
+    // One transaction: the codes still pending for the same reader (and, for a replacement, for the
+    // same old reader) are withdrawn, so only the newest works; then the new code's hash is stored.
+    await this.o.store.issue({
+      codeHash: hashCode(this.o.hashKey, norm),
+      readerId,
+      clientRef: input.clientRef,
+      label: input.label ?? null,
+      createdAtMs: now,
+      expiresAtMs: now + ttl,
+      replacesReaderId: replacing,
+    });
     this.log.info(
       { readerId, clientRef: input.clientRef, expiresAtMs: now + ttl, replaces: replacing },
       'enrollment code issued',
@@ -189,18 +162,18 @@ export class Enrollment {
     };
   }
 
-  list(): EnrollmentRecord[] {
+  async list(): Promise<EnrollmentRecord[]> {
+    const rows = await this.o.store.list(500);
     const now = this.o.clock.now();
-    const rows = this.o.db.prepare('SELECT * FROM enrollments ORDER BY id DESC LIMIT 500').all() as Row[];
     return rows.map((r) => ({
-      readerId: r.reader_id,
-      clientRef: r.client_ref,
+      readerId: r.readerId,
+      clientRef: r.clientRef,
       label: r.label,
-      createdAtMs: r.created_at,
-      expiresAtMs: r.expires_at,
-      usedAtMs: r.used_at,
-      state: r.used_at !== null ? 'used' : r.expires_at <= now ? 'expired' : 'pending',
-      replaces: r.replaces_reader_id,
+      createdAtMs: r.createdAtMs,
+      expiresAtMs: r.expiresAtMs,
+      usedAtMs: r.usedAtMs,
+      state: r.usedAtMs !== null ? 'used' : r.expiresAtMs <= now ? 'expired' : 'pending',
+      replaces: r.replacesReaderId,
     }));
   }
 
@@ -220,9 +193,7 @@ export class Enrollment {
     }
     const norm = normalizeEnrollmentCode(input.code);
     const row = isWellFormed(norm)
-      ? (this.o.db
-          .prepare('SELECT * FROM enrollments WHERE code_hash = ?')
-          .get(hashCode(this.o.hashKey, norm)) as Row | undefined)
+      ? await this.o.store.byCodeHash(hashCode(this.o.hashKey, norm))
       : undefined;
     const now = this.o.clock.now();
     const failed = (error: ProvisionErrorCode, message: string, readerId?: string): ExchangeResult => {
@@ -231,48 +202,51 @@ export class Enrollment {
       return refuse(error, message);
     };
     if (!row) return failed('invalid-code', 'this code is not known to the gateway');
-    if (row.used_at !== null) {
-      return failed('used-code', 'this code was already used', row.reader_id);
+    if (row.usedAtMs !== null) {
+      return failed('used-code', 'this code was already used', row.readerId);
     }
-    if (row.expires_at <= now) {
-      return failed('expired-code', 'this code has expired', row.reader_id);
+    if (row.expiresAtMs <= now) {
+      return failed('expired-code', 'this code has expired', row.readerId);
     }
     const identity = {
       schemaVersion: SCHEMA_VERSION,
-      readerId: row.reader_id,
-      clientRef: row.client_ref,
+      readerId: row.readerId,
+      clientRef: row.clientRef,
       label: row.label,
       issuedAt: now,
     } as const;
     if (input.preview) return { ok: true, status: 200, body: { ...identity, preview: true } };
-    const claim = this.o.db
-      .prepare('UPDATE enrollments SET used_at = ?, used_from = ? WHERE id = ? AND used_at IS NULL')
-      .run(now, source.slice(0, 100), row.id);
-    if (claim.changes !== 1) return failed('used-code', 'this code was already used', row.reader_id);
+    // One conditional write: of two exchanges of the same code (two instances, too) exactly one wins.
+    const claimed = await this.o.store.claim(row.id, now, source.slice(0, 100));
+    if (!claimed) return failed('used-code', 'this code was already used', row.readerId);
     let password: string;
     try {
       password = await this.credentials(row);
     } catch (err) {
-      this.o.db.prepare('UPDATE enrollments SET used_at = NULL, used_from = NULL WHERE id = ?').run(row.id);
-      this.log.error({ err, readerId: row.reader_id }, 'provisioning failed while creating credentials');
+      try {
+        await this.o.store.unclaim(row.id);
+      } catch (e) {
+        this.log.error({ err: e, readerId: row.readerId }, 'the code stays used: issue a new one');
+      }
+      this.log.error({ err, readerId: row.readerId }, 'provisioning failed while creating credentials');
       return refuse('unavailable', 'the gateway could not create the reader credentials');
     }
     this.log.info(
       {
-        readerId: row.reader_id,
-        clientRef: row.client_ref,
+        readerId: row.readerId,
+        clientRef: row.clientRef,
         source,
         hostname: input.hostname,
-        replaces: row.replaces_reader_id,
+        replaces: row.replacesReaderId,
       },
       'reader provisioned',
     );
-    if (row.replaces_reader_id !== null) {
+    if (row.replacesReaderId !== null) {
       try {
-        await this.o.onReplaced?.(row.replaces_reader_id, row.reader_id);
+        await this.o.onReplaced?.(row.replacesReaderId, row.readerId);
       } catch (err) {
         this.log.error(
-          { err, readerId: row.reader_id, replaces: row.replaces_reader_id },
+          { err, readerId: row.readerId, replaces: row.replacesReaderId },
           'new reader provisioned but the old one was not retired: revoke it by hand (readers revoke)',
         );
       }
@@ -283,38 +257,37 @@ export class Enrollment {
       body: {
         ...identity,
         preview: false,
-        mqtt: { url: this.o.brokerUrl(input.host), username: row.reader_id, password },
+        mqtt: { url: this.o.brokerUrl(input.host), username: row.readerId, password },
         fleetKey: this.o.fleetKey,
       },
     };
   }
 
-  private async credentials(row: Row): Promise<string> {
+  private async credentials(row: EnrollmentRow): Promise<string> {
     const reg = this.o.registry;
-    const existing = reg.getReader(row.reader_id);
+    const existing = reg.getReader(row.readerId);
     if (!existing) {
       const r = await reg.addReader({
-        readerId: row.reader_id,
-        clientRef: row.client_ref,
+        readerId: row.readerId,
+        clientRef: row.clientRef,
         ...(row.label ? { label: row.label } : {}),
       });
       return r.password;
     }
     // Re-enrollment: same id, new password (the old one stops working), un-revoked, right client.
     const password = generateReaderPassword();
-    await reg.setPassword(row.reader_id, password);
-    if (existing.revokedAt !== null) reg.restoreReader(row.reader_id);
-    if (existing.clientRef !== row.client_ref) reg.moveReader(row.reader_id, row.client_ref);
+    await reg.setPassword(row.readerId, password);
+    if (existing.revokedAt !== null) reg.restoreReader(row.readerId);
+    if (existing.clientRef !== row.clientRef) reg.moveReader(row.readerId, row.clientRef);
     return password;
   }
 
-  private newReaderId(): string {
+  private async newReaderId(): Promise<string> {
     const alphabet = 'bcdfghjkmnpqrstvwxz23456789'; // no vowels: no accidental words
     for (let attempt = 0; attempt < 20; attempt++) {
       let id = 'rdr-';
       for (let i = 0; i < 8; i++) id += alphabet[this.rnd(alphabet.length)];
-      const pending = this.o.db.prepare('SELECT 1 FROM enrollments WHERE reader_id = ?').get(id);
-      if (!pending && !this.o.registry.getReader(id)) return id;
+      if (!this.o.registry.getReader(id) && !(await this.o.store.readerIdTaken(id))) return id;
     }
     throw new Error('could not find a free reader id');
   }

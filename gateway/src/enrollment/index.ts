@@ -4,7 +4,7 @@ import type { Clock } from '../../../protocol/index.js';
 import { loadOrCreateKeyFile } from '../broker/credentials.js';
 import type { GatewaySettings } from '../config.js';
 import type { ReaderRegistry } from '../registry.js';
-import type { Db } from '../store/sqlite/db.js';
+import type { EnrollmentStore } from '../store/ports.js';
 import { brokerUrlFor } from './broker-url.js';
 import { Enrollment } from './enrollment.js';
 import type { GuessLimitSettings } from './rate-limit.js';
@@ -15,7 +15,7 @@ export { enrollmentRoutes, ENROLLMENT_PUBLIC_PATHS } from './routes.js';
 
 /** Wires the enrollment module for the composition root (gateway/index.ts). */
 export function createEnrollment(opts: {
-  db: Db;
+  store: EnrollmentStore;
   config: GatewaySettings;
   clock: Clock;
   logger: pino.Logger;
@@ -25,7 +25,7 @@ export function createEnrollment(opts: {
   onReplaced?: (oldReaderId: string, newReaderId: string) => void | Promise<void>;
 }): Enrollment {
   return new Enrollment({
-    db: opts.db,
+    store: opts.store,
     clock: opts.clock,
     logger: opts.logger,
     registry: opts.registry,

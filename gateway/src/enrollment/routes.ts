@@ -31,11 +31,11 @@ export function enrollmentRoutes(enrollment: Enrollment): AdminRoute[] {
     {
       method: 'POST',
       path: '/api/enrollments',
-      handler: (req): AdminResponse => {
+      handler: async (req): Promise<AdminResponse> => {
         const p = IssueBody.safeParse(req.body);
         if (!p.success) return { status: 400, body: { error: summarizeIssues(p.error.issues) } };
         try {
-          const issued = enrollment.issue({
+          const issued = await enrollment.issue({
             clientRef: p.data.clientRef,
             ...(p.data.label !== undefined ? { label: p.data.label } : {}),
             ...(p.data.readerId !== undefined ? { readerId: p.data.readerId } : {}),
@@ -50,7 +50,10 @@ export function enrollmentRoutes(enrollment: Enrollment): AdminRoute[] {
     {
       method: 'GET',
       path: '/api/enrollments',
-      handler: () => ({ status: 200, body: { enrollments: enrollment.list() } }),
+      handler: async (): Promise<AdminResponse> => ({
+        status: 200,
+        body: { enrollments: await enrollment.list() },
+      }),
     },
     {
       method: 'POST',

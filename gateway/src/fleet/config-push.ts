@@ -8,7 +8,7 @@ import {
   type Clock,
 } from '../../../protocol/index.js';
 import type { AdminResponse, AdminRoute } from '../admin/types.js';
-import type { Db } from '../store/sqlite/db.js';
+import type { CardStore, FleetStore } from '../store/ports.js';
 
 const PushBody = z
   .object({
@@ -31,7 +31,10 @@ const PushBody = z
   .strict();
 
 export interface ConfigPushDeps {
-  db: Db;
+  /** reader_config (store port; SQLite or PostgreSQL). */
+  fleet: Pick<FleetStore, 'lastConfig' | 'saveConfig'>;
+  /** The card registry (allow-list and revoked list). */
+  cards: Pick<CardStore, 'refs'>;
   clock: Clock;
   readerExists: (readerId: string) => boolean;
   publish: (readerId: string, cfg: DeviceConfig) => Promise<void>;
@@ -46,20 +49,16 @@ export interface ConfigPushDeps {
  * version it applied (`status.configVersion`) or why it refused (`status.configError`).
  */
 export function configRoutes(d: ConfigPushDeps): AdminRoute[] {
-  const last = (readerId: string) =>
-    d.db
-      .prepare('SELECT version, config_json, pushed_at_ms FROM reader_config WHERE reader_id = ?')
-      .get(readerId) as { version: number; config_json: string; pushed_at_ms: number } | undefined;
   return [
     {
       method: 'GET',
       path: '/api/readers/:readerId/config',
-      handler: (req): AdminResponse => {
-        const row = last(req.params.readerId ?? '');
+      handler: async (req): Promise<AdminResponse> => {
+        const row = await d.fleet.lastConfig(req.params.readerId ?? '');
         if (!row) return { status: 404, body: { error: 'no config pushed to this reader yet' } };
         return {
           status: 200,
-          body: { pushedAtMs: row.pushed_at_ms, config: JSON.parse(row.config_json) as unknown },
+          body: { pushedAtMs: row.pushedAtMs, config: JSON.parse(row.configJson) as unknown },
         };
       },
     },
@@ -71,11 +70,8 @@ export function configRoutes(d: ConfigPushDeps): AdminRoute[] {
         if (!d.readerExists(readerId)) return { status: 404, body: { error: 'unknown reader' } };
         const p = PushBody.safeParse(req.body ?? {});
         if (!p.success) return { status: 400, body: { error: summarizeIssues(p.error.issues) } };
-        const refs = (sql: string) => d.db.prepare(sql).pluck().all() as string[];
-        const allow = p.data.useAllowList
-          ? refs('SELECT card_ref FROM cards WHERE revoked_at IS NULL ORDER BY card_ref')
-          : null;
-        const revoked = refs('SELECT card_ref FROM cards WHERE revoked_at IS NOT NULL ORDER BY card_ref');
+        const allow = p.data.useAllowList ? await d.cards.refs('active') : null;
+        const revoked = await d.cards.refs('revoked');
         if ((allow?.length ?? 0) > LIMITS.maxAllowList || revoked.length > LIMITS.maxAllowList) {
           return {
             status: 400,
@@ -85,7 +81,7 @@ export function configRoutes(d: ConfigPushDeps): AdminRoute[] {
         const candidate = DeviceConfig.safeParse({
           schemaVersion: SCHEMA_VERSION,
           readerId,
-          version: (last(readerId)?.version ?? 0) + 1,
+          version: ((await d.fleet.lastConfig(readerId))?.version ?? 0) + 1,
           visit: p.data.visit ?? { repeatWindowMs: 10_000, maxOpenMs: 12 * 3_600_000 },
           allowList: allow,
           revoked,
@@ -102,13 +98,11 @@ export function configRoutes(d: ConfigPushDeps): AdminRoute[] {
         } catch (err) {
           return { status: 503, body: { error: `config not published: ${(err as Error).message}` } };
         }
-        d.db
-          .prepare(
-            `INSERT INTO reader_config (reader_id, version, config_json, pushed_at_ms) VALUES (?, ?, ?, ?)
-             ON CONFLICT (reader_id) DO UPDATE SET version = excluded.version, config_json = excluded.config_json,
-               pushed_at_ms = excluded.pushed_at_ms`,
-          )
-          .run(readerId, cfg.version, JSON.stringify(cfg), d.clock.now());
+        await d.fleet.saveConfig(readerId, {
+          version: cfg.version,
+          configJson: JSON.stringify(cfg),
+          pushedAtMs: d.clock.now(),
+        });
         return {
           status: 202,
           body: { readerId, version: cfg.version, allowListSize: allow?.length ?? null },

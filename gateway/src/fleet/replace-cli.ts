@@ -55,9 +55,9 @@ export async function replaceCommand(
     return 78;
   }
   const config = loaded.config;
-  return withGateway(config, (gw) => {
+  return withGateway(config, async (gw) => {
     try {
-      const issued = gw.replacements.issue(oldId, {
+      const issued = await gw.replacements.issue(oldId, {
         ttlMs: ttl * 60_000,
         ...(values.label !== undefined ? { label: values.label } : {}),
       });

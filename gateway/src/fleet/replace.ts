@@ -4,17 +4,14 @@ import { summarizeIssues, type Clock } from '../../../protocol/index.js';
 import type { AdminResponse, AdminRoute } from '../admin/types.js';
 import type { Enrollment, IssuedCode } from '../enrollment/index.js';
 import type { ReaderRegistry } from '../registry.js';
-import type { Db } from '../store/sqlite/db.js';
+import type { Awaitable, FleetStore, ReplacementLinks } from '../store/ports.js';
 
 /** Who replaced whom (shown by GET /api/readers as replacedBy / replaces). */
-export interface ReplacementLinks {
-  replacedBy: string | null;
-  replaces: string | null;
-  replacedAtMs: number | null;
-}
+export type { ReplacementLinks } from '../store/ports.js';
 
 export interface ReplacementDeps {
-  db: Db;
+  /** reader_replacements (store port; SQLite or PostgreSQL). */
+  fleet: Pick<FleetStore, 'links' | 'recordReplacement'>;
   clock: Clock;
   logger: pino.Logger;
   registry: Pick<ReaderRegistry, 'getReader' | 'revokeReader'>;
@@ -22,6 +19,8 @@ export interface ReplacementDeps {
   /** The visits pipeline: catch up on what the old reader delivered, then close what stays open. */
   visits: {
     processNow(readerIds?: string[]): number;
+    /** The visits held open at a reader, oldest first. */
+    openVisitIds(readerId: string): Awaitable<string[]>;
     closeVisit(req: {
       visitId: string;
       actor: string;
@@ -46,13 +45,13 @@ export class ReaderReplacements {
     this.log = d.logger.child({ module: 'replace' });
   }
 
-  issue(
+  async issue(
     oldReaderId: string,
     opts: { label?: string; ttlMs?: number } = {},
-  ): IssuedCode & { openVisits: number } {
+  ): Promise<IssuedCode & { openVisits: number }> {
     const old = this.d.registry.getReader(oldReaderId);
     if (!old) throw new Error(`unknown reader ${oldReaderId}`);
-    const done = this.links(oldReaderId).replacedBy;
+    const done = (await this.links(oldReaderId)).replacedBy;
     if (done) {
       throw new Error(
         `reader ${oldReaderId} was already replaced by ${done} (to provision ${done} again: ` +
@@ -60,31 +59,32 @@ export class ReaderReplacements {
       );
     }
     const label = opts.label ?? old.label ?? undefined;
-    const issued = this.d.enrollment.issue({
+    const issued = await this.d.enrollment.issue({
       clientRef: old.clientRef,
       replaces: oldReaderId,
       ...(label !== undefined ? { label } : {}),
       ...(opts.ttlMs !== undefined ? { ttlMs: opts.ttlMs } : {}),
     });
-    return { ...issued, openVisits: this.openVisitIds(oldReaderId).length };
+    return { ...issued, openVisits: (await this.d.visits.openVisitIds(oldReaderId)).length };
   }
 
   /** Retires `oldReaderId` now that `newReaderId` holds credentials. Idempotent per pair. */
-  retire(oldReaderId: string, newReaderId: string): { closedVisits: string[] } {
-    const existing = this.links(oldReaderId);
+  async retire(oldReaderId: string, newReaderId: string): Promise<{ closedVisits: string[] }> {
+    const existing = await this.links(oldReaderId);
     if (existing.replacedBy === newReaderId) return { closedVisits: [] };
     if (existing.replacedBy)
       throw new Error(`reader ${oldReaderId} was already replaced by ${existing.replacedBy}`);
     const old = this.d.registry.getReader(oldReaderId);
     if (!old) throw new Error(`unknown reader ${oldReaderId}`);
     if (old.revokedAt === null) this.d.registry.revokeReader(oldReaderId); // drops the live connection
-    const closed = this.closeOpen(oldReaderId, newReaderId);
-    this.d.db
-      .prepare(
-        `INSERT INTO reader_replacements (old_reader_id, new_reader_id, client_ref, replaced_at_ms, closed_visits)
-         VALUES (?, ?, ?, ?, ?)`,
-      )
-      .run(oldReaderId, newReaderId, old.clientRef, this.d.clock.now(), closed.length);
+    const closed = await this.closeOpen(oldReaderId, newReaderId);
+    await this.d.fleet.recordReplacement({
+      oldReaderId,
+      newReaderId,
+      clientRef: old.clientRef,
+      replacedAtMs: this.d.clock.now(),
+      closedVisits: closed.length,
+    });
     this.log.info(
       { readerId: oldReaderId, replacedBy: newReaderId, closedVisits: closed.length },
       'reader replaced: old one revoked',
@@ -97,20 +97,20 @@ export class ReaderReplacements {
    * visits those late taps opened can never get a stop from it either, so they are closed like at the
    * retirement. No-op for a reader that was never replaced.
    */
-  closeRetired(readerId: string): { closedVisits: string[] } {
-    const { replacedBy } = this.links(readerId);
+  async closeRetired(readerId: string): Promise<{ closedVisits: string[] }> {
+    const { replacedBy } = await this.links(readerId);
     if (replacedBy === null) return { closedVisits: [] };
-    const closed = this.closeOpen(readerId, replacedBy);
+    const closed = await this.closeOpen(readerId, replacedBy);
     if (closed.length > 0)
       this.log.info({ readerId, replacedBy, closedVisits: closed.length }, 'retired reader revoked again');
     return { closedVisits: closed };
   }
 
   /** Applies what the old reader delivered (a stop, say), then closes what is still open at it. */
-  private closeOpen(oldReaderId: string, newReaderId: string): string[] {
+  private async closeOpen(oldReaderId: string, newReaderId: string): Promise<string[]> {
     this.d.visits.processNow([oldReaderId]);
     const closed: string[] = [];
-    for (const visitId of this.openVisitIds(oldReaderId)) {
+    for (const visitId of await this.d.visits.openVisitIds(oldReaderId)) {
       const r = this.d.visits.closeVisit({
         visitId,
         actor: REPLACE_ACTOR,
@@ -122,27 +122,8 @@ export class ReaderReplacements {
     return closed;
   }
 
-  links(readerId: string): ReplacementLinks {
-    const by = this.d.db
-      .prepare('SELECT new_reader_id, replaced_at_ms FROM reader_replacements WHERE old_reader_id = ?')
-      .get(readerId) as { new_reader_id: string; replaced_at_ms: number } | undefined;
-    const of = this.d.db
-      .prepare('SELECT old_reader_id FROM reader_replacements WHERE new_reader_id = ?')
-      .pluck()
-      .get(readerId) as string | undefined;
-    return {
-      replacedBy: by?.new_reader_id ?? null,
-      replaces: of ?? null,
-      replacedAtMs: by?.replaced_at_ms ?? null,
-    };
-  }
-
-  /** Visits the gateway holds open at this reader (read from the visits table). */
-  openVisitIds(readerId: string): string[] {
-    return this.d.db
-      .prepare(`SELECT visit_id FROM visits WHERE reader_id = ? AND state = 'open' ORDER BY started_at_ms`)
-      .pluck()
-      .all(readerId) as string[];
+  async links(readerId: string): Promise<ReplacementLinks> {
+    return this.d.fleet.links(readerId);
   }
 }
 
@@ -164,12 +145,12 @@ export function replaceRoutes(r: ReaderReplacements): AdminRoute[] {
     {
       method: 'POST',
       path: '/api/readers/:readerId/replace',
-      handler: (req): AdminResponse => {
+      handler: async (req): Promise<AdminResponse> => {
         const p = ReplaceBody.safeParse(req.body ?? {});
         if (!p.success) return { status: 400, body: { error: summarizeIssues(p.error.issues) } };
         const id = req.params.readerId ?? '';
         try {
-          const issued = r.issue(id, {
+          const issued = await r.issue(id, {
             ...(p.data.label !== undefined ? { label: p.data.label } : {}),
             ...(p.data.ttlMinutes !== undefined ? { ttlMs: p.data.ttlMinutes * 60_000 } : {}),
           });

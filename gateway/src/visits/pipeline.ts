@@ -54,8 +54,12 @@ export interface VisitPipeline {
   /** Synchronously processes what is pending (all readers, or the given ones). For tests and tools. */
   processNow(readerIds?: string[]): number;
   closeVisit(req: { visitId: string; actor: string; reason: string }): ManualCloseResult;
+  /** The visits held open at a reader, oldest first. */
+  openVisitIds(readerId: string): string[];
   /** The forwarder, when a backend URL is configured. */
   forwarder: Forwarder | null;
+  /** For writers outside the engine (visit corrections): the repo keeps the visit index current; the outbox keys events. */
+  visitWriter: { repo: VisitRepo; outbox: Pick<SqliteOutbox, 'enqueue'> };
   /** The card registry's read side (unknown cards, a card's holder, allow-lists). */
   cards: Pick<CardStore, 'get' | 'unknown' | 'refs'>;
 }
@@ -245,7 +249,9 @@ export function createVisitPipeline(opts: VisitPipelineOptions): VisitPipeline {
     cards: cards.store,
     processNow,
     closeVisit,
+    openVisitIds: (readerId) => repo.openAtReader(readerId).map((v) => v.visitId),
     forwarder,
+    visitWriter: { repo, outbox },
   };
 }
 
