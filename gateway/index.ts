@@ -49,6 +49,7 @@ import { careMigrations, createCareModule, type CareModule, type CarePlanConfig 
 import { reportRoutes } from './src/reports/routes.js';
 import { SqliteReportSource } from './src/reports/sqlite-source.js';
 import { createVisitPipeline, type VisitPipeline } from './src/visits/pipeline.js';
+import { correctionMigrations, correctionRoutes, VisitCorrections } from './src/corrections/index.js';
 import { createSecureCards } from './src/secure-cards/index.js';
 import { readerUidOnly } from './src/secure-cards/policy.js';
 
@@ -127,7 +128,11 @@ export function createGateway(opts: GatewayOptions): Gateway {
   const metrics = new MetricsRegistry();
   mkdirSync(config.dataDir, { recursive: true });
   // The ONE place the schema is applied: every table of every module (store/sqlite/migrations.ts).
-  const db = openDatabase(join(config.dataDir, 'gateway.db'), [...sqliteMigrations, ...careMigrations]);
+  const db = openDatabase(join(config.dataDir, 'gateway.db'), [
+    ...sqliteMigrations,
+    ...careMigrations,
+    ...correctionMigrations,
+  ]);
   const access = createAccess({ db, now: () => clock.now() });
   const store = createSqliteIngestStore(db);
   const fleet = new SqliteFleetStore(db);
@@ -139,6 +144,15 @@ export function createGateway(opts: GatewayOptions): Gateway {
     metrics,
     ...(opts.fetch ? { fetch: opts.fetch } : {}),
     ...(config.backend.url ? { backend: { ...config.backend, url: config.backend.url } } : {}),
+  });
+
+  // Visit corrections (issue 13): through the pipeline's repo and outbox, audited in the access audit log.
+  const corrections = new VisitCorrections({
+    db,
+    clock,
+    repo: pipeline.visitWriter.repo,
+    enqueue: (e, nowMs) => pipeline.visitWriter.outbox.enqueue(e, nowMs),
+    appendAudit: (e) => access.auditStore.append(e),
   });
 
   const care = createCareModule({
@@ -329,6 +343,11 @@ export function createGateway(opts: GatewayOptions): Gateway {
       }),
       ...replaceRoutes(replacements),
       ...pipeline.routes,
+      ...correctionRoutes({
+        corrections,
+        visible: (p, v) => access.canSeeClient(p, v.clientRef),
+        wake: () => pipeline.forwarder?.wake(),
+      }),
       ...care.routes,
       ...reportRoutes({ source: new SqliteReportSource(db), timeZone: care.plan.config.timeZone }),
       ...enrollmentRoutes(enrollment),

@@ -162,6 +162,51 @@ export const PlanAlertCleared = z
   })
   .strict();
 
+/** Why a person corrected a visit (issue 13). */
+export const CorrectionReason = z
+  .enum(['missed-tap', 'wrong-time', 'forgot-card', 'reader-fault', 'other'])
+  .describe(
+    'missed-tap: a start or stop tap was never made; wrong-time: a tap was made at the wrong moment; ' +
+      "forgot-card: the staff member had no card and the time is from another record; reader-fault: the reader's " +
+      'record is wrong; other: see note.',
+  );
+
+const VisitTimes = z
+  .object({
+    startedAt: IsoTime.nullable(),
+    endedAt: IsoTime.nullable(),
+    durationMs: z.number().int().min(0).nullable(),
+  })
+  .strict();
+
+/**
+ * A person corrected a visit's start and/or end time with a reason (added within version 1, issue 13).
+ * The gateway keeps the original; `before` is the visit as it was just before this correction, `after`
+ * as it is now. Sent once per correction, after the visit's own `visit.started` / `visit.ended`.
+ */
+export const VisitCorrected = z
+  .object({
+    type: z.literal('visit.corrected'),
+    idempotencyKey: z
+      .string()
+      .min(8)
+      .max(128)
+      .describe('vt1:corrected:{correctionId}: stable, sent once per correction.'),
+    correctionId: z.number().int().min(1).describe('Increasing per gateway; later corrections win.'),
+    visitId: SafeId,
+    readerId: ReaderId,
+    clientRef: SafeId.nullable(),
+    staffRef: SafeId.nullable(),
+    cardRef: CardRef,
+    reasonCode: CorrectionReason,
+    note: Text.nullable(),
+    correctedBy: Text.describe("Who corrected it: 'user:<name>', 'token:<name>' or 'admin-token'."),
+    correctedAt: IsoTime.describe('When the correction was made (not the visit time).'),
+    before: VisitTimes,
+    after: VisitTimes,
+  })
+  .strict();
+
 export const VisitEvent = z.discriminatedUnion('type', [
   VisitStarted,
   VisitEnded,
@@ -169,6 +214,7 @@ export const VisitEvent = z.discriminatedUnion('type', [
   VisitAttributed,
   PlanAlertRaised,
   PlanAlertCleared,
+  VisitCorrected,
 ]);
 export type VisitEvent = z.infer<typeof VisitEvent>;
 

@@ -25,6 +25,7 @@ import {
 } from '../gateway/helpers.js';
 
 export const ZONE = 'Europe/Stockholm';
+export const BACKEND_SECRET = 'web-api-backend-secret-0123456789';
 export const CARD_A = card(1);
 export const CARD_B = card(2);
 export const UNKNOWN_A = card(5);
@@ -80,7 +81,7 @@ export async function startFixture(opts: { backendUrl?: string } = {}): Promise<
   const gw = createGateway({
     config: testConfig(
       tmp.dir,
-      opts.backendUrl ? { backend: { url: opts.backendUrl, secret: 'x'.repeat(32) } } : {},
+      opts.backendUrl ? { backend: { url: opts.backendUrl, secret: BACKEND_SECRET } } : {},
     ),
     logger: silent,
     care: {

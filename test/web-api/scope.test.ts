@@ -20,12 +20,21 @@ beforeAll(async () => {
   coordA = await f.token('coord-a', 'coordinator', ['area-a'], 'p-1');
   managerA = await f.token('manager-a', 'unit-manager', ['area-a']);
   coordNone = await f.token('coord-none', 'coordinator', []);
+  // area B's visit has a correction (by the admin): its history must not reach area A's coordinator
+  const start = new Date(Date.now() - 100 * 60_000).toISOString();
+  const c = await f.call('POST', `/api/visits/${f.visitB}/corrections`, ADMIN_TOKEN, {
+    startedAt: start,
+    reasonCode: 'wrong-time',
+    note: 'st-b',
+  });
+  if (c.status !== 201) throw new Error(`setup correction: ${c.text}`);
 }, 60_000);
 
 afterAll(async () => {
   await f?.stop();
 });
 
+const ISO_AGO = new Date(Date.now() - 90 * 60_000).toISOString();
 const leaks = (text: string): string[] => FOREIGN.filter((id) => text.includes(id));
 
 interface Probe {
@@ -49,6 +58,22 @@ function probes(): Record<string, Probe[]> {
     'POST /api/visits/:visitId/close': [
       { path: `/api/visits/${f.visitB}/close`, body: { reason: 'test' }, expect: 404 },
       { path: `/api/visits/${f.visitA2}/close`, body: { reason: 'test' }, expect: 404 },
+    ],
+    'POST /api/visits/:visitId/corrections': [
+      {
+        path: `/api/visits/${f.visitB}/corrections`,
+        body: { startedAt: ISO_AGO, reasonCode: 'other' },
+        expect: 404,
+      },
+      {
+        path: `/api/visits/${f.visitA2}/corrections`,
+        body: { startedAt: ISO_AGO, reasonCode: 'other' },
+        expect: 404,
+      },
+    ],
+    'GET /api/visits/:visitId/corrections': [{ path: `/api/visits/${f.visitB}/corrections`, expect: 200 }],
+    'GET /api/corrections/reasons': [
+      { path: '/api/corrections/reasons', expect: 200, mustContain: 'missed-tap' },
     ],
     'GET /api/anomalies': [
       { path: '/api/anomalies', expect: 200, mustContain: UNKNOWN_A },

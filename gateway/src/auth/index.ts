@@ -1,5 +1,5 @@
 import type { AdminChange } from '../admin/server.js';
-import type { AdminRoute } from '../admin/types.js';
+import type { AdminRoute, Principal } from '../admin/types.js';
 import { AuditLog } from '../audit/log.js';
 import { auditRoutes } from '../audit/routes.js';
 import { SqliteAuditStore } from '../audit/sqlite.js';
@@ -9,6 +9,7 @@ import { authorize } from './roles.js';
 import { AUTH_PUBLIC_PATHS, authRoutes } from './routes.js';
 import { SqliteScopeReader } from './scope-sqlite.js';
 import { applyScope } from './scoped-routes.js';
+import { scopeOf } from './scope.js';
 import { AuthService, type AuthServiceOptions } from './service.js';
 import { SqliteAuthStore } from './sqlite.js';
 
@@ -44,6 +45,11 @@ export function createAccess(opts: AccessOptions) {
     /** Area/provider scope in front of other modules' routes (auth/scoped-routes.ts): wrap every route list. */
     scope: (all: AdminRoute[]) => applyScope(all, scopeReader),
     scopeReader,
+    /** Whether the caller may see care data of this client (area/provider scope; admin: always). */
+    canSeeClient: (p: Principal | undefined, clientRef: string | null): boolean => {
+      const s = scopeOf(p);
+      return s === null || scopeReader.clientInScope(s, clientRef);
+    },
     onChange: (c: AdminChange) => recordChange(audit, c),
     service,
     audit,
@@ -57,7 +63,7 @@ export function createAccess(opts: AccessOptions) {
 export type Access = ReturnType<typeof createAccess>;
 
 /** Routes that write their own, richer audit entries (users, tokens, sessions). */
-const SELF_AUDITED = ['/api/auth/', '/api/users', '/api/tokens'];
+const SELF_AUDITED = ['/api/auth/', '/api/users', '/api/tokens', '/api/visits/:visitId/corrections'];
 const SECRET_KEY = /pass(word)?|secret|token|key|code|csrf/i;
 
 /** Copies a JSON value with every secret-looking field replaced, so no secret reaches the audit log. */

@@ -49,6 +49,7 @@ export const ROUTE_POLICY: readonly Rule[] = [
   { method: 'GET', path: '/api/visits/*', roles: VISIT_READERS },
   { method: 'POST', path: '/api/visits/*', roles: COORD },
   { method: 'GET', path: '/api/anomalies', roles: COORD },
+  { method: 'GET', path: '/api/corrections/*', roles: VISIT_READERS },
   { method: 'GET', path: '/api/plan/alerts', roles: VISIT_READERS },
   { method: 'GET', path: '/api/plan/matches', roles: VISIT_READERS },
   { method: 'GET', path: '/api/plan/registry', roles: VISIT_READERS },
