@@ -1,10 +1,12 @@
 import { afterAll } from 'vitest';
 import { inTransaction, migrate, openPgPool } from '../../gateway/src/store/postgres/db.js';
 import { postgresMigrations } from '../../gateway/src/store/postgres/migrations.js';
+import { PgCardStore } from '../../gateway/src/store/postgres/cards.js';
 import { PgEnrollmentStore } from '../../gateway/src/store/postgres/enrollment.js';
 import { PgFleetStore } from '../../gateway/src/store/postgres/fleet.js';
 import { enqueueOn, PgOutbox } from '../../gateway/src/store/postgres/outbox.js';
 import { startPgCluster, type PgCluster } from '../support/pg-cluster.js';
+import { describeCardStoreContract } from './store-cards.contract.js';
 import { describeEnrollmentStoreContract } from './store-enrollment.contract.js';
 import { describeFleetStoreContract } from './store-fleet.contract.js';
 import { describeOutboxStoreContract } from './store-outbox.contract.js';
@@ -44,4 +46,20 @@ describeEnrollmentStoreContract('postgres', async () => {
 describeFleetStoreContract('postgres', async () => {
   const pool = await freshPool();
   return { store: new PgFleetStore(pool), close: () => pool.end() };
+});
+
+describeCardStoreContract('postgres', async () => {
+  const pool = await freshPool();
+  return {
+    cards: new PgCardStore(pool),
+    sql: async (text, params = []) => {
+      let i = 0;
+      const r = await pool.query(
+        text.replace(/\?/g, () => `$${++i}`),
+        [...params],
+      );
+      return r.rows as Record<string, unknown>[];
+    },
+    close: () => pool.end(),
+  };
 });

@@ -3,9 +3,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openDatabase } from '../../gateway/src/store/sqlite/db.js';
 import { sqliteMigrations } from '../../gateway/src/store/sqlite/migrations.js';
+import { SqliteCardStore } from '../../gateway/src/store/sqlite/cards.js';
 import { SqliteEnrollmentStore } from '../../gateway/src/store/sqlite/enrollment.js';
 import { SqliteFleetStore } from '../../gateway/src/store/sqlite/fleet.js';
 import { SqliteOutbox } from '../../gateway/src/store/sqlite/outbox.js';
+import { describeCardStoreContract } from './store-cards.contract.js';
 import { describeEnrollmentStoreContract } from './store-enrollment.contract.js';
 import { describeFleetStoreContract } from './store-fleet.contract.js';
 import { describeOutboxStoreContract } from './store-outbox.contract.js';
@@ -46,4 +48,18 @@ describeEnrollmentStoreContract('sqlite', () => {
 describeFleetStoreContract('sqlite', () => {
   const { db, close } = tempDb();
   return Promise.resolve({ store: new SqliteFleetStore(db), close });
+});
+
+describeCardStoreContract('sqlite', () => {
+  const { db, close } = tempDb();
+  return Promise.resolve({
+    cards: new SqliteCardStore({ db }),
+    sql: (text, params = []) => {
+      const st = db.prepare(text);
+      if (st.reader) return Promise.resolve(st.all(...params) as Record<string, unknown>[]);
+      st.run(...params);
+      return Promise.resolve([]);
+    },
+    close,
+  });
 });

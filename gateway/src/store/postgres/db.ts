@@ -55,6 +55,7 @@ export const LOCK_NS = {
   migrations: 74_701,
   reader: 74_702,
   outbox: 74_703,
+  card: 74_704,
 } as const;
 
 /**
