@@ -12,6 +12,7 @@ import { createSdNotifier } from '../runtime/sd-notify.js';
 import { attachSimControl } from './src/cli/sim-control.js';
 import { formatStatus, offlineStatus, statusFilePath } from './src/cli/status-cmd.js';
 import { JournalIdentityError } from './src/core/journal.js';
+import { preloadMqtt } from './src/core/load-mqtt.js';
 import { deviceClock } from './src/core/time.js';
 import { createSystemdClockSync } from './src/drivers/systemd-clock-sync.js';
 import { Device } from './src/device.js';
@@ -157,6 +158,9 @@ async function run(cfgPath: string, simControl: boolean): Promise<void> {
   process.on('SIGTERM', () => stop('SIGTERM', 0));
   process.on('SIGINT', () => stop('SIGINT', 0));
   device.on('restart-requested', () => stop('restart requested by the gateway', 0));
+  // MQTT.js is loaded before the reader starts: loading it holds the event loop (src/core/load-mqtt.ts).
+  // A failure is the uplink's to report (it loads MQTT.js again); taps are journalled either way.
+  await preloadMqtt().catch((err: unknown) => logger.warn({ err }, 'MQTT.js not preloaded'));
   try {
     await device.start();
   } catch (err) {
