@@ -12,7 +12,8 @@ import {
 } from '../../../protocol/index.js';
 import type { InboundMessage } from '../broker/transport.js';
 import type { MetricsRegistry } from '../metrics.js';
-import type { CommitOutcome, IngestItem, IngestStore } from '../store/ingest-store.js';
+import { isPromiseLike, settle } from '../store/awaitable.js';
+import type { CommitOutcome, IngestItem, IngestLog } from '../store/ingest-store.js';
 import type { ReaderLiveView } from './reader-view.js';
 import { admitBatch, DEFAULT_MAX_SEQ_JUMP, RejectLogLimiter } from './limits.js';
 import { salvageBatch } from './salvage.js';
@@ -20,7 +21,8 @@ import { salvageBatch } from './salvage.js';
 export type ReaderAdmission = 'active' | 'revoked' | 'unknown';
 
 export interface IngestOptions {
-  store: IngestStore;
+  /** The event log (store port): SQLite answers synchronously, PostgreSQL with a Promise. */
+  store: IngestLog;
   clock: Clock;
   logger: pino.Logger;
   metrics: MetricsRegistry;
@@ -89,11 +91,28 @@ export function createIngest(opts: IngestOptions): Ingest {
     acks: metrics.counter('visittag_ingest_acks_total', 'Application acks published.'),
   };
   const missing = new Map<string, number>();
-  for (const g of store.readersWithGaps()) {
-    missing.set(
-      g.readerId,
-      store.gaps(g.readerId, 50).reduce((n, r) => n + r.to - r.from + 1, 0),
-    );
+  const loadGaps = () =>
+    settle(store.readersWithGaps(), (withGaps) => {
+      const each = withGaps.map((g) =>
+        settle(store.gaps(g.readerId, 50), (ranges) => {
+          // a commit since start-up knows better
+          if (!missing.has(g.readerId))
+            missing.set(
+              g.readerId,
+              ranges.reduce((n, r) => n + r.to - r.from + 1, 0),
+            );
+        }),
+      );
+      const waiting = each.filter((x): x is Promise<void> => isPromiseLike(x));
+      return waiting.length ? Promise.all(waiting) : undefined;
+    });
+  try {
+    const loaded = loadGaps();
+    if (isPromiseLike(loaded)) {
+      loaded.catch((err: unknown) => log.warn({ err }, 'gap gauges not loaded at start-up'));
+    }
+  } catch (err) {
+    log.warn({ err }, 'gap gauges not loaded at start-up');
   }
   metrics.gauge('visittag_ingest_readers_with_gaps', 'Readers with a sequence gap.', () => missing.size);
   metrics.gauge(
@@ -106,6 +125,13 @@ export function createIngest(opts: IngestOptions): Ingest {
   let messagesQueued = 0;
   let timer: TimerHandle | null = null;
   const inflight = new Set<Promise<void>>();
+  /**
+   * The commit in flight when the store answers asynchronously (PostgreSQL): the next group commit
+   * starts after it, so acks of one reader never overtake each other. Always null on SQLite.
+   */
+  let committing: Promise<void> | null = null;
+  /** Batches waiting for their reader's high-water mark (asynchronous store, first batch only). */
+  const admitting = new Set<Promise<void>>();
 
   // Reject logging is bounded per (reader, reason); the counters and the reject table stay exact (issue 16).
   const rejectLog = new RejectLogLimiter({ perWindow: opts.rejectLogPerMinute ?? 10, windowMs: 60_000 });
@@ -184,23 +210,42 @@ export function createIngest(opts: IngestOptions): Ingest {
       clock.clearTimeout(timer);
       timer = null;
     }
+    if (committing) return; // the commit in flight flushes again when it is done
     if (queue.length === 0) return;
     const items = queue;
     queue = [];
     messagesQueued = 0;
     const t0 = clock.monotonic();
-    let outcome: CommitOutcome;
-    try {
-      outcome = store.commit(items);
-    } catch (err) {
+    const failed = (err: unknown): void => {
       // Nothing is acked: the devices keep the events and resend them.
       m.commitFailures.inc();
       log.error({ err, items: items.length }, 'group commit failed; no acks sent');
+    };
+    let answer: CommitOutcome | Promise<CommitOutcome>;
+    try {
+      answer = store.commit(items);
+    } catch (err) {
+      failed(err);
       return;
     }
+    if (!isPromiseLike(answer)) {
+      committed(answer, items.length, t0);
+      return;
+    }
+    const p = answer
+      .then((o) => committed(o, items.length, t0), failed)
+      .finally(() => {
+        committing = null;
+        if (queue.length > 0) flush();
+      });
+    committing = p;
+  }
+
+  /** After a durable commit: high-water marks, metrics, the visits hook, then the acks. */
+  function committed(outcome: CommitOutcome, items: number, t0: number): void {
     for (const o of outcome.readers.values()) highWater.set(o.readerId, o.upTo);
     m.commitMs.observe(clock.monotonic() - t0);
-    m.commits.observe(items.length);
+    m.commits.observe(items);
     m.events.inc(undefined, outcome.inserted);
     m.dedupe.inc(undefined, outcome.duplicates);
     m.conflicts.inc(undefined, outcome.conflicts);
@@ -225,13 +270,15 @@ export function createIngest(opts: IngestOptions): Ingest {
 
   /** null: screening failed; the batch is neither stored nor acked, so the device resends it. */
   const highWater = new Map<string, number>();
-  const highWaterOf = (readerId: string): number => {
-    let hw = highWater.get(readerId);
-    if (hw === undefined) {
-      hw = store.seqState(readerId).contiguousUpto;
-      highWater.set(readerId, hw);
-    }
-    return hw;
+  const highWaterOf = (readerId: string): number | Promise<number> => {
+    const hw = highWater.get(readerId);
+    if (hw !== undefined) return hw;
+    return settle(store.seqState(readerId), (s) => {
+      const known = highWater.get(readerId); // a commit may have answered meanwhile
+      if (known !== undefined) return known;
+      highWater.set(readerId, s.contiguousUpto);
+      return s.contiguousUpto;
+    });
   };
 
   const screened = (readerId: string, events: readonly TapEvent[], now: number): ScreenResult | null => {
@@ -279,27 +326,39 @@ export function createIngest(opts: IngestOptions): Ingest {
             return;
           }
           live.batch(readerId, d.value.sentAt, now);
-          const adm = admitBatch(
-            d.value,
-            d.value.events,
-            highWaterOf(readerId),
-            opts.maxSeqJump ?? DEFAULT_MAX_SEQ_JUMP,
-          );
-          for (const r of adm.refused) reject(readerId, r.reason, r.detail);
-          if (adm.events.length === 0 && adm.held.length === 0) return;
-          const sc = screened(readerId, adm.events, now);
-          if (!sc) return;
-          const invalid = [...sc.refused, ...adm.held].sort((a, b) => a.seq - b.seq);
-          queue.push({
-            kind: 'events',
-            readerId,
-            events: sc.keep,
-            ...(invalid.length ? { invalid } : {}),
-            sentAt: d.value.sentAt,
-            receivedAtMs: now,
-          });
-          messagesQueued++;
-          schedule();
+          const batch = d.value;
+          const admit = (hw: number): void => {
+            const adm = admitBatch(batch, batch.events, hw, opts.maxSeqJump ?? DEFAULT_MAX_SEQ_JUMP);
+            for (const r of adm.refused) reject(readerId, r.reason, r.detail);
+            if (adm.events.length === 0 && adm.held.length === 0) return;
+            const sc = screened(readerId, adm.events, now);
+            if (!sc) return;
+            const invalid = [...sc.refused, ...adm.held].sort((a, b) => a.seq - b.seq);
+            queue.push({
+              kind: 'events',
+              readerId,
+              events: sc.keep,
+              ...(invalid.length ? { invalid } : {}),
+              sentAt: batch.sentAt,
+              receivedAtMs: now,
+            });
+            messagesQueued++;
+            schedule();
+          };
+          const hw = highWaterOf(readerId);
+          if (!isPromiseLike(hw)) return admit(hw);
+          // First batch of this reader since start-up on an asynchronous store: its high-water mark
+          // is read once, then cached (a failed read leaves the batch unacked: the device resends).
+          const p = hw
+            .then(admit)
+            .catch((err: unknown) =>
+              log.error(
+                { err, readerId },
+                'high-water mark not read; batch not stored, the device resends it',
+              ),
+            )
+            .finally(() => admitting.delete(p));
+          admitting.add(p);
           return;
         }
         case 'status': {
@@ -333,7 +392,12 @@ export function createIngest(opts: IngestOptions): Ingest {
     flush,
     pending: () => queue.length,
     async stop() {
+      if (admitting.size) await Promise.allSettled([...admitting]);
       flush();
+      while (committing) {
+        await committing;
+        flush();
+      }
       if (inflight.size) await Promise.race([Promise.allSettled([...inflight]), sleep(clock, 3000)]);
     },
   };

@@ -1,4 +1,5 @@
 import type { CommandResult, EventTime, Status, TapEvent } from '../../../protocol/index.js';
+import type { Awaitable } from './awaitable.js';
 
 /**
  * The narrow storage interface ingest and the reader registry need. SQLite implements it today
@@ -72,6 +73,19 @@ export interface RejectSummary {
 export interface StoredStatus {
   status: unknown;
   receivedAtMs: number;
+}
+
+/**
+ * What the ingest group commit (gateway/src/ingest) needs: each method one unit of work. SQLite's
+ * IngestStore answers synchronously (the group commit stays synchronous, no promise on the hot path);
+ * PostgreSQL's (postgres/ingest-store.ts) with a Promise, one transaction per commit under per-reader
+ * advisory locks. Callers handle both (`settle` in ./awaitable.ts).
+ */
+export interface IngestLog {
+  commit(items: readonly IngestItem[]): Awaitable<CommitOutcome>;
+  seqState(readerId: string): Awaitable<ReaderSeqState>;
+  gaps(readerId: string, limit: number): Awaitable<SeqRange[]>;
+  readersWithGaps(): Awaitable<Array<{ readerId: string; contiguousUpto: number; maxSeen: number }>>;
 }
 
 export interface IngestStore {
