@@ -8,6 +8,7 @@ import { dirname } from 'node:path';
 import pino from 'pino';
 import { ConfigError, loadDeviceSettings } from './src/config.js';
 import { bashCompletion, EXIT, parseCommandLine, type CommandSpec } from '../runtime/cli.js';
+import { formatHelp, jsonText } from '../runtime/help.js';
 import { createSdNotifier } from '../runtime/sd-notify.js';
 import { attachSimControl } from './src/cli/sim-control.js';
 import { formatStatus, offlineStatus, statusFilePath } from './src/cli/status-cmd.js';
@@ -19,31 +20,44 @@ import { Device } from './src/device.js';
 import { SimulatedCardReader } from './src/drivers/simulated-reader.js';
 import type { DeviceSettings } from './src/config.js';
 
-const HELP = `visittag-device: home-care visit tag reader firmware
-
-Usage:
-  visittag-device run    [--config <file>] [--sim-control stdin]
-  visittag-device status [--config <file>] [--json]
-  visittag-device provision --gateway URL --code CODE [--config <file>]   (provision --help)
-  visittag-device selftest [--config <file>]   checklist + test tap round trip (selftest --help)
-  visittag-device personalise-card --master-key-file FILE   blank NTAG 424 DNA → secure card (--help)
-  visittag-device completion bash   bash completion (| sudo tee /etc/bash_completion.d/visittag-device)
-  visittag-device --help
-
-Commands:
-  run      Start the device: card reader → journal → feedback → MQTT uplink. SIGTERM stops cleanly.
-  status   Journal depth, oldest unacknowledged event, last ack, clock state, and (when the service
-           runs) whether the reader is attached and the gateway connected. Reads the journal only.
-
-Options:
-  --config <file>        Config file (JSON). Default: $VISITTAG_DEVICE_CONFIG or /etc/visittag/device.json
-  --sim-control stdin    (simulated reader only) read "tap <uid>", "present <uid>", "remove",
-                         "bounce <uid>", "detach", "attach" lines from stdin; print one JSON line per
-                         tap to stdout after its feedback (logs then go to stderr).
-  --json                 (status) machine-readable output.
-
-Exit codes: 0 ok, 1 runtime error, 64 usage error, 78 invalid config.
-See device/README.md for the config reference.`;
+const HELP = formatHelp({
+  program: 'visittag-device',
+  summary: 'home-care visit tag reader firmware',
+  usage: [
+    'run    [--config FILE] [--sim-control stdin]',
+    'status [--config FILE] [--json]',
+    'provision --gateway URL --code CODE [--config FILE]   (provision --help)',
+    'selftest [--config FILE]   checklist + test tap round trip (selftest --help)',
+    'personalise-card --master-key-file FILE   blank NTAG 424 DNA → secure card (--help)',
+    'completion bash   bash completion (| sudo tee /etc/bash_completion.d/visittag-device)',
+  ],
+  sections: [
+    {
+      title: 'Commands',
+      lines: [
+        'run      Start the device: card reader → journal → feedback → MQTT uplink. SIGTERM stops cleanly.',
+        'status   Journal depth, oldest unacknowledged event, last ack, clock state, and (when the service',
+        '         runs) whether the reader is attached and the gateway connected. Reads the journal only.',
+      ],
+    },
+  ],
+  options: [
+    {
+      flag: '--config FILE',
+      text: 'Config file (JSON). Default: $VISITTAG_DEVICE_CONFIG or /etc/visittag/device.json',
+    },
+    {
+      flag: '--sim-control stdin',
+      text: '(simulated reader only) read "tap <uid>", "present <uid>", "remove", "bounce <uid>",',
+    },
+    {
+      flag: '',
+      text: '"detach", "attach" lines from stdin; print one JSON line per tap after its feedback.',
+    },
+    { flag: '--json', text: '(status) machine-readable output (one JSON document on stdout).' },
+  ],
+  reference: 'device/README.md',
+});
 
 /** The commands and their options, for bash completion. */
 const COMMANDS: readonly CommandSpec[] = [
@@ -236,7 +250,7 @@ async function main(argv: string[]): Promise<void> {
     sync.synced();
     await new Promise((r) => setTimeout(r, 300)); // let the one-off timedatectl answer
     const st = offlineStatus(cfg, runtimeDir(false), sync.synced());
-    process.stdout.write(values.json ? `${JSON.stringify(st, null, 2)}\n` : `${formatStatus(st)}\n`);
+    process.stdout.write(values.json ? `${jsonText(st)}\n` : `${formatStatus(st)}\n`);
     return;
   }
   process.stderr.write(`unknown command "${cmd}"\n\n${HELP}\n`);

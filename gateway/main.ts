@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import { createGateway, createLogger, type Gateway } from './index.js';
 import { gatewayConfigPath, loadGatewaySettings, type GatewaySettings } from './src/config.js';
 import { bashCompletion, EXIT, type CommandSpec } from '../runtime/cli.js';
+import { formatHelp, jsonText } from '../runtime/help.js';
 import { createSdNotifier } from '../runtime/sd-notify.js';
 import type { OpenGateway } from './src/cli-gateway.js';
 import {
@@ -19,42 +20,48 @@ import { enrollCommand } from './src/enrollment/cli.js';
 import { commandCommand } from './src/fleet/cli.js';
 import { replaceCommand } from './src/fleet/replace-cli.js';
 
-const HELP = `visittag-gateway: home-care visit tag gateway (MQTT broker, ingest, visits, forwarding)
-
-Usage:
-  visittag-gateway run [--config FILE]
-  visittag-gateway readers add READER_ID --client CLIENT_REF [--label TEXT] [--password PW] [--config FILE]
-  visittag-gateway readers enroll --client CLIENT_REF [--label TEXT] [--reader ID] [--ttl-minutes N] [--config FILE]
-  visittag-gateway readers list [--config FILE]
-  visittag-gateway readers replace OLD_READER_ID [--label TEXT] [--ttl-minutes N] [--config FILE]
-  visittag-gateway readers command READER_ID identify|restart|resync-clock|selftest-echo [--config FILE]
-  visittag-gateway readers revoke READER_ID [--config FILE]
-  visittag-gateway readers move READER_ID --client CLIENT_REF [--config FILE]
-  visittag-gateway cards import FILE [--dry-run] [--config FILE]   (CSV: staff,uid)
-  visittag-gateway cards unknown [--config FILE]                   cards seen but not registered
-  visittag-gateway cards assign CARD_REF --staff REF [--reassign] [--config FILE]
-  visittag-gateway plan import FILE --area A --from YYYY-MM-DD --to YYYY-MM-DD [--dry-run] [--config FILE]
-  visittag-gateway plan registry FILE.json | plan alerts [--all]   (care plan: docs/plan.md)
-  visittag-gateway report executed|continuity|monthly|staffing|quality --from … [--format json|csv|xlsx]   (docs/reports.md)
-  visittag-gateway status [--config FILE]      ask the running gateway's admin API
-  visittag-gateway check-config [--config FILE]
-  visittag-gateway completion bash   bash completion (| sudo tee /etc/bash_completion.d/visittag-gateway)
-  visittag-gateway --help
-
-Options:
-  --config FILE   JSON config (default: $VISITTAG_GATEWAY_CONFIG or /etc/visittag/gateway.json)
-
-"readers add" prints a generated 256-bit password once when --password is not given; put it into the
+const HELP = formatHelp({
+  program: 'visittag-gateway',
+  summary: 'home-care visit tag gateway (MQTT broker, ingest, visits, forwarding)',
+  usage: [
+    'run [--config FILE]',
+    'readers add READER_ID --client CLIENT_REF [--label TEXT] [--password PW] [--config FILE]',
+    'readers enroll --client CLIENT_REF [--label TEXT] [--reader ID] [--ttl-minutes N] [--config FILE]',
+    'readers list [--json] [--config FILE]',
+    'readers replace OLD_READER_ID [--label TEXT] [--ttl-minutes N] [--config FILE]',
+    'readers command READER_ID identify|restart|resync-clock|selftest-echo [--config FILE]',
+    'readers revoke READER_ID [--config FILE]',
+    'readers move READER_ID --client CLIENT_REF [--config FILE]',
+    'cards import FILE [--dry-run] [--config FILE]   (CSV: staff,uid)',
+    'cards unknown [--config FILE]                   cards seen but not registered',
+    'cards assign CARD_REF --staff REF [--reassign] [--config FILE]',
+    'plan import FILE --area A --from YYYY-MM-DD --to YYYY-MM-DD [--dry-run] [--config FILE]',
+    'plan registry FILE.json | plan alerts [--all]   (care plan: docs/plan.md)',
+    'report executed|continuity|monthly|staffing|quality --from … [--format json|csv|xlsx]   (docs/reports.md)',
+    "status [--json] [--config FILE]      ask the running gateway's admin API",
+    'check-config [--config FILE]',
+    'completion bash   bash completion (| sudo tee /etc/bash_completion.d/visittag-gateway)',
+  ],
+  options: [
+    {
+      flag: '--config FILE',
+      text: 'JSON config (default: $VISITTAG_GATEWAY_CONFIG or /etc/visittag/gateway.json)',
+    },
+    { flag: '--json', text: '(status, readers list) machine-readable output (one JSON document on stdout)' },
+  ],
+  notes: [
+    `"readers add" prints a generated 256-bit password once when --password is not given; put it into the
 reader's config. "readers revoke" and "readers move" go through the running gateway's admin API, so they
 take effect at once (revoke: the live connection is dropped); with no gateway running they change the
-database and say so. The other readers commands work on the SQLite file, also while the gateway runs.
-Exit codes: 0 ok, 1 runtime error, 64 usage error, 78 invalid config.
-See gateway/README.md for the config fields, TLS, backups and the external-broker mode.`;
+database and say so. The other readers commands work on the SQLite file, also while the gateway runs.`,
+  ],
+  reference: 'gateway/README.md (config fields, TLS, backups, the external-broker mode)',
+});
 
 /** The commands and their options, for bash completion. */
 const COMMANDS: readonly CommandSpec[] = [
   { name: 'run', options: ['config'] },
-  { name: 'readers', options: ['client', 'label', 'password', 'reader', 'ttl-minutes', 'config'] },
+  { name: 'readers', options: ['client', 'label', 'password', 'reader', 'ttl-minutes', 'json', 'config'] },
   { name: 'cards', options: ['dry-run', 'staff', 'reassign', 'config'] },
   { name: 'plan', options: ['area', 'from', 'to', 'dry-run', 'all', 'config'] },
   {
@@ -76,7 +83,7 @@ const COMMANDS: readonly CommandSpec[] = [
       'config',
     ],
   },
-  { name: 'status', options: ['config'] },
+  { name: 'status', options: ['json', 'config'] },
   { name: 'check-config', options: ['config'] },
   { name: 'completion', options: [] },
 ];
@@ -114,6 +121,7 @@ export async function main(
         client: { type: 'string' },
         label: { type: 'string' },
         password: { type: 'string' },
+        json: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -141,7 +149,7 @@ export async function main(
     case 'run':
       return run(config);
     case 'status':
-      return status(config, file, out, err);
+      return status(config, file, values.json === true, out, err);
     case 'readers':
       return readers({ config, file }, sub, id, values, out, err);
     default:
@@ -163,24 +171,38 @@ async function readers(
   { config, file }: { config: GatewaySettings; file: string },
   sub: string | undefined,
   id: string | undefined,
-  values: { client?: string; label?: string; password?: string },
+  values: { client?: string; label?: string; password?: string; json?: boolean },
   out: Out,
   err: Out,
 ): Promise<number> {
   if (sub === 'list') {
     return withOfflineGateway(config, async (gw) => {
-      const rows = gw.registry.listReaders();
-      for (const r of rows) {
-        const seq = gw.store.seqState(r.readerId);
+      const rows = [];
+      for (const r of gw.registry.listReaders()) {
         const links = await gw.replacements.links(r.readerId);
+        rows.push({
+          readerId: r.readerId,
+          clientRef: r.clientRef ?? null,
+          state: r.revokedAt ? ('revoked' as const) : ('active' as const),
+          contiguousUpto: gw.store.seqState(r.readerId).contiguousUpto,
+          replacedBy: links.replacedBy ?? null,
+          replaces: links.replaces ?? null,
+          label: r.label ?? null,
+        });
+      }
+      if (values.json) {
+        out(jsonText({ readers: rows }));
+        return 0;
+      }
+      for (const r of rows) {
         out(
           [
             r.readerId,
             r.clientRef ?? '-',
-            r.revokedAt ? 'revoked' : 'active',
-            `upTo=${seq.contiguousUpto}`,
-            ...(links.replacedBy ? [`replaced-by=${links.replacedBy}`] : []),
-            ...(links.replaces ? [`replaces=${links.replaces}`] : []),
+            r.state,
+            `upTo=${r.contiguousUpto}`,
+            ...(r.replacedBy ? [`replaced-by=${r.replacedBy}`] : []),
+            ...(r.replaces ? [`replaces=${r.replaces}`] : []),
             r.label ?? '',
           ]
             .join('\t')
@@ -289,10 +311,17 @@ function move(
   });
 }
 
-async function status(config: GatewaySettings, file: string, out: Out, err: Out): Promise<number> {
+async function status(
+  config: GatewaySettings,
+  file: string,
+  json: boolean,
+  out: Out,
+  err: Out,
+): Promise<number> {
   const opts = { configFile: file };
   const ready = await callRunningGateway(config, { method: 'GET', path: '/readyz' }, opts);
   if (ready.kind === 'not-running') {
+    if (json) out(jsonText({ running: false, ready: false, detail: ready.detail, readers: [] }));
     err(`gateway not running (${ready.detail})`);
     return 1;
   }
@@ -301,7 +330,6 @@ async function status(config: GatewaySettings, file: string, out: Out, err: Out)
     err(list.kind === 'failed' ? list.message : `gateway not running (${list.detail})`);
     return 1;
   }
-  out(ready.kind === 'ok' ? `gateway ready at ${ready.url}` : `gateway NOT ready at ${list.url}`);
   const { readers } = list.body as {
     readers: Array<{
       readerId: string;
@@ -311,6 +339,24 @@ async function status(config: GatewaySettings, file: string, out: Out, err: Out)
       queueDepth: number | null;
     }>;
   };
+  if (json) {
+    out(
+      jsonText({
+        running: true,
+        ready: ready.kind === 'ok',
+        url: list.url,
+        readers: readers.map((r) => ({
+          readerId: r.readerId,
+          connected: r.connected,
+          contiguousUpto: r.contiguousUpto,
+          hasGaps: r.hasGaps,
+          queueDepth: r.queueDepth ?? null,
+        })),
+      }),
+    );
+    return ready.kind === 'ok' ? 0 : 1;
+  }
+  out(ready.kind === 'ok' ? `gateway ready at ${ready.url}` : `gateway NOT ready at ${list.url}`);
   for (const r of readers) {
     out(
       `${r.readerId}\t${r.connected ? 'connected' : 'offline'}\tupTo=${r.contiguousUpto}` +
