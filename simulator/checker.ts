@@ -175,13 +175,12 @@ export function runChecks(input: CheckInput): CheckResult[] {
   const attr = checkAttributions(input.received);
   results.push(result('attributions-after-their-visit', 'invariant', attr.summary, attr.failures));
 
-  // 8. concurrent-visit only where the truth has the same card open at two homes. Reported as quality, not yet
-  // an invariant: two causes of false flags remain open (a late-delivered stop from the other reader; a stop
-  // never tapped on a dead reader), see issue 16's note. Make it an invariant once they are fixed.
+  // 8. concurrent-visit only where the registered taps have the same card open at two homes (a false flag
+  // accuses a care worker): an invariant.
   results.push(
     result(
       'no-false-concurrent-visit',
-      'quality',
+      'invariant',
       `${m.lateConcurrent.length} unexplained`,
       m.lateConcurrent,
     ),
