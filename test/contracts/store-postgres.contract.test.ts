@@ -5,11 +5,13 @@ import { PgCardStore } from '../../gateway/src/store/postgres/cards.js';
 import { PgEnrollmentStore } from '../../gateway/src/store/postgres/enrollment.js';
 import { PgFleetStore } from '../../gateway/src/store/postgres/fleet.js';
 import { enqueueOn, PgOutbox } from '../../gateway/src/store/postgres/outbox.js';
+import { PgVisitStore } from '../../gateway/src/store/postgres/visits.js';
 import { startPgCluster, type PgCluster } from '../support/pg-cluster.js';
 import { describeCardStoreContract } from './store-cards.contract.js';
 import { describeEnrollmentStoreContract } from './store-enrollment.contract.js';
 import { describeFleetStoreContract } from './store-fleet.contract.js';
 import { describeOutboxStoreContract } from './store-outbox.contract.js';
+import { describeVisitStoreContract } from './store-visits.contract.js';
 
 // Every store port's contract over the PostgreSQL adapter: the same suites as
 // store-sqlite.contract.test.ts, on a throw-away cluster this file starts (test/support/pg-cluster.ts),
@@ -48,18 +50,23 @@ describeFleetStoreContract('postgres', async () => {
   return { store: new PgFleetStore(pool), close: () => pool.end() };
 });
 
+const sqlOn =
+  (pool: Awaited<ReturnType<typeof freshPool>>) =>
+  async (text: string, params: readonly unknown[] = []): Promise<Record<string, unknown>[]> => {
+    let i = 0;
+    const r = await pool.query(
+      text.replace(/\?/g, () => `$${++i}`),
+      [...params],
+    );
+    return r.rows as Record<string, unknown>[];
+  };
+
 describeCardStoreContract('postgres', async () => {
   const pool = await freshPool();
-  return {
-    cards: new PgCardStore(pool),
-    sql: async (text, params = []) => {
-      let i = 0;
-      const r = await pool.query(
-        text.replace(/\?/g, () => `$${++i}`),
-        [...params],
-      );
-      return r.rows as Record<string, unknown>[];
-    },
-    close: () => pool.end(),
-  };
+  return { cards: new PgCardStore(pool), sql: sqlOn(pool), close: () => pool.end() };
+});
+
+describeVisitStoreContract('postgres', async () => {
+  const pool = await freshPool();
+  return { visits: new PgVisitStore(pool), sql: sqlOn(pool), close: () => pool.end() };
 });

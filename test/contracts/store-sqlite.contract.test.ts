@@ -7,10 +7,12 @@ import { SqliteCardStore } from '../../gateway/src/store/sqlite/cards.js';
 import { SqliteEnrollmentStore } from '../../gateway/src/store/sqlite/enrollment.js';
 import { SqliteFleetStore } from '../../gateway/src/store/sqlite/fleet.js';
 import { SqliteOutbox } from '../../gateway/src/store/sqlite/outbox.js';
+import { SqliteVisitStore } from '../../gateway/src/store/sqlite/visits.js';
 import { describeCardStoreContract } from './store-cards.contract.js';
 import { describeEnrollmentStoreContract } from './store-enrollment.contract.js';
 import { describeFleetStoreContract } from './store-fleet.contract.js';
 import { describeOutboxStoreContract } from './store-outbox.contract.js';
+import { describeVisitStoreContract } from './store-visits.contract.js';
 
 // Every store port's contract over the SQLite adapter (a real file, the real migration list). The
 // PostgreSQL adapter runs the same suites from its own test file with its own factories.
@@ -50,16 +52,21 @@ describeFleetStoreContract('sqlite', () => {
   return Promise.resolve({ store: new SqliteFleetStore(db), close });
 });
 
+const sqlOn =
+  (db: ReturnType<typeof tempDb>['db']) =>
+  (text: string, params: readonly unknown[] = []): Promise<Record<string, unknown>[]> => {
+    const st = db.prepare(text);
+    if (st.reader) return Promise.resolve(st.all(...params) as Record<string, unknown>[]);
+    st.run(...params);
+    return Promise.resolve([]);
+  };
+
 describeCardStoreContract('sqlite', () => {
   const { db, close } = tempDb();
-  return Promise.resolve({
-    cards: new SqliteCardStore({ db }),
-    sql: (text, params = []) => {
-      const st = db.prepare(text);
-      if (st.reader) return Promise.resolve(st.all(...params) as Record<string, unknown>[]);
-      st.run(...params);
-      return Promise.resolve([]);
-    },
-    close,
-  });
+  return Promise.resolve({ cards: new SqliteCardStore({ db }), sql: sqlOn(db), close });
+});
+
+describeVisitStoreContract('sqlite', () => {
+  const { db, close } = tempDb();
+  return Promise.resolve({ visits: new SqliteVisitStore(db), sql: sqlOn(db), close });
 });

@@ -126,6 +126,8 @@ export interface VisitTx {
     fromMs: number;
     toMs: number;
   }): VisitRow | null;
+  /** Whether the reader has a visit that started or ended at or after `ms` (it has reported since). */
+  deliveredSince(readerId: string, ms: number): boolean;
   /** Inserts or updates a visit row (card_ref never changes). The ONE writer of visit rows. */
   upsert(v: VisitRow): void;
   /** Records an anomaly once per key; false if already recorded. */

@@ -1,0 +1,283 @@
+import type { AnomalyKind, VisitEvent } from '../../../../protocol/index.js';
+import type {
+  Anchor,
+  AnchorScanRow,
+  AnomalyListRow,
+  AnomalyQuery,
+  AnomalyRecord,
+  CardStatus,
+  StoredEventRow,
+  TimeQuality,
+  VisitAuditRecord,
+  VisitQuery,
+  VisitRow,
+  VisitStore,
+  VisitTx,
+} from '../ports.js';
+import type { Db } from './db.js';
+import { SqliteOutbox } from './outbox.js';
+import { statementCache } from './stmt-cache.js';
+
+/** Longest a device keeps a visit open: bounds the "still open elsewhere" scan (as visits/visit-index.ts). */
+export const MAX_OPEN_SCAN_MS = 7 * 24 * 3_600_000;
+/** visit_meta key of the time-anchor scan cursor (as visits/time.ts). */
+export const ANCHOR_SCAN_KEY = 'anchor_scan_id';
+
+export interface RawVisit {
+  reader_id: string;
+  visit_id: string;
+  client_ref: string | null;
+  card_ref: string;
+  staff_ref: string | null;
+  group_id: string | null;
+  state: 'open' | 'closed';
+  started_at_ms: number | null;
+  start_seq: number | null;
+  ended_at_ms: number | null;
+  end_seq: number | null;
+  end_reason: string | null;
+  time_quality: TimeQuality;
+  anomalies_json: string;
+  late_end_seq: number | null;
+  updated_at_ms: number;
+}
+
+export const rawToVisit = (r: RawVisit): VisitRow => ({
+  readerId: r.reader_id,
+  visitId: r.visit_id,
+  clientRef: r.client_ref,
+  cardRef: r.card_ref,
+  staffRef: r.staff_ref,
+  groupId: r.group_id,
+  state: r.state,
+  startedAtMs: r.started_at_ms,
+  startSeq: r.start_seq,
+  endedAtMs: r.ended_at_ms,
+  endSeq: r.end_seq,
+  endReason: r.end_reason,
+  timeQuality: r.time_quality,
+  anomalies: JSON.parse(r.anomalies_json) as AnomalyKind[],
+  lateEndSeq: r.late_end_seq,
+  updatedAtMs: r.updated_at_ms,
+});
+
+/**
+ * The visits engine's tables on SQLite (port: VisitStore in ../ports.ts). A turn is ONE synchronous
+ * better-sqlite3 transaction over statements prepared once: `runTurn` answers synchronously, and
+ * `isolated` is a savepoint (a nested transaction), so a faulty event rolls back alone. One process
+ * owns the file, so `readerIds` needs no lock here.
+ */
+export class SqliteVisitStore implements VisitStore {
+  private readonly q: ReturnType<typeof statementCache>;
+  private readonly tx: VisitTx;
+  constructor(
+    private readonly db: Db,
+    outbox: Pick<SqliteOutbox, 'enqueue'> = new SqliteOutbox({ db }),
+  ) {
+    const q = (this.q = statementCache(db));
+    const one = <T>(sql: string, ...p: unknown[]) => q(sql).get(...p) as T | undefined;
+    const visits = (sql: string, ...p: unknown[]) => (q(sql).all(...p) as RawVisit[]).map(rawToVisit);
+    this.tx = {
+      cursor: (readerId) =>
+        one<{ v: number }>('SELECT processed_upto AS v FROM visit_cursor WHERE reader_id = ?', readerId)?.v ??
+        0,
+      setCursor: (readerId, upto) => {
+        q(
+          `INSERT INTO visit_cursor (reader_id, processed_upto) VALUES (?, ?)
+             ON CONFLICT (reader_id) DO UPDATE SET processed_upto = excluded.processed_upto`,
+        ).run(readerId, upto);
+      },
+      contiguousUpto: (readerId) =>
+        one<{ v: number }>('SELECT contiguous_upto AS v FROM reader_seq WHERE reader_id = ?', readerId)?.v ??
+        0,
+      events: (readerId, after, upto, limit) =>
+        q(
+          `SELECT seq, event_json, received_at_ms FROM events
+             WHERE reader_id = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?`,
+        ).all(readerId, after, upto, limit) as StoredEventRow[],
+      clientAt: (readerId, atMs) => {
+        const h = one<{ c: string | null }>(
+          `SELECT client_ref AS c FROM reader_client_history WHERE reader_id = ? AND from_ms <= ?
+             ORDER BY from_ms DESC LIMIT 1`,
+          readerId,
+          atMs,
+        );
+        if (h) return h.c;
+        return (
+          one<{ c: string | null }>('SELECT client_ref AS c FROM readers WHERE reader_id = ?', readerId)?.c ??
+          null
+        );
+      },
+      visit: (readerId, visitId) =>
+        visits('SELECT * FROM visits WHERE reader_id = ? AND visit_id = ?', readerId, visitId)[0] ?? null,
+      visitsById: (visitId) => visits('SELECT * FROM visits WHERE visit_id = ? ORDER BY reader_id', visitId),
+      openAtReader: (readerId) =>
+        visits(
+          `SELECT * FROM visits WHERE reader_id = ? AND state = 'open' ORDER BY started_at_ms, visit_id`,
+          readerId,
+        ),
+      overlappingElsewhere: (x) =>
+        visits(
+          `SELECT * FROM visits WHERE ${x.staffRef === null ? 'card_ref' : 'staff_ref'} = ? AND reader_id != ?
+             AND started_at_ms <= ? AND started_at_ms >= ? AND (state = 'open' OR ended_at_ms > ?)
+             ORDER BY started_at_ms DESC, reader_id DESC, visit_id DESC LIMIT 1`,
+          x.staffRef ?? x.cardRef,
+          x.readerId,
+          x.atMs,
+          x.atMs - MAX_OPEN_SCAN_MS,
+          x.atMs,
+        )[0] ?? null,
+      startedElsewhereDuring: (x) =>
+        visits(
+          `SELECT * FROM visits WHERE ${x.staffRef === null ? 'card_ref' : 'staff_ref'} = ? AND reader_id != ?
+             AND started_at_ms > ? AND started_at_ms < ? ORDER BY started_at_ms, reader_id, visit_id LIMIT 1`,
+          x.staffRef ?? x.cardRef,
+          x.readerId,
+          x.fromMs,
+          x.toMs,
+        )[0] ?? null,
+      deliveredSince: (readerId, ms) =>
+        one(
+          'SELECT 1 AS x FROM visits WHERE reader_id = ? AND (started_at_ms >= ? OR ended_at_ms >= ?) LIMIT 1',
+          readerId,
+          ms,
+          ms,
+        ) !== undefined,
+      upsert: (v) => {
+        q(
+          `INSERT INTO visits (reader_id, visit_id, client_ref, card_ref, staff_ref, group_id, state, started_at_ms,
+               start_seq, ended_at_ms, end_seq, end_reason, time_quality, anomalies_json, late_end_seq, updated_at_ms)
+             VALUES (@readerId, @visitId, @clientRef, @cardRef, @staffRef, @groupId, @state, @startedAtMs, @startSeq,
+               @endedAtMs, @endSeq, @endReason, @timeQuality, @anomaliesJson, @lateEndSeq, @updatedAtMs)
+             ON CONFLICT (reader_id, visit_id) DO UPDATE SET client_ref = excluded.client_ref,
+               staff_ref = excluded.staff_ref, group_id = excluded.group_id, state = excluded.state,
+               started_at_ms = excluded.started_at_ms, start_seq = excluded.start_seq,
+               ended_at_ms = excluded.ended_at_ms, end_seq = excluded.end_seq, end_reason = excluded.end_reason,
+               time_quality = excluded.time_quality, anomalies_json = excluded.anomalies_json,
+               late_end_seq = excluded.late_end_seq, updated_at_ms = excluded.updated_at_ms`,
+        ).run({ ...v, anomaliesJson: JSON.stringify(v.anomalies) });
+      },
+      insertAnomaly: (a: AnomalyRecord) =>
+        q(
+          `INSERT OR IGNORE INTO anomalies (idempotency_key, kind, reader_id, visit_id, card_ref, staff_ref,
+               client_ref, at_ms, seq, detail, created_at_ms)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        ).run(
+          a.key,
+          a.kind,
+          a.readerId,
+          a.visitId,
+          a.cardRef,
+          a.staffRef,
+          a.clientRef,
+          a.atMs,
+          a.seq,
+          a.detail,
+          a.nowMs,
+        ).changes > 0,
+      audit: (a: VisitAuditRecord) => {
+        q(
+          'INSERT INTO visit_audit (reader_id, visit_id, action, actor, reason, at_ms) VALUES (?, ?, ?, ?, ?, ?)',
+        ).run(a.readerId, a.visitId, a.action, a.actor, a.reason, a.atMs);
+      },
+      enqueue: (event: VisitEvent, nowMs: number) => outbox.enqueue(event, nowMs),
+      cardStatusAt: (cardRef, atMs): CardStatus => {
+        const c = one<{ staff_ref: string; revoked_at: number | null }>(
+          'SELECT staff_ref, revoked_at FROM cards WHERE card_ref = ?',
+          cardRef,
+        );
+        if (!c) return { kind: 'unknown' };
+        if (c.revoked_at !== null && c.revoked_at <= atMs) {
+          return { kind: 'revoked', staffRef: c.staff_ref, revokedAtMs: c.revoked_at };
+        }
+        return { kind: 'known', staffRef: c.staff_ref };
+      },
+      anchor: (readerId, bootId): Anchor | null => {
+        const r = one<{ offset_ms: number; exact: number }>(
+          'SELECT offset_ms, exact FROM time_anchors WHERE reader_id = ? AND boot_id = ?',
+          readerId,
+          bootId,
+        );
+        return r ? { offsetMs: r.offset_ms, exact: r.exact === 1 } : null;
+      },
+      putAnchor: (readerId, bootId, a) => {
+        q(
+          `INSERT INTO time_anchors (reader_id, boot_id, offset_ms, exact) VALUES (?, ?, ?, ?)
+           ON CONFLICT (reader_id, boot_id) DO UPDATE SET offset_ms = excluded.offset_ms, exact = excluded.exact`,
+        ).run(readerId, bootId, a.offsetMs, a.exact ? 1 : 0);
+      },
+      isolated: <T>(fn: () => T): T => db.transaction(fn)(),
+    };
+  }
+
+  runTurn<T>(_readerIds: readonly string[] | 'all', work: (tx: VisitTx) => T): T {
+    return this.db.transaction(() => work(this.tx))();
+  }
+
+  readersBehind(): string[] {
+    return (
+      this.q(
+        `SELECT s.reader_id AS id FROM reader_seq s LEFT JOIN visit_cursor c ON c.reader_id = s.reader_id
+           WHERE s.contiguous_upto > COALESCE(c.processed_upto, 0) ORDER BY s.reader_id`,
+      ).all() as { id: string }[]
+    ).map((r) => r.id);
+  }
+
+  readonly anchorScan = {
+    cursor: (): number =>
+      (
+        this.q('SELECT value FROM visit_meta WHERE key = ?').get(ANCHOR_SCAN_KEY) as
+          { value: number } | undefined
+      )?.value ?? 0,
+    rows: (afterId: number, limit: number): AnchorScanRow[] =>
+      this.q(
+        'SELECT id, reader_id, event_json, sent_at_json, received_at_ms FROM events WHERE id > ? ORDER BY id LIMIT ?',
+      ).all(afterId, limit) as AnchorScanRow[],
+  };
+
+  listVisits(x: VisitQuery): VisitRow[] {
+    const order = x.state === 'open' ? 'started_at_ms, visit_id' : 'updated_at_ms DESC, visit_id';
+    return (
+      this.q(
+        `SELECT * FROM visits WHERE ${x.state === 'open' ? `state = 'open'` : '1=1'}
+           AND (@readerId IS NULL OR reader_id = @readerId) ORDER BY ${order} LIMIT @limit`,
+      ).all({ readerId: x.readerId ?? null, limit: x.limit }) as RawVisit[]
+    ).map(rawToVisit);
+  }
+
+  listAnomalies(x: AnomalyQuery): AnomalyListRow[] {
+    return this.q(
+      `SELECT id, idempotency_key AS idempotencyKey, kind, reader_id AS readerId, visit_id AS visitId,
+         card_ref AS cardRef, staff_ref AS staffRef, client_ref AS clientRef, at_ms AS atMs, seq, detail,
+         created_at_ms AS createdAtMs, resolved_at_ms AS resolvedAtMs, resolved_by AS resolvedBy,
+         resolution, resolved_staff_ref AS resolvedStaffRef
+       FROM anomalies WHERE (@kind IS NULL OR kind = @kind) AND (@readerId IS NULL OR reader_id = @readerId)
+       ORDER BY id DESC LIMIT @limit`,
+    ).all({ kind: x.kind ?? null, readerId: x.readerId ?? null, limit: x.limit }) as AnomalyListRow[];
+  }
+
+  readersOfVisit(visitId: string): string[] {
+    return (
+      this.q('SELECT reader_id AS r FROM visits WHERE visit_id = ? ORDER BY reader_id').all(visitId) as {
+        r: string;
+      }[]
+    ).map((x) => x.r);
+  }
+
+  openVisitIds(readerId: string): string[] {
+    return (
+      this.q(
+        `SELECT visit_id AS v FROM visits WHERE reader_id = ? AND state = 'open' ORDER BY started_at_ms, visit_id`,
+      ).all(readerId) as { v: string }[]
+    ).map((x) => x.v);
+  }
+
+  gauges(): { openVisits: number; lagEvents: number } {
+    const open = this.q(`SELECT COUNT(*) AS n FROM visits WHERE state = 'open'`).get() as { n: number };
+    const lag = this.q(
+      `SELECT COALESCE(SUM(s.contiguous_upto - COALESCE(c.processed_upto, 0)), 0) AS n FROM reader_seq s
+         LEFT JOIN visit_cursor c ON c.reader_id = s.reader_id WHERE s.contiguous_upto > COALESCE(c.processed_upto, 0)`,
+    ).get() as { n: number };
+    return { openVisits: open.n, lagEvents: lag.n };
+  }
+}
