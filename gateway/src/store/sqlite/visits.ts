@@ -69,7 +69,12 @@ export const rawToVisit = (r: RawVisit): VisitRow => ({
  */
 export class SqliteVisitStore implements VisitStore {
   private readonly q: ReturnType<typeof statementCache>;
-  private readonly tx: VisitTx;
+  /**
+   * The statements as a VisitTx. Inside `runTurn` they run in its transaction; outside one (the visit
+   * index's cache misses, admin reads) each runs on its own. `isolated` is a savepoint inside a
+   * transaction and a transaction outside one.
+   */
+  readonly live: VisitTx;
   constructor(
     private readonly db: Db,
     outbox: Pick<SqliteOutbox, 'enqueue'> = new SqliteOutbox({ db }),
@@ -77,7 +82,7 @@ export class SqliteVisitStore implements VisitStore {
     const q = (this.q = statementCache(db));
     const one = <T>(sql: string, ...p: unknown[]) => q(sql).get(...p) as T | undefined;
     const visits = (sql: string, ...p: unknown[]) => (q(sql).all(...p) as RawVisit[]).map(rawToVisit);
-    this.tx = {
+    this.live = {
       cursor: (readerId) =>
         one<{ v: number }>('SELECT processed_upto AS v FROM visit_cursor WHERE reader_id = ?', readerId)?.v ??
         0,
@@ -211,7 +216,7 @@ export class SqliteVisitStore implements VisitStore {
   }
 
   runTurn<T>(_readerIds: readonly string[] | 'all', work: (tx: VisitTx) => T): T {
-    return this.db.transaction(() => work(this.tx))();
+    return this.db.transaction(() => work(this.live))();
   }
 
   readersBehind(): string[] {
