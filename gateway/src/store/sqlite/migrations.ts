@@ -265,4 +265,12 @@ export const sqliteMigrations: readonly Migration[] = [
       )`);
     },
   },
+  // ---- reports (issue 12): visits by start time (a report reads one window of visits, not the table)
+
+  {
+    id: 'reports-001',
+    up: (db) => {
+      db.exec('CREATE INDEX IF NOT EXISTS visits_started ON visits (started_at_ms)');
+    },
+  },
 ];
