@@ -7,6 +7,7 @@ import type { MetricsRegistry } from '../metrics.js';
 import { Forwarder } from '../outbox/forwarder.js';
 import type { BackendSettings, ForwarderStatus } from '../outbox/forwarder.js';
 import { SqliteOutbox } from '../store/sqlite/outbox.js';
+import { SqliteVisitStore } from '../store/sqlite/visits.js';
 import type { Db } from '../store/sqlite/db.js';
 import { VisitEmitter } from './emit.js';
 import { VisitEngine } from './engine.js';
@@ -72,8 +73,9 @@ export interface VisitPipeline {
 export function createVisitPipeline(opts: VisitPipelineOptions): VisitPipeline {
   const { db, clock, metrics } = opts;
   const log = opts.logger.child({ module: 'visits' });
-  const repo = new VisitRepo({ db, clock, verifyIndex: opts.verifyVisitIndex });
   const outbox = new SqliteOutbox({ db });
+  const visitStore = new SqliteVisitStore(db, outbox);
+  const repo = new VisitRepo({ db, clock, store: visitStore, verifyIndex: opts.verifyVisitIndex });
   const cards = new CardRegistry({ db, clock });
   const emitter = new VisitEmitter({ repo, outbox });
   const anchors = new TimeAnchors({ db });
@@ -83,18 +85,14 @@ export function createVisitPipeline(opts: VisitPipelineOptions): VisitPipeline {
     'visittag_visit_events_skipped_total',
     'Stored events the visit engine skipped, by reason.',
   );
+  // a gauge is 0 once the database is closed (a late scrape never throws)
   metrics.gauge('visittag_visits_open', 'Visits currently open.', () =>
-    count(db, `SELECT COUNT(*) FROM visits WHERE state = 'open'`),
+    db.open ? visitStore.gauges().openVisits : 0,
   );
   metrics.gauge(
     'visittag_visit_processing_lag_events',
     'Committed events the visit engine has not processed yet.',
-    () =>
-      count(
-        db,
-        `SELECT COALESCE(SUM(s.contiguous_upto - COALESCE(c.processed_upto, 0)), 0) FROM reader_seq s
-       LEFT JOIN visit_cursor c ON c.reader_id = s.reader_id WHERE s.contiguous_upto > COALESCE(c.processed_upto, 0)`,
-      ),
+    () => (db.open ? visitStore.gauges().lagEvents : 0),
   );
   metrics.gauge('visittag_outbox_depth', 'Visit events waiting for delivery.', () =>
     db.open ? outbox.stats().pending : 0,
@@ -224,7 +222,7 @@ export function createVisitPipeline(opts: VisitPipelineOptions): VisitPipeline {
       await forwarder?.stop();
     },
     routes: visitRoutes({
-      db,
+      visits: visitStore,
       outbox,
       closeVisit,
       wakeForwarder: () => forwarder?.wake(),
@@ -249,13 +247,8 @@ export function createVisitPipeline(opts: VisitPipelineOptions): VisitPipeline {
     cards: cards.store,
     processNow,
     closeVisit,
-    openVisitIds: (readerId) => repo.openAtReader(readerId).map((v) => v.visitId),
+    openVisitIds: (readerId) => visitStore.openVisitIds(readerId),
     forwarder,
     visitWriter: { repo, outbox },
   };
-}
-
-/** A gauge's value from SQL; 0 once the database is closed (a late scrape never throws). */
-function count(db: Db, sql: string): number {
-  return db.open ? (db.prepare(sql).pluck().get() as number) : 0;
 }

@@ -2,13 +2,11 @@ import { z } from 'zod';
 import { AnomalyKind, SafeId, Text, summarizeIssues } from '../../../protocol/index.js';
 import type { AdminResponse, AdminRoute } from '../admin/types.js';
 import type { ForwarderStatus } from '../outbox/forwarder.js';
-import type { OutboxStore } from '../store/ports.js';
-import type { Db } from '../store/sqlite/db.js';
+import type { OutboxStore, VisitStore } from '../store/ports.js';
 import type { ManualCloseResult } from './manual-close.js';
-import { toVisit } from './repo.js';
 
 export interface VisitRouteDeps {
-  db: Db;
+  visits: Pick<VisitStore, 'listVisits' | 'listAnomalies'>;
   outbox: OutboxStore;
   closeVisit(req: { visitId: string; actor: string; reason: string }): ManualCloseResult;
   /** Called after a re-drive so the forwarder starts at once. */
@@ -29,43 +27,31 @@ const query = (q: URLSearchParams): Record<string, string> => Object.fromEntries
 
 /** Admin routes of visits, anomalies, the outbox and its dead letters (mounted behind the token). */
 export function visitRoutes(deps: VisitRouteDeps): AdminRoute[] {
-  const { db, outbox } = deps;
+  const { visits, outbox } = deps;
   return [
     {
       method: 'GET',
       path: '/api/visits',
-      handler: (req) => {
+      handler: async (req) => {
         const q = VisitsQuery.safeParse(query(req.query));
         if (!q.success) return bad(summarizeIssues(q.error.issues));
         const { state, readerId, limit } = q.data;
-        const where = [
-          state === 'open' ? `state = 'open'` : '1=1',
-          '(@readerId IS NULL OR reader_id = @readerId)',
-        ];
-        const order = state === 'open' ? 'started_at_ms, visit_id' : 'updated_at_ms DESC, visit_id';
-        const rows = db
-          .prepare(`SELECT * FROM visits WHERE ${where.join(' AND ')} ORDER BY ${order} LIMIT @limit`)
-          .all({ readerId: readerId ?? null, limit }) as Parameters<typeof toVisit>[0][];
-        return { status: 200, body: { visits: rows.map(toVisit) } };
+        const rows = await visits.listVisits({ state, limit, ...(readerId ? { readerId } : {}) });
+        return { status: 200, body: { visits: rows } };
       },
     },
     {
       method: 'GET',
       path: '/api/anomalies',
-      handler: (req) => {
+      handler: async (req) => {
         const q = AnomaliesQuery.safeParse(query(req.query));
         if (!q.success) return bad(summarizeIssues(q.error.issues));
         const { kind, readerId, limit } = q.data;
-        const rows = db
-          .prepare(
-            `SELECT id, idempotency_key AS idempotencyKey, kind, reader_id AS readerId, visit_id AS visitId,
-               card_ref AS cardRef, staff_ref AS staffRef, client_ref AS clientRef, at_ms AS atMs, seq, detail,
-               created_at_ms AS createdAtMs, resolved_at_ms AS resolvedAtMs, resolved_by AS resolvedBy,
-               resolution, resolved_staff_ref AS resolvedStaffRef
-             FROM anomalies WHERE (@kind IS NULL OR kind = @kind) AND (@readerId IS NULL OR reader_id = @readerId)
-             ORDER BY id DESC LIMIT @limit`,
-          )
-          .all({ kind: kind ?? null, readerId: readerId ?? null, limit });
+        const rows = await visits.listAnomalies({
+          limit,
+          ...(kind ? { kind } : {}),
+          ...(readerId ? { readerId } : {}),
+        });
         return { status: 200, body: { anomalies: rows } };
       },
     },
