@@ -1,4 +1,5 @@
 /** What the gateway CLI commands that work on the database share (enroll, replace, cards). */
+import type { CardLifecycle } from './cards/lifecycle.js';
 import type { CareModule } from './care/index.js';
 import type { GatewaySettings } from './config.js';
 import type { Enrollment } from './enrollment/index.js';
@@ -14,6 +15,11 @@ export interface CliGateway {
     addCards(cs: ReadonlyArray<{ cardRef: string; staffRef: string; actor: string }>): CardAssignResult[];
   };
   readonly cards: Pick<CardStore, 'get' | 'unknown'>;
+  /** Revoke, reinstate, validity, replacement, full-list withdrawal (audited; gateway/src/cards). */
+  readonly cardLifecycle: Pick<
+    CardLifecycle,
+    'revoke' | 'reinstate' | 'setValidity' | 'replace' | 'withdrawMissing'
+  >;
   readonly care: Pick<CareModule, 'plan'>;
 }
 

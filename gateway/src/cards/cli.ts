@@ -6,12 +6,20 @@ import { loadGatewaySettings, gatewayConfigPath } from '../config.js';
 import { planCardImport } from './csv-import.js';
 import { assignRefusal } from './routes.js';
 import { EXIT } from '../../../runtime/cli.js';
+import { applyLiveOrOffline, type AdminRequestSpec } from '../admin/client.js';
+import type { GatewaySettings } from '../config.js';
+import { isoToMs } from './routes.js';
 
 type Out = (line: string) => void;
 
 export const CARDS_HELP = `visittag-gateway cards import FILE [--dry-run] [--config FILE]
 visittag-gateway cards unknown [--config FILE]
 visittag-gateway cards assign CARD_REF --staff REF [--reassign] [--config FILE]
+visittag-gateway cards import FILE --full [--config FILE]
+visittag-gateway cards revoke CARD_REF [--reason TEXT] [--config FILE]
+visittag-gateway cards reinstate CARD_REF [--reason TEXT] [--config FILE]
+visittag-gateway cards validity CARD_REF --from DATE|- --to DATE|- [--reason TEXT] [--config FILE]
+visittag-gateway cards replace OLD_CARD_REF --new NEW_CARD_REF [--reason TEXT] [--config FILE]
 
 import: FILE is CSV (comma or semicolon) with a header naming "staff" and "uid" (hex card UID as the
 badge system prints it; pseudonymised with the fleet key, never stored raw) or "card_ref" (c1_…).
@@ -23,7 +31,16 @@ assign: registers an unknown card for a staff member. Both assign and import res
 earlier taps: its visits recorded while it was unknown get the staff member, its unknown-card
 anomalies are marked resolved, and the planning backend gets one visit.attributed event per visit
 (or refused tap). A card registered to someone else (or revoked) is refused unless --reassign is
-given; even then its earlier visits keep the staff member they have.`;
+given; even then its earlier visits keep the staff member they have.
+import --full: the file is the COMPLETE list of cards: every registered card missing from it is
+withdrawn (revoked) after the import (refused for a file with no good row).
+revoke / reinstate: the card is refused (or accepted again) from now on. validity: the card is valid
+from DATE (YYYY-MM-DD, midnight UTC, or an ISO time) and until DATE (exclusive); "-" leaves that end
+open. A tap outside the window counts as a revoked card. replace: a lost card; the new card goes to
+the same staff member (same validity), the old one is revoked; the staff member's visits are kept.
+These changes go through the running gateway, which pushes the card lists to every connected reader
+at once (its next tap of a revoked card gets the rejected feedback); with no gateway running they
+are made in the database and pushed when it starts. Every change is in the audit log.`;
 
 export async function cardsCommand(
   argv: string[],
@@ -41,6 +58,11 @@ export async function cardsCommand(
         'dry-run': { type: 'boolean' },
         staff: { type: 'string' },
         reassign: { type: 'boolean' },
+        full: { type: 'boolean' },
+        reason: { type: 'string' },
+        from: { type: 'string' },
+        to: { type: 'string' },
+        new: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -54,15 +76,78 @@ export async function cardsCommand(
     return 0;
   }
   const [sub, arg] = positionals;
-  const known = sub === 'import' || sub === 'assign' || sub === 'unknown';
-  if (!known || (sub !== 'unknown' && !arg) || (sub === 'assign' && !values.staff)) {
+  const lifecycle = ['revoke', 'reinstate', 'validity', 'replace'].includes(sub ?? '');
+  const known = sub === 'import' || sub === 'assign' || sub === 'unknown' || lifecycle;
+  if (
+    !known ||
+    (sub !== 'unknown' && !arg) ||
+    (sub === 'assign' && !values.staff) ||
+    (sub === 'validity' && (values.from === undefined || values.to === undefined)) ||
+    (sub === 'replace' && !values.new)
+  ) {
     err(CARDS_HELP);
     return EXIT.usage;
   }
-  const loaded = loadGatewaySettings(gatewayConfigPath(values.config));
+  const configFile = gatewayConfigPath(values.config);
+  const loaded = loadGatewaySettings(configFile);
   if (!loaded.ok) {
     err(loaded.error);
     return 78;
+  }
+  if (lifecycle) {
+    if (
+      !CardRef.safeParse(arg).success ||
+      (values.new !== undefined && !CardRef.safeParse(values.new).success)
+    ) {
+      err('CARD_REF must be a c1_ reference (c1_ + 32 hex digits), as `cards unknown` lists it');
+      return EXIT.usage;
+    }
+    const reason = values.reason ?? null;
+    const ctx = { config: loaded.config, configFile, withGateway, out, err };
+    const ref = arg ?? '';
+    if (sub === 'revoke') {
+      return live(
+        ctx,
+        `/api/cards/${ref}/revoke`,
+        { ...(reason ? { reason } : {}) },
+        `card ${ref} revoked`,
+        (l) => l.revoke(ref, 'cli', reason),
+      );
+    }
+    if (sub === 'reinstate') {
+      return live(
+        ctx,
+        `/api/cards/${ref}/reinstate`,
+        { ...(reason ? { reason } : {}) },
+        `card ${ref} reinstated`,
+        (l) => l.reinstate(ref, 'cli', reason),
+      );
+    }
+    if (sub === 'validity') {
+      const when = (v: string | undefined): string | null | undefined =>
+        v === '-' ? null : v !== undefined && Number.isFinite(Date.parse(v)) ? v : undefined;
+      const validFrom = when(values.from);
+      const validTo = when(values.to);
+      if (validFrom === undefined || validTo === undefined) {
+        err('--from and --to take a date (YYYY-MM-DD), an ISO time with offset, or "-" for an open end');
+        return EXIT.usage;
+      }
+      return live(
+        ctx,
+        `/api/cards/${ref}/validity`,
+        { validFrom, validTo, ...(reason ? { reason } : {}) },
+        `card ${ref} valid from ${validFrom ?? 'any time'} until ${validTo ?? 'further notice'}`,
+        (l) => l.setValidity(ref, isoToMs(validFrom), isoToMs(validTo), 'cli', reason),
+      );
+    }
+    const newRef = values.new ?? '';
+    return live(
+      ctx,
+      `/api/cards/${ref}/replace`,
+      { newCardRef: newRef, ...(reason ? { reason } : {}) },
+      `card ${ref} replaced by ${newRef} (same staff member; the old card is revoked)`,
+      (l) => l.replace(ref, newRef, 'cli', reason),
+    );
   }
   if (sub === 'unknown') return withGateway(loaded.config, (gw) => listUnknown(gw, out));
   if (sub === 'assign') {
@@ -108,6 +193,27 @@ export async function cardsCommand(
   );
   if (resolved.cards > 0) out(resolvedLine(resolved.cards, resolved.visits, resolved.refusedTaps));
   if (!plan.good.length && plan.bad.length) return EXIT.data;
+  if (values.full && !values['dry-run']) {
+    const keep = plan.good.map((r) => r.cardRef);
+    const code = await applyLiveOrOffline({
+      config: loaded.config,
+      configFile,
+      request: { method: 'POST', path: '/api/cards/withdraw-missing', body: { keep } },
+      live: (body) => [withdrawnLine(body as { withdrawn: string[] })],
+      offline: async () => {
+        let line = '';
+        await withGateway(loaded.config, async (gw) => {
+          line = withdrawnLine(await gw.cardLifecycle.withdrawMissing(keep, 'cards-import'));
+          return 0;
+        });
+        return [line];
+      },
+      offlineNote: 'withdrawn in the database; pushed to the readers when it starts',
+      out,
+      err,
+    });
+    if (code !== 0) return code;
+  }
   return plan.bad.length ? 1 : 0;
 }
 
@@ -164,3 +270,47 @@ async function assign(
 }
 
 const iso = (ms: number): string => new Date(ms).toISOString();
+
+const withdrawnLine = (r: { withdrawn: string[] }): string =>
+  r.withdrawn.length
+    ? `withdrew ${r.withdrawn.length} card(s) missing from the full list: ${r.withdrawn.join(', ')}`
+    : 'no registered card is missing from the full list';
+
+type Lifecycle = CliGateway['cardLifecycle'];
+
+/** A lifecycle change through the running gateway (pushed to readers at once), else in the database. */
+async function live(
+  c: { config: GatewaySettings; configFile: string; withGateway: OpenGateway; out: Out; err: Out },
+  path: string,
+  body: unknown,
+  done: string,
+  offline: (l: Lifecycle) => Promise<object>,
+): Promise<number> {
+  const request: AdminRequestSpec = { method: 'POST', path, body };
+  const pushedLine = (b: unknown): string => {
+    const p = (b as { pushed?: { pushed: string[]; failed: unknown[] } | null }).pushed;
+    if (!p) return '';
+    return `; pushed to ${p.pushed.length} reader(s)${p.failed.length ? `, ${p.failed.length} failed (retried)` : ''}`;
+  };
+  const unchanged = (b: unknown): boolean => (b as { changed?: boolean }).changed === false;
+  return applyLiveOrOffline({
+    config: c.config,
+    configFile: c.configFile,
+    request,
+    live: (b) => [
+      unchanged(b) ? `${done} already; nothing changed` : `${done} by the running gateway${pushedLine(b)}`,
+    ],
+    offline: async () => {
+      let line = '';
+      await c.withGateway(c.config, async (gw) => {
+        const r = await offline(gw.cardLifecycle);
+        line = unchanged(r) ? `${done} already; nothing changed` : done;
+        return 0;
+      });
+      return [line];
+    },
+    offlineNote: 'changed in the database; pushed to the readers when it starts',
+    out: c.out,
+    err: c.err,
+  });
+}

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { CardRef, SafeId, summarizeIssues } from '../../../protocol/index.js';
 import type { AdminResponse, AdminRoute } from '../admin/types.js';
 import type { CardAssignResult, CardStore } from '../store/ports.js';
+import { CardLifecycleError, type CardLifecycle } from './lifecycle.js';
 
 export type { UnknownCard } from '../store/ports.js';
 
@@ -39,11 +40,109 @@ export function assignRefusal(
   return null;
 }
 
+const Reason = z.object({ reason: z.string().max(500).optional() }).strict();
+const IsoOrNull = z.union([z.iso.datetime({ offset: true }), z.iso.date(), z.null()]);
+const ValidityBody = z
+  .object({ validFrom: IsoOrNull, validTo: IsoOrNull, reason: z.string().max(500).optional() })
+  .strict();
+const ReplaceBody = z.object({ newCardRef: CardRef, reason: z.string().max(500).optional() }).strict();
+const WithdrawBody = z.object({ keep: z.array(CardRef).min(1).max(100_000) }).strict();
+
+/** A date (YYYY-MM-DD: midnight UTC) or an ISO time with offset, as epoch ms; null stays null. */
+export const isoToMs = (v: string | null): number | null => (v === null ? null : Date.parse(v));
+
+const fail = (e: unknown): AdminResponse => {
+  if (e instanceof CardLifecycleError) {
+    const status = e.code === 'not-found' ? 404 : e.code === 'conflict' ? 409 : 400;
+    return { status, body: { error: e.message } };
+  }
+  throw e;
+};
+
+/** Revoke, reinstate, validity, replace and full-list withdrawal (issue 16); each pushed to readers at once. */
+function lifecycleRoutes(l: CardLifecycle): AdminRoute[] {
+  const withRef = (
+    path: string,
+    method: 'POST',
+    run: (cardRef: string, body: unknown, actor: string) => Promise<AdminResponse>,
+  ): AdminRoute => ({
+    method,
+    path,
+    handler: async (req) => {
+      const ref = CardRef.safeParse(req.params.cardRef);
+      if (!ref.success) return { status: 400, body: { error: 'cardRef must be c1_ + 32 hex digits' } };
+      try {
+        return await run(ref.data, req.body ?? {}, req.actor);
+      } catch (e) {
+        return fail(e);
+      }
+    },
+  });
+  const bad = (issues: z.core.$ZodIssue[]): AdminResponse => ({
+    status: 400,
+    body: { error: summarizeIssues(issues) },
+  });
+  return [
+    withRef('/api/cards/:cardRef/revoke', 'POST', async (ref, body, actor) => {
+      const p = Reason.safeParse(body);
+      if (!p.success) return bad(p.error.issues);
+      return { status: 200, body: await l.revoke(ref, actor, p.data.reason ?? null) };
+    }),
+    withRef('/api/cards/:cardRef/reinstate', 'POST', async (ref, body, actor) => {
+      const p = Reason.safeParse(body);
+      if (!p.success) return bad(p.error.issues);
+      return { status: 200, body: await l.reinstate(ref, actor, p.data.reason ?? null) };
+    }),
+    withRef('/api/cards/:cardRef/validity', 'POST', async (ref, body, actor) => {
+      const p = ValidityBody.safeParse(body);
+      if (!p.success) return bad(p.error.issues);
+      const r = await l.setValidity(
+        ref,
+        isoToMs(p.data.validFrom),
+        isoToMs(p.data.validTo),
+        actor,
+        p.data.reason ?? null,
+      );
+      return { status: 200, body: r };
+    }),
+    withRef('/api/cards/:cardRef/replace', 'POST', async (ref, body, actor) => {
+      const p = ReplaceBody.safeParse(body);
+      if (!p.success) return bad(p.error.issues);
+      return { status: 200, body: await l.replace(ref, p.data.newCardRef, actor, p.data.reason ?? null) };
+    }),
+    {
+      method: 'POST',
+      path: '/api/cards/withdraw-missing',
+      handler: async (req): Promise<AdminResponse> => {
+        const p = WithdrawBody.safeParse(req.body);
+        if (!p.success) return bad(p.error.issues);
+        try {
+          return { status: 200, body: await l.withdrawMissing(p.data.keep, req.actor) };
+        } catch (e) {
+          return fail(e);
+        }
+      },
+    },
+  ];
+}
+
 export function cardRoutes(d: {
   cards: Pick<CardStore, 'unknown' | 'get'>;
   addCard: (c: { cardRef: string; staffRef: string; actor: string }) => CardAssignResult;
+  lifecycle?: CardLifecycle;
 }): AdminRoute[] {
   return [
+    ...(d.lifecycle ? lifecycleRoutes(d.lifecycle) : []),
+    {
+      method: 'GET',
+      path: '/api/cards/:cardRef',
+      handler: async (req): Promise<AdminResponse> => {
+        const ref = CardRef.safeParse(req.params.cardRef);
+        if (!ref.success) return { status: 400, body: { error: 'cardRef must be c1_ + 32 hex digits' } };
+        const c = await d.cards.get(ref.data);
+        return c ? { status: 200, body: c } : { status: 404, body: { error: 'card not registered' } };
+      },
+    },
     {
       method: 'GET',
       path: '/api/cards/unknown',

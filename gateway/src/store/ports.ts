@@ -263,6 +263,11 @@ export interface CardInfo {
   cardRef: string;
   staffRef: string;
   revokedAtMs: number | null;
+  /** Validity window (issue 16): a tap before `validFromMs` or at/after `validToMs` counts as revoked. */
+  validFromMs?: number | null;
+  validToMs?: number | null;
+  /** The card that replaced this one (lost-card replacement), if any. */
+  replacedBy?: string | null;
 }
 
 export interface AttributionResult {

@@ -245,4 +245,13 @@ export const postgresMigrations: readonly PgMigration[] = [
       );
     `,
   },
+  {
+    id: 'cards-002',
+    sql: `
+      -- Card lifecycle (issue 16): validity dates and lost-card replacement links.
+      ALTER TABLE cards ADD COLUMN valid_from_ms BIGINT;
+      ALTER TABLE cards ADD COLUMN valid_to_ms BIGINT;
+      ALTER TABLE cards ADD COLUMN replaced_by TEXT;
+    `,
+  },
 ];

@@ -5,6 +5,22 @@ import { SqliteOutbox } from './outbox.js';
 import { statementCache } from './stmt-cache.js';
 
 type AssignReq = { cardRef: string; staffRef: string; actor: string; nowMs: number };
+type CardRow = {
+  card_ref: string;
+  staff_ref: string;
+  revoked_at: number | null;
+  valid_from_ms: number | null;
+  valid_to_ms: number | null;
+  replaced_by: string | null;
+};
+const cardInfo = (r: CardRow): CardInfo => ({
+  cardRef: r.card_ref,
+  staffRef: r.staff_ref,
+  revokedAtMs: r.revoked_at,
+  validFromMs: r.valid_from_ms,
+  validToMs: r.valid_to_ms,
+  replacedBy: r.replaced_by,
+});
 
 /**
  * The card registry on SQLite (port: CardStore in ../ports.ts): card → staff member, with
@@ -15,8 +31,11 @@ export class SqliteCardStore implements CardStore {
   private readonly db: Db;
   private readonly q: ReturnType<typeof statementCache>;
   private readonly outbox: Pick<SqliteOutbox, 'enqueue'>;
-  constructor(opts: { db: Db; outbox?: Pick<SqliteOutbox, 'enqueue'> }) {
+  private readonly now: () => number;
+  constructor(opts: { db: Db; outbox?: Pick<SqliteOutbox, 'enqueue'>; clock?: { now(): number } }) {
     this.db = opts.db;
+    const clock = opts.clock;
+    this.now = clock ? () => clock.now() : () => Date.now();
     this.q = statementCache(opts.db);
     this.outbox = opts.outbox ?? new SqliteOutbox({ db: opts.db });
   }
@@ -50,30 +69,126 @@ export class SqliteCardStore implements CardStore {
   }
 
   get(cardRef: string): CardInfo | null {
-    const row = this.q('SELECT card_ref, staff_ref, revoked_at FROM cards WHERE card_ref = ?').get(
-      cardRef,
-    ) as { card_ref: string; staff_ref: string; revoked_at: number | null } | undefined;
-    return row ? { cardRef: row.card_ref, staffRef: row.staff_ref, revokedAtMs: row.revoked_at } : null;
+    const row = this.q(
+      `SELECT card_ref, staff_ref, revoked_at, valid_from_ms, valid_to_ms, replaced_by
+         FROM cards WHERE card_ref = ?`,
+    ).get(cardRef) as CardRow | undefined;
+    return row ? cardInfo(row) : null;
   }
 
-  /** The card's status at `atMs` (a tap before the revocation time still counts as valid). */
+  /**
+   * The card's status at `atMs` (a tap before the revocation time still counts as valid). A tap
+   * outside the card's validity window counts as revoked (from the window's edge).
+   */
   statusAt(cardRef: string, atMs: number): CardStatus {
     const c = this.get(cardRef);
     if (!c) return { kind: 'unknown' };
     if (c.revokedAtMs !== null && c.revokedAtMs <= atMs) {
       return { kind: 'revoked', staffRef: c.staffRef, revokedAtMs: c.revokedAtMs };
     }
+    if (c.validToMs != null && atMs >= c.validToMs) {
+      return { kind: 'revoked', staffRef: c.staffRef, revokedAtMs: c.validToMs };
+    }
+    if (c.validFromMs != null && atMs < c.validFromMs) {
+      return { kind: 'revoked', staffRef: c.staffRef, revokedAtMs: atMs };
+    }
     return { kind: 'known', staffRef: c.staffRef };
   }
 
-  refs(which: 'active' | 'revoked'): string[] {
-    return this.q(
-      which === 'active'
-        ? 'SELECT card_ref FROM cards WHERE revoked_at IS NULL ORDER BY card_ref'
-        : 'SELECT card_ref FROM cards WHERE revoked_at IS NOT NULL ORDER BY card_ref',
+  /** Makes a revoked card valid again from now on (its staff member unchanged); false when not revoked. */
+  reinstate(cardRef: string): boolean {
+    return (
+      this.q(
+        'UPDATE cards SET revoked_at = NULL, replaced_by = NULL WHERE card_ref = ? AND revoked_at IS NOT NULL',
+      ).run(cardRef).changes > 0
+    );
+  }
+
+  /** Sets (or clears, with null) the card's validity window; false when the card is unknown. */
+  setValidity(cardRef: string, fromMs: number | null, toMs: number | null): boolean {
+    return (
+      this.q('UPDATE cards SET valid_from_ms = ?, valid_to_ms = ? WHERE card_ref = ?').run(
+        fromMs,
+        toMs,
+        cardRef,
+      ).changes > 0
+    );
+  }
+
+  /** Revokes, at `atMs`, every active card NOT in `keep` (full-list import); the refs withdrawn, sorted. */
+  withdrawMissing(keep: ReadonlySet<string>, atMs: number): string[] {
+    return this.db.transaction(() => {
+      const active = this.q('SELECT card_ref FROM cards WHERE revoked_at IS NULL ORDER BY card_ref')
+        .pluck()
+        .all() as string[];
+      const gone = active.filter((r) => !keep.has(r));
+      const stmt = this.q('UPDATE cards SET revoked_at = ? WHERE card_ref = ? AND revoked_at IS NULL');
+      for (const r of gone) stmt.run(atMs, r);
+      return gone;
+    })();
+  }
+
+  /**
+   * Lost-card replacement in ONE transaction: the old card is revoked at `nowMs` and linked to the new
+   * one; the new card is assigned to the same staff member with the same validity window (attributing
+   * its earlier unknown taps). The staff member's visits are untouched: history follows the staff ref.
+   */
+  replace(req: { oldRef: string; newRef: string; actor: string; nowMs: number }): CardAssignResult {
+    return this.db.transaction((): CardAssignResult => {
+      const old = this.get(req.oldRef);
+      if (!old) throw new Error(`card ${req.oldRef} is not registered`);
+      this.q('UPDATE cards SET revoked_at = coalesce(revoked_at, ?), replaced_by = ? WHERE card_ref = ?').run(
+        req.nowMs,
+        req.newRef,
+        req.oldRef,
+      );
+      const r = this.assign({
+        cardRef: req.newRef,
+        staffRef: old.staffRef,
+        actor: req.actor,
+        nowMs: req.nowMs,
+      });
+      this.setValidity(req.newRef, old.validFromMs ?? null, old.validToMs ?? null);
+      return r;
+    })();
+  }
+
+  /**
+   * What readers must be told at `nowMs`: cards valid now (allow-list) and cards known but not valid
+   * now (revoked, or outside their validity window), each sorted.
+   */
+  cardLists(nowMs: number): { valid: string[]; invalid: string[] } {
+    const rows = this.q(
+      `SELECT card_ref,
+              (revoked_at IS NULL AND (valid_from_ms IS NULL OR valid_from_ms <= ?)
+                AND (valid_to_ms IS NULL OR valid_to_ms > ?)) AS ok
+         FROM cards ORDER BY card_ref`,
+    ).all(nowMs, nowMs) as { card_ref: string; ok: number }[];
+    return {
+      valid: rows.filter((r) => r.ok === 1).map((r) => r.card_ref),
+      invalid: rows.filter((r) => r.ok !== 1).map((r) => r.card_ref),
+    };
+  }
+
+  /** The next validity edge after `nowMs` (when the lists above change by themselves), or null. */
+  nextValidityEdge(nowMs: number): number | null {
+    const v = this.q(
+      `SELECT min(t) FROM (
+         SELECT valid_from_ms AS t FROM cards WHERE revoked_at IS NULL AND valid_from_ms > ?
+         UNION ALL SELECT valid_to_ms FROM cards WHERE revoked_at IS NULL AND valid_to_ms > ?)`,
     )
       .pluck()
-      .all() as string[];
+      .get(nowMs, nowMs) as number | null;
+    return v ?? null;
+  }
+
+  /**
+   * Card refs, sorted: valid now (active) or known but not valid now (revoked, or outside the validity
+   * window): what a pushed config carries as allow-list and revoked list. "Now" is the injected clock.
+   */
+  refs(which: 'active' | 'revoked'): string[] {
+    const lists = this.cardLists(this.now());
+    return which === 'active' ? lists.valid : lists.invalid;
   }
 
   unknown(limit: number): UnknownCard[] {

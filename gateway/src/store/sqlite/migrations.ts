@@ -265,6 +265,18 @@ export const sqliteMigrations: readonly Migration[] = [
       )`);
     },
   },
+  // ---- card lifecycle (issue 16): validity dates and lost-card replacement links
+
+  {
+    id: 'cards-002',
+    up: (db) => {
+      db.exec(`
+        ALTER TABLE cards ADD COLUMN valid_from_ms INTEGER;
+        ALTER TABLE cards ADD COLUMN valid_to_ms INTEGER;
+        ALTER TABLE cards ADD COLUMN replaced_by TEXT;
+      `);
+    },
+  },
   // ---- reports (issue 12): visits by start time (a report reads one window of visits, not the table)
 
   {
