@@ -22,6 +22,31 @@ export const ReaderSettings = z
           .optional()
           .describe('Use the first PC/SC reader whose name contains this text (default: any).'),
         pcscdSocket: z.string().min(1).optional().describe('pcscd socket (default /run/pcscd/pcscd.comm).'),
+        desfire: z
+          .object({
+            keyFile: z
+              .string()
+              .min(1)
+              .describe(
+                'DESFire read-key file {"version":1,"desfireKey":"<32 hex>"}, mode 0600 (beside the config if relative).',
+              ),
+            aid: z
+              .string()
+              .regex(/^[0-9A-Fa-f]{6}$/, 'must be 6 hex characters (a 3-byte application id)')
+              .describe("The fleet's DESFire application id."),
+            keyNo: z
+              .number()
+              .int()
+              .min(1)
+              .max(13)
+              .default(1)
+              .describe(
+                'Application key number to authenticate with: a read-only key, never 0 (the application master).',
+              ),
+          })
+          .strict()
+          .optional()
+          .describe('Authenticate DESFire EV2/EV3 cards (issue 18, docs/secure-cards.md); absent: UID only.'),
       })
       .strict(),
   ])
@@ -200,7 +225,17 @@ export function loadDeviceSettings(path: string): DeviceSettings {
   // A relative dataDir means "beside the config file", as in the gateway's config: never the
   // current directory, which differs between a shell, systemd and the simulator (two configs would
   // otherwise share one journal by accident).
-  return { ...settings, dataDir: resolveBeside(path, settings.dataDir) };
+  const reader =
+    settings.reader.driver === 'nfc-pcsc' && settings.reader.desfire
+      ? {
+          ...settings.reader,
+          desfire: {
+            ...settings.reader.desfire,
+            keyFile: resolveBeside(path, settings.reader.desfire.keyFile),
+          },
+        }
+      : settings.reader;
+  return { ...settings, reader, dataDir: resolveBeside(path, settings.dataDir) };
 }
 
 /** `p` resolved against the folder of the config file `configPath` (absolute paths unchanged). */

@@ -332,9 +332,17 @@ export class Device extends EventEmitter<DeviceEvents> {
     this.taps?.armExpiry();
   }
 
-  private readonly onCard = ({ uid, proof }: { uid: string; proof?: CardProof }): void => {
+  private readonly onCard = ({
+    uid,
+    proof,
+    authFailed,
+  }: {
+    uid: string;
+    proof?: CardProof;
+    authFailed?: { code: 'card-auth-failed'; reason: string };
+  }): void => {
     if (!this.running || !this.taps) return;
-    const p = this.taps.handleCard(uid, proof);
+    const p = this.taps.handleCard(uid, proof, authFailed !== undefined);
     this.pending.add(p);
     void p.finally(() => this.pending.delete(p));
   };

@@ -21,6 +21,8 @@ export interface TapReport {
   card: string;
   feedback: FeedbackPattern;
   time: EventTime;
+  /** Why a rejected tap was refused (e.g. 'card-auth-failed'). */
+  rejectReason?: TapEvent['rejectReason'];
 }
 
 export interface TapPipelineOptions {
@@ -78,8 +80,12 @@ export class TapPipeline {
     return out;
   }
 
-  /** `proof`: a secure card's SUN message, carried on the tap's events (the gateway checks it). */
-  async handleCard(uid: string, proof?: CardProof): Promise<void> {
+  /**
+   * `proof`: what a secure card proved (SUN message or DESFire authentication), carried on the tap's
+   * events (the gateway checks it). `authFailed`: the card failed the reader's DESFire authentication:
+   * refused at once (rejected feedback, `card-auth-failed`).
+   */
+  async handleCard(uid: string, proof?: CardProof, authFailed = false): Promise<void> {
     const { journal } = this.o;
     if (!this.running) return;
     let card: string;
@@ -98,6 +104,7 @@ export class TapPipeline {
       rules: this.o.rules(),
       newVisitId: () => this.newId('v'),
       uidOnly: proof === undefined,
+      authFailed,
     });
     if (!journal.hasRoom(outcome.events.length)) {
       this.log.error({ depth: journal.depth, capacity: journal.capacity }, 'journal full: tap refused');
@@ -121,7 +128,16 @@ export class TapPipeline {
     if (outcome.next) this.cards.set(card, outcome.next);
     else this.cards.delete(card);
     const last = events[events.length - 1] as TapEvent;
-    this.log.info({ seq: last.seq, decision: last.decision, card, visitId: last.visitId }, 'tap');
+    this.log.info(
+      {
+        seq: last.seq,
+        decision: last.decision,
+        card,
+        visitId: last.visitId,
+        rejectReason: last.rejectReason,
+      },
+      'tap',
+    );
     await this.o.signal(outcome.feedback);
     this.o.onTap({
       seq: last.seq,
@@ -131,6 +147,7 @@ export class TapPipeline {
       card,
       feedback: outcome.feedback,
       time,
+      ...(last.rejectReason ? { rejectReason: last.rejectReason } : {}),
     });
     this.o.onJournalled();
     this.armExpiry();

@@ -29,7 +29,7 @@ export interface VisitRules {
 export interface DecidedEvent {
   decision: TapDecision;
   visitId: string | null;
-  rejectReason?: 'unknown-card' | 'revoked-card' | 'uid-only-card';
+  rejectReason?: 'unknown-card' | 'revoked-card' | 'uid-only-card' | 'card-auth-failed';
 }
 
 export interface TapOutcome {
@@ -67,9 +67,19 @@ export function decideTap(input: {
   newVisitId: () => string;
   /** The card proved nothing beyond its UID (no SUN message). */
   uidOnly?: boolean;
+  /** The card failed the reader's authentication (DESFire with the wrong key, or a copy): refused always. */
+  authFailed?: boolean;
 }): TapOutcome {
   const { card, time, rules } = input;
   const state: CardState = input.state ?? { open: null, lastTap: null };
+
+  if (input.authFailed) {
+    return {
+      events: [{ decision: 'rejected', visitId: null, rejectReason: 'card-auth-failed' }],
+      next: input.state,
+      feedback: 'rejected',
+    };
+  }
 
   if (rules.refuseUidOnly && input.uidOnly) {
     return {

@@ -64,11 +64,21 @@ export async function createCardReader(cfg: ReaderSettings, deps: DriverDeps): P
             'or set reader.driver to "simulated"',
         );
       }
+      // DESFire authentication (issue 18): the read-key file is checked now, so a loose or missing
+      // file stops the start with the fix instead of failing at the first tap
+      let desfire: unknown;
+      if (cfg.desfire) {
+        const { readDesfireKeyFile } = await import('../secure/key-file.js');
+        const { DesfireReaderKey } = await import('./desfire-auth.js');
+        const d = cfg.desfire;
+        desfire = new DesfireReaderKey(Buffer.from(d.aid, 'hex'), d.keyNo, readDesfireKeyFile(d.keyFile));
+      }
       return create({
         logger: deps.logger,
         clock: deps.clock,
         ...(cfg.readerName !== undefined ? { readerName: cfg.readerName } : {}),
         ...(cfg.pcscdSocket !== undefined ? { pcscdSocket: cfg.pcscdSocket } : {}),
+        ...(desfire ? { desfire } : {}),
       });
     }
   }

@@ -10,6 +10,7 @@ import { GET_DATA_MAX_RESPONSE, GET_DATA_UID, parseGetDataResponse } from './pcs
 import type { UidReadResult } from './pcsc-uid.js';
 import { describePcscError, sendEscape } from './pcsc-escape.js';
 import { readSecureProof } from './secure-read.js';
+import { authenticateDesfire, type DesfireReaderKey } from './desfire-auth.js';
 import type { CardProof } from '../../../protocol/index.js';
 
 export interface NfcPcscReaderOptions {
@@ -31,6 +32,11 @@ export interface NfcPcscReaderOptions {
   rescanMs?: number;
   /** Read the SUN message of ISO 14443-4 cards (NTAG 424 DNA) after the UID (default true). */
   secureRead?: boolean;
+  /**
+   * DESFire EV2/EV3 authentication (issue 18): an ISO 14443-4 card without a SUN message that has
+   * this application must authenticate with its diversified read key; absent: such cards are UID only.
+   */
+  desfire?: DesfireReaderKey;
 }
 
 /** A CardReader over nfc-pcsc, plus the reader's own escape channel (LED/buzzer). */
@@ -266,8 +272,10 @@ class NfcPcscReader implements NfcPcscCardReader {
       return;
     }
     let proof: CardProof | undefined;
+    let authFailed: { code: 'card-auth-failed'; reason: string } | undefined;
     if (info.standard === 'TAG_ISO_14443_4' && this.opts.secureRead !== false) {
-      const sec = await readSecureProof((apdu, max) => r.transmit(apdu, max)).catch(
+      const transmit = (apdu: Buffer, max: number) => r.transmit(apdu, max);
+      const sec = await readSecureProof(transmit).catch(
         (err: unknown) =>
           ({ kind: 'error', code: 'secure-read-failed', reason: describePcscError(err) }) as const,
       );
@@ -278,6 +286,24 @@ class NfcPcscReader implements NfcPcscCardReader {
         return;
       }
       if (sec.kind === 'proof') proof = sec.proof;
+      else if (this.opts.desfire) {
+        const key = this.opts.desfire;
+        const des = await authenticateDesfire(transmit, { key, uid: Buffer.from(res.uid, 'hex') }).catch(
+          (err: unknown) => ({ ok: false, code: 'transmit', reason: describePcscError(err) }) as const,
+        );
+        if (r !== this.active) return;
+        if (des.ok) proof = des.proof;
+        else if (des.code === 'transmit') {
+          // the card left mid-authentication (or the reader failed): neither a secure tap nor a plain one
+          const message = `DESFire authentication interrupted: ${des.reason}; tap the card again`;
+          this.log.warn({ code: 'secure-read-failed' }, message);
+          this.emit('error', { message, code: 'secure-read-failed' });
+          return;
+        } else if (des.code !== 'no-application') {
+          authFailed = { code: 'card-auth-failed', reason: `DESFire authentication failed: ${des.reason}` };
+          this.log.warn({ code: authFailed.code }, authFailed.reason);
+        }
+      }
     }
     const readMs = this.clock.monotonic() - t0;
     const now = this.clock.monotonic();
@@ -294,7 +320,13 @@ class NfcPcscReader implements NfcPcscCardReader {
       this.current = { uid: res.uid, silent: true };
     } else {
       this.current = { uid: res.uid, silent: false };
-      this.emit('card', { uid: res.uid, atMonoMs, readMs, ...(proof ? { proof } : {}) });
+      this.emit('card', {
+        uid: res.uid,
+        atMonoMs,
+        readMs,
+        ...(proof ? { proof } : {}),
+        ...(authFailed ? { authFailed } : {}),
+      });
     }
   }
 

@@ -9,8 +9,18 @@ export interface CardReaderEvents {
    * A card arrived. `uid` is already normalised by protocol's normalizeUid (uppercase hex, MSB first).
    * `proof`: what a secure card proved at this tap (an NTAG 424 DNA SUN message); absent for UID-only
    * cards. `readMs`: how long the card's own read took (UID and, for secure cards, the SUN message).
+   * `authFailed`: a card that claimed to be secure failed the reader's check (a DESFire card of the
+   * fleet's application that did not authenticate with the provisioned key): the device refuses it.
    */
-  card: [{ uid: string; atMonoMs: number; proof?: CardProof; readMs?: number }];
+  card: [
+    {
+      uid: string;
+      atMonoMs: number;
+      proof?: CardProof;
+      readMs?: number;
+      authFailed?: { code: 'card-auth-failed'; reason: string };
+    },
+  ];
   /** The card left the field. */
   'card-removed': [{ uid: string; atMonoMs: number }];
   /** A reader is connected and ready. */

@@ -46,7 +46,18 @@ export class SecureCardVerifier {
     const base = { readerId, eventId: e.eventId, seq: e.seq, cardRef: e.card, atMs };
     let t: TapAssurance;
     const proof = e.cardProof;
-    if (proof?.kind === 'ntag424-sun') {
+    if (e.decision === 'rejected' && e.rejectReason === 'card-auth-failed') {
+      // the reader itself refused the card: it has the fleet's DESFire application but not the key
+      t = {
+        ...base,
+        assurance: 'uid-only',
+        verdict: 'refused',
+        code: 'card-auth-failed',
+        counter: null,
+        detail:
+          'the reader refused a DESFire card that failed its AES authentication (wrong key, or a copy of a secure card)',
+      };
+    } else if (proof?.kind === 'ntag424-sun') {
       t = { ...base, proofKind: proof.kind, ...this.checkSun(e) };
     } else if (proof?.kind === 'desfire-ev2' && this.o.keys.desfireKeyNo !== null) {
       t = { ...base, proofKind: proof.kind, ...this.checkDesfire(e.card, proof) };
