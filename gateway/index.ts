@@ -50,6 +50,7 @@ import { reportRoutes } from './src/reports/routes.js';
 import { SqliteReportSource } from './src/reports/sqlite-source.js';
 import { createVisitPipeline, type VisitPipeline } from './src/visits/pipeline.js';
 import { correctionMigrations, correctionRoutes, VisitCorrections } from './src/corrections/index.js';
+import { dayRoutes } from './src/dayview/index.js';
 import { createSecureCards } from './src/secure-cards/index.js';
 import { readerUidOnly } from './src/secure-cards/policy.js';
 
@@ -349,6 +350,13 @@ export function createGateway(opts: GatewayOptions): Gateway {
         wake: () => pipeline.forwarder?.wake(),
       }),
       ...care.routes,
+      ...dayRoutes({
+        clock,
+        now: () => clock.now(),
+        plan: care.plan,
+        visits: (scope, fromMs, toMs, limit) => access.scopeReader.visitsStartedBetween(scope, fromMs, toMs, limit),
+        clients: (scope) => access.scopeReader.clients(scope),
+      }),
       ...reportRoutes({ source: new SqliteReportSource(db), timeZone: care.plan.config.timeZone }),
       ...enrollmentRoutes(enrollment),
       ...cardRoutes({

@@ -2,13 +2,14 @@
  * Two home-care areas on a real gateway (real SQLite file, real MQTT readers, real HTTP): the shared
  * fixture of the scope, corrections and day-view tests.
  *
- *   area-a: client cl-a (provider p-1, reader rd-a), client cl-a2 (provider p-2, reader rd-a2), staff st-a
- *   area-b: client cl-b (provider p-1, reader rd-b), staff st-b
+ *   area-a: client cl-a (provider p-1, reader rd-a), client cl-a2 (provider p-2, reader rd-a2),
+ *           client cl-a3 (provider p-1, no reader), staff st-a
+ *   area-b: client cl-b (provider p-1, reader rd-b), client cl-b2 (provider p-1, no reader), staff st-b
  *
  * Taps (all "now" minus about 110 minutes, synced clocks): st-a's card starts a visit at rd-a and at
  * rd-a2, st-b's card at rd-b; an unknown card at rd-a and another at rd-b. The plan of today has one
- * visit per client two hours ago (cl-a's is matched, cl-b's and cl-a2's are missed) and one for cl-a
- * twenty minutes ago (late).
+ * visit two hours ago for each client with a reader (all matched) and one twenty minutes ago for cl-a3
+ * (pv-a-late) and cl-b2 (pv-b-late), where no one came: late alerts.
  */
 import { createGateway, type Gateway } from '../../gateway/index.js';
 import { encode, topics, type EventBatch, type TapEvent } from '../../protocol/index.js';
@@ -111,7 +112,9 @@ export async function startFixture(opts: { backendUrl?: string } = {}): Promise<
     clients: [
       client('cl-a', 'area-a', 'p-1'),
       client('cl-a2', 'area-a', 'p-2'),
+      client('cl-a3', 'area-a', 'p-1'),
       client('cl-b', 'area-b', 'p-1'),
+      client('cl-b2', 'area-b', 'p-1'),
     ],
     staff: [
       {
@@ -145,7 +148,7 @@ export async function startFixture(opts: { backendUrl?: string } = {}): Promise<
         },
         {
           plannedVisitId: 'pv-a-late',
-          clientRef: 'cl-a',
+          clientRef: 'cl-a3',
           date: late.date,
           start: late.time,
           plannedMinutes: 30,
@@ -167,6 +170,13 @@ export async function startFixture(opts: { backendUrl?: string } = {}): Promise<
           clientRef: 'cl-b',
           date: early.date,
           start: early.time,
+          plannedMinutes: 30,
+        },
+        {
+          plannedVisitId: 'pv-b-late',
+          clientRef: 'cl-b2',
+          date: late.date,
+          start: late.time,
           plannedMinutes: 30,
         },
       ],

@@ -75,6 +75,12 @@ function probes(): Record<string, Probe[]> {
     'GET /api/corrections/reasons': [
       { path: '/api/corrections/reasons', expect: 200, mustContain: 'missed-tap' },
     ],
+    'GET /api/day': [
+      { path: '/api/day', expect: 200, mustContain: 'pv-a-late' },
+      { path: '/api/day?area=area-b', expect: 404 },
+    ],
+    // an in-scope stream stays open (day.test.ts reads it); here only the refusal of a foreign area
+    'GET /api/day/stream': [{ path: '/api/day/stream?area=area-b', expect: 404 }],
     'GET /api/anomalies': [
       { path: '/api/anomalies', expect: 200, mustContain: UNKNOWN_A },
       { path: '/api/anomalies?readerId=rd-b', expect: 200 },

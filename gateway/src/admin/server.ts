@@ -1,5 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
+import { Readable } from 'node:stream';
 import helmet from '@fastify/helmet';
 import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
@@ -328,6 +329,12 @@ function pathOf(url: string): string {
 
 function send(reply: FastifyReply, r: AdminResponse): FastifyReply {
   const type = r.contentType ?? 'application/json';
+  if (r.body instanceof Readable) {
+    // a stream (Server-Sent Events): sent as it is produced; closing the connection destroys it
+    void reply.code(r.status).header('content-type', type).header('cache-control', 'no-store');
+    for (const [k, v] of Object.entries(r.headers ?? {})) void reply.header(k, v);
+    return reply.send(r.body);
+  }
   const text = type.startsWith('application/json') ? JSON.stringify(r.body, null, 2) : r.body;
   void reply.code(r.status).header('content-type', type).header('cache-control', 'no-store');
   for (const [k, v] of Object.entries(r.headers ?? {})) void reply.header(k, v);

@@ -38,6 +38,7 @@ export interface AdminRequest {
 
 export interface AdminResponse {
   status: number;
+  /** JSON value, text, a Buffer, or a node Readable (streamed as produced, e.g. Server-Sent Events). */
   body: unknown;
   /** Defaults to application/json; `/metrics` uses text/plain. */
   contentType?: string;

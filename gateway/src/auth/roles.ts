@@ -50,6 +50,8 @@ export const ROUTE_POLICY: readonly Rule[] = [
   { method: 'POST', path: '/api/visits/*', roles: COORD },
   { method: 'GET', path: '/api/anomalies', roles: COORD },
   { method: 'GET', path: '/api/corrections/*', roles: VISIT_READERS },
+  { method: 'GET', path: '/api/day', roles: VISIT_READERS },
+  { method: 'GET', path: '/api/day/stream', roles: VISIT_READERS },
   { method: 'GET', path: '/api/plan/alerts', roles: VISIT_READERS },
   { method: 'GET', path: '/api/plan/matches', roles: VISIT_READERS },
   { method: 'GET', path: '/api/plan/registry', roles: VISIT_READERS },

@@ -85,6 +85,18 @@ export class SqliteScopeReader {
     return (rows as Parameters<typeof toVisit>[0][]).map(toVisit);
   }
 
+  /** Visits started in [fromMs, toMs), of in-scope clients (null: every visit), oldest first. */
+  visitsStartedBetween(s: DataScope | null, fromMs: number, toMs: number, limit: number): VisitRow[] {
+    const rows = this.db
+      .prepare(
+        `SELECT * FROM visits WHERE started_at_ms >= @fromMs AND started_at_ms < @toMs
+           ${s === null ? '' : `AND client_ref IN (${CLIENTS})`}
+         ORDER BY started_at_ms, reader_id, visit_id LIMIT @limit`,
+      )
+      .all({ ...(s === null ? {} : bind(s)), fromMs, toMs, limit });
+    return (rows as Parameters<typeof toVisit>[0][]).map(toVisit);
+  }
+
   /** The stored rows of a visit id that are in scope (a visit id may exist at several readers). */
   visitById(s: DataScope, visitId: string): VisitRow[] {
     const rows = this.db
