@@ -2,7 +2,7 @@ import type pino from 'pino';
 import { TapEvent } from '../../../protocol/index.js';
 import type { AnomalyKind, Clock } from '../../../protocol/index.js';
 import type { CardRegistry } from '../cards/registry.js';
-import type { Db } from '../store/sqlite/db.js';
+import type { VisitTx } from '../store/ports.js';
 import type { VisitEmitter } from './emit.js';
 import type { VisitRepo } from './repo.js';
 import { VisitRules } from './rules.js';
@@ -11,8 +11,17 @@ import type { TimeAnchors } from './time.js';
 
 export type SkipReason = 'invalid-event' | 'handler-error';
 
+/**
+ * A visits store that answers a turn synchronously (SQLite: store/sqlite/visits.ts). The rules are
+ * synchronous; PostgreSQL's turn (a Promise) needs an async engine loop around them (not yet).
+ */
+export interface SyncVisitTurns {
+  runTurn<T>(readerIds: readonly string[] | 'all', work: (tx: VisitTx) => T): T;
+}
+
 export interface VisitEngineOptions {
-  db: Db;
+  /** Each chunk is one turn of the store (one transaction); a faulty event is isolated in it. */
+  turns: SyncVisitTurns;
   clock: Clock;
   logger: pino.Logger;
   repo: VisitRepo;
@@ -61,7 +70,7 @@ export class VisitEngine {
   }
 
   private processReaderInner(readerId: string, maxChunks = 100_000): number {
-    const { repo, db } = this.o;
+    const { repo, turns } = this.o;
     const chunk = this.o.chunk ?? 500;
     let total = 0;
     for (let round = 0; round < maxChunks; round++) {
@@ -74,13 +83,13 @@ export class VisitEngine {
       // Fast path: the whole chunk in one transaction. If a rule throws, the chunk is rolled back and
       // redone with one savepoint per event, so only the faulty event is skipped.
       const run = (safe: boolean): void =>
-        db.transaction(() => {
+        turns.runTurn([readerId], (tx) => {
           skipped.length = 0;
-          for (const row of rows) this.handleRow(readerId, row, safe, skipped);
+          for (const row of rows) this.handleRow(tx, readerId, row, safe, skipped);
           // Sequences held but without a row (none today) are skipped; the cursor never passes upto.
           const last = rows.length < chunk ? upto : (rows[rows.length - 1]?.seq ?? upto);
           repo.setCursor(readerId, last);
-        })();
+        });
       try {
         try {
           run(false);
@@ -104,6 +113,7 @@ export class VisitEngine {
 
   /** One event; in safe mode inside a savepoint, so a poison event is logged and skipped. */
   private handleRow(
+    tx: VisitTx,
     readerId: string,
     row: { seq: number; event_json: string | null; received_at_ms: number },
     safe: boolean,
@@ -118,7 +128,7 @@ export class VisitEngine {
     if (!safe) return this.rules.handle(ev);
     const mark = this.o.emitter.recordedCount;
     try {
-      this.o.db.transaction(() => this.rules.handle(ev))();
+      tx.isolated(() => this.rules.handle(ev));
     } catch (err) {
       this.o.emitter.discardRecorded(mark);
       this.log.error({ err, readerId, seq: row.seq }, 'visit rule failed for an event; skipped');

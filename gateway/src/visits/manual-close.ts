@@ -1,5 +1,5 @@
 import type { Clock } from '../../../protocol/index.js';
-import type { Db } from '../store/sqlite/db.js';
+import type { SyncVisitTurns } from './engine.js';
 import { keys } from './emit.js';
 import type { VisitEmitter } from './emit.js';
 import type { VisitRepo, VisitRow } from './repo.js';
@@ -13,11 +13,11 @@ export type ManualCloseResult =
  * (key `vt1:manual:<visitId>`). A later device stop for that visit is recorded but not forwarded.
  */
 export function closeVisitManually(
-  deps: { db: Db; clock: Clock; repo: VisitRepo; emitter: VisitEmitter },
+  deps: { turns: SyncVisitTurns; clock: Clock; repo: VisitRepo; emitter: VisitEmitter },
   req: { visitId: string; actor: string; reason: string },
 ): ManualCloseResult {
-  const { db, clock, repo, emitter } = deps;
-  return db.transaction((): ManualCloseResult => {
+  const { turns, clock, repo, emitter } = deps;
+  return turns.runTurn('all', (): ManualCloseResult => {
     const all = repo.visitsById(req.visitId);
     const open = all.filter((v) => v.state === 'open');
     if (all.length === 0) return { ok: false, status: 404, error: 'no such visit' };
@@ -60,5 +60,5 @@ export function closeVisitManually(
       now,
     );
     return { ok: true, visit: closed };
-  })();
+  });
 }

@@ -122,7 +122,7 @@ export function createVisitPipeline(opts: VisitPipelineOptions): VisitPipeline {
   };
 
   const engine = new VisitEngine({
-    db,
+    turns: visitStore,
     clock,
     logger: opts.logger,
     repo,
@@ -178,7 +178,7 @@ export function createVisitPipeline(opts: VisitPipelineOptions): VisitPipeline {
     try {
       // ONE durable commit per drain turn: each reader's chunk runs in its own savepoint inside it (a
       // failing reader rolls back alone), instead of one synchronous=FULL fsync per dirty reader.
-      db.transaction(() => {
+      visitStore.runTurn([...dirty], () => {
         for (const r of [...dirty]) {
           if (budget <= 0) break;
           const done = engine.processReader(r, 1);
@@ -187,7 +187,7 @@ export function createVisitPipeline(opts: VisitPipelineOptions): VisitPipeline {
           // done === 0 while behind means a failed transaction (logged): retried on the next commit.
           if (done === 0 || !engine.isBehind(r)) dirty.delete(r);
         }
-      })();
+      });
     } catch (err) {
       // The whole turn rolled back (cursors included): nothing was half-recorded.
       log.error({ err }, 'visit processing failed; will retry on the next commit');
@@ -199,7 +199,7 @@ export function createVisitPipeline(opts: VisitPipelineOptions): VisitPipeline {
   };
 
   const closeVisit = (req: { visitId: string; actor: string; reason: string }): ManualCloseResult => {
-    const r = closeVisitManually({ db, clock, repo, emitter }, req);
+    const r = closeVisitManually({ turns: visitStore, clock, repo, emitter }, req);
     const kinds = emitter.drainRecorded();
     kinds.forEach((kind) => anomalies.inc({ kind }));
     if (r.ok) log.info({ visitId: req.visitId, actor: req.actor }, 'visit closed manually');
