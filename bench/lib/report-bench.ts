@@ -3,12 +3,11 @@
  * (`npx tsx bench/lib/report-bench.ts executed|continuity [--small]`).
  */
 import Database from 'better-sqlite3';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, renameSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { continuity } from '../../gateway/src/reports/continuity.js';
 import { executedVsPlanned } from '../../gateway/src/reports/executed.js';
-import { MemoryReportSource } from '../../gateway/src/reports/memory-source.js';
 import { loadFacts, runContinuity, runExecuted } from '../../gateway/src/reports/run.js';
 import type { ReportSource } from '../../gateway/src/reports/source.js';
 import { SqliteReportSource } from '../../gateway/src/reports/sqlite-source.js';
@@ -47,19 +46,21 @@ async function measure(
     days,
     withPlan,
   });
-  const dir = mkdtempSync(join(tmpdir(), 'visittag-bench-reports-'));
+  const keep = process.env.REPORT_BENCH_DB; // a path: reuse (or create) that database file (profiling)
+  const dir = mkdtempSync(join(keep ? dirname(keep) : tmpdir(), 'visittag-bench-reports-'));
   try {
-    const { path, bytes } = writeDatabase(dir, m.visits);
+    let path = keep ?? '';
+    let bytes: number;
+    if (keep && existsSync(keep)) bytes = statSync(keep).size;
+    else {
+      const written = writeDatabase(dir, m);
+      if (keep) renameSync(written.path, keep);
+      else path = written.path;
+      bytes = written.bytes;
+    }
     const db = new Database(path, { readonly: true });
-    const memory = new MemoryReportSource({ ...m });
-    const sql = new SqliteReportSource(db);
-    // The care plan's tables are not in the gateway schema yet: registries, plan and matches from memory.
-    const src: ReportSource = {
-      registries: () => memory.registries(),
-      planned: (w) => memory.planned(w),
-      matches: (w) => memory.matches(w),
-      executed: (w) => sql.executed(w),
-    };
+    // Everything from the gateway's SQLite file: visits, registries, plan and matches (the care tables).
+    const src: ReportSource = new SqliteReportSource(db);
     const clock = new ReportClock();
     const runs: number[] = [];
     let figure = '';

@@ -9,7 +9,8 @@ import type { Registries, ReportVisit } from '../../gateway/src/reports/source.j
 import { addDays, datesBetween, ReportClock } from '../../gateway/src/reports/time.js';
 import { openDatabase } from '../../gateway/src/store/sqlite/db.js';
 import { sqliteMigrations } from '../../gateway/src/store/sqlite/migrations.js';
-import { writeVisits } from '../../test/reports/sqlite-fixture.js';
+import { careMigrations } from '../../gateway/src/care/sqlite/migrations.js';
+import { writeCare, writeVisits } from '../../test/reports/sqlite-fixture.js';
 
 /** A small deterministic PRNG (mulberry32). */
 function rng(seed: number): () => number {
@@ -213,12 +214,16 @@ export function municipality(opts: {
   return { registries, planned, matches, visits };
 }
 
-/** Writes the visits into a fresh gateway database in `dir`; returns its path and size after a checkpoint. */
-export function writeDatabase(dir: string, visits: readonly ReportVisit[]): { path: string; bytes: number } {
+/**
+ * Writes the municipality into a fresh gateway database in `dir` (the gateway's schema with the care plan's
+ * tables: visits and their taps, registries, plan, matches); returns its path and size after a checkpoint.
+ */
+export function writeDatabase(dir: string, m: Municipality): { path: string; bytes: number } {
   const path = join(dir, 'gateway.db');
-  const db = openDatabase(path, sqliteMigrations);
+  const db = openDatabase(path, [...sqliteMigrations, ...careMigrations]);
   db.pragma('synchronous = OFF'); // bench data load only
-  writeVisits(db, visits);
+  writeVisits(db, m.visits);
+  writeCare(db, m, m.visits, new ReportClock());
   db.pragma('wal_checkpoint(TRUNCATE)');
   db.close();
   return { path, bytes: statSync(path).size };

@@ -4,7 +4,9 @@
  * `visit_audit` row for every corrected visit. Used by the SQLite source's test and the report bench.
  */
 import type Database from 'better-sqlite3';
-import type { ReportVisit } from '../../gateway/src/reports/source.js';
+import type { Match, PlannedVisit } from '../../gateway/src/care/model.js';
+import type { Registries, ReportVisit } from '../../gateway/src/reports/source.js';
+import type { ReportClock } from '../../gateway/src/reports/time.js';
 
 export function writeVisits(db: Database.Database, visits: readonly ReportVisit[]): void {
   const seqOf = new Map<string, number>();
@@ -48,6 +50,99 @@ export function writeVisits(db: Database.Database, visits: readonly ReportVisit[
         v.updatedAtMs,
       );
       if (v.corrected) audit.run(v.readerId, v.visitId, v.updatedAtMs);
+    }
+  })();
+}
+
+/**
+ * Writes registries, a plan and its matches into the care plan's tables (the rows the care module writes:
+ * care_* JSON registries, active planned visits, plan matches, per-visit matches, reasons). For fixtures
+ * and the bench only: the real import is tested in test/reports/care-import.test.ts.
+ */
+export function writeCare(
+  db: Database.Database,
+  f: { registries: Registries; planned: readonly PlannedVisit[]; matches: readonly Match[] },
+  visits: readonly ReportVisit[],
+  clock: ReportClock,
+): void {
+  const reg = (table: string, key: string, rows: ReadonlyArray<Record<string, unknown>>, extra?: string) => {
+    const st = db.prepare(
+      extra
+        ? `INSERT OR REPLACE INTO ${table} (${key}, ${extra}, json, updated_at_ms) VALUES (?, ?, ?, 0)`
+        : `INSERT OR REPLACE INTO ${table} (${key}, json, updated_at_ms) VALUES (?, ?, 0)`,
+    );
+    const camel = (s: string) => s.replace(/_(\w)/g, (_, c: string) => c.toUpperCase());
+    for (const r of rows)
+      if (extra) st.run(r[camel(key)], r[camel(extra)] ?? null, JSON.stringify(r));
+      else st.run(r[camel(key)], JSON.stringify(r));
+  };
+  const areaOf = new Map(f.registries.clients.map((c) => [c.clientRef, c.areaId]));
+  const pv = db.prepare(
+    `INSERT INTO care_planned_visits (plan_version_id, planned_visit_id, area_id, client_ref, local_date, local_start,
+       start_ms, planned_minutes, service_codes_json, staff_count, staff_refs_json, active)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)`,
+  );
+  const pm = db.prepare(
+    `INSERT OR REPLACE INTO care_plan_matches (planned_visit_id, area_id, client_ref, start_ms, local_date, staff_count,
+       window_end_ms, executed_keys_json, late_minutes, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+  );
+  const reason = db.prepare(
+    `INSERT OR REPLACE INTO care_reasons (planned_visit_id, reason_code, note, set_by, set_at_ms) VALUES (?, ?, '', 'test', 0)`,
+  );
+  const vm = db.prepare(
+    `INSERT OR REPLACE INTO care_visit_matches (executed_key, client_ref, time_ms, local_date, planned_visit_id)
+     VALUES (?, ?, ?, ?, ?)`,
+  );
+  db.transaction(() => {
+    reg('care_providers', 'provider_id', f.registries.providers);
+    reg('care_areas', 'area_id', f.registries.areas);
+    reg('care_teams', 'team_id', f.registries.teams, 'area_id');
+    reg('care_clients', 'client_ref', f.registries.clients, 'area_id');
+    reg('care_staff', 'staff_ref', f.registries.staff, 'area_id');
+    reg('care_service_codes', 'code', f.registries.serviceCodes);
+    const plannedById = new Map<string, PlannedVisit>();
+    for (const p of f.planned) {
+      plannedById.set(p.plannedVisitId, p);
+      pv.run(
+        p.planVersionId,
+        p.plannedVisitId,
+        areaOf.get(p.clientRef) ?? '(unknown)',
+        p.clientRef,
+        p.localDate,
+        p.localStart,
+        p.startMs,
+        p.plannedMinutes,
+        JSON.stringify(p.serviceCodes),
+        p.staffCount,
+        JSON.stringify(p.plannedStaffRefs),
+      );
+    }
+    const plannedOfKey = new Map<string, string>();
+    for (const m of f.matches) {
+      if (m.plannedVisitId === null) continue;
+      const p = plannedById.get(m.plannedVisitId);
+      if (!p) continue;
+      for (const k of m.executedKeys) plannedOfKey.set(k, m.plannedVisitId);
+      pm.run(
+        m.plannedVisitId,
+        areaOf.get(m.clientRef) ?? '(unknown)',
+        m.clientRef,
+        p.startMs,
+        m.localDate,
+        p.staffCount,
+        p.startMs + 3_600_000,
+        JSON.stringify(m.executedKeys),
+        m.lateMinutes,
+        m.status,
+      );
+      if (m.reasonCode !== null) reason.run(m.plannedVisitId, m.reasonCode);
+    }
+    for (const v of visits) {
+      if (v.clientRef === null) continue;
+      const t = v.startedAtMs ?? v.endedAtMs;
+      if (t === null) continue;
+      const k = `${v.readerId}/${v.visitId}`;
+      vm.run(k, v.clientRef, t, clock.localDate(t), plannedOfKey.get(k) ?? null);
     }
   })();
 }

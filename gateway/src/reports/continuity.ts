@@ -169,7 +169,7 @@ export function continuity(
   };
 
   const used: ReportVisit[] = [];
-  for (const o of occasionsOf(facts.executed, plannedByExecuted(facts.matches))) {
+  for (const o of occasionsOf(facts.executed, () => plannedByExecuted(facts.matches))) {
     if (o.startMs === null || o.clientRef === null) continue;
     const { date } = clock.local(o.startMs);
     if (date < fromDate || date > toDate) continue;

@@ -172,23 +172,48 @@ export function executedVsPlanned(
   const total = emptyRow();
   total.period = `${params.fromDate}..${params.toDate}`;
 
+  // Row keys are built from cached parts (a period per date, the dimensions per client): no row object is
+  // made for a key that exists already.
+  const periods = new Map<string, string>();
+  const clientParts = new Map<string | null, string>();
   const rowFor = (date: string, clientRef: string | null, code: string | null): ExecutedRow => {
+    let period = periods.get(date);
+    if (period === undefined) periods.set(date, (period = periodOf(date, params.period, params)));
+    let cp = clientParts.get(clientRef);
+    if (cp === undefined) {
+      const c = clientRef === null ? undefined : lookup.clients.get(clientRef);
+      cp = [
+        by.has('client') ? (clientRef ?? UNKNOWN) : '',
+        by.has('team') ? (c?.teamId ?? UNKNOWN) : '',
+        by.has('area') ? (c?.areaId ?? UNKNOWN) : '',
+        by.has('provider') ? (c?.providerId ?? UNKNOWN) : '',
+      ].join('\u0000');
+      clientParts.set(clientRef, cp);
+    }
+    const key = `${period}\u0000${cp}\u0000${by.has('serviceCode') ? (code ?? UNKNOWN) : ''}`;
+    const existing = rows.get(key);
+    if (existing) return existing;
     const c = clientRef === null ? undefined : lookup.clients.get(clientRef);
     const r = emptyRow();
-    r.period = periodOf(date, params.period, params);
+    r.period = period;
     if (by.has('client')) r.clientRef = clientRef ?? UNKNOWN;
     if (by.has('team')) r.teamId = c?.teamId ?? UNKNOWN;
     if (by.has('area')) r.areaId = c?.areaId ?? UNKNOWN;
     if (by.has('provider')) r.providerId = c?.providerId ?? UNKNOWN;
     if (by.has('serviceCode')) r.serviceCode = code ?? UNKNOWN;
-    const key = [r.period, r.clientRef, r.teamId, r.areaId, r.providerId, r.serviceCode].join('\u0000');
-    const existing = rows.get(key);
-    if (existing) return existing;
     rows.set(key, r);
     return r;
   };
-  const splits = (p: PlannedVisit | undefined): Array<[string | null, number]> =>
-    !by.has('serviceCode') ? [[null, 1]] : p === undefined ? [['(unplanned)', 1]] : codeWeights(p);
+  const NO_SPLIT: Array<[string | null, number]> = [[null, 1]];
+  const UNPLANNED: Array<[string | null, number]> = [['(unplanned)', 1]];
+  const weights = new Map<PlannedVisit['serviceCodes'], Array<[string, number]>>();
+  const splits = (p: PlannedVisit | undefined): Array<[string | null, number]> => {
+    if (!by.has('serviceCode')) return NO_SPLIT;
+    if (p === undefined) return UNPLANNED;
+    let w = weights.get(p.serviceCodes);
+    if (w === undefined) weights.set(p.serviceCodes, (w = codeWeights(p)));
+    return w;
+  };
 
   // Planned side.
   const plannedById = new Map<string, PlannedVisit>();
@@ -207,7 +232,7 @@ export function executedVsPlanned(
   }
 
   // Executed side.
-  const occasions = occasionsOf(facts.executed, plannedByExecuted(facts.matches));
+  const occasions = occasionsOf(facts.executed, () => plannedByExecuted(facts.matches));
   const diffs: number[] = [];
   const usedVisits: ReportVisit[] = [];
   for (const o of occasions) {

@@ -53,16 +53,44 @@ export interface Occasion {
   plannedVisitId: string | null;
 }
 
-/** Groups visits into occasions and links each to its planned visit through the matches. */
-export function occasionsOf(visits: readonly ReportVisit[], plannedOf: Map<string, string>): Occasion[] {
+/**
+ * Groups visits into occasions and links each to its planned visit: through the visit's own link when the
+ * source gave one, else through the matches (`plannedOf`, built only when needed).
+ */
+export function occasionsOf(
+  visits: readonly ReportVisit[],
+  plannedOf: Map<string, string> | (() => Map<string, string>),
+): Occasion[] {
+  let linkMap: Map<string, string> | undefined = typeof plannedOf === 'function' ? undefined : plannedOf;
+  const planOf = (v: ReportVisit): string | undefined => {
+    if (v.plannedVisitId !== undefined) return v.plannedVisitId ?? undefined;
+    linkMap ??= (plannedOf as () => Map<string, string>)();
+    return linkMap.get(executedKey(v));
+  };
+  const out: Occasion[] = [];
   const byKey = new Map<string, ReportVisit[]>();
   for (const v of visits) {
+    if (v.groupId === null) {
+      // The common case: a visit alone is its own occasion (no grouping map, no set).
+      const len = visitLengthMs(v);
+      out.push({
+        key: `${v.readerId}/${v.visitId}`,
+        readerId: v.readerId,
+        clientRef: v.clientRef,
+        startMs: v.startedAtMs,
+        lengthMs: len === null || v.startedAtMs === null ? null : v.endedAtMs! - v.startedAtMs,
+        staffMs: len,
+        visits: [v],
+        people: 1,
+        plannedVisitId: planOf(v) ?? null,
+      });
+      continue;
+    }
     const k = occasionKey(v);
     const list = byKey.get(k);
     if (list) list.push(v);
     else byKey.set(k, [v]);
   }
-  const out: Occasion[] = [];
   for (const [key, vs] of byKey) {
     let start: number | null = null;
     let end: number | null = null;
@@ -78,7 +106,7 @@ export function occasionsOf(visits: readonly ReportVisit[], plannedOf: Map<strin
         if (end === null || v.endedAtMs! > end) end = v.endedAtMs;
       }
       people.add(v.staffRef ?? `card:${v.cardRef}`);
-      const p = plannedOf.get(executedKey(v));
+      const p = planOf(v);
       if (p !== undefined && (plannedVisitId === null || p < plannedVisitId)) plannedVisitId = p;
     }
     const first = vs[0]!;
@@ -133,7 +161,7 @@ export function codeWeights(p: PlannedVisit): Array<[string, number]> {
 /** Median of a list of numbers (the mean of the two middle values for an even count); null if empty. */
 export function median(xs: readonly number[]): number | null {
   if (xs.length === 0) return null;
-  const s = [...xs].sort((a, b) => a - b);
+  const s = Float64Array.from(xs).sort();
   const mid = s.length >> 1;
   return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 }
@@ -141,7 +169,7 @@ export function median(xs: readonly number[]): number | null {
 /** Nearest-rank percentile (p in 0..100); null if empty. */
 export function percentile(xs: readonly number[], p: number): number | null {
   if (xs.length === 0) return null;
-  const s = [...xs].sort((a, b) => a - b);
+  const s = Float64Array.from(xs).sort();
   return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))]!;
 }
 

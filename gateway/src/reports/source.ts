@@ -32,6 +32,11 @@ export interface Registries {
 export interface ReportVisit extends ExecutedVisit {
   /** When the gateway received the later of the visit's taps (ms); null if unknown. */
   receivedAtMs: number | null;
+  /**
+   * The planned visit this visit was matched to (null: unplanned), when the source knows the link; when
+   * absent, reports derive it from the matches' executedKeys.
+   */
+  plannedVisitId?: string | null;
 }
 
 /** A half-open UTC window [fromMs, toMs). */

@@ -8,8 +8,8 @@
  * - Registries, the plan and the matches: the care plan's tables (`care_*`, issue 11), read when present;
  *   a gateway without them reports executed time only (empty registries and plan).
  *
- * Reads are paged (rowid or key order, a fresh statement per chunk), never one open iterator, so several
- * reads of one report can interleave on one connection.
+ * Reads are paged (key order, a fresh statement per chunk), never one open iterator, so several reads of
+ * one report can interleave on one connection, and the gateway gets the event loop between pages.
  */
 import type Database from 'better-sqlite3';
 import type {
@@ -44,6 +44,8 @@ interface VisitRow {
   anomalies_json: string;
   updated_at_ms: number;
   received_at_ms: number | null;
+  planned_visit_id: string | null;
+  vm_key: string | null;
 }
 
 const NO_ANOMALIES: string[] = [];
@@ -89,6 +91,13 @@ export class SqliteReportSource implements ReportSource {
 
   async *planned(w: UtcWindow): AsyncIterable<readonly PlannedVisit[]> {
     if (!this.hasTable('care_planned_visits')) return;
+    // Plans repeat a few service-code lists: parse each distinct one once (shared, never mutated).
+    const codes = new Map<string, PlannedVisit['serviceCodes']>();
+    const codesOf = (json: string) => {
+      let c = codes.get(json);
+      if (c === undefined) codes.set(json, (c = JSON.parse(json) as PlannedVisit['serviceCodes']));
+      return c;
+    };
     const stmt = this.db.prepare(
       `SELECT plan_version_id, planned_visit_id, client_ref, local_date, local_start, start_ms, planned_minutes,
               service_codes_json, staff_count, staff_refs_json
@@ -118,7 +127,7 @@ export class SqliteReportSource implements ReportSource {
         localStart: r.local_start,
         startMs: r.start_ms,
         plannedMinutes: r.planned_minutes,
-        serviceCodes: JSON.parse(r.service_codes_json) as PlannedVisit['serviceCodes'],
+        serviceCodes: codesOf(r.service_codes_json),
         staffCount: r.staff_count,
         plannedStaffRefs: JSON.parse(r.staff_refs_json) as string[],
         planVersionId: r.plan_version_id,
@@ -184,31 +193,42 @@ export class SqliteReportSource implements ReportSource {
         (r) => `${r.reader_id}/${r.visit_id}`,
       ),
     );
-    // Paged by rowid: one pass over the table in total, whatever the window.
-    const stmt = this.db.prepare(
-      `SELECT v.rowid AS rid, v.reader_id, v.visit_id, v.client_ref, v.staff_ref, v.card_ref, v.group_id, v.state,
+    // The link to the planned visit, from the care plan's per-visit matches when they exist.
+    const linked = this.hasTable('care_visit_matches');
+    const cols = `v.rowid AS rid, v.reader_id, v.visit_id, v.client_ref, v.staff_ref, v.card_ref, v.group_id, v.state,
               v.started_at_ms, v.ended_at_ms, v.end_reason, v.time_quality, v.anomalies_json, v.updated_at_ms,
-              max(coalesce((SELECT e.received_at_ms FROM events e WHERE e.reader_id = v.reader_id AND e.seq = v.start_seq), 0),
-                  coalesce((SELECT e.received_at_ms FROM events e WHERE e.reader_id = v.reader_id AND e.seq = v.end_seq), 0))
-                AS received_at_ms
+              (SELECT max(e.received_at_ms) FROM events e
+                WHERE e.reader_id = v.reader_id AND e.seq IN (v.start_seq, v.end_seq)) AS received_at_ms,
+              ${linked ? 'vm.planned_visit_id' : 'NULL'} AS planned_visit_id, ${linked ? 'vm.executed_key' : 'NULL'} AS vm_key
          FROM visits v
-        WHERE v.rowid > ?
-          AND ((v.started_at_ms >= ? AND v.started_at_ms < ?)
-               OR (v.started_at_ms IS NULL AND v.ended_at_ms >= ? AND v.ended_at_ms < ?))
-        ORDER BY v.rowid LIMIT ?`,
+         ${linked ? "LEFT JOIN care_visit_matches vm ON vm.executed_key = v.reader_id || '/' || v.visit_id" : ''}`;
+    const row = (r: VisitRow) =>
+      toVisit(r, audited.size > 0 && audited.has(`${r.reader_id}/${r.visit_id}`), linked);
+    // Visits that started in the window: the visits_started index, in (start, rowid) order, page by page.
+    const stmt = this.db.prepare(
+      `SELECT ${cols}
+        WHERE v.started_at_ms >= ? AND v.started_at_ms < ?
+          AND (v.started_at_ms > ? OR (v.started_at_ms = ? AND v.rowid > ?))
+        ORDER BY v.started_at_ms, v.rowid LIMIT ?`,
     );
-    let after = 0;
+    let after: [number, number] = [w.fromMs - 1, 0];
     for (;;) {
-      const rows = stmt.all(after, w.fromMs, w.toMs, w.fromMs, w.toMs, this.chunk) as VisitRow[];
-      if (rows.length === 0) return;
-      yield rows.map((r) => toVisit(r, audited.has(`${r.reader_id}/${r.visit_id}`)));
-      after = rows[rows.length - 1]!.rid;
-      await Promise.resolve();
+      const rows = stmt.all(w.fromMs, w.toMs, after[0], after[0], after[1], this.chunk) as VisitRow[];
+      if (rows.length === 0) break;
+      yield rows.map(row);
+      const last = rows[rows.length - 1]!;
+      after = [last.started_at_ms!, last.rid];
+      await new Promise<void>((resolve) => setImmediate(resolve)); // let the gateway work between pages
     }
+    // Stops without a start, placed by their end (rare: a start tap never arrived).
+    const stops = this.db
+      .prepare(`SELECT ${cols} WHERE v.started_at_ms IS NULL AND v.ended_at_ms >= ? AND v.ended_at_ms < ?`)
+      .all(w.fromMs, w.toMs) as VisitRow[];
+    if (stops.length) yield stops.map(row);
   }
 }
 
-function toVisit(r: VisitRow, audited: boolean): ReportVisit {
+function toVisit(r: VisitRow, audited: boolean, linked: boolean): ReportVisit {
   return {
     readerId: r.reader_id,
     visitId: r.visit_id,
@@ -225,5 +245,7 @@ function toVisit(r: VisitRow, audited: boolean): ReportVisit {
     corrected: audited || r.end_reason === 'manual',
     updatedAtMs: r.updated_at_ms,
     receivedAtMs: r.received_at_ms || null,
+    // A visit the matching has not seen yet (no row) carries no link: reports then use the matches.
+    ...(linked && r.vm_key !== null ? { plannedVisitId: r.planned_visit_id } : {}),
   };
 }

@@ -88,10 +88,11 @@ export function doubleStaffing(
     }
   }
   // People per planned visit, over all occasions matched to it (a second worker may come separately).
-  const plannedOf = plannedByExecuted(facts.matches);
+  let plannedOf: Map<string, string> | undefined;
+  const linkMap = () => (plannedOf ??= plannedByExecuted(facts.matches));
   const peopleOfPlan = new Map<string, Set<string>>();
   const used: ReportVisit[] = [];
-  for (const o of occasionsOf(facts.executed, plannedOf)) {
+  for (const o of occasionsOf(facts.executed, linkMap)) {
     if (o.startMs === null || !inRange(clock.localDate(o.startMs))) continue;
     used.push(...o.visits);
     for (const r of [rowOf(o.clientRef), total]) {
@@ -99,7 +100,8 @@ export function doubleStaffing(
       if (o.people >= 2) r.executedDouble++;
     }
     for (const v of o.visits) {
-      const pid = plannedOf.get(executedKey(v));
+      const pid =
+        v.plannedVisitId !== undefined ? (v.plannedVisitId ?? undefined) : linkMap().get(executedKey(v));
       if (pid === undefined) continue;
       let s = peopleOfPlan.get(pid);
       if (!s) peopleOfPlan.set(pid, (s = new Set()));
