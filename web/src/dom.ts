@@ -16,3 +16,20 @@ export function table(caption: string, head: string[], rows: Child[][]): HTMLEle
   );
 }
 export const when = (ms: number | null | undefined): string => (ms ? new Date(ms).toLocaleString() : '–');
+
+export type Tone = 'ok' | 'bad' | 'warn' | 'wait';
+/** A status in words with a symbol (CSS ::before), never by colour alone. */
+export const badge = (tone: Tone, text: string): HTMLElement => el('span', { class: `status-${tone}` }, text);
+
+/** Time of day (HH:MM) and date (YYYY-MM-DD) in the plan's time zone. */
+const TZ = 'Europe/Stockholm';
+export const hhmm = (ms: number): string =>
+  new Intl.DateTimeFormat('sv-SE', { timeZone: TZ, hour: '2-digit', minute: '2-digit' }).format(ms);
+export const localDate = (ms: number): string =>
+  new Intl.DateTimeFormat('sv-SE', {
+    timeZone: TZ,
+    year: 'numeric',
+    month: '2-digit',
+    day: '2-digit',
+  }).format(ms);
+export const today = (): string => localDate(Date.now());

@@ -1,15 +1,16 @@
 import { api, ApiError, setCsrf } from './api.js';
 import { el, table, when } from './dom.js';
-import { type Key, t, toggleLang } from './i18n.js';
+import { t, toggleLang } from './i18n.js';
+import { CORRECT_PAGE } from './pages/correct.js';
+import { IMPORT_PAGE } from './pages/import.js';
+import { LIVE_PAGE } from './pages/live.js';
+import { PLAN_PAGES } from './pages/plan.js';
+import { REPORT_PAGES } from './pages/reports.js';
+import type { Page, PageCtx } from './pages/types.js';
 
 interface Me {
   user: { name: string; displayName: string; role: string };
   csrf: string;
-}
-interface Page {
-  key: Key;
-  roles: string[];
-  render: () => Promise<Node>;
 }
 
 let me: Me | null = null;
@@ -34,14 +35,55 @@ async function readersPage(): Promise<Node> {
   );
 }
 
-async function visitsPage(): Promise<Node> {
+async function visitsPage(ctx: PageCtx): Promise<Node> {
+  const state = ctx.params.get('state') === 'closed' ? 'closed' : 'open';
   const { visits } = await api<{
-    visits: { visitId: string; staffRef: string; clientRef: string | null; startedAtMs: number }[];
-  }>('GET', '/api/visits?state=open');
-  return table(
-    t('openVisits'),
-    [t('started'), t('staff'), t('client')],
-    visits.map((v) => [when(v.startedAtMs), v.staffRef, v.clientRef ?? '–']),
+    visits: {
+      readerId: string;
+      visitId: string;
+      staffRef: string;
+      clientRef: string | null;
+      startedAtMs: number;
+      endedAtMs: number | null;
+    }[];
+  }>('GET', `/api/visits?state=${state}`);
+  const mayCorrect = ['admin', 'coordinator'].includes(ctx.role);
+  const other = state === 'open' ? 'closed' : 'open';
+  return el(
+    'div',
+    {},
+    el(
+      'p',
+      {},
+      el('a', { href: `#/visits?state=${other}` }, other === 'open' ? t('openVisits') : t('closedVisits')),
+    ),
+    table(
+      state === 'open' ? t('openVisits') : t('closedVisits'),
+      [t('started'), t('ended'), t('staff'), t('client'), ...(mayCorrect ? [t('actions')] : [])],
+      visits.map((v) => [
+        when(v.startedAtMs),
+        when(v.endedAtMs),
+        v.staffRef,
+        v.clientRef ?? '–',
+        ...(mayCorrect
+          ? [
+              el(
+                'a',
+                {
+                  href: `#/correct?${new URLSearchParams({
+                    reader: v.readerId,
+                    visit: v.visitId,
+                    start: String(v.startedAtMs),
+                    end: String(v.endedAtMs ?? ''),
+                  }).toString()}`,
+                  'aria-label': `${t('correct')}: ${v.staffRef} ${when(v.startedAtMs)}`,
+                },
+                t('correct'),
+              ),
+            ]
+          : []),
+      ]),
+    ),
   );
 }
 
@@ -80,7 +122,11 @@ async function usersPage(): Promise<Node> {
   return table(
     t('users'),
     [t('name'), t('role'), t('state')],
-    users.map((u) => [`${u.displayName} (${u.name})`, u.role, Status(!u.disabled, 'aktiv', 'avstängd')]),
+    users.map((u) => [
+      `${u.displayName} (${u.name})`,
+      u.role,
+      Status(!u.disabled, t('active'), t('disabled')),
+    ]),
   );
 }
 
@@ -104,6 +150,12 @@ async function overviewPage(): Promise<Node> {
     const { visits } = await api<{ visits: unknown[] }>('GET', '/api/visits?state=open');
     parts.push(el('p', {}, `${t('openVisits')}: ${visits.length}`));
   }
+  if (['admin', 'coordinator'].includes(role)) {
+    const { alerts } = await api<{ alerts: unknown[] }>('GET', '/api/plan/alerts?state=open').catch(() => ({
+      alerts: [] as unknown[],
+    }));
+    parts.push(el('p', {}, el('a', { href: '#/alerts' }, `${t('planAlerts')}: ${alerts.length}`)));
+  }
   return el('div', {}, ...parts);
 }
 
@@ -113,8 +165,13 @@ const PAGES: Record<string, Page> = {
     roles: ['admin', 'technician', 'coordinator', 'unit-manager'],
     render: overviewPage,
   },
+  live: LIVE_PAGE,
   readers: { key: 'readers', roles: ['admin', 'technician'], render: readersPage },
   visits: { key: 'visits', roles: ['admin', 'coordinator', 'unit-manager'], render: visitsPage },
+  ...PLAN_PAGES,
+  import: IMPORT_PAGE,
+  ...REPORT_PAGES,
+  correct: CORRECT_PAGE,
   cards: { key: 'cards', roles: ['admin', 'coordinator'], render: cardsPage },
   audit: { key: 'audit', roles: ['admin'], render: auditPage },
   users: { key: 'users', roles: ['admin'], render: usersPage },
@@ -126,7 +183,8 @@ function nav(): void {
   const items: Node[] = [];
   if (me) {
     for (const [id, p] of Object.entries(PAGES)) {
-      if (p.roles.includes(me.user.role)) items.push(el('li', {}, el('a', { href: `#/${id}` }, t(p.key))));
+      if (!p.hidden && p.roles.includes(me.user.role))
+        items.push(el('li', {}, el('a', { href: `#/${id}` }, t(p.key))));
     }
     const out = el('button', { type: 'button' }, t('logout'));
     out.addEventListener('click', () => void logout());
@@ -187,6 +245,13 @@ async function logout(): Promise<void> {
   await route();
 }
 
+/** Stops what the page left running (live updates). */
+let leaving: (() => void)[] = [];
+function leave(): void {
+  for (const fn of leaving) fn();
+  leaving = [];
+}
+
 function show(node: Node, title?: string): void {
   nav();
   const m = main();
@@ -194,7 +259,11 @@ function show(node: Node, title?: string): void {
   document.title = `${title ?? t('login')} – visittag`;
 }
 
+/** Each navigation gets a number; a page that finishes loading after the user moved on is dropped. */
+let navigation = 0;
+
 async function route(): Promise<void> {
+  const mine = ++navigation;
   document.documentElement.lang = localStorage.getItem('lang') === 'en' ? 'en' : 'sv';
   if (!me) {
     try {
@@ -204,16 +273,31 @@ async function route(): Promise<void> {
       me = null;
     }
   }
-  const id = location.hash.replace(/^#\//, '') || 'overview';
+  if (mine !== navigation) return;
+  leave();
+  const [id = '', qs = ''] = location.hash.replace(/^#\/?/, '').split('?');
   if (!me || id === 'login') return show(loginPage());
-  const page = PAGES[id] ?? PAGES.overview;
+  const page = PAGES[id || 'overview'] ?? PAGES.overview;
   if (!page) return;
   if (!page.roles.includes(me.user.role))
     return show(el('p', { role: 'alert' }, t('forbidden')), t(page.key));
   show(el('p', {}, t('loading')), t(page.key));
+  const stops: (() => void)[] = [];
+  const ctx: PageCtx = {
+    role: me.user.role,
+    params: new URLSearchParams(qs),
+    onLeave: (fn) => stops.push(fn),
+  };
   try {
-    show(await page.render(), t(page.key));
+    const node = await page.render(ctx);
+    if (mine !== navigation) {
+      for (const fn of stops) fn();
+      return;
+    }
+    leaving.push(...stops);
+    show(node, t(page.key));
   } catch (err) {
+    if (mine !== navigation) return;
     if (err instanceof ApiError && err.status === 401) {
       me = null;
       return show(loginPage());
