@@ -47,6 +47,13 @@ interface Probe {
   mustContain?: string;
 }
 
+const DAY_MS = 86_400_000;
+const dayBefore = (d: string) => new Date(Date.parse(d) - DAY_MS).toISOString().slice(0, 10);
+const mondayOf = (d: string) =>
+  new Date(Date.parse(d) - ((new Date(Date.parse(d)).getUTCDay() + 6) % 7) * DAY_MS)
+    .toISOString()
+    .slice(0, 10);
+
 /** Every route open to coordinators, with the requests that reach for area B. */
 function probes(): Record<string, Probe[]> {
   return {
@@ -102,6 +109,42 @@ function probes(): Record<string, Probe[]> {
       { path: `/api/plan/matches?from=${f.today}&client=cl-b`, expect: 404 },
     ],
     'GET /api/plan/registry': [{ path: '/api/plan/registry', expect: 200, mustContain: 'st-a' }],
+    // reports (issue 12): computed from a source holding only the caller's clients
+    'GET /api/reports/executed': [
+      {
+        path: `/api/reports/executed?from=${dayBefore(f.today)}&to=${f.today}&by=client`,
+        expect: 200,
+        mustContain: 'cl-a',
+      },
+      {
+        path: `/api/reports/executed?from=${dayBefore(f.today)}&to=${f.today}&by=client&format=csv`,
+        expect: 200,
+        mustContain: 'cl-a',
+      },
+    ],
+    'GET /api/reports/continuity': [
+      { path: `/api/reports/continuity?from=${mondayOf(f.today)}`, expect: 200, mustContain: 'cl-a' },
+    ],
+    'GET /api/reports/continuity-monthly': [
+      {
+        path: `/api/reports/continuity-monthly?from=${f.today.slice(0, 7)}&to=${f.today.slice(0, 7)}`,
+        expect: 200,
+      },
+    ],
+    'GET /api/reports/staffing': [
+      {
+        path: `/api/reports/staffing?from=${dayBefore(f.today)}&to=${f.today}`,
+        expect: 200,
+        mustContain: 'area-a',
+      },
+    ],
+    'GET /api/reports/quality': [
+      {
+        path: `/api/reports/quality?from=${dayBefore(f.today)}&to=${f.today}`,
+        expect: 200,
+        mustContain: 'rd-a',
+      },
+    ],
     'POST /api/plan/visits/:plannedVisitId/reason': [
       { path: '/api/plan/visits/pv-b/reason', body: { reasonCode: 'staff-ill' }, expect: 404 },
       { path: '/api/plan/visits/pv-a2/reason', body: { reasonCode: 'staff-ill' }, expect: 404 },

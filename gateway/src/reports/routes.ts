@@ -7,7 +7,7 @@
  */
 import { z } from 'zod';
 import type { AdminRequest, AdminResponse, AdminRoute, Principal } from '../admin/types.js';
-import { AREA_SCOPED } from '../auth/roles.js';
+import { scopeOf } from '../auth/scope.js';
 import { DIMENSIONS, type Dimension } from './executed.js';
 import { jsonPage, tablesOf, toCsv, toXlsx, type AnyReport, type Lang } from './export.js';
 import { runContinuity, runExecuted, runMonthly, runQuality, runStaffing } from './run.js';
@@ -86,21 +86,10 @@ export interface ReportRoutesDeps {
   /** IANA zone of the municipality (default Europe/Stockholm). */
   timeZone?: string;
   /**
-   * What a caller may see: null for everything, else the areas (and provider) of its scope. Default
-   * `reportScopeOf`: the same rule as the auth policy's data scope.
+   * What a caller may see: null for everything, else the areas (and provider) of its scope. Default: the
+   * auth policy's data scope (gateway/src/auth/scope.ts).
    */
   scopeOf?: (p: Principal | undefined) => ReportScope | null;
-}
-
-/**
- * A role scoped by area (coordinator, unit manager) sees its areas (and provider); admin sees everything;
- * any other caller sees nothing (deny by default; the route policy keeps technicians out anyway).
- */
-export function reportScopeOf(p: Principal | undefined): ReportScope | null {
-  if (p?.role === 'admin') return null;
-  if (p === undefined || !(AREA_SCOPED as readonly string[]).includes(p.role))
-    return { areas: [], provider: null };
-  return { areas: p.areas, provider: p.provider ?? null };
 }
 
 const MAX_DAYS = 800;
@@ -147,7 +136,7 @@ function checkRange(from: string, to: string): string | null {
 export function reportRoutes(deps: ReportRoutesDeps): AdminRoute[] {
   const clock = new ReportClock(deps.timeZone ?? 'Europe/Stockholm');
   const sourceFor = (req: AdminRequest): ReportSource => {
-    const scope = (deps.scopeOf ?? reportScopeOf)(req.principal);
+    const scope = (deps.scopeOf ?? scopeOf)(req.principal);
     return scope === null ? deps.source : scopedSource(deps.source, scope);
   };
   /** Parses the query with the route's schema (the server validated it already; this gives the types). */
@@ -160,6 +149,8 @@ export function reportRoutes(deps: ReportRoutesDeps): AdminRoute[] {
   ): AdminRoute => ({
     method: 'GET',
     path,
+    // The handler applies the caller's scope itself (a scoped source), which opens it to scoped roles.
+    scoped: true,
     schema: { summary, tags: ['reports'], querystring: schema },
     handler: async (req) => {
       const q = schema.safeParse(Object.fromEntries(req.query));
