@@ -78,6 +78,13 @@ const External = z
       .regex(/^[A-Za-z0-9_-]+$/)
       .optional()
       .describe('MQTT 5 shared-subscription group ($share/<group>/…) for several gateway instances.'),
+    dynamicSecurity: z
+      .object({ username: z.string().min(1), password: z.string().min(1) })
+      .strict()
+      .optional()
+      .describe(
+        "Mosquitto 2 dynamic security: an account allowed on $CONTROL/dynamic-security/#. Provisioning then creates or re-keys the reader's broker account and revocation disables it.",
+      ),
   })
   .strict();
 

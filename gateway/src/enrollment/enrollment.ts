@@ -29,6 +29,12 @@ export interface EnrollmentOptions {
   limits?: GuessLimitSettings;
   codeRandom?: CodeRandom;
   /**
+   * The reader accounts on an external broker (Mosquitto's dynamic security, broker/dynsec.ts): each
+   * exchange creates or re-keys the reader's broker account with the password it hands out (and enables
+   * it), so the reader can log in there. Absent: the embedded broker checks the registry itself.
+   */
+  brokerAccounts?: { upsertReader(readerId: string, password: string): Promise<void> };
+  /**
    * Called once a code issued with `replaces` was exchanged and the new reader's credentials exist:
    * retires the old reader (gateway/src/fleet/replace.ts). A throw is logged; the exchange stands.
    */
@@ -264,6 +270,14 @@ export class Enrollment {
   }
 
   private async credentials(row: EnrollmentRow): Promise<string> {
+    const password = await this.registryCredentials(row);
+    // After the registry: a broker failure leaves the reader registered and the code unclaimed, so the
+    // next exchange of the same code re-keys it (registry and broker) and succeeds.
+    await this.o.brokerAccounts?.upsertReader(row.readerId, password);
+    return password;
+  }
+
+  private async registryCredentials(row: EnrollmentRow): Promise<string> {
     const reg = this.o.registry;
     const existing = reg.getReader(row.readerId);
     if (!existing) {

@@ -23,6 +23,7 @@ export function createEnrollment(opts: {
   mqttPort: () => number | null;
   limits?: GuessLimitSettings;
   onReplaced?: (oldReaderId: string, newReaderId: string) => void | Promise<void>;
+  brokerAccounts?: { upsertReader(readerId: string, password: string): Promise<void> };
 }): Enrollment {
   return new Enrollment({
     store: opts.store,
@@ -34,5 +35,6 @@ export function createEnrollment(opts: {
     brokerUrl: brokerUrlFor(opts.config.mqtt, opts.mqttPort),
     ...(opts.limits ? { limits: opts.limits } : {}),
     ...(opts.onReplaced ? { onReplaced: opts.onReplaced } : {}),
+    ...(opts.brokerAccounts ? { brokerAccounts: opts.brokerAccounts } : {}),
   });
 }
