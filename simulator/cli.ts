@@ -27,6 +27,10 @@ Usage: npm run sim -- [options]
   --keep            keep every run's temp dir (default: only failing ones)
   --json            print the reports as JSON on stdout
   --log-level L     component logs to stderr (silent|error|warn|info|debug) default silent
+  --plan gen|FILE   a period driven by a care plan (generated, or a JSON plan file): staff tap
+                    by the plan; matches and late/missed alerts are checked (simulator/plan/)
+    --clients N --staff N --days N   size of a generated plan            default 60, 25, 7
+    --save-plan FILE                 write the plan played as JSON
   -h, --help        this text
 
 Exit code: 0 when every invariant held in every schedule, 1 on any breach, 2 on bad usage.
@@ -60,6 +64,10 @@ async function main(): Promise<number> {
         keep: { type: 'boolean' },
         json: { type: 'boolean' },
         'log-level': { type: 'string' },
+        plan: { type: 'string' },
+        clients: { type: 'string' },
+        days: { type: 'string' },
+        'save-plan': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -71,6 +79,21 @@ async function main(): Promise<number> {
   if (a.help) {
     process.stdout.write(HELP);
     return 0;
+  }
+  if (a.plan !== undefined) {
+    const { runPlanCli } = await import('./plan/cli.js');
+    return runPlanCli({
+      plan: a.plan,
+      clients: int('clients', a.clients, 60, 1),
+      staff: int('staff', a.staff, 25, 1),
+      days: int('days', a.days, 7, 1),
+      seed: int('seed', a.seed, 42, 0),
+      stepMs: a['step-ms'] === undefined ? null : int('step-ms', a['step-ms'], 5000, 10),
+      savePlan: a['save-plan'] ?? null,
+      keep: Boolean(a.keep),
+      json: Boolean(a.json),
+      logger: pino({ level: a['log-level'] ?? 'silent' }, pino.destination(2)),
+    });
   }
   const readers = int('readers', a.readers, 12, 1);
   const staff = int('staff', a.staff, 6, 1);
