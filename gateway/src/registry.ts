@@ -120,10 +120,12 @@ export class ReaderRegistry {
     return r.revokedAt === null ? 'active' : 'revoked';
   }
 
-  async authenticate(readerId: string, password: string): Promise<AuthResult> {
+  /** With `source` (the peer address), failed checks are throttled per source and reader (broker/limits.ts). */
+  async authenticate(readerId: string, password: string, source?: string): Promise<AuthResult> {
     const r = this.opts.store.getReader(readerId);
     if (!r) return 'unknown-reader';
     if (r.revokedAt !== null) return 'revoked';
+    if (source !== undefined) return this.verifier.check(readerId, password, r.passwordHash, source);
     return (await this.verifier.verify(readerId, password, r.passwordHash)) ? 'ok' : 'bad-password';
   }
 

@@ -275,7 +275,7 @@ describe('validity dates, full-list withdrawal and lost-card replacement', () =>
   it('lost-card replacement: the new card goes to the same staff member with the same window; history kept', async () => {
     gw.registry.addCard({ cardRef: C(20), staffRef: 'nurse-20' });
     await gw.registry.addReader({ readerId: 'rdr-hist', clientRef: 'home-3', password: PASSWORD });
-    const client = await connectReader(gw.mqttPort, 'rdr-hist');
+    const client = await connectReader(gw.mqttPort ?? 0, 'rdr-hist');
     const acks = await AckCollector.attach(client, 'rdr-hist');
     const send = async (evs: TapEvent[]) => {
       await acks.publish('rdr-hist', { ...batchOf('rdr-hist', []), events: evs });

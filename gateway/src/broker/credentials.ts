@@ -1,5 +1,6 @@
 import { createHmac, randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
+import { AuthThrottle } from './limits.js';
 
 /**
  * Reader credentials: scrypt hashes at rest, self-describing (`scrypt$logN$r$p$salt$hash`) so the
@@ -88,8 +89,14 @@ export class CredentialVerifier {
   private readonly maxConcurrent: number;
   kdfRuns = 0;
 
-  constructor(opts: { cacheKey?: Buffer; tags?: AuthTagStore; maxConcurrent?: number } = {}) {
+  /** Failed-login throttling (./limits.ts); every verifier has one (a default on the process clock). */
+  readonly throttle: AuthThrottle;
+
+  constructor(
+    opts: { cacheKey?: Buffer; tags?: AuthTagStore; maxConcurrent?: number; throttle?: AuthThrottle } = {},
+  ) {
     this.cacheKey = opts.cacheKey ?? randomBytes(32);
+    this.throttle = opts.throttle ?? new AuthThrottle({ monotonic: () => performance.now() });
     if (opts.tags) this.tags = opts.tags;
     this.maxConcurrent = opts.maxConcurrent ?? 4; // libuv pool size: KDF work never queues behind more
   }
@@ -104,14 +111,37 @@ export class CredentialVerifier {
       .digest();
   }
 
-  /** `storedHash` is the current hash from the store: a changed hash invalidates the cached tag. */
-  async verify(readerId: string, password: string, storedHash: string): Promise<boolean> {
+  /**
+   * Like `verify`, for a connection from `source` (an IP address): the cache answers first (a reader
+   * that connected before is never throttled); otherwise the KDF runs only if the throttle allows it.
+   */
+  async check(
+    readerId: string,
+    password: string,
+    storedHash: string,
+    source: string,
+  ): Promise<'ok' | 'bad-password' | 'throttled'> {
+    if (this.cached(readerId, password, storedHash)) return 'ok';
+    if (!this.throttle.allow(source, readerId)) return 'throttled';
+    const ok = await this.verify(readerId, password, storedHash);
+    this.throttle.result(source, readerId, ok);
+    return ok ? 'ok' : 'bad-password';
+  }
+
+  private cached(readerId: string, password: string, storedHash: string): boolean {
     const tag = this.tag(readerId, password, storedHash);
     const known = this.memory.get(readerId) ?? this.tags?.get(readerId);
     if (known && known.length === tag.length && timingSafeEqual(known, tag)) {
       this.memory.set(readerId, known);
       return true;
     }
+    return false;
+  }
+
+  /** `storedHash` is the current hash from the store: a changed hash invalidates the cached tag. */
+  async verify(readerId: string, password: string, storedHash: string): Promise<boolean> {
+    const tag = this.tag(readerId, password, storedHash);
+    if (this.cached(readerId, password, storedHash)) return true;
     await this.acquire();
     try {
       this.kdfRuns++;

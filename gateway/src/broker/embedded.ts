@@ -8,6 +8,8 @@ import type { EmbeddedMqttSettings } from '../config.js';
 import type { MetricsRegistry } from '../metrics.js';
 import { canPublish, canSubscribe } from './acl.js';
 import { FrameGuard } from './frame-guard.js';
+import { RejectLogLimiter } from '../ingest/limits.js';
+import { DEFAULT_READER_RATE, ReaderRateLimiter, type ReaderRateSettings } from './limits.js';
 import type { Authenticator, InboundHandler, Transport } from './transport.js';
 
 export interface EmbeddedBrokerOptions {
@@ -21,6 +23,8 @@ export interface EmbeddedBrokerOptions {
   onMessage: InboundHandler;
   /** An ACL refusal, for the reader's status and the reject counters. */
   onDenied: (readerId: string | null, reason: string, detail: string) => void;
+  /** Per-reader publish rate and volume limits (default DEFAULT_READER_RATE in ./limits.ts). */
+  readerRate?: ReaderRateSettings;
 }
 
 function authError(code: number, message: string): AuthenticateError {
@@ -49,6 +53,21 @@ export function createEmbeddedBroker(opts: EmbeddedBrokerOptions): Transport {
   let server: Server | null = null;
   let port: number | null = null;
   const sockets = new Set<Socket>();
+  // the peer address of each aedes connection stream (failed-login throttling per source)
+  const sourceOf = new WeakMap<object, string>();
+  const rate = new ReaderRateLimiter(clock, opts.readerRate ?? DEFAULT_READER_RATE);
+  const rateLimited = metrics.counter(
+    'visittag_reader_rate_limited_total',
+    'Reader messages dropped before ingest for going over the per-reader rate or volume (by limit).',
+  );
+  // bounded log lines for floods (refused logins, rate-limited readers); counters stay exact
+  const floodLog = new RejectLogLimiter({ perWindow: 10, windowMs: 60_000 });
+  const logBounded = (key: string, fields: Record<string, unknown>, msg: string) => {
+    const a = floodLog.admit(key, clock.monotonic());
+    if (a.suppressedBefore > 0)
+      log.warn({ key, suppressed: a.suppressedBefore }, `${msg}: lines not logged last minute`);
+    if (a.log) log.warn(fields, msg);
+  };
   let accepting = true;
   let tokens = settings.connectionBurst;
   let lastRefill = clock.monotonic();
@@ -92,6 +111,7 @@ export function createEmbeddedBroker(opts: EmbeddedBrokerOptions): Transport {
       log.warn({ reason, remote: socket.remoteAddress }, 'closing connection: bad MQTT frame');
     });
     guard.on('error', () => undefined);
+    sourceOf.set(guard, socket.remoteAddress ?? 'unknown');
     const client = aedes.handle(guard);
     client.on('error', () => undefined);
   };
@@ -129,11 +149,16 @@ export function createEmbeddedBroker(opts: EmbeddedBrokerOptions): Transport {
             refused.inc({ reason: 'client-id' });
             return done(authError(2, 'client id must equal the reader id'), null);
           }
-          opts.authenticate(username, password.toString('utf8')).then(
+          const source = sourceOf.get((client as unknown as { conn: object }).conn) ?? 'unknown';
+          opts.authenticate(username, password.toString('utf8'), source).then(
             (r) => {
               if (r === 'ok') return done(null, true);
               refused.inc({ reason: r });
-              log.warn({ readerId: isSafeId(username) ? username : '(invalid)', reason: r }, 'auth refused');
+              logBounded(
+                `auth:${r}:${source}`,
+                { readerId: isSafeId(username) ? username : '(invalid)', reason: r, source },
+                'auth refused',
+              );
               done(authError(r === 'revoked' ? 5 : 4, r), null);
             },
             (err: unknown) => {
@@ -173,6 +198,18 @@ export function createEmbeddedBroker(opts: EmbeddedBrokerOptions): Transport {
           const d = canPublish(client.id, packet.topic);
           if (!d.ok) return;
           const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);
+          const over = rate.check(client.id, payload.length);
+          if (over) {
+            // dropped before ingest: not acknowledged, so an honest reader sends it again later
+            rateLimited.inc({ limit: over });
+            logBounded(
+              `rate:${client.id}`,
+              { readerId: client.id, limit: over },
+              'reader over its publish limit',
+            );
+            opts.onDenied(client.id, `rate-${over}`, `message dropped: over the reader's ${over} limit`);
+            return;
+          }
           opts.onMessage({ readerId: client.id, leaf: d.leaf, payload, clientId: client.id });
         },
       });

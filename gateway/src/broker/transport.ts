@@ -30,5 +30,6 @@ export interface Transport {
 export type InboundHandler = (msg: InboundMessage) => void;
 
 /** Who may connect (embedded mode). */
-export type AuthResult = 'ok' | 'unknown-reader' | 'bad-password' | 'revoked';
-export type Authenticator = (readerId: string, password: string) => Promise<AuthResult>;
+export type AuthResult = 'ok' | 'unknown-reader' | 'bad-password' | 'revoked' | 'throttled';
+/** `source`: the peer address (failed-login throttling per source, broker/limits.ts). */
+export type Authenticator = (readerId: string, password: string, source?: string) => Promise<AuthResult>;
