@@ -26,6 +26,7 @@ import { SqliteCardStore } from './src/store/sqlite/cards.js';
 import type { DeviceConfig } from '../protocol/index.js';
 import { createEmbeddedBroker } from './src/broker/embedded.js';
 import { createExternalBroker } from './src/broker/external.js';
+import { createDynsecCredentials } from './src/broker/dynsec.js';
 import type { Transport } from './src/broker/transport.js';
 import {
   createEnrollment,
@@ -166,6 +167,18 @@ export function createGateway(opts: GatewayOptions): Gateway {
   });
 
   let transport: Transport | null = null;
+  // Reader accounts on an external Mosquitto (dynamic security): provisioning and revocation reach it.
+  const dynsec =
+    config.mqtt.mode === 'external' && config.mqtt.dynamicSecurity
+      ? createDynsecCredentials({
+          url: config.mqtt.url,
+          username: config.mqtt.dynamicSecurity.username,
+          password: config.mqtt.dynamicSecurity.password,
+          clientId: `${config.mqtt.clientId}-dynsec`.slice(0, 64),
+          logger,
+        })
+      : null;
+  let dynsecStarted = false;
   const live = new ReaderLiveView();
   const readers = new ReaderRegistry({
     store,
@@ -175,6 +188,14 @@ export function createGateway(opts: GatewayOptions): Gateway {
     authCacheKey: loadOrCreateKeyFile(join(config.dataDir, 'auth-cache.key')),
     onRevoked: (id) => {
       transport?.disconnect(id);
+      if (dynsec && dynsecStarted) {
+        dynsec.disableReader(id).catch((err: unknown) => {
+          logger.error(
+            { err, readerId: id },
+            'revoked reader not disabled on the broker: disable it there by hand (mosquitto_ctrl dynsec disableClient)',
+          );
+        });
+      }
       // a retired reader's late visits cannot be stopped by it
       replacements.closeRetired(id).catch((err: unknown) => {
         logger.error({ err, readerId: id }, 'closing the open visits of a retired reader failed');
@@ -249,6 +270,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
     onReplaced: async (oldId, newId) => {
       await replacements.retire(oldId, newId);
     },
+    ...(dynsec ? { brokerAccounts: dynsec } : {}),
   });
   const replacements = new ReaderReplacements({
     fleet,
@@ -439,6 +461,11 @@ export function createGateway(opts: GatewayOptions): Gateway {
     async start() {
       await pipeline.start();
       await care.plan.start();
+      if (dynsec) {
+        await dynsec.start();
+        dynsecStarted = true;
+        await dynsec.ensureRoles();
+      }
       transport = makeTransport();
       await transport.start();
       await admin.start();
@@ -456,6 +483,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
       if (t) await t.stop();
       ingest.flush(); // anything that raced the close is committed (its ack is resent later)
       transport = null;
+      if (dynsecStarted) await dynsec?.stop();
       await care.plan.stop();
       if (cardTimer) clearInterval(cardTimer);
       await pipeline.stop();
