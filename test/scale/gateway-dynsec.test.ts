@@ -38,7 +38,7 @@ describe('a gateway on an external Mosquitto keeps reader accounts in step (dyna
 
   beforeAll(async () => {
     broker = await startMosquitto();
-    // the operator's one-time set-up: the gateway's own account (docs/scale-out.md, "Mosquitto 2")
+    // the operator's one-time set-up: the gateway's own account (docs/scale-out.md, "Mosquitto 2 (one node; the test set-up)")
     const admin = createDynsecCredentials({ url: broker.url, ...broker.admin, logger: silent });
     await admin.start();
     await admin.ensureRoles();
