@@ -65,7 +65,7 @@ async function adminSend(
     headers: { authorization: `Bearer ${world.adminToken}`, 'content-type': 'application/json' },
     body: JSON.stringify(body),
   });
-  const json = (await res.json());
+  const json = await res.json();
   if (!res.ok)
     throw new Error(`admin ${method} ${path}: HTTP ${res.status} ${JSON.stringify(json).slice(0, 500)}`);
   return json;
