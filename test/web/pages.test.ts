@@ -215,3 +215,28 @@ describe('plan import form', () => {
     await page.context().close();
   });
 });
+
+describe('live day view', () => {
+  it('a visit turning late appears without a reload (Server-Sent Events), announced; axe clean', async () => {
+    const page = await newPage(browser);
+    await logIn(page, gw.adminUrl, 'samordnare');
+    const day = range.to;
+    await page.goto(`${gw.adminUrl}/#/live?date=${day}`);
+    await page.getByText('Uppdateras direkt').waitFor();
+    await page.getByRole('cell', { name: 'Missat', exact: true }).waitFor();
+    expect(await axe(page)).toEqual([]);
+    // a marker that a reload would lose
+    await page.evaluate('window.__noReload = 1');
+    const before = await page.locator('#day tbody tr').count();
+    // the plan gains a visit 20 minutes ago, not started: it turns late at the gateway's next tick
+    await importPlan(gw, [-30, -150, 60, -20]);
+    await page.getByText(/1 nya larm: k-north-2 Sent besök/).waitFor({ state: 'attached' });
+    expect(await page.getByRole('cell', { name: 'Nytt', exact: true }).count()).toBe(1);
+    expect(await page.locator('#day tbody tr').count()).toBeGreaterThan(before);
+    expect(await page.evaluate('window.__noReload')).toBe(1);
+    // it came over the stream: the page never fell back to polling
+    expect(await page.locator('#live-state').textContent()).toContain('Uppdateras direkt');
+    expect(await axe(page)).toEqual([]);
+    await page.context().close();
+  });
+});

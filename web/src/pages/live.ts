@@ -17,19 +17,11 @@ export interface DayView {
     areaId: string;
     clientRef: string;
     plannedStart: string;
-    localStart: string;
     staffCount: number;
     status: string;
     lateMinutes: number | null;
   }[];
-  alerts: {
-    plannedVisitId: string;
-    areaId: string;
-    clientRef: string;
-    kind: string;
-    plannedStart: string;
-    raisedAt: string;
-  }[];
+  alerts: { plannedVisitId: string; areaId: string; clientRef: string; kind: string; raisedAt: string }[];
   generatedAt: string;
 }
 
@@ -46,7 +38,10 @@ function dayQuery(ctx: PageCtx): string {
 }
 
 function summary(day: DayView): HTMLElement {
-  const count = (s: string): number => day.planned.filter((p) => p.status === s).length;
+  const late = new Set(day.alerts.filter((a) => a.kind === 'late').map((a) => a.plannedVisitId));
+  const status = (p: DayView['planned'][number]): string =>
+    p.status === 'pending' && late.has(p.plannedVisitId) ? 'late' : p.status;
+  const count = (s: string): number => day.planned.filter((p) => status(p) === s).length;
   const items: [string, number][] = [
     [t('plan'), day.planned.length],
     [tk('st', 'matched'), count('matched')],
@@ -62,9 +57,11 @@ function summary(day: DayView): HTMLElement {
 }
 
 function body(day: DayView, seen: Set<string>): HTMLElement {
+  const startOf = new Map(day.planned.map((p) => [p.plannedVisitId, Date.parse(p.plannedStart)]));
+  const late = new Set(day.alerts.filter((a) => a.kind === 'late').map((a) => a.plannedVisitId));
   const alertRows = day.alerts.map((a) => [
     badge(a.kind === 'missed' ? 'bad' : 'warn', tk('al', a.kind)),
-    hhmm(Date.parse(a.plannedStart)),
+    hhmm(startOf.get(a.plannedVisitId) ?? Date.parse(a.raisedAt)),
     a.clientRef,
     a.areaId,
     seen.has(`${a.plannedVisitId}/${a.kind}`) ? '' : el('strong', {}, t('newAlert')),
@@ -84,10 +81,10 @@ function body(day: DayView, seen: Set<string>): HTMLElement {
           `${t('plan')} ${day.date}`,
           [t('planned'), t('client'), t('area'), t('status'), t('lateBy'), t('staff')],
           day.planned.map((p) => [
-            p.localStart,
+            hhmm(Date.parse(p.plannedStart)),
             p.clientRef,
             p.areaId,
-            statusBadge(p.status),
+            statusBadge(p.status === 'pending' && late.has(p.plannedVisitId) ? 'late-open' : p.status),
             p.lateMinutes !== null && p.lateMinutes > 0 ? `${p.lateMinutes} ${t('minutes')}` : '–',
             String(p.staffCount),
           ]),
