@@ -106,6 +106,13 @@ export const SECTIONS: Section[] = [
         unit: 'ms',
         target: 'p99 ≤ 15 ms beyond read',
       },
+      {
+        id: 'device-desfire-tap-latency',
+        figure: 'device tap → feedback with a DESFire EV2 card (AES authentication), beyond the card read',
+        generator: 'full device (createDevice)',
+        unit: 'ms',
+        target: 'p99 ≤ 15 ms beyond read',
+      },
     ],
     run: secureCardLatencyRows,
   },
