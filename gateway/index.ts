@@ -11,6 +11,7 @@ import {
 } from '../protocol/index.js';
 import { readerRoutes } from './src/admin/reader-routes.js';
 import { AdminServer } from './src/admin/server.js';
+import { loadAdminTls } from './src/admin/tls.js';
 import { WEB_PUBLIC_PATHS, webRoutes } from './src/admin/web-assets.js';
 import { type Access, createAccess } from './src/auth/index.js';
 import type { AdminRoute } from './src/admin/types.js';
@@ -135,7 +136,14 @@ export function createGateway(opts: GatewayOptions): Gateway {
     ...careMigrations,
     ...correctionMigrations,
   ]);
-  const access = createAccess({ db, now: () => clock.now() });
+  // HTTPS for the admin API and web app (config admin.tls; a clear error names a bad file), SSO (admin.oidc)
+  const adminTls = config.admin.tls ? loadAdminTls(config.admin.tls) : null;
+  const access = createAccess({
+    db,
+    now: () => clock.now(),
+    secureCookies: adminTls !== null,
+    oidc: config.admin.oidc ?? null,
+  });
   const store = createSqliteIngestStore(db);
   const fleet = new SqliteFleetStore(db);
   const pipeline = createVisitPipeline({
@@ -341,6 +349,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
     host: config.admin.host,
     port: config.admin.port,
     token: config.admin.token,
+    ...(adminTls ? { tls: adminTls } : {}),
     authenticate: access.authenticate,
     authorize: access.authorize,
     onChange: access.onChange,
@@ -376,7 +385,8 @@ export function createGateway(opts: GatewayOptions): Gateway {
         clock,
         now: () => clock.now(),
         plan: care.plan,
-        visits: (scope, fromMs, toMs, limit) => access.scopeReader.visitsStartedBetween(scope, fromMs, toMs, limit),
+        visits: (scope, fromMs, toMs, limit) =>
+          access.scopeReader.visitsStartedBetween(scope, fromMs, toMs, limit),
         clients: (scope) => access.scopeReader.clients(scope),
       }),
       ...reportRoutes({ source: new SqliteReportSource(db), timeZone: care.plan.config.timeZone }),

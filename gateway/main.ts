@@ -14,7 +14,9 @@ import {
   writeAdminEndpoint,
 } from './src/admin/client.js';
 import { cardsCommand } from './src/cards/cli.js';
+import { backupCommand } from './src/backup/cli.js';
 import { planCommand } from './src/care/cli.js';
+import { userCommand } from './src/auth/cli.js';
 import { reportCommand } from './src/reports/cli.js';
 import { enrollCommand } from './src/enrollment/cli.js';
 import { commandCommand } from './src/fleet/cli.js';
@@ -38,6 +40,8 @@ const HELP = formatHelp({
     'plan import FILE --area A --from YYYY-MM-DD --to YYYY-MM-DD [--dry-run] [--config FILE]',
     'plan registry FILE.json | plan alerts [--all]   (care plan: docs/plan.md)',
     'report executed|continuity|monthly|staffing|quality --from … [--format json|csv|xlsx]   (docs/reports.md)',
+    'user add NAME --role ROLE [--areas A,B] [--provider P] [--password-stdin] | user list   (web app accounts)',
+    'backup FILE | restore FILE [--config FILE]   (online SQLite backup; restore with the gateway stopped: docs/backup.md)',
     "status [--json] [--config FILE]      ask the running gateway's admin API",
     'check-config [--config FILE]',
     'completion bash   bash completion (| sudo tee /etc/bash_completion.d/visittag-gateway)',
@@ -83,6 +87,12 @@ const COMMANDS: readonly CommandSpec[] = [
       'config',
     ],
   },
+  {
+    name: 'user',
+    options: ['role', 'areas', 'provider', 'display-name', 'password-stdin', 'json', 'config'],
+  },
+  { name: 'backup', options: ['config'] },
+  { name: 'restore', options: ['config'] },
   { name: 'status', options: ['json', 'config'] },
   { name: 'check-config', options: ['config'] },
   { name: 'completion', options: [] },
@@ -99,7 +109,9 @@ export async function main(
   const open: OpenGateway = (config, fn) => withOfflineGateway(config, (gw) => Promise.resolve(fn(gw)));
   if (argv[0] === 'readers' && argv[1] === 'enroll') return enrollCommand(argv.slice(2), out, err, open);
   if (argv[0] === 'cards') return cardsCommand(argv.slice(1), out, err, open);
+  if (argv[0] === 'backup' || argv[0] === 'restore') return backupCommand(argv[0], argv.slice(1), out, err);
   if (argv[0] === 'plan') return planCommand(argv.slice(1), out, err, open);
+  if (argv[0] === 'user') return userCommand(argv.slice(1), out, err, open, readAllStdin);
   if (argv[0] === 'report') return reportCommand(argv.slice(1), out, err);
   if (argv[0] === 'readers' && argv[1] === 'command') return commandCommand(argv.slice(2), out, err);
   if (argv[0] === 'readers' && argv[1] === 'replace') return replaceCommand(argv.slice(2), out, err, open);
@@ -156,6 +168,13 @@ export async function main(
       err(`unknown command "${cmd}"\n\n${HELP}`);
       return EXIT.usage;
   }
+}
+
+/** All of stdin as text (a password piped in: `user add … --password-stdin`). */
+async function readAllStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(Buffer.from(c as Uint8Array));
+  return Buffer.concat(chunks).toString('utf8');
 }
 
 async function withOfflineGateway<T>(config: GatewaySettings, fn: (gw: Gateway) => Promise<T>): Promise<T> {

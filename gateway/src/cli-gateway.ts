@@ -1,4 +1,5 @@
 /** What the gateway CLI commands that work on the database share (enroll, replace, cards). */
+import type { AuthService } from './auth/service.js';
 import type { CardLifecycle } from './cards/lifecycle.js';
 import type { CareModule } from './care/index.js';
 import type { GatewaySettings } from './config.js';
@@ -21,6 +22,8 @@ export interface CliGateway {
     'revoke' | 'reinstate' | 'setValidity' | 'replace' | 'withdrawMissing'
   >;
   readonly care: Pick<CareModule, 'plan'>;
+  /** Accounts (visittag-gateway user …; gateway/src/auth/cli.ts). */
+  readonly access: { readonly service: Pick<AuthService, 'createUser' | 'listUsers'> };
 }
 
 /**

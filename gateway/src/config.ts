@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { isAbsolute, resolve, dirname } from 'node:path';
 import { z } from 'zod';
 import { MIN_FLEET_KEY_BYTES } from '../../protocol/index.js';
+import { OidcSettings } from './auth/oidc-settings.js';
 import { SecureCardPolicy } from './secure-cards/policy.js';
 
 /**
@@ -111,6 +112,17 @@ export const GatewaySettings = z
         host: z.string().min(1).default('127.0.0.1').describe('Admin HTTP address (keep it private).'),
         port: Port.default(8080).describe('Admin HTTP port; 0 picks a free port.'),
         token: z.string().min(16).describe('Bearer token for /api and /metrics (≥ 16 chars).'),
+        tls: z
+          .object({
+            certFile: z.string().min(1).describe('PEM certificate chain file.'),
+            keyFile: z.string().min(1).describe('PEM private key file (mode 600).'),
+          })
+          .strict()
+          .optional()
+          .describe('Serve the admin API and web app over HTTPS (HSTS, Secure cookies) when set.'),
+        oidc: OidcSettings.optional().describe(
+          'Single sign-on with OpenID Connect (docs/webapp.md); absent: local accounts and API tokens only.',
+        ),
       })
       .strict(),
     backend: z
@@ -223,5 +235,6 @@ export function loadGatewaySettings(file: string): ParsedConfig {
     c.mqtt.tls = { certFile: abs(c.mqtt.tls.certFile), keyFile: abs(c.mqtt.tls.keyFile) };
   }
   if (c.secureCards) c.secureCards.keyFile = abs(c.secureCards.keyFile);
+  if (c.admin.tls) c.admin.tls = { certFile: abs(c.admin.tls.certFile), keyFile: abs(c.admin.tls.keyFile) };
   return parsed;
 }

@@ -1,21 +1,7 @@
 import * as client from 'openid-client';
-import { z } from 'zod';
+import { OidcSettings } from './oidc-settings.js';
 
-export const OidcSettings = z
-  .object({
-    issuer: z
-      .string()
-      .url()
-      .describe('The identity provider (e.g. the municipality’s), discovery at /.well-known'),
-    clientId: z.string().min(1),
-    clientSecret: z.string().min(1),
-    /** Where the provider sends the browser back: <gateway URL>/api/auth/oidc/callback. */
-    redirectUri: z.string().url(),
-    /** Only for a provider on loopback in tests or a lab: allow http:// (never in production). */
-    allowHttp: z.boolean().default(false),
-  })
-  .strict();
-export type OidcSettings = z.infer<typeof OidcSettings>;
+export { OidcSettings };
 
 interface Pending {
   verifier: string;

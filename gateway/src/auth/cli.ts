@@ -1,0 +1,142 @@
+/** `visittag-gateway user …`: accounts from the command line (the first admin comes from here). */
+import { randomBytes } from 'node:crypto';
+import { userInfo } from 'node:os';
+import { parseArgs } from 'node:util';
+import { z } from 'zod';
+import { EXIT } from '../../../runtime/cli.js';
+import type { OpenGateway } from '../cli-gateway.js';
+import { gatewayConfigPath, loadGatewaySettings } from '../config.js';
+import { ROLES } from './roles.js';
+
+type Out = (line: string) => void;
+
+export const USER_HELP = `visittag-gateway user add NAME --role ROLE [--areas A,B] [--provider P] [--display-name TEXT] [--password-stdin] [--config FILE]
+visittag-gateway user list [--json] [--config FILE]
+
+add: creates a local account. ROLE is one of ${ROLES.join(', ')}. A coordinator, unit manager or care
+staff member sees only the areas given with --areas (and the provider given with --provider); without
+--areas they see nothing. There is no default password: with --password-stdin the first line of stdin is
+the password (at least 12 characters; e.g. from a password manager: ... | visittag-gateway user add …),
+otherwise a random one is generated and printed ONCE. The change is in the audit log as cli:<your user>.
+The first admin: visittag-gateway user add admin --role admin
+list: the accounts (never a password or hash).`;
+
+function osUser(): string {
+  try {
+    return userInfo().username || 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
+
+export async function userCommand(
+  argv: string[],
+  out: Out,
+  err: Out,
+  withGateway: OpenGateway,
+  readStdin: () => Promise<string>,
+): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        config: { type: 'string' },
+        role: { type: 'string' },
+        areas: { type: 'string' },
+        provider: { type: 'string' },
+        'display-name': { type: 'string' },
+        'password-stdin': { type: 'boolean' },
+        json: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (e) {
+    err(`${(e as Error).message}\n\n${USER_HELP}`);
+    return EXIT.usage;
+  }
+  const { values, positionals } = parsed;
+  if (values.help) {
+    out(USER_HELP);
+    return EXIT.ok;
+  }
+  const [sub, name] = positionals;
+  if (sub !== 'add' && sub !== 'list') {
+    err(USER_HELP);
+    return EXIT.usage;
+  }
+  if (sub === 'add') {
+    const problems: string[] = [];
+    if (!name) problems.push('NAME is required (the login name, e.g. anna.svensson)');
+    if (!values.role || !(ROLES as readonly string[]).includes(values.role)) {
+      problems.push(`--role is required: one of ${ROLES.join(', ')}`);
+    }
+    if (problems.length) {
+      err(problems.join('\n'));
+      return EXIT.usage;
+    }
+  }
+  const loaded = loadGatewaySettings(gatewayConfigPath(values.config));
+  if (!loaded.ok) {
+    err(loaded.error);
+    return EXIT.config;
+  }
+  let password: string;
+  let generated = false;
+  if (sub === 'add' && values['password-stdin']) {
+    password = (await readStdin()).split(/\r?\n/)[0] ?? '';
+  } else {
+    password = randomBytes(18).toString('base64url');
+    generated = true;
+  }
+  return withGateway(loaded.config, async (gw) => {
+    if (sub === 'list') {
+      const users = await gw.access.service.listUsers();
+      if (values.json) out(JSON.stringify({ users }, null, 2));
+      else {
+        for (const u of users) {
+          out(
+            [
+              u.name,
+              u.role,
+              u.areas.join(',') || '-',
+              u.provider ?? '-',
+              u.disabled ? 'disabled' : 'active',
+            ].join('\t'),
+          );
+        }
+        if (!users.length)
+          out('(no users: add the first admin with: visittag-gateway user add admin --role admin)');
+      }
+      return EXIT.ok;
+    }
+    try {
+      const areas = (values.areas ?? '')
+        .split(',')
+        .map((a) => a.trim())
+        .filter(Boolean);
+      const u = await gw.access.service.createUser(`cli:${osUser()}`, {
+        name: name ?? '',
+        displayName: values['display-name'] ?? name ?? '',
+        role: values.role as (typeof ROLES)[number],
+        areas,
+        provider: values.provider ?? null,
+        password,
+        reason: 'added with visittag-gateway user add',
+      });
+      out(`user ${u.name} added (role ${u.role}${areas.length ? `, areas ${areas.join(',')}` : ''})`);
+      if (generated) out(`password (shown once; store it now, change it after the first login): ${password}`);
+      return EXIT.ok;
+    } catch (e) {
+      const msg =
+        e instanceof z.ZodError
+          ? e.issues.map((i) => `${i.path.join('.') || 'input'}: ${i.message}`).join('; ')
+          : e instanceof Error
+            ? e.message
+            : String(e);
+      err(`cannot add user: ${msg}`);
+      return EXIT.failure;
+    }
+  });
+}
