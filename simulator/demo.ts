@@ -3,6 +3,7 @@
  * under ./data/), a small fleet of simulated readers running the real device code, and a fake
  * planning backend, living a home-care day at an accelerated pace. Ctrl-C stops it cleanly.
  */
+import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { resolve } from 'node:path';
 import pino from 'pino';
@@ -34,6 +35,28 @@ const seed = Number(values.seed) || 42;
 const hhmm = (ms: number) => new Date(ms).toISOString().slice(11, 16);
 const out = (s: string) => process.stdout.write(`${s}\n`);
 
+/**
+ * A demo login for the web app: user "demo" (admin) with a password made for this run and printed once
+ * (the demo's data folder is new every run; there is no default password anywhere).
+ */
+async function createDemoLogin(admin: string, token: string): Promise<string> {
+  const password = randomBytes(12).toString('base64url');
+  const res = await fetch(`${admin}/api/users`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body: JSON.stringify({
+      name: 'demo',
+      displayName: 'Demo',
+      role: 'admin',
+      password,
+      reason: 'npm start demo',
+    }),
+  }).catch(() => null);
+  return res?.status === 201
+    ? `log in as demo / ${password}  (admin; Swedish, English in the menu)`
+    : `(no demo login: creating it answered ${res?.status ?? 'nothing'}; add one with visittag-gateway user add)`;
+}
+
 async function main(): Promise<void> {
   const scenario = generateScenario(scenarioParams({ seed, readers, staff: staffN, hours: 8 }));
   const dataRoot = resolve('data');
@@ -52,6 +75,7 @@ async function main(): Promise<void> {
   });
   const token = world.adminToken;
   const admin = world.gateway.adminUrl.replace(/\/$/, '');
+  const login = await createDemoLogin(admin, token);
   out('');
   out(`  data folder        ${world.dir}  (gateway/gateway.db, readers/<id>/journal.db)`);
   out(
@@ -63,6 +87,7 @@ async function main(): Promise<void> {
     `                     ${admin}/api/visits  ${admin}/api/anomalies  ${admin}/api/outbox  ${admin}/metrics`,
   );
   out(`  try                curl -H 'authorization: Bearer ${token}' ${admin}/api/readers`);
+  out(`  web app            ${admin}/   ${login}`);
   out('');
   out('Ctrl-C stops everything cleanly and prints a summary.\n');
 
