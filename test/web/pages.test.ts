@@ -240,3 +240,45 @@ describe('live day view', () => {
     await page.context().close();
   });
 });
+
+describe('report pages', () => {
+  it('a unit manager reads executed vs planned and continuity with charts and tables, and downloads CSV and XLSX', async () => {
+    const page = await newPage(browser);
+    await logIn(page, gw.adminUrl, 'chef');
+    expect(await page.locator('nav a').allTextContents()).toEqual(['Översikt', 'Besök', 'Rapporter']);
+    await page.goto(`${gw.adminUrl}/#/reports?kind=executed&from=${range.from}&to=${range.to}`);
+    await page.getByRole('cell', { name: 'north', exact: true }).waitFor();
+    expect(await page.getByRole('img', { name: /Utfört mot planerat/ }).count()).toBe(1);
+    expect(await axe(page)).toEqual([]);
+    // the downloads are the same report, with the session cookie
+    const csvHref = await page.getByRole('link', { name: 'Ladda ner CSV' }).getAttribute('href');
+    const xlsxHref = await page.getByRole('link', { name: 'Ladda ner XLSX (Excel)' }).getAttribute('href');
+    const got = await page.evaluate(
+      `Promise.all([${JSON.stringify(csvHref)}, ${JSON.stringify(xlsxHref)}].map(async (u) => {
+        const r = await fetch(u);
+        const b = new Uint8Array(await r.arrayBuffer());
+        return { status: r.status, type: r.headers.get('content-type'), head: String.fromCharCode(...b.slice(0, 2)), text: new TextDecoder().decode(b.slice(0, 4000)) };
+      }))`,
+    );
+    const [csv, xlsx] = got as { status: number; type: string; head: string; text: string }[];
+    expect(csv?.status).toBe(200);
+    expect(csv?.type).toContain('text/csv');
+    expect(csv?.text).toContain('north');
+    expect(csv?.text).not.toContain('south');
+    expect(xlsx?.status).toBe(200);
+    expect(xlsx?.head).toBe('PK'); // a zip: the XLSX container
+    // continuity: a Monday is required (said in Swedish), the target line is drawn
+    await page.locator('#rep-kind').selectOption('continuity');
+    await page.locator('#rep-from').fill('2026-03-31');
+    await page.getByRole('button', { name: 'Visa' }).click();
+    expect(await page.locator('.error-summary li').allTextContents()).toEqual([
+      'Från och med: Kontinuitet mäts från en måndag: välj en måndag.',
+    ]);
+    await page.locator('#rep-from').fill('2026-03-30');
+    await page.getByRole('button', { name: 'Visa' }).click();
+    await page.getByRole('heading', { name: /Kontinuitet 2026-03-30/ }).waitFor();
+    expect(await page.locator('svg line.threshold').count()).toBe(1);
+    expect(await axe(page)).toEqual([]);
+    await page.context().close();
+  });
+});
