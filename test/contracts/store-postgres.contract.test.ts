@@ -20,7 +20,7 @@ let cluster: Promise<PgCluster> | undefined;
 const pgc = (): Promise<PgCluster> => (cluster ??= startPgCluster());
 afterAll(async () => {
   if (cluster) await (await cluster).destroy();
-});
+}, 120_000); // stopping the cluster takes long on a loaded machine
 
 async function freshPool() {
   const pool = openPgPool({ url: await (await pgc()).createDatabase(), max: 4 });
