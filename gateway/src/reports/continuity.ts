@@ -13,7 +13,7 @@
 import { hasCountingDecision, is65Plus, isActiveOn, type Match, type PlannedVisit } from '../care/model.js';
 import { isAlarmOrMealOnly, Lookup, median, occasionsOf, plannedByExecuted, round } from './facts.js';
 import { dataQuality, type DataQuality } from './quality.js';
-import type { Registries, ReportVisit } from './source.js';
+import type { Registries, ReportVisit, TapCount } from './source.js';
 import { addDays, datesBetween, isoWeekday, type ReportClock } from './time.js';
 
 export interface ContinuityParams {
@@ -114,6 +114,8 @@ const minutesOf = (hhmm: string): number => {
 
 export interface ContinuityFacts {
   registries: Registries;
+  /** Tap assurance counts (data quality); null/absent when not recorded. */
+  taps?: readonly TapCount[] | null;
   planned: readonly PlannedVisit[];
   matches: readonly Match[];
   executed: readonly ReportVisit[];
@@ -303,7 +305,7 @@ export function continuity(
         ...ccShare(withContact.filter((r) => r.areaId === areaId)),
       })),
     },
-    quality: dataQuality(used, lookup, params.lateDeliveryHours),
+    quality: dataQuality(used, lookup, params.lateDeliveryHours, facts.taps),
   };
 }
 

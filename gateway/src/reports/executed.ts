@@ -27,7 +27,7 @@ import {
   round,
   UNKNOWN,
 } from './facts.js';
-import type { Registries, ReportVisit } from './source.js';
+import type { Registries, ReportVisit, TapCount } from './source.js';
 import { dataQuality, type DataQuality } from './quality.js';
 import { isoWeek, type ReportClock } from './time.js';
 
@@ -156,6 +156,8 @@ const MISSED_FIELD: Record<MissedReasonCode, MissedField> = {
 
 export interface ExecutedFacts {
   registries: Registries;
+  /** Tap assurance counts (data quality); null/absent when not recorded. */
+  taps?: readonly TapCount[] | null;
   planned: readonly PlannedVisit[];
   matches: readonly Match[];
   executed: readonly ReportVisit[];
@@ -275,7 +277,7 @@ export function executedVsPlanned(
       p90Minutes: percentile(diffs, 90),
       bins,
     },
-    quality: dataQuality(usedVisits, lookup, params.lateDeliveryHours),
+    quality: dataQuality(usedVisits, lookup, params.lateDeliveryHours, facts.taps),
   };
 }
 

@@ -103,6 +103,26 @@ function qualityTables(q: DataQuality): Table[] {
       columns: [col('readerId', 'Läsare', 'Reader'), ...QUALITY_COLUMNS],
       rows: q.byReader.map((r) => ({ readerId: r.readerId, ...flat(r) })),
     },
+    {
+      // Secure card vs UID only, per area and reader; empty when the gateway does not check secure cards.
+      name: 'quality-assurance',
+      columns: [
+        col('areaId', 'Område', 'Area'),
+        col('readerId', 'Läsare', 'Reader'),
+        col('taps', 'Kortläsningar', 'Taps'),
+        col('secure', 'Säkert kort', 'Secure card'),
+        col('uidOnly', 'Endast UID', 'UID only'),
+        col('shareSecure', 'Andel säkert kort', 'Share secure card'),
+        col('shareUidOnly', 'Andel endast UID', 'Share UID only'),
+      ],
+      rows: !q.assurance.recorded
+        ? []
+        : [
+            { areaId: '(all)', readerId: null, ...q.assurance.total },
+            ...q.assurance.byArea.map((r) => ({ ...r, readerId: null })),
+            ...q.assurance.byReader.map((r) => ({ ...r, areaId: null })),
+          ],
+    },
   ];
 }
 

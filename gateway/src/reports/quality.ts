@@ -4,7 +4,7 @@
  * reached the gateway late. Registration errors skew statistics, so a reader of a figure sees them.
  */
 import { UNKNOWN, type Lookup } from './facts.js';
-import type { ReportVisit } from './source.js';
+import type { ReportVisit, TapCount } from './source.js';
 
 export interface QualityCounts {
   visits: number;
@@ -35,8 +35,28 @@ export interface QualityRow extends QualityCounts {
   shares: QualityShares;
 }
 
+export interface AssuranceRow {
+  taps: number;
+  /** Taps of a secure card whose proof the gateway checked. */
+  secure: number;
+  /** Taps that identified the card by its UID only (cloneable). */
+  uidOnly: number;
+  shareSecure: number | null;
+  shareUidOnly: number | null;
+}
+
+export interface Assurance {
+  /** False when the gateway does not check secure cards: nothing is recorded, every tap is UID only. */
+  recorded: boolean;
+  total: AssuranceRow;
+  byArea: Array<AssuranceRow & { areaId: string }>;
+  byReader: Array<AssuranceRow & { readerId: string }>;
+}
+
 export interface DataQuality {
   lateDeliveryHours: number;
+  /** Assurance level of the taps of the report's readers, received in the report's window. */
+  assurance: Assurance;
   total: QualityRow;
   byArea: Array<QualityRow & { areaId: string }>;
   byReader: Array<QualityRow & { readerId: string }>;
@@ -79,18 +99,65 @@ function add(c: QualityCounts, v: ReportVisit, lateMs: number): void {
   if (v.startedAtMs === null || v.endedAtMs === null) c.incomplete++;
 }
 
+const assuranceRow = (secure: number, uidOnly: number): AssuranceRow => {
+  const taps = secure + uidOnly;
+  return {
+    taps,
+    secure,
+    uidOnly,
+    shareSecure: taps ? share(secure, taps) : null,
+    shareUidOnly: taps ? share(uidOnly, taps) : null,
+  };
+};
+
+/**
+ * Tap assurance per reader, area (the area of the client of the reader's visits in the report) and in
+ * total. Only readers that have visits in the report count, so a scoped report shows only its readers.
+ */
+function assuranceOf(
+  taps: readonly TapCount[] | null | undefined,
+  areaOfReader: Map<string, string>,
+): Assurance {
+  const by = (keyOf: (t: TapCount) => string | undefined) => {
+    const m = new Map<string, [number, number]>();
+    for (const t of taps ?? []) {
+      const k = keyOf(t);
+      if (k === undefined) continue;
+      let c = m.get(k);
+      if (!c) m.set(k, (c = [0, 0]));
+      c[t.assurance === 'secure' ? 0 : 1] += t.taps;
+    }
+    return [...m].sort(([a], [b]) => (a < b ? -1 : 1));
+  };
+  const known = (t: TapCount) => (areaOfReader.has(t.readerId) ? t.readerId : undefined);
+  const total = by((t) => (areaOfReader.has(t.readerId) ? '' : undefined))[0]?.[1] ?? [0, 0];
+  return {
+    recorded: taps !== null && taps !== undefined,
+    total: assuranceRow(total[0], total[1]),
+    byArea: by((t) => areaOfReader.get(t.readerId)).map(([areaId, c]) => ({
+      areaId,
+      ...assuranceRow(c[0], c[1]),
+    })),
+    byReader: by(known).map(([readerId, c]) => ({ readerId, ...assuranceRow(c[0], c[1]) })),
+  };
+}
+
 export function dataQuality(
   visits: readonly ReportVisit[],
   lookup: Lookup,
   lateDeliveryHours = 24,
+  taps?: readonly TapCount[] | null,
 ): DataQuality {
   const lateMs = lateDeliveryHours * 3_600_000;
   const total = zero();
   const byArea = new Map<string, QualityCounts>();
   const byReader = new Map<string, QualityCounts>();
+  const areaOfReader = new Map<string, string>();
   for (const v of visits) {
     add(total, v, lateMs);
     const area = (v.clientRef !== null && lookup.clients.get(v.clientRef)?.areaId) || UNKNOWN;
+    if (!areaOfReader.has(v.readerId) || areaOfReader.get(v.readerId) === UNKNOWN)
+      areaOfReader.set(v.readerId, area);
     let a = byArea.get(area);
     if (!a) byArea.set(area, (a = zero()));
     add(a, v, lateMs);
@@ -100,6 +167,7 @@ export function dataQuality(
   }
   return {
     lateDeliveryHours,
+    assurance: assuranceOf(taps, areaOfReader),
     total: withShares(total),
     byArea: [...byArea]
       .sort(([a], [b]) => (a < b ? -1 : 1))

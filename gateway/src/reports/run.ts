@@ -13,7 +13,7 @@ import {
 import { executedVsPlanned, type ExecutedParams, type ExecutedReport } from './executed.js';
 import { Lookup } from './facts.js';
 import { dataQuality, type DataQuality } from './quality.js';
-import { collect, type Registries, type ReportSource, type ReportVisit } from './source.js';
+import { collect, type Registries, type ReportSource, type ReportVisit, type TapCount } from './source.js';
 import { doubleStaffing, type StaffingParams, type StaffingReport } from './staffing.js';
 import { addDays, firstMondayOf, monthsBetween, type ReportClock } from './time.js';
 import type { Match, PlannedVisit } from '../care/model.js';
@@ -23,6 +23,7 @@ export interface Facts {
   planned: PlannedVisit[];
   matches: Match[];
   executed: ReportVisit[];
+  taps: TapCount[] | null;
 }
 
 /** Every fact of the local dates [fromDate, toDate]. */
@@ -33,13 +34,14 @@ export async function loadFacts(
   clock: ReportClock,
 ): Promise<Facts> {
   const w = clock.window(fromDate, toDate);
-  const [registries, planned, matches, executed] = await Promise.all([
+  const [registries, planned, matches, executed, taps] = await Promise.all([
     source.registries(),
     collect(source.planned(w)),
     collect(source.matches(w)),
     collect(source.executed(w)),
+    source.tapAssurance ? source.tapAssurance(w) : Promise.resolve(null),
   ]);
-  return { registries, planned, matches, executed };
+  return { registries, planned, matches, executed, taps };
 }
 
 export async function runExecuted(
@@ -83,12 +85,14 @@ export async function runMonthly(
   const threshold = params.threshold ?? 15;
   const perMonth: Array<{ month: string; report: ContinuityReport }> = [];
   const used: ReportVisit[] = [];
+  let taps: TapCount[] | null = null;
   let registries: Registries | undefined;
   for (const month of monthsBetween(params.fromMonth, params.toMonth)) {
     const fromDate = firstMondayOf(month);
     const facts = await loadFacts(source, fromDate, addDays(fromDate, 13), clock);
     registries = facts.registries;
     used.push(...facts.executed);
+    if (facts.taps !== null) (taps ??= []).push(...facts.taps);
     perMonth.push({
       month,
       report: continuity(facts, { fromDate, lateDeliveryHours: params.lateDeliveryHours }, clock),
@@ -106,6 +110,7 @@ export async function runMonthly(
       used,
       new Lookup(registries ?? (await source.registries())),
       params.lateDeliveryHours,
+      taps,
     ),
   };
 }
@@ -130,8 +135,12 @@ export async function runQuality(
   clock: ReportClock,
 ): Promise<QualityReport> {
   const w = clock.window(params.fromDate, params.toDate);
-  const [registries, executed] = await Promise.all([source.registries(), collect(source.executed(w))]);
-  const quality = dataQuality(executed, new Lookup(registries), params.lateDeliveryHours);
+  const [registries, executed, taps] = await Promise.all([
+    source.registries(),
+    collect(source.executed(w)),
+    source.tapAssurance ? source.tapAssurance(w) : Promise.resolve(null),
+  ]);
+  const quality = dataQuality(executed, new Lookup(registries), params.lateDeliveryHours, taps);
   return {
     kind: 'data-quality',
     params: { ...params, lateDeliveryHours: quality.lateDeliveryHours, timeZone: clock.timeZone },

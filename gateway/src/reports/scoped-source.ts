@@ -47,6 +47,13 @@ export function scopedSource(source: ReportSource, scope: ReportScope): ReportSo
     registries,
     planned: (w) => lazy((cs) => filtered(source.planned(w), (p) => cs.has(p.clientRef))),
     matches: (w) => lazy((cs) => filtered(source.matches(w), (m) => cs.has(m.clientRef))),
+    // Taps of other readers are dropped by the report itself (only readers with visits in it count).
+    ...(source.tapAssurance
+      ? {
+          tapAssurance: (w: Parameters<NonNullable<ReportSource['tapAssurance']>>[0]) =>
+            source.tapAssurance!(w),
+        }
+      : {}),
     executed: (w) =>
       lazy((cs) => filtered(source.executed(w), (v) => v.clientRef !== null && cs.has(v.clientRef))),
   };

@@ -45,6 +45,13 @@ export interface UtcWindow {
   toMs: number;
 }
 
+/** Taps a reader delivered in a window by assurance level (secure card proved itself, or UID only). */
+export interface TapCount {
+  readerId: string;
+  assurance: 'secure' | 'uid-only';
+  taps: number;
+}
+
 export interface ReportSource {
   registries(): Promise<Registries>;
   /** Planned visits (the current plan version) whose startMs lies in the window. */
@@ -53,6 +60,11 @@ export interface ReportSource {
   matches(w: UtcWindow): AsyncIterable<readonly Match[]>;
   /** Executed visits that started in the window (or, without a start, ended in it), in chunks. */
   executed(w: UtcWindow): AsyncIterable<readonly ReportVisit[]>;
+  /**
+   * Taps received in the window by reader and assurance level, not counting refused taps; null when the
+   * gateway does not check secure cards (nothing recorded: every tap is UID only). Optional.
+   */
+  tapAssurance?(w: UtcWindow): Promise<TapCount[] | null>;
 }
 
 /** Drains a chunked iterable into one array (fixtures, small reports). */

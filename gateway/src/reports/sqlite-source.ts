@@ -24,7 +24,7 @@ import type {
   Staff,
   Team,
 } from '../care/model.js';
-import type { Registries, ReportSource, ReportVisit, UtcWindow } from './source.js';
+import type { Registries, ReportSource, ReportVisit, TapCount, UtcWindow } from './source.js';
 
 type Db = Database.Database;
 
@@ -184,6 +184,20 @@ export class SqliteReportSource implements ReportSource {
         localDate: r.local_date,
       }));
     }
+  }
+
+  /** The secure-card verifier's per-tap record (secure_taps, only when secure cards are checked). */
+  tapAssurance(w: UtcWindow): Promise<TapCount[] | null> {
+    if (!this.hasTable('secure_taps')) return Promise.resolve(null);
+    const rows = this.db
+      .prepare(
+        `SELECT reader_id, assurance, count(*) AS taps FROM secure_taps
+          WHERE at_ms >= ? AND at_ms < ? AND verdict != 'refused' GROUP BY reader_id, assurance`,
+      )
+      .all(w.fromMs, w.toMs) as Array<{ reader_id: string; assurance: TapCount['assurance']; taps: number }>;
+    return Promise.resolve(
+      rows.map((r) => ({ readerId: r.reader_id, assurance: r.assurance, taps: r.taps })),
+    );
   }
 
   async *executed(w: UtcWindow): AsyncIterable<readonly ReportVisit[]> {

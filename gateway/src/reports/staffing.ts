@@ -7,7 +7,7 @@ import type { Match, PlannedVisit } from '../care/model.js';
 import { executedKey } from '../care/model.js';
 import { Lookup, occasionsOf, plannedByExecuted, round, UNKNOWN } from './facts.js';
 import { dataQuality, type DataQuality } from './quality.js';
-import type { Registries, ReportVisit } from './source.js';
+import type { Registries, ReportVisit, TapCount } from './source.js';
 import type { ReportClock } from './time.js';
 
 export interface StaffingParams {
@@ -41,6 +41,8 @@ export interface StaffingReport {
 
 export interface StaffingFacts {
   registries: Registries;
+  /** Tap assurance counts (data quality); null/absent when not recorded. */
+  taps?: readonly TapCount[] | null;
   planned: readonly PlannedVisit[];
   matches: readonly Match[];
   executed: readonly ReportVisit[];
@@ -127,6 +129,6 @@ export function doubleStaffing(
     notes: STAFFING_NOTES,
     rows: [...rows.values()].sort((a, b) => (a.areaId < b.areaId ? -1 : 1)).map(finish),
     total: finish(total),
-    quality: dataQuality(used, lookup, params.lateDeliveryHours),
+    quality: dataQuality(used, lookup, params.lateDeliveryHours, facts.taps),
   };
 }
