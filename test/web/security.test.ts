@@ -27,6 +27,11 @@ async function call(
     redirect: 'manual',
     ...(body === undefined ? {} : { body: JSON.stringify(body) }),
   });
+  if (res.headers.get('content-type')?.startsWith('text/event-stream')) {
+    // a stream (the live day view) stays open: its status and headers are the answer
+    await res.body?.cancel();
+    return { status: res.status, body: null, headers: res.headers };
+  }
   const text = await res.text();
   let parsed: unknown = text;
   try {
