@@ -1,0 +1,63 @@
+/**
+ * Screenshots of the main pages at 1280×800 into docs/screenshots/ (`npm run screenshots`): a real
+ * gateway on loopback with demo data (the page tests' seed: two areas, a plan for today with a late, a
+ * missed and a pending visit), real headless Chromium. Needs /usr/bin/chromium (scripts/setup-system.sh).
+ */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { tempDir } from '../test/gateway/helpers.js';
+import { importPlan, launch, logIn, newPage, seed, startCareGateway } from '../test/web/pages-helpers.js';
+import { buildWeb, WEB_DIR } from './build.js';
+
+export const SHOTS_DIR = join(WEB_DIR, '..', 'docs', 'screenshots');
+
+/** [file, user, hash route]: each role's main pages. */
+const SHOTS: [string, string, string][] = [
+  ['login', '', '#/login'],
+  ['overview', 'admin', '#/overview'],
+  ['live-day-view', 'samordnare', '#/live'],
+  ['planned-visits', 'samordnare', '#/plan'],
+  ['plan-alerts', 'samordnare', '#/alerts'],
+  ['clients', 'samordnare', '#/clients'],
+  ['plan-import', 'admin', '#/import'],
+  ['report-executed', 'chef', '#/reports?kind=executed'],
+  ['report-continuity', 'chef', '#/reports?kind=continuity'],
+  ['readers', 'tekniker', '#/readers'],
+  ['audit-log', 'admin', '#/audit'],
+];
+
+export async function takeScreenshots(outDir = SHOTS_DIR): Promise<string[]> {
+  mkdirSync(outDir, { recursive: true });
+  await buildWeb();
+  const tmp = tempDir('vt-shots-');
+  const gw = await startCareGateway(tmp.dir);
+  const browser = await launch();
+  const written: string[] = [];
+  try {
+    await seed(gw);
+    await importPlan(gw, [-150, -30, -20, 15, 60, 90, 120]);
+    await new Promise((r) => setTimeout(r, 1500)); // a few care ticks: alerts raised
+    for (const [file, user, hash] of SHOTS) {
+      const page = await newPage(browser);
+      if (user) await logIn(page, gw.adminUrl, user);
+      await page.goto(`${gw.adminUrl}/${hash}`);
+      await page.locator('main h1').waitFor();
+      await page.locator('main table, main form, main p').first().waitFor();
+      await page.waitForTimeout(300);
+      const path = join(outDir, `${file}.png`);
+      await page.screenshot({ path });
+      written.push(path);
+      await page.context().close();
+    }
+  } finally {
+    await browser.close();
+    await gw.stop();
+    tmp.cleanup();
+  }
+  return written;
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  for (const p of await takeScreenshots()) console.log(p);
+}
