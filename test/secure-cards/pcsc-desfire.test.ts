@@ -31,7 +31,16 @@ import { dbOf, PASSWORD, startGateway, tempDir, waitUntil } from '../gateway/hel
 import { PcscdFixture, VPCD_READER_NAME } from '../pcsc/pcscd-fixture.js';
 import { ATR_ISO14443_3, ATR_ISO14443_4, VirtualCard } from '../pcsc/virtual-card.js';
 import type { VirtualDesfire } from '../pcsc/virtual-desfire.js';
-import { DESFIRE_AID, DESFIRE_MASTER, desfireCard, FLEET_KEY, MASTER, tapEvent } from './helpers.js';
+import { VirtualNtag424 } from '../pcsc/virtual-ntag424.js';
+import {
+  DESFIRE_AID,
+  DESFIRE_MASTER,
+  desfireCard,
+  FLEET_KEY,
+  MASTER,
+  personalisedCard,
+  tapEvent,
+} from './helpers.js';
 
 const logger = pino({ level: 'silent' });
 const pause = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -44,7 +53,7 @@ const pcscd = new PcscdFixture();
 const inField: VirtualCard[] = [];
 
 /** Puts a card in the field: the DESFire applet behind an ISO 14443-4 ATR, or a plain UID card. */
-async function present(uid: string, applet?: VirtualDesfire): Promise<VirtualCard> {
+async function present(uid: string, applet?: VirtualDesfire | VirtualNtag424): Promise<VirtualCard> {
   const c = new VirtualCard({
     port: pcscd.port,
     uid,
@@ -119,7 +128,7 @@ describe('DESFire EV2 over real pcscd + vpcd: the driver authenticates, the gate
   });
 
   /** Taps the card and hands the tap to the gateway's verifier, as ingest does. */
-  async function tap(uid: string, applet: VirtualDesfire | undefined, n: number) {
+  async function tap(uid: string, applet: VirtualDesfire | VirtualNtag424 | undefined, n: number) {
     await present(uid, applet);
     const ev = await rec.waitFor('card', n, EVENT_TIMEOUT_MS);
     await removeAll();
@@ -178,6 +187,15 @@ describe('DESFire EV2 over real pcscd + vpcd: the driver authenticates, the gate
     expect(f.ev.authFailed).toBeUndefined();
     expect(f.verdict).toMatchObject({ assurance: 'uid-only', verdict: 'accepted', code: 'uid-only' });
     expect((await tap('A1B2C3D4', undefined, 5)).verdict).toMatchObject({ verdict: 'accepted' });
+    // the same reader still reads NTAG 424 DNA SUN messages (they come first); a blank NTAG 424 DNA is UID only
+    const ntag = await personalisedCard('04A9A8A7A6A5A4');
+    const sun = await tap('04A9A8A7A6A5A4', ntag, 6);
+    expect(sun.ev.proof?.kind).toBe('ntag424-sun');
+    expect(sun.verdict).toMatchObject({ assurance: 'secure', verdict: 'accepted' });
+    const blank = new VirtualNtag424(uidBytes('04A0A0A0A0A0A0'));
+    const b = await tap('04A0A0A0A0A0A0', blank, 7);
+    expect(b.ev.authFailed).toBeUndefined();
+    expect(b.verdict).toMatchObject({ assurance: 'uid-only', verdict: 'accepted' });
   });
 });
 
