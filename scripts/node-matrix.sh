@@ -104,6 +104,8 @@ prepare_tree() {
       while IFS= read -r -d '' f; do [ -e "$f" ] && printf '%s\0' "$f"; done |
       tar --null -T - -cf -) | tar -xf - -C "$tree"
   fi
+  # Tests that list the repository's files (test/docs) ask git: give the copy an index of the same files.
+  (cd "$tree" && git init -q && git add -A >/dev/null 2>&1) || log "no git index in $tree (test/docs needs one)"
   if [ ! -f "$repo/node_modules/.package-lock.json" ]; then
     log "the repository has no node_modules: run npm ci (or npm test) first"
     return 1
