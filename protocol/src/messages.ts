@@ -138,8 +138,12 @@ export const JournalEpoch = SafeId.describe(
 
 /** Why a device cannot deliver a sequence it once numbered. */
 export const TombstoneReason = z
-  .enum(['quarantined'])
-  .describe('quarantined: the journal row was unreadable at start-up or when read, and was set aside.');
+  .enum(['quarantined', 'acked-deleted'])
+  .describe(
+    'quarantined: the journal row was unreadable at start-up or when read, and was set aside. ' +
+      'acked-deleted (added within version 1): the gateway acknowledged these seqs earlier and the device deleted them, ' +
+      'but the gateway no longer holds them (restored from a backup): they are lost, declared with their extent.',
+  );
 export type TombstoneReason = z.infer<typeof TombstoneReason>;
 
 /**

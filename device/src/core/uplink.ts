@@ -77,6 +77,8 @@ export class Uplink extends EventEmitter<{
   private statusTimer: TimerHandle | null = null;
   private inFlight: InFlight[] = [];
   private sentUpTo = 0;
+  /** The lastAckedSeq a lost-acked tombstone was sent for (after a gateway restore). */
+  private lostDeclared: number | null = null;
   private readonly counters = {
     batchesSent: 0,
     resends: 0,
@@ -242,6 +244,7 @@ export class Uplink extends EventEmitter<{
     this.inFlight = [];
     this.sentUpTo = 0;
     this.timeouts = 0;
+    this.lostDeclared = null; // a lost declaration is sent again if the gateway still lacks the seqs
     this.subscribed = false;
     // Send only once subscribed to acks (else the first acks are lost and every batch waits for a timeout).
     client.subscribe([topics.acks(id), topics.config(id), topics.commands(id)], { qos: 1 }, (err) => {
@@ -354,6 +357,44 @@ export class Uplink extends EventEmitter<{
     }
   }
 
+  /**
+   * The gateway holds less than it acknowledged before (restored from a backup): the seqs it lost were
+   * deleted here after its ack, so they can never be sent again. Declare them with a tombstone
+   * (reason acked-deleted, protocol "Journal epochs and tombstones") so the gateway reports the loss
+   * with its extent and pairing continues, instead of waiting for them for good.
+   */
+  private declareLostAcked(upTo: number): void {
+    const lastAcked = this.o.journal.lastAckedSeq;
+    const c = this.client;
+    if (upTo >= lastAcked || !c) return;
+    if (this.lostDeclared !== null && this.lostDeclared >= lastAcked) return; // once per loss
+    this.lostDeclared = lastAcked;
+    const epoch = this.o.journal.epoch;
+    this.log.warn(
+      { from: upTo + 1, to: lastAcked },
+      'the gateway lost seqs it acknowledged earlier (restored?): declaring them with a tombstone',
+    );
+    c.publish(
+      topics.events(this.o.readerId),
+      encode('events', {
+        schemaVersion: 1,
+        readerId: this.o.readerId,
+        sentAt: this.o.now(),
+        ...(epoch !== null ? { epoch } : {}),
+        events: [],
+        tombstones: [
+          {
+            from: upTo + 1,
+            to: lastAcked,
+            reason: 'acked-deleted',
+            detail: 'acknowledged by the gateway earlier and deleted on the device',
+          },
+        ],
+      }),
+      { qos: 1 },
+    );
+  }
+
   private onAck(payload: Buffer): void {
     const d = decode('acks', this.o.readerId, payload);
     if (!d.ok) {
@@ -370,6 +411,7 @@ export class Uplink extends EventEmitter<{
       return;
     }
     this.counters.acksReceived++;
+    this.declareLostAcked(ack.upTo);
     const deleted = this.o.journal.ack(
       ack.upTo,
       ack.rejected.map((r) => r.seq),
