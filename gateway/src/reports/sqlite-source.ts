@@ -102,12 +102,13 @@ export class SqliteReportSource implements ReportSource {
       `SELECT plan_version_id, planned_visit_id, client_ref, local_date, local_start, start_ms, planned_minutes,
               service_codes_json, staff_count, staff_refs_json
          FROM care_planned_visits
-        WHERE active = 1 AND start_ms >= ? AND start_ms < ? AND (start_ms > ? OR (start_ms = ? AND planned_visit_id > ?))
+        WHERE active = 1 AND start_ms >= ? AND start_ms < ? AND NOT (start_ms = ? AND planned_visit_id <= ?)
         ORDER BY start_ms, planned_visit_id LIMIT ?`,
     );
-    let after: [number, string] = [w.fromMs - 1, ''];
+    let after: [number, string] = [w.fromMs, ''];
     for (;;) {
-      const rows = stmt.all(w.fromMs, w.toMs, after[0], after[0], after[1], this.chunk) as Array<{
+      // The lower bound is the last page's key (not the window's start): each page is one index range.
+      const rows = stmt.all(after[0], w.toMs, after[0], after[1], this.chunk) as Array<{
         plan_version_id: number;
         planned_visit_id: string;
         client_ref: string;
@@ -221,13 +222,13 @@ export class SqliteReportSource implements ReportSource {
     // Visits that started in the window: the visits_started index, in (start, rowid) order, page by page.
     const stmt = this.db.prepare(
       `SELECT ${cols}
-        WHERE v.started_at_ms >= ? AND v.started_at_ms < ?
-          AND (v.started_at_ms > ? OR (v.started_at_ms = ? AND v.rowid > ?))
+        WHERE v.started_at_ms >= ? AND v.started_at_ms < ? AND NOT (v.started_at_ms = ? AND v.rowid <= ?)
         ORDER BY v.started_at_ms, v.rowid LIMIT ?`,
     );
-    let after: [number, number] = [w.fromMs - 1, 0];
+    let after: [number, number] = [w.fromMs, 0];
     for (;;) {
-      const rows = stmt.all(w.fromMs, w.toMs, after[0], after[0], after[1], this.chunk) as VisitRow[];
+      // The lower bound is the last page's key (not the window's start): each page is one index range.
+      const rows = stmt.all(after[0], w.toMs, after[0], after[1], this.chunk) as VisitRow[];
       if (rows.length === 0) break;
       yield rows.map(row);
       const last = rows[rows.length - 1]!;
