@@ -4,7 +4,7 @@ import type { Transport } from '../broker/transport.js';
 import type { ReaderLiveView } from '../ingest/reader-view.js';
 import type { ReaderRegistry } from '../registry.js';
 import type { IngestStore, ReaderRecord } from '../store/ingest-store.js';
-import type { AdminResponse, AdminRoute } from './types.js';
+import type { AdminRequest, AdminResponse, AdminRoute } from './types.js';
 
 export interface ReaderRoutesDeps {
   store: IngestStore;
@@ -29,7 +29,13 @@ const bad = (detail: string): AdminResponse => ({ status: 400, body: { error: de
 const notFound: AdminResponse = { status: 404, body: { error: 'unknown reader' } };
 
 /** The reader status view: registry row + durable sequence state + what this process saw live. */
-export function readerView(d: ReaderRoutesDeps, r: ReaderRecord, detail: boolean) {
+/**
+ * A technician maintains readers, not care: they see whether a reader is placed in a home, never whose home
+ * (no client reference), so the reader pages cannot tell them who is visited.
+ */
+const withoutCare = (req: AdminRequest): boolean => req.principal?.role === 'technician';
+
+export function readerView(d: ReaderRoutesDeps, r: ReaderRecord, detail: boolean, hideClient = false) {
   const seq = d.store.seqState(r.readerId);
   const live = d.live.get(r.readerId);
   const stored = live?.status ? undefined : d.store.lastStatus(r.readerId);
@@ -39,7 +45,8 @@ export function readerView(d: ReaderRoutesDeps, r: ReaderRecord, detail: boolean
   const base = {
     readerId: r.readerId,
     label: r.label,
-    clientRef: r.clientRef,
+    clientRef: hideClient ? null : r.clientRef,
+    placed: r.clientRef !== null,
     revoked: r.revokedAt !== null,
     revokedAtMs: r.revokedAt,
     replacedBy: links?.replacedBy ?? null,
@@ -75,9 +82,9 @@ export function readerRoutes(d: ReaderRoutesDeps): AdminRoute[] {
     {
       method: 'GET',
       path: '/api/readers',
-      handler: () => ({
+      handler: (req) => ({
         status: 200,
-        body: { readers: d.registry.listReaders().map((r) => readerView(d, r, false)) },
+        body: { readers: d.registry.listReaders().map((r) => readerView(d, r, false, withoutCare(req))) },
       }),
     },
     {
@@ -85,7 +92,7 @@ export function readerRoutes(d: ReaderRoutesDeps): AdminRoute[] {
       path: '/api/readers/:readerId',
       handler: (req) => {
         const r = d.registry.getReader(req.params.readerId ?? '');
-        return r ? { status: 200, body: readerView(d, r, true) } : notFound;
+        return r ? { status: 200, body: readerView(d, r, true, withoutCare(req)) } : notFound;
       },
     },
     {
