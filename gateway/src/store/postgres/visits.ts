@@ -1,4 +1,4 @@
-import { VisitEvent, type AnomalyKind } from '../../../../protocol/index.js';
+import { VisitEvent } from '../../../../protocol/index.js';
 import type {
   Anchor,
   AnchorScanRow,
@@ -7,60 +7,21 @@ import type {
   AnomalyRecord,
   CardStatus,
   StoredEventRow,
-  TimeQuality,
   VisitAuditRecord,
   VisitQuery,
   VisitRow,
   VisitStore,
   VisitTx,
 } from '../ports.js';
+import { ANCHOR_SCAN_KEY, MAX_OPEN_SCAN_MS, rawToVisit, type RawVisit } from '../rows.js';
 import { TurnNeedsData } from '../turn.js';
 import { inTransaction, lockReaders, type PgClient, type PgPool } from './db.js';
 import { enqueueOn } from './outbox.js';
 
-/** Longest a device keeps a visit open: bounds the "still open elsewhere" scan (as on SQLite). */
-const MAX_OPEN_SCAN_MS = 7 * 24 * 3_600_000;
-const ANCHOR_SCAN_KEY = 'anchor_scan_id';
 /** Fetch rounds per turn before giving up (each round fetches every read the previous run missed). */
 const MAX_ROUNDS = 10_000;
 
-interface RawVisit {
-  reader_id: string;
-  visit_id: string;
-  client_ref: string | null;
-  card_ref: string;
-  staff_ref: string | null;
-  group_id: string | null;
-  state: 'open' | 'closed';
-  started_at_ms: number | null;
-  start_seq: number | null;
-  ended_at_ms: number | null;
-  end_seq: number | null;
-  end_reason: string | null;
-  time_quality: TimeQuality;
-  anomalies_json: string;
-  late_end_seq: number | null;
-  updated_at_ms: number;
-}
-
-const toVisit = (r: RawVisit): VisitRow => ({
-  readerId: r.reader_id,
-  visitId: r.visit_id,
-  clientRef: r.client_ref,
-  cardRef: r.card_ref,
-  staffRef: r.staff_ref,
-  groupId: r.group_id,
-  state: r.state,
-  startedAtMs: r.started_at_ms,
-  startSeq: r.start_seq,
-  endedAtMs: r.ended_at_ms,
-  endSeq: r.end_seq,
-  endReason: r.end_reason,
-  timeQuality: r.time_quality,
-  anomalies: JSON.parse(r.anomalies_json) as AnomalyKind[],
-  lateEndSeq: r.late_end_seq,
-  updatedAtMs: r.updated_at_ms,
-});
+const toVisit = rawToVisit;
 
 const vkey = (readerId: string, visitId: string) => `${readerId}\n${visitId}`;
 /** Byte order of ASCII ids, as SQLite's BINARY collation and PostgreSQL's "C". */

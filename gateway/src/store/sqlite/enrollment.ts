@@ -1,32 +1,10 @@
 import type { EnrollmentRow, EnrollmentStore } from '../ports.js';
 import type { Db } from './db.js';
 import { statementCache } from './stmt-cache.js';
+import { toEnrollmentRow, type RawEnrollment } from '../rows.js';
 
-interface Raw {
-  id: number;
-  code_hash: string;
-  reader_id: string;
-  client_ref: string | null;
-  label: string | null;
-  created_at: number;
-  expires_at: number;
-  used_at: number | null;
-  used_from: string | null;
-  replaces_reader_id: string | null;
-}
-
-const toRow = (r: Raw): EnrollmentRow => ({
-  id: r.id,
-  codeHash: r.code_hash,
-  readerId: r.reader_id,
-  clientRef: r.client_ref,
-  label: r.label,
-  createdAtMs: r.created_at,
-  expiresAtMs: r.expires_at,
-  usedAtMs: r.used_at,
-  usedFrom: r.used_from,
-  replacesReaderId: r.replaces_reader_id,
-});
+const toRow = toEnrollmentRow;
+type Raw = RawEnrollment;
 
 /**
  * One-time enrollment codes on SQLite (port: EnrollmentStore in ../ports.ts). Codes are stored as

@@ -1,4 +1,4 @@
-import type { AnomalyKind, VisitEvent } from '../../../../protocol/index.js';
+import type { VisitEvent } from '../../../../protocol/index.js';
 import type {
   Anchor,
   AnchorScanRow,
@@ -7,7 +7,6 @@ import type {
   AnomalyRecord,
   CardStatus,
   StoredEventRow,
-  TimeQuality,
   VisitAuditRecord,
   VisitQuery,
   VisitRow,
@@ -17,49 +16,9 @@ import type {
 import type { Db } from './db.js';
 import { SqliteOutbox } from './outbox.js';
 import { statementCache } from './stmt-cache.js';
+import { ANCHOR_SCAN_KEY, MAX_OPEN_SCAN_MS, rawToVisit, type RawVisit } from '../rows.js';
 
-/** Longest a device keeps a visit open: bounds the "still open elsewhere" scan (as visits/visit-index.ts). */
-export const MAX_OPEN_SCAN_MS = 7 * 24 * 3_600_000;
-/** visit_meta key of the time-anchor scan cursor (as visits/time.ts). */
-export const ANCHOR_SCAN_KEY = 'anchor_scan_id';
-
-export interface RawVisit {
-  reader_id: string;
-  visit_id: string;
-  client_ref: string | null;
-  card_ref: string;
-  staff_ref: string | null;
-  group_id: string | null;
-  state: 'open' | 'closed';
-  started_at_ms: number | null;
-  start_seq: number | null;
-  ended_at_ms: number | null;
-  end_seq: number | null;
-  end_reason: string | null;
-  time_quality: TimeQuality;
-  anomalies_json: string;
-  late_end_seq: number | null;
-  updated_at_ms: number;
-}
-
-export const rawToVisit = (r: RawVisit): VisitRow => ({
-  readerId: r.reader_id,
-  visitId: r.visit_id,
-  clientRef: r.client_ref,
-  cardRef: r.card_ref,
-  staffRef: r.staff_ref,
-  groupId: r.group_id,
-  state: r.state,
-  startedAtMs: r.started_at_ms,
-  startSeq: r.start_seq,
-  endedAtMs: r.ended_at_ms,
-  endSeq: r.end_seq,
-  endReason: r.end_reason,
-  timeQuality: r.time_quality,
-  anomalies: JSON.parse(r.anomalies_json) as AnomalyKind[],
-  lateEndSeq: r.late_end_seq,
-  updatedAtMs: r.updated_at_ms,
-});
+export { ANCHOR_SCAN_KEY, MAX_OPEN_SCAN_MS, rawToVisit, type RawVisit } from '../rows.js';
 
 /**
  * The visits engine's tables on SQLite (port: VisitStore in ../ports.ts). A turn is ONE synchronous

@@ -1,0 +1,75 @@
+/**
+ * Row shapes both engines read back (the same column names in the SQLite and PostgreSQL schemas) and their
+ * mapping to the ports' types: one definition for the two adapters.
+ */
+import type { AnomalyKind } from '../../../protocol/index.js';
+import type { EnrollmentRow, TimeQuality, VisitRow } from './ports.js';
+
+/** Longest a device keeps a visit open: bounds the "still open elsewhere" scan (as visits/visit-index.ts). */
+export const MAX_OPEN_SCAN_MS = 7 * 24 * 3_600_000;
+/** visit_meta key of the time-anchor scan cursor (as visits/time.ts). */
+export const ANCHOR_SCAN_KEY = 'anchor_scan_id';
+
+export interface RawVisit {
+  reader_id: string;
+  visit_id: string;
+  client_ref: string | null;
+  card_ref: string;
+  staff_ref: string | null;
+  group_id: string | null;
+  state: 'open' | 'closed';
+  started_at_ms: number | null;
+  start_seq: number | null;
+  ended_at_ms: number | null;
+  end_seq: number | null;
+  end_reason: string | null;
+  time_quality: TimeQuality;
+  anomalies_json: string;
+  late_end_seq: number | null;
+  updated_at_ms: number;
+}
+
+export const rawToVisit = (r: RawVisit): VisitRow => ({
+  readerId: r.reader_id,
+  visitId: r.visit_id,
+  clientRef: r.client_ref,
+  cardRef: r.card_ref,
+  staffRef: r.staff_ref,
+  groupId: r.group_id,
+  state: r.state,
+  startedAtMs: r.started_at_ms,
+  startSeq: r.start_seq,
+  endedAtMs: r.ended_at_ms,
+  endSeq: r.end_seq,
+  endReason: r.end_reason,
+  timeQuality: r.time_quality,
+  anomalies: JSON.parse(r.anomalies_json) as AnomalyKind[],
+  lateEndSeq: r.late_end_seq,
+  updatedAtMs: r.updated_at_ms,
+});
+
+export interface RawEnrollment {
+  id: number;
+  code_hash: string;
+  reader_id: string;
+  client_ref: string | null;
+  label: string | null;
+  created_at: number;
+  expires_at: number;
+  used_at: number | null;
+  used_from: string | null;
+  replaces_reader_id: string | null;
+}
+
+export const toEnrollmentRow = (r: RawEnrollment): EnrollmentRow => ({
+  id: r.id,
+  codeHash: r.code_hash,
+  readerId: r.reader_id,
+  clientRef: r.client_ref,
+  label: r.label,
+  createdAtMs: r.created_at,
+  expiresAtMs: r.expires_at,
+  usedAtMs: r.used_at,
+  usedFrom: r.used_from,
+  replacesReaderId: r.replaces_reader_id,
+});
