@@ -169,7 +169,8 @@ describe('plan import form', () => {
       buffer: Buffer.from('client_ref;date;start;planned_minutes\n'),
     });
     await page.getByRole('button', { name: 'Importera', exact: true }).click();
-    await page.locator('.error-summary').waitFor();
+    // the summary from the first try is still on screen until the file has been read: wait for the new one
+    await page.locator('.error-summary li', { hasText: 'får inte vara före' }).waitFor();
     expect(await page.locator('.error-summary li').allTextContents()).toEqual([
       'Till och med: "Till och med" får inte vara före "Från och med".',
       'Planfil (CSV): Filen har inga rader under rubrikraden.',
