@@ -164,11 +164,11 @@ export const PlanAlertCleared = z
 
 /** Why a person corrected a visit (issue 13). */
 export const CorrectionReason = z
-  .enum(['missed-tap', 'wrong-time', 'forgot-card', 'reader-fault', 'other'])
+  .enum(['missed-tap', 'wrong-time', 'forgot-card', 'reader-fault', 'other', 'tap-by-mistake'])
   .describe(
     'missed-tap: a start or stop tap was never made; wrong-time: a tap was made at the wrong moment; ' +
       "forgot-card: the staff member had no card and the time is from another record; reader-fault: the reader's " +
-      'record is wrong; other: see note.',
+      'record is wrong; other: see note; tap-by-mistake (added within version 1): the tap should not count.',
   );
 
 const VisitTimes = z
@@ -207,6 +207,63 @@ export const VisitCorrected = z
   })
   .strict();
 
+/**
+ * A person added a visit that no reader recorded (the staff member forgot to tap), with a reason (added
+ * within version 1, issue 13). The visit is marked manual: no card was read (`cardRef` null).
+ * Sent once per added visit.
+ */
+export const VisitAdded = z
+  .object({
+    type: z.literal('visit.added'),
+    idempotencyKey: z
+      .string()
+      .min(8)
+      .max(128)
+      .describe('vt1:added:{correctionId}: stable, sent once per added visit.'),
+    correctionId: z.number().int().min(1),
+    visitId: SafeId,
+    readerId: ReaderId.describe("'manual' (no reader recorded it)."),
+    clientRef: SafeId,
+    staffRef: SafeId,
+    cardRef: CardRef.nullable().describe('Always null: no card was read.'),
+    manual: z.literal(true),
+    startedAt: IsoTime,
+    endedAt: IsoTime,
+    durationMs: z.number().int().min(0),
+    reasonCode: CorrectionReason,
+    note: Text.nullable(),
+    addedBy: Text.describe("Who added it: 'user:<name>', 'token:<name>' or 'admin-token'."),
+    addedAt: IsoTime,
+  })
+  .strict();
+
+/**
+ * A person marked a visit (a tap) as a mistake: it is withdrawn and should not count (added within
+ * version 1, issue 13). The gateway keeps the visit's record. Sent once per visit, after its own events.
+ */
+export const VisitWithdrawn = z
+  .object({
+    type: z.literal('visit.withdrawn'),
+    idempotencyKey: z
+      .string()
+      .min(8)
+      .max(128)
+      .describe('vt1:withdrawn:{correctionId}: stable, sent once (a visit is withdrawn at most once).'),
+    correctionId: z.number().int().min(1),
+    visitId: SafeId,
+    readerId: ReaderId,
+    clientRef: SafeId.nullable(),
+    staffRef: SafeId.nullable(),
+    cardRef: CardRef.nullable(),
+    startedAt: IsoTime.nullable(),
+    endedAt: IsoTime.nullable(),
+    reasonCode: CorrectionReason,
+    note: Text.nullable(),
+    withdrawnBy: Text.describe("Who withdrew it: 'user:<name>', 'token:<name>' or 'admin-token'."),
+    withdrawnAt: IsoTime,
+  })
+  .strict();
+
 export const VisitEvent = z.discriminatedUnion('type', [
   VisitStarted,
   VisitEnded,
@@ -215,6 +272,8 @@ export const VisitEvent = z.discriminatedUnion('type', [
   PlanAlertRaised,
   PlanAlertCleared,
   VisitCorrected,
+  VisitAdded,
+  VisitWithdrawn,
 ]);
 export type VisitEvent = z.infer<typeof VisitEvent>;
 
