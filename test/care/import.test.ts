@@ -211,4 +211,39 @@ describe('plan import into the store', () => {
     expect(r.errors[0]!.reason).toMatch(/pv-1 is in the plan of area north on 2026-03-29/);
     expect(await f.plan.store.planVersions('south')).toEqual([]);
   });
+
+  it("a refused re-import leaves the area's current plan active and adds no version", async () => {
+    f = careFixture(Date.parse('2026-03-20T00:00:00Z'));
+    const base = {
+      dryRun: false,
+      actor: 't',
+      source: 'api' as const,
+      fromDate: '2026-03-29',
+      toDate: '2026-03-29',
+    };
+    const row = (id: string, client: string, start: string) => ({
+      plannedVisitId: id,
+      clientRef: client,
+      date: '2026-03-29',
+      start,
+      plannedMinutes: 20,
+    });
+    await f.plan.importPlan({ ...base, areaId: 'north', rows: [row('pv-1', 'k-1', '08:00')] });
+    await f.plan.importPlan({ ...base, areaId: 'south', rows: [row('pv-s1', 'k-2', '09:00')] });
+    const r = await f.plan.importPlan({
+      ...base,
+      areaId: 'south',
+      rows: [row('pv-s2', 'k-2', '10:00'), row('pv-1', 'k-2', '11:00'), row('pv-s3', 'k-2', '12:00')],
+    });
+    expect(r.ok).toBe(false);
+    expect(r.errors.map((e) => e.reason)).toEqual([
+      expect.stringMatching(/pv-1 is in the plan of area north/),
+    ]);
+    expect((await f.plan.store.planVersions('south')).length).toBe(1);
+    const active = await f.plan.store.activePlans({
+      fromMs: Date.parse('2026-03-28T00:00:00Z'),
+      toMs: Date.parse('2026-03-30T00:00:00Z'),
+    });
+    expect(active.map((p) => p.plannedVisitId).sort()).toEqual(['pv-1', 'pv-s1']);
+  });
 });

@@ -141,6 +141,15 @@ export const alertKey = (plannedVisitId: string, kind: AlertKind, what: 'raised'
   `pa1:${plannedVisitId}:${kind}:${what}`;
 
 const ok = <T>(v: T): Promise<T> => Promise.resolve(v);
+
+type ReplacePlanInput = Parameters<CareStore['replacePlan']>[0];
+type PlanConflicts = { plannedVisitId: string; areaId: string; localDate: string }[];
+/** Thrown inside the import's transaction so that nothing of it is kept. */
+class PlanConflict extends Error {
+  constructor(readonly conflicts: PlanConflicts) {
+    super('planned visit ids active elsewhere');
+  }
+}
 const json = <T>(rows: { json: string }[]): T[] => rows.map((r) => JSON.parse(r.json) as T);
 
 export function createSqliteCareStore(opts: SqliteCareStoreOptions): CareStore {
@@ -161,6 +170,21 @@ export function createSqliteCareStore(opts: SqliteCareStoreOptions): CareStore {
       if (r) m.set(id, r.reason_code);
     }
     return m;
+  };
+  /** The reasons set on the client's active planned visits in the range: one query instead of one per plan. */
+  const reasonsOfClient = (
+    clientRef: string,
+    range: { fromMs: number; toMs: number },
+  ): Map<string, MissedReasonCode> => {
+    const rows = q(
+      `SELECT r.planned_visit_id, r.reason_code FROM care_reasons r JOIN care_planned_visits p
+         ON p.planned_visit_id = r.planned_visit_id AND p.active = 1
+         WHERE p.client_ref = ? AND p.start_ms >= ? AND p.start_ms < ?`,
+    ).all(clientRef, range.fromMs, range.toMs) as {
+      planned_visit_id: string;
+      reason_code: MissedReasonCode;
+    }[];
+    return new Map(rows.map((r) => [r.planned_visit_id, r.reason_code]));
   };
   const activePlansSync = (w: {
     fromMs: number;
@@ -230,7 +254,7 @@ export function createSqliteCareStore(opts: SqliteCareStoreOptions): CareStore {
     const out: RematchOutput = compute({
       plans,
       visits,
-      reasons: reasonsOf(plans.map((p) => p.plannedVisitId)),
+      reasons: reasonsOfClient(clientRef, range),
     });
     q('DELETE FROM care_plan_matches WHERE client_ref = ? AND start_ms >= ? AND start_ms < ?').run(
       clientRef,
@@ -266,6 +290,80 @@ export function createSqliteCareStore(opts: SqliteCareStoreOptions): CareStore {
     );
     for (const v of out.visits) vm.run(v.key, v.clientRef, v.timeMs, v.localDate, v.plannedVisitId);
     return out;
+  };
+
+  const replacePlanSync = (input: ReplacePlanInput) => {
+    const superseded = (
+      q(
+        `SELECT DISTINCT plan_version_id FROM care_planned_visits
+           WHERE active = 1 AND area_id = ? AND local_date BETWEEN ? AND ? ORDER BY plan_version_id`,
+      ).all(input.areaId, input.fromDate, input.toDate) as { plan_version_id: number }[]
+    ).map((r) => r.plan_version_id);
+    const replaced = q(
+      `UPDATE care_planned_visits SET active = 0 WHERE active = 1 AND area_id = ? AND local_date BETWEEN ? AND ?`,
+    ).run(input.areaId, input.fromDate, input.toDate).changes;
+    const ins = q(
+      `INSERT INTO care_plan_versions (area_id, from_date, to_date, imported_at_ms, imported_by, source, visit_count, supersedes_json)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+    ).run(
+      input.areaId,
+      input.fromDate,
+      input.toDate,
+      input.nowMs,
+      input.importedBy,
+      input.source,
+      input.visits.length,
+      JSON.stringify(superseded),
+    );
+    const versionId = Number(ins.lastInsertRowid);
+    const put = q(
+      `INSERT OR IGNORE INTO care_planned_visits (plan_version_id, planned_visit_id, area_id, client_ref, local_date, local_start,
+         start_ms, planned_minutes, service_codes_json, staff_count, staff_refs_json, active)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)`,
+    );
+    const ignored: string[] = [];
+    for (const v of input.visits) {
+      const r = put.run(
+        versionId,
+        v.plannedVisitId,
+        input.areaId,
+        v.clientRef,
+        v.localDate,
+        v.localStart,
+        v.startMs,
+        v.plannedMinutes,
+        JSON.stringify(v.serviceCodes),
+        v.staffCount,
+        JSON.stringify(v.plannedStaffRefs),
+      );
+      if (r.changes === 0) ignored.push(v.plannedVisitId);
+    }
+    // An id still active elsewhere (another area, or outside this range) would be ambiguous: the partial
+    // unique index refused its row, so name where it lives and roll the whole import back.
+    if (ignored.length) {
+      const where = q(
+        `SELECT area_id, local_date FROM care_planned_visits WHERE active = 1 AND planned_visit_id = ?
+           AND plan_version_id <> ?`,
+      );
+      const conflicts = ignored.map((id) => {
+        const c = where.get(id, versionId) as { area_id: string; local_date: string } | undefined;
+        if (!c) throw new Error(`planned visit ${id} could not be stored (duplicate within the import?)`);
+        return { plannedVisitId: id, areaId: c.area_id, localDate: c.local_date };
+      });
+      throw new PlanConflict(conflicts);
+    }
+    const version: PlanVersion = {
+      planVersionId: versionId,
+      areaId: input.areaId,
+      fromDate: input.fromDate,
+      toDate: input.toDate,
+      importedAtMs: input.nowMs,
+      importedBy: input.importedBy,
+      source: input.source,
+      visitCount: input.visits.length,
+      supersedes: superseded,
+    };
+    return { ok: true as const, version, replaced };
   };
 
   const upsert = (table: string, key: string, extra: string[]) => {
@@ -342,77 +440,15 @@ export function createSqliteCareStore(opts: SqliteCareStoreOptions): CareStore {
         json<ServiceCode>(q('SELECT json FROM care_service_codes ORDER BY code').all() as { json: string }[]),
       ),
 
-    replacePlan: (input) =>
-      tx(() => {
-        // Ids active elsewhere (another area, or outside this range) would be ambiguous: refuse.
-        const idIn = q(
-          `SELECT area_id, local_date FROM care_planned_visits WHERE active = 1 AND planned_visit_id = ?
-             AND NOT (area_id = ? AND local_date BETWEEN ? AND ?)`,
-        );
-        const conflicts = [];
-        for (const v of input.visits) {
-          const c = idIn.get(v.plannedVisitId, input.areaId, input.fromDate, input.toDate) as
-            { area_id: string; local_date: string } | undefined;
-          if (c)
-            conflicts.push({ plannedVisitId: v.plannedVisitId, areaId: c.area_id, localDate: c.local_date });
-        }
-        if (conflicts.length) return { ok: false as const, conflicts };
-        const superseded = (
-          q(
-            `SELECT DISTINCT plan_version_id FROM care_planned_visits
-               WHERE active = 1 AND area_id = ? AND local_date BETWEEN ? AND ? ORDER BY plan_version_id`,
-          ).all(input.areaId, input.fromDate, input.toDate) as { plan_version_id: number }[]
-        ).map((r) => r.plan_version_id);
-        const replaced = q(
-          `UPDATE care_planned_visits SET active = 0 WHERE active = 1 AND area_id = ? AND local_date BETWEEN ? AND ?`,
-        ).run(input.areaId, input.fromDate, input.toDate).changes;
-        const ins = q(
-          `INSERT INTO care_plan_versions (area_id, from_date, to_date, imported_at_ms, imported_by, source, visit_count, supersedes_json)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-        ).run(
-          input.areaId,
-          input.fromDate,
-          input.toDate,
-          input.nowMs,
-          input.importedBy,
-          input.source,
-          input.visits.length,
-          JSON.stringify(superseded),
-        );
-        const versionId = Number(ins.lastInsertRowid);
-        const put = q(
-          `INSERT INTO care_planned_visits (plan_version_id, planned_visit_id, area_id, client_ref, local_date, local_start,
-             start_ms, planned_minutes, service_codes_json, staff_count, staff_refs_json, active)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)`,
-        );
-        for (const v of input.visits) {
-          put.run(
-            versionId,
-            v.plannedVisitId,
-            input.areaId,
-            v.clientRef,
-            v.localDate,
-            v.localStart,
-            v.startMs,
-            v.plannedMinutes,
-            JSON.stringify(v.serviceCodes),
-            v.staffCount,
-            JSON.stringify(v.plannedStaffRefs),
-          );
-        }
-        const version: PlanVersion = {
-          planVersionId: versionId,
-          areaId: input.areaId,
-          fromDate: input.fromDate,
-          toDate: input.toDate,
-          importedAtMs: input.nowMs,
-          importedBy: input.importedBy,
-          source: input.source,
-          visitCount: input.visits.length,
-          supersedes: superseded,
-        };
-        return { ok: true as const, version, replaced };
-      }),
+    replacePlan: (input) => {
+      try {
+        return ok(db.transaction(() => replacePlanSync(input))());
+      } catch (e) {
+        if (e instanceof PlanConflict) return ok({ ok: false as const, conflicts: e.conflicts });
+        return Promise.reject(e instanceof Error ? e : new Error(String(e)));
+      }
+    },
+
     planVersions: (areaId) =>
       ok(
         (
