@@ -6,6 +6,7 @@ import { deviceLatencyRows, deviceRssRows } from './rows/device.js';
 import { secureCardLatencyRows } from './rows/secure-card.js';
 import { backendLatencyRows } from './rows/latency.js';
 import { reportRows, REPORT_SIZES } from './rows/reports.js';
+import { CARE_REIMPORT_FIGURE, careImportFigure, careRows } from './rows/care.js';
 import { simDayRows } from './rows/simday.js';
 import { fleetRows } from './rows/storm.js';
 import { storeRows } from './rows/store.js';
@@ -152,6 +153,28 @@ export const SECTIONS: Section[] = [
       },
     ],
     run: simDayRows,
+  },
+  {
+    id: 'care',
+    requires: ['gateway/src/care/service.ts'],
+    present: componentPresent,
+    skeleton: (p) => [
+      {
+        id: 'care-plan-import',
+        figure: careImportFigure(p.name),
+        generator: 'care plan service (worker process)',
+        unit: 's',
+        target: '≤ 30 s (550 days)',
+      },
+      {
+        id: 'care-plan-reimport',
+        figure: CARE_REIMPORT_FIGURE,
+        generator: 'care plan service (worker process)',
+        unit: 's',
+        target: '≤ 1 s',
+      },
+    ],
+    run: careRows,
   },
   {
     id: 'reports',

@@ -6,6 +6,7 @@ export type Generator =
   | 'simulator'
   | 'store port (in-process)'
   | 'report engine (worker process)'
+  | 'care plan service (worker process)'
   | 'none (footprint)'
   | 'n/a';
 
