@@ -1,21 +1,27 @@
 /**
  * `npm start`: the whole product on one machine. The real gateway (embedded MQTT broker, SQLite
  * under ./data/), a small fleet of simulated readers running the real device code, and a fake
- * planning backend, living a home-care day at an accelerated pace. Ctrl-C stops it cleanly.
+ * planning backend, living a home-care day at an accelerated pace. The day comes from a generated care
+ * plan (simulator/plan), imported into the gateway first; the staff follow it with realistic lateness,
+ * illness and forgotten taps, and the gateway's late/missed/understaffed alerts are printed as the
+ * planning backend receives them. Ctrl-C stops it cleanly.
  */
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { resolve } from 'node:path';
 import pino from 'pino';
+import { utcToLocal } from '../gateway/src/care/time.js';
 import type { TapRecord } from './checker.js';
+import { DEFAULT_BEHAVIOUR, playPlan } from './plan/behaviour.js';
+import { generatePlan } from './plan/generate.js';
+import { importPlan } from './plan/run.js';
 import { createRng } from './prng.js';
-import { generateScenario, scenarioParams } from './scenario/generate.js';
 import { createWorld, type World } from './world.js';
 
 const { values } = parseArgs({
   options: {
-    readers: { type: 'string', default: '12' },
-    staff: { type: 'string', default: '6' },
+    readers: { type: 'string', default: '20' },
+    staff: { type: 'string', default: '8' },
     speed: { type: 'string', default: '240' },
     seed: { type: 'string', default: '42' },
     help: { type: 'boolean', short: 'h' },
@@ -23,16 +29,17 @@ const { values } = parseArgs({
 });
 if (values.help) {
   process.stdout.write(
-    'npm start -- [--readers 12] [--staff 6] [--speed 120 (virtual seconds per real second, default 240)] [--seed 42]\n',
+    'npm start -- [--readers 20 (one per client)] [--staff 8] [--speed 120 (virtual seconds per real second, default 240)] [--seed 42]\n',
   );
   process.exit(0);
 }
-const readers = Math.max(1, Number(values.readers) || 12);
-const staffN = Math.max(1, Number(values.staff) || 6);
+const readers = Math.max(1, Number(values.readers) || 20);
+const staffN = Math.max(1, Number(values.staff) || 8);
 const speed = Math.max(1, Number(values.speed) || 240);
 const seed = Number(values.seed) || 42;
 
-const hhmm = (ms: number) => new Date(ms).toISOString().slice(11, 16);
+/** Local wall-clock time (the plan's zone, Europe/Stockholm), as a coordinator reads it. */
+const hhmm = (ms: number) => utcToLocal(ms).time.slice(0, 5);
 const out = (s: string) => process.stdout.write(`${s}\n`);
 
 /**
@@ -58,10 +65,13 @@ async function createDemoLogin(admin: string, token: string): Promise<string> {
 }
 
 async function main(): Promise<void> {
-  const scenario = generateScenario(scenarioParams({ seed, readers, staff: staffN, hours: 8 }));
+  const plan = generatePlan({ seed, clients: readers, staff: staffN, days: 1 });
+  const played = playPlan(plan, seed, DEFAULT_BEHAVIOUR);
+  const scenario = played.scenario;
   const dataRoot = resolve('data');
   out(
-    `visittag demo: ${readers} readers in clients' homes, ${staffN} care staff, one day at ${speed}× speed`,
+    `visittag demo: ${readers} readers in clients' homes, ${staffN} care staff, one planned day ` +
+      `(${plan.fromDate}, ${plan.visits.length} planned visits) at ${speed}× speed`,
   );
   out('starting the gateway (embedded MQTT broker + SQLite), the fake planning backend and the readers…');
   const world: World = await createWorld({
@@ -73,6 +83,7 @@ async function main(): Promise<void> {
     childReaders: new Set(),
     gatewayInChild: false,
   });
+  await importPlan(world, plan);
   const token = world.adminToken;
   const admin = world.gateway.adminUrl.replace(/\/$/, '');
   const login = await createDemoLogin(admin, token);
@@ -88,6 +99,7 @@ async function main(): Promise<void> {
   );
   out(`  try                curl -H 'authorization: Bearer ${token}' ${admin}/api/readers`);
   out(`  web app            ${admin}/   ${login}`);
+  out(`  care plan          ${plan.visits.length} planned visits imported; ${admin}/api/plan/alerts`);
   out('');
   out('Ctrl-C stops everything cleanly and prints a summary.\n');
 
@@ -119,6 +131,29 @@ async function main(): Promise<void> {
       res();
     });
   });
+
+  // Plan alerts as the planning backend receives them (each once, by idempotency key).
+  let seen = 0;
+  const alertCounts = { raised: 0, cleared: 0 };
+  const printAlerts = () => {
+    const received = world.backend.received();
+    for (; seen < received.length; seen++) {
+      const e = received[seen];
+      if (!e) break;
+      if (e.type === 'plan.alert.raised') {
+        alertCounts.raised++;
+        out(
+          `${hhmm(Date.parse(e.raisedAt))}  ALERT ${e.kind.padEnd(12)} ${e.clientRef} (${e.areaId}), planned ` +
+            `${hhmm(Date.parse(e.plannedStart))}  [${e.plannedVisitId}]`,
+        );
+      } else if (e.type === 'plan.alert.cleared') {
+        alertCounts.cleared++;
+        out(
+          `${hhmm(Date.parse(e.clearedAt))}  cleared ${e.kind.padEnd(10)} ${e.clientRef} (${e.areaId}): ${e.clearedBy}`,
+        );
+      }
+    }
+  };
 
   let next = 0;
   const actions = scenario.actions;
@@ -161,9 +196,11 @@ async function main(): Promise<void> {
         `\n${hhmm(world.clock.now())}  the day's last tap is done; readers keep syncing. Ctrl-C to stop.\n`,
       );
     }
+    printAlerts();
     await Promise.race([new Promise((r) => setTimeout(r, tickMs)), stopped]);
   }
 
+  printAlerts();
   out('\nstopping: readers, gateway, backend…');
   const received = world.backend.received();
   const byType: Record<string, number> = {};
@@ -182,6 +219,9 @@ async function main(): Promise<void> {
         .map(([k, v]) => `${k} ${v}`)
         .join(', ') || 'nothing yet'
     }`,
+  );
+  out(
+    `  plan alerts        ${alertCounts.raised} raised, ${alertCounts.cleared} cleared (late, missed, understaffed)`,
   );
   out(`  redeliveries       ${world.backend.duplicates} (deduped by idempotency key)`);
   out(`  data kept in       ${world.dir}`);
