@@ -16,19 +16,9 @@
  * - Team, area and provider are the client's.
  */
 import type { Match, MissedReasonCode, PlannedVisit } from '../care/model.js';
-import {
-  codeWeights,
-  Lookup,
-  median,
-  type Occasion,
-  occasionsOf,
-  percentile,
-  plannedByExecuted,
-  round,
-  UNKNOWN,
-} from './facts.js';
+import { codeWeights, Lookup, occasionsOf, plannedByExecuted, round, UNKNOWN } from './facts.js';
 import type { Registries, ReportVisit, TapCount } from './source.js';
-import { dataQuality, type DataQuality } from './quality.js';
+import { dataQualityFromCells, qualityCellsOf, type DataQuality, type QualityCell } from './quality.js';
 import { isoWeek, type ReportClock } from './time.js';
 
 export type Period = 'day' | 'week' | 'month' | 'range';
@@ -145,7 +135,7 @@ const emptyRow = (): ExecutedRow => ({
   missedNoReason: 0,
 });
 
-type MissedField =
+export type MissedField =
   'missedClientCancelled' | 'missedClientInHospital' | 'missedStaffIll' | 'missedOther' | 'missedNoReason';
 const MISSED_FIELD: Record<MissedReasonCode, MissedField> = {
   'client-cancelled': 'missedClientCancelled',
@@ -163,12 +153,250 @@ export interface ExecutedFacts {
   executed: readonly ReportVisit[];
 }
 
+export type ServiceCodes = PlannedVisit['serviceCodes'];
+
+/** Planned visits of one local date, client and service-code list (minutes summed, statuses counted). */
+export interface PlannedCell {
+  date: string;
+  clientRef: string;
+  codes: ServiceCodes;
+  visits: number;
+  minutes: number;
+  matched: number;
+  late: number;
+  understaffed: number;
+  pending: number;
+  missed: number;
+  /** Missed visits by reason (field names of the report row). */
+  reasons: Record<MissedField, number>;
+}
+
+/** Occasions that started on one local date, of one client and planned service-code list (null: unplanned). */
+export interface ExecutedCell {
+  date: string;
+  clientRef: string | null;
+  codes: ServiceCodes | null;
+  occasions: number;
+  withoutMinutes: number;
+  /** Sums over the occasions of known length, in ms (exact integers). */
+  lengthMs: number;
+  staffMs: number;
+}
+
+/** The per-visit differences (executed − planned minutes) summarised. */
+export interface DiffSummary {
+  count: number;
+  sumLengthMs: number;
+  sumPlannedMinutes: number;
+  median: number | null;
+  p10: number | null;
+  p90: number | null;
+  bins: number[];
+}
+
+/**
+ * What executed vs planned is computed from: cells, a difference summary and quality cells. Computed from
+ * facts in memory (`executedCellsOf`) or aggregated in SQL (sqlite-executed.ts); both give the same cells,
+ * and `executedFromCells` makes the report from either.
+ */
+export interface ExecutedCells {
+  planned: PlannedCell[];
+  executed: ExecutedCell[];
+  diffs: DiffSummary;
+  quality: QualityCell[];
+}
+
+export const binOfDiff = binOf;
+
+/** Ranks (0-based, in ascending order) the difference summary needs: median (one or two), p10, p90. */
+export function diffRanks(n: number): { median: number[]; p10: number; p90: number } {
+  const mid = n >> 1;
+  const rank = (p: number) => Math.min(n - 1, Math.max(0, Math.ceil((p / 100) * n) - 1));
+  return { median: n % 2 ? [mid] : [mid - 1, mid], p10: rank(10), p90: rank(90) };
+}
+
+const newMissed = (): Record<MissedField, number> => ({
+  missedClientCancelled: 0,
+  missedClientInHospital: 0,
+  missedStaffIll: 0,
+  missedOther: 0,
+  missedNoReason: 0,
+});
+
+/** The cells of executed vs planned from facts in memory. */
+export function executedCellsOf(
+  facts: ExecutedFacts,
+  params: ExecutedParams,
+  clock: ReportClock,
+): ExecutedCells {
+  const inRange = (d: string) => d >= params.fromDate && d <= params.toDate;
+  const codesKey = new Map<ServiceCodes, string>();
+  const keyOfCodes = (c: ServiceCodes) => {
+    let k = codesKey.get(c);
+    if (k === undefined) codesKey.set(c, (k = JSON.stringify(c)));
+    return k;
+  };
+
+  // Planned side.
+  const planned = new Map<string, PlannedCell>();
+  const plannedById = new Map<string, PlannedVisit>();
+  const matchOf = new Map<string, Match>();
+  for (const m of facts.matches) if (m.plannedVisitId !== null) matchOf.set(m.plannedVisitId, m);
+  for (const p of facts.planned) {
+    plannedById.set(p.plannedVisitId, p);
+    if (!inRange(p.localDate)) continue;
+    const k = `${p.localDate}\u0000${p.clientRef}\u0000${keyOfCodes(p.serviceCodes)}`;
+    let c = planned.get(k);
+    if (c === undefined)
+      planned.set(
+        k,
+        (c = {
+          date: p.localDate,
+          clientRef: p.clientRef,
+          codes: p.serviceCodes,
+          visits: 0,
+          minutes: 0,
+          matched: 0,
+          late: 0,
+          understaffed: 0,
+          pending: 0,
+          missed: 0,
+          reasons: newMissed(),
+        }),
+      );
+    c.visits++;
+    c.minutes += p.plannedMinutes;
+    const m = matchOf.get(p.plannedVisitId);
+    switch (m?.status ?? 'pending') {
+      case 'matched':
+        c.matched++;
+        break;
+      case 'late':
+        c.late++;
+        break;
+      case 'missed':
+        c.missed++;
+        if (m?.reasonCode) {
+          const f = MISSED_FIELD[m.reasonCode];
+          if (f !== undefined) c.reasons[f]++;
+        } else c.reasons.missedNoReason++;
+        break;
+      case 'understaffed':
+        c.understaffed++;
+        break;
+      case 'pending':
+      case 'unplanned':
+        c.pending++;
+        break;
+    }
+  }
+
+  // Executed side.
+  const executed = new Map<string, ExecutedCell>();
+  const occasions = occasionsOf(facts.executed, () => plannedByExecuted(facts.matches));
+  const diffs: number[] = [];
+  let sumLengthMs = 0;
+  let sumPlannedMinutes = 0;
+  const used: ReportVisit[] = [];
+  for (const o of occasions) {
+    if (o.startMs === null) {
+      // A stop without a start: no time to place it by; data quality counts it.
+      used.push(...o.visits);
+      continue;
+    }
+    const date = clock.localDate(o.startMs);
+    if (!inRange(date)) continue;
+    used.push(...o.visits);
+    const p = o.plannedVisitId === null ? undefined : plannedById.get(o.plannedVisitId);
+    const k = `${date}\u0000${o.clientRef ?? '\u0001'}\u0000${p === undefined ? '' : keyOfCodes(p.serviceCodes)}`;
+    let c = executed.get(k);
+    if (c === undefined)
+      executed.set(
+        k,
+        (c = {
+          date,
+          clientRef: o.clientRef,
+          codes: p === undefined ? null : p.serviceCodes,
+          occasions: 0,
+          withoutMinutes: 0,
+          lengthMs: 0,
+          staffMs: 0,
+        }),
+      );
+    c.occasions++;
+    if (o.lengthMs === null || o.staffMs === null) c.withoutMinutes++;
+    else {
+      c.lengthMs += o.lengthMs;
+      c.staffMs += o.staffMs;
+    }
+    if (p !== undefined && o.lengthMs !== null) {
+      diffs.push(o.lengthMs / 60_000 - p.plannedMinutes);
+      sumLengthMs += o.lengthMs;
+      sumPlannedMinutes += p.plannedMinutes;
+    }
+  }
+  const bins = DIFF_BINS.map(() => 0);
+  for (const d of diffs) bins[binOf(d)]!++;
+  const sorted = Float64Array.from(diffs).sort();
+  const ranks = diffRanks(sorted.length);
+  const at = (i: number) => sorted[i]!;
+  return {
+    planned: [...planned.values()],
+    executed: [...executed.values()],
+    diffs: {
+      count: sorted.length,
+      sumLengthMs,
+      sumPlannedMinutes,
+      median:
+        sorted.length === 0
+          ? null
+          : ranks.median.length === 1
+            ? at(ranks.median[0]!)
+            : (at(ranks.median[0]!) + at(ranks.median[1]!)) / 2,
+      p10: sorted.length === 0 ? null : at(ranks.p10),
+      p90: sorted.length === 0 ? null : at(ranks.p90),
+      bins,
+    },
+    quality: qualityCellsOf(used, params.lateDeliveryHours),
+  };
+}
+
 export function executedVsPlanned(
   facts: ExecutedFacts,
   params: ExecutedParams,
   clock: ReportClock,
 ): ExecutedReport {
-  const lookup = new Lookup(facts.registries);
+  return executedFromCells(
+    executedCellsOf(facts, params, clock),
+    facts.registries,
+    facts.taps,
+    params,
+    clock,
+  );
+}
+
+/** Cells in one fixed order (date, client, service codes), so sums add up the same way from any source. */
+function cellOrder<T extends { date: string; clientRef: string | null; codesKey: string }>(
+  a: T,
+  b: T,
+): number {
+  if (a.date !== b.date) return a.date < b.date ? -1 : 1;
+  const ca = a.clientRef ?? '';
+  const cb = b.clientRef ?? '';
+  if (ca !== cb) return ca < cb ? -1 : 1;
+  if ((a.clientRef === null) !== (b.clientRef === null)) return a.clientRef === null ? -1 : 1;
+  return a.codesKey < b.codesKey ? -1 : a.codesKey > b.codesKey ? 1 : 0;
+}
+
+/** The report from its cells (from memory or from SQL). */
+export function executedFromCells(
+  cells: ExecutedCells,
+  registries: Registries,
+  taps: readonly TapCount[] | null | undefined,
+  params: ExecutedParams,
+  clock: ReportClock,
+): ExecutedReport {
+  const lookup = new Lookup(registries);
   const by = new Set(params.groupBy);
   const rows = new Map<string, ExecutedRow>();
   const total = emptyRow();
@@ -208,48 +436,25 @@ export function executedVsPlanned(
   };
   const NO_SPLIT: Array<[string | null, number]> = [[null, 1]];
   const UNPLANNED: Array<[string | null, number]> = [['(unplanned)', 1]];
-  const weights = new Map<PlannedVisit['serviceCodes'], Array<[string, number]>>();
-  const splits = (p: PlannedVisit | undefined): Array<[string | null, number]> => {
+  const splits = (codes: ServiceCodes | null): Array<[string | null, number]> => {
     if (!by.has('serviceCode')) return NO_SPLIT;
-    if (p === undefined) return UNPLANNED;
-    let w = weights.get(p.serviceCodes);
-    if (w === undefined) weights.set(p.serviceCodes, (w = codeWeights(p)));
-    return w;
+    if (codes === null) return UNPLANNED;
+    return codeWeights({ serviceCodes: codes });
   };
+  const keyed = <T extends { date: string; clientRef: string | null; codes: ServiceCodes | null }>(
+    xs: readonly T[],
+  ) => xs.map((c) => ({ ...c, codesKey: c.codes === null ? '' : JSON.stringify(c.codes) })).sort(cellOrder);
 
-  // Planned side.
-  const plannedById = new Map<string, PlannedVisit>();
-  const inRange = (d: string) => d >= params.fromDate && d <= params.toDate;
-  const matchOf = new Map<string, Match>();
-  for (const m of facts.matches) if (m.plannedVisitId !== null) matchOf.set(m.plannedVisitId, m);
-  for (const p of facts.planned) {
-    plannedById.set(p.plannedVisitId, p);
-    if (!inRange(p.localDate)) continue;
-    const granted = p.serviceCodes.some((c) => c.grantedMinutes !== null)
-      ? p.serviceCodes.reduce((a, c) => a + (c.grantedMinutes ?? 0), 0)
+  for (const c of keyed(cells.planned)) {
+    const granted = c.codes.some((x) => x.grantedMinutes !== null)
+      ? c.codes.reduce((a, x) => a + (x.grantedMinutes ?? 0), 0)
       : null;
-    const m = matchOf.get(p.plannedVisitId);
-    for (const [code, w] of splits(p)) addPlanned(rowFor(p.localDate, p.clientRef, code), p, w, m, granted);
-    addPlanned(total, p, 1, m, granted);
+    for (const [code, w] of splits(c.codes)) addPlanned(rowFor(c.date, c.clientRef, code), c, w, granted);
+    addPlanned(total, c, 1, granted);
   }
-
-  // Executed side.
-  const occasions = occasionsOf(facts.executed, () => plannedByExecuted(facts.matches));
-  const diffs: number[] = [];
-  const usedVisits: ReportVisit[] = [];
-  for (const o of occasions) {
-    if (o.startMs === null) {
-      // A stop without a start: no time to place it by; data quality counts it.
-      usedVisits.push(...o.visits);
-      continue;
-    }
-    const date = clock.localDate(o.startMs);
-    if (!inRange(date)) continue;
-    usedVisits.push(...o.visits);
-    const p = o.plannedVisitId === null ? undefined : plannedById.get(o.plannedVisitId);
-    for (const [code, w] of splits(p)) addOccasion(rowFor(date, o.clientRef, code), o, w, p === undefined);
-    addOccasion(total, o, 1, p === undefined);
-    if (p !== undefined && o.lengthMs !== null) diffs.push(o.lengthMs / 60_000 - p.plannedMinutes);
+  for (const c of keyed(cells.executed)) {
+    for (const [code, w] of splits(c.codes)) addExecuted(rowFor(c.date, c.clientRef, code), c, w);
+    addExecuted(total, c, 1);
   }
 
   const finish = (r: ExecutedRow): ExecutedRow => ({
@@ -260,8 +465,7 @@ export function executedVsPlanned(
     executedStaffMinutes: round(r.executedStaffMinutes / 60_000),
     ratio: r.plannedMinutes > 0 ? round(r.executedMinutes / 60_000 / r.plannedMinutes, 4) : null,
   });
-  const bins = DIFF_BINS.map((bin) => ({ bin, count: 0 }));
-  for (const d of diffs) bins[binOf(d)]!.count++;
+  const d = cells.diffs;
   const sortedRows = [...rows.values()].map(finish).sort(compareRows);
   return {
     kind: 'executed-vs-planned',
@@ -270,62 +474,48 @@ export function executedVsPlanned(
     rows: sortedRows,
     total: finish(total),
     differences: {
-      count: diffs.length,
-      meanMinutes: diffs.length ? round(diffs.reduce((a, b) => a + b, 0) / diffs.length) : null,
-      medianMinutes: median(diffs),
-      p10Minutes: percentile(diffs, 10),
-      p90Minutes: percentile(diffs, 90),
-      bins,
+      count: d.count,
+      meanMinutes: d.count ? round((d.sumLengthMs / 60_000 - d.sumPlannedMinutes) / d.count) : null,
+      medianMinutes: d.median,
+      p10Minutes: d.p10,
+      p90Minutes: d.p90,
+      bins: DIFF_BINS.map((bin, i) => ({ bin, count: d.bins[i] ?? 0 })),
     },
-    quality: dataQuality(usedVisits, lookup, params.lateDeliveryHours, facts.taps),
+    quality: dataQualityFromCells(cells.quality, lookup, params.lateDeliveryHours, taps),
   };
 }
 
 /**
- * A planned visit counts once in every row it touches (with a service-code split, once per code); its
- * minutes are weighted by the code's share, so minutes add up to the total and visit counts per code may not.
+ * A planned cell counts its visits once in every row it touches (with a service-code split, once per code);
+ * its minutes are weighted by the code's share, so minutes add up to the total and visit counts per code may not.
  */
-function addPlanned(
-  r: ExecutedRow,
-  p: PlannedVisit,
-  w: number,
-  m: Match | undefined,
-  granted: number | null,
-) {
-  r.plannedVisits++;
-  r.plannedMinutes += p.plannedMinutes * w;
-  if (granted !== null) r.grantedMinutes = (r.grantedMinutes ?? 0) + granted * w;
-  const status = m?.status ?? 'pending';
-  switch (status) {
-    case 'matched':
-      r.matched++;
-      break;
-    case 'late':
-      r.late++;
-      break;
-    case 'missed':
-      r.missed++;
-      r[m?.reasonCode ? MISSED_FIELD[m.reasonCode] : 'missedNoReason']++;
-      break;
-    case 'understaffed':
-      r.understaffed++;
-      break;
-    case 'pending':
-    case 'unplanned':
-      r.pending++;
-      break;
-  }
+function addPlanned(r: ExecutedRow, c: PlannedCell, w: number, granted: number | null) {
+  r.plannedVisits += c.visits;
+  r.plannedMinutes += c.minutes * w;
+  if (granted !== null) r.grantedMinutes = (r.grantedMinutes ?? 0) + granted * c.visits * w;
+  r.matched += c.matched;
+  r.late += c.late;
+  r.understaffed += c.understaffed;
+  r.pending += c.pending;
+  r.missed += c.missed;
+  for (const f of MISSED_FIELDS) r[f] += c.reasons[f];
 }
 
+const MISSED_FIELDS: readonly MissedField[] = [
+  'missedClientCancelled',
+  'missedClientInHospital',
+  'missedStaffIll',
+  'missedOther',
+  'missedNoReason',
+];
+
 /** Executed minutes are accumulated in ms (exact integers without a service-code split), converted at the end. */
-function addOccasion(r: ExecutedRow, o: Occasion, w: number, unplanned: boolean) {
-  r.executedVisits++;
-  if (unplanned) r.unplanned++;
-  if (o.lengthMs === null || o.staffMs === null) r.executedWithoutMinutes++;
-  else {
-    r.executedMinutes += o.lengthMs * w;
-    r.executedStaffMinutes += o.staffMs * w;
-  }
+function addExecuted(r: ExecutedRow, c: ExecutedCell, w: number) {
+  r.executedVisits += c.occasions;
+  if (c.codes === null) r.unplanned += c.occasions;
+  r.executedWithoutMinutes += c.withoutMinutes;
+  r.executedMinutes += c.lengthMs * w;
+  r.executedStaffMinutes += c.staffMs * w;
 }
 
 const keyOf = (r: ExecutedRow) => [

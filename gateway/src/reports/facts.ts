@@ -151,7 +151,7 @@ export function isAlarmOrMealOnly(p: PlannedVisit, lookup: Lookup): boolean {
  * How a planned visit's minutes are split over its service codes: by standard minutes when they are known
  * and add up to more than zero, else equally. The weights add up to 1.
  */
-export function codeWeights(p: PlannedVisit): Array<[string, number]> {
+export function codeWeights(p: Pick<PlannedVisit, 'serviceCodes'>): Array<[string, number]> {
   if (p.serviceCodes.length === 0) return [['(none)', 1]];
   const std = p.serviceCodes.map((c) => c.standardMinutes ?? 0);
   const total = std.reduce((a, b) => a + b, 0);

@@ -142,28 +142,66 @@ function assuranceOf(
   };
 }
 
-export function dataQuality(
-  visits: readonly ReportVisit[],
+/**
+ * Quality counts of one reader and client, the unit both ways of computing a report share (visits in memory
+ * here, SQL in sqlite-executed.ts). `ord` places the cell's first visit among the report's visits (the area
+ * of a reader's first visit of a known area is the reader's area in the assurance table).
+ */
+export interface QualityCell {
+  readerId: string;
+  clientRef: string | null;
+  ord: number | string;
+  counts: QualityCounts;
+}
+
+/** Quality cells of visits, in their order. */
+export function qualityCellsOf(visits: readonly ReportVisit[], lateDeliveryHours = 24): QualityCell[] {
+  const lateMs = lateDeliveryHours * 3_600_000;
+  const cells = new Map<string, QualityCell>();
+  let i = 0;
+  for (const v of visits) {
+    const k = `${v.readerId}\u0000${v.clientRef ?? '\u0001'}`;
+    let c = cells.get(k);
+    if (!c) cells.set(k, (c = { readerId: v.readerId, clientRef: v.clientRef, ord: i, counts: zero() }));
+    add(c.counts, v, lateMs);
+    i++;
+  }
+  return [...cells.values()];
+}
+
+const addCounts = (a: QualityCounts, b: QualityCounts) => {
+  a.visits += b.visits;
+  a.autoClosed += b.autoClosed;
+  a.corrected += b.corrected;
+  a.unknownCard += b.unknownCard;
+  a.uncorrectableTime += b.uncorrectableTime;
+  a.lateDelivered += b.lateDelivered;
+  a.incomplete += b.incomplete;
+};
+
+export function dataQualityFromCells(
+  cells: readonly QualityCell[],
   lookup: Lookup,
   lateDeliveryHours = 24,
   taps?: readonly TapCount[] | null,
 ): DataQuality {
-  const lateMs = lateDeliveryHours * 3_600_000;
   const total = zero();
   const byArea = new Map<string, QualityCounts>();
   const byReader = new Map<string, QualityCounts>();
   const areaOfReader = new Map<string, string>();
-  for (const v of visits) {
-    add(total, v, lateMs);
+  const ordered = [...cells].sort((a, b) => (a.ord < b.ord ? -1 : a.ord > b.ord ? 1 : 0));
+  for (const cell of ordered) {
+    const v = cell;
+    addCounts(total, cell.counts);
     const area = (v.clientRef !== null && lookup.clients.get(v.clientRef)?.areaId) || UNKNOWN;
     if (!areaOfReader.has(v.readerId) || areaOfReader.get(v.readerId) === UNKNOWN)
       areaOfReader.set(v.readerId, area);
     let a = byArea.get(area);
     if (!a) byArea.set(area, (a = zero()));
-    add(a, v, lateMs);
+    addCounts(a, cell.counts);
     let r = byReader.get(v.readerId);
     if (!r) byReader.set(v.readerId, (r = zero()));
-    add(r, v, lateMs);
+    addCounts(r, cell.counts);
   }
   return {
     lateDeliveryHours,
@@ -176,4 +214,13 @@ export function dataQuality(
       .sort(([a], [b]) => (a < b ? -1 : 1))
       .map(([readerId, c]) => ({ readerId, ...withShares(c) })),
   };
+}
+
+export function dataQuality(
+  visits: readonly ReportVisit[],
+  lookup: Lookup,
+  lateDeliveryHours = 24,
+  taps?: readonly TapCount[] | null,
+): DataQuality {
+  return dataQualityFromCells(qualityCellsOf(visits, lateDeliveryHours), lookup, lateDeliveryHours, taps);
 }

@@ -69,6 +69,31 @@ export class ReportClock {
     return off;
   }
 
+  /**
+   * The zone's offsets over [fromMs, toMs) as segments: each starts at `fromMs` (the first at the window's
+   * start) and holds until the next; exactly the offsets `offsetMs` gives (per UTC day, per quarter hour on
+   * a day with a change), so SQL can place instants in local days with a CASE over a few instants.
+   */
+  offsetSegments(fromMs: number, toMs: number): Array<{ fromMs: number; offsetMs: number }> {
+    const out: Array<{ fromMs: number; offsetMs: number }> = [];
+    const push = (at: number, off: number) => {
+      if (out.length === 0 || out[out.length - 1]!.offsetMs !== off) out.push({ fromMs: at, offsetMs: off });
+    };
+    for (let day = Math.floor(fromMs / DAY_MS); day * DAY_MS < toMs; day++) {
+      const start = Math.max(fromMs, day * DAY_MS);
+      this.offsetMs(start);
+      if (this.dayOffsets.get(day) !== null) push(start, this.offsetMs(start));
+      else
+        for (
+          let q = Math.floor(start / QUARTER_HOUR) * QUARTER_HOUR;
+          q < (day + 1) * DAY_MS && q < toMs;
+          q += QUARTER_HOUR
+        )
+          push(Math.max(q, fromMs), this.offsetMs(Math.max(q, fromMs)));
+    }
+    return out;
+  }
+
   /** Local date and minute of day of the instant. */
   local(utcMs: number): LocalParts {
     const l = utcMs + this.offsetMs(utcMs);
