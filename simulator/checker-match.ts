@@ -271,20 +271,39 @@ export function matchTaps(input: CheckInput, tol: Tolerances): Matched {
     }
   }
 
-  // Double staffing.
+  // Double staffing. The gateway groups visits that are open at the same reader at the same time; a second
+  // staff member who arrives after the first has tapped out makes two visits, not a group (the care plan's
+  // matching still counts both against the double-staffed plan).
   const groupFailures: string[] = [];
   // The first started event of a pair cannot know its partner yet: use the latest word (the end).
-  const groups = new Map<string, (string | null)[]>();
+  const groups = new Map<string, { ids: (string | null)[]; spans: [number, number][] }>();
   for (const v of s.truth) {
     const se = startOfTruth.get(v.key);
     if (!v.groupKey || !se) continue;
     const end = ends.find((e) => e.visitId === se.visitId);
-    groups.set(v.groupKey, [...(groups.get(v.groupKey) ?? []), end ? end.groupId : se.groupId]);
+    const g = groups.get(v.groupKey) ?? { ids: [], spans: [] };
+    g.ids.push(end ? end.groupId : se.groupId);
+    g.spans.push([v.startMs, v.endMs ?? Number.POSITIVE_INFINITY]);
+    groups.set(v.groupKey, g);
   }
-  for (const [g, list] of groups) {
-    if (list.length < 2) continue;
-    const ids = new Set(list);
-    if (ids.size !== 1 || ids.has(null)) groupFailures.push(`${g}: group ids ${[...ids].join(', ')}`);
+  let sequential = 0;
+  for (const [key, g] of groups) {
+    if (g.ids.length < 2) continue;
+    const spans = [...g.spans].sort((a, b) => a[0] - b[0]);
+    let openUntil = spans[0]?.[1] ?? 0;
+    let together = true;
+    for (const [from, to] of spans.slice(1)) {
+      if (from >= openUntil) together = false;
+      openUntil = Math.max(openUntil, to);
+    }
+    const ids = new Set(g.ids);
+    if (together) {
+      if (ids.size !== 1 || ids.has(null)) groupFailures.push(`${key}: group ids ${[...ids].join(', ')}`);
+    } else {
+      sequential++;
+      if (g.ids.some((id) => id !== null))
+        groupFailures.push(`${key}: one after the other, yet grouped (${[...ids].join(', ')})`);
+    }
   }
 
   return {
@@ -301,7 +320,7 @@ export function matchTaps(input: CheckInput, tol: Tolerances): Matched {
         .join(', ') || 'none',
     anomalyFailures,
     lateConcurrent,
-    groupSummary: `${groups.size} double-staffed calls`,
+    groupSummary: `${groups.size} double-staffed calls (${sequential} with the second staff member after the first had left: two visits, not grouped)`,
     groupFailures,
   };
 }
