@@ -10,7 +10,12 @@ import {
   type ContinuityReport,
   type MonthlyRow,
 } from './continuity.js';
-import { executedVsPlanned, type ExecutedParams, type ExecutedReport } from './executed.js';
+import {
+  executedFromCells,
+  executedVsPlanned,
+  type ExecutedParams,
+  type ExecutedReport,
+} from './executed.js';
 import { Lookup } from './facts.js';
 import { dataQuality, type DataQuality } from './quality.js';
 import { collect, type Registries, type ReportSource, type ReportVisit, type TapCount } from './source.js';
@@ -49,6 +54,16 @@ export async function runExecuted(
   params: ExecutedParams,
   clock: ReportClock,
 ): Promise<ExecutedReport> {
+  if (source.executedCells) {
+    // Aggregated by the source (SQL): the same cells executedVsPlanned computes from the facts.
+    const w = clock.window(params.fromDate, params.toDate);
+    const [registries, cells, taps] = await Promise.all([
+      source.registries(),
+      source.executedCells(w, params, clock, null),
+      source.tapAssurance ? source.tapAssurance(w) : Promise.resolve(null),
+    ]);
+    return executedFromCells(cells, registries, taps, params, clock);
+  }
   return executedVsPlanned(await loadFacts(source, params.fromDate, params.toDate, clock), params, clock);
 }
 

@@ -54,6 +54,25 @@ export function scopedSource(source: ReportSource, scope: ReportScope): ReportSo
             source.tapAssurance!(w),
         }
       : {}),
+    // Aggregated by the source, limited to the scope's clients.
+    ...(source.executedCells
+      ? {
+          executedCells: async (
+            w: Parameters<NonNullable<ReportSource['executedCells']>>[0],
+            params: Parameters<NonNullable<ReportSource['executedCells']>>[1],
+            clock: Parameters<NonNullable<ReportSource['executedCells']>>[2],
+            clients: readonly string[] | null,
+          ) => {
+            const cs = await clientSet();
+            return source.executedCells!(
+              w,
+              params,
+              clock,
+              (clients ?? [...cs]).filter((c) => cs.has(c)),
+            );
+          },
+        }
+      : {}),
     executed: (w) =>
       lazy((cs) => filtered(source.executed(w), (v) => v.clientRef !== null && cs.has(v.clientRef))),
   };

@@ -18,6 +18,8 @@ import type {
   Staff,
   Team,
 } from '../care/model.js';
+import type { ExecutedCells, ExecutedParams } from './executed.js';
+import type { ReportClock } from './time.js';
 
 export interface Registries {
   providers: Provider[];
@@ -65,6 +67,17 @@ export interface ReportSource {
    * gateway does not check secure cards (nothing recorded: every tap is UID only). Optional.
    */
   tapAssurance?(w: UtcWindow): Promise<TapCount[] | null>;
+  /**
+   * Executed vs planned's cells aggregated by the source itself (SQL), equal to `executedCellsOf` over
+   * `planned`, `matches` and `executed` of the window. Optional: without it reports compute in memory.
+   * `clients` limits it to those clients (a scoped report); null: all.
+   */
+  executedCells?(
+    w: UtcWindow,
+    params: ExecutedParams,
+    clock: ReportClock,
+    clients: readonly string[] | null,
+  ): Promise<ExecutedCells>;
 }
 
 /** Drains a chunked iterable into one array (fixtures, small reports). */

@@ -1,6 +1,7 @@
 /**
- * The ReportSource over the gateway's SQLite file. ALL of the reports' SQL is in this one file, so it can
- * move under gateway/src/store/ as one adapter.
+ * The ReportSource over the gateway's SQLite file. All of the reports' SQL is in this file and in
+ * sqlite-executed.ts (executed vs planned aggregated in SQL), so they can move under gateway/src/store/ as
+ * one adapter.
  *
  * - Executed visits: the `visits` table (corrections applied there: a manual close or a card assigned later
  *   leaves a `visit_audit` row; `end_reason = 'manual'`), with the time the ingest received the visit's
@@ -24,7 +25,10 @@ import type {
   Staff,
   Team,
 } from '../care/model.js';
+import type { ExecutedCells, ExecutedParams } from './executed.js';
+import { sqliteExecutedCells } from './sqlite-executed.js';
 import type { Registries, ReportSource, ReportVisit, TapCount, UtcWindow } from './source.js';
+import type { ReportClock } from './time.js';
 
 type Db = Database.Database;
 
@@ -199,6 +203,16 @@ export class SqliteReportSource implements ReportSource {
     return Promise.resolve(
       rows.map((r) => ({ readerId: r.reader_id, assurance: r.assurance, taps: r.taps })),
     );
+  }
+
+  /** Executed vs planned aggregated in SQL (sqlite-executed.ts). */
+  executedCells(
+    w: UtcWindow,
+    params: ExecutedParams,
+    clock: ReportClock,
+    clients: readonly string[] | null,
+  ): Promise<ExecutedCells> {
+    return Promise.resolve(sqliteExecutedCells(this.db, w, params, clock, { clients }));
   }
 
   async *executed(w: UtcWindow): AsyncIterable<readonly ReportVisit[]> {
