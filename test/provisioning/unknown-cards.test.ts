@@ -243,6 +243,21 @@ describe('unknown card assigned later resolves its earlier taps (end to end)', (
     expect(await cli(['unknown'])).toBe(0);
     expect(lines.join('\n')).toContain(`${Y}  1 tap(s)`);
     expect(lines.join('\n')).not.toContain(X);
+    // --json: the same document as GET /api/cards/unknown, for scripts
+    lines.length = 0;
+    expect(await cli(['unknown', '--json'])).toBe(0);
+    const doc = JSON.parse(lines.join('\n')) as {
+      cards: { cardRef: string; taps: number; seenAt: unknown[] }[];
+    };
+    expect(doc.cards.find((c) => c.cardRef === Y)?.taps).toBe(1);
+    expect(doc.cards.some((c) => c.cardRef === X)).toBe(false);
+    expect(doc).toEqual(
+      await (
+        await fetch(`${gw.adminUrl}/api/cards/unknown`, {
+          headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+        })
+      ).json(),
+    );
     expect(await cli(['assign', Y, '--staff', 'nurse-3'])).toBe(0);
     expect(lines.at(-1)).toMatch(/1 visit\(s\) attributed, 0 refused tap\(s\) reported/);
     expect(await cli(['assign', X, '--staff', 'nurse-3'])).toBe(1);

@@ -13,7 +13,7 @@ import { isoToMs } from './routes.js';
 type Out = (line: string) => void;
 
 export const CARDS_HELP = `visittag-gateway cards import FILE [--dry-run] [--config FILE]
-visittag-gateway cards unknown [--config FILE]
+visittag-gateway cards unknown [--json] [--config FILE]
 visittag-gateway cards assign CARD_REF --staff REF [--reassign] [--config FILE]
 visittag-gateway cards import FILE --full [--config FILE]
 visittag-gateway cards revoke CARD_REF [--reason TEXT] [--config FILE]
@@ -26,7 +26,8 @@ badge system prints it; pseudonymised with the fleet key, never stored raw) or "
 Good rows are imported (a card already known is re-assigned to the staff member given from now on),
 bad rows are listed with their line number and reason. Exit code 0 when every row was good, 1 when
 some were bad, 65 when no row was usable, 66 when the file could not be read, 64 for a usage error.
-unknown: cards tapped but not in the registry, with where (reader, client) and when they were seen.
+unknown: cards tapped but not in the registry, with where (reader, client) and when they were seen;
+        --json prints the same document as GET /api/cards/unknown.
 assign: registers an unknown card for a staff member. Both assign and import resolve the card's
 earlier taps: its visits recorded while it was unknown get the staff member, its unknown-card
 anomalies are marked resolved, and the planning backend gets one visit.attributed event per visit
@@ -63,6 +64,7 @@ export async function cardsCommand(
         from: { type: 'string' },
         to: { type: 'string' },
         new: { type: 'string' },
+        json: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -149,7 +151,8 @@ export async function cardsCommand(
       (l) => l.replace(ref, newRef, 'cli', reason),
     );
   }
-  if (sub === 'unknown') return withGateway(loaded.config, (gw) => listUnknown(gw, out));
+  if (sub === 'unknown')
+    return withGateway(loaded.config, (gw) => listUnknown(gw, out, values.json === true));
   if (sub === 'assign') {
     return withGateway(loaded.config, (gw) =>
       assign(
@@ -222,8 +225,12 @@ const resolvedLine = (cards: number, visits: number, refused: number): string =>
   `${refused} refused tap(s) reported (visit.attributed events queued for the planning backend)`;
 
 /** Opens the gateway's database (not its broker or API) for a one-off command. */
-async function listUnknown(gw: CliGateway, out: Out): Promise<number> {
+async function listUnknown(gw: CliGateway, out: Out, json: boolean): Promise<number> {
   const cards = await gw.cards.unknown(200);
+  if (json) {
+    out(JSON.stringify({ cards }, null, 2));
+    return 0;
+  }
   if (!cards.length) {
     out('no unknown cards');
     return 0;
