@@ -3,6 +3,7 @@
  * (`npx tsx bench/lib/report-bench.ts executed|continuity [--small]`).
  */
 import Database from 'better-sqlite3';
+import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, renameSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -25,6 +26,13 @@ export interface ReportBenchResult {
   /** Median wall ms of the computation alone, on facts already in memory. */
   pureMs: number;
   runsMs: number[];
+  /**
+   * The same report computed the earlier way (every fact read into memory, then computed there), run
+   * alternately with the measured one in the same process: median wall ms and the runs. Null when the
+   * report has no other way.
+   */
+  oldWallMs: number | null;
+  oldRunsMs: number[];
   figure: string;
 }
 
@@ -37,6 +45,7 @@ async function measure(
   withPlan: boolean,
   run: (src: ReportSource, clock: ReportClock) => Promise<string>,
   pure: (f: Awaited<ReturnType<typeof loadFacts>>, clock: ReportClock) => void,
+  compareOld = false,
 ): Promise<ReportBenchResult> {
   const m = municipality({
     clients,
@@ -61,13 +70,29 @@ async function measure(
     const db = new Database(path, { readonly: true });
     // Everything from the gateway's SQLite file: visits, registries, plan and matches (the care tables).
     const src: ReportSource = new SqliteReportSource(db);
+    // The earlier way: the same source without its SQL aggregation (reads the facts, computes in memory).
+    const inMemory: ReportSource = {
+      registries: () => src.registries(),
+      planned: (w) => src.planned(w),
+      matches: (w) => src.matches(w),
+      executed: (w) => src.executed(w),
+      tapAssurance: (w) => src.tapAssurance!(w),
+    };
+    const hasOld = src.executedCells !== undefined && compareOld;
     const clock = new ReportClock();
     const runs: number[] = [];
+    const oldRuns: number[] = [];
     let figure = '';
     for (let i = 0; i < 3; i++) {
       const t0 = performance.now();
       figure = await run(src, clock);
       runs.push(performance.now() - t0);
+      if (hasOld) {
+        const t1 = performance.now();
+        const old = await run(inMemory, clock);
+        oldRuns.push(performance.now() - t1);
+        if (old !== figure) throw new Error(`the two ways differ: ${figure} / ${old}`);
+      }
     }
     const facts = await loadFacts(src, fromDate, addDays(fromDate, days - 1), clock);
     const pureRuns: number[] = [];
@@ -86,6 +111,8 @@ async function measure(
       wallMs: median(runs),
       pureMs: median(pureRuns),
       runsMs: runs,
+      oldWallMs: hasOld ? median(oldRuns) : null,
+      oldRunsMs: oldRuns,
       figure,
     };
   } finally {
@@ -105,9 +132,11 @@ export function benchExecuted(clients = 300, days = 546): Promise<ReportBenchRes
     true,
     async (src, clock) => {
       const r = await runExecuted(src, params, clock);
-      return `ratio ${r.total.ratio}, ${r.rows.length} rows`;
+      // The figure includes a digest of the whole report, so the two ways are compared in full.
+      return `ratio ${r.total.ratio}, ${r.rows.length} rows, report sha1 ${createHash('sha1').update(JSON.stringify(r)).digest('hex').slice(0, 12)}`;
     },
     (f, clock) => void executedVsPlanned(f, params, clock),
+    true,
   );
 }
 

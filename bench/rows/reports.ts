@@ -24,14 +24,17 @@ function row(id: string, figure: string, r: ReportBenchResult): Row {
     generator: 'report engine (worker process)',
     value: Number(s.toFixed(2)),
     unit: 's',
-    baseline: null,
-    baselineLabel: null,
-    ratio: null,
+    baseline: r.oldWallMs === null ? null : Number((r.oldWallMs / 1000).toFixed(2)),
+    baselineLabel: r.oldWallMs === null ? null : 'the same report computed in memory (before)',
+    ratio: r.oldWallMs === null ? null : Number((r.wallMs / r.oldWallMs).toFixed(3)),
     target: '≤ 2 s',
     met: s <= 2,
     note:
       `${r.visits} visits, ${r.planned} planned; database ${mb(r.dbBytes)}; computation alone ${(r.pureMs / 1000).toFixed(2)} s ` +
-      `(median of 3); ${r.figure}; everything read from the gateway SQLite file (visits, care tables)`,
+      `(median of 3); ${r.figure}; everything read from the gateway SQLite file (visits, care tables)` +
+      (r.oldWallMs === null
+        ? ''
+        : `; aggregated in SQL, against the same report computed in memory in the same process, alternately (old runs ${r.oldRunsMs.map((x) => (x / 1000).toFixed(2)).join(' / ')} s, same report digest)`),
     details: { ...r },
   };
 }

@@ -441,9 +441,16 @@ export function executedFromCells(
     if (codes === null) return UNPLANNED;
     return codeWeights({ serviceCodes: codes });
   };
+  const codesKeys = new Map<ServiceCodes, string>();
+  const codesKey = (c: ServiceCodes | null) => {
+    if (c === null) return '';
+    let k = codesKeys.get(c);
+    if (k === undefined) codesKeys.set(c, (k = JSON.stringify(c)));
+    return k;
+  };
   const keyed = <T extends { date: string; clientRef: string | null; codes: ServiceCodes | null }>(
     xs: readonly T[],
-  ) => xs.map((c) => ({ ...c, codesKey: c.codes === null ? '' : JSON.stringify(c.codes) })).sort(cellOrder);
+  ) => xs.map((c) => ({ ...c, codesKey: codesKey(c.codes) })).sort(cellOrder);
 
   for (const c of keyed(cells.planned)) {
     const granted = c.codes.some((x) => x.grantedMinutes !== null)
