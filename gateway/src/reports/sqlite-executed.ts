@@ -285,7 +285,7 @@ function qualityCells(
   params: ExecutedParams,
 ): QualityCell[] {
   const cols = `v.reader_id, v.client_ref,
-      printf('%d%d%020d%020d', v.group_id IS NOT NULL, v.started_at_ms IS NULL, coalesce(v.started_at_ms, 0), v.rowid) AS ord,
+      ((v.group_id IS NOT NULL) * 2 + (v.started_at_ms IS NULL)) * 10000000000000 + coalesce(v.started_at_ms, 0) AS ord,
       v.end_reason IS 'auto-close' AND NOT ${q.corrected} AS auto_closed, ${q.corrected} AS corrected,
       v.staff_ref IS NULL AS unknown_card, v.time_quality IS 'uncorrected' AS uncorrected,
       v.started_at_ms IS NULL OR v.ended_at_ms IS NULL AS incomplete,
@@ -302,7 +302,7 @@ function qualityCells(
     )
     .raw()
     .all({ ...q.bind, lateMs: (params.lateDeliveryHours ?? 24) * 3_600_000 }) as Array<
-    [string, string | null, string, ...number[]]
+    [string, string | null, number, ...number[]]
   >;
   return rows.map(([readerId, clientRef, ord, ...n]) => ({
     readerId,
