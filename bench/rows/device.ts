@@ -52,8 +52,10 @@ export async function deviceLatencyRows(ctx: RowContext): Promise<Row[]> {
   } else {
     url = `mqtt://127.0.0.1:${await freePort()}`;
   }
-  // The shipped unit's node flags (no optimising compiler, small heap): the latency a Pi gives.
-  const dev = await ctx.worker('device', 'device-host', unitNodeFlags());
+  // The shipped unit's node flags (no optimising compiler, small heap): the latency a Pi gives. Plain node on
+  // transpiled JS, as a Pi runs it: the tsx loader alone does not fit the unit's 16 MB heap (it aborted).
+  const build = transpileTree(['device', 'protocol', 'runtime', 'bench']);
+  const dev = await ctx.worker('device', 'device-host', unitNodeFlags(), build);
   await dev.call('start', {
     settings: deviceSettings(spec.readerId, ctx.tempDir('dev'), url, spec.password),
   });
@@ -98,9 +100,12 @@ async function shippedDevice(entry: string, flags: string[], cfg: object, dir: s
   const cfgPath = join(dir, 'device.json');
   writeFileSync(cfgPath, JSON.stringify(cfg));
   const p = spawn(process.execPath, [...flags, entry, 'run', '--config', cfgPath, '--sim-control', 'stdin'], {
-    stdio: ['pipe', 'pipe', 'ignore'],
+    stdio: ['pipe', 'pipe', 'pipe'],
     env: { ...process.env, RUNTIME_DIRECTORY: dir },
   });
+  // The last of its stderr, for the row's note when it dies (a refused config, an OOM).
+  let errTail = '';
+  p.stderr.setEncoding('utf8').on('data', (d: string) => (errTail = (errTail + d).slice(-4000)));
   p.stdin.on('error', () => undefined);
   let waiter: ((l: string) => void) | null = null;
   let ready!: () => void;
@@ -112,7 +117,9 @@ async function shippedDevice(entry: string, flags: string[], cfg: object, dir: s
   const exited = new Promise<void>((r) => p.on('exit', () => r()));
   await Promise.race([isReady, exited, new Promise((r) => setTimeout(r, 30_000))]);
   if (p.exitCode !== null || p.pid === undefined)
-    throw new Error(`device exited (${p.exitCode}) before ready`);
+    throw new Error(
+      `device exited (${p.exitCode}) before ready: ${errTail.trim().split('\n').slice(0, 6).join(' | ')}`,
+    );
   const pid = p.pid;
   return {
     mem: () => procMem(pid),
@@ -170,7 +177,7 @@ export async function deviceRssRows(ctx: RowContext): Promise<Row[]> {
     return { idle, after, missing };
   };
   const defaults = await context(entry, [], 'dev-rss-defaults', ctx.profile.name === 'full' ? n : 0);
-  const tree = transpileTree(['device', 'protocol']);
+  const tree = transpileTree(['device', 'protocol', 'runtime']);
   const unbundled = await context(join(tree, 'device/main.js'), [], 'dev-rss-tree', 0);
 
   const dir = ctx.tempDir('dev-rss');
