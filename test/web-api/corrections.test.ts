@@ -221,6 +221,7 @@ describe('visit corrections', () => {
       'forgot-card',
       'reader-fault',
       'other',
+      'tap-by-mistake',
     ]);
   });
 });

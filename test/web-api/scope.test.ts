@@ -54,6 +54,14 @@ const mondayOf = (d: string) =>
     .toISOString()
     .slice(0, 10);
 
+const manual = (clientRef: string, staffRef: string) => ({
+  clientRef,
+  staffRef,
+  startedAt: new Date(Date.now() - 5 * 3_600_000).toISOString(),
+  endedAt: new Date(Date.now() - 4.5 * 3_600_000).toISOString(),
+  reasonCode: 'missed-tap',
+});
+
 /** Every route open to coordinators, with the requests that reach for area B. */
 function probes(): Record<string, Probe[]> {
   return {
@@ -79,6 +87,20 @@ function probes(): Record<string, Probe[]> {
       },
     ],
     'GET /api/visits/:visitId/corrections': [{ path: `/api/visits/${f.visitB}/corrections`, expect: 200 }],
+    'POST /api/visits/manual': [
+      { path: '/api/visits/manual', body: manual('cl-b', 'st-a'), expect: 404 },
+      { path: '/api/visits/manual', body: manual('cl-a', 'st-b'), expect: 404 },
+      { path: '/api/visits/manual', body: manual('cl-a2', 'st-a'), expect: 404 },
+    ],
+    'POST /api/visits/:visitId/withdraw': [
+      { path: `/api/visits/${f.visitB}/withdraw`, body: { reasonCode: 'tap-by-mistake' }, expect: 404 },
+      { path: `/api/visits/${f.visitA2}/withdraw`, body: { reasonCode: 'tap-by-mistake' }, expect: 404 },
+    ],
+    'GET /api/flags': [{ path: '/api/flags?state=all', expect: 200 }],
+    'POST /api/flags/:flagId/resolve': [
+      { path: '/api/flags/999/resolve', body: { resolution: 'no-change' }, expect: 404 },
+    ],
+    'GET /api/periods/locks': [{ path: '/api/periods/locks', expect: 200 }],
     'GET /api/corrections/reasons': [
       { path: '/api/corrections/reasons', expect: 200, mustContain: 'missed-tap' },
     ],

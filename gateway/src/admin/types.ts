@@ -15,6 +15,8 @@ export interface Principal {
   provider?: string;
   /** User id behind a session or API token. */
   userId?: string;
+  /** The staff member a care-staff account is bound to (their own registrations). */
+  staffRef?: string;
 }
 
 export interface AdminRequest {

@@ -63,7 +63,17 @@ export function createAccess(opts: AccessOptions) {
 export type Access = ReturnType<typeof createAccess>;
 
 /** Routes that write their own, richer audit entries (users, tokens, sessions). */
-const SELF_AUDITED = ['/api/auth/', '/api/users', '/api/tokens', '/api/visits/:visitId/corrections'];
+const SELF_AUDITED = [
+  '/api/auth/',
+  '/api/users',
+  '/api/tokens',
+  '/api/visits/:visitId/corrections',
+  '/api/visits/manual',
+  '/api/visits/:visitId/withdraw',
+  '/api/periods/',
+  '/api/me/flags',
+  '/api/flags',
+];
 const SECRET_KEY = /pass(word)?|secret|token|key|code|csrf/i;
 
 /** Copies a JSON value with every secret-looking field replaced, so no secret reaches the audit log. */

@@ -34,6 +34,9 @@ const COORD: readonly Role[] = ['admin', 'coordinator'];
  */
 export const ROUTE_POLICY: readonly Rule[] = [
   { method: '*', path: '/api/auth/*', roles: 'any-authenticated', self: true },
+  // care staff: their own registrations and flags (the handler answers only an account bound to a staff member)
+  { method: '*', path: '/api/me/visits', roles: ['care-staff'], self: true },
+  { method: '*', path: '/api/me/flags', roles: ['care-staff'], self: true },
   { method: 'GET', path: '/api/me/*', roles: 'any-authenticated', self: true },
   { method: 'GET', path: '/metrics', roles: OPS },
   { method: 'GET', path: '/api/alerts', roles: ['admin', 'technician', 'coordinator'] },
@@ -50,6 +53,10 @@ export const ROUTE_POLICY: readonly Rule[] = [
   { method: 'POST', path: '/api/visits/*', roles: COORD },
   { method: 'GET', path: '/api/anomalies', roles: COORD },
   { method: 'GET', path: '/api/corrections/*', roles: VISIT_READERS },
+  { method: 'GET', path: '/api/flags', roles: COORD },
+  { method: 'POST', path: '/api/flags/*', roles: COORD },
+  { method: 'GET', path: '/api/periods/locks', roles: VISIT_READERS },
+  { method: 'POST', path: '/api/periods/locks*', roles: ['admin', 'unit-manager'] },
   { method: 'GET', path: '/api/day', roles: VISIT_READERS },
   { method: 'GET', path: '/api/day/stream', roles: VISIT_READERS },
   { method: 'GET', path: '/api/plan/alerts', roles: VISIT_READERS },

@@ -35,6 +35,7 @@ export const NewUser = z
     role: Role,
     areas: z.array(z.string().min(1).max(100)).max(200).default([]),
     provider: z.string().min(1).max(100).nullable().default(null),
+    staffRef: z.string().min(1).max(100).nullable().default(null).describe('Care staff: the staff member'),
     password: z.string().optional().describe('Local password (≥ 12 characters); omit for SSO-only accounts'),
     reason: z.string().max(500).optional(),
   })
@@ -47,6 +48,7 @@ export const UserPatch = z
     role: Role.optional(),
     areas: z.array(z.string().min(1).max(100)).max(200).optional(),
     provider: z.string().min(1).max(100).nullable().optional(),
+    staffRef: z.string().min(1).max(100).nullable().optional(),
     password: z.string().optional(),
     disabled: z.boolean().optional(),
     reason: z.string().min(1).max(500).describe('Why (kept in the audit log)'),
@@ -86,6 +88,7 @@ export function publicUser(u: User) {
     role: u.role,
     areas: u.areas,
     provider: u.provider,
+    staffRef: u.staffRef,
     hasPassword: u.passwordHash !== null,
     sso: u.oidcSubject !== null,
     disabled: u.disabledAt !== null,
@@ -151,6 +154,7 @@ export class AuthService {
       role: v.role,
       areas: v.areas,
       provider: v.provider,
+      staffRef: v.staffRef,
       passwordHash: v.password === undefined ? null : await hashPassword(v.password, this.cost()),
       oidcSubject: null,
       disabledAt: null,
@@ -195,6 +199,7 @@ export class AuthService {
       ...(p.role !== undefined ? { role: p.role } : {}),
       ...(p.areas !== undefined ? { areas: p.areas } : {}),
       ...(p.provider !== undefined ? { provider: p.provider } : {}),
+      ...(p.staffRef !== undefined ? { staffRef: p.staffRef } : {}),
       ...(p.password !== undefined ? { passwordHash: await hashPassword(p.password, this.cost()) } : {}),
       ...(p.disabled !== undefined
         ? { disabledAt: p.disabled ? (before.disabledAt ?? this.opts.now()) : null }
@@ -206,6 +211,7 @@ export class AuthService {
       p.role !== undefined ||
       p.areas !== undefined ||
       p.provider !== undefined ||
+      p.staffRef !== undefined ||
       p.password !== undefined ||
       p.disabled === true
     ) {
@@ -386,6 +392,7 @@ export class AuthService {
       role: u.role,
       areas: u.areas,
       ...(u.provider ? { provider: u.provider } : {}),
+      ...(u.staffRef ? { staffRef: u.staffRef } : {}),
       userId: u.userId,
     };
   };

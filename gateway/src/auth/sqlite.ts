@@ -44,6 +44,13 @@ export const authMigrations: readonly Migration[] = [
       `);
     },
   },
+  {
+    // issue 13: a care-staff account is bound to one staff member (their own registrations)
+    id: 'auth-002',
+    up: (db) => {
+      db.exec('ALTER TABLE auth_users ADD COLUMN staff_ref TEXT');
+    },
+  },
 ];
 
 interface UserRow {
@@ -53,6 +60,7 @@ interface UserRow {
   role: string;
   areas_json: string;
   provider: string | null;
+  staff_ref: string | null;
   password_hash: string | null;
   oidc_subject: string | null;
   disabled_at: number | null;
@@ -88,6 +96,7 @@ const toUser = (r: UserRow): User => ({
   role: Role.parse(r.role),
   areas: areas(r.areas_json),
   provider: r.provider,
+  staffRef: r.staff_ref ?? null,
   passwordHash: r.password_hash,
   oidcSubject: r.oidc_subject,
   disabledAt: r.disabled_at,
@@ -121,6 +130,7 @@ const userParams = (u: User) => ({
   role: u.role,
   areas_json: JSON.stringify(u.areas),
   provider: u.provider,
+  staff_ref: u.staffRef,
   password_hash: u.passwordHash,
   oidc_subject: u.oidcSubject,
   disabled_at: u.disabledAt,
@@ -139,8 +149,9 @@ export class SqliteAuthStore implements AuthStore {
   insertUser(u: User): void {
     this.db
       .prepare(
-        `INSERT INTO auth_users VALUES (@user_id, @name, @display_name, @role, @areas_json, @provider,
-         @password_hash, @oidc_subject, @disabled_at, @created_at_ms)`,
+        `INSERT INTO auth_users (user_id, name, display_name, role, areas_json, provider, password_hash,
+         oidc_subject, disabled_at, created_at_ms, staff_ref) VALUES (@user_id, @name, @display_name, @role,
+         @areas_json, @provider, @password_hash, @oidc_subject, @disabled_at, @created_at_ms, @staff_ref)`,
       )
       .run(userParams(u));
   }
@@ -148,8 +159,8 @@ export class SqliteAuthStore implements AuthStore {
     this.db
       .prepare(
         `UPDATE auth_users SET name=@name, display_name=@display_name, role=@role, areas_json=@areas_json,
-         provider=@provider, password_hash=@password_hash, oidc_subject=@oidc_subject, disabled_at=@disabled_at
-         WHERE user_id=@user_id`,
+         provider=@provider, password_hash=@password_hash, oidc_subject=@oidc_subject, disabled_at=@disabled_at,
+         staff_ref=@staff_ref WHERE user_id=@user_id`,
       )
       .run(userParams(u));
   }

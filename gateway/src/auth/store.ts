@@ -11,6 +11,8 @@ export interface User {
   role: Role;
   areas: string[];
   provider: string | null;
+  /** The staff member a care-staff account is (sees that staff member's own registrations only). */
+  staffRef: string | null;
   /** scrypt hash; null for SSO-only accounts. */
   passwordHash: string | null;
   /** OIDC `iss|sub` bound to this account, when any. */

@@ -1,6 +1,9 @@
-import type { Clock, VisitEvent } from '../../../protocol/index.js';
+import { randomBytes } from 'node:crypto';
+import { CARD_REF_PATTERN, type Clock, type VisitEvent } from '../../../protocol/index.js';
 import type { CorrectionReason } from '../../../protocol/index.js';
 import type { NewAuditEntry } from '../audit/store.js';
+import { lockedRefusal, PeriodLocks, type PeriodLock } from './periods.js';
+import { StaffFlags } from './flags.js';
 import type { Db } from '../store/sqlite/db.js';
 import type { VisitRepo, VisitRow } from '../visits/repo.js';
 
@@ -12,8 +15,22 @@ export interface VisitTimes {
   endedAtMs: number | null;
 }
 
+/** What a correction did: changed times, added a visit no reader recorded, or withdrew a tap. */
+export type CorrectionKind = 'times' | 'added' | 'withdrawn';
+
+/** Which reason codes fit which kind (the service refuses the others; the web app offers only these). */
+export const REASONS_BY_KIND: Record<CorrectionKind, readonly ReasonCode[]> = {
+  times: ['missed-tap', 'wrong-time', 'forgot-card', 'reader-fault', 'other'],
+  added: ['missed-tap', 'forgot-card', 'reader-fault', 'other'],
+  withdrawn: ['tap-by-mistake', 'reader-fault', 'other'],
+};
+
+/** The reader id of visits added by hand (no reader recorded them). */
+export const MANUAL_READER = 'manual';
+
 export interface Correction {
   correctionId: number;
+  kind: CorrectionKind;
   readerId: string;
   visitId: string;
   reasonCode: ReasonCode;
@@ -41,7 +58,30 @@ export interface CorrectionRequest {
 
 export type CorrectionResult =
   | { ok: true; created: boolean; correction: Correction; visit: VisitRow }
-  | { ok: false; status: 400 | 404 | 409; error: string };
+  | { ok: false; status: 400 | 404 | 409 | 423; error: string; lock?: PeriodLock };
+
+/** A visit no reader recorded, added by a person (the staff member forgot to tap). */
+export interface AddVisitRequest {
+  clientRef: string;
+  staffRef: string;
+  startedAtMs: number;
+  endedAtMs: number;
+  reasonCode: ReasonCode;
+  note: string | null;
+  actor: string;
+  requestId?: string;
+}
+
+/** A tap marked as a mistake: the visit is withdrawn and should not count. */
+export interface WithdrawRequest {
+  visitId: string;
+  readerId?: string;
+  reasonCode: ReasonCode;
+  note: string | null;
+  actor: string;
+  requestId?: string;
+  visible: (v: VisitRow) => boolean;
+}
 
 export interface CorrectionDeps {
   db: Db;
@@ -50,13 +90,19 @@ export interface CorrectionDeps {
   enqueue: (e: VisitEvent, nowMs: number) => boolean;
   /** The gateway's audit log (synchronous SQLite append, inside the correction's transaction). */
   appendAudit: (e: NewAuditEntry) => unknown;
+  /** Time zone of a period lock's month (the care plan's); Europe/Stockholm when not given. */
+  timeZone?: string;
 }
+
+/** The longest visit that can be added by hand. */
+const MAX_ADDED_MS = 24 * 3_600_000;
 
 /** A time later than now plus this is refused (a typo, not a correction). */
 const FUTURE_SLACK_MS = 60_000;
 
 interface Row {
   correction_id: number;
+  kind: CorrectionKind;
   reader_id: string;
   visit_id: string;
   reason_code: ReasonCode;
@@ -69,6 +115,7 @@ interface Row {
 
 const toCorrection = (r: Row): Correction => ({
   correctionId: r.correction_id,
+  kind: r.kind,
   readerId: r.reader_id,
   visitId: r.visit_id,
   reasonCode: r.reason_code,
@@ -89,6 +136,9 @@ const wire = (t: VisitTimes) => ({
 });
 
 export const correctionKey = (correctionId: number): string => `vt1:corrected:${correctionId}`;
+export const addedKey = (correctionId: number): string => `vt1:added:${correctionId}`;
+export const withdrawnKey = (correctionId: number): string => `vt1:withdrawn:${correctionId}`;
+const reasonText = (code: ReasonCode, note: string | null) => (note ? `${code}: ${note}` : code);
 
 /**
  * Visit corrections: a person sets a visit's start and/or end time with a reason code. In ONE
@@ -98,19 +148,84 @@ export const correctionKey = (correctionId: number): string => `vt1:corrected:${
  * reason, and one `visit.corrected` event goes to the outbox (key `vt1:corrected:{correctionId}`).
  */
 export class VisitCorrections {
-  constructor(private readonly d: CorrectionDeps) {}
+  /** Month locks per area (attestation): changes inside a locked month are refused. */
+  readonly locks: PeriodLocks;
+  /** Care staff's own registrations and their flags for the coordinator. */
+  readonly flags: StaffFlags;
+  constructor(private readonly d: CorrectionDeps) {
+    this.locks = new PeriodLocks({
+      db: d.db,
+      now: () => d.clock.now(),
+      timeZone: d.timeZone ?? 'Europe/Stockholm',
+      appendAudit: d.appendAudit,
+    });
+    this.flags = new StaffFlags({ db: d.db, now: () => d.clock.now(), appendAudit: d.appendAudit });
+  }
+
+  get db(): Db {
+    return this.d.db;
+  }
+
+  /** The withdrawal of this visit, if it was withdrawn. */
+  withdrawal(readerId: string, visitId: string): Correction | null {
+    const r = this.d.db
+      .prepare(
+        "SELECT * FROM visit_corrections WHERE kind = 'withdrawn' AND reader_id = ? AND visit_id = ? LIMIT 1",
+      )
+      .get(readerId, visitId) as Row | undefined;
+    return r ? toCorrection(r) : null;
+  }
+
+  /** The first result of an earlier submission with this (actor, requestId), if any. */
+  private seen(actor: string, requestId: string | undefined, kind: CorrectionKind): CorrectionResult | null {
+    if (requestId === undefined) return null;
+    const seen = this.d.db
+      .prepare('SELECT * FROM visit_corrections WHERE actor = ? AND request_id = ?')
+      .get(actor, requestId) as Row | undefined;
+    if (!seen) return null;
+    if (seen.kind !== kind) {
+      return { ok: false, status: 409, error: 'this requestId was used for another kind of correction' };
+    }
+    const visit = this.d.repo.visit(seen.reader_id, seen.visit_id);
+    return visit ? { ok: true, created: false, correction: toCorrection(seen), visit } : null;
+  }
+
+  private insert(
+    kind: CorrectionKind,
+    v: { readerId: string; visitId: string },
+    req: { reasonCode: ReasonCode; note: string | null; actor: string; requestId?: string },
+    now: number,
+    before: VisitTimes,
+    after: VisitTimes,
+  ): number {
+    return Number(
+      this.d.db
+        .prepare(
+          `INSERT INTO visit_corrections (kind, reader_id, visit_id, reason_code, note, actor, request_id, at_ms,
+             before_json, after_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        )
+        .run(
+          kind,
+          v.readerId,
+          v.visitId,
+          req.reasonCode,
+          req.note,
+          req.actor,
+          req.requestId ?? null,
+          now,
+          JSON.stringify(before),
+          JSON.stringify(after),
+        ).lastInsertRowid,
+    );
+  }
 
   correct(req: CorrectionRequest): CorrectionResult {
     const { db, clock, repo } = this.d;
     return db.transaction((): CorrectionResult => {
-      if (req.requestId !== undefined) {
-        const seen = db
-          .prepare('SELECT * FROM visit_corrections WHERE actor = ? AND request_id = ?')
-          .get(req.actor, req.requestId) as Row | undefined;
-        if (seen) {
-          const visit = repo.visit(seen.reader_id, seen.visit_id);
-          if (visit) return { ok: true, created: false, correction: toCorrection(seen), visit };
-        }
+      const again = this.seen(req.actor, req.requestId, 'times');
+      if (again) return again;
+      if (!REASONS_BY_KIND.times.includes(req.reasonCode)) {
+        return { ok: false, status: 400, error: `reason ${req.reasonCode} does not fit a time correction` };
       }
       const rows = repo
         .visitsById(req.visitId)
@@ -124,6 +239,13 @@ export class VisitCorrections {
         };
       }
       const v = rows[0] as VisitRow;
+      if (this.withdrawal(v.readerId, v.visitId)) {
+        return {
+          ok: false,
+          status: 409,
+          error: 'the visit was withdrawn (marked as a mistake): it is not corrected',
+        };
+      }
       if (req.startedAtMs === undefined && req.endedAtMs === undefined) {
         return { ok: false, status: 400, error: 'send "startedAt" and/or "endedAt" (ISO time) to correct' };
       }
@@ -155,28 +277,18 @@ export class VisitCorrections {
       if (after.startedAtMs === v.startedAtMs && after.endedAtMs === v.endedAtMs) {
         return { ok: false, status: 409, error: 'nothing to correct: the visit already has these times' };
       }
+      const locked = this.locks.lockFor(v.clientRef, [
+        v.startedAtMs,
+        v.endedAtMs,
+        after.startedAtMs,
+        after.endedAtMs,
+      ]);
+      if (locked) return lockedRefusal(locked);
       const before = times(v);
       const corrected: VisitRow = { ...v, ...after, updatedAtMs: now };
       repo.upsert(corrected);
-      const reason = req.note ? `${req.reasonCode}: ${req.note}` : req.reasonCode;
-      const id = Number(
-        db
-          .prepare(
-            `INSERT INTO visit_corrections (reader_id, visit_id, reason_code, note, actor, request_id, at_ms,
-               before_json, after_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-          )
-          .run(
-            v.readerId,
-            v.visitId,
-            req.reasonCode,
-            req.note,
-            req.actor,
-            req.requestId ?? null,
-            now,
-            JSON.stringify(before),
-            JSON.stringify(after),
-          ).lastInsertRowid,
-      );
+      const reason = reasonText(req.reasonCode, req.note);
+      const id = this.insert('times', v, req, now, before, after);
       repo.audit({
         readerId: v.readerId,
         visitId: v.visitId,
@@ -215,6 +327,7 @@ export class VisitCorrections {
       );
       const correction: Correction = {
         correctionId: id,
+        kind: 'times',
         readerId: v.readerId,
         visitId: v.visitId,
         reasonCode: req.reasonCode,
@@ -225,6 +338,234 @@ export class VisitCorrections {
         after,
       };
       return { ok: true, created: true, correction, visit: corrected };
+    })();
+  }
+
+  /**
+   * Adds a visit no reader recorded (the staff member forgot to tap): a closed visit at reader `manual`
+   * with no card, marked by its `added` correction; audited; one `visit.added` event (key
+   * `vt1:added:{correctionId}`). The caller has checked that client and staff are in its scope.
+   */
+  addVisit(req: AddVisitRequest): CorrectionResult {
+    const { db, clock, repo } = this.d;
+    return db.transaction((): CorrectionResult => {
+      const again = this.seen(req.actor, req.requestId, 'added');
+      if (again) return again;
+      if (!REASONS_BY_KIND.added.includes(req.reasonCode)) {
+        return { ok: false, status: 400, error: `reason ${req.reasonCode} does not fit an added visit` };
+      }
+      if (req.reasonCode === 'other' && !req.note) {
+        return { ok: false, status: 400, error: 'reason "other": write what happened in "note"' };
+      }
+      const now = clock.now();
+      if (req.endedAtMs <= req.startedAtMs)
+        return { ok: false, status: 400, error: 'the end is not after the start' };
+      if (req.endedAtMs > now + FUTURE_SLACK_MS) {
+        return { ok: false, status: 400, error: 'the visit ends in the future: check the date and time' };
+      }
+      if (req.endedAtMs - req.startedAtMs > MAX_ADDED_MS) {
+        return { ok: false, status: 400, error: 'a visit added by hand lasts at most 24 hours' };
+      }
+      const client = db.prepare('SELECT 1 FROM care_clients WHERE client_ref = ?').get(req.clientRef);
+      if (client === undefined) return { ok: false, status: 404, error: 'no such client' };
+      const staff = db.prepare('SELECT 1 FROM care_staff WHERE staff_ref = ?').get(req.staffRef);
+      if (staff === undefined) return { ok: false, status: 404, error: 'no such staff member' };
+      const overlap = db
+        .prepare(
+          `SELECT reader_id, visit_id FROM visits WHERE client_ref = ? AND staff_ref = ?
+             AND started_at_ms < ? AND COALESCE(ended_at_ms, started_at_ms) > ? LIMIT 1`,
+        )
+        .get(req.clientRef, req.staffRef, req.endedAtMs, req.startedAtMs) as
+        { reader_id: string; visit_id: string } | undefined;
+      if (overlap && !this.withdrawal(overlap.reader_id, overlap.visit_id)) {
+        return {
+          ok: false,
+          status: 409,
+          error: `visit ${overlap.visit_id} of this staff member at this client covers that time already: correct it instead`,
+        };
+      }
+      const locked = this.locks.lockFor(req.clientRef, [req.startedAtMs, req.endedAtMs]);
+      if (locked) return lockedRefusal(locked);
+      const visit: VisitRow = {
+        readerId: MANUAL_READER,
+        visitId: `m-${randomBytes(8).toString('hex')}`,
+        clientRef: req.clientRef,
+        cardRef: MANUAL_READER,
+        staffRef: req.staffRef,
+        groupId: null,
+        state: 'closed',
+        startedAtMs: req.startedAtMs,
+        startSeq: null,
+        endedAtMs: req.endedAtMs,
+        endSeq: null,
+        endReason: 'manual',
+        timeQuality: 'corrected',
+        anomalies: [],
+        lateEndSeq: null,
+        updatedAtMs: now,
+      };
+      repo.upsert(visit);
+      const none: VisitTimes = { startedAtMs: null, endedAtMs: null };
+      const after = times(visit);
+      const id = this.insert('added', visit, req, now, none, after);
+      const reason = reasonText(req.reasonCode, req.note);
+      repo.audit({
+        readerId: visit.readerId,
+        visitId: visit.visitId,
+        action: 'add',
+        actor: req.actor,
+        reason,
+        atMs: now,
+      });
+      this.d.appendAudit({
+        atMs: now,
+        actor: req.actor,
+        action: 'visit.add',
+        target: `visit:${visit.readerId}/${visit.visitId}`,
+        before: null,
+        after: {
+          ...wire(after),
+          clientRef: req.clientRef,
+          staffRef: req.staffRef,
+          correctionId: id,
+          manual: true,
+        },
+        reason,
+      });
+      this.d.enqueue(
+        {
+          type: 'visit.added',
+          idempotencyKey: addedKey(id),
+          correctionId: id,
+          visitId: visit.visitId,
+          readerId: visit.readerId,
+          clientRef: req.clientRef,
+          staffRef: req.staffRef,
+          cardRef: null,
+          manual: true,
+          startedAt: new Date(req.startedAtMs).toISOString(),
+          endedAt: new Date(req.endedAtMs).toISOString(),
+          durationMs: req.endedAtMs - req.startedAtMs,
+          reasonCode: req.reasonCode,
+          note: req.note,
+          addedBy: req.actor,
+          addedAt: new Date(now).toISOString(),
+        },
+        now,
+      );
+      const correction: Correction = {
+        correctionId: id,
+        kind: 'added',
+        readerId: visit.readerId,
+        visitId: visit.visitId,
+        reasonCode: req.reasonCode,
+        note: req.note,
+        actor: req.actor,
+        atMs: now,
+        before: none,
+        after,
+      };
+      return { ok: true, created: true, correction, visit };
+    })();
+  }
+
+  /**
+   * Marks a visit (a tap) as a mistake: the visit is withdrawn (its `withdrawn` correction; the row and
+   * its history stay), audited, and one `visit.withdrawn` event goes out (key `vt1:withdrawn:{id}`). An
+   * open visit is closed first (its close has its own reason); a withdrawn visit is not withdrawn again.
+   */
+  withdraw(req: WithdrawRequest): CorrectionResult {
+    const { db, clock, repo } = this.d;
+    return db.transaction((): CorrectionResult => {
+      const again = this.seen(req.actor, req.requestId, 'withdrawn');
+      if (again) return again;
+      if (!REASONS_BY_KIND.withdrawn.includes(req.reasonCode)) {
+        return { ok: false, status: 400, error: `reason ${req.reasonCode} does not fit a withdrawal` };
+      }
+      if (req.reasonCode === 'other' && !req.note) {
+        return { ok: false, status: 400, error: 'reason "other": write what happened in "note"' };
+      }
+      const rows = repo
+        .visitsById(req.visitId)
+        .filter((v) => (req.readerId === undefined || v.readerId === req.readerId) && req.visible(v));
+      if (rows.length === 0) return { ok: false, status: 404, error: 'no such visit' };
+      if (rows.length > 1) {
+        return {
+          ok: false,
+          status: 409,
+          error: `visit id ${req.visitId} exists at several readers: send "readerId" to say which`,
+        };
+      }
+      const v = rows[0] as VisitRow;
+      if (v.state === 'open') {
+        return {
+          ok: false,
+          status: 409,
+          error:
+            'the visit is still open: close it first (POST /api/visits/:visitId/close with a reason), then withdraw it',
+        };
+      }
+      const earlier = this.withdrawal(v.readerId, v.visitId);
+      if (earlier) {
+        return { ok: false, status: 409, error: `the visit was withdrawn already by ${earlier.actor}` };
+      }
+      const locked = this.locks.lockFor(v.clientRef, [v.startedAtMs, v.endedAtMs]);
+      if (locked) return lockedRefusal(locked);
+      const now = clock.now();
+      const before = times(v);
+      const none: VisitTimes = { startedAtMs: null, endedAtMs: null };
+      const id = this.insert('withdrawn', v, req, now, before, none);
+      const reason = reasonText(req.reasonCode, req.note);
+      repo.audit({
+        readerId: v.readerId,
+        visitId: v.visitId,
+        action: 'withdraw',
+        actor: req.actor,
+        reason,
+        atMs: now,
+      });
+      this.d.appendAudit({
+        atMs: now,
+        actor: req.actor,
+        action: 'visit.withdraw',
+        target: `visit:${v.readerId}/${v.visitId}`,
+        before: { ...wire(before), correctionId: id },
+        after: { withdrawn: true },
+        reason,
+      });
+      const card = CARD_REF_PATTERN.test(v.cardRef) ? v.cardRef : null;
+      this.d.enqueue(
+        {
+          type: 'visit.withdrawn',
+          idempotencyKey: withdrawnKey(id),
+          correctionId: id,
+          visitId: v.visitId,
+          readerId: v.readerId,
+          clientRef: v.clientRef,
+          staffRef: v.staffRef,
+          cardRef: card,
+          startedAt: iso(v.startedAtMs),
+          endedAt: iso(v.endedAtMs),
+          reasonCode: req.reasonCode,
+          note: req.note,
+          withdrawnBy: req.actor,
+          withdrawnAt: new Date(now).toISOString(),
+        },
+        now,
+      );
+      const correction: Correction = {
+        correctionId: id,
+        kind: 'withdrawn',
+        readerId: v.readerId,
+        visitId: v.visitId,
+        reasonCode: req.reasonCode,
+        note: req.note,
+        actor: req.actor,
+        atMs: now,
+        before,
+        after: none,
+      };
+      return { ok: true, created: true, correction, visit: v };
     })();
   }
 

@@ -1,0 +1,191 @@
+import type { NewAuditEntry } from '../audit/store.js';
+import type { Db } from '../store/sqlite/db.js';
+
+/**
+ * Period locks (attestation): a unit manager (or an admin) locks a month of an area after approving it;
+ * from then on no visit of that area's clients whose time falls in that month can be corrected, added
+ * or withdrawn until someone with the right to lock unlocks it (with a reason). Lock and unlock are
+ * audited. A month is the calendar month in the care plan's time zone ("2026-11").
+ */
+export interface PeriodLock {
+  areaId: string;
+  month: string;
+  lockedBy: string;
+  lockedAtMs: number;
+  note: string | null;
+}
+
+interface Row {
+  area_id: string;
+  month: string;
+  locked_by: string;
+  locked_at_ms: number;
+  note: string | null;
+}
+const toLock = (r: Row): PeriodLock => ({
+  areaId: r.area_id,
+  month: r.month,
+  lockedBy: r.locked_by,
+  lockedAtMs: r.locked_at_ms,
+  note: r.note,
+});
+
+export type LockResult =
+  { ok: true; lock: PeriodLock } | { ok: false; status: 404 | 409; error: string; lock?: PeriodLock };
+
+export const MONTH_PATTERN = /^\d{4}-(0[1-9]|1[0-2])$/;
+
+export class PeriodLocks {
+  private readonly monthFmt: Intl.DateTimeFormat;
+  constructor(
+    private readonly d: {
+      db: Db;
+      now: () => number;
+      timeZone: string;
+      appendAudit: (e: NewAuditEntry) => unknown;
+    },
+  ) {
+    this.monthFmt = new Intl.DateTimeFormat('en-GB', {
+      timeZone: d.timeZone,
+      year: 'numeric',
+      month: '2-digit',
+    });
+  }
+
+  /** Start of a local day ("YYYY-MM-DD") in the plan's time zone, as ms. */
+  startOfDay(day: string): number {
+    const utc = Date.parse(`${day}T00:00:00Z`);
+    const f = new Intl.DateTimeFormat('en-GB', {
+      timeZone: this.d.timeZone,
+      year: 'numeric',
+      month: '2-digit',
+      day: '2-digit',
+      hour: '2-digit',
+      minute: '2-digit',
+      hourCycle: 'h23',
+    });
+    const wall = (ms: number): number => {
+      const p = Object.fromEntries(f.formatToParts(ms).map((x) => [x.type, x.value]));
+      return Date.parse(`${p.year}-${p.month}-${p.day}T${p.hour}:${p.minute}:00Z`);
+    };
+    // the zone's offset at that time (twice: the offset of the guess may differ across a DST change)
+    let t = utc - (wall(utc) - utc);
+    t = utc - (wall(t) - t);
+    return t;
+  }
+
+  /** "YYYY-MM" of a time, in the plan's time zone. */
+  monthOf(ms: number): string {
+    const parts = this.monthFmt.formatToParts(ms);
+    const y = parts.find((p) => p.type === 'year')?.value ?? '0000';
+    const m = parts.find((p) => p.type === 'month')?.value ?? '00';
+    return `${y}-${m}`;
+  }
+
+  /** The area of a registered client (null: not in the care registry, so no area's lock applies). */
+  areaOf(clientRef: string | null): string | null {
+    if (clientRef === null) return null;
+    const r = this.d.db
+      .prepare('SELECT area_id FROM care_clients WHERE client_ref = ?')
+      .pluck()
+      .get(clientRef) as string | undefined;
+    return r ?? null;
+  }
+
+  get(areaId: string, month: string): PeriodLock | null {
+    const r = this.d.db
+      .prepare('SELECT * FROM period_locks WHERE area_id = ? AND month = ?')
+      .get(areaId, month) as Row | undefined;
+    return r ? toLock(r) : null;
+  }
+
+  /** The lock that covers any of these times of this client's visit, if one does. */
+  lockFor(clientRef: string | null, times: (number | null)[]): PeriodLock | null {
+    const area = this.areaOf(clientRef);
+    if (area === null) return null;
+    for (const t of times) {
+      if (t === null) continue;
+      const l = this.get(area, this.monthOf(t));
+      if (l) return l;
+    }
+    return null;
+  }
+
+  /** Locks of these areas (null: every area), newest month first. */
+  list(areas: readonly string[] | null): PeriodLock[] {
+    const rows = (
+      areas === null
+        ? this.d.db.prepare('SELECT * FROM period_locks ORDER BY month DESC, area_id').all()
+        : this.d.db
+            .prepare(
+              'SELECT * FROM period_locks WHERE area_id IN (SELECT value FROM json_each(?)) ORDER BY month DESC, area_id',
+            )
+            .all(JSON.stringify(areas))
+    ) as Row[];
+    return rows.map(toLock);
+  }
+
+  lock(areaId: string, month: string, actor: string, note: string | null): LockResult {
+    const { db } = this.d;
+    return db.transaction((): LockResult => {
+      const known = db.prepare('SELECT 1 FROM care_areas WHERE area_id = ?').get(areaId) !== undefined;
+      if (!known) return { ok: false, status: 404, error: 'no such area' };
+      const seen = this.get(areaId, month);
+      if (seen) {
+        return {
+          ok: false,
+          status: 409,
+          error: `${month} of area ${areaId} is already locked by ${seen.lockedBy}`,
+          lock: seen,
+        };
+      }
+      const now = this.d.now();
+      db.prepare(
+        'INSERT INTO period_locks (area_id, month, locked_by, locked_at_ms, note) VALUES (?, ?, ?, ?, ?)',
+      ).run(areaId, month, actor, now, note);
+      const lock: PeriodLock = { areaId, month, lockedBy: actor, lockedAtMs: now, note };
+      this.d.appendAudit({
+        atMs: now,
+        actor,
+        action: 'period.lock',
+        target: `period:${areaId}/${month}`,
+        before: null,
+        after: lock,
+        reason: note,
+      });
+      return { ok: true, lock };
+    })();
+  }
+
+  unlock(areaId: string, month: string, actor: string, reason: string): LockResult {
+    const { db } = this.d;
+    return db.transaction((): LockResult => {
+      const seen = this.get(areaId, month);
+      if (!seen) return { ok: false, status: 404, error: `${month} of area ${areaId} is not locked` };
+      db.prepare('DELETE FROM period_locks WHERE area_id = ? AND month = ?').run(areaId, month);
+      this.d.appendAudit({
+        atMs: this.d.now(),
+        actor,
+        action: 'period.unlock',
+        target: `period:${areaId}/${month}`,
+        before: seen,
+        after: null,
+        reason,
+      });
+      return { ok: true, lock: seen };
+    })();
+  }
+}
+
+/** The refusal of a change inside a locked period: who locked it and how to unlock (the UI words it in Swedish). */
+export function lockedRefusal(l: PeriodLock): { ok: false; status: 423; error: string; lock: PeriodLock } {
+  return {
+    ok: false,
+    status: 423,
+    error:
+      `the period ${l.month} of area ${l.areaId} is locked (attested) by ${l.lockedBy} at ` +
+      `${new Date(l.lockedAtMs).toISOString()}: a unit manager or an admin can unlock it with a reason ` +
+      `(POST /api/periods/locks/${l.areaId}/${l.month}/unlock), then correct`,
+    lock: l,
+  };
+}
