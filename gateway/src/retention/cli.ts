@@ -1,0 +1,138 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { SafeId } from '../../../protocol/index.js';
+import { EXIT } from '../../../runtime/cli.js';
+import { applyLiveOrOffline } from '../admin/client.js';
+import { SqliteAuditStore } from '../audit/sqlite.js';
+import { gatewayConfigPath, loadGatewaySettings } from '../config.js';
+import { openDatabase } from '../store/sqlite/db.js';
+import { DEFAULT_RETENTION, RETENTION_CLASSES, daysOf, type RetentionSettings } from './policy.js';
+import { createPruner } from './prune.js';
+import { eraseAudited } from './service.js';
+
+type Out = (line: string) => void;
+
+export const RETENTION_HELP = `visittag-gateway erase client|staff REF --reason TEXT [--force-records-law] [--config FILE]
+visittag-gateway retention show|run [--config FILE]
+
+erase: replaces the client's or staff member's reference (and a staff member's card references) in
+every table by a random pseudonym, so nothing left in the database names them; visits stay in the
+figures. Refused (exit 1, the reason printed) when they have visits that retention.visitsDays keeps:
+records law may require keeping the care record. --force-records-law erases anyway, after the legal
+review. Audited (erasure.client / erasure.staff, naming the pseudonym only). Through the running
+gateway when it runs, else in the database.
+retention show: the retention per data class; run: deletes now what is past retention (the gateway
+also does this every retention.intervalMinutes). docs/retention.md.`;
+
+const settingsOf = (c: { retention?: RetentionSettings }): RetentionSettings =>
+  c.retention ?? DEFAULT_RETENTION;
+
+export async function retentionCommand(
+  cmd: 'erase' | 'retention',
+  argv: string[],
+  out: Out,
+  err: Out,
+  now: () => number = Date.now,
+): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        config: { type: 'string' },
+        reason: { type: 'string' },
+        'force-records-law': { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (e) {
+    err(`${(e as Error).message}\n\n${RETENTION_HELP}`);
+    return EXIT.usage;
+  }
+  if (parsed.values.help) {
+    out(RETENTION_HELP);
+    return 0;
+  }
+  const [sub, ref, ...rest] = parsed.positionals;
+  const configFile = gatewayConfigPath(parsed.values.config);
+  const loaded = loadGatewaySettings(configFile);
+  if (!loaded.ok) {
+    err(loaded.error);
+    return 78;
+  }
+  const settings = settingsOf(loaded.config as { retention?: RetentionSettings });
+  const dbFile = join(loaded.config.dataDir, 'gateway.db');
+  if (cmd === 'retention') {
+    if ((sub !== 'show' && sub !== 'run') || ref !== undefined) {
+      err(RETENTION_HELP);
+      return EXIT.usage;
+    }
+    if (sub === 'show') {
+      for (const c of RETENTION_CLASSES) {
+        const d = daysOf(settings, c);
+        out(`${c}: ${d === 'keep' ? 'kept (no retention period set)' : `${d} days`}`);
+      }
+      return 0;
+    }
+    if (!existsSync(dbFile)) {
+      err(`no gateway database at ${dbFile}`);
+      return 1;
+    }
+    const db = openDatabase(dbFile, []);
+    try {
+      const r = createPruner(db, settings).runAll(now());
+      out(`deleted: ${RETENTION_CLASSES.map((c) => `${c} ${r[c]}`).join(', ')}`);
+      return 0;
+    } finally {
+      db.close();
+    }
+  }
+  if ((sub !== 'client' && sub !== 'staff') || !ref || rest.length || !SafeId.safeParse(ref).success) {
+    err(RETENTION_HELP);
+    return EXIT.usage;
+  }
+  const reason = parsed.values.reason;
+  if (!reason) {
+    err('--reason is required (it is kept in the audit log): e.g. --reason "erasure request 2026-12-05"');
+    return EXIT.usage;
+  }
+  const force = parsed.values['force-records-law'] === true;
+  const printed = (b: { pseudonym: string; cards: number; changed: Record<string, number> }) => [
+    `${sub} erased: replaced by ${b.pseudonym}${sub === 'staff' ? ` (${b.cards} card(s) revoked and pseudonymised)` : ''}`,
+    ...Object.entries(b.changed).map(([k, n]) => `  ${k}: ${n} row(s)`),
+  ];
+  return applyLiveOrOffline({
+    config: loaded.config,
+    configFile,
+    request: {
+      method: 'POST',
+      path: '/api/erasure',
+      body: { kind: sub, ref, reason, ...(force ? { forceRecordsLaw: true } : {}) },
+    },
+    out,
+    err,
+    live: (body) => printed(body as { pseudonym: string; cards: number; changed: Record<string, number> }),
+    offline: async () => {
+      if (!existsSync(dbFile)) throw new Error(`no gateway database at ${dbFile}`);
+      const db = openDatabase(dbFile, []);
+      try {
+        const audit = new SqliteAuditStore(db);
+        const r = eraseAudited(db, settings, (e) => audit.append(e), {
+          kind: sub,
+          ref,
+          force,
+          nowMs: now(),
+          actor: `cli:${process.env.USER ?? 'unknown'}`,
+          reason,
+        });
+        if (!r.ok) throw new Error(`erasure refused: ${r.reason}`);
+        return await Promise.resolve(printed(r));
+      } finally {
+        db.close();
+      }
+    },
+    offlineNote: 'the erasure was made in the database',
+  });
+}

@@ -1,0 +1,60 @@
+import { z } from 'zod';
+import { SafeId } from '../../../protocol/index.js';
+import type { AdminRoute } from '../admin/types.js';
+import type { NewAuditEntry } from '../audit/store.js';
+import type { Db } from '../store/sqlite/db.js';
+import { DEFAULT_RETENTION, type RetentionSettings } from './policy.js';
+import { eraseAudited } from './service.js';
+
+export const ErasureBody = z
+  .object({
+    kind: z.enum(['client', 'staff']),
+    ref: SafeId,
+    reason: z.string().min(1).max(500),
+    forceRecordsLaw: z.boolean().optional(),
+  })
+  .strict();
+
+export interface RetentionRouteOptions {
+  db: Db;
+  settings?: RetentionSettings;
+  now: () => number;
+  appendAudit: (e: NewAuditEntry) => unknown;
+  /** After an erasure (the running gateway drops its in-memory visit index). */
+  onErased?: () => void;
+}
+
+/**
+ * POST /api/erasure (admin only: no policy line names it): 200 with the pseudonym and the tables changed,
+ * 404 when the reference is nowhere, 409 with the reason when records-law retention applies and
+ * `forceRecordsLaw` is not set.
+ */
+export function retentionRoutes(o: RetentionRouteOptions): AdminRoute[] {
+  return [
+    {
+      method: 'POST',
+      path: '/api/erasure',
+      schema: {
+        summary: "Erase a client's or staff member's identity (pseudonymised everywhere)",
+        tags: ['retention'],
+      },
+      handler: (req) => {
+        const p = ErasureBody.safeParse(req.body);
+        if (!p.success)
+          return { status: 400, body: { error: p.error.issues.map((i) => i.message).join('; ') } };
+        const r = eraseAudited(o.db, o.settings ?? DEFAULT_RETENTION, o.appendAudit, {
+          kind: p.data.kind,
+          ref: p.data.ref,
+          force: p.data.forceRecordsLaw === true,
+          nowMs: o.now(),
+          actor: req.actor,
+          reason: p.data.reason,
+        });
+        if (!r.ok)
+          return { status: r.code === 'not-found' ? 404 : 409, body: { error: r.reason, code: r.code } };
+        o.onErased?.();
+        return { status: 200, body: { pseudonym: r.pseudonym, cards: r.cards, changed: r.changed } };
+      },
+    },
+  ];
+}
