@@ -78,7 +78,7 @@ async function measure(
       executed: (w) => src.executed(w),
       tapAssurance: (w) => src.tapAssurance!(w),
     };
-    const hasOld = src.executedCells !== undefined && compareOld;
+    const hasOld = src.executedCells !== undefined && compareOld && process.env.REPORT_BENCH_OLD !== '0';
     const clock = new ReportClock();
     const runs: number[] = [];
     const oldRuns: number[] = [];
