@@ -51,6 +51,9 @@ import { careMigrations, createCareModule, type CareModule, type CarePlanConfig 
 import { reportRoutes } from './src/reports/routes.js';
 import { SqliteReportSource } from './src/reports/sqlite-source.js';
 import { createVisitPipeline, type VisitPipeline } from './src/visits/pipeline.js';
+import { DEFAULT_RETENTION } from './src/retention/policy.js';
+import { RetentionJob } from './src/retention/prune.js';
+import { retentionRoutes } from './src/retention/routes.js';
 import { correctionMigrations, correctionRoutes, VisitCorrections } from './src/corrections/index.js';
 import { dayRoutes } from './src/dayview/index.js';
 import { createSecureCards } from './src/secure-cards/index.js';
@@ -136,6 +139,15 @@ export function createGateway(opts: GatewayOptions): Gateway {
     ...careMigrations,
     ...correctionMigrations,
   ]);
+  const retentionSettings = config.retention ?? DEFAULT_RETENTION;
+  const retention = new RetentionJob({
+    db,
+    clock,
+    settings: retentionSettings,
+    logger,
+    metrics,
+    onVisitsDeleted: () => pipeline.visitWriter.repo.index.invalidate(),
+  });
   // HTTPS for the admin API and web app (config admin.tls; a clear error names a bad file), SSO (admin.oidc)
   const adminTls = config.admin.tls ? loadAdminTls(config.admin.tls) : null;
   const access = createAccess({
@@ -415,6 +427,14 @@ export function createGateway(opts: GatewayOptions): Gateway {
         snapshots: () =>
           readers.listReaders().map((r) => readerSnapshot({ store, live, transport: () => transport }, r)),
       }),
+      // retention and erasure (issue 16, docs/retention.md); the visit index reloads after either deletes
+      ...retentionRoutes({
+        db,
+        settings: retentionSettings,
+        now: () => clock.now(),
+        appendAudit: (e) => access.auditStore.append(e),
+        onErased: () => pipeline.visitWriter.repo.index.invalidate(),
+      }),
       ...commandRoutes({
         clock,
         readerExists: (id) => readers.getReader(id) !== undefined,
@@ -482,6 +502,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
       // validity dates pass by themselves: re-push where the lists changed (and retry failed pushes)
       cardTimer = setInterval(() => void cardPusher.tick().catch(() => undefined), 60_000);
       cardTimer.unref();
+      retention.start();
       logger.info({ mqttPort: transport.port, adminPort: admin.port }, 'gateway started');
     },
     async stop() {
@@ -496,6 +517,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
       if (dynsecStarted) await dynsec?.stop();
       await care.plan.stop();
       if (cardTimer) clearInterval(cardTimer);
+      retention.stop();
       await pipeline.stop();
       await admin.stop();
       store.authTags.flush();

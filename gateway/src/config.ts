@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { MIN_FLEET_KEY_BYTES } from '../../protocol/index.js';
 import { OidcSettings } from './auth/oidc-settings.js';
 import { SecureCardPolicy } from './secure-cards/policy.js';
+import { RetentionSettings } from './retention/policy.js';
 
 /**
  * Gateway settings, validated once at start-up (CONTRIBUTING.md, "Config validated once"). Every field has a description;
@@ -171,6 +172,9 @@ export const GatewaySettings = z
       .strict()
       .optional()
       .describe('Secure cards (NTAG 424 DNA SUN): verify, refuse replays, flag clones. Absent: UID only.'),
+    retention: RetentionSettings.optional().describe(
+      'Retention per data class in days or "keep" (docs/retention.md). Absent: the documented defaults.',
+    ),
   })
   .strict();
 
