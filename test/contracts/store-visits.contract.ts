@@ -226,6 +226,38 @@ export function describeVisitStoreContract(name: string, make: () => Promise<Vis
         expect(await turn(f, ['r9'], (tx) => [tx.cursor('r9'), tx.contiguousUpto('r9')])).toEqual([0, 0]);
       }));
 
+    it('a turn with a hint (the chunk size) answers exactly as one without, over several readers', () =>
+      withStore(async (f) => {
+        await seedEvents(f, 'r1', [1, 2, 3, 5], 3);
+        await seedEvents(f, 'r2', [1, 2], 2);
+        await seedEvents(f, 'r3', [4], 0);
+        await turn(f, ['r1'], (tx) => {
+          tx.setCursor('r1', 1);
+          tx.upsert(row({ readerId: 'r1', visitId: 'r1.open' }));
+        });
+        const read = (tx: VisitTx) =>
+          ['r1', 'r2', 'r3', 'r9'].map((r) => {
+            const cursor = tx.cursor(r);
+            const upto = tx.contiguousUpto(r);
+            return {
+              r,
+              cursor,
+              upto,
+              seqs: tx.events(r, cursor, upto, 2).map((e) => e.seq),
+              open: tx.openAtReader(r).map((v) => v.visitId),
+              client: tx.clientAt(r, T),
+            };
+          });
+        const readers = ['r1', 'r2', 'r3', 'r9'];
+        const plain = await turn(f, readers, read);
+        const hinted = await Promise.resolve(f.visits.runTurn(readers, read, { events: 2 }));
+        expect(hinted).toEqual(plain);
+        expect(plain.map((x) => x.seqs)).toEqual([[2, 3], [1, 2], [], []]);
+        expect(plain[0]?.open).toEqual(['r1.open']);
+        // a hint for another chunk size than the turn reads still answers right (the reads are fetched)
+        expect(await Promise.resolve(f.visits.runTurn(readers, read, { events: 1 }))).toEqual(plain);
+      }));
+
     it('the client at a time: history first, then the reader row; card status at a time', () =>
       withStore(async (f) => {
         await f.sql(

@@ -173,13 +173,22 @@ export interface AnomalyListRow {
   resolvedStaffRef: string | null;
 }
 
+/**
+ * What a turn is about to read, so an adapter that pays a round trip per read (PostgreSQL) can fetch
+ * it before the first run, one statement per kind for all readers of the turn. SQLite ignores it.
+ */
+export interface TurnHint {
+  /** The turn reads each reader's cursor, contiguous prefix and up to this many events past the cursor. */
+  events?: number;
+}
+
 export interface VisitStore {
   /**
    * One unit of work of the visits engine: `work` runs over a synchronous transaction view and
    * everything it wrote commits together (or nothing, when it throws). `readerIds` are the readers
    * the turn may write (PostgreSQL locks them); 'all' is for start-up catch-up and tools.
    */
-  runTurn<T>(readerIds: readonly string[] | 'all', work: (tx: VisitTx) => T): Awaitable<T>;
+  runTurn<T>(readerIds: readonly string[] | 'all', work: (tx: VisitTx) => T, hint?: TurnHint): Awaitable<T>;
   /** Readers whose contiguous prefix is ahead of the engine's cursor. */
   readersBehind(): Awaitable<string[]>;
   /** Time anchors: stored event rows with id > afterId (global order), and the scan cursor. */

@@ -3,7 +3,7 @@
  * mapping to the ports' types: one definition for the two adapters.
  */
 import type { AnomalyKind } from '../../../protocol/index.js';
-import type { EnrollmentRow, TimeQuality, VisitRow } from './ports.js';
+import type { CardStatus, EnrollmentRow, TimeQuality, VisitRow } from './ports.js';
 
 /** Longest a device keeps a visit open: bounds the "still open elsewhere" scan (as visits/visit-index.ts). */
 export const MAX_OPEN_SCAN_MS = 7 * 24 * 3_600_000;
@@ -73,3 +73,23 @@ export const toEnrollmentRow = (r: RawEnrollment): EnrollmentRow => ({
   usedFrom: r.used_from,
   replacesReaderId: r.replaces_reader_id,
 });
+
+/**
+ * A card's status at `atMs` from its row (both engines; the same rule as the SQLite card store's
+ * `statusAt`): revoked from its revocation time; outside its validity window it counts as revoked.
+ */
+export function cardStatusOf(
+  c: { staffRef: string; revokedAtMs: number | null; validFromMs?: number | null; validToMs?: number | null },
+  atMs: number,
+): CardStatus {
+  if (c.revokedAtMs !== null && c.revokedAtMs <= atMs) {
+    return { kind: 'revoked', staffRef: c.staffRef, revokedAtMs: c.revokedAtMs };
+  }
+  if (c.validToMs != null && atMs >= c.validToMs) {
+    return { kind: 'revoked', staffRef: c.staffRef, revokedAtMs: c.validToMs };
+  }
+  if (c.validFromMs != null && atMs < c.validFromMs) {
+    return { kind: 'revoked', staffRef: c.staffRef, revokedAtMs: atMs };
+  }
+  return { kind: 'known', staffRef: c.staffRef };
+}

@@ -7,19 +7,18 @@ import type {
   AnomalyRecord,
   CardStatus,
   StoredEventRow,
+  TurnHint,
   VisitAuditRecord,
   VisitQuery,
   VisitRow,
   VisitStore,
   VisitTx,
 } from '../ports.js';
-import { ANCHOR_SCAN_KEY, MAX_OPEN_SCAN_MS, rawToVisit, type RawVisit } from '../rows.js';
-import { TurnNeedsData } from '../turn.js';
+import { ANCHOR_SCAN_KEY, cardStatusOf, MAX_OPEN_SCAN_MS, rawToVisit, type RawVisit } from '../rows.js';
 import { inTransaction, lockReaders, type PgClient, type PgPool } from './db.js';
-import { enqueueOn } from './outbox.js';
 
-/** Fetch rounds per turn before giving up (each round fetches every read the previous run missed). */
-const MAX_ROUNDS = 10_000;
+/** Runs per turn before giving up (each run batches every read the previous run missed). */
+const MAX_ROUNDS = 50;
 
 const toVisit = rawToVisit;
 
@@ -27,7 +26,320 @@ const vkey = (readerId: string, visitId: string) => `${readerId}\n${visitId}`;
 /** Byte order of ASCII ids, as SQLite's BINARY collation and PostgreSQL's "C". */
 const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
-type Fetch = (c: PgClient) => Promise<unknown>;
+/**
+ * One kind of read of the turn's view, fetched in batches: every argument a run missed is fetched in
+ * ONE statement (`= ANY`, or `unnest` joined to the table), whatever the number of events.
+ */
+interface Loader<A, V> {
+  kind: string;
+  key(a: A): string;
+  /** The answer while the value is not fetched yet (the run goes on with it and is then discarded). */
+  dflt: V;
+  /** Values by `key(a)`; an absent key means `dflt`. */
+  load(c: PgClient, args: A[]): Promise<Map<string, V>>;
+}
+
+interface Window {
+  by: 'staff_ref' | 'card_ref';
+  who: string;
+  readerId: string;
+  /** started_at_ms in [lo, hi] */
+  lo: number;
+  hi: number;
+  /** and (open, or ended after this); null: any */
+  endedAfter: number | null;
+}
+
+interface CardRow {
+  staff_ref: string;
+  revoked_at: number | null;
+  valid_from_ms: number | null;
+  valid_to_ms: number | null;
+}
+
+const visitRows = async (c: PgClient, sql: string, p: unknown[]) =>
+  (await c.query<RawVisit & { q?: number }>(sql, p)).rows;
+
+const byReader = (readerIds: string[], rows: RawVisit[]): Map<string, VisitRow[]> => {
+  const out = new Map<string, VisitRow[]>(readerIds.map((r) => [r, []]));
+  for (const r of rows) out.get(r.reader_id)?.push(toVisit(r));
+  return out;
+};
+
+type EventsArg = { r: string; after: number; upto: number; limit: number };
+const eventsKey = (a: EventsArg) => `${a.r}\n${a.after}\n${a.upto}\n${a.limit}`;
+const windowKey = (w: Window) => `${w.by}\n${w.who}\n${w.readerId}\n${w.lo}\n${w.hi}\n${w.endedAfter ?? ''}`;
+const sinceKey = (a: { r: string; ms: number }) => `${a.r}\n${a.ms}`;
+
+const L = {
+  cursor: {
+    kind: 'cursor',
+    key: (r: string) => r,
+    dflt: 0,
+    load: async (c: PgClient, ids: string[]) =>
+      new Map(
+        (
+          await c.query<{ r: string; v: number }>(
+            'SELECT reader_id AS r, processed_upto AS v FROM visit_cursor WHERE reader_id = ANY($1)',
+            [ids],
+          )
+        ).rows.map((x) => [x.r, x.v]),
+      ),
+  } satisfies Loader<string, number>,
+  upto: {
+    kind: 'upto',
+    key: (r: string) => r,
+    dflt: 0,
+    load: async (c: PgClient, ids: string[]) =>
+      new Map(
+        (
+          await c.query<{ r: string; v: number }>(
+            'SELECT reader_id AS r, contiguous_upto AS v FROM reader_seq WHERE reader_id = ANY($1)',
+            [ids],
+          )
+        ).rows.map((x) => [x.r, x.v]),
+      ),
+  } satisfies Loader<string, number>,
+  events: {
+    kind: 'events',
+    key: eventsKey,
+    dflt: [] as StoredEventRow[],
+    load: async (c: PgClient, args: Array<{ r: string; after: number; upto: number; limit: number }>) => {
+      const rows = (
+        await c.query<StoredEventRow & { q: number }>(
+          `SELECT q.i AS q, e.seq, e.event_json, e.received_at_ms
+             FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::int[]) WITH ORDINALITY AS q(r, a, u, l, i)
+             CROSS JOIN LATERAL (SELECT seq, event_json, received_at_ms FROM events
+                WHERE reader_id = q.r AND seq > q.a AND seq <= q.u ORDER BY seq LIMIT q.l) e
+            ORDER BY q.i, e.seq`,
+          [args.map((a) => a.r), args.map((a) => a.after), args.map((a) => a.upto), args.map((a) => a.limit)],
+        )
+      ).rows;
+      const out = new Map<string, StoredEventRow[]>();
+      for (const x of rows) {
+        const k = eventsKey(args[x.q - 1] as (typeof args)[number]);
+        let list = out.get(k);
+        if (!list) out.set(k, (list = []));
+        list.push({ seq: x.seq, event_json: x.event_json, received_at_ms: x.received_at_ms });
+      }
+      return out;
+    },
+  } satisfies Loader<{ r: string; after: number; upto: number; limit: number }, StoredEventRow[]>,
+  clients: {
+    kind: 'clients',
+    key: (r: string) => r,
+    dflt: { history: [], current: null } as {
+      history: Array<{ client_ref: string | null; from_ms: number }>;
+      current: string | null;
+    },
+    load: async (c: PgClient, ids: string[]) => {
+      const out = new Map<
+        string,
+        { history: Array<{ client_ref: string | null; from_ms: number }>; current: string | null }
+      >(ids.map((r) => [r, { history: [], current: null }]));
+      const h = await c.query<{ r: string; client_ref: string | null; from_ms: number }>(
+        `SELECT reader_id AS r, client_ref, from_ms FROM reader_client_history WHERE reader_id = ANY($1)
+          ORDER BY reader_id, from_ms`,
+        [ids],
+      );
+      for (const x of h.rows) out.get(x.r)?.history.push({ client_ref: x.client_ref, from_ms: x.from_ms });
+      const cur = await c.query<{ r: string; client_ref: string | null }>(
+        'SELECT reader_id AS r, client_ref FROM readers WHERE reader_id = ANY($1)',
+        [ids],
+      );
+      for (const x of cur.rows) {
+        const o = out.get(x.r);
+        if (o) o.current = x.client_ref;
+      }
+      return out;
+    },
+  },
+  visit: {
+    kind: 'visit',
+    key: (a: { r: string; v: string }) => vkey(a.r, a.v),
+    dflt: null as VisitRow | null,
+    load: async (c: PgClient, args: Array<{ r: string; v: string }>) =>
+      new Map(
+        (
+          await visitRows(
+            c,
+            `SELECT v.* FROM unnest($1::text[], $2::text[]) AS q(r, v)
+               JOIN visits v ON v.reader_id = q.r AND v.visit_id = q.v`,
+            [args.map((a) => a.r), args.map((a) => a.v)],
+          )
+        ).map((x) => [vkey(x.reader_id, x.visit_id), toVisit(x)]),
+      ),
+  } satisfies Loader<{ r: string; v: string }, VisitRow | null>,
+  byId: {
+    kind: 'by-id',
+    key: (v: string) => v,
+    dflt: [] as VisitRow[],
+    load: async (c: PgClient, ids: string[]) => {
+      const out = new Map<string, VisitRow[]>(ids.map((v) => [v, []]));
+      for (const x of await visitRows(c, 'SELECT * FROM visits WHERE visit_id = ANY($1)', [ids])) {
+        out.get(x.visit_id)?.push(toVisit(x));
+      }
+      return out;
+    },
+  } satisfies Loader<string, VisitRow[]>,
+  open: {
+    kind: 'open',
+    key: (r: string) => r,
+    dflt: [] as VisitRow[],
+    load: async (c: PgClient, ids: string[]) =>
+      byReader(
+        ids,
+        await visitRows(c, `SELECT * FROM visits WHERE reader_id = ANY($1) AND state = 'open'`, [ids]),
+      ),
+  } satisfies Loader<string, VisitRow[]>,
+  window: {
+    kind: 'window',
+    key: windowKey,
+    dflt: [] as VisitRow[],
+    load: async (c: PgClient, ws: Window[]) => {
+      const rows = await visitRows(
+        c,
+        `SELECT q.i AS q, v.* FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[])
+             WITH ORDINALITY AS q(col, who, r, lo, hi, ea, i)
+           JOIN visits v ON ((q.col = 'staff_ref' AND v.staff_ref = q.who) OR (q.col = 'card_ref' AND v.card_ref = q.who))
+             AND v.reader_id <> q.r AND v.started_at_ms >= q.lo AND v.started_at_ms <= q.hi
+             AND (q.ea IS NULL OR v.state = 'open' OR v.ended_at_ms > q.ea)`,
+        [
+          ws.map((w) => w.by),
+          ws.map((w) => w.who),
+          ws.map((w) => w.readerId),
+          ws.map((w) => w.lo),
+          ws.map((w) => w.hi),
+          ws.map((w) => w.endedAfter),
+        ],
+      );
+      const out = new Map<string, VisitRow[]>(ws.map((w) => [windowKey(w), []]));
+      for (const x of rows) out.get(windowKey(ws[(x.q ?? 0) - 1] as Window))?.push(toVisit(x));
+      return out;
+    },
+  } satisfies Loader<Window, VisitRow[]>,
+  since: {
+    kind: 'since',
+    key: sinceKey,
+    dflt: [] as VisitRow[],
+    load: async (c: PgClient, args: Array<{ r: string; ms: number }>) => {
+      const rows = await visitRows(
+        c,
+        `SELECT q.i AS q, v.* FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS q(r, ms, i)
+           JOIN visits v ON v.reader_id = q.r AND (v.started_at_ms >= q.ms OR v.ended_at_ms >= q.ms)`,
+        [args.map((a) => a.r), args.map((a) => a.ms)],
+      );
+      const out = new Map<string, VisitRow[]>(args.map((a) => [sinceKey(a), []]));
+      for (const x of rows) {
+        out.get(sinceKey(args[(x.q ?? 0) - 1] as { r: string; ms: number }))?.push(toVisit(x));
+      }
+      return out;
+    },
+  } satisfies Loader<{ r: string; ms: number }, VisitRow[]>,
+  anomaly: {
+    kind: 'anomaly',
+    key: (k: string) => k,
+    dflt: false,
+    load: async (c: PgClient, ks: string[]) =>
+      new Map(
+        (
+          await c.query<{ k: string }>(
+            'SELECT idempotency_key AS k FROM anomalies WHERE idempotency_key = ANY($1)',
+            [ks],
+          )
+        ).rows.map((x) => [x.k, true]),
+      ),
+  } satisfies Loader<string, boolean>,
+  outbox: {
+    kind: 'outbox',
+    key: (k: string) => k,
+    dflt: false,
+    load: async (c: PgClient, ks: string[]) =>
+      new Map(
+        (
+          await c.query<{ k: string }>(
+            'SELECT idempotency_key AS k FROM outbox WHERE idempotency_key = ANY($1)',
+            [ks],
+          )
+        ).rows.map((x) => [x.k, true]),
+      ),
+  } satisfies Loader<string, boolean>,
+  card: {
+    kind: 'card',
+    key: (k: string) => k,
+    dflt: null as CardRow | null,
+    load: async (c: PgClient, refs: string[]) =>
+      new Map(
+        (
+          await c.query<CardRow & { card_ref: string }>(
+            `SELECT card_ref, staff_ref, revoked_at, valid_from_ms, valid_to_ms FROM cards WHERE card_ref = ANY($1)`,
+            [refs],
+          )
+        ).rows.map((x) => [x.card_ref, x]),
+      ),
+  } satisfies Loader<string, CardRow | null>,
+  anchor: {
+    kind: 'anchor',
+    key: (a: { r: string; b: string }) => vkey(a.r, a.b),
+    dflt: null as Anchor | null,
+    load: async (c: PgClient, args: Array<{ r: string; b: string }>) =>
+      new Map(
+        (
+          await c.query<{ r: string; b: string; offset_ms: number; exact: number }>(
+            `SELECT t.reader_id AS r, t.boot_id AS b, t.offset_ms, t.exact
+               FROM unnest($1::text[], $2::text[]) AS q(r, b)
+               JOIN time_anchors t ON t.reader_id = q.r AND t.boot_id = q.b`,
+            [args.map((a) => a.r), args.map((a) => a.b)],
+          )
+        ).rows.map((x) => [vkey(x.r, x.b), { offsetMs: x.offset_ms, exact: x.exact === 1 }]),
+      ),
+  } satisfies Loader<{ r: string; b: string }, Anchor | null>,
+};
+
+type AnyLoader = Loader<unknown, unknown>;
+
+/** The reads of a turn: fetched values by kind and key, and the arguments the current run missed. */
+class TurnCache {
+  private readonly values = new Map<string, Map<string, unknown>>();
+  missed = new Map<string, { l: AnyLoader; args: Map<string, unknown> }>();
+  /** Statements run to fetch (measurement, tests). */
+  statements = 0;
+
+  get<A, V>(l: Loader<A, V>, a: A): V {
+    const k = l.key(a);
+    const have = this.values.get(l.kind);
+    if (have?.has(k)) return have.get(k) as V;
+    let m = this.missed.get(l.kind);
+    if (!m) {
+      m = { l: l as unknown as AnyLoader, args: new Map<string, unknown>() };
+      this.missed.set(l.kind, m);
+    }
+    m.args.set(k, a);
+    return l.dflt;
+  }
+
+  /** Fetches the given arguments of one loader in one statement (skips those already fetched). */
+  async fetch<A, V>(c: PgClient, l: Loader<A, V>, args: Iterable<A>): Promise<void> {
+    let have = this.values.get(l.kind);
+    if (!have) {
+      have = new Map<string, unknown>();
+      this.values.set(l.kind, have);
+    }
+    const todo = new Map<string, A>();
+    for (const a of args) if (!have.has(l.key(a))) todo.set(l.key(a), a);
+    if (todo.size === 0) return;
+    this.statements++;
+    const got = await l.load(c, [...todo.values()]);
+    for (const k of todo.keys()) have.set(k, got.has(k) ? got.get(k) : l.dflt);
+  }
+
+  /** Fetches everything the last run missed, one statement per kind. */
+  async fetchMissed(c: PgClient): Promise<void> {
+    const missed = this.missed;
+    this.missed = new Map();
+    for (const { l, args } of missed.values()) await this.fetch(c, l, args.values());
+  }
+}
 
 /** What one run of a turn wrote (applied to the database only when the run completes without a miss). */
 interface Writes {
@@ -69,32 +381,34 @@ const copyWrites = (w: Writes): Writes => ({
  * A turn is one transaction holding the advisory lock of each of its readers (taken in sorted order,
  * so instances never deadlock), so two instances that receive the same reader's events serialise and
  * the cursor makes the second a no-op. The rules are ONE synchronous implementation, so `work` runs
- * over a synchronous view: every read is answered from what this transaction already fetched,
- * overlaid with the run's own writes; a read not fetched yet is recorded and answered by a
- * TurnNeedsData throw; the adapter then fetches every missed read (inside the same transaction, under
- * the locks) and runs `work` again from the start, discarding the failed run's writes. A run without
- * a miss has its writes applied in the order they were made (outbox rows keep their order) and the
- * transaction commits. Reads that cross readers (`overlappingElsewhere`, `startedElsewhereDuring`,
- * `visitsById`) fetch every candidate row of their window and apply the predicate again in memory
- * over the overlay, so a row this run changed is judged by its new content, as on SQLite.
+ * over a synchronous view answered from what this transaction fetched, overlaid with the run's own
+ * writes. A read not fetched yet is recorded and answered with a neutral value (no row, 0, false), and
+ * the run goes on: so one run collects every read it can see at once. The adapter then fetches all of
+ * them, ONE statement per kind of read (`= ANY` / `unnest`), and runs `work` again from the start with
+ * the failed run's writes discarded (a throw in a run that missed reads counts as a miss too). The
+ * number of runs is the depth of the chain of dependent reads (events → card → the staff member's
+ * visits elsewhere: 3 or 4), not the number of events. With a `hint`, the per-reader reads (cursor,
+ * contiguous prefix, the events of the chunk, open visits, client history) are fetched before the first
+ * run, one statement each for all readers of the turn. A run without a miss has its writes applied
+ * with one multi-row statement per table (outbox rows in the order they were made) and the transaction
+ * commits. Reads that cross readers (`overlappingElsewhere`, `startedElsewhereDuring`, `visitsById`)
+ * fetch the candidate rows of their window and apply the predicate again over the overlay, so a row
+ * this run changed is judged by its new content, as on SQLite.
  */
 export class PgVisitStore implements VisitStore {
+  /** Runs and fetch statements of the last turn (measurement). */
+  lastTurn = { runs: 0, statements: 0 };
   constructor(private readonly pool: PgPool) {}
 
-  runTurn<T>(readerIds: readonly string[] | 'all', work: (tx: VisitTx) => T): Promise<T> {
+  runTurn<T>(readerIds: readonly string[] | 'all', work: (tx: VisitTx) => T, hint?: TurnHint): Promise<T> {
     return inTransaction(this.pool, async (c) => {
       if (readerIds !== 'all') await lockReaders(c, readerIds);
-      const cache = new Map<string, unknown>();
-      for (let round = 0; round < MAX_ROUNDS; round++) {
-        const missed = new Map<string, Fetch>();
+      const cache = new TurnCache();
+      if (readerIds !== 'all' && hint?.events) await prefetch(c, cache, [...new Set(readerIds)], hint.events);
+      for (let round = 1; round <= MAX_ROUNDS; round++) {
         let w = emptyWrites();
-        const read = <R>(key: string, fetch: (c: PgClient) => Promise<R>): R => {
-          if (cache.has(key)) return cache.get(key) as R;
-          missed.set(key, fetch);
-          throw new TurnNeedsData(key);
-        };
         const tx = this.view(
-          read,
+          cache,
           () => w,
           (next) => (w = next),
         );
@@ -102,27 +416,20 @@ export class PgVisitStore implements VisitStore {
         try {
           out = work(tx);
         } catch (err) {
-          if (!(err instanceof TurnNeedsData)) throw err;
+          if (cache.missed.size === 0) throw err;
         }
-        if (missed.size === 0) {
+        if (cache.missed.size === 0) {
+          this.lastTurn = { runs: round, statements: cache.statements };
           await applyWrites(c, w);
           return out as T;
         }
-        for (const [key, fetch] of missed) cache.set(key, await fetch(c));
+        await cache.fetchMissed(c);
       }
-      throw new Error(`visits turn still missing data after ${MAX_ROUNDS} rounds`);
+      throw new Error(`visits turn still missing data after ${MAX_ROUNDS} runs`);
     });
   }
 
-  private view(
-    read: <R>(key: string, fetch: (c: PgClient) => Promise<R>) => R,
-    writes: () => Writes,
-    setWrites: (w: Writes) => void,
-  ): VisitTx {
-    const rows = async (c: PgClient, sql: string, p: unknown[]) =>
-      (await c.query<RawVisit>(sql, p)).rows.map(toVisit);
-    const num = (key: string, sql: string, p: unknown[]) =>
-      read(key, async (c) => (await c.query<{ v: number }>(sql, p)).rows[0]?.v ?? 0);
+  private view(cache: TurnCache, writes: () => Writes, setWrites: (w: Writes) => void): VisitTx {
     /** Fetched rows overlaid with this run's visit writes, filtered again by `keep`. */
     const merged = (fetched: VisitRow[], keep: (v: VisitRow) => boolean): VisitRow[] => {
       const w = writes().visits;
@@ -132,84 +439,38 @@ export class PgVisitStore implements VisitStore {
       return [...out.values()].filter(keep);
     };
     const tx: VisitTx = {
-      cursor: (readerId) =>
-        writes().cursors.get(readerId) ??
-        num(`cursor:${readerId}`, 'SELECT processed_upto AS v FROM visit_cursor WHERE reader_id = $1', [
-          readerId,
-        ]),
+      cursor: (readerId) => writes().cursors.get(readerId) ?? cache.get(L.cursor, readerId),
       setCursor: (readerId, upto) => void writes().cursors.set(readerId, upto),
-      contiguousUpto: (readerId) =>
-        num(`upto:${readerId}`, 'SELECT contiguous_upto AS v FROM reader_seq WHERE reader_id = $1', [
-          readerId,
-        ]),
-      events: (readerId, after, upto, limit) =>
-        read(`events:${readerId}:${after}:${upto}:${limit}`, async (c) =>
-          (
-            await c.query<StoredEventRow>(
-              `SELECT seq, event_json, received_at_ms FROM events
-                WHERE reader_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4`,
-              [readerId, after, upto, limit],
-            )
-          ).rows.map((r) => ({ ...r })),
-        ),
+      contiguousUpto: (readerId) => cache.get(L.upto, readerId),
+      events: (r, after, upto, limit) => cache.get(L.events, { r, after, upto, limit }),
       clientAt: (readerId, atMs) => {
-        const h = read(`clients:${readerId}`, async (c) => ({
-          history: (
-            await c.query<{ client_ref: string | null; from_ms: number }>(
-              'SELECT client_ref, from_ms FROM reader_client_history WHERE reader_id = $1 ORDER BY from_ms',
-              [readerId],
-            )
-          ).rows,
-          current:
-            (
-              await c.query<{ client_ref: string | null }>(
-                'SELECT client_ref FROM readers WHERE reader_id = $1',
-                [readerId],
-              )
-            ).rows[0]?.client_ref ?? null,
-        }));
+        const h = cache.get(L.clients, readerId);
         let found: { client_ref: string | null } | undefined;
         for (const x of h.history) if (x.from_ms <= atMs) found = x;
         return found ? found.client_ref : h.current;
       },
-      visit: (readerId, visitId) => {
-        const mine = writes().visits.get(vkey(readerId, visitId));
-        if (mine) return mine;
-        return read(
-          `visit:${readerId}:${visitId}`,
-          async (c) =>
-            (
-              await rows(c, 'SELECT * FROM visits WHERE reader_id = $1 AND visit_id = $2', [
-                readerId,
-                visitId,
-              ])
-            )[0] ?? null,
-        );
-      },
+      visit: (readerId, visitId) =>
+        writes().visits.get(vkey(readerId, visitId)) ?? cache.get(L.visit, { r: readerId, v: visitId }),
       visitsById: (visitId) =>
-        merged(
-          read(`by-id:${visitId}`, (c) => rows(c, 'SELECT * FROM visits WHERE visit_id = $1', [visitId])),
-          (v) => v.visitId === visitId,
-        ).sort((a, b) => cmp(a.readerId, b.readerId)),
+        merged(cache.get(L.byId, visitId), (v) => v.visitId === visitId).sort((a, b) =>
+          cmp(a.readerId, b.readerId),
+        ),
       openAtReader: (readerId) =>
-        merged(
-          read(`open:${readerId}`, (c) =>
-            rows(c, `SELECT * FROM visits WHERE reader_id = $1 AND state = 'open'`, [readerId]),
-          ),
-          (v) => v.readerId === readerId && v.state === 'open',
-        ).sort((a, b) => (a.startedAtMs ?? 0) - (b.startedAtMs ?? 0) || cmp(a.visitId, b.visitId)),
+        merged(cache.get(L.open, readerId), (v) => v.readerId === readerId && v.state === 'open').sort(
+          (a, b) => (a.startedAtMs ?? 0) - (b.startedAtMs ?? 0) || cmp(a.visitId, b.visitId),
+        ),
       overlappingElsewhere: (x) => {
         const by = x.staffRef === null ? 'card_ref' : 'staff_ref';
         const who = x.staffRef ?? x.cardRef;
         const from = x.atMs - MAX_OPEN_SCAN_MS;
-        const fetched = read(`overlap:${by}:${who}:${x.readerId}:${x.atMs}`, (c) =>
-          rows(
-            c,
-            `SELECT * FROM visits WHERE ${by} = $1 AND reader_id <> $2 AND started_at_ms <= $3 AND started_at_ms >= $4
-               AND (state = 'open' OR ended_at_ms > $3)`,
-            [who, x.readerId, x.atMs, from],
-          ),
-        );
+        const fetched = cache.get(L.window, {
+          by,
+          who,
+          readerId: x.readerId,
+          lo: from,
+          hi: x.atMs,
+          endedAfter: x.atMs,
+        });
         const hits = merged(
           fetched,
           (v) =>
@@ -230,13 +491,15 @@ export class PgVisitStore implements VisitStore {
       startedElsewhereDuring: (x) => {
         const by = x.staffRef === null ? 'card_ref' : 'staff_ref';
         const who = x.staffRef ?? x.cardRef;
-        const fetched = read(`started:${by}:${who}:${x.readerId}:${x.fromMs}:${x.toMs}`, (c) =>
-          rows(
-            c,
-            `SELECT * FROM visits WHERE ${by} = $1 AND reader_id <> $2 AND started_at_ms > $3 AND started_at_ms < $4`,
-            [who, x.readerId, x.fromMs, x.toMs],
-          ),
-        );
+        // started_at_ms is an integer: (fromMs, toMs) is [fromMs + 1, toMs - 1]
+        const fetched = cache.get(L.window, {
+          by,
+          who,
+          readerId: x.readerId,
+          lo: Math.floor(x.fromMs) + 1,
+          hi: Math.ceil(x.toMs) - 1,
+          endedAfter: null,
+        });
         const hits = merged(
           fetched,
           (v) =>
@@ -253,24 +516,13 @@ export class PgVisitStore implements VisitStore {
         );
         return hits[0] ?? null;
       },
-      deliveredSince: (readerId, ms) => {
-        const fetched = read(`since:${readerId}:${ms}`, (c) =>
-          rows(
-            c,
-            'SELECT * FROM visits WHERE reader_id = $1 AND (started_at_ms >= $2 OR ended_at_ms >= $2)',
-            [readerId, ms],
-          ),
-        );
-        return (
-          merged(
-            fetched,
-            (v) =>
-              v.readerId === readerId &&
-              ((v.startedAtMs !== null && v.startedAtMs >= ms) ||
-                (v.endedAtMs !== null && v.endedAtMs >= ms)),
-          ).length > 0
-        );
-      },
+      deliveredSince: (readerId, ms) =>
+        merged(
+          cache.get(L.since, { r: readerId, ms }),
+          (v) =>
+            v.readerId === readerId &&
+            ((v.startedAtMs !== null && v.startedAtMs >= ms) || (v.endedAtMs !== null && v.endedAtMs >= ms)),
+        ).length > 0,
       upsert: (v) => {
         const w = writes();
         const before = w.visits.get(vkey(v.readerId, v.visitId)) ?? tx.visit(v.readerId, v.visitId);
@@ -280,13 +532,7 @@ export class PgVisitStore implements VisitStore {
       insertAnomaly: (a) => {
         const w = writes();
         if (w.anomalyKeys.has(a.key)) return false;
-        const exists = read(
-          `anomaly:${a.key}`,
-          async (c) =>
-            ((await c.query('SELECT 1 FROM anomalies WHERE idempotency_key = $1', [a.key])).rowCount ?? 0) >
-            0,
-        );
-        if (exists) return false;
+        if (cache.get(L.anomaly, a.key)) return false;
         w.anomalyKeys.add(a.key);
         w.anomalies.push({ ...a });
         return true;
@@ -296,45 +542,26 @@ export class PgVisitStore implements VisitStore {
         const e = VisitEvent.parse(event);
         const w = writes();
         if (w.outboxKeys.has(e.idempotencyKey)) return false;
-        const exists = read(
-          `outbox:${e.idempotencyKey}`,
-          async (c) =>
-            ((await c.query('SELECT 1 FROM outbox WHERE idempotency_key = $1', [e.idempotencyKey]))
-              .rowCount ?? 0) > 0,
-        );
-        if (exists) return false;
+        if (cache.get(L.outbox, e.idempotencyKey)) return false;
         w.outboxKeys.add(e.idempotencyKey);
         w.outbox.push({ event: e, nowMs });
         return true;
       },
       cardStatusAt: (cardRef, atMs): CardStatus => {
-        const card = read(
-          `card:${cardRef}`,
-          async (c) =>
-            (
-              await c.query<{ staff_ref: string; revoked_at: number | null }>(
-                'SELECT staff_ref, revoked_at FROM cards WHERE card_ref = $1',
-                [cardRef],
-              )
-            ).rows[0] ?? null,
-        );
+        const card = cache.get(L.card, cardRef);
         if (!card) return { kind: 'unknown' };
-        if (card.revoked_at !== null && card.revoked_at <= atMs) {
-          return { kind: 'revoked', staffRef: card.staff_ref, revokedAtMs: card.revoked_at };
-        }
-        return { kind: 'known', staffRef: card.staff_ref };
+        return cardStatusOf(
+          {
+            staffRef: card.staff_ref,
+            revokedAtMs: card.revoked_at,
+            validFromMs: card.valid_from_ms,
+            validToMs: card.valid_to_ms,
+          },
+          atMs,
+        );
       },
       anchor: (readerId, bootId) =>
-        writes().anchors.get(vkey(readerId, bootId))?.a ??
-        read(`anchor:${readerId}:${bootId}`, async (c) => {
-          const r = (
-            await c.query<{ offset_ms: number; exact: number }>(
-              'SELECT offset_ms, exact FROM time_anchors WHERE reader_id = $1 AND boot_id = $2',
-              [readerId, bootId],
-            )
-          ).rows[0];
-          return r ? { offsetMs: r.offset_ms, exact: r.exact === 1 } : null;
-        }),
+        writes().anchors.get(vkey(readerId, bootId))?.a ?? cache.get(L.anchor, { r: readerId, b: bootId }),
       putAnchor: (readerId, bootId, a) =>
         void writes().anchors.set(vkey(readerId, bootId), { readerId, bootId, a }),
       isolated: <R>(fn: () => R): R => {
@@ -426,13 +653,35 @@ export class PgVisitStore implements VisitStore {
   }
 }
 
-/** Applies a completed run's writes inside the turn's transaction, in the order they were made. */
+/**
+ * The per-reader reads of a turn, before its first run: cursors and contiguous prefixes (one statement
+ * each for all readers), then each reader's next `limit` events, open visits and client history (one
+ * statement each).
+ */
+async function prefetch(c: PgClient, cache: TurnCache, readerIds: string[], limit: number): Promise<void> {
+  await cache.fetch(c, L.cursor, readerIds);
+  await cache.fetch(c, L.upto, readerIds);
+  const chunks = readerIds
+    .map((r) => ({ r, after: cache.get(L.cursor, r), upto: cache.get(L.upto, r), limit }))
+    .filter((x) => x.upto > x.after);
+  await cache.fetch(c, L.events, chunks);
+  const busy = chunks.map((x) => x.r);
+  await cache.fetch(c, L.open, busy);
+  await cache.fetch(c, L.clients, busy);
+  cache.missed.clear();
+}
+
+/** Applies a completed run's writes inside the turn's transaction: one statement per table. */
 async function applyWrites(c: PgClient, w: Writes): Promise<void> {
-  for (const v of w.visits.values()) {
+  const vs = [...w.visits.values()];
+  if (vs.length) {
+    const col = <K extends keyof VisitRow>(k: K) => vs.map((v) => v[k]);
     await c.query(
       `INSERT INTO visits (reader_id, visit_id, client_ref, card_ref, staff_ref, group_id, state, started_at_ms,
            start_seq, ended_at_ms, end_seq, end_reason, time_quality, anomalies_json, late_end_seq, updated_at_ms)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+           $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[], $12::text[], $13::text[], $14::text[],
+           $15::bigint[], $16::bigint[])
          ON CONFLICT (reader_id, visit_id) DO UPDATE SET client_ref = excluded.client_ref,
            staff_ref = excluded.staff_ref, group_id = excluded.group_id, state = excluded.state,
            started_at_ms = excluded.started_at_ms, start_seq = excluded.start_seq,
@@ -440,64 +689,94 @@ async function applyWrites(c: PgClient, w: Writes): Promise<void> {
            time_quality = excluded.time_quality, anomalies_json = excluded.anomalies_json,
            late_end_seq = excluded.late_end_seq, updated_at_ms = excluded.updated_at_ms`,
       [
-        v.readerId,
-        v.visitId,
-        v.clientRef,
-        v.cardRef,
-        v.staffRef,
-        v.groupId,
-        v.state,
-        v.startedAtMs,
-        v.startSeq,
-        v.endedAtMs,
-        v.endSeq,
-        v.endReason,
-        v.timeQuality,
-        JSON.stringify(v.anomalies),
-        v.lateEndSeq,
-        v.updatedAtMs,
+        col('readerId'),
+        col('visitId'),
+        col('clientRef'),
+        col('cardRef'),
+        col('staffRef'),
+        col('groupId'),
+        col('state'),
+        col('startedAtMs'),
+        col('startSeq'),
+        col('endedAtMs'),
+        col('endSeq'),
+        col('endReason'),
+        col('timeQuality'),
+        vs.map((v) => JSON.stringify(v.anomalies)),
+        col('lateEndSeq'),
+        col('updatedAtMs'),
       ],
     );
   }
-  for (const a of w.anomalies) {
+  const as = w.anomalies;
+  if (as.length) {
+    const col = <K extends keyof AnomalyRecord>(k: K) => as.map((a) => a[k]);
     await c.query(
       `INSERT INTO anomalies (idempotency_key, kind, reader_id, visit_id, card_ref, staff_ref, client_ref, at_ms,
            seq, detail, created_at_ms)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (idempotency_key) DO NOTHING`,
+         SELECT k, kind, r, v, cr, sr, cl, at_ms, seq, d, now_ms FROM unnest($1::text[], $2::text[], $3::text[], $4::text[],
+           $5::text[], $6::text[], $7::text[], $8::bigint[], $9::bigint[], $10::text[], $11::bigint[])
+           WITH ORDINALITY AS q(k, kind, r, v, cr, sr, cl, at_ms, seq, d, now_ms, i) ORDER BY i
+         ON CONFLICT (idempotency_key) DO NOTHING`,
       [
-        a.key,
-        a.kind,
-        a.readerId,
-        a.visitId,
-        a.cardRef,
-        a.staffRef,
-        a.clientRef,
-        a.atMs,
-        a.seq,
-        a.detail,
-        a.nowMs,
+        col('key'),
+        col('kind'),
+        col('readerId'),
+        col('visitId'),
+        col('cardRef'),
+        col('staffRef'),
+        col('clientRef'),
+        col('atMs'),
+        col('seq'),
+        col('detail'),
+        col('nowMs'),
       ],
     );
   }
-  for (const a of w.audits) {
+  if (w.audits.length) {
+    const col = <K extends keyof VisitAuditRecord>(k: K) => w.audits.map((a) => a[k]);
     await c.query(
-      'INSERT INTO visit_audit (reader_id, visit_id, action, actor, reason, at_ms) VALUES ($1, $2, $3, $4, $5, $6)',
-      [a.readerId, a.visitId, a.action, a.actor, a.reason, a.atMs],
+      `INSERT INTO visit_audit (reader_id, visit_id, action, actor, reason, at_ms)
+         SELECT r, v, ac, who, why, at_ms FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+           $6::bigint[]) WITH ORDINALITY AS q(r, v, ac, who, why, at_ms, i) ORDER BY i`,
+      [col('readerId'), col('visitId'), col('action'), col('actor'), col('reason'), col('atMs')],
     );
   }
-  for (const o of w.outbox) await enqueueOn(c, o.event, o.nowMs);
-  for (const [readerId, upto] of w.cursors) {
+  if (w.outbox.length) {
+    // ids follow the ORDER BY: a visit's events keep the order they were made (the forwarder's order)
     await c.query(
-      `INSERT INTO visit_cursor (reader_id, processed_upto) VALUES ($1, $2)
+      `INSERT INTO outbox (idempotency_key, visit_id, type, event_json, state, created_at_ms)
+         SELECT k, v, t, j, 'pending', now_ms FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[])
+           WITH ORDINALITY AS q(k, v, t, j, now_ms, i) ORDER BY i
+         ON CONFLICT (idempotency_key) DO NOTHING`,
+      [
+        w.outbox.map((o) => o.event.idempotencyKey),
+        w.outbox.map((o) => o.event.visitId),
+        w.outbox.map((o) => o.event.type),
+        w.outbox.map((o) => JSON.stringify(o.event)),
+        w.outbox.map((o) => o.nowMs),
+      ],
+    );
+  }
+  if (w.cursors.size) {
+    await c.query(
+      `INSERT INTO visit_cursor (reader_id, processed_upto) SELECT * FROM unnest($1::text[], $2::bigint[])
          ON CONFLICT (reader_id) DO UPDATE SET processed_upto = excluded.processed_upto`,
-      [readerId, upto],
+      [[...w.cursors.keys()], [...w.cursors.values()]],
     );
   }
-  for (const { readerId, bootId, a } of w.anchors.values()) {
+  if (w.anchors.size) {
+    const an = [...w.anchors.values()];
     await c.query(
-      `INSERT INTO time_anchors (reader_id, boot_id, offset_ms, exact) VALUES ($1, $2, $3, $4)
+      `INSERT INTO time_anchors (reader_id, boot_id, offset_ms, exact)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::int[])
          ON CONFLICT (reader_id, boot_id) DO UPDATE SET offset_ms = excluded.offset_ms, exact = excluded.exact`,
-      [readerId, bootId, a.offsetMs, a.exact ? 1 : 0],
+      [
+        an.map((x) => x.readerId),
+        an.map((x) => x.bootId),
+        an.map((x) => x.a.offsetMs),
+        an.map((x) => (x.a.exact ? 1 : 0)),
+      ],
     );
   }
 }

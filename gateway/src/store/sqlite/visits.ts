@@ -16,7 +16,7 @@ import type {
 import type { Db } from './db.js';
 import { SqliteOutbox } from './outbox.js';
 import { statementCache } from './stmt-cache.js';
-import { ANCHOR_SCAN_KEY, MAX_OPEN_SCAN_MS, rawToVisit, type RawVisit } from '../rows.js';
+import { ANCHOR_SCAN_KEY, cardStatusOf, MAX_OPEN_SCAN_MS, rawToVisit, type RawVisit } from '../rows.js';
 
 export { ANCHOR_SCAN_KEY, MAX_OPEN_SCAN_MS, rawToVisit, type RawVisit } from '../rows.js';
 
@@ -146,15 +146,22 @@ export class SqliteVisitStore implements VisitStore {
       },
       enqueue: (event: VisitEvent, nowMs: number) => outbox.enqueue(event, nowMs),
       cardStatusAt: (cardRef, atMs): CardStatus => {
-        const c = one<{ staff_ref: string; revoked_at: number | null }>(
-          'SELECT staff_ref, revoked_at FROM cards WHERE card_ref = ?',
-          cardRef,
-        );
+        const c = one<{
+          staff_ref: string;
+          revoked_at: number | null;
+          valid_from_ms: number | null;
+          valid_to_ms: number | null;
+        }>('SELECT staff_ref, revoked_at, valid_from_ms, valid_to_ms FROM cards WHERE card_ref = ?', cardRef);
         if (!c) return { kind: 'unknown' };
-        if (c.revoked_at !== null && c.revoked_at <= atMs) {
-          return { kind: 'revoked', staffRef: c.staff_ref, revokedAtMs: c.revoked_at };
-        }
-        return { kind: 'known', staffRef: c.staff_ref };
+        return cardStatusOf(
+          {
+            staffRef: c.staff_ref,
+            revokedAtMs: c.revoked_at,
+            validFromMs: c.valid_from_ms,
+            validToMs: c.valid_to_ms,
+          },
+          atMs,
+        );
       },
       anchor: (readerId, bootId): Anchor | null => {
         const r = one<{ offset_ms: number; exact: number }>(
