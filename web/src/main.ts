@@ -4,6 +4,7 @@ import { t, toggleLang } from './i18n.js';
 import { CORRECT_PAGE } from './pages/correct.js';
 import { IMPORT_PAGE } from './pages/import.js';
 import { LIVE_PAGE } from './pages/live.js';
+import { MORE_PAGES } from './pages/more.js';
 import { PLAN_PAGES } from './pages/plan.js';
 import { REPORT_PAGES } from './pages/reports.js';
 import type { Page, PageCtx } from './pages/types.js';
@@ -46,7 +47,9 @@ async function visitsPage(ctx: PageCtx): Promise<Node> {
       startedAtMs: number;
       endedAtMs: number | null;
     }[];
-  }>('GET', `/api/visits?state=${state}`);
+  }>('GET', `/api/visits?state=${state === 'open' ? 'open' : 'recent'}`);
+  // 'recent' is every state, newest change first: the closed ones are those with an end
+  const shown = state === 'open' ? visits : visits.filter((v) => v.endedAtMs !== null);
   const mayCorrect = ['admin', 'coordinator'].includes(ctx.role);
   const other = state === 'open' ? 'closed' : 'open';
   return el(
@@ -60,7 +63,7 @@ async function visitsPage(ctx: PageCtx): Promise<Node> {
     table(
       state === 'open' ? t('openVisits') : t('closedVisits'),
       [t('started'), t('ended'), t('staff'), t('client'), ...(mayCorrect ? [t('actions')] : [])],
-      visits.map((v) => [
+      shown.map((v) => [
         when(v.startedAtMs),
         when(v.endedAtMs),
         v.staffRef,
@@ -68,17 +71,40 @@ async function visitsPage(ctx: PageCtx): Promise<Node> {
         ...(mayCorrect
           ? [
               el(
-                'a',
-                {
-                  href: `#/correct?${new URLSearchParams({
-                    reader: v.readerId,
-                    visit: v.visitId,
-                    start: String(v.startedAtMs),
-                    end: String(v.endedAtMs ?? ''),
-                  }).toString()}`,
-                  'aria-label': `${t('correct')}: ${v.staffRef} ${when(v.startedAtMs)}`,
-                },
-                t('correct'),
+                'span',
+                {},
+                el(
+                  'a',
+                  {
+                    href: `#/correct?${new URLSearchParams({
+                      reader: v.readerId,
+                      visit: v.visitId,
+                      start: String(v.startedAtMs),
+                      end: String(v.endedAtMs ?? ''),
+                    }).toString()}`,
+                    'aria-label': `${t('correct')}: ${v.staffRef} ${when(v.startedAtMs)}`,
+                  },
+                  t('correct'),
+                ),
+                v.endedAtMs
+                  ? el(
+                      'span',
+                      {},
+                      ' · ',
+                      el(
+                        'a',
+                        {
+                          href: `#/withdraw?${new URLSearchParams({
+                            reader: v.readerId,
+                            visit: v.visitId,
+                            start: String(v.startedAtMs),
+                          }).toString()}`,
+                          'aria-label': `${t('withdraw')}: ${v.staffRef} ${when(v.startedAtMs)}`,
+                        },
+                        t('withdraw'),
+                      ),
+                    )
+                  : null,
               ),
             ]
           : []),
@@ -172,6 +198,7 @@ const PAGES: Record<string, Page> = {
   import: IMPORT_PAGE,
   ...REPORT_PAGES,
   correct: CORRECT_PAGE,
+  ...MORE_PAGES,
   cards: { key: 'cards', roles: ['admin', 'coordinator'], render: cardsPage },
   audit: { key: 'audit', roles: ['admin'], render: auditPage },
   users: { key: 'users', roles: ['admin'], render: usersPage },
@@ -230,7 +257,7 @@ function loginPage(message?: string): Node {
       .then((m) => {
         me = m;
         setCsrf(m.csrf);
-        location.hash = '#/overview';
+        location.hash = m.user.role === 'care-staff' ? '#/mine' : '#/overview';
         return route();
       })
       .catch(() => show(loginPage(t('wrongLogin'))));
@@ -277,7 +304,8 @@ async function route(): Promise<void> {
   leave();
   const [id = '', qs = ''] = location.hash.replace(/^#\/?/, '').split('?');
   if (!me || id === 'login') return show(loginPage());
-  const page = PAGES[id || 'overview'] ?? PAGES.overview;
+  const home = me.user.role === 'care-staff' ? 'mine' : 'overview';
+  const page = PAGES[id || home] ?? PAGES[home];
   if (!page) return;
   if (!page.roles.includes(me.user.role))
     return show(el('p', { role: 'alert' }, t('forbidden')), t(page.key));

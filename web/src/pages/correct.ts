@@ -7,6 +7,7 @@ import { api, ApiError } from '../api.js';
 import { el, table, when } from '../dom.js';
 import { field, input, notice, select, showErrors, value, type FieldError } from '../form.js';
 import { lang, t } from '../i18n.js';
+import { refusal } from './more.js';
 import { serverError } from './plan.js';
 import type { Page, PageCtx } from './types.js';
 
@@ -14,6 +15,7 @@ interface Reason {
   code: string;
   sv: string;
   en: string;
+  kinds?: string[];
 }
 interface Correction {
   correctionId: string;
@@ -78,7 +80,9 @@ async function correctPage(ctx: PageCtx): Promise<Node> {
       t('reasonCode'),
       select([
         ['', t('chooseReason')],
-        ...reasons.map((r): [string, string] => [r.code, lang() === 'en' ? r.en : r.sv]),
+        ...reasons
+          .filter((r) => !r.kinds || r.kinds.includes('times'))
+          .map((r): [string, string] => [r.code, lang() === 'en' ? r.en : r.sv]),
       ]),
     ),
     field('corr-note', t('note'), input({ maxlength: '500' })),
@@ -126,7 +130,9 @@ async function correctPage(ctx: PageCtx): Promise<Node> {
         const box =
           err instanceof ApiError && err.status === 404
             ? el('p', { class: 'error server-error', role: 'alert' }, `${t('serverRefused')} ${err.message}`)
-            : serverError(err);
+            : err instanceof ApiError && err.status === 423
+              ? refusal(err)
+              : serverError(err);
         form.append(box);
       });
   });
