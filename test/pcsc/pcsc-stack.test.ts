@@ -22,6 +22,7 @@ import type { NfcPcscCardReader } from '../../device/src/drivers/nfc-pcsc-reader
 import { cardReaderContract } from '../contracts/card-reader-contract.js';
 import { ReaderRecorder } from '../contracts/recorder.js';
 import { PcscdFixture, VPCD_READER_NAME } from './pcscd-fixture.js';
+import { pcscContractHarness } from './contract-harness.js';
 import { ATR_ISO14443_4, VirtualCard } from './virtual-card.js';
 import type { VirtualCardOptions } from './virtual-card.js';
 
@@ -221,38 +222,16 @@ describe('device driver factory with the real stack', () => {
 cardReaderContract('nfc-pcsc (real pcscd + vpcd + virtual card)', async () => {
   await ensurePcscdWithReader();
   const reader = makeReader();
-  let current: VirtualCard | null = null;
-  let readerless = false;
-  const present = async (uid: string) => {
-    current = card(uid);
-    await current.insert();
-  };
-  const remove = async () => {
-    await current?.remove();
-    current = null;
-  };
-  return {
+  return pcscContractHarness({
     reader,
-    present,
-    remove,
-    bounce: async (uid: string) => {
-      await present(uid);
-      await remove();
-      await present(uid);
+    pcscd,
+    insert: async (uid) => {
+      const c = card(uid);
+      await c.insert();
+      return c;
     },
-    detach: async () => {
-      readerless = true;
-      await pcscd.restart({ withReader: false });
-    },
-    attach: async () => {
-      await pcscd.restart({ withReader: true });
-      readerless = false;
-    },
-    settle: () => pause(SETTLE_MS),
+    removeAll: removeAllCards,
+    settleMs: SETTLE_MS,
     eventTimeoutMs: EVENT_TIMEOUT_MS,
-    dispose: async () => {
-      await removeAllCards();
-      if (readerless) await pcscd.restart({ withReader: true });
-    },
-  };
+  });
 });

@@ -29,6 +29,7 @@ import { ReaderRecorder } from '../contracts/recorder.js';
 import { settings, silentLogger } from '../device/helpers.js';
 import { dbOf, PASSWORD, startGateway, tempDir, waitUntil } from '../gateway/helpers.js';
 import { PcscdFixture, VPCD_READER_NAME } from '../pcsc/pcscd-fixture.js';
+import { pcscContractHarness } from '../pcsc/contract-harness.js';
 import { ATR_ISO14443_3, ATR_ISO14443_4, VirtualCard } from '../pcsc/virtual-card.js';
 import type { VirtualDesfire } from '../pcsc/virtual-desfire.js';
 import { VirtualNtag424 } from '../pcsc/virtual-ntag424.js';
@@ -209,39 +210,14 @@ cardReaderContract('nfc-pcsc with the virtual DESFire EV2 (real pcscd + vpcd, ke
     if (!c) chips.set(uid, (c = desfireCard(uidBytes(uid))));
     return c;
   };
-  let current: VirtualCard | null = null;
-  let readerless = false;
-  const put = async (uid: string) => {
-    current = await present(uid, chipFor(uid));
-  };
-  const take = async () => {
-    await current?.remove();
-    current = null;
-  };
-  return {
+  return pcscContractHarness({
     reader,
-    present: put,
-    remove: take,
-    bounce: async (uid: string) => {
-      await put(uid);
-      await take();
-      await put(uid);
-    },
-    detach: async () => {
-      readerless = true;
-      await pcscd.restart({ withReader: false });
-    },
-    attach: async () => {
-      await pcscd.restart({ withReader: true });
-      readerless = false;
-    },
-    settle: () => pause(SETTLE_MS),
+    pcscd,
+    insert: (uid) => present(uid, chipFor(uid)),
+    removeAll,
+    settleMs: SETTLE_MS,
     eventTimeoutMs: EVENT_TIMEOUT_MS,
-    dispose: async () => {
-      await removeAll();
-      if (readerless) await pcscd.restart({ withReader: true });
-    },
-  };
+  });
 });
 
 describe('DESFire end to end: device from its config and key file, MQTT, a real gateway', () => {

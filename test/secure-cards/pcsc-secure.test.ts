@@ -21,6 +21,7 @@ import { SDM_COUNTER_MAX, systemClock } from '../../protocol/index.js';
 import { cardReaderContract } from '../contracts/card-reader-contract.js';
 import { ReaderRecorder } from '../contracts/recorder.js';
 import { PcscdFixture, VPCD_READER_NAME } from '../pcsc/pcscd-fixture.js';
+import { pcscContractHarness } from '../pcsc/contract-harness.js';
 import { ATR_ISO14443_3, ATR_ISO14443_4, VirtualCard } from '../pcsc/virtual-card.js';
 import { VirtualNtag424 } from '../pcsc/virtual-ntag424.js';
 import { direct, FLEET_KEY, MASTER, tapEvent, URL } from './helpers.js';
@@ -208,37 +209,12 @@ cardReaderContract('nfc-pcsc with the virtual NTAG 424 DNA (real pcscd + vpcd)',
     }
     return a;
   };
-  let current: VirtualCard | null = null;
-  let readerless = false;
-  const put = async (uid: string) => {
-    current = await present(uid, await appletFor(uid));
-  };
-  const take = async () => {
-    await current?.remove();
-    current = null;
-  };
-  return {
+  return pcscContractHarness({
     reader,
-    present: put,
-    remove: take,
-    bounce: async (uid: string) => {
-      await put(uid);
-      await take();
-      await put(uid);
-    },
-    detach: async () => {
-      readerless = true;
-      await pcscd.restart({ withReader: false });
-    },
-    attach: async () => {
-      await pcscd.restart({ withReader: true });
-      readerless = false;
-    },
-    settle: () => pause(SETTLE_MS),
+    pcscd,
+    insert: async (uid) => present(uid, await appletFor(uid)),
+    removeAll,
+    settleMs: SETTLE_MS,
     eventTimeoutMs: EVENT_TIMEOUT_MS,
-    dispose: async () => {
-      await removeAll();
-      if (readerless) await pcscd.restart({ withReader: true });
-    },
-  };
+  });
 });
