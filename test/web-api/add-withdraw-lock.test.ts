@@ -278,6 +278,42 @@ describe('period locks', () => {
   });
 });
 
+describe('plan import by coordinators', () => {
+  it('imports only areas of theirs, only their clients, and not an area shared with other providers', async () => {
+    const plan = (areaId: string, clientRef: string) => ({
+      areaId,
+      fromDate: '2030-01-07',
+      toDate: '2030-01-07',
+      visits: [{ clientRef, date: '2030-01-07', start: '08:00', plannedMinutes: 30 }],
+    });
+    // Anna is bound to provider p-1; area-a also has cl-a2 of p-2, whose plan an import would replace
+    const shared = await as('anna', 'POST', '/api/plan/import', plan('area-a', 'cl-a'));
+    expect(shared.status).toBe(403);
+    expect(String(shared.body.detail)).toMatch(/other providers/);
+    expect((await as('anna', 'POST', '/api/plan/import', plan('area-b', 'cl-b'))).status).toBe(404);
+    // a coordinator of the whole area (no provider) imports its clients, not another area's
+    await f.gw.access.service.createUser('test', {
+      name: 'bodil',
+      displayName: 'bodil',
+      role: 'coordinator',
+      areas: ['area-a'],
+      password: PW,
+    });
+    await login('bodil');
+    const foreign = await as('bodil', 'POST', '/api/plan/import', plan('area-a', 'cl-b'));
+    expect(foreign.status).toBe(422);
+    expect(foreign.text).toContain('cl-b is not a client of your areas');
+    const ok = await as('bodil', 'POST', '/api/plan/import', plan('area-a', 'cl-a3'));
+    expect(ok.status).toBe(200);
+    const versions = (await f.call('GET', '/api/plan/versions?area=area-a', ADMIN_TOKEN)).body as {
+      versions: { fromDate: string; importedBy: string }[];
+    };
+    expect(versions.versions.find((v) => v.fromDate === '2030-01-07')?.importedBy).toBe('user:bodil');
+    // a unit manager does not import
+    expect((await as('chef', 'POST', '/api/plan/import', plan('area-a', 'cl-a3'))).status).toBe(403);
+  });
+});
+
 describe('care staff', () => {
   const period = () => {
     const today = localParts(Date.now()).date;

@@ -101,6 +101,13 @@ function probes(): Record<string, Probe[]> {
       { path: '/api/flags/999/resolve', body: { resolution: 'no-change' }, expect: 404 },
     ],
     'GET /api/periods/locks': [{ path: '/api/periods/locks', expect: 200 }],
+    'POST /api/plan/import': [
+      {
+        path: '/api/plan/import',
+        body: { areaId: 'area-b', fromDate: '2030-01-01', toDate: '2030-01-01', visits: [] },
+        expect: 404,
+      },
+    ],
     'GET /api/corrections/reasons': [
       { path: '/api/corrections/reasons', expect: 200, mustContain: 'missed-tap' },
     ],

@@ -126,6 +126,42 @@ describe('the remaining corrections, period locks and care staff in the browser'
     await page.context().close();
   });
 
+  it("a coordinator imports the plan of their own area through the form; another area's client is named", async () => {
+    const page = await newPage(browser);
+    await logIn(page, f.gw.adminUrl, 'samordnare');
+    expect(await page.locator('nav a').allTextContents()).toContain('Importera plan');
+    await page.goto(`${f.gw.adminUrl}/#/import`);
+    await page.locator('#imp-area').waitFor();
+    // the coordinator's own areas only
+    expect(await page.locator('#imp-area option').allTextContents()).not.toContain('Söder');
+    await page.locator('#imp-area').selectOption('area-a');
+    await page.locator('#imp-from').fill('2030-01-07');
+    await page.locator('#imp-to').fill('2030-01-07');
+    await page.getByLabel('Provkör bara (inget sparas)').uncheck();
+    const csv = (client: string) =>
+      Buffer.from(`Brukare;Datum;Starttid;Planerad tid\n${client};2030-01-07;08:00;30\n`);
+    await page
+      .locator('#imp-file')
+      .setInputFiles({ name: 'b.csv', mimeType: 'text/csv', buffer: csv('cl-b') });
+    await page.getByRole('button', { name: 'Importera', exact: true }).click();
+    const rows = page.getByRole('alert').filter({ hasText: 'Inget importerades' });
+    await rows.waitFor();
+    expect(await rows.locator('li').allTextContents()).toEqual([
+      'Rad 2: client cl-b is not a client of your areas',
+    ]);
+    await page
+      .locator('#imp-file')
+      .setInputFiles({ name: 'a.csv', mimeType: 'text/csv', buffer: csv('cl-a3') });
+    await page.getByRole('button', { name: 'Importera', exact: true }).click();
+    await page.getByRole('status').filter({ hasText: 'Importerat: 1 planerade besök.' }).waitFor();
+    expect(await axe(page)).toEqual([]);
+    const versions = (await f.call('GET', '/api/plan/versions?area=area-a', ADMIN_TOKEN)).body as {
+      versions: { fromDate: string; importedBy: string }[];
+    };
+    expect(versions.versions.find((v) => v.fromDate === '2030-01-07')?.importedBy).toBe('user:samordnare');
+    await page.context().close();
+  });
+
   it('care staff see only their own registrations, flag a mistake, and the coordinator finds it', async () => {
     const page = await newPage(browser);
     await logIn(page, f.gw.adminUrl, 'sara');

@@ -140,7 +140,7 @@ describe('plan pages in headless Chromium', () => {
 describe('plan import form', () => {
   it('names every missing field in Swedish, then each bad row by its line, then imports a good file', async () => {
     const page = await newPage(browser);
-    // POST /api/plan/import is admin-only in ROUTE_POLICY, so the page is shown to admins only
+    // the admin imports any area (coordinators their own: test/web/more.test.ts)
     await logIn(page, gw.adminUrl, 'admin');
     await page.goto(`${gw.adminUrl}/#/import`);
     await page.getByRole('button', { name: 'Importera', exact: true }).click();
@@ -246,7 +246,12 @@ describe('report pages', () => {
   it('a unit manager reads executed vs planned and continuity with charts and tables, and downloads CSV and XLSX', async () => {
     const page = await newPage(browser);
     await logIn(page, gw.adminUrl, 'chef');
-    expect(await page.locator('nav a').allTextContents()).toEqual(['Översikt', 'Besök', 'Rapporter']);
+    expect(await page.locator('nav a').allTextContents()).toEqual([
+      'Översikt',
+      'Besök',
+      'Rapporter',
+      'Perioder',
+    ]);
     await page.goto(`${gw.adminUrl}/#/reports?kind=executed&from=${range.from}&to=${range.to}`);
     await page.getByRole('cell', { name: 'north', exact: true }).waitFor();
     expect(await page.getByRole('img', { name: /Utfört mot planerat/ }).count()).toBe(1);

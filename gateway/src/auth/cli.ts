@@ -10,12 +10,13 @@ import { ROLES } from './roles.js';
 
 type Out = (line: string) => void;
 
-export const USER_HELP = `visittag-gateway user add NAME --role ROLE [--areas A,B] [--provider P] [--display-name TEXT] [--password-stdin] [--config FILE]
+export const USER_HELP = `visittag-gateway user add NAME --role ROLE [--areas A,B] [--provider P] [--staff STAFF_REF] [--display-name TEXT] [--password-stdin] [--config FILE]
 visittag-gateway user list [--json] [--config FILE]
 
 add: creates a local account. ROLE is one of ${ROLES.join(', ')}. A coordinator, unit manager or care
 staff member sees only the areas given with --areas (and the provider given with --provider); without
---areas they see nothing. There is no default password: with --password-stdin the first line of stdin is
+--areas they see nothing. A care staff account is bound to one staff member with --staff (their own
+registrations only). There is no default password: with --password-stdin the first line of stdin is
 the password (at least 12 characters; e.g. from a password manager: ... | visittag-gateway user add …),
 otherwise a random one is generated and printed ONCE. The change is in the audit log as cli:<your user>.
 The first admin: visittag-gateway user add admin --role admin
@@ -46,6 +47,7 @@ export async function userCommand(
         role: { type: 'string' },
         areas: { type: 'string' },
         provider: { type: 'string' },
+        staff: { type: 'string' },
         'display-name': { type: 'string' },
         'password-stdin': { type: 'boolean' },
         json: { type: 'boolean' },
@@ -122,6 +124,7 @@ export async function userCommand(
         role: values.role as (typeof ROLES)[number],
         areas,
         provider: values.provider ?? null,
+        staffRef: values.staff ?? null,
         password,
         reason: 'added with visittag-gateway user add',
       });

@@ -63,6 +63,7 @@ export const ROUTE_POLICY: readonly Rule[] = [
   { method: 'GET', path: '/api/plan/matches', roles: VISIT_READERS },
   { method: 'GET', path: '/api/plan/registry', roles: VISIT_READERS },
   { method: 'POST', path: '/api/plan/visits/*', roles: COORD },
+  { method: 'POST', path: '/api/plan/import', roles: COORD }, // own areas (and provider) only: scoped-routes.ts
   { method: 'GET', path: '/api/reports/*', roles: VISIT_READERS }, // issue 12: scoped by the report routes
   { method: '*', path: '/api/cards/*', roles: COORD },
   { method: 'GET', path: '/api/overview', roles: ['admin', 'technician', 'coordinator', 'unit-manager'] },

@@ -60,6 +60,18 @@ export class SqliteScopeReader {
     );
   }
 
+  /** Clients of the area outside the scope's provider (none when the scope has no provider). */
+  foreignClientsOfArea(s: DataScope, areaId: string): number {
+    if (s.provider === null) return 0;
+    return this.db
+      .prepare(
+        `SELECT count(*) FROM care_clients WHERE area_id = ?
+           AND COALESCE(json_extract(json, '$.providerId'), '') <> ?`,
+      )
+      .pluck()
+      .get(areaId, s.provider) as number;
+  }
+
   staffInScope(s: DataScope, staffRef: string): boolean {
     return (
       this.db

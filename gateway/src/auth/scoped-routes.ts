@@ -146,6 +146,44 @@ export function scopedHandlers(reader: SqliteScopeReader): Record<string, Scoped
         },
       };
     },
+    // A coordinator imports the plan of an area of theirs. An import replaces the area's plan in its window,
+    // so a coordinator bound to a provider may import only an area whose clients are all of that provider;
+    // every row must name a client in the caller's scope (a foreign one is named, nothing is imported).
+    'POST /api/plan/import': (req, scope, inner) => {
+      const body = (req.body ?? {}) as { areaId?: unknown; visits?: unknown };
+      const areaId = typeof body.areaId === 'string' ? body.areaId : '';
+      if (!scope.areas.includes(areaId)) return notFound('no such area among yours');
+      const foreign = reader.foreignClientsOfArea(scope, areaId);
+      if (foreign > 0) {
+        return {
+          status: 403,
+          body: {
+            error: 'forbidden',
+            detail: `area ${areaId} has ${foreign} client(s) of other providers: an import replaces the area's whole plan, so an admin or a coordinator of the whole area imports it`,
+          },
+        };
+      }
+      const rows = Array.isArray(body.visits) ? (body.visits as unknown[]) : [];
+      const mine = reader.clients(scope);
+      const outside = rows
+        .map((r, i) => ({ line: i + 1, clientRef: (r as { clientRef?: unknown } | null)?.clientRef }))
+        .filter((r) => typeof r.clientRef === 'string' && !mine.has(r.clientRef));
+      if (outside.length > 0) {
+        return {
+          status: 422,
+          body: {
+            ok: false,
+            error: 'clients-outside-scope',
+            detail: 'rows name clients that are not in your areas: nothing was imported',
+            errors: outside.slice(0, 50).map((r) => ({
+              line: r.line,
+              reason: `client ${String(r.clientRef)} is not a client of your areas`,
+            })),
+          },
+        };
+      }
+      return inner(req);
+    },
     'POST /api/plan/visits/:plannedVisitId/reason': (req, scope, inner) =>
       reader.plannedVisitInScope(scope, req.params.plannedVisitId ?? '')
         ? inner(req)

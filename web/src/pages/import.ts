@@ -112,4 +112,4 @@ async function importPage(): Promise<Node> {
   return el('div', {}, form, result);
 }
 
-export const IMPORT_PAGE: Page = { key: 'planImport', roles: ['admin'], render: importPage };
+export const IMPORT_PAGE: Page = { key: 'planImport', roles: ['admin', 'coordinator'], render: importPage };
