@@ -1,6 +1,6 @@
 import type { AnomalyKind, VisitEvent } from '../../../protocol/index.js';
-import type { SqliteOutbox } from '../store/sqlite/outbox.js';
-import type { VisitRepo, VisitRow } from './repo.js';
+import type { VisitTx } from '../store/ports.js';
+import type { VisitRow } from './repo.js';
 
 /** Idempotency keys (API contract): stable across restarts and re-processing. */
 export const keys = {
@@ -29,11 +29,11 @@ export interface AnomalyContext {
  * the engine's transaction; every write is keyed, so re-processing writes nothing twice.
  */
 export class VisitEmitter {
-  private readonly repo: VisitRepo;
-  private readonly outbox: SqliteOutbox;
+  private readonly repo: Pick<VisitTx, 'insertAnomaly'>;
+  private readonly outbox: Pick<VisitTx, 'enqueue'>;
   /** Anomaly kinds recorded since the last drain (for metrics after the commit). */
   private recorded: AnomalyKind[] = [];
-  constructor(opts: { repo: VisitRepo; outbox: SqliteOutbox }) {
+  constructor(opts: { repo: Pick<VisitTx, 'insertAnomaly'>; outbox: Pick<VisitTx, 'enqueue'> }) {
     this.repo = opts.repo;
     this.outbox = opts.outbox;
   }

@@ -1,19 +1,42 @@
 import type pino from 'pino';
 import type { AnomalyKind, Clock, TapEvent } from '../../../protocol/index.js';
-import type { CardRegistry } from '../cards/registry.js';
+import type { CardStatus, VisitTx } from '../store/ports.js';
 import { keys } from './emit.js';
 import type { VisitEmitter } from './emit.js';
 import { worstQuality } from './repo.js';
-import type { VisitRepo, VisitRow } from './repo.js';
-import type { ResolvedTime, TimeAnchors } from './time.js';
+import type { VisitRow } from './repo.js';
+import type { EventTime } from '../../../protocol/index.js';
+import type { ResolvedTime } from './time.js';
+
+/**
+ * What the rules read and write: on SQLite the VisitRepo (with its in-memory visit index), on
+ * PostgreSQL the turn's VisitTx itself (visits/tx-turns.ts).
+ */
+export type RulesRepo = Pick<
+  VisitTx,
+  | 'visit'
+  | 'clientAt'
+  | 'openAtReader'
+  | 'upsert'
+  | 'overlappingElsewhere'
+  | 'deliveredSince'
+  | 'startedElsewhereDuring'
+>;
+export interface RulesCards {
+  statusAt(cardRef: string, atMs: number): CardStatus;
+}
+export interface RulesAnchors {
+  resolve(readerId: string, t: EventTime): ResolvedTime;
+  uncertaintyMs(readerId: string): number;
+}
 
 export interface VisitRulesOptions {
   clock: Clock;
   logger: pino.Logger;
-  repo: VisitRepo;
+  repo: RulesRepo;
   emitter: VisitEmitter;
-  cards: CardRegistry;
-  anchors: TimeAnchors;
+  cards: RulesCards;
+  anchors: RulesAnchors;
 }
 
 /**

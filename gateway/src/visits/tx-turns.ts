@@ -1,0 +1,176 @@
+import type pino from 'pino';
+import { TapEvent } from '../../../protocol/index.js';
+import type { AnomalyKind, Clock, EventTime } from '../../../protocol/index.js';
+import type { StoredEventRow, VisitStore, VisitTx } from '../store/ports.js';
+import { VisitEmitter } from './emit.js';
+import type { SkipReason } from './engine.js';
+import { VisitRules } from './rules.js';
+import type { RulesAnchors, RulesCards, RulesRepo } from './rules.js';
+import { parseJson, SYNCED_OFFSET_BOUND_MS } from './time.js';
+import type { ResolvedTime } from './time.js';
+
+export interface TxVisitTurnsOptions {
+  /** Any VisitStore; made for one whose turn is a Promise (PostgreSQL: store/postgres/visits.ts). */
+  store: VisitStore;
+  clock: Clock;
+  logger: pino.Logger;
+  /** Events per reader per turn (default 500). */
+  chunk?: number;
+  onAnomalies?: (kinds: AnomalyKind[]) => void;
+  onSkipped?: (reason: SkipReason) => void;
+}
+
+/**
+ * The visits engine's turn for a store that answers asynchronously (PostgreSQL): the SAME rules
+ * (rules.ts) run over the turn's VisitTx, for several readers in ONE turn (one transaction, one
+ * advisory lock per reader). The store is told the chunk size (`TurnHint`), so it fetches every
+ * reader's cursor, prefix, events, open visits and client history before the first run, and batches
+ * the rest per kind of read; a turn is a handful of statements whatever the number of events.
+ *
+ * The work may run several times (the store runs it again after fetching what a run missed), so it
+ * keeps no state outside the turn: the rules' context points at the current run's VisitTx, and what
+ * the emitter recorded is reset at each run's start.
+ *
+ * Compared with the SQLite engine (engine.ts), time anchors are learned only from the chunk's own
+ * synced event times (an exact anchor for that boot): the batch-`sentAt` estimates and the measured
+ * offset of a "synced" clock (issue 16's skew correction) come from the global anchor scan over
+ * `events.id`, which is unsafe with several writers; a synced clock is taken as it is and every
+ * reader gets the default uncertainty (SYNCED_OFFSET_BOUND_MS) in the concurrent-visit check.
+ */
+export class TxVisitTurns {
+  private readonly o: TxVisitTurnsOptions;
+  private readonly log: pino.Logger;
+  private tx: VisitTx | null = null;
+  private readonly rules: VisitRules;
+  private readonly emitter: VisitEmitter;
+  constructor(opts: TxVisitTurnsOptions) {
+    this.o = opts;
+    this.log = opts.logger.child({ module: 'visit-turns' });
+    const cur = (): VisitTx => {
+      if (!this.tx) throw new Error('visit rules used outside a turn');
+      return this.tx;
+    };
+    const repo: RulesRepo = {
+      visit: (r, v) => cur().visit(r, v),
+      clientAt: (r, at) => cur().clientAt(r, at),
+      openAtReader: (r) => cur().openAtReader(r),
+      upsert: (v) => cur().upsert(v),
+      overlappingElsewhere: (q) => cur().overlappingElsewhere(q),
+      deliveredSince: (r, ms) => cur().deliveredSince(r, ms),
+      startedElsewhereDuring: (q) => cur().startedElsewhereDuring(q),
+    };
+    const cards: RulesCards = { statusAt: (c, at) => cur().cardStatusAt(c, at) };
+    const anchors: RulesAnchors = {
+      resolve: (readerId: string, t: EventTime): ResolvedTime => {
+        if (t.synced) return { ms: t.wallMs, quality: 'synced' };
+        const a = cur().anchor(readerId, t.bootId);
+        if (a) return { ms: t.monoMs + a.offsetMs, quality: 'corrected' };
+        return { ms: t.wallMs, quality: 'uncorrected' };
+      },
+      uncertaintyMs: () => SYNCED_OFFSET_BOUND_MS,
+    };
+    this.emitter = new VisitEmitter({
+      repo: { insertAnomaly: (a) => cur().insertAnomaly(a) },
+      outbox: { enqueue: (e, now) => cur().enqueue(e, now) },
+    });
+    this.rules = new VisitRules({
+      clock: opts.clock,
+      logger: opts.logger,
+      repo,
+      emitter: this.emitter,
+      cards,
+      anchors,
+    });
+  }
+
+  /**
+   * One turn over `readerIds`: up to `chunk` events of each past its cursor, in one transaction.
+   * A rule that throws rolls the turn back and it is run again with each event isolated, so only the
+   * faulty event is skipped. Returns the number of events processed.
+   */
+  async process(readerIds: readonly string[]): Promise<number> {
+    const ids = [...new Set(readerIds)];
+    if (ids.length === 0) return 0;
+    const chunk = this.o.chunk ?? 500;
+    let skipped: SkipReason[] = [];
+    const run = (safe: boolean) =>
+      this.o.store.runTurn(
+        ids,
+        (tx): number => {
+          this.tx = tx;
+          this.emitter.discardRecorded(0);
+          skipped = [];
+          let n = 0;
+          try {
+            for (const r of ids) {
+              const cursor = tx.cursor(r);
+              const upto = tx.contiguousUpto(r);
+              if (upto <= cursor) continue;
+              const rows = tx.events(r, cursor, upto, chunk);
+              learnExactAnchors(tx, r, rows);
+              for (const row of rows) this.handleRow(tx, r, row, safe, skipped);
+              tx.setCursor(r, rows.length < chunk ? upto : (rows[rows.length - 1]?.seq ?? upto));
+              n += rows.length;
+            }
+          } finally {
+            this.tx = null;
+          }
+          return n;
+        },
+        { events: chunk },
+      );
+    let n: number;
+    try {
+      try {
+        n = await run(false);
+      } catch (err) {
+        this.log.warn({ err }, 'a visit rule failed in a turn: running it again with each event isolated');
+        n = await run(true);
+      }
+    } catch (err) {
+      this.emitter.discardRecorded(0);
+      this.log.error({ err, readers: ids.length }, 'visit processing turn failed; will retry');
+      return 0;
+    }
+    skipped.forEach((r) => this.o.onSkipped?.(r));
+    const kinds = this.emitter.drainRecorded();
+    if (kinds.length) this.o.onAnomalies?.(kinds);
+    return n;
+  }
+
+  private handleRow(
+    tx: VisitTx,
+    readerId: string,
+    row: StoredEventRow,
+    safe: boolean,
+    skipped: SkipReason[],
+  ): void {
+    const ev = parseJson(row.event_json, TapEvent);
+    if (!ev || ev.readerId !== readerId || ev.seq !== row.seq) {
+      skipped.push('invalid-event');
+      return;
+    }
+    if (!safe) return this.rules.handle(ev);
+    const mark = this.emitter.recordedCount;
+    try {
+      tx.isolated(() => this.rules.handle(ev));
+    } catch {
+      this.emitter.discardRecorded(mark);
+      skipped.push('handler-error');
+    }
+  }
+}
+
+/** An event taken with a synced clock fixes its boot's offset exactly (the first exact one is kept). */
+function learnExactAnchors(tx: VisitTx, readerId: string, rows: StoredEventRow[]): void {
+  for (const row of rows) {
+    const ev = parseJson(row.event_json, TapEvent);
+    if (!ev?.time.synced) continue;
+    const cur = tx.anchor(readerId, ev.time.bootId);
+    if (cur?.exact) continue;
+    tx.putAnchor(readerId, ev.time.bootId, {
+      offsetMs: Math.round(ev.time.wallMs - ev.time.monoMs),
+      exact: true,
+    });
+  }
+}
