@@ -64,6 +64,8 @@ export type Access = ReturnType<typeof createAccess>;
 
 /** Routes that write their own, richer audit entries (users, tokens, sessions). */
 const SELF_AUDITED = [
+  // an erasure audits itself naming only the pseudonym: the generic entry would keep the erased reference
+  '/api/erasure',
   '/api/auth/',
   '/api/users',
   '/api/tokens',

@@ -62,7 +62,7 @@ export async function retentionCommand(
     err(loaded.error);
     return 78;
   }
-  const settings = settingsOf(loaded.config as { retention?: RetentionSettings });
+  const settings = settingsOf(loaded.config);
   const dbFile = join(loaded.config.dataDir, 'gateway.db');
   if (cmd === 'retention') {
     if ((sub !== 'show' && sub !== 'run') || ref !== undefined) {

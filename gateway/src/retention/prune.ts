@@ -132,23 +132,21 @@ export function createPruner(db: Db, settings: RetentionSettings): Pruner {
         : s.stmt.run(params).changes,
     )();
   };
+  /** Index of the step a pass continues with: a pass walks every step once, resuming where the budget ran out. */
+  let next = 0;
   const step = (nowMs: number, maxBatches: number) => {
     const deleted = zeroCounts();
     let batches = 0;
-    let more = false;
-    for (const s of steps) {
-      for (;;) {
-        if (batches >= maxBatches) {
-          more = true;
-          break;
-        }
-        const k = batch(s, nowMs);
-        batches++;
-        deleted[s.cls] += k;
-        if (k < n) break;
-      }
+    while (next < steps.length) {
+      const s = steps[next]!;
+      if (batches >= maxBatches) return { deleted, more: true };
+      const k = batch(s, nowMs);
+      batches++;
+      deleted[s.cls] += k;
+      if (k < n) next++;
     }
-    return { deleted, more };
+    next = 0;
+    return { deleted, more: false };
   };
   return {
     step,
