@@ -72,6 +72,7 @@ const audit = async (action: string): Promise<AuditRow[]> =>
 
 const H = 3_600_000;
 const iso = (ms: number) => new Date(ms).toISOString();
+const T5 = Date.now() - 5 * H;
 
 beforeAll(async () => {
   backend = await startFakeBackend({ secret: BACKEND_SECRET });
@@ -104,11 +105,12 @@ describe('adding a missing visit and withdrawing a tap', () => {
   let addedId = '';
 
   it('adds a visit by hand with a reason: manual, audited as the person, visit.added once', async () => {
+    const at = Date.now() - 3 * H;
     const body = {
       clientRef: 'cl-a3',
       staffRef: 'st-a',
-      startedAt: iso(Date.now() - 3 * H),
-      endedAt: iso(Date.now() - 2.5 * H),
+      startedAt: iso(at),
+      endedAt: iso(at + 0.5 * H),
       reasonCode: 'missed-tap',
       note: 'glömde stämpla',
       requestId: 'add-form-0001',
@@ -166,6 +168,14 @@ describe('adding a missing visit and withdrawing a tap', () => {
   });
 
   it('marks a tap as a mistake: withdrawn with a reason, audited, visit.withdrawn once, no later correction', async () => {
+    const dayVisits = async () =>
+      (
+        (await as('anna', 'GET', `/api/day?date=${localParts(Date.now() - 110 * 60_000).date}`)).body as {
+          visits: { visitId: string }[];
+        }
+      ).visits.map((v) => v.visitId);
+    const dayBefore = await dayVisits();
+    expect(dayBefore).toContain(f.visitA);
     const open = await as('anna', 'POST', `/api/visits/${f.visitA}/withdraw`, {
       reasonCode: 'tap-by-mistake',
     });
@@ -215,6 +225,10 @@ describe('adding a missing visit and withdrawing a tap', () => {
     expect(backend.rejectedSignatures).toBe(0);
     expect(backend.invalidBatches).toBe(0);
     expect(backend.duplicates).toBe(0);
+    // the live day view leaves the withdrawn visit out (it was there before when started today)
+    const dayAfter = await dayVisits();
+    expect(dayAfter).not.toContain(f.visitA);
+    expect(dayBefore.filter((v) => v !== f.visitA)).toEqual(dayAfter);
     const rows = await audit('visit.withdraw');
     expect(rows.map((x) => [x.actor, x.target, x.reason])).toEqual([
       ['user:anna', `visit:rd-a/${f.visitA}`, 'tap-by-mistake: blippade hos fel brukare'],
@@ -238,8 +252,8 @@ describe('period locks', () => {
     const add = await as('anna', 'POST', '/api/visits/manual', {
       clientRef: 'cl-a',
       staffRef: 'st-a',
-      startedAt: iso(Date.now() - 5 * H),
-      endedAt: iso(Date.now() - 4.5 * H),
+      startedAt: iso(T5),
+      endedAt: iso(T5 + 0.5 * H),
       reasonCode: 'forgot-card',
     });
     expect(add.status).toBe(423);
@@ -264,8 +278,8 @@ describe('period locks', () => {
     const again = await as('anna', 'POST', '/api/visits/manual', {
       clientRef: 'cl-a',
       staffRef: 'st-a',
-      startedAt: iso(Date.now() - 5 * H),
-      endedAt: iso(Date.now() - 4.5 * H),
+      startedAt: iso(T5),
+      endedAt: iso(T5 + 0.5 * H),
       reasonCode: 'forgot-card',
     });
     expect(again.status).toBe(201);

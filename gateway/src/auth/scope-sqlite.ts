@@ -97,12 +97,24 @@ export class SqliteScopeReader {
     return (rows as Parameters<typeof toVisit>[0][]).map(toVisit);
   }
 
-  /** Visits started in [fromMs, toMs), of in-scope clients (null: every visit), oldest first. */
+  private withdrawals: boolean | null = null;
+  /** Leaves out visits marked as a mistake (gateway/src/corrections), when that table exists. */
+  private notWithdrawn(): string {
+    this.withdrawals ??=
+      this.db.prepare("SELECT 1 FROM pragma_table_info('visit_corrections') WHERE name = 'kind'").get() !==
+      undefined;
+    return this.withdrawals
+      ? `AND NOT EXISTS (SELECT 1 FROM visit_corrections wc WHERE wc.kind = 'withdrawn'
+           AND wc.reader_id = visits.reader_id AND wc.visit_id = visits.visit_id)`
+      : '';
+  }
+
+  /** Visits started in [fromMs, toMs) that count (not withdrawn), of in-scope clients (null: every visit), oldest first. */
   visitsStartedBetween(s: DataScope | null, fromMs: number, toMs: number, limit: number): VisitRow[] {
     const rows = this.db
       .prepare(
         `SELECT * FROM visits WHERE started_at_ms >= @fromMs AND started_at_ms < @toMs
-           ${s === null ? '' : `AND client_ref IN (${CLIENTS})`}
+           ${s === null ? '' : `AND client_ref IN (${CLIENTS})`} ${this.notWithdrawn()}
          ORDER BY started_at_ms, reader_id, visit_id LIMIT @limit`,
       )
       .all({ ...(s === null ? {} : bind(s)), fromMs, toMs, limit });
