@@ -175,6 +175,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
     repo: pipeline.visitWriter.repo,
     enqueue: (e, nowMs) => pipeline.visitWriter.outbox.enqueue(e, nowMs),
     appendAudit: (e) => access.auditStore.append(e),
+    ...(opts.care?.timeZone ? { timeZone: opts.care.timeZone } : {}), // a period lock's month
   });
 
   const care = createCareModule({
