@@ -23,6 +23,8 @@ const SHOTS: [string, string, string][] = [
   ['plan-import', 'admin', '#/import'],
   ['report-executed', 'chef', '#/reports?kind=executed'],
   ['report-continuity', 'chef', '#/reports?kind=continuity'],
+  // the empty state: a fortnight with no visits
+  ['report-continuity-empty', 'chef', '#/reports?kind=continuity&from=2026-01-05'],
   ['readers', 'tekniker', '#/readers'],
   ['audit-log', 'admin', '#/audit'],
 ];

@@ -204,6 +204,9 @@ const sv = {
   unlock: 'Lås upp',
   unlocked: 'Upplåst och loggat.',
   noLocks: 'Inga låsta perioder.',
+  noContinuity: 'Inga besök hos dina brukare under de här 14 dagarna: ingen kontinuitet att visa.',
+  emptyCheckPeriod: 'Välj en annan startmåndag ovan.',
+  emptyCheckPlan: 'Kontrollera att läsarna är anslutna och att besöken registreras (Översikt, Besök).',
   lockedPeriods: 'Låsta perioder',
   lockedBy: 'Låst av',
 };
@@ -408,6 +411,9 @@ const en: typeof sv = {
   unlock: 'Unlock',
   unlocked: 'Unlocked and logged.',
   noLocks: 'No locked periods.',
+  noContinuity: 'No visits at your clients in these 14 days: no continuity to show.',
+  emptyCheckPeriod: 'Choose another starting Monday above.',
+  emptyCheckPlan: 'Check that the readers are connected and visits are recorded (Overview, Visits).',
   lockedPeriods: 'Locked periods',
   lockedBy: 'Locked by',
 };
