@@ -53,6 +53,7 @@ import { SqliteReportSource } from './src/reports/sqlite-source.js';
 import { createVisitPipeline, type VisitPipeline } from './src/visits/pipeline.js';
 import { DEFAULT_RETENTION } from './src/retention/policy.js';
 import { RetentionJob } from './src/retention/prune.js';
+import { GapWatch } from './src/retention/gaps.js';
 import { retentionRoutes } from './src/retention/routes.js';
 import { correctionMigrations, correctionRoutes, VisitCorrections } from './src/corrections/index.js';
 import { dayRoutes } from './src/dayview/index.js';
@@ -251,6 +252,16 @@ export function createGateway(opts: GatewayOptions): Gateway {
     onCommitted: (ids) => pipeline.onCommitted(ids),
     ...(secureCards ? { screen: secureCards.screen } : {}),
   });
+  // a seq that never arrives is declared lost after retention.gapTimeoutMinutes, or accepted by hand (issue 16)
+  const gapWatch = new GapWatch({
+    store,
+    ingest,
+    clock,
+    logger,
+    metrics,
+    timeoutMs: retentionSettings.gapTimeoutMinutes * 60_000,
+    audit: (e) => access.auditStore.append({ atMs: clock.now(), before: null, ...e }),
+  });
   const onDenied = (readerId: string | null, reason: string, detail: string) => {
     metrics_rejects(reason);
     if (readerId) live.reject(readerId, reason, detail, clock.now());
@@ -429,6 +440,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
           readers.listReaders().map((r) => readerSnapshot({ store, live, transport: () => transport }, r)),
       }),
       // retention and erasure (issue 16, docs/retention.md); the visit index reloads after either deletes
+      ...gapWatch.routes(),
       ...retentionRoutes({
         db,
         settings: retentionSettings,
@@ -504,6 +516,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
       cardTimer = setInterval(() => void cardPusher.tick().catch(() => undefined), 60_000);
       cardTimer.unref();
       retention.start();
+      gapWatch.start();
       logger.info({ mqttPort: transport.port, adminPort: admin.port }, 'gateway started');
     },
     async stop() {
@@ -519,6 +532,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
       await care.plan.stop();
       if (cardTimer) clearInterval(cardTimer);
       retention.stop();
+      gapWatch.stop();
       await pipeline.stop();
       await admin.stop();
       store.authTags.flush();

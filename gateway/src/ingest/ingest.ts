@@ -57,6 +57,12 @@ export interface Ingest {
   /** Flushes, then waits (bounded) for the last acks to be handed to MQTT. */
   stop(): Promise<void>;
   pending(): number;
+  /**
+   * Holds the given seqs as lost (rejected rows with `detail`) through the normal group commit, so the
+   * high-water mark, gap gauges, the visits hook and the reader's ack all follow (gap timeout or an
+   * operator's accept, gateway/src/retention/gaps.ts). Seqs already held are left alone.
+   */
+  declareLost(readerId: string, ranges: ReadonlyArray<{ from: number; to: number }>, detail: string): void;
 }
 
 /**
@@ -391,6 +397,16 @@ export function createIngest(opts: IngestOptions): Ingest {
     handle,
     flush,
     pending: () => queue.length,
+    declareLost(readerId, ranges, detail) {
+      const invalid: Array<{ seq: number; detail: string }> = [];
+      for (const r of ranges) for (let seq = r.from; seq <= r.to; seq++) invalid.push({ seq, detail });
+      if (!invalid.length) return;
+      const now = clock.now();
+      const sentAt = { wallMs: now, bootId: 'gateway', monoMs: clock.monotonic(), synced: true };
+      queue.push({ kind: 'events', readerId, events: [], invalid, sentAt, receivedAtMs: now });
+      messagesQueued++;
+      flush();
+    },
     async stop() {
       if (admitting.size) await Promise.allSettled([...admitting]);
       flush();

@@ -26,6 +26,15 @@ export const RetentionSettings = z
     auditDays: Days.default('keep').describe(
       'The access audit log and the visit audit (accountability record).',
     ),
+    gapTimeoutMinutes: z
+      .number()
+      .int()
+      .min(0)
+      .max(525_600)
+      .default(1440)
+      .describe(
+        "A reader's missing seq is declared lost after this long (metric, audit); 0: only an operator's accept.",
+      ),
     intervalMinutes: z
       .number()
       .int()
