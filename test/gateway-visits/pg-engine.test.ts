@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TapEvent, VisitEvent } from '../../protocol/index.js';
-import { migrate, openPgPool, type PgPool } from '../../gateway/src/store/postgres/db.js';
+import { LOCK_NS, migrate, openPgPool, type PgPool } from '../../gateway/src/store/postgres/db.js';
 import { postgresMigrations } from '../../gateway/src/store/postgres/migrations.js';
 import { PgVisitStore } from '../../gateway/src/store/postgres/visits.js';
 import { TxVisitTurns } from '../../gateway/src/visits/tx-turns.js';
@@ -250,6 +250,48 @@ describe('visits engine on PostgreSQL', () => {
       ]);
     } finally {
       await Promise.all(pools.map((p) => p.end()));
+    }
+  });
+
+  it('a card assigned on another instance while a turn reads it: the turn waits for the card lock and sees the staff member', async () => {
+    const pool = openPgPool({ url: await pgc.createDatabase(), max: 3 });
+    const other = await pool.connect();
+    try {
+      await seed(pool);
+      const t = tap('r-a', 1, { card: card(9), decision: 'start', visitId: 'v9' });
+      await store(pool, 'r-a', [t], 1);
+      // another instance assigns card 9 (as store/postgres/cards.ts does: the card's lock first), not committed yet
+      await other.query('BEGIN');
+      await other.query(`SELECT pg_advisory_xact_lock(${LOCK_NS.card}, hashtext($1))`, [card(9)]);
+      await other.query(
+        `INSERT INTO cards (card_ref, staff_ref, revoked_at, created_at) VALUES ($1, 's9', NULL, 0)`,
+        [card(9)],
+      );
+      const turn = turns(pool).process(['r-a']);
+      // wait until the turn blocks on that lock (bounded poll of pg_locks), then commit the assignment
+      let waiting = 0;
+      for (let i = 0; i < 400 && waiting === 0; i++) {
+        waiting = Number(
+          (
+            await other.query<{ n: string }>(
+              `SELECT count(*) AS n FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND classid = $1`,
+              [LOCK_NS.card],
+            )
+          ).rows[0]?.n,
+        );
+        if (waiting === 0) await new Promise((r) => setTimeout(r, 25));
+      }
+      expect(waiting).toBe(1);
+      await other.query('COMMIT');
+      expect(await turn).toBe(1);
+      const v = (
+        await pool.query<{ staff_ref: string | null }>("SELECT staff_ref FROM visits WHERE visit_id = 'v9'")
+      ).rows;
+      expect(v).toEqual([{ staff_ref: 's9' }]);
+      expect((await pool.query("SELECT 1 FROM anomalies WHERE kind = 'unknown-card'")).rowCount).toBe(0);
+    } finally {
+      other.release();
+      await pool.end();
     }
   });
 });

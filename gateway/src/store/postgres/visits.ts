@@ -15,7 +15,7 @@ import type {
   VisitTx,
 } from '../ports.js';
 import { ANCHOR_SCAN_KEY, cardStatusOf, MAX_OPEN_SCAN_MS, rawToVisit, type RawVisit } from '../rows.js';
-import { inTransaction, lockReaders, type PgClient, type PgPool } from './db.js';
+import { inTransaction, LOCK_NS, lockReaders, type PgClient, type PgPool } from './db.js';
 
 /** Runs per turn before giving up (each run batches every read the previous run missed). */
 const MAX_ROUNDS = 50;
@@ -665,10 +665,38 @@ async function prefetch(c: PgClient, cache: TurnCache, readerIds: string[], limi
     .map((r) => ({ r, after: cache.get(L.cursor, r), upto: cache.get(L.upto, r), limit }))
     .filter((x) => x.upto > x.after);
   await cache.fetch(c, L.events, chunks);
+  // The cards the chunk names: locked (as a card assignment locks its card, store/postgres/cards.ts) so
+  // an assignment on another instance either commits before this turn reads the card, or attributes
+  // this turn's visits after it commits; never in between (readers first, then cards: no cycle).
+  const cards = new Set<string>();
+  for (const x of chunks) {
+    for (const e of cache.get(L.events, x)) {
+      const ref = cardOf(e.event_json);
+      if (ref) cards.add(ref);
+    }
+  }
+  if (cards.size) {
+    await c.query(
+      `SELECT pg_advisory_xact_lock(${LOCK_NS.card}, hashtext(k)) FROM (SELECT k FROM unnest($1::text[]) AS k ORDER BY k) s`,
+      [[...cards].sort()],
+    );
+    await cache.fetch(c, L.card, cards);
+  }
   const busy = chunks.map((x) => x.r);
   await cache.fetch(c, L.open, busy);
   await cache.fetch(c, L.clients, busy);
   cache.missed.clear();
+}
+
+/** The `card` of a stored event's JSON, or null. */
+function cardOf(json: string | null): string | null {
+  if (!json) return null;
+  try {
+    const v = JSON.parse(json) as { card?: unknown };
+    return typeof v.card === 'string' ? v.card : null;
+  } catch {
+    return null;
+  }
 }
 
 /** Applies a completed run's writes inside the turn's transaction: one statement per table. */
