@@ -208,6 +208,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
     logger,
     kdf: config.mqtt.mode === 'embedded' ? config.mqtt.kdf : { logN: 11, r: 8, p: 1 },
     authCacheKey: loadOrCreateKeyFile(join(config.dataDir, 'auth-cache.key')),
+    ...(config.limits ? { authThrottle: config.limits.authThrottle } : {}),
     onRevoked: (id) => {
       transport?.disconnect(id);
       if (dynsec && dynsecStarted) {
@@ -251,6 +252,9 @@ export function createGateway(opts: GatewayOptions): Gateway {
         : Promise.reject(new Error('MQTT stopped')),
     onCommitted: (ids) => pipeline.onCommitted(ids),
     ...(secureCards ? { screen: secureCards.screen } : {}),
+    ...(config.limits
+      ? { maxSeqJump: config.limits.maxSeqJump, rejectLogPerMinute: config.limits.rejectLogPerMinute }
+      : {}),
   });
   // a seq that never arrives is declared lost after retention.gapTimeoutMinutes, or accepted by hand (issue 16)
   const gapWatch = new GapWatch({
@@ -279,6 +283,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
           isActive: (id) => readers.admission(id) === 'active',
           onMessage: (m) => ingest.handle(m),
           onDenied,
+          ...(config.limits ? { readerRate: config.limits.readerRate } : {}),
         })
       : createExternalBroker({ settings: config.mqtt, logger, onMessage: (m) => ingest.handle(m), onDenied });
   metrics.gauge(

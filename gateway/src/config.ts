@@ -5,6 +5,7 @@ import { MIN_FLEET_KEY_BYTES } from '../../protocol/index.js';
 import { OidcSettings } from './auth/oidc-settings.js';
 import { SecureCardPolicy } from './secure-cards/policy.js';
 import { RetentionSettings } from './retention/policy.js';
+import { LimitsSettings } from './broker/limits-config.js';
 
 /**
  * Gateway settings, validated once at start-up (CONTRIBUTING.md, "Config validated once"). Every field has a description;
@@ -172,6 +173,9 @@ export const GatewaySettings = z
       .strict()
       .optional()
       .describe('Secure cards (NTAG 424 DNA SUN): verify, refuse replays, flag clones. Absent: UID only.'),
+    limits: LimitsSettings.optional().describe(
+      'Abuse limits: failed-login throttling, reader publish rate, seq-jump bound, reject logging (docs/security.md).',
+    ),
     retention: RetentionSettings.optional().describe(
       'Retention per data class in days or "keep" (docs/retention.md). Absent: the documented defaults.',
     ),

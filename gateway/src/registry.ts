@@ -7,6 +7,7 @@ import {
   hashPassword,
   type KdfParams,
 } from './broker/credentials.js';
+import { AuthThrottle, type AuthThrottleSettings } from './broker/limits.js';
 import type { AuthResult } from './broker/transport.js';
 import type { ReaderAdmission } from './ingest/ingest.js';
 import type { IngestStore, ReaderRecord } from './store/ingest-store.js';
@@ -25,6 +26,8 @@ export interface ReaderRegistryOptions {
    * password must not outlive it (credentials are re-issued because they may have leaked).
    */
   onPasswordChanged?: (readerId: string) => void;
+  /** Failed-login throttling (config limits.authThrottle); default DEFAULT_AUTH_THROTTLE. */
+  authThrottle?: AuthThrottleSettings;
 }
 
 export interface AddReaderInput {
@@ -42,9 +45,11 @@ export class ReaderRegistry {
 
   constructor(private readonly opts: ReaderRegistryOptions) {
     this.log = opts.logger.child({ module: 'registry' });
+    // failed-login throttle per config limits.authThrottle (defaults in broker/limits.ts)
+    const throttle = new AuthThrottle({ monotonic: () => performance.now() }, opts.authThrottle);
     this.verifier = opts.authCacheKey
-      ? new CredentialVerifier({ cacheKey: opts.authCacheKey, tags: opts.store.authTags })
-      : new CredentialVerifier();
+      ? new CredentialVerifier({ cacheKey: opts.authCacheKey, tags: opts.store.authTags, throttle })
+      : new CredentialVerifier({ throttle });
   }
 
   async addReader(input: AddReaderInput): Promise<{ readerId: string; password: string }> {
