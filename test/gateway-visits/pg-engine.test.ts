@@ -4,6 +4,11 @@ import { LOCK_NS, migrate, openPgPool, type PgPool } from '../../gateway/src/sto
 import { postgresMigrations } from '../../gateway/src/store/postgres/migrations.js';
 import { PgVisitStore } from '../../gateway/src/store/postgres/visits.js';
 import { TxVisitTurns } from '../../gateway/src/visits/tx-turns.js';
+import { createTurnVisitPipeline } from '../../gateway/src/visits/turn-pipeline.js';
+import { PgOutbox } from '../../gateway/src/store/postgres/outbox.js';
+import { MetricsRegistry } from '../../gateway/src/metrics.js';
+import { systemClock } from '../../protocol/index.js';
+import { startFakeBackend } from '../../simulator/fake-backend.js';
 import { startPgCluster, type PgCluster } from '../support/pg-cluster.js';
 import {
   addReader,
@@ -292,6 +297,102 @@ describe('visits engine on PostgreSQL', () => {
     } finally {
       other.release();
       await pool.end();
+    }
+  });
+});
+
+describe('visit pipeline on PostgreSQL, three instances', () => {
+  let pgc: PgCluster;
+  beforeAll(async () => {
+    pgc = await startPgCluster();
+  });
+  afterAll(async () => {
+    await pgc?.destroy();
+  });
+
+  it('taps announced to a different instance each time: every visit event reaches the backend exactly once', async () => {
+    const expected = await onSqlite(true);
+    const secret = 'pg-pipeline-secret-0123456789';
+    const backend = await startFakeBackend({ secret });
+    const url = await pgc.createDatabase();
+    const pools = [0, 1, 2].map(() => openPgPool({ url, max: 3 }));
+    const pipelines = pools.map((pool, i) =>
+      createTurnVisitPipeline({
+        store: new PgVisitStore(pool),
+        outbox: new PgOutbox({ pool, holder: `gw-${i}` }),
+        clock: systemClock,
+        random: () => 0.5,
+        logger: silentLogger(),
+        metrics: new MetricsRegistry(),
+        backend: {
+          url: backend.url,
+          secret,
+          timeoutMs: 10_000,
+          batchMax: 5,
+          backoff: { baseMs: 20, capMs: 200 },
+        },
+        idlePollMs: 50,
+        chunk: 2,
+      }),
+    );
+    try {
+      const p0 = pools[0] as PgPool;
+      await migrate(p0, postgresMigrations);
+      for (const [r, home] of [
+        ['r-a', 'home-a'],
+        ['r-b', 'home-b'],
+      ] as const) {
+        await p0.query(
+          `INSERT INTO readers (reader_id, password_hash, client_ref, label, revoked_at, created_at) VALUES ($1, 'test', $2, NULL, NULL, 0)`,
+          [r, home],
+        );
+        await p0.query(
+          'INSERT INTO reader_client_history (reader_id, client_ref, from_ms) VALUES ($1, $2, 0)',
+          [r, home],
+        );
+      }
+      await p0.query(
+        `INSERT INTO cards (card_ref, staff_ref, revoked_at, created_at) VALUES ($1, 's1', NULL, 0), ($2, 's3', $3, 0)`,
+        [card(1), card(3), T0],
+      );
+      await Promise.all(pipelines.map((p) => p.start()));
+      let k = 0;
+      for (let upto = 1; upto <= 7; upto++) {
+        for (const b of scenario()) {
+          const n = Math.min(upto, b.events.length);
+          for (const e of b.events.slice(0, n)) {
+            await p0.query(
+              `INSERT INTO events (reader_id, seq, event_json, received_at_ms, sent_at_json) VALUES ($1, $2, $3, $4, '{}')
+                 ON CONFLICT DO NOTHING`,
+              [b.readerId, e.seq, JSON.stringify(e), T0],
+            );
+          }
+          await p0.query(
+            `INSERT INTO reader_seq (reader_id, contiguous_upto, max_seen) VALUES ($1, $2, $2)
+               ON CONFLICT (reader_id) DO UPDATE SET contiguous_upto = excluded.contiguous_upto, max_seen = excluded.max_seen`,
+            [b.readerId, n],
+          );
+          // the shared subscription hands each batch to one instance, a different one each time
+          pipelines[k++ % 3]?.onCommitted([b.readerId]);
+        }
+        await Promise.all(pipelines.map((p) => p.idle()));
+      }
+      for (let i = 0; i < 400 && backend.received().length < expected.outbox.length; i++) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      const got = backend
+        .received()
+        .map((e) => e.idempotencyKey)
+        .sort();
+      expect(got).toEqual(expected.outbox.map((e) => e.idempotencyKey).sort());
+      expect(backend.duplicates).toBe(0);
+      expect(backend.conflicts).toBe(0);
+      const pending = await p0.query(`SELECT 1 FROM outbox WHERE state <> 'delivered'`);
+      expect(pending.rowCount).toBe(0);
+    } finally {
+      await Promise.all(pipelines.map((p) => p.stop()));
+      await Promise.all(pools.map((p) => p.end()));
+      await backend.close();
     }
   });
 });

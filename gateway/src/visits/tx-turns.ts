@@ -43,6 +43,8 @@ export class TxVisitTurns {
   private tx: VisitTx | null = null;
   private readonly rules: VisitRules;
   private readonly emitter: VisitEmitter;
+  /** Readers the last turn left with a full chunk processed (more may be waiting). */
+  lastFull: string[] = [];
   constructor(opts: TxVisitTurnsOptions) {
     this.o = opts;
     this.log = opts.logger.child({ module: 'visit-turns' });
@@ -93,6 +95,8 @@ export class TxVisitTurns {
     if (ids.length === 0) return 0;
     const chunk = this.o.chunk ?? 500;
     let skipped: SkipReason[] = [];
+    let full: string[] = [];
+    this.lastFull = [];
     const run = (safe: boolean) =>
       this.o.store.runTurn(
         ids,
@@ -100,6 +104,7 @@ export class TxVisitTurns {
           this.tx = tx;
           this.emitter.discardRecorded(0);
           skipped = [];
+          full = [];
           let n = 0;
           try {
             for (const r of ids) {
@@ -111,6 +116,7 @@ export class TxVisitTurns {
               for (const row of rows) this.handleRow(tx, r, row, safe, skipped);
               tx.setCursor(r, rows.length < chunk ? upto : (rows[rows.length - 1]?.seq ?? upto));
               n += rows.length;
+              if (rows.length >= chunk) full.push(r);
             }
           } finally {
             this.tx = null;
@@ -132,6 +138,7 @@ export class TxVisitTurns {
       this.log.error({ err, readers: ids.length }, 'visit processing turn failed; will retry');
       return 0;
     }
+    this.lastFull = full;
     skipped.forEach((r) => this.o.onSkipped?.(r));
     const kinds = this.emitter.drainRecorded();
     if (kinds.length) this.o.onAnomalies?.(kinds);
