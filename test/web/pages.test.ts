@@ -284,6 +284,8 @@ describe('report pages', () => {
     await page.getByRole('button', { name: 'Visa' }).click();
     await page.getByRole('heading', { name: /Kontinuitet 2026-03-30/ }).waitFor();
     expect(await page.locator('svg line.threshold').count()).toBe(1);
+    // no visits in that fortnight here: the empty state says so
+    await page.getByText('Inga besök hos dina brukare under de här 14 dagarna').waitFor();
     expect(await axe(page)).toEqual([]);
     await page.context().close();
   });

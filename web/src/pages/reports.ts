@@ -145,20 +145,14 @@ async function continuity(from: string, target: number): Promise<Node> {
   const q = new URLSearchParams({ from, days: '14' });
   const r = await api<ContinuityJson>('GET', `/api/reports/continuity?${q.toString()}`);
   const caption = `${t('continuity')} ${from} (14 ${t('days')})`;
-  if (r.clients === 0 || r.byArea.length === 0) {
-    // an empty period says so and what to check, instead of an empty chart and table
-    return el(
-      'section',
-      { 'aria-labelledby': 'rep-h' },
-      el('h2', { id: 'rep-h' }, caption),
-      el('p', { class: 'empty-state' }, t('noContinuity')),
-      el('ul', {}, el('li', {}, t('emptyCheckPeriod')), el('li', {}, t('emptyCheckPlan'))),
-    );
-  }
+  // an empty period says so and what to check, above the (empty) chart with its target line
+  const empty = r.clients === 0 || r.byArea.length === 0;
   return el(
     'section',
     { 'aria-labelledby': 'rep-h' },
     el('h2', { id: 'rep-h' }, caption),
+    empty ? el('p', { class: 'empty-state' }, t('noContinuity')) : null,
+    empty ? el('ul', {}, el('li', {}, t('emptyCheckPeriod')), el('li', {}, t('emptyCheckPlan'))) : null,
     el(
       'p',
       {},
