@@ -5,7 +5,9 @@
  * the metric and the audit log show it. A second reader's gap is accepted by an operator through the admin API.
  * The gateway's clock runs minute-long timers after 20 ms and is moved forward by the test.
  */
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { gapsCommand } from '../../gateway/src/retention/gaps-cli.js';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Clock, TimerHandle } from '../../protocol/index.js';
 import { createGateway, type Gateway } from '../../gateway/index.js';
@@ -109,6 +111,34 @@ describe('a missing seq does not stall a reader for good', () => {
     expect((await adminGet(g, '/metrics')).text).toMatch(
       /visittag_seq_gap_lost_total\{cause="accepted"\} 3\b/,
     );
+
+    // the same from the CLI against the running gateway
+    await a2.publish('rdr-gap-2', batchOf('rdr-gap-2', [9, 10]));
+    await a2.waitFor((a) => (a.gaps ?? []).some((x) => x.from === 7 && x.to === 8));
+    const cfgFile = join(tmp.dir, 'gateway.json');
+    writeFileSync(
+      cfgFile,
+      JSON.stringify({
+        ...testConfig(dir),
+        admin: { host: '127.0.0.1', port: g.adminPort, token: ADMIN_TOKEN },
+      }),
+    );
+    const out: string[] = [];
+    const err: string[] = [];
+    const cli = (args: string[]) =>
+      gapsCommand(
+        [...args, '--config', cfgFile],
+        (l) => out.push(l),
+        (l) => err.push(l),
+      );
+    expect(await cli(['rdr-gap-2'])).toBe(0);
+    expect(out).toEqual(['rdr-gap-2: missing 7-8 (2 seq(s))']);
+    expect(await cli(['accept', 'rdr-gap-2'])).toBe(64); // no reason
+    expect(await cli(['accept', 'rdr-gap-2', '--reason', 'reader replaced'])).toBe(0);
+    await a2.waitFor((a) => a.upTo === 10);
+    expect(
+      dbOf(g).prepare(`SELECT COUNT(*) FROM audit_log WHERE action = 'gap.accepted'`).pluck().get(),
+    ).toBe(2);
     await c1.endAsync();
     await c2.endAsync();
   }, 60_000);
