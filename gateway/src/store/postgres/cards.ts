@@ -28,6 +28,12 @@ export class PgCardStore implements CardStore {
 
   assignMany(reqs: readonly AssignReq[]): Promise<CardAssignResult[]> {
     return inTransaction(this.pool, async (c) => {
+      // every card's lock first, in one sorted order (as the visits turn takes them): no deadlock with a
+      // turn or another import naming the same cards in another order; assignOn's own lock is then re-entrant
+      await c.query(
+        `SELECT pg_advisory_xact_lock(${LOCK_NS.card}, hashtext(k)) FROM (SELECT k FROM unnest($1::text[]) AS k ORDER BY k) s`,
+        [[...new Set(reqs.map((r) => r.cardRef))]],
+      );
       const out: CardAssignResult[] = [];
       for (const r of reqs) out.push(await assignOn(c, r));
       return out;
