@@ -527,6 +527,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
     async stop() {
       if (stopped) return;
       stopped = true;
+      gapWatch.stop(); // before the ingest stops: no gap is declared lost into a stopping ingest
       transport?.stopAccepting(); // no new connections; live readers still get their last acks
       await ingest.stop();
       const t = transport;
@@ -537,7 +538,6 @@ export function createGateway(opts: GatewayOptions): Gateway {
       await care.plan.stop();
       if (cardTimer) clearInterval(cardTimer);
       retention.stop();
-      gapWatch.stop();
       await pipeline.stop();
       await admin.stop();
       store.authTags.flush();
