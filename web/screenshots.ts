@@ -7,7 +7,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { tempDir } from '../test/gateway/helpers.js';
-import { importPlan, launch, logIn, newPage, seed, startCareGateway } from '../test/web/pages-helpers.js';
+import { importPlan, launch, logIn, newPage, PW, seed, startCareGateway } from '../test/web/pages-helpers.js';
 import { buildWeb, WEB_DIR } from './build.js';
 
 export const SHOTS_DIR = join(WEB_DIR, '..', 'docs', 'screenshots');
@@ -25,6 +25,10 @@ const SHOTS: [string, string, string][] = [
   ['report-continuity', 'chef', '#/reports?kind=continuity'],
   // the empty state: a fortnight with no visits
   ['report-continuity-empty', 'chef', '#/reports?kind=continuity&from=2026-01-05'],
+  ['add-visit', 'samordnare', '#/add'],
+  ['staff-flags', 'samordnare', '#/flags'],
+  ['period-locks', 'chef', '#/periods'],
+  ['my-registrations', 'personal', '#/mine'],
   ['readers', 'tekniker', '#/readers'],
   ['audit-log', 'admin', '#/audit'],
 ];
@@ -38,6 +42,14 @@ export async function takeScreenshots(outDir = SHOTS_DIR): Promise<string[]> {
   const written: string[] = [];
   try {
     await seed(gw);
+    // a care staff member (their own registrations page)
+    await gw.access.service.createUser('screenshots', {
+      name: 'personal',
+      displayName: 'Anna (personal)',
+      role: 'care-staff',
+      staffRef: 'p-anna',
+      password: PW,
+    });
     await importPlan(gw, [-150, -30, -20, 15, 60, 90, 120]);
     await new Promise((r) => setTimeout(r, 1500)); // a few care ticks: alerts raised
     for (const [file, user, hash] of SHOTS) {
