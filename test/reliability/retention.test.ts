@@ -30,6 +30,7 @@ import {
   connectReader,
   PASSWORD,
   silent,
+  storedSeqs,
   tempDir,
   testConfig,
   trackDataDir,
@@ -140,6 +141,8 @@ describe('retention and erasure on a real gateway database', () => {
     await waitUntil(() => received.length > forwarded, 15_000); // seq 7's visit start
     g.pipeline.processNow();
     await g.pipeline.forwarder?.stop(); // drains: whatever would be forwarded has been by now
+    // the pruned seqs are settled: counted as duplicates, not stored again
+    expect(storedSeqs(g, R)).toEqual([5, 6, 7]);
     const started = received.filter((e) => e.type === 'visit.started').map((e) => e.visitId);
     expect(new Set(started).size).toBe(started.length);
     expect(started).toHaveLength(7);

@@ -63,6 +63,7 @@ export function createSqliteIngestStore(db: Db): IngestStore {
       'INSERT OR IGNORE INTO rejected_events (reader_id, seq, reason, detail, at_ms) VALUES (?, ?, ?, ?, ?)',
     ),
     eventExists: db.prepare('SELECT 1 FROM events WHERE reader_id = ? AND seq = ?').pluck(),
+    rejectedExists: db.prepare('SELECT 1 FROM rejected_events WHERE reader_id = ? AND seq = ?').pluck(),
     insertReject: db.prepare('INSERT INTO rejects (reader_id, reason, detail, at_ms) VALUES (?, ?, ?, ?)'),
     pruneRejects: db.prepare('DELETE FROM rejects WHERE id <= (SELECT MAX(id) FROM rejects) - ?'),
     upsertStatus: db.prepare(
@@ -141,7 +142,18 @@ export function createSqliteIngestStore(db: Db): IngestStore {
             readers.set(item.readerId, o);
           }
           const sentAt = JSON.stringify(item.sentAt);
+          const settledUpto = seqState(item.readerId).contiguousUpto;
           for (const e of item.events) {
+            // At or below the contiguous mark and held nowhere: its row was deleted by retention
+            // (gateway/src/retention). Settled, so a duplicate: never stored (or paired) again.
+            if (
+              e.seq <= settledUpto &&
+              st.eventExists.get(item.readerId, e.seq) === undefined &&
+              st.rejectedExists.get(item.readerId, e.seq) === undefined
+            ) {
+              o.duplicates++;
+              continue;
+            }
             const json = JSON.stringify(e);
             const r = st.insertEvent.run(item.readerId, e.seq, json, item.receivedAtMs, sentAt);
             if (r.changes === 1) {
