@@ -36,13 +36,17 @@ export interface TxVisitTurnsOptions {
  * offset of a "synced" clock (issue 16's skew correction) come from the global anchor scan over
  * `events.id`, which is unsafe with several writers; a synced clock is taken as it is and every
  * reader gets the default uncertainty (SYNCED_OFFSET_BOUND_MS) in the concurrent-visit check.
+ * The rules' log lines are held until the turn commits and written once (a repeated run logs nothing twice).
  */
 export class TxVisitTurns {
   private readonly o: TxVisitTurnsOptions;
   private readonly log: pino.Logger;
   private tx: VisitTx | null = null;
   private readonly rules: VisitRules;
+  private readonly flushLog: () => void;
   private readonly emitter: VisitEmitter;
+  /** The rules' log lines of the current run, written once the turn committed (a run may be repeated). */
+  private logged: Array<{ level: 'info' | 'warn' | 'error'; obj: object; msg?: string }> = [];
   /** Readers the last turn left with a full chunk processed (more may be waiting). */
   lastFull: string[] = [];
   constructor(opts: TxVisitTurnsOptions) {
@@ -75,9 +79,24 @@ export class TxVisitTurns {
       repo: { insertAnomaly: (a) => cur().insertAnomaly(a) },
       outbox: { enqueue: (e, now) => cur().enqueue(e, now) },
     });
+    const rulesLog = opts.logger.child({ module: 'visit-rules' });
+    const buffered = (level: 'info' | 'warn' | 'error') => (obj: object, msg?: string) => {
+      this.logged.push({ level, obj, msg });
+    };
+    const logger = {
+      info: buffered('info'),
+      warn: buffered('warn'),
+      error: buffered('error'),
+      debug: () => undefined,
+      child: () => logger,
+    } as unknown as pino.Logger;
+    this.flushLog = () => {
+      for (const l of this.logged) rulesLog[l.level](l.obj, l.msg);
+      this.logged = [];
+    };
     this.rules = new VisitRules({
       clock: opts.clock,
-      logger: opts.logger,
+      logger,
       repo,
       emitter: this.emitter,
       cards,
@@ -103,6 +122,7 @@ export class TxVisitTurns {
         (tx): number => {
           this.tx = tx;
           this.emitter.discardRecorded(0);
+          this.logged = [];
           skipped = [];
           full = [];
           let n = 0;
@@ -135,10 +155,12 @@ export class TxVisitTurns {
       }
     } catch (err) {
       this.emitter.discardRecorded(0);
+      this.logged = [];
       this.log.error({ err, readers: ids.length }, 'visit processing turn failed; will retry');
       return 0;
     }
     this.lastFull = full;
+    this.flushLog();
     skipped.forEach((r) => this.o.onSkipped?.(r));
     const kinds = this.emitter.drainRecorded();
     if (kinds.length) this.o.onAnomalies?.(kinds);
