@@ -13,14 +13,12 @@
  * - a planned visit counts only when it is active and starts in the window.
  * test/reports/sqlite-executed.test.ts checks the cells equal the in-memory ones on the same database.
  */
-import type Database from 'better-sqlite3';
+import type { Db } from '../store/sqlite/db.js';
 import type { ExecutedCell, ExecutedCells, ExecutedParams, PlannedCell, ServiceCodes } from './executed.js';
 import { DIFF_BINS, diffRanks } from './executed.js';
 import type { QualityCell } from './quality.js';
 import type { UtcWindow } from './source.js';
 import { dateOfDayNo, type ReportClock } from './time.js';
-
-type Db = Database.Database;
 
 const int = (n: number): string => {
   if (!Number.isSafeInteger(n)) throw new Error(`not an integer: ${n}`);
