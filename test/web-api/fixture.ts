@@ -9,7 +9,8 @@
  * Taps (all "now" minus about 110 minutes, synced clocks): st-a's card starts a visit at rd-a and at
  * rd-a2, st-b's card at rd-b; an unknown card at rd-a and another at rd-b. The plan of today has one
  * visit two hours ago for each client with a reader (all matched) and one twenty minutes ago for cl-a3
- * (pv-a-late) and cl-b2 (pv-b-late), where no one came: late alerts.
+ * (pv-a-late) and cl-b2 (pv-b-late), where no one came: late alerts. Importing this module moves the
+ * test process's clock to daytime when the suite runs at night (test/support/daytime.ts).
  */
 import { createGateway, type Gateway } from '../../gateway/index.js';
 import { encode, topics, type EventBatch, type TapEvent } from '../../protocol/index.js';
@@ -24,6 +25,9 @@ import {
   trackDataDir,
   waitUntil,
 } from '../gateway/helpers.js';
+import { pinDaytime } from '../support/daytime.js';
+
+pinDaytime();
 
 export const ZONE = 'Europe/Stockholm';
 export const BACKEND_SECRET = 'web-api-backend-secret-0123456789';

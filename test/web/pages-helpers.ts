@@ -4,6 +4,10 @@ import { createRequire } from 'node:module';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { createGateway, type Gateway } from '../../gateway/index.js';
 import { ADMIN_TOKEN, silent, testConfig, trackDataDir } from '../gateway/helpers.js';
+import { browserDaytimeScript, pinDaytime } from '../support/daytime.js';
+
+// the plans these tests import are "today" around the real clock: at night, run them at 09:00 local
+pinDaytime();
 
 const AXE_SOURCE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
 export const PW = 'pages-test-password-12';
@@ -110,6 +114,8 @@ export async function launch(): Promise<Browser> {
 
 export async function newPage(browser: Browser): Promise<Page> {
   const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 }, timezoneId: TZ });
+  const shifted = browserDaytimeScript();
+  if (shifted) await ctx.addInitScript(shifted);
   const page = await ctx.newPage();
   page.setDefaultTimeout(10_000);
   return page;
