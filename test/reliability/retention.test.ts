@@ -98,6 +98,14 @@ describe('retention and erasure on a real gateway database', () => {
     await acks.publish(R, batchOf(R, [1, 2, 3, 4]));
     await acks.waitFor((a) => a.upTo === 4);
     await waitUntil(() => received.filter((e) => e.type === 'visit.started').length >= 4, 15_000);
+    // the backend has the events, but the gateway marks its rows delivered only once the answer is read:
+    // shifting the clock before that would date their delivery 170 days later
+    const outboxPeek = openDatabase(join(gwDir, 'gateway.db'), []);
+    await waitUntil(
+      () => outboxPeek.prepare(`SELECT COUNT(*) FROM outbox WHERE state != 'delivered'`).pluck().get() === 0,
+      15_000,
+    );
+    outboxPeek.close();
     shift = 170 * DAY;
     await acks.publish(R, batchOf(R, [5, 6]));
     await acks.waitFor((a) => a.upTo === 6);
