@@ -1,12 +1,10 @@
-import { vi } from 'vitest';
-
 /**
  * Tests that build "today's" care plan around the real clock (a visit planned two hours ago, one
  * twenty minutes ago, a registration five hours ago) only mean what they say during the local day:
  * run at 00:30 in Stockholm, "two hours ago" is yesterday and the live day view rightly leaves it out.
  * `pinDaytime()` moves this test process's wall clock (and, through `browserDaytimeScript`, a page's)
  * forward to 09:00 local when the real local time is between 22:00 and 06:00; otherwise it changes nothing.
- * Time keeps running; timers are untouched (only `Date` is replaced).
+ * Time keeps running; timers are untouched (only `Date` is replaced). Outside vitest it does nothing.
  *
  * `VISITTAG_TEST_NOW` (an ISO time) pretends the suite started at that instant, to show the hours that
  * used to fail: `VISITTAG_TEST_NOW=2026-12-06T00:30:00+01:00 VISITTAG_TEST_DAYTIME=off npx vitest run
@@ -48,16 +46,31 @@ export function daytimeOffsetMs(): number {
 /** Moves this test file's `Date` to daytime if needed (idempotent); returns the offset applied. */
 export function pinDaytime(): number {
   if (offsetMs !== null) return offsetMs;
+  // only under the test runner (the web bench imports the same page helpers and runs on the real clock)
+  if (!process.env.VITEST) return (offsetMs = 0);
   const real = Date.now();
   const pretend = process.env.VISITTAG_TEST_NOW ? Date.parse(process.env.VISITTAG_TEST_NOW) : real;
   if (Number.isNaN(pretend))
     throw new Error(`VISITTAG_TEST_NOW is not an ISO time: ${process.env.VISITTAG_TEST_NOW}`);
   const shift = process.env.VISITTAG_TEST_DAYTIME === 'off' ? 0 : daytimeShiftMs(pretend);
   offsetMs = pretend - real + shift;
-  if (offsetMs !== 0) {
-    vi.useFakeTimers({ toFake: ['Date'], now: real + offsetMs, shouldAdvanceTime: true });
-  }
+  if (offsetMs !== 0) shiftDate(globalThis, offsetMs);
   return offsetMs;
+}
+
+/** Replaces `scope.Date` by one running `offset` ms ahead (the browser script below does the same). */
+function shiftDate(scope: typeof globalThis, offset: number): void {
+  const Real = scope.Date;
+  class Shifted extends Real {
+    constructor(...a: ConstructorParameters<DateConstructor> | []) {
+      if (a.length === 0) super(Real.now() + offset);
+      else super(...a);
+    }
+    static override now(): number {
+      return Real.now() + offset;
+    }
+  }
+  scope.Date = Shifted as DateConstructor;
 }
 
 /** An init script for a browser context: its `Date` runs `offsetMs` ahead, like this process's. */
