@@ -408,6 +408,8 @@ export function createGateway(opts: GatewayOptions): Gateway {
         corrections,
         visible: (p, v) => access.canSeeClient(p, v.clientRef),
         wake: () => pipeline.forwarder?.wake(),
+        changed: () =>
+          void care.plan.tick().catch((err: unknown) => logger.error({ err }, 'care plan tick failed')),
       }),
       ...care.routes,
       ...dayRoutes({

@@ -64,7 +64,7 @@ const ResolveBody = z.object({ resolution: z.enum(FLAG_RESOLUTIONS), note: Note.
 const OwnQuery = z.object({ from: Day, to: Day });
 
 /** The answer to a refused or accepted correction (423 carries the lock: who, when, which month). */
-function answer(r: CorrectionResult, wake: () => void): AdminResponse {
+function answer(r: CorrectionResult, wake: () => void, changed?: () => void): AdminResponse {
   if (!r.ok) {
     const error =
       r.status === 404
@@ -76,7 +76,10 @@ function answer(r: CorrectionResult, wake: () => void): AdminResponse {
             : 'bad-request';
     return { status: r.status, body: { error, detail: r.error, ...(r.lock ? { lock: r.lock } : {}) } };
   }
-  if (r.created) wake();
+  if (r.created) {
+    wake();
+    changed?.();
+  }
   return {
     status: r.created ? 201 : 200,
     body: {
@@ -120,6 +123,11 @@ export interface CorrectionRouteDeps {
   visible: (principal: Principal | undefined, v: VisitRow) => boolean;
   /** Wake the forwarder after an event was queued. */
   wake: () => void;
+  /**
+   * A visit was corrected, added or withdrawn: re-match the plan and evaluate alerts now (the care plan's
+   * tick), so a withdrawn visit stops counting for its planned visit at once, not at the next tick.
+   */
+  changed?: () => void;
 }
 
 /**
@@ -153,6 +161,7 @@ export function correctionRoutes(d: CorrectionRouteDeps): AdminRoute[] {
             visible: (v) => d.visible(req.principal, v),
           }),
           d.wake,
+          d.changed,
         );
       },
     },
@@ -220,6 +229,7 @@ function moreRoutes(d: CorrectionRouteDeps): AdminRoute[] {
             ...(body.requestId ? { requestId: body.requestId } : {}),
           }),
           d.wake,
+          d.changed,
         );
       },
     },
@@ -246,6 +256,7 @@ function moreRoutes(d: CorrectionRouteDeps): AdminRoute[] {
             visible: (v) => d.visible(req.principal, v),
           }),
           d.wake,
+          d.changed,
         );
       },
     },
