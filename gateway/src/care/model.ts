@@ -241,7 +241,7 @@ export const executedKey = (v: Pick<ExecutedVisit, 'readerId' | 'visitId'>): str
 
 /** The read port reports and matching use for executed visits (never the visits table directly). */
 export interface ExecutedVisitSource {
-  /** Visits that started (or, without a start, ended) in [fromMs, toMs), ordered by start then key. */
+  /** Visits that started (or, without a start, ended) in [fromMs, toMs) and were not withdrawn as a mistake. */
   executedBetween(fromMs: number, toMs: number, clientRefs?: readonly string[]): Promise<ExecutedVisit[]>;
 }
 

@@ -126,8 +126,9 @@ export interface CareStore extends ExecutedVisitSource {
   ): Promise<boolean>;
 
   /**
-   * One unit of work: reads the client's active plans and executed visits in [fromMs, toMs), calls the
-   * pure `compute`, replaces the stored matches of those plans and visits with its result.
+   * One unit of work: reads the client's active plans and executed visits in [fromMs, toMs) (not those
+   * withdrawn as a mistake), calls the pure `compute`, replaces the stored matches of those plans and
+   * visits with its result.
    */
   rematch(
     clientRef: string,

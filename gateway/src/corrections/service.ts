@@ -514,6 +514,8 @@ export class VisitCorrections {
       const now = clock.now();
       const before = times(v);
       const none: VisitTimes = { startedAtMs: null, endedAtMs: null };
+      // The row stays as recorded; its change time moves so plan matching sees the change (care cursor).
+      repo.upsert({ ...v, updatedAtMs: now });
       const id = this.insert('withdrawn', v, req, now, before, none);
       const reason = reasonText(req.reasonCode, req.note);
       repo.audit({

@@ -205,12 +205,26 @@ export function createSqliteCareStore(opts: SqliteCareStoreOptions): CareStore {
     ).all(w.fromMs, w.toMs, w.areaId ?? null, w.areaId ?? null) as PlanRow[];
     return rows.map(toPlan);
   };
+  /**
+   * Leaves out visits withdrawn as a mistake (a `withdrawn` row in visit_corrections, gateway/src/corrections):
+   * they match no plan. The corrections tables are applied after the care tables, so the check is made
+   * until they exist.
+   */
+  let withdrawals = false;
+  const notWithdrawn = (): string => {
+    withdrawals ||=
+      q("SELECT 1 FROM pragma_table_info('visit_corrections') WHERE name = 'kind'").get() !== undefined;
+    return withdrawals
+      ? `AND NOT EXISTS (SELECT 1 FROM visit_corrections wc WHERE wc.kind = 'withdrawn'
+           AND wc.reader_id = v.reader_id AND wc.visit_id = v.visit_id)`
+      : '';
+  };
   const visitsSync = (fromMs: number, toMs: number, clientRefs?: readonly string[]): ExecutedVisit[] => {
     if (clientRefs) {
       const s = q(
         `SELECT ${VISIT_COLS} FROM visits v WHERE v.client_ref = ? AND (
            (v.started_at_ms >= ? AND v.started_at_ms < ?) OR
-           (v.started_at_ms IS NULL AND v.ended_at_ms >= ? AND v.ended_at_ms < ?))`,
+           (v.started_at_ms IS NULL AND v.ended_at_ms >= ? AND v.ended_at_ms < ?)) ${notWithdrawn()}`,
       );
       return clientRefs.flatMap((c) =>
         (s.all(c, fromMs, toMs, fromMs, toMs) as VisitRowRaw[]).map(toExecuted),
@@ -219,7 +233,7 @@ export function createSqliteCareStore(opts: SqliteCareStoreOptions): CareStore {
     return (
       q(
         `SELECT ${VISIT_COLS} FROM visits v WHERE COALESCE(v.started_at_ms, v.ended_at_ms) >= ?
-           AND COALESCE(v.started_at_ms, v.ended_at_ms) < ?`,
+           AND COALESCE(v.started_at_ms, v.ended_at_ms) < ? ${notWithdrawn()}`,
       ).all(fromMs, toMs) as VisitRowRaw[]
     ).map(toExecuted);
   };
