@@ -437,5 +437,59 @@ export function describeVisitStoreContract(name: string, make: () => Promise<Vis
         ]);
         expect((await f.visits.anchorScan.rows(rows[1]?.id ?? 0, 10)).length).toBe(1);
       }));
+
+    it("a reader's own anchor scan: its rows past its mark, the mark and the measured clock offsets", () =>
+      withStore(async (f) => {
+        await seedEvents(f, 'r1', [1, 2], 2);
+        await seedEvents(f, 'r2', [1], 1);
+        // above a gap: scanned too
+        await f.sql(
+          'INSERT INTO events (reader_id, seq, event_json, received_at_ms, sent_at_json) VALUES (?, ?, ?, ?, ?)',
+          ['r1', 5, JSON.stringify({ seq: 5 }), T + 5, '{}'],
+        );
+        const seqOf = (json: string | null) => (JSON.parse(json ?? '{}') as { seq?: number }).seq;
+        const first = await turn(f, ['r1'], (tx) => {
+          const rows = tx.anchorRows('r1', 2);
+          const mark = rows[rows.length - 1]?.id ?? 0;
+          tx.setAnchorScanned('r1', mark);
+          const before = [tx.syncedOffset('r1', 'b1'), tx.clockOffset('r1')];
+          tx.putSyncedOffset('r1', 'b1', -60_000);
+          tx.setClockOffset('r1', -60_000);
+          return {
+            rows: rows.map((r) => [r.reader_id, seqOf(r.event_json), r.received_at_ms, r.sent_at_json]),
+            rest: tx.anchorRows('r1', 10).map((r) => seqOf(r.event_json)),
+            before,
+            after: [tx.syncedOffset('r1', 'b1'), tx.clockOffset('r1'), tx.syncedOffset('r1', 'b2')],
+          };
+        });
+        expect(first).toEqual({
+          rows: [
+            ['r1', 1, T + 1, '{}'],
+            ['r1', 2, T + 2, '{}'],
+          ],
+          rest: [5],
+          before: [null, null],
+          after: [-60_000, -60_000, null],
+        });
+        // committed: a later turn starts past the mark; the other reader's rows are its own
+        const later = await turn(f, ['r1', 'r2'], (tx) => ({
+          r1: tx.anchorRows('r1', 10).map((r) => seqOf(r.event_json)),
+          r2: tx.anchorRows('r2', 10).map((r) => seqOf(r.event_json)),
+          offsets: [tx.syncedOffset('r1', 'b1'), tx.clockOffset('r1'), tx.clockOffset('r2')],
+        }));
+        expect(later).toEqual({ r1: [5], r2: [1], offsets: [-60_000, -60_000, null] });
+        // the same visit_meta rows on both engines
+        const mark = Number((await f.sql("SELECT id FROM events WHERE reader_id = 'r1' AND seq = 2"))[0]?.id);
+        expect(
+          (await f.sql('SELECT key, value FROM visit_meta ORDER BY key')).map((r) => [
+            r.key,
+            Number(r.value),
+          ]),
+        ).toEqual([
+          ['anchor_scan_id:r1', mark],
+          ['clock_offset:r1', -60_000],
+          ['synced_offset:r1\nb1', -60_000],
+        ]);
+      }));
   });
 }

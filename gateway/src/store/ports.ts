@@ -138,6 +138,20 @@ export interface VisitTx {
   cardStatusAt(cardRef: string, atMs: number): CardStatus;
   anchor(readerId: string, bootId: string): Anchor | null;
   putAnchor(readerId: string, bootId: string, a: Anchor): void;
+  /**
+   * The reader's own anchor scan (several instances: one reader's rows commit in id order under its
+   * lock, which the ingest and the turn both hold): stored event rows of the reader past its scan mark,
+   * in id order, at most `limit`, also rows above a sequence gap. The engine learns from them
+   * (visits/time.ts `learnAnchors`) and moves the mark with `setAnchorScanned`.
+   */
+  anchorRows(readerId: string, limit: number): AnchorScanRow[];
+  setAnchorScanned(readerId: string, id: number): void;
+  /** The measured offset of a synced boot's clock (device − gateway, a lower bound), or null. */
+  syncedOffset(readerId: string, bootId: string): number | null;
+  putSyncedOffset(readerId: string, bootId: string, offsetMs: number): void;
+  /** The measured offset of the reader's latest measured synced boot (its clock uncertainty), or null. */
+  clockOffset(readerId: string): number | null;
+  setClockOffset(readerId: string, offsetMs: number): void;
   /** Runs `fn` so that a throw undoes only its own writes (a savepoint); rethrows. */
   isolated<T>(fn: () => T): T;
 }
@@ -180,6 +194,8 @@ export interface AnomalyListRow {
 export interface TurnHint {
   /** The turn reads each reader's cursor, contiguous prefix and up to this many events past the cursor. */
   events?: number;
+  /** And each reader's own anchor scan (`VisitTx.anchorRows`) with this limit. */
+  anchorRows?: number;
 }
 
 export interface VisitStore {

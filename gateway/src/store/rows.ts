@@ -9,6 +9,13 @@ import type { CardStatus, EnrollmentRow, TimeQuality, VisitRow } from './ports.j
 export const MAX_OPEN_SCAN_MS = 7 * 24 * 3_600_000;
 /** visit_meta key of the time-anchor scan cursor (as visits/time.ts). */
 export const ANCHOR_SCAN_KEY = 'anchor_scan_id';
+/** visit_meta key of one reader's anchor-scan mark (the per-reader scan, VisitTx.anchorRows). */
+export const readerScanKey = (readerId: string): string => `${ANCHOR_SCAN_KEY}:${readerId}`;
+/** visit_meta key of a synced boot's measured clock offset (as visits/time.ts). */
+export const syncedOffsetKey = (readerId: string, bootId: string): string =>
+  `synced_offset:${readerId}\n${bootId}`;
+/** visit_meta key of the measured offset of a reader's latest measured synced boot. */
+export const clockOffsetKey = (readerId: string): string => `clock_offset:${readerId}`;
 
 export interface RawVisit {
   reader_id: string;

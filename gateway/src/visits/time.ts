@@ -1,5 +1,7 @@
 import type { z } from 'zod';
 import { EventTime } from '../../../protocol/index.js';
+import type { Anchor, AnchorScanRow } from '../store/ports.js';
+import { syncedOffsetKey } from '../store/rows.js';
 import type { Db } from '../store/sqlite/db.js';
 import { statementCache } from '../store/sqlite/stmt-cache.js';
 
@@ -11,7 +13,7 @@ export interface ResolvedTime {
 }
 
 const SCAN_KEY = 'anchor_scan_id';
-/** visit_meta key prefix of a synced boot's measured clock offset (see `syncedOffset`). */
+/** visit_meta key prefix of a synced boot's measured clock offset (see `syncedOffset`, rows.ts syncedOffsetKey). */
 const SKEW_KEY = 'synced_offset:';
 
 /**
@@ -71,57 +73,14 @@ export class TimeAnchors {
       }>;
       if (batch.length === 0) break;
       db.transaction(() => {
-        const found = new Map<string, AnchorState>();
-        const learn = (readerId: string, bootId: string, offsetMs: number, exact: boolean) => {
-          const k = `${readerId}\n${bootId}`;
-          let a = found.get(k);
-          if (!a) {
-            const cur = this.get(readerId, bootId);
-            a = { readerId, bootId, cur, next: cur };
-            found.set(k, a);
-          }
-          a.next = nextAnchor(a.next, offsetMs, exact);
-        };
-        // A synced batch's sentAt against the receive time: device clock − gateway clock − transit. Transit only
-        // lowers it, so the largest value seen per (reader, boot) is the best lower bound of the clock's offset.
-        const offsets = new Map<string, { readerId: string; bootId: string; ms: number; changed: boolean }>();
-        const measured = (readerId: string, bootId: string, ms: number) => {
-          const k = `${readerId}\n${bootId}`;
-          let o = offsets.get(k);
-          if (!o) {
-            const cur = this.syncedOffset(readerId, bootId);
-            o = { readerId, bootId, ms: cur ?? ms, changed: cur === null };
-            offsets.set(k, o);
-          }
-          if (ms > o.ms) {
-            o.ms = ms;
-            o.changed = true;
-          }
-        };
-        let sentJson: string | null = null;
-        let sent: EventTime | null = null;
-        for (const r of batch) {
-          const t = parseEventTime(r.event_json);
-          if (t?.synced) learn(r.reader_id, t.bootId, t.wallMs - t.monoMs, true);
-          if (r.sent_at_json !== sentJson) {
-            sentJson = r.sent_at_json;
-            sent = parseJson(sentJson, EventTime);
-          }
-          if (sent?.synced) {
-            learn(r.reader_id, sent.bootId, sent.wallMs - sent.monoMs, true);
-            if (typeof r.received_at_ms === 'number') {
-              measured(r.reader_id, sent.bootId, sent.wallMs - r.received_at_ms);
-            }
-          } else if (sent && typeof r.received_at_ms === 'number') {
-            learn(r.reader_id, sent.bootId, r.received_at_ms - sent.monoMs, false);
-          }
-        }
-        for (const a of found.values()) {
-          if (a.next && a.next !== a.cur) this.put(a.readerId, a.bootId, a.next);
-        }
-        for (const o of offsets.values()) {
-          if (o.changed) setCursor.run(`${SKEW_KEY}${o.readerId}\n${o.bootId}`, Math.round(o.ms));
-          this.readerUncertainty.set(o.readerId, this.uncertaintyOf(Math.round(o.ms)));
+        const learned = learnAnchors(batch, {
+          anchor: (r, b) => this.get(r, b),
+          syncedOffset: (r, b) => this.syncedOffset(r, b),
+        });
+        for (const a of learned.anchors) this.put(a.readerId, a.bootId, a.anchor);
+        for (const o of learned.offsets) {
+          if (o.changed) setCursor.run(syncedOffsetKey(o.readerId, o.bootId), o.offsetMs);
+          this.readerUncertainty.set(o.readerId, this.uncertaintyOf(o.offsetMs));
         }
         setCursor.run(SCAN_KEY, batch[batch.length - 1]?.id ?? from);
       })();
@@ -158,7 +117,7 @@ export class TimeAnchors {
    */
   syncedOffset(readerId: string, bootId: string): number | null {
     const row = this.q('SELECT value FROM visit_meta WHERE key = ?').get(
-      `${SKEW_KEY}${readerId}\n${bootId}`,
+      syncedOffsetKey(readerId, bootId),
     ) as { value: number } | undefined;
     return row ? row.value : null;
   }
@@ -186,7 +145,7 @@ export class TimeAnchors {
   }
 
   private uncertaintyOf(offsetMs: number): number {
-    return offsetMs < -this.boundMs ? -offsetMs : this.boundMs;
+    return uncertaintyOf(offsetMs, this.boundMs);
   }
 
   /**
@@ -194,30 +153,145 @@ export class TimeAnchors {
    * than the bound: quality "corrected"), a corrected one, or its raw (flagged) clock.
    */
   resolve(readerId: string, t: EventTime): ResolvedTime {
-    if (t.synced) {
-      const off = this.syncedOffset(readerId, t.bootId);
-      if (off !== null) {
-        if (!this.readerUncertainty.has(readerId))
-          this.readerUncertainty.set(readerId, this.uncertaintyOf(off));
-        if (off > this.boundMs) return { ms: t.wallMs - off, quality: 'corrected' };
-      }
-      return { ms: t.wallMs, quality: 'synced' };
-    }
-    const a = this.get(readerId, t.bootId);
-    if (a) return { ms: t.monoMs + a.offsetMs, quality: 'corrected' };
-    return { ms: t.wallMs, quality: 'uncorrected' };
+    return resolveTime(
+      t,
+      {
+        syncedOffset: () => {
+          const off = this.syncedOffset(readerId, t.bootId);
+          if (off !== null && !this.readerUncertainty.has(readerId))
+            this.readerUncertainty.set(readerId, this.uncertaintyOf(off));
+          return off;
+        },
+        anchor: () => this.get(readerId, t.bootId),
+      },
+      this.boundMs,
+    );
   }
 }
 
-interface Anchor {
-  offsetMs: number;
-  exact: boolean;
+/** What `learnAnchors` needs to know of what is stored (both engines answer it from their own tables). */
+export interface KnownAnchors {
+  anchor(readerId: string, bootId: string): Anchor | null;
+  /** The stored measured offset of a synced boot (see `TimeAnchors.syncedOffset`), or null. */
+  syncedOffset(readerId: string, bootId: string): number | null;
+}
+
+export interface LearnedAnchors {
+  /** Anchors that changed, one per (reader, boot), to be stored. */
+  anchors: Array<{ readerId: string; bootId: string; anchor: Anchor }>;
+  /**
+   * Every synced boot measured by these rows, in the order first seen (rounded ms): `changed` when it
+   * must be stored (new, or larger than the stored one). The last one of a reader is its latest boot.
+   */
+  offsets: Array<{ readerId: string; bootId: string; offsetMs: number; changed: boolean }>;
+}
+
+/**
+ * The learning rules of the time anchors, in ONE place for both engines: the SQLite engine applies
+ * them to its global scan over `events.id` (`TimeAnchors.scan`), the PostgreSQL turn to each
+ * reader's rows past that reader's scan mark (visits/tx-turns.ts). Rows are applied in the order
+ * given (the stored order, by row id):
+ *  - an event taken with a synced clock, or a synced batch `sentAt`, gives its boot's exact offset
+ *    (wall − monotonic; the first exact one is kept);
+ *  - an unsynced batch `sentAt` against the receive time gives an estimate (receive − monotonic: an
+ *    upper bound, transit only adds; the smallest one wins, an exact one replaces it);
+ *  - a synced batch `sentAt` against the receive time measures the clock's offset (device − gateway −
+ *    transit: a lower bound, so the largest one per boot is kept).
+ * Only an event's `time` is parsed, and a batch's `sentAt` once for the consecutive rows that share it.
+ */
+export function learnAnchors(rows: Iterable<AnchorScanRow>, known: KnownAnchors): LearnedAnchors {
+  const found = new Map<string, AnchorState>();
+  const learn = (readerId: string, bootId: string, offsetMs: number, exact: boolean) => {
+    const k = `${readerId}\n${bootId}`;
+    let a = found.get(k);
+    if (!a) {
+      const cur = known.anchor(readerId, bootId);
+      a = { readerId, bootId, cur, next: cur };
+      found.set(k, a);
+    }
+    a.next = nextAnchor(a.next, offsetMs, exact);
+  };
+  // A synced batch's sentAt against the receive time: device clock − gateway clock − transit. Transit only
+  // lowers it, so the largest value seen per (reader, boot) is the best lower bound of the clock's offset.
+  const offsets = new Map<string, { readerId: string; bootId: string; ms: number; changed: boolean }>();
+  const measured = (readerId: string, bootId: string, ms: number) => {
+    const k = `${readerId}\n${bootId}`;
+    let o = offsets.get(k);
+    if (!o) {
+      const cur = known.syncedOffset(readerId, bootId);
+      o = { readerId, bootId, ms: cur ?? ms, changed: cur === null };
+      offsets.set(k, o);
+    }
+    if (ms > o.ms) {
+      o.ms = ms;
+      o.changed = true;
+    }
+  };
+  let sentJson: string | null = null;
+  let sent: EventTime | null = null;
+  for (const r of rows) {
+    const t = parseEventTime(r.event_json);
+    if (t?.synced) learn(r.reader_id, t.bootId, t.wallMs - t.monoMs, true);
+    if (r.sent_at_json !== sentJson) {
+      sentJson = r.sent_at_json;
+      sent = parseJson(sentJson, EventTime);
+    }
+    if (sent?.synced) {
+      learn(r.reader_id, sent.bootId, sent.wallMs - sent.monoMs, true);
+      if (typeof r.received_at_ms === 'number') {
+        measured(r.reader_id, sent.bootId, sent.wallMs - r.received_at_ms);
+      }
+    } else if (sent && typeof r.received_at_ms === 'number') {
+      learn(r.reader_id, sent.bootId, r.received_at_ms - sent.monoMs, false);
+    }
+  }
+  const out: LearnedAnchors = { anchors: [], offsets: [] };
+  for (const a of found.values()) {
+    if (a.next && a.next !== a.cur)
+      out.anchors.push({ readerId: a.readerId, bootId: a.bootId, anchor: a.next });
+  }
+  for (const o of offsets.values()) {
+    out.offsets.push({
+      readerId: o.readerId,
+      bootId: o.bootId,
+      offsetMs: Math.round(o.ms),
+      changed: o.changed,
+    });
+  }
+  return out;
+}
+
+/**
+ * How far a reader's timestamps may be off (ms) given the measured offset of its synced clock (see
+ * `TimeAnchors.uncertaintyMs`): the offset itself for a clock behind by more than the bound, else the bound.
+ */
+export function uncertaintyOf(offsetMs: number | null, boundMs: number): number {
+  return offsetMs !== null && offsetMs < -boundMs ? -offsetMs : boundMs;
+}
+
+/**
+ * The best time for an event (see `TimeAnchors.resolve`), from the measured offset of its synced boot
+ * and its boot's anchor; both engines resolve through this.
+ */
+export function resolveTime(
+  t: EventTime,
+  known: { syncedOffset: () => number | null; anchor: () => Anchor | null },
+  boundMs: number,
+): ResolvedTime {
+  if (t.synced) {
+    const off = known.syncedOffset();
+    if (off !== null && off > boundMs) return { ms: t.wallMs - off, quality: 'corrected' };
+    return { ms: t.wallMs, quality: 'synced' };
+  }
+  const a = known.anchor();
+  if (a) return { ms: t.monoMs + a.offsetMs, quality: 'corrected' };
+  return { ms: t.wallMs, quality: 'uncorrected' };
 }
 
 interface AnchorState {
   readerId: string;
   bootId: string;
-  /** As stored before this chunk, and after applying its rows. */
+  /** As stored before these rows, and after applying them. */
   cur: Anchor | null;
   next: Anchor | null;
 }

@@ -6,7 +6,7 @@ import { VisitEmitter } from './emit.js';
 import type { SkipReason } from './engine.js';
 import { VisitRules } from './rules.js';
 import type { RulesAnchors, RulesCards, RulesRepo } from './rules.js';
-import { parseJson, SYNCED_OFFSET_BOUND_MS } from './time.js';
+import { learnAnchors, parseJson, resolveTime, SYNCED_OFFSET_BOUND_MS, uncertaintyOf } from './time.js';
 import type { ResolvedTime } from './time.js';
 
 export interface TxVisitTurnsOptions {
@@ -18,7 +18,12 @@ export interface TxVisitTurnsOptions {
   chunk?: number;
   onAnomalies?: (kinds: AnomalyKind[]) => void;
   onSkipped?: (reason: SkipReason) => void;
+  /** How far a "synced" clock may be off before it is corrected or distrusted (default SYNCED_OFFSET_BOUND_MS). */
+  syncedOffsetBoundMs?: number;
 }
+
+/** Rows of one reader's anchor scan per turn (a longer backlog is scanned over several turns). */
+const ANCHOR_ROWS = 2000;
 
 /**
  * The visits engine's turn for a store that answers asynchronously (PostgreSQL): the SAME rules
@@ -31,11 +36,13 @@ export interface TxVisitTurnsOptions {
  * keeps no state outside the turn: the rules' context points at the current run's VisitTx, and what
  * the emitter recorded is reset at each run's start.
  *
- * Compared with the SQLite engine (engine.ts), time anchors are learned only from the chunk's own
- * synced event times (an exact anchor for that boot): the batch-`sentAt` estimates and the measured
- * offset of a "synced" clock (issue 16's skew correction) come from the global anchor scan over
- * `events.id`, which is unsafe with several writers; a synced clock is taken as it is and every
- * reader gets the default uncertainty (SYNCED_OFFSET_BOUND_MS) in the concurrent-visit check.
+ * Time anchors: where the SQLite engine scans every stored row once by `events.id` (one writer), a
+ * turn scans each of its readers' rows past that reader's own mark (`VisitTx.anchorRows`: one
+ * reader's ids commit in order under its lock, which the ingest holds too), before any event is
+ * processed, with the SAME learning rules (time.ts `learnAnchors`): exact offsets of synced times,
+ * batch-`sentAt` estimates of unsynced boots, and the measured offset of a "synced" clock (corrected
+ * when ahead, its uncertainty widened when behind). The reader's uncertainty is the offset of its latest
+ * measured boot, stored (`clockOffset`), so every instance judges it alike.
  * The rules' log lines are held until the turn commits and written once (a repeated run logs nothing twice).
  */
 export class TxVisitTurns {
@@ -66,14 +73,18 @@ export class TxVisitTurns {
       startedElsewhereDuring: (q) => cur().startedElsewhereDuring(q),
     };
     const cards: RulesCards = { statusAt: (c, at) => cur().cardStatusAt(c, at) };
+    const bound = opts.syncedOffsetBoundMs ?? SYNCED_OFFSET_BOUND_MS;
     const anchors: RulesAnchors = {
-      resolve: (readerId: string, t: EventTime): ResolvedTime => {
-        if (t.synced) return { ms: t.wallMs, quality: 'synced' };
-        const a = cur().anchor(readerId, t.bootId);
-        if (a) return { ms: t.monoMs + a.offsetMs, quality: 'corrected' };
-        return { ms: t.wallMs, quality: 'uncorrected' };
-      },
-      uncertaintyMs: () => SYNCED_OFFSET_BOUND_MS,
+      resolve: (readerId: string, t: EventTime): ResolvedTime =>
+        resolveTime(
+          t,
+          {
+            syncedOffset: () => cur().syncedOffset(readerId, t.bootId),
+            anchor: () => cur().anchor(readerId, t.bootId),
+          },
+          bound,
+        ),
+      uncertaintyMs: (readerId: string) => uncertaintyOf(cur().clockOffset(readerId), bound),
     };
     this.emitter = new VisitEmitter({
       repo: { insertAnomaly: (a) => cur().insertAnomaly(a) },
@@ -127,23 +138,24 @@ export class TxVisitTurns {
           full = [];
           let n = 0;
           try {
+            // every reader's anchors first (as the SQLite engine scans before it processes)
+            for (const r of ids) if (scanAnchors(tx, r)) full.push(r);
             for (const r of ids) {
               const cursor = tx.cursor(r);
               const upto = tx.contiguousUpto(r);
               if (upto <= cursor) continue;
               const rows = tx.events(r, cursor, upto, chunk);
-              learnExactAnchors(tx, r, rows);
               for (const row of rows) this.handleRow(tx, r, row, safe, skipped);
               tx.setCursor(r, rows.length < chunk ? upto : (rows[rows.length - 1]?.seq ?? upto));
               n += rows.length;
-              if (rows.length >= chunk) full.push(r);
+              if (rows.length >= chunk && !full.includes(r)) full.push(r);
             }
           } finally {
             this.tx = null;
           }
           return n;
         },
-        { events: chunk },
+        { events: chunk, anchorRows: ANCHOR_ROWS },
       );
     let n: number;
     try {
@@ -190,16 +202,20 @@ export class TxVisitTurns {
   }
 }
 
-/** An event taken with a synced clock fixes its boot's offset exactly (the first exact one is kept). */
-function learnExactAnchors(tx: VisitTx, readerId: string, rows: StoredEventRow[]): void {
-  for (const row of rows) {
-    const ev = parseJson(row.event_json, TapEvent);
-    if (!ev?.time.synced) continue;
-    const cur = tx.anchor(readerId, ev.time.bootId);
-    if (cur?.exact) continue;
-    tx.putAnchor(readerId, ev.time.bootId, {
-      offsetMs: Math.round(ev.time.wallMs - ev.time.monoMs),
-      exact: true,
-    });
-  }
+/**
+ * The reader's anchor scan: its rows stored since the last scan (also those above a gap), learned
+ * by the rules both engines share (time.ts `learnAnchors`). Returns true when it stopped at the
+ * limit (more rows wait: the reader is drained again).
+ */
+function scanAnchors(tx: VisitTx, readerId: string): boolean {
+  const rows = tx.anchorRows(readerId, ANCHOR_ROWS);
+  const last = rows[rows.length - 1];
+  if (!last) return false;
+  const learned = learnAnchors(rows, tx);
+  for (const a of learned.anchors) tx.putAnchor(a.readerId, a.bootId, a.anchor);
+  for (const o of learned.offsets) if (o.changed) tx.putSyncedOffset(o.readerId, o.bootId, o.offsetMs);
+  const latest = learned.offsets[learned.offsets.length - 1];
+  if (latest && tx.clockOffset(readerId) !== latest.offsetMs) tx.setClockOffset(readerId, latest.offsetMs);
+  tx.setAnchorScanned(readerId, last.id);
+  return rows.length >= ANCHOR_ROWS;
 }

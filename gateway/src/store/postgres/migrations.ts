@@ -16,7 +16,9 @@
  *   normalise it);
  * - the outbox has a lease (`claimed_by`, `claimed_until_ms`) so several forwarders never send the same
  *   row at the same time (`FOR UPDATE SKIP LOCKED` claims), and `leases` holds named leases for work
- *   that must run on one instance at a time (late/missed timers, alert sweeps).
+ *   that must run on one instance at a time (late/missed timers, alert sweeps);
+ * - `events (reader_id, id)` is indexed for the visits turn's per-reader anchor scan (SQLite's engine
+ *   scans all rows by id once, one writer; one reader's ids do commit in order, under its lock).
  */
 export interface PgMigration {
   id: string;
@@ -252,6 +254,13 @@ export const postgresMigrations: readonly PgMigration[] = [
       ALTER TABLE cards ADD COLUMN valid_from_ms BIGINT;
       ALTER TABLE cards ADD COLUMN valid_to_ms BIGINT;
       ALTER TABLE cards ADD COLUMN replaced_by TEXT;
+    `,
+  },
+  {
+    id: 'anchors-pg-001',
+    sql: `
+      -- The visits turn's per-reader anchor scan (VisitTx.anchorRows): one reader's rows past its mark.
+      CREATE INDEX events_reader_id_idx ON events (reader_id, id);
     `,
   },
 ];

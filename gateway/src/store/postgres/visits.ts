@@ -14,7 +14,16 @@ import type {
   VisitStore,
   VisitTx,
 } from '../ports.js';
-import { ANCHOR_SCAN_KEY, cardStatusOf, MAX_OPEN_SCAN_MS, rawToVisit, type RawVisit } from '../rows.js';
+import {
+  ANCHOR_SCAN_KEY,
+  cardStatusOf,
+  clockOffsetKey,
+  MAX_OPEN_SCAN_MS,
+  rawToVisit,
+  readerScanKey,
+  syncedOffsetKey,
+  type RawVisit,
+} from '../rows.js';
 import { inTransaction, LOCK_NS, lockReaders, type PgClient, type PgPool } from './db.js';
 
 /** Runs per turn before giving up (each run batches every read the previous run missed). */
@@ -70,6 +79,8 @@ type EventsArg = { r: string; after: number; upto: number; limit: number };
 const eventsKey = (a: EventsArg) => `${a.r}\n${a.after}\n${a.upto}\n${a.limit}`;
 const windowKey = (w: Window) => `${w.by}\n${w.who}\n${w.readerId}\n${w.lo}\n${w.hi}\n${w.endedAfter ?? ''}`;
 const sinceKey = (a: { r: string; ms: number }) => `${a.r}\n${a.ms}`;
+type ScanArg = { r: string; after: number; limit: number };
+const scanKey = (a: ScanArg) => `${a.r}\n${a.after}\n${a.limit}`;
 
 const L = {
   cursor: {
@@ -294,6 +305,46 @@ const L = {
         ).rows.map((x) => [vkey(x.r, x.b), { offsetMs: x.offset_ms, exact: x.exact === 1 }]),
       ),
   } satisfies Loader<{ r: string; b: string }, Anchor | null>,
+  meta: {
+    kind: 'meta',
+    key: (k: string) => k,
+    dflt: null as number | null,
+    load: async (c: PgClient, ks: string[]) =>
+      new Map(
+        (
+          await c.query<{ k: string; v: number }>(
+            'SELECT key AS k, value AS v FROM visit_meta WHERE key = ANY($1)',
+            [ks],
+          )
+        ).rows.map((x) => [x.k, x.v]),
+      ),
+  } satisfies Loader<string, number | null>,
+  scanRows: {
+    kind: 'scan-rows',
+    key: scanKey,
+    dflt: [] as AnchorScanRow[],
+    load: async (c: PgClient, args: ScanArg[]) => {
+      const rows = (
+        await c.query<AnchorScanRow & { q: number }>(
+          `SELECT q.i AS q, e.id, e.reader_id, e.event_json, e.sent_at_json, e.received_at_ms
+             FROM unnest($1::text[], $2::bigint[], $3::int[]) WITH ORDINALITY AS q(r, a, l, i)
+             CROSS JOIN LATERAL (SELECT id, reader_id, event_json, sent_at_json, received_at_ms FROM events
+                WHERE reader_id = q.r AND id > q.a ORDER BY id LIMIT q.l) e
+            ORDER BY q.i, e.id`,
+          [args.map((a) => a.r), args.map((a) => a.after), args.map((a) => a.limit)],
+        )
+      ).rows;
+      const out = new Map<string, AnchorScanRow[]>();
+      for (const x of rows) {
+        const k = scanKey(args[x.q - 1] as ScanArg);
+        let list = out.get(k);
+        if (!list) out.set(k, (list = []));
+        const { q: _q, ...row } = x;
+        list.push(row);
+      }
+      return out;
+    },
+  } satisfies Loader<ScanArg, AnchorScanRow[]>,
 };
 
 type AnyLoader = Loader<unknown, unknown>;
@@ -351,6 +402,8 @@ interface Writes {
   outbox: Array<{ event: VisitEvent; nowMs: number }>;
   outboxKeys: Set<string>;
   anchors: Map<string, { readerId: string; bootId: string; a: Anchor }>;
+  /** visit_meta rows: anchor-scan marks and measured clock offsets. */
+  metas: Map<string, number>;
 }
 
 const emptyWrites = (): Writes => ({
@@ -362,6 +415,7 @@ const emptyWrites = (): Writes => ({
   outbox: [],
   outboxKeys: new Set(),
   anchors: new Map(),
+  metas: new Map(),
 });
 
 const copyWrites = (w: Writes): Writes => ({
@@ -373,6 +427,7 @@ const copyWrites = (w: Writes): Writes => ({
   outbox: [...w.outbox],
   outboxKeys: new Set(w.outboxKeys),
   anchors: new Map(w.anchors),
+  metas: new Map(w.metas),
 });
 
 /**
@@ -404,7 +459,7 @@ export class PgVisitStore implements VisitStore {
     return inTransaction(this.pool, async (c) => {
       if (readerIds !== 'all') await lockReaders(c, readerIds);
       const cache = new TurnCache();
-      if (readerIds !== 'all' && hint?.events) await prefetch(c, cache, [...new Set(readerIds)], hint.events);
+      if (readerIds !== 'all' && hint?.events) await prefetch(c, cache, [...new Set(readerIds)], hint);
       for (let round = 1; round <= MAX_ROUNDS; round++) {
         let w = emptyWrites();
         const tx = this.view(
@@ -438,6 +493,7 @@ export class PgVisitStore implements VisitStore {
       for (const [k, v] of w) out.set(k, v);
       return [...out.values()].filter(keep);
     };
+    const meta = (key: string): number | null => writes().metas.get(key) ?? cache.get(L.meta, key);
     const tx: VisitTx = {
       cursor: (readerId) => writes().cursors.get(readerId) ?? cache.get(L.cursor, readerId),
       setCursor: (readerId, upto) => void writes().cursors.set(readerId, upto),
@@ -564,6 +620,13 @@ export class PgVisitStore implements VisitStore {
         writes().anchors.get(vkey(readerId, bootId))?.a ?? cache.get(L.anchor, { r: readerId, b: bootId }),
       putAnchor: (readerId, bootId, a) =>
         void writes().anchors.set(vkey(readerId, bootId), { readerId, bootId, a }),
+      anchorRows: (r, limit) => cache.get(L.scanRows, { r, after: meta(readerScanKey(r)) ?? 0, limit }),
+      setAnchorScanned: (readerId, id) => void writes().metas.set(readerScanKey(readerId), id),
+      syncedOffset: (readerId, bootId) => meta(syncedOffsetKey(readerId, bootId)),
+      putSyncedOffset: (readerId, bootId, offsetMs) =>
+        void writes().metas.set(syncedOffsetKey(readerId, bootId), offsetMs),
+      clockOffset: (readerId) => meta(clockOffsetKey(readerId)),
+      setClockOffset: (readerId, offsetMs) => void writes().metas.set(clockOffsetKey(readerId), offsetMs),
       isolated: <R>(fn: () => R): R => {
         const saved = copyWrites(writes());
         try {
@@ -655,16 +718,51 @@ export class PgVisitStore implements VisitStore {
 
 /**
  * The per-reader reads of a turn, before its first run: cursors and contiguous prefixes (one statement
- * each for all readers), then each reader's next `limit` events, open visits and client history (one
- * statement each).
+ * each for all readers), the anchor-scan marks and clock offsets, then each reader's rows past its
+ * scan mark, next `events` events, open visits and client history (one statement each), and the
+ * anchors and measured offsets of every boot those rows name.
  */
-async function prefetch(c: PgClient, cache: TurnCache, readerIds: string[], limit: number): Promise<void> {
+async function prefetch(c: PgClient, cache: TurnCache, readerIds: string[], hint: TurnHint): Promise<void> {
+  const limit = hint.events ?? 0;
   await cache.fetch(c, L.cursor, readerIds);
   await cache.fetch(c, L.upto, readerIds);
+  await cache.fetch(
+    c,
+    L.meta,
+    readerIds.flatMap((r) => [readerScanKey(r), clockOffsetKey(r)]),
+  );
+  const scans = hint.anchorRows
+    ? readerIds.map((r) => ({
+        r,
+        after: cache.get(L.meta, readerScanKey(r)) ?? 0,
+        limit: hint.anchorRows ?? 0,
+      }))
+    : [];
+  if (scans.length) await cache.fetch(c, L.scanRows, scans);
   const chunks = readerIds
     .map((r) => ({ r, after: cache.get(L.cursor, r), upto: cache.get(L.upto, r), limit }))
     .filter((x) => x.upto > x.after);
   await cache.fetch(c, L.events, chunks);
+  // The boots these rows name: their anchors and measured offsets (one statement each).
+  const boots = new Map<string, { r: string; b: string }>();
+  const addBoots = (r: string, json: string | null) => {
+    for (const b of bootsOf(json)) boots.set(vkey(r, b), { r, b });
+  };
+  for (const x of scans) {
+    for (const row of cache.get(L.scanRows, x)) {
+      addBoots(x.r, row.event_json);
+      addBoots(x.r, row.sent_at_json);
+    }
+  }
+  for (const x of chunks) for (const e of cache.get(L.events, x)) addBoots(x.r, e.event_json);
+  if (boots.size) {
+    await cache.fetch(c, L.anchor, boots.values());
+    await cache.fetch(
+      c,
+      L.meta,
+      [...boots.values()].map((x) => syncedOffsetKey(x.r, x.b)),
+    );
+  }
   // The cards the chunk names: locked (as a card assignment locks its card, store/postgres/cards.ts) so
   // an assignment on another instance either commits before this turn reads the card, or attributes
   // this turn's visits after it commits; never in between (readers first, then cards: no cycle).
@@ -686,6 +784,18 @@ async function prefetch(c: PgClient, cache: TurnCache, readerIds: string[], limi
   await cache.fetch(c, L.open, busy);
   await cache.fetch(c, L.clients, busy);
   cache.missed.clear();
+}
+
+/** The boot ids a stored event's JSON (its `time`) or a batch's `sentAt` JSON names. */
+function bootsOf(json: string | null): string[] {
+  if (!json) return [];
+  try {
+    const v = JSON.parse(json) as { bootId?: unknown; time?: { bootId?: unknown } };
+    const b = typeof v.bootId === 'string' ? v.bootId : v.time?.bootId;
+    return typeof b === 'string' ? [b] : [];
+  } catch {
+    return [];
+  }
 }
 
 /** The `card` of a stored event's JSON, or null. */
@@ -791,6 +901,13 @@ async function applyWrites(c: PgClient, w: Writes): Promise<void> {
       `INSERT INTO visit_cursor (reader_id, processed_upto) SELECT * FROM unnest($1::text[], $2::bigint[])
          ON CONFLICT (reader_id) DO UPDATE SET processed_upto = excluded.processed_upto`,
       [[...w.cursors.keys()], [...w.cursors.values()]],
+    );
+  }
+  if (w.metas.size) {
+    await c.query(
+      `INSERT INTO visit_meta (key, value) SELECT * FROM unnest($1::text[], $2::bigint[])
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
+      [[...w.metas.keys()], [...w.metas.values()]],
     );
   }
   if (w.anchors.size) {

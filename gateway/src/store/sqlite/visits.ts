@@ -16,7 +16,16 @@ import type {
 import type { Db } from './db.js';
 import { SqliteOutbox } from './outbox.js';
 import { statementCache } from './stmt-cache.js';
-import { ANCHOR_SCAN_KEY, cardStatusOf, MAX_OPEN_SCAN_MS, rawToVisit, type RawVisit } from '../rows.js';
+import {
+  ANCHOR_SCAN_KEY,
+  cardStatusOf,
+  clockOffsetKey,
+  MAX_OPEN_SCAN_MS,
+  rawToVisit,
+  readerScanKey,
+  syncedOffsetKey,
+  type RawVisit,
+} from '../rows.js';
 
 export { ANCHOR_SCAN_KEY, MAX_OPEN_SCAN_MS, rawToVisit, type RawVisit } from '../rows.js';
 
@@ -41,6 +50,13 @@ export class SqliteVisitStore implements VisitStore {
     const q = (this.q = statementCache(db));
     const one = <T>(sql: string, ...p: unknown[]) => q(sql).get(...p) as T | undefined;
     const visits = (sql: string, ...p: unknown[]) => (q(sql).all(...p) as RawVisit[]).map(rawToVisit);
+    const meta = (key: string): number | null =>
+      one<{ v: number }>('SELECT value AS v FROM visit_meta WHERE key = ?', key)?.v ?? null;
+    const setMeta = (key: string, value: number): void => {
+      q(
+        `INSERT INTO visit_meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
+      ).run(key, value);
+    };
     this.live = {
       cursor: (readerId) =>
         one<{ v: number }>('SELECT processed_upto AS v FROM visit_cursor WHERE reader_id = ?', readerId)?.v ??
@@ -177,6 +193,16 @@ export class SqliteVisitStore implements VisitStore {
            ON CONFLICT (reader_id, boot_id) DO UPDATE SET offset_ms = excluded.offset_ms, exact = excluded.exact`,
         ).run(readerId, bootId, a.offsetMs, a.exact ? 1 : 0);
       },
+      anchorRows: (readerId, limit) =>
+        q(
+          `SELECT id, reader_id, event_json, sent_at_json, received_at_ms FROM events
+             WHERE reader_id = ? AND id > ? ORDER BY id LIMIT ?`,
+        ).all(readerId, meta(readerScanKey(readerId)) ?? 0, limit) as AnchorScanRow[],
+      setAnchorScanned: (readerId, id) => setMeta(readerScanKey(readerId), id),
+      syncedOffset: (readerId, bootId) => meta(syncedOffsetKey(readerId, bootId)),
+      putSyncedOffset: (readerId, bootId, offsetMs) => setMeta(syncedOffsetKey(readerId, bootId), offsetMs),
+      clockOffset: (readerId) => meta(clockOffsetKey(readerId)),
+      setClockOffset: (readerId, offsetMs) => setMeta(clockOffsetKey(readerId), offsetMs),
       isolated: <T>(fn: () => T): T => db.transaction(fn)(),
     };
   }
