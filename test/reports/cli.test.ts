@@ -8,6 +8,7 @@ import { reportCommand } from '../../gateway/src/reports/cli.js';
 import { applyCorrections } from '../../gateway/src/reports/memory-source.js';
 import { openDatabase } from '../../gateway/src/store/sqlite/db.js';
 import { sqliteMigrations } from '../../gateway/src/store/sqlite/migrations.js';
+import { correctionMigrations } from '../../gateway/src/corrections/migrations.js';
 import { testConfig } from '../gateway/helpers.js';
 import { buildFixture } from './fixture.js';
 import { writeVisits } from './sqlite-fixture.js';
@@ -15,7 +16,7 @@ import { writeVisits } from './sqlite-fixture.js';
 const dir = mkdtempSync(join(tmpdir(), 'visittag-report-cli-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const f = buildFixture('2026-03-23');
-const db = openDatabase(join(dir, 'gateway.db'), sqliteMigrations);
+const db = openDatabase(join(dir, 'gateway.db'), [...sqliteMigrations, ...correctionMigrations]);
 writeVisits(db, applyCorrections(f.visits, f.corrections));
 db.close();
 const config = join(dir, 'gateway.json');
@@ -61,8 +62,11 @@ describe('visittag-gateway report', () => {
   it('CSV with Swedish headers, XLSX to a file', async () => {
     const csv = await run('quality', '--from', '2026-03-23', '--to', '2026-04-05', '--format', 'csv');
     expect(csv.out.split('\r\n')[0]).toBe(
-      'Område;Besök;Autoavslutade;Korrigerade;Okänt kort;Okorrigerbar tid;Sent levererade;Ofullständiga;Andel autoavslutade;Andel korrigerade;Andel okänt kort;Andel okorrigerbar tid;Andel sent levererade',
+      'Område;Besök;Autoavslutade;Korrigerade;Okänt kort;Okorrigerbar tid;Sent levererade;Ofullständiga;Felstämplingar (räknas inte);Andel autoavslutade;Andel korrigerade;Andel okänt kort;Andel okorrigerbar tid;Andel sent levererade;Andel felstämplingar',
     );
+    // The two withdrawn taps of the fixture: not among the 193 visits, 2 of 195 recorded (0.0103).
+    expect(csv.out.split('\r\n')[1]).toBe('(all);193;0;1;1;1;1;0;2;0;0,0052;0,0052;0,0052;0,0052;0,0103');
+
     const file = join(dir, 'staffing.xlsx');
     const x = await run(
       'staffing',

@@ -19,6 +19,9 @@
  *  c5 A 1938, only safety alarm + meal delivery: 11:00 meal delivery s3 10 min.
  *  c6 B 1930, in hospital days 7-10: 10:00 and 16:00 s6 15 min; missed (in hospital) during the stay.
  *  c7 A 1944: 10:00 and 17:00 s3 20 min; day 5 17:00 missed (staff ill).
+ * Withdrawn taps (a coordinator marked them as mistakes; `corrections` with `withdrawn`), counted nowhere:
+ *  day 12 s6 at c1's reader 15:00-15:20 (would be an unplanned visit and a fourth staff member for c1);
+ *  day 12 s4 joining c2's 09:00 double-staffed group 09:02-09:03 (would add a staff minute and a counted visit).
  */
 import type { Match, PlannedVisit } from '../../gateway/src/care/model.js';
 import type { VisitCorrection } from '../../gateway/src/reports/memory-source.js';
@@ -249,12 +252,32 @@ export function buildFixture(monday: string): Fixture {
         [visit('c1', 's3', date, '14:02', '14:12')],
       );
     if (d === 0 || d === 7) unplanned(visit('c1', 'n1', date, '12:00', '12:15'), date);
+    if (d === 12) {
+      const w = visit('c1', 's6', date, '15:00', '15:20');
+      corrections.push({
+        readerId: w.readerId,
+        visitId: w.visitId,
+        atMs: at(next, '08:00'),
+        withdrawn: true,
+        reason: 'tap-by-mistake',
+      });
+    }
     // c2
     const first = visit('c2', 's1', date, '09:00', '09:45');
     if (d === 9) plan('c2', date, '09:00', 45, [PC(45, 45)], [first], { status: 'understaffed' }, 2);
     else {
       const second = visit('c2', 's3', date, '09:01', '09:46', { groupId: first.visitId });
       first.groupId = first.visitId;
+      if (d === 12) {
+        const w = visit('c2', 's4', date, '09:02', '09:03', { groupId: first.visitId });
+        corrections.push({
+          readerId: w.readerId,
+          visitId: w.visitId,
+          atMs: at(next, '08:05'),
+          withdrawn: true,
+          reason: 'tap-by-mistake',
+        });
+      }
       plan('c2', date, '09:00', 45, [PC(45, 45)], [first, second], {}, 2);
     }
     plan(

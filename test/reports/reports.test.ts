@@ -1,6 +1,7 @@
 /**
  * The fixture municipality (fixture.ts), 14 days from Monday 2026-03-23 across the change to summer time
- * (Sunday 2026-03-29): every figure below is worked out by hand from the fixture's description.
+ * (Sunday 2026-03-29): every figure below is worked out by hand from the fixture's description. The two
+ * taps withdrawn as mistakes (day 12) count in no figure, only as `withdrawn` in data quality.
  */
 import { describe, expect, it } from 'vitest';
 import { MemoryReportSource } from '../../gateway/src/reports/memory-source.js';
@@ -52,7 +53,7 @@ describe('executed vs planned (fixture municipality)', () => {
       understaffed: 1,
       missed: 1,
       missedStaffIll: 1,
-      unplanned: 4, // c1 nurse x2, c2 night x2
+      unplanned: 4, // c1 nurse x2, c2 night x2 (s6's tap at c1 on day 12 was withdrawn: not counted)
       pending: 0,
     });
     // Area B = c3 + c4 + c6. planned: c3 28*30 + 20 = 860 (29); c4 28*20 = 560 (28); c6 28*15 = 420 (28)
@@ -173,7 +174,8 @@ describe('continuity, the national 14-day measure (fixture municipality)', () =>
   it('population, exclusions, mean and median, per area, breakdown, care contact', async () => {
     const r = await runContinuity(sourceOf(buildFixture(MONDAY)), { fromDate: MONDAY }, clock);
     expect(r.params).toMatchObject({ fromDate: MONDAY, toDate: TO, countFrom: '07:00', countTo: '22:00' });
-    // c1: s1, s2, substitute s4 (nurse n1 not counted; the alarm response by s3 not counted) = 3.
+    // c1: s1, s2, substitute s4 (nurse n1 not counted; the alarm response by s3 not counted; s6's tap on
+    //     day 12 was withdrawn as a mistake) = 3.
     // c2: s1, s3 (double staffing), s2, s4 (evening day 11) = 4; the night visits start outside 07-22.
     // c3: s5, s6, s4 (07:30 on the DST Sunday: inside the window only in summer time) = 3; rehab r1 and the
     //     unknown card not counted.
@@ -291,8 +293,10 @@ describe('double staffing and data quality (fixture municipality)', () => {
 
   it('quality beside the report: corrected, unknown card, uncorrectable clock, delivered days late; per area and reader', async () => {
     const r = await runQuality(sourceOf(buildFixture(MONDAY)), { fromDate: MONDAY, toDate: TO }, clock);
-    // Staff visits: c1 31, c2 13*2 + 1 + 14 + 2 = 43, c3 30, c4 28, c5 14, c6 20, c7 27 = 193.
+    // Staff visits: c1 31, c2 13*2 + 1 + 14 + 2 = 43, c3 30, c4 28, c5 14, c6 20, c7 27 = 193; and the two
+    // withdrawn taps (at c1's and c2's readers, area A) apart: 2 of 195 recorded visits.
     expect(r.quality.total).toMatchObject({
+      withdrawn: 2,
       visits: 193,
       autoClosed: 0,
       corrected: 1,
@@ -302,9 +306,16 @@ describe('double staffing and data quality (fixture municipality)', () => {
       incomplete: 0,
     });
     expect(r.quality.total.shares.corrected).toBe(0.0052); // 1 / 193
-    expect(r.quality.byArea.map((x) => [x.areaId, x.visits, x.corrected, x.lateDelivered])).toEqual([
-      ['A', 115, 0, 0],
-      ['B', 78, 1, 1],
+    expect(r.quality.total.shares.withdrawn).toBe(0.0103); // 2 / 195
+    expect(
+      r.quality.byArea.map((x) => [x.areaId, x.visits, x.corrected, x.lateDelivered, x.withdrawn]),
+    ).toEqual([
+      ['A', 115, 0, 0, 2],
+      ['B', 78, 1, 1, 0],
+    ]);
+    expect(r.quality.byReader.filter((x) => x.withdrawn > 0).map((x) => [x.readerId, x.visits])).toEqual([
+      ['rd-c1', 31],
+      ['rd-c2', 43],
     ]);
     expect(r.quality.byReader.find((x) => x.readerId === 'rd-c3')).toMatchObject({
       visits: 30,

@@ -1,7 +1,8 @@
 /**
  * Writes report visits into a real gateway SQLite file (the gateway's own schema): one `visits` row per
- * visit, its start and stop taps as `events` rows (the stop received at the visit's `receivedAtMs`), and a
- * `visit_audit` row for every corrected visit. Used by the SQLite source's test and the report bench.
+ * visit, its start and stop taps as `events` rows (the stop received at the visit's `receivedAtMs`), a
+ * `visit_audit` row for every corrected visit and a `withdrawn` row in `visit_corrections` for a withdrawn
+ * one (the corrections tables must exist then). Used by the SQLite source's test and the report bench.
  */
 import type Database from 'better-sqlite3';
 import type { Match, PlannedVisit } from '../../gateway/src/care/model.js';
@@ -26,6 +27,12 @@ export function writeVisits(db: Database.Database, visits: readonly ReportVisit[
   const audit = db.prepare(
     `INSERT INTO visit_audit (reader_id, visit_id, action, actor, reason, at_ms) VALUES (?, ?, 'close', 'test', 'fixture', ?)`,
   );
+  const withdraw = visits.some((v) => v.withdrawn === true)
+    ? db.prepare(
+        `INSERT INTO visit_corrections (kind, reader_id, visit_id, reason_code, note, actor, request_id, at_ms,
+           before_json, after_json) VALUES ('withdrawn', ?, ?, 'tap-by-mistake', NULL, 'test', NULL, ?, ?, ?)`,
+      )
+    : null;
   db.transaction(() => {
     for (const v of visits) {
       const startSeq = v.startedAtMs === null ? null : nextSeq(v.readerId);
@@ -50,6 +57,14 @@ export function writeVisits(db: Database.Database, visits: readonly ReportVisit[
         v.updatedAtMs,
       );
       if (v.corrected) audit.run(v.readerId, v.visitId, v.updatedAtMs);
+      if (v.withdrawn === true)
+        withdraw!.run(
+          v.readerId,
+          v.visitId,
+          v.updatedAtMs,
+          JSON.stringify({ startedAtMs: v.startedAtMs, endedAtMs: v.endedAtMs }),
+          JSON.stringify({ startedAtMs: null, endedAtMs: null }),
+        );
     }
   })();
 }

@@ -10,6 +10,7 @@ import { applyMigrations, openDatabase } from '../../gateway/src/store/sqlite/db
 import { secureCardMigrations } from '../../gateway/src/secure-cards/sqlite-store.js';
 import { tablesOf } from '../../gateway/src/reports/export.js';
 import { sqliteMigrations } from '../../gateway/src/store/sqlite/migrations.js';
+import { correctionMigrations } from '../../gateway/src/corrections/migrations.js';
 import { applyCorrections, MemoryReportSource } from '../../gateway/src/reports/memory-source.js';
 import { runContinuity, runExecuted, runQuality } from '../../gateway/src/reports/run.js';
 import { collect, type ReportSource } from '../../gateway/src/reports/source.js';
@@ -27,7 +28,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 describe('SqliteReportSource', () => {
   const f = buildFixture(MONDAY);
   const corrected = applyCorrections(f.visits, f.corrections);
-  const db = openDatabase(join(dir, 'gateway.db'), sqliteMigrations);
+  const db = openDatabase(join(dir, 'gateway.db'), [...sqliteMigrations, ...correctionMigrations]);
   writeVisits(db, corrected);
   const sql = new SqliteReportSource(db, { chunk: 7 }); // small chunks: paging is exercised
   const memory = new MemoryReportSource(f);
@@ -38,7 +39,8 @@ describe('SqliteReportSource', () => {
     const sort = <T extends { readerId: string; visitId: string }>(xs: T[]) =>
       xs.sort((a, b) => (key(a) < key(b) ? -1 : 1));
     const fromSql = sort(await collect(sql.executed(w)));
-    expect(fromSql).toHaveLength(193);
+    expect(fromSql).toHaveLength(195); // 193 that count and 2 withdrawn taps
+    expect(fromSql.filter((v) => v.withdrawn === true)).toHaveLength(2);
     expect(fromSql).toEqual(sort(await collect(memory.executed(w))));
     // A narrower window: only 2026-03-29 (the DST day).
     const day = clock.window('2026-03-29', '2026-03-29');
@@ -69,13 +71,19 @@ describe('SqliteReportSource', () => {
       executedMinutes: 4785,
       unplanned: 180,
     });
-    expect(r.quality.total).toMatchObject({ visits: 193, corrected: 1, lateDelivered: 1, unknownCard: 1 });
+    expect(r.quality.total).toMatchObject({
+      visits: 193,
+      corrected: 1,
+      lateDelivered: 1,
+      unknownCard: 1,
+      withdrawn: 2,
+    });
   });
 });
 
 describe('tap assurance in the data quality (secure card vs UID only)', () => {
   const f = buildFixture(MONDAY);
-  const db = openDatabase(join(dir, 'assurance.db'), sqliteMigrations);
+  const db = openDatabase(join(dir, 'assurance.db'), [...sqliteMigrations, ...correctionMigrations]);
   writeVisits(db, applyCorrections(f.visits, f.corrections));
   const areaOf = (clientRef: string | null) =>
     f.registries.clients.find((c) => c.clientRef === clientRef)?.areaId;

@@ -8,10 +8,18 @@
  * Counted: distinct staff who started a visit between 07:00 and 22:00 local time. Not counted: visits that
  * are only safety-alarm responses or meal deliveries (by the matched planned visit's service codes), and
  * licensed health and rehab staff (home nursing). A double-staffed occasion is one visit for the two-a-day
- * rule and two staff for the count.
+ * rule and two staff for the count. A withdrawn visit (a tap marked as a mistake) counts nowhere.
  */
 import { hasCountingDecision, is65Plus, isActiveOn, type Match, type PlannedVisit } from '../care/model.js';
-import { isAlarmOrMealOnly, Lookup, median, occasionsOf, plannedByExecuted, round } from './facts.js';
+import {
+  isAlarmOrMealOnly,
+  Lookup,
+  median,
+  occasionsOf,
+  plannedByExecuted,
+  round,
+  splitWithdrawn,
+} from './facts.js';
 import { dataQuality, type DataQuality } from './quality.js';
 import type { Registries, ReportVisit, TapCount } from './source.js';
 import { addDays, datesBetween, isoWeekday, type ReportClock } from './time.js';
@@ -102,6 +110,7 @@ export const CONTINUITY_NOTES = [
   'Counted: distinct staff starting a visit 07:00-22:00 local time; licensed health and rehab staff and safety-alarm/meal-delivery visits are not counted.',
   'A double-staffed occasion is one visit for the two-a-day rule; both staff count.',
   'Unplanned visits count as home-care visits (their service is unknown).',
+  'Visits withdrawn as mistaken taps count nowhere (not for the two-a-day rule, not as staff met).',
 ];
 
 const EXCLUDED_CATEGORIES: readonly string[] = ['licensed-health', 'rehab'];
@@ -171,7 +180,8 @@ export function continuity(
   };
 
   const used: ReportVisit[] = [];
-  for (const o of occasionsOf(facts.executed, () => plannedByExecuted(facts.matches))) {
+  const { counted, withdrawn } = splitWithdrawn(facts.executed);
+  for (const o of occasionsOf(counted, () => plannedByExecuted(facts.matches))) {
     if (o.startMs === null || o.clientRef === null) continue;
     const { date } = clock.local(o.startMs);
     if (date < fromDate || date > toDate) continue;
@@ -200,6 +210,12 @@ export function continuity(
       if (contact !== null && v.staffRef === contact) a.byContact++;
     }
     if (inWindow[0]) a.firstStaff.add(inWindow[0].staffRef!);
+  }
+  // Withdrawn visits only in data quality, after the counted ones (the same rule for which visits are used).
+  for (const v of withdrawn) {
+    if (v.startedAtMs === null || v.clientRef === null) continue;
+    const { date } = clock.local(v.startedAtMs);
+    if (date >= fromDate && date <= toDate) used.push(v);
   }
 
   const dates = datesBetween(fromDate, toDate);

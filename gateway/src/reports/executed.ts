@@ -14,9 +14,18 @@
  * - An occasion matched to a planned visit takes its service codes; minutes are split over the codes by
  *   standard minutes (equally when none are known). Unplanned occasions have service code '(unplanned)'.
  * - Team, area and provider are the client's.
+ * - A withdrawn visit (a tap a coordinator marked as a mistake) counts nowhere; data quality counts it apart.
  */
 import type { Match, MissedReasonCode, PlannedVisit } from '../care/model.js';
-import { codeWeights, Lookup, occasionsOf, plannedByExecuted, round, UNKNOWN } from './facts.js';
+import {
+  codeWeights,
+  Lookup,
+  occasionsOf,
+  plannedByExecuted,
+  round,
+  splitWithdrawn,
+  UNKNOWN,
+} from './facts.js';
 import type { Registries, ReportVisit, TapCount } from './source.js';
 import { dataQualityFromCells, qualityCellsOf, type DataQuality, type QualityCell } from './quality.js';
 import { isoWeek, type ReportClock } from './time.js';
@@ -92,6 +101,7 @@ export const EXECUTED_NOTES = [
   'Executed minutes are client time (first start to last end of an occasion); staff minutes add every staff visit.',
   'Occasions of unknown length (uncorrected auto-closed stop, open visit, stop without start) count as visits without minutes.',
   'Minutes of a visit with several service codes are split by standard minutes (equally when unknown).',
+  'Visits withdrawn as mistaken taps count nowhere; data quality shows how many.',
 ];
 
 function periodOf(date: string, period: Period, p: ExecutedParams): string {
@@ -293,7 +303,8 @@ export function executedCellsOf(
 
   // Executed side.
   const executed = new Map<string, ExecutedCell>();
-  const occasions = occasionsOf(facts.executed, () => plannedByExecuted(facts.matches));
+  const { counted, withdrawn } = splitWithdrawn(facts.executed);
+  const occasions = occasionsOf(counted, () => plannedByExecuted(facts.matches));
   const diffs: number[] = [];
   let sumLengthMs = 0;
   let sumPlannedMinutes = 0;
@@ -335,6 +346,9 @@ export function executedCellsOf(
       sumPlannedMinutes += p.plannedMinutes;
     }
   }
+  // Withdrawn visits only in data quality, after the counted ones: placed by their own start.
+  for (const v of withdrawn)
+    if (v.startedAtMs === null || inRange(clock.localDate(v.startedAtMs))) used.push(v);
   const bins = DIFF_BINS.map(() => 0);
   for (const d of diffs) bins[binOf(d)]!++;
   const sorted = Float64Array.from(diffs).sort();

@@ -37,11 +37,13 @@ const QUALITY_COLUMNS: Column[] = [
   col('uncorrectableTime', 'Okorrigerbar tid', 'Uncorrectable time'),
   col('lateDelivered', 'Sent levererade', 'Delivered late'),
   col('incomplete', 'Ofullständiga', 'Incomplete'),
+  col('withdrawn', 'Felstämplingar (räknas inte)', 'Withdrawn taps (not counted)'),
   col('shareAutoClosed', 'Andel autoavslutade', 'Share auto-closed'),
   col('shareCorrected', 'Andel korrigerade', 'Share corrected'),
   col('shareUnknownCard', 'Andel okänt kort', 'Share unknown card'),
   col('shareUncorrectableTime', 'Andel okorrigerbar tid', 'Share uncorrectable time'),
   col('shareLateDelivered', 'Andel sent levererade', 'Share delivered late'),
+  col('shareWithdrawn', 'Andel felstämplingar', 'Share withdrawn'),
 ];
 
 export const EXECUTED_COLUMNS: Column[] = [
@@ -83,11 +85,13 @@ function qualityTables(q: DataQuality): Table[] {
     uncorrectableTime: r.uncorrectableTime,
     lateDelivered: r.lateDelivered,
     incomplete: r.incomplete,
+    withdrawn: r.withdrawn,
     shareAutoClosed: r.shares.autoClosed,
     shareCorrected: r.shares.corrected,
     shareUnknownCard: r.shares.unknownCard,
     shareUncorrectableTime: r.shares.uncorrectableTime,
     shareLateDelivered: r.shares.lateDelivered,
+    shareWithdrawn: r.shares.withdrawn,
   });
   return [
     {

@@ -24,6 +24,22 @@ export class Lookup {
 /** Label used where a dimension is unknown (a reader with no client, a client not in the registry). */
 export const UNKNOWN = '(unknown)';
 
+/**
+ * The visits that count, and those withdrawn as mistaken taps (a coordinator's `withdrawn` correction): a
+ * withdrawn visit is in no figure of any report (not an occasion, not a staff member met, not a visit of a
+ * double-staffed group); data quality counts it as withdrawn.
+ */
+export function splitWithdrawn(visits: readonly ReportVisit[]): {
+  counted: readonly ReportVisit[];
+  withdrawn: ReportVisit[];
+} {
+  if (!visits.some((v) => v.withdrawn === true)) return { counted: visits, withdrawn: [] };
+  const counted: ReportVisit[] = [];
+  const withdrawn: ReportVisit[] = [];
+  for (const v of visits) (v.withdrawn === true ? withdrawn : counted).push(v);
+  return { counted, withdrawn };
+}
+
 /** A visit's occasion key: its group (double staffing) or itself. */
 export const occasionKey = (v: ReportVisit): string => `${v.readerId}/${v.groupId ?? v.visitId}`;
 

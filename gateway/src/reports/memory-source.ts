@@ -1,7 +1,7 @@
 /**
  * An in-memory ReportSource for fixtures and tests. Corrections are applied here, as every source must:
- * the latest correction of a visit (by `atMs`) wins, the visit is marked `corrected`, and a corrected end
- * becomes `endReason: 'manual'`.
+ * the latest correction of a visit (by `atMs`) wins, the visit is marked `corrected`, a corrected end
+ * becomes `endReason: 'manual'`, and a withdrawal marks it `withdrawn`.
  */
 import type { Match, PlannedVisit } from '../care/model.js';
 import { executedKey } from '../care/model.js';
@@ -14,6 +14,8 @@ export interface VisitCorrection {
   startedAtMs?: number;
   endedAtMs?: number;
   staffRef?: string;
+  /** The tap was a mistake: the visit is withdrawn (counts in no figure, only in data quality). */
+  withdrawn?: true;
   reason: string;
 }
 
@@ -43,6 +45,7 @@ export function applyCorrections(
       if (c.endedAtMs !== undefined)
         out = { ...out, endedAtMs: c.endedAtMs, endReason: 'manual', state: 'closed' };
       if (c.staffRef !== undefined) out = { ...out, staffRef: c.staffRef };
+      if (c.withdrawn) out = { ...out, withdrawn: true };
     }
     return out;
   });

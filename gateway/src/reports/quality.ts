@@ -1,12 +1,14 @@
 /**
  * Data quality, shown beside every report: how many of the visits it used had a stop the gateway closed
  * itself, a manual correction, an unknown card, a clock time that could not be corrected, or taps that
- * reached the gateway late. Registration errors skew statistics, so a reader of a figure sees them.
+ * reached the gateway late, and how many taps a coordinator withdrew as mistakes (those visits count in no
+ * figure). Registration errors skew statistics, so a reader of a figure sees them.
  */
 import { UNKNOWN, type Lookup } from './facts.js';
 import type { ReportVisit, TapCount } from './source.js';
 
 export interface QualityCounts {
+  /** Visits that count (withdrawn ones are not among them). */
   visits: number;
   /** Stop closed by the gateway (missing stop), not corrected since. */
   autoClosed: number;
@@ -20,6 +22,8 @@ export interface QualityCounts {
   lateDelivered: number;
   /** Still open, or a stop without a start. */
   incomplete: number;
+  /** Visits withdrawn as a mistaken tap: left out of `visits` and of every figure. */
+  withdrawn: number;
 }
 
 export interface QualityShares {
@@ -29,6 +33,8 @@ export interface QualityShares {
   uncorrectableTime: number;
   lateDelivered: number;
   incomplete: number;
+  /** Of every recorded visit (`visits` + `withdrawn`), the share withdrawn. */
+  withdrawn: number;
 }
 
 export interface QualityRow extends QualityCounts {
@@ -70,6 +76,7 @@ const zero = (): QualityCounts => ({
   uncorrectableTime: 0,
   lateDelivered: 0,
   incomplete: 0,
+  withdrawn: 0,
 });
 
 const share = (n: number, d: number): number => (d === 0 ? 0 : Math.round((n / d) * 10000) / 10000);
@@ -84,11 +91,16 @@ function withShares(c: QualityCounts): QualityRow {
       uncorrectableTime: share(c.uncorrectableTime, c.visits),
       lateDelivered: share(c.lateDelivered, c.visits),
       incomplete: share(c.incomplete, c.visits),
+      withdrawn: share(c.withdrawn, c.visits + c.withdrawn),
     },
   };
 }
 
 function add(c: QualityCounts, v: ReportVisit, lateMs: number): void {
+  if (v.withdrawn === true) {
+    c.withdrawn++;
+    return;
+  }
   c.visits++;
   if (v.endReason === 'auto-close' && !v.corrected) c.autoClosed++;
   if (v.corrected) c.corrected++;
@@ -177,6 +189,7 @@ const addCounts = (a: QualityCounts, b: QualityCounts) => {
   a.uncorrectableTime += b.uncorrectableTime;
   a.lateDelivered += b.lateDelivered;
   a.incomplete += b.incomplete;
+  a.withdrawn += b.withdrawn;
 };
 
 export function dataQualityFromCells(

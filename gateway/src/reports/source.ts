@@ -39,6 +39,11 @@ export interface ReportVisit extends ExecutedVisit {
    * absent, reports derive it from the matches' executedKeys.
    */
   plannedVisitId?: string | null;
+  /**
+   * A coordinator marked the visit as a mistake (a `withdrawn` correction, gateway/src/corrections): it counts
+   * in no report's figures, only as a withdrawn tap in data quality. Absent: not withdrawn.
+   */
+  withdrawn?: boolean;
 }
 
 /** A half-open UTC window [fromMs, toMs). */

@@ -10,7 +10,9 @@
  *   lengths, both unknown when any visit's length is unknown (no start or end, or an uncorrected auto-close);
  * - an occasion's planned visit is the link the care plan's matching wrote for its visits
  *   (`care_visit_matches`), else a plan match listing the visit (searched among the client's matches);
- * - a planned visit counts only when it is active and starts in the window.
+ * - a planned visit counts only when it is active and starts in the window;
+ * - a visit withdrawn as a mistaken tap (`visit_corrections.kind = 'withdrawn'`) is in no cell; data quality
+ *   counts it as withdrawn.
  * test/reports/sqlite-executed.test.ts checks the cells equal the in-memory ones on the same database.
  */
 import type { Db } from '../store/sqlite/db.js';
@@ -36,6 +38,25 @@ function localDayExpr(clock: ReportClock, w: UtcWindow, col: string): string {
   return `((${col} + CASE ${cases} ELSE ${int(segs[segs.length - 1]!.offsetMs)} END) / 86400000)`;
 }
 
+/** Does the gateway record withdrawals (the corrections' `kind` column, corrections-002)? */
+export function hasWithdrawals(db: Db): boolean {
+  return (
+    db.prepare("SELECT 1 FROM pragma_table_info('visit_corrections') WHERE name = 'kind'").get() !== undefined
+  );
+}
+
+/**
+ * SQL that is true for a visit `v` withdrawn as a mistaken tap, or null when no visit is withdrawn (the
+ * corrections tables absent or no withdrawal yet): the condition then need not be evaluated at all.
+ */
+export function withdrawnExpr(db: Db): string | null {
+  if (!hasWithdrawals(db)) return null;
+  const any = db.prepare("SELECT 1 FROM visit_corrections WHERE kind = 'withdrawn' LIMIT 1").get();
+  return any === undefined
+    ? null
+    : `((v.reader_id, v.visit_id) IN (SELECT reader_id, visit_id FROM visit_corrections WHERE kind = 'withdrawn'))`;
+}
+
 export interface SqliteExecutedOptions {
   /** Only these clients (a scoped report); null: all. */
   clients: readonly string[] | null;
@@ -56,6 +77,9 @@ export function sqliteExecutedCells(
   const hasReasons = has('care_reasons');
   const audited =
     (db.prepare('SELECT EXISTS (SELECT 1 FROM visit_audit) AS x').get() as { x: number }).x === 1;
+  const withdrawn = withdrawnExpr(db);
+  // Withdrawn visits are in no figure (data quality counts them apart).
+  const counts = withdrawn === null ? '' : ` AND NOT ${withdrawn}`;
 
   const W0 = int(w.fromMs);
   const W1 = int(w.toMs);
@@ -101,7 +125,7 @@ export function sqliteExecutedCells(
                       CASE WHEN ${len} IS NULL THEN NULL ELSE v.ended_at_ms - v.started_at_ms END AS length_ms,
                       ${len} AS staff_ms
                  FROM visits v ${vmJoin}
-                WHERE ${started} AND v.group_id IS NULL${inClients('v.client_ref')}) o
+                WHERE ${started} AND v.group_id IS NULL${inClients('v.client_ref')}${counts}) o
          ${planJoin('o.pv')}`,
     ).run(bind);
     // Double staffing: the visits of a group at a reader are one occasion (a stop without a start joins it).
@@ -117,11 +141,11 @@ export function sqliteExecutedCells(
                  FROM (SELECT v.reader_id, v.group_id, v.rowid AS rid, v.client_ref, v.started_at_ms AS s,
                               v.ended_at_ms AS e, ${len} AS len, ${link} AS pv
                          FROM visits v ${vmJoin}
-                        WHERE ${started} AND v.group_id IS NOT NULL${inClients('v.client_ref')}
+                        WHERE ${started} AND v.group_id IS NOT NULL${inClients('v.client_ref')}${counts}
                        UNION ALL
                        SELECT v.reader_id, v.group_id, v.rowid, v.client_ref, v.started_at_ms, v.ended_at_ms, ${len}, ${link}
                          FROM visits v ${vmJoin}
-                        WHERE ${stopOnly} AND v.group_id IS NOT NULL${inClients('v.client_ref')}) g
+                        WHERE ${stopOnly} AND v.group_id IS NOT NULL${inClients('v.client_ref')}${counts}) g
                 GROUP BY g.reader_id, g.group_id
                HAVING min(g.s) IS NOT NULL) o
          ${planJoin('o.pv')}`,
@@ -206,7 +230,7 @@ export function sqliteExecutedCells(
         p90: n === 0 ? null : get(ranks.p90),
         bins: DIFF_BINS.map((_, i) => s[3 + i] ?? 0),
       },
-      quality: qualityCells(db, { W0, W1, started, stopOnly, corrected, inClients, bind }, params),
+      quality: qualityCells(db, { W0, W1, started, stopOnly, corrected, withdrawn, inClients, bind }, params),
     };
   } finally {
     db.exec('DELETE FROM temp.report_occasions');
@@ -277,13 +301,19 @@ function qualityCells(
     started: string;
     stopOnly: string;
     corrected: string;
+    withdrawn: string | null;
     inClients: (col: string) => string;
     bind: Record<string, string>;
   },
   params: ExecutedParams,
 ): QualityCell[] {
-  const cols = `v.reader_id, v.client_ref,
-      ((v.group_id IS NOT NULL) * 2 + (v.started_at_ms IS NULL)) * 10000000000000 + coalesce(v.started_at_ms, 0) AS ord,
+  // `ord` places a visit as the in-memory way orders the visits a report used: visits alone, stops without a
+  // start, visits of groups, their stops without a start; withdrawn visits after all of them.
+  const w = q.withdrawn ?? '0';
+  const cols = `v.reader_id, v.client_ref, ${w} AS w,
+      (CASE WHEN ${w} THEN 4 + (v.started_at_ms IS NULL)
+            ELSE (v.group_id IS NOT NULL) * 2 + (v.started_at_ms IS NULL) END) * 10000000000000
+        + coalesce(v.started_at_ms, 0) AS ord,
       v.end_reason IS 'auto-close' AND NOT ${q.corrected} AS auto_closed, ${q.corrected} AS corrected,
       v.staff_ref IS NULL AS unknown_card, v.time_quality IS 'uncorrected' AS uncorrected,
       v.started_at_ms IS NULL OR v.ended_at_ms IS NULL AS incomplete,
@@ -291,8 +321,10 @@ function qualityCells(
       (SELECT max(e.received_at_ms) FROM events e WHERE e.reader_id = v.reader_id AND e.seq IN (v.start_seq, v.end_seq)) AS recv`;
   const rows = db
     .prepare(
-      `SELECT reader_id, client_ref, min(ord), count(*), sum(auto_closed), sum(corrected), sum(unknown_card),
-              sum(uncorrected), sum(recv IS NOT NULL AND recv != 0 AND at IS NOT NULL AND recv - at > @lateMs), sum(incomplete)
+      `SELECT reader_id, client_ref, min(ord), sum(NOT w), sum(auto_closed AND NOT w), sum(corrected AND NOT w),
+              sum(unknown_card AND NOT w), sum(uncorrected AND NOT w),
+              sum(recv IS NOT NULL AND recv != 0 AND at IS NOT NULL AND recv - at > @lateMs AND NOT w),
+              sum(incomplete AND NOT w), sum(w)
          FROM (SELECT ${cols} FROM visits v WHERE ${q.started}${q.inClients('v.client_ref')}
                UNION ALL
                SELECT ${cols} FROM visits v WHERE ${q.stopOnly}${q.inClients('v.client_ref')})
@@ -314,6 +346,7 @@ function qualityCells(
       uncorrectableTime: n[4]!,
       lateDelivered: n[5]!,
       incomplete: n[6]!,
+      withdrawn: n[7]!,
     },
   }));
 }

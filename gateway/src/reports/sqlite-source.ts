@@ -5,7 +5,8 @@
  *
  * - Executed visits: the `visits` table (corrections applied there: a manual close or a card assigned later
  *   leaves a `visit_audit` row; `end_reason = 'manual'`), with the time the ingest received the visit's
- *   last tap from `events` (for late delivery).
+ *   last tap from `events` (for late delivery); a visit with a `withdrawn` row in `visit_corrections` (a
+ *   tap marked as a mistake) is read with `withdrawn: true`.
  * - Registries, the plan and the matches: the care plan's tables (`care_*`, issue 11), read when present;
  *   a gateway without them reports executed time only (empty registries and plan).
  *
@@ -26,7 +27,7 @@ import type {
   Team,
 } from '../care/model.js';
 import type { ExecutedCells, ExecutedParams } from './executed.js';
-import { sqliteExecutedCells } from './sqlite-executed.js';
+import { hasWithdrawals, sqliteExecutedCells } from './sqlite-executed.js';
 import type { Registries, ReportSource, ReportVisit, TapCount, UtcWindow } from './source.js';
 import type { ReportClock } from './time.js';
 
@@ -222,6 +223,15 @@ export class SqliteReportSource implements ReportSource {
         (r) => `${r.reader_id}/${r.visit_id}`,
       ),
     );
+    // Visits withdrawn as mistaken taps (gateway/src/corrections): few, read once.
+    const withdrawn = new Set(
+      (hasWithdrawals(this.db)
+        ? (this.db
+            .prepare("SELECT DISTINCT reader_id, visit_id FROM visit_corrections WHERE kind = 'withdrawn'")
+            .all() as VisitRow[])
+        : []
+      ).map((r) => `${r.reader_id}/${r.visit_id}`),
+    );
     // The link to the planned visit, from the care plan's per-visit matches when they exist.
     const linked = this.hasTable('care_visit_matches');
     const cols = `v.rowid AS rid, v.reader_id, v.visit_id, v.client_ref, v.staff_ref, v.card_ref, v.group_id, v.state,
@@ -232,7 +242,12 @@ export class SqliteReportSource implements ReportSource {
          FROM visits v
          ${linked ? "LEFT JOIN care_visit_matches vm ON vm.executed_key = v.reader_id || '/' || v.visit_id" : ''}`;
     const row = (r: VisitRow) =>
-      toVisit(r, audited.size > 0 && audited.has(`${r.reader_id}/${r.visit_id}`), linked);
+      toVisit(
+        r,
+        audited.size > 0 && audited.has(`${r.reader_id}/${r.visit_id}`),
+        linked,
+        withdrawn.size > 0 && withdrawn.has(`${r.reader_id}/${r.visit_id}`),
+      );
     // Visits that started in the window: the visits_started index, in (start, rowid) order, page by page.
     const stmt = this.db.prepare(
       `SELECT ${cols}
@@ -257,7 +272,7 @@ export class SqliteReportSource implements ReportSource {
   }
 }
 
-function toVisit(r: VisitRow, audited: boolean, linked: boolean): ReportVisit {
+function toVisit(r: VisitRow, audited: boolean, linked: boolean, withdrawn: boolean): ReportVisit {
   return {
     readerId: r.reader_id,
     visitId: r.visit_id,
@@ -276,5 +291,6 @@ function toVisit(r: VisitRow, audited: boolean, linked: boolean): ReportVisit {
     receivedAtMs: r.received_at_ms || null,
     // A visit the matching has not seen yet (no row) carries no link: reports then use the matches.
     ...(linked && r.vm_key !== null ? { plannedVisitId: r.planned_visit_id } : {}),
+    ...(withdrawn ? { withdrawn: true } : {}),
   };
 }

@@ -5,7 +5,7 @@
  */
 import type { Match, PlannedVisit } from '../care/model.js';
 import { executedKey } from '../care/model.js';
-import { Lookup, occasionsOf, plannedByExecuted, round, UNKNOWN } from './facts.js';
+import { Lookup, occasionsOf, plannedByExecuted, round, splitWithdrawn, UNKNOWN } from './facts.js';
 import { dataQuality, type DataQuality } from './quality.js';
 import type { Registries, ReportVisit, TapCount } from './source.js';
 import type { ReportClock } from './time.js';
@@ -51,6 +51,7 @@ export interface StaffingFacts {
 export const STAFFING_NOTES = [
   'An occasion is one visit or a group of overlapping visits at one reader (double staffing); staff are counted by staff member, or by card when the card is unknown.',
   'Understaffed: a visit planned for two staff that was made, by fewer than two. Planned visits not made are missed, not understaffed.',
+  'Visits withdrawn as mistaken taps count nowhere: a double-staffed visit with one tap withdrawn had one staff member.',
 ];
 
 const empty = (areaId: string): StaffingRow => ({
@@ -94,7 +95,8 @@ export function doubleStaffing(
   const linkMap = () => (plannedOf ??= plannedByExecuted(facts.matches));
   const peopleOfPlan = new Map<string, Set<string>>();
   const used: ReportVisit[] = [];
-  for (const o of occasionsOf(facts.executed, linkMap)) {
+  const { counted, withdrawn } = splitWithdrawn(facts.executed);
+  for (const o of occasionsOf(counted, linkMap)) {
     if (o.startMs === null || !inRange(clock.localDate(o.startMs))) continue;
     used.push(...o.visits);
     for (const r of [rowOf(o.clientRef), total]) {
@@ -110,6 +112,9 @@ export function doubleStaffing(
       s.add(v.staffRef ?? `card:${v.cardRef}`);
     }
   }
+  // Withdrawn visits only in data quality, after the counted ones.
+  for (const v of withdrawn)
+    if (v.startedAtMs !== null && inRange(clock.localDate(v.startedAtMs))) used.push(v);
   for (const [pid, people] of peopleOfPlan) {
     const p = planned.get(pid);
     if (p === undefined || !inRange(p.localDate)) continue;
