@@ -128,7 +128,12 @@ function lifecycleRoutes(l: CardLifecycle): AdminRoute[] {
 
 export function cardRoutes(d: {
   cards: Pick<CardStore, 'unknown' | 'get'>;
-  addCard: (c: { cardRef: string; staffRef: string; actor: string }) => CardAssignResult;
+  /** The card store's assignment (a Promise on PostgreSQL). */
+  addCard: (c: {
+    cardRef: string;
+    staffRef: string;
+    actor: string;
+  }) => CardAssignResult | Promise<CardAssignResult>;
   lifecycle?: CardLifecycle;
 }): AdminRoute[] {
   return [
@@ -158,7 +163,7 @@ export function cardRoutes(d: {
         if (!p.success) return { status: 400, body: { error: summarizeIssues(p.error.issues) } };
         const refusal = assignRefusal(await d.cards.get(ref.data), p.data.staffRef, p.data.reassign === true);
         if (refusal) return { status: 409, body: { error: 'conflict', detail: refusal } };
-        const r = d.addCard({ cardRef: ref.data, staffRef: p.data.staffRef, actor: req.actor });
+        const r = await d.addCard({ cardRef: ref.data, staffRef: p.data.staffRef, actor: req.actor });
         return { status: 200, body: r };
       },
     },
