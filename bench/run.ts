@@ -65,11 +65,9 @@ export async function runBench(opts: RunOptions): Promise<{ rows: Row[]; file: s
         );
         continue;
       }
+      const limitMs = section.timeoutMs?.(profile) ?? profile.rowTimeoutMs;
       const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(
-          () => reject(new Error(`timeout after ${profile.rowTimeoutMs / 1000} s`)),
-          profile.rowTimeoutMs,
-        );
+        timer = setTimeout(() => reject(new Error(`timeout after ${limitMs / 1000} s`)), limitMs);
       });
       rows.push(...(await Promise.race([section.run(ctx), timeout])));
     } catch (err) {

@@ -10,6 +10,7 @@ import { CARE_REIMPORT_FIGURE, careImportFigure, careRows } from './rows/care.js
 import { simDayRows } from './rows/simday.js';
 import { fleetRows } from './rows/storm.js';
 import { storeRows } from './rows/store.js';
+import { WEB_TARGET, webFigure, webRows } from './rows/web.js';
 
 type Skeleton = Pick<Row, 'id' | 'figure' | 'generator' | 'unit' | 'target'>;
 
@@ -19,6 +20,8 @@ export interface Section {
   present(rel: string): boolean;
   skeleton(p: Profile): Skeleton[];
   run(ctx: RowContext): Promise<Row[]>;
+  /** The section's wall limit when the profile's `rowTimeoutMs` is too short for it (e.g. starting Chromium). */
+  timeoutMs?: (p: Profile) => number;
 }
 
 export const SECTIONS: Section[] = [
@@ -197,6 +200,29 @@ export const SECTIONS: Section[] = [
       },
     ],
     run: reportRows,
+  },
+  {
+    id: 'web',
+    requires: ['web/build.ts', 'gateway/src/dayview/routes.ts'],
+    present: componentPresent,
+    skeleton: (p) => [
+      {
+        id: 'web-readers-page',
+        figure: webFigure("technician's readers page", p.name),
+        generator: 'web app in Chromium (worker process)',
+        unit: 'ms',
+        target: WEB_TARGET,
+      },
+      {
+        id: 'web-day-view',
+        figure: webFigure("coordinator's live day view", p.name),
+        generator: 'web app in Chromium (worker process)',
+        unit: 'ms',
+        target: WEB_TARGET,
+      },
+    ],
+    run: webRows,
+    timeoutMs: (p) => Math.max(p.rowTimeoutMs, 300_000),
   },
   {
     id: 'backend-latency',

@@ -7,6 +7,7 @@ export type Generator =
   | 'store port (in-process)'
   | 'report engine (worker process)'
   | 'care plan service (worker process)'
+  | 'web app in Chromium (worker process)'
   | 'none (footprint)'
   | 'n/a';
 

@@ -32,6 +32,7 @@ export interface WebBenchResult {
   dayRenderMs: number[];
   dayApiMs: { p50: number; p99: number };
   dayPlanned: number;
+  dayStarted: number;
   seedMs: number;
 }
 
@@ -42,7 +43,13 @@ const quantile = (xs: number[], q: number): number => {
 };
 
 /** Readers, clients and visits written straight into the gateway's tables (one transaction). */
-function fill(dbFile: string, readers: number, visits: number, nowMs: number): void {
+function fill(
+  dbFile: string,
+  readers: number,
+  visits: number,
+  nowMs: number,
+  today: { reader: number; startMs: number }[],
+): void {
   const db = new Database(dbFile);
   db.pragma('journal_mode = WAL');
   const putReader = db.prepare(
@@ -52,6 +59,11 @@ function fill(dbFile: string, readers: number, visits: number, nowMs: number): v
     `INSERT INTO visits (reader_id, visit_id, client_ref, card_ref, staff_ref, group_id, state, started_at_ms, start_seq,
        ended_at_ms, end_seq, end_reason, time_quality, anomalies_json, updated_at_ms)
      VALUES (?, ?, ?, ?, ?, NULL, 'closed', ?, ?, ?, ?, 'tap', 'synced', '[]', ?)`,
+  );
+  const putToday = db.prepare(
+    `INSERT INTO visits (reader_id, visit_id, client_ref, card_ref, staff_ref, group_id, state, started_at_ms, start_seq,
+       ended_at_ms, end_seq, end_reason, time_quality, anomalies_json, updated_at_ms)
+     VALUES (?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?, 'synced', '[]', ?)`,
   );
   db.transaction(() => {
     for (let r = 0; r < readers; r++)
@@ -75,8 +87,39 @@ function fill(dbFile: string, readers: number, visits: number, nowMs: number): v
         start,
       );
     }
+    // today's started visits in the coordinator's area (open if started in the last 25 minutes)
+    today.forEach(({ reader, startMs }, k) => {
+      const seq = 1_000_000 + 2 * k;
+      const open = startMs > nowMs - 1_500_000;
+      putToday.run(
+        `rb-${reader}`,
+        `vt-${k}`,
+        `kb-${reader}`,
+        `c1_${(k % 997).toString(16).padStart(32, '0')}`,
+        'p-anna',
+        open ? 'open' : 'closed',
+        startMs,
+        seq,
+        open ? null : startMs + 1_500_000,
+        open ? null : seq + 1,
+        open ? null : 'tap',
+        startMs,
+      );
+    });
   })();
   db.close();
+}
+
+/** Epoch ms of `date` at `minutes` past local midnight in the bench's time zone (Europe/Stockholm). */
+function localMs(date: string, minutes: number): number {
+  const guess = Date.parse(`${date}T00:00:00Z`) + minutes * 60_000;
+  // the zone's offset at that instant, read back from its local rendering (twice: right across a DST change)
+  let ms = guess;
+  for (let i = 0; i < 2; i++) {
+    const [d, t] = [localDate(ms), localTime(ms)];
+    ms += guess - Date.parse(`${d}T${t}:00Z`);
+  }
+  return ms;
 }
 
 async function timeRender(page: Page, url: string, rows: string, n = 5): Promise<number[]> {
@@ -107,9 +150,14 @@ export async function benchWeb(readers: number, visits: number): Promise<WebBenc
   await buildWeb();
   const tmp = tempDir('vt-bench-web-');
   const t0 = performance.now();
+  // phase times on stderr (the bench worker's log): where a slow set-up went
+  const mark = (what: string) =>
+    process.stderr.write(`[web-bench] +${((performance.now() - t0) / 1000).toFixed(1)} s ${what}\n`);
   // First start: the schema, users of every role, the registry; then the bulk rows with the gateway stopped.
   let gw = await startCareGateway(tmp.dir);
+  mark('gateway started');
   await seed(gw);
+  mark('seeded');
   const now = Date.now();
   const north = Array.from({ length: AREA_CLIENTS }, (_, i) => `kb-${i}`);
   await adminApi(gw, 'PUT', '/api/plan/registry', {
@@ -124,36 +172,45 @@ export async function benchWeb(readers: number, visits: number): Promise<WebBenc
       activeFrom: '2025-01-01',
     })),
   });
+  // Today's plan for the area: four visits per client spread over the day; the ones already due have a visit.
+  const today = localDate(now);
+  const planned = north.flatMap((clientRef, i) =>
+    [7 * 60 + 30, 11 * 60 + 45, 16 * 60 + 15, 20 * 60 + 30].map((min, k) => {
+      const at = min + (i % 30);
+      return {
+        plannedVisitId: `pvb-${i}-${k}`,
+        clientRef,
+        date: today,
+        start: `${String(Math.floor(at / 60)).padStart(2, '0')}:${String(at % 60).padStart(2, '0')}`,
+        plannedMinutes: 25,
+        staffCount: 1,
+        staffRefs: ['p-anna'],
+        startMs: localMs(today, at),
+        reader: i,
+      };
+    }),
+  );
   await gw.stop();
-  fill(join(tmp.dir, 'gateway.db'), readers, visits, now);
+  mark('gateway stopped');
+  // each due visit started two minutes after its planned time (open for its first 25 minutes)
+  const due = planned
+    .filter((p) => p.startMs + 120_000 <= now)
+    .map((p) => ({ reader: p.reader, startMs: p.startMs + 120_000 }));
+  fill(join(tmp.dir, 'gateway.db'), readers, visits, now, due);
+  mark('rows written');
   gw = await startCareGateway(tmp.dir);
+  mark('gateway restarted');
   const browser = await launch();
+  mark('chromium launched');
   try {
-    // Today's plan for the area: four visits per client spread over the day (the ones already due get a visit).
-    const today = localDate(now);
-    const planned = north.flatMap((clientRef, i) =>
-      [7 * 60 + 30, 11 * 60 + 45, 16 * 60 + 15, 20 * 60 + 30].map((min, k) => {
-        const h = String(Math.floor((min + (i % 30)) / 60)).padStart(2, '0');
-        const m = String((min + (i % 30)) % 60).padStart(2, '0');
-        return {
-          plannedVisitId: `pvb-${i}-${k}`,
-          clientRef,
-          date: today,
-          start: `${h}:${m}`,
-          plannedMinutes: 25,
-          staffCount: 1,
-          staffRefs: ['p-anna'],
-        };
-      }),
-    );
     await adminApi(gw, 'POST', '/api/plan/import', {
       areaId: 'north',
       fromDate: today,
       toDate: today,
-      visits: planned,
+      visits: planned.map(({ startMs: _s, reader: _r, ...v }) => v),
     });
-    void localTime;
     const seedMs = performance.now() - t0;
+    mark('plan imported');
 
     const tech = await newPage(browser);
     await logIn(tech, gw.adminUrl, 'tekniker');
@@ -175,6 +232,7 @@ export async function benchWeb(readers: number, visits: number): Promise<WebBenc
       dayRenderMs,
       dayApiMs,
       dayPlanned: planned.length,
+      dayStarted: due.length,
       seedMs,
     };
   } finally {
