@@ -21,7 +21,7 @@ import {
   splitWithdrawn,
 } from './facts.js';
 import { dataQuality, type DataQuality } from './quality.js';
-import type { Registries, ReportVisit, TapCount } from './source.js';
+import type { Registries, ReportVisit, TapCount } from './types.js';
 import { addDays, datesBetween, isoWeekday, type ReportClock } from './time.js';
 
 export interface ContinuityParams {

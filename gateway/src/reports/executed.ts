@@ -26,21 +26,35 @@ import {
   splitWithdrawn,
   UNKNOWN,
 } from './facts.js';
-import type { Registries, ReportVisit, TapCount } from './source.js';
-import { dataQualityFromCells, qualityCellsOf, type DataQuality, type QualityCell } from './quality.js';
+import { dataQualityFromCells, qualityCellsOf, type DataQuality } from './quality.js';
+import type {
+  Dimension,
+  ExecutedCell,
+  ExecutedCells,
+  ExecutedParams,
+  MissedField,
+  Period,
+  PlannedCell,
+  Registries,
+  ReportVisit,
+  ServiceCodes,
+  TapCount,
+} from './types.js';
 import { isoWeek, type ReportClock } from './time.js';
 
-export type Period = 'day' | 'week' | 'month' | 'range';
-export type Dimension = 'client' | 'team' | 'area' | 'provider' | 'serviceCode';
-export const DIMENSIONS: readonly Dimension[] = ['client', 'team', 'area', 'provider', 'serviceCode'];
+export type {
+  DiffSummary,
+  Dimension,
+  ExecutedCell,
+  ExecutedCells,
+  ExecutedParams,
+  MissedField,
+  Period,
+  PlannedCell,
+  ServiceCodes,
+} from './types.js';
 
-export interface ExecutedParams {
-  fromDate: string;
-  toDate: string;
-  period: Period;
-  groupBy: readonly Dimension[];
-  lateDeliveryHours?: number;
-}
+export const DIMENSIONS: readonly Dimension[] = ['client', 'team', 'area', 'provider', 'serviceCode'];
 
 export interface ExecutedRow {
   period: string;
@@ -145,8 +159,6 @@ const emptyRow = (): ExecutedRow => ({
   missedNoReason: 0,
 });
 
-export type MissedField =
-  'missedClientCancelled' | 'missedClientInHospital' | 'missedStaffIll' | 'missedOther' | 'missedNoReason';
 const MISSED_FIELD: Record<MissedReasonCode, MissedField> = {
   'client-cancelled': 'missedClientCancelled',
   'client-in-hospital': 'missedClientInHospital',
@@ -161,59 +173,6 @@ export interface ExecutedFacts {
   planned: readonly PlannedVisit[];
   matches: readonly Match[];
   executed: readonly ReportVisit[];
-}
-
-export type ServiceCodes = PlannedVisit['serviceCodes'];
-
-/** Planned visits of one local date, client and service-code list (minutes summed, statuses counted). */
-export interface PlannedCell {
-  date: string;
-  clientRef: string;
-  codes: ServiceCodes;
-  visits: number;
-  minutes: number;
-  matched: number;
-  late: number;
-  understaffed: number;
-  pending: number;
-  missed: number;
-  /** Missed visits by reason (field names of the report row). */
-  reasons: Record<MissedField, number>;
-}
-
-/** Occasions that started on one local date, of one client and planned service-code list (null: unplanned). */
-export interface ExecutedCell {
-  date: string;
-  clientRef: string | null;
-  codes: ServiceCodes | null;
-  occasions: number;
-  withoutMinutes: number;
-  /** Sums over the occasions of known length, in ms (exact integers). */
-  lengthMs: number;
-  staffMs: number;
-}
-
-/** The per-visit differences (executed − planned minutes) summarised. */
-export interface DiffSummary {
-  count: number;
-  sumLengthMs: number;
-  sumPlannedMinutes: number;
-  median: number | null;
-  p10: number | null;
-  p90: number | null;
-  bins: number[];
-}
-
-/**
- * What executed vs planned is computed from: cells, a difference summary and quality cells. Computed from
- * facts in memory (`executedCellsOf`) or aggregated in SQL (sqlite-executed.ts); both give the same cells,
- * and `executedFromCells` makes the report from either.
- */
-export interface ExecutedCells {
-  planned: PlannedCell[];
-  executed: ExecutedCell[];
-  diffs: DiffSummary;
-  quality: QualityCell[];
 }
 
 export const binOfDiff = binOf;

@@ -5,7 +5,7 @@
  */
 import type { Client, Match, PlannedVisit, ServiceCode, Staff } from '../care/model.js';
 import { executedKey } from '../care/model.js';
-import type { Registries, ReportVisit } from './source.js';
+import type { Registries, ReportVisit } from './types.js';
 
 export class Lookup {
   readonly clients = new Map<string, Client>();

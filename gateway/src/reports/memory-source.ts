@@ -5,7 +5,8 @@
  */
 import type { Match, PlannedVisit } from '../care/model.js';
 import { executedKey } from '../care/model.js';
-import type { Registries, ReportSource, ReportVisit, UtcWindow } from './source.js';
+import type { ReportSource } from './source.js';
+import type { Registries, ReportVisit, UtcWindow } from './types.js';
 
 export interface VisitCorrection {
   readerId: string;

@@ -5,26 +5,9 @@
  * figure). Registration errors skew statistics, so a reader of a figure sees them.
  */
 import { UNKNOWN, type Lookup } from './facts.js';
-import type { ReportVisit, TapCount } from './source.js';
+import type { QualityCell, QualityCounts, ReportVisit, TapCount } from './types.js';
 
-export interface QualityCounts {
-  /** Visits that count (withdrawn ones are not among them). */
-  visits: number;
-  /** Stop closed by the gateway (missing stop), not corrected since. */
-  autoClosed: number;
-  /** Changed by a person (manual close, a card assigned later, a correction). */
-  corrected: number;
-  /** Card still unknown (no staff member). */
-  unknownCard: number;
-  /** Reader clock unsynced and not correctable: the time is the device's guess. */
-  uncorrectableTime: number;
-  /** Taps received more than `lateDeliveryHours` after the visit. */
-  lateDelivered: number;
-  /** Still open, or a stop without a start. */
-  incomplete: number;
-  /** Visits withdrawn as a mistaken tap: left out of `visits` and of every figure. */
-  withdrawn: number;
-}
+export type { QualityCell, QualityCounts } from './types.js';
 
 export interface QualityShares {
   autoClosed: number;
@@ -152,18 +135,6 @@ function assuranceOf(
     })),
     byReader: by(known).map(([readerId, c]) => ({ readerId, ...assuranceRow(c[0], c[1]) })),
   };
-}
-
-/**
- * Quality counts of one reader and client, the unit both ways of computing a report share (visits in memory
- * here, SQL in sqlite-executed.ts). `ord` places the cell's first visit among the report's visits (the area
- * of a reader's first visit of a known area is the reader's area in the assurance table).
- */
-export interface QualityCell {
-  readerId: string;
-  clientRef: string | null;
-  ord: number | string;
-  counts: QualityCounts;
 }
 
 /** Quality cells of visits, in their order. */

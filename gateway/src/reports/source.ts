@@ -5,59 +5,14 @@
  * later, read PostgreSQL.
  *
  * The vocabulary is the care plan's (gateway/src/care/model.ts); reports add only what data quality needs
- * (when the gateway received a visit's taps).
+ * (when the gateway received a visit's taps). The data types are in types.ts (re-exported here), so this
+ * port and the reports that read it never import each other in a circle.
  */
-import type {
-  Area,
-  Client,
-  ExecutedVisit,
-  Match,
-  PlannedVisit,
-  Provider,
-  ServiceCode,
-  Staff,
-  Team,
-} from '../care/model.js';
-import type { ExecutedCells, ExecutedParams } from './executed.js';
+import type { ExecutedCells, ExecutedParams, Registries, ReportVisit, TapCount, UtcWindow } from './types.js';
+import type { Match, PlannedVisit } from '../care/model.js';
 import type { ReportClock } from './time.js';
 
-export interface Registries {
-  providers: Provider[];
-  areas: Area[];
-  teams: Team[];
-  clients: Client[];
-  staff: Staff[];
-  serviceCodes: ServiceCode[];
-}
-
-/** An executed visit with corrections applied, plus what only the ingest knows. */
-export interface ReportVisit extends ExecutedVisit {
-  /** When the gateway received the later of the visit's taps (ms); null if unknown. */
-  receivedAtMs: number | null;
-  /**
-   * The planned visit this visit was matched to (null: unplanned), when the source knows the link; when
-   * absent, reports derive it from the matches' executedKeys.
-   */
-  plannedVisitId?: string | null;
-  /**
-   * A coordinator marked the visit as a mistake (a `withdrawn` correction, gateway/src/corrections): it counts
-   * in no report's figures, only as a withdrawn tap in data quality. Absent: not withdrawn.
-   */
-  withdrawn?: boolean;
-}
-
-/** A half-open UTC window [fromMs, toMs). */
-export interface UtcWindow {
-  fromMs: number;
-  toMs: number;
-}
-
-/** Taps a reader delivered in a window by assurance level (secure card proved itself, or UID only). */
-export interface TapCount {
-  readerId: string;
-  assurance: 'secure' | 'uid-only';
-  taps: number;
-}
+export type { Registries, ReportVisit, TapCount, UtcWindow } from './types.js';
 
 export interface ReportSource {
   registries(): Promise<Registries>;

@@ -16,10 +16,16 @@
  * test/reports/sqlite-executed.test.ts checks the cells equal the in-memory ones on the same database.
  */
 import type { Db } from '../store/sqlite/db.js';
-import type { ExecutedCell, ExecutedCells, ExecutedParams, PlannedCell, ServiceCodes } from './executed.js';
 import { DIFF_BINS, diffRanks } from './executed.js';
-import type { QualityCell } from './quality.js';
-import type { UtcWindow } from './source.js';
+import type {
+  ExecutedCell,
+  ExecutedCells,
+  ExecutedParams,
+  PlannedCell,
+  QualityCell,
+  ServiceCodes,
+  UtcWindow,
+} from './types.js';
 import { dateOfDayNo, type ReportClock } from './time.js';
 
 const int = (n: number): string => {

@@ -26,9 +26,9 @@ import type {
   Staff,
   Team,
 } from '../care/model.js';
-import type { ExecutedCells, ExecutedParams } from './executed.js';
 import { hasWithdrawals, sqliteExecutedCells } from './sqlite-executed.js';
-import type { Registries, ReportSource, ReportVisit, TapCount, UtcWindow } from './source.js';
+import type { ReportSource } from './source.js';
+import type { ExecutedCells, ExecutedParams, Registries, ReportVisit, TapCount, UtcWindow } from './types.js';
 import type { ReportClock } from './time.js';
 
 type Db = Database.Database;
