@@ -178,6 +178,10 @@ export function createGateway(opts: GatewayOptions): Gateway {
     appendAudit: (e) => access.auditStore.append(e),
     ...(opts.care?.timeZone ? { timeZone: opts.care.timeZone } : {}), // a period lock's month
   });
+  // a manual close inside a locked period is a unit manager's change only (corrections/periods.ts)
+  access.lockCloses((clientRef, startedAtMs) =>
+    corrections.locks.lockFor(clientRef, [startedAtMs, clock.now()]),
+  );
 
   const care = createCareModule({
     db,

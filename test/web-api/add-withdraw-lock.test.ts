@@ -80,6 +80,7 @@ beforeAll(async () => {
   const users = [
     ['anna', 'coordinator', ['area-a'], 'p-1', null],
     ['chef', 'unit-manager', ['area-a'], null, null],
+    ['chefb', 'unit-manager', ['area-b'], null, null],
     ['sara', 'care-staff', [], null, 'st-a'],
   ] as const;
   for (const [name, role, areas, provider, staffRef] of users) {
@@ -206,8 +207,16 @@ describe('adding a missing visit and withdrawing a tap', () => {
     });
     expect(corr.status).toBe(409);
     expect(String(corr.body.detail)).toMatch(/withdrawn/);
-    // a unit manager reads, never changes
-    expect((await as('chef', 'POST', `/api/visits/${f.visitA}/withdraw`, body)).status).toBe(403);
+    // a unit manager reads; outside a locked period of theirs they change nothing
+    const mgr = await as('chef', 'POST', '/api/visits/manual', {
+      clientRef: 'cl-a3',
+      staffRef: 'st-a',
+      startedAt: iso(Date.now() - 6 * H),
+      endedAt: iso(Date.now() - 5.5 * H),
+      reasonCode: 'forgot-card',
+    });
+    expect(mgr.status).toBe(403);
+    expect(String(mgr.body.detail)).toMatch(/only inside a locked/);
 
     await waitUntil(() => ofType<Withdrawn>('visit.withdrawn').length > 0, 15_000);
     await new Promise((res) => setTimeout(res, 300));
@@ -289,6 +298,93 @@ describe('period locks', () => {
     expect((await audit('period.unlock')).map((x) => [x.actor, x.reason])).toEqual([
       ['user:chef', 'rättelse behövs'],
     ]);
+  });
+});
+
+describe('changes inside a locked period', () => {
+  it("are a unit manager's of that area: coordinators refused, the manager adds, corrects, closes and withdraws, audited as themselves", async () => {
+    const month = localParts(Date.now() - 3 * H).date.slice(0, 7);
+    expect((await as('chef', 'POST', '/api/periods/locks', { areaId: 'area-a', month })).status).toBe(201);
+    const lockedPeriod = { areaId: 'area-a', month, lockedBy: 'user:chef' };
+    const at = Date.now() - 7 * H;
+    const add = {
+      clientRef: 'cl-a3',
+      staffRef: 'st-a',
+      startedAt: iso(at),
+      endedAt: iso(at + 0.5 * H),
+      reasonCode: 'forgot-card',
+    };
+    // the coordinator is told that a unit manager of the area makes the change (or unlocks)
+    const coord = await as('anna', 'POST', '/api/visits/manual', add);
+    expect(coord.status).toBe(423);
+    expect(String(coord.body.detail)).toMatch(/a unit manager of area area-a makes this change, or unlocks/);
+    const other = 'rd-a-v2'; // the unknown card's open visit at cl-a (provider p-1: Anna's)
+    const coordClose = await as('anna', 'POST', `/api/visits/${other}/close`, {
+      reason: 'glömde stämpla ut',
+    });
+    expect(coordClose.status).toBe(423);
+    expect(coordClose.body).toMatchObject({ error: 'period-locked', lock: lockedPeriod });
+    // a unit manager of another area does not see the visit at all
+    expect((await as('chefb', 'POST', `/api/visits/${other}/close`, { reason: 'x' })).status).toBe(404);
+    expect((await as('chefb', 'POST', '/api/visits/manual', add)).status).toBe(404);
+
+    const added = await as('chef', 'POST', '/api/visits/manual', add);
+    expect(added.status).toBe(201);
+    const manualId = (added.body.visit as { visitId: string }).visitId;
+    expect(added.body.correction).toMatchObject({ kind: 'added', actor: 'user:chef' });
+    const close = await as('chef', 'POST', `/api/visits/${other}/close`, { reason: 'glömde stämpla ut' });
+    expect(close.status).toBe(200);
+    const end = Date.now() - 100 * 60_000;
+    const fix = { endedAt: iso(end), reasonCode: 'wrong-time' };
+    const corrected = await as('chef', 'POST', `/api/visits/${other}/corrections`, fix);
+    expect(corrected.status).toBe(201);
+    expect(corrected.body.correction).toMatchObject({ kind: 'times', actor: 'user:chef' });
+    const wd = await as('chef', 'POST', `/api/visits/${manualId}/withdraw`, {
+      reasonCode: 'other',
+      note: 'dubbelregistrerat',
+    });
+    expect(wd.status).toBe(201);
+
+    const targetsOf = async (action: string) =>
+      (await audit(action)).filter((r) => r.actor === 'user:chef').map((r) => r.target);
+    expect(await targetsOf('visit.add')).toEqual([`visit:manual/${manualId}`]);
+    expect(await targetsOf('visit.correct')).toEqual([`visit:rd-a/${other}`]);
+    expect(await targetsOf('visit.withdraw')).toEqual([`visit:manual/${manualId}`]);
+    // the audit row names the locked period the change was made in
+    const full = (
+      (await f.call('GET', '/api/audit?limit=1000&action=visit.withdraw', ADMIN_TOKEN)).body as {
+        entries: { actor: string; after: { lockedPeriod?: unknown } }[];
+      }
+    ).entries.find((e) => e.actor === 'user:chef');
+    expect(full?.after.lockedPeriod).toEqual(lockedPeriod);
+    const [ev] = await waitUntil(() => {
+      const e = ofType<Withdrawn>('visit.withdrawn').filter((x) => x.visitId === manualId);
+      return e.length ? e : null;
+    }, 15_000);
+    expect(ev).toMatchObject({ withdrawnBy: 'user:chef', readerId: 'manual', cardRef: null });
+
+    expect(
+      (await as('chef', 'POST', `/api/periods/locks/area-a/${month}/unlock`, { reason: 'klart' })).status,
+    ).toBe(200);
+    // unlocked: the manager is read-only again, the coordinator changes
+    const again = { endedAt: iso(end + 60_000), reasonCode: 'wrong-time' };
+    const mgr = await as('chef', 'POST', `/api/visits/${other}/corrections`, again);
+    expect(mgr.status).toBe(403);
+    expect((await as('anna', 'POST', `/api/visits/${other}/corrections`, again)).status).toBe(201);
+    // a visit added by hand is withdrawn and added again, not time-corrected (visit.corrected names a card)
+    const own = await as('anna', 'POST', '/api/visits/manual', {
+      ...add,
+      startedAt: iso(at - H),
+      endedAt: iso(at - 0.5 * H),
+    });
+    expect(own.status).toBe(201);
+    const ownId = (own.body.visit as { visitId: string }).visitId;
+    const noFix = await as('anna', 'POST', `/api/visits/${ownId}/corrections`, {
+      endedAt: iso(at - 0.25 * H),
+      reasonCode: 'wrong-time',
+    });
+    expect(noFix.status).toBe(409);
+    expect(String(noFix.body.detail)).toMatch(/added by hand/);
   });
 });
 

@@ -8,7 +8,7 @@ import { OidcLogin, type OidcSettings } from './oidc.js';
 import { authorize } from './roles.js';
 import { AUTH_PUBLIC_PATHS, authRoutes } from './routes.js';
 import { SqliteScopeReader } from './scope-sqlite.js';
-import { applyScope } from './scoped-routes.js';
+import { applyScope, type CloseLockLookup } from './scoped-routes.js';
 import { scopeOf } from './scope.js';
 import { AuthService, type AuthServiceOptions } from './service.js';
 import { SqliteAuthStore } from './sqlite.js';
@@ -41,9 +41,14 @@ export function createAccess(opts: AccessOptions) {
   const oidc = opts.oidc ? new OidcLogin(opts.oidc, opts.now) : null;
   const routes: AdminRoute[] = [...authRoutes(service, oidc), ...auditRoutes(auditStore)];
   const scopeReader = new SqliteScopeReader(opts.db);
+  let closeLocks: CloseLockLookup = () => null;
   return {
     /** Area/provider scope in front of other modules' routes (auth/scoped-routes.ts): wrap every route list. */
-    scope: (all: AdminRoute[]) => applyScope(all, scopeReader),
+    scope: (all: AdminRoute[]) => applyScope(all, scopeReader, (c, t) => closeLocks(c, t)),
+    /** Where a manual close finds the period lock covering the visit (set by the composition root). */
+    lockCloses: (fn: CloseLockLookup): void => {
+      closeLocks = fn;
+    },
     scopeReader,
     /** Whether the caller may see care data of this client (area/provider scope; admin: always). */
     canSeeClient: (p: Principal | undefined, clientRef: string | null): boolean => {

@@ -6,7 +6,8 @@ import type { Principal } from '../admin/types.js';
  *  - admin: users, tokens, settings, audit, everything else;
  *  - technician: readers, enrollment, commands, config, alerts, outbox health; no visit data, no staff identities;
  *  - coordinator: visits, anomalies, corrections, unknown cards, alerts; scoped to areas + provider;
- *  - unit-manager: reports and approvals for their areas; visits read-only;
+ *  - unit-manager: reports and approvals (period locks) for their areas; visits read-only, except that
+ *    inside a locked (attested) period of their areas only unit managers change visits (corrections/periods.ts);
  *  - care-staff: their own registrations only.
  */
 export const ROLES = ['admin', 'technician', 'coordinator', 'unit-manager', 'care-staff'] as const;
@@ -27,6 +28,7 @@ interface Rule {
 const OPS: readonly Role[] = ['admin', 'technician'];
 const VISIT_READERS: readonly Role[] = ['admin', 'coordinator', 'unit-manager'];
 const COORD: readonly Role[] = ['admin', 'coordinator'];
+const LOCKED_CHANGE: readonly Role[] = ['admin', 'coordinator', 'unit-manager'];
 
 /**
  * The route policy, first match wins; a route no rule names is admin-only (deny by default), so a
@@ -50,6 +52,12 @@ export const ROUTE_POLICY: readonly Rule[] = [
   { method: '*', path: '/api/dead-letters*', roles: OPS },
   { method: 'GET', path: '/api/visits', roles: VISIT_READERS },
   { method: 'GET', path: '/api/visits/*', roles: VISIT_READERS },
+  // A unit manager changes visits only inside a locked (attested) period of their areas: these handlers
+  // refuse them (403) anywhere else, and refuse coordinators and admins (423) inside one.
+  { method: 'POST', path: '/api/visits/manual', roles: LOCKED_CHANGE },
+  { method: 'POST', path: '/api/visits/:visitId/corrections', roles: LOCKED_CHANGE },
+  { method: 'POST', path: '/api/visits/:visitId/withdraw', roles: LOCKED_CHANGE },
+  { method: 'POST', path: '/api/visits/:visitId/close', roles: LOCKED_CHANGE },
   { method: 'POST', path: '/api/visits/*', roles: COORD },
   { method: 'GET', path: '/api/anomalies', roles: COORD },
   { method: 'GET', path: '/api/corrections/*', roles: VISIT_READERS },

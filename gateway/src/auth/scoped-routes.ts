@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { AnomalyKind, SafeId, summarizeIssues } from '../../../protocol/index.js';
 import type { AdminRequest, AdminResponse, AdminRoute } from '../admin/types.js';
+import { lockGate, lockRuleOf, type PeriodLock } from '../corrections/periods.js';
 import { scopeOf, type DataScope } from './scope.js';
 import type { SqliteScopeReader } from './scope-sqlite.js';
 
@@ -63,15 +64,39 @@ async function perArea(
 const byClient = (clients: Set<string>) => (x: unknown) =>
   clients.has(String((x as { clientRef?: unknown }).clientRef));
 
-export function scopedHandlers(reader: SqliteScopeReader): Record<string, ScopedHandler> {
+/** The period lock that covers a visit of this client started then and closed now (corrections/periods.ts). */
+export type CloseLockLookup = (clientRef: string | null, startedAtMs: number | null) => PeriodLock | null;
+
+export function scopedHandlers(
+  reader: SqliteScopeReader,
+  lockOf: CloseLockLookup = () => null,
+): Record<string, ScopedHandler> {
   return {
     'GET /api/visits': (req, scope) => {
       const q = VisitsQuery.safeParse(query(req.query));
       if (!q.success) return bad(summarizeIssues(q.error.issues));
       return { status: 200, body: { visits: reader.visits(scope, q.data) } };
     },
-    'POST /api/visits/:visitId/close': (req, scope, inner) =>
-      reader.visitById(scope, req.params.visitId ?? '').length === 0 ? notFound('no such visit') : inner(req),
+    // Inside a locked period only a unit manager of the area closes a visit; a unit manager nowhere else.
+    'POST /api/visits/:visitId/close': (req, scope, inner) => {
+      const rows = reader.visitById(scope, req.params.visitId ?? '');
+      if (rows.length === 0) return notFound('no such visit');
+      const v = rows.find((r) => r.state === 'open') ?? rows[0];
+      const refused = v
+        ? lockGate(lockOf(v.clientRef, v.startedAtMs), lockRuleOf(req.principal?.role))
+        : null;
+      if (refused) {
+        return {
+          status: refused.status,
+          body: {
+            error: refused.status === 423 ? 'period-locked' : 'forbidden',
+            detail: refused.error,
+            ...('lock' in refused ? { lock: refused.lock } : {}),
+          },
+        };
+      }
+      return inner(req);
+    },
     'GET /api/anomalies': (req, scope) => {
       const q = AnomaliesQuery.safeParse(query(req.query));
       if (!q.success) return bad(summarizeIssues(q.error.issues));
@@ -195,8 +220,12 @@ export function scopedHandlers(reader: SqliteScopeReader): Record<string, Scoped
  * Puts the scoped handler in front of each listed route and marks it `scoped`. Unlisted routes are
  * returned as they are (closed to scoped roles unless they set `scoped` themselves).
  */
-export function applyScope(routes: AdminRoute[], reader: SqliteScopeReader): AdminRoute[] {
-  const handlers = scopedHandlers(reader);
+export function applyScope(
+  routes: AdminRoute[],
+  reader: SqliteScopeReader,
+  lockOf?: CloseLockLookup,
+): AdminRoute[] {
+  const handlers = scopedHandlers(reader, lockOf);
   return routes.map((route) => {
     const scoped = handlers[`${route.method} ${route.path}`];
     if (!scoped || route.scoped) return route;

@@ -3,9 +3,10 @@ import type { Db } from '../store/sqlite/db.js';
 
 /**
  * Period locks (attestation): a unit manager (or an admin) locks a month of an area after approving it;
- * from then on no visit of that area's clients whose time falls in that month can be corrected, added
- * or withdrawn until someone with the right to lock unlocks it (with a reason). Lock and unlock are
- * audited. A month is the calendar month in the care plan's time zone ("2026-11").
+ * from then on a visit of that area's clients whose time falls in that month is corrected, added,
+ * withdrawn or closed only by a unit manager of that area (audited as them, the lock named in the audit
+ * row); coordinators and admins are refused until someone with the right to lock unlocks it (with a
+ * reason). Lock and unlock are audited. A month is the calendar month in the care plan's time zone ("2026-11").
  */
 export interface PeriodLock {
   areaId: string;
@@ -177,15 +178,44 @@ export class PeriodLocks {
   }
 }
 
-/** The refusal of a change inside a locked period: who locked it and how to unlock (the UI words it in Swedish). */
+/**
+ * Who may change visits where a lock applies: coordinators and admins outside locked periods only
+ * ('outside-locks'); a unit manager, otherwise read-only on visits, only inside a locked period of their
+ * own areas ('inside-locks'), audited as themselves.
+ */
+export type LockRule = 'outside-locks' | 'inside-locks';
+
+/** The role's rule: a unit manager changes only inside locked periods, everyone else only outside. */
+export const lockRuleOf = (role: string | undefined): LockRule =>
+  role === 'unit-manager' ? 'inside-locks' : 'outside-locks';
+
+/** The refusal of a change inside a locked period: who locked it and who may change it (the UI words it in Swedish). */
 export function lockedRefusal(l: PeriodLock): { ok: false; status: 423; error: string; lock: PeriodLock } {
   return {
     ok: false,
     status: 423,
     error:
       `the period ${l.month} of area ${l.areaId} is locked (attested) by ${l.lockedBy} at ` +
-      `${new Date(l.lockedAtMs).toISOString()}: a unit manager or an admin can unlock it with a reason ` +
-      `(POST /api/periods/locks/${l.areaId}/${l.month}/unlock), then correct`,
+      `${new Date(l.lockedAtMs).toISOString()}: a unit manager of area ${l.areaId} makes this change, or ` +
+      `unlocks the period with a reason (POST /api/periods/locks/${l.areaId}/${l.month}/unlock)`,
     lock: l,
   };
+}
+
+/** A unit manager's change outside every locked period: that is a coordinator's work. */
+export const outsideLockRefusal = {
+  ok: false as const,
+  status: 403 as const,
+  error:
+    'a unit manager changes visits only inside a locked (attested) period of their areas; ' +
+    'outside one, a coordinator makes the change',
+};
+
+/** Null when the change may go ahead under the lock that covers it (null: none) and the caller's rule. */
+export function lockGate(
+  lock: PeriodLock | null,
+  rule: LockRule = 'outside-locks',
+): ReturnType<typeof lockedRefusal> | typeof outsideLockRefusal | null {
+  if (rule === 'outside-locks') return lock === null ? null : lockedRefusal(lock);
+  return lock === null ? outsideLockRefusal : null;
 }

@@ -5,7 +5,7 @@ import { scopeOf } from '../auth/scope.js';
 import { SqliteScopeReader } from '../auth/scope-sqlite.js';
 import type { VisitRow } from '../visits/repo.js';
 import { FLAG_RESOLUTIONS } from './flags.js';
-import { MONTH_PATTERN } from './periods.js';
+import { lockRuleOf, MONTH_PATTERN } from './periods.js';
 import { REASONS_BY_KIND, type CorrectionResult, type VisitCorrections } from './service.js';
 
 /** Labels of the reason codes, Swedish first (the web app's default), English second. */
@@ -69,11 +69,13 @@ function answer(r: CorrectionResult, wake: () => void, changed?: () => void): Ad
     const error =
       r.status === 404
         ? 'not-found'
-        : r.status === 409
-          ? 'conflict'
-          : r.status === 423
-            ? 'period-locked'
-            : 'bad-request';
+        : r.status === 403
+          ? 'forbidden'
+          : r.status === 409
+            ? 'conflict'
+            : r.status === 423
+              ? 'period-locked'
+              : 'bad-request';
     return { status: r.status, body: { error, detail: r.error, ...(r.lock ? { lock: r.lock } : {}) } };
   }
   if (r.created) {
@@ -159,6 +161,7 @@ export function correctionRoutes(d: CorrectionRouteDeps): AdminRoute[] {
             actor: req.actor,
             ...(body.requestId ? { requestId: body.requestId } : {}),
             visible: (v) => d.visible(req.principal, v),
+            lockRule: lockRuleOf(req.principal?.role),
           }),
           d.wake,
           d.changed,
@@ -227,6 +230,7 @@ function moreRoutes(d: CorrectionRouteDeps): AdminRoute[] {
             note: body.note ? body.note : null,
             actor: req.actor,
             ...(body.requestId ? { requestId: body.requestId } : {}),
+            lockRule: lockRuleOf(req.principal?.role),
           }),
           d.wake,
           d.changed,
@@ -254,6 +258,7 @@ function moreRoutes(d: CorrectionRouteDeps): AdminRoute[] {
             actor: req.actor,
             ...(body.requestId ? { requestId: body.requestId } : {}),
             visible: (v) => d.visible(req.principal, v),
+            lockRule: lockRuleOf(req.principal?.role),
           }),
           d.wake,
           d.changed,

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { CARD_REF_PATTERN, type Clock, type VisitEvent } from '../../../protocol/index.js';
 import type { CorrectionReason } from '../../../protocol/index.js';
 import type { NewAuditEntry } from '../audit/store.js';
-import { lockedRefusal, PeriodLocks, type PeriodLock } from './periods.js';
+import { lockGate, PeriodLocks, type LockRule, type PeriodLock } from './periods.js';
 import { StaffFlags } from './flags.js';
 import type { Db } from '../store/sqlite/db.js';
 import type { VisitRepo, VisitRow } from '../visits/repo.js';
@@ -54,11 +54,13 @@ export interface CorrectionRequest {
   requestId?: string;
   /** Rows the caller may correct (area scope); others read as absent. */
   visible: (v: VisitRow) => boolean;
+  /** Coordinators and admins change outside locked periods (default); a unit manager only inside them. */
+  lockRule?: LockRule;
 }
 
 export type CorrectionResult =
   | { ok: true; created: boolean; correction: Correction; visit: VisitRow }
-  | { ok: false; status: 400 | 404 | 409 | 423; error: string; lock?: PeriodLock };
+  | { ok: false; status: 400 | 403 | 404 | 409 | 423; error: string; lock?: PeriodLock };
 
 /** A visit no reader recorded, added by a person (the staff member forgot to tap). */
 export interface AddVisitRequest {
@@ -70,6 +72,7 @@ export interface AddVisitRequest {
   note: string | null;
   actor: string;
   requestId?: string;
+  lockRule?: LockRule;
 }
 
 /** A tap marked as a mistake: the visit is withdrawn and should not count. */
@@ -81,6 +84,7 @@ export interface WithdrawRequest {
   actor: string;
   requestId?: string;
   visible: (v: VisitRow) => boolean;
+  lockRule?: LockRule;
 }
 
 export interface CorrectionDeps {
@@ -139,6 +143,9 @@ export const correctionKey = (correctionId: number): string => `vt1:corrected:${
 export const addedKey = (correctionId: number): string => `vt1:added:${correctionId}`;
 export const withdrawnKey = (correctionId: number): string => `vt1:withdrawn:${correctionId}`;
 const reasonText = (code: ReasonCode, note: string | null) => (note ? `${code}: ${note}` : code);
+/** The audit row of a change a unit manager made inside a locked period names that period. */
+const inLock = (l: PeriodLock | null) =>
+  l === null ? {} : { lockedPeriod: { areaId: l.areaId, month: l.month, lockedBy: l.lockedBy } };
 
 /**
  * Visit corrections: a person sets a visit's start and/or end time with a reason code. In ONE
@@ -246,6 +253,15 @@ export class VisitCorrections {
           error: 'the visit was withdrawn (marked as a mistake): it is not corrected',
         };
       }
+      if (v.readerId === MANUAL_READER) {
+        // visit.corrected carries the card read; a visit added by hand has none
+        return {
+          ok: false,
+          status: 409,
+          error:
+            'a visit added by hand is not time-corrected: withdraw it (reason "other", with a note) and add it again with the right times',
+        };
+      }
       if (req.startedAtMs === undefined && req.endedAtMs === undefined) {
         return { ok: false, status: 400, error: 'send "startedAt" and/or "endedAt" (ISO time) to correct' };
       }
@@ -283,7 +299,8 @@ export class VisitCorrections {
         after.startedAtMs,
         after.endedAtMs,
       ]);
-      if (locked) return lockedRefusal(locked);
+      const refused = lockGate(locked, req.lockRule);
+      if (refused) return refused;
       const before = times(v);
       const corrected: VisitRow = { ...v, ...after, updatedAtMs: now };
       repo.upsert(corrected);
@@ -303,7 +320,7 @@ export class VisitCorrections {
         action: 'visit.correct',
         target: `visit:${v.readerId}/${v.visitId}`,
         before: { ...wire(before), correctionId: id },
-        after: wire(after),
+        after: { ...wire(after), ...inLock(locked) },
         reason,
       });
       this.d.enqueue(
@@ -385,7 +402,8 @@ export class VisitCorrections {
         };
       }
       const locked = this.locks.lockFor(req.clientRef, [req.startedAtMs, req.endedAtMs]);
-      if (locked) return lockedRefusal(locked);
+      const refused = lockGate(locked, req.lockRule);
+      if (refused) return refused;
       const visit: VisitRow = {
         readerId: MANUAL_READER,
         visitId: `m-${randomBytes(8).toString('hex')}`,
@@ -429,6 +447,7 @@ export class VisitCorrections {
           staffRef: req.staffRef,
           correctionId: id,
           manual: true,
+          ...inLock(locked),
         },
         reason,
       });
@@ -510,7 +529,8 @@ export class VisitCorrections {
         return { ok: false, status: 409, error: `the visit was withdrawn already by ${earlier.actor}` };
       }
       const locked = this.locks.lockFor(v.clientRef, [v.startedAtMs, v.endedAtMs]);
-      if (locked) return lockedRefusal(locked);
+      const refused = lockGate(locked, req.lockRule);
+      if (refused) return refused;
       const now = clock.now();
       const before = times(v);
       const none: VisitTimes = { startedAtMs: null, endedAtMs: null };
@@ -532,7 +552,7 @@ export class VisitCorrections {
         action: 'visit.withdraw',
         target: `visit:${v.readerId}/${v.visitId}`,
         before: { ...wire(before), correctionId: id },
-        after: { withdrawn: true },
+        after: { withdrawn: true, ...inLock(locked) },
         reason,
       });
       const card = CARD_REF_PATTERN.test(v.cardRef) ? v.cardRef : null;
