@@ -2,6 +2,7 @@ import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createGateway, createLogger, type Gateway } from './index.js';
+import { createPgGateway } from './pg-instance.js';
 import { gatewayConfigPath, loadGatewaySettings, type GatewaySettings } from './src/config.js';
 import { bashCompletion, EXIT, type CommandSpec } from '../runtime/cli.js';
 import { formatHelp, jsonText } from '../runtime/help.js';
@@ -398,7 +399,11 @@ async function status(
 async function run(config: GatewaySettings): Promise<number> {
   const logger = createLogger(config.logLevel);
   const sd = createSdNotifier(logger);
-  const gw = createGateway({ config, logger });
+  // store.engine "postgres": the instance's composition root on PostgreSQL (gateway/pg-instance.ts)
+  const gw =
+    config.store?.engine === 'postgres'
+      ? createPgGateway({ config, logger })
+      : createGateway({ config, logger });
   const abort = new AbortController();
   let signals = 0;
   const onSignal = (sig: string) => {

@@ -179,8 +179,28 @@ export const GatewaySettings = z
     retention: RetentionSettings.optional().describe(
       'Retention per data class in days or "keep" (docs/retention.md). Absent: the documented defaults.',
     ),
+    store: z
+      .discriminatedUnion('engine', [
+        z.object({ engine: z.literal('sqlite') }).strict(),
+        z
+          .object({
+            engine: z.literal('postgres'),
+            url: z.string().min(1).describe('postgres://user:password@host:port/database'),
+            poolMax: z.number().int().min(1).max(200).default(10).describe('Connections per instance.'),
+          })
+          .strict(),
+      ])
+      .optional()
+      .describe(
+        'Where ingest, visits, outbox, cards, enrollment and fleet live: "sqlite" (default, gateway.db in dataDir) or "postgres" (several instances on one database; what stays in SQLite: gateway/README.md).',
+      ),
   })
   .strict();
+
+export type PostgresStoreSettings = Extract<
+  NonNullable<z.output<typeof GatewaySettings>['store']>,
+  { engine: 'postgres' }
+>;
 
 export type GatewaySettings = z.output<typeof GatewaySettings>;
 export type GatewaySettingsInput = z.input<typeof GatewaySettings>;
