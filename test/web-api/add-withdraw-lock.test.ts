@@ -238,6 +238,15 @@ describe('adding a missing visit and withdrawing a tap', () => {
     const dayAfter = await dayVisits();
     expect(dayAfter).not.toContain(f.visitA);
     expect(dayBefore.filter((v) => v !== f.visitA)).toEqual(dayAfter);
+    // every caller's list of visits says which one is withdrawn (the web app offers it no second time)
+    for (const list of [
+      (await as('anna', 'GET', '/api/visits?state=recent')).body,
+      (await f.call('GET', '/api/visits?state=recent', ADMIN_TOKEN)).body as Record<string, unknown>,
+    ]) {
+      const vs = list.visits as { visitId: string; withdrawn: boolean }[];
+      expect(vs.find((v) => v.visitId === f.visitA)?.withdrawn).toBe(true);
+      expect(vs.filter((v) => v.visitId !== f.visitA).every((v) => v.withdrawn === false)).toBe(true);
+    }
     const rows = await audit('visit.withdraw');
     expect(rows.map((x) => [x.actor, x.target, x.reason])).toEqual([
       ['user:anna', `visit:rd-a/${f.visitA}`, 'tap-by-mistake: blippade hos fel brukare'],

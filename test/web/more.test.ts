@@ -95,10 +95,20 @@ describe('the remaining corrections, period locks and care staff in the browser'
     await page.getByRole('button', { name: 'Felstämpling' }).dblclick();
     await page.getByRole('status').filter({ hasText: 'markerat som felstämpling' }).waitFor();
     expect((await audit('visit.withdraw')).map((e) => e.actor)).toEqual(['user:samordnare']);
+
+    // back in the list, the withdrawn visit says so in words and offers no second withdrawal
+    await page.goto(`${f.gw.adminUrl}/#/visits?state=closed`);
+    const row = page.locator('main tbody tr').filter({ has: page.locator(`a[href*="visit=${f.visitA}"]`) });
+    const gone = page.locator('main tbody tr').filter({ hasText: 'felstämpling (räknas inte)' });
+    await gone.first().waitFor();
+    expect(await gone.count()).toBe(1);
+    expect(await row.count()).toBe(0);
+    expect(await page.locator(`a[href*="visit=${f.visitA}"]`).count()).toBe(0);
+    expect(await axe(page)).toEqual([]);
     await page.context().close();
   });
 
-  it('a unit manager locks the month; the coordinator is told in Swedish who locked it and how to unlock', async () => {
+  it('a unit manager locks the month; the coordinator is told in Swedish that the manager makes the change; the manager does', async () => {
     const month = localParts(Date.now() - 4 * H).date.slice(0, 7);
     const mgr = await newPage(browser);
     await logIn(mgr, f.gw.adminUrl, 'chef');
@@ -120,10 +130,28 @@ describe('the remaining corrections, period locks and care staff in the browser'
     await alert.waitFor();
     const text = await alert.textContent();
     expect(text).toContain(`Perioden ${month} för område area-a är låst (attesterad) av user:chef`);
-    expect(text).toContain('En enhetschef eller administratör kan låsa upp den');
+    expect(text).toContain('Ändringen måste göras av en enhetschef för område area-a');
     expect(await axe(page)).toEqual([]);
     expect((await audit('visit.add')).length).toBe(1);
     await page.context().close();
+
+    // the unit manager makes the same change inside the locked month: logged as the manager
+    const chef = await newPage(browser);
+    await logIn(chef, f.gw.adminUrl, 'chef');
+    await fillAdd(chef, Date.now() - 4 * H);
+    expect(await chef.getByText('Som enhetschef lägger du bara till besök i en låst').count()).toBe(1);
+    await chef.locator('#add-reason').selectOption('forgot-card');
+    await chef.getByRole('button', { name: 'Skicka' }).click();
+    await chef.getByRole('status').filter({ hasText: 'Besöket är tillagt' }).waitFor();
+    expect(await axe(chef)).toEqual([]);
+    expect((await audit('visit.add')).map((e) => e.actor)).toEqual(['user:chef', 'user:samordnare']);
+    // the visits of the locked month offer the manager the changes; the withdrawn one offers none
+    await chef.goto(`${f.gw.adminUrl}/#/visits?state=closed`);
+    await chef.getByText('Som enhetschef ändrar du besök bara i låsta').waitFor();
+    expect(await chef.locator('main a[href*="#/withdraw"]').count()).toBeGreaterThan(0);
+    expect(await chef.locator(`a[href*="visit=${f.visitA}"]`).count()).toBe(0);
+    expect(await axe(chef)).toEqual([]);
+    await chef.context().close();
   });
 
   it("a coordinator imports the plan of their own area through the form; another area's client is named", async () => {

@@ -197,7 +197,10 @@ const sv = {
   periods: 'Perioder',
   lockPeriod: 'Lås (attestera) en månad',
   lockHint:
-    'När månaden är låst kan inga besök i området rättas, läggas till eller dras tillbaka förrän den låses upp.',
+    'När månaden är låst rättar, lägger till, avslutar och drar tillbaka bara en enhetschef för området besök i den (loggat med namn); samordnare hänvisas till enhetschefen tills månaden låses upp.',
+  managerLockedHint:
+    'Som enhetschef ändrar du besök bara i låsta (attesterade) månader i dina områden: åtgärderna visas på de besöken.',
+  managerAddHint: 'Som enhetschef lägger du bara till besök i en låst (attesterad) månad i dina områden.',
   lock: 'Lås',
   locked: 'Månaden är låst och loggad.',
   unlockReason: 'Orsak till upplåsning',
@@ -404,7 +407,10 @@ const en: typeof sv = {
   periods: 'Periods',
   lockPeriod: 'Lock (attest) a month',
   lockHint:
-    'Once the month is locked, no visit of the area can be corrected, added or withdrawn until it is unlocked.',
+    'Once the month is locked, only a unit manager of the area corrects, adds, closes or withdraws its visits (logged with their name); coordinators are referred to the unit manager until it is unlocked.',
+  managerLockedHint:
+    'As a unit manager you change visits only in locked (attested) months of your areas: the actions show on those visits.',
+  managerAddHint: 'As a unit manager you add visits only in a locked (attested) month of your areas.',
   lock: 'Lock',
   locked: 'The month is locked and logged.',
   unlockReason: 'Reason for unlocking',

@@ -1,5 +1,5 @@
 import { api, ApiError, setCsrf } from './api.js';
-import { el, table, when } from './dom.js';
+import { badge, el, localDate, table, when } from './dom.js';
 import { t, toggleLang } from './i18n.js';
 import { CORRECT_PAGE } from './pages/correct.js';
 import { IMPORT_PAGE } from './pages/import.js';
@@ -36,21 +36,68 @@ async function readersPage(): Promise<Node> {
   );
 }
 
+interface VisitItem {
+  readerId: string;
+  visitId: string;
+  staffRef: string;
+  clientRef: string | null;
+  startedAtMs: number;
+  endedAtMs: number | null;
+  /** Withdrawn as a mistake (the gateway marks each listed visit). */
+  withdrawn?: boolean;
+}
+
+/** The correct and withdraw links of one visit (a withdrawn visit has none: it no longer counts). */
+function visitActions(v: VisitItem): HTMLElement {
+  const q = (extra: Record<string, string>) =>
+    new URLSearchParams({ reader: v.readerId, visit: v.visitId, start: String(v.startedAtMs), ...extra });
+  return el(
+    'span',
+    {},
+    el(
+      'a',
+      {
+        href: `#/correct?${q({ end: String(v.endedAtMs ?? '') }).toString()}`,
+        'aria-label': `${t('correct')}: ${v.staffRef} ${when(v.startedAtMs)}`,
+      },
+      t('correct'),
+    ),
+    v.endedAtMs
+      ? el(
+          'span',
+          {},
+          ' · ',
+          el(
+            'a',
+            {
+              href: `#/withdraw?${q({}).toString()}`,
+              'aria-label': `${t('withdraw')}: ${v.staffRef} ${when(v.startedAtMs)}`,
+            },
+            t('withdraw'),
+          ),
+        )
+      : null,
+  );
+}
+
 async function visitsPage(ctx: PageCtx): Promise<Node> {
   const state = ctx.params.get('state') === 'closed' ? 'closed' : 'open';
-  const { visits } = await api<{
-    visits: {
-      readerId: string;
-      visitId: string;
-      staffRef: string;
-      clientRef: string | null;
-      startedAtMs: number;
-      endedAtMs: number | null;
-    }[];
-  }>('GET', `/api/visits?state=${state === 'open' ? 'open' : 'recent'}`);
+  const manager = ctx.role === 'unit-manager';
+  const [{ visits }, locks] = await Promise.all([
+    api<{ visits: VisitItem[] }>('GET', `/api/visits?state=${state === 'open' ? 'open' : 'recent'}`),
+    // a unit manager changes visits only inside the locked (attested) months of their areas
+    manager
+      ? api<{ locks: { month: string }[] }>('GET', '/api/periods/locks').then((r) => r.locks)
+      : Promise.resolve([]),
+  ]);
   // 'recent' is every state, newest change first: the closed ones are those with an end
   const shown = state === 'open' ? visits : visits.filter((v) => v.endedAtMs !== null);
-  const mayCorrect = ['admin', 'coordinator'].includes(ctx.role);
+  const lockedMonths = new Set(locks.map((l) => l.month));
+  const mayChange = (v: VisitItem): boolean =>
+    !v.withdrawn &&
+    (['admin', 'coordinator'].includes(ctx.role) ||
+      (manager && lockedMonths.has(localDate(v.startedAtMs).slice(0, 7))));
+  const withActions = ['admin', 'coordinator'].includes(ctx.role) || lockedMonths.size > 0;
   const other = state === 'open' ? 'closed' : 'open';
   return el(
     'div',
@@ -60,54 +107,23 @@ async function visitsPage(ctx: PageCtx): Promise<Node> {
       {},
       el('a', { href: `#/visits?state=${other}` }, other === 'open' ? t('openVisits') : t('closedVisits')),
     ),
+    manager && lockedMonths.size > 0
+      ? el('p', { class: 'hint' }, t('managerLockedHint'), ' ', el('a', { href: '#/add' }, t('addVisit')))
+      : null,
     table(
       state === 'open' ? t('openVisits') : t('closedVisits'),
-      [t('started'), t('ended'), t('staff'), t('client'), ...(mayCorrect ? [t('actions')] : [])],
+      [t('started'), t('ended'), t('staff'), t('client'), t('state'), ...(withActions ? [t('actions')] : [])],
       shown.map((v) => [
         when(v.startedAtMs),
         when(v.endedAtMs),
         v.staffRef,
         v.clientRef ?? '–',
-        ...(mayCorrect
-          ? [
-              el(
-                'span',
-                {},
-                el(
-                  'a',
-                  {
-                    href: `#/correct?${new URLSearchParams({
-                      reader: v.readerId,
-                      visit: v.visitId,
-                      start: String(v.startedAtMs),
-                      end: String(v.endedAtMs ?? ''),
-                    }).toString()}`,
-                    'aria-label': `${t('correct')}: ${v.staffRef} ${when(v.startedAtMs)}`,
-                  },
-                  t('correct'),
-                ),
-                v.endedAtMs
-                  ? el(
-                      'span',
-                      {},
-                      ' · ',
-                      el(
-                        'a',
-                        {
-                          href: `#/withdraw?${new URLSearchParams({
-                            reader: v.readerId,
-                            visit: v.visitId,
-                            start: String(v.startedAtMs),
-                          }).toString()}`,
-                          'aria-label': `${t('withdraw')}: ${v.staffRef} ${when(v.startedAtMs)}`,
-                        },
-                        t('withdraw'),
-                      ),
-                    )
-                  : null,
-              ),
-            ]
-          : []),
+        v.withdrawn
+          ? badge('wait', t('stWithdrawn'))
+          : v.endedAtMs === null
+            ? badge('ok', t('stOpen'))
+            : t('stOk'),
+        ...(withActions ? [mayChange(v) ? visitActions(v) : '–'] : []),
       ]),
     ),
   );
@@ -210,7 +226,7 @@ function nav(): void {
   const items: Node[] = [];
   if (me) {
     for (const [id, p] of Object.entries(PAGES)) {
-      if (!p.hidden && p.roles.includes(me.user.role))
+      if (!p.hidden && (p.menu ?? p.roles).includes(me.user.role))
         items.push(el('li', {}, el('a', { href: `#/${id}` }, t(p.key))));
     }
     const out = el('button', { type: 'button' }, t('logout'));

@@ -109,6 +109,18 @@ export class SqliteScopeReader {
       : '';
   }
 
+  /** Which of these visits were withdrawn as a mistake (`readerId/visitId` keys). */
+  withdrawnOf(visits: readonly { readerId: string; visitId: string }[]): Set<string> {
+    const out = new Set<string>();
+    if (visits.length === 0 || this.notWithdrawn() === '') return out;
+    const s = this.db.prepare(
+      "SELECT 1 FROM visit_corrections WHERE kind = 'withdrawn' AND reader_id = ? AND visit_id = ? LIMIT 1",
+    );
+    for (const v of visits)
+      if (s.get(v.readerId, v.visitId) !== undefined) out.add(`${v.readerId}/${v.visitId}`);
+    return out;
+  }
+
   /** Visits started in [fromMs, toMs) that count (not withdrawn), of in-scope clients (null: every visit), oldest first. */
   visitsStartedBetween(s: DataScope | null, fromMs: number, toMs: number, limit: number): VisitRow[] {
     const rows = this.db

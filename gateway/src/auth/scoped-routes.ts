@@ -61,6 +61,19 @@ async function perArea(
   return { status: 200, body: out };
 }
 
+/** Each listed visit says whether it was withdrawn as a mistake (`withdrawn`), for every caller. */
+function markWithdrawn(reader: SqliteScopeReader, r: AdminResponse): AdminResponse {
+  const body = okBody(r);
+  const visits = body?.visits;
+  if (!body || !Array.isArray(visits)) return r;
+  const rows = visits as { readerId: string; visitId: string }[];
+  const gone = reader.withdrawnOf(rows);
+  return {
+    ...r,
+    body: { ...body, visits: rows.map((v) => ({ ...v, withdrawn: gone.has(`${v.readerId}/${v.visitId}`) })) },
+  };
+}
+
 const byClient = (clients: Set<string>) => (x: unknown) =>
   clients.has(String((x as { clientRef?: unknown }).clientRef));
 
@@ -75,7 +88,7 @@ export function scopedHandlers(
     'GET /api/visits': (req, scope) => {
       const q = VisitsQuery.safeParse(query(req.query));
       if (!q.success) return bad(summarizeIssues(q.error.issues));
-      return { status: 200, body: { visits: reader.visits(scope, q.data) } };
+      return markWithdrawn(reader, { status: 200, body: { visits: reader.visits(scope, q.data) } });
     },
     // Inside a locked period only a unit manager of the area closes a visit; a unit manager nowhere else.
     'POST /api/visits/:visitId/close': (req, scope, inner) => {
@@ -233,9 +246,11 @@ export function applyScope(
     return {
       ...route,
       scoped: true,
-      handler: (req: AdminRequest) => {
+      handler: async (req: AdminRequest) => {
         const scope = scopeOf(req.principal);
-        return scope === null ? inner(req) : scoped(req, scope, inner);
+        if (scope !== null) return scoped(req, scope, inner);
+        const r = await inner(req);
+        return route.method === 'GET' && route.path === '/api/visits' ? markWithdrawn(reader, r) : r;
       },
     };
   });

@@ -130,7 +130,7 @@ async function correctPage(ctx: PageCtx): Promise<Node> {
         const box =
           err instanceof ApiError && err.status === 404
             ? el('p', { class: 'error server-error', role: 'alert' }, `${t('serverRefused')} ${err.message}`)
-            : err instanceof ApiError && err.status === 423
+            : err instanceof ApiError && (err.status === 423 || err.status === 403)
               ? refusal(err)
               : serverError(err);
         form.append(box);
@@ -160,7 +160,7 @@ async function correctPage(ctx: PageCtx): Promise<Node> {
 
 export const CORRECT_PAGE: Page = {
   key: 'correct',
-  roles: ['admin', 'coordinator'],
+  roles: ['admin', 'coordinator', 'unit-manager'], // a unit manager: inside locked periods only
   hidden: true,
   render: correctPage,
 };

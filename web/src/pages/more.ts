@@ -29,19 +29,27 @@ function newRequestId(): string {
   );
 }
 
-/** The server's refusal in words: a locked period names who locked it and how to unlock. */
+/**
+ * The server's refusal in words: a locked period names who locked it and that a unit manager of the area
+ * makes the change (or unlocks it); a unit manager outside a locked period is told it is the coordinator's.
+ */
 export function refusal(err: unknown): HTMLElement {
   const body =
     err instanceof ApiError ? (err.body as { detail?: string; lock?: Lock } | undefined) : undefined;
   const l = body?.lock;
+  const en = lang() === 'en';
   const text =
     err instanceof ApiError && err.status === 423 && l
-      ? lang() === 'en'
+      ? en
         ? `The period ${l.month} of area ${l.areaId} is locked (attested) by ${l.lockedBy} on ${when(l.lockedAtMs)}. ` +
-          'A unit manager or an admin can unlock it under "Periods" (with a reason); then correct.'
+          `A unit manager of area ${l.areaId} must make this change, or unlock the period under "Periods" (with a reason).`
         : `Perioden ${l.month} för område ${l.areaId} är låst (attesterad) av ${l.lockedBy} ${when(l.lockedAtMs)}. ` +
-          'En enhetschef eller administratör kan låsa upp den under "Perioder" (med en orsak); rätta sedan.'
-      : `${t('serverRefused')} ${body?.detail ?? (err instanceof ApiError ? err.message : String(err))}`;
+          `Ändringen måste göras av en enhetschef för område ${l.areaId}, eller så låser en enhetschef upp perioden under "Perioder" (med en orsak).`
+      : err instanceof ApiError && err.status === 403 && /only inside a locked/.test(body?.detail ?? '')
+        ? en
+          ? 'As a unit manager you change visits only inside a locked (attested) period of your areas; outside one, the coordinator makes the change.'
+          : 'Som enhetschef ändrar du besök bara i en låst (attesterad) period i dina områden; utanför den gör samordnaren ändringen.'
+        : `${t('serverRefused')} ${body?.detail ?? (err instanceof ApiError ? err.message : String(err))}`;
   return el('p', { class: 'error server-error', role: 'alert' }, text);
 }
 
@@ -90,6 +98,7 @@ async function addVisitPage(ctx: PageCtx): Promise<Node> {
     { novalidate: '', 'aria-labelledby': 'add-h' },
     el('h2', { id: 'add-h' }, t('addVisit')),
     el('p', { class: 'hint' }, t('addVisitHint')),
+    ctx.role === 'unit-manager' ? el('p', { class: 'hint' }, t('managerAddHint')) : null,
     field(
       'add-client',
       t('client'),
@@ -417,8 +426,19 @@ async function periodsPage(ctx: PageCtx): Promise<Node> {
 }
 
 export const MORE_PAGES: Record<string, Page> = {
-  add: { key: 'addVisit', roles: ['admin', 'coordinator'], render: addVisitPage },
-  withdraw: { key: 'withdraw', roles: ['admin', 'coordinator'], hidden: true, render: withdrawPage },
+  // a unit manager: only inside locked periods of their areas (the server refuses elsewhere, 403)
+  add: {
+    key: 'addVisit',
+    roles: ['admin', 'coordinator', 'unit-manager'],
+    menu: ['admin', 'coordinator'], // a unit manager: from the visits page when a month is locked
+    render: addVisitPage,
+  },
+  withdraw: {
+    key: 'withdraw',
+    roles: ['admin', 'coordinator', 'unit-manager'],
+    hidden: true,
+    render: withdrawPage,
+  },
   flags: { key: 'flags', roles: ['admin', 'coordinator'], render: flagsPage },
   periods: { key: 'periods', roles: ['admin', 'unit-manager', 'coordinator'], render: periodsPage },
   mine: { key: 'mine', roles: ['care-staff'], render: minePage },

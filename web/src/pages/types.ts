@@ -13,6 +13,8 @@ export interface Page {
   roles: readonly string[];
   /** Not in the menu (reached from another page, e.g. a visit's correction form). */
   hidden?: boolean;
+  /** The roles that find it in the menu, when fewer than `roles` (others reach it from another page). */
+  menu?: readonly string[];
   render: (ctx: PageCtx) => Promise<Node>;
 }
 
