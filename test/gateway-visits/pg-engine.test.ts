@@ -395,4 +395,47 @@ describe('visit pipeline on PostgreSQL, three instances', () => {
       await backend.close();
     }
   });
+  it("a reader committed by an instance that died before its turn is caught by another instance's sweep", async () => {
+    const url = await pgc.createDatabase();
+    const pool = openPgPool({ url, max: 3 });
+    const pipeline = createTurnVisitPipeline({
+      store: new PgVisitStore(pool),
+      outbox: new PgOutbox({ pool, holder: 'gw-sweep' }),
+      clock: systemClock,
+      random: () => 0.5,
+      logger: silentLogger(),
+      metrics: new MetricsRegistry(),
+      catchUpMs: 50,
+    });
+    try {
+      await migrate(pool, postgresMigrations);
+      await pipeline.start();
+      // another instance stored r-a's taps (its ingest committed) and was killed before its visits turn:
+      // nobody calls onCommitted here
+      const [a] = scenario();
+      for (const e of a?.events.slice(0, 2) ?? []) {
+        await pool.query(
+          `INSERT INTO events (reader_id, seq, event_json, received_at_ms, sent_at_json) VALUES ($1, $2, $3, $4, '{}')`,
+          ['r-a', e.seq, JSON.stringify(e), T0],
+        );
+      }
+      await pool.query(`INSERT INTO reader_seq (reader_id, contiguous_upto, max_seen) VALUES ('r-a', 2, 2)`);
+      let cursor = 0;
+      for (let i = 0; i < 200 && cursor < 2; i++) {
+        await new Promise((r) => setTimeout(r, 25));
+        cursor =
+          (
+            await pool.query<{ v: number }>(
+              `SELECT processed_upto AS v FROM visit_cursor WHERE reader_id = 'r-a'`,
+            )
+          ).rows[0]?.v ?? 0;
+      }
+      expect(cursor).toBe(2);
+      const visits = await pool.query(`SELECT visit_id FROM visits WHERE reader_id = 'r-a'`);
+      expect(visits.rows).toEqual([{ visit_id: 'va1' }]);
+    } finally {
+      await pipeline.stop();
+      await pool.end();
+    }
+  });
 });

@@ -23,13 +23,19 @@ export interface TurnVisitPipelineOptions {
   idlePollMs?: number;
   /** Events per reader per turn (default 500). */
   chunk?: number;
+  /**
+   * How often every reader behind is looked for (default 5000 ms; 0: only at start). Several
+   * instances: one that committed a reader's batch and died before its turn leaves that reader behind
+   * until some instance looks; this sweep is that look.
+   */
+  catchUpMs?: number;
   onAnomalies?: (kinds: AnomalyKind[]) => void;
 }
 
 export interface TurnVisitPipeline {
   /** Called after each ingest commit: marks the readers and drains them; never throws, never blocks. */
   onCommitted(readerIds: string[]): void;
-  /** Catches up on every reader behind (crash recovery, other instances' leftovers), then forwards. */
+  /** Catches up on every reader behind (crash recovery, other instances' leftovers), then forwards; sweeps again every `catchUpMs`. */
   start(): Promise<void>;
   stop(): Promise<void>;
   /** Resolves when nothing is marked and no turn is in flight (tests, tools). */
@@ -84,6 +90,11 @@ export function createTurnVisitPipeline(o: TurnVisitPipelineOptions): TurnVisitP
 
   const dirty = new Set<string>();
   let running = false;
+  let sweep: ReturnType<typeof setInterval> | null = null;
+  const catchUp = async (): Promise<void> => {
+    for (const r of await o.store.readersBehind()) dirty.add(r);
+    kick();
+  };
   let draining: Promise<void> | null = null;
 
   const drain = async (): Promise<void> => {
@@ -115,12 +126,21 @@ export function createTurnVisitPipeline(o: TurnVisitPipelineOptions): TurnVisitP
     },
     async start() {
       running = true;
-      for (const r of await o.store.readersBehind()) dirty.add(r);
-      kick();
+      await catchUp();
       forwarder?.start();
+      const every = o.catchUpMs ?? 5000;
+      if (every > 0) {
+        sweep = setInterval(() => {
+          catchUp().catch((err: unknown) =>
+            log.warn({ err }, 'looking for readers behind failed; will retry'),
+          );
+        }, every);
+        sweep.unref();
+      }
     },
     async stop() {
       running = false;
+      if (sweep) clearInterval(sweep);
       await draining;
       await forwarder?.stop();
     },
