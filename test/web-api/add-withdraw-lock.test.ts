@@ -333,6 +333,10 @@ describe('changes inside a locked period', () => {
     });
     expect(coordClose.status).toBe(423);
     expect(coordClose.body).toMatchObject({ error: 'period-locked', lock: lockedPeriod });
+    // an admin (the bearer token too) is no manager: refused like the coordinator
+    const adminClose = await f.call('POST', `/api/visits/${other}/close`, ADMIN_TOKEN, { reason: 'x' });
+    expect(adminClose.status).toBe(423);
+    expect((await f.call('POST', '/api/visits/manual', ADMIN_TOKEN, add)).status).toBe(423);
     // a unit manager of another area does not see the visit at all
     expect((await as('chefb', 'POST', `/api/visits/${other}/close`, { reason: 'x' })).status).toBe(404);
     expect((await as('chefb', 'POST', '/api/visits/manual', add)).status).toBe(404);

@@ -133,11 +133,13 @@ export class SqliteScopeReader {
     return (rows as Parameters<typeof toVisit>[0][]).map(toVisit);
   }
 
-  /** The stored rows of a visit id that are in scope (a visit id may exist at several readers). */
-  visitById(s: DataScope, visitId: string): VisitRow[] {
+  /** The stored rows of a visit id that are in scope (null: every one; a visit id may exist at several readers). */
+  visitById(s: DataScope | null, visitId: string): VisitRow[] {
     const rows = this.db
-      .prepare(`SELECT * FROM visits WHERE visit_id = @visitId AND client_ref IN (${CLIENTS})`)
-      .all({ ...bind(s), visitId });
+      .prepare(
+        `SELECT * FROM visits WHERE visit_id = @visitId ${s === null ? '' : `AND client_ref IN (${CLIENTS})`}`,
+      )
+      .all({ ...(s === null ? {} : bind(s)), visitId });
     return (rows as Parameters<typeof toVisit>[0][]).map(toVisit);
   }
 

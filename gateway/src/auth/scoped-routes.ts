@@ -90,25 +90,9 @@ export function scopedHandlers(
       if (!q.success) return bad(summarizeIssues(q.error.issues));
       return markWithdrawn(reader, { status: 200, body: { visits: reader.visits(scope, q.data) } });
     },
-    // Inside a locked period only a unit manager of the area closes a visit; a unit manager nowhere else.
     'POST /api/visits/:visitId/close': (req, scope, inner) => {
-      const rows = reader.visitById(scope, req.params.visitId ?? '');
-      if (rows.length === 0) return notFound('no such visit');
-      const v = rows.find((r) => r.state === 'open') ?? rows[0];
-      const refused = v
-        ? lockGate(lockOf(v.clientRef, v.startedAtMs), lockRuleOf(req.principal?.role))
-        : null;
-      if (refused) {
-        return {
-          status: refused.status,
-          body: {
-            error: refused.status === 423 ? 'period-locked' : 'forbidden',
-            detail: refused.error,
-            ...('lock' in refused ? { lock: refused.lock } : {}),
-          },
-        };
-      }
-      return inner(req);
+      if (reader.visitById(scope, req.params.visitId ?? '').length === 0) return notFound('no such visit');
+      return closeGate(reader, lockOf, req, scope) ?? inner(req);
     },
     'GET /api/anomalies': (req, scope) => {
       const q = AnomaliesQuery.safeParse(query(req.query));
@@ -230,6 +214,31 @@ export function scopedHandlers(
 }
 
 /**
+ * Inside a locked period only a unit manager of the area closes a visit (coordinators and admins: 423), and
+ * a unit manager closes nothing elsewhere (403): the rule of corrections/periods.ts `lockGate`.
+ */
+function closeGate(
+  reader: SqliteScopeReader,
+  lockOf: CloseLockLookup,
+  req: AdminRequest,
+  scope: DataScope | null,
+): AdminResponse | null {
+  const rows = reader.visitById(scope, req.params.visitId ?? '');
+  const v = rows.find((r) => r.state === 'open') ?? rows[0];
+  if (!v) return null; // the module answers 404
+  const refused = lockGate(lockOf(v.clientRef, v.startedAtMs), lockRuleOf(req.principal?.role));
+  if (!refused) return null;
+  return {
+    status: refused.status,
+    body: {
+      error: refused.status === 423 ? 'period-locked' : 'forbidden',
+      detail: refused.error,
+      ...('lock' in refused ? { lock: refused.lock } : {}),
+    },
+  };
+}
+
+/**
  * Puts the scoped handler in front of each listed route and marks it `scoped`. Unlisted routes are
  * returned as they are (closed to scoped roles unless they set `scoped` themselves).
  */
@@ -238,7 +247,8 @@ export function applyScope(
   reader: SqliteScopeReader,
   lockOf?: CloseLockLookup,
 ): AdminRoute[] {
-  const handlers = scopedHandlers(reader, lockOf);
+  const locks: CloseLockLookup = lockOf ?? (() => null);
+  const handlers = scopedHandlers(reader, locks);
   return routes.map((route) => {
     const scoped = handlers[`${route.method} ${route.path}`];
     if (!scoped || route.scoped) return route;
@@ -249,6 +259,9 @@ export function applyScope(
       handler: async (req: AdminRequest) => {
         const scope = scopeOf(req.principal);
         if (scope !== null) return scoped(req, scope, inner);
+        if (route.method === 'POST' && route.path === '/api/visits/:visitId/close') {
+          return closeGate(reader, locks, req, null) ?? inner(req);
+        }
         const r = await inner(req);
         return route.method === 'GET' && route.path === '/api/visits' ? markWithdrawn(reader, r) : r;
       },
