@@ -23,8 +23,9 @@ import {
 /**
  * Three real gateway processes on ONE PostgreSQL database behind a real Mosquitto 2 (MQTT 5 shared
  * subscription `$share/visittag/…`: each batch goes to one instance). Simulated readers keep sending
- * everything above their acked mark plus new taps; mid-burst one instance, picked by a seeded die, is
- * killed with SIGKILL, and started again later. At the end every tap is stored once, every reader's
+ * everything above their acked mark plus new taps; mid-burst an instance picked by a seeded die is
+ * killed with SIGKILL and started again, KILLS times; then PostgreSQL crashes and restarts (immediate
+ * stop: recovery from the WAL), then the broker restarts. At the end every tap is stored once, every reader's
  * prefix is complete, every outbox row was delivered, and the fake backend holds every visit event
  * exactly once by idempotency key (one visit.started and one visit.ended per visit).
  */
@@ -32,7 +33,11 @@ import {
 const SECRET = 'pg-three-instances-secret-0123';
 const GW = { username: 'visittag-gateway', password: 'gateway-broker-password-0123456789' };
 const READERS = ['r3i-1', 'r3i-2', 'r3i-3', 'r3i-4'];
-const TAPS = 60; // per reader: 3 cards, 10 visits each
+/** SIGKILLs of a random instance (each restarted at once); VT_KILLS=20 for the issue's full run. */
+const KILLS = Number(process.env.VT_KILLS ?? 4);
+/** Taps each reader may send per kill cycle (the devices are held to an allowance that grows per cycle). */
+const STEP = 12;
+const TAPS = 6 * Math.ceil((24 + STEP * (KILLS + 2)) / 6); // per reader: 3 cards, whole start/stop pairs
 const SEED = Number(process.env.VT_SEED ?? 0x5eed3);
 
 /** mulberry32: a failing run replays with VT_SEED. */
@@ -47,10 +52,15 @@ function rng(seed: number): () => number {
   };
 }
 
-/** A device: every tick, the taps above its acked mark (at most 30) and, until TAPS, one or two new ones. */
+/**
+ * A device: every tick, the taps above its acked mark (at most 30) and one or two new ones up to its
+ * allowance. It reconnects by itself (the broker restart) and resubscribes to its acks.
+ */
 class Device {
   acked = 0;
   next = 1;
+  /** Highest seq it may send so far. */
+  allowance = 24;
   private timer: NodeJS.Timeout | null = null;
   constructor(
     readonly id: string,
@@ -70,7 +80,8 @@ class Device {
     if (this.timer) clearInterval(this.timer);
   }
   private tick(): void {
-    if (this.next <= TAPS) this.next = Math.min(TAPS + 1, this.next + 1 + Math.floor(this.random() * 2));
+    const cap = Math.min(TAPS, this.allowance) + 1;
+    if (this.next < cap) this.next = Math.min(cap, this.next + 1 + Math.floor(this.random() * 2));
     const seqs: number[] = [];
     for (let s = this.acked + 1; s < this.next && seqs.length < 30; s++) seqs.push(s);
     if (!seqs.length) return;
@@ -82,7 +93,7 @@ class Device {
   }
 }
 
-describe('three gateway instances on one PostgreSQL behind Mosquitto, one SIGKILLed mid-burst', () => {
+describe('three gateway instances on one PostgreSQL behind Mosquitto: SIGKILLs, a PostgreSQL crash, a broker restart', () => {
   let pgc: PgCluster;
   let broker: MosquittoBroker;
   let backend: FakeBackend;
@@ -112,7 +123,7 @@ describe('three gateway instances on one PostgreSQL behind Mosquitto, one SIGKIL
     await pgc?.destroy();
   }, 120_000);
 
-  it('0 taps lost, every visit event once at the backend', { timeout: 240_000 }, async () => {
+  it('0 taps lost, every visit event once at the backend', { timeout: 600_000 }, async () => {
     const random = rng(SEED);
     const url = await pgc.createDatabase();
     const configs: string[] = [];
@@ -157,7 +168,7 @@ describe('three gateway instances on one PostgreSQL behind Mosquitto, one SIGKIL
         username: r,
         password: PASSWORD,
         protocolVersion: 5,
-        reconnectPeriod: 0,
+        reconnectPeriod: 200,
         connectTimeout: 5000,
       });
       c.on('error', () => undefined);
@@ -166,22 +177,36 @@ describe('three gateway instances on one PostgreSQL behind Mosquitto, one SIGKIL
       devices.push(new Device(r, c, random));
     }
     devices.forEach((d) => d.start());
+    let redeliveriesBeforeRestarts = 0;
     try {
-      // mid-burst: every reader has some taps acked, none all of them
-      await waitUntil(() => devices.every((d) => d.acked >= 10), 60_000);
-      const victim = Math.floor(random() * 3);
-      const killed = children[victim] as GatewayChild;
-      killed.proc.kill('SIGKILL');
-      await killed.exited;
-      const ackedAtKill = devices.map((d) => d.acked);
-      expect(ackedAtKill.some((a) => a < TAPS)).toBe(true);
-      // the other two carry on; then the killed one comes back
-      await waitUntil(
-        () => devices.every((d, i) => d.acked >= Math.min(TAPS, (ackedAtKill[i] ?? 0) + 10)),
-        60_000,
-      );
-      children[victim] = await spawnGateway(bundle.file, configs[victim] as string);
-      await waitUntil(() => devices.every((d) => d.acked === TAPS), 90_000);
+      /** Grants every device STEP more taps and waits until some of them are acked (the burst goes on). */
+      const progress = async (what: string) => {
+        devices.forEach((d) => (d.allowance = Math.min(TAPS, d.allowance + STEP)));
+        const target = devices.map((d) => Math.max(d.acked, d.allowance - STEP) + 4);
+        await waitUntil(() => devices.every((d, i) => d.acked >= (target[i] ?? 0)), 90_000).catch(() => {
+          throw new Error(`no progress (${what}): acked ${devices.map((d) => d.acked).join(',')}`);
+        });
+      };
+      for (let k = 0; k < KILLS; k++) {
+        // mid-burst: every reader has new taps acked since the last kill, then a random instance dies
+        await progress(`before kill ${k}`);
+        const victim = Math.floor(random() * 3);
+        const killed = children[victim] as GatewayChild;
+        killed.proc.kill('SIGKILL');
+        await killed.exited;
+        children[victim] = await spawnGateway(bundle.file, configs[victim] as string);
+      }
+      redeliveriesBeforeRestarts = backend.duplicates;
+      // PostgreSQL crashes (no checkpoint) and comes back on the same port: the instances retry
+      await progress('before the PostgreSQL restart');
+      pgc.restart('immediate');
+      await progress('after the PostgreSQL restart');
+      // the broker restarts: instances and devices reconnect, the devices resend above their acks
+      await broker.restart();
+      devices.forEach((d) => (d.allowance = TAPS));
+      await waitUntil(() => devices.every((d) => d.acked === TAPS), 120_000).catch(() => {
+        throw new Error(`not all acked after the broker restart: ${devices.map((d) => d.acked).join(',')}`);
+      });
     } finally {
       devices.forEach((d) => d.stop());
     }
@@ -230,7 +255,7 @@ describe('three gateway instances on one PostgreSQL behind Mosquitto, one SIGKIL
       expect(ended.length).toBe(visits);
       // what a crash can cost at most: a delivery the dead instance made but had not marked (sent again, same key)
       console.info(
-        `pg-three-instances: seed ${SEED}, killed mid-burst, ${got.length} events delivered once by key, ${backend.duplicates} redeliveries of a key`,
+        `pg-three-instances: seed ${SEED}, ${KILLS} SIGKILLs, PostgreSQL and broker restarted, ${TAPS} taps x ${READERS.length} readers, ${got.length} events delivered once by key, ${backend.duplicates} redeliveries of a key (${redeliveriesBeforeRestarts} by the kills)`,
       );
     } finally {
       await pool.end();
