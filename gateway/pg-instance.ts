@@ -52,7 +52,7 @@ export const PG_MODE = {
     'fleet (config push)',
   ],
   onSqlite: [
-    'reader registry (credentials; copied to PostgreSQL for the visits)',
+    'reader registry (a copy per instance, kept in step with PostgreSQL every 5 s)',
     'auth (accounts, sessions, tokens)',
     'audit log',
   ],
@@ -91,9 +91,8 @@ export interface PgGateway {
  *
  * On PostgreSQL: ingest, the visits turn pipeline (visits/turn-pipeline.ts), the outbox and its
  * forwarder, cards (read, assign), enrollment codes and fleet config push. Still in the SQLite file
- * under `dataDir`, per instance: the reader registry (its rows are copied to PostgreSQL at start, on
- * every change made through this instance and every few seconds, because the visits turn reads the
- * readers' clients there), auth and the audit log. Modules that read visits from the SQLite tables
+ * under `dataDir`, per instance: the reader registry (a copy kept in step with PostgreSQL's readers,
+ * which the visits turn reads: see `pull`), auth and the audit log. Modules that read visits from the SQLite tables
  * (care plan, reports, corrections, day view, retention) are NOT mounted: they would see no visits.
  * One log line at start says all this (`PG_MODE`).
  */
@@ -125,15 +124,45 @@ export function createPgGateway(opts: GatewayOptions): PgGateway {
   const cards = new PgCardStore(pool);
   const fleet = new PgFleetStore(pool);
 
-  // The reader registry stays in SQLite; every change through it is copied to PostgreSQL too.
+  // The reader registry stays in a SQLite file per instance; PostgreSQL's readers are the shared
+  // truth: a change through this instance is written there at once, readers only in the local file
+  // (added by the offline CLI) are inserted there, and every READER_SYNC_MS each instance takes what
+  // the others changed (a reader added, revoked, moved or re-keyed elsewhere) into its own file.
   const pendingSync = new Set<Promise<unknown>>();
+  let pushes = 0;
   const copy = (what: string, p: Promise<unknown>) => {
+    pushes++;
     const q = p
       .catch((err: unknown) => logger.error({ err, what }, 'copying a reader change to PostgreSQL failed'))
       .finally(() => pendingSync.delete(q));
     pendingSync.add(q);
   };
-  const syncAll = () => syncReaders(pool, sqliteStore.listReaders(), clock.now());
+  const pull = async (): Promise<void> => {
+    const before = pushes;
+    const shared = await pgIngest.listReaders();
+    // a change of ours still on its way (or made meanwhile) would be undone: take the others' next time
+    if (pendingSync.size > 0 || pushes !== before) return;
+    for (const r of shared) {
+      const mine = sqliteStore.getReader(r.readerId);
+      if (!mine) {
+        sqliteStore.insertReader(r);
+        continue;
+      }
+      if (mine.passwordHash !== r.passwordHash) {
+        sqliteStore.setPasswordHash(r.readerId, r.passwordHash);
+        transport?.disconnect(r.readerId);
+      }
+      if (mine.revokedAt !== r.revokedAt) {
+        sqliteStore.setRevoked(r.readerId, r.revokedAt);
+        if (r.revokedAt !== null) transport?.disconnect(r.readerId);
+      }
+      if (mine.clientRef !== r.clientRef) sqliteStore.setClientRef(r.readerId, r.clientRef, clock.now());
+    }
+  };
+  const syncAll = async (): Promise<void> => {
+    await syncReaders(pool, sqliteStore.listReaders(), clock.now(), 'missing');
+    await pull();
+  };
   const registryStore: IngestStore = {
     ...sqliteStore,
     insertReader: (r) => {
@@ -359,7 +388,11 @@ export function createPgGateway(opts: GatewayOptions): PgGateway {
       // several instances starting together apply each step once (advisory lock in migrate)
       await migrate(pool, postgresMigrations);
       await syncAll();
-      syncTimer = setInterval(() => copy('sync', syncAll()), READER_SYNC_MS);
+      syncTimer = setInterval(() => {
+        syncAll().catch((err: unknown) =>
+          logger.warn({ err }, 'reader sync with PostgreSQL failed; will retry'),
+        );
+      }, READER_SYNC_MS);
       syncTimer.unref();
       await visits.start();
       if (dynsec) {

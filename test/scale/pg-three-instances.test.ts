@@ -8,7 +8,7 @@ import type { GatewaySettings } from '../../gateway/src/config.js';
 import { openPgPool } from '../../gateway/src/store/postgres/db.js';
 import { decode } from '../../protocol/index.js';
 import { startFakeBackend, type FakeBackend } from '../../simulator/fake-backend.js';
-import { card, PASSWORD, silent, tempDir, testConfig, waitUntil } from '../gateway/helpers.js';
+import { ADMIN_TOKEN, card, PASSWORD, silent, tempDir, testConfig, waitUntil } from '../gateway/helpers.js';
 import { startMosquitto, type MosquittoBroker } from '../support/mosquitto.js';
 import { startPgCluster, type PgCluster } from '../support/pg-cluster.js';
 import {
@@ -27,7 +27,9 @@ import {
  * killed with SIGKILL and started again, KILLS times; then PostgreSQL crashes and restarts (immediate
  * stop: recovery from the WAL), then the broker restarts. At the end every tap is stored once, every reader's
  * prefix is complete, every outbox row was delivered, and the fake backend holds every visit event
- * exactly once by idempotency key (one visit.started and one visit.ended per visit).
+ * exactly once by idempotency key (one visit.started and one visit.ended per visit). The readers are
+ * added on one instance only; the others take them from PostgreSQL, and a revoke through one instance
+ * reaches the others.
  */
 
 const SECRET = 'pg-three-instances-secret-0123';
@@ -149,17 +151,21 @@ describe('three gateway instances on one PostgreSQL behind Mosquitto: SIGKILLs, 
         ingest: { groupCommitMs: 5, groupCommitMax: 50 },
         logLevel: 'warn',
       });
-      // each instance's reader registry is its own SQLite file: the readers are added to each
-      const offline = createGateway({ config: cfg, logger: silent });
-      for (const r of READERS) {
-        await offline.registry.addReader({ readerId: r, password: PASSWORD, clientRef: `home-${r}` });
+      // the readers are added on instance 0 only (its SQLite registry, the CLI's offline path): the others
+      // take them from PostgreSQL's readers, where instance 0 puts them at start
+      if (i === 0) {
+        const offline = createGateway({ config: cfg, logger: silent });
+        for (const r of READERS) {
+          await offline.registry.addReader({ readerId: r, password: PASSWORD, clientRef: `home-${r}` });
+        }
+        await offline.stop();
       }
-      await offline.stop();
       const file = join(tmp.dir, `gw-${i}.json`);
       writeFileSync(file, JSON.stringify(cfg));
       configs.push(file);
     }
-    children.push(...(await Promise.all(configs.map((f) => spawnGateway(bundle.file, f)))));
+    children.push(await spawnGateway(bundle.file, configs[0] as string));
+    children.push(...(await Promise.all(configs.slice(1).map((f) => spawnGateway(bundle.file, f)))));
 
     const devices: Device[] = [];
     for (const r of READERS) {
@@ -253,6 +259,23 @@ describe('three gateway instances on one PostgreSQL behind Mosquitto: SIGKILLs, 
       expect(started.length).toBe(visits);
       expect(new Set(ended).size).toBe(visits);
       expect(ended.length).toBe(visits);
+      // a revoke through one instance reaches the others' registries (PostgreSQL's readers are the shared truth)
+      const api = (c: GatewayChild, path: string, method = 'GET') =>
+        fetch(`http://127.0.0.1:${c.adminPort}${path}`, {
+          method,
+          headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+        });
+      expect(
+        (await api(children[1] as GatewayChild, `/api/readers/${READERS[0]}/revoke`, 'POST')).status,
+      ).toBe(200);
+      for (const c of [children[0], children[2]] as GatewayChild[]) {
+        await waitUntil(
+          async () =>
+            ((await (await api(c, `/api/readers/${READERS[0]}`)).json()) as { revoked?: boolean }).revoked ===
+            true,
+          20_000,
+        );
+      }
       // what a crash can cost at most: a delivery the dead instance made but had not marked (sent again, same key)
       console.info(
         `pg-three-instances: seed ${SEED}, ${KILLS} SIGKILLs, PostgreSQL and broker restarted, ${TAPS} taps x ${READERS.length} readers, ${got.length} events delivered once by key, ${backend.duplicates} redeliveries of a key (${redeliveriesBeforeRestarts} by the kills)`,
