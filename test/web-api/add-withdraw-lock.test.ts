@@ -312,10 +312,11 @@ describe('period locks', () => {
 
 describe('changes inside a locked period', () => {
   it("are a unit manager's of that area: coordinators refused, the manager adds, corrects, closes and withdraws, audited as themselves", async () => {
-    const month = localParts(Date.now() - 3 * H).date.slice(0, 7);
+    const at = Date.now() - 130 * 60_000; // cl-a3 has no other visit then; rd-a-v2 started 110 min ago
+    // the month of these visits (all within half an hour of each other, in daytime)
+    const month = localParts(at).date.slice(0, 7);
     expect((await as('chef', 'POST', '/api/periods/locks', { areaId: 'area-a', month })).status).toBe(201);
     const lockedPeriod = { areaId: 'area-a', month, lockedBy: 'user:chef' };
-    const at = Date.now() - 7 * H;
     const add = {
       clientRef: 'cl-a3',
       staffRef: 'st-a',
@@ -387,13 +388,13 @@ describe('changes inside a locked period', () => {
     // a visit added by hand is withdrawn and added again, not time-corrected (visit.corrected names a card)
     const own = await as('anna', 'POST', '/api/visits/manual', {
       ...add,
-      startedAt: iso(at - H),
-      endedAt: iso(at - 0.5 * H),
+      startedAt: iso(at - 2 * H),
+      endedAt: iso(at - 1.5 * H),
     });
     expect(own.status).toBe(201);
     const ownId = (own.body.visit as { visitId: string }).visitId;
     const noFix = await as('anna', 'POST', `/api/visits/${ownId}/corrections`, {
-      endedAt: iso(at - 0.25 * H),
+      endedAt: iso(at - 1.25 * H),
       reasonCode: 'wrong-time',
     });
     expect(noFix.status).toBe(409);
