@@ -20,8 +20,15 @@ import {
   round,
   splitWithdrawn,
 } from './facts.js';
-import { dataQuality, type DataQuality } from './quality.js';
-import type { Registries, ReportVisit, TapCount } from './types.js';
+import { dataQualityFromCells, qualityCellsOf, type DataQuality } from './quality.js';
+import type {
+  ContinuityCellParams,
+  ContinuityCells,
+  ContinuityDayCell,
+  Registries,
+  ReportVisit,
+  TapCount,
+} from './types.js';
 import { addDays, datesBetween, isoWeekday, type ReportClock } from './time.js';
 
 export interface ContinuityParams {
@@ -113,8 +120,6 @@ export const CONTINUITY_NOTES = [
   'Visits withdrawn as mistaken taps count nowhere (not for the two-a-day rule, not as staff met).',
 ];
 
-const EXCLUDED_CATEGORIES: readonly string[] = ['licensed-health', 'rehab'];
-
 const minutesOf = (hhmm: string): number => {
   const m = /^([01]\d|2[0-4]):([0-5]\d)$/.exec(hhmm);
   if (!m) throw new Error(`bad time "${hhmm}": write it as HH:MM, e.g. 07:00`);
@@ -131,8 +136,8 @@ export interface ContinuityFacts {
 }
 
 interface Acc {
-  staff: Set<string>;
-  firstStaff: Set<string>;
+  staff: number;
+  firstStaff: number;
   occasionsPerDay: Map<string, number>;
   doubleStaffed: number;
   counted: number;
@@ -147,36 +152,41 @@ export function continuityPeriod(params: ContinuityParams): { fromDate: string; 
   return { fromDate: params.fromDate, toDate: addDays(params.fromDate, (params.days ?? 14) - 1) };
 }
 
-export function continuity(
-  facts: ContinuityFacts,
-  params: ContinuityParams,
-  clock: ReportClock,
-): ContinuityReport {
+/** The cells' parameters of a report's parameters (checks the period and the counted hours). */
+export function continuityCellParams(params: ContinuityParams): ContinuityCellParams {
   const { fromDate, toDate } = continuityPeriod(params);
-  const days = params.days ?? 14;
-  const countFrom = params.countFrom ?? '07:00';
-  const countTo = params.countTo ?? '22:00';
-  const [cFrom, cTo] = [minutesOf(countFrom), minutesOf(countTo)];
+  return {
+    fromDate,
+    toDate,
+    countFromMinute: minutesOf(params.countFrom ?? '07:00'),
+    countToMinute: minutesOf(params.countTo ?? '22:00'),
+    ...(params.lateDeliveryHours === undefined ? {} : { lateDeliveryHours: params.lateDeliveryHours }),
+  };
+}
+
+/** Staff categories of home nursing: their visits are not home-care visits and they are not counted. */
+export const EXCLUDED_CATEGORIES: readonly string[] = ['licensed-health', 'rehab'];
+
+/** The continuity cells from facts in memory. */
+export function continuityCellsOf(
+  facts: Omit<ContinuityFacts, 'taps'>,
+  p: ContinuityCellParams,
+  clock: ReportClock,
+): ContinuityCells {
+  const { fromDate, toDate, countFromMinute: cFrom, countToMinute: cTo } = p;
   const lookup = new Lookup(facts.registries);
   const planned = new Map<string, PlannedVisit>();
-  for (const p of facts.planned) planned.set(p.plannedVisitId, p);
+  for (const pv of facts.planned) planned.set(pv.plannedVisitId, pv);
 
-  const acc = new Map<string, Acc>();
-  const accOf = (clientRef: string): Acc => {
-    let a = acc.get(clientRef);
-    if (!a)
-      acc.set(
-        clientRef,
-        (a = {
-          staff: new Set(),
-          firstStaff: new Set(),
-          occasionsPerDay: new Map(),
-          doubleStaffed: 0,
-          counted: 0,
-          byContact: 0,
-        }),
-      );
-    return a;
+  const days = new Map<string, ContinuityDayCell>();
+  const met = new Map<
+    string,
+    { staff: Set<string>; first: Set<string>; counted: number; byContact: number }
+  >();
+  const metBy = (clientRef: string) => {
+    let m = met.get(clientRef);
+    if (!m) met.set(clientRef, (m = { staff: new Set(), first: new Set(), counted: 0, byContact: 0 }));
+    return m;
   };
 
   const used: ReportVisit[] = [];
@@ -186,16 +196,18 @@ export function continuity(
     const { date } = clock.local(o.startMs);
     if (date < fromDate || date > toDate) continue;
     used.push(...o.visits);
-    const p = o.plannedVisitId === null ? undefined : planned.get(o.plannedVisitId);
-    if (p !== undefined && isAlarmOrMealOnly(p, lookup)) continue;
+    const pv = o.plannedVisitId === null ? undefined : planned.get(o.plannedVisitId);
+    if (pv !== undefined && isAlarmOrMealOnly(pv, lookup)) continue;
     // Visits by home-nursing staff are not home-care visits and their staff are not counted.
     const care = o.visits.filter(
       (v) => !EXCLUDED_CATEGORIES.includes(lookup.staff.get(v.staffRef ?? '')?.category ?? ''),
     );
     if (care.length === 0) continue;
-    const a = accOf(o.clientRef);
-    a.occasionsPerDay.set(date, (a.occasionsPerDay.get(date) ?? 0) + 1);
-    const contact = lookup.clients.get(o.clientRef)?.careContactStaffRef ?? null;
+    const dk = `${o.clientRef}\u0000${date}`;
+    let d = days.get(dk);
+    if (!d) days.set(dk, (d = { clientRef: o.clientRef, date, occasions: 0, doubleStaffed: 0 }));
+    d.occasions++;
+    if (new Set(care.map((v) => v.staffRef ?? v.cardRef)).size > 1) d.doubleStaffed++;
     const inWindow = care
       .filter((v) => v.startedAtMs !== null && v.staffRef !== null)
       .filter((v) => {
@@ -203,13 +215,15 @@ export function continuity(
         return m >= cFrom && m < cTo;
       })
       .sort((x, y) => x.startedAtMs! - y.startedAtMs! || (x.staffRef! < y.staffRef! ? -1 : 1));
-    if (new Set(care.map((v) => v.staffRef ?? v.cardRef)).size > 1) a.doubleStaffed++;
+    if (inWindow.length === 0) continue;
+    const m = metBy(o.clientRef);
+    const contact = lookup.clients.get(o.clientRef)?.careContactStaffRef ?? null;
     for (const v of inWindow) {
-      a.staff.add(v.staffRef!);
-      a.counted++;
-      if (contact !== null && v.staffRef === contact) a.byContact++;
+      m.staff.add(v.staffRef!);
+      m.counted++;
+      if (contact !== null && v.staffRef === contact) m.byContact++;
     }
-    if (inWindow[0]) a.firstStaff.add(inWindow[0].staffRef!);
+    m.first.add(inWindow[0]!.staffRef!);
   }
   // Withdrawn visits only in data quality, after the counted ones (the same rule for which visits are used).
   for (const v of withdrawn) {
@@ -217,11 +231,81 @@ export function continuity(
     const { date } = clock.local(v.startedAtMs);
     if (date >= fromDate && date <= toDate) used.push(v);
   }
+  return {
+    days: [...days.values()],
+    clients: [...met].map(([clientRef, m]) => ({
+      clientRef,
+      staff: m.staff.size,
+      firstStaff: m.first.size,
+      counted: m.counted,
+      byContact: m.byContact,
+    })),
+    quality: qualityCellsOf(used, p.lateDeliveryHours),
+  };
+}
+
+export function continuity(
+  facts: ContinuityFacts,
+  params: ContinuityParams,
+  clock: ReportClock,
+): ContinuityReport {
+  return continuityFromCells(
+    continuityCellsOf(facts, continuityCellParams(params), clock),
+    facts.registries,
+    facts.taps,
+    params,
+    clock,
+  );
+}
+
+/** The report from its cells (from memory or from SQL). */
+export function continuityFromCells(
+  cells: ContinuityCells,
+  registries: Registries,
+  taps: readonly TapCount[] | null | undefined,
+  params: ContinuityParams,
+  clock: ReportClock,
+): ContinuityReport {
+  const { fromDate, toDate } = continuityPeriod(params);
+  const days = params.days ?? 14;
+  const countFrom = params.countFrom ?? '07:00';
+  const countTo = params.countTo ?? '22:00';
+  const lookup = new Lookup(registries);
+
+  const acc = new Map<string, Acc>();
+  const accOf = (clientRef: string): Acc => {
+    let a = acc.get(clientRef);
+    if (!a)
+      acc.set(
+        clientRef,
+        (a = {
+          staff: 0,
+          firstStaff: 0,
+          occasionsPerDay: new Map(),
+          doubleStaffed: 0,
+          counted: 0,
+          byContact: 0,
+        }),
+      );
+    return a;
+  };
+  for (const d of cells.days) {
+    const a = accOf(d.clientRef);
+    a.occasionsPerDay.set(d.date, (a.occasionsPerDay.get(d.date) ?? 0) + d.occasions);
+    a.doubleStaffed += d.doubleStaffed;
+  }
+  for (const c of cells.clients) {
+    const a = accOf(c.clientRef);
+    a.staff += c.staff;
+    a.firstStaff += c.firstStaff;
+    a.counted += c.counted;
+    a.byContact += c.byContact;
+  }
 
   const dates = datesBetween(fromDate, toDate);
   const rows: ContinuityClient[] = [];
   const excluded: Exclusion[] = [];
-  for (const c of [...facts.registries.clients].sort((a, b) => (a.clientRef < b.clientRef ? -1 : 1))) {
+  for (const c of [...registries.clients].sort((a, b) => (a.clientRef < b.clientRef ? -1 : 1))) {
     const ex = (reason: ExclusionReason, detail: string) =>
       excluded.push({ clientRef: c.clientRef, areaId: c.areaId, reason, detail });
     const age = is65Plus(c, fromDate);
@@ -248,15 +332,15 @@ export function continuity(
       continue;
     }
     const short = dates.filter((d) => (a?.occasionsPerDay.get(d) ?? 0) < 2);
-    if (short.length > 0 || !a) {
+    if (short.length > 0 || !a || a.occasionsPerDay.size === 0) {
       ex('too-few-visits', `fewer than 2 visits on ${short.length} day(s), first ${short[0] ?? fromDate}`);
       continue;
     }
     rows.push({
       clientRef: c.clientRef,
       areaId: c.areaId,
-      staff: a.staff.size,
-      staffWithoutDoubleStaffing: a.firstStaff.size,
+      staff: a.staff,
+      staffWithoutDoubleStaffing: a.firstStaff,
       palliative: c.palliative,
       doubleStaffedOccasions: a.doubleStaffed,
       countedVisits: a.counted,
@@ -321,7 +405,7 @@ export function continuity(
         ...ccShare(withContact.filter((r) => r.areaId === areaId)),
       })),
     },
-    quality: dataQuality(used, lookup, params.lateDeliveryHours, facts.taps),
+    quality: dataQualityFromCells(cells.quality, lookup, params.lateDeliveryHours, taps),
   };
 }
 

@@ -158,7 +158,7 @@ export function plannedByExecuted(matches: readonly Match[]): Map<string, string
 export const NOT_HOME_CARE_KINDS: readonly string[] = ['safety-alarm', 'meal-delivery'];
 
 /** Is the planned visit only a safety-alarm response or a meal delivery (by its service codes' kinds)? */
-export function isAlarmOrMealOnly(p: PlannedVisit, lookup: Lookup): boolean {
+export function isAlarmOrMealOnly(p: Pick<PlannedVisit, 'serviceCodes'>, lookup: Lookup): boolean {
   if (p.serviceCodes.length === 0) return false;
   return p.serviceCodes.every((c) => NOT_HOME_CARE_KINDS.includes(lookup.codes.get(c.code)?.kind ?? ''));
 }

@@ -4,6 +4,8 @@
  */
 import {
   continuity,
+  continuityCellParams,
+  continuityFromCells,
   continuityPeriod,
   monthlyRows,
   type ContinuityParams,
@@ -73,6 +75,17 @@ export async function runContinuity(
   clock: ReportClock,
 ): Promise<ContinuityReport> {
   const { fromDate, toDate } = continuityPeriod(params);
+  if (source.continuityCells) {
+    // Aggregated by the source (SQL): the same cells `continuity` computes from the facts.
+    const cp = continuityCellParams(params);
+    const w = clock.window(fromDate, toDate);
+    const [registries, cells, taps] = await Promise.all([
+      source.registries(),
+      source.continuityCells(w, cp, clock, null),
+      source.tapAssurance ? source.tapAssurance(w) : Promise.resolve(null),
+    ]);
+    return continuityFromCells(cells, registries, taps, params, clock);
+  }
   return continuity(await loadFacts(source, fromDate, toDate, clock), params, clock);
 }
 

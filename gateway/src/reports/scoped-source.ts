@@ -73,6 +73,24 @@ export function scopedSource(source: ReportSource, scope: ReportScope): ReportSo
           },
         }
       : {}),
+    ...(source.continuityCells
+      ? {
+          continuityCells: async (
+            w: Parameters<NonNullable<ReportSource['continuityCells']>>[0],
+            params: Parameters<NonNullable<ReportSource['continuityCells']>>[1],
+            clock: Parameters<NonNullable<ReportSource['continuityCells']>>[2],
+            clients: readonly string[] | null,
+          ) => {
+            const cs = await clientSet();
+            return source.continuityCells!(
+              w,
+              params,
+              clock,
+              (clients ?? [...cs]).filter((c) => cs.has(c)),
+            );
+          },
+        }
+      : {}),
     executed: (w) =>
       lazy((cs) => filtered(source.executed(w), (v) => v.clientRef !== null && cs.has(v.clientRef))),
   };

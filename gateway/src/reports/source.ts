@@ -8,7 +8,16 @@
  * (when the gateway received a visit's taps). The data types are in types.ts (re-exported here), so this
  * port and the reports that read it never import each other in a circle.
  */
-import type { ExecutedCells, ExecutedParams, Registries, ReportVisit, TapCount, UtcWindow } from './types.js';
+import type {
+  ContinuityCellParams,
+  ContinuityCells,
+  ExecutedCells,
+  ExecutedParams,
+  Registries,
+  ReportVisit,
+  TapCount,
+  UtcWindow,
+} from './types.js';
 import type { Match, PlannedVisit } from '../care/model.js';
 import type { ReportClock } from './time.js';
 
@@ -38,6 +47,17 @@ export interface ReportSource {
     clock: ReportClock,
     clients: readonly string[] | null,
   ): Promise<ExecutedCells>;
+  /**
+   * The continuity measure's cells aggregated by the source itself (SQL), equal to `continuityCellsOf` over
+   * `planned`, `matches` and `executed` of the window and the source's registries. Optional, like
+   * `executedCells`.
+   */
+  continuityCells?(
+    w: UtcWindow,
+    params: ContinuityCellParams,
+    clock: ReportClock,
+    clients: readonly string[] | null,
+  ): Promise<ContinuityCells>;
 }
 
 /** Drains a chunked iterable into one array (fixtures, small reports). */

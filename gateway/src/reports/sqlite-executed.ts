@@ -26,42 +26,18 @@ import type {
   ServiceCodes,
   UtcWindow,
 } from './types.js';
+import {
+  int,
+  lateMsOf,
+  localDayExpr,
+  qualityColumns,
+  qualitySums,
+  recvOf,
+  sqlParts,
+  toQualityCells,
+  type SqlParts,
+} from './sqlite-parts.js';
 import { dateOfDayNo, type ReportClock } from './time.js';
-
-const int = (n: number): string => {
-  if (!Number.isSafeInteger(n)) throw new Error(`not an integer: ${n}`);
-  return String(n);
-};
-
-/** SQL for the local day number (days since 1970-01-01 in the zone) of a UTC ms expression. */
-function localDayExpr(clock: ReportClock, w: UtcWindow, col: string): string {
-  const segs = clock.offsetSegments(w.fromMs, w.toMs);
-  if (segs.length <= 1) return `((${col} + ${int(segs[0]?.offsetMs ?? 0)}) / 86400000)`;
-  const cases = segs
-    .slice(1)
-    .map((s, i) => `WHEN ${col} < ${int(s.fromMs)} THEN ${int(segs[i]!.offsetMs)}`)
-    .join(' ');
-  return `((${col} + CASE ${cases} ELSE ${int(segs[segs.length - 1]!.offsetMs)} END) / 86400000)`;
-}
-
-/** Does the gateway record withdrawals (the corrections' `kind` column, corrections-002)? */
-export function hasWithdrawals(db: Db): boolean {
-  return (
-    db.prepare("SELECT 1 FROM pragma_table_info('visit_corrections') WHERE name = 'kind'").get() !== undefined
-  );
-}
-
-/**
- * SQL that is true for a visit `v` withdrawn as a mistaken tap, or null when no visit is withdrawn (the
- * corrections tables absent or no withdrawal yet): the condition then need not be evaluated at all.
- */
-export function withdrawnExpr(db: Db): string | null {
-  if (!hasWithdrawals(db)) return null;
-  const any = db.prepare("SELECT 1 FROM visit_corrections WHERE kind = 'withdrawn' LIMIT 1").get();
-  return any === undefined
-    ? null
-    : `((v.reader_id, v.visit_id) IN (SELECT reader_id, visit_id FROM visit_corrections WHERE kind = 'withdrawn'))`;
-}
 
 export interface SqliteExecutedOptions {
   /** Only these clients (a scoped report); null: all. */
@@ -75,49 +51,12 @@ export function sqliteExecutedCells(
   clock: ReportClock,
   opts: SqliteExecutedOptions = { clients: null },
 ): ExecutedCells {
-  const has = (t: string) =>
-    db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(t) !== undefined;
-  const hasPlan = has('care_planned_visits');
-  const hasPlanMatches = has('care_plan_matches');
-  const hasVisitMatches = has('care_visit_matches');
-  const hasReasons = has('care_reasons');
-  const audited =
-    (db.prepare('SELECT EXISTS (SELECT 1 FROM visit_audit) AS x').get() as { x: number }).x === 1;
-  const withdrawn = withdrawnExpr(db);
-  // Withdrawn visits are in no figure (data quality counts them apart).
-  const counts = withdrawn === null ? '' : ` AND NOT ${withdrawn}`;
-
-  const W0 = int(w.fromMs);
-  const W1 = int(w.toMs);
-  const clientsJson = opts.clients === null ? null : JSON.stringify(opts.clients);
-  const inClients = (col: string) =>
-    clientsJson === null ? '' : ` AND ${col} IN (SELECT value FROM json_each(@clients))`;
-  const bind: Record<string, string> = clientsJson === null ? {} : { clients: clientsJson };
-
-  const corrected = `(v.end_reason IS 'manual'${
-    audited ? ' OR (v.reader_id, v.visit_id) IN (SELECT reader_id, visit_id FROM visit_audit)' : ''
-  })`;
+  const parts = sqlParts(db, w, opts.clients);
+  const { inClients, bind, corrected, counts, started, stopOnly, link, vmJoin, planJoin } = parts;
+  const hasPlan = parts.has.plan;
   const len = `(CASE WHEN v.started_at_ms IS NULL OR v.ended_at_ms IS NULL OR (v.end_reason IS 'auto-close' AND NOT ${corrected})
       THEN NULL ELSE max(0, v.ended_at_ms - v.started_at_ms) END)`;
-  const fallback = hasPlanMatches
-    ? `(SELECT min(m.planned_visit_id) FROM care_plan_matches m, json_each(m.executed_keys_json) j
-         WHERE m.client_ref = v.client_ref AND m.start_ms >= ${W0} AND m.start_ms < ${W1}${inClients('m.client_ref')}
-           AND j.value = v.reader_id || '/' || v.visit_id)`
-    : 'NULL';
-  const link = hasVisitMatches
-    ? `(CASE WHEN vm.executed_key IS NOT NULL THEN vm.planned_visit_id ELSE ${fallback} END)`
-    : fallback;
-  const vmJoin = hasVisitMatches
-    ? "LEFT JOIN care_visit_matches vm ON vm.executed_key = v.reader_id || '/' || v.visit_id"
-    : '';
-  const planJoin = (pv: string) =>
-    hasPlan
-      ? `LEFT JOIN care_planned_visits p ON p.planned_visit_id = ${pv} AND p.active = 1
-           AND p.start_ms >= ${W0} AND p.start_ms < ${W1}${inClients('p.client_ref')}`
-      : '';
   const pCols = hasPlan ? 'p.service_codes_json, p.planned_minutes' : 'NULL, NULL';
-  const started = `v.started_at_ms >= ${W0} AND v.started_at_ms < ${W1}`;
-  const stopOnly = `v.started_at_ms IS NULL AND v.ended_at_ms >= ${W0} AND v.ended_at_ms < ${W1}`;
 
   db.exec(`CREATE TEMP TABLE IF NOT EXISTS report_occasions (
              day INTEGER NOT NULL, client_ref TEXT, codes TEXT, planned_minutes REAL, length_ms INTEGER, staff_ms INTEGER)`);
@@ -219,7 +158,7 @@ export function sqliteExecutedCells(
 
     return {
       planned: hasPlan
-        ? plannedCells(db, w, params, inClients, bind, hasPlanMatches, hasReasons, codesOf)
+        ? plannedCells(db, w, params, inClients, bind, parts.has.planMatches, parts.has.reasons, codesOf)
         : [],
       executed,
       diffs: {
@@ -236,7 +175,7 @@ export function sqliteExecutedCells(
         p90: n === 0 ? null : get(ranks.p90),
         bins: DIFF_BINS.map((_, i) => s[3 + i] ?? 0),
       },
-      quality: qualityCells(db, { W0, W1, started, stopOnly, corrected, withdrawn, inClients, bind }, params),
+      quality: qualityCells(db, parts, params),
     };
   } finally {
     db.exec('DELETE FROM temp.report_occasions');
@@ -299,60 +238,21 @@ function plannedCells(
   }));
 }
 
-function qualityCells(
-  db: Db,
-  q: {
-    W0: string;
-    W1: string;
-    started: string;
-    stopOnly: string;
-    corrected: string;
-    withdrawn: string | null;
-    inClients: (col: string) => string;
-    bind: Record<string, string>;
-  },
-  params: ExecutedParams,
-): QualityCell[] {
-  // `ord` places a visit as the in-memory way orders the visits a report used: visits alone, stops without a
-  // start, visits of groups, their stops without a start; withdrawn visits after all of them.
-  const w = q.withdrawn ?? '0';
-  const cols = `v.reader_id, v.client_ref, ${w} AS w,
-      (CASE WHEN ${w} THEN 4 + (v.started_at_ms IS NULL)
-            ELSE (v.group_id IS NOT NULL) * 2 + (v.started_at_ms IS NULL) END) * 10000000000000
-        + coalesce(v.started_at_ms, 0) AS ord,
-      v.end_reason IS 'auto-close' AND NOT ${q.corrected} AS auto_closed, ${q.corrected} AS corrected,
-      v.staff_ref IS NULL AS unknown_card, v.time_quality IS 'uncorrected' AS uncorrected,
-      v.started_at_ms IS NULL OR v.ended_at_ms IS NULL AS incomplete,
-      coalesce(v.ended_at_ms, v.started_at_ms) AS at,
-      (SELECT max(e.received_at_ms) FROM events e WHERE e.reader_id = v.reader_id AND e.seq IN (v.start_seq, v.end_seq)) AS recv`;
-  const rows = db
-    .prepare(
-      `SELECT reader_id, client_ref, min(ord), sum(NOT w), sum(auto_closed AND NOT w), sum(corrected AND NOT w),
-              sum(unknown_card AND NOT w), sum(uncorrected AND NOT w),
-              sum(recv IS NOT NULL AND recv != 0 AND at IS NOT NULL AND recv - at > @lateMs AND NOT w),
-              sum(incomplete AND NOT w), sum(w)
-         FROM (SELECT ${cols} FROM visits v WHERE ${q.started}${q.inClients('v.client_ref')}
-               UNION ALL
-               SELECT ${cols} FROM visits v WHERE ${q.stopOnly}${q.inClients('v.client_ref')})
-        GROUP BY reader_id, client_ref`,
-    )
-    .raw()
-    .all({ ...q.bind, lateMs: (params.lateDeliveryHours ?? 24) * 3_600_000 }) as Array<
-    [string, string | null, number, ...number[]]
-  >;
-  return rows.map(([readerId, clientRef, ord, ...n]) => ({
-    readerId,
-    clientRef,
-    ord,
-    counts: {
-      visits: n[0]!,
-      autoClosed: n[1]!,
-      corrected: n[2]!,
-      unknownCard: n[3]!,
-      uncorrectableTime: n[4]!,
-      lateDelivered: n[5]!,
-      incomplete: n[6]!,
-      withdrawn: n[7]!,
-    },
-  }));
+function qualityCells(db: Db, q: SqlParts, params: ExecutedParams): QualityCell[] {
+  const cols = `v.reader_id, v.client_ref, ${qualityColumns(q, q.withdrawn ?? '0', false)}`;
+  // The receipt time is looked up in the aggregate, where rows come grouped by reader (recvOf).
+  return toQualityCells(
+    db
+      .prepare(
+        `SELECT reader_id, client_ref, ${qualitySums(recvOf('x'))}
+           FROM (SELECT ${cols} FROM visits v WHERE ${q.started}${q.inClients('v.client_ref')}
+                 UNION ALL
+                 SELECT ${cols} FROM visits v WHERE ${q.stopOnly}${q.inClients('v.client_ref')}) x
+          GROUP BY reader_id, client_ref`,
+      )
+      .raw()
+      .all({ ...q.bind, lateMs: lateMsOf(params.lateDeliveryHours) }) as Array<
+      [string, string | null, number, ...number[]]
+    >,
+  );
 }

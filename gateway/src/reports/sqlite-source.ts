@@ -26,9 +26,22 @@ import type {
   Staff,
   Team,
 } from '../care/model.js';
-import { hasWithdrawals, sqliteExecutedCells } from './sqlite-executed.js';
+import { EXCLUDED_CATEGORIES } from './continuity.js';
+import { isAlarmOrMealOnly, Lookup } from './facts.js';
+import { sqliteContinuityCells } from './sqlite-continuity.js';
+import { sqliteExecutedCells } from './sqlite-executed.js';
+import { hasWithdrawals } from './sqlite-parts.js';
 import type { ReportSource } from './source.js';
-import type { ExecutedCells, ExecutedParams, Registries, ReportVisit, TapCount, UtcWindow } from './types.js';
+import type {
+  ContinuityCellParams,
+  ContinuityCells,
+  ExecutedCells,
+  ExecutedParams,
+  Registries,
+  ReportVisit,
+  TapCount,
+  UtcWindow,
+} from './types.js';
 import type { ReportClock } from './time.js';
 
 type Db = Database.Database;
@@ -204,6 +217,28 @@ export class SqliteReportSource implements ReportSource {
     return Promise.resolve(
       rows.map((r) => ({ readerId: r.reader_id, assurance: r.assurance, taps: r.taps })),
     );
+  }
+
+  /** The continuity measure's cells aggregated in SQL (sqlite-continuity.ts). */
+  async continuityCells(
+    w: UtcWindow,
+    params: ContinuityCellParams,
+    clock: ReportClock,
+    clients: readonly string[] | null,
+  ): Promise<ContinuityCells> {
+    const lookup = new Lookup(await this.registries());
+    const excludedStaff = [...lookup.staff.values()]
+      .filter((s) => EXCLUDED_CATEGORIES.includes(s.category))
+      .map((s) => s.staffRef);
+    return sqliteContinuityCells(this.db, w, params, clock, {
+      clients,
+      excludedStaff,
+      contacts: [...lookup.clients.values()].flatMap((c) =>
+        c.careContactStaffRef === null ? [] : [[c.clientRef, c.careContactStaffRef] as const],
+      ),
+      alarmOrMealOnly: (json) =>
+        isAlarmOrMealOnly({ serviceCodes: JSON.parse(json) as PlannedVisit['serviceCodes'] }, lookup),
+    });
   }
 
   /** Executed vs planned aggregated in SQL (sqlite-executed.ts). */

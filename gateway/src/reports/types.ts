@@ -151,3 +151,46 @@ export interface ExecutedCells {
   diffs: DiffSummary;
   quality: QualityCell[];
 }
+
+/** Continuity: the counted occasions of one client on one local date. */
+export interface ContinuityDayCell {
+  clientRef: string;
+  date: string;
+  /** Home-care occasions (alarm/meal-only and home-nursing-only ones left out). */
+  occasions: number;
+  /** Of them, made by two or more distinct staff (or unknown cards). */
+  doubleStaffed: number;
+}
+
+/** Continuity: the staff one client met in the counted hours. */
+export interface ContinuityClientCell {
+  clientRef: string;
+  /** Distinct staff members who started a counted visit. */
+  staff: number;
+  /** Distinct staff members who were an occasion's first counted staff (earliest start, then staff ref). */
+  firstStaff: number;
+  /** Counted visits (a staff member's visit that started in the counted hours). */
+  counted: number;
+  /** Of them, by the client's named care contact. */
+  byContact: number;
+}
+
+/**
+ * What the continuity measure is computed from: per client and day, per client, and the quality cells of
+ * the visits it used. From facts in memory (`continuityCellsOf`) or aggregated in SQL
+ * (sqlite-continuity.ts); `continuityFromCells` makes the report from either.
+ */
+export interface ContinuityCells {
+  days: ContinuityDayCell[];
+  clients: ContinuityClientCell[];
+  quality: QualityCell[];
+}
+
+/** The continuity cells' parameters: local dates, the counted hours in minutes of the day [from, to). */
+export interface ContinuityCellParams {
+  fromDate: string;
+  toDate: string;
+  countFromMinute: number;
+  countToMinute: number;
+  lateDeliveryHours?: number;
+}
