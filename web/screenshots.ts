@@ -7,7 +7,16 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { tempDir } from '../test/gateway/helpers.js';
-import { importPlan, launch, logIn, newPage, PW, seed, startCareGateway } from '../test/web/pages-helpers.js';
+import {
+  adminApi,
+  importPlan,
+  launch,
+  logIn,
+  newPage,
+  PW,
+  seed,
+  startCareGateway,
+} from '../test/web/pages-helpers.js';
 import { buildWeb, WEB_DIR } from './build.js';
 
 export const SHOTS_DIR = join(WEB_DIR, '..', 'docs', 'screenshots');
@@ -26,6 +35,8 @@ const SHOTS: [string, string, string][] = [
   // the empty state: a fortnight with no visits
   ['report-continuity-empty', 'chef', '#/reports?kind=continuity&from=2026-01-05'],
   ['add-visit', 'samordnare', '#/add'],
+  // a visit added by hand and a tap withdrawn as a mistake: its state in words, no actions
+  ['visits-withdrawn', 'samordnare', '#/visits?state=closed'],
   ['staff-flags', 'samordnare', '#/flags'],
   ['period-locks', 'chef', '#/periods'],
   ['my-registrations', 'personal', '#/mine'],
@@ -51,6 +62,26 @@ export async function takeScreenshots(outDir = SHOTS_DIR): Promise<string[]> {
       password: PW,
     });
     await importPlan(gw, [-150, -30, -20, 15, 60, 90, 120]);
+    // two visits added by hand, one of them then withdrawn (the visits list shows both states)
+    const H = 3_600_000;
+    const ids: string[] = [];
+    for (const [clientRef, staffRef, ago] of [
+      ['k-north-1', 'p-anna', 5 * H],
+      ['k-north-2', 'p-bo', 4 * H],
+    ] as const) {
+      const r = (await adminApi(gw, 'POST', '/api/visits/manual', {
+        clientRef,
+        staffRef,
+        startedAt: new Date(Date.now() - ago).toISOString(),
+        endedAt: new Date(Date.now() - ago + 0.5 * H).toISOString(),
+        reasonCode: 'forgot-card',
+      })) as { visit: { visitId: string } };
+      ids.push(r.visit.visitId);
+    }
+    await adminApi(gw, 'POST', `/api/visits/${ids[1] ?? ''}/withdraw`, {
+      reasonCode: 'other',
+      note: 'registrerat hos fel brukare',
+    });
     await new Promise((r) => setTimeout(r, 1500)); // a few care ticks: alerts raised
     for (const [file, user, hash] of SHOTS) {
       const page = await newPage(browser);

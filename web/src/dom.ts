@@ -1,3 +1,5 @@
+import { lang } from './i18n.js';
+
 type Child = Node | string | null | undefined | false;
 /** A tiny element builder: el('td', { class: 'x' }, 'text'). Text is always set as text (no HTML injection). */
 export function el(tag: string, attrs: Record<string, string> = {}, ...children: Child[]): HTMLElement {
@@ -15,14 +17,23 @@ export function table(caption: string, head: string[], rows: Child[][]): HTMLEle
     el('tbody', {}, ...rows.map((r) => el('tr', {}, ...r.map((c) => el('td', {}, c))))),
   );
 }
-export const when = (ms: number | null | undefined): string => (ms ? new Date(ms).toLocaleString() : '–');
+/** The plan's time zone: every time on the pages is read there. */
+const TZ = 'Europe/Stockholm';
+/** A date and time in the UI's language and the plan's time zone ("2026-12-06 09:15"), or "–". */
+export const when = (ms: number | null | undefined): string =>
+  ms
+    ? new Intl.DateTimeFormat(lang() === 'en' ? 'en-GB' : 'sv-SE', {
+        timeZone: TZ,
+        dateStyle: 'short',
+        timeStyle: 'short',
+      }).format(ms)
+    : '–';
 
 export type Tone = 'ok' | 'bad' | 'warn' | 'wait';
 /** A status in words with a symbol (CSS ::before), never by colour alone. */
 export const badge = (tone: Tone, text: string): HTMLElement => el('span', { class: `status-${tone}` }, text);
 
 /** Time of day (HH:MM) and date (YYYY-MM-DD) in the plan's time zone. */
-const TZ = 'Europe/Stockholm';
 export const hhmm = (ms: number): string =>
   new Intl.DateTimeFormat('sv-SE', { timeZone: TZ, hour: '2-digit', minute: '2-digit' }).format(ms);
 export const localDate = (ms: number): string =>
