@@ -32,6 +32,7 @@ import { PgFleetStore } from './src/store/postgres/fleet.js';
 import { createPgIngestStore } from './src/store/postgres/ingest-store.js';
 import { postgresMigrations } from './src/store/postgres/migrations.js';
 import { PgOutbox } from './src/store/postgres/outbox.js';
+import { PgReaderState } from './src/store/postgres/reader-state.js';
 import { syncReaders } from './src/store/postgres/readers.js';
 import { PgVisitStore } from './src/store/postgres/visits.js';
 import { openDatabase } from './src/store/sqlite/db.js';
@@ -66,7 +67,6 @@ export const PG_MODE = {
     'card lifecycle (revoke/validity)',
     'secure cards',
     'manual visit close',
-    "reader pages' sequence/reject/event counts (read the SQLite file)",
   ],
 } as const;
 
@@ -162,6 +162,7 @@ export function createPgGateway(opts: GatewayOptions): PgGateway {
   const syncAll = async (): Promise<void> => {
     await syncReaders(pool, sqliteStore.listReaders(), clock.now(), 'missing');
     await pull();
+    await readerState.refresh();
   };
   const registryStore: IngestStore = {
     ...sqliteStore,
@@ -181,6 +182,19 @@ export function createPgGateway(opts: GatewayOptions): PgGateway {
       sqliteStore.setClientRef(id, clientRef, atMs);
       copy('move', pgIngest.setClientRef(id, clientRef, atMs));
     },
+  };
+
+  // the reader pages and alerts read sequence state, status, rejects and counts synchronously: from a
+  // copy of PostgreSQL's rows refreshed with the reader sync (at most READER_SYNC_MS old)
+  const readerState = new PgReaderState(pool, pgIngest);
+  const pagesStore: IngestStore = {
+    ...registryStore,
+    seqState: (r) => readerState.seqState(r),
+    gaps: (r, limit) => readerState.gaps(r, limit),
+    readersWithGaps: () => readerState.readersWithGaps(),
+    countEvents: (r) => readerState.countEvents(r),
+    rejectSummary: (r) => readerState.rejectSummary(r),
+    lastStatus: (r) => readerState.lastStatus(r),
   };
 
   const adminTls = config.admin.tls ? loadAdminTls(config.admin.tls) : null;
@@ -322,7 +336,7 @@ export function createPgGateway(opts: GatewayOptions): PgGateway {
     routes: access.scope([
       ...coreRoutes,
       ...access.routes,
-      ...readerRoutes({ store: registryStore, registry: readers, live, transport: () => transport }),
+      ...readerRoutes({ store: pagesStore, registry: readers, live, transport: () => transport }),
       ...visitRoutes({
         visits: visitsStore,
         outbox,
@@ -352,7 +366,7 @@ export function createPgGateway(opts: GatewayOptions): PgGateway {
         snapshots: () =>
           readers
             .listReaders()
-            .map((r) => readerSnapshot({ store: registryStore, live, transport: () => transport }, r)),
+            .map((r) => readerSnapshot({ store: pagesStore, live, transport: () => transport }, r)),
       }),
       ...commandRoutes({
         clock,

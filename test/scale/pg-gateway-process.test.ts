@@ -141,6 +141,14 @@ describe('gateway process on PostgreSQL', () => {
         expect(staffOf(1)).toEqual(new Set(['staff-anna']));
         expect(staffOf(2)).toEqual(new Set(['staff-bo']));
         expect(staffOf(3)).toEqual(new Set([null]));
+        // the reader pages show PostgreSQL's sequence state (a copy refreshed every 5 s)
+        await waitUntil(async () => {
+          const res = await fetch(`http://127.0.0.1:${child.adminPort}/api/readers`, {
+            headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+          });
+          const body = (await res.json()) as { readers: Array<{ readerId: string; contiguousUpto: number }> };
+          return READERS.every((r) => body.readers.find((x) => x.readerId === r)?.contiguousUpto === TAPS);
+        }, 20_000);
         // the reader's client came from the SQLite registry (copied to PostgreSQL)
         expect(new Set(started.map((e) => e.clientRef))).toEqual(new Set(READERS.map((r) => `home-${r}`)));
       } finally {
