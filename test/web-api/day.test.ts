@@ -13,7 +13,7 @@ let tech: string;
 
 interface Day {
   date: string;
-  planned: { plannedVisitId: string; status: string; clientRef: string }[];
+  planned: { plannedVisitId: string; status: string; clientRef: string; overdue: boolean }[];
   visits: { visitId: string }[];
   alerts: { plannedVisitId: string; kind: string }[];
   counts: { planned: number; late: number; missed: number; openAlerts: number };
@@ -74,6 +74,11 @@ describe('live day view (API)', () => {
     expect(day.date).toBe(f.today);
     expect(day.planned.map((p) => p.plannedVisitId).sort()).toEqual(['pv-a', 'pv-a-late']);
     expect(day.planned.find((p) => p.plannedVisitId === 'pv-a')?.status).toBe('matched');
+    // not started 20 minutes after its start (late after 15): overdue, whatever the alerts say
+    expect(day.planned.map((p) => [p.plannedVisitId, p.overdue]).sort()).toEqual([
+      ['pv-a', false],
+      ['pv-a-late', true],
+    ]);
     expect(day.alerts).toEqual([expect.objectContaining({ plannedVisitId: 'pv-a-late', kind: 'late' })]);
     expect(day.visits.map((v) => v.visitId)).toContain(f.visitA);
     expect(FOREIGN.filter((id) => r.text.includes(id))).toEqual([]);

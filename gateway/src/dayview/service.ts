@@ -17,6 +17,12 @@ export interface DayView {
     status: PlanMatch['status'];
     lateMinutes: number | null;
     reasonCode: PlanMatch['reasonCode'];
+    /**
+     * Not started and past the area's late threshold (the late alert's moment): late now, whether or not a
+     * late alert is open (an alert is raised once per planned visit, so a visit withdrawn after clearing
+     * one leaves none).
+     */
+    overdue: boolean;
     /** Executed visits matched to it (`readerId/visitId` keys as the plan stores them). */
     executedKeys: string[];
   }[];
@@ -98,6 +104,7 @@ export async function buildDayView(
   const alerts: DayView['alerts'] = [];
   for (const a of areas) {
     const matches = await d.plan.matches({ fromMs, toMs, areaId: a.areaId });
+    const lateAfterMs = (a.lateAfterMinutes ?? d.plan.config.alerts.lateAfterMinutes) * 60_000;
     const ids = new Set<string>();
     for (const m of matches) {
       if (!keep(m.clientRef)) continue;
@@ -111,6 +118,7 @@ export async function buildDayView(
         status: m.status,
         lateMinutes: m.lateMinutes,
         reasonCode: m.reasonCode,
+        overdue: m.status === 'pending' && m.executedKeys.length === 0 && now >= m.startMs + lateAfterMs,
         executedKeys: m.executedKeys,
       });
     }

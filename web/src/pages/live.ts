@@ -20,6 +20,8 @@ export interface DayView {
     staffCount: number;
     status: string;
     lateMinutes: number | null;
+    /** Not started and past the late threshold (late, with or without an open alert). */
+    overdue?: boolean;
   }[];
   alerts: { plannedVisitId: string; areaId: string; clientRef: string; kind: string; raisedAt: string }[];
   generatedAt: string;
@@ -40,7 +42,7 @@ function dayQuery(ctx: PageCtx): string {
 function summary(day: DayView): HTMLElement {
   const late = new Set(day.alerts.filter((a) => a.kind === 'late').map((a) => a.plannedVisitId));
   const status = (p: DayView['planned'][number]): string =>
-    p.status === 'pending' && late.has(p.plannedVisitId) ? 'late' : p.status;
+    p.status === 'pending' && (p.overdue || late.has(p.plannedVisitId)) ? 'late' : p.status;
   const count = (s: string): number => day.planned.filter((p) => status(p) === s).length;
   const items: [string, number][] = [
     [t('plan'), day.planned.length],
@@ -84,7 +86,9 @@ function body(day: DayView, seen: Set<string>): HTMLElement {
             hhmm(Date.parse(p.plannedStart)),
             p.clientRef,
             p.areaId,
-            statusBadge(p.status === 'pending' && late.has(p.plannedVisitId) ? 'late-open' : p.status),
+            statusBadge(
+              p.status === 'pending' && (p.overdue || late.has(p.plannedVisitId)) ? 'late-open' : p.status,
+            ),
             p.lateMinutes !== null && p.lateMinutes > 0 ? `${p.lateMinutes} ${t('minutes')}` : '–',
             String(p.staffCount),
           ]),
