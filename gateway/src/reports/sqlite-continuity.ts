@@ -32,7 +32,13 @@ import {
   toQualityCells,
 } from './sqlite-parts.js';
 import { dateOfDayNo, type ReportClock } from './time.js';
-import type { ContinuityCellParams, ContinuityCells, UtcWindow } from './types.js';
+import type {
+  ContinuityCellParams,
+  ContinuityCells,
+  ContinuityClientCell,
+  ContinuityDayCell,
+  UtcWindow,
+} from './types.js';
 
 export interface SqliteContinuityOptions {
   /** Only these clients (a scoped report); null: all. */
@@ -179,39 +185,37 @@ export function sqliteContinuityCells(
       if (d === undefined) dates.set(day, (d = dateOfDayNo(day)));
       return d;
     };
-    const days = (
-      db
-        .prepare(
-          `SELECT client_ref, day, sum(occ), sum(dbl) FROM temp.report_cont WHERE occ = 1
-            GROUP BY client_ref, day`,
-        )
-        .raw()
-        .all() as Array<[string, number, number, number]>
-    ).map(([clientRef, day, occasions, doubleStaffed]) => ({
-      clientRef,
-      date: dateOf(day),
-      occasions,
-      doubleStaffed,
-    }));
-    // Per client: distinct staff met in the counted hours, distinct first staff, counted visits, by the contact.
-    const clients = (
-      db
-        .prepare(
-          `SELECT t.client_ref, sum(t.n > 0), sum(t.f > 0), sum(t.n), coalesce(sum(CASE WHEN t.staff_ref = c.staff_ref THEN t.n END), 0)
-             FROM (SELECT client_ref, staff_ref, sum(inwin) AS n, sum(first) AS f FROM temp.report_cont
-                    WHERE inwin = 1 OR first = 1 GROUP BY client_ref, staff_ref) t
-             LEFT JOIN temp.report_contacts c ON c.client_ref = t.client_ref
-            GROUP BY t.client_ref`,
-        )
-        .raw()
-        .all() as Array<[string, number, number, number, number]>
-    ).map(([clientRef, staff, firstStaff, counted, byContact]) => ({
-      clientRef,
-      staff,
-      firstStaff,
-      counted,
-      byContact,
-    }));
+    // Per client in one grouping: its occasions' days (day:double-staffed, counted in JavaScript), the distinct
+    // staff met in the counted hours, the distinct first staff, the counted visits and those by the contact.
+    const days: ContinuityDayCell[] = [];
+    const clients: ContinuityClientCell[] = [];
+    for (const [clientRef, occ, staff, firstStaff, counted, byContact] of db
+      .prepare(
+        `SELECT t.client_ref, group_concat(CASE WHEN t.occ = 1 THEN t.day || ':' || t.dbl END),
+                count(DISTINCT CASE WHEN t.inwin = 1 THEN t.staff_ref END),
+                count(DISTINCT CASE WHEN t.first = 1 THEN t.staff_ref END), sum(t.inwin),
+                sum(t.inwin = 1 AND t.staff_ref = c.staff_ref)
+           FROM temp.report_cont t LEFT JOIN temp.report_contacts c ON c.client_ref = t.client_ref
+          WHERE t.occ = 1 OR t.inwin = 1 OR t.first = 1
+          GROUP BY t.client_ref`,
+      )
+      .raw()
+      .iterate() as IterableIterator<[string, string | null, number, number, number, number]>) {
+      if (occ !== null) {
+        const perDay = new Map<number, [number, number]>();
+        for (const x of occ.split(',')) {
+          const k = x.indexOf(':');
+          const day = Number(x.slice(0, k));
+          let d = perDay.get(day);
+          if (d === undefined) perDay.set(day, (d = [0, 0]));
+          d[0]++;
+          d[1] += Number(x.slice(k + 1));
+        }
+        for (const [day, [occasions, doubleStaffed]] of perDay)
+          days.push({ clientRef, date: dateOf(day), occasions, doubleStaffed });
+      }
+      if (counted > 0) clients.push({ clientRef, staff, firstStaff, counted, byContact });
+    }
     // Quality by reader and client; the receipt time is looked up here, where rows come grouped by reader.
     const quality = toQualityCells(
       db
