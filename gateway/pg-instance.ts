@@ -66,7 +66,6 @@ export const PG_MODE = {
     'reader replacement',
     'card lifecycle (revoke/validity)',
     'secure cards',
-    'manual visit close',
   ],
 } as const;
 
@@ -340,11 +339,7 @@ export function createPgGateway(opts: GatewayOptions): PgGateway {
       ...visitRoutes({
         visits: visitsStore,
         outbox,
-        closeVisit: () => ({
-          ok: false,
-          status: 409,
-          error: 'closing a visit by hand is not available with store.engine "postgres" yet',
-        }),
+        closeVisit: (req) => visits.closeVisit(req),
         wakeForwarder: () => visits.forwarder?.wake(),
         forwarderStatus: () => visits.forwarder?.status() ?? null,
       }),

@@ -83,7 +83,10 @@ interface Outcome {
  * The SQLite engine's answer (the reference): all taps stored then processed, or (`stepwise`) taps
  * arriving one per reader at a time, r-b processed before r-a after each arrival.
  */
-async function onSqlite(stepwise = false): Promise<Outcome> {
+async function onSqlite(
+  stepwise = false,
+  close?: { visitId: string; actor: string; reason: string },
+): Promise<Outcome> {
   const env = createEnv({ fakeClock: new FakeClock(T0 + 60 * MIN) });
   try {
     addReader(env.db, 'r-a', 'home-a');
@@ -99,6 +102,7 @@ async function onSqlite(stepwise = false): Promise<Outcome> {
       for (const b of scenario()) ingestBatch(env.db, { ...b, events: b.events.slice(0, upto) });
       env.pipeline.processNow(['r-b', 'r-a']);
     }
+    if (close) expect(env.pipeline.closeVisit(close).ok).toBe(true);
     return {
       outbox: outboxEvents(env.db),
       anomalies: env.db
@@ -221,6 +225,38 @@ describe('visits engine on PostgreSQL', () => {
       expect(reference.visits.find((v) => v.visit_id === 'va3')?.time_quality).toBe('corrected');
       expect(got).toEqual(reference);
       expect(kinds.sort()).toEqual(reference.anomalies.map((a) => a.kind).sort());
+    } finally {
+      await pool.end();
+    }
+  });
+
+  it('an operator closes an open visit: the same close as the SQLite engine; again 409, unknown 404', async () => {
+    const req = { visitId: 'vb3', actor: 'operator', reason: 'forgot to tap out' };
+    const expected = await onSqlite(false, req);
+    const pool = openPgPool({ url: await pgc.createDatabase(), max: 2 });
+    try {
+      await seed(pool);
+      for (const b of scenario()) await store(pool, b.readerId, b.events, b.events.length);
+      const kinds: string[] = [];
+      const t = new TxVisitTurns({
+        store: new PgVisitStore(pool),
+        clock: new FakeClock(T0 + 60 * MIN),
+        logger: silentLogger(),
+        onAnomalies: (k) => kinds.push(...k),
+      });
+      await t.process(['r-a', 'r-b']);
+      kinds.length = 0;
+      const r = await t.closeVisit(req);
+      expect(r.ok && r.visit.endReason).toBe('manual');
+      expect(kinds).toEqual(['manual-close']);
+      expect(await t.closeVisit(req)).toEqual({ ok: false, status: 409, error: 'visit is already closed' });
+      expect(await t.closeVisit({ ...req, visitId: 'nope' })).toEqual({
+        ok: false,
+        status: 404,
+        error: 'no such visit',
+      });
+      expect(await outcome(pool)).toEqual(expected);
+      expect(expected.outbox.map((e) => e.idempotencyKey)).toContain('vt1:manual:vb3');
     } finally {
       await pool.end();
     }

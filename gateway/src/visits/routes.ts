@@ -8,7 +8,12 @@ import type { ManualCloseResult } from './manual-close.js';
 export interface VisitRouteDeps {
   visits: Pick<VisitStore, 'listVisits' | 'listAnomalies'>;
   outbox: OutboxStore;
-  closeVisit(req: { visitId: string; actor: string; reason: string }): ManualCloseResult;
+  /** Synchronous on SQLite, a Promise on PostgreSQL. */
+  closeVisit(req: {
+    visitId: string;
+    actor: string;
+    reason: string;
+  }): ManualCloseResult | Promise<ManualCloseResult>;
   /** Called after a re-drive so the forwarder starts at once. */
   wakeForwarder(): void;
   forwarderStatus(): ForwarderStatus | null;
@@ -97,13 +102,17 @@ export function visitRoutes(deps: VisitRouteDeps): AdminRoute[] {
     {
       method: 'POST',
       path: '/api/visits/:visitId/close',
-      handler: (req) => {
+      handler: async (req) => {
         const visitId = SafeId.safeParse(req.params.visitId);
         if (!visitId.success) return bad('visitId is malformed');
         const body = CloseBody.safeParse(req.body);
         if (!body.success)
           return bad(`body: ${summarizeIssues(body.error.issues)} (expected {"reason": "…"})`);
-        const r = deps.closeVisit({ visitId: visitId.data, actor: req.actor, reason: body.data.reason });
+        const r = await deps.closeVisit({
+          visitId: visitId.data,
+          actor: req.actor,
+          reason: body.data.reason,
+        });
         if (!r.ok)
           return {
             status: r.status,

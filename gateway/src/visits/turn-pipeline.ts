@@ -4,6 +4,7 @@ import type { MetricsRegistry } from '../metrics.js';
 import { Forwarder } from '../outbox/forwarder.js';
 import type { BackendSettings } from '../outbox/forwarder.js';
 import type { OutboxStore, VisitStore } from '../store/ports.js';
+import type { ManualCloseResult } from './manual-close.js';
 import { TxVisitTurns } from './tx-turns.js';
 
 /** Readers per turn (one transaction holding their locks). */
@@ -38,6 +39,8 @@ export interface TurnVisitPipeline {
   /** Catches up on every reader behind (crash recovery, other instances' leftovers), then forwards; sweeps again every `catchUpMs`. */
   start(): Promise<void>;
   stop(): Promise<void>;
+  /** An operator closes an open visit (the same close as on SQLite: visits/manual-close.ts). */
+  closeVisit(req: { visitId: string; actor: string; reason: string }): Promise<ManualCloseResult>;
   /** Resolves when nothing is marked and no turn is in flight (tests, tools). */
   idle(): Promise<void>;
   forwarder: Forwarder | null;
@@ -143,6 +146,11 @@ export function createTurnVisitPipeline(o: TurnVisitPipelineOptions): TurnVisitP
       if (sweep) clearInterval(sweep);
       await draining;
       await forwarder?.stop();
+    },
+    async closeVisit(req) {
+      const r = await turns.closeVisit(req);
+      if (r.ok) forwarder?.wake();
+      return r;
     },
     async idle() {
       for (let i = 0; i < 1_000_000 && (draining || (running && dirty.size > 0)); i++) {

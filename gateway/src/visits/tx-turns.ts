@@ -4,6 +4,7 @@ import type { AnomalyKind, Clock, EventTime } from '../../../protocol/index.js';
 import type { StoredEventRow, VisitStore, VisitTx } from '../store/ports.js';
 import { VisitEmitter } from './emit.js';
 import type { SkipReason } from './engine.js';
+import { closeOpenVisit, type ManualCloseResult } from './manual-close.js';
 import { VisitRules } from './rules.js';
 import type { RulesAnchors, RulesCards, RulesRepo } from './rules.js';
 import { learnAnchors, parseJson, resolveTime, SYNCED_OFFSET_BOUND_MS, uncertaintyOf } from './time.js';
@@ -54,6 +55,7 @@ export class TxVisitTurns {
   private readonly emitter: VisitEmitter;
   /** The rules' log lines of the current run, written once the turn committed (a run may be repeated). */
   private logged: Array<{ level: 'info' | 'warn' | 'error'; obj: object; msg?: string }> = [];
+  private busy: Promise<unknown> = Promise.resolve();
   /** Readers the last turn left with a full chunk processed (more may be waiting). */
   lastFull: string[] = [];
   constructor(opts: TxVisitTurnsOptions) {
@@ -120,7 +122,61 @@ export class TxVisitTurns {
    * A rule that throws rolls the turn back and it is run again with each event isolated, so only the
    * faulty event is skipped. Returns the number of events processed.
    */
-  async process(readerIds: readonly string[]): Promise<number> {
+  process(readerIds: readonly string[]): Promise<number> {
+    return this.exclusive(() => this.processNow(readerIds));
+  }
+
+  /**
+   * An operator closes an open visit (visits/manual-close.ts, the same close as on SQLite) in a turn
+   * holding the lock of the visit's reader, so it never interleaves with that reader's events.
+   */
+  closeVisit(req: { visitId: string; actor: string; reason: string }): Promise<ManualCloseResult> {
+    return this.exclusive(async () => {
+      const readers = await this.o.store.readersOfVisit(req.visitId);
+      if (readers.length === 0) return { ok: false, status: 404, error: 'no such visit' } as const;
+      let out: ManualCloseResult;
+      try {
+        out = await this.o.store.runTurn(readers, (tx): ManualCloseResult => {
+          this.tx = tx;
+          this.emitter.discardRecorded(0);
+          try {
+            return closeOpenVisit(
+              {
+                clock: this.o.clock,
+                repo: {
+                  visitsById: (id) => tx.visitsById(id),
+                  upsert: (v) => tx.upsert(v),
+                  audit: (a) => tx.audit(a),
+                },
+                emitter: this.emitter,
+              },
+              req,
+            );
+          } finally {
+            this.tx = null;
+          }
+        });
+      } catch (err) {
+        this.emitter.discardRecorded(0);
+        throw err;
+      }
+      const kinds = this.emitter.drainRecorded();
+      if (kinds.length) this.o.onAnomalies?.(kinds);
+      return out;
+    });
+  }
+
+  /** One turn or close at a time per instance of this class (they share the emitter and the view). */
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.busy.then(fn, fn);
+    this.busy = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run;
+  }
+
+  private async processNow(readerIds: readonly string[]): Promise<number> {
     const ids = [...new Set(readerIds)];
     if (ids.length === 0) return 0;
     const chunk = this.o.chunk ?? 500;
