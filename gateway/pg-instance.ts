@@ -23,6 +23,8 @@ import { configRoutes } from './src/fleet/config-push.js';
 import { createIngest, type Ingest } from './src/ingest/ingest.js';
 import { ReaderLiveView } from './src/ingest/reader-view.js';
 import { MetricsRegistry } from './src/metrics.js';
+import { GapWatch } from './src/retention/gaps.js';
+import { DEFAULT_RETENTION } from './src/retention/policy.js';
 import { ReaderRegistry } from './src/registry.js';
 import type { IngestStore } from './src/store/ingest-store.js';
 import { migrate, openPgPool } from './src/store/postgres/db.js';
@@ -32,6 +34,7 @@ import { PgFleetStore } from './src/store/postgres/fleet.js';
 import { createPgIngestStore } from './src/store/postgres/ingest-store.js';
 import { postgresMigrations } from './src/store/postgres/migrations.js';
 import { PgOutbox } from './src/store/postgres/outbox.js';
+import { releaseLease, tryLease } from './src/store/postgres/leases.js';
 import { PgReaderState } from './src/store/postgres/reader-state.js';
 import { syncReaders } from './src/store/postgres/readers.js';
 import { PgVisitStore } from './src/store/postgres/visits.js';
@@ -62,7 +65,7 @@ export const PG_MODE = {
     'reports',
     'visit corrections',
     'day view and web app',
-    'retention and gap timeout',
+    'retention',
     'reader replacement',
     'card lifecycle (revoke/validity)',
     'secure cards',
@@ -269,6 +272,28 @@ export function createPgGateway(opts: GatewayOptions): PgGateway {
       ? { maxSeqJump: config.limits.maxSeqJump, rejectLogPerMinute: config.limits.rejectLogPerMinute }
       : {}),
   });
+  // The gap timeout (issue 16) runs on the instance holding the lease `gap-watch` (renewed at each check,
+  // taken over when the holder stops renewing): a gap is declared lost once, not once per instance. The
+  // holder times a gap from when it first saw it (a new holder waits anew). Accepting a gap by hand
+  // works on every instance.
+  const holder = outbox.holder;
+  const GAP_CHECK_MS = 60_000;
+  const gapWatch = new GapWatch({
+    store: {
+      readersWithGaps: async () =>
+        (await tryLease(pool, 'gap-watch', holder, clock.now(), 3 * GAP_CHECK_MS))
+          ? pgIngest.readersWithGaps()
+          : [],
+      gaps: (r, limit) => pgIngest.gaps(r, limit),
+    },
+    ingest,
+    clock,
+    logger,
+    metrics,
+    timeoutMs: (config.retention ?? DEFAULT_RETENTION).gapTimeoutMinutes * 60_000,
+    checkEveryMs: GAP_CHECK_MS,
+    audit: (e) => access.auditStore.append({ atMs: clock.now(), before: null, ...e }),
+  });
   const aclRejects = metrics.counter('visittag_mqtt_acl_rejects_total', 'ACL refusals by reason.');
   const onDenied = (readerId: string | null, reason: string, detail: string) => {
     aclRejects.inc({ reason });
@@ -363,6 +388,7 @@ export function createPgGateway(opts: GatewayOptions): PgGateway {
             .listReaders()
             .map((r) => readerSnapshot({ store: pagesStore, live, transport: () => transport }, r)),
       }),
+      ...gapWatch.routes(),
       ...commandRoutes({
         clock,
         readerExists: (id) => readers.getReader(id) !== undefined,
@@ -412,6 +438,7 @@ export function createPgGateway(opts: GatewayOptions): PgGateway {
       transport = makeTransport();
       await transport.start();
       await admin.start();
+      gapWatch.start();
       started = true;
       logger.info({ mqttPort: transport.port, adminPort: admin.port }, 'gateway started');
     },
@@ -419,6 +446,7 @@ export function createPgGateway(opts: GatewayOptions): PgGateway {
       if (stopped) return;
       stopped = true;
       if (syncTimer) clearInterval(syncTimer);
+      gapWatch.stop(); // before the ingest stops: no gap is declared lost into a stopping ingest
       transport?.stopAccepting();
       await ingest.stop();
       const t = transport;
@@ -429,6 +457,7 @@ export function createPgGateway(opts: GatewayOptions): PgGateway {
       await visits.stop();
       await admin.stop();
       await Promise.allSettled([...pendingSync]);
+      await releaseLease(pool, 'gap-watch', holder).catch(() => undefined);
       sqliteStore.authTags.flush();
       db.close();
       await pool.end();

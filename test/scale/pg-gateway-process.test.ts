@@ -149,6 +149,26 @@ describe('gateway process on PostgreSQL', () => {
           const body = (await res.json()) as { readers: Array<{ readerId: string; contiguousUpto: number }> };
           return READERS.every((r) => body.readers.find((x) => x.readerId === r)?.contiguousUpto === TAPS);
         }, 20_000);
+        // a gap accepted by an operator (the gap watch on PostgreSQL): seq 25 never comes, 26-28 pair on
+        const r0 = READERS[0] as string;
+        const client = await connectReader(child.mqttPort, r0);
+        const acks = await AckCollector.attach(client, r0);
+        const more = [26, 27, 28].map((q) => tapOf(r0, q, card));
+        await client.publishAsync(topics.events(r0), eventsPayload(r0, more), { qos: 1 });
+        await acks.waitFor((a) => a.upTo === TAPS && a.gaps?.some((g) => g.from === 25) === true, 30_000);
+        const accept = await fetch(`http://127.0.0.1:${child.adminPort}/api/readers/${r0}/gaps/accept`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
+          body: JSON.stringify({ reason: 'device journal lost seq 25' }),
+        });
+        expect(accept.status).toBe(200);
+        await acks.waitFor((a) => a.upTo === 28, 30_000);
+        await client.endAsync(true);
+        const held = await pool.query<{ seq: number }>(
+          'SELECT seq FROM rejected_events WHERE reader_id = $1',
+          [r0],
+        );
+        expect(held.rows.map((x) => Number(x.seq))).toEqual([25]);
         // the reader's client came from the SQLite registry (copied to PostgreSQL)
         expect(new Set(started.map((e) => e.clientRef))).toEqual(new Set(READERS.map((r) => `home-${r}`)));
       } finally {
