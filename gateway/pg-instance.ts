@@ -72,7 +72,7 @@ export const PG_MODE = {
   ],
 } as const;
 
-/** Readers copied from the SQLite registry to PostgreSQL this often (changes made offline by the CLI). */
+/** How often the local reader registry and the reader pages' copy are brought in step with PostgreSQL. */
 const READER_SYNC_MS = 5_000;
 
 export interface PgGateway {
