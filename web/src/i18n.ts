@@ -212,6 +212,16 @@ const sv = {
   emptyCheckPlan: 'Kontrollera att läsarna är anslutna och att besöken registreras (Översikt, Besök).',
   lockedPeriods: 'Låsta perioder',
   lockedBy: 'Låst av',
+  readerSearch: 'Sök läsare',
+  readerSearchHint: 'Läsar-id, etikett eller brukare',
+  readerState: 'Status',
+  allReaders: 'Alla',
+  revokedReaders: 'Återkallade',
+  showingReaders: 'Visar',
+  ofReaders: 'av',
+  nextPage: 'Nästa sida',
+  previousPage: 'Föregående sida',
+  noReadersMatch: 'Inga läsare matchar sökningen.',
 };
 const en: typeof sv = {
   login: 'Log in',
@@ -422,6 +432,16 @@ const en: typeof sv = {
   emptyCheckPlan: 'Check that the readers are connected and visits are recorded (Overview, Visits).',
   lockedPeriods: 'Locked periods',
   lockedBy: 'Locked by',
+  readerSearch: 'Search readers',
+  readerSearchHint: 'Reader id, label or client',
+  readerState: 'Status',
+  allReaders: 'All',
+  revokedReaders: 'Revoked',
+  showingReaders: 'Showing',
+  ofReaders: 'of',
+  nextPage: 'Next page',
+  previousPage: 'Previous page',
+  noReadersMatch: 'No readers match the search.',
 };
 export type Key = keyof typeof sv;
 export const lang = (): 'sv' | 'en' => (localStorage.getItem('lang') === 'en' ? 'en' : 'sv');

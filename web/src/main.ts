@@ -1,5 +1,6 @@
 import { api, ApiError, setCsrf } from './api.js';
 import { badge, el, localDate, table, when } from './dom.js';
+import { field, input, select, value } from './form.js';
 import { t, toggleLang } from './i18n.js';
 import { CORRECT_PAGE } from './pages/correct.js';
 import { IMPORT_PAGE } from './pages/import.js';
@@ -20,19 +21,100 @@ const main = () => document.getElementById('main') as HTMLElement;
 const Status = (ok: boolean, yes: string, no: string): HTMLElement =>
   el('span', { class: ok ? 'status-ok' : 'status-bad' }, ok ? yes : no);
 
-async function readersPage(): Promise<Node> {
-  const { readers } = await api<{
+const READERS_PER_PAGE = 100;
+
+/**
+ * Readers, a page at a time (a fleet of thousands: the gateway filters and pages, the page shows 100),
+ * searchable by id, label or client, filtered by connection; the query lives in the hash so a link or a
+ * reload keeps it.
+ */
+async function readersPage(ctx: PageCtx): Promise<Node> {
+  const p = ctx.params;
+  const offset = Math.max(0, Number(p.get('offset') ?? '0') || 0);
+  const q = new URLSearchParams({ limit: String(READERS_PER_PAGE), offset: String(offset) });
+  const search = p.get('q') ?? '';
+  const state = p.get('state') ?? '';
+  if (search) q.set('q', search);
+  if (['online', 'offline', 'revoked'].includes(state)) q.set('state', state);
+  const { readers, total } = await api<{
     readers: { readerId: string; connected: boolean; lastSeenMs: number | null; queueDepth: number | null }[];
-  }>('GET', '/api/readers');
-  return table(
-    t('readers'),
-    [t('reader'), t('state'), t('lastSeen'), t('queue')],
-    readers.map((r) => [
-      r.readerId,
-      Status(r.connected, t('online'), t('offline')),
-      when(r.lastSeenMs),
-      String(r.queueDepth ?? '–'),
-    ]),
+    total: number;
+  }>('GET', `/api/readers?${q.toString()}`);
+  const form = el(
+    'form',
+    { class: 'filters', role: 'search', 'aria-label': t('readerSearch') },
+    field(
+      'readers-q',
+      t('readerSearch'),
+      input({ value: search, type: 'search', autocomplete: 'off' }),
+      t('readerSearchHint'),
+    ),
+    field(
+      'readers-state',
+      t('readerState'),
+      select(
+        [
+          ['', t('allReaders')],
+          ['offline', t('offline')],
+          ['online', t('online')],
+          ['revoked', t('revokedReaders')],
+        ],
+        state,
+      ),
+    ),
+    el('p', {}, el('button', { type: 'submit' }, t('show'))),
+  );
+  form.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const next = new URLSearchParams();
+    const s = value(form, 'readers-q').trim();
+    const st = value(form, 'readers-state');
+    if (s) next.set('q', s);
+    if (st) next.set('state', st);
+    location.hash = `#/readers?${next.toString()}`;
+  });
+  const at = (o: number) => {
+    const n = new URLSearchParams(p);
+    n.set('offset', String(o));
+    return `#/readers?${n.toString()}`;
+  };
+  const nav = el(
+    'p',
+    { class: 'pager' },
+    el(
+      'span',
+      { role: 'status' },
+      total === 0
+        ? t('noReadersMatch')
+        : `${t('showingReaders')} ${offset + 1}–${offset + readers.length} ${t('ofReaders')} ${total}`,
+    ),
+    offset > 0
+      ? el(
+          'span',
+          {},
+          ' · ',
+          el('a', { href: at(Math.max(0, offset - READERS_PER_PAGE)) }, t('previousPage')),
+        )
+      : null,
+    offset + readers.length < total
+      ? el('span', {}, ' · ', el('a', { href: at(offset + READERS_PER_PAGE) }, t('nextPage')))
+      : null,
+  );
+  return el(
+    'div',
+    {},
+    form,
+    nav,
+    table(
+      t('readers'),
+      [t('reader'), t('state'), t('lastSeen'), t('queue')],
+      readers.map((r) => [
+        r.readerId,
+        Status(r.connected, t('online'), t('offline')),
+        when(r.lastSeenMs),
+        String(r.queueDepth ?? '–'),
+      ]),
+    ),
   );
 }
 
@@ -176,13 +258,15 @@ async function overviewPage(): Promise<Node> {
   const parts: Node[] = [];
   const role = me?.user.role ?? '';
   if (['admin', 'technician'].includes(role)) {
-    const { readers } = await api<{ readers: { connected: boolean }[] }>('GET', '/api/readers');
-    const on = readers.filter((r) => r.connected).length;
+    // counts only (a fleet of thousands): one reader per answer, the total is what is read
+    const count = (state: string) =>
+      api<{ total: number }>('GET', `/api/readers?state=${state}&limit=1`).then((r) => r.total);
+    const [on, off] = await Promise.all([count('online'), count('offline')]);
     parts.push(
       el(
         'p',
         {},
-        `${t('readers')}: ${on} ${t('online').toLowerCase()}, ${readers.length - on} ${t('offline').toLowerCase()}`,
+        `${t('readers')}: ${on} ${t('online').toLowerCase()}, ${off} ${t('offline').toLowerCase()}`,
       ),
     );
     const o = await api<{ pending?: number; dead?: number }>('GET', '/api/outbox');

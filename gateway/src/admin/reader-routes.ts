@@ -77,15 +77,53 @@ export function readerView(d: ReaderRoutesDeps, r: ReaderRecord, detail: boolean
   };
 }
 
+/** `GET /api/readers` paging and filters (all optional; none: the whole list). */
+const ReaderListQuery = z.object({
+  limit: z.coerce.number().int().min(1).max(1000).optional(),
+  offset: z.coerce.number().int().min(0).default(0),
+  q: z.string().trim().min(1).max(100).optional(),
+  state: z.enum(['online', 'offline', 'revoked']).optional(),
+});
+
 export function readerRoutes(d: ReaderRoutesDeps): AdminRoute[] {
   return [
     {
       method: 'GET',
       path: '/api/readers',
-      handler: (req) => ({
-        status: 200,
-        body: { readers: d.registry.listReaders().map((r) => readerView(d, r, false, withoutCare(req))) },
-      }),
+      handler: (req) => {
+        const q = ReaderListQuery.safeParse(Object.fromEntries(req.query));
+        if (!q.success) return bad(summarizeIssues(q.error.issues));
+        const hide = withoutCare(req);
+        const all = d.registry.listReaders();
+        // no paging asked for: every reader, as before (scripts and the CLI read the whole list)
+        if (q.data.limit === undefined && q.data.q === undefined && q.data.state === undefined)
+          return { status: 200, body: { readers: all.map((r) => readerView(d, r, false, hide)) } };
+        // filters first on what is cheap (id, label, connection), then the view of one page only
+        const needle = q.data.q?.toLowerCase();
+        const online = (id: string) => d.transport()?.isOnline(id) ?? false;
+        const hit = all.filter(
+          (r) =>
+            (needle === undefined ||
+              r.readerId.toLowerCase().includes(needle) ||
+              (r.label ?? '').toLowerCase().includes(needle) ||
+              (!hide && (r.clientRef ?? '').toLowerCase().includes(needle))) &&
+            (q.data.state === undefined ||
+              (q.data.state === 'revoked'
+                ? r.revokedAt !== null
+                : r.revokedAt === null && online(r.readerId) === (q.data.state === 'online'))),
+        );
+        const limit = q.data.limit ?? 100;
+        const page = hit.slice(q.data.offset, q.data.offset + limit);
+        return {
+          status: 200,
+          body: {
+            readers: page.map((r) => readerView(d, r, false, hide)),
+            total: hit.length,
+            offset: q.data.offset,
+            limit,
+          },
+        };
+      },
     },
     {
       method: 'GET',
