@@ -119,7 +119,8 @@ describe('a seeded municipality over the spring DST change', () => {
     seed: 11,
   });
   // Safety-alarm responses planned for some visits (their visits are not home care), unknown cards, pairs
-  // whose second staff member came first, and taps withdrawn as mistakes (alone and in pairs).
+  // whose second staff member came first or names another client, and taps withdrawn as mistakes (alone and
+  // in pairs).
   m.registries.serviceCodes.push({
     code: 'LARM',
     label: 'Trygghetslarm',
@@ -134,6 +135,9 @@ describe('a seeded municipality over the spring DST change', () => {
     // The second of a pair sometimes starts first (the first counted staff is by start, then staff ref).
     if (v.groupId !== null && v.groupId !== v.visitId && n % 2 === 0 && v.startedAtMs !== null)
       v.startedAtMs -= 2 * 60_000;
+    // Now and then the pair's visits name different clients (the reader moved between them): the occasion
+    // belongs to the client of its earliest visit, each visit's quality to its own.
+    if (v.groupId !== null && v.groupId !== v.visitId && n % 3 === 0) v.clientRef = 'c1';
     if (n % 47 === 3) {
       v.withdrawn = true;
       v.corrected = true;
