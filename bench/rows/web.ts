@@ -58,7 +58,7 @@ export async function webRows(ctx: RowContext): Promise<Row[]> {
       "technician's readers page",
       r.readersRenderMs,
       r.readersApiMs,
-      `every reader (${r.readers}); API GET /api/readers`,
+      `${r.readers} readers, 100 a page; API GET /api/readers?limit=100 (the whole list, as scripts read it: p50 ${ms(r.readersAllApiMs.p50)} / p99 ${ms(r.readersAllApiMs.p99)} ms)`,
     ),
     page(
       'web-day-view',
