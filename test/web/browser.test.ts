@@ -4,7 +4,8 @@ import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Gateway } from '../../gateway/index.js';
 import { buildWeb } from '../../web/build.js';
-import { startGateway, tempDir } from '../gateway/helpers.js';
+import { topics } from '../../protocol/index.js';
+import { connectReader, startGateway, tempDir, waitUntil } from '../gateway/helpers.js';
 
 /** The web app in real headless Chromium (Debian's, installed by scripts/setup-system.sh) against a real gateway. */
 const AXE_SOURCE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
@@ -150,6 +151,56 @@ describe('web app in headless Chromium', () => {
     ).readers;
     expect(all.length).toBe(121);
     await page.context().close();
+  });
+
+  it("a reader's page: its state and clock in text, identify reaches the reader, replace gives a code, revoke asks first; axe clean", async () => {
+    await gw.registry.addReader({
+      readerId: 'r-act-1',
+      password: 'reader-password-0123456789-abcdef',
+      clientRef: null,
+    });
+    const reader = await connectReader(gw.mqttPort ?? 0, 'r-act-1');
+    const commands: string[] = [];
+    let closed = false;
+    reader.on('message', (topic, payload) => {
+      if (topic === topics.commands('r-act-1')) commands.push(payload.toString('utf8'));
+    });
+    reader.on('close', () => (closed = true));
+    await reader.subscribeAsync(topics.commands('r-act-1'), { qos: 1 });
+    try {
+      const page = await newPage();
+      await logIn(page, 'technician');
+      await page.goto(`${gw.adminUrl}/#/readers?q=r-act`);
+      await page.getByRole('link', { name: 'r-act-1' }).click();
+      await page.getByRole('heading', { name: 'r-act-1' }).waitFor();
+      expect(await page.locator('dd', { hasText: 'Ansluten' }).count()).toBe(1);
+      expect(await axe(page)).toEqual([]);
+      // identify: the command reaches the reader over MQTT
+      await page.getByRole('button', { name: 'Identifiera (blinka)' }).click();
+      await page.getByRole('status').filter({ hasText: 'läsaren blinkar' }).waitFor();
+      await waitUntil(() => commands.some((c) => c.includes('"identify"')), 10_000);
+      // a replacement's one-time code, shown once on the page
+      await page.getByRole('button', { name: 'Ersätt läsaren' }).click();
+      await page.getByRole('status').filter({ hasText: 'Engångskod för den nya läsaren' }).waitFor();
+      // revoke asks first; the confirmation button gets focus (Enter confirms by keyboard)
+      await page.getByRole('button', { name: 'Återkalla läsaren' }).click();
+      await page.getByRole('button', { name: 'Bekräfta återkallning' }).waitFor();
+      expect(await page.evaluate('document.activeElement && document.activeElement.textContent')).toBe(
+        'Bekräfta återkallning',
+      );
+      expect(closed).toBe(false);
+      await page.keyboard.press('Enter');
+      await page.getByRole('status').filter({ hasText: 'återkallad och bortkopplad' }).waitFor();
+      await waitUntil(() => closed, 10_000);
+      const after = await page.evaluate(
+        async () => (await (await fetch('/api/readers/r-act-1')).json()) as { revoked: boolean },
+      );
+      expect(after.revoked).toBe(true);
+      expect(await axe(page)).toEqual([]);
+      await page.context().close();
+    } finally {
+      await reader.endAsync(true).catch(() => undefined);
+    }
   });
 
   it('a technician cannot open visit data: not in the menu, refused on the page and at the API', async () => {

@@ -7,6 +7,7 @@ import { IMPORT_PAGE } from './pages/import.js';
 import { LIVE_PAGE } from './pages/live.js';
 import { MORE_PAGES } from './pages/more.js';
 import { PLAN_PAGES } from './pages/plan.js';
+import { READER_PAGE } from './pages/reader.js';
 import { REPORT_PAGES } from './pages/reports.js';
 import type { Page, PageCtx } from './pages/types.js';
 
@@ -37,7 +38,15 @@ async function readersPage(ctx: PageCtx): Promise<Node> {
   if (search) q.set('q', search);
   if (['online', 'offline', 'revoked'].includes(state)) q.set('state', state);
   const { readers, total } = await api<{
-    readers: { readerId: string; connected: boolean; lastSeenMs: number | null; queueDepth: number | null }[];
+    readers: {
+      readerId: string;
+      connected: boolean;
+      revoked: boolean;
+      lastSeenMs: number | null;
+      queueDepth: number | null;
+      clockSynced: boolean | null;
+      clockOffsetMs: number | null;
+    }[];
     total: number;
   }>('GET', `/api/readers?${q.toString()}`);
   const form = el(
@@ -107,12 +116,17 @@ async function readersPage(ctx: PageCtx): Promise<Node> {
     nav,
     table(
       t('readers'),
-      [t('reader'), t('state'), t('lastSeen'), t('queue')],
+      [t('reader'), t('state'), t('lastSeen'), t('queue'), t('clock')],
       readers.map((r) => [
-        r.readerId,
-        Status(r.connected, t('online'), t('offline')),
+        el('a', { href: `#/reader?id=${encodeURIComponent(r.readerId)}` }, r.readerId),
+        r.revoked ? t('revokedReaders') : Status(r.connected, t('online'), t('offline')),
         when(r.lastSeenMs),
         String(r.queueDepth ?? '–'),
+        r.clockSynced === null
+          ? '–'
+          : `${r.clockSynced ? t('clockSynced') : t('clockNotSynced')}${
+              r.clockOffsetMs === null ? '' : `, ${(r.clockOffsetMs / 1000).toFixed(1)} s`
+            }`,
       ]),
     ),
   );
@@ -293,6 +307,7 @@ const PAGES: Record<string, Page> = {
   },
   live: LIVE_PAGE,
   readers: { key: 'readers', roles: ['admin', 'technician'], render: readersPage },
+  reader: READER_PAGE,
   visits: { key: 'visits', roles: ['admin', 'coordinator', 'unit-manager'], render: visitsPage },
   ...PLAN_PAGES,
   import: IMPORT_PAGE,
