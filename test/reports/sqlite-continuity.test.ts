@@ -15,7 +15,7 @@ import { careMigrations } from '../../gateway/src/care/sqlite/migrations.js';
 import { correctionMigrations } from '../../gateway/src/corrections/migrations.js';
 import type { ContinuityParams } from '../../gateway/src/reports/continuity.js';
 import { applyCorrections } from '../../gateway/src/reports/memory-source.js';
-import { runContinuity } from '../../gateway/src/reports/run.js';
+import { runContinuity, runMonthly, type MonthlyParams } from '../../gateway/src/reports/run.js';
 import { scopedSource } from '../../gateway/src/reports/scoped-source.js';
 import type { ReportSource } from '../../gateway/src/reports/source.js';
 import { SqliteReportSource } from '../../gateway/src/reports/sqlite-source.js';
@@ -38,6 +38,15 @@ const inMemory = (s: ReportSource): ReportSource => ({
   executed: (w) => s.executed(w),
   ...(s.tapAssurance ? { tapAssurance: (w) => s.tapAssurance!(w) } : {}),
 });
+
+/** The monthly follow-up from SQL cells equals the in-memory one, byte for byte. */
+async function sameMonthly(src: ReportSource, p: MonthlyParams) {
+  expect('qualityCells' in src).toBe(true);
+  const sql = await runMonthly(src, p, clock);
+  const mem = await runMonthly(inMemory(src), p, clock);
+  expect(JSON.stringify(sql)).toBe(JSON.stringify(mem));
+  return sql;
+}
 
 async function same(src: ReportSource, p: ContinuityParams) {
   expect('continuityCells' in src).toBe(true);
@@ -98,6 +107,30 @@ describe('continuity in SQL equals the in-memory computation', () => {
     expect(r.rows.find((x) => x.clientRef === 'c1')!.staff).toBe(3); // s3's alarm response still not counted
   });
 
+  it('the monthly follow-up of the fixture moved to April (its hand-computed figures)', async () => {
+    const april = buildFixture('2026-04-06');
+    const av = applyCorrections(april.visits, april.corrections);
+    const adb = openDatabase(join(dir, 'april.db'), [
+      ...sqliteMigrations,
+      ...careMigrations,
+      ...correctionMigrations,
+    ]);
+    writeVisits(adb, av);
+    writeCare(adb, april, av, clock);
+    const r = await sameMonthly(new SqliteReportSource(adb), {
+      fromMonth: '2026-03',
+      toMonth: '2026-04',
+      threshold: 3.2,
+    });
+    // reports.test.ts: area A 2 clients, mean 3.5 (above 3.2); area B 1 client, mean 3.
+    expect(r.rows.map((x) => [x.month, x.areaId, x.clients, x.mean, x.analyse])).toEqual([
+      ['2026-04', 'A', 2, 3.5, true],
+      ['2026-04', 'B', 1, 3, false],
+    ]);
+    expect(r.quality.total).toMatchObject({ visits: 193, withdrawn: 2 });
+    adb.close();
+  });
+
   it('without the care tables (no registries: nobody in the measure, quality still reported)', async () => {
     const bare = openDatabase(join(dir, 'bare.db'), [...sqliteMigrations, ...correctionMigrations]);
     writeVisits(bare, visits);
@@ -132,6 +165,7 @@ describe('a seeded municipality over the spring DST change', () => {
   for (const v of m.visits) {
     const n = Number(v.visitId.slice(1));
     if (n % 61 === 7) v.staffRef = null;
+    if (n % 29 === 4 && v.endedAtMs !== null) v.receivedAtMs = v.endedAtMs + 30 * 3_600_000; // 30 h late
     // The second of a pair sometimes starts first (the first counted staff is by start, then staff ref).
     if (v.groupId !== null && v.groupId !== v.visitId && n % 2 === 0 && v.startedAtMs !== null)
       v.startedAtMs -= 2 * 60_000;
@@ -164,5 +198,22 @@ describe('a seeded municipality over the spring DST change', () => {
     expect(r.quality.total.unknownCard).toBeGreaterThan(0);
     for (const areas of [['area-0'], ['area-1', 'area-2']])
       await same(scopedSource(src, { areas, provider: null }), { fromDate: '2026-03-23' });
+  });
+
+  it('the monthly follow-up per area (the months whose first fortnight has visits, and one without)', async () => {
+    const r = await sameMonthly(src, { fromMonth: '2026-02', toMonth: '2026-04', threshold: 3 });
+    expect(r.rows.map((x) => x.month)).toContain('2026-04');
+    expect(r.quality.total.withdrawn).toBeGreaterThan(0);
+    expect(r.quality.total.lateDelivered).toBeGreaterThan(0);
+    const late48 = await sameMonthly(src, {
+      fromMonth: '2026-03',
+      toMonth: '2026-04',
+      lateDeliveryHours: 48,
+    });
+    expect(late48.quality.total.lateDelivered).toBe(0);
+    await sameMonthly(scopedSource(src, { areas: ['area-1'], provider: null }), {
+      fromMonth: '2026-03',
+      toMonth: '2026-04',
+    });
   });
 });

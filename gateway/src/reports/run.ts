@@ -19,11 +19,12 @@ import {
   type ExecutedReport,
 } from './executed.js';
 import { Lookup } from './facts.js';
-import { dataQuality, type DataQuality } from './quality.js';
+import { dataQuality, dataQualityFromCells, type DataQuality } from './quality.js';
 import { collect, type Registries, type ReportSource, type ReportVisit, type TapCount } from './source.js';
 import { doubleStaffing, type StaffingParams, type StaffingReport } from './staffing.js';
 import { addDays, firstMondayOf, monthsBetween, type ReportClock } from './time.js';
 import type { Match, PlannedVisit } from '../care/model.js';
+import type { QualityCell } from './types.js';
 
 export interface Facts {
   registries: Registries;
@@ -111,6 +112,7 @@ export async function runMonthly(
   clock: ReportClock,
 ): Promise<MonthlyReport> {
   const threshold = params.threshold ?? 15;
+  if (source.continuityCells && source.qualityCells) return monthlyFromCells(source, params, clock);
   const perMonth: Array<{ month: string; report: ContinuityReport }> = [];
   const used: ReportVisit[] = [];
   let taps: TapCount[] | null = null;
@@ -129,10 +131,7 @@ export async function runMonthly(
   return {
     kind: 'continuity-monthly',
     params: { fromMonth: params.fromMonth, toMonth: params.toMonth, threshold, timeZone: clock.timeZone },
-    notes: [
-      'Each month: the national measure over the 14 days from the first Monday of the month, per area.',
-      `A month is marked for analysis when an area's mean is above ${threshold}.`,
-    ],
+    notes: monthlyNotes(threshold),
     rows: monthlyRows(perMonth, threshold),
     quality: dataQuality(
       used,
@@ -142,6 +141,46 @@ export async function runMonthly(
     ),
   };
 }
+
+/** The monthly follow-up from cells the source aggregates (SQL): the same report as from facts in memory. */
+async function monthlyFromCells(
+  source: ReportSource,
+  params: MonthlyParams,
+  clock: ReportClock,
+): Promise<MonthlyReport> {
+  const threshold = params.threshold ?? 15;
+  const registries = await source.registries();
+  const perMonth: Array<{ month: string; report: ContinuityReport }> = [];
+  const quality: QualityCell[] = [];
+  let taps: TapCount[] | null = null;
+  for (const [i, month] of monthsBetween(params.fromMonth, params.toMonth).entries()) {
+    const p = { fromDate: firstMondayOf(month), lateDeliveryHours: params.lateDeliveryHours };
+    const cp = continuityCellParams(p);
+    const w = clock.window(cp.fromDate, cp.toDate);
+    const [cells, q, t] = await Promise.all([
+      source.continuityCells!(w, cp, clock, null),
+      source.qualityCells!(w, params.lateDeliveryHours, null),
+      source.tapAssurance ? source.tapAssurance(w) : Promise.resolve(null),
+    ]);
+    if (t !== null) (taps ??= []).push(...t);
+    // The months' visits one after the other, as the in-memory way concatenates them.
+    const m = String(i).padStart(6, '0');
+    for (const c of q) quality.push({ ...c, ord: `${m}:${String(c.ord).padStart(16, '0')}` });
+    perMonth.push({ month, report: continuityFromCells(cells, registries, t, p, clock) });
+  }
+  return {
+    kind: 'continuity-monthly',
+    params: { fromMonth: params.fromMonth, toMonth: params.toMonth, threshold, timeZone: clock.timeZone },
+    notes: monthlyNotes(threshold),
+    rows: monthlyRows(perMonth, threshold),
+    quality: dataQualityFromCells(quality, new Lookup(registries), params.lateDeliveryHours, taps),
+  };
+}
+
+const monthlyNotes = (threshold: number): string[] => [
+  'Each month: the national measure over the 14 days from the first Monday of the month, per area.',
+  `A month is marked for analysis when an area's mean is above ${threshold}.`,
+];
 
 export async function runStaffing(
   source: ReportSource,

@@ -91,6 +91,22 @@ export function scopedSource(source: ReportSource, scope: ReportScope): ReportSo
           },
         }
       : {}),
+    ...(source.qualityCells
+      ? {
+          qualityCells: async (
+            w: Parameters<NonNullable<ReportSource['qualityCells']>>[0],
+            lateDeliveryHours: number | undefined,
+            clients: readonly string[] | null,
+          ) => {
+            const cs = await clientSet();
+            return source.qualityCells!(
+              w,
+              lateDeliveryHours,
+              (clients ?? [...cs]).filter((c) => cs.has(c)),
+            );
+          },
+        }
+      : {}),
     executed: (w) =>
       lazy((cs) => filtered(source.executed(w), (v) => v.clientRef !== null && cs.has(v.clientRef))),
   };

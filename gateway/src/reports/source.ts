@@ -13,6 +13,7 @@ import type {
   ContinuityCells,
   ExecutedCells,
   ExecutedParams,
+  QualityCell,
   Registries,
   ReportVisit,
   TapCount,
@@ -58,6 +59,15 @@ export interface ReportSource {
     clock: ReportClock,
     clients: readonly string[] | null,
   ): Promise<ContinuityCells>;
+  /**
+   * Quality cells of every executed visit of the window, aggregated by the source (SQL): what
+   * `qualityCellsOf` gives over `executed(w)` in its order. Optional.
+   */
+  qualityCells?(
+    w: UtcWindow,
+    lateDeliveryHours: number | undefined,
+    clients: readonly string[] | null,
+  ): Promise<QualityCell[]>;
 }
 
 /** Drains a chunked iterable into one array (fixtures, small reports). */

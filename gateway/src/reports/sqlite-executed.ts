@@ -22,21 +22,10 @@ import type {
   ExecutedCells,
   ExecutedParams,
   PlannedCell,
-  QualityCell,
   ServiceCodes,
   UtcWindow,
 } from './types.js';
-import {
-  int,
-  lateMsOf,
-  localDayExpr,
-  qualityColumns,
-  qualitySums,
-  recvOf,
-  sqlParts,
-  toQualityCells,
-  type SqlParts,
-} from './sqlite-parts.js';
+import { int, localDayExpr, sqlParts, windowQualityCells } from './sqlite-parts.js';
 import { dateOfDayNo, type ReportClock } from './time.js';
 
 export interface SqliteExecutedOptions {
@@ -175,7 +164,7 @@ export function sqliteExecutedCells(
         p90: n === 0 ? null : get(ranks.p90),
         bins: DIFF_BINS.map((_, i) => s[3 + i] ?? 0),
       },
-      quality: qualityCells(db, parts, params),
+      quality: windowQualityCells(db, parts, params.lateDeliveryHours, 'occasions'),
     };
   } finally {
     db.exec('DELETE FROM temp.report_occasions');
@@ -236,23 +225,4 @@ function plannedCells(
       missedNoReason: n[11]!,
     },
   }));
-}
-
-function qualityCells(db: Db, q: SqlParts, params: ExecutedParams): QualityCell[] {
-  const cols = `v.reader_id, v.client_ref, ${qualityColumns(q, q.withdrawn ?? '0', false)}`;
-  // The receipt time is looked up in the aggregate, where rows come grouped by reader (recvOf).
-  return toQualityCells(
-    db
-      .prepare(
-        `SELECT reader_id, client_ref, ${qualitySums(recvOf('x'))}
-           FROM (SELECT ${cols} FROM visits v WHERE ${q.started}${q.inClients('v.client_ref')}
-                 UNION ALL
-                 SELECT ${cols} FROM visits v WHERE ${q.stopOnly}${q.inClients('v.client_ref')}) x
-          GROUP BY reader_id, client_ref`,
-      )
-      .raw()
-      .all({ ...q.bind, lateMs: lateMsOf(params.lateDeliveryHours) }) as Array<
-      [string, string | null, number, ...number[]]
-    >,
-  );
 }

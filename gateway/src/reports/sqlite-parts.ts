@@ -128,13 +128,21 @@ export function sqlParts(db: Db, w: UtcWindow, clients: readonly string[] | null
  * auto_closed, corrected, unknown_card, uncorrected, incomplete, at, recv (`LATE` over the last two); without
  * `recv`, the columns to look it up later (start_seq, end_seq; with the reader_id: `recvOf`). `ord` places a visit as the in-memory
  * way orders the visits a report used: visits alone, stops without a start, visits of groups, their stops
- * without a start; withdrawn visits after all of them.
+ * without a start; withdrawn visits after all of them (`order` 'source': in the order a source gives the
+ * window's visits, by start, stops without a start last).
  */
-export function qualityColumns(parts: SqlParts, w: string, recv = true): string {
-  return `${w} AS w,
-      (CASE WHEN ${w} THEN 4 + (v.started_at_ms IS NULL)
-            ELSE (v.group_id IS NOT NULL) * 2 + (v.started_at_ms IS NULL) END) * 10000000000000
-        + coalesce(v.started_at_ms, 0) AS ord,
+export function qualityColumns(
+  parts: SqlParts,
+  w: string,
+  recv = true,
+  order: 'occasions' | 'source' = 'occasions',
+): string {
+  const rank =
+    order === 'source'
+      ? '(v.started_at_ms IS NULL)'
+      : `(CASE WHEN ${w} THEN 4 + (v.started_at_ms IS NULL)
+            ELSE (v.group_id IS NOT NULL) * 2 + (v.started_at_ms IS NULL) END)`;
+  return `${w} AS w, ${rank} * 10000000000000 + coalesce(v.started_at_ms, 0) AS ord,
       v.end_reason IS 'auto-close' AND NOT ${parts.corrected} AS auto_closed, ${parts.corrected} AS corrected,
       v.staff_ref IS NULL AS unknown_card, v.time_quality IS 'uncorrected' AS uncorrected,
       v.started_at_ms IS NULL OR v.ended_at_ms IS NULL AS incomplete,
@@ -184,4 +192,32 @@ export function toQualityCells(rows: Array<[string, string | null, number, ...nu
       withdrawn: n[7]!,
     },
   }));
+}
+
+/**
+ * Quality cells of every visit of the window (started in it, or a stop without a start that ended in it),
+ * withdrawn ones counted apart; `order` as `qualityColumns`.
+ */
+export function windowQualityCells(
+  db: Db,
+  q: SqlParts,
+  lateDeliveryHours: number | undefined,
+  order: 'occasions' | 'source',
+): QualityCell[] {
+  const cols = `v.reader_id, v.client_ref, ${qualityColumns(q, q.withdrawn ?? '0', false, order)}`;
+  // The receipt time is looked up in the aggregate, where rows come grouped by reader (recvOf).
+  return toQualityCells(
+    db
+      .prepare(
+        `SELECT reader_id, client_ref, ${qualitySums(recvOf('x'))}
+           FROM (SELECT ${cols} FROM visits v WHERE ${q.started}${q.inClients('v.client_ref')}
+                 UNION ALL
+                 SELECT ${cols} FROM visits v WHERE ${q.stopOnly}${q.inClients('v.client_ref')}) x
+          GROUP BY reader_id, client_ref`,
+      )
+      .raw()
+      .all({ ...q.bind, lateMs: lateMsOf(lateDeliveryHours) }) as Array<
+      [string, string | null, number, ...number[]]
+    >,
+  );
 }

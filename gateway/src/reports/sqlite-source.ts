@@ -30,13 +30,14 @@ import { EXCLUDED_CATEGORIES } from './continuity.js';
 import { isAlarmOrMealOnly, Lookup } from './facts.js';
 import { sqliteContinuityCells } from './sqlite-continuity.js';
 import { sqliteExecutedCells } from './sqlite-executed.js';
-import { hasWithdrawals } from './sqlite-parts.js';
+import { hasWithdrawals, sqlParts, windowQualityCells } from './sqlite-parts.js';
 import type { ReportSource } from './source.js';
 import type {
   ContinuityCellParams,
   ContinuityCells,
   ExecutedCells,
   ExecutedParams,
+  QualityCell,
   Registries,
   ReportVisit,
   TapCount,
@@ -239,6 +240,17 @@ export class SqliteReportSource implements ReportSource {
       alarmOrMealOnly: (json) =>
         isAlarmOrMealOnly({ serviceCodes: JSON.parse(json) as PlannedVisit['serviceCodes'] }, lookup),
     });
+  }
+
+  /** Quality cells of every visit of the window, in SQL (sqlite-parts.ts). */
+  qualityCells(
+    w: UtcWindow,
+    lateDeliveryHours: number | undefined,
+    clients: readonly string[] | null,
+  ): Promise<QualityCell[]> {
+    return Promise.resolve(
+      windowQualityCells(this.db, sqlParts(this.db, w, clients), lateDeliveryHours, 'source'),
+    );
   }
 
   /** Executed vs planned aggregated in SQL (sqlite-executed.ts). */
