@@ -41,6 +41,7 @@ const SHOTS: [string, string, string][] = [
   ['period-locks', 'chef', '#/periods'],
   ['my-registrations', 'personal', '#/mine'],
   ['readers', 'tekniker', '#/readers'],
+  ['reader', 'tekniker', '#/reader?id=r-hem-1'],
   ['audit-log', 'admin', '#/audit'],
 ];
 
@@ -88,7 +89,7 @@ export async function takeScreenshots(outDir = SHOTS_DIR): Promise<string[]> {
       if (user) await logIn(page, gw.adminUrl, user);
       await page.goto(`${gw.adminUrl}/${hash}`);
       await page.locator('main h1').waitFor();
-      await page.locator('main table, main form, main p').first().waitFor();
+      await page.locator('main table, main form, main dl, main p:not([hidden])').first().waitFor();
       await page.waitForTimeout(300);
       const path = join(outDir, `${file}.png`);
       await page.screenshot({ path });

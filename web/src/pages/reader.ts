@@ -6,7 +6,7 @@
  */
 import { api, ApiError } from '../api.js';
 import { el, when } from '../dom.js';
-import { t, type Key } from '../i18n.js';
+import { t, tk, type Key } from '../i18n.js';
 import type { Page, PageCtx } from './types.js';
 
 interface ReaderDetail {
@@ -83,7 +83,7 @@ async function readerPage(ctx: PageCtx): Promise<Node> {
       'dl',
       { class: 'facts' },
       ...row('state', r.revoked ? t('revokedReaders') : r.connected ? t('online') : t('offline')),
-      ...row('reportedState', r.reportedState),
+      ...row('reportedState', tk('rs', r.reportedState)),
       ...row('lastSeen', when(r.lastSeenMs)),
       ...row('queue', String(r.queueDepth ?? '–')),
       ...row('clock', clockText(r)),
