@@ -2,7 +2,7 @@ import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { buildWeb } from '../../web/build.js';
 import { ADMIN_TOKEN } from '../gateway/helpers.js';
-import { type Fixture, startFixture } from '../web-api/fixture.js';
+import { type Fixture, startFixture, UNKNOWN_A, UNKNOWN_B } from '../web-api/fixture.js';
 import { axe, launch, logIn, newPage, PW } from './pages-helpers.js';
 
 /** The correction form on a visit, in Chromium, against web13a's two-area fixture (real MQTT taps). */
@@ -81,6 +81,44 @@ describe('correcting a visit in the browser', () => {
     };
     const mine = audit.entries.filter((e) => e.actor === 'user:samordnare' && /correct/i.test(e.action));
     expect(mine).toHaveLength(1);
+    await page.context().close();
+  });
+
+  it('assigns an unknown card to a staff member of the area; another area is refused in words; logged', async () => {
+    const page = await newPage(browser);
+    await logIn(page, f.gw.adminUrl, 'samordnare');
+    await page.goto(`${f.gw.adminUrl}/#/cards`);
+    await page.getByRole('cell', { name: UNKNOWN_A, exact: true }).waitFor();
+    // only cards tapped at the coordinator's clients
+    expect(await page.getByRole('cell', { name: UNKNOWN_B, exact: true }).count()).toBe(0);
+    expect(await axe(page)).toEqual([]);
+    const box = page.getByRole('textbox', { name: `Bärs av (personal-id) ${UNKNOWN_A}` });
+    const go = page.getByRole('button', { name: `Koppla ${UNKNOWN_A}` });
+    await go.click();
+    await page.getByRole('status').filter({ hasText: 'Skriv personal-id' }).waitFor();
+    // a staff member of another area: refused, nothing stored
+    await box.fill('st-b');
+    await box.press('Enter');
+    await page
+      .getByRole('status')
+      .filter({ hasText: 'ingen personal med det id:t i dina områden' })
+      .waitFor();
+    expect((await f.call('GET', `/api/cards/${UNKNOWN_A}`, ADMIN_TOKEN)).status).toBe(404);
+    await box.fill('st-a');
+    await box.press('Enter');
+    await page
+      .getByRole('status')
+      .filter({ hasText: `Kopplat: ${UNKNOWN_A} → st-a` })
+      .waitFor();
+    const held = (await f.call('GET', `/api/cards/${UNKNOWN_A}`, ADMIN_TOKEN)).body as { staffRef: string };
+    expect(held.staffRef).toBe('st-a');
+    const audit = (await f.call('GET', '/api/audit?limit=200', ADMIN_TOKEN)).body as {
+      entries: { actor: string; action: string; target: string }[];
+    };
+    expect(audit.entries.filter((e) => e.target.includes(UNKNOWN_A)).map((e) => [e.actor, e.action])).toEqual(
+      [['user:samordnare', expect.stringMatching(/card/)]],
+    );
+    expect(await axe(page)).toEqual([]);
     await page.context().close();
   });
 });

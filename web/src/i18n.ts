@@ -251,6 +251,15 @@ const sv = {
   revokedDone: 'Läsaren är återkallad och bortkopplad.',
   actionFailed: 'Gick inte',
   backToReaders: 'Tillbaka till läsarna',
+  assign: 'Koppla',
+  assignTo: 'Bärs av (personal-id)',
+  taps: 'Stämplingar',
+  assigned: 'Kopplat',
+  assignHint:
+    'Ett okänt kort har stämplats men finns inte i kortregistret. Skriv personal-id för den som bär kortet: besöken kortet startade förs då till hen, och ändringen loggas.',
+  assignNeedsStaff: 'Skriv personal-id för den som bär kortet.',
+  assignUnknownStaff:
+    'ingen personal med det id:t i dina områden (kontrollera id:t, eller fråga administratören).',
 };
 const en: typeof sv = {
   login: 'Log in',
@@ -500,6 +509,14 @@ const en: typeof sv = {
   revokedDone: 'The reader is revoked and disconnected.',
   actionFailed: 'Did not work',
   backToReaders: 'Back to the readers',
+  assign: 'Assign',
+  assignTo: 'Carried by (staff id)',
+  taps: 'Taps',
+  assigned: 'Assigned',
+  assignHint:
+    'An unknown card was tapped but is not in the card registry. Enter the staff id of the person who carries it: the visits it started are then attributed to them, and the change is logged.',
+  assignNeedsStaff: 'Enter the staff id of the person who carries the card.',
+  assignUnknownStaff: 'no staff member with that id in your areas (check the id, or ask the administrator).',
 };
 export type Key = keyof typeof sv;
 export const lang = (): 'sv' | 'en' => (localStorage.getItem('lang') === 'en' ? 'en' : 'sv');

@@ -225,15 +225,65 @@ async function visitsPage(ctx: PageCtx): Promise<Node> {
   );
 }
 
+/**
+ * Unknown cards (tapped, held by no one in the registry): the coordinator names the staff member who carries
+ * one, and the visits its taps started are attributed to them (the gateway re-attributes and logs it).
+ */
 async function cardsPage(): Promise<Node> {
-  const { cards } = await api<{ cards: { cardRef: string; lastSeenMs?: number }[] }>(
+  const { cards } = await api<{ cards: { cardRef: string; taps?: number; lastSeenMs?: number }[] }>(
     'GET',
     '/api/cards/unknown',
   );
-  return table(
-    t('cards'),
-    [t('card'), t('seen')],
-    cards.map((c) => [c.cardRef, when(c.lastSeenMs)]),
+  const result = el('p', { role: 'status', id: 'cards-result' });
+  const assign = (cardRef: string): HTMLElement => {
+    const id = `assign-${cardRef}`;
+    const box = input({ id, autocomplete: 'off', 'aria-label': `${t('assignTo')} ${cardRef}` });
+    const form = el(
+      'form',
+      { class: 'inline', novalidate: '' },
+      box,
+      ' ',
+      el('button', { type: 'submit', 'aria-label': `${t('assign')} ${cardRef}` }, t('assign')),
+    );
+    form.addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      const staffRef = box.value.trim();
+      if (!staffRef) {
+        result.className = 'status-bad';
+        result.textContent = t('assignNeedsStaff');
+        box.focus();
+        return;
+      }
+      api('POST', `/api/cards/${encodeURIComponent(cardRef)}/assign`, { staffRef })
+        .then(() => {
+          result.className = 'status-ok';
+          result.textContent = `${t('assigned')}: ${cardRef} → ${staffRef}`;
+          form.replaceChildren(staffRef);
+        })
+        .catch((err: unknown) => {
+          result.className = 'status-bad';
+          const detail =
+            err instanceof ApiError
+              ? err.status === 404
+                ? t('assignUnknownStaff')
+                : ((err.body as { detail?: string } | undefined)?.detail ?? err.message)
+              : String(err);
+          result.textContent = `${t('actionFailed')}: ${detail}`;
+          box.focus();
+        });
+    });
+    return form;
+  };
+  return el(
+    'div',
+    {},
+    el('p', { class: 'hint' }, t('assignHint')),
+    result,
+    table(
+      t('cards'),
+      [t('card'), t('taps'), t('seen'), t('assignTo')],
+      cards.map((c) => [c.cardRef, String(c.taps ?? ''), when(c.lastSeenMs), assign(c.cardRef)]),
+    ),
   );
 }
 
