@@ -1,19 +1,23 @@
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { startFakeBackend, type FakeBackend } from '../../simulator/fake-backend.js';
 import { buildWeb } from '../../web/build.js';
-import { ADMIN_TOKEN } from '../gateway/helpers.js';
-import { type Fixture, startFixture, UNKNOWN_A, UNKNOWN_B } from '../web-api/fixture.js';
+import { ADMIN_TOKEN, waitUntil } from '../gateway/helpers.js';
+import { BACKEND_SECRET, type Fixture, startFixture, UNKNOWN_A, UNKNOWN_B } from '../web-api/fixture.js';
 import { axe, launch, logIn, newPage, PW } from './pages-helpers.js';
 
 /** The correction form on a visit, in Chromium, against web13a's two-area fixture (real MQTT taps). */
 let f: Fixture;
 let browser: Browser;
+// the simulator's fake planning backend (checks signatures, counts duplicates by idempotency key)
+let backend: FakeBackend;
 
 vi.setConfig({ testTimeout: 60_000 });
 
 beforeAll(async () => {
   await buildWeb();
-  f = await startFixture();
+  backend = await startFakeBackend({ secret: BACKEND_SECRET });
+  f = await startFixture({ backendUrl: backend.url });
   await f.gw.access.service.createUser('test', {
     name: 'samordnare',
     displayName: 'Samordnare A',
@@ -27,6 +31,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await browser?.close();
   await f?.stop();
+  await backend?.close();
 });
 
 describe('correcting a visit in the browser', () => {
@@ -81,6 +86,17 @@ describe('correcting a visit in the browser', () => {
     };
     const mine = audit.entries.filter((e) => e.actor === 'user:samordnare' && /correct/i.test(e.action));
     expect(mine).toHaveLength(1);
+    // the planning backend gets the correction once (a double click sent one), signed, with the person
+    const corrected = () =>
+      backend
+        .received()
+        .filter((e) => e.type === 'visit.corrected' && (e as { visitId?: string }).visitId === f.visitA);
+    await waitUntil(() => corrected().length > 0, 15_000);
+    await new Promise((r) => setTimeout(r, 500)); // a second delivery would land by now
+    expect(corrected()).toHaveLength(1);
+    expect(corrected()[0]).toMatchObject({ correctedBy: 'user:samordnare', reasonCode: 'wrong-time' });
+    expect(backend.rejectedSignatures).toBe(0);
+    expect(backend.duplicates).toBe(0);
     await page.context().close();
   });
 
