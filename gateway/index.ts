@@ -44,6 +44,7 @@ import { openDatabase } from './src/store/sqlite/db.js';
 import type { IngestStore } from './src/store/ingest-store.js';
 import type { CardStore } from './src/store/ports.js';
 import { createSqliteIngestStore } from './src/store/sqlite/ingest-store.js';
+import { createSqliteEpochLog } from './src/store/sqlite/epochs.js';
 import { SqliteEnrollmentStore } from './src/store/sqlite/enrollment.js';
 import { SqliteFleetStore } from './src/store/sqlite/fleet.js';
 import { sqliteMigrations } from './src/store/sqlite/migrations.js';
@@ -243,6 +244,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
     : null;
   const ingest: Ingest = createIngest({
     store,
+    epochs: createSqliteEpochLog(db),
     clock,
     logger,
     metrics,

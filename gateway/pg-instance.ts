@@ -31,6 +31,7 @@ import { migrate, openPgPool } from './src/store/postgres/db.js';
 import { PgCardStore } from './src/store/postgres/cards.js';
 import { PgEnrollmentStore } from './src/store/postgres/enrollment.js';
 import { PgFleetStore } from './src/store/postgres/fleet.js';
+import { PgEpochLog } from './src/store/postgres/epochs.js';
 import { createPgIngestStore } from './src/store/postgres/ingest-store.js';
 import { postgresMigrations } from './src/store/postgres/migrations.js';
 import { PgOutbox } from './src/store/postgres/outbox.js';
@@ -259,6 +260,7 @@ export function createPgGateway(opts: GatewayOptions): PgGateway {
   };
   const ingest: Ingest = createIngest({
     store: pgIngest,
+    epochs: new PgEpochLog(pool),
     clock,
     logger,
     metrics,

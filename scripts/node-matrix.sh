@@ -101,7 +101,7 @@ prepare_tree() {
     (cd "$repo" && git archive --format=tar HEAD) | tar -xf - -C "$tree"
   else
     (cd "$repo" && git ls-files -z --cached --others --exclude-standard |
-      while IFS= read -r -d '' f; do [ -e "$f" ] && printf '%s\0' "$f"; done |
+      while IFS= read -r -d '' f; do [ -e "$f" ] && [ "$f" != node_modules ] && printf '%s\0' "$f"; done |
       tar --null -T - -cf -) | tar -xf - -C "$tree"
   fi
   # Tests that list the repository's files (test/docs) ask git: give the copy an index of the same files.
@@ -113,7 +113,7 @@ prepare_tree() {
   local version stamp gyp
   version="$("$bin/node" --version)"
   stamp="$version $nodedir $(sha256sum "$repo/node_modules/.package-lock.json" | cut -d' ' -f1)"
-  if [ -f "$tree/.matrix-stamp" ] && [ "$(cat "$tree/.matrix-stamp")" = "$stamp" ]; then
+  if [ -f "$tree/.matrix-stamp" ] && [ "$(cat "$tree/.matrix-stamp")" = "$stamp" ] && [ ! -L "$tree/node_modules" ]; then
     log "node $version: node_modules up to date in $tree"
     return 0
   fi
@@ -125,7 +125,9 @@ prepare_tree() {
   local started=$SECONDS pkg
   rm -f "$tree/.matrix-stamp"
   rm -rf "$tree/node_modules"
-  cp -al "$repo/node_modules" "$tree/node_modules"
+  # A node_modules that is a symbolic link (a checkout sharing another's packages) is followed: the copy must
+  # hold real files, or the native addons rebuilt below would be the linked tree's, built for its Node.
+  cp -al "$(readlink -f "$repo/node_modules")" "$tree/node_modules"
   # Caches written in place (vitest's results) must not be shared with the repository's.
   rm -rf "$tree/node_modules/.vite" "$tree/node_modules/.cache"
   while IFS= read -r pkg; do

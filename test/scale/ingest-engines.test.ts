@@ -2,14 +2,17 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import type { EpochLog } from '../../gateway/src/ingest/epochs.js';
 import { createIngest, type Ingest } from '../../gateway/src/ingest/ingest.js';
 import { ReaderLiveView } from '../../gateway/src/ingest/reader-view.js';
 import { MetricsRegistry } from '../../gateway/src/metrics.js';
 import type { IngestLog } from '../../gateway/src/store/ingest-store.js';
 import { migrate, openPgPool } from '../../gateway/src/store/postgres/db.js';
+import { PgEpochLog } from '../../gateway/src/store/postgres/epochs.js';
 import { createPgIngestStore } from '../../gateway/src/store/postgres/ingest-store.js';
 import { postgresMigrations } from '../../gateway/src/store/postgres/migrations.js';
 import { openDatabase } from '../../gateway/src/store/sqlite/db.js';
+import { createSqliteEpochLog } from '../../gateway/src/store/sqlite/epochs.js';
 import { createSqliteIngestStore } from '../../gateway/src/store/sqlite/ingest-store.js';
 import { sqliteMigrations } from '../../gateway/src/store/sqlite/migrations.js';
 import { decode, systemClock, type Ack } from '../../protocol/index.js';
@@ -29,6 +32,7 @@ afterAll(async () => {
 
 interface Engine {
   store: IngestLog;
+  epochs: EpochLog;
   close: () => Promise<void>;
 }
 
@@ -38,6 +42,7 @@ const engines: Record<'sqlite' | 'postgres', () => Promise<Engine>> = {
     const db = openDatabase(join(dir, 'gateway.db'), sqliteMigrations);
     return Promise.resolve({
       store: createSqliteIngestStore(db),
+      epochs: createSqliteEpochLog(db),
       close: () => {
         db.close();
         rmSync(dir, { recursive: true, force: true });
@@ -49,7 +54,7 @@ const engines: Record<'sqlite' | 'postgres', () => Promise<Engine>> = {
     cluster ??= startPgCluster();
     const pool = openPgPool({ url: await (await cluster).createDatabase(), max: 4 });
     await migrate(pool, postgresMigrations);
-    return { store: createPgIngestStore(pool), close: () => pool.end() };
+    return { store: createPgIngestStore(pool), epochs: new PgEpochLog(pool), close: () => pool.end() };
   },
 };
 
@@ -58,12 +63,13 @@ async function until(ok: () => boolean): Promise<void> {
   expect(ok()).toBe(true);
 }
 
-function ingestOver(store: IngestLog) {
+function ingestOver({ store, epochs }: Pick<Engine, 'store' | 'epochs'>) {
   const acks: Ack[] = [];
   const metrics = new MetricsRegistry();
   const committed: string[][] = [];
   const ingest: Ingest = createIngest({
     store,
+    epochs,
     clock: systemClock,
     logger: silent,
     metrics,
@@ -79,13 +85,18 @@ function ingestOver(store: IngestLog) {
     },
     onCommitted: (ids) => committed.push(ids),
   });
-  const send = (readerId: string, seqs: number[]) =>
+  const send = (readerId: string, seqs: number[], epoch?: string) => {
+    const b = batchOf(readerId, seqs);
+    const batch = epoch
+      ? { ...b, epoch, events: b.events.map((x) => ({ ...x, eventId: `${readerId}-${epoch}-e${x.seq}` })) }
+      : b;
     ingest.handle({
       readerId,
       leaf: 'events',
-      payload: Buffer.from(JSON.stringify(batchOf(readerId, seqs))),
+      payload: Buffer.from(JSON.stringify(batch)),
       clientId: readerId,
     });
+  };
   return { ingest, acks, metrics, committed, send };
 }
 
@@ -93,7 +104,7 @@ describe.each(['sqlite', 'postgres'] as const)('ingest group commit on %s', (eng
   it('stores, dedupes and acks with gaps; acks of one reader never go backwards', async () => {
     const e = await engines[engine]();
     try {
-      const { ingest, acks, metrics, committed, send } = ingestOver(e.store);
+      const { ingest, acks, metrics, committed, send } = ingestOver(e);
       send('r1', [1, 2, 4]);
       if (engine === 'sqlite') {
         // synchronous store: committed and acked inside handle → flush, before any await
@@ -124,16 +135,44 @@ describe.each(['sqlite', 'postgres'] as const)('ingest group commit on %s', (eng
   it('a restarted ingest reads the high-water mark and the gap gauges from the store', async () => {
     const e = await engines[engine]();
     try {
-      const first = ingestOver(e.store);
+      const first = ingestOver(e);
       first.send('r1', [1, 2, 5]);
       await first.ingest.stop();
-      const second = ingestOver(e.store);
-      await new Promise((r) => setTimeout(r, 200)); // the gauges load (PostgreSQL: one round trip)
-      expect(second.metrics.render()).toMatch(/visittag_ingest_gap_events 2/);
+      const second = ingestOver(e);
+      // the gauges load (PostgreSQL: one round trip)
+      await until(() => /visittag_ingest_gap_events 2/.test(second.metrics.render()));
       second.send('r1', [3, 4]);
       await second.ingest.stop();
       expect(second.acks.at(-1)).toMatchObject({ readerId: 'r1', upTo: 5 });
       expect(second.metrics.render()).toMatch(/visittag_ingest_gap_events 0/);
+    } finally {
+      await e.close();
+    }
+  }, 60_000);
+
+  it('a replaced journal (new epoch, seq 1 again) goes after the old one; what it owed is held as lost (issue 16)', async () => {
+    const e = await engines[engine]();
+    try {
+      const { ingest, acks, metrics, send } = ingestOver(e);
+      send('r1', [1, 2, 4], 'jA'); // 3 never comes: the journal is wiped
+      await until(() => acks.some((a) => a.epoch === 'jA'));
+      send('r1', [1, 2], 'jB'); // right behind it: jB waits for jA's commit before it is placed
+      send('r1', [3], 'jB');
+      send('r1', [5], 'jA'); // the replaced journal again: refused
+      await ingest.stop();
+      const jb = acks.filter((a) => a.epoch === 'jB');
+      expect(jb.at(-1)).toMatchObject({ readerId: 'r1', upTo: 3, rejected: [] });
+      expect(acks.every((a) => a.epoch === 'jA' || a.epoch === 'jB')).toBe(true);
+      expect(await e.store.seqState('r1')).toEqual({ contiguousUpto: 7, maxSeen: 7 });
+      expect(await e.epochs.epochs('r1')).toMatchObject([
+        { epoch: 'jA', offset: 0 },
+        { epoch: 'jB', offset: 4 },
+      ]);
+      expect(await e.epochs.storedEvent('r1', 5)).toContain('r1-jB-e1');
+      const text = metrics.render();
+      expect(text).toMatch(/visittag_ingest_duplicate_conflicts_total 0/);
+      expect(text).toMatch(/visittag_ingest_epoch_lost_seqs_total 1/);
+      expect(text).toMatch(/visittag_ingest_rejects_total\{reason="epoch-closed"\} 1/);
     } finally {
       await e.close();
     }

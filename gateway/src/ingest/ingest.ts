@@ -7,14 +7,24 @@ import {
   topics,
   type Ack,
   type Clock,
+  type EventBatch,
   type TapEvent,
   type TimerHandle,
 } from '../../../protocol/index.js';
 import type { InboundMessage } from '../broker/transport.js';
 import type { MetricsRegistry } from '../metrics.js';
-import { isPromiseLike, settle } from '../store/awaitable.js';
+import { isPromiseLike, settle, type Awaitable } from '../store/awaitable.js';
 import type { CommitOutcome, IngestItem, IngestLog } from '../store/ingest-store.js';
 import type { ReaderLiveView } from './reader-view.js';
+import {
+  offsetForNew,
+  placeEpoch,
+  shiftIn,
+  shiftOut,
+  type EpochLog,
+  type EpochPlace,
+  type EpochRow,
+} from './epochs.js';
 import { admitBatch, DEFAULT_MAX_SEQ_JUMP, RejectLogLimiter } from './limits.js';
 import { salvageBatch } from './salvage.js';
 
@@ -23,6 +33,8 @@ export type ReaderAdmission = 'active' | 'revoked' | 'unknown';
 export interface IngestOptions {
   /** The event log (store port): SQLite answers synchronously, PostgreSQL with a Promise. */
   store: IngestLog;
+  /** Recorded journal epochs (./epochs.ts): device seqs are moved into one gateway seq space per reader. */
+  epochs: EpochLog;
   clock: Clock;
   logger: pino.Logger;
   metrics: MetricsRegistry;
@@ -71,6 +83,9 @@ export interface Ingest {
  * contiguous high-water mark, gaps, duplicate conflicts). A rejected payload changes nothing but
  * the reject log and counters. `handle` never throws.
  */
+/** Gap ranges read when a journal is replaced; beyond this, its whole unheld span is declared lost. */
+const MAX_LOST_RANGES = 10_000;
+
 export function createIngest(opts: IngestOptions): Ingest {
   const { store, clock, metrics, live } = opts;
   const log = opts.logger.child({ module: 'ingest' });
@@ -95,6 +110,14 @@ export function createIngest(opts: IngestOptions): Ingest {
     ),
     commitFailures: metrics.counter('visittag_ingest_commit_failures_total', 'Failed group commits.'),
     acks: metrics.counter('visittag_ingest_acks_total', 'Application acks published.'),
+    epochs: metrics.counter(
+      'visittag_ingest_journal_epochs_total',
+      'Journal epochs recorded (a reader with a new or replaced journal).',
+    ),
+    epochLost: metrics.counter(
+      'visittag_ingest_epoch_lost_seqs_total',
+      'Seqs a replaced journal never delivered, held as lost when its successor started.',
+    ),
   };
   const missing = new Map<string, number>();
   const loadGaps = () =>
@@ -193,22 +216,45 @@ export function createIngest(opts: IngestOptions): Ingest {
           'duplicate sequence with other content',
         );
       }
-      let payload: Buffer;
-      try {
-        payload = encode('acks', ack);
-      } catch (err) {
-        log.error({ readerId: o.readerId, err }, 'could not encode an ack');
+      const place = ackPlace.get(o.readerId);
+      if (place) {
+        publishAck(shiftOut(ack, place));
         continue;
       }
-      const p = opts
-        .publish(topics.acks(o.readerId), payload)
-        .then(
-          () => m.acks.inc(),
-          (err: unknown) => log.warn({ readerId: o.readerId, err }, 'ack publish failed; the device resends'),
-        )
-        .finally(() => inflight.delete(p));
-      inflight.add(p);
+      // Not known since the last declareLost (or start-up): read the reader's epochs first, so the ack
+      // names the epoch it speaks of. A failed read sends nothing: the device resends, the next ack goes.
+      try {
+        const later = settle(currentPlace(o.readerId), (pl) => publishAck(shiftOut(ack, pl)));
+        if (isPromiseLike(later)) {
+          later.catch((err: unknown) =>
+            log.warn(
+              { readerId: o.readerId, err },
+              'journal epochs not read; ack not sent, the device resends',
+            ),
+          );
+        }
+      } catch (err) {
+        log.warn({ readerId: o.readerId, err }, 'journal epochs not read; ack not sent, the device resends');
+      }
     }
+  };
+
+  const publishAck = (ack: Ack): void => {
+    let payload: Buffer;
+    try {
+      payload = encode('acks', ack);
+    } catch (err) {
+      log.error({ readerId: ack.readerId, err }, 'could not encode an ack');
+      return;
+    }
+    const p = opts
+      .publish(topics.acks(ack.readerId), payload)
+      .then(
+        () => m.acks.inc(),
+        (err: unknown) => log.warn({ readerId: ack.readerId, err }, 'ack publish failed; the device resends'),
+      )
+      .finally(() => inflight.delete(p));
+    inflight.add(p);
   };
 
   function flush(): void {
@@ -287,6 +333,208 @@ export function createIngest(opts: IngestOptions): Ingest {
     });
   };
 
+  // ---- journal epochs (./epochs.ts): one gateway seq space per reader, acks in the device's epoch
+  /** Recorded epochs per reader, as last read or written by this instance. */
+  const epochRows = new Map<string, EpochRow[]>();
+  /** The epoch the reader's next ack speaks of: set when a batch is admitted, cleared by declareLost. */
+  const ackPlace = new Map<string, { epoch: string | null; offset: number }>();
+  /** Per reader: the batch in flight through an asynchronous epoch step; later batches wait behind it. */
+  const chains = new Map<string, Promise<void>>();
+
+  const readRows = (readerId: string): Awaitable<EpochRow[]> =>
+    settle(opts.epochs.epochs(readerId), (rows) => {
+      epochRows.set(readerId, rows);
+      return rows;
+    });
+  const currentPlace = (readerId: string): Awaitable<{ epoch: string | null; offset: number }> =>
+    settle(readRows(readerId), (rows) => {
+      const latest = rows[rows.length - 1];
+      const pl = latest ? { epoch: latest.epoch, offset: latest.offset } : { epoch: null, offset: 0 };
+      ackPlace.set(readerId, pl);
+      return pl;
+    });
+
+  /** Commits what is queued (and what is being committed) before a reader's journal epoch changes. */
+  const drain = (): Awaitable<void> => {
+    flush();
+    if (committing === null) return undefined;
+    return (async () => {
+      // two rounds: the commit in flight, then whatever was queued behind it
+      for (let round = 0; round < 2 && committing !== null; round++) {
+        await committing;
+        flush();
+      }
+    })();
+  };
+
+  /**
+   * A reader's batches start to come from an epoch not recorded yet: commit what is queued, place the epoch
+   * after everything the reader's earlier journal left (or adopt it: epochs.ts), record it durably, and hold
+   * what the earlier journal still owed as lost, so pairing continues and the loss is on record.
+   */
+  const openEpoch = (
+    readerId: string,
+    epoch: string,
+    batch: Pick<EventBatch, 'events' | 'tombstones'>,
+  ): Awaitable<EpochPlace> =>
+    settle(drain(), () =>
+      settle(readRows(readerId), (rows) => {
+        const known = placeEpoch(rows, epoch);
+        if (known.kind !== 'new') return known; // another instance recorded it meanwhile
+        return settle(store.seqState(readerId), (state) =>
+          settle(
+            offsetForNew(rows, state, batch, () => {
+              const seq1 = batch.events.find((e) => e.seq === 1);
+              return settle(opts.epochs.storedEvent(readerId, 1), (json) => json === JSON.stringify(seq1));
+            }),
+            (offset) => {
+              const atMs = clock.now();
+              return settle(opts.epochs.open(readerId, { epoch, offset, openedAtMs: atMs }), (after) => {
+                epochRows.set(readerId, after);
+                const place = placeEpoch(after, epoch);
+                if (place.kind !== 'current' || place.offset !== offset) return place;
+                m.epochs.inc();
+                log.warn(
+                  { readerId, epoch, offset },
+                  offset === 0 && state.maxSeen > 0
+                    ? 'journal epoch recorded for the seqs already held (adopted)'
+                    : "reader's journal replaced: new journal epoch",
+                );
+                if (offset === 0 || state.maxSeen <= state.contiguousUpto) return place;
+                // what the replaced journal still owed: the missing seqs between its contiguous mark and offset
+                return settle(store.gaps(readerId, MAX_LOST_RANGES), (gaps) => {
+                  const ranges =
+                    gaps.length < MAX_LOST_RANGES ? gaps : [{ from: state.contiguousUpto + 1, to: offset }];
+                  const detail = `journal epoch closed: the reader's journal was replaced (epoch ${epoch} starts after gateway seq ${offset}); the old journal never delivered this seq`;
+                  const invalid: Array<{ seq: number; detail: string }> = [];
+                  for (const r of ranges)
+                    for (let seq = r.from; seq <= Math.min(r.to, offset); seq++)
+                      invalid.push({ seq, detail });
+                  if (!invalid.length) return place;
+                  const sentAt = { wallMs: atMs, bootId: 'gateway', monoMs: clock.monotonic(), synced: true };
+                  queue.push({ kind: 'events', readerId, events: [], invalid, sentAt, receivedAtMs: atMs });
+                  messagesQueued++;
+                  m.epochLost.inc(undefined, invalid.length);
+                  const extent =
+                    ranges
+                      .slice(0, 10)
+                      .map((r) => (r.from === r.to ? `${r.from}` : `${r.from}-${r.to}`))
+                      .join(', ') + (ranges.length > 10 ? ` and ${ranges.length - 10} more ranges` : '');
+                  reject(
+                    readerId,
+                    'epoch-gap',
+                    `${invalid.length} seq(s) the replaced journal never delivered (gateway seqs ${extent}) are held as lost`,
+                  );
+                  return place;
+                });
+              });
+            },
+          ),
+        );
+      }),
+    );
+
+  /** Where a batch of `epoch` belongs; opens the epoch when it is new. */
+  const resolvePlace = (
+    readerId: string,
+    epoch: string | null,
+    batch: Pick<EventBatch, 'events' | 'tombstones'>,
+  ): Awaitable<EpochPlace> => {
+    const cached = epochRows.get(readerId);
+    const place = (rows: EpochRow[]): Awaitable<EpochPlace> => {
+      const p = placeEpoch(rows, epoch);
+      return p.kind === 'new' ? openEpoch(readerId, p.epoch, batch) : p;
+    };
+    return cached ? place(cached) : settle(readRows(readerId), place);
+  };
+
+  /**
+   * Runs `go` with the batch's epoch place: at once when everything answered synchronously (SQLite), else
+   * after the reader's earlier batches (a failed step leaves the batch unacked: the device resends).
+   */
+  const withPlace = (
+    readerId: string,
+    epoch: string | null,
+    batch: Pick<EventBatch, 'events' | 'tombstones'>,
+    go: (place: EpochPlace) => void,
+  ): void => {
+    const before = chains.get(readerId);
+    const run = (): Awaitable<void> => settle(resolvePlace(readerId, epoch, batch), go);
+    let p: Promise<void>;
+    if (before) {
+      p = before.then(run);
+    } else {
+      const x = run();
+      if (!isPromiseLike(x)) return;
+      p = x;
+    }
+    const q: Promise<void> = p
+      .catch((err: unknown) =>
+        log.error({ err, readerId }, 'journal epoch not resolved; batch not stored, the device resends it'),
+      )
+      .finally(() => {
+        if (chains.get(readerId) === q) chains.delete(readerId);
+        admitting.delete(q);
+      });
+    chains.set(readerId, q);
+    admitting.add(q);
+  };
+
+  /** The batch's place is known: refuse a closed epoch, else move its seqs in and admit it. */
+  const admitPlaced = (
+    readerId: string,
+    place: EpochPlace,
+    parts: {
+      events: readonly TapEvent[];
+      tombstones?: EventBatch['tombstones'];
+      invalid?: ReadonlyArray<{ seq: number; detail: string }>;
+      sentAt: EventBatch['sentAt'];
+    },
+    now: number,
+  ): void => {
+    if (place.kind === 'closed') {
+      reject(
+        readerId,
+        'epoch-closed',
+        `batch of journal epoch ${place.epoch ?? '(legacy, none)'}, which was replaced by epoch ${place.closedBy} at ${new Date(place.closedAtMs).toISOString()}: not taken (is an old copy of the reader's storage running?)`,
+      );
+      return;
+    }
+    if (place.kind === 'new') return; // not reached: resolvePlace opens new epochs
+    ackPlace.set(readerId, { epoch: place.epoch, offset: place.offset });
+    const shifted = shiftIn({ events: [...parts.events], tombstones: parts.tombstones }, place.offset);
+    const before = (parts.invalid ?? []).map((x) => ({ seq: x.seq + place.offset, detail: x.detail }));
+    const admit = (hw: number): void => {
+      const adm = admitBatch(shifted, shifted.events, hw, opts.maxSeqJump ?? DEFAULT_MAX_SEQ_JUMP);
+      for (const r of adm.refused) reject(readerId, r.reason, r.detail);
+      if (adm.events.length === 0 && adm.held.length === 0 && before.length === 0) return;
+      const sc = screened(readerId, adm.events, now);
+      if (!sc) return;
+      const invalid = [...before, ...sc.refused, ...adm.held].sort((a, b) => a.seq - b.seq);
+      queue.push({
+        kind: 'events',
+        readerId,
+        events: sc.keep,
+        ...(invalid.length ? { invalid } : {}),
+        sentAt: parts.sentAt,
+        receivedAtMs: now,
+      });
+      messagesQueued++;
+      schedule();
+    };
+    const hw = highWaterOf(readerId);
+    if (!isPromiseLike(hw)) return admit(hw);
+    // First batch of this reader since start-up on an asynchronous store: its high-water mark
+    // is read once, then cached (a failed read leaves the batch unacked: the device resends).
+    const p = hw
+      .then(admit)
+      .catch((err: unknown) =>
+        log.error({ err, readerId }, 'high-water mark not read; batch not stored, the device resends it'),
+      )
+      .finally(() => admitting.delete(p));
+    admitting.add(p);
+  };
+
   const screened = (readerId: string, events: readonly TapEvent[], now: number): ScreenResult | null => {
     if (!opts.screen) return { keep: [...events], refused: [] };
     try {
@@ -317,54 +565,20 @@ export function createIngest(opts: IngestOptions): Ingest {
             for (const bad of salvaged.invalid)
               reject(readerId, 'invalid-event', `seq ${bad.seq}: ${bad.detail}`);
             live.batch(readerId, salvaged.sentAt, now);
-            const sc = screened(readerId, salvaged.valid, now);
-            if (!sc) return;
-            queue.push({
-              kind: 'events',
-              readerId,
-              events: sc.keep,
-              invalid: [...salvaged.invalid, ...sc.refused].sort((a, b) => a.seq - b.seq),
+            const parts = {
+              events: salvaged.valid,
+              ...(salvaged.tombstones ? { tombstones: salvaged.tombstones } : {}),
+              invalid: salvaged.invalid,
               sentAt: salvaged.sentAt,
-              receivedAtMs: now,
-            });
-            messagesQueued++;
-            schedule();
+            };
+            withPlace(readerId, salvaged.epoch, parts, (place) => admitPlaced(readerId, place, parts, now));
             return;
           }
           live.batch(readerId, d.value.sentAt, now);
           const batch = d.value;
-          const admit = (hw: number): void => {
-            const adm = admitBatch(batch, batch.events, hw, opts.maxSeqJump ?? DEFAULT_MAX_SEQ_JUMP);
-            for (const r of adm.refused) reject(readerId, r.reason, r.detail);
-            if (adm.events.length === 0 && adm.held.length === 0) return;
-            const sc = screened(readerId, adm.events, now);
-            if (!sc) return;
-            const invalid = [...sc.refused, ...adm.held].sort((a, b) => a.seq - b.seq);
-            queue.push({
-              kind: 'events',
-              readerId,
-              events: sc.keep,
-              ...(invalid.length ? { invalid } : {}),
-              sentAt: batch.sentAt,
-              receivedAtMs: now,
-            });
-            messagesQueued++;
-            schedule();
-          };
-          const hw = highWaterOf(readerId);
-          if (!isPromiseLike(hw)) return admit(hw);
-          // First batch of this reader since start-up on an asynchronous store: its high-water mark
-          // is read once, then cached (a failed read leaves the batch unacked: the device resends).
-          const p = hw
-            .then(admit)
-            .catch((err: unknown) =>
-              log.error(
-                { err, readerId },
-                'high-water mark not read; batch not stored, the device resends it',
-              ),
-            )
-            .finally(() => admitting.delete(p));
-          admitting.add(p);
+          withPlace(readerId, batch.epoch ?? null, batch, (place) =>
+            admitPlaced(readerId, place, batch, now),
+          );
           return;
         }
         case 'status': {
@@ -398,6 +612,7 @@ export function createIngest(opts: IngestOptions): Ingest {
     flush,
     pending: () => queue.length,
     declareLost(readerId, ranges, detail) {
+      ackPlace.delete(readerId); // the ack reads the reader's current epoch first
       const invalid: Array<{ seq: number; detail: string }> = [];
       for (const r of ranges) for (let seq = r.from; seq <= r.to; seq++) invalid.push({ seq, detail });
       if (!invalid.length) return;
@@ -408,7 +623,8 @@ export function createIngest(opts: IngestOptions): Ingest {
       flush();
     },
     async stop() {
-      if (admitting.size) await Promise.allSettled([...admitting]);
+      // a batch may wait on its epoch, then on its high-water mark: each step adds the next one
+      for (let round = 0; admitting.size && round < 10; round++) await Promise.allSettled([...admitting]);
       flush();
       while (committing) {
         await committing;

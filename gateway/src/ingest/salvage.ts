@@ -1,13 +1,16 @@
 import { z } from 'zod';
 import {
   EventTime,
+  JournalEpoch,
   LIMITS,
   ReaderId,
   SCHEMA_VERSION,
   summarizeIssues,
   TapEvent,
+  Tombstone,
   type EventTime as EventTimeT,
   type TapEvent as TapEventT,
+  type Tombstone as TombstoneT,
 } from '../../../protocol/index.js';
 
 /** The batch envelope, with the events left unchecked (each is checked on its own below). */
@@ -16,7 +19,9 @@ const Envelope = z
     schemaVersion: z.literal(SCHEMA_VERSION),
     readerId: ReaderId,
     sentAt: EventTime,
+    epoch: JournalEpoch.optional(),
     events: z.array(z.unknown()).min(1).max(LIMITS.maxBatchEvents),
+    tombstones: z.array(Tombstone).max(LIMITS.maxBatchTombstones).optional(),
   })
   .strict();
 
@@ -24,6 +29,9 @@ const SeqOnly = z.object({ seq: z.number().int().min(1).max(Number.MAX_SAFE_INTE
 
 export interface Salvaged {
   sentAt: EventTimeT;
+  /** The batch's journal epoch (null: the legacy epoch). */
+  epoch: string | null;
+  tombstones?: TombstoneT[];
   valid: TapEventT[];
   /** Events that can never become valid, but whose sequence number is readable: recorded and acked as rejected. */
   invalid: Array<{ seq: number; detail: string }>;
@@ -39,7 +47,13 @@ export function salvageBatch(json: unknown, topicReaderId: string): Salvaged | n
   const env = Envelope.safeParse(json);
   if (!env.success || env.data.readerId !== topicReaderId) return null;
   const seen = new Set<number>();
-  const out: Salvaged = { sentAt: env.data.sentAt, valid: [], invalid: [] };
+  const out: Salvaged = {
+    sentAt: env.data.sentAt,
+    epoch: env.data.epoch ?? null,
+    ...(env.data.tombstones ? { tombstones: env.data.tombstones } : {}),
+    valid: [],
+    invalid: [],
+  };
   for (const raw of env.data.events) {
     const seq = SeqOnly.safeParse(raw);
     if (!seq.success || seen.has(seq.data.seq)) return null;

@@ -263,4 +263,17 @@ export const postgresMigrations: readonly PgMigration[] = [
       CREATE INDEX events_reader_id_idx ON events (reader_id, id);
     `,
   },
+  {
+    id: 'ingest-epochs-001',
+    sql: `
+      -- Journal epochs (issue 16): each placed at an offset in the reader's gateway seq space.
+      CREATE TABLE reader_epochs (
+        reader_id TEXT NOT NULL,
+        epoch TEXT NOT NULL,
+        epoch_offset BIGINT NOT NULL,
+        opened_at_ms BIGINT NOT NULL,
+        PRIMARY KEY (reader_id, epoch)
+      );
+    `,
+  },
 ];

@@ -285,4 +285,18 @@ export const sqliteMigrations: readonly Migration[] = [
       db.exec('CREATE INDEX IF NOT EXISTS visits_started ON visits (started_at_ms)');
     },
   },
+  // ---- ingest (issue 16): journal epochs, each placed at an offset in the reader's gateway seq space
+
+  {
+    id: 'ingest-epochs-001',
+    up: (db) => {
+      db.exec(`CREATE TABLE IF NOT EXISTS reader_epochs (
+        reader_id TEXT NOT NULL,
+        epoch TEXT NOT NULL,
+        epoch_offset INTEGER NOT NULL,
+        opened_at_ms INTEGER NOT NULL,
+        PRIMARY KEY (reader_id, epoch)
+      )`);
+    },
+  },
 ];
