@@ -12,9 +12,6 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createDevice, SimulatedCardReader, SimulatedFeedback } from '../../device/index.js';
-import type { Device, TapReport } from '../../device/index.js';
-import { parseDeviceSettings } from '../../device/src/config.js';
 import type { Gateway } from '../../gateway/index.js';
 import {
   offsetForNew,
@@ -24,7 +21,6 @@ import {
   type EpochRow,
 } from '../../gateway/src/ingest/epochs.js';
 import type { Ack, EventBatch } from '../../protocol/index.js';
-import { silentLogger } from '../device/helpers.js';
 import {
   AckCollector,
   adminGet,
@@ -37,6 +33,7 @@ import {
   tempDir,
   waitUntil,
 } from '../gateway/helpers.js';
+import { startTestReader } from './test-readers.js';
 
 const row = (epoch: string, offset: number, openedAtMs = offset): EpochRow => ({ epoch, offset, openedAtMs });
 
@@ -287,40 +284,8 @@ describe('a real reader whose journal is wiped', () => {
     gw = await startGateway(join(tmp.dir, 'gw'));
     const R = 'rdr-wiped';
     await gw.registry.addReader({ readerId: R, clientRef: 'home-wiped', password: PASSWORD });
+    const start = () => startTestReader({ id: R, dir: tmp.dir, mqttPort: gw.mqttPort ?? 0, stops });
     const dataDir = join(tmp.dir, R);
-    const start = async () => {
-      const cardReader = new SimulatedCardReader();
-      const device: Device = createDevice({
-        config: parseDeviceSettings({
-          readerId: R,
-          dataDir,
-          fleetKey: 'test-fleet-key-0123456789',
-          mqtt: { url: `mqtt://127.0.0.1:${gw.mqttPort ?? 0}`, username: R, password: PASSWORD },
-          reader: { driver: 'simulated' },
-          feedback: { driver: 'simulated' },
-          logLevel: 'silent',
-          visit: { repeatWindowMs: 0 },
-          uplink: { backoff: { baseMs: 20, capMs: 300 }, ackTimeoutMs: 1_000 },
-        }),
-        logger: silentLogger,
-        cardReader,
-        feedback: new SimulatedFeedback(),
-        clockSynced: () => true,
-      });
-      const taps: TapReport[] = [];
-      device.on('tap', (t) => taps.push(t));
-      await device.start();
-      stops.push(() => device.stop());
-      await waitUntil(() => device.status().connected, 15_000);
-      const tap = async (uid: string) => {
-        const n = taps.length;
-        cardReader.tap(uid);
-        await waitUntil(() => taps.length === n + 1, 10_000);
-      };
-      const acked = () =>
-        waitUntil(() => device.status().queueDepth === 0 && device.status().connected, 30_000);
-      return { device, taps, tap, acked };
-    };
 
     // first journal: card A starts a visit, card B makes a whole visit
     const first = await start();

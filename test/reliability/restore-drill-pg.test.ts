@@ -16,15 +16,12 @@
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createDevice, SimulatedCardReader, SimulatedFeedback } from '../../device/index.js';
-import type { Device, TapReport } from '../../device/index.js';
-import { parseDeviceSettings } from '../../device/src/config.js';
 import { createGateway } from '../../gateway/index.js';
 import { createPgGateway, type PgGateway } from '../../gateway/pg-instance.js';
 import { openPgPool, type PgPool } from '../../gateway/src/store/postgres/db.js';
-import { silentLogger } from '../device/helpers.js';
 import { PASSWORD, silent, tempDir, testConfig, waitUntil } from '../gateway/helpers.js';
 import { findPgBinDir, startPgCluster, type PgCluster } from '../support/pg-cluster.js';
+import { startTestReader, tapRounds, type TestReader } from './test-readers.js';
 
 const READERS = ['rdr-pgdrill-1', 'rdr-pgdrill-2'];
 
@@ -72,47 +69,11 @@ describe('restore drill on PostgreSQL: pg_dump, keep tapping, pg_restore; every 
     stopGateway = () => first.stop();
     const mqttPort = gw.mqttPort ?? 0;
 
-    const devices: { id: string; device: Device; reader: SimulatedCardReader; taps: TapReport[] }[] = [];
-    for (const id of READERS) {
-      const reader = new SimulatedCardReader();
-      const device = createDevice({
-        config: parseDeviceSettings({
-          readerId: id,
-          dataDir: join(tmp.dir, id),
-          fleetKey: 'test-fleet-key-0123456789',
-          mqtt: { url: `mqtt://127.0.0.1:${mqttPort}`, username: id, password: PASSWORD },
-          reader: { driver: 'simulated' },
-          feedback: { driver: 'simulated' },
-          logLevel: 'silent',
-          visit: { repeatWindowMs: 0 },
-          uplink: { backoff: { baseMs: 20, capMs: 300 }, ackTimeoutMs: 1_000 },
-        }),
-        logger: silentLogger,
-        cardReader: reader,
-        feedback: new SimulatedFeedback(),
-        clockSynced: () => true,
-      });
-      const taps: TapReport[] = [];
-      device.on('tap', (t) => taps.push(t));
-      await device.start();
-      stops.push(() => device.stop());
-      devices.push({ id, device, reader, taps });
-    }
-    const tapAll = async (n: number) => {
-      for (let i = 0; i < n; i++) {
-        for (const d of devices) {
-          const before = d.taps.length;
-          d.reader.tap(`04E1${(i % 3).toString(16).padStart(10, '0')}`);
-          await waitUntil(() => d.taps.length === before + 1, 10_000);
-        }
-      }
-    };
-    const allAcked = () =>
-      waitUntil(
-        () => devices.every((d) => d.device.status().queueDepth === 0 && d.device.status().connected),
-        60_000,
-      );
-    const lastSeq = (d: (typeof devices)[number]) => d.device.status().lastSeq;
+    const devices: TestReader[] = [];
+    for (const id of READERS) devices.push(await startTestReader({ id, dir: tmp.dir, mqttPort, stops }));
+    const tapAll = (n: number) => tapRounds(devices, n, '04E1');
+    const allAcked = () => Promise.all(devices.map((d) => d.acked(60_000)));
+    const lastSeq = (d: TestReader) => d.lastSeq();
 
     // phase 1, then the nightly copy while the gateway runs
     await waitUntil(() => devices.every((d) => d.device.status().connected), 15_000);

@@ -14,12 +14,8 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createDevice, SimulatedCardReader, SimulatedFeedback } from '../../device/index.js';
-import type { Device, TapReport } from '../../device/index.js';
-import { parseDeviceSettings } from '../../device/src/config.js';
 import { createGateway, type Gateway } from '../../gateway/index.js';
 import { backupCommand } from '../../gateway/src/backup/cli.js';
-import { silentLogger } from '../device/helpers.js';
 import {
   ADMIN_TOKEN,
   dbOf,
@@ -30,6 +26,7 @@ import {
   trackDataDir,
   waitUntil,
 } from '../gateway/helpers.js';
+import { startTestReader, tapRounds, type TestReader } from './test-readers.js';
 
 const READERS = ['rdr-drill-1', 'rdr-drill-2'];
 
@@ -71,48 +68,14 @@ describe('restore drill: backup, keep tapping, restore; every reader recovers', 
       return { code, out: out.join('\n') };
     };
 
-    const devices: { id: string; device: Device; reader: SimulatedCardReader; taps: TapReport[] }[] = [];
+    const devices: TestReader[] = [];
     for (const id of READERS) {
       await gw.registry.addReader({ readerId: id, clientRef: `home-${id}`, password: PASSWORD });
-      const reader = new SimulatedCardReader();
-      const device = createDevice({
-        config: parseDeviceSettings({
-          readerId: id,
-          dataDir: join(tmp.dir, id),
-          fleetKey: 'test-fleet-key-0123456789',
-          mqtt: { url: `mqtt://127.0.0.1:${mqttPort}`, username: id, password: PASSWORD },
-          reader: { driver: 'simulated' },
-          feedback: { driver: 'simulated' },
-          logLevel: 'silent',
-          visit: { repeatWindowMs: 0 },
-          uplink: { backoff: { baseMs: 20, capMs: 300 }, ackTimeoutMs: 1_000 },
-        }),
-        logger: silentLogger,
-        cardReader: reader,
-        feedback: new SimulatedFeedback(),
-        clockSynced: () => true,
-      });
-      const taps: TapReport[] = [];
-      device.on('tap', (t) => taps.push(t));
-      await device.start();
-      stops.push(() => device.stop());
-      devices.push({ id, device, reader, taps });
+      devices.push(await startTestReader({ id, dir: tmp.dir, mqttPort, stops }));
     }
-    const tapAll = async (n: number) => {
-      for (let i = 0; i < n; i++) {
-        for (const d of devices) {
-          const before = d.taps.length;
-          d.reader.tap(`04D1${(i % 3).toString(16).padStart(10, '0')}`);
-          await waitUntil(() => d.taps.length === before + 1, 10_000);
-        }
-      }
-    };
-    const allAcked = () =>
-      waitUntil(
-        () => devices.every((d) => d.device.status().queueDepth === 0 && d.device.status().connected),
-        30_000,
-      );
-    const lastSeq = (d: (typeof devices)[number]) => d.device.status().lastSeq;
+    const tapAll = (n: number) => tapRounds(devices, n, '04D1');
+    const allAcked = () => Promise.all(devices.map((d) => d.acked()));
+    const lastSeq = (d: TestReader) => d.lastSeq();
 
     // phase 1
     await waitUntil(() => devices.every((d) => d.device.status().connected), 15_000);
