@@ -38,5 +38,10 @@ export type OpenGateway = (
 /** The `visittag-device provision …` line a technician types for `code`. */
 export function provisionCommandLine(config: GatewaySettings, code: string): string {
   const host = config.admin.host === '0.0.0.0' ? '<gateway-host>' : config.admin.host;
-  return `visittag-device provision --gateway http://${host}:${config.admin.port} --code ${code}`;
+  const m = config.mqtt;
+  const plainMqtt = m.mode === 'embedded' ? !m.tls : /^(mqtt|ws|tcp):\/\//i.test(m.url);
+  // Without TLS the reader refuses unless told explicitly (closed test networks only).
+  const flags = `${config.admin.tls ? '' : ' --allow-plain-http'}${plainMqtt ? ' --allow-plain-mqtt' : ''}`;
+  const scheme = config.admin.tls ? 'https' : 'http';
+  return `visittag-device provision --gateway ${scheme}://${host}:${config.admin.port} --code ${code}${flags}`;
 }

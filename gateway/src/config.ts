@@ -44,6 +44,11 @@ const Embedded = z
       .object({
         certFile: z.string().min(1).describe('PEM certificate chain file.'),
         keyFile: z.string().min(1).describe('PEM private key file.'),
+        caFile: z
+          .string()
+          .min(1)
+          .optional()
+          .describe('PEM CA that signed certFile, handed to readers at provisioning (private CA).'),
       })
       .strict()
       .optional()
@@ -260,7 +265,12 @@ export function loadGatewaySettings(file: string): ParsedConfig {
   const c = parsed.config;
   c.dataDir = abs(c.dataDir);
   if (c.mqtt.mode === 'embedded' && c.mqtt.tls) {
-    c.mqtt.tls = { certFile: abs(c.mqtt.tls.certFile), keyFile: abs(c.mqtt.tls.keyFile) };
+    const t = c.mqtt.tls;
+    c.mqtt.tls = {
+      certFile: abs(t.certFile),
+      keyFile: abs(t.keyFile),
+      ...(t.caFile ? { caFile: abs(t.caFile) } : {}),
+    };
   }
   if (c.secureCards) c.secureCards.keyFile = abs(c.secureCards.keyFile);
   if (c.admin.tls) c.admin.tls = { certFile: abs(c.admin.tls.certFile), keyFile: abs(c.admin.tls.keyFile) };

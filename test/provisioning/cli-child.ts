@@ -79,6 +79,9 @@ export function simulatedProvisionArgs(
     'simulated',
     '--feedback',
     'simulated',
+    // The test gateways serve plain HTTP and MQTT (test/provisioning/tls.test.ts covers TLS).
+    '--allow-plain-http',
+    '--allow-plain-mqtt',
   ];
 }
 

@@ -81,6 +81,8 @@ describe('provision: identity change with unsent events', () => {
       gatewayUrl: 'http://gw:8080',
       code: 'ABCD-EFGH-JK',
       configPath: cfg,
+      allowPlainHttp: true,
+      allowPlainMqtt: true,
       fetch: fakeGateway(calls),
     });
     expect(refused.ok).toBe(false);
@@ -92,6 +94,8 @@ describe('provision: identity change with unsent events', () => {
       gatewayUrl: 'http://gw:8080',
       code: 'ABCD-EFGH-JK',
       configPath: cfg,
+      allowPlainHttp: true,
+      allowPlainMqtt: true,
       forceNewIdentity: true,
       fetch: fakeGateway(calls),
       now: () => new Date(Date.UTC(2026, 10, 23, 22, 0, 0)),

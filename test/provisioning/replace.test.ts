@@ -141,7 +141,7 @@ describe('replacing a reader', () => {
     expect(rep.text).toContain('client:          home-40 (hallway)');
     expect(rep.text).toContain(`open visits:     1 at ${oldId}`);
     expect(rep.text).toContain(
-      `visittag-device provision --gateway http://127.0.0.1:${gw.adminPort} --code ${code}`,
+      `visittag-device provision --gateway http://127.0.0.1:${gw.adminPort} --code ${code} --allow-plain-http --allow-plain-mqtt`,
     );
     expect((await view(oldId)).connected).toBe(true);
     expect((await view(oldId)).revoked).toBe(false);

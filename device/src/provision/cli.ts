@@ -3,15 +3,19 @@ import { provision } from './provision.js';
 
 export const PROVISION_HELP = `visittag-device provision --gateway URL --code CODE [--config FILE] [--data-dir DIR]
                           [--reader nfc-pcsc|simulated] [--feedback console|simulated|reader-led]
-                          [--owner USER] [--force-new-identity]
+                          [--owner USER] [--force-new-identity] [--allow-plain-http] [--allow-plain-mqtt]
 
 Exchanges a one-time enrollment code (from the coordinator: visittag-gateway readers enroll) for
-this reader's own credentials and writes the config file (mode 0600). An existing config keeps its
-other settings (drivers, pins); an existing journal with unsent events is kept. If the code is for a
-different reader id while unsent events exist, it refuses unless --force-new-identity (the old
-journal is then renamed, never deleted).
-  --gateway URL   the gateway admin address, e.g. http://gateway.local:8080
-  --owner USER    chown the config to the service user (default "visittag" when run as root)`;
+this reader's own credentials and the broker's CA, and writes the config file (mode 0600). An
+existing config keeps its other settings (drivers, pins); an existing journal with unsent events is
+kept. If the code is for a different reader id while unsent events exist, it refuses unless
+--force-new-identity (the old journal is then renamed, never deleted).
+The code's last group (e.g. ABCD-EFGH-JKMN-PQ) pins the gateway's certificate: provisioning stops,
+before the code is sent, if another certificate answers.
+  --gateway URL        the gateway admin address, e.g. https://gateway.local:8080
+  --owner USER         chown the config to the service user (default "visittag" when run as root)
+  --allow-plain-http   accept an http:// gateway (closed test networks only: all travels in clear)
+  --allow-plain-mqtt   accept a broker without TLS (mqtt://; closed test networks only)`;
 
 export async function provisionCommand(argv: string[], defaultConfig: string): Promise<number> {
   let values;
@@ -27,6 +31,8 @@ export async function provisionCommand(argv: string[], defaultConfig: string): P
         feedback: { type: 'string' },
         owner: { type: 'string' },
         'force-new-identity': { type: 'boolean' },
+        'allow-plain-http': { type: 'boolean' },
+        'allow-plain-mqtt': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
     }).values;
@@ -64,6 +70,8 @@ export async function provisionCommand(argv: string[], defaultConfig: string): P
       ...(fb ? { feedbackDriver: fb } : {}),
       ...(values.owner ? { owner: values.owner } : {}),
       ...(values['force-new-identity'] ? { forceNewIdentity: true } : {}),
+      ...(values['allow-plain-http'] ? { allowPlainHttp: true } : {}),
+      ...(values['allow-plain-mqtt'] ? { allowPlainMqtt: true } : {}),
     });
     const write = (s: string) => (r.ok ? process.stdout : process.stderr).write(`${s}\n`);
     r.lines.forEach(write);

@@ -1,4 +1,5 @@
 import { execFileSync } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
 import {
   chmodSync,
   chownSync,
@@ -13,7 +14,7 @@ import {
   writeSync,
 } from 'node:fs';
 import { hostname } from 'node:os';
-import { dirname, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { ConfigError, parseDeviceSettings, resolveBeside } from '../config.js';
 import { serviceRunning } from '../selftest/checks.js';
 import { exchangeCode } from './exchange.js';
@@ -28,6 +29,10 @@ export interface ProvisionOptions {
   readerDriver?: 'simulated' | 'nfc-pcsc';
   feedbackDriver?: 'console' | 'simulated' | 'reader-led';
   forceNewIdentity?: boolean;
+  /** Accept an http:// gateway address (closed test networks only: everything travels in clear). */
+  allowPlainHttp?: boolean;
+  /** Accept a plain mqtt:// (or ws://) broker (closed test networks only). */
+  allowPlainMqtt?: boolean;
   /** chown the config file to this user (the service user); default "visittag" when run as root and it exists. */
   owner?: string;
   fetch?: typeof fetch;
@@ -80,12 +85,16 @@ export async function provision(o: ProvisionOptions): Promise<ProvisionResult> {
     code: o.code,
     hostname: hostname(),
     ...(o.fetch ? { fetch: o.fetch } : {}),
+    ...(o.allowPlainHttp ? { allowPlainHttp: true } : {}),
   };
 
-  // 1. Which reader is this code for? (does not use the code up)
+  // 1. Which reader is this code for, and which broker? (does not use the code up)
   const preview = await exchangeCode({ ...ask, preview: true });
   if (!preview.ok) return refused(preview);
   const newId = preview.response.readerId;
+  const plainBroker = (url: string | undefined) => (url && !o.allowPlainMqtt ? plainMqtt(url) : null);
+  const plainAhead = plainBroker(preview.response.mqttUrl);
+  if (plainAhead) return fail(2, ...plainAhead, 'Nothing was written; the code is still valid.');
   const identityChanges = journal !== null && oldId !== newId;
   if (identityChanges && journal.unacked > 0 && !o.forceNewIdentity) {
     return fail(
@@ -106,11 +115,25 @@ export async function provision(o: ProvisionOptions): Promise<ProvisionResult> {
   const r = ex.response;
   if (!r.mqtt || !r.fleetKey)
     return fail(1, 'the gateway sent no credentials (gateway bug); nothing was written');
+  const plain = plainBroker(r.mqtt.url);
+  if (plain) return fail(2, ...plain, 'Nothing was written; ask the coordinator for a new code.');
+  const caPath = join(dirname(resolve(o.configPath)), 'broker-ca.pem');
+  const caProblem = r.mqtt.ca !== undefined ? pemProblem(r.mqtt.ca) : null;
+  if (caProblem) {
+    return fail(
+      1,
+      `REFUSED (bad-ca): the broker CA the gateway sent cannot be read (${caProblem}); nothing was written`,
+      'Fix: the gateway operator must check mqtt.tls.caFile (or mqtt.caFile); then ask for a new code.',
+    );
+  }
 
-  const oldMqtt = (existing?.mqtt && typeof existing.mqtt === 'object' ? existing.mqtt : {}) as Record<
-    string,
-    unknown
-  >;
+  const oldMqtt: Record<string, unknown> =
+    existing?.mqtt && typeof existing.mqtt === 'object'
+      ? { ...(existing.mqtt as Record<string, unknown>) }
+      : {};
+  // The CA comes with the credentials: a delivered one replaces ours, a stale one of ours is dropped.
+  if (r.mqtt.ca !== undefined) oldMqtt.ca = caPath;
+  else if (oldMqtt.ca === caPath) delete oldMqtt.ca;
   const next: Record<string, unknown> = {
     version: 1,
     ...(existing ?? {}),
@@ -145,14 +168,39 @@ export async function provision(o: ProvisionOptions): Promise<ProvisionResult> {
   } else if (journal) {
     lines.push(`journal kept: ${journal.unacked} unsent event(s) will be delivered with the new credentials`);
   }
-  writeSecretFile(o.configPath, `${JSON.stringify(next, null, 2)}\n`, ownerUid(o.owner));
+  const owner = ownerUid(o.owner);
+  if (r.mqtt.ca !== undefined) writeSecretFile(caPath, r.mqtt.ca, owner, 0o644);
+  writeSecretFile(o.configPath, `${JSON.stringify(next, null, 2)}\n`, owner);
   lines.unshift(
     `provisioned as reader "${r.readerId}"${r.clientRef ? ` for client ${r.clientRef}` : ''}${r.label ? ` (${r.label})` : ''}`,
     `config written to ${o.configPath} (mode 0600; holds the reader password and fleet key)`,
-    `broker: ${r.mqtt.url}`,
+    `broker: ${r.mqtt.url}${r.mqtt.ca !== undefined ? ` (trusting the CA the gateway sent: ${caPath})` : ''}`,
   );
   lines.push(`next: visittag-device selftest --config ${o.configPath}`);
   return { ok: true, lines, readerId: r.readerId };
+}
+
+/** Why a broker URL is refused without --allow-plain-mqtt (null: TLS). */
+function plainMqtt(url: string): string[] | null {
+  if (!/^(mqtt|ws|tcp):\/\//i.test(url)) return null;
+  return [
+    `REFUSED (plain-mqtt): the gateway hands out the broker ${url}, without TLS: taps, card pseudonyms and this reader's password would travel in clear.`,
+    'Fix: the gateway operator turns on TLS for the broker (mqtt.tls in the gateway config, docs/security.md); only on a closed test network pass --allow-plain-mqtt.',
+  ];
+}
+
+/** What is wrong with a delivered PEM CA bundle, or null when every certificate in it reads. */
+function pemProblem(pem: string): string | null {
+  const blocks = pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+  if (blocks.length === 0) return 'no PEM certificate in it';
+  for (const b of blocks) {
+    try {
+      if (new X509Certificate(b).raw.length === 0) return 'an empty certificate';
+    } catch (err) {
+      return (err as Error).message;
+    }
+  }
+  return null;
 }
 
 function refused(e: { reason: string; message: string; fix: string }): ProvisionResult {
@@ -181,7 +229,12 @@ function ownerUid(user: string | undefined): { uid: number; gid: number } | null
 }
 
 /** Write tmp (0600) → fsync → rename → fsync dir: never a half-written or world-readable config. */
-function writeSecretFile(path: string, text: string, owner: { uid: number; gid: number } | null): void {
+function writeSecretFile(
+  path: string,
+  text: string,
+  owner: { uid: number; gid: number } | null,
+  mode = 0o600,
+): void {
   mkdirSync(dirname(path), { recursive: true });
   const tmp = `${path}.tmp-${process.pid}`;
   rmSync(tmp, { force: true });
@@ -192,7 +245,7 @@ function writeSecretFile(path: string, text: string, owner: { uid: number; gid: 
   } finally {
     closeSync(fd);
   }
-  chmodSync(tmp, 0o600);
+  chmodSync(tmp, mode);
   if (owner) chownSync(tmp, owner.uid, owner.gid);
   renameSync(tmp, path);
   try {

@@ -9,9 +9,11 @@ export const ENROLL_HELP = `visittag-gateway readers enroll --client CLIENT_REF 
                                 [--ttl-minutes N] [--config FILE]
 
 Issues a one-time enrollment code for a reader in a client's home. The technician types it on the
-reader: visittag-device provision --gateway http://GATEWAY:ADMIN_PORT --code CODE
-The code works once and expires (default 60 minutes). --reader re-enrolls an existing reader (same
-id, new credentials; its history and unsent events stay valid).`;
+reader: visittag-device provision --gateway https://GATEWAY:ADMIN_PORT --code CODE
+With admin.tls set the code ends with a pin of the gateway's certificate (ABCD-EFGH-JKMN-PQ): the
+reader checks it before sending the code. The code works once and expires (default 60 minutes).
+--reader re-enrolls an existing reader (same id, new credentials; its history and unsent events stay
+valid).`;
 
 /** `visittag-gateway readers enroll …` (works on the SQLite file, also while the gateway runs). */
 export async function enrollCommand(

@@ -1,7 +1,9 @@
 import type pino from 'pino';
 import {
+  gatewayPin,
   isSafeId,
   normalizeEnrollmentCode,
+  splitEnrollmentCode,
   SCHEMA_VERSION,
   type Clock,
   type ProvisionError,
@@ -11,7 +13,7 @@ import {
 import { generateReaderPassword } from '../broker/credentials.js';
 import type { ReaderRegistry } from '../registry.js';
 import type { EnrollmentRow, EnrollmentStore } from '../store/ports.js';
-import { cryptoRandom, generateCode, hashCode, isWellFormed, type CodeRandom } from './codes.js';
+import { cryptoRandom, formatCode, generateCode, hashCode, isWellFormed, type CodeRandom } from './codes.js';
 import { DEFAULT_GUESS_LIMITS, GuessLimiter, type GuessLimitSettings } from './rate-limit.js';
 
 export interface EnrollmentOptions {
@@ -25,6 +27,13 @@ export interface EnrollmentOptions {
   fleetKey: string;
   /** The broker URL a device should use, given the Host header it reached us with. */
   brokerUrl: (hostHeader: string | undefined) => string;
+  /**
+   * SHA-256 of the admin server's certificate key (HTTPS): each code then ends with a pin of it, which
+   * the reader checks before it sends the code. Absent: plain HTTP, codes without a pin.
+   */
+  gatewayKeySha256?: Buffer | null;
+  /** PEM CA for the broker's certificate, delivered with the credentials (absent: system CAs). */
+  brokerCa?: string | null;
   defaultTtlMs?: number;
   limits?: GuessLimitSettings;
   codeRandom?: CodeRandom;
@@ -140,8 +149,11 @@ export class Enrollment {
       readerId = await this.newReaderId();
     }
     const now = this.o.clock.now();
-    const code = generateCode(this.rnd);
-    const norm = normalizeEnrollmentCode(code);
+    const secret = generateCode(this.rnd);
+    const norm = normalizeEnrollmentCode(secret);
+    // On HTTPS the code ends with the pin of the gateway's certificate key (only the secret is stored).
+    const key = this.o.gatewayKeySha256;
+    const code = key ? formatCode(norm + gatewayPin(norm, key)) : secret;
     // One transaction: the codes still pending for the same reader (and, for a replacement, for the
     // same old reader) are withdrawn, so only the newest works; then the new code's hash is stored.
     await this.o.store.issue({
@@ -197,7 +209,8 @@ export class Enrollment {
       this.log.warn({ source, scope: blocked.scope }, 'provisioning refused: too many failed codes');
       return refuse('rate-limited', 'too many wrong codes were tried recently', blocked.retryAfterSec);
     }
-    const norm = normalizeEnrollmentCode(input.code);
+    // A pinned code's last group is for the reader; the gateway looks up the secret only.
+    const norm = splitEnrollmentCode(normalizeEnrollmentCode(input.code)).secret;
     const row = isWellFormed(norm)
       ? await this.o.store.byCodeHash(hashCode(this.o.hashKey, norm))
       : undefined;
@@ -221,7 +234,13 @@ export class Enrollment {
       label: row.label,
       issuedAt: now,
     } as const;
-    if (input.preview) return { ok: true, status: 200, body: { ...identity, preview: true } };
+    if (input.preview) {
+      return {
+        ok: true,
+        status: 200,
+        body: { ...identity, preview: true, mqttUrl: this.o.brokerUrl(input.host) },
+      };
+    }
     // One conditional write: of two exchanges of the same code (two instances, too) exactly one wins.
     const claimed = await this.o.store.claim(row.id, now, source.slice(0, 100));
     if (!claimed) return failed('used-code', 'this code was already used', row.readerId);
@@ -263,7 +282,12 @@ export class Enrollment {
       body: {
         ...identity,
         preview: false,
-        mqtt: { url: this.o.brokerUrl(input.host), username: row.readerId, password },
+        mqtt: {
+          url: this.o.brokerUrl(input.host),
+          username: row.readerId,
+          password,
+          ...(this.o.brokerCa ? { ca: this.o.brokerCa } : {}),
+        },
         fleetKey: this.o.fleetKey,
       },
     };

@@ -7,6 +7,7 @@ import type { ReaderRegistry } from '../registry.js';
 import type { EnrollmentStore } from '../store/ports.js';
 import { brokerUrlFor } from './broker-url.js';
 import { Enrollment } from './enrollment.js';
+import { adminKeySha256, brokerCaFor } from './tls.js';
 import type { GuessLimitSettings } from './rate-limit.js';
 
 export { Enrollment } from './enrollment.js';
@@ -25,6 +26,21 @@ export function createEnrollment(opts: {
   onReplaced?: (oldReaderId: string, newReaderId: string) => void | Promise<void>;
   brokerAccounts?: { upsertReader(readerId: string, password: string): Promise<void> };
 }): Enrollment {
+  const broker = brokerCaFor(opts.config.mqtt);
+  const log = opts.logger.child({ module: 'enrollment' });
+  if (broker.warning) log.warn(broker.warning);
+  const { admin, mqtt } = opts.config;
+  const loopback = (h: string) => h === '127.0.0.1' || h === '::1' || h === 'localhost';
+  if (!admin.tls && !loopback(admin.host)) {
+    log.warn(
+      'admin.tls is not set: readers refuse to provision over plain HTTP unless given --allow-plain-http',
+    );
+  }
+  if (mqtt.mode === 'embedded' && !mqtt.tls && !loopback(mqtt.host)) {
+    log.warn(
+      'mqtt.tls is not set: readers refuse a broker without TLS unless provisioned with --allow-plain-mqtt',
+    );
+  }
   return new Enrollment({
     store: opts.store,
     clock: opts.clock,
@@ -33,6 +49,8 @@ export function createEnrollment(opts: {
     hashKey: loadOrCreateKeyFile(join(opts.config.dataDir, 'enrollment.key')),
     fleetKey: opts.config.fleetKey,
     brokerUrl: brokerUrlFor(opts.config.mqtt, opts.mqttPort),
+    gatewayKeySha256: adminKeySha256(opts.config.admin),
+    brokerCa: broker.ca,
     ...(opts.limits ? { limits: opts.limits } : {}),
     ...(opts.onReplaced ? { onReplaced: opts.onReplaced } : {}),
     ...(opts.brokerAccounts ? { brokerAccounts: opts.brokerAccounts } : {}),

@@ -1,0 +1,80 @@
+import { readFileSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
+import { publicKeySha256 } from '../../../protocol/index.js';
+import type { GatewaySettings } from '../config.js';
+
+const PEM_CERT = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
+
+/** The certificates of a PEM file, in file order; throws naming the config field when there are none. */
+export function readPemCertificates(path: string, field: string): { pem: string; cert: X509Certificate }[] {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+    throw new Error(`${field}: cannot read ${path} (${code}): give the path of a PEM certificate file`);
+  }
+  const blocks = text.match(PEM_CERT) ?? [];
+  if (blocks.length === 0) throw new Error(`${field}: ${path} holds no PEM certificate`);
+  return blocks.map((pem) => {
+    try {
+      return { pem: `${pem}\n`, cert: new X509Certificate(pem) };
+    } catch (err) {
+      throw new Error(
+        `${field}: ${path} holds a certificate that cannot be read (${(err as Error).message})`,
+      );
+    }
+  });
+}
+
+/**
+ * The SHA-256 of the admin server's certificate key (its first certificate), which enrollment codes
+ * pin; null when the admin API is plain HTTP (codes then carry no pin).
+ */
+export function adminKeySha256(admin: GatewaySettings['admin']): Buffer | null {
+  if (!admin.tls) return null;
+  const [leaf] = readPemCertificates(admin.tls.certFile, 'admin.tls.certFile');
+  return leaf ? publicKeySha256(leaf.cert) : null;
+}
+
+function selfSigned(c: X509Certificate): boolean {
+  try {
+    return c.checkIssued(c) && c.verify(c.publicKey);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The CA a reader needs for the broker, handed out with its credentials: the configured CA file
+ * (`mqtt.tls.caFile` for the embedded broker, `mqtt.caFile` for an external one), else the embedded
+ * broker's own certificate when it is self-signed. `warning` says why none is delivered for mqtts.
+ */
+export function brokerCaFor(mqtt: GatewaySettings['mqtt']): { ca: string | null; warning: string | null } {
+  if (mqtt.mode === 'external') {
+    if (!mqtt.caFile) return { ca: null, warning: null };
+    return {
+      ca: readPemCertificates(mqtt.caFile, 'mqtt.caFile')
+        .map((c) => c.pem)
+        .join(''),
+      warning: null,
+    };
+  }
+  if (!mqtt.tls) return { ca: null, warning: null };
+  if (mqtt.tls.caFile) {
+    return {
+      ca: readPemCertificates(mqtt.tls.caFile, 'mqtt.tls.caFile')
+        .map((c) => c.pem)
+        .join(''),
+      warning: null,
+    };
+  }
+  const chain = readPemCertificates(mqtt.tls.certFile, 'mqtt.tls.certFile');
+  const top = chain[chain.length - 1];
+  if (top && selfSigned(top.cert)) return { ca: top.pem, warning: null };
+  return {
+    ca: null,
+    warning:
+      'mqtt.tls has no caFile and its certificate is not self-signed: readers get no CA and must trust the issuer already; set mqtt.tls.caFile to the CA that signed it if it is a private CA',
+  };
+}
