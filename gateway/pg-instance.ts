@@ -25,7 +25,7 @@ import { ReaderLiveView } from './src/ingest/reader-view.js';
 import { MetricsRegistry } from './src/metrics.js';
 import { GapWatch } from './src/retention/gaps.js';
 import { DEFAULT_RETENTION } from './src/retention/policy.js';
-import { ReaderRegistry } from './src/registry.js';
+import { ReaderRegistry, type AddReaderInput } from './src/registry.js';
 import type { IngestStore } from './src/store/ingest-store.js';
 import { migrate, openPgPool } from './src/store/postgres/db.js';
 import { PgCardStore } from './src/store/postgres/cards.js';
@@ -85,6 +85,13 @@ export interface PgGateway {
   readonly metrics: MetricsRegistry;
   /** Commits pending ingest now (tests, shutdown). */
   flush(): void;
+  /** Readers and cards through this instance (the others take a reader at their next sync). */
+  readonly registry: {
+    addReader(input: AddReaderInput): Promise<{ readerId: string; password: string }>;
+    addCard(c: { cardRef: string; staffRef: string }): Promise<void>;
+  };
+  /** Brings this instance's reader registry and reader pages in step with PostgreSQL now (not in 5 s). */
+  syncReaders(): Promise<void>;
 }
 
 /**
@@ -412,6 +419,17 @@ export function createPgGateway(opts: GatewayOptions): PgGateway {
     },
     metrics,
     flush: () => ingest.flush(),
+    registry: {
+      addReader: (input) => readers.addReader(input),
+      addCard: async (c) => {
+        const r = await cards.assign({ ...c, actor: 'admin', nowMs: clock.now() });
+        if (r.attributed.events > 0) visits.forwarder?.wake();
+      },
+    },
+    async syncReaders() {
+      await Promise.allSettled([...pendingSync]);
+      await syncAll();
+    },
     async start() {
       logger.info(
         {

@@ -24,6 +24,10 @@ Usage: npm run sim -- [options]
   --per-kind K      faults of each kind per schedule                  default 1
   --schedules N     run N seeded schedules (seeds S, S+1, …)          default 1
   --step-ms MS      virtual ms per I/O drain step                     default 1000
+  --store E         the gateway's store: sqlite (one embedded gateway) | postgres
+                    (gateway processes on a PostgreSQL cluster and a Mosquitto 2 broker
+                    this command starts in temp dirs; MQTT 5 shared subscription)  default sqlite
+  --instances N     gateway instances (with --store postgres)         default 1
   --keep            keep every run's temp dir (default: only failing ones)
   --json            print the reports as JSON on stdout
   --log-level L     component logs to stderr (silent|error|warn|info|debug) default silent
@@ -61,6 +65,8 @@ async function main(): Promise<number> {
         'per-kind': { type: 'string' },
         schedules: { type: 'string' },
         'step-ms': { type: 'string' },
+        store: { type: 'string' },
+        instances: { type: 'string' },
         keep: { type: 'boolean' },
         json: { type: 'boolean' },
         'log-level': { type: 'string' },
@@ -80,6 +86,15 @@ async function main(): Promise<number> {
     process.stdout.write(HELP);
     return 0;
   }
+  const store = a.store ?? 'sqlite';
+  if (store !== 'sqlite' && store !== 'postgres') fail(`--store must be sqlite or postgres, got "${store}"`);
+  const instances = int('instances', a.instances, 1, 1);
+  if (store === 'sqlite' && instances > 1) fail('--instances above 1 needs --store postgres (one database)');
+  if (instances > 16) fail('--instances must be at most 16');
+  if (store === 'postgres' && a.plan !== undefined)
+    fail('--store postgres runs the day simulation, not --plan');
+  const scaleOut = store === 'postgres' ? { instances } : null;
+  const topology = scaleOut ? ` --store postgres --instances ${instances}` : '';
   if (a.plan !== undefined) {
     const { runPlanCli } = await import('./plan/cli.js');
     return runPlanCli({
@@ -119,10 +134,11 @@ async function main(): Promise<number> {
   for (let i = 0; i < schedules; i++) {
     const s = seed + i;
     const kinds = fixed ?? mixedKinds(s);
-    const replay = `npm run sim -- --readers ${readers} --staff ${staff} --hours ${hours} --seed ${s} --faults ${fixed ? faultSpec : kinds.join(',')}${perKind > 1 ? ` --per-kind ${perKind}` : ''}`;
+    const replay = `npm run sim -- --readers ${readers} --staff ${staff} --hours ${hours} --seed ${s} --faults ${fixed ? faultSpec : kinds.join(',')}${perKind > 1 ? ` --per-kind ${perKind}` : ''}${topology}`;
     if (schedules === 1)
       process.stderr.write(
-        `visittag sim: seed ${s}, ${readers} readers, ${staff} staff, ${hours} h, faults ${kinds.join(',') || 'none'}\n`,
+        `visittag sim: seed ${s}, ${readers} readers, ${staff} staff, ${hours} h, faults ${kinds.join(',') || 'none'}` +
+          `${scaleOut ? `, ${instances} gateway instance(s) on PostgreSQL behind Mosquitto` : ''}\n`,
       );
     const r = await runSimulation({
       seed: s,
@@ -135,6 +151,7 @@ async function main(): Promise<number> {
       keep: a.keep ? 'always' : 'on-failure',
       logger,
       processes,
+      ...(scaleOut ? { scaleOut } : {}),
       onProgress:
         schedules === 1
           ? (p) =>

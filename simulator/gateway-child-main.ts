@@ -1,9 +1,11 @@
 /**
  * Child-process entry of the gateway under simulation (node --import tsx): the real createGateway()
- * on a virtual clock the parent drives over IPC, so the parent can SIGKILL and restart it.
+ * (or createPgGateway(), one of several instances on PostgreSQL) on a virtual clock the parent drives
+ * over IPC, so the parent can SIGKILL and restart it.
  */
 import pino from 'pino';
 import { GatewaySettingsSchema, createGateway } from '../gateway/index.js';
+import { createPgGateway } from '../gateway/pg-instance.js';
 import { VirtualClock } from './clock.js';
 import { gatewaySettingsInput, type GatewayHostParams } from './gateway-host.js';
 import type { ChildMessage, ParentMessage } from './ipc.js';
@@ -17,12 +19,14 @@ const args = JSON.parse(process.env.VISITTAG_SIM_GATEWAY ?? '{}') as {
 const toParent = (m: ChildMessage) => process.send?.(m);
 const clock = new VirtualClock({ startMs: args.nowMs });
 const rng = createRng(args.seed);
-const gw = createGateway({
+const options = {
   config: GatewaySettingsSchema.parse(gatewaySettingsInput(args.params)),
   clock,
   random: () => rng.next(),
   logger: pino({ level: 'silent' }),
-});
+};
+// one of several instances on PostgreSQL (--store postgres --instances N), or the embedded default
+const gw = options.config.store?.engine === 'postgres' ? createPgGateway(options) : createGateway(options);
 
 // IPC delivers several messages in one turn: queue them so they apply in order.
 let queue: Promise<void> = Promise.resolve();
@@ -46,7 +50,11 @@ async function handle(m: ParentMessage): Promise<void> {
           return null;
         }
         if (m.op === 'addCard') {
-          gw.registry.addCard(m.args as { cardRef: string; staffRef: string });
+          await gw.registry.addCard(m.args as { cardRef: string; staffRef: string });
+          return null;
+        }
+        if (m.op === 'syncReaders') {
+          if ('syncReaders' in gw) await gw.syncReaders();
           return null;
         }
         throw new Error(`unknown op ${m.op}`);

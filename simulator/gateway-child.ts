@@ -87,6 +87,9 @@ export async function startChildGateway(opts: {
       if (alive()) return;
       await launch();
     },
+    async syncReaders() {
+      if (alive()) await caller?.call('syncReaders');
+    },
     async stop() {
       const c = child;
       if (!c || !alive() || !caller) return;

@@ -13,6 +13,11 @@ export interface GatewayHostParams {
   adminToken: string;
   backendUrl: string;
   backendSecret: string;
+  /**
+   * One of several instances (`--store postgres --instances N`, ./gateway-cluster.ts): store on
+   * PostgreSQL, readers on an external broker through an MQTT 5 shared subscription.
+   */
+  scaleOut?: { pgUrl: string; brokerUrl: string; username: string; password: string; clientId: string };
 }
 
 export interface GatewayHost {
@@ -28,6 +33,8 @@ export interface GatewayHost {
   /** Child mode only. */
   kill?(): Promise<void>;
   restart?(): Promise<void>;
+  /** Several instances only: each takes the readers added elsewhere from PostgreSQL now. */
+  syncReaders?(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -35,14 +42,25 @@ export function gatewaySettingsInput(p: GatewayHostParams) {
   return {
     dataDir: p.dataDir,
     fleetKey: p.fleetKey,
-    mqtt: {
-      mode: 'embedded' as const,
-      host: '127.0.0.1',
-      port: 0,
-      maxConnectionsPerSecond: 10_000,
-      connectionBurst: 10_000,
-      kdf: { logN: 10, r: 8, p: 1 },
-    },
+    mqtt: p.scaleOut
+      ? {
+          mode: 'external' as const,
+          url: p.scaleOut.brokerUrl,
+          username: p.scaleOut.username,
+          password: p.scaleOut.password,
+          clientId: p.scaleOut.clientId,
+          protocolVersion: 5 as const,
+          sharedGroup: 'visittag',
+        }
+      : {
+          mode: 'embedded' as const,
+          host: '127.0.0.1',
+          port: 0,
+          maxConnectionsPerSecond: 10_000,
+          connectionBurst: 10_000,
+          kdf: { logN: 10, r: 8, p: 1 },
+        },
+    ...(p.scaleOut ? { store: { engine: 'postgres' as const, url: p.scaleOut.pgUrl, poolMax: 4 } } : {}),
     admin: { host: '127.0.0.1', port: 0, token: p.adminToken },
     backend: {
       url: p.backendUrl,

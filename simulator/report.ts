@@ -13,6 +13,7 @@ const kv = (o: Record<string, number>) =>
 export function summaryTable(r: RunReport, replay: string): string {
   const rows: [string, string][] = [
     ['seed', `${r.seed}   (replay: ${replay})`],
+    ['gateway', r.gateway],
     [
       'taps',
       `${r.counts.taps} (${kv(r.counts.feedback)}); retried after a dead reader: ${r.counts.retriedTaps}`,

@@ -51,10 +51,14 @@ export interface RunOptions {
   brokenJournal?: 'non-durable-journal';
   /** Longest virtual drain after the day (default 4 h). */
   maxDrainMs?: number;
+  /** N gateway instances on PostgreSQL behind Mosquitto with a shared subscription (needs `processes`). */
+  scaleOut?: { instances: number };
 }
 
 export interface RunReport {
   seed: number;
+  /** What ran the gateway: one embedded instance on SQLite, or N instances on PostgreSQL. */
+  gateway: string;
   ok: boolean;
   results: CheckResult[];
   counts: {
@@ -110,6 +114,7 @@ export async function runSimulation(opts: RunOptions): Promise<RunReport> {
     ...(opts.baseDir ? { baseDir: opts.baseDir } : {}),
     ...(opts.processes ?? {}),
     ...(opts.brokenJournal ? { brokenJournal: opts.brokenJournal } : {}),
+    ...(opts.scaleOut ? { scaleOut: opts.scaleOut } : {}),
   });
   let report: RunReport | null = null;
   try {
@@ -281,6 +286,9 @@ async function play(ctx: {
   }
   return {
     seed: scenario.params.seed,
+    gateway: opts.scaleOut
+      ? `${opts.scaleOut.instances} instance(s) on PostgreSQL behind Mosquitto (MQTT 5 shared subscription)`
+      : 'one instance, embedded broker, SQLite',
     ok,
     results,
     counts: {

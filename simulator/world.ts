@@ -35,6 +35,8 @@ export interface WorldOptions {
   }) => VirtualReader & { tick(now: number): Promise<void> | undefined };
   /** Checker self-test: child readers get a deliberately broken journal. */
   brokenJournal?: 'non-durable-journal';
+  /** N gateway instances on PostgreSQL behind Mosquitto (./gateway-cluster.ts; needs startChildGateway). */
+  scaleOut?: { instances: number };
 }
 
 /** Steps a child may lag behind the simulation's clock. */
@@ -94,8 +96,9 @@ export async function createWorld(o: WorldOptions): Promise<World> {
     backendUrl: backend.url,
     backendSecret: secret,
   };
-  const gateway =
-    o.gatewayInChild && o.startChildGateway
+  const gateway = o.scaleOut
+    ? await startScaleOut(o, gwParams, clock)
+    : o.gatewayInChild && o.startChildGateway
       ? await o.startChildGateway({ params: gwParams, clock })
       : await startInProcessGateway({
           params: gwParams,
@@ -185,6 +188,19 @@ export async function createWorld(o: WorldOptions): Promise<World> {
   }
   await world.whileRunning(Promise.all([...readers.values()].map((r) => r.start())), 0);
   return world;
+}
+
+/** Several gateway processes on PostgreSQL behind Mosquitto, engines started for the run. */
+async function startScaleOut(o: WorldOptions, params: GatewayHostParams, clock: VirtualClock) {
+  if (!o.startChildGateway || !o.scaleOut) throw new Error('several gateway instances need child processes');
+  const { startGatewayCluster } = await import('./gateway-cluster.js');
+  return startGatewayCluster({
+    params,
+    clock,
+    instances: o.scaleOut.instances,
+    seed: o.scenario.params.seed,
+    startChildGateway: o.startChildGateway,
+  });
 }
 
 /** Nothing left to move: every reader up with an empty queue, the outbox empty. */
