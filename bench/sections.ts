@@ -10,6 +10,7 @@ import { CARE_REIMPORT_FIGURE, careImportFigure, careRows } from './rows/care.js
 import { simDayRows } from './rows/simday.js';
 import { fleetRows } from './rows/storm.js';
 import { storeRows } from './rows/store.js';
+import { scaleOutRows } from './rows/scale-out.js';
 import { WEB_TARGET, webFigure, webRows } from './rows/web.js';
 
 type Skeleton = Pick<Row, 'id' | 'figure' | 'generator' | 'unit' | 'target'>;
@@ -82,6 +83,21 @@ export const SECTIONS: Section[] = [
       },
     ],
     run: storeRows,
+  },
+  {
+    id: 'scale-out',
+    requires: ['gateway/pg-instance.ts'],
+    present: componentPresent,
+    skeleton: () => [
+      {
+        id: 'gateway-pg-3-vs-1',
+        figure: 'gateway processes on PostgreSQL behind Mosquitto (shared subscription): 3 instances vs 1',
+        generator: 'lightweight MQTT clients',
+        unit: 'taps/s',
+        target: '— (context)',
+      },
+    ],
+    run: scaleOutRows,
   },
   {
     id: 'device-latency',
