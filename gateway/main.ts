@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import { createGateway, createLogger, type Gateway } from './index.js';
 import { createPgGateway } from './pg-instance.js';
 import { gatewayConfigPath, loadGatewaySettings, type GatewaySettings } from './src/config.js';
+import { plainBrokerProblem } from './src/enrollment/tls.js';
 import { bashCompletion, EXIT, type CommandSpec } from '../runtime/cli.js';
 import { formatHelp, jsonText } from '../runtime/help.js';
 import { createSdNotifier } from '../runtime/sd-notify.js';
@@ -169,8 +170,14 @@ export async function main(
     case 'check-config':
       out(`config ${file} is valid (mqtt mode: ${config.mqtt.mode}, dataDir: ${config.dataDir})`);
       return 0;
-    case 'run':
+    case 'run': {
+      const plain = plainBrokerProblem(config.mqtt); // mqtts by default (issue 16)
+      if (plain) {
+        err(plain);
+        return EXIT.config;
+      }
       return run(config);
+    }
     case 'status':
       return status(config, file, values.json === true, out, err);
     case 'readers':

@@ -53,6 +53,12 @@ const Embedded = z
       .strict()
       .optional()
       .describe('Serve MQTT over TLS when set (recommended in production).'),
+    allowPlain: z
+      .boolean()
+      .optional()
+      .describe(
+        '`run` refuses plain MQTT (no tls) on an address other than loopback unless true: closed test networks only.',
+      ),
     maxConnectionsPerSecond: z
       .number()
       .int()

@@ -78,3 +78,20 @@ export function brokerCaFor(mqtt: GatewaySettings['mqtt']): { ca: string | null;
       'mqtt.tls has no caFile and its certificate is not self-signed: readers get no CA and must trust the issuer already; set mqtt.tls.caFile to the CA that signed it if it is a private CA',
   };
 }
+
+const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
+
+/**
+ * Why `visittag-gateway run` must not start this broker, or null. mqtts is the production default: an
+ * embedded broker without `mqtt.tls` may listen on loopback only (a local bridge, tests), elsewhere only
+ * with `mqtt.allowPlain: true`.
+ */
+export function plainBrokerProblem(mqtt: GatewaySettings['mqtt']): string | null {
+  if (mqtt.mode !== 'embedded' || mqtt.tls || mqtt.allowPlain === true || LOOPBACK.has(mqtt.host))
+    return null;
+  return [
+    `mqtt.tls is not set and the broker listens on ${mqtt.host}: taps, card pseudonyms and reader passwords would cross the network in clear.`,
+    'Fix: set mqtt.tls (certFile, keyFile, and caFile for a private CA; gateway/README.md "TLS") and use port 8883,',
+    'or bind mqtt.host to 127.0.0.1; on a closed test network only, set "allowPlain": true in "mqtt".',
+  ].join('\n');
+}
