@@ -50,6 +50,8 @@ import { SqliteFleetStore } from './src/store/sqlite/fleet.js';
 import { sqliteMigrations } from './src/store/sqlite/migrations.js';
 import { careMigrations, createCareModule, type CareModule, type CarePlanConfig } from './src/care/index.js';
 import { reportRoutes } from './src/reports/routes.js';
+import { reportMigrations } from './src/reports/migrations.js';
+import { WorkerReportRunner } from './src/reports/runner.js';
 import { SqliteReportSource } from './src/reports/sqlite-source.js';
 import { createVisitPipeline, type VisitPipeline } from './src/visits/pipeline.js';
 import { DEFAULT_RETENTION } from './src/retention/policy.js';
@@ -140,7 +142,10 @@ export function createGateway(opts: GatewayOptions): Gateway {
     ...sqliteMigrations,
     ...careMigrations,
     ...correctionMigrations,
+    ...reportMigrations, // after care and corrections: its triggers sit on their tables
   ]);
+  // Reports run in a worker thread on its own connection: a long report never blocks this event loop.
+  const reportRunner = new WorkerReportRunner({ path: join(config.dataDir, 'gateway.db') });
   const retentionSettings = config.retention ?? DEFAULT_RETENTION;
   const retention = new RetentionJob({
     db,
@@ -426,7 +431,11 @@ export function createGateway(opts: GatewayOptions): Gateway {
           access.scopeReader.visitsStartedBetween(scope, fromMs, toMs, limit),
         clients: (scope) => access.scopeReader.clients(scope),
       }),
-      ...reportRoutes({ source: new SqliteReportSource(db), timeZone: care.plan.config.timeZone }),
+      ...reportRoutes({
+        source: new SqliteReportSource(db),
+        timeZone: care.plan.config.timeZone,
+        runner: reportRunner,
+      }),
       ...enrollmentRoutes(enrollment),
       ...cardRoutes({
         cards: pipeline.cards,
@@ -549,6 +558,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
       await pipeline.stop();
       await admin.stop();
       store.authTags.flush();
+      await reportRunner.close();
       db.close();
       logger.info('gateway stopped');
     },

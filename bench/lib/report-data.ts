@@ -10,6 +10,8 @@ import { addDays, datesBetween, ReportClock } from '../../gateway/src/reports/ti
 import { openDatabase } from '../../gateway/src/store/sqlite/db.js';
 import { sqliteMigrations } from '../../gateway/src/store/sqlite/migrations.js';
 import { careMigrations } from '../../gateway/src/care/sqlite/migrations.js';
+import { correctionMigrations } from '../../gateway/src/corrections/migrations.js';
+import { reportMigrations } from '../../gateway/src/reports/migrations.js';
 import { writeCare, writeVisits } from '../../test/reports/sqlite-fixture.js';
 
 /** A small deterministic PRNG (mulberry32). */
@@ -218,9 +220,17 @@ export function municipality(opts: {
  * Writes the municipality into a fresh gateway database in `dir` (the gateway's schema with the care plan's
  * tables: visits and their taps, registries, plan, matches); returns its path and size after a checkpoint.
  */
+/** The gateway's migrations as its composition root applies them (gateway/index.ts). */
+export const GATEWAY_MIGRATIONS = [
+  ...sqliteMigrations,
+  ...careMigrations,
+  ...correctionMigrations,
+  ...reportMigrations,
+];
+
 export function writeDatabase(dir: string, m: Municipality): { path: string; bytes: number } {
   const path = join(dir, 'gateway.db');
-  const db = openDatabase(path, [...sqliteMigrations, ...careMigrations]);
+  const db = openDatabase(path, GATEWAY_MIGRATIONS);
   db.pragma('synchronous = OFF'); // bench data load only
   writeVisits(db, m.visits);
   writeCare(db, m, m.visits, new ReportClock());

@@ -6,14 +6,12 @@
  * Definitions of every figure: docs/reports.md.
  */
 import { z } from 'zod';
-import type { AdminRequest, AdminResponse, AdminRoute, Principal } from '../admin/types.js';
+import type { AdminResponse, AdminRoute, Principal } from '../admin/types.js';
 import { scopeOf } from '../auth/scope.js';
 import { DIMENSIONS, type Dimension } from './executed.js';
-import { jsonPage, tablesOf, toCsv, toXlsx, type AnyReport, type Lang } from './export.js';
-import { runContinuity, runExecuted, runMonthly, runQuality, runStaffing } from './run.js';
-import { scopedSource, type ReportScope } from './scoped-source.js';
+import { InProcessRunner, type OutputOpts, type ReportCall, type ReportRunner } from './runner.js';
+import type { ReportScope } from './scoped-source.js';
 import type { ReportSource } from './source.js';
-import { ReportClock } from './time.js';
 
 export const REPORT_PATHS = {
   executed: '/api/reports/executed',
@@ -23,7 +21,6 @@ export const REPORT_PATHS = {
   quality: '/api/reports/quality',
 } as const;
 
-const XLSX_TYPE = 'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet';
 const Day = z.string().regex(/^\d{4}-\d{2}-\d{2}$/, 'a date YYYY-MM-DD');
 const Month = z.string().regex(/^\d{4}-\d{2}$/, 'a month YYYY-MM');
 
@@ -73,16 +70,13 @@ const MonthlyQuery = z
   .strict();
 const RangeQuery = z.object({ from: Day, to: Day, ...Output }).strict();
 
-type OutputOpts = {
-  format: 'json' | 'csv' | 'xlsx';
-  lang: Lang;
-  table?: string;
-  offset: number;
-  limit: number;
-};
-
 export interface ReportRoutesDeps {
   source: ReportSource;
+  /**
+   * Where reports run (runner.ts): the gateway gives a WorkerReportRunner (a worker thread on its own
+   * read-only connection), so a report never blocks its event loop. Default: in this thread, on `source`.
+   */
+  runner?: ReportRunner;
   /** IANA zone of the municipality (default Europe/Stockholm). */
   timeZone?: string;
   /**
@@ -102,28 +96,6 @@ function issues(e: z.ZodError): string {
     .join('; ');
 }
 
-function output(report: AnyReport, o: OutputOpts, name: string): Promise<AdminResponse> | AdminResponse {
-  if (o.format === 'xlsx')
-    return toXlsx(report, o.lang).then((buf) => ({
-      status: 200,
-      body: buf,
-      contentType: XLSX_TYPE,
-      headers: { 'content-disposition': `attachment; filename="${name}.xlsx"` },
-    }));
-  if (o.format === 'csv') {
-    const tables = tablesOf(report);
-    const t = o.table === undefined ? tables[0] : tables.find((x) => x.name === o.table);
-    if (!t) return bad(`no table "${o.table}": this report has ${tables.map((x) => x.name).join(', ')}`);
-    return {
-      status: 200,
-      body: toCsv(t, o.lang),
-      contentType: 'text/csv; charset=utf-8',
-      headers: { 'content-disposition': `attachment; filename="${name}-${t.name}.csv"` },
-    };
-  }
-  return { status: 200, body: jsonPage(report, o.offset, o.limit) };
-}
-
 const daysBetween = (a: string, b: string) => (Date.parse(b) - Date.parse(a)) / 86_400_000;
 
 function checkRange(from: string, to: string): string | null {
@@ -134,17 +106,14 @@ function checkRange(from: string, to: string): string | null {
 }
 
 export function reportRoutes(deps: ReportRoutesDeps): AdminRoute[] {
-  const clock = new ReportClock(deps.timeZone ?? 'Europe/Stockholm');
-  const sourceFor = (req: AdminRequest): ReportSource => {
-    const scope = (deps.scopeOf ?? scopeOf)(req.principal);
-    return scope === null ? deps.source : scopedSource(deps.source, scope);
-  };
+  const timeZone = deps.timeZone ?? 'Europe/Stockholm';
+  const runner = deps.runner ?? new InProcessRunner(deps.source);
   /** Parses the query with the route's schema (the server validated it already; this gives the types). */
   const route = <S extends z.ZodType>(
     path: string,
     summary: string,
     schema: S,
-    run: (q: z.infer<S>, src: ReportSource) => Promise<AnyReport | string>,
+    call: (q: z.infer<S>) => ReportCall | string,
     name: string,
   ): AdminRoute => ({
     method: 'GET',
@@ -156,106 +125,80 @@ export function reportRoutes(deps: ReportRoutesDeps): AdminRoute[] {
       const q = schema.safeParse(Object.fromEntries(req.query));
       if (!q.success) return bad(`invalid query: ${issues(q.error)} (see docs/reports.md "HTTP API")`);
       const data = q.data as z.infer<S> & OutputOpts;
-      let r: AnyReport | string;
-      try {
-        r = await run(q.data, sourceFor(req));
-      } catch (e) {
-        // The report functions throw only on bad parameters (a period not starting on a Monday, …).
-        return bad((e as Error).message);
-      }
-      return typeof r === 'string' ? bad(r) : output(r, data, name);
+      const c = call(q.data);
+      if (typeof c === 'string') return bad(c);
+      const { format, lang, table, offset, limit } = data;
+      return runner.run({
+        ...c,
+        timeZone,
+        scope: (deps.scopeOf ?? scopeOf)(req.principal),
+        output: { format, lang, offset, limit, ...(table === undefined ? {} : { table }) },
+        name,
+      });
     },
   });
 
+  const late = (h: number | undefined) => (h === undefined ? {} : { lateDeliveryHours: h });
   return [
     route(
       REPORT_PATHS.executed,
       'Executed vs planned (and granted) time, grouped and per period, with data quality',
       ExecutedQuery,
-      async (q, src) =>
-        checkRange(q.from, q.to) ??
-        runExecuted(
-          src,
-          {
+      (q) =>
+        checkRange(q.from, q.to) ?? {
+          kind: 'executed',
+          params: {
             fromDate: q.from,
             toDate: q.to,
             period: q.period,
             groupBy: q.by.split(',').filter(Boolean) as Dimension[],
-            ...(q.lateHours === undefined ? {} : { lateDeliveryHours: q.lateHours }),
+            ...late(q.lateHours),
           },
-          clock,
-        ),
+        },
       'executed-vs-planned',
     ),
     route(
       REPORT_PATHS.continuity,
       'Staff continuity, the national 14-day measure (from a Monday), with exclusions and data quality',
       ContinuityQuery,
-      async (q, src) =>
-        runContinuity(
-          src,
-          {
-            fromDate: q.from,
-            days: q.days,
-            ...(q.lateHours === undefined ? {} : { lateDeliveryHours: q.lateHours }),
-          },
-          clock,
-        ),
+      (q) => ({ kind: 'continuity', params: { fromDate: q.from, days: q.days, ...late(q.lateHours) } }),
       'continuity',
     ),
     route(
       REPORT_PATHS.monthly,
       'Staff continuity per calendar month and area, with the threshold that marks months to analyse',
       MonthlyQuery,
-      async (q, src) =>
+      (q) =>
         q.to < q.from
-          ? Promise.resolve(`"to" (${q.to}) is before "from" (${q.from})`)
+          ? `"to" (${q.to}) is before "from" (${q.from})`
           : daysBetween(`${q.from}-01`, `${q.to}-01`) > MAX_DAYS
-            ? Promise.resolve(`at most ${MAX_DAYS} days per report: split the range`)
-            : runMonthly(
-                src,
-                {
-                  fromMonth: q.from,
-                  toMonth: q.to,
-                  threshold: q.threshold,
-                  ...(q.lateHours === undefined ? {} : { lateDeliveryHours: q.lateHours }),
-                },
-                clock,
-              ),
+            ? `at most ${MAX_DAYS} days per report: split the range`
+            : {
+                kind: 'monthly',
+                params: { fromMonth: q.from, toMonth: q.to, threshold: q.threshold, ...late(q.lateHours) },
+              },
       'continuity-monthly',
     ),
     route(
       REPORT_PATHS.staffing,
       'Double staffing: planned vs executed, understaffed visits',
       RangeQuery,
-      async (q, src) =>
-        checkRange(q.from, q.to) ??
-        runStaffing(
-          src,
-          {
-            fromDate: q.from,
-            toDate: q.to,
-            ...(q.lateHours === undefined ? {} : { lateDeliveryHours: q.lateHours }),
-          },
-          clock,
-        ),
+      (q) =>
+        checkRange(q.from, q.to) ?? {
+          kind: 'staffing',
+          params: { fromDate: q.from, toDate: q.to, ...late(q.lateHours) },
+        },
       'double-staffing',
     ),
     route(
       REPORT_PATHS.quality,
       'Data quality of the registrations: per area and reader',
       RangeQuery,
-      async (q, src) =>
-        checkRange(q.from, q.to) ??
-        runQuality(
-          src,
-          {
-            fromDate: q.from,
-            toDate: q.to,
-            ...(q.lateHours === undefined ? {} : { lateDeliveryHours: q.lateHours }),
-          },
-          clock,
-        ),
+      (q) =>
+        checkRange(q.from, q.to) ?? {
+          kind: 'quality',
+          params: { fromDate: q.from, toDate: q.to, ...late(q.lateHours) },
+        },
       'data-quality',
     ),
   ];

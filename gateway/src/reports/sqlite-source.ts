@@ -13,7 +13,7 @@
  * Reads are paged (key order, a fresh statement per chunk), never one open iterator, so several reads of
  * one report can interleave on one connection, and the gateway gets the event loop between pages.
  */
-import type Database from 'better-sqlite3';
+import Database from 'better-sqlite3';
 import type {
   Area,
   Client,
@@ -28,6 +28,7 @@ import type {
 } from '../care/model.js';
 import { EXCLUDED_CATEGORIES } from './continuity.js';
 import { isAlarmOrMealOnly, Lookup } from './facts.js';
+import { cellsCurrent, cellsInstalled, executedCellsFromStore, refreshCells } from './sqlite-cells.js';
 import { sqliteContinuityCells } from './sqlite-continuity.js';
 import { sqliteExecutedCells } from './sqlite-executed.js';
 import { hasWithdrawals, sqlParts, windowQualityCells } from './sqlite-parts.js';
@@ -72,16 +73,45 @@ const NO_ANOMALIES: string[] = [];
 export interface SqliteReportSourceOptions {
   /** Rows per chunk (default 5000). */
   chunk?: number;
+  /**
+   * Use the cells kept at write time (sqlite-cells.ts) when the database has them (default true); a
+   * connection that may write brings them up to date first. False: always aggregate on the fly.
+   */
+  cells?: boolean;
 }
 
 export class SqliteReportSource implements ReportSource {
   private readonly chunk: number;
+  private readonly useCells: boolean;
+  /** How the last executed-vs-planned cells were made (tests and the bench check it). */
+  lastExecutedFrom: 'kept cells' | 'sql' | null = null;
 
   constructor(
     private readonly db: Db,
     opts: SqliteReportSourceOptions = {},
   ) {
     this.chunk = opts.chunk ?? 5000;
+    this.useCells = opts.cells ?? true;
+  }
+
+  /**
+   * A source on its own connection to the gateway's file (the report worker, worker.ts). It reads the
+   * gateway's tables and writes only the report cells (sqlite-cells.ts), each in a short transaction.
+   */
+  static open(path: string, opts: SqliteReportSourceOptions = {}): SqliteReportSource {
+    const db = new Database(path, { fileMustExist: true });
+    db.pragma('busy_timeout = 5000');
+    return new SqliteReportSource(db, opts);
+  }
+
+  /**
+   * May a report read the kept cells? A connection that may write brings them up to date first (writes
+   * after that belong to a later report, as if this one had started a moment earlier); a read-only one
+   * only when no write is waiting to be recomputed.
+   */
+  cellsReady(clock: ReportClock): boolean {
+    if (!this.useCells || !cellsInstalled(this.db)) return false;
+    return this.db.readonly ? cellsCurrent(this.db, clock) : refreshCells(this.db, clock) !== null;
   }
 
   private hasTable(name: string): boolean {
@@ -260,7 +290,11 @@ export class SqliteReportSource implements ReportSource {
     clock: ReportClock,
     clients: readonly string[] | null,
   ): Promise<ExecutedCells> {
-    return Promise.resolve(sqliteExecutedCells(this.db, w, params, clock, { clients }));
+    // Unscoped: from the cells kept at write time when they give exactly the same (sqlite-cells.ts).
+    const kept =
+      clients === null && this.cellsReady(clock) ? executedCellsFromStore(this.db, w, params, clock) : null;
+    this.lastExecutedFrom = kept === null ? 'sql' : 'kept cells';
+    return Promise.resolve(kept ?? sqliteExecutedCells(this.db, w, params, clock, { clients }));
   }
 
   async *executed(w: UtcWindow): AsyncIterable<readonly ReportVisit[]> {

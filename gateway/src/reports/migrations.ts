@@ -1,0 +1,13 @@
+/**
+ * The reports' own tables and triggers (ids 'reports-002', 'reports-003'), applied by the composition root
+ * after the care plan's and the corrections' lists: the triggers that keep the report cells current sit on
+ * their tables too (sqlite-cells.ts). 'reports-001' (the visits' start index) is in the gateway's list.
+ * A database without them (another composition root) simply computes every report on the fly.
+ */
+import type { Migration } from '../store/sqlite/db.js';
+import { CELL_TABLES_SQL, CELL_TRIGGERS_LATE_SQL } from './sqlite-cells.js';
+
+export const reportMigrations: readonly Migration[] = [
+  { id: 'reports-002', up: (db) => db.exec(CELL_TABLES_SQL) },
+  { id: 'reports-003', up: (db) => db.exec(CELL_TRIGGERS_LATE_SQL) },
+];

@@ -1,0 +1,518 @@
+/**
+ * Executed vs planned from cells kept at write time: per local day (in one zone), the occasions per
+ * client and planned service-code list, the per-visit differences by value, the planned visits per client
+ * and list, and the data-quality counts per reader and client, so a report over 18 months reads ≈ one row
+ * per client and day instead of every visit and planned visit.
+ *
+ * Keeping them current:
+ * - every write that can change a cell marks its UTC day in `report_dirty`, in the writer's transaction,
+ *   by SQLite triggers (`reports-002` on visits and visit_audit; `reports-003` on the care plan's and the
+ *   corrections' tables): one `INSERT OR IGNORE` of a small key per write, no lookup on the ingest's tables;
+ * - before a report, `refreshCells` takes the marks (moved to `report_dirty_taken` in one short
+ *   transaction, so a crash never loses one), recomputes the local days they touch (and one day either
+ *   side: a double-staffed occasion or a link can reach into the next day) with the SQL of
+ *   sqlite-executed.ts, in a read snapshot into temporary tables, then swaps them in with a short write
+ *   transaction. A write after the marks were taken marks again and is recomputed next time;
+ * - the first refresh (no zone recorded) builds every day with data.
+ *
+ * Window rules that depend on the report's range are kept exact: an occasion's planned visit counts only
+ * when it starts in the range (the cell keeps its local day, `pvday`); a planned visit's match counts only
+ * when it starts in the range (`mday`). An occasion whose visits lie on several local days (a double-staffed
+ * pair across midnight, a stop without a start that ended the next day, a visit the matching has not linked
+ * yet, found through plan matches nearby) keeps the span `lo..hi`; when a report's range cuts through one,
+ * the report is computed on the fly instead (sqlite-executed.ts), as it is for a scope, another zone,
+ * another late-delivery threshold, or marks a read-only connection cannot take.
+ *
+ * Assumed (true of how visits are formed): a double-staffed group's visits start within a day of each
+ * other, and a plan match lists visits within a day of its start.
+ */
+import type { Db } from '../store/sqlite/db.js';
+import { DIFF_BINS, diffRanks } from './executed.js';
+import { int, LATE, localDayExpr, recvOf, sqlParts, toQualityCells, withdrawnExpr } from './sqlite-parts.js';
+import { dateOfDayNo, dayNoOf, type ReportClock } from './time.js';
+import type {
+  ExecutedCell,
+  ExecutedCells,
+  ExecutedParams,
+  PlannedCell,
+  ServiceCodes,
+  UtcWindow,
+} from './types.js';
+
+const DAY = 86_400_000;
+/** Days recomputed per transaction pair (a full build runs chunk by chunk). */
+const CHUNK_DAYS = 31;
+/** The late-delivery threshold the quality cells count (the report's default, 24 hours). */
+const CELL_LATE_MS = 24 * 3_600_000;
+
+/** The cell tables and the triggers on the gateway's own tables (store migrations, `reports-002`). */
+export const CELL_TABLES_SQL = `
+  CREATE TABLE report_dirty (utc_day INTEGER PRIMARY KEY) WITHOUT ROWID;
+  CREATE TABLE report_dirty_taken (utc_day INTEGER PRIMARY KEY) WITHOUT ROWID;
+  CREATE TABLE report_cell_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+  CREATE TABLE report_exec_cells (day INTEGER NOT NULL, client_ref TEXT, codes TEXT, pvday INTEGER,
+    lo INTEGER NOT NULL, hi INTEGER NOT NULL, occasions INTEGER NOT NULL, without_minutes INTEGER NOT NULL,
+    length_ms INTEGER NOT NULL, staff_ms INTEGER NOT NULL);
+  CREATE INDEX report_exec_cells_day ON report_exec_cells (day);
+  CREATE INDEX report_exec_cells_span ON report_exec_cells (lo, hi) WHERE lo <> hi;
+  CREATE TABLE report_exec_diffs (day INTEGER NOT NULL, pvday INTEGER NOT NULL, d REAL NOT NULL,
+    n INTEGER NOT NULL, length_ms INTEGER NOT NULL, planned_minutes REAL NOT NULL);
+  CREATE INDEX report_exec_diffs_day ON report_exec_diffs (day);
+  CREATE TABLE report_plan_cells (day INTEGER NOT NULL, local_date TEXT NOT NULL, mday INTEGER,
+    client_ref TEXT NOT NULL, codes TEXT NOT NULL, visits INTEGER NOT NULL, minutes REAL NOT NULL,
+    matched INTEGER NOT NULL, late INTEGER NOT NULL, understaffed INTEGER NOT NULL, pending INTEGER NOT NULL,
+    missed INTEGER NOT NULL, r_cancelled INTEGER NOT NULL, r_hospital INTEGER NOT NULL,
+    r_staff_ill INTEGER NOT NULL, r_other INTEGER NOT NULL, r_none INTEGER NOT NULL);
+  CREATE INDEX report_plan_cells_day ON report_plan_cells (day);
+  CREATE TABLE report_quality_cells (day INTEGER NOT NULL, reader_id TEXT NOT NULL, client_ref TEXT,
+    class INTEGER NOT NULL, min_start INTEGER NOT NULL, visits INTEGER NOT NULL, auto_closed INTEGER NOT NULL,
+    corrected INTEGER NOT NULL, unknown_card INTEGER NOT NULL, uncorrected INTEGER NOT NULL,
+    late INTEGER NOT NULL, incomplete INTEGER NOT NULL, withdrawn INTEGER NOT NULL);
+  CREATE INDEX report_quality_cells_day ON report_quality_cells (day);
+  ${markOn('visits', 'INSERT', ['NEW'], (r) => `coalesce(${r}.started_at_ms, ${r}.ended_at_ms)`)}
+  ${markOn('visits', 'UPDATE', ['NEW', 'OLD'], (r) => `coalesce(${r}.started_at_ms, ${r}.ended_at_ms)`)}
+  ${markOn('visits', 'DELETE', ['OLD'], (r) => `coalesce(${r}.started_at_ms, ${r}.ended_at_ms)`)}
+  ${markOn('visit_audit', 'INSERT', ['NEW'], visitTime)}
+`;
+
+/** Triggers on the care plan's and the corrections' tables (`reports-003`, applied after their lists). */
+export const CELL_TRIGGERS_LATE_SQL = `
+  ${markOn('visit_corrections', 'INSERT', ['NEW'], visitTime)}
+  ${(['INSERT', 'UPDATE', 'DELETE'] as const)
+    .map(
+      (op) => `
+  ${markOn('care_planned_visits', op, rowsOf(op), (r) => `${r}.start_ms`)}
+  ${markOn('care_plan_matches', op, rowsOf(op), (r) => `${r}.start_ms`)}
+  ${markOn('care_visit_matches', op, rowsOf(op), (r) => `${r}.time_ms`)}
+  ${markOn('care_reasons', op, rowsOf(op), (r) => `(SELECT start_ms FROM care_plan_matches WHERE planned_visit_id = ${r}.planned_visit_id)`)}`,
+    )
+    .join('\n')}
+`;
+
+/** Every trigger the cells need: without all of them a change could go unmarked, so cells are not used. */
+const TRIGGERS = [
+  ...['INSERT', 'UPDATE', 'DELETE'].map((op) => `report_mark_visits_${op.toLowerCase()}`),
+  'report_mark_visit_audit_insert',
+  'report_mark_visit_corrections_insert',
+  ...['care_planned_visits', 'care_plan_matches', 'care_visit_matches', 'care_reasons'].flatMap((t) =>
+    ['insert', 'update', 'delete'].map((op) => `report_mark_${t}_${op}`),
+  ),
+];
+
+function rowsOf(op: 'INSERT' | 'UPDATE' | 'DELETE'): Array<'NEW' | 'OLD'> {
+  return op === 'INSERT' ? ['NEW'] : op === 'DELETE' ? ['OLD'] : ['NEW', 'OLD'];
+}
+
+function visitTime(r: string): string {
+  return `(SELECT coalesce(started_at_ms, ended_at_ms) FROM visits WHERE reader_id = ${r}.reader_id AND visit_id = ${r}.visit_id)`;
+}
+
+/** A trigger marking the UTC day of `at(row)` for each of `rows` (nothing when the time is unknown). */
+function markOn(
+  table: string,
+  op: 'INSERT' | 'UPDATE' | 'DELETE',
+  rows: ReadonlyArray<'NEW' | 'OLD'>,
+  at: (row: string) => string,
+): string {
+  const body = rows
+    .map((r, i) =>
+      i === 0
+        ? `INSERT OR IGNORE INTO report_dirty SELECT x / ${DAY} FROM (SELECT ${at(r)} AS x) WHERE x IS NOT NULL;`
+        : // the old day, only when it differs (a visit moved to another day, a plan visit moved)
+          `INSERT OR IGNORE INTO report_dirty SELECT x / ${DAY} FROM (SELECT ${at(r)} AS x) WHERE x IS NOT NULL AND x / ${DAY} IS NOT (${at(rows[0]!)}) / ${DAY};`,
+    )
+    .join(' ');
+  return `CREATE TRIGGER report_mark_${table}_${op.toLowerCase()} AFTER ${op} ON ${table} BEGIN ${body} END;`;
+}
+
+const hasAll = (db: Db, type: string, names: readonly string[]): boolean =>
+  (
+    db
+      .prepare(
+        `SELECT count(*) AS n FROM sqlite_master WHERE type = ? AND name IN (SELECT value FROM json_each(?))`,
+      )
+      .get(type, JSON.stringify(names)) as { n: number }
+  ).n === names.length;
+
+/** Are the cells and every trigger that keeps them current in this database? */
+export function cellsInstalled(db: Db): boolean {
+  return (
+    hasAll(db, 'table', ['report_dirty', 'report_exec_cells', 'report_cell_meta']) &&
+    hasAll(db, 'trigger', TRIGGERS)
+  );
+}
+
+export interface RefreshResult {
+  /** Local days recomputed. */
+  days: number;
+  ms: number;
+}
+
+/**
+ * Brings the cells up to date for `clock`'s zone: recomputes the local days the marks touch (all days
+ * with data on the first run, or when `rebuild`). Needs a connection that may write. Returns null when
+ * the cells are kept for another zone (they are then left alone: reports in this zone compute on the fly).
+ */
+export function refreshCells(db: Db, clock: ReportClock, rebuild = false): RefreshResult | null {
+  const t0 = performance.now();
+  const zone = db.prepare("SELECT value FROM report_cell_meta WHERE key = 'zone'").pluck().get() as
+    string | undefined;
+  if (zone !== undefined && zone !== clock.timeZone && !rebuild) return null;
+  // Take the marks (a short write transaction); the first build marks every day with data.
+  db.transaction(() => {
+    if (zone === undefined || rebuild) {
+      db.prepare("INSERT OR REPLACE INTO report_cell_meta VALUES ('zone', ?)").run(clock.timeZone);
+      db.exec(`DELETE FROM report_exec_cells; DELETE FROM report_exec_diffs; DELETE FROM report_plan_cells;
+               DELETE FROM report_quality_cells;`);
+      const span = db
+        .prepare(
+          `SELECT min(x), max(x) FROM (
+             SELECT min(coalesce(started_at_ms, ended_at_ms)) AS x FROM visits
+             UNION ALL SELECT max(coalesce(started_at_ms, ended_at_ms)) FROM visits
+             UNION ALL SELECT min(start_ms) FROM care_planned_visits
+             UNION ALL SELECT max(start_ms) FROM care_planned_visits)`,
+        )
+        .raw()
+        .get() as [number | null, number | null];
+      if (span[0] !== null && span[1] !== null)
+        db.prepare(
+          `WITH RECURSIVE d(x) AS (SELECT ? UNION ALL SELECT x + 1 FROM d WHERE x < ?)
+           INSERT OR IGNORE INTO report_dirty SELECT x FROM d`,
+        ).run(Math.floor(span[0] / DAY), Math.floor(span[1] / DAY));
+    }
+    db.exec(
+      'INSERT OR IGNORE INTO report_dirty_taken SELECT utc_day FROM report_dirty; DELETE FROM report_dirty;',
+    );
+  }).immediate();
+  const taken = db.prepare('SELECT utc_day FROM report_dirty_taken').pluck().all() as number[];
+  // The local days each marked UTC day overlaps, and one either side.
+  const days = new Set<number>();
+  for (const u of taken) {
+    const first = Math.floor((u * DAY + clock.offsetMs(u * DAY)) / DAY);
+    const last = Math.floor((u * DAY + DAY - 1 + clock.offsetMs(u * DAY + DAY - 1)) / DAY);
+    for (let d = first - 1; d <= last + 1; d++) days.add(d);
+  }
+  const sorted = [...days].sort((a, b) => a - b);
+  for (let i = 0; i < sorted.length;) {
+    // contiguous runs, at most CHUNK_DAYS long
+    let j = i;
+    while (j + 1 < sorted.length && sorted[j + 1] === sorted[j]! + 1 && j + 1 - i < CHUNK_DAYS) j++;
+    recompute(db, clock, sorted[i]!, sorted[j]!);
+    i = j + 1;
+  }
+  db.transaction(() => {
+    const del = db.prepare('DELETE FROM report_dirty_taken WHERE utc_day = ?');
+    for (const u of taken) del.run(u);
+  }).immediate();
+  return { days: sorted.length, ms: performance.now() - t0 };
+}
+
+/** Marks not yet taken or taken and not yet recomputed: the cells are current when there are none. */
+export function cellsCurrent(db: Db, clock: ReportClock): boolean {
+  const zone = db.prepare("SELECT value FROM report_cell_meta WHERE key = 'zone'").pluck().get();
+  return (
+    zone === clock.timeZone &&
+    db.prepare('SELECT 1 FROM report_dirty UNION ALL SELECT 1 FROM report_dirty_taken LIMIT 1').get() ===
+      undefined
+  );
+}
+
+const TEMP = ['exec_cells', 'exec_diffs', 'plan_cells', 'quality_cells'] as const;
+
+/** Recomputes the cells of local days [d0, d1]: computed in a read snapshot, swapped in by a short write. */
+function recompute(db: Db, clock: ReportClock, d0: number, d1: number): void {
+  for (const t of TEMP)
+    db.exec(`CREATE TEMP TABLE IF NOT EXISTS rc_${t} AS SELECT * FROM main.report_${t} WHERE 0;
+             DELETE FROM temp.rc_${t};`);
+  const w: UtcWindow = clock.window(dateOfDayNo(d0), dateOfDayNo(d1));
+  // Offsets for instants near the days (linked planned visits and matches may lie a day or more away).
+  const wide: UtcWindow = { fromMs: w.fromMs - 400 * DAY, toMs: w.toMs + 400 * DAY };
+  const dayOf = (col: string) => localDayExpr(clock, wide, col);
+  const parts = sqlParts(db, wide, null);
+  const wd = withdrawnExpr(db) ?? '0';
+  const counts = wd === '0' ? '' : ` AND NOT ${wd}`;
+  const { corrected } = parts;
+  const W0 = int(w.fromMs);
+  const W1 = int(w.toMs);
+  const N0 = int(w.fromMs - DAY);
+  const N1 = int(w.toMs + DAY);
+  // The link without a window: the matching's per-visit link, else the least planned visit of a plan match
+  // within a day listing the visit (then the occasion spans the days around it: see the header).
+  const fallback = `(SELECT min(m.planned_visit_id) FROM care_plan_matches m, json_each(m.executed_keys_json) j
+         WHERE m.client_ref = v.client_ref AND m.start_ms >= v.started_at_ms - ${DAY} AND m.start_ms < coalesce(v.started_at_ms, v.ended_at_ms) + ${DAY}
+           AND j.value = v.reader_id || '/' || v.visit_id)`;
+  const link = `(CASE WHEN vm.executed_key IS NOT NULL THEN vm.planned_visit_id ELSE ${fallback} END)`;
+  const unlinked = '(vm.executed_key IS NULL)';
+  const vmJoin = "LEFT JOIN care_visit_matches vm ON vm.executed_key = v.reader_id || '/' || v.visit_id";
+  const len = `(CASE WHEN v.started_at_ms IS NULL OR v.ended_at_ms IS NULL OR (v.end_reason IS 'auto-close' AND NOT ${corrected})
+      THEN NULL ELSE max(0, v.ended_at_ms - v.started_at_ms) END)`;
+  const planJoin = (pv: string) =>
+    `LEFT JOIN care_planned_visits p ON p.planned_visit_id = ${pv} AND p.active = 1`;
+  const pvday = `CASE WHEN p.planned_visit_id IS NOT NULL THEN ${dayOf('p.start_ms')} END`;
+
+  db.exec('BEGIN');
+  try {
+    db.exec(
+      'CREATE TEMP TABLE IF NOT EXISTS rc_occ (day INTEGER, lo INTEGER, hi INTEGER, client_ref TEXT, codes TEXT, pvday INTEGER, planned_minutes REAL, length_ms INTEGER, staff_ms INTEGER); DELETE FROM temp.rc_occ;',
+    );
+    // Visits alone (a visit the matching has not linked yet may reach a day either side).
+    db.prepare(
+      `INSERT INTO temp.rc_occ
+       SELECT o.day, o.day - o.u, o.day + o.u, o.client_ref, p.service_codes_json, ${pvday}, p.planned_minutes,
+              o.length_ms, o.staff_ms
+         FROM (SELECT *, u0 AND pv IS NOT NULL AS u FROM (
+               SELECT ${dayOf('v.started_at_ms')} AS day, ${unlinked} AS u0, v.client_ref, ${link} AS pv,
+                      CASE WHEN ${len} IS NULL THEN NULL ELSE v.ended_at_ms - v.started_at_ms END AS length_ms,
+                      ${len} AS staff_ms
+                 FROM visits v ${vmJoin}
+                WHERE v.started_at_ms >= ${W0} AND v.started_at_ms < ${W1} AND v.group_id IS NULL${counts})) o
+         ${planJoin('o.pv')}`,
+    ).run();
+    // Double staffing: each group whole (its visits within a day of the range), kept when it starts in it.
+    db.prepare(
+      `INSERT INTO temp.rc_occ
+       SELECT o.day, o.lo, o.hi, o.client_ref, p.service_codes_json, ${pvday}, p.planned_minutes, o.length_ms, o.staff_ms
+         FROM (SELECT ${dayOf('min(g.s)')} AS day, min(g.gday) - max(g.u AND g.pv IS NOT NULL) AS lo,
+                      max(g.gday) + max(g.u AND g.pv IS NOT NULL) AS hi,
+                      substr(min(CASE WHEN g.client_ref IS NOT NULL
+                                 THEN printf('%d%020d%020d', g.s IS NULL, coalesce(g.s, 0), g.rid) || g.client_ref END), 42) AS client_ref,
+                      min(g.pv) AS pv,
+                      CASE WHEN count(g.len) = count(*) THEN max(g.e) - min(g.s) END AS length_ms,
+                      CASE WHEN count(g.len) = count(*) THEN sum(g.len) END AS staff_ms
+                 FROM (SELECT v.reader_id, v.group_id, v.rowid AS rid, v.client_ref, v.started_at_ms AS s,
+                              v.ended_at_ms AS e, ${len} AS len, ${link} AS pv, ${unlinked} AS u,
+                              ${dayOf('coalesce(v.started_at_ms, v.ended_at_ms)')} AS gday
+                         FROM visits v ${vmJoin}
+                        WHERE v.started_at_ms >= ${N0} AND v.started_at_ms < ${N1} AND v.group_id IS NOT NULL${counts}
+                       UNION ALL
+                       SELECT v.reader_id, v.group_id, v.rowid, v.client_ref, v.started_at_ms, v.ended_at_ms, ${len}, ${link},
+                              ${unlinked}, ${dayOf('v.ended_at_ms')}
+                         FROM visits v ${vmJoin}
+                        WHERE v.started_at_ms IS NULL AND v.ended_at_ms >= ${N0} AND v.ended_at_ms < ${N1}
+                          AND v.group_id IS NOT NULL${counts}) g
+                GROUP BY g.reader_id, g.group_id
+               HAVING min(g.s) >= ${W0} AND min(g.s) < ${W1}) o
+         ${planJoin('o.pv')}`,
+    ).run();
+    db.exec(`INSERT INTO temp.rc_exec_cells
+             SELECT day, client_ref, codes, pvday, min(lo), max(hi), count(*),
+                    sum(length_ms IS NULL OR staff_ms IS NULL),
+                    coalesce(sum(CASE WHEN length_ms IS NOT NULL AND staff_ms IS NOT NULL THEN length_ms END), 0),
+                    coalesce(sum(CASE WHEN length_ms IS NOT NULL AND staff_ms IS NOT NULL THEN staff_ms END), 0)
+               FROM temp.rc_occ GROUP BY day, client_ref, codes, pvday;
+             INSERT INTO temp.rc_exec_diffs
+             SELECT day, pvday, length_ms / 60000.0 - planned_minutes AS d, count(*), sum(length_ms), total(planned_minutes)
+               FROM temp.rc_occ WHERE codes IS NOT NULL AND length_ms IS NOT NULL GROUP BY day, pvday, d;`);
+    // Planned visits by their start's local day, with the local day of their match's start.
+    db.prepare(
+      `INSERT INTO temp.rc_plan_cells
+       SELECT ${dayOf('p.start_ms')}, p.local_date, CASE WHEN m.planned_visit_id IS NOT NULL THEN ${dayOf('m.start_ms')} END,
+              p.client_ref, p.service_codes_json, count(*), total(p.planned_minutes),
+              sum(m.status IS 'matched'), sum(m.status IS 'late'), sum(m.status IS 'understaffed'),
+              sum(m.status IS NULL OR m.status IN ('pending', 'unplanned')), sum(m.status IS 'missed'),
+              sum(m.status IS 'missed' AND r.reason_code IS 'client-cancelled'),
+              sum(m.status IS 'missed' AND r.reason_code IS 'client-in-hospital'),
+              sum(m.status IS 'missed' AND r.reason_code IS 'staff-ill'),
+              sum(m.status IS 'missed' AND r.reason_code IS 'other'),
+              sum(m.status IS 'missed' AND (r.reason_code IS NULL OR r.reason_code = ''))
+         FROM care_planned_visits p
+         LEFT JOIN care_plan_matches m ON m.planned_visit_id = p.planned_visit_id
+         LEFT JOIN care_reasons r ON r.planned_visit_id = m.planned_visit_id
+        WHERE p.active = 1 AND p.start_ms >= ${W0} AND p.start_ms < ${W1}
+        GROUP BY 1, 2, 3, 4, 5`,
+    ).run();
+    // Data quality per visit: started in the days, or a stop without a start that ended in them.
+    const cls = `(CASE WHEN ${wd} THEN 4 + (v.started_at_ms IS NULL) ELSE (v.group_id IS NOT NULL) * 2 + (v.started_at_ms IS NULL) END)`;
+    const cols = (day: string) => `${day} AS day, v.reader_id, v.client_ref, ${cls} AS class,
+        coalesce(v.started_at_ms, 0) AS s, ${wd} AS w,
+        v.end_reason IS 'auto-close' AND NOT ${corrected} AS auto_closed, ${corrected} AS corrected,
+        v.staff_ref IS NULL AS unknown_card, v.time_quality IS 'uncorrected' AS uncorrected,
+        v.started_at_ms IS NULL OR v.ended_at_ms IS NULL AS incomplete,
+        coalesce(v.ended_at_ms, v.started_at_ms) AS at, v.start_seq, v.end_seq`;
+    db.prepare(
+      `INSERT INTO temp.rc_quality_cells
+       SELECT day, reader_id, client_ref, class, min(s), sum(NOT w), sum(auto_closed AND NOT w),
+              sum(corrected AND NOT w), sum(unknown_card AND NOT w), sum(uncorrected AND NOT w),
+              sum(${LATE.replace('recv', recvOf('x'))} AND NOT w), sum(incomplete AND NOT w), sum(w)
+         FROM (SELECT ${cols(dayOf('v.started_at_ms'))} FROM visits v
+                WHERE v.started_at_ms >= ${W0} AND v.started_at_ms < ${W1}
+               UNION ALL
+               SELECT ${cols(dayOf('v.ended_at_ms'))} FROM visits v
+                WHERE v.started_at_ms IS NULL AND v.ended_at_ms >= ${W0} AND v.ended_at_ms < ${W1}) x
+        GROUP BY reader_id, client_ref, day, class`,
+    ).run({ lateMs: CELL_LATE_MS });
+    db.exec('COMMIT');
+  } catch (e) {
+    db.exec('ROLLBACK');
+    throw e;
+  }
+  // Swap them in (a short write).
+  db.transaction(() => {
+    for (const t of TEMP)
+      db.exec(`DELETE FROM main.report_${t} WHERE day BETWEEN ${int(d0)} AND ${int(d1)};
+               INSERT INTO main.report_${t} SELECT * FROM temp.rc_${t};
+               DELETE FROM temp.rc_${t};`);
+  }).immediate();
+  db.exec('DELETE FROM temp.rc_occ');
+}
+
+/**
+ * Executed vs planned's cells for local dates [fromDate, toDate] from the kept cells (the caller checked
+ * they are kept for the clock's zone and current: SqliteReportSource.cellsReady), or null when they cannot
+ * give exactly the on-the-fly answer (another late-delivery threshold, an occasion across the range's edge).
+ */
+export function executedCellsFromStore(
+  db: Db,
+  w: UtcWindow,
+  params: ExecutedParams,
+  clock: ReportClock,
+): ExecutedCells | null {
+  if ((params.lateDeliveryHours ?? 24) * 3_600_000 !== CELL_LATE_MS) return null;
+  const d0 = dayNoOf(params.fromDate);
+  const d1 = dayNoOf(params.toDate);
+  // The window must be exactly those local days (it is: ReportClock.window).
+  if (
+    w.fromMs !== clock.startOfDay(params.fromDate) ||
+    w.toMs !== clock.window(params.fromDate, params.toDate).toMs
+  )
+    return null;
+  const across = db
+    .prepare(
+      `SELECT 1 FROM report_exec_cells WHERE lo <> hi AND ((lo < @d0 AND hi >= @d0) OR (lo <= @d1 AND hi > @d1)) LIMIT 1`,
+    )
+    .get({ d0, d1 });
+  if (across !== undefined) return null;
+
+  const codesCache = new Map<string, ServiceCodes>();
+  const codesOf = (json: string): ServiceCodes => {
+    let c = codesCache.get(json);
+    if (c === undefined) codesCache.set(json, (c = JSON.parse(json) as ServiceCodes));
+    return c;
+  };
+  const dates = new Map<number, string>();
+  const dateOf = (day: number) => {
+    let d = dates.get(day);
+    if (d === undefined) dates.set(day, (d = dateOfDayNo(day)));
+    return d;
+  };
+  const inRange = (col: string) => `(${col} IS NOT NULL AND ${col} BETWEEN @d0 AND @d1)`;
+  const range = { d0, d1 };
+
+  const executed: ExecutedCell[] = (
+    db
+      .prepare(
+        `SELECT day, client_ref, CASE WHEN ${inRange('pvday')} THEN codes END AS c, sum(occasions),
+                sum(without_minutes), sum(length_ms), sum(staff_ms)
+           FROM report_exec_cells WHERE day BETWEEN @d0 AND @d1 GROUP BY day, client_ref, c`,
+      )
+      .raw()
+      .all(range) as Array<[number, string | null, string | null, number, number, number, number]>
+  ).map(([day, clientRef, codes, n, without, lengthMs, staffMs]) => ({
+    date: dateOf(day),
+    clientRef,
+    codes: codes === null ? null : codesOf(codes),
+    occasions: n,
+    withoutMinutes: without,
+    lengthMs,
+    staffMs,
+  }));
+
+  const diffWhere = `day BETWEEN @d0 AND @d1 AND pvday BETWEEN @d0 AND @d1`;
+  const s = db
+    .prepare(
+      `SELECT coalesce(sum(n), 0), coalesce(sum(length_ms), 0), coalesce(total(planned_minutes), 0),
+              sum(CASE WHEN d < -15 THEN n END), sum(CASE WHEN d >= -15 AND d < -5 THEN n END),
+              sum(CASE WHEN d >= -5 AND d <= 5 THEN n END), sum(CASE WHEN d > 5 AND d <= 15 THEN n END),
+              sum(CASE WHEN d > 15 THEN n END)
+         FROM report_exec_diffs WHERE ${diffWhere}`,
+    )
+    .raw()
+    .get(range) as [number, number, number, ...Array<number | null>];
+  const n = s[0];
+  const ranks = diffRanks(n);
+  const wanted = [...ranks.median, ranks.p10, ranks.p90].sort((a, b) => a - b);
+  const at = new Map<number, number>();
+  if (n > 0) {
+    // Walk the distinct values in order with their counts until every wanted rank is found.
+    let seen = 0;
+    let k = 0;
+    for (const [d, c] of db
+      .prepare(`SELECT d, sum(n) FROM report_exec_diffs WHERE ${diffWhere} GROUP BY d ORDER BY d`)
+      .raw()
+      .iterate(range) as IterableIterator<[number, number]>) {
+      while (k < wanted.length && wanted[k]! < seen + c) at.set(wanted[k++]!, d);
+      seen += c;
+      if (k === wanted.length) break;
+    }
+  }
+  const get = (i: number) => at.get(i)!;
+
+  const mIn = inRange('mday');
+  const planned: PlannedCell[] = (
+    db
+      .prepare(
+        `SELECT local_date, client_ref, codes, sum(visits), total(minutes),
+                sum(CASE WHEN ${mIn} THEN matched ELSE 0 END), sum(CASE WHEN ${mIn} THEN late ELSE 0 END),
+                sum(CASE WHEN ${mIn} THEN understaffed ELSE 0 END), sum(CASE WHEN ${mIn} THEN pending ELSE visits END),
+                sum(CASE WHEN ${mIn} THEN missed ELSE 0 END), sum(CASE WHEN ${mIn} THEN r_cancelled ELSE 0 END),
+                sum(CASE WHEN ${mIn} THEN r_hospital ELSE 0 END), sum(CASE WHEN ${mIn} THEN r_staff_ill ELSE 0 END),
+                sum(CASE WHEN ${mIn} THEN r_other ELSE 0 END), sum(CASE WHEN ${mIn} THEN r_none ELSE 0 END)
+           FROM report_plan_cells
+          WHERE day BETWEEN @d0 AND @d1 AND local_date >= @fromDate AND local_date <= @toDate
+          GROUP BY local_date, client_ref, codes`,
+      )
+      .raw()
+      .all({ ...range, fromDate: params.fromDate, toDate: params.toDate }) as Array<
+      [string, string, string, ...number[]]
+    >
+  ).map(([date, clientRef, codes, ...c]) => ({
+    date,
+    clientRef,
+    codes: codesOf(codes),
+    visits: c[0]!,
+    minutes: c[1]!,
+    matched: c[2]!,
+    late: c[3]!,
+    understaffed: c[4]!,
+    pending: c[5]!,
+    missed: c[6]!,
+    reasons: {
+      missedClientCancelled: c[7]!,
+      missedClientInHospital: c[8]!,
+      missedStaffIll: c[9]!,
+      missedOther: c[10]!,
+      missedNoReason: c[11]!,
+    },
+  }));
+
+  const quality = toQualityCells(
+    db
+      .prepare(
+        `SELECT reader_id, client_ref, min(class * 10000000000000 + min_start), sum(visits), sum(auto_closed),
+                sum(corrected), sum(unknown_card), sum(uncorrected), sum(late), sum(incomplete), sum(withdrawn)
+           FROM report_quality_cells WHERE day BETWEEN @d0 AND @d1 GROUP BY reader_id, client_ref`,
+      )
+      .raw()
+      .all(range) as Array<[string, string | null, number, ...number[]]>,
+  );
+
+  return {
+    planned,
+    executed,
+    diffs: {
+      count: n,
+      sumLengthMs: s[1],
+      sumPlannedMinutes: s[2],
+      median:
+        n === 0
+          ? null
+          : ranks.median.length === 1
+            ? get(ranks.median[0]!)
+            : (get(ranks.median[0]!) + get(ranks.median[1]!)) / 2,
+      p10: n === 0 ? null : get(ranks.p10),
+      p90: n === 0 ? null : get(ranks.p90),
+      bins: DIFF_BINS.map((_, i) => s[3 + i] ?? 0),
+    },
+    quality,
+  };
+}
