@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { request as httpsRequest, createServer as createHttpsServer } from 'node:https';
 import {
   connect as netConnect,
@@ -10,8 +10,10 @@ import {
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createGateway, type Gateway } from '../../gateway/index.js';
+import { main as gatewayMain } from '../../gateway/main.js';
 import { PROVISION_PATH, SCHEMA_VERSION } from '../../protocol/index.js';
 import {
+  ADMIN_TOKEN,
   silent,
   startGateway,
   storedSeqs,
@@ -144,12 +146,13 @@ describe('provisioning over HTTPS with a pinned gateway', () => {
   let gw: Gateway;
   let broker: { ca: string; cert: string; key: string };
   let attacker: { cert: string; key: string };
+  let admin: { cert: string; key: string };
   const servers: Server[] = [];
   const devices: RunningDevice[] = [];
 
   beforeAll(async () => {
     mkdirSync(certs);
-    const admin = selfSigned(certs, 'gateway-admin');
+    admin = selfSigned(certs, 'gateway-admin');
     attacker = selfSigned(certs, 'attacker');
     broker = brokerCerts(certs);
     const dataDir = join(tmp.dir, 'gw');
@@ -158,7 +161,7 @@ describe('provisioning over HTTPS with a pinned gateway', () => {
         admin: {
           host: '127.0.0.1',
           port: 0,
-          token: 'test-admin-token-0123456789',
+          token: ADMIN_TOKEN,
           tls: { certFile: admin.cert, keyFile: admin.key },
         },
         mqtt: {
@@ -349,6 +352,49 @@ describe('provisioning over HTTPS with a pinned gateway', () => {
     expect(again.stderr).toContain('REFUSED (used-code)');
     expect(leftIn(dev)).toBe(false);
   }, 90_000);
+
+  it("the coordinator's CLI prints a pinned code and an https provision line without plain flags, and it provisions", async () => {
+    const cfgFile = join(tmp.dir, 'gw-cli.json');
+    writeFileSync(
+      cfgFile,
+      JSON.stringify({
+        dataDir: join(tmp.dir, 'gw'),
+        fleetKey: 'test-fleet-key-0123456789',
+        mqtt: {
+          mode: 'embedded',
+          host: '127.0.0.1',
+          port: gw.mqttPort,
+          tls: { certFile: broker.cert, keyFile: broker.key, caFile: broker.ca },
+        },
+        admin: {
+          host: '127.0.0.1',
+          port: gw.adminPort,
+          token: ADMIN_TOKEN,
+          tls: { certFile: admin.cert, keyFile: admin.key },
+        },
+      }),
+    );
+    const out: string[] = [];
+    const code = await gatewayMain(
+      ['readers', 'enroll', '--client', 'home-tls-3', '--config', cfgFile],
+      (l) => out.push(l),
+      (l) => out.push(l),
+    );
+    expect(code).toBe(0);
+    const text = out.join('\n');
+    const issued = /enrollment code: (\S+)/.exec(text)?.[1] ?? '';
+    expect(issued).toMatch(/^[2-9A-Z]{4}-[2-9A-Z]{4}-[2-9A-Z]{4}-[2-9A-Z]{2}$/);
+    expect(text).toContain(
+      `on the reader:   visittag-device provision --gateway https://127.0.0.1:${gw.adminPort} --code ${issued}`,
+    );
+    expect(text).not.toContain('--allow-plain');
+    const dev = join(tmp.dir, 'dev-c');
+    const res = await deviceCli(
+      provisionArgs(gw.adminUrl, issued, join(dev, 'device.json'), join(dev, 'data')),
+    );
+    expect(res.stderr).not.toMatch(/REFUSED/);
+    expect(res.code).toBe(0);
+  }, 60_000);
 });
 
 describe('plain HTTP and plain MQTT need an explicit flag', () => {
