@@ -395,15 +395,29 @@ export function executedCellsFromStore(
     if (d === undefined) dates.set(day, (d = dateOfDayNo(day)));
     return d;
   };
+  // A long range reads most of the cells: one pass over the table beats an index probe per row.
+  const scan = d1 - d0 > 62 ? 'NOT INDEXED' : '';
   const inRange = (col: string) => `(${col} IS NOT NULL AND ${col} BETWEEN @d0 AND @d1)`;
   const range = { d0, d1 };
 
+  // Without a split by service code every figure the report adds from a cell is a whole number, so the
+  // cells of one period can be added up here first (one per period, client and code list, the period's
+  // first day standing for it): the same sums, far fewer cells for JavaScript. With a split, per day.
+  const byPeriod = !params.groupBy.includes('serviceCode') && params.period !== 'day';
+  const bucket = (day: string) =>
+    !byPeriod
+      ? day
+      : params.period === 'week'
+        ? `(${day} - ((${day} + 3) % 7))`
+        : params.period === 'month'
+          ? `strftime('%Y%m', ${day} * 86400, 'unixepoch')`
+          : "'range'";
   const executed: ExecutedCell[] = (
     db
       .prepare(
-        `SELECT day, client_ref, CASE WHEN ${inRange('pvday')} THEN codes END AS c, sum(occasions),
+        `SELECT min(day), client_ref, CASE WHEN ${inRange('pvday')} THEN codes END AS c, sum(occasions),
                 sum(without_minutes), sum(length_ms), sum(staff_ms)
-           FROM report_exec_cells WHERE day BETWEEN @d0 AND @d1 GROUP BY day, client_ref, c`,
+           FROM report_exec_cells ${scan} WHERE day BETWEEN @d0 AND @d1 GROUP BY ${bucket('day')}, client_ref, c`,
       )
       .raw()
       .all(range) as Array<[number, string | null, string | null, number, number, number, number]>
@@ -424,7 +438,7 @@ export function executedCellsFromStore(
               sum(CASE WHEN d < -15 THEN n END), sum(CASE WHEN d >= -15 AND d < -5 THEN n END),
               sum(CASE WHEN d >= -5 AND d <= 5 THEN n END), sum(CASE WHEN d > 5 AND d <= 15 THEN n END),
               sum(CASE WHEN d > 15 THEN n END)
-         FROM report_exec_diffs WHERE ${diffWhere}`,
+         FROM report_exec_diffs ${scan} WHERE ${diffWhere}`,
     )
     .raw()
     .get(range) as [number, number, number, ...Array<number | null>];
@@ -437,7 +451,7 @@ export function executedCellsFromStore(
     let seen = 0;
     let k = 0;
     for (const [d, c] of db
-      .prepare(`SELECT d, sum(n) FROM report_exec_diffs WHERE ${diffWhere} GROUP BY d ORDER BY d`)
+      .prepare(`SELECT d, sum(n) FROM report_exec_diffs ${scan} WHERE ${diffWhere} GROUP BY d ORDER BY d`)
       .raw()
       .iterate(range) as IterableIterator<[number, number]>) {
       while (k < wanted.length && wanted[k]! < seen + c) at.set(wanted[k++]!, d);
@@ -451,15 +465,15 @@ export function executedCellsFromStore(
   const planned: PlannedCell[] = (
     db
       .prepare(
-        `SELECT local_date, client_ref, codes, sum(visits), total(minutes),
+        `SELECT min(local_date), client_ref, codes, sum(visits), total(minutes),
                 sum(CASE WHEN ${mIn} THEN matched ELSE 0 END), sum(CASE WHEN ${mIn} THEN late ELSE 0 END),
                 sum(CASE WHEN ${mIn} THEN understaffed ELSE 0 END), sum(CASE WHEN ${mIn} THEN pending ELSE visits END),
                 sum(CASE WHEN ${mIn} THEN missed ELSE 0 END), sum(CASE WHEN ${mIn} THEN r_cancelled ELSE 0 END),
                 sum(CASE WHEN ${mIn} THEN r_hospital ELSE 0 END), sum(CASE WHEN ${mIn} THEN r_staff_ill ELSE 0 END),
                 sum(CASE WHEN ${mIn} THEN r_other ELSE 0 END), sum(CASE WHEN ${mIn} THEN r_none ELSE 0 END)
-           FROM report_plan_cells
+           FROM report_plan_cells ${scan}
           WHERE day BETWEEN @d0 AND @d1 AND local_date >= @fromDate AND local_date <= @toDate
-          GROUP BY local_date, client_ref, codes`,
+          GROUP BY ${byPeriod ? bucket('CAST(julianday(local_date) - 2440587.5 AS INTEGER)') : 'local_date'}, client_ref, codes`,
       )
       .raw()
       .all({ ...range, fromDate: params.fromDate, toDate: params.toDate }) as Array<
@@ -490,7 +504,7 @@ export function executedCellsFromStore(
       .prepare(
         `SELECT reader_id, client_ref, min(class * 10000000000000 + min_start), sum(visits), sum(auto_closed),
                 sum(corrected), sum(unknown_card), sum(uncorrected), sum(late), sum(incomplete), sum(withdrawn)
-           FROM report_quality_cells WHERE day BETWEEN @d0 AND @d1 GROUP BY reader_id, client_ref`,
+           FROM report_quality_cells ${scan} WHERE day BETWEEN @d0 AND @d1 GROUP BY reader_id, client_ref`,
       )
       .raw()
       .all(range) as Array<[string, string | null, number, ...number[]]>,
