@@ -396,5 +396,20 @@ describe('a seeded municipality over the spring DST change, kept current through
       db.prepare("UPDATE visits SET started_at_ms = NULL WHERE visit_id = 'x1'").run(),
     ).not.toThrow();
     expect(() => db.prepare("DELETE FROM visits WHERE visit_id = 'x1'").run()).not.toThrow();
+    // The visit store's upsert (a start, then its stop on a day already marked): inside a trigger the
+    // outer ON CONFLICT decides, so a mark must never rely on INSERT OR IGNORE.
+    const upsert = db.prepare(
+      `INSERT INTO visits (reader_id, visit_id, client_ref, card_ref, staff_ref, group_id, state, started_at_ms,
+         start_seq, ended_at_ms, end_seq, end_reason, time_quality, anomalies_json, late_end_seq, updated_at_ms)
+       VALUES ('rd-x', @id, 'c1', 'card-x', 's1-0', NULL, @state, 1774000000000, 1, @end, 2, NULL, 'synced', '[]', NULL, 0)
+       ON CONFLICT (reader_id, visit_id) DO UPDATE SET state = excluded.state, ended_at_ms = excluded.ended_at_ms`,
+    );
+    for (const id of ['u1', 'u2'])
+      for (const [state, end] of [
+        ['open', null],
+        ['closed', 1774000600000],
+      ] as const)
+        expect(() => upsert.run({ id, state, end })).not.toThrow();
+    expect(db.prepare('SELECT count(*) FROM report_dirty WHERE utc_day = 20532').pluck().get()).toBe(1);
   });
 });

@@ -5,9 +5,11 @@
  * A database without them (another composition root) simply computes every report on the fly.
  */
 import type { Migration } from '../store/sqlite/db.js';
-import { CELL_TABLES_SQL, CELL_TRIGGERS_LATE_SQL } from './sqlite-cells.js';
+import { CELL_TABLES_SQL, CELL_TRIGGERS_LATE_SQL, recreateTriggersSql } from './sqlite-cells.js';
 
 export const reportMigrations: readonly Migration[] = [
   { id: 'reports-002', up: (db) => db.exec(CELL_TABLES_SQL) },
   { id: 'reports-003', up: (db) => db.exec(CELL_TRIGGERS_LATE_SQL) },
+  // the marking triggers again, without INSERT OR IGNORE (an upsert of a visit aborted on them)
+  { id: 'reports-004', up: (db) => db.exec(recreateTriggersSql()) },
 ];

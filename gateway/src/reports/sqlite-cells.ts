@@ -69,11 +69,17 @@ export const CELL_TABLES_SQL = `
     corrected INTEGER NOT NULL, unknown_card INTEGER NOT NULL, uncorrected INTEGER NOT NULL,
     late INTEGER NOT NULL, incomplete INTEGER NOT NULL, withdrawn INTEGER NOT NULL);
   CREATE INDEX report_quality_cells_day ON report_quality_cells (day);
+  ${earlyTriggers()}
+`;
+
+/** The triggers on the gateway's own tables (visits, visit_audit). */
+function earlyTriggers(): string {
+  return `
   ${markOn('visits', 'INSERT', ['NEW'], (r) => `coalesce(${r}.started_at_ms, ${r}.ended_at_ms)`)}
   ${markOn('visits', 'UPDATE', ['NEW', 'OLD'], (r) => `coalesce(${r}.started_at_ms, ${r}.ended_at_ms)`)}
   ${markOn('visits', 'DELETE', ['OLD'], (r) => `coalesce(${r}.started_at_ms, ${r}.ended_at_ms)`)}
-  ${markOn('visit_audit', 'INSERT', ['NEW'], visitTime)}
-`;
+  ${markOn('visit_audit', 'INSERT', ['NEW'], visitTime)}`;
+}
 
 /** Triggers on the care plan's and the corrections' tables (`reports-003`, applied after their lists). */
 export const CELL_TRIGGERS_LATE_SQL = `
@@ -88,6 +94,16 @@ export const CELL_TRIGGERS_LATE_SQL = `
     )
     .join('\n')}
 `;
+
+/**
+ * `reports-004`: every marking trigger again. The first ones (reports-002/003, on main for a few minutes)
+ * used `INSERT OR IGNORE`, which the visits' upsert turns into an abort (see `markOn`).
+ */
+export function recreateTriggersSql(): string {
+  return `${TRIGGERS.map((t) => `DROP TRIGGER IF EXISTS ${t};`).join('\n')}
+  ${earlyTriggers()}
+  ${CELL_TRIGGERS_LATE_SQL}`;
+}
 
 /** Every trigger the cells need: without all of them a change could go unmarked, so cells are not used. */
 const TRIGGERS = [
@@ -107,7 +123,11 @@ function visitTime(r: string): string {
   return `(SELECT coalesce(started_at_ms, ended_at_ms) FROM visits WHERE reader_id = ${r}.reader_id AND visit_id = ${r}.visit_id)`;
 }
 
-/** A trigger marking the UTC day of `at(row)` for each of `rows` (nothing when the time is unknown). */
+/**
+ * A trigger marking the UTC day of `at(row)` for each of `rows` (nothing when the time is unknown). Not
+ * `INSERT OR IGNORE`: inside a trigger the outer statement's conflict handling wins (the visits' upsert,
+ * `ON CONFLICT DO UPDATE`, made it abort on a day already marked), so the mark is inserted only when absent.
+ */
 function markOn(
   table: string,
   op: 'INSERT' | 'UPDATE' | 'DELETE',
@@ -117,9 +137,12 @@ function markOn(
   const body = rows
     .map((r, i) =>
       i === 0
-        ? `INSERT OR IGNORE INTO report_dirty SELECT x / ${DAY} FROM (SELECT ${at(r)} AS x) WHERE x IS NOT NULL;`
+        ? `INSERT INTO report_dirty SELECT x / ${DAY} FROM (SELECT ${at(r)} AS x)
+             WHERE x IS NOT NULL AND NOT EXISTS (SELECT 1 FROM report_dirty WHERE utc_day = x / ${DAY});`
         : // the old day, only when it differs (a visit moved to another day, a plan visit moved)
-          `INSERT OR IGNORE INTO report_dirty SELECT x / ${DAY} FROM (SELECT ${at(r)} AS x) WHERE x IS NOT NULL AND x / ${DAY} IS NOT (${at(rows[0]!)}) / ${DAY};`,
+          `INSERT INTO report_dirty SELECT x / ${DAY} FROM (SELECT ${at(r)} AS x)
+             WHERE x IS NOT NULL AND x / ${DAY} IS NOT (${at(rows[0]!)}) / ${DAY}
+               AND NOT EXISTS (SELECT 1 FROM report_dirty WHERE utc_day = x / ${DAY});`,
     )
     .join(' ');
   return `CREATE TRIGGER report_mark_${table}_${op.toLowerCase()} AFTER ${op} ON ${table} BEGIN ${body} END;`;
