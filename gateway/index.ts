@@ -23,6 +23,7 @@ import { ReaderReplacements, replaceRoutes } from './src/fleet/replace.js';
 import { cardRoutes } from './src/cards/routes.js';
 import { CardLifecycle } from './src/cards/lifecycle.js';
 import { CardListPusher } from './src/cards/push.js';
+import { sealedReaderCards } from './src/cards/uid-vault.js';
 import { SqliteCardStore } from './src/store/sqlite/cards.js';
 import type { DeviceConfig } from '../protocol/index.js';
 import { createEmbeddedBroker } from './src/broker/embedded.js';
@@ -247,6 +248,8 @@ export function createGateway(opts: GatewayOptions): Gateway {
         clientOf: (id) => store.getReader(id)?.clientRef ?? null,
       })
     : null;
+  // sealed-v1 readers' card lists (issue 16)
+  const sealed = sealedReaderCards(config, live, (id) => store.lastStatus(id)?.status);
   const ingest: Ingest = createIngest({
     store,
     epochs: createSqliteEpochLog(db),
@@ -262,6 +265,8 @@ export function createGateway(opts: GatewayOptions): Gateway {
         ? transport.publish(topic, payload, { qos: 1, retain: false })
         : Promise.reject(new Error('MQTT stopped')),
     onCommitted: (ids) => pipeline.onCommitted(ids),
+    fleetKey: config.fleetKey, // sealed cards are opened at ingest (issue 16)
+    cardVault: sealed.vault,
     ...(secureCards ? { screen: secureCards.screen } : {}),
     ...(config.limits
       ? { maxSeqJump: config.limits.maxSeqJump, rejectLogPerMinute: config.limits.rejectLogPerMinute }
@@ -376,6 +381,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
     },
     push: (id, input) => configRoute('POST', id, input),
     lists: () => lifecycleCards.cardLists(clock.now()),
+    cardListsFor: sealed.cardListsFor,
     logger,
   });
   const cardLifecycle = new CardLifecycle({
@@ -448,6 +454,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
         clock,
         readerExists: (id) => readers.getReader(id) !== undefined,
         publish: (id, cfg) => publishRetained(topics.config(id), encode('config', cfg), true),
+        cardListsFor: sealed.cardListsFor,
         ...(config.secureCards
           ? {
               uidOnlyCards: (id: string) =>

@@ -13,6 +13,7 @@ import { createEmbeddedBroker } from './src/broker/embedded.js';
 import { createExternalBroker } from './src/broker/external.js';
 import type { Transport } from './src/broker/transport.js';
 import { cardRoutes } from './src/cards/routes.js';
+import { sealedReaderCards } from './src/cards/uid-vault.js';
 import { careMigrations } from './src/care/index.js';
 import type { PostgresStoreSettings } from './src/config.js';
 import { correctionMigrations } from './src/corrections/index.js';
@@ -241,6 +242,8 @@ export function createPgGateway(opts: GatewayOptions): PgGateway {
       : null;
   let dynsecStarted = false;
   const live = new ReaderLiveView();
+  // sealed-v1 readers' card lists (issue 16)
+  const sealed = sealedReaderCards(config, live, (id) => pagesStore.lastStatus(id)?.status);
   const readers = new ReaderRegistry({
     store: registryStore,
     clock,
@@ -277,6 +280,8 @@ export function createPgGateway(opts: GatewayOptions): PgGateway {
     admission: (id) => readers.admission(id),
     publish: (topic, payload) => publish(topic, payload, false),
     onCommitted: (ids) => visits.onCommitted(ids),
+    fleetKey: config.fleetKey, // sealed cards are opened at ingest (issue 16)
+    cardVault: sealed.vault,
     ...(config.limits
       ? { maxSeqJump: config.limits.maxSeqJump, rejectLogPerMinute: config.limits.rejectLogPerMinute }
       : {}),
@@ -388,6 +393,7 @@ export function createPgGateway(opts: GatewayOptions): PgGateway {
         clock,
         readerExists: (id) => readers.getReader(id) !== undefined,
         publish: (id, cfg) => publish(topics.config(id), encode('config', cfg), true),
+        cardListsFor: sealed.cardListsFor,
       }),
       ...alertRoutes({
         metrics,

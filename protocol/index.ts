@@ -2,6 +2,7 @@
 export * from './src/limits.js';
 export * from './src/ids.js';
 export * from './src/uid.js';
+export * from './src/card-seal.js';
 export * from './src/messages.js';
 export * from './src/topics.js';
 export * from './src/codec.js';

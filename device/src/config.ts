@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
-import { LIMITS, MIN_FLEET_KEY_BYTES, ReaderId, VisitWindows } from '../../protocol/index.js';
+import { LIMITS, MIN_FLEET_KEY_BYTES, ReaderCardKeys, ReaderId, VisitWindows } from '../../protocol/index.js';
 
 /**
  * The device config file (JSON), validated once at start-up (CONTRIBUTING.md, "Config validated once"). Every error names the
@@ -90,7 +90,13 @@ export const DeviceSettings = z
     fleetKey: z
       .string()
       .min(MIN_FLEET_KEY_BYTES)
-      .describe(`Fleet key for card pseudonyms (≥ ${MIN_FLEET_KEY_BYTES} chars; same on every reader).`),
+      .optional()
+      .describe(
+        `Fleet key for card pseudonyms (≥ ${MIN_FLEET_KEY_BYTES} chars; same on every reader). Readers provisioned before the sealed scheme only: a reader with cardKeys holds no fleet key.`,
+      ),
+    cardKeys: ReaderCardKeys.optional().describe(
+      'Sealed scheme (docs/security.md "Key exposure"): this reader\'s own card key and the gateway\'s public seal key, written by provision.',
+    ),
     mqtt: z
       .object({
         url: z
@@ -154,7 +160,8 @@ export type DeviceSettingsInput = z.input<typeof DeviceSettings>;
 const FIXES: Record<string, string> = {
   readerId: 'set "readerId" to the id the gateway registered (letters, digits, ".", "_", "-")',
   dataDir: 'set "dataDir" to a writable directory, e.g. "/var/lib/visittag"',
-  fleetKey: 'set "fleetKey" to the fleet key from the gateway admin (same on every reader)',
+  fleetKey:
+    'set "fleetKey" to the fleet key from the gateway admin (same on every reader), or provision the reader (visittag-device provision): it then gets its own cardKeys and no fleet key',
   'mqtt.url': 'set "mqtt.url", e.g. "mqtts://gateway.example:8883"',
   reader: 'set "reader.driver" to "simulated" or "nfc-pcsc"',
   feedback: 'set "feedback.driver" to "console", "simulated", "reader-led" or "johnny-five"',
@@ -187,6 +194,8 @@ export function parseDeviceSettings(raw: unknown): DeviceSettings {
         'feedback.driver: "reader-led" needs reader.driver "nfc-pcsc" (fix: use "console" or "johnny-five")',
       );
     }
+    const keys = cardKeyProblem(s);
+    if (keys) extra.push(keys);
     if ((s.mqtt.cert === undefined) !== (s.mqtt.key === undefined)) {
       extra.push('mqtt.cert / mqtt.key: give both or neither (fix: add the missing path)');
     }
@@ -197,7 +206,22 @@ export function parseDeviceSettings(raw: unknown): DeviceSettings {
     const path = i.path.join('.') || '(root)';
     return `${path}: ${i.message} (fix: ${fixFor(path)})`;
   });
+  const keys = cardKeyProblem(migrated);
+  if (keys && !problems.some((p) => p.startsWith('fleetKey:') || p.startsWith('cardKeys')))
+    problems.push(keys);
   throw new ConfigError(problems);
+}
+
+/** A reader holds the fleet key (fleet-key scheme) or its card keys (sealed-v1), exactly one of them. */
+function cardKeyProblem(raw: unknown): string | null {
+  const o = (raw !== null && typeof raw === 'object' ? raw : {}) as Record<string, unknown>;
+  const fleet = o.fleetKey !== undefined;
+  const sealed = o.cardKeys !== undefined;
+  if (!fleet && !sealed) return `fleetKey: required when there are no cardKeys (fix: ${fixFor('fleetKey')})`;
+  if (fleet && sealed) {
+    return 'fleetKey: not with cardKeys (fix: remove "fleetKey": a reader with cardKeys never holds the fleet key)';
+  }
+  return null;
 }
 
 /** Config file format migrations: files without `version` are version 1. */

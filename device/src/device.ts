@@ -5,6 +5,7 @@ import pino from 'pino';
 import type { Logger } from 'pino';
 import { sleep } from '../../protocol/index.js';
 import type { CardProof, Clock, ClockState, EventTime, FeedbackMode } from '../../protocol/index.js';
+import { cardIdentifier } from './card-keys.js';
 import type { DeviceSettings } from './config.js';
 import type { VisitRules } from './core/decision.js';
 import { Journal, JournalIdentityError } from './core/journal.js';
@@ -200,7 +201,7 @@ export class Device extends EventEmitter<DeviceEvents> {
     this.taps = new TapPipeline(
       {
         readerId: cfg.readerId,
-        fleetKey: cfg.fleetKey,
+        identify: cardIdentifier(cfg).identify,
         journal,
         clock: this.clock,
         logger: this.rootLog,
@@ -295,6 +296,7 @@ export class Device extends EventEmitter<DeviceEvents> {
       openVisits: this.openVisits().length,
       warnAtFraction: this.config.journal.warnAtFraction,
       feedbackError: this.feedback?.lastError ?? this.feedbackStartError,
+      ...(this.config.cardKeys ? { cardScheme: this.config.cardKeys.scheme } : {}),
     });
   }
 

@@ -1,6 +1,8 @@
 import type { Logger } from 'pino';
 import { decode } from '../../protocol/index.js';
 import type { Clock, ClockState, CommandResult, DeviceConfig, EventTime } from '../../protocol/index.js';
+import type { ReaderCardKeys } from '../../protocol/index.js';
+import { cardListProblem } from './card-keys.js';
 import type { Journal } from './core/journal.js';
 import type { Feedback } from './ports/feedback.js';
 
@@ -11,7 +13,7 @@ import type { Feedback } from './ports/feedback.js';
  */
 export interface RemoteControlOptions {
   device: {
-    readonly config: { readerId: string };
+    readonly config: { readerId: string; cardKeys?: ReaderCardKeys | undefined };
     now(): EventTime;
     armExpiry(): void;
     applyLogLevel(): void;
@@ -40,7 +42,20 @@ export class RemoteControl {
     this.o = opts;
     this.log = opts.logger.child({ module: 'remote' });
     this.config = opts.journal.loadConfig();
+    // A reader provisioned again onto the sealed scheme keeps its journal, and with it a config whose card lists
+    // name cards in the old form: it would refuse every card. It is set aside until the gateway pushes anew.
+    const form = this.config ? cardListProblem(this.scheme, this.config) : null;
+    if (form) {
+      this.config = null;
+      this.configError = `saved config not used: ${form}`.slice(0, 200);
+      this.log.warn(`saved config not used (every card accepted until the gateway pushes one): ${form}`);
+    }
     if (this.config) this.use(this.config);
+  }
+
+  /** How this reader names cards (its card lists must be in that form). */
+  private get scheme(): 'sealed-v1' | 'fleet-key' {
+    return this.o.device.config.cardKeys ? 'sealed-v1' : 'fleet-key';
   }
 
   get configVersion(): number {
@@ -71,6 +86,13 @@ export class RemoteControl {
       return;
     }
     const cfg = d.value;
+    const form = cardListProblem(this.scheme, cfg);
+    if (form) {
+      this.configError = form.slice(0, 200);
+      this.log.warn({ version: cfg.version }, `pushed config refused; keeping the last good one: ${form}`);
+      this.o.changed();
+      return;
+    }
     if (cfg.version <= this.configVersion) {
       this.log.debug({ version: cfg.version, current: this.configVersion }, 'config not newer; ignored');
       return;

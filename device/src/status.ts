@@ -34,6 +34,8 @@ export function buildStatus(i: {
   openVisits: number;
   warnAtFraction: number;
   feedbackError: string | null;
+  /** sealed-v1 readers say so, so the gateway pushes their card lists in their own references. */
+  cardScheme?: WireStatus['cardScheme'];
 }): DeviceStatus {
   const j = i.journal;
   const faults: WireStatus['faults'] = [];
@@ -61,6 +63,7 @@ export function buildStatus(i: {
     faults,
     logLevel: i.logLevel,
     feedbackMode: i.feedbackMode,
+    ...(i.cardScheme ? { cardScheme: i.cardScheme } : {}),
     connected: i.uplink?.connected ?? false,
     openVisits: i.openVisits,
     lastSeq: j.lastSeq,
@@ -90,5 +93,6 @@ export function toWireStatus(s: DeviceStatus): WireStatus {
     faults: s.faults,
     ...(s.logLevel ? { logLevel: s.logLevel } : {}),
     ...(s.feedbackMode ? { feedbackMode: s.feedbackMode } : {}),
+    ...(s.cardScheme ? { cardScheme: s.cardScheme } : {}),
   };
 }

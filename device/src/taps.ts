@@ -1,5 +1,4 @@
 import type { Logger } from 'pino';
-import { pseudonymiseCard } from '../../protocol/index.js';
 import type {
   CardProof,
   Clock,
@@ -11,6 +10,7 @@ import type {
 import { decideExpiry, decideTap, msUntilExpiry } from './core/decision.js';
 import type { CardState, DecidedEvent, VisitRules } from './core/decision.js';
 import type { Journal } from './core/journal.js';
+import type { CardIdentity } from './card-keys.js';
 import type { FeedbackPattern } from './ports/feedback.js';
 
 export interface TapReport {
@@ -27,7 +27,8 @@ export interface TapReport {
 
 export interface TapPipelineOptions {
   readerId: string;
-  fleetKey: string;
+  /** UID → card reference (and sealed UID on the sealed scheme): card-keys.ts. Never logs the UID. */
+  identify: (uid: string) => CardIdentity;
   journal: Journal;
   clock: Clock;
   logger: Logger;
@@ -89,8 +90,9 @@ export class TapPipeline {
     const { journal } = this.o;
     if (!this.running) return;
     let card: string;
+    let sealed: string | undefined;
     try {
-      card = pseudonymiseCard(uid, this.o.fleetKey);
+      ({ card, sealedCard: sealed } = this.o.identify(uid));
     } catch (err) {
       this.log.warn({ err: { message: (err as Error).message } }, 'unreadable card ignored');
       return;
@@ -114,18 +116,21 @@ export class TapPipeline {
       return;
     }
     const events = outcome.events.map((d, i) => {
-      const e = this.buildEvent(journal.nextSeq + i, card, d, time);
+      // one r1_ reference is one UID: an auto-close made room by this tap carries this tap's sealed card too
+      const e = this.buildEvent(journal.nextSeq + i, card, d, time, sealed);
       return proof && d.decision !== 'auto-close' ? { ...e, cardProof: proof } : e;
     });
+    // sealed-v1: the card's state keeps a sealed UID, so a later auto-close (no card present) can carry one
+    const next = outcome.next && sealed ? { ...outcome.next, sealed } : outcome.next;
     try {
-      journal.append(events, { card, state: outcome.next });
+      journal.append(events, { card, state: next });
     } catch (err) {
       this.log.error({ err }, 'tap not journalled: storage error');
       await this.o.signal('fault-storage');
       this.o.onRefused({ card, reason: 'storage-error' });
       return;
     }
-    if (outcome.next) this.cards.set(card, outcome.next);
+    if (next) this.cards.set(card, next);
     else this.cards.delete(card);
     const last = events[events.length - 1] as TapEvent;
     this.log.info(
@@ -183,14 +188,15 @@ export class TapPipeline {
         this.log.error('journal full: auto-close postponed');
         break;
       }
-      const event = this.buildEvent(journal.nextSeq, card, d.event, time);
+      const event = this.buildEvent(journal.nextSeq, card, d.event, time, state.sealed);
+      const next = state.sealed ? { ...d.next, sealed: state.sealed } : d.next;
       try {
-        journal.append([event], { card, state: d.next });
+        journal.append([event], { card, state: next });
       } catch (err) {
         this.log.error({ err }, 'auto-close not journalled');
         break;
       }
-      this.cards.set(card, d.next);
+      this.cards.set(card, next);
       this.log.info({ visitId: d.event.visitId, seq: event.seq }, 'visit auto-closed (missing stop)');
       this.o.onAutoClose({ seq: event.seq, visitId: d.event.visitId, card });
     }
@@ -198,12 +204,19 @@ export class TapPipeline {
     this.armExpiry();
   }
 
-  private buildEvent(seq: number, card: string, d: DecidedEvent, time: EventTime): TapEvent {
+  private buildEvent(
+    seq: number,
+    card: string,
+    d: DecidedEvent,
+    time: EventTime,
+    sealedCard: string | undefined,
+  ): TapEvent {
     return {
       readerId: this.o.readerId,
       seq,
       eventId: this.newId('e'),
       card,
+      ...(sealedCard && card.startsWith('r1_') ? { sealedCard } : {}),
       decision: d.decision,
       visitId: d.visitId,
       ...(d.rejectReason ? { rejectReason: d.rejectReason } : {}),

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { BootId, CardRef, EpochMs, ReaderId, SafeId, SeqNo, Text } from './ids.js';
 import { LIMITS, SCHEMA_VERSION } from './limits.js';
+import { CardScheme, ReaderCardRef, SealedCard } from './card-seal.js';
 
 const Version = z.literal(SCHEMA_VERSION).describe('Schema version; unknown versions are rejected.');
 
@@ -96,12 +97,25 @@ export const CardProof = z
   .describe('What a secure card proved at a tap: an NTAG 424 DNA SUN message or a DESFire authentication.');
 export type CardProof = z.infer<typeof CardProof>;
 
+/**
+ * The card of a tap: the fleet pseudonym (a reader holding the fleet key), or the reader's own reference with
+ * the UID sealed to the gateway beside it (sealed scheme, issue 16; added within version 1).
+ */
+export const TapCardRef = z
+  .union([CardRef, ReaderCardRef])
+  .describe(
+    "c1_: fleet pseudonym (fleet-key readers); r1_: this reader's own reference (sealed-v1 readers).",
+  );
+
 export const TapEvent = z
   .object({
     readerId: ReaderId,
     seq: SeqNo,
     eventId: SafeId.describe('Unique event id (stable across resends).'),
-    card: CardRef,
+    card: TapCardRef,
+    sealedCard: SealedCard.optional().describe(
+      'With an r1_ card only: the UID sealed to the gateway, which replaces card by the fleet pseudonym and drops this field before storing the event. Added within version 1.',
+    ),
     decision: TapDecision,
     visitId: SafeId.nullable().describe(
       'Visit the device assigned (start/stop/repeat/auto-close); null for rejected taps.',
@@ -115,6 +129,13 @@ export const TapEvent = z
   })
   .strict()
   .superRefine((e, ctx) => {
+    if (e.card.startsWith('r1_') !== (e.sealedCard !== undefined)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['sealedCard'],
+        message: 'is required with an r1_ card and only then',
+      });
+    }
     if (e.decision === 'rejected') {
       if (e.visitId !== null) ctx.addIssue({ code: 'custom', path: ['visitId'], message: 'must be null' });
       if (!e.rejectReason) ctx.addIssue({ code: 'custom', path: ['rejectReason'], message: 'is required' });
@@ -300,6 +321,9 @@ export const StatusOnline = z
       .optional()
       .describe('Log level in force (pushed config, else the config file).'),
     feedbackMode: FeedbackMode.optional().describe('Feedback mode in force (pushed config, else normal).'),
+    cardScheme: CardScheme.optional().describe(
+      'How this reader references cards (absent: fleet-key); the gateway pushes its card lists in that form. Added within version 1.',
+    ),
   })
   .strict();
 
@@ -342,11 +366,13 @@ export const DeviceConfig = z
       .describe('Monotonic config version; the device reports what it applied.'),
     visit: VisitWindows,
     allowList: z
-      .array(CardRef)
+      .array(TapCardRef)
       .max(LIMITS.maxAllowList)
       .nullable()
-      .describe('Card references accepted; null accepts every card (the gateway still flags unknown ones).'),
-    revoked: z.array(CardRef).max(LIMITS.maxAllowList).default([]),
+      .describe(
+        "Card references accepted; null accepts every card (the gateway still flags unknown ones). c1_ for fleet-key readers, r1_ (this reader's own references, added within version 1) for sealed-v1 readers.",
+      ),
+    revoked: z.array(TapCardRef).max(LIMITS.maxAllowList).default([]),
     feedbackMode: FeedbackMode.default('normal'),
     logLevel: LogLevel.default('info'),
     uidOnlyCards: z

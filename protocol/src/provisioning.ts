@@ -1,6 +1,7 @@
 import { createHash, createHmac, type X509Certificate } from 'node:crypto';
 import { z } from 'zod';
 import { MIN_FLEET_KEY_BYTES } from './uid.js';
+import { CardScheme, ReaderCardKeys } from './card-seal.js';
 import { EpochMs, ReaderId, SafeId } from './ids.js';
 import { SCHEMA_VERSION } from './limits.js';
 
@@ -74,6 +75,13 @@ export const ProvisionRequest = z
       .optional()
       .describe('true: only say which reader the code is for, without using it up (identity checks).'),
     hostname: z.string().max(200).optional().describe('Device hostname, for the audit log.'),
+    cardSchemes: z
+      .array(CardScheme)
+      .max(4)
+      .optional()
+      .describe(
+        'Card schemes the device speaks (absent: fleet-key only). A device offering sealed-v1 gets cardKeys and no fleet key. Added within version 1.',
+      ),
   })
   .strict();
 export type ProvisionRequest = z.infer<typeof ProvisionRequest>;
@@ -99,7 +107,14 @@ export const ProvisionResponse = z
       })
       .strict()
       .optional(),
-    fleetKey: z.string().min(MIN_FLEET_KEY_BYTES).optional().describe('Fleet key for card pseudonyms.'),
+    fleetKey: z
+      .string()
+      .min(MIN_FLEET_KEY_BYTES)
+      .optional()
+      .describe('Fleet key for card pseudonyms (fleet-key devices only; never sent with cardKeys).'),
+    cardKeys: ReaderCardKeys.optional().describe(
+      "The reader's own card key and the gateway seal key (sealed-v1; only to a device that offered it). Added within version 1.",
+    ),
     mqttUrl: z
       .string()
       .min(1)

@@ -14,6 +14,8 @@ export interface CardState {
   open: { visitId: string; startSeq: number; startedAt: EventTime } | null;
   /** The last tap of this card, whatever it decided (the repeat window slides with it). */
   lastTap: { at: EventTime; visitId: string | null } | null;
+  /** sealed-v1 readers: the card's UID sealed to the gateway, for an auto-close made without the card. */
+  sealed?: string;
 }
 
 export interface VisitRules {

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import Database from 'better-sqlite3';
 import type { Logger } from 'pino';
 import { z } from 'zod';
-import { DeviceConfig, EventTime, LIMITS, SafeId, TapEvent } from '../../../protocol/index.js';
+import { DeviceConfig, EventTime, LIMITS, SafeId, SealedCard, TapEvent } from '../../../protocol/index.js';
 import type { Tombstone, TombstoneReason } from '../../../protocol/index.js';
 import type { CardState } from './decision.js';
 
@@ -511,6 +511,7 @@ const CardStateSchema = z
       .strict()
       .nullable(),
     lastTap: z.object({ at: EventTime, visitId: SafeId.nullable() }).strict().nullable(),
+    sealed: SealedCard.optional(),
   })
   .strict();
 

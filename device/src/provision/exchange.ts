@@ -57,6 +57,9 @@ export async function exchangeCode(opts: {
     code: secret,
     ...(opts.preview ? { preview: true } : {}),
     ...(opts.hostname ? { hostname: opts.hostname.slice(0, 200) } : {}),
+    // the sealed scheme (docs/security.md "Key exposure"): the gateway answers with this reader's own card
+    // keys and no fleet key. A gateway older than the field refuses it (bad-request): upgrade gateways first.
+    cardSchemes: ['sealed-v1', 'fleet-key'],
   });
   const timeoutMs = opts.timeoutMs ?? 15_000;
   let answer: Answer;

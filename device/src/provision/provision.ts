@@ -113,7 +113,7 @@ export async function provision(o: ProvisionOptions): Promise<ProvisionResult> {
   const ex = await exchangeCode({ ...ask, preview: false });
   if (!ex.ok) return refused(ex);
   const r = ex.response;
-  if (!r.mqtt || !r.fleetKey)
+  if (!r.mqtt || (!r.fleetKey && !r.cardKeys))
     return fail(1, 'the gateway sent no credentials (gateway bug); nothing was written');
   const plain = plainBroker(r.mqtt.url);
   if (plain) return fail(2, ...plain, 'Nothing was written; ask the coordinator for a new code.');
@@ -139,7 +139,10 @@ export async function provision(o: ProvisionOptions): Promise<ProvisionResult> {
     ...(existing ?? {}),
     readerId: r.readerId,
     dataDir,
-    fleetKey: r.fleetKey,
+    // sealed scheme: the reader's own card key and the gateway's seal key replace the fleet key (undefined
+    // drops a key the old config held)
+    fleetKey: r.cardKeys ? undefined : r.fleetKey,
+    cardKeys: r.cardKeys,
     mqtt: { ...oldMqtt, url: r.mqtt.url, username: r.mqtt.username, password: r.mqtt.password },
     ...(o.readerDriver
       ? { reader: { driver: o.readerDriver } }
@@ -173,7 +176,7 @@ export async function provision(o: ProvisionOptions): Promise<ProvisionResult> {
   writeSecretFile(o.configPath, `${JSON.stringify(next, null, 2)}\n`, owner);
   lines.unshift(
     `provisioned as reader "${r.readerId}"${r.clientRef ? ` for client ${r.clientRef}` : ''}${r.label ? ` (${r.label})` : ''}`,
-    `config written to ${o.configPath} (mode 0600; holds the reader password and fleet key)`,
+    `config written to ${o.configPath} (mode 0600; holds the reader password and ${r.cardKeys ? 'its own card key' : 'fleet key'})`,
     `broker: ${r.mqtt.url}${r.mqtt.ca !== undefined ? ` (trusting the CA the gateway sent: ${caPath})` : ''}`,
   );
   lines.push(`next: visittag-device selftest --config ${o.configPath}`);

@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { pseudonymiseCard, type Clock, type TapEvent } from '../../../protocol/index.js';
+import type { Clock, TapEvent } from '../../../protocol/index.js';
+import { cardIdentifier } from '../card-keys.js';
 import type { DeviceSettings } from '../config.js';
 import { Journal } from '../core/journal.js';
 import { mqttClientOptions } from '../core/mqtt-options.js';
@@ -244,7 +245,7 @@ async function testTap(o: SelftestOptions): Promise<CheckResult> {
       readerId: cfg.readerId,
       seq,
       eventId: `st-${bootId.slice(0, 12)}-${seq}`,
-      card: pseudonymiseCard(uid, cfg.fleetKey),
+      ...cardIdentifier(cfg).identify(uid),
       decision: 'start',
       visitId: `selftest-${seq}`,
       time: now(),

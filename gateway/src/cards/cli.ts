@@ -1,9 +1,11 @@
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { CardRef, SafeId } from '../../../protocol/index.js';
+import { CardRef, GatewayCardKeys, SafeId } from '../../../protocol/index.js';
 import type { CliGateway, OpenGateway } from '../cli-gateway.js';
 import { loadGatewaySettings, gatewayConfigPath } from '../config.js';
 import { planCardImport } from './csv-import.js';
+import { CARD_UID_VAULT_FILE, CardUidVault } from './uid-vault.js';
 import { assignRefusal } from './routes.js';
 import { EXIT } from '../../../runtime/cli.js';
 import { applyLiveOrOffline, type AdminRequestSpec } from '../admin/client.js';
@@ -189,6 +191,14 @@ export async function cardsCommand(
       resolved = acc;
       return 0;
     });
+    // the UIDs the file named, sealed, for the card lists of sealed-v1 readers (docs/security.md "Key exposure")
+    const uids = plan.good.flatMap((r) => (r.uid ? [r.uid] : []));
+    if (uids.length) {
+      new CardUidVault(
+        join(loaded.config.dataDir, CARD_UID_VAULT_FILE),
+        new GatewayCardKeys(loaded.config.fleetKey),
+      ).learn(uids);
+    }
   }
   const verb = values['dry-run'] ? 'would import' : 'imported';
   out(

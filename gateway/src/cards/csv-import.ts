@@ -5,6 +5,8 @@ export interface CardRow {
   line: number;
   cardRef: string;
   staffRef: string;
+  /** The normalised UID when the row named one (for the sealed readers' card lists: uid-vault.ts). Never printed. */
+  uid?: string;
 }
 
 export interface BadRow {
@@ -62,6 +64,7 @@ export function planCardImport(text: string, fleetKey: string): CsvPlan {
       continue;
     }
     let cardRef: string;
+    let uidOfRow: string | undefined;
     const uid = uidCol >= 0 ? (cols[uidCol] ?? '') : '';
     const ref = refCol >= 0 ? (cols[refCol] ?? '') : '';
     if (uid) {
@@ -71,6 +74,7 @@ export function planCardImport(text: string, fleetKey: string): CsvPlan {
         continue;
       }
       cardRef = pseudonymiseCard(n.uid, fleetKey);
+      uidOfRow = n.uid;
     } else if (ref) {
       if (!CardRef.safeParse(ref).success) {
         bad.push({ line, reason: 'card_ref is not a c1_ reference (c1_ + 32 hex digits)' });
@@ -87,7 +91,7 @@ export function planCardImport(text: string, fleetKey: string): CsvPlan {
       continue;
     }
     seen.set(cardRef, line);
-    good.push({ line, cardRef, staffRef: staff });
+    good.push({ line, cardRef, staffRef: staff, ...(uidOfRow ? { uid: uidOfRow } : {}) });
   }
   return { good, bad };
 }

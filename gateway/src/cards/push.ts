@@ -26,6 +26,8 @@ export interface CardListPusherDeps {
   push: (readerId: string, input: PushInput) => Promise<{ status: number; body: unknown }>;
   /** The card lists a config would carry now (valid / known but not valid). */
   lists: () => { valid: string[]; invalid: string[] };
+  /** The lists in the reader's own form (sealed-v1 readers; cards/uid-vault.ts), as the config route builds them. */
+  cardListsFor?: (readerId: string, cardRefs: readonly string[]) => { refs: string[] };
   logger: Logger;
 }
 
@@ -56,9 +58,10 @@ export class CardListPusher {
           }
         : { useAllowList: false };
       if (!force) {
-        const wantAllow = input.useAllowList ? lists.valid : null;
+        const own = (refs: string[]) => this.d.cardListsFor?.(readerId, refs).refs ?? refs;
+        const wantAllow = input.useAllowList ? own(lists.valid) : null;
         const lastRevoked = last?.revoked ?? [];
-        if (same(last?.allowList ?? null, wantAllow) && same(lastRevoked, lists.invalid)) continue;
+        if (same(last?.allowList ?? null, wantAllow) && same(lastRevoked, own(lists.invalid))) continue;
       }
       if (!last && lists.invalid.length === 0) continue; // nothing to tell a reader that accepts every card
       try {

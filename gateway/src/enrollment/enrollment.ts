@@ -10,6 +10,7 @@ import {
   type ProvisionErrorCode,
   type ProvisionResponse,
 } from '../../../protocol/index.js';
+import { GatewayCardKeys, type CardScheme } from '../../../protocol/index.js';
 import { generateReaderPassword } from '../broker/credentials.js';
 import type { ReaderRegistry } from '../registry.js';
 import type { EnrollmentRow, EnrollmentStore } from '../store/ports.js';
@@ -202,6 +203,8 @@ export class Enrollment {
     preview?: boolean;
     host?: string;
     hostname?: string;
+    /** What the device speaks: one offering sealed-v1 gets its own card keys and never the fleet key. */
+    cardSchemes?: readonly CardScheme[];
   }): Promise<ExchangeResult> {
     const { source } = input;
     const blocked = this.limiter.blocked(source);
@@ -288,7 +291,9 @@ export class Enrollment {
           password,
           ...(this.o.brokerCa ? { ca: this.o.brokerCa } : {}),
         },
-        fleetKey: this.o.fleetKey,
+        ...(input.cardSchemes?.includes('sealed-v1')
+          ? { cardKeys: new GatewayCardKeys(this.o.fleetKey).readerCardKeys(row.readerId) }
+          : { fleetKey: this.o.fleetKey }),
       },
     };
   }

@@ -77,6 +77,7 @@ export function enrollmentRoutes(enrollment: Enrollment): AdminRoute[] {
           ...(p.data.preview ? { preview: true } : {}),
           ...(req.host ? { host: req.host } : {}),
           ...(p.data.hostname ? { hostname: p.data.hostname } : {}),
+          ...(p.data.cardSchemes ? { cardSchemes: p.data.cardSchemes } : {}),
         });
         return { status: r.status, body: r.body };
       },

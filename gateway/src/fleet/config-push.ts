@@ -40,6 +40,11 @@ export interface ConfigPushDeps {
   publish: (readerId: string, cfg: DeviceConfig) => Promise<void>;
   /** Whether the reader refuses UID-only cards (the secure-card policy of its client; absent: accept). */
   uidOnlyCards?: (readerId: string) => 'accept' | 'refuse';
+  /**
+   * The card lists in the reader's own form (sealed-v1 readers: their own references, cards/uid-vault.ts;
+   * `missing`: cards left out for want of a known UID). Absent: the fleet pseudonyms as they are.
+   */
+  cardListsFor?: (readerId: string, cardRefs: readonly string[]) => { refs: string[]; missing: number };
 }
 
 /**
@@ -70,8 +75,13 @@ export function configRoutes(d: ConfigPushDeps): AdminRoute[] {
         if (!d.readerExists(readerId)) return { status: 404, body: { error: 'unknown reader' } };
         const p = PushBody.safeParse(req.body ?? {});
         if (!p.success) return { status: 400, body: { error: summarizeIssues(p.error.issues) } };
-        const allow = p.data.useAllowList ? await d.cards.refs('active') : null;
-        const revoked = await d.cards.refs('revoked');
+        const own = (refs: readonly string[]) =>
+          d.cardListsFor?.(readerId, refs) ?? { refs: [...refs], missing: 0 };
+        const allowOwn = p.data.useAllowList ? own(await d.cards.refs('active')) : null;
+        const revokedOwn = own(await d.cards.refs('revoked'));
+        const allow = allowOwn?.refs ?? null;
+        const revoked = revokedOwn.refs;
+        const withoutUid = (allowOwn?.missing ?? 0) + revokedOwn.missing;
         if ((allow?.length ?? 0) > LIMITS.maxAllowList || revoked.length > LIMITS.maxAllowList) {
           return {
             status: 400,
@@ -105,7 +115,13 @@ export function configRoutes(d: ConfigPushDeps): AdminRoute[] {
         });
         return {
           status: 202,
-          body: { readerId, version: cfg.version, allowListSize: allow?.length ?? null },
+          body: {
+            readerId,
+            version: cfg.version,
+            allowListSize: allow?.length ?? null,
+            // sealed-v1 reader: cards left out of its lists because the gateway has no UID for them yet
+            ...(withoutUid ? { cardsWithoutUid: withoutUid } : {}),
+          },
         };
       },
     },

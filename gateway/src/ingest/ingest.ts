@@ -11,6 +11,7 @@ import {
   type TapEvent,
   type TimerHandle,
 } from '../../../protocol/index.js';
+import { GatewayCardKeys } from '../../../protocol/index.js';
 import type { InboundMessage } from '../broker/transport.js';
 import type { MetricsRegistry } from '../metrics.js';
 import { isPromiseLike, settle, type Awaitable } from '../store/awaitable.js';
@@ -27,6 +28,7 @@ import {
 } from './epochs.js';
 import { admitBatch, DEFAULT_MAX_SEQ_JUMP, RejectLogLimiter } from './limits.js';
 import { salvageBatch } from './salvage.js';
+import { unsealEvents } from './sealed-cards.js';
 
 export type ReaderAdmission = 'active' | 'revoked' | 'unknown';
 
@@ -51,6 +53,13 @@ export interface IngestOptions {
    * visits. Absent: every valid event is kept.
    */
   screen?: (readerId: string, events: readonly TapEvent[], atMs: number) => ScreenResult;
+  /**
+   * The fleet key (sealed scheme, issue 16; ingest/sealed-cards.ts): sealed cards are opened with the keys
+   * derived from it and replaced by the fleet pseudonym here, before screening and the store. Absent: refused.
+   */
+  fleetKey?: string;
+  /** Keeps the UIDs of opened sealed cards (sealed: cards/uid-vault.ts), for sealed readers' card lists. */
+  cardVault?: { learn(uids: Iterable<string>): number };
   /** A seq more than this above the reader's high-water mark is refused, not held (default 1,000,000). */
   maxSeqJump?: number;
   /** Reject log lines per (reader, reason) per minute before they are only counted (default 10). */
@@ -535,10 +544,44 @@ export function createIngest(opts: IngestOptions): Ingest {
     admitting.add(p);
   };
 
+  const cardKeys = opts.fleetKey ? new GatewayCardKeys(opts.fleetKey) : null;
+  const sealedCards = metrics.counter(
+    'visittag_ingest_sealed_cards_total',
+    'Sealed cards (sealed-v1 readers) opened at ingest, by outcome (unsealed, refused).',
+  );
   const screened = (readerId: string, events: readonly TapEvent[], now: number): ScreenResult | null => {
-    if (!opts.screen) return { keep: [...events], refused: [] };
+    let opened: ScreenResult = { keep: [...events], refused: [] };
+    if (events.some((e) => e.sealedCard !== undefined)) {
+      if (!cardKeys) {
+        opened = { keep: events.filter((e) => e.sealedCard === undefined), refused: [] };
+        for (const e of events)
+          if (e.sealedCard !== undefined)
+            opened.refused.push({ seq: e.seq, detail: 'sealed card refused: this gateway has no card keys' });
+      } else {
+        try {
+          opened = unsealEvents(
+            cardKeys,
+            readerId,
+            events,
+            (outcome) => sealedCards.inc({ outcome }),
+            (uids) => {
+              try {
+                opts.cardVault?.learn(uids);
+              } catch (err) {
+                log.warn({ err, readerId }, "card UIDs not kept for the sealed readers' card lists");
+              }
+            },
+          );
+        } catch (err) {
+          log.error({ err, readerId }, 'sealed cards not opened; batch not stored, the device resends it');
+          return null;
+        }
+      }
+    }
+    if (!opts.screen) return opened;
     try {
-      return opts.screen(readerId, events, now);
+      const sc = opts.screen(readerId, opened.keep, now);
+      return opened.refused.length ? { keep: sc.keep, refused: [...opened.refused, ...sc.refused] } : sc;
     } catch (err) {
       log.error({ err, readerId }, 'event screening failed; batch not stored, the device resends it');
       return null;

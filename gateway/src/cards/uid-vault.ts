@@ -1,0 +1,156 @@
+import { appendFileSync, closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { join } from 'node:path';
+import { CARD_SCHEME_SEALED, GatewayCardKeys, sealCardUid } from '../../../protocol/index.js';
+import type { CardScheme, Status } from '../../../protocol/index.js';
+
+/** The vault's file name in the gateway's dataDir. */
+export const CARD_UID_VAULT_FILE = 'card-uids.jsonl';
+
+/** Associated data of the vault's seals: a vault entry never opens as a reader's tap, nor the reverse. */
+const VAULT = 'gateway-card-uid-vault';
+
+/**
+ * The card UIDs the gateway needs to build the card lists of sealed-v1 readers (docs/security.md "Key
+ * exposure"): a reader on that scheme checks cards by its own reference HMAC(k_r, UID), which the gateway can
+ * only compute from the UID. Each UID is kept **sealed to the gateway's own seal key** (only the fleet key
+ * opens it), keyed by the card's fleet pseudonym, one JSON line per card in a 0600 file beside the database
+ * (`card-uids.jsonl`): never a raw UID in the database, its backups or a log. Filled by card imports that name
+ * UIDs and by every sealed tap the gateway opens; a lost file fills again the same way. Appends by another
+ * process (the `cards import` CLI) are read on next use.
+ */
+export class CardUidVault {
+  /** fleet pseudonym → UID (opened once; the gateway holds the fleet key in memory anyway). */
+  private readonly uids = new Map<string, string>();
+  private readBytes = 0;
+
+  constructor(
+    private readonly file: string,
+    private readonly keys: GatewayCardKeys,
+  ) {}
+
+  /** Cards whose UID is known. */
+  get size(): number {
+    this.refresh();
+    return this.uids.size;
+  }
+
+  has(cardRef: string): boolean {
+    this.refresh();
+    return this.uids.has(cardRef);
+  }
+
+  /** Remembers the UIDs (normalised) of cards; already known ones are skipped. Returns how many were new. */
+  learn(uids: Iterable<string>): number {
+    this.refresh();
+    let lines = '';
+    let added = 0;
+    for (const uid of uids) {
+      const c = this.keys.fleetRef(uid);
+      if (this.uids.has(c)) continue;
+      this.uids.set(c, uid);
+      lines += `${JSON.stringify({ c, s: sealCardUid(uid, this.keys.publicKey, VAULT) })}\n`;
+      added++;
+    }
+    if (lines) {
+      appendFileSync(this.file, lines, { mode: 0o600 });
+      this.readBytes += Buffer.byteLength(lines);
+    }
+    return added;
+  }
+
+  /**
+   * A sealed-v1 reader's own references of these cards (fleet pseudonyms), sorted (never in the order of the
+   * fleet list, so the two lists cannot be matched by position). Cards without a known UID are left out.
+   */
+  readerRefs(readerId: string, cardRefs: readonly string[]): { refs: string[]; missing: number } {
+    this.refresh();
+    const refs: string[] = [];
+    let missing = 0;
+    for (const c of cardRefs) {
+      const uid = this.uids.get(c);
+      if (uid === undefined) missing++;
+      else refs.push(this.keys.readerRef(readerId, uid));
+    }
+    return { refs: refs.sort(), missing };
+  }
+
+  /** Reads what was appended since the last read (by this process or another). */
+  private refresh(): void {
+    let fd: number;
+    try {
+      fd = openSync(this.file, 'r');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw err;
+    }
+    try {
+      const size = fstatSync(fd).size;
+      if (size <= this.readBytes) return;
+      const buf = Buffer.alloc(size - this.readBytes);
+      readSync(fd, buf, 0, buf.length, this.readBytes);
+      const text = buf.toString('utf8');
+      const end = text.lastIndexOf('\n') + 1; // a line being appended right now is read next time
+      this.readBytes += Buffer.byteLength(text.slice(0, end));
+      for (const line of text.slice(0, end).split('\n')) {
+        if (!line) continue;
+        try {
+          const e = JSON.parse(line) as { c?: unknown; s?: unknown };
+          if (typeof e.c !== 'string' || typeof e.s !== 'string' || this.uids.has(e.c)) continue;
+          const opened = this.keys.unseal(e.s, VAULT);
+          if (opened.ok && this.keys.fleetRef(opened.uid) === e.c) this.uids.set(e.c, opened.uid);
+        } catch {
+          // a torn or foreign line: skipped (the card is learned again at its next import or tap)
+        }
+      }
+    } finally {
+      closeSync(fd);
+    }
+  }
+}
+
+/**
+ * The card lists a reader is pushed, in its own form: as they are for fleet-key readers; as its own
+ * references for a reader whose last status said sealed-v1 (cards whose UID the vault lacks are left out,
+ * and counted in `missing`).
+ */
+export function cardListsFor(
+  vault: CardUidVault,
+  schemeOf: (readerId: string) => CardScheme | null,
+): (readerId: string, cardRefs: readonly string[]) => { refs: string[]; missing: number } {
+  return (readerId, cardRefs) =>
+    schemeOf(readerId) === CARD_SCHEME_SEALED
+      ? vault.readerRefs(readerId, cardRefs)
+      : { refs: [...cardRefs], missing: 0 };
+}
+
+/**
+ * The composition roots' one call: the vault in `dataDir` and the lists per reader, the scheme taken from the
+ * reader's last status (seen by this process, else the stored one; a reader never heard from gets the
+ * fleet-key form, which a sealed reader refuses: the card-list timer pushes again once its status arrived).
+ */
+export function sealedReaderCards(
+  config: { dataDir: string; fleetKey: string },
+  live: { get(readerId: string): { status: Status | null } | undefined },
+  stored: (readerId: string) => unknown = () => undefined,
+): {
+  vault: CardUidVault;
+  cardListsFor: (readerId: string, cardRefs: readonly string[]) => { refs: string[]; missing: number };
+} {
+  const vault = new CardUidVault(
+    join(config.dataDir, CARD_UID_VAULT_FILE),
+    new GatewayCardKeys(config.fleetKey),
+  );
+  const known = new Map<string, CardScheme>(); // kept when the reader goes offline (its last will has no scheme)
+  const schemeOf = (readerId: string): CardScheme | null => {
+    const s = live.get(readerId)?.status;
+    if (s?.state === 'online') known.set(readerId, s.cardScheme ?? 'fleet-key');
+    if (!known.has(readerId)) {
+      const saved = stored(readerId) as { state?: unknown; cardScheme?: unknown } | null | undefined;
+      if (saved?.state === 'online') {
+        known.set(readerId, saved.cardScheme === CARD_SCHEME_SEALED ? CARD_SCHEME_SEALED : 'fleet-key');
+      }
+    }
+    return known.get(readerId) ?? null;
+  };
+  return { vault, cardListsFor: cardListsFor(vault, schemeOf) };
+}
