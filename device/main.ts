@@ -13,6 +13,7 @@ import { createSdNotifier } from '../runtime/sd-notify.js';
 import { attachSimControl } from './src/cli/sim-control.js';
 import { formatStatus, offlineStatus, statusFilePath } from './src/cli/status-cmd.js';
 import { JournalIdentityError } from './src/core/journal.js';
+import { plainBrokerProblem } from './src/provision/plain.js';
 import { preloadMqtt } from './src/core/load-mqtt.js';
 import { deviceClock } from './src/core/time.js';
 import { createSystemdClockSync } from './src/drivers/systemd-clock-sync.js';
@@ -105,6 +106,11 @@ function load(path: string): DeviceSettings {
 
 async function run(cfgPath: string, simControl: boolean): Promise<void> {
   const cfg = load(cfgPath);
+  const plain = plainBrokerProblem(cfg.mqtt); // mqtts by default (issue 16)
+  if (plain) {
+    process.stderr.write(`visittag-device: ${plain}\n`);
+    process.exit(EXIT.config);
+  }
   const logger = pino(
     {
       level: cfg.logLevel,

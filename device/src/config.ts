@@ -105,6 +105,12 @@ export const DeviceSettings = z
         username: z.string().min(1).optional(),
         password: z.string().min(1).optional(),
         ca: z.string().min(1).optional().describe('Path to a CA certificate file (PEM) for TLS.'),
+        allowPlain: z
+          .boolean()
+          .optional()
+          .describe(
+            'true: `run` accepts a broker without TLS on another machine (closed test networks only).',
+          ),
         cert: z.string().min(1).optional().describe('Path to a client certificate file (PEM).'),
         key: z.string().min(1).optional().describe('Path to the client key file (PEM).'),
         rejectUnauthorized: z.boolean().default(true),

@@ -19,6 +19,7 @@ import { ConfigError, parseDeviceSettings, resolveBeside } from '../config.js';
 import { serviceRunning } from '../selftest/checks.js';
 import { exchangeCode } from './exchange.js';
 import { archiveJournal, inspectJournal } from './journal-check.js';
+import { plainRemoteBroker } from './plain.js';
 
 export interface ProvisionOptions {
   gatewayUrl: string;
@@ -134,6 +135,9 @@ export async function provision(o: ProvisionOptions): Promise<ProvisionResult> {
   // The CA comes with the credentials: a delivered one replaces ours, a stale one of ours is dropped.
   if (r.mqtt.ca !== undefined) oldMqtt.ca = caPath;
   else if (oldMqtt.ca === caPath) delete oldMqtt.ca;
+  // --allow-plain-mqtt accepted a broker without TLS on another machine: `run` needs it said in the config too.
+  if (plainRemoteBroker(r.mqtt.url)) oldMqtt.allowPlain = true;
+  else delete oldMqtt.allowPlain;
   const next: Record<string, unknown> = {
     version: 1,
     ...(existing ?? {}),
