@@ -64,6 +64,38 @@ function journalRows(dir: string): TapEvent[] {
   }
 }
 
+/** The device's pushed-config handling over a real journal, as a sealed-v1 (or fleet-key) reader. */
+function remoteFor(journal: Journal, sealed: boolean, changed: () => void = () => undefined): RemoteControl {
+  return new RemoteControl({
+    device: {
+      config: sealed
+        ? { readerId: 'reader-1', cardKeys: gw.readerCardKeys('reader-1') }
+        : { readerId: 'reader-1' },
+      now: () => ({ wallMs: Date.now(), bootId: 'b', monoMs: 1, synced: true }),
+      armExpiry: () => undefined,
+      applyLogLevel: () => undefined,
+      resyncClock: () => Promise.reject(new Error('unused')),
+      signal: () => Promise.resolve(),
+      emit: () => true,
+    },
+    journal,
+    logger: silentLogger,
+    clock: systemClock,
+    feedback: () => null,
+    publishResult: () => undefined,
+    changed,
+  });
+}
+const configOf = (version: number, allowList: string[]) =>
+  encode('config', {
+    schemaVersion: 1,
+    readerId: 'reader-1',
+    version,
+    visit: { repeatWindowMs: 10_000, maxOpenMs: 3_600_000 },
+    allowList,
+    revoked: [],
+  });
+
 describe('device on the sealed scheme', () => {
   it('journals its own reference and the sealed UID; an auto-close after a restart carries the sealed card too', async () => {
     const { dir, cleanup } = tempDir();
@@ -102,23 +134,7 @@ describe('device on the sealed scheme', () => {
     });
     cleanups.push(() => journal.close());
     let changes = 0;
-    const remote = new RemoteControl({
-      device: {
-        config: { readerId: 'reader-1', cardKeys: gw.readerCardKeys('reader-1') },
-        now: () => ({ wallMs: Date.now(), bootId: 'b', monoMs: 1, synced: true }),
-        armExpiry: () => undefined,
-        applyLogLevel: () => undefined,
-        resyncClock: () => Promise.reject(new Error('unused')),
-        signal: () => Promise.resolve(),
-        emit: () => true,
-      },
-      journal,
-      logger: silentLogger,
-      clock: systemClock,
-      feedback: () => null,
-      publishResult: () => undefined,
-      changed: () => void changes++,
-    });
+    const remote = remoteFor(journal, true, () => void changes++);
     const push = (version: number, allowList: string[]) =>
       remote.onConfig(
         encode('config', {
@@ -138,5 +154,28 @@ describe('device on the sealed scheme', () => {
     expect(remote.configError).toMatch(/wrong form for this reader \(sealed-v1\): 2 reference/);
     expect([...(remote.allowList ?? [])]).toEqual([gw.readerRef('reader-1', UID)]);
     expect(changes).toBe(2);
+  });
+
+  it('a reader provisioned again onto the sealed scheme sets its saved fleet-key lists aside (they would refuse every card)', () => {
+    const { dir, cleanup } = tempDir();
+    cleanups.push(cleanup);
+    const journal = new Journal({
+      path: join(dir, 'journal.db'),
+      logger: silentLogger,
+      capacity: 100,
+      readerId: 'reader-1',
+    });
+    cleanups.push(() => journal.close());
+    const before = remoteFor(journal, false); // the reader while it held the fleet key
+    before.onConfig(configOf(3, [gw.fleetRef(UID)]));
+    expect(before.configVersion).toBe(3);
+    const after = remoteFor(journal, true); // same journal, now with cardKeys
+    expect(after.config).toBeNull();
+    expect(after.allowList).toBeNull(); // every card accepted until the gateway pushes its own list
+    expect(after.configError).toMatch(/^saved config not used: card lists in the wrong form/);
+    after.onConfig(configOf(4, [gw.readerRef('reader-1', UID)]));
+    expect(after.configVersion).toBe(4);
+    expect(after.configError).toBeNull();
+    expect(remoteFor(journal, true).configVersion).toBe(4); // and it is kept across a restart
   });
 });
