@@ -25,7 +25,7 @@ describe('visittag-gateway run and a broker without TLS', () => {
   it('refuses to start a plain broker on a network address, with the fix, and creates nothing', async () => {
     const dataDir = join(tmp.dir, 'data');
     const cfg = join(tmp.dir, 'gateway.json');
-    // The shape of gateway.example.json: embedded broker on 0.0.0.0:1883, no tls.
+    // gateway.example.json without its tls block: embedded broker on 0.0.0.0, no TLS.
     writeFileSync(
       cfg,
       JSON.stringify({
