@@ -1,68 +1,34 @@
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import pino from 'pino';
-import {
-  encode,
-  systemClock,
-  topics,
-  type Clock,
-  type Command,
-  type PayloadInputOf,
-} from '../protocol/index.js';
-import { readerRoutes } from './src/admin/reader-routes.js';
-import { AdminServer } from './src/admin/server.js';
-import { loadAdminTls } from './src/admin/tls.js';
+import type { Command, DeviceConfig, PayloadInputOf } from '../protocol/index.js';
+import type { AdminServer } from './src/admin/server.js';
 import { WEB_PUBLIC_PATHS, webRoutes } from './src/admin/web-assets.js';
-import { type Access, createAccess } from './src/auth/index.js';
-import type { AdminRoute } from './src/admin/types.js';
-import { loadOrCreateKeyFile } from './src/broker/credentials.js';
-import { commandRoutes } from './src/fleet/command-routes.js';
-import { alertRoutes, readerSnapshot } from './src/fleet/alerts.js';
-import { configRoutes } from './src/fleet/config-push.js';
-import { ReaderReplacements, replaceRoutes } from './src/fleet/replace.js';
-import { cardRoutes } from './src/cards/routes.js';
+import type { Access } from './src/auth/index.js';
 import { CardLifecycle } from './src/cards/lifecycle.js';
 import { CardListPusher } from './src/cards/push.js';
-import { sealedReaderCards } from './src/cards/uid-vault.js';
-import { SqliteCardStore } from './src/store/sqlite/cards.js';
-import type { DeviceConfig } from '../protocol/index.js';
-import { createEmbeddedBroker } from './src/broker/embedded.js';
-import { createExternalBroker } from './src/broker/external.js';
-import { createDynsecCredentials } from './src/broker/dynsec.js';
-import type { Transport } from './src/broker/transport.js';
-import {
-  createEnrollment,
-  ENROLLMENT_PUBLIC_PATHS,
-  enrollmentRoutes,
-  type Enrollment,
-} from './src/enrollment/index.js';
-import type { GatewaySettings } from './src/config.js';
-import { createIngest, type Ingest } from './src/ingest/ingest.js';
-import { ReaderLiveView } from './src/ingest/reader-view.js';
-import { MetricsRegistry } from './src/metrics.js';
-import { ReaderRegistry } from './src/registry.js';
-import { openDatabase } from './src/store/sqlite/db.js';
-import type { IngestStore } from './src/store/ingest-store.js';
-import type { CardStore } from './src/store/ports.js';
-import { createSqliteIngestStore } from './src/store/sqlite/ingest-store.js';
-import { createSqliteEpochLog } from './src/store/sqlite/epochs.js';
-import { SqliteEnrollmentStore } from './src/store/sqlite/enrollment.js';
-import { SqliteFleetStore } from './src/store/sqlite/fleet.js';
-import { sqliteMigrations } from './src/store/sqlite/migrations.js';
-import { careMigrations, createCareModule, type CareModule, type CarePlanConfig } from './src/care/index.js';
-import { reportRoutes } from './src/reports/routes.js';
+import { createCareModule, type CareModule } from './src/care/index.js';
+import { correctionRoutes, VisitCorrections } from './src/corrections/index.js';
+import { dayRoutes } from './src/dayview/index.js';
+import type { Enrollment } from './src/enrollment/index.js';
+import { ReaderReplacements, replaceRoutes } from './src/fleet/replace.js';
+import type { ReaderRegistry } from './src/registry.js';
 import { reportMigrations } from './src/reports/migrations.js';
+import { reportRoutes } from './src/reports/routes.js';
 import { WorkerReportRunner } from './src/reports/runner.js';
 import { SqliteReportSource } from './src/reports/sqlite-source.js';
-import { createVisitPipeline, type VisitPipeline } from './src/visits/pipeline.js';
 import { DEFAULT_RETENTION } from './src/retention/policy.js';
 import { RetentionJob } from './src/retention/prune.js';
-import { GapWatch } from './src/retention/gaps.js';
 import { retentionRoutes } from './src/retention/routes.js';
-import { correctionMigrations, correctionRoutes, VisitCorrections } from './src/corrections/index.js';
-import { dayRoutes } from './src/dayview/index.js';
 import { createSecureCards } from './src/secure-cards/index.js';
 import { readerUidOnly } from './src/secure-cards/policy.js';
+import type { IngestStore } from './src/store/ingest-store.js';
+import type { CardStore } from './src/store/ports.js';
+import { SqliteCardStore } from './src/store/sqlite/cards.js';
+import { SqliteEnrollmentStore } from './src/store/sqlite/enrollment.js';
+import { createSqliteEpochLog } from './src/store/sqlite/epochs.js';
+import { SqliteFleetStore } from './src/store/sqlite/fleet.js';
+import { createSqliteIngestStore } from './src/store/sqlite/ingest-store.js';
+import { createVisitPipeline, type VisitPipeline } from './src/visits/pipeline.js';
+import { createReaderEdge, openInstance, type GatewayInstance, type GatewayOptions } from './wiring.js';
 
 export type { GatewaySettings } from './src/config.js';
 export {
@@ -71,28 +37,16 @@ export {
   GatewaySettings as GatewaySettingsSchema,
 } from './src/config.js';
 
-export interface GatewayOptions {
-  config: GatewaySettings;
-  clock?: Clock;
-  random?: () => number;
-  logger?: pino.Logger;
-  fetch?: typeof fetch;
-  /** Care plan settings (time zone, matching windows, alert thresholds, tick); defaults in care/service.ts. */
-  care?: Partial<CarePlanConfig>;
-}
+export type { GatewayOptions } from './wiring.js';
+export { createLogger } from './wiring.js';
 
 type ReaderMethods = Pick<
   ReaderRegistry,
   'addReader' | 'revokeReader' | 'restoreReader' | 'moveReader' | 'setPassword' | 'getReader' | 'listReaders'
 >;
 
-export interface Gateway {
-  start(): Promise<void>;
-  /** Graceful: flush the group commit and its acks, close MQTT, the pipeline, the admin API, the DB. */
-  stop(): Promise<void>;
-  readonly mqttPort: number | null;
-  readonly adminPort: number | null;
-  readonly adminUrl: string;
+/** `stop` is graceful: flushes the group commit and its acks, closes MQTT, the pipeline, the admin API, the DB. */
+export interface Gateway extends GatewayInstance {
   readonly registry: ReaderMethods & VisitPipeline['registry'];
   /** The visits pipeline (visit engine, outbox, forwarder). */
   readonly pipeline: VisitPipeline;
@@ -101,11 +55,8 @@ export interface Gateway {
   readonly dataDir: string;
   /** The card registry's read side (unknown cards, a card's holder). */
   readonly cards: Pick<CardStore, 'get' | 'unknown'>;
-  readonly metrics: MetricsRegistry;
   /** Care plan: registries, plan import, matching, live alerts (gateway/src/care). */
   readonly care: CareModule;
-  /** Commits pending ingest now (tests, shutdown). */
-  flush(): void;
   publishConfig(readerId: string, config: PayloadInputOf<'config'>): Promise<void>;
   sendCommand(readerId: string, command: Command): Promise<void>;
   /** One-time enrollment codes and the provisioning exchange (gateway/src/enrollment). */
@@ -122,29 +73,10 @@ export interface Gateway {
   readonly cardPusher: CardListPusher;
 }
 
-export function createLogger(level: string): pino.Logger {
-  return pino({
-    level,
-    base: { app: 'visittag-gateway' },
-    redact: ['password', '*.password', 'token', '*.token', 'secret', '*.secret', 'fleetKey'],
-  });
-}
-
 /** The gateway's composition root (CLI: gateway/main.ts). */
 export function createGateway(opts: GatewayOptions): Gateway {
-  const config = opts.config;
-  const clock = opts.clock ?? systemClock;
-  const random = opts.random ?? Math.random;
-  const logger = opts.logger ?? createLogger(config.logLevel);
-  const metrics = new MetricsRegistry();
-  mkdirSync(config.dataDir, { recursive: true });
-  // The ONE place the schema is applied: every table of every module (store/sqlite/migrations.ts).
-  const db = openDatabase(join(config.dataDir, 'gateway.db'), [
-    ...sqliteMigrations,
-    ...careMigrations,
-    ...correctionMigrations,
-    ...reportMigrations, // after care and corrections: its triggers sit on their tables
-  ]);
+  const base = openInstance(opts, reportMigrations); // after care and corrections: its triggers sit on their tables
+  const { config, clock, logger, metrics, db, access } = base;
   // Reports run in a worker thread on its own connection: a long report never blocks this event loop.
   const reportRunner = new WorkerReportRunner({ path: join(config.dataDir, 'gateway.db') });
   const retentionSettings = config.retention ?? DEFAULT_RETENTION;
@@ -156,25 +88,9 @@ export function createGateway(opts: GatewayOptions): Gateway {
     metrics,
     onVisitsDeleted: () => pipeline.visitWriter.repo.index.invalidate(),
   });
-  // HTTPS for the admin API and web app (config admin.tls; a clear error names a bad file), SSO (admin.oidc)
-  const adminTls = config.admin.tls ? loadAdminTls(config.admin.tls) : null;
-  const access = createAccess({
-    db,
-    now: () => clock.now(),
-    secureCookies: adminTls !== null,
-    oidc: config.admin.oidc ?? null,
-  });
   const store = createSqliteIngestStore(db);
   const fleet = new SqliteFleetStore(db);
-  const pipeline = createVisitPipeline({
-    db,
-    clock,
-    random,
-    logger,
-    metrics,
-    ...(opts.fetch ? { fetch: opts.fetch } : {}),
-    ...(config.backend.url ? { backend: { ...config.backend, url: config.backend.url } } : {}),
-  });
+  const pipeline = createVisitPipeline({ db, ...base.pipeline });
 
   // Visit corrections (issue 13): through the pipeline's repo and outbox, audited in the access audit log.
   const corrections = new VisitCorrections({
@@ -199,44 +115,6 @@ export function createGateway(opts: GatewayOptions): Gateway {
     onQueued: () => pipeline.forwarder?.wake(),
   });
 
-  let transport: Transport | null = null;
-  // Reader accounts on an external Mosquitto (dynamic security): provisioning and revocation reach it.
-  const dynsec =
-    config.mqtt.mode === 'external' && config.mqtt.dynamicSecurity
-      ? createDynsecCredentials({
-          url: config.mqtt.url,
-          username: config.mqtt.dynamicSecurity.username,
-          password: config.mqtt.dynamicSecurity.password,
-          clientId: `${config.mqtt.clientId}-dynsec`.slice(0, 64),
-          logger,
-        })
-      : null;
-  let dynsecStarted = false;
-  const live = new ReaderLiveView();
-  const readers = new ReaderRegistry({
-    store,
-    clock,
-    logger,
-    kdf: config.mqtt.mode === 'embedded' ? config.mqtt.kdf : { logN: 11, r: 8, p: 1 },
-    authCacheKey: loadOrCreateKeyFile(join(config.dataDir, 'auth-cache.key')),
-    ...(config.limits ? { authThrottle: config.limits.authThrottle } : {}),
-    onRevoked: (id) => {
-      transport?.disconnect(id);
-      if (dynsec && dynsecStarted) {
-        dynsec.disableReader(id).catch((err: unknown) => {
-          logger.error(
-            { err, readerId: id },
-            'revoked reader not disabled on the broker: disable it there by hand (mosquitto_ctrl dynsec disableClient)',
-          );
-        });
-      }
-      // a retired reader's late visits cannot be stopped by it
-      replacements.closeRetired(id).catch((err: unknown) => {
-        logger.error({ err, readerId: id }, 'closing the open visits of a retired reader failed');
-      });
-    },
-    onPasswordChanged: (id) => transport?.disconnect(id),
-  });
   // Secure cards (issue 18): refuses to start on a missing or loosely permitted key file.
   const secureCards = config.secureCards
     ? createSecureCards({
@@ -248,83 +126,27 @@ export function createGateway(opts: GatewayOptions): Gateway {
         clientOf: (id) => store.getReader(id)?.clientRef ?? null,
       })
     : null;
-  // sealed-v1 readers' card lists (issue 16)
-  const sealed = sealedReaderCards(config, live, (id) => store.lastStatus(id)?.status);
-  const ingest: Ingest = createIngest({
-    store,
+  // registry, ingest, MQTT, enrollment, gap timeout and the reader-side routes (shared with pg-instance.ts)
+  const edge = createReaderEdge(base, {
+    registryStore: store,
+    ingestStore: store,
     epochs: createSqliteEpochLog(db),
-    clock,
-    logger,
-    metrics,
-    live,
-    groupCommitMs: config.ingest.groupCommitMs,
-    groupCommitMax: config.ingest.groupCommitMax,
-    admission: (id) => readers.admission(id),
-    publish: (topic, payload) =>
-      transport
-        ? transport.publish(topic, payload, { qos: 1, retain: false })
-        : Promise.reject(new Error('MQTT stopped')),
     onCommitted: (ids) => pipeline.onCommitted(ids),
-    fleetKey: config.fleetKey, // sealed cards are opened at ingest (issue 16)
-    cardVault: sealed.vault,
     ...(secureCards ? { screen: secureCards.screen } : {}),
-    ...(config.limits
-      ? { maxSeqJump: config.limits.maxSeqJump, rejectLogPerMinute: config.limits.rejectLogPerMinute }
-      : {}),
-  });
-  // a seq that never arrives is declared lost after retention.gapTimeoutMinutes, or accepted by hand (issue 16)
-  const gapWatch = new GapWatch({
-    store,
-    ingest,
-    clock,
-    logger,
-    metrics,
-    timeoutMs: retentionSettings.gapTimeoutMinutes * 60_000,
-    audit: (e) => access.auditStore.append({ atMs: clock.now(), before: null, ...e }),
-  });
-  const onDenied = (readerId: string | null, reason: string, detail: string) => {
-    metrics_rejects(reason);
-    if (readerId) live.reject(readerId, reason, detail, clock.now());
-  };
-  const aclRejects = metrics.counter('visittag_mqtt_acl_rejects_total', 'ACL refusals by reason.');
-  const metrics_rejects = (reason: string) => aclRejects.inc({ reason });
-  const makeTransport = (): Transport =>
-    config.mqtt.mode === 'embedded'
-      ? createEmbeddedBroker({
-          settings: config.mqtt,
-          clock,
-          logger,
-          metrics,
-          authenticate: (id, pw, source) => readers.authenticate(id, pw, source),
-          isActive: (id) => readers.admission(id) === 'active',
-          onMessage: (m) => ingest.handle(m),
-          onDenied,
-          ...(config.limits ? { readerRate: config.limits.readerRate } : {}),
-        })
-      : createExternalBroker({ settings: config.mqtt, logger, onMessage: (m) => ingest.handle(m), onDenied });
-  metrics.gauge(
-    'visittag_auth_kdf_runs',
-    'Credential checks that needed the KDF (cache misses).',
-    () => readers.kdfRuns,
-  );
-  metrics.gauge(
-    'visittag_connected_readers',
-    'Readers connected now (embedded) or reported online (external).',
-    () => (transport ? transport.connectedReaders() : 0),
-  );
-
-  const enrollment = createEnrollment({
-    store: new SqliteEnrollmentStore(db),
-    config,
-    clock,
-    logger,
-    registry: readers,
-    mqttPort: () => transport?.port ?? null,
+    // a retired reader's late visits cannot be stopped by it
+    onRevoked: (id) => {
+      replacements.closeRetired(id).catch((err: unknown) => {
+        logger.error({ err, readerId: id }, 'closing the open visits of a retired reader failed');
+      });
+    },
+    enrollmentStore: new SqliteEnrollmentStore(db),
     onReplaced: async (oldId, newId) => {
       await replacements.retire(oldId, newId);
     },
-    ...(dynsec ? { brokerAccounts: dynsec } : {}),
+    gaps: store,
+    readerPages: store,
   });
+  const { readers, ingest, enrollment } = edge;
   const replacements = new ReaderReplacements({
     fleet,
     clock,
@@ -333,41 +155,8 @@ export function createGateway(opts: GatewayOptions): Gateway {
     enrollment,
     visits: pipeline,
   });
-  let stopped = false;
-  const coreRoutes: AdminRoute[] = [
-    { method: 'GET', path: '/healthz', handler: () => ({ status: 200, body: { status: 'ok' } }) },
-    {
-      method: 'GET',
-      path: '/readyz',
-      handler: () => {
-        const ready = !stopped && db.open && Boolean(transport?.ready());
-        return { status: ready ? 200 : 503, body: { ready, mqtt: transport?.ready() ?? false, db: db.open } };
-      },
-    },
-    {
-      method: 'GET',
-      path: '/metrics',
-      handler: () => ({ status: 200, body: metrics.render(), contentType: 'text/plain; version=0.0.4' }),
-    },
-  ];
   // Card lifecycle (issue 16): changes are audited and pushed to every reader at once, through the
   // config route's own build/publish/record path (the reader keeps the options of its last config).
-  let fleetConfigRoutes: AdminRoute[] = [];
-  const configRoute = (method: 'GET' | 'POST', readerId: string, body?: unknown) => {
-    const r = fleetConfigRoutes.find(
-      (x) => x.method === method && x.path === '/api/readers/:readerId/config',
-    );
-    if (!r) return Promise.reject(new Error('config route missing'));
-    return Promise.resolve(
-      r.handler({
-        method,
-        params: { readerId },
-        query: new URLSearchParams(),
-        body,
-        actor: 'card-lifecycle',
-      }),
-    );
-  };
   const lifecycleCards = new SqliteCardStore({ db, clock });
   const cardPusher = new CardListPusher({
     readers: () =>
@@ -376,49 +165,26 @@ export function createGateway(opts: GatewayOptions): Gateway {
         .filter((r) => r.revokedAt === null)
         .map((r) => r.readerId),
     lastConfig: async (id) => {
-      const r = await configRoute('GET', id);
+      const r = await edge.configRoute('GET', id);
       return r.status === 200 ? ((r.body as { config: DeviceConfig }).config ?? null) : null;
     },
-    push: (id, input) => configRoute('POST', id, input),
+    push: (id, input) => edge.configRoute('POST', id, input),
     lists: () => lifecycleCards.cardLists(clock.now()),
-    cardListsFor: sealed.cardListsFor,
+    cardListsFor: edge.cardListsFor,
     logger,
   });
   const cardLifecycle = new CardLifecycle({
     store: lifecycleCards,
     clock,
     audit: (r) => access.audit.record(r),
-    pushAll: () => (transport ? cardPusher.pushAll() : Promise.resolve({ pushed: [], failed: [] })),
+    pushAll: () => (edge.transport() ? cardPusher.pushAll() : Promise.resolve({ pushed: [], failed: [] })),
   });
   let cardTimer: ReturnType<typeof setInterval> | null = null;
-  const admin = new AdminServer({
-    host: config.admin.host,
-    port: config.admin.port,
-    token: config.admin.token,
-    ...(adminTls ? { tls: adminTls } : {}),
-    authenticate: access.authenticate,
-    authorize: access.authorize,
-    onChange: access.onChange,
-    logger,
-    publicPaths: [
-      '/healthz',
-      '/readyz',
-      ...ENROLLMENT_PUBLIC_PATHS,
-      ...access.publicPaths,
-      ...WEB_PUBLIC_PATHS,
-    ],
-    // area/provider scope for coordinators and unit managers in front of every route (auth/scoped-routes.ts)
-    routes: access.scope([
-      ...coreRoutes,
-      ...access.routes,
-      ...webRoutes(),
-      ...readerRoutes({
-        store,
-        registry: readers,
-        live,
-        transport: () => transport,
-        links: (id) => fleet.links(id), // the SQLite adapter answers synchronously
-      }),
+  const admin = edge.admin({
+    leading: webRoutes(),
+    leadingPublicPaths: WEB_PUBLIC_PATHS,
+    links: (id) => fleet.links(id), // the SQLite adapter answers synchronously
+    visits: [
       ...replaceRoutes(replacements),
       ...pipeline.routes,
       ...correctionRoutes({
@@ -442,47 +208,25 @@ export function createGateway(opts: GatewayOptions): Gateway {
         timeZone: care.plan.config.timeZone,
         runner: reportRunner,
       }),
-      ...enrollmentRoutes(enrollment),
-      ...cardRoutes({
-        cards: pipeline.cards,
-        addCard: (c) => pipeline.registry.addCard(c),
-        lifecycle: cardLifecycle,
-      }),
-      ...(fleetConfigRoutes = configRoutes({
-        fleet,
-        cards: pipeline.cards,
-        clock,
-        readerExists: (id) => readers.getReader(id) !== undefined,
-        publish: (id, cfg) => publishRetained(topics.config(id), encode('config', cfg), true),
-        cardListsFor: sealed.cardListsFor,
-        ...(config.secureCards
-          ? {
-              uidOnlyCards: (id: string) =>
-                readerUidOnly(config.secureCards!.policy, store.getReader(id)?.clientRef ?? null),
-            }
-          : {}),
-      })),
-      ...alertRoutes({
-        metrics,
-        now: () => clock.now(),
-        snapshots: () =>
-          readers.listReaders().map((r) => readerSnapshot({ store, live, transport: () => transport }, r)),
-      }),
-      // retention and erasure (issue 16, docs/retention.md); the visit index reloads after either deletes
-      ...gapWatch.routes(),
-      ...retentionRoutes({
-        db,
-        settings: retentionSettings,
-        now: () => clock.now(),
-        appendAudit: (e) => access.auditStore.append(e),
-        onErased: () => pipeline.visitWriter.repo.index.invalidate(),
-      }),
-      ...commandRoutes({
-        clock,
-        readerExists: (id) => readers.getReader(id) !== undefined,
-        send: (id, cmd) => publishRetained(topics.commands(id), encode('commands', cmd), false),
-      }),
-    ]),
+    ],
+    cards: pipeline.cards,
+    addCard: (c) => pipeline.registry.addCard(c),
+    lifecycle: cardLifecycle,
+    fleet,
+    ...(config.secureCards
+      ? {
+          uidOnlyCards: (id: string) =>
+            readerUidOnly(config.secureCards!.policy, store.getReader(id)?.clientRef ?? null),
+        }
+      : {}),
+    // retention and erasure (issue 16, docs/retention.md); the visit index reloads after either deletes
+    beforeCommands: retentionRoutes({
+      db,
+      settings: retentionSettings,
+      now: () => clock.now(),
+      appendAudit: (e) => access.auditStore.append(e),
+      onErased: () => pipeline.visitWriter.repo.index.invalidate(),
+    }),
   });
 
   const registry: Gateway['registry'] = {
@@ -498,23 +242,9 @@ export function createGateway(opts: GatewayOptions): Gateway {
     revokeCard: (cardRef) => pipeline.registry.revokeCard(cardRef),
   };
 
-  const publishRetained = (topic: string, payload: Buffer, retain: boolean) => {
-    if (!transport) return Promise.reject(new Error('gateway is not started'));
-    return transport.publish(topic, payload, { qos: 1, retain });
-  };
-
-  return {
+  return Object.assign(edge.endpoints(), {
     access,
     admin,
-    get mqttPort() {
-      return transport?.port ?? null;
-    },
-    get adminPort() {
-      return admin.port;
-    },
-    get adminUrl() {
-      return admin.url;
-    },
     registry,
     enrollment,
     replacements,
@@ -527,38 +257,20 @@ export function createGateway(opts: GatewayOptions): Gateway {
     cardPusher,
     metrics,
     flush: () => ingest.flush(),
-    publishConfig: (readerId, cfg) => publishRetained(topics.config(readerId), encode('config', cfg), true),
-    sendCommand: (readerId, cmd) =>
-      publishRetained(topics.commands(readerId), encode('commands', cmd), false),
+    publishConfig: edge.publishConfig,
+    sendCommand: edge.sendCommand,
     async start() {
       await pipeline.start();
       await care.plan.start();
-      if (dynsec) {
-        await dynsec.start();
-        dynsecStarted = true;
-        await dynsec.ensureRoles();
-      }
-      transport = makeTransport();
-      await transport.start();
-      await admin.start();
       // validity dates pass by themselves: re-push where the lists changed (and retry failed pushes)
       cardTimer = setInterval(() => void cardPusher.tick().catch(() => undefined), 60_000);
       cardTimer.unref();
       retention.start();
-      gapWatch.start();
-      logger.info({ mqttPort: transport.port, adminPort: admin.port }, 'gateway started');
+      await edge.start(); // broker accounts, MQTT, the admin API, the gap timeout
     },
     async stop() {
-      if (stopped) return;
-      stopped = true;
-      gapWatch.stop(); // before the ingest stops: no gap is declared lost into a stopping ingest
-      transport?.stopAccepting(); // no new connections; live readers still get their last acks
-      await ingest.stop();
-      const t = transport;
-      if (t) await t.stop();
-      ingest.flush(); // anything that raced the close is committed (its ack is resent later)
-      transport = null;
-      if (dynsecStarted) await dynsec?.stop();
+      if (edge.stopped) return;
+      await edge.stopMqtt();
       await care.plan.stop();
       if (cardTimer) clearInterval(cardTimer);
       retention.stop();
@@ -569,5 +281,5 @@ export function createGateway(opts: GatewayOptions): Gateway {
       db.close();
       logger.info('gateway stopped');
     },
-  };
+  });
 }
