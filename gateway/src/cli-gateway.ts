@@ -2,7 +2,8 @@
 import type { AuthService } from './auth/service.js';
 import type { CardLifecycle } from './cards/lifecycle.js';
 import type { CareModule } from './care/index.js';
-import type { GatewaySettings } from './config.js';
+import { EXIT, parseCommandLine, type Options, type Parsed } from '../../runtime/cli.js';
+import { gatewayConfigPath, loadGatewaySettings, type GatewaySettings } from './config.js';
 import type { Enrollment } from './enrollment/index.js';
 import type { ReaderReplacements } from './fleet/replace.js';
 import type { CardAssignResult, CardStore } from './store/ports.js';
@@ -34,6 +35,49 @@ export type OpenGateway = (
   config: GatewaySettings,
   fn: (gw: CliGateway) => number | Promise<number>,
 ) => Promise<number>;
+
+type Out = (line: string) => void;
+
+/**
+ * The start every gateway subcommand shares: `argv` parsed with `options` (an unknown or malformed
+ * option prints the reason and `help`, EX_USAGE), `--help` prints `help` (0). Returns the values and
+ * positionals, or the exit code to return.
+ */
+export function parseSubcommand<O extends Options & { help: { type: 'boolean'; short?: string } }>(
+  argv: readonly string[],
+  options: O,
+  help: string,
+  out: Out,
+  err: Out,
+): Extract<Parsed<O>, { ok: true }> | number {
+  const parsed = parseCommandLine(argv, options);
+  if (!parsed.ok) {
+    err(`${parsed.message}\n\n${help}`);
+    return EXIT.usage;
+  }
+  if ((parsed.values as { help?: boolean }).help) {
+    out(help);
+    return EXIT.ok;
+  }
+  return parsed;
+}
+
+/**
+ * The gateway's settings for a subcommand: the file `--config` names (or the default path), loaded and
+ * validated. Returns them with the file's path, or EX_CONFIG after printing why.
+ */
+export function loadSubcommandSettings(
+  configOption: string | undefined,
+  err: Out,
+): { config: GatewaySettings; file: string } | number {
+  const file = gatewayConfigPath(configOption);
+  const loaded = loadGatewaySettings(file);
+  if (!loaded.ok) {
+    err(loaded.error);
+    return EXIT.config;
+  }
+  return { config: loaded.config, file };
+}
 
 /** The `visittag-device provision …` line a technician types for `code`. */
 export function provisionCommandLine(config: GatewaySettings, code: string): string {

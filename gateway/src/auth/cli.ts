@@ -1,11 +1,9 @@
 /** `visittag-gateway user …`: accounts from the command line (the first admin comes from here). */
 import { randomBytes } from 'node:crypto';
 import { userInfo } from 'node:os';
-import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { EXIT } from '../../../runtime/cli.js';
-import type { OpenGateway } from '../cli-gateway.js';
-import { gatewayConfigPath, loadGatewaySettings } from '../config.js';
+import { loadSubcommandSettings, parseSubcommand, type OpenGateway } from '../cli-gateway.js';
 import { ROLES } from './roles.js';
 
 type Out = (line: string) => void;
@@ -37,32 +35,25 @@ export async function userCommand(
   withGateway: OpenGateway,
   readStdin: () => Promise<string>,
 ): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        config: { type: 'string' },
-        role: { type: 'string' },
-        areas: { type: 'string' },
-        provider: { type: 'string' },
-        staff: { type: 'string' },
-        'display-name': { type: 'string' },
-        'password-stdin': { type: 'boolean' },
-        json: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    });
-  } catch (e) {
-    err(`${(e as Error).message}\n\n${USER_HELP}`);
-    return EXIT.usage;
-  }
+  const parsed = parseSubcommand(
+    argv,
+    {
+      config: { type: 'string' },
+      role: { type: 'string' },
+      areas: { type: 'string' },
+      provider: { type: 'string' },
+      staff: { type: 'string' },
+      'display-name': { type: 'string' },
+      'password-stdin': { type: 'boolean' },
+      json: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    USER_HELP,
+    out,
+    err,
+  );
+  if (typeof parsed === 'number') return parsed;
   const { values, positionals } = parsed;
-  if (values.help) {
-    out(USER_HELP);
-    return EXIT.ok;
-  }
   const [sub, name] = positionals;
   if (sub !== 'add' && sub !== 'list') {
     err(USER_HELP);
@@ -79,11 +70,8 @@ export async function userCommand(
       return EXIT.usage;
     }
   }
-  const loaded = loadGatewaySettings(gatewayConfigPath(values.config));
-  if (!loaded.ok) {
-    err(loaded.error);
-    return EXIT.config;
-  }
+  const loaded = loadSubcommandSettings(values.config, err);
+  if (typeof loaded === 'number') return loaded;
   let password: string;
   let generated = false;
   if (sub === 'add' && values['password-stdin']) {

@@ -1,9 +1,8 @@
+import { loadSubcommandSettings, parseSubcommand } from '../cli-gateway.js';
 import { chmodSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { EXIT } from '../../../runtime/cli.js';
 import { callRunningGateway } from '../admin/client.js';
-import { gatewayConfigPath, loadGatewaySettings } from '../config.js';
 import { backupSqlite, restoreSqlite } from '../store/sqlite/backup.js';
 
 type Out = (line: string) => void;
@@ -26,32 +25,22 @@ export async function backupCommand(
   err: Out,
   now: () => number = Date.now,
 ): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: { config: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
-    });
-  } catch (e) {
-    err(`${(e as Error).message}\n\n${BACKUP_HELP}`);
-    return EXIT.usage;
-  }
-  if (parsed.values.help) {
-    out(BACKUP_HELP);
-    return 0;
-  }
+  const parsed = parseSubcommand(
+    argv,
+    { config: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    BACKUP_HELP,
+    out,
+    err,
+  );
+  if (typeof parsed === 'number') return parsed;
   const file = parsed.positionals[0];
   if (!file || parsed.positionals.length > 1) {
     err(BACKUP_HELP);
     return EXIT.usage;
   }
-  const configFile = gatewayConfigPath(parsed.values.config);
-  const loaded = loadGatewaySettings(configFile);
-  if (!loaded.ok) {
-    err(loaded.error);
-    return 78;
-  }
+  const loaded = loadSubcommandSettings(parsed.values.config, err);
+  if (typeof loaded === 'number') return loaded;
+  const configFile = loaded.file;
   const dbFile = join(loaded.config.dataDir, 'gateway.db');
   try {
     if (cmd === 'backup') {

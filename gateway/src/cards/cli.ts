@@ -1,9 +1,12 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { CardRef, GatewayCardKeys, SafeId } from '../../../protocol/index.js';
-import type { CliGateway, OpenGateway } from '../cli-gateway.js';
-import { loadGatewaySettings, gatewayConfigPath } from '../config.js';
+import {
+  loadSubcommandSettings,
+  parseSubcommand,
+  type CliGateway,
+  type OpenGateway,
+} from '../cli-gateway.js';
 import { planCardImport } from './csv-import.js';
 import { CARD_UID_VAULT_FILE, CardUidVault } from './uid-vault.js';
 import { assignRefusal } from './routes.js';
@@ -51,34 +54,27 @@ export async function cardsCommand(
   err: Out,
   withGateway: OpenGateway,
 ): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        config: { type: 'string' },
-        'dry-run': { type: 'boolean' },
-        staff: { type: 'string' },
-        reassign: { type: 'boolean' },
-        full: { type: 'boolean' },
-        reason: { type: 'string' },
-        from: { type: 'string' },
-        to: { type: 'string' },
-        new: { type: 'string' },
-        json: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    });
-  } catch (e) {
-    err(`${(e as Error).message}\n\n${CARDS_HELP}`);
-    return EXIT.usage;
-  }
+  const parsed = parseSubcommand(
+    argv,
+    {
+      config: { type: 'string' },
+      'dry-run': { type: 'boolean' },
+      staff: { type: 'string' },
+      reassign: { type: 'boolean' },
+      full: { type: 'boolean' },
+      reason: { type: 'string' },
+      from: { type: 'string' },
+      to: { type: 'string' },
+      new: { type: 'string' },
+      json: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    CARDS_HELP,
+    out,
+    err,
+  );
+  if (typeof parsed === 'number') return parsed;
   const { values, positionals } = parsed;
-  if (values.help) {
-    out(CARDS_HELP);
-    return 0;
-  }
   const [sub, arg] = positionals;
   const lifecycle = ['revoke', 'reinstate', 'validity', 'replace'].includes(sub ?? '');
   const known = sub === 'import' || sub === 'assign' || sub === 'unknown' || lifecycle;
@@ -92,12 +88,9 @@ export async function cardsCommand(
     err(CARDS_HELP);
     return EXIT.usage;
   }
-  const configFile = gatewayConfigPath(values.config);
-  const loaded = loadGatewaySettings(configFile);
-  if (!loaded.ok) {
-    err(loaded.error);
-    return 78;
-  }
+  const loaded = loadSubcommandSettings(values.config, err);
+  if (typeof loaded === 'number') return loaded;
+  const configFile = loaded.file;
   if (lifecycle) {
     if (
       !CardRef.safeParse(arg).success ||

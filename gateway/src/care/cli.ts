@@ -1,9 +1,7 @@
 /** `visittag-gateway plan …`: plan import and registries on the gateway's database. */
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
-import { parseArgs } from 'node:util';
-import type { OpenGateway } from '../cli-gateway.js';
-import { gatewayConfigPath, loadGatewaySettings } from '../config.js';
+import { loadSubcommandSettings, parseSubcommand, type OpenGateway } from '../cli-gateway.js';
 import { decodeCsvBytes } from './csv.js';
 import { LocalDate, Ref } from './model.js';
 import { RegistryBatchSchema } from './service.js';
@@ -29,30 +27,23 @@ export async function planCommand(
   err: Out,
   withGateway: OpenGateway,
 ): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        config: { type: 'string' },
-        area: { type: 'string' },
-        from: { type: 'string' },
-        to: { type: 'string' },
-        'dry-run': { type: 'boolean' },
-        all: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    });
-  } catch (e) {
-    err(`${(e as Error).message}\n\n${PLAN_HELP}`);
-    return EXIT.usage;
-  }
+  const parsed = parseSubcommand(
+    argv,
+    {
+      config: { type: 'string' },
+      area: { type: 'string' },
+      from: { type: 'string' },
+      to: { type: 'string' },
+      'dry-run': { type: 'boolean' },
+      all: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    PLAN_HELP,
+    out,
+    err,
+  );
+  if (typeof parsed === 'number') return parsed;
   const { values, positionals } = parsed;
-  if (values.help) {
-    out(PLAN_HELP);
-    return 0;
-  }
   const [sub, file] = positionals;
   if ((sub !== 'import' && sub !== 'registry' && sub !== 'alerts') || (sub !== 'alerts' && !file)) {
     err(PLAN_HELP);
@@ -71,11 +62,8 @@ export async function planCommand(
       return EXIT.usage;
     }
   }
-  const loaded = loadGatewaySettings(gatewayConfigPath(values.config));
-  if (!loaded.ok) {
-    err(loaded.error);
-    return 78;
-  }
+  const loaded = loadSubcommandSettings(values.config, err);
+  if (typeof loaded === 'number') return loaded;
   let bytes: Buffer | null = null;
   if (file) {
     try {

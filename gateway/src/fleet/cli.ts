@@ -1,6 +1,5 @@
-import { parseArgs } from 'node:util';
+import { loadSubcommandSettings, parseSubcommand } from '../cli-gateway.js';
 import { callRunningGateway } from '../admin/client.js';
-import { loadGatewaySettings, gatewayConfigPath } from '../config.js';
 import { EXIT } from '../../../runtime/cli.js';
 
 type Out = (line: string) => void;
@@ -19,32 +18,22 @@ reader's result (≤ 15 s; resync-clock ≤ 45 s: the reader waits up to 30 s fo
 
 /** `visittag-gateway readers command ID KIND`: over the running gateway's admin API. */
 export async function commandCommand(argv: string[], out: Out, err: Out): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: { config: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
-    });
-  } catch (e) {
-    err(`${(e as Error).message}\n\n${COMMAND_HELP}`);
-    return EXIT.usage;
-  }
+  const parsed = parseSubcommand(
+    argv,
+    { config: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    COMMAND_HELP,
+    out,
+    err,
+  );
+  if (typeof parsed === 'number') return parsed;
   const [readerId, kind] = parsed.positionals;
-  if (parsed.values.help) {
-    out(COMMAND_HELP);
-    return 0;
-  }
   if (!readerId || !KINDS.includes(kind as (typeof KINDS)[number])) {
     err(COMMAND_HELP);
     return EXIT.usage;
   }
-  const file = gatewayConfigPath(parsed.values.config);
-  const loaded = loadGatewaySettings(file);
-  if (!loaded.ok) {
-    err(loaded.error);
-    return 78;
-  }
+  const loaded = loadSubcommandSettings(parsed.values.config, err);
+  if (typeof loaded === 'number') return loaded;
+  const file = loaded.file;
   const config = loaded.config;
   const opts = { configFile: file };
   const path = `/api/readers/${encodeURIComponent(readerId)}`;

@@ -1,6 +1,10 @@
-import { parseArgs } from 'node:util';
-import { provisionCommandLine, type OpenGateway } from '../cli-gateway.js';
-import { loadGatewaySettings, gatewayConfigPath, ttlMinutesOption } from '../config.js';
+import {
+  loadSubcommandSettings,
+  parseSubcommand,
+  provisionCommandLine,
+  type OpenGateway,
+} from '../cli-gateway.js';
+import { ttlMinutesOption } from '../config.js';
 import { EXIT } from '../../../runtime/cli.js';
 
 type Out = (line: string) => void;
@@ -20,27 +24,20 @@ export async function replaceCommand(
   err: Out,
   withGateway: OpenGateway,
 ): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        label: { type: 'string' },
-        'ttl-minutes': { type: 'string' },
-        config: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    });
-  } catch (e) {
-    err(`${(e as Error).message}\n\n${REPLACE_HELP}`);
-    return EXIT.usage;
-  }
+  const parsed = parseSubcommand(
+    argv,
+    {
+      label: { type: 'string' },
+      'ttl-minutes': { type: 'string' },
+      config: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    REPLACE_HELP,
+    out,
+    err,
+  );
+  if (typeof parsed === 'number') return parsed;
   const { values, positionals } = parsed;
-  if (values.help) {
-    out(REPLACE_HELP);
-    return 0;
-  }
   const [oldId, extra] = positionals;
   if (!oldId || extra !== undefined) {
     err(`give exactly one OLD_READER_ID (see: visittag-gateway readers list)\n\n${REPLACE_HELP}`);
@@ -48,12 +45,8 @@ export async function replaceCommand(
   }
   const ttl = ttlMinutesOption(values['ttl-minutes'], err);
   if (ttl === null) return EXIT.usage;
-  const file = gatewayConfigPath(values.config);
-  const loaded = loadGatewaySettings(file);
-  if (!loaded.ok) {
-    err(loaded.error);
-    return 78;
-  }
+  const loaded = loadSubcommandSettings(values.config, err);
+  if (typeof loaded === 'number') return loaded;
   const config = loaded.config;
   return withGateway(config, async (gw) => {
     try {

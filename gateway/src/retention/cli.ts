@@ -1,11 +1,10 @@
+import { loadSubcommandSettings, parseSubcommand } from '../cli-gateway.js';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { SafeId } from '../../../protocol/index.js';
 import { EXIT } from '../../../runtime/cli.js';
 import { applyLiveOrOffline } from '../admin/client.js';
 import { SqliteAuditStore } from '../audit/sqlite.js';
-import { gatewayConfigPath, loadGatewaySettings } from '../config.js';
 import { openDatabase } from '../store/sqlite/db.js';
 import { DEFAULT_RETENTION, RETENTION_CLASSES, daysOf, type RetentionSettings } from './policy.js';
 import { createPruner } from './prune.js';
@@ -35,33 +34,23 @@ export async function retentionCommand(
   err: Out,
   now: () => number = Date.now,
 ): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        config: { type: 'string' },
-        reason: { type: 'string' },
-        'force-records-law': { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    });
-  } catch (e) {
-    err(`${(e as Error).message}\n\n${RETENTION_HELP}`);
-    return EXIT.usage;
-  }
-  if (parsed.values.help) {
-    out(RETENTION_HELP);
-    return 0;
-  }
+  const parsed = parseSubcommand(
+    argv,
+    {
+      config: { type: 'string' },
+      reason: { type: 'string' },
+      'force-records-law': { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    RETENTION_HELP,
+    out,
+    err,
+  );
+  if (typeof parsed === 'number') return parsed;
   const [sub, ref, ...rest] = parsed.positionals;
-  const configFile = gatewayConfigPath(parsed.values.config);
-  const loaded = loadGatewaySettings(configFile);
-  if (!loaded.ok) {
-    err(loaded.error);
-    return 78;
-  }
+  const loaded = loadSubcommandSettings(parsed.values.config, err);
+  if (typeof loaded === 'number') return loaded;
+  const configFile = loaded.file;
   const settings = settingsOf(loaded.config);
   const dbFile = join(loaded.config.dataDir, 'gateway.db');
   if (cmd === 'retention') {

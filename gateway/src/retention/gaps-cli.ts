@@ -1,8 +1,7 @@
-import { parseArgs } from 'node:util';
+import { loadSubcommandSettings, parseSubcommand } from '../cli-gateway.js';
 import { SafeId } from '../../../protocol/index.js';
 import { EXIT } from '../../../runtime/cli.js';
 import { callRunningGateway } from '../admin/client.js';
-import { gatewayConfigPath, loadGatewaySettings } from '../config.js';
 
 type Out = (line: string) => void;
 
@@ -15,27 +14,20 @@ the reason (gap.accepted). Without it the gateway does so after retention.gapTim
 Needs the running gateway (docs/retention.md "Sequence gaps").`;
 
 export async function gapsCommand(argv: string[], out: Out, err: Out): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        config: { type: 'string' },
-        reason: { type: 'string' },
-        from: { type: 'string' },
-        to: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    });
-  } catch (e) {
-    err(`${(e as Error).message}\n\n${GAPS_HELP}`);
-    return EXIT.usage;
-  }
-  if (parsed.values.help) {
-    out(GAPS_HELP);
-    return 0;
-  }
+  const parsed = parseSubcommand(
+    argv,
+    {
+      config: { type: 'string' },
+      reason: { type: 'string' },
+      from: { type: 'string' },
+      to: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    GAPS_HELP,
+    out,
+    err,
+  );
+  if (typeof parsed === 'number') return parsed;
   const accept = parsed.positionals[0] === 'accept';
   const readerId = accept ? parsed.positionals[1] : parsed.positionals[0];
   if (!readerId || parsed.positionals.length !== (accept ? 2 : 1) || !SafeId.safeParse(readerId).success) {
@@ -52,12 +44,9 @@ export async function gapsCommand(argv: string[], out: Out, err: Out): Promise<n
     err('--from and --to take whole numbers, from <= to, both or neither');
     return EXIT.usage;
   }
-  const configFile = gatewayConfigPath(parsed.values.config);
-  const loaded = loadGatewaySettings(configFile);
-  if (!loaded.ok) {
-    err(loaded.error);
-    return 78;
-  }
+  const loaded = loadSubcommandSettings(parsed.values.config, err);
+  if (typeof loaded === 'number') return loaded;
+  const configFile = loaded.file;
   const r = await callRunningGateway(
     loaded.config,
     accept
