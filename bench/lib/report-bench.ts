@@ -250,7 +250,7 @@ export function benchIngestCost(batch: number, taps = 20_000, rounds = 5): Inges
   try {
     const without = openDatabase(
       join(dir, 'without.db'),
-      GATEWAY_MIGRATIONS.filter((m) => !['reports-002', 'reports-003'].includes(m.id)),
+      GATEWAY_MIGRATIONS.filter((m) => !m.id.startsWith('reports-') || m.id === 'reports-001'),
     );
     const withCells = openDatabase(join(dir, 'with.db'), GATEWAY_MIGRATIONS);
     const round = (db: ReturnType<typeof openDatabase>, r: number): number => {
