@@ -4,6 +4,7 @@ import { postgresMigrations } from '../../gateway/src/store/postgres/migrations.
 import { PgCardStore } from '../../gateway/src/store/postgres/cards.js';
 import { PgEnrollmentStore } from '../../gateway/src/store/postgres/enrollment.js';
 import { PgFleetStore } from '../../gateway/src/store/postgres/fleet.js';
+import { createPgIngestStore } from '../../gateway/src/store/postgres/ingest-store.js';
 import { enqueueOn, PgOutbox } from '../../gateway/src/store/postgres/outbox.js';
 import { PgVisitStore } from '../../gateway/src/store/postgres/visits.js';
 import { startPgCluster, type PgCluster } from '../support/pg-cluster.js';
@@ -11,6 +12,7 @@ import { describeCardStoreContract } from './store-cards.contract.js';
 import { describeEnrollmentStoreContract } from './store-enrollment.contract.js';
 import { describeFleetStoreContract } from './store-fleet.contract.js';
 import { describeOutboxStoreContract } from './store-outbox.contract.js';
+import { describeReaderRowsContract } from './store-readers.contract.js';
 import { describeVisitStoreContract } from './store-visits.contract.js';
 
 // Every store port's contract over the PostgreSQL adapter: the same suites as
@@ -69,4 +71,9 @@ describeCardStoreContract('postgres', async () => {
 describeVisitStoreContract('postgres', async () => {
   const pool = await freshPool();
   return { visits: new PgVisitStore(pool), sql: sqlOn(pool), close: () => pool.end() };
+});
+
+describeReaderRowsContract('postgres', async () => {
+  const pool = await freshPool();
+  return { store: createPgIngestStore(pool), sql: sqlOn(pool), close: () => pool.end() };
 });

@@ -6,12 +6,14 @@ import { sqliteMigrations } from '../../gateway/src/store/sqlite/migrations.js';
 import { SqliteCardStore } from '../../gateway/src/store/sqlite/cards.js';
 import { SqliteEnrollmentStore } from '../../gateway/src/store/sqlite/enrollment.js';
 import { SqliteFleetStore } from '../../gateway/src/store/sqlite/fleet.js';
+import { createSqliteIngestStore } from '../../gateway/src/store/sqlite/ingest-store.js';
 import { SqliteOutbox } from '../../gateway/src/store/sqlite/outbox.js';
 import { SqliteVisitStore } from '../../gateway/src/store/sqlite/visits.js';
 import { describeCardStoreContract } from './store-cards.contract.js';
 import { describeEnrollmentStoreContract } from './store-enrollment.contract.js';
 import { describeFleetStoreContract } from './store-fleet.contract.js';
 import { describeOutboxStoreContract } from './store-outbox.contract.js';
+import { describeReaderRowsContract } from './store-readers.contract.js';
 import { describeVisitStoreContract } from './store-visits.contract.js';
 
 // Every store port's contract over the SQLite adapter (a real file, the real migration list). The
@@ -69,4 +71,9 @@ describeCardStoreContract('sqlite', () => {
 describeVisitStoreContract('sqlite', () => {
   const { db, close } = tempDb();
   return Promise.resolve({ visits: new SqliteVisitStore(db), sql: sqlOn(db), close });
+});
+
+describeReaderRowsContract('sqlite', () => {
+  const { db, close } = tempDb();
+  return Promise.resolve({ store: createSqliteIngestStore(db), sql: sqlOn(db), close });
 });
