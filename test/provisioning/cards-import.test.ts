@@ -26,9 +26,21 @@ const CSV = [
 describe('card registry CSV import', () => {
   it('plans good rows (UIDs pseudonymised) and reports each bad row with line and reason', () => {
     const plan = planCardImport(CSV, FLEET);
+    // the normalised UID rides along for the gateway's sealed UID file (sealed readers' card lists, issue 16);
+    // what is stored as the card is the pseudonym
     expect(plan.good).toEqual([
-      { line: 3, cardRef: pseudonymiseCard('04A1B2C3D4E5F6', FLEET), staffRef: 'nurse-1' },
-      { line: 4, cardRef: pseudonymiseCard('04A1B2C3D4E5F7', FLEET), staffRef: 'nurse-2' },
+      {
+        line: 3,
+        cardRef: pseudonymiseCard('04A1B2C3D4E5F6', FLEET),
+        staffRef: 'nurse-1',
+        uid: '04A1B2C3D4E5F6',
+      },
+      {
+        line: 4,
+        cardRef: pseudonymiseCard('04A1B2C3D4E5F7', FLEET),
+        staffRef: 'nurse-2',
+        uid: '04A1B2C3D4E5F7',
+      },
     ]);
     expect(plan.bad.map((b) => b.line)).toEqual([5, 6, 7, 8]);
     expect(plan.bad[0]?.reason).toMatch(/staff reference uses characters/);
