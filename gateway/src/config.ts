@@ -87,6 +87,12 @@ const External = z
     clientId: z.string().min(1).max(64).default('visittag-gateway'),
     protocolVersion: z.union([z.literal(4), z.literal(5)]).default(4),
     caFile: z.string().optional().describe('CA bundle for mqtts:// when the broker uses a private CA.'),
+    allowPlain: z
+      .boolean()
+      .optional()
+      .describe(
+        '`run` refuses an mqtt:// (no TLS) broker on another machine unless true: closed test networks only.',
+      ),
     sharedGroup: z
       .string()
       .regex(/^[A-Za-z0-9_-]+$/)

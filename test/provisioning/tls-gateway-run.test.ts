@@ -67,4 +67,39 @@ describe('visittag-gateway run and a broker without TLS', () => {
       ),
     ).toBeNull();
   });
+
+  it('refuses an external broker without TLS on another machine, with the fix, and creates nothing', async () => {
+    const ext = (url: string, more: Record<string, unknown> = {}) =>
+      plainBrokerProblem(mqttOf({ mode: 'external', url, username: 'gw', password: 'p', ...more }));
+    expect(ext('mqtt://broker.example:1883')).toContain('external broker without TLS on another machine');
+    expect(ext('ws://10.0.0.5:9001')).toContain('Fix: use the broker');
+    expect(ext('tcp://broker.example')).toContain('"allowPlain": true');
+    expect(ext('mqtt://127.0.0.1:1883')).toBeNull(); // tests, the simulator, a broker on this machine
+    expect(ext('mqtt://localhost:1883')).toBeNull();
+    expect(ext('mqtt://[::1]:1883')).toBeNull();
+    expect(ext('wss://broker.example:443')).toBeNull();
+    expect(ext('mqtt://broker.example:1883', { allowPlain: true })).toBeNull();
+
+    const dataDir = join(tmp.dir, 'data-ext');
+    const cfg = join(tmp.dir, 'gateway-ext.json');
+    writeFileSync(
+      cfg,
+      JSON.stringify({
+        dataDir,
+        fleetKey: 'test-fleet-key-0123456789',
+        mqtt: { mode: 'external', url: 'mqtt://broker.example:1883', username: 'gw', password: 'p' },
+        admin: { host: '127.0.0.1', port: 0, token: ADMIN_TOKEN },
+      }),
+    );
+    const lines: string[] = [];
+    const code = await gatewayMain(
+      ['run', '--config', cfg],
+      (l) => lines.push(l),
+      (l) => lines.push(l),
+    );
+    expect(code).toBe(78);
+    expect(lines.join('\n')).toContain('mqtt.url is mqtt://broker.example:1883');
+    expect(lines.join('\n')).not.toContain('"password"');
+    expect(existsSync(dataDir)).toBe(false);
+  });
 });

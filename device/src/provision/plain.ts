@@ -3,20 +3,9 @@
  * its broker, so a plain `mqtt://` (or `ws://`, `tcp://`) broker off this machine needs the explicit
  * `mqtt.allowPlain: true` (written by `provision --allow-plain-mqtt`; closed test networks only).
  */
-const PLAIN = /^(mqtt|ws|tcp):\/\//i;
-const LOOPBACK = new Set(['127.0.0.1', '::1', '[::1]', 'localhost']);
+import { plainRemoteBroker } from '../../../runtime/plain-broker.js';
 
-/** Whether `url` is a broker without TLS on another machine. */
-export function plainRemoteBroker(url: string): boolean {
-  if (!PLAIN.test(url)) return false;
-  let host: string;
-  try {
-    host = new URL(url).hostname;
-  } catch {
-    return true;
-  }
-  return !LOOPBACK.has(host);
-}
+export { plainRemoteBroker };
 
 /** Why `visittag-device run` must not start with this broker, or null. */
 export function plainBrokerProblem(mqtt: { url: string; allowPlain?: boolean | undefined }): string | null {

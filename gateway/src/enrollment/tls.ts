@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { X509Certificate } from 'node:crypto';
 import { publicKeySha256 } from '../../../protocol/index.js';
 import type { GatewaySettings } from '../config.js';
+import { plainRemoteBroker } from '../../../runtime/plain-broker.js';
 
 const PEM_CERT = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
 
@@ -82,13 +83,24 @@ export function brokerCaFor(mqtt: GatewaySettings['mqtt']): { ca: string | null;
 const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
 
 /**
- * Why `visittag-gateway run` must not start this broker, or null. mqtts is the production default: an
+ * Why `visittag-gateway run` must not start with this broker, or null. mqtts is the production default: an
  * embedded broker without `mqtt.tls` may listen on loopback only (a local bridge, tests), elsewhere only
- * with `mqtt.allowPlain: true`.
+ * with `mqtt.allowPlain: true`; an external broker's URL without TLS may point at loopback only, elsewhere
+ * likewise only with `mqtt.allowPlain: true` (the gateway's own broker password, every reader's taps and the
+ * dynamic-security account would cross the network in clear, and readers are handed that URL at
+ * provisioning).
  */
 export function plainBrokerProblem(mqtt: GatewaySettings['mqtt']): string | null {
-  if (mqtt.mode !== 'embedded' || mqtt.tls || mqtt.allowPlain === true || LOOPBACK.has(mqtt.host))
-    return null;
+  if (mqtt.allowPlain === true) return null;
+  if (mqtt.mode === 'external') {
+    if (!plainRemoteBroker(mqtt.url)) return null;
+    return [
+      `mqtt.url is ${mqtt.url}: an external broker without TLS on another machine; the gateway's broker password, taps and card pseudonyms would cross the network in clear, and readers provisioned here would be given that URL.`,
+      "Fix: use the broker's TLS listener (mqtts://host:8883, with mqtt.caFile for a private CA; docs/scale-out.md),",
+      'or run the gateway on the broker\'s machine against 127.0.0.1; on a closed test network only, set "allowPlain": true in "mqtt".',
+    ].join('\n');
+  }
+  if (mqtt.tls || LOOPBACK.has(mqtt.host)) return null;
   return [
     `mqtt.tls is not set and the broker listens on ${mqtt.host}: taps, card pseudonyms and reader passwords would cross the network in clear.`,
     'Fix: set mqtt.tls (certFile, keyFile, and caFile for a private CA; gateway/README.md "TLS") and use port 8883,',
