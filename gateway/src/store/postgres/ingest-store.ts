@@ -164,7 +164,12 @@ export function createPgIngestStore(pool: PgPool): PgIngestStore {
       const r = await c.query<{ reader_id: string; seq: number }>(
         `INSERT INTO events (reader_id, seq, event_json, received_at_ms, sent_at_json)
          SELECT r, s, j, t, a FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::text[])
-           WITH ORDINALITY AS u(r, s, j, t, a, o) ORDER BY o
+           WITH ORDINALITY AS u(r, s, j, t, a, o)
+          -- at or below the contiguous mark and held nowhere: its row was deleted by retention
+          -- (gateway/src/retention): settled, a duplicate, never stored (or paired) again (as on SQLite)
+          WHERE NOT EXISTS (SELECT 1 FROM reader_seq q WHERE q.reader_id = u.r AND u.s <= q.contiguous_upto)
+             OR EXISTS (SELECT 1 FROM rejected_events x WHERE x.reader_id = u.r AND x.seq = u.s)
+          ORDER BY o
          ON CONFLICT (reader_id, seq) DO NOTHING
          RETURNING reader_id, seq`,
         [
@@ -207,7 +212,8 @@ export function createPgIngestStore(pool: PgPool): PgIngestStore {
         counted.add(k);
         o.inserted++;
         if (x.seq > o.maxSeen) o.maxSeen = x.seq;
-      } else if (stored.get(k) === x.json) {
+      } else if (!stored.has(k) || stored.get(k) === x.json) {
+        // not stored at all: left out above as settled (pruned by retention), a duplicate
         o.duplicates++;
       } else {
         o.conflicts.push(x.seq);
