@@ -2,6 +2,7 @@ import { visitRoutes } from './src/visits/routes.js';
 import type { PostgresStoreSettings } from './src/config.js';
 import type { AddReaderInput } from './src/registry.js';
 import type { IngestStore } from './src/store/ingest-store.js';
+import { PgReaderDirectory } from './src/store/postgres/reader-directory.js';
 import { PgCardStore } from './src/store/postgres/cards.js';
 import { migrate, openPgPool } from './src/store/postgres/db.js';
 import { PgEnrollmentStore } from './src/store/postgres/enrollment.js';
@@ -27,12 +28,9 @@ export const PG_MODE = {
     'cards',
     'enrollment',
     'fleet (config push)',
+    'reader registry (shared: a snapshot per instance, changes by LISTEN/NOTIFY, a full pull every 30 s)',
   ],
-  onSqlite: [
-    'reader registry (a copy per instance, kept in step with PostgreSQL every 5 s)',
-    'auth (accounts, sessions, tokens)',
-    'audit log',
-  ],
+  onSqlite: ['auth (accounts, sessions, tokens)', 'audit log'],
   notServed: [
     'care plan',
     'reports',
@@ -45,17 +43,19 @@ export const PG_MODE = {
   ],
 } as const;
 
-/** How often the local reader registry and the reader pages' copy are brought in step with PostgreSQL. */
-const READER_SYNC_MS = 5_000;
+/** How often the reader pages' copy of sequence state and statuses is read again from PostgreSQL. */
+const READER_PAGES_MS = 5_000;
 
 export interface PgGateway extends GatewayInstance {
-  /** Readers and cards through this instance (the others take a reader at their next sync). */
+  /** Readers and cards through this instance (the others see a reader once its notification arrives). */
   readonly registry: {
     addReader(input: AddReaderInput): Promise<{ readerId: string; password: string }>;
     addCard(c: { cardRef: string; staffRef: string }): Promise<void>;
   };
-  /** Brings this instance's reader registry and reader pages in step with PostgreSQL now (not in 5 s). */
+  /** This instance's writes to the reader registry stored, then the registry and reader pages read again. */
   syncReaders(): Promise<void>;
+  /** The shared reader registry's snapshot (what it did: notifications, pulls, reconnects). */
+  readonly readerDirectory: PgReaderDirectory;
 }
 
 /**
@@ -64,9 +64,10 @@ export interface PgGateway extends GatewayInstance {
  * commit and the visits turn lock per reader, the outbox is claimed with leases (store/postgres/).
  *
  * On PostgreSQL: ingest, the visits turn pipeline (visits/turn-pipeline.ts), the outbox and its
- * forwarder, cards (read, assign), enrollment codes and fleet config push. Still in the SQLite file
- * under `dataDir`, per instance: the reader registry (a copy kept in step with PostgreSQL's readers,
- * which the visits turn reads: see `pull`), auth and the audit log. Modules that read visits from the SQLite tables
+ * forwarder, cards (read, assign), enrollment codes, fleet config push and the reader registry (every
+ * instance holds a snapshot of `readers` for its synchronous reads, writes through, and takes the
+ * others' changes by LISTEN/NOTIFY: store/postgres/reader-directory.ts). Still in the SQLite file under
+ * `dataDir`, per instance: auth, the audit log and the verified-credential cache. Modules that read visits from the SQLite tables
  * (care plan, reports, corrections, day view, retention) are NOT mounted: they would see no visits.
  * One log line at start says all this (`PG_MODE`).
  */
@@ -89,71 +90,24 @@ export function createPgGateway(opts: GatewayOptions): PgGateway {
   const cards = new PgCardStore(pool);
   const fleet = new PgFleetStore(pool);
 
-  // The reader registry stays in a SQLite file per instance; PostgreSQL's readers are the shared
-  // truth: a change through this instance is written there at once, readers only in the local file
-  // (added by the offline CLI) are inserted there, and every READER_SYNC_MS each instance takes what
-  // the others changed (a reader added, revoked, moved or re-keyed elsewhere) into its own file.
-  const pendingSync = new Set<Promise<unknown>>();
-  let pushes = 0;
-  const copy = (what: string, p: Promise<unknown>) => {
-    pushes++;
-    const q = p
-      .catch((err: unknown) => logger.error({ err, what }, 'copying a reader change to PostgreSQL failed'))
-      .finally(() => pendingSync.delete(q));
-    pendingSync.add(q);
-  };
-  const pull = async (): Promise<void> => {
-    const before = pushes;
-    const shared = await pgIngest.listReaders();
-    // a change of ours still on its way (or made meanwhile) would be undone: take the others' next time
-    if (pendingSync.size > 0 || pushes !== before) return;
-    for (const r of shared) {
-      const mine = sqliteStore.getReader(r.readerId);
-      if (!mine) {
-        sqliteStore.insertReader(r);
-        continue;
-      }
-      if (mine.passwordHash !== r.passwordHash) {
-        sqliteStore.setPasswordHash(r.readerId, r.passwordHash);
-        edge.transport()?.disconnect(r.readerId);
-      }
-      if (mine.revokedAt !== r.revokedAt) {
-        sqliteStore.setRevoked(r.readerId, r.revokedAt);
-        if (r.revokedAt !== null) edge.transport()?.disconnect(r.readerId);
-      }
-      if (mine.clientRef !== r.clientRef) sqliteStore.setClientRef(r.readerId, r.clientRef, clock.now());
-    }
-  };
-  const syncAll = async (): Promise<void> => {
-    await syncReaders(pool, sqliteStore.listReaders(), clock.now(), 'missing');
-    await pull();
-    await readerState.refresh();
-  };
-  const registryStore: IngestStore = {
-    ...sqliteStore,
-    insertReader: (r) => {
-      sqliteStore.insertReader(r);
-      copy('insert', syncReaders(pool, [r], clock.now()));
-    },
-    setPasswordHash: (id, hash) => {
-      sqliteStore.setPasswordHash(id, hash);
-      copy('password', pgIngest.setPasswordHash(id, hash));
-    },
-    setRevoked: (id, atMs) => {
-      sqliteStore.setRevoked(id, atMs);
-      copy('revoke', pgIngest.setRevoked(id, atMs));
-    },
-    setClientRef: (id, clientRef, atMs) => {
-      sqliteStore.setClientRef(id, clientRef, atMs);
-      copy('move', pgIngest.setClientRef(id, clientRef, atMs));
-    },
-  };
-
+  // The reader registry on PostgreSQL, shared: a snapshot here, written through, refreshed by
+  // LISTEN/NOTIFY. Readers an older version (or the offline CLI) put only in the local SQLite file are
+  // inserted into PostgreSQL once at start, if missing there.
+  const directory = new PgReaderDirectory({
+    pool,
+    url: settings.url,
+    authTags: sqliteStore.authTags,
+    logger,
+    applicationName: `visittag-readers-${process.pid}`,
+  });
+  const registryStore = directory;
   // the reader pages and alerts read sequence state, status, rejects and counts synchronously: from a
   // copy of PostgreSQL's rows refreshed with the reader sync (at most READER_SYNC_MS old)
   const readerState = new PgReaderState(pool, pgIngest);
   const pagesStore: IngestStore = {
-    ...registryStore,
+    ...sqliteStore,
+    getReader: (id) => directory.getReader(id),
+    listReaders: () => directory.listReaders(),
     seqState: (r) => readerState.seqState(r),
     gaps: (r, limit) => readerState.gaps(r, limit),
     readersWithGaps: () => readerState.readersWithGaps(),
@@ -220,9 +174,11 @@ export function createPgGateway(opts: GatewayOptions): PgGateway {
         if (r.attributed.events > 0) visits.forwarder?.wake();
       },
     },
+    readerDirectory: directory,
     async syncReaders() {
-      await Promise.allSettled([...pendingSync]);
-      await syncAll();
+      await directory.settled();
+      await directory.pull();
+      await readerState.refresh();
     },
     async start() {
       logger.info(
@@ -232,16 +188,20 @@ export function createPgGateway(opts: GatewayOptions): PgGateway {
           onSqlite: PG_MODE.onSqlite,
           notServed: PG_MODE.notServed,
         },
-        'store.engine postgres: ingest, visits, outbox, cards, enrollment and fleet on PostgreSQL; reader registry, auth and audit still in the SQLite file; care, reports, corrections, day view, web app, retention, replacement and card lifecycle are not served in this mode',
+        'store.engine postgres: ingest, visits, outbox, cards, enrollment, fleet and the reader registry on PostgreSQL; auth and audit still in the SQLite file; care, reports, corrections, day view, web app, retention, replacement and card lifecycle are not served in this mode',
       );
       // several instances starting together apply each step once (advisory lock in migrate)
       await migrate(pool, postgresMigrations);
-      await syncAll();
+      await syncReaders(pool, sqliteStore.listReaders(), clock.now(), 'missing');
+      await directory.start(); // before MQTT: logins and admission read its snapshot
+      await readerState.refresh();
       syncTimer = setInterval(() => {
-        syncAll().catch((err: unknown) =>
-          logger.warn({ err }, 'reader sync with PostgreSQL failed; will retry'),
-        );
-      }, READER_SYNC_MS);
+        readerState
+          .refresh()
+          .catch((err: unknown) =>
+            logger.warn({ err }, 'reader pages refresh from PostgreSQL failed; will retry'),
+          );
+      }, READER_PAGES_MS);
       syncTimer.unref();
       await visits.start();
       await edge.start(); // broker accounts, MQTT, the admin API, the gap timeout
@@ -253,7 +213,7 @@ export function createPgGateway(opts: GatewayOptions): PgGateway {
       await edge.stopMqtt();
       await visits.stop();
       await admin.stop();
-      await Promise.allSettled([...pendingSync]);
+      await directory.stop();
       await releaseLease(pool, 'gap-watch', holder).catch(() => undefined);
       sqliteStore.authTags.flush();
       db.close();

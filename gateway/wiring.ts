@@ -35,7 +35,7 @@ import { MetricsRegistry } from './src/metrics.js';
 import { GapWatch, type GapWatchOptions } from './src/retention/gaps.js';
 import { DEFAULT_RETENTION } from './src/retention/policy.js';
 import { ReaderRegistry } from './src/registry.js';
-import type { IngestLog, IngestStore } from './src/store/ingest-store.js';
+import type { IngestLog, IngestStore, ReaderDirectory } from './src/store/ingest-store.js';
 import type { CardStore, EnrollmentStore } from './src/store/ports.js';
 import { openDatabase, type Migration } from './src/store/sqlite/db.js';
 import { sqliteMigrations } from './src/store/sqlite/migrations.js';
@@ -120,8 +120,8 @@ export function openInstance(opts: GatewayOptions, extraMigrations: readonly Mig
 export type Instance = ReturnType<typeof openInstance>;
 
 export interface ReaderEdgeOptions {
-  /** The reader registry's table (the SQLite file; on PostgreSQL a copy kept in step with its readers). */
-  registryStore: IngestStore;
+  /** The reader registry's rows (the SQLite file; on PostgreSQL the directory every instance shares). */
+  registryStore: ReaderDirectory;
   /** Where ingest commits (SQLite answers synchronously, PostgreSQL with a Promise). */
   ingestStore: IngestLog;
   /** The readers' journal epochs, on the same engine as the ingest store. */
@@ -201,6 +201,7 @@ export function createReaderEdge(base: Instance, o: ReaderEdgeOptions) {
       }
       o.onRevoked?.(id);
     },
+    onRevokedElsewhere: (id) => transport?.disconnect(id),
     onPasswordChanged: (id) => transport?.disconnect(id),
   });
   const publish = (topic: string, payload: Buffer, retain: boolean) => {

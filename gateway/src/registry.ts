@@ -10,10 +10,12 @@ import {
 import { AuthThrottle, type AuthThrottleSettings } from './broker/limits.js';
 import type { AuthResult } from './broker/transport.js';
 import type { ReaderAdmission } from './ingest/ingest.js';
-import type { IngestStore, ReaderRecord } from './store/ingest-store.js';
+import { isPromiseLike, type Awaitable } from './store/awaitable.js';
+import type { ReaderDirectory, ReaderRecord } from './store/ingest-store.js';
 
 export interface ReaderRegistryOptions {
-  store: IngestStore;
+  /** The registry's rows: the SQLite file, or on PostgreSQL the directory every instance shares. */
+  store: ReaderDirectory;
   clock: Clock;
   logger: pino.Logger;
   kdf: KdfParams;
@@ -26,6 +28,11 @@ export interface ReaderRegistryOptions {
    * password must not outlive it (credentials are re-issued because they may have leaked).
    */
   onPasswordChanged?: (readerId: string) => void;
+  /**
+   * Another instance revoked the reader (a shared directory only): drop its live connection here. The
+   * broker account and the rest of `onRevoked` were done by the instance that revoked it.
+   */
+  onRevokedElsewhere?: (readerId: string) => void;
   /** Failed-login throttling (config limits.authThrottle); default DEFAULT_AUTH_THROTTLE. */
   authThrottle?: AuthThrottleSettings;
 }
@@ -38,10 +45,17 @@ export interface AddReaderInput {
   label?: string;
 }
 
-/** Minimal reader registry (the provisioning issue grows it): credentials, client mapping, revocation. */
+/**
+ * The reader registry: credentials, client mapping, revocation. Reads (login, admission) are
+ * synchronous from the store; writes are awaited by the async methods (`addReader`, `setPassword`)
+ * and tracked for the synchronous ones (`revokeReader`, `restoreReader`, `moveReader`: the effect on
+ * this instance is immediate, `written()` waits until the store has them).
+ */
 export class ReaderRegistry {
   private readonly verifier: CredentialVerifier;
   private readonly log: pino.Logger;
+  private readonly pending = new Set<Promise<void>>();
+  private failed: Error[] = [];
 
   constructor(private readonly opts: ReaderRegistryOptions) {
     this.log = opts.logger.child({ module: 'registry' });
@@ -50,6 +64,18 @@ export class ReaderRegistry {
     this.verifier = opts.authCacheKey
       ? new CredentialVerifier({ cacheKey: opts.authCacheKey, tags: opts.store.authTags, throttle })
       : new CredentialVerifier({ throttle });
+    opts.store.onRemoteChange?.((before, after) => this.changedElsewhere(before, after));
+  }
+
+  /**
+   * Resolves when every write made through this registry so far is in the store; rejects with the
+   * first failure since the last call (the store has put its row back to what it holds).
+   */
+  async written(): Promise<void> {
+    await Promise.allSettled([...this.pending]);
+    const failed = this.failed;
+    this.failed = [];
+    if (failed[0]) throw failed[0];
   }
 
   async addReader(input: AddReaderInput): Promise<{ readerId: string; password: string }> {
@@ -64,7 +90,7 @@ export class ReaderRegistry {
     const weak = checkPasswordStrength(password);
     if (weak) throw new Error(weak);
     const passwordHash = await hashPassword(password, this.opts.kdf);
-    this.opts.store.insertReader({
+    await this.opts.store.insertReader({
       readerId: input.readerId,
       passwordHash,
       clientRef: input.clientRef,
@@ -80,14 +106,14 @@ export class ReaderRegistry {
     this.require(readerId);
     const weak = checkPasswordStrength(password);
     if (weak) throw new Error(weak);
-    this.opts.store.setPasswordHash(readerId, await hashPassword(password, this.opts.kdf));
+    await this.opts.store.setPasswordHash(readerId, await hashPassword(password, this.opts.kdf));
     this.verifier.forget(readerId);
     this.opts.onPasswordChanged?.(readerId);
   }
 
   revokeReader(readerId: string): void {
     this.require(readerId);
-    this.opts.store.setRevoked(readerId, this.opts.clock.now());
+    this.track(this.opts.store.setRevoked(readerId, this.opts.clock.now()));
     this.verifier.forget(readerId);
     this.log.info({ readerId }, 'reader revoked');
     this.opts.onRevoked?.(readerId);
@@ -96,13 +122,13 @@ export class ReaderRegistry {
   /** Un-revokes a reader (its old password works again). */
   restoreReader(readerId: string): void {
     this.require(readerId);
-    this.opts.store.setRevoked(readerId, null);
+    this.track(this.opts.store.setRevoked(readerId, null));
   }
 
   moveReader(readerId: string, clientRef: string | null): void {
     this.require(readerId);
     if (clientRef !== null && !isSafeId(clientRef)) throw new Error('clientRef uses unsafe characters');
-    this.opts.store.setClientRef(readerId, clientRef, this.opts.clock.now());
+    this.track(this.opts.store.setClientRef(readerId, clientRef, this.opts.clock.now()));
     this.log.info({ readerId }, 'reader moved');
   }
 
@@ -132,6 +158,30 @@ export class ReaderRegistry {
     if (r.revokedAt !== null) return 'revoked';
     if (source !== undefined) return this.verifier.check(readerId, password, r.passwordHash, source);
     return (await this.verifier.verify(readerId, password, r.passwordHash)) ? 'ok' : 'bad-password';
+  }
+
+  private track(w: Awaitable<void>): void {
+    if (!isPromiseLike(w)) return;
+    const p = w.catch((err: unknown) => {
+      this.failed.push(err as Error);
+      this.log.error({ err }, 'reader registry write failed');
+    });
+    this.pending.add(p);
+    void p.finally(() => this.pending.delete(p));
+  }
+
+  /** A change another instance made (shared directory): the effects `revokeReader`/`setPassword` have here. */
+  private changedElsewhere(before: ReaderRecord | undefined, after: ReaderRecord): void {
+    const id = after.readerId;
+    if (before && before.passwordHash !== after.passwordHash) {
+      this.verifier.forget(id);
+      this.opts.onPasswordChanged?.(id);
+    }
+    if (after.revokedAt !== null && before?.revokedAt === null) {
+      this.verifier.forget(id);
+      this.log.info({ readerId: id }, 'reader revoked on another instance');
+      this.opts.onRevokedElsewhere?.(id);
+    }
   }
 
   private require(readerId: string): ReaderRecord {

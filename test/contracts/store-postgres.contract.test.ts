@@ -6,6 +6,7 @@ import { PgEnrollmentStore } from '../../gateway/src/store/postgres/enrollment.j
 import { PgFleetStore } from '../../gateway/src/store/postgres/fleet.js';
 import { createPgIngestStore } from '../../gateway/src/store/postgres/ingest-store.js';
 import { enqueueOn, PgOutbox } from '../../gateway/src/store/postgres/outbox.js';
+import { PgReaderDirectory } from '../../gateway/src/store/postgres/reader-directory.js';
 import { PgVisitStore } from '../../gateway/src/store/postgres/visits.js';
 import { startPgCluster, type PgCluster } from '../support/pg-cluster.js';
 import { describeCardStoreContract } from './store-cards.contract.js';
@@ -25,9 +26,14 @@ afterAll(async () => {
 }, 120_000); // stopping the cluster takes long on a loaded machine
 
 async function freshPool() {
-  const pool = openPgPool({ url: await (await pgc()).createDatabase(), max: 4 });
+  return (await freshDatabase()).pool;
+}
+
+async function freshDatabase() {
+  const url = await (await pgc()).createDatabase();
+  const pool = openPgPool({ url, max: 4 });
   await migrate(pool, postgresMigrations);
-  return pool;
+  return { pool, url };
 }
 
 describeOutboxStoreContract('postgres', async () => {
@@ -76,4 +82,28 @@ describeVisitStoreContract('postgres', async () => {
 describeReaderRowsContract('postgres', async () => {
   const pool = await freshPool();
   return { store: createPgIngestStore(pool), sql: sqlOn(pool), close: () => pool.end() };
+});
+
+// the registry's shared snapshot on PostgreSQL (store.engine postgres): the same rows contract, answered
+// from its snapshot and written through; a second directory on the same database must see the result
+describeReaderRowsContract('postgres shared directory', async () => {
+  const { pool, url } = await freshDatabase();
+  const directory = new PgReaderDirectory({
+    pool,
+    url,
+    authTags: { get: () => undefined, set: () => undefined, delete: () => undefined, flush: () => undefined },
+    logger: { warn: () => undefined },
+  });
+  await directory.start();
+  return {
+    store: directory,
+    sql: async (text, params) => {
+      await directory.settled();
+      return sqlOn(pool)(text, params);
+    },
+    close: async () => {
+      await directory.stop();
+      await pool.end();
+    },
+  };
 });

@@ -6,9 +6,9 @@ type Aw<T> = T | Promise<T>;
 /**
  * The reader registry's rows (the `readers` table and each reader's client history), the part of the
  * ingest store port the ReaderRegistry writes, through the interface only, every call awaited: SQLite
- * answers synchronously, PostgreSQL with a Promise. The registry itself still runs on a synchronous
- * copy in the SQLite file in `store.engine: "postgres"` mode (gateway/pg-instance.ts); this contract is
- * what moving it onto PostgreSQL relies on. Each adapter supplies a fresh, migrated, empty store, a
+ * answers synchronously, PostgreSQL with a Promise. Run over the SQLite store, PostgreSQL's ingest store
+ * and the shared directory the registry uses in `store.engine: "postgres"` mode
+ * (store/postgres/reader-directory.ts: reads from a snapshot, writes through). Each adapter supplies a fresh, migrated, empty store, a
  * `sql` helper (`?` placeholders) and `close`.
  */
 export interface ReaderRows {
@@ -80,6 +80,24 @@ export function describeReaderRowsContract(name: string, make: () => Promise<Rea
         expect(await store.getReader('r-b')).toEqual(reader('r-b'));
         await store.setRevoked('r-a', null);
         expect((await store.getReader('r-a'))?.revokedAt).toBeNull();
+      }));
+
+    it('holds every change in the table itself (what another instance or process reads)', () =>
+      withStore(async ({ store, sql }) => {
+        await store.insertReader(reader('r-a'));
+        await store.setPasswordHash('r-a', 'scrypt$r-a$hash-2');
+        await store.setRevoked('r-a', 7_000);
+        await store.setClientRef('r-a', 'home-3', 8_000);
+        const rows = await sql(
+          'SELECT password_hash, client_ref, revoked_at FROM readers WHERE reader_id = ?',
+          ['r-a'],
+        );
+        expect(rows.map((r) => [r.password_hash, r.client_ref, Number(r.revoked_at)])).toEqual([
+          ['scrypt$r-a$hash-2', 'home-3', 7_000],
+        ]);
+        expect(await store.getReader('r-a')).toEqual(
+          reader('r-a', { passwordHash: 'scrypt$r-a$hash-2', clientRef: 'home-3', revokedAt: 7_000 }),
+        );
       }));
 
     it('moves a reader and keeps each client it served from when (the visits read this history)', () =>

@@ -20,7 +20,7 @@ import { bundleGateway, eventsPayload, spawnGateway, tapOf, topics } from './pg-
 
 /**
  * The real gateway process with `store.engine: "postgres"` (gateway/pg-instance.ts) on a cluster this
- * test starts: a reader added beforehand in the SQLite registry, cards assigned through the admin API
+ * test starts: a reader added beforehand in the local SQLite file (taken into the shared registry at start), cards assigned through the admin API
  * (PostgreSQL card store), taps over MQTT, acks, and the fake planning backend receives every visit event
  * exactly once, with the staff member; the stored rows are in PostgreSQL. The start-up line names what
  * still lives in SQLite and what is not served.
@@ -63,7 +63,8 @@ describe('gateway process on PostgreSQL', () => {
         },
         logLevel: 'info',
       });
-      // the reader registry is still the SQLite file: add the readers there (the CLI's offline path)
+      // readers added offline in the local SQLite file (the CLI's offline path, or an older version):
+      // the instance inserts them into PostgreSQL's shared registry when it starts
       const offline = createGateway({ config: cfg, logger: silent });
       for (const r of READERS)
         await offline.registry.addReader({ readerId: r, password: PASSWORD, clientRef: `home-${r}` });
@@ -76,15 +77,18 @@ describe('gateway process on PostgreSQL', () => {
       try {
         const mode = child
           .lines()
-          .map((l) => JSON.parse(l) as { msg?: string; onSqlite?: string[]; notServed?: string[] })
+          .map(
+            (l) =>
+              JSON.parse(l) as {
+                msg?: string;
+                onPostgres?: string[];
+                onSqlite?: string[];
+                notServed?: string[];
+              },
+          )
           .find((l) => l.msg?.startsWith('store.engine postgres'));
-        expect(mode?.onSqlite).toEqual(
-          expect.arrayContaining([
-            expect.stringMatching(/^reader registry/),
-            expect.stringMatching(/^auth/),
-            'audit log',
-          ]),
-        );
+        expect(mode?.onPostgres).toEqual(expect.arrayContaining([expect.stringMatching(/^reader registry/)]));
+        expect(mode?.onSqlite).toEqual([expect.stringMatching(/^auth/), 'audit log']);
         expect(mode?.notServed).toEqual(expect.arrayContaining(['care plan', 'reports']));
 
         // cards 1 and 2 assigned on PostgreSQL through the admin API; card 3 stays unknown
@@ -169,7 +173,7 @@ describe('gateway process on PostgreSQL', () => {
           [r0],
         );
         expect(held.rows.map((x) => Number(x.seq))).toEqual([25]);
-        // the reader's client came from the SQLite registry (copied to PostgreSQL)
+        // the reader's client came from the local file's row (inserted into PostgreSQL at start)
         expect(new Set(started.map((e) => e.clientRef))).toEqual(new Set(READERS.map((r) => `home-${r}`)));
       } finally {
         await pool.end();

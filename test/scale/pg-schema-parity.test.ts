@@ -55,7 +55,8 @@ describe('the PostgreSQL schema mirrors the SQLite one', () => {
   it('uses the SQLite step ids for the steps both engines have', () => {
     const sqliteIds = new Set(sqliteMigrations.map((m) => m.id));
     const pgOnly = postgresMigrations.map((m) => m.id).filter((id) => !sqliteIds.has(id));
-    // leases: several instances; anchors-pg-001: an index for the per-reader anchor scan (no column)
-    expect(pgOnly).toEqual(['leases-001', 'anchors-pg-001']);
+    // leases: several instances; anchors-pg-001: an index for the per-reader anchor scan (no column);
+    // readers-pg-001: the trigger that tells every instance's reader registry of a change (no column)
+    expect(pgOnly).toEqual(['leases-001', 'anchors-pg-001', 'readers-pg-001']);
   });
 });

@@ -150,23 +150,25 @@ export function readerRoutes(d: ReaderRoutesDeps): AdminRoute[] {
     {
       method: 'POST',
       path: '/api/readers/:readerId/revoke',
-      handler: (req) => {
+      handler: async (req) => {
         const id = req.params.readerId ?? '';
         if (!d.registry.getReader(id)) return notFound;
         const wasConnected = d.transport()?.isOnline(id) ?? false;
         d.registry.revokeReader(id); // drops the live connection
+        await d.registry.written(); // stored (on PostgreSQL: every instance's registry), or the error
         return { status: 200, body: { readerId: id, revoked: true, wasConnected } };
       },
     },
     {
       method: 'POST',
       path: '/api/readers/:readerId/move',
-      handler: (req) => {
+      handler: async (req) => {
         const id = req.params.readerId ?? '';
         if (!d.registry.getReader(id)) return notFound;
         const p = MoveBody.safeParse(req.body);
         if (!p.success) return bad(summarizeIssues(p.error.issues));
         d.registry.moveReader(id, p.data.clientRef);
+        await d.registry.written();
         return { status: 200, body: { readerId: id, clientRef: p.data.clientRef } };
       },
     },

@@ -5,10 +5,12 @@ import { SafeId } from '../../../protocol/index.js';
 import { EXIT } from '../../../runtime/cli.js';
 import { applyLiveOrOffline } from '../admin/client.js';
 import { SqliteAuditStore } from '../audit/sqlite.js';
+import { openPgPool, type PgPool } from '../store/postgres/db.js';
 import { openDatabase } from '../store/sqlite/db.js';
 import { DEFAULT_RETENTION, RETENTION_CLASSES, daysOf, type RetentionSettings } from './policy.js';
 import { createPruner } from './prune.js';
-import { eraseAudited } from './service.js';
+import { erasePgAudited, pgPrunerFor } from './pg.js';
+import { eraseAudited, type ErasureInput } from './service.js';
 
 type Out = (line: string) => void;
 
@@ -23,6 +25,10 @@ review. Audited (erasure.client / erasure.staff, naming the pseudonym only). Thr
 gateway when it runs, else in the database.
 retention show: the retention per data class; run: deletes now what is past retention (the gateway
 also does this every retention.intervalMinutes). docs/retention.md.`;
+
+/** store.engine postgres: a small pool on its database (the offline commands work there, not in the SQLite file). */
+const pgPoolOf = (c: { store?: { engine: string; url?: string } }): PgPool | null =>
+  c.store?.engine === 'postgres' && c.store.url ? openPgPool({ url: c.store.url, max: 2 }) : null;
 
 const settingsOf = (c: { retention?: RetentionSettings }): RetentionSettings =>
   c.retention ?? DEFAULT_RETENTION;
@@ -70,12 +76,21 @@ export async function retentionCommand(
       return 1;
     }
     const db = openDatabase(dbFile, []);
+    const pool = pgPoolOf(loaded.config);
     try {
-      const r = createPruner(db, settings).runAll(now());
+      // store.engine postgres: PostgreSQL's tables, and this instance's own audit log in its SQLite file
+      const r = pool
+        ? await pgPrunerFor(pool, settings).runAll(now())
+        : createPruner(db, settings).runAll(now());
+      if (pool) {
+        const local = createPruner(db, settings, ['audit_log']).runAll(now());
+        r.audit += local.audit;
+      }
       out(`deleted: ${RETENTION_CLASSES.map((c) => `${c} ${r[c]}`).join(', ')}`);
       return 0;
     } finally {
       db.close();
+      await pool?.end();
     }
   }
   if ((sub !== 'client' && sub !== 'staff') || !ref || rest.length || !SafeId.safeParse(ref).success) {
@@ -106,20 +121,25 @@ export async function retentionCommand(
     offline: async () => {
       if (!existsSync(dbFile)) throw new Error(`no gateway database at ${dbFile}`);
       const db = openDatabase(dbFile, []);
+      const pool = pgPoolOf(loaded.config);
       try {
         const audit = new SqliteAuditStore(db);
-        const r = eraseAudited(db, settings, (e) => audit.append(e), {
+        const input: ErasureInput = {
           kind: sub,
           ref,
           force,
           nowMs: now(),
           actor: `cli:${process.env.USER ?? 'unknown'}`,
           reason,
-        });
+        };
+        const r = pool
+          ? await erasePgAudited(pool, db, settings, (e) => audit.append(e), input)
+          : eraseAudited(db, settings, (e) => audit.append(e), input);
         if (!r.ok) throw new Error(`erasure refused: ${r.reason}`);
-        return await Promise.resolve(printed(r));
+        return printed(r);
       } finally {
         db.close();
+        await pool?.end();
       }
     },
     offlineNote: 'the erasure was made in the database',

@@ -98,6 +98,19 @@ function replaceEverywhere(db: Db, ref: string, pseudo: string, changed: Record<
 }
 
 /**
+ * Replaces each reference by the pseudonym chosen elsewhere, in one transaction (PostgreSQL mode: the instance's
+ * own SQLite file, its audit log and reader registry copy, gets the pseudonyms PostgreSQL's erasure chose).
+ * Returns rows changed per table.column.
+ */
+export function replaceRefs(db: Db, pairs: ReadonlyArray<readonly [string, string]>): Record<string, number> {
+  return db.transaction(() => {
+    const changed: Record<string, number> = {};
+    for (const [ref, pseudo] of pairs) replaceEverywhere(db, ref, pseudo, changed);
+    return changed;
+  })();
+}
+
+/**
  * Erasure of one client's or staff member's identity (issue 16, docs/retention.md "Erasure"). Their reference,
  * and a staff member's card references, are replaced in every table by a random pseudonym that is not stored
  * anywhere with the original: visits, plans and matches keep their figures (a report's counts, continuity and

@@ -113,8 +113,11 @@ export interface Pruner {
   runAll(nowMs: number, maxSteps?: number): PruneCounts;
 }
 
-export function createPruner(db: Db, settings: RetentionSettings): Pruner {
-  const steps = STEPS.filter((s) => daysOf(settings, s.cls) !== 'keep' && hasTable(db, s.table)).map((s) => ({
+/** `only`: the tables to prune (PostgreSQL mode prunes the instance's own SQLite audit_log only). */
+export function createPruner(db: Db, settings: RetentionSettings, only?: readonly string[]): Pruner {
+  const wanted = (s: Step) =>
+    daysOf(settings, s.cls) !== 'keep' && hasTable(db, s.table) && (!only || only.includes(s.table));
+  const steps = STEPS.filter(wanted).map((s) => ({
     ...s,
     stmt: db.prepare(s.sql),
     days: daysOf(settings, s.cls) as number,

@@ -4,7 +4,8 @@ import type { AdminRoute } from '../admin/types.js';
 import type { NewAuditEntry } from '../audit/store.js';
 import type { Db } from '../store/sqlite/db.js';
 import { DEFAULT_RETENTION, type RetentionSettings } from './policy.js';
-import { eraseAudited } from './service.js';
+import type { EraseResult } from './erase.js';
+import { eraseAudited, type ErasureInput } from './service.js';
 
 export const ErasureBody = z
   .object({
@@ -16,7 +17,10 @@ export const ErasureBody = z
   .strict();
 
 export interface RetentionRouteOptions {
-  db: Db;
+  /** The SQLite gateway's database (erased by erase.ts); ignored when `erase` is given. */
+  db?: Db;
+  /** Another erasure (PostgreSQL mode: pg.ts erasePgAudited, its audit entry included). */
+  erase?: (req: ErasureInput) => Promise<EraseResult>;
   settings?: RetentionSettings;
   now: () => number;
   appendAudit: (e: NewAuditEntry) => unknown;
@@ -38,18 +42,23 @@ export function retentionRoutes(o: RetentionRouteOptions): AdminRoute[] {
         summary: "Erase a client's or staff member's identity (pseudonymised everywhere)",
         tags: ['retention'],
       },
-      handler: (req) => {
+      handler: async (req) => {
         const p = ErasureBody.safeParse(req.body);
         if (!p.success)
           return { status: 400, body: { error: p.error.issues.map((i) => i.message).join('; ') } };
-        const r = eraseAudited(o.db, o.settings ?? DEFAULT_RETENTION, o.appendAudit, {
+        const input: ErasureInput = {
           kind: p.data.kind,
           ref: p.data.ref,
           force: p.data.forceRecordsLaw === true,
           nowMs: o.now(),
           actor: req.actor,
           reason: p.data.reason,
-        });
+        };
+        const r = o.erase
+          ? await o.erase(input)
+          : o.db
+            ? eraseAudited(o.db, o.settings ?? DEFAULT_RETENTION, o.appendAudit, input)
+            : { ok: false as const, code: 'not-found' as const, reason: 'no database' };
         if (!r.ok)
           return { status: r.code === 'not-found' ? 404 : 409, body: { error: r.reason, code: r.code } };
         o.onErased?.();

@@ -88,6 +88,26 @@ export interface IngestLog {
   readersWithGaps(): Awaitable<Array<{ readerId: string; contiguousUpto: number; maxSeen: number }>>;
 }
 
+/**
+ * The reader registry's table as the registry (gateway/src/registry.ts) uses it: reads answer
+ * synchronously (login, admission and the reader pages are on the hot path), writes may answer with a
+ * Promise. SQLite's IngestStore is one (its writes are synchronous transactions). On PostgreSQL,
+ * `PgReaderDirectory` (postgres/reader-directory.ts) keeps an in-memory snapshot of `readers` that
+ * every instance shares: writes go to the snapshot at once and through to PostgreSQL in order, and
+ * changes other instances make arrive by LISTEN/NOTIFY (and a periodic pull) as `onRemoteChange`.
+ */
+export interface ReaderDirectory {
+  getReader(readerId: string): ReaderRecord | undefined;
+  listReaders(): ReaderRecord[];
+  insertReader(r: ReaderRecord): Awaitable<void>;
+  setPasswordHash(readerId: string, hash: string): Awaitable<void>;
+  setRevoked(readerId: string, atMs: number | null): Awaitable<void>;
+  setClientRef(readerId: string, clientRef: string | null, atMs: number): Awaitable<void>;
+  authTags: IngestStore['authTags'];
+  /** A shared directory: `fn(before, after)` for each reader row another instance added or changed. */
+  onRemoteChange?(fn: (before: ReaderRecord | undefined, after: ReaderRecord) => void): void;
+}
+
 export interface IngestStore {
   /** Applies every item in ONE durable transaction; returns per-reader sequence state after it. */
   commit(items: readonly IngestItem[]): CommitOutcome;

@@ -276,4 +276,18 @@ export const postgresMigrations: readonly PgMigration[] = [
       );
     `,
   },
+  {
+    id: 'readers-pg-001',
+    sql: `
+      -- The reader registry shared by every instance (store/postgres/reader-directory.ts): each change of
+      -- a reader row notifies the instances after commit, with the reader id as payload.
+      CREATE FUNCTION visittag_readers_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        PERFORM pg_notify('visittag_readers', NEW.reader_id);
+        RETURN NULL;
+      END $$;
+      CREATE TRIGGER readers_notify AFTER INSERT OR UPDATE ON readers
+        FOR EACH ROW EXECUTE FUNCTION visittag_readers_notify();
+    `,
+  },
 ];

@@ -1,0 +1,173 @@
+import { randomBytes } from 'node:crypto';
+import type pino from 'pino';
+import type { Clock, TimerHandle } from '../../../protocol/index.js';
+import type { NewAuditEntry } from '../audit/store.js';
+import type { MetricsRegistry } from '../metrics.js';
+import type { PgPool } from '../store/postgres/db.js';
+import { tryLease } from '../store/postgres/leases.js';
+import { createPgPruner, pgEraseSubject, type PgPruner } from '../store/postgres/retention.js';
+import type { Db } from '../store/sqlite/db.js';
+import { replaceRefs, scanForRef, type EraseResult } from './erase.js';
+import { daysOf, RETENTION_CLASSES, type RetentionSettings } from './policy.js';
+import { createPruner, zeroCounts, type PruneCounts, type Pruner } from './prune.js';
+import type { ErasureInput } from './service.js';
+
+/** The lease name: one instance at a time prunes PostgreSQL. */
+export const RETENTION_LEASE = 'retention';
+
+/** The PostgreSQL pruner with the periods of `settings` (docs/retention.md). */
+export const pgPrunerFor = (pool: PgPool, settings: RetentionSettings): PgPruner =>
+  createPgPruner(pool, { days: (c) => daysOf(settings, c), batchRows: settings.batchRows });
+
+export interface PgRetentionJobOptions {
+  pool: PgPool;
+  /** The instance's own SQLite file: its access audit log is pruned here on every instance. */
+  db?: Db;
+  clock: Clock;
+  settings: RetentionSettings;
+  logger: pino.Logger;
+  metrics?: MetricsRegistry;
+  /** This instance's lease holder name (unique per instance). */
+  holder: string;
+  /** Transactions per timer turn before yielding (default 10). */
+  batchesPerTurn?: number;
+}
+
+/**
+ * The retention job of `store.engine: "postgres"` (issue 16): every `intervalMinutes`, on the injected clock, the
+ * instance holding the lease `retention` deletes what is past retention on PostgreSQL, `batchesPerTurn`
+ * transactions per turn (yielding between turns, renewing the lease each turn); the other instances skip
+ * PostgreSQL. A holder that stops renewing loses the lease after two intervals and another instance takes over.
+ * Every instance prunes its own SQLite audit log (not shared). Counts are in `deletedByThisInstance`, and in the
+ * `visittag_retention_deleted_total{class}` counter as on SQLite.
+ */
+export class PgRetentionJob {
+  private timer: TimerHandle | null = null;
+  private readonly pruner: PgPruner;
+  private readonly local: Pruner | null;
+  private readonly log: pino.Logger;
+  private readonly counter;
+  private running = false;
+  private current = zeroCounts();
+  /** Rows this instance deleted since it started (per class): the tests' view of "once across instances". */
+  readonly deletedByThisInstance: PruneCounts = zeroCounts();
+  /** Turns in which this instance held the lease. */
+  leasedTurns = 0;
+  private inTurn: Promise<void> | null = null;
+  constructor(private readonly o: PgRetentionJobOptions) {
+    this.pruner = pgPrunerFor(o.pool, o.settings);
+    this.local = o.db ? createPruner(o.db, o.settings, ['audit_log']) : null;
+    this.log = o.logger.child({ module: 'retention' });
+    this.counter = o.metrics?.counter(
+      'visittag_retention_deleted_total',
+      'Rows deleted by the retention job, by data class.',
+    );
+  }
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.schedule(60_000);
+  }
+
+  /** Stops the timer and waits for a turn in flight. */
+  async stop(): Promise<void> {
+    this.running = false;
+    if (this.timer !== null) this.o.clock.clearTimeout(this.timer);
+    this.timer = null;
+    await this.inTurn;
+  }
+
+  /** Resolves when no turn is in flight (tests on a virtual clock). */
+  async idle(): Promise<void> {
+    await this.inTurn;
+  }
+
+  private schedule(ms: number): void {
+    if (!this.running) return;
+    this.timer = this.o.clock.setTimeout(() => {
+      this.timer = null;
+      this.inTurn = this.turn().finally(() => (this.inTurn = null));
+    }, ms);
+  }
+
+  private count(deleted: PruneCounts): void {
+    for (const c of RETENTION_CLASSES) {
+      if (deleted[c] > 0) this.counter?.inc({ class: c }, deleted[c]);
+      this.current[c] += deleted[c];
+      this.deletedByThisInstance[c] += deleted[c];
+    }
+  }
+
+  private async turn(): Promise<void> {
+    if (!this.running) return;
+    let more = false;
+    try {
+      const now = this.o.clock.now();
+      const ttl = 2 * this.o.settings.intervalMinutes * 60_000;
+      if (await tryLease(this.o.pool, RETENTION_LEASE, this.o.holder, now, ttl)) {
+        this.leasedTurns++;
+        const r = await this.pruner.step(now, this.o.batchesPerTurn ?? 10);
+        more = r.more;
+        this.count(r.deleted);
+      }
+      if (!more && this.local && this.o.db?.open) this.count(this.local.runAll(now, 100));
+    } catch (err) {
+      this.log.error({ err }, 'retention run failed; retried at the next interval');
+    }
+    if (more) return this.schedule(0);
+    if (RETENTION_CLASSES.some((c) => this.current[c] > 0)) {
+      this.log.info({ deleted: this.current }, 'retention run: rows past their retention deleted');
+    }
+    this.current = zeroCounts();
+    this.schedule(this.o.settings.intervalMinutes * 60_000);
+  }
+}
+
+/**
+ * Erasure in `store.engine: "postgres"` mode, with its audit entry: PostgreSQL first (records-law check, cards
+ * revoked, sealed UIDs dropped, every reference pseudonymised in one transaction), then the instance's own SQLite
+ * file (its audit log and reader registry copy) with the same pseudonyms. `not-found` only when neither names
+ * the person. Other instances' SQLite files are not reached: send the same erasure to each instance (it finds
+ * only its local copies then). The audit entry goes to this instance's audit log and names only the pseudonym.
+ */
+export async function erasePgAudited(
+  pool: PgPool,
+  db: Db,
+  settings: RetentionSettings,
+  appendAudit: (e: NewAuditEntry) => unknown,
+  req: ErasureInput,
+): Promise<EraseResult> {
+  const r = await pgEraseSubject(pool, {
+    kind: req.kind,
+    ref: req.ref,
+    force: req.force,
+    nowMs: req.nowMs,
+    visitsDays: settings.visitsDays,
+  });
+  if (!r.ok && r.code === 'records-law') return r;
+  let pseudonym: string;
+  let changed: Record<string, number>;
+  let pairs: Array<[string, string]>;
+  if (r.ok) {
+    pseudonym = r.pseudonym;
+    changed = r.changed;
+    pairs = [...r.cardPseudonyms, [req.ref, r.pseudonym]];
+  } else {
+    if (Object.keys(scanForRef(db, req.ref)).length === 0) return r; // nowhere: not-found
+    pseudonym = `erased-${randomBytes(9).toString('hex')}`; // only this instance's file names the person
+    changed = {};
+    pairs = [[req.ref, pseudonym]];
+  }
+  for (const [k, n] of Object.entries(replaceRefs(db, pairs))) changed[`local ${k}`] = n;
+  appendAudit({
+    atMs: req.nowMs,
+    actor: req.actor,
+    action: `erasure.${req.kind}`,
+    target: pseudonym,
+    before: null,
+    after: { changed, cards: r.ok ? r.cards : 0, forcedRecordsLaw: req.force },
+    reason: req.reason,
+  });
+  return { ok: true, pseudonym, changed, cards: r.ok ? r.cards : 0 };
+}
