@@ -85,7 +85,8 @@ headers_version() {
 
 # The native addons: every installed package with a binding.gyp and a build from its install.
 native_packages() {
-  (cd "$1" && find node_modules -name binding.gyp -not -path '*/test/*' -not -path '*/deps/*' -printf '%h\n' |
+  # `node_modules/` (trailing slash): a node_modules that is a symbolic link is searched too.
+  (cd "$1" && find node_modules/ -name binding.gyp -not -path '*/test/*' -not -path '*/deps/*' -printf '%h\n' |
     while IFS= read -r d; do [ -d "$d/build" ] && echo "$d"; done | sort)
 }
 
