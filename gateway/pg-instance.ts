@@ -15,6 +15,9 @@ import { PgOutbox } from './src/store/postgres/outbox.js';
 import { PgReaderState } from './src/store/postgres/reader-state.js';
 import { syncReaders } from './src/store/postgres/readers.js';
 import { PgVisitStore } from './src/store/postgres/visits.js';
+import { DEFAULT_RETENTION } from './src/retention/policy.js';
+import { erasePgAudited, PgRetentionJob, RETENTION_LEASE } from './src/retention/pg.js';
+import { retentionRoutes } from './src/retention/routes.js';
 import { createSqliteIngestStore } from './src/store/sqlite/ingest-store.js';
 import { createTurnVisitPipeline } from './src/visits/turn-pipeline.js';
 import { createReaderEdge, openInstance, type GatewayInstance, type GatewayOptions } from './wiring.js';
@@ -28,6 +31,7 @@ export const PG_MODE = {
     'cards',
     'enrollment',
     'fleet (config push)',
+    'retention and erasure (one instance prunes, lease `retention`; each prunes its own audit log)',
     'reader registry (shared: a snapshot per instance, changes by LISTEN/NOTIFY, a full pull every 30 s)',
   ],
   onSqlite: ['auth (accounts, sessions, tokens)', 'audit log'],
@@ -36,7 +40,6 @@ export const PG_MODE = {
     'reports',
     'visit corrections',
     'day view and web app',
-    'retention',
     'reader replacement',
     'card lifecycle (revoke/validity)',
     'secure cards',
@@ -130,6 +133,17 @@ export function createPgGateway(opts: GatewayOptions): PgGateway {
   // works on every instance.
   const holder = outbox.holder;
   const GAP_CHECK_MS = 60_000;
+  // retention and erasure (issue 16, docs/retention.md): PostgreSQL pruned by the lease holder
+  const retentionSettings = config.retention ?? DEFAULT_RETENTION;
+  const retention = new PgRetentionJob({
+    pool,
+    db,
+    clock,
+    settings: retentionSettings,
+    logger,
+    metrics,
+    holder,
+  });
   // registry, ingest, MQTT, enrollment, gap timeout and the reader-side routes (shared with index.ts)
   const edge = createReaderEdge(base, {
     registryStore,
@@ -161,6 +175,12 @@ export function createPgGateway(opts: GatewayOptions): PgGateway {
     addCard: (c) => cards.assign({ ...c, nowMs: clock.now() }),
     fleet,
     ready: () => started,
+    beforeCommands: retentionRoutes({
+      now: () => clock.now(),
+      appendAudit: (e) => base.access.auditStore.append(e),
+      erase: (req) =>
+        erasePgAudited(pool, db, retentionSettings, (e) => base.access.auditStore.append(e), req),
+    }),
   });
 
   let syncTimer: ReturnType<typeof setInterval> | null = null;
@@ -188,7 +208,7 @@ export function createPgGateway(opts: GatewayOptions): PgGateway {
           onSqlite: PG_MODE.onSqlite,
           notServed: PG_MODE.notServed,
         },
-        'store.engine postgres: ingest, visits, outbox, cards, enrollment, fleet and the reader registry on PostgreSQL; auth and audit still in the SQLite file; care, reports, corrections, day view, web app, retention, replacement and card lifecycle are not served in this mode',
+        'store.engine postgres: ingest, visits, outbox, cards, enrollment, fleet and the reader registry on PostgreSQL; auth and audit still in the SQLite file; care, reports, corrections, day view, web app, replacement and card lifecycle are not served in this mode',
       );
       // several instances starting together apply each step once (advisory lock in migrate)
       await migrate(pool, postgresMigrations);
@@ -204,6 +224,7 @@ export function createPgGateway(opts: GatewayOptions): PgGateway {
       }, READER_PAGES_MS);
       syncTimer.unref();
       await visits.start();
+      retention.start();
       await edge.start(); // broker accounts, MQTT, the admin API, the gap timeout
       started = true;
     },
@@ -214,6 +235,8 @@ export function createPgGateway(opts: GatewayOptions): PgGateway {
       await visits.stop();
       await admin.stop();
       await directory.stop();
+      await retention.stop();
+      await releaseLease(pool, RETENTION_LEASE, holder).catch(() => undefined);
       await releaseLease(pool, 'gap-watch', holder).catch(() => undefined);
       sqliteStore.authTags.flush();
       db.close();
