@@ -19,27 +19,19 @@ import type { Dimension, ExecutedParams, Period } from '../../gateway/src/report
 import { applyCorrections } from '../../gateway/src/reports/memory-source.js';
 import { reportMigrations } from '../../gateway/src/reports/migrations.js';
 import { runExecuted } from '../../gateway/src/reports/run.js';
-import type { ReportSource, ReportVisit } from '../../gateway/src/reports/source.js';
+import type { ReportVisit } from '../../gateway/src/reports/source.js';
 import { SqliteReportSource } from '../../gateway/src/reports/sqlite-source.js';
 import { addDays, ReportClock } from '../../gateway/src/reports/time.js';
 import { openDatabase, type Db } from '../../gateway/src/store/sqlite/db.js';
 import { sqliteMigrations } from '../../gateway/src/store/sqlite/migrations.js';
 import { municipality } from '../../bench/lib/report-data.js';
 import { buildFixture } from './fixture.js';
-import { writeCare, writeVisits } from './sqlite-fixture.js';
+import { inMemory, writeCare, writeVisits } from './sqlite-fixture.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'visittag-reports-cells-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const clock = new ReportClock();
 const MIGRATIONS = [...sqliteMigrations, ...careMigrations, ...correctionMigrations, ...reportMigrations];
-
-const inMemory = (s: ReportSource): ReportSource => ({
-  registries: () => s.registries(),
-  planned: (w) => s.planned(w),
-  matches: (w) => s.matches(w),
-  executed: (w) => s.executed(w),
-  ...(s.tapAssurance ? { tapAssurance: (w) => s.tapAssurance!(w) } : {}),
-});
 
 const GROUPINGS: Dimension[][] = [
   [],

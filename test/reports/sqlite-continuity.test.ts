@@ -22,22 +22,12 @@ import { SqliteReportSource } from '../../gateway/src/reports/sqlite-source.js';
 import { ReportClock } from '../../gateway/src/reports/time.js';
 import { openDatabase } from '../../gateway/src/store/sqlite/db.js';
 import { sqliteMigrations } from '../../gateway/src/store/sqlite/migrations.js';
-import { municipality } from '../../bench/lib/report-data.js';
 import { buildFixture } from './fixture.js';
-import { writeCare, writeVisits } from './sqlite-fixture.js';
+import { continuityMunicipality, inMemory, writeCare, writeVisits } from './sqlite-fixture.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'visittag-reports-cont-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const clock = new ReportClock();
-
-/** The same source computing in memory: everything but the SQL aggregation. */
-const inMemory = (s: ReportSource): ReportSource => ({
-  registries: () => s.registries(),
-  planned: (w) => s.planned(w),
-  matches: (w) => s.matches(w),
-  executed: (w) => s.executed(w),
-  ...(s.tapAssurance ? { tapAssurance: (w) => s.tapAssurance!(w) } : {}),
-});
 
 /** The monthly follow-up from SQL cells equals the in-memory one, byte for byte. */
 async function sameMonthly(src: ReportSource, p: MonthlyParams) {
@@ -142,41 +132,7 @@ describe('continuity in SQL equals the in-memory computation', () => {
 });
 
 describe('a seeded municipality over the spring DST change', () => {
-  const m = municipality({
-    clients: 40,
-    areas: 3,
-    staffPerArea: 8,
-    fromDate: '2026-03-09',
-    days: 42,
-    withPlan: true,
-    seed: 11,
-  });
-  // Safety-alarm responses planned for some visits (their visits are not home care), unknown cards, pairs
-  // whose second staff member came first or names another client, and taps withdrawn as mistakes (alone and
-  // in pairs).
-  m.registries.serviceCodes.push({
-    code: 'LARM',
-    label: 'Trygghetslarm',
-    kind: 'safety-alarm',
-    standardMinutes: null,
-  });
-  const larm = [{ code: 'LARM', standardMinutes: null, grantedMinutes: null }];
-  for (const [i, p] of m.planned.entries()) if (i % 13 === 5) p.serviceCodes = larm;
-  for (const v of m.visits) {
-    const n = Number(v.visitId.slice(1));
-    if (n % 61 === 7) v.staffRef = null;
-    if (n % 29 === 4 && v.endedAtMs !== null) v.receivedAtMs = v.endedAtMs + 30 * 3_600_000; // 30 h late
-    // The second of a pair sometimes starts first (the first counted staff is by start, then staff ref).
-    if (v.groupId !== null && v.groupId !== v.visitId && n % 2 === 0 && v.startedAtMs !== null)
-      v.startedAtMs -= 2 * 60_000;
-    // Now and then the pair's visits name different clients (the reader moved between them): the occasion
-    // belongs to the client of its earliest visit, each visit's quality to its own.
-    if (v.groupId !== null && v.groupId !== v.visitId && n % 3 === 0) v.clientRef = 'c1';
-    if (n % 47 === 3) {
-      v.withdrawn = true;
-      v.corrected = true;
-    }
-  }
+  const m = continuityMunicipality();
   const db = openDatabase(join(dir, 'seeded.db'), [
     ...sqliteMigrations,
     ...careMigrations,

@@ -22,20 +22,11 @@ import { openDatabase } from '../../gateway/src/store/sqlite/db.js';
 import { sqliteMigrations } from '../../gateway/src/store/sqlite/migrations.js';
 import { municipality } from '../../bench/lib/report-data.js';
 import { buildFixture } from './fixture.js';
-import { writeCare, writeVisits } from './sqlite-fixture.js';
+import { inMemory, writeCare, writeVisits } from './sqlite-fixture.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'visittag-reports-sql-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const clock = new ReportClock();
-
-/** The same source computing in memory: everything but the SQL aggregation. */
-const inMemory = (s: ReportSource): ReportSource => ({
-  registries: () => s.registries(),
-  planned: (w) => s.planned(w),
-  matches: (w) => s.matches(w),
-  executed: (w) => s.executed(w),
-  ...(s.tapAssurance ? { tapAssurance: (w) => s.tapAssurance!(w) } : {}),
-});
 
 const GROUPINGS: Dimension[][] = [
   [],

@@ -6,8 +6,60 @@
  */
 import type Database from 'better-sqlite3';
 import type { Match, PlannedVisit } from '../../gateway/src/care/model.js';
-import type { Registries, ReportVisit } from '../../gateway/src/reports/source.js';
+import type { Registries, ReportSource, ReportVisit } from '../../gateway/src/reports/source.js';
 import type { ReportClock } from '../../gateway/src/reports/time.js';
+import { municipality } from '../../bench/lib/report-data.js';
+
+/** The same source computing in memory: everything but its SQL aggregation (the reports' reference). */
+export const inMemory = (s: ReportSource): ReportSource => ({
+  registries: () => s.registries(),
+  planned: (w) => s.planned(w),
+  matches: (w) => s.matches(w),
+  executed: (w) => s.executed(w),
+  ...(s.tapAssurance ? { tapAssurance: (w) => s.tapAssurance!(w) } : {}),
+});
+
+/**
+ * A seeded municipality of 40 clients over six weeks across the spring DST change (2026-03-09..04-19) for
+ * the continuity measure: safety-alarm responses planned for some visits (their visits are not home care),
+ * unknown cards, visits delivered 30 hours late, pairs whose second staff member came first or names
+ * another client, and taps withdrawn as mistakes (alone and in pairs).
+ */
+export function continuityMunicipality(): ReturnType<typeof municipality> {
+  const m = municipality({
+    clients: 40,
+    areas: 3,
+    staffPerArea: 8,
+    fromDate: '2026-03-09',
+    days: 42,
+    withPlan: true,
+    seed: 11,
+  });
+  m.registries.serviceCodes.push({
+    code: 'LARM',
+    label: 'Trygghetslarm',
+    kind: 'safety-alarm',
+    standardMinutes: null,
+  });
+  const larm = [{ code: 'LARM', standardMinutes: null, grantedMinutes: null }];
+  for (const [i, p] of m.planned.entries()) if (i % 13 === 5) p.serviceCodes = larm;
+  for (const v of m.visits) {
+    const n = Number(v.visitId.slice(1));
+    if (n % 61 === 7) v.staffRef = null;
+    if (n % 29 === 4 && v.endedAtMs !== null) v.receivedAtMs = v.endedAtMs + 30 * 3_600_000; // 30 h late
+    // The second of a pair sometimes starts first (the first counted staff is by start, then staff ref).
+    if (v.groupId !== null && v.groupId !== v.visitId && n % 2 === 0 && v.startedAtMs !== null)
+      v.startedAtMs -= 2 * 60_000;
+    // Now and then the pair's visits name different clients (the reader moved between them): the occasion
+    // belongs to the client of its earliest visit, each visit's quality to its own.
+    if (v.groupId !== null && v.groupId !== v.visitId && n % 3 === 0) v.clientRef = 'c1';
+    if (n % 47 === 3) {
+      v.withdrawn = true;
+      v.corrected = true;
+    }
+  }
+  return m;
+}
 
 export function writeVisits(db: Database.Database, visits: readonly ReportVisit[]): void {
   const seqOf = new Map<string, number>();

@@ -1,15 +1,22 @@
 /**
- * The reports' own tables and triggers (ids 'reports-002', 'reports-003'), applied by the composition root
+ * The reports' own tables and triggers (ids 'reports-002' to 'reports-005'), applied by the composition root
  * after the care plan's and the corrections' lists: the triggers that keep the report cells current sit on
  * their tables too (sqlite-cells.ts). 'reports-001' (the visits' start index) is in the gateway's list.
  * A database without them (another composition root) simply computes every report on the fly.
  */
 import type { Migration } from '../store/sqlite/db.js';
-import { CELL_TABLES_SQL, CELL_TRIGGERS_LATE_SQL, recreateTriggersSql } from './sqlite-cells.js';
+import {
+  CELL_TABLES_SQL,
+  CELL_TRIGGERS_LATE_SQL,
+  CONTINUITY_CELL_TABLES_SQL,
+  recreateTriggersSql,
+} from './sqlite-cells.js';
 
 export const reportMigrations: readonly Migration[] = [
   { id: 'reports-002', up: (db) => db.exec(CELL_TABLES_SQL) },
   { id: 'reports-003', up: (db) => db.exec(CELL_TRIGGERS_LATE_SQL) },
   // the marking triggers again, without INSERT OR IGNORE (an upsert of a visit aborted on them)
   { id: 'reports-004', up: (db) => db.exec(recreateTriggersSql()) },
+  // continuity's cells (built by the next refresh: no continuity inputs recorded yet)
+  { id: 'reports-005', up: (db) => db.exec(CONTINUITY_CELL_TABLES_SQL) },
 ];

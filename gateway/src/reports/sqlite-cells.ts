@@ -28,9 +28,23 @@
  */
 import type { Db } from '../store/sqlite/db.js';
 import { DIFF_BINS, diffRanks } from './executed.js';
-import { int, LATE, localDayExpr, recvOf, sqlParts, toQualityCells, withdrawnExpr } from './sqlite-parts.js';
+import {
+  int,
+  LATE,
+  localDayExpr,
+  nearLink,
+  recvOf,
+  sqlParts,
+  toQualityCells,
+  withdrawnExpr,
+} from './sqlite-parts.js';
+import { clearContinuityRows, continuityCellRows, fillContinuityRows } from './sqlite-continuity.js';
 import { dateOfDayNo, dayNoOf, type ReportClock } from './time.js';
 import type {
+  ContinuityCellParams,
+  ContinuityCells,
+  ContinuityClientCell,
+  ContinuityDayCell,
   ExecutedCell,
   ExecutedCells,
   ExecutedParams,
@@ -44,6 +58,9 @@ const DAY = 86_400_000;
 const CHUNK_DAYS = 31;
 /** The late-delivery threshold the quality cells count (the report's default, 24 hours). */
 const CELL_LATE_MS = 24 * 3_600_000;
+/** The counted hours continuity's cells keep (the national measure's 07:00-22:00), minutes of the day. */
+const CELL_COUNT_FROM = 7 * 60;
+const CELL_COUNT_TO = 22 * 60;
 
 /** The cell tables and the triggers on the gateway's own tables (store migrations, `reports-002`). */
 export const CELL_TABLES_SQL = `
@@ -70,6 +87,25 @@ export const CELL_TABLES_SQL = `
     late INTEGER NOT NULL, incomplete INTEGER NOT NULL, withdrawn INTEGER NOT NULL);
   CREATE INDEX report_quality_cells_day ON report_quality_cells (day);
   ${earlyTriggers()}
+`;
+
+/**
+ * Continuity's cells (`reports-005`): per local day, client and span, the home-care occasions, the
+ * double-staffed ones, the counted visits, the staff met in the counted hours with their visits (a JSON
+ * object: distinct staff over 14 days are not a sum of days) and the occasions' first counted staff (a JSON
+ * array); and the quality counts of the visits the measure uses per day, reader and client.
+ */
+export const CONTINUITY_CELL_TABLES_SQL = `
+  CREATE TABLE report_cont_cells (day INTEGER NOT NULL, client_ref TEXT NOT NULL, lo INTEGER NOT NULL,
+    hi INTEGER NOT NULL, mixed INTEGER NOT NULL, occasions INTEGER NOT NULL, double_staffed INTEGER NOT NULL,
+    counted INTEGER NOT NULL, staff TEXT NOT NULL, first TEXT NOT NULL);
+  CREATE INDEX report_cont_cells_day ON report_cont_cells (day);
+  CREATE INDEX report_cont_cells_span ON report_cont_cells (lo, hi) WHERE lo <> hi;
+  CREATE TABLE report_cont_quality (day INTEGER NOT NULL, reader_id TEXT NOT NULL, client_ref TEXT,
+    ord INTEGER NOT NULL, visits INTEGER NOT NULL, auto_closed INTEGER NOT NULL, corrected INTEGER NOT NULL,
+    unknown_card INTEGER NOT NULL, uncorrected INTEGER NOT NULL, late INTEGER NOT NULL,
+    incomplete INTEGER NOT NULL, withdrawn INTEGER NOT NULL);
+  CREATE INDEX report_cont_quality_day ON report_cont_quality (day);
 `;
 
 /** The triggers on the gateway's own tables (visits, visit_audit). */
@@ -160,7 +196,7 @@ const hasAll = (db: Db, type: string, names: readonly string[]): boolean =>
 /** Are the cells and every trigger that keeps them current in this database? */
 export function cellsInstalled(db: Db): boolean {
   return (
-    hasAll(db, 'table', ['report_dirty', 'report_exec_cells', 'report_cell_meta']) &&
+    hasAll(db, 'table', ['report_dirty', 'report_exec_cells', 'report_cell_meta', 'report_cont_cells']) &&
     hasAll(db, 'trigger', TRIGGERS)
   );
 }
@@ -172,78 +208,147 @@ export interface RefreshResult {
 }
 
 /**
- * Brings the cells up to date for `clock`'s zone: recomputes the local days the marks touch (all days
- * with data on the first run, or when `rebuild`). Needs a connection that may write. Returns null when
- * the cells are kept for another zone (they are then left alone: reports in this zone compute on the fly).
+ * What continuity's cells depend on beyond the marked tables, from the registries: the staff not counted
+ * (home nursing) and the service codes of safety alarms and meal deliveries. When they change, continuity's
+ * cells are rebuilt (all days); the client registry (age, absences, named contact) is applied at report time.
  */
-export function refreshCells(db: Db, clock: ReportClock, rebuild = false): RefreshResult | null {
+export interface ContinuityInputs {
+  excludedStaff: readonly string[];
+  alarmCodes: readonly string[];
+}
+
+const fingerprintOf = (c: ContinuityInputs): string =>
+  JSON.stringify({ excludedStaff: [...c.excludedStaff].sort(), alarmCodes: [...c.alarmCodes].sort() });
+
+const metaOf = (db: Db, key: string): string | undefined =>
+  db.prepare('SELECT value FROM report_cell_meta WHERE key = ?').pluck().get(key) as string | undefined;
+
+/** The UTC days from the first to the last day with visits or planned visits (null: none). */
+function dataSpan(db: Db): [number, number] | null {
+  const span = db
+    .prepare(
+      `SELECT min(x), max(x) FROM (
+         SELECT min(coalesce(started_at_ms, ended_at_ms)) AS x FROM visits
+         UNION ALL SELECT max(coalesce(started_at_ms, ended_at_ms)) FROM visits
+         UNION ALL SELECT min(start_ms) FROM care_planned_visits
+         UNION ALL SELECT max(start_ms) FROM care_planned_visits)`,
+    )
+    .raw()
+    .get() as [number | null, number | null];
+  return span[0] === null || span[1] === null ? null : [Math.floor(span[0] / DAY), Math.floor(span[1] / DAY)];
+}
+
+/** The local days a set of UTC days overlaps, and one either side, in order. */
+function localDaysOf(clock: ReportClock, utcDays: Iterable<number>): number[] {
+  const days = new Set<number>();
+  for (const u of utcDays) {
+    const first = Math.floor((u * DAY + clock.offsetMs(u * DAY)) / DAY);
+    const last = Math.floor((u * DAY + DAY - 1 + clock.offsetMs(u * DAY + DAY - 1)) / DAY);
+    for (let d = first - 1; d <= last + 1; d++) days.add(d);
+  }
+  return [...days].sort((a, b) => a - b);
+}
+
+/** Contiguous runs of sorted days, at most CHUNK_DAYS long. */
+function* runsOf(sorted: readonly number[]): Iterable<[number, number]> {
+  for (let i = 0; i < sorted.length;) {
+    let j = i;
+    while (j + 1 < sorted.length && sorted[j + 1] === sorted[j]! + 1 && j + 1 - i < CHUNK_DAYS) j++;
+    yield [sorted[i]!, sorted[j]!];
+    i = j + 1;
+  }
+}
+
+/**
+ * Brings the cells up to date for `clock`'s zone: recomputes the local days the marks touch (all days
+ * with data on the first run, or when `rebuild`), and continuity's cells of every day when `cont` changed
+ * since they were made. Needs a connection that may write. Returns null when the cells are kept for another
+ * zone (they are then left alone: reports in this zone compute on the fly).
+ */
+export function refreshCells(
+  db: Db,
+  clock: ReportClock,
+  cont: ContinuityInputs,
+  rebuild = false,
+): RefreshResult | null {
   const t0 = performance.now();
-  const zone = db.prepare("SELECT value FROM report_cell_meta WHERE key = 'zone'").pluck().get() as
-    string | undefined;
+  const zone = metaOf(db, 'zone');
   if (zone !== undefined && zone !== clock.timeZone && !rebuild) return null;
+  const fingerprint = fingerprintOf(cont);
+  const contAll = zone === undefined || rebuild || metaOf(db, 'continuity') !== fingerprint;
   // Take the marks (a short write transaction); the first build marks every day with data.
   db.transaction(() => {
     if (zone === undefined || rebuild) {
       db.prepare("INSERT OR REPLACE INTO report_cell_meta VALUES ('zone', ?)").run(clock.timeZone);
       db.exec(`DELETE FROM report_exec_cells; DELETE FROM report_exec_diffs; DELETE FROM report_plan_cells;
                DELETE FROM report_quality_cells;`);
-      const span = db
-        .prepare(
-          `SELECT min(x), max(x) FROM (
-             SELECT min(coalesce(started_at_ms, ended_at_ms)) AS x FROM visits
-             UNION ALL SELECT max(coalesce(started_at_ms, ended_at_ms)) FROM visits
-             UNION ALL SELECT min(start_ms) FROM care_planned_visits
-             UNION ALL SELECT max(start_ms) FROM care_planned_visits)`,
-        )
-        .raw()
-        .get() as [number | null, number | null];
-      if (span[0] !== null && span[1] !== null)
+      const span = dataSpan(db);
+      if (span !== null)
         db.prepare(
           `WITH RECURSIVE d(x) AS (SELECT ? UNION ALL SELECT x + 1 FROM d WHERE x < ?)
            INSERT OR IGNORE INTO report_dirty SELECT x FROM d`,
-        ).run(Math.floor(span[0] / DAY), Math.floor(span[1] / DAY));
+        ).run(span[0], span[1]);
     }
     db.exec(
       'INSERT OR IGNORE INTO report_dirty_taken SELECT utc_day FROM report_dirty; DELETE FROM report_dirty;',
     );
   }).immediate();
   const taken = db.prepare('SELECT utc_day FROM report_dirty_taken').pluck().all() as number[];
-  // The local days each marked UTC day overlaps, and one either side.
-  const days = new Set<number>();
-  for (const u of taken) {
-    const first = Math.floor((u * DAY + clock.offsetMs(u * DAY)) / DAY);
-    const last = Math.floor((u * DAY + DAY - 1 + clock.offsetMs(u * DAY + DAY - 1)) / DAY);
-    for (let d = first - 1; d <= last + 1; d++) days.add(d);
-  }
-  const sorted = [...days].sort((a, b) => a - b);
-  for (let i = 0; i < sorted.length;) {
-    // contiguous runs, at most CHUNK_DAYS long
-    let j = i;
-    while (j + 1 < sorted.length && sorted[j + 1] === sorted[j]! + 1 && j + 1 - i < CHUNK_DAYS) j++;
-    recompute(db, clock, sorted[i]!, sorted[j]!);
-    i = j + 1;
+  const marked = localDaysOf(clock, taken);
+  for (const [d0, d1] of runsOf(marked)) recompute(db, clock, d0, d1, { exec: true, cont: true }, cont);
+  if (contAll) {
+    // Continuity's cells of every other day with data; the fingerprint is written once all are made.
+    const span = dataSpan(db);
+    const all = span === null ? [] : localDaysOf(clock, range(span[0], span[1]));
+    const done = new Set(marked);
+    for (const [d0, d1] of runsOf(all.filter((d) => !done.has(d))))
+      recompute(db, clock, d0, d1, { exec: false, cont: true }, cont);
+    db.transaction(() => {
+      const lo = all[0] ?? 0;
+      const hi = all[all.length - 1] ?? -1;
+      db.prepare('DELETE FROM report_cont_cells WHERE day < ? OR day > ?').run(lo, hi);
+      db.prepare('DELETE FROM report_cont_quality WHERE day < ? OR day > ?').run(lo, hi);
+      db.prepare("INSERT OR REPLACE INTO report_cell_meta VALUES ('continuity', ?)").run(fingerprint);
+    }).immediate();
   }
   db.transaction(() => {
     const del = db.prepare('DELETE FROM report_dirty_taken WHERE utc_day = ?');
     for (const u of taken) del.run(u);
   }).immediate();
-  return { days: sorted.length, ms: performance.now() - t0 };
+  return { days: contAll ? Math.max(marked.length, 0) : marked.length, ms: performance.now() - t0 };
 }
 
-/** Marks not yet taken or taken and not yet recomputed: the cells are current when there are none. */
-export function cellsCurrent(db: Db, clock: ReportClock): boolean {
-  const zone = db.prepare("SELECT value FROM report_cell_meta WHERE key = 'zone'").pluck().get();
+const range = (a: number, b: number): number[] => Array.from({ length: b - a + 1 }, (_, i) => a + i);
+
+/**
+ * No marks waiting (taken or not) and the cells made for this zone and these continuity inputs: the
+ * cells are current (a read-only connection may use them).
+ */
+export function cellsCurrent(db: Db, clock: ReportClock, cont: ContinuityInputs): boolean {
   return (
-    zone === clock.timeZone &&
+    metaOf(db, 'zone') === clock.timeZone &&
+    metaOf(db, 'continuity') === fingerprintOf(cont) &&
     db.prepare('SELECT 1 FROM report_dirty UNION ALL SELECT 1 FROM report_dirty_taken LIMIT 1').get() ===
       undefined
   );
 }
 
-const TEMP = ['exec_cells', 'exec_diffs', 'plan_cells', 'quality_cells'] as const;
+const EXEC_TEMP = ['exec_cells', 'exec_diffs', 'plan_cells', 'quality_cells'] as const;
+const CONT_TEMP = ['cont_cells', 'cont_quality'] as const;
 
-/** Recomputes the cells of local days [d0, d1]: computed in a read snapshot, swapped in by a short write. */
-function recompute(db: Db, clock: ReportClock, d0: number, d1: number): void {
+/**
+ * Recomputes the cells of local days [d0, d1] (executed vs planned's, continuity's, or both): computed in
+ * a read snapshot, swapped in by a short write.
+ */
+function recompute(
+  db: Db,
+  clock: ReportClock,
+  d0: number,
+  d1: number,
+  kinds: { exec: boolean; cont: boolean },
+  cont: ContinuityInputs,
+): void {
+  const TEMP = [...(kinds.exec ? EXEC_TEMP : []), ...(kinds.cont ? CONT_TEMP : [])];
   for (const t of TEMP)
     db.exec(`CREATE TEMP TABLE IF NOT EXISTS rc_${t} AS SELECT * FROM main.report_${t} WHERE 0;
              DELETE FROM temp.rc_${t};`);
@@ -259,14 +364,7 @@ function recompute(db: Db, clock: ReportClock, d0: number, d1: number): void {
   const W1 = int(w.toMs);
   const N0 = int(w.fromMs - DAY);
   const N1 = int(w.toMs + DAY);
-  // The link without a window: the matching's per-visit link, else the least planned visit of a plan match
-  // within a day listing the visit (then the occasion spans the days around it: see the header).
-  const fallback = `(SELECT min(m.planned_visit_id) FROM care_plan_matches m, json_each(m.executed_keys_json) j
-         WHERE m.client_ref = v.client_ref AND m.start_ms >= v.started_at_ms - ${DAY} AND m.start_ms < coalesce(v.started_at_ms, v.ended_at_ms) + ${DAY}
-           AND j.value = v.reader_id || '/' || v.visit_id)`;
-  const link = `(CASE WHEN vm.executed_key IS NOT NULL THEN vm.planned_visit_id ELSE ${fallback} END)`;
-  const unlinked = '(vm.executed_key IS NULL)';
-  const vmJoin = "LEFT JOIN care_visit_matches vm ON vm.executed_key = v.reader_id || '/' || v.visit_id";
+  const { link, unlinked, vmJoin } = nearLink();
   const len = `(CASE WHEN v.started_at_ms IS NULL OR v.ended_at_ms IS NULL OR (v.end_reason IS 'auto-close' AND NOT ${corrected})
       THEN NULL ELSE max(0, v.ended_at_ms - v.started_at_ms) END)`;
   const planJoin = (pv: string) =>
@@ -275,12 +373,13 @@ function recompute(db: Db, clock: ReportClock, d0: number, d1: number): void {
 
   db.exec('BEGIN');
   try {
-    db.exec(
-      'CREATE TEMP TABLE IF NOT EXISTS rc_occ (day INTEGER, lo INTEGER, hi INTEGER, client_ref TEXT, codes TEXT, pvday INTEGER, planned_minutes REAL, length_ms INTEGER, staff_ms INTEGER); DELETE FROM temp.rc_occ;',
-    );
-    // Visits alone (a visit the matching has not linked yet may reach a day either side).
-    db.prepare(
-      `INSERT INTO temp.rc_occ
+    if (kinds.exec) {
+      db.exec(
+        'CREATE TEMP TABLE IF NOT EXISTS rc_occ (day INTEGER, lo INTEGER, hi INTEGER, client_ref TEXT, codes TEXT, pvday INTEGER, planned_minutes REAL, length_ms INTEGER, staff_ms INTEGER); DELETE FROM temp.rc_occ;',
+      );
+      // Visits alone (a visit the matching has not linked yet may reach a day either side).
+      db.prepare(
+        `INSERT INTO temp.rc_occ
        SELECT o.day, o.day - o.u, o.day + o.u, o.client_ref, p.service_codes_json, ${pvday}, p.planned_minutes,
               o.length_ms, o.staff_ms
          FROM (SELECT *, u0 AND pv IS NOT NULL AS u FROM (
@@ -290,10 +389,10 @@ function recompute(db: Db, clock: ReportClock, d0: number, d1: number): void {
                  FROM visits v ${vmJoin}
                 WHERE v.started_at_ms >= ${W0} AND v.started_at_ms < ${W1} AND v.group_id IS NULL${counts})) o
          ${planJoin('o.pv')}`,
-    ).run();
-    // Double staffing: each group whole (its visits within a day of the range), kept when it starts in it.
-    db.prepare(
-      `INSERT INTO temp.rc_occ
+      ).run();
+      // Double staffing: each group whole (its visits within a day of the range), kept when it starts in it.
+      db.prepare(
+        `INSERT INTO temp.rc_occ
        SELECT o.day, o.lo, o.hi, o.client_ref, p.service_codes_json, ${pvday}, p.planned_minutes, o.length_ms, o.staff_ms
          FROM (SELECT ${dayOf('min(g.s)')} AS day, min(g.gday) - max(g.u AND g.pv IS NOT NULL) AS lo,
                       max(g.gday) + max(g.u AND g.pv IS NOT NULL) AS hi,
@@ -316,8 +415,8 @@ function recompute(db: Db, clock: ReportClock, d0: number, d1: number): void {
                 GROUP BY g.reader_id, g.group_id
                HAVING min(g.s) >= ${W0} AND min(g.s) < ${W1}) o
          ${planJoin('o.pv')}`,
-    ).run();
-    db.exec(`INSERT INTO temp.rc_exec_cells
+      ).run();
+      db.exec(`INSERT INTO temp.rc_exec_cells
              SELECT day, client_ref, codes, pvday, min(lo), max(hi), count(*),
                     sum(length_ms IS NULL OR staff_ms IS NULL),
                     coalesce(sum(CASE WHEN length_ms IS NOT NULL AND staff_ms IS NOT NULL THEN length_ms END), 0),
@@ -326,9 +425,9 @@ function recompute(db: Db, clock: ReportClock, d0: number, d1: number): void {
              INSERT INTO temp.rc_exec_diffs
              SELECT day, pvday, length_ms / 60000.0 - planned_minutes AS d, count(*), sum(length_ms), total(planned_minutes)
                FROM temp.rc_occ WHERE codes IS NOT NULL AND length_ms IS NOT NULL GROUP BY day, pvday, d;`);
-    // Planned visits by their start's local day, with the local day of their match's start.
-    db.prepare(
-      `INSERT INTO temp.rc_plan_cells
+      // Planned visits by their start's local day, with the local day of their match's start.
+      db.prepare(
+        `INSERT INTO temp.rc_plan_cells
        SELECT ${dayOf('p.start_ms')}, p.local_date, CASE WHEN m.planned_visit_id IS NOT NULL THEN ${dayOf('m.start_ms')} END,
               p.client_ref, p.service_codes_json, count(*), total(p.planned_minutes),
               sum(m.status IS 'matched'), sum(m.status IS 'late'), sum(m.status IS 'understaffed'),
@@ -343,17 +442,17 @@ function recompute(db: Db, clock: ReportClock, d0: number, d1: number): void {
          LEFT JOIN care_reasons r ON r.planned_visit_id = m.planned_visit_id
         WHERE p.active = 1 AND p.start_ms >= ${W0} AND p.start_ms < ${W1}
         GROUP BY 1, 2, 3, 4, 5`,
-    ).run();
-    // Data quality per visit: started in the days, or a stop without a start that ended in them.
-    const cls = `(CASE WHEN ${wd} THEN 4 + (v.started_at_ms IS NULL) ELSE (v.group_id IS NOT NULL) * 2 + (v.started_at_ms IS NULL) END)`;
-    const cols = (day: string) => `${day} AS day, v.reader_id, v.client_ref, ${cls} AS class,
+      ).run();
+      // Data quality per visit: started in the days, or a stop without a start that ended in them.
+      const cls = `(CASE WHEN ${wd} THEN 4 + (v.started_at_ms IS NULL) ELSE (v.group_id IS NOT NULL) * 2 + (v.started_at_ms IS NULL) END)`;
+      const cols = (day: string) => `${day} AS day, v.reader_id, v.client_ref, ${cls} AS class,
         coalesce(v.started_at_ms, 0) AS s, ${wd} AS w,
         v.end_reason IS 'auto-close' AND NOT ${corrected} AS auto_closed, ${corrected} AS corrected,
         v.staff_ref IS NULL AS unknown_card, v.time_quality IS 'uncorrected' AS uncorrected,
         v.started_at_ms IS NULL OR v.ended_at_ms IS NULL AS incomplete,
         coalesce(v.ended_at_ms, v.started_at_ms) AS at, v.start_seq, v.end_seq`;
-    db.prepare(
-      `INSERT INTO temp.rc_quality_cells
+      db.prepare(
+        `INSERT INTO temp.rc_quality_cells
        SELECT day, reader_id, client_ref, class, min(s), sum(NOT w), sum(auto_closed AND NOT w),
               sum(corrected AND NOT w), sum(unknown_card AND NOT w), sum(uncorrected AND NOT w),
               sum(${LATE.replace('recv', recvOf('x'))} AND NOT w), sum(incomplete AND NOT w), sum(w)
@@ -363,7 +462,23 @@ function recompute(db: Db, clock: ReportClock, d0: number, d1: number): void {
                SELECT ${cols(dayOf('v.ended_at_ms'))} FROM visits v
                 WHERE v.started_at_ms IS NULL AND v.ended_at_ms >= ${W0} AND v.ended_at_ms < ${W1}) x
         GROUP BY reader_id, client_ref, day, class`,
-    ).run({ lateMs: CELL_LATE_MS });
+      ).run({ lateMs: CELL_LATE_MS });
+    }
+    if (kinds.cont) {
+      // Continuity: the measure's rows for whole days (sqlite-continuity.ts), added up per day and client.
+      fillContinuityRows(
+        db,
+        { w, cells: true },
+        { countFromMinute: CELL_COUNT_FROM, countToMinute: CELL_COUNT_TO },
+        clock,
+        { ...cont, clients: null, contacts: [], alarmOrMealOnly: () => false },
+      );
+      try {
+        continuityCellRows(db, 'temp.rc_cont_cells', 'temp.rc_cont_quality', CELL_LATE_MS);
+      } finally {
+        clearContinuityRows(db);
+      }
+    }
     db.exec('COMMIT');
   } catch (e) {
     db.exec('ROLLBACK');
@@ -550,6 +665,109 @@ export function executedCellsFromStore(
       p90: n === 0 ? null : get(ranks.p90),
       bins: DIFF_BINS.map((_, i) => s[3 + i] ?? 0),
     },
+    quality,
+  };
+}
+
+/**
+ * Continuity's cells for the period [fromDate, toDate] from the kept cells (the caller checked they are
+ * current for the clock's zone and the registries' inputs: SqliteReportSource.cellsReady), limited to
+ * `clients` (null: all), or null when they cannot give exactly the on-the-fly answer: other counted hours
+ * or late-delivery threshold than the cells keep, an occasion whose span the period's edge cuts, or, for a
+ * scope, an occasion a scope would change (a double-staffed group with visits of several clients).
+ */
+export function continuityCellsFromStore(
+  db: Db,
+  w: UtcWindow,
+  p: ContinuityCellParams,
+  clock: ReportClock,
+  clients: readonly string[] | null,
+  contacts: ReadonlyMap<string, string>,
+): ContinuityCells | null {
+  if ((p.lateDeliveryHours ?? 24) * 3_600_000 !== CELL_LATE_MS) return null;
+  if (p.countFromMinute !== CELL_COUNT_FROM || p.countToMinute !== CELL_COUNT_TO) return null;
+  if (w.fromMs !== clock.startOfDay(p.fromDate) || w.toMs !== clock.window(p.fromDate, p.toDate).toMs)
+    return null;
+  const d0 = dayNoOf(p.fromDate);
+  const d1 = dayNoOf(p.toDate);
+  const scope = clients === null ? '' : ' AND client_ref IN (SELECT value FROM json_each(@clients))';
+  const args = { d0, d1, ...(clients === null ? {} : { clients: JSON.stringify(clients) }) };
+  const across = db
+    .prepare(
+      `SELECT 1 FROM report_cont_cells WHERE lo <> hi AND ((lo < @d0 AND hi >= @d0) OR (lo <= @d1 AND hi > @d1)) LIMIT 1`,
+    )
+    .get({ d0, d1 });
+  if (across !== undefined) return null;
+  if (
+    clients !== null &&
+    db
+      .prepare('SELECT 1 FROM report_cont_cells WHERE day BETWEEN @d0 AND @d1 AND mixed LIMIT 1')
+      .get({ d0, d1 }) !== undefined
+  )
+    return null;
+
+  const dates = new Map<number, string>();
+  const dateOf = (day: number) => {
+    let d = dates.get(day);
+    if (d === undefined) dates.set(day, (d = dateOfDayNo(day)));
+    return d;
+  };
+  const days: ContinuityDayCell[] = [];
+  for (const [clientRef, day, occasions, doubleStaffed] of db
+    .prepare(
+      `SELECT client_ref, day, occasions, double_staffed
+         FROM report_cont_cells WHERE day BETWEEN @d0 AND @d1 AND occasions > 0${scope}`,
+    )
+    .raw()
+    .iterate(args) as IterableIterator<[string, number, number, number]>)
+    days.push({ clientRef, date: dateOf(day), occasions, doubleStaffed });
+  // The staff met: distinct over the days' sets (JSON in the cells, expanded by SQLite: far cheaper than
+  // parsing each cell in JavaScript), their counted visits and those by the named contact.
+  db.exec(
+    'CREATE TEMP TABLE IF NOT EXISTS report_cont_contacts (client_ref TEXT PRIMARY KEY, staff_ref TEXT)',
+  );
+  db.exec('DELETE FROM temp.report_cont_contacts');
+  const clientCells: ContinuityClientCell[] = [];
+  try {
+    const add = db.prepare('INSERT INTO temp.report_cont_contacts VALUES (?, ?)');
+    for (const [c, s] of contacts) add.run(c, s);
+    const firstStaff = new Map(
+      db
+        .prepare(
+          `SELECT c.client_ref, count(DISTINCT f.value) FROM report_cont_cells c, json_each(c.first) f
+            WHERE c.day BETWEEN @d0 AND @d1 AND c.first <> '[]'${scope.replaceAll('client_ref', 'c.client_ref')}
+            GROUP BY c.client_ref`,
+        )
+        .raw()
+        .all(args) as Array<[string, number]>,
+    );
+    for (const [clientRef, staff, counted, byContact] of db
+      .prepare(
+        `SELECT c.client_ref, count(DISTINCT s.key), sum(s.value), coalesce(sum(CASE WHEN s.key = k.staff_ref THEN s.value END), 0)
+           FROM report_cont_cells c CROSS JOIN json_each(c.staff) s
+           LEFT JOIN temp.report_cont_contacts k ON k.client_ref = c.client_ref
+          WHERE c.day BETWEEN @d0 AND @d1 AND c.counted > 0${scope.replaceAll('client_ref', 'c.client_ref')}
+          GROUP BY c.client_ref`,
+      )
+      .raw()
+      .iterate(args) as IterableIterator<[string, number, number, number]>)
+      clientCells.push({ clientRef, staff, firstStaff: firstStaff.get(clientRef) ?? 0, counted, byContact });
+  } finally {
+    db.exec('DELETE FROM temp.report_cont_contacts');
+  }
+  const quality = toQualityCells(
+    db
+      .prepare(
+        `SELECT reader_id, client_ref, min(ord), sum(visits), sum(auto_closed), sum(corrected), sum(unknown_card),
+                sum(uncorrected), sum(late), sum(incomplete), sum(withdrawn)
+           FROM report_cont_quality WHERE day BETWEEN @d0 AND @d1${scope} GROUP BY reader_id, client_ref`,
+      )
+      .raw()
+      .all(args) as Array<[string, string | null, number, ...number[]]>,
+  );
+  return {
+    days,
+    clients: clientCells,
     quality,
   };
 }

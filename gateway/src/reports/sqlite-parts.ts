@@ -124,6 +124,24 @@ export function sqlParts(db: Db, w: UtcWindow, clients: readonly string[] | null
 }
 
 /**
+ * The link from a visit `v` to its planned visit without a report window (the kept cells,
+ * sqlite-cells.ts): the matching's per-visit link, else the least planned visit of a plan match within a day
+ * of the visit listing it; `unlinked` is true when the second was used (a report's window may then pick
+ * another, so the cells treat the occasion as spanning the days around it).
+ */
+export function nearLink(): { link: string; unlinked: string; vmJoin: string } {
+  const fallback = `(SELECT min(m.planned_visit_id) FROM care_plan_matches m, json_each(m.executed_keys_json) j
+         WHERE m.client_ref = v.client_ref AND m.start_ms >= v.started_at_ms - 86400000
+           AND m.start_ms < coalesce(v.started_at_ms, v.ended_at_ms) + 86400000
+           AND j.value = v.reader_id || '/' || v.visit_id)`;
+  return {
+    link: `(CASE WHEN vm.executed_key IS NOT NULL THEN vm.planned_visit_id ELSE ${fallback} END)`,
+    unlinked: '(vm.executed_key IS NULL)',
+    vmJoin: "LEFT JOIN care_visit_matches vm ON vm.executed_key = v.reader_id || '/' || v.visit_id",
+  };
+}
+
+/**
  * Per-visit data-quality columns of `v` (quality.ts's rules), `w` true for a withdrawn visit: w, ord,
  * auto_closed, corrected, unknown_card, uncorrected, incomplete, at, recv (`LATE` over the last two); without
  * `recv`, the columns to look it up later (start_seq, end_seq; with the reader_id: `recvOf`). `ord` places a visit as the in-memory

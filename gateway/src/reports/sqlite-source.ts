@@ -27,8 +27,15 @@ import type {
   Team,
 } from '../care/model.js';
 import { EXCLUDED_CATEGORIES } from './continuity.js';
-import { isAlarmOrMealOnly, Lookup } from './facts.js';
-import { cellsCurrent, cellsInstalled, executedCellsFromStore, refreshCells } from './sqlite-cells.js';
+import { isAlarmOrMealOnly, Lookup, NOT_HOME_CARE_KINDS } from './facts.js';
+import {
+  cellsCurrent,
+  cellsInstalled,
+  continuityCellsFromStore,
+  executedCellsFromStore,
+  refreshCells,
+  type ContinuityInputs,
+} from './sqlite-cells.js';
 import { sqliteContinuityCells } from './sqlite-continuity.js';
 import { sqliteExecutedCells } from './sqlite-executed.js';
 import { hasWithdrawals, sqlParts, windowQualityCells } from './sqlite-parts.js';
@@ -85,6 +92,8 @@ export class SqliteReportSource implements ReportSource {
   private readonly useCells: boolean;
   /** How the last executed-vs-planned cells were made (tests and the bench check it). */
   lastExecutedFrom: 'kept cells' | 'sql' | null = null;
+  /** How the last continuity cells were made. */
+  lastContinuityFrom: 'kept cells' | 'sql' | null = null;
 
   constructor(
     private readonly db: Db,
@@ -111,7 +120,22 @@ export class SqliteReportSource implements ReportSource {
    */
   cellsReady(clock: ReportClock): boolean {
     if (!this.useCells || !cellsInstalled(this.db)) return false;
-    return this.db.readonly ? cellsCurrent(this.db, clock) : refreshCells(this.db, clock) !== null;
+    const cont = this.continuityInputs();
+    return this.db.readonly
+      ? cellsCurrent(this.db, clock, cont)
+      : refreshCells(this.db, clock, cont) !== null;
+  }
+
+  /** What continuity's kept cells depend on in the registries (sqlite-cells.ts ContinuityInputs). */
+  private continuityInputs(): ContinuityInputs {
+    return {
+      excludedStaff: this.jsonRows<Staff>('care_staff')
+        .filter((s) => EXCLUDED_CATEGORIES.includes(s.category))
+        .map((s) => s.staffRef),
+      alarmCodes: this.jsonRows<ServiceCode>('care_service_codes')
+        .filter((c) => NOT_HOME_CARE_KINDS.includes(c.kind))
+        .map((c) => c.code),
+    };
   }
 
   private hasTable(name: string): boolean {
@@ -258,15 +282,22 @@ export class SqliteReportSource implements ReportSource {
     clients: readonly string[] | null,
   ): Promise<ContinuityCells> {
     const lookup = new Lookup(await this.registries());
+    const contacts = [...lookup.clients.values()].flatMap((c) =>
+      c.careContactStaffRef === null ? [] : [[c.clientRef, c.careContactStaffRef] as const],
+    );
+    // From the cells kept at write time when they give exactly the same (sqlite-cells.ts).
+    const kept = this.cellsReady(clock)
+      ? continuityCellsFromStore(this.db, w, params, clock, clients, new Map(contacts))
+      : null;
+    this.lastContinuityFrom = kept === null ? 'sql' : 'kept cells';
+    if (kept !== null) return kept;
     const excludedStaff = [...lookup.staff.values()]
       .filter((s) => EXCLUDED_CATEGORIES.includes(s.category))
       .map((s) => s.staffRef);
     return sqliteContinuityCells(this.db, w, params, clock, {
       clients,
       excludedStaff,
-      contacts: [...lookup.clients.values()].flatMap((c) =>
-        c.careContactStaffRef === null ? [] : [[c.clientRef, c.careContactStaffRef] as const],
-      ),
+      contacts,
       alarmOrMealOnly: (json) =>
         isAlarmOrMealOnly({ serviceCodes: JSON.parse(json) as PlannedVisit['serviceCodes'] }, lookup),
     });
