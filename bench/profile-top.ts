@@ -54,11 +54,33 @@ export function busiestWindow(p: Profile, seconds: number): Window {
   return { from: bestAt, to: bestAt + seconds };
 }
 
-export function summariseProfile(file: string, top = 25, focus?: string, busiest?: number): string {
+/** Busy (not idle) share per whole second of the profile: finds the load phase by eye. */
+export function timeline(p: Profile): string {
+  const idleIds = new Set(p.nodes.filter((n) => n.callFrame.functionName === '(idle)').map((n) => n.id));
+  const busy: number[] = [];
+  const all: number[] = [];
+  let t = 0;
+  p.samples.forEach((id, i) => {
+    const d = p.timeDeltas[i] ?? 0;
+    t += d;
+    const s = Math.floor(t / 1e6);
+    all[s] = (all[s] ?? 0) + d;
+    if (!idleIds.has(id)) busy[s] = (busy[s] ?? 0) + d;
+  });
+  return all.map((a, s) => `${s}s ${Math.round((100 * (busy[s] ?? 0)) / Math.max(1, a))}%`).join(' ');
+}
+
+export function summariseProfile(
+  file: string,
+  top = 25,
+  focus?: string,
+  busiest?: number,
+  window?: Window,
+): string {
   const p = JSON.parse(readFileSync(file, 'utf8')) as Profile;
   const byId = new Map(p.nodes.map((n) => [n.id, n]));
   const self = new Map<number, number>();
-  const win = busiest ? busiestWindow(p, busiest) : null;
+  const win = window ?? (busiest ? busiestWindow(p, busiest) : null);
   let clock = 0;
   p.samples.forEach((id, i) => {
     clock += p.timeDeltas[i] ?? 0;
@@ -125,8 +147,15 @@ export function summariseProfile(file: string, top = 25, focus?: string, busiest
     for (const k of onStack) inclusive.set(k, (inclusive.get(k) ?? 0) + us);
   }
   const pct = (us: number) => `${((100 * us) / total).toFixed(1).padStart(5)}%`;
-  const span = win ? ` (busiest ${busiest} s window: ${win.from}–${win.to} s after start)` : '';
-  const lines = [`${file}: ${(total / 1e6).toFixed(2)} s sampled${span}`, '', 'self time by area:'];
+  const span = win
+    ? ` (${window ? 'window' : `busiest ${busiest} s window`}: ${win.from}–${win.to} s after start)`
+    : '';
+  const lines = [
+    `${file}: ${(total / 1e6).toFixed(2)} s sampled${span}`,
+    `busy per second: ${timeline(p)}`,
+    '',
+    'self time by area:',
+  ];
   for (const [k, v] of [...area].sort((a, b) => b[1] - a[1]).slice(0, 15)) lines.push(`  ${pct(v)}  ${k}`);
   lines.push('', 'top functions (self):');
   for (const [k, v] of [...fn].sort((a, b) => b[1] - a[1]).slice(0, top)) lines.push(`  ${pct(v)}  ${k}`);
@@ -140,6 +169,7 @@ export function summariseProfile(file: string, top = 25, focus?: string, busiest
 
 if (process.argv[1] && import.meta.filename === process.argv[1]) {
   const busiestArg = process.argv.find((a) => a.startsWith('--busiest='));
+  const windowArg = process.argv.find((a) => a.startsWith('--window='));
   const args = process.argv.slice(2).filter((a) => !a.startsWith('--'));
   const f = args[0];
   if (!f) {
@@ -147,5 +177,7 @@ if (process.argv[1] && import.meta.filename === process.argv[1]) {
     process.exit(2);
   }
   const busiest = busiestArg ? Number(busiestArg.slice('--busiest='.length)) : undefined;
-  console.log(summariseProfile(f, Number(args[1] ?? 25), args[2] || undefined, busiest));
+  const [from, to] = (windowArg?.slice('--window='.length) ?? '').split('-').map(Number);
+  const window = windowArg && from !== undefined && to !== undefined ? { from, to } : undefined;
+  console.log(summariseProfile(f, Number(args[1] ?? 25), args[2] || undefined, busiest, window));
 }

@@ -44,6 +44,12 @@ export interface Rate {
   failed: number;
   /** Gateway runs: visit events not yet processed when the burst ended; ms to catch up (null: not in 60 s). */
   visitLag?: { atEnd: number; catchUpMs: number | null };
+  /**
+   * Gateway runs: the gateway process's CPU time (user + system) per acked tap, over the burst alone and
+   * over the burst plus the visits engine's catch-up (µs). Load on a shared machine stretches wall time
+   * much more than CPU time, so this is the steadier figure for before/after comparisons.
+   */
+  cpuUsPerTap?: { burst: number; withCatchUp: number };
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -167,7 +173,10 @@ async function gatewayRun(ctx: RowContext, w: Workers, tpm: number): Promise<Rat
     appAcks: true,
   });
   await fleet.all('connect', { timeoutMs: 60_000, concurrency: 50 });
+  const cpu = async () => (await gw.worker.call<{ us: number }>('cpu')).us;
+  const cpu0 = await cpu();
   const b = await burst(fleet, ctx, 'ack', tpm);
+  const cpu1 = await cpu();
   // The visits engine runs behind the acks: how far behind it was when the burst ended, and how long
   // it took to catch up (so a figure that only moved work past the end of the run shows).
   const lagAtEnd = (await gw.worker.call<{ events: number }>('visitLag')).events;
@@ -178,9 +187,15 @@ async function gatewayRun(ctx: RowContext, w: Workers, tpm: number): Promise<Rat
     lag = (await gw.worker.call<{ events: number }>('visitLag')).events;
   }
   const catchUpMs = lag > 0 ? null : wallNow() - t0;
+  const cpu2 = await cpu();
   await fleet.all('close');
   await gw.worker.call('stop');
-  return { ...rate(b.messages, tpm, b.elapsedMs, b.failed), visitLag: { atEnd: lagAtEnd, catchUpMs } };
+  const taps = Math.max(1, b.messages * tpm);
+  return {
+    ...rate(b.messages, tpm, b.elapsedMs, b.failed),
+    visitLag: { atEnd: lagAtEnd, catchUpMs },
+    cpuUsPerTap: { burst: (cpu1 - cpu0) / taps, withCatchUp: (cpu2 - cpu0) / taps },
+  };
 }
 
 export async function measureIngest(ctx: RowContext): Promise<IngestResult> {
@@ -222,7 +237,11 @@ const fmtLag = (r: Rate) => {
   }${through})`;
 };
 const fmtRate = (r: Rate) =>
-  `${Math.round(r.tapsPerSec).toLocaleString('en-US')} taps/s = ${Math.round(r.messagesPerSec).toLocaleString('en-US')} msg/s at ${perMsg(r.tapsPerMessage)}`;
+  `${Math.round(r.tapsPerSec).toLocaleString('en-US')} taps/s = ${Math.round(r.messagesPerSec).toLocaleString('en-US')} msg/s at ${perMsg(r.tapsPerMessage)}${
+    r.cpuUsPerTap
+      ? ` (gateway CPU ${Math.round(r.cpuUsPerTap.burst)} µs/tap in the burst, ${Math.round(r.cpuUsPerTap.withCatchUp)} with the visits catch-up)`
+      : ''
+  }`;
 
 export function ingestRows(r: IngestResult, ctx: RowContext): Row[] {
   const p = ctx.profile.ingest;

@@ -69,6 +69,12 @@ serve({
     return { added: args.cards.length };
   },
 
+  /** CPU time this process has used so far (user + system, µs): work per tap that load does not inflate much. */
+  cpu() {
+    const u = process.cpuUsage();
+    return { us: u.user + u.system };
+  },
+
   memory() {
     global.gc?.();
     return process.memoryUsage();
