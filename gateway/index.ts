@@ -131,7 +131,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
     registryStore: store,
     ingestStore: store,
     epochs: createSqliteEpochLog(db),
-    onCommitted: (ids) => pipeline.onCommitted(ids),
+    onCommitted: (ids, committed) => pipeline.onCommitted(ids, committed),
     ...(secureCards ? { screen: secureCards.screen } : {}),
     // a retired reader's late visits cannot be stopped by it
     onRevoked: (id) => {

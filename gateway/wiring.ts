@@ -127,7 +127,7 @@ export interface ReaderEdgeOptions {
   /** The readers' journal epochs, on the same engine as the ingest store. */
   epochs: IngestOptions['epochs'];
   /** After each durable group commit (the visits engine). */
-  onCommitted: (readerIds: string[]) => void;
+  onCommitted: IngestOptions['onCommitted'];
   screen?: IngestOptions['screen'];
   /** After a revoke has disconnected the reader and disabled its broker account. */
   onRevoked?: (readerId: string) => void;

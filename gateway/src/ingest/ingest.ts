@@ -45,8 +45,12 @@ export interface IngestOptions {
   groupCommitMax: number;
   admission: (readerId: string) => ReaderAdmission;
   publish: (topic: string, payload: Buffer) => Promise<void>;
-  /** After each durable group commit, before the acks go out. Never throws. */
-  onCommitted: (readerIds: string[]) => void;
+  /**
+   * After each durable group commit, before the acks go out. Never throws. `committed`: per reader the
+   * events this commit passed to the store above the reader's earlier contiguous mark (gateway seqs) and
+   * the seqs it found held with other content, so the visits engine can take them from memory.
+   */
+  onCommitted: (readerIds: string[], committed?: CommittedEvents) => void;
   /**
    * Screens a batch's valid events before they are queued (secure cards, gateway/src/secure-cards):
    * events it refuses are held as rejected (acked `invalid-event` with the detail) and never become
@@ -65,6 +69,13 @@ export interface IngestOptions {
   /** Reject log lines per (reader, reason) per minute before they are only counted (default 10). */
   rejectLogPerMinute?: number;
 }
+
+/** What one group commit stored, per reader (IngestOptions.onCommitted). */
+export type CommittedEvents = ReadonlyArray<{
+  readerId: string;
+  events: readonly TapEvent[];
+  conflicts: readonly number[];
+}>;
 
 export interface ScreenResult {
   keep: TapEvent[];
@@ -290,11 +301,11 @@ export function createIngest(opts: IngestOptions): Ingest {
       return;
     }
     if (!isPromiseLike(answer)) {
-      committed(answer, items.length, t0);
+      committed(answer, items, t0);
       return;
     }
     const p = answer
-      .then((o) => committed(o, items.length, t0), failed)
+      .then((o) => committed(o, items, t0), failed)
       .finally(() => {
         committing = null;
         if (queue.length > 0) flush();
@@ -303,17 +314,28 @@ export function createIngest(opts: IngestOptions): Ingest {
   }
 
   /** After a durable commit: high-water marks, metrics, the visits hook, then the acks. */
-  function committed(outcome: CommitOutcome, items: number, t0: number): void {
+  function committed(outcome: CommitOutcome, items: readonly IngestItem[], t0: number): void {
+    // the events handed to the visits engine: above the reader's contiguous mark before this commit
+    // (at or below it they were duplicates), minus the seqs held with other content
+    const handed: Array<{ readerId: string; events: TapEvent[]; conflicts: readonly number[] }> = [];
+    for (const item of items) {
+      if (item.kind !== 'events' || item.events.length === 0) continue;
+      const o = outcome.readers.get(item.readerId);
+      if (!o) continue;
+      const before = highWater.get(item.readerId) ?? 0;
+      const events = item.events.filter((e) => e.seq > before);
+      if (events.length) handed.push({ readerId: item.readerId, events, conflicts: o.conflicts });
+    }
     for (const o of outcome.readers.values()) highWater.set(o.readerId, o.upTo);
     m.commitMs.observe(clock.monotonic() - t0);
-    m.commits.observe(items);
+    m.commits.observe(items.length);
     m.events.inc(undefined, outcome.inserted);
     m.dedupe.inc(undefined, outcome.duplicates);
     m.conflicts.inc(undefined, outcome.conflicts);
     const readerIds = [...outcome.readers.keys()];
     if (readerIds.length) {
       try {
-        opts.onCommitted(readerIds);
+        opts.onCommitted(readerIds, handed);
       } catch (err) {
         log.error({ err }, 'onCommitted hook threw');
       }

@@ -11,6 +11,7 @@ import { SqliteVisitStore } from '../store/sqlite/visits.js';
 import type { Db } from '../store/sqlite/db.js';
 import { VisitEmitter } from './emit.js';
 import { VisitEngine } from './engine.js';
+import { HandedEvents, type CommittedEvents } from './handed.js';
 import { closeVisitManually } from './manual-close.js';
 import type { ManualCloseResult } from './manual-close.js';
 import { VisitRepo } from './repo.js';
@@ -38,8 +39,11 @@ export interface VisitPipelineOptions {
 }
 
 export interface VisitPipeline {
-  /** Called by ingest after each group commit: schedules processing, never throws, never blocks. */
-  onCommitted(readerIds: string[]): void;
+  /**
+   * Called by ingest after each group commit: schedules processing, never throws, never blocks.
+   * `committed`: the events of the commit in memory (gateway seqs), so the engine need not read them back.
+   */
+  onCommitted(readerIds: string[], committed?: CommittedEvents): void;
   /** Catches up on everything committed before (crash recovery), then starts the forwarder. */
   start(): Promise<void>;
   stop(): Promise<void>;
@@ -121,8 +125,10 @@ export function createVisitPipeline(opts: VisitPipelineOptions): VisitPipeline {
     ),
   };
 
+  const handed = new HandedEvents();
   const engine = new VisitEngine({
     turns: visitStore,
+    handed,
     clock,
     logger: opts.logger,
     repo,
@@ -173,26 +179,24 @@ export function createVisitPipeline(opts: VisitPipelineOptions): VisitPipeline {
   const drain = (): void => {
     scheduled = false;
     if (!running) return;
-    let budget = DRAIN_BUDGET;
     let n = 0;
     try {
       // ONE durable commit per drain turn: each reader's chunk runs in its own savepoint inside it (a
-      // failing reader rolls back alone), instead of one synchronous=FULL fsync per dirty reader.
-      visitStore.runTurn([...dirty], () => {
-        for (const r of [...dirty]) {
-          if (budget <= 0) break;
-          const done = engine.processReader(r, 1);
-          n += done;
-          budget -= Math.max(done, 1);
-          // done === 0 while behind means a failed transaction (logged): retried on the next commit.
-          if (done === 0 || !engine.isBehind(r)) dirty.delete(r);
-        }
+      // failing reader rolls back alone), instead of one synchronous=FULL fsync per dirty reader. The
+      // time anchors are scanned once per turn, not once per reader.
+      const readers = [...dirty];
+      visitStore.runTurn(readers, () => {
+        const turn = engine.processTurn(readers, DRAIN_BUDGET);
+        n = turn.n;
+        // a failed reader (logged) is retried on the next commit; the rest stay marked while behind
+        for (const r of readers) if (!turn.behind.has(r)) dirty.delete(r);
       });
     } catch (err) {
       // The whole turn rolled back (cursors included): nothing was half-recorded.
       log.error({ err }, 'visit processing failed; will retry on the next commit');
       n = 0;
       dirty.clear();
+      engine.forget();
     }
     if (n > 0) forwarder?.wake();
     if (dirty.size > 0) schedule();
@@ -207,7 +211,8 @@ export function createVisitPipeline(opts: VisitPipelineOptions): VisitPipeline {
   };
 
   return {
-    onCommitted(readerIds) {
+    onCommitted(readerIds, committed) {
+      if (committed) for (const c of committed) handed.add(c.readerId, c.events, c.conflicts);
       for (const r of readerIds) dirty.add(r);
       schedule();
     },
