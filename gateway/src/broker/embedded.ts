@@ -210,7 +210,8 @@ export function createEmbeddedBroker(opts: EmbeddedBrokerOptions): Transport {
             opts.onDenied(client.id, `rate-${over}`, `message dropped: over the reader's ${over} limit`);
             return;
           }
-          opts.onMessage({ readerId: client.id, leaf: d.leaf, payload, clientId: client.id });
+          // authorizePublish found the reader active for this publish (isActive above)
+          opts.onMessage({ readerId: client.id, leaf: d.leaf, payload, clientId: client.id, admitted: true });
         },
       });
       aedes.on('clientError', (client, err) =>

@@ -7,6 +7,11 @@ export interface InboundMessage {
   payload: Buffer;
   /** Authenticated MQTT client id, when the transport knows it (embedded mode). */
   clientId: string | null;
+  /**
+   * True when the transport found the reader active while authorising this very publish (embedded
+   * mode), so ingest does not look the reader up a second time for the same message.
+   */
+  admitted?: boolean;
 }
 
 /** What ingest needs from MQTT, in embedded (aedes) or external (MQTT.js client) mode. */

@@ -170,6 +170,18 @@ export function createIngest(opts: IngestOptions): Ingest {
     () => [...missing.values()].reduce((a, b) => a + b, 0),
   );
 
+  // Messages per topic leaf, counted in a plain object and added to the labelled counter at each group
+  // commit (and on stop): a labelled `inc` builds its label key, too much for every message.
+  let leafCounts: Partial<Record<string, number>> = {};
+  const countMessage = (leaf: string): void => {
+    leafCounts[leaf] = (leafCounts[leaf] ?? 0) + 1;
+  };
+  const publishCounts = (): void => {
+    const counts = leafCounts;
+    leafCounts = {};
+    for (const leaf of Object.keys(counts)) m.messages.inc({ leaf }, counts[leaf]);
+  };
+
   let queue: IngestItem[] = [];
   let messagesQueued = 0;
   let timer: TimerHandle | null = null;
@@ -282,6 +294,7 @@ export function createIngest(opts: IngestOptions): Ingest {
       clock.clearTimeout(timer);
       timer = null;
     }
+    publishCounts();
     if (committing) return; // the commit in flight flushes again when it is done
     if (queue.length === 0) return;
     const items = queue;
@@ -614,8 +627,9 @@ export function createIngest(opts: IngestOptions): Ingest {
     try {
       const { readerId, leaf } = msg;
       const now = clock.now();
-      m.messages.inc({ leaf });
-      const admission = opts.admission(readerId);
+      countMessage(leaf);
+      // the embedded broker checked the reader for this very publish (authorizePublish)
+      const admission = msg.admitted === true ? 'active' : opts.admission(readerId);
       if (admission !== 'active') {
         reject(admission === 'revoked' ? readerId : null, `${admission}-reader`, `message on ${leaf}`);
         return;
