@@ -296,6 +296,26 @@ describe('a seeded municipality over the spring DST change, kept current through
   });
 });
 
+describe('a database whose executed cells were kept before continuity had cells (the upgrade)', () => {
+  it('the next report on a fresh connection builds continuity cells for every day', async () => {
+    const m = continuityMunicipality();
+    const path = join(dir, 'upgrade.db');
+    const db = openDatabase(path, MIGRATIONS);
+    writeVisits(db, m.visits);
+    writeCare(db, m, m.visits, clock);
+    await check(db, { fromDate: '2026-03-16' });
+    // As after reports-005 on a file with executed cells: no continuity cells, no inputs recorded.
+    db.exec(
+      "DELETE FROM report_cont_cells; DELETE FROM report_cont_quality; DELETE FROM report_cell_meta WHERE key = 'continuity'",
+    );
+    db.close();
+    const again = openDatabase(path, MIGRATIONS);
+    await check(again, { fromDate: '2026-03-16' });
+    expect(again.prepare('SELECT count(*) FROM report_cont_cells').pluck().get()).toBeGreaterThan(500);
+    again.close();
+  });
+});
+
 describe('spans: an occasion across the period edge', () => {
   it('a double-staffed pair across midnight into the period computes on the fly; inside, from cells', async () => {
     const MONDAY = '2026-03-23';

@@ -491,7 +491,7 @@ function recompute(
                INSERT INTO main.report_${t} SELECT * FROM temp.rc_${t};
                DELETE FROM temp.rc_${t};`);
   }).immediate();
-  db.exec('DELETE FROM temp.rc_occ');
+  if (kinds.exec) db.exec('DELETE FROM temp.rc_occ');
 }
 
 /**
