@@ -132,6 +132,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
     ingestStore: store,
     epochs: createSqliteEpochLog(db),
     onCommitted: (ids, committed) => pipeline.onCommitted(ids, committed),
+    visitBacklog: () => pipeline.backlog(),
     ...(secureCards ? { screen: secureCards.screen } : {}),
     // a retired reader's late visits cannot be stopped by it
     onRevoked: (id) => {

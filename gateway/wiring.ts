@@ -128,6 +128,8 @@ export interface ReaderEdgeOptions {
   epochs: IngestOptions['epochs'];
   /** After each durable group commit (the visits engine). */
   onCommitted: IngestOptions['onCommitted'];
+  /** The visits engine's backlog in events, for the ingest's back-pressure (IngestOptions.backlog). */
+  visitBacklog?: () => number;
   screen?: IngestOptions['screen'];
   /** After a revoke has disconnected the reader and disabled its broker account. */
   onRevoked?: (readerId: string) => void;
@@ -223,6 +225,7 @@ export function createReaderEdge(base: Instance, o: ReaderEdgeOptions) {
         ? transport.publish(topic, payload, { qos: 1, retain: false })
         : Promise.reject(new Error('MQTT stopped')),
     onCommitted: o.onCommitted,
+    ...(o.visitBacklog ? { backlog: o.visitBacklog } : {}),
     fleetKey: config.fleetKey, // sealed cards are opened at ingest (issue 16)
     cardVault: sealed.vault,
     ...(o.screen ? { screen: o.screen } : {}),

@@ -64,6 +64,19 @@ export interface IngestOptions {
   fleetKey?: string;
   /** Keeps the UIDs of opened sealed cards (sealed: cards/uid-vault.ts), for sealed readers' card lists. */
   cardVault?: { learn(uids: Iterable<string>): number };
+  /**
+   * Back-pressure from the visits engine: committed events it has not processed yet. While this is at or
+   * above `maxBacklog`, a group commit that the timer or the batch size would start waits (in steps of
+   * `groupCommitMs`, at most `maxBacklogWaitMs`), then takes from the queue, in order, what keeps the
+   * backlog under twice `maxBacklog` (at least one message), so the acks, and with them the readers, slow
+   * to the engine's pace instead of leaving it behind without bound. Stop, a journal epoch change and declared
+   * losses commit at once. Absent: no back-pressure.
+   */
+  backlog?: () => number;
+  /** Default 2,000 events. */
+  maxBacklog?: number;
+  /** Default 1,000 ms: a stuck engine slows ingest, never stops it. */
+  maxBacklogWaitMs?: number;
   /** A seq more than this above the reader's high-water mark is refused, not held (default 1,000,000). */
   maxSeqJump?: number;
   /** Reject log lines per (reader, reason) per minute before they are only counted (default 10). */
@@ -212,12 +225,57 @@ export function createIngest(opts: IngestOptions): Ingest {
     schedule();
   };
 
-  const schedule = () => {
-    if (messagesQueued >= opts.groupCommitMax || opts.groupCommitMs === 0) {
-      flush();
+  const maxBacklog = opts.maxBacklog ?? 2_000;
+  const maxBacklogWaitMs = opts.maxBacklogWaitMs ?? 1_000;
+  /** Since when the next commit waits for the visits engine (monotonic ms), or null. */
+  let heldSince: number | null = null;
+  /**
+   * Events the next timed commit may add without taking the visits engine's backlog over `maxBacklog`
+   * (Infinity without back-pressure, or once the commit has waited `maxBacklogWaitMs`).
+   */
+  const roomForCommit = (): number => {
+    if (!opts.backlog) return Infinity;
+    let backlog: number;
+    try {
+      backlog = opts.backlog();
+    } catch {
+      return Infinity;
+    }
+    // below the limit, a commit may take the backlog up to twice the limit: never a trickle of small
+    // commits (each an fsync) right at the limit
+    if (backlog < maxBacklog) return 2 * maxBacklog - backlog;
+    const now = clock.monotonic();
+    heldSince ??= now;
+    return now - heldSince < maxBacklogWaitMs ? 0 : Infinity;
+  };
+  /**
+   * A commit the timer or the batch size starts: it waits while the visits engine is too far behind,
+   * and then takes from the queue (in order) only what fits, so the backlog stays bounded.
+   */
+  const timedFlush = (): void => {
+    timer = null;
+    const room = queue.length > 0 ? roomForCommit() : Infinity;
+    if (room <= 0) {
+      timer = clock.setTimeout(timedFlush, Math.max(1, opts.groupCommitMs));
       return;
     }
-    if (timer === null) timer = clock.setTimeout(flush, opts.groupCommitMs);
+    flush(room);
+    if (queue.length > 0 && timer === null && !committing) {
+      timer = clock.setTimeout(timedFlush, Math.max(1, opts.groupCommitMs));
+    }
+  };
+
+  const schedule = () => {
+    if (heldSince !== null && timer !== null) return; // waiting for the visits engine
+    if (messagesQueued >= opts.groupCommitMax || opts.groupCommitMs === 0) {
+      if (timer !== null) {
+        clock.clearTimeout(timer);
+        timer = null;
+      }
+      timedFlush();
+      return;
+    }
+    if (timer === null) timer = clock.setTimeout(timedFlush, opts.groupCommitMs);
   };
 
   const sendAcks = (outcome: CommitOutcome) => {
@@ -289,17 +347,34 @@ export function createIngest(opts: IngestOptions): Ingest {
     inflight.add(p);
   };
 
-  function flush(): void {
+  /** Commits what is queued (at most `maxEvents` events of it, in queue order, at least one item). */
+  function flush(maxEvents = Infinity): void {
     if (timer !== null) {
       clock.clearTimeout(timer);
       timer = null;
     }
+    heldSince = null;
     publishCounts();
     if (committing) return; // the commit in flight flushes again when it is done
     if (queue.length === 0) return;
-    const items = queue;
+    let items = queue;
     queue = [];
     messagesQueued = 0;
+    if (maxEvents !== Infinity) {
+      let taken = 0;
+      let cut = 0;
+      for (; cut < items.length; cut++) {
+        const it = items[cut];
+        const n = it?.kind === 'events' ? Math.max(1, it.events.length) : 1;
+        if (cut > 0 && taken + n > maxEvents) break;
+        taken += n;
+      }
+      if (cut < items.length) {
+        queue = items.slice(cut);
+        items = items.slice(0, cut);
+        messagesQueued = queue.filter((x) => x.kind === 'events').length;
+      }
+    }
     const t0 = clock.monotonic();
     const failed = (err: unknown): void => {
       // Nothing is acked: the devices keep the events and resend them.

@@ -44,6 +44,11 @@ export interface VisitPipeline {
    * `committed`: the events of the commit in memory (gateway seqs), so the engine need not read them back.
    */
   onCommitted(readerIds: string[], committed?: CommittedEvents): void;
+  /**
+   * Committed events not processed yet, as counted in memory from `onCommitted` (0 once every marked
+   * reader has caught up): the ingest's back-pressure.
+   */
+  backlog(): number;
   /** Catches up on everything committed before (crash recovery), then starts the forwarder. */
   start(): Promise<void>;
   stop(): Promise<void>;
@@ -154,6 +159,7 @@ export function createVisitPipeline(opts: VisitPipelineOptions): VisitPipeline {
   if (!forwarder) log.warn('no planning backend URL configured: visit events are queued, not forwarded');
 
   const dirty = new Set<string>();
+  let backlog = 0;
   let scheduled = false;
   let running = false;
 
@@ -199,6 +205,7 @@ export function createVisitPipeline(opts: VisitPipelineOptions): VisitPipeline {
       engine.forget();
     }
     if (n > 0) forwarder?.wake();
+    backlog = dirty.size > 0 ? Math.max(0, backlog - n) : 0;
     if (dirty.size > 0) schedule();
   };
 
@@ -212,10 +219,15 @@ export function createVisitPipeline(opts: VisitPipelineOptions): VisitPipeline {
 
   return {
     onCommitted(readerIds, committed) {
-      if (committed) for (const c of committed) handed.add(c.readerId, c.events, c.conflicts);
+      if (committed)
+        for (const c of committed) {
+          handed.add(c.readerId, c.events, c.conflicts);
+          backlog += c.events.length;
+        }
       for (const r of readerIds) dirty.add(r);
       schedule();
     },
+    backlog: () => backlog,
     start() {
       running = true;
       processNow();
