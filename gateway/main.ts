@@ -1,14 +1,13 @@
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { createGateway, createLogger, type Gateway } from './index.js';
 import { createPgGateway } from './pg-instance.js';
-import { gatewayConfigPath, loadGatewaySettings, type GatewaySettings } from './src/config.js';
+import type { GatewaySettings } from './src/config.js';
 import { plainBrokerProblem } from './src/enrollment/tls.js';
 import { bashCompletion, EXIT, type CommandSpec } from '../runtime/cli.js';
 import { formatHelp, jsonText } from '../runtime/help.js';
 import { createSdNotifier } from '../runtime/sd-notify.js';
-import type { OpenGateway } from './src/cli-gateway.js';
+import { loadSubcommandSettings, parseSubcommand, type OpenGateway } from './src/cli-gateway.js';
 import {
   applyLiveOrOffline,
   callRunningGateway,
@@ -135,37 +134,31 @@ export async function main(
     out(bashCompletion('visittag-gateway', COMMANDS).trimEnd());
     return EXIT.ok;
   }
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        config: { type: 'string' },
-        client: { type: 'string' },
-        label: { type: 'string' },
-        password: { type: 'string' },
-        json: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    });
-  } catch (e) {
-    err(`${(e as Error).message}\n\n${HELP}`);
-    return EXIT.usage;
-  }
+  // the preamble every subcommand shares (gateway/src/cli-gateway.ts): 64 with the help, --help 0, 78
+  const parsed = parseSubcommand(
+    argv,
+    {
+      config: { type: 'string' },
+      client: { type: 'string' },
+      label: { type: 'string' },
+      password: { type: 'string' },
+      json: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    HELP,
+    out,
+    err,
+  );
+  if (typeof parsed === 'number') return parsed;
   const { values, positionals } = parsed;
   const [cmd, sub, id] = positionals;
-  if (values.help || cmd === 'help' || cmd === undefined) {
+  if (cmd === 'help' || cmd === undefined) {
     out(HELP);
-    return cmd === undefined && !values.help ? EXIT.usage : EXIT.ok;
+    return cmd === undefined ? EXIT.usage : EXIT.ok;
   }
-  const file = gatewayConfigPath(values.config);
-  const loaded = loadGatewaySettings(file);
-  if (!loaded.ok) {
-    err(loaded.error);
-    return EXIT.config;
-  }
-  const config = loaded.config;
+  const loaded = loadSubcommandSettings(values.config, err);
+  if (typeof loaded === 'number') return loaded;
+  const { config, file } = loaded;
   switch (cmd) {
     case 'check-config':
       out(`config ${file} is valid (mqtt mode: ${config.mqtt.mode}, dataDir: ${config.dataDir})`);

@@ -1,6 +1,10 @@
-import { parseArgs } from 'node:util';
-import { provisionCommandLine, type OpenGateway } from '../cli-gateway.js';
-import { loadGatewaySettings, gatewayConfigPath, ttlMinutesOption } from '../config.js';
+import {
+  loadSubcommandSettings,
+  parseSubcommand,
+  provisionCommandLine,
+  type OpenGateway,
+} from '../cli-gateway.js';
+import { ttlMinutesOption } from '../config.js';
 import { EXIT } from '../../../runtime/cli.js';
 
 type Out = (line: string) => void;
@@ -22,26 +26,25 @@ export async function enrollCommand(
   err: Out,
   withGateway: OpenGateway,
 ): Promise<number> {
-  let values;
-  try {
-    values = parseArgs({
-      args: argv,
-      options: {
-        client: { type: 'string' },
-        label: { type: 'string' },
-        reader: { type: 'string' },
-        'ttl-minutes': { type: 'string' },
-        config: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    }).values;
-  } catch (e) {
-    err(`${(e as Error).message}\n\n${ENROLL_HELP}`);
+  const parsed = parseSubcommand(
+    argv,
+    {
+      client: { type: 'string' },
+      label: { type: 'string' },
+      reader: { type: 'string' },
+      'ttl-minutes': { type: 'string' },
+      config: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    ENROLL_HELP,
+    out,
+    err,
+  );
+  if (typeof parsed === 'number') return parsed;
+  const { values, positionals } = parsed;
+  if (positionals.length > 0) {
+    err(`unexpected argument "${positionals[0]}"\n\n${ENROLL_HELP}`);
     return EXIT.usage;
-  }
-  if (values.help) {
-    out(ENROLL_HELP);
-    return 0;
   }
   if (!values.client) {
     err(`--client CLIENT_REF is required: the client (home) the reader is installed for\n\n${ENROLL_HELP}`);
@@ -49,12 +52,8 @@ export async function enrollCommand(
   }
   const ttl = ttlMinutesOption(values['ttl-minutes'], err);
   if (ttl === null) return EXIT.usage;
-  const file = gatewayConfigPath(values.config);
-  const loaded = loadGatewaySettings(file);
-  if (!loaded.ok) {
-    err(loaded.error);
-    return 78;
-  }
+  const loaded = loadSubcommandSettings(values.config, err);
+  if (typeof loaded === 'number') return loaded;
   const config = loaded.config;
   const clientRef = values.client;
   return withGateway(config, async (gw) => {

@@ -5,9 +5,8 @@
 import Database from 'better-sqlite3';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { EXIT } from '../../../runtime/cli.js';
-import { gatewayConfigPath, loadGatewaySettings } from '../config.js';
+import { loadSubcommandSettings, parseSubcommand } from '../cli-gateway.js';
 import { DIMENSIONS, type Dimension, type Period } from './executed.js';
 import { jsonPage, tablesOf, toCsv, toXlsx, type AnyReport, type Lang } from './export.js';
 import { runContinuity, runExecuted, runMonthly, runQuality, runStaffing } from './run.js';
@@ -30,38 +29,31 @@ const DATE = /^\d{4}-\d{2}-\d{2}$/;
 const MONTH = /^\d{4}-\d{2}$/;
 
 export async function reportCommand(argv: string[], out: Out, err: Out): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        config: { type: 'string' },
-        from: { type: 'string' },
-        to: { type: 'string' },
-        period: { type: 'string' },
-        by: { type: 'string' },
-        threshold: { type: 'string' },
-        format: { type: 'string' },
-        lang: { type: 'string' },
-        out: { type: 'string' },
-        tz: { type: 'string' },
-        'late-hours': { type: 'string' },
-        offset: { type: 'string' },
-        limit: { type: 'string' },
-        table: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    });
-  } catch (e) {
-    err(`${(e as Error).message}\n\n${REPORT_HELP}`);
-    return EXIT.usage;
-  }
+  const parsed = parseSubcommand(
+    argv,
+    {
+      config: { type: 'string' },
+      from: { type: 'string' },
+      to: { type: 'string' },
+      period: { type: 'string' },
+      by: { type: 'string' },
+      threshold: { type: 'string' },
+      format: { type: 'string' },
+      lang: { type: 'string' },
+      out: { type: 'string' },
+      tz: { type: 'string' },
+      'late-hours': { type: 'string' },
+      offset: { type: 'string' },
+      limit: { type: 'string' },
+      table: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    REPORT_HELP,
+    out,
+    err,
+  );
+  if (typeof parsed === 'number') return parsed;
   const { values: v, positionals } = parsed;
-  if (v.help) {
-    out(REPORT_HELP);
-    return EXIT.ok;
-  }
   const kind = positionals[0];
   const problems: string[] = [];
   const format = v.format ?? 'json';
@@ -96,11 +88,8 @@ export async function reportCommand(argv: string[], out: Out, err: Out): Promise
     err((e as Error).message);
     return EXIT.usage;
   }
-  const loaded = loadGatewaySettings(gatewayConfigPath(v.config));
-  if (!loaded.ok) {
-    err(loaded.error);
-    return EXIT.config;
-  }
+  const loaded = loadSubcommandSettings(v.config, err);
+  if (typeof loaded === 'number') return loaded;
   const dbPath = join(loaded.config.dataDir, 'gateway.db');
   if (!existsSync(dbPath)) {
     err(
