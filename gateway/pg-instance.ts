@@ -18,6 +18,9 @@ import { PgVisitStore } from './src/store/postgres/visits.js';
 import { DEFAULT_RETENTION } from './src/retention/policy.js';
 import { erasePgAudited, PgRetentionJob, RETENTION_LEASE } from './src/retention/pg.js';
 import { retentionRoutes } from './src/retention/routes.js';
+import { GatewayCardKeys } from '../protocol/index.js';
+import { PgCardListTimer } from './src/cards/pg-push.js';
+import { PgCardUidVault } from './src/cards/pg-uid-vault.js';
 import { createSqliteIngestStore } from './src/store/sqlite/ingest-store.js';
 import { createTurnVisitPipeline } from './src/visits/turn-pipeline.js';
 import { createReaderEdge, openInstance, type GatewayInstance, type GatewayOptions } from './wiring.js';
@@ -32,6 +35,7 @@ export const PG_MODE = {
     'enrollment',
     'fleet (config push)',
     'retention and erasure (one instance prunes, lease `retention`; each prunes its own audit log)',
+    'sealed card UID vault and card-list push (one instance pushes, lease `card-push`)',
     'reader registry (shared: a snapshot per instance, changes by LISTEN/NOTIFY, a full pull every 30 s)',
   ],
   onSqlite: ['auth (accounts, sessions, tokens)', 'audit log'],
@@ -59,6 +63,8 @@ export interface PgGateway extends GatewayInstance {
   syncReaders(): Promise<void>;
   /** The shared reader registry's snapshot (what it did: notifications, pulls, reconnects). */
   readonly readerDirectory: PgReaderDirectory;
+  /** Sealed readers' card lists on a timer and the shared UID vault's sync (issue 16, cards/pg-push.ts). */
+  readonly cardLists: PgCardListTimer;
 }
 
 /**
@@ -145,6 +151,8 @@ export function createPgGateway(opts: GatewayOptions): PgGateway {
     holder,
   });
   // registry, ingest, MQTT, enrollment, gap timeout and the reader-side routes (shared with index.ts)
+  // the sealed card UID vault shared by the instances, and sealed readers' card lists on a timer (issue 16)
+  const cardVault = new PgCardUidVault(pool, new GatewayCardKeys(config.fleetKey), () => clock.now(), logger);
   const edge = createReaderEdge(base, {
     registryStore,
     ingestStore: pgIngest,
@@ -160,8 +168,26 @@ export function createPgGateway(opts: GatewayOptions): PgGateway {
     },
     gapCheckEveryMs: GAP_CHECK_MS,
     readerPages: pagesStore,
+    cardVault,
   });
   const { readers, ingest } = edge;
+  const cardLists = new PgCardListTimer({
+    pool,
+    vault: cardVault,
+    cards,
+    readers: () =>
+      readers
+        .listReaders()
+        .filter((r) => r.revokedAt === null)
+        .map((r) => r.readerId),
+    configRoute: (method, id, body) => edge.configRoute(method, id, body),
+    cardListsFor: edge.cardListsFor,
+    canPublish: () => edge.transport() !== null,
+    holder,
+    clock,
+    logger,
+    metrics,
+  });
   let started = false;
   const admin = edge.admin({
     visits: visitRoutes({
@@ -195,6 +221,7 @@ export function createPgGateway(opts: GatewayOptions): PgGateway {
       },
     },
     readerDirectory: directory,
+    cardLists,
     async syncReaders() {
       await directory.settled();
       await directory.pull();
@@ -225,7 +252,9 @@ export function createPgGateway(opts: GatewayOptions): PgGateway {
       syncTimer.unref();
       await visits.start();
       retention.start();
+      await cardVault.sync();
       await edge.start(); // broker accounts, MQTT, the admin API, the gap timeout
+      cardLists.start();
       started = true;
     },
     async stop() {
@@ -235,6 +264,7 @@ export function createPgGateway(opts: GatewayOptions): PgGateway {
       await visits.stop();
       await admin.stop();
       await directory.stop();
+      await cardLists.stop();
       await retention.stop();
       await releaseLease(pool, RETENTION_LEASE, holder).catch(() => undefined);
       await releaseLease(pool, 'gap-watch', holder).catch(() => undefined);

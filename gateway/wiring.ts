@@ -21,7 +21,7 @@ import { createExternalBroker } from './src/broker/external.js';
 import type { Transport } from './src/broker/transport.js';
 import type { CardLifecycle } from './src/cards/lifecycle.js';
 import { cardRoutes } from './src/cards/routes.js';
-import { sealedReaderCards } from './src/cards/uid-vault.js';
+import { sealedReaderCards, type CardUidVault } from './src/cards/uid-vault.js';
 import { careMigrations, type CarePlanConfig } from './src/care/index.js';
 import type { GatewaySettings } from './src/config.js';
 import { correctionMigrations } from './src/corrections/index.js';
@@ -140,6 +140,8 @@ export interface ReaderEdgeOptions {
   gapCheckEveryMs?: number;
   /** What the reader pages, alerts and sealed card lists read (sequence state, gaps, statuses, rejects). */
   readerPages: IngestStore;
+  /** The sealed card UID vault (PostgreSQL: shared by the instances); default: dataDir/card-uids.jsonl. */
+  cardVault?: CardUidVault;
 }
 
 /** The admin routes around the roots' own: `visits` after the reader routes, `beforeCommands` near the end. */
@@ -183,7 +185,7 @@ export function createReaderEdge(base: Instance, o: ReaderEdgeOptions) {
   let stopped = false;
   const live = new ReaderLiveView();
   // sealed-v1 readers' card lists (issue 16)
-  const sealed = sealedReaderCards(config, live, (id) => o.readerPages.lastStatus(id)?.status);
+  const sealed = sealedReaderCards(config, live, (id) => o.readerPages.lastStatus(id)?.status, o.cardVault);
   const readers = new ReaderRegistry({
     store: o.registryStore,
     clock,

@@ -14,6 +14,9 @@ const PG_ONLY = new Set([
   'leases.name', // named leases: timers and sweeps on one instance at a time
   'leases.holder',
   'leases.until_ms',
+  'card_uid_vault.card_ref', // the sealed card UID vault shared by the instances (a file per gateway on SQLite)
+  'card_uid_vault.sealed',
+  'card_uid_vault.created_at_ms',
 ]);
 
 describe('the PostgreSQL schema mirrors the SQLite one', () => {
@@ -56,7 +59,8 @@ describe('the PostgreSQL schema mirrors the SQLite one', () => {
     const sqliteIds = new Set(sqliteMigrations.map((m) => m.id));
     const pgOnly = postgresMigrations.map((m) => m.id).filter((id) => !sqliteIds.has(id));
     // leases: several instances; anchors-pg-001: an index for the per-reader anchor scan (no column);
+    // cards-vault-001: the sealed card UID vault shared by the instances (a file per gateway on SQLite);
     // readers-pg-001: the trigger that tells every instance's reader registry of a change (no column)
-    expect(pgOnly).toEqual(['leases-001', 'anchors-pg-001', 'readers-pg-001']);
+    expect(pgOnly).toEqual(['leases-001', 'anchors-pg-001', 'cards-vault-001', 'readers-pg-001']);
   });
 });

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CardRef, GatewayCardKeys, SafeId } from '../../../protocol/index.js';
 import {
@@ -9,6 +9,12 @@ import {
 } from '../cli-gateway.js';
 import { planCardImport } from './csv-import.js';
 import { CARD_UID_VAULT_FILE, CardUidVault } from './uid-vault.js';
+import { PgCardUidVault } from './pg-uid-vault.js';
+import { withoutUidLine } from './pg-push.js';
+import { openPgPool } from '../store/postgres/db.js';
+import { PgCardStore } from '../store/postgres/cards.js';
+import { SqliteCardStore } from '../store/sqlite/cards.js';
+import { openDatabase } from '../store/sqlite/db.js';
 import { assignRefusal } from './routes.js';
 import { EXIT } from '../../../runtime/cli.js';
 import { applyLiveOrOffline, type AdminRequestSpec } from '../admin/client.js';
@@ -19,6 +25,7 @@ type Out = (line: string) => void;
 
 export const CARDS_HELP = `visittag-gateway cards import FILE [--dry-run] [--config FILE]
 visittag-gateway cards unknown [--json] [--config FILE]
+visittag-gateway cards uids [--config FILE]
 visittag-gateway cards assign CARD_REF --staff REF [--reassign] [--config FILE]
 visittag-gateway cards import FILE --full [--config FILE]
 visittag-gateway cards revoke CARD_REF [--reason TEXT] [--config FILE]
@@ -31,6 +38,8 @@ badge system prints it; pseudonymised with the fleet key, never stored raw) or "
 Good rows are imported (a card already known is re-assigned to the staff member given from now on),
 bad rows are listed with their line number and reason. Exit code 0 when every row was good, 1 when
 some were bad, 65 when no row was usable, 66 when the file could not be read, 64 for a usage error.
+uids: how many active cards have no known UID (known only by c1_): readers on the sealed scheme cannot
+        be given them; the line says how to fix it (import the UIDs).
 unknown: cards tapped but not in the registry, with where (reader, client) and when they were seen;
         --json prints the same document as GET /api/cards/unknown.
 assign: registers an unknown card for a staff member. Both assign and import resolve the card's
@@ -77,10 +86,10 @@ export async function cardsCommand(
   const { values, positionals } = parsed;
   const [sub, arg] = positionals;
   const lifecycle = ['revoke', 'reinstate', 'validity', 'replace'].includes(sub ?? '');
-  const known = sub === 'import' || sub === 'assign' || sub === 'unknown' || lifecycle;
+  const known = sub === 'import' || sub === 'assign' || sub === 'unknown' || sub === 'uids' || lifecycle;
   if (
     !known ||
-    (sub !== 'unknown' && !arg) ||
+    (sub !== 'unknown' && sub !== 'uids' && !arg) ||
     (sub === 'assign' && !values.staff) ||
     (sub === 'validity' && (values.from === undefined || values.to === undefined)) ||
     (sub === 'replace' && !values.new)
@@ -146,6 +155,7 @@ export async function cardsCommand(
       (l) => l.replace(ref, newRef, 'cli', reason),
     );
   }
+  if (sub === 'uids') return cardsWithoutUid(loaded.config, out);
   if (sub === 'unknown')
     return withGateway(loaded.config, (gw) => listUnknown(gw, out, values.json === true));
   if (sub === 'assign') {
@@ -187,10 +197,23 @@ export async function cardsCommand(
     // the UIDs the file named, sealed, for the card lists of sealed-v1 readers (docs/security.md "Key exposure")
     const uids = plan.good.flatMap((r) => (r.uid ? [r.uid] : []));
     if (uids.length) {
-      new CardUidVault(
-        join(loaded.config.dataDir, CARD_UID_VAULT_FILE),
-        new GatewayCardKeys(loaded.config.fleetKey),
-      ).learn(uids);
+      const pool = pgPoolOf(loaded.config);
+      if (pool) {
+        // store.engine postgres: the vault the instances share
+        const vault = new PgCardUidVault(pool, new GatewayCardKeys(loaded.config.fleetKey), Date.now);
+        try {
+          await vault.sync();
+          vault.learn(uids);
+          await vault.sync();
+        } finally {
+          await pool.end();
+        }
+      } else {
+        new CardUidVault(
+          join(loaded.config.dataDir, CARD_UID_VAULT_FILE),
+          new GatewayCardKeys(loaded.config.fleetKey),
+        ).learn(uids);
+      }
     }
   }
   const verb = values['dry-run'] ? 'would import' : 'imported';
@@ -323,4 +346,40 @@ async function live(
     out: c.out,
     err: c.err,
   });
+}
+
+const pgPoolOf = (c: GatewaySettings) =>
+  c.store?.engine === 'postgres' ? openPgPool({ url: c.store.url, max: 2 }) : null;
+
+/** `cards uids`: active cards whose UID no vault holds (sealed readers cannot be given them), with the fix. */
+async function cardsWithoutUid(config: GatewaySettings, out: Out): Promise<number> {
+  const keys = new GatewayCardKeys(config.fleetKey);
+  const pool = pgPoolOf(config);
+  let active: string[] = [];
+  let missing: number;
+  if (pool) {
+    try {
+      const vault = new PgCardUidVault(pool, keys, Date.now);
+      await vault.sync();
+      active = await new PgCardStore(pool).refs('active');
+      missing = vault.withoutUid(active);
+    } finally {
+      await pool.end();
+    }
+  } else {
+    const file = join(config.dataDir, 'gateway.db');
+    if (!existsSync(file)) {
+      out(`no gateway database at ${file}`);
+      return 1;
+    }
+    const db = openDatabase(file, []);
+    try {
+      active = new SqliteCardStore({ db }).refs('active');
+    } finally {
+      db.close();
+    }
+    missing = new CardUidVault(join(config.dataDir, CARD_UID_VAULT_FILE), keys).withoutUid(active);
+  }
+  out(missing > 0 ? withoutUidLine(missing) : `every active card's UID is known (${active.length} card(s))`);
+  return 0;
 }

@@ -24,8 +24,8 @@ export interface CardListPusherDeps {
   lastConfig: (readerId: string) => Promise<DeviceConfig | null>;
   /** Builds, publishes (retained) and records the reader's next config version. */
   push: (readerId: string, input: PushInput) => Promise<{ status: number; body: unknown }>;
-  /** The card lists a config would carry now (valid / known but not valid). */
-  lists: () => { valid: string[]; invalid: string[] };
+  /** The card lists a config would carry now (valid / known but not valid); PostgreSQL answers later. */
+  lists: () => { valid: string[]; invalid: string[] } | Promise<{ valid: string[]; invalid: string[] }>;
   /** The lists in the reader's own form (sealed-v1 readers; cards/uid-vault.ts), as the config route builds them. */
   cardListsFor?: (readerId: string, cardRefs: readonly string[]) => { refs: string[] };
   logger: Logger;
@@ -45,7 +45,7 @@ export class CardListPusher {
 
   /** Re-pushes every active reader whose lists differ from now's (all of them when `force`). */
   async pushAll(force = true): Promise<PushSummary> {
-    const lists = this.d.lists();
+    const lists = await this.d.lists();
     const summary: PushSummary = { pushed: [], failed: [] };
     for (const readerId of this.d.readers()) {
       const last = await this.d.lastConfig(readerId);

@@ -7,7 +7,7 @@ import type { CardScheme, Status } from '../../../protocol/index.js';
 export const CARD_UID_VAULT_FILE = 'card-uids.jsonl';
 
 /** Associated data of the vault's seals: a vault entry never opens as a reader's tap, nor the reverse. */
-const VAULT = 'gateway-card-uid-vault';
+export const VAULT = 'gateway-card-uid-vault';
 
 /**
  * The card UIDs the gateway needs to build the card lists of sealed-v1 readers (docs/security.md "Key
@@ -25,7 +25,7 @@ export class CardUidVault {
 
   constructor(
     private readonly file: string,
-    private readonly keys: GatewayCardKeys,
+    protected readonly keys: GatewayCardKeys,
   ) {}
 
   /** Cards whose UID is known. */
@@ -51,11 +51,38 @@ export class CardUidVault {
       lines += `${JSON.stringify({ c, s: sealCardUid(uid, this.keys.publicKey, VAULT) })}\n`;
       added++;
     }
-    if (lines) {
-      appendFileSync(this.file, lines, { mode: 0o600 });
-      this.readBytes += Buffer.byteLength(lines);
-    }
+    if (lines) this.persist(lines);
     return added;
+  }
+
+  /** Active cards (fleet pseudonyms) whose UID is not known: left out of sealed readers' lists. */
+  withoutUid(cardRefs: readonly string[]): number {
+    this.refresh();
+    return cardRefs.reduce((n, c) => (this.uids.has(c) ? n : n + 1), 0);
+  }
+
+  /** Keeps new vault lines (one JSON object `{c, s}` a line): appended to the file. */
+  protected persist(lines: string): void {
+    appendFileSync(this.file, lines, { mode: 0o600 });
+    this.readBytes += Buffer.byteLength(lines);
+  }
+
+  /** Opens vault entries read from the backing store; a seal that does not open to its card is skipped. */
+  protected take(entries: Iterable<{ c?: unknown; s?: unknown }>): void {
+    for (const e of entries) {
+      try {
+        if (typeof e.c !== 'string' || typeof e.s !== 'string' || this.uids.has(e.c)) continue;
+        const opened = this.keys.unseal(e.s, VAULT);
+        if (opened.ok && this.keys.fleetRef(opened.uid) === e.c) this.uids.set(e.c, opened.uid);
+      } catch {
+        // a foreign entry: skipped (the card is learned again at its next import or tap)
+      }
+    }
+  }
+
+  /** Whether a fleet pseudonym's UID is in memory (without reading the backing store). */
+  protected knows(cardRef: string): boolean {
+    return this.uids.has(cardRef);
   }
 
   /**
@@ -75,7 +102,7 @@ export class CardUidVault {
   }
 
   /** Reads what was appended since the last read (by this process or another). */
-  private refresh(): void {
+  protected refresh(): void {
     let fd: number;
     try {
       fd = openSync(this.file, 'r');
@@ -91,17 +118,16 @@ export class CardUidVault {
       const text = buf.toString('utf8');
       const end = text.lastIndexOf('\n') + 1; // a line being appended right now is read next time
       this.readBytes += Buffer.byteLength(text.slice(0, end));
+      const entries: Array<{ c?: unknown; s?: unknown }> = [];
       for (const line of text.slice(0, end).split('\n')) {
         if (!line) continue;
         try {
-          const e = JSON.parse(line) as { c?: unknown; s?: unknown };
-          if (typeof e.c !== 'string' || typeof e.s !== 'string' || this.uids.has(e.c)) continue;
-          const opened = this.keys.unseal(e.s, VAULT);
-          if (opened.ok && this.keys.fleetRef(opened.uid) === e.c) this.uids.set(e.c, opened.uid);
+          entries.push(JSON.parse(line) as { c?: unknown; s?: unknown });
         } catch {
-          // a torn or foreign line: skipped (the card is learned again at its next import or tap)
+          // a torn line: skipped (the card is learned again at its next import or tap)
         }
       }
+      this.take(entries);
     } finally {
       closeSync(fd);
     }
@@ -132,14 +158,14 @@ export function sealedReaderCards(
   config: { dataDir: string; fleetKey: string },
   live: { get(readerId: string): { status: Status | null } | undefined },
   stored: (readerId: string) => unknown = () => undefined,
+  /** Another vault (PostgreSQL mode: pg-uid-vault.ts, shared by the instances); default: the file in dataDir. */
+  shared?: CardUidVault,
 ): {
   vault: CardUidVault;
   cardListsFor: (readerId: string, cardRefs: readonly string[]) => { refs: string[]; missing: number };
 } {
-  const vault = new CardUidVault(
-    join(config.dataDir, CARD_UID_VAULT_FILE),
-    new GatewayCardKeys(config.fleetKey),
-  );
+  const vault =
+    shared ?? new CardUidVault(join(config.dataDir, CARD_UID_VAULT_FILE), new GatewayCardKeys(config.fleetKey));
   const known = new Map<string, CardScheme>(); // kept when the reader goes offline (its last will has no scheme)
   const schemeOf = (readerId: string): CardScheme | null => {
     const s = live.get(readerId)?.status;

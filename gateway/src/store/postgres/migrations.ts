@@ -277,6 +277,19 @@ export const postgresMigrations: readonly PgMigration[] = [
     `,
   },
   {
+    id: 'cards-vault-001',
+    sql: `
+      -- The sealed card UID vault shared by the instances (issue 16, cards/pg-uid-vault.ts): each card's UID
+      -- sealed to the gateway's own key, keyed by its fleet pseudonym; never a raw UID. PostgreSQL only
+      -- (the embedded gateway keeps the same seals in dataDir/card-uids.jsonl).
+      CREATE TABLE card_uid_vault (
+        card_ref TEXT PRIMARY KEY,
+        sealed TEXT NOT NULL,
+        created_at_ms BIGINT NOT NULL
+      );
+    `,
+  },
+  {
     id: 'readers-pg-001',
     sql: `
       -- The reader registry shared by every instance (store/postgres/reader-directory.ts): each change of
