@@ -36,9 +36,11 @@ export class PgCardUidVault extends CardUidVault {
       this.pending.push(e);
       this.known.push(e.c);
     }
-    this.writing = this.writing.then(() => this.flush()).catch((err: unknown) => {
-      this.logger?.warn({ err }, 'card UID vault: write to PostgreSQL failed; retried at the next sync');
-    });
+    this.writing = this.writing
+      .then(() => this.flush())
+      .catch((err: unknown) => {
+        this.logger?.warn({ err }, 'card UID vault: write to PostgreSQL failed; retried at the next sync');
+      });
   }
 
   private async flush(): Promise<void> {

@@ -165,7 +165,8 @@ export function sealedReaderCards(
   cardListsFor: (readerId: string, cardRefs: readonly string[]) => { refs: string[]; missing: number };
 } {
   const vault =
-    shared ?? new CardUidVault(join(config.dataDir, CARD_UID_VAULT_FILE), new GatewayCardKeys(config.fleetKey));
+    shared ??
+    new CardUidVault(join(config.dataDir, CARD_UID_VAULT_FILE), new GatewayCardKeys(config.fleetKey));
   const known = new Map<string, CardScheme>(); // kept when the reader goes offline (its last will has no scheme)
   const schemeOf = (readerId: string): CardScheme | null => {
     const s = live.get(readerId)?.status;
