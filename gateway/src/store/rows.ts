@@ -4,6 +4,7 @@
  */
 import type { AnomalyKind } from '../../../protocol/index.js';
 import type { CardStatus, EnrollmentRow, TimeQuality, VisitRow } from './ports.js';
+import type { ReaderRecord } from './ingest-store.js';
 
 /** Longest a device keeps a visit open: bounds the "still open elsewhere" scan (as visits/visit-index.ts). */
 export const MAX_OPEN_SCAN_MS = 7 * 24 * 3_600_000;
@@ -100,3 +101,22 @@ export function cardStatusOf(
   }
   return { kind: 'known', staffRef: c.staffRef };
 }
+
+/** A `readers` row as both engines read it back. */
+export interface ReaderRow {
+  reader_id: string;
+  password_hash: string;
+  client_ref: string | null;
+  label: string | null;
+  revoked_at: number | null;
+  created_at: number;
+}
+
+export const readerRecord = (r: ReaderRow): ReaderRecord => ({
+  readerId: r.reader_id,
+  passwordHash: r.password_hash,
+  clientRef: r.client_ref,
+  label: r.label,
+  revokedAt: r.revoked_at,
+  createdAt: r.created_at,
+});

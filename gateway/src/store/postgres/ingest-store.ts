@@ -3,12 +3,12 @@ import type {
   IngestItem,
   IngestStore,
   ReaderCommitOutcome,
-  ReaderRecord,
   ReaderSeqState,
   RejectSummary,
   SeqRange,
 } from '../ingest-store.js';
 import { inTransaction, lockReaders, type PgClient, type PgPool } from './db.js';
+import { readerRecord as toRecord, type ReaderRow } from '../rows.js';
 
 /** Rows kept in `rejects` (older ones are pruned; the metrics counter keeps the totals). */
 const MAX_REJECT_ROWS = 100_000;
@@ -54,24 +54,6 @@ type Promised<T> = {
     ? (...args: A) => Promise<Awaited<R>>
     : Promised<T[K]>;
 };
-
-interface ReaderRow {
-  reader_id: string;
-  password_hash: string;
-  client_ref: string | null;
-  label: string | null;
-  revoked_at: number | null;
-  created_at: number;
-}
-
-const toRecord = (r: ReaderRow): ReaderRecord => ({
-  readerId: r.reader_id,
-  passwordHash: r.password_hash,
-  clientRef: r.client_ref,
-  label: r.label,
-  revokedAt: r.revoked_at,
-  createdAt: r.created_at,
-});
 
 type Queryable = Pick<PgClient, 'query'>;
 

@@ -1,27 +1,10 @@
 import pg from 'pg';
 import type { IngestStore, ReaderDirectory, ReaderRecord } from '../ingest-store.js';
 import { inTransaction, type PgPool } from './db.js';
+import { readerRecord as toRecord, type ReaderRow } from '../rows.js';
 
 /** The channel the `readers` trigger (migration readers-pg-001) notifies, with the reader id as payload. */
 export const READERS_CHANNEL = 'visittag_readers';
-
-interface ReaderRow {
-  reader_id: string;
-  password_hash: string;
-  client_ref: string | null;
-  label: string | null;
-  revoked_at: number | null;
-  created_at: number;
-}
-
-const toRecord = (r: ReaderRow): ReaderRecord => ({
-  readerId: r.reader_id,
-  passwordHash: r.password_hash,
-  clientRef: r.client_ref,
-  label: r.label,
-  revokedAt: r.revoked_at,
-  createdAt: r.created_at,
-});
 
 const same = (a: ReaderRecord, b: ReaderRecord): boolean =>
   a.passwordHash === b.passwordHash &&

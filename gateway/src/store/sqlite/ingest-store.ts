@@ -5,34 +5,16 @@ import type {
   IngestItem,
   IngestStore,
   ReaderCommitOutcome,
-  ReaderRecord,
   ReaderSeqState,
   RejectSummary,
   SeqRange,
   StoredStatus,
 } from '../ingest-store.js';
+import { readerRecord as toRecord, type ReaderRow } from '../rows.js';
 
 /** Rows kept in `rejects` (older ones are pruned; the metrics counter keeps the totals). */
 const MAX_REJECT_ROWS = 100_000;
 const MAX_ACK_GAPS = 50;
-
-interface ReaderRow {
-  reader_id: string;
-  password_hash: string;
-  client_ref: string | null;
-  label: string | null;
-  revoked_at: number | null;
-  created_at: number;
-}
-
-const toRecord = (r: ReaderRow): ReaderRecord => ({
-  readerId: r.reader_id,
-  passwordHash: r.password_hash,
-  clientRef: r.client_ref,
-  label: r.label,
-  revokedAt: r.revoked_at,
-  createdAt: r.created_at,
-});
 
 /** SQLite implementation of IngestStore over the shared gateway.db handle (WAL, synchronous=FULL). */
 export function createSqliteIngestStore(db: Db): IngestStore {
