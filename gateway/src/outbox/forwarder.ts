@@ -28,7 +28,11 @@ export interface ForwarderOptions {
   idlePollMs?: number;
   /** Longest Retry-After honoured (default 1 h). */
   maxRetryAfterMs?: number;
-  /** Delivered rows are deleted after this long (default 14 days); checked at most hourly when idle. */
+  /**
+   * Delivered rows are deleted by the forwarder itself after this long, checked at most hourly when idle.
+   * Unset (the gateway's wiring, both engines): the forwarder deletes nothing, and delivered rows go by the
+   * retention job's `retention.outboxDeliveredDays` (docs/retention.md; 'keep' keeps them).
+   */
   deliveredRetentionMs?: number;
 }
 
@@ -165,10 +169,11 @@ export class Forwarder {
   }
 
   private async prune(): Promise<void> {
+    if (this.o.deliveredRetentionMs === undefined) return; // the retention job's (outboxDeliveredDays)
     const now = this.o.clock.now();
     if (this.lastPruneMs !== null && now - this.lastPruneMs < 3_600_000) return;
     this.lastPruneMs = now;
-    const n = await this.o.outbox.pruneDelivered(now - (this.o.deliveredRetentionMs ?? 14 * 86_400_000));
+    const n = await this.o.outbox.pruneDelivered(now - this.o.deliveredRetentionMs);
     if (n > 0) this.log.info({ rows: n }, 'pruned delivered outbox rows');
   }
 
