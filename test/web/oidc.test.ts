@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AdminServer } from '../../gateway/src/admin/server.js';
 import { type Access, createAccess } from '../../gateway/src/auth/index.js';
 import { openDatabase } from '../../gateway/src/store/sqlite/db.js';
+import { sqliteMigrations } from '../../gateway/src/store/sqlite/migrations.js';
 import { tempDir } from '../gateway/helpers.js';
 
 /** OIDC single sign-on against a real OpenID provider (npm oidc-provider) on loopback, driven by Chromium. */
@@ -49,7 +50,7 @@ beforeAll(async () => {
     }),
   });
   idp.on('request', provider.callback());
-  const db = openDatabase(`${tmp.dir}/gateway.db`, []);
+  const db = openDatabase(`${tmp.dir}/gateway.db`, sqliteMigrations);
   access = createAccess({
     db,
     now: () => Date.now(),
@@ -130,7 +131,7 @@ describe('single sign-on (OpenID Connect) against a local provider', () => {
       kind: 'session',
       user: { name: 'sso-coord', role: 'coordinator', sso: true },
     });
-    const bound = access.auditStore.list({ limit: 10, action: 'user.sso-bound' })[0];
+    const bound = (await access.auditStore.list({ limit: 10, action: 'user.sso-bound' }))[0];
     expect(bound?.actor).toBe('user:sso-coord');
   }, 60_000);
 

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { createAccess } from '../../gateway/src/auth/index.js';
 import { openDatabase } from '../../gateway/src/store/sqlite/db.js';
+import { sqliteMigrations } from '../../gateway/src/store/sqlite/migrations.js';
 import { tempDir } from '../gateway/helpers.js';
 
 /** Session expiry on an injected clock: 30 min idle, 12 h absolute, ended by disabling the account. */
@@ -8,7 +9,7 @@ describe('session expiry', () => {
   it('ends a session after the idle time, after the absolute maximum, and when the user is disabled', async () => {
     const tmp = tempDir('vt-web-session-');
     let now = 1_000_000;
-    const db = openDatabase(`${tmp.dir}/gateway.db`, []);
+    const db = openDatabase(`${tmp.dir}/gateway.db`, sqliteMigrations);
     try {
       const access = createAccess({ db, now: () => now, session: { hashCost: { logN: 10, r: 8, p: 1 } } });
       const auth = access.service;

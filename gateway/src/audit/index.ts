@@ -1,4 +1,3 @@
 export { AuditLog, auditCsv, type AuditRecord } from './log.js';
 export { auditRoutes } from './routes.js';
-export { SqliteAuditStore, auditMigrations } from './sqlite.js';
 export type { AuditEntry, AuditStore } from './store.js';

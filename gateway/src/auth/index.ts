@@ -2,7 +2,7 @@ import type { AdminChange } from '../admin/server.js';
 import type { AdminRoute, Principal } from '../admin/types.js';
 import { AuditLog } from '../audit/log.js';
 import { auditRoutes } from '../audit/routes.js';
-import { SqliteAuditStore } from '../audit/sqlite.js';
+import type { AuditStore } from '../audit/store.js';
 import type { Db } from '../store/sqlite/db.js';
 import { OidcLogin, type OidcSettings } from './oidc.js';
 import { authorize } from './roles.js';
@@ -11,7 +11,10 @@ import { SqliteScopeReader } from './scope-sqlite.js';
 import { applyScope, type CloseLockLookup } from './scoped-routes.js';
 import { scopeOf } from './scope.js';
 import { AuthService, type AuthServiceOptions } from './service.js';
-import { SqliteAuthStore } from './sqlite.js';
+import { SqliteAuditStore } from '../store/sqlite/audit.js';
+import { SqliteAuthStore } from '../store/sqlite/auth.js';
+import { Role } from './roles.js';
+import type { AuthStore } from './store.js';
 
 export { authorize, rolesFor, ROLES, Role, ROUTE_POLICY } from './roles.js';
 export { AuthService, AuthError, SESSION_COOKIE, CSRF_HEADER } from './service.js';
@@ -25,14 +28,29 @@ export interface AccessOptions {
   secureCookies?: boolean;
   oidc?: OidcSettings | null;
   session?: Pick<AuthServiceOptions, 'sessionIdleMs' | 'sessionMaxMs' | 'hashCost'>;
+  /**
+   * Where accounts, sessions, tokens and the audit log live. Default: the SQLite file `db` (the embedded
+   * gateway); store.engine postgres passes the PostgreSQL adapters every instance shares.
+   */
+  stores?: { auth: AuthStore; audit: AuditStore };
 }
 
-/** Accounts, sessions, tokens, SSO and the audit log on the gateway's SQLite file, ready for AdminServer. */
+/** The SQLite adapters of accounts and audit log on the gateway's file, with this module's roles. */
+export const sqliteAccessStores = (db: Db): { auth: AuthStore; audit: AuditStore } => ({
+  auth: new SqliteAuthStore(db, (s) => Role.parse(s)),
+  audit: new SqliteAuditStore(db),
+});
+
+/**
+ * Accounts, sessions, tokens, SSO and the audit log (on the gateway's SQLite file, or on the stores
+ * given), ready for AdminServer. The area scope of care data reads the SQLite file.
+ */
 export function createAccess(opts: AccessOptions) {
-  const auditStore = new SqliteAuditStore(opts.db);
+  const stores = opts.stores ?? sqliteAccessStores(opts.db);
+  const auditStore = stores.audit;
   const audit = new AuditLog(auditStore, opts.now);
   const service = new AuthService({
-    store: new SqliteAuthStore(opts.db),
+    store: stores.auth,
     audit,
     now: opts.now,
     secureCookies: opts.secureCookies ?? false,

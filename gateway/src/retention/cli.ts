@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { SafeId } from '../../../protocol/index.js';
 import { EXIT } from '../../../runtime/cli.js';
 import { applyLiveOrOffline } from '../admin/client.js';
-import { SqliteAuditStore } from '../audit/sqlite.js';
+import { SqliteAuditStore } from '../store/sqlite/audit.js';
 import { openPgPool, type PgPool } from '../store/postgres/db.js';
 import { openDatabase } from '../store/sqlite/db.js';
 import { DEFAULT_RETENTION, RETENTION_CLASSES, daysOf, type RetentionSettings } from './policy.js';

@@ -425,3 +425,122 @@ export interface GatewayStore {
   isOpen(): boolean;
   close(): Awaitable<void>;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Access (issue 14): accounts, web sessions and API tokens (auth_users, auth_sessions, auth_tokens),
+// and the audit log (audit_log). On PostgreSQL every instance shares them: an account made on one
+// instance logs in on all, a session ended on one is refused by all, one audit log in one order.
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * An account. `R` is the role type: the store keeps it as text and the adapters check it with the
+ * `parseRole` they are given (gateway/src/auth passes its zod Role), so a row with an unknown role
+ * never reaches the caller.
+ */
+export interface AuthUser<R extends string = string> {
+  userId: string;
+  /** Login name (local accounts) or the OIDC preferred_username. */
+  name: string;
+  displayName: string;
+  role: R;
+  areas: string[];
+  provider: string | null;
+  /** The staff member a care-staff account is (sees that staff member's own registrations only). */
+  staffRef: string | null;
+  /** scrypt hash; null for SSO-only accounts. */
+  passwordHash: string | null;
+  /** OIDC `iss|sub` bound to this account, when any. */
+  oidcSubject: string | null;
+  disabledAt: number | null;
+  createdAtMs: number;
+}
+
+export interface AuthSession {
+  /** sha256 of the cookie value (the cookie itself is never stored). */
+  idHash: string;
+  userId: string;
+  csrf: string;
+  createdAtMs: number;
+  expiresAtMs: number;
+  lastSeenMs: number;
+}
+
+export interface AuthApiToken<R extends string = string> {
+  tokenId: string;
+  name: string;
+  role: R;
+  areas: string[];
+  provider: string | null;
+  /** sha256 of the secret part. */
+  secretHash: string;
+  createdBy: string;
+  createdAtMs: number;
+  expiresAtMs: number | null;
+  revokedAtMs: number | null;
+}
+
+/**
+ * Users, sessions, API tokens. Each method is one unit of work (one statement or transaction).
+ * `sessionWithUser` is the per-request look-up: ONE statement (a join) on both engines, a prepared
+ * statement on SQLite.
+ */
+export interface AuthStore<R extends string = string> {
+  countUsers(): Awaitable<number>;
+  insertUser(u: AuthUser<R>): Awaitable<void>;
+  updateUser(u: AuthUser<R>): Awaitable<void>;
+  userById(userId: string): Awaitable<AuthUser<R> | null>;
+  userByName(name: string): Awaitable<AuthUser<R> | null>;
+  userByOidcSubject(subject: string): Awaitable<AuthUser<R> | null>;
+  listUsers(): Awaitable<AuthUser<R>[]>;
+
+  insertSession(s: AuthSession): Awaitable<void>;
+  /** The session with this hash and its account (null when either is missing). */
+  sessionWithUser(idHash: string): Awaitable<{ session: AuthSession; user: AuthUser<R> } | null>;
+  touchSession(idHash: string, lastSeenMs: number): Awaitable<void>;
+  deleteSession(idHash: string): Awaitable<void>;
+  deleteSessionsOf(userId: string): Awaitable<number>;
+  deleteExpiredSessions(nowMs: number): Awaitable<number>;
+
+  insertToken(t: AuthApiToken<R>): Awaitable<void>;
+  tokenById(tokenId: string): Awaitable<AuthApiToken<R> | null>;
+  listTokens(): Awaitable<AuthApiToken<R>[]>;
+  revokeToken(tokenId: string, atMs: number): Awaitable<boolean>;
+}
+
+/** One change, as recorded: who, when, what, on what, the state before and after, and why. */
+export interface AuditEntry {
+  /** Position in the one log (on PostgreSQL: in commit order across every instance). */
+  seq: number;
+  atMs: number;
+  /** 'user:<name>', 'token:<name>', 'admin-token', 'cli:<os user>'. */
+  actor: string;
+  /** e.g. 'user.create', 'user.update', 'token.create', 'visit.close', 'card.assign'. */
+  action: string;
+  /** What was changed, e.g. 'user:u_…', 'visit:v_…', 'reader:r-12'. */
+  target: string;
+  before: unknown;
+  after: unknown;
+  reason: string | null;
+}
+
+export type NewAuditEntry = Omit<AuditEntry, 'seq'>;
+
+export interface AuditQuery {
+  /** Entries with seq < beforeSeq (paging backwards); newest first. */
+  beforeSeq?: number;
+  limit: number;
+  action?: string;
+  actor?: string;
+}
+
+/**
+ * The audit log: append and read, nothing else (no update, no delete: append-only by construction, and
+ * both adapters' triggers refuse UPDATE and DELETE underneath; retention and erasure are the documented
+ * exceptions, see retention/).
+ */
+export interface AuditStore {
+  append(e: NewAuditEntry): Awaitable<AuditEntry>;
+  list(q: AuditQuery): Awaitable<AuditEntry[]>;
+  /** Every entry, oldest first, for export. */
+  all(): Awaitable<AuditEntry[]>;
+}

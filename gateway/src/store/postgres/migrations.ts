@@ -303,4 +303,78 @@ export const postgresMigrations: readonly PgMigration[] = [
         FOR EACH ROW EXECUTE FUNCTION visittag_readers_notify();
     `,
   },
+  // ---- access (issue 14): accounts, sessions, API tokens and the audit log, shared by every instance
+  {
+    id: 'auth-001',
+    sql: `
+      CREATE TABLE auth_users (
+        user_id TEXT PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        display_name TEXT NOT NULL,
+        role TEXT NOT NULL,
+        areas_json TEXT NOT NULL,
+        provider TEXT,
+        password_hash TEXT,
+        oidc_subject TEXT UNIQUE,
+        disabled_at BIGINT,
+        created_at_ms BIGINT NOT NULL
+      );
+      CREATE TABLE auth_sessions (
+        id_hash TEXT PRIMARY KEY,
+        user_id TEXT NOT NULL,
+        csrf TEXT NOT NULL,
+        created_at_ms BIGINT NOT NULL,
+        expires_at_ms BIGINT NOT NULL,
+        last_seen_ms BIGINT NOT NULL
+      );
+      CREATE INDEX auth_sessions_user ON auth_sessions (user_id);
+      CREATE INDEX auth_sessions_expires ON auth_sessions (expires_at_ms);
+      CREATE TABLE auth_tokens (
+        token_id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        role TEXT NOT NULL,
+        areas_json TEXT NOT NULL,
+        provider TEXT,
+        secret_hash TEXT NOT NULL,
+        created_by TEXT NOT NULL,
+        created_at_ms BIGINT NOT NULL,
+        expires_at_ms BIGINT,
+        revoked_at_ms BIGINT
+      );
+    `,
+  },
+  {
+    id: 'auth-002',
+    sql: 'ALTER TABLE auth_users ADD COLUMN staff_ref TEXT',
+  },
+  {
+    // Append-only as on SQLite, with one way around it: a transaction that sets
+    // visittag.audit_maintenance = 'on' (SET LOCAL; only retention and erasure do) may delete or rewrite.
+    id: 'audit-001',
+    sql: `
+      CREATE TABLE audit_log (
+        seq BIGSERIAL PRIMARY KEY,
+        at_ms BIGINT NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target TEXT NOT NULL,
+        before_json TEXT,
+        after_json TEXT,
+        reason TEXT
+      );
+      CREATE INDEX audit_log_action ON audit_log (action, seq);
+      CREATE FUNCTION visittag_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF current_setting('visittag.audit_maintenance', true) = 'on' THEN
+          IF TG_OP = 'DELETE' THEN RETURN OLD; END IF;
+          RETURN NEW;
+        END IF;
+        RAISE EXCEPTION 'audit_log is append-only';
+      END $$;
+      CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON audit_log
+        FOR EACH ROW EXECUTE FUNCTION visittag_audit_append_only();
+      CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log
+        FOR EACH STATEMENT EXECUTE FUNCTION visittag_audit_append_only();
+    `,
+  },
 ];

@@ -1,3 +1,5 @@
+import { auditSqliteMigrations } from './audit.js';
+import { authSqliteMigrations } from './auth.js';
 import type { Migration } from './db.js';
 
 /**
@@ -299,4 +301,8 @@ export const sqliteMigrations: readonly Migration[] = [
       )`);
     },
   },
+  // ---- access (issue 14): accounts, sessions, API tokens and the audit log, applied by their adapters
+  // before (a database from then has these ids recorded already)
+  ...authSqliteMigrations,
+  ...auditSqliteMigrations,
 ];
