@@ -9,7 +9,9 @@ import { enqueueOn, PgOutbox } from '../../gateway/src/store/postgres/outbox.js'
 import { PgReaderDirectory } from '../../gateway/src/store/postgres/reader-directory.js';
 import { PgVisitStore } from '../../gateway/src/store/postgres/visits.js';
 import { startPgCluster, type PgCluster } from '../support/pg-cluster.js';
+import { PgCareStore } from '../../gateway/src/store/postgres/care.js';
 import { describeCardStoreContract } from './store-cards.contract.js';
+import { describeCareStoreContract, putVisitRow } from './store-care.contract.js';
 import { describeEnrollmentStoreContract } from './store-enrollment.contract.js';
 import { describeFleetStoreContract } from './store-fleet.contract.js';
 import { describeOutboxStoreContract } from './store-outbox.contract.js';
@@ -105,5 +107,20 @@ describeReaderRowsContract('postgres shared directory', async () => {
       await directory.stop();
       await pool.end();
     },
+  };
+});
+
+describeCareStoreContract('postgres', async () => {
+  const pool = await freshPool();
+  return {
+    store: new PgCareStore(pool),
+    putVisit: async (v) => {
+      await putVisitRow((text, params) => sqlOn(pool)(text, params), v);
+    },
+    outboxKeys: async () =>
+      (await pool.query<{ k: string }>('SELECT idempotency_key AS k FROM outbox ORDER BY id')).rows.map(
+        (r) => r.k,
+      ),
+    close: () => pool.end(),
   };
 });

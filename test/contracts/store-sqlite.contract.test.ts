@@ -9,7 +9,10 @@ import { SqliteFleetStore } from '../../gateway/src/store/sqlite/fleet.js';
 import { createSqliteIngestStore } from '../../gateway/src/store/sqlite/ingest-store.js';
 import { SqliteOutbox } from '../../gateway/src/store/sqlite/outbox.js';
 import { SqliteVisitStore } from '../../gateway/src/store/sqlite/visits.js';
+import { careMigrations } from '../../gateway/src/store/sqlite/care-migrations.js';
+import { createSqliteCareStore } from '../../gateway/src/store/sqlite/care.js';
 import { describeCardStoreContract } from './store-cards.contract.js';
+import { describeCareStoreContract, putVisitRow } from './store-care.contract.js';
 import { describeEnrollmentStoreContract } from './store-enrollment.contract.js';
 import { describeFleetStoreContract } from './store-fleet.contract.js';
 import { describeOutboxStoreContract } from './store-outbox.contract.js';
@@ -76,4 +79,24 @@ describeVisitStoreContract('sqlite', () => {
 describeReaderRowsContract('sqlite', () => {
   const { db, close } = tempDb();
   return Promise.resolve({ store: createSqliteIngestStore(db), sql: sqlOn(db), close });
+});
+
+describeCareStoreContract('sqlite', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'vt-store-care-'));
+  const db = openDatabase(join(dir, 'gateway.db'), [...sqliteMigrations, ...careMigrations]);
+  const outbox = new SqliteOutbox({ db });
+  return Promise.resolve({
+    store: createSqliteCareStore({ db, enqueue: (e, nowMs) => outbox.enqueue(e, nowMs) }),
+    putVisit: (v) => {
+      putVisitRow((text, params) => db.prepare(text).run(...params), v);
+      return Promise.resolve();
+    },
+    outboxKeys: () =>
+      Promise.resolve(db.prepare('SELECT idempotency_key FROM outbox ORDER BY id').pluck().all() as string[]),
+    close: () => {
+      db.close();
+      rmSync(dir, { recursive: true, force: true });
+      return Promise.resolve();
+    },
+  });
 });

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { migrate, openPgPool, type PgPool } from '../../gateway/src/store/postgres/db.js';
 import { postgresMigrations } from '../../gateway/src/store/postgres/migrations.js';
 import { openDatabase } from '../../gateway/src/store/sqlite/db.js';
+import { careMigrations } from '../../gateway/src/store/sqlite/care-migrations.js';
 import { sqliteMigrations } from '../../gateway/src/store/sqlite/migrations.js';
 import { tempDir } from '../gateway/helpers.js';
 import { startPgCluster, type PgCluster } from '../support/pg-cluster.js';
@@ -34,7 +35,8 @@ describe('the PostgreSQL schema mirrors the SQLite one', () => {
 
   it('every table and column of the SQLite list exists on PostgreSQL, and nothing else but the documented extras', async () => {
     const tmp = tempDir('vt-parity-');
-    const db = openDatabase(join(tmp.dir, 'gateway.db'), sqliteMigrations);
+    // the gateway's list and the care plan's (both served on PostgreSQL)
+    const db = openDatabase(join(tmp.dir, 'gateway.db'), [...sqliteMigrations, ...careMigrations]);
     const sqlite = new Set<string>();
     const tables = db
       .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
@@ -56,7 +58,7 @@ describe('the PostgreSQL schema mirrors the SQLite one', () => {
   });
 
   it('uses the SQLite step ids for the steps both engines have', () => {
-    const sqliteIds = new Set(sqliteMigrations.map((m) => m.id));
+    const sqliteIds = new Set([...sqliteMigrations, ...careMigrations].map((m) => m.id));
     const pgOnly = postgresMigrations.map((m) => m.id).filter((id) => !sqliteIds.has(id));
     // leases: several instances; anchors-pg-001: an index for the per-reader anchor scan (no column);
     // cards-vault-001: the sealed card UID vault shared by the instances (a file per gateway on SQLite);

@@ -1,6 +1,7 @@
 /**
  * The care plan as the composition root sees it: one factory, its routes, its migrations.
- * Tables: care/sqlite/migrations.ts (`careMigrations`, applied after the gateway's own list).
+ * Tables: store/sqlite/care-migrations.ts (`careMigrations`, applied after the gateway's own list); the
+ * port is store/care.ts, adapters store/sqlite/care.ts and store/postgres/care.ts.
  */
 import type pino from 'pino';
 import type { Clock } from '../../../protocol/index.js';
@@ -10,9 +11,9 @@ import type { Db } from '../store/sqlite/db.js';
 import { SqliteOutbox } from '../store/sqlite/outbox.js';
 import { careRoutes } from './routes.js';
 import { CarePlan, type CarePlanConfig } from './service.js';
-import { createSqliteCareStore } from './sqlite/store.js';
+import { createSqliteCareStore } from '../store/sqlite/care.js';
 
-export { careMigrations } from './sqlite/migrations.js';
+export { careMigrations } from '../store/sqlite/care-migrations.js';
 export { CarePlan, type CarePlanConfig } from './service.js';
 
 export interface CareModule {

@@ -16,7 +16,8 @@ import {
   type Match,
   type MatchStatus,
   type MissedReasonCode,
-  type PlannedVisit,
+  type PlanForMatch,
+  type PlanMatch,
 } from './model.js';
 import { DEFAULT_TIME_ZONE, localDateOf } from './time.js';
 
@@ -38,18 +39,7 @@ export const DEFAULT_MATCH_CONFIG: MatchConfig = {
   timeZone: DEFAULT_TIME_ZONE,
 };
 
-/** A planned visit as matching and alerts see it (with its area, for per-area thresholds). */
-export type PlanForMatch = PlannedVisit & { areaId: string };
-
-/** The stored result for one planned visit. */
-export interface PlanMatch extends Match {
-  plannedVisitId: string;
-  areaId: string;
-  startMs: number;
-  staffCount: 1 | 2;
-  /** After this instant a plan with no visit is missed. */
-  windowEndMs: number;
-}
+export type { PlanForMatch, PlanMatch } from '../store/care-model.js';
 
 export interface ClientMatchResult {
   plans: PlanMatch[];

@@ -20,6 +20,8 @@
  * - `events (reader_id, id)` is indexed for the visits turn's per-reader anchor scan (SQLite's engine
  *   scans all rows by id once, one writer; one reader's ids do commit in order, under its lock).
  */
+import { pgCareMigrations } from './care-migrations.js';
+
 export interface PgMigration {
   id: string;
   sql: string;
@@ -377,4 +379,6 @@ export const postgresMigrations: readonly PgMigration[] = [
         FOR EACH STATEMENT EXECUTE FUNCTION visittag_audit_append_only();
     `,
   },
+  // the care plan (issue 11): its tables, as on SQLite (care-migrations.ts)
+  ...pgCareMigrations,
 ];
