@@ -114,7 +114,8 @@ prepare_tree() {
   local version stamp gyp
   version="$("$bin/node" --version)"
   stamp="$version $nodedir $(sha256sum "$repo/node_modules/.package-lock.json" | cut -d' ' -f1)"
-  if [ -f "$tree/.matrix-stamp" ] && [ "$(cat "$tree/.matrix-stamp")" = "$stamp" ] && [ ! -L "$tree/node_modules" ]; then
+  if [ -f "$tree/.matrix-stamp" ] && [ "$(cat "$tree/.matrix-stamp")" = "$stamp" ] && [ ! -L "$tree/node_modules" ] &&
+    addons_load "$bin" "$tree" 2>/dev/null; then
     log "node $version: node_modules up to date in $tree"
     return 0
   fi
@@ -136,10 +137,14 @@ prepare_tree() {
     cp -a "$repo/$pkg" "$tree/$pkg"
     rm -rf "${tree:?}/$pkg/build"
     log "node $version: building $pkg against $nodedir"
-    (cd "$tree/$pkg" && PATH="$bin:$PATH" "$bin/node" "$gyp" rebuild --release --jobs=2 --nodedir="$nodedir" \
-      --loglevel=error >"$tree/.gyp.log" 2>&1) || {
+    # node-gyp lets npm_config_* environment variables override its command line, and `npm test` exports the
+    # user's npm config: a `nodedir` in ~/.npmrc (Debian's Node sets /usr) would build against this machine's own
+    # Node headers, for the wrong ABI. So the nodedir goes in that variable too.
+    (cd "$tree/$pkg" && PATH="$bin:$PATH" npm_config_nodedir="$nodedir" NPM_CONFIG_NODEDIR="$nodedir" \
+      "$bin/node" "$gyp" rebuild --release --jobs=2 --nodedir="$nodedir" \
+      --loglevel=error >"$tree/.gyp-$(basename "$pkg").log" 2>&1) || {
       log "node $version: building $pkg failed:"
-      tail -n 30 "$tree/.gyp.log" >&2
+      tail -n 30 "$tree/.gyp-$(basename "$pkg").log" >&2
       return 1
     }
   done < <(native_packages "$repo")
@@ -148,8 +153,21 @@ prepare_tree() {
     log "node $version: a native addon is missing after the build. Fix: sudo bash scripts/setup-system.sh, then run again"
     return 1
   fi
+  addons_load "$bin" "$tree" || return 1
   echo "$stamp" >"$tree/.matrix-stamp"
   log "node $version: node_modules ready in $((SECONDS - started)) s"
+}
+
+# Each native addon must load in this major: one built for another ABI fails with NODE_MODULE_VERSION.
+addons_load() {
+  local bin="$1" tree="$2" addon
+  for addon in better-sqlite3/build/Release/better_sqlite3.node @pokusew/pcsclite/build/Release/pcsclite.node; do
+    if ! "$bin/node" -e 'process.dlopen({ exports: {} }, process.argv[1])' "$tree/node_modules/$addon" 2>"$tree/.dlopen.log"; then
+      log "node $("$bin/node" --version): $addon does not load (built for another Node ABI?):"
+      tail -n 5 "$tree/.dlopen.log" >&2
+      return 1
+    fi
+  done
 }
 
 run_major() {
@@ -169,6 +187,8 @@ run_major() {
 }
 
 status=0
+# Preparing is mostly one compiler process per major (SQLite's single source file): both majors at once.
+if [ "$prepare_only" = true ]; then jobs=2; fi
 if [ "$jobs" -le 1 ]; then
   for major in $majors; do
     run_major "$major" "$@" || status=1
