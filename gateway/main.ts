@@ -18,6 +18,7 @@ import { cardsCommand } from './src/cards/cli.js';
 import { backupCommand } from './src/backup/cli.js';
 import { retentionCommand } from './src/retention/cli.js';
 import { gapsCommand } from './src/retention/gaps-cli.js';
+import { keysCommand } from './src/keys/cli.js';
 import { planCommand } from './src/care/cli.js';
 import { userCommand } from './src/auth/cli.js';
 import { reportCommand } from './src/reports/cli.js';
@@ -47,6 +48,7 @@ const HELP = formatHelp({
     'backup FILE | restore FILE [--config FILE]   (online SQLite backup; restore with the gateway stopped: docs/backup.md)',
     'erase client|staff REF --reason TEXT [--force-records-law] | retention show|run   (docs/retention.md)',
     'gaps READER | gaps accept READER --reason TEXT [--from N --to N]   (sequence gaps: docs/retention.md)',
+    'keys rotate --new-fleet-key-file FILE [--drop-unmapped] [--dry-run]   (gateway stopped; docs/security.md)',
     "status [--json] [--config FILE]      ask the running gateway's admin API",
     'check-config [--config FILE]',
     'completion bash   bash completion (| sudo tee /etc/bash_completion.d/visittag-gateway)',
@@ -101,6 +103,7 @@ const COMMANDS: readonly CommandSpec[] = [
   { name: 'erase', options: ['reason', 'force-records-law', 'config'] },
   { name: 'retention', options: ['config'] },
   { name: 'gaps', options: ['reason', 'from', 'to', 'config'] },
+  { name: 'keys', options: ['new-fleet-key-file', 'drop-unmapped', 'dry-run', 'config'] },
   { name: 'status', options: ['json', 'config'] },
   { name: 'check-config', options: ['config'] },
   { name: 'completion', options: [] },
@@ -121,6 +124,7 @@ export async function main(
   if (argv[0] === 'erase' || argv[0] === 'retention')
     return retentionCommand(argv[0], argv.slice(1), out, err);
   if (argv[0] === 'gaps') return gapsCommand(argv.slice(1), out, err);
+  if (argv[0] === 'keys') return keysCommand(argv.slice(1), out, err);
   if (argv[0] === 'plan') return planCommand(argv.slice(1), out, err, open);
   if (argv[0] === 'user') return userCommand(argv.slice(1), out, err, open, readAllStdin);
   if (argv[0] === 'report') return reportCommand(argv.slice(1), out, err);

@@ -75,7 +75,16 @@ export function createLogger(level: string): pino.Logger {
   return pino({
     level,
     base: { app: 'visittag-gateway' },
-    redact: ['password', '*.password', 'token', '*.token', 'secret', '*.secret', 'fleetKey'],
+    redact: [
+      'password',
+      '*.password',
+      'token',
+      '*.token',
+      'secret',
+      '*.secret',
+      'fleetKey',
+      'retiredFleetKeys',
+    ],
   });
 }
 
@@ -229,6 +238,7 @@ export function createReaderEdge(base: Instance, o: ReaderEdgeOptions) {
     onCommitted: o.onCommitted,
     ...(o.visitBacklog ? { backlog: o.visitBacklog } : {}),
     fleetKey: config.fleetKey, // sealed cards are opened at ingest (issue 16)
+    retiredFleetKeys: config.retiredFleetKeys, // and those sealed to a key a rotation retired
     cardVault: sealed.vault,
     ...(o.screen ? { screen: o.screen } : {}),
     ...(config.limits

@@ -116,6 +116,13 @@ export const GatewaySettings = z
       .string()
       .min(MIN_FLEET_KEY_BYTES)
       .describe(`Fleet pseudonymisation key shared with the readers (≥ ${MIN_FLEET_KEY_BYTES} chars).`),
+    retiredFleetKeys: z
+      .array(z.string().min(MIN_FLEET_KEY_BYTES))
+      .max(4)
+      .optional()
+      .describe(
+        'Fleet keys replaced by `keys rotate`, kept until every reader is provisioned again: taps sealed to them still open (docs/security.md).',
+      ),
     mqtt: z.discriminatedUnion('mode', [Embedded, External]).default({
       mode: 'embedded',
       host: '0.0.0.0',

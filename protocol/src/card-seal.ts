@@ -148,12 +148,20 @@ export type UnsealResult =
 export class GatewayCardKeys {
   private readonly privateKey: KeyObject;
   private readonly pub: Buffer;
-  private readonly keyId: Buffer;
+  private readonly keyId_: Buffer;
   private readonly readerMaster: Buffer;
   private readonly fleetKey: Buffer;
+  /** Keys of fleet keys retired by a rotation (docs/security.md "Fleet-key rotation"): they open old seals only. */
+  private readonly retired: GatewayCardKeys[];
 
-  constructor(fleetKey: Uint8Array | string) {
+  /**
+   * `retired`: fleet keys a rotation replaced (config `retiredFleetKeys`). A card sealed to one of their seal keys
+   * (a reader not yet provisioned again, or its journal's older taps) still opens, and its reader reference is
+   * checked under that key; what comes out is always named under the current fleet key.
+   */
+  constructor(fleetKey: Uint8Array | string, retired: ReadonlyArray<Uint8Array | string> = []) {
     this.fleetKey = keyBytes(fleetKey);
+    this.retired = retired.map((k) => new GatewayCardKeys(k));
     const seed = hkdf(this.fleetKey, 'visittag/card-seal/v1');
     this.privateKey = createPrivateKey({
       key: Buffer.concat([PKCS8_X25519, seed]),
@@ -161,8 +169,18 @@ export class GatewayCardKeys {
       type: 'pkcs8',
     });
     this.pub = rawPublic(createPublicKey(this.privateKey));
-    this.keyId = keyIdOf(this.pub);
+    this.keyId_ = keyIdOf(this.pub);
     this.readerMaster = hkdf(this.fleetKey, 'visittag/reader-card-key/v1');
+  }
+
+  /** The seal key's id, hex (8 bytes of a hash of the public key; safe to print and store). */
+  get keyId(): string {
+    return this.keyId_.toString('hex');
+  }
+
+  /** Whether retired keys are held (a rotation is in its transition). */
+  get hasRetired(): boolean {
+    return this.retired.length > 0;
   }
 
   /** The public seal key, base64url (safe to publish). */
@@ -185,6 +203,24 @@ export class GatewayCardKeys {
     return readerCardRef(uid, this.readerKey(readerId));
   }
 
+  /**
+   * A reader's references of a card under the current key and every retired one (current first): a reader
+   * not yet provisioned again after a rotation checks cards with its old key.
+   */
+  readerRefsAll(readerId: string, uid: string): string[] {
+    return [this.readerRef(readerId, uid), ...this.retired.map((k) => k.readerRef(readerId, uid))];
+  }
+
+  /** Whether `ref` is the reader's reference of the card under the current key or a retired one. */
+  isReaderRef(readerId: string, uid: string, ref: string): boolean {
+    return this.readerRefsAll(readerId, uid).includes(ref);
+  }
+
+  /** The card's fleet pseudonyms under the current key and every retired one (current first). */
+  fleetRefsAll(uid: string): string[] {
+    return [this.fleetRef(uid), ...this.retired.map((k) => k.fleetRef(uid))];
+  }
+
   /** The fleet pseudonym of a card (what the gateway stores and forwards). */
   fleetRef(uid: string): string {
     return pseudonymiseCard(uid, this.fleetKey);
@@ -196,7 +232,9 @@ export class GatewayCardKeys {
     const raw = Buffer.from(sealed.slice(3), 'base64url');
     if (raw.byteLength !== SEALED_BYTES) return { ok: false, reason: 'invalid', detail: 'wrong length' };
     const keyId = raw.subarray(0, 8);
-    if (!timingSafeEqual(keyId, this.keyId)) {
+    if (!timingSafeEqual(keyId, this.keyId_)) {
+      const old = this.retired.find((k) => timingSafeEqual(keyId, k.keyId_));
+      if (old) return old.unseal(sealed, readerId);
       return { ok: false, reason: 'unknown-key', detail: 'sealed to another gateway key' };
     }
     const ephPub = raw.subarray(8, 40);

@@ -15,9 +15,19 @@ export type { CardAssignResult, CardInfo, CardStatus } from '../store/ports.js';
 export class CardRegistry {
   readonly store: SqliteCardStore;
   private readonly clock: Clock;
+  /** Old fleet pseudonym → current (keys/rotate.ts); null on a gateway that never rotated its fleet key. */
+  private readonly current: ((cardRef: string) => string) | null;
   constructor(opts: { db: Db; clock: Clock; outbox?: Pick<SqliteOutbox, 'enqueue'> }) {
     this.store = new SqliteCardStore(opts);
     this.clock = opts.clock;
+    // The map changes only while the gateway is stopped (`keys rotate` refuses a running gateway).
+    const mapped =
+      opts.db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'card_ref_map'").get() !==
+        undefined && opts.db.prepare('SELECT 1 FROM card_ref_map LIMIT 1').get() !== undefined;
+    if (mapped) {
+      const q = opts.db.prepare('SELECT new_ref AS n FROM card_ref_map WHERE old_ref = ?');
+      this.current = (cardRef) => (q.get(cardRef) as { n: string } | undefined)?.n ?? cardRef;
+    } else this.current = null;
   }
 
   /**
@@ -57,8 +67,12 @@ export class CardRegistry {
     return this.store.get(cardRef);
   }
 
-  /** The card's status at `atMs` (a tap before the revocation time still counts as valid). */
+  /**
+   * The card's status at `atMs` (a tap before the revocation time still counts as valid). A pseudonym under a fleet
+   * key a rotation retired (a tap journalled before it, or made by a reader not yet provisioned again) is the card
+   * it was mapped to: the same staff member.
+   */
   statusAt(cardRef: string, atMs: number): CardStatus {
-    return this.store.statusAt(cardRef, atMs);
+    return this.store.statusAt(this.current ? this.current(cardRef) : cardRef, atMs);
   }
 }

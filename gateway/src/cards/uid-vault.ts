@@ -55,6 +55,31 @@ export class CardUidVault {
     return added;
   }
 
+  /**
+   * Every card whose UID is known: fleet pseudonym → UID. For the fleet-key rotation only (keys/rotate.ts);
+   * never log or print a UID.
+   */
+  all(): ReadonlyMap<string, string> {
+    this.refresh();
+    return new Map(this.uids);
+  }
+
+  /**
+   * A fleet-key reader's list during a rotation's transition (retired keys held): the cards under the current key
+   * and, for each card whose UID is known, its pseudonyms under the retired keys, so a reader not yet provisioned
+   * again (it still holds the old fleet key) keeps accepting the same cards offline.
+   */
+  fleetRefs(cardRefs: readonly string[]): string[] {
+    if (!this.keys.hasRetired) return [...cardRefs];
+    this.refresh();
+    const old: string[] = [];
+    for (const c of cardRefs) {
+      const uid = this.uids.get(c);
+      if (uid !== undefined) old.push(...this.keys.fleetRefsAll(uid).slice(1));
+    }
+    return [...cardRefs, ...old];
+  }
+
   /** Active cards (fleet pseudonyms) whose UID is not known: left out of sealed readers' lists. */
   withoutUid(cardRefs: readonly string[]): number {
     this.refresh();
@@ -96,7 +121,8 @@ export class CardUidVault {
     for (const c of cardRefs) {
       const uid = this.uids.get(c);
       if (uid === undefined) missing++;
-      else refs.push(this.keys.readerRef(readerId, uid));
+      // during a rotation's transition (retired keys held) also the references under the old reader key
+      else refs.push(...this.keys.readerRefsAll(readerId, uid));
     }
     return { refs: refs.sort(), missing };
   }
@@ -146,7 +172,7 @@ export function cardListsFor(
   return (readerId, cardRefs) =>
     schemeOf(readerId) === CARD_SCHEME_SEALED
       ? vault.readerRefs(readerId, cardRefs)
-      : { refs: [...cardRefs], missing: 0 };
+      : { refs: vault.fleetRefs(cardRefs), missing: 0 };
 }
 
 /**
@@ -155,7 +181,7 @@ export function cardListsFor(
  * fleet-key form, which a sealed reader refuses: the card-list timer pushes again once its status arrived).
  */
 export function sealedReaderCards(
-  config: { dataDir: string; fleetKey: string },
+  config: { dataDir: string; fleetKey: string; retiredFleetKeys?: readonly string[] },
   live: { get(readerId: string): { status: Status | null } | undefined },
   stored: (readerId: string) => unknown = () => undefined,
   /** Another vault (PostgreSQL mode: pg-uid-vault.ts, shared by the instances); default: the file in dataDir. */
@@ -166,7 +192,10 @@ export function sealedReaderCards(
 } {
   const vault =
     shared ??
-    new CardUidVault(join(config.dataDir, CARD_UID_VAULT_FILE), new GatewayCardKeys(config.fleetKey));
+    new CardUidVault(
+      join(config.dataDir, CARD_UID_VAULT_FILE),
+      new GatewayCardKeys(config.fleetKey, config.retiredFleetKeys),
+    );
   const known = new Map<string, CardScheme>(); // kept when the reader goes offline (its last will has no scheme)
   const schemeOf = (readerId: string): CardScheme | null => {
     const s = live.get(readerId)?.status;

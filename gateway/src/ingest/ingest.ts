@@ -62,6 +62,8 @@ export interface IngestOptions {
    * derived from it and replaced by the fleet pseudonym here, before screening and the store. Absent: refused.
    */
   fleetKey?: string;
+  /** Fleet keys a rotation retired: cards sealed to them still open (docs/security.md "Fleet-key rotation"). */
+  retiredFleetKeys?: readonly string[];
   /** Keeps the UIDs of opened sealed cards (sealed: cards/uid-vault.ts), for sealed readers' card lists. */
   cardVault?: { learn(uids: Iterable<string>): number };
   /**
@@ -654,7 +656,7 @@ export function createIngest(opts: IngestOptions): Ingest {
     admitting.add(p);
   };
 
-  const cardKeys = opts.fleetKey ? new GatewayCardKeys(opts.fleetKey) : null;
+  const cardKeys = opts.fleetKey ? new GatewayCardKeys(opts.fleetKey, opts.retiredFleetKeys) : null;
   const sealedCards = metrics.counter(
     'visittag_ingest_sealed_cards_total',
     'Sealed cards (sealed-v1 readers) opened at ingest, by outcome (unsealed, refused).',

@@ -53,7 +53,7 @@ export function unsealEvents(
       out.refused.push({ seq: e.seq, detail: `sealed card refused: ${opened.detail}` });
       continue;
     }
-    if (keys.readerRef(readerId, opened.uid) !== e.card) {
+    if (!keys.isReaderRef(readerId, opened.uid, e.card)) {
       count('refused');
       out.refused.push({
         seq: e.seq,
