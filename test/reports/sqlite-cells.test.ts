@@ -19,7 +19,8 @@ import type { Dimension, ExecutedParams, Period } from '../../gateway/src/report
 import { applyCorrections } from '../../gateway/src/reports/memory-source.js';
 import { reportMigrations } from '../../gateway/src/reports/migrations.js';
 import { runExecuted } from '../../gateway/src/reports/run.js';
-import type { ReportVisit } from '../../gateway/src/reports/source.js';
+import { scopedSource, type ReportScope } from '../../gateway/src/reports/scoped-source.js';
+import type { ReportSource, ReportVisit } from '../../gateway/src/reports/source.js';
 import { SqliteReportSource } from '../../gateway/src/reports/sqlite-source.js';
 import { addDays, ReportClock } from '../../gateway/src/reports/time.js';
 import { openDatabase, type Db } from '../../gateway/src/store/sqlite/db.js';
@@ -42,15 +43,21 @@ const GROUPINGS: Dimension[][] = [
 ];
 const PERIODS: Period[] = ['day', 'week', 'month', 'range'];
 
-/** The report from the kept cells, on the fly and in memory: all three byte-identical. */
-async function check(db: Db, p: ExecutedParams, from: 'kept cells' | 'sql' = 'kept cells') {
+/** The report from the kept cells, on the fly and in memory (optionally scoped): all three byte-identical. */
+async function check(
+  db: Db,
+  p: ExecutedParams,
+  from: 'kept cells' | 'sql' = 'kept cells',
+  scope?: ReportScope,
+) {
   const kept = new SqliteReportSource(db);
   const sql = new SqliteReportSource(db, { cells: false });
-  const a = JSON.stringify(await runExecuted(kept, p, clock));
+  const scoped = (s: ReportSource) => (scope ? scopedSource(s, scope) : s);
+  const a = JSON.stringify(await runExecuted(scoped(kept), p, clock));
   expect(kept.lastExecutedFrom).toBe(from);
-  const b = JSON.stringify(await runExecuted(sql, p, clock));
+  const b = JSON.stringify(await runExecuted(scoped(sql), p, clock));
   expect(sql.lastExecutedFrom).toBe('sql');
-  const c = JSON.stringify(await runExecuted(inMemory(sql), p, clock));
+  const c = JSON.stringify(await runExecuted(inMemory(scoped(sql)), p, clock));
   expect(b).toBe(c);
   expect(a).toBe(c);
   return a;
@@ -86,6 +93,139 @@ describe('the fixture from kept cells', () => {
       { fromDate: MONDAY, toDate: TO, period: 'week', groupBy: [], lateDeliveryHours: 48 },
       'sql',
     );
+  });
+});
+
+describe('scoped reports (areas, a provider) from kept cells', () => {
+  const MONDAY = '2026-03-23';
+  const TO = '2026-04-05';
+  const f = buildFixture(MONDAY);
+  const visits = applyCorrections(f.visits, f.corrections);
+  const db = openDatabase(join(dir, 'fixture-scope.db'), MIGRATIONS);
+  writeVisits(db, visits);
+  writeCare(db, f, visits, clock);
+  const A: ReportScope = { areas: ['A'], provider: null };
+  const SCOPES: ReportScope[] = [A, { areas: ['B'], provider: null }, { areas: ['A', 'B'], provider: 'P2' }];
+
+  it('every period and grouping, scoped, from the cells; the figures of each scope its own', async () => {
+    for (const scope of SCOPES)
+      for (const period of PERIODS)
+        for (const groupBy of GROUPINGS)
+          await check(db, { fromDate: MONDAY, toDate: TO, period, groupBy }, 'kept cells', scope);
+    const whole = { fromDate: MONDAY, toDate: TO, period: 'range', groupBy: [] } as const;
+    const all = JSON.parse(await check(db, whole)) as { total: { executedVisits: number } };
+    const a = JSON.parse(await check(db, whole, 'kept cells', A)) as typeof all;
+    const b = JSON.parse(
+      await check(db, whole, 'kept cells', { areas: ['B'], provider: null }),
+    ) as typeof all;
+    expect(a.total.executedVisits).toBeGreaterThan(0);
+    expect(b.total.executedVisits).toBeGreaterThan(0);
+    expect(a.total.executedVisits + b.total.executedVisits).toBeLessThanOrEqual(all.total.executedVisits);
+  });
+
+  it('an occasion or a planned visit a scope would split goes on the fly (still identical), then back', async () => {
+    const p: ExecutedParams = {
+      fromDate: MONDAY,
+      toDate: TO,
+      period: 'week',
+      groupBy: ['client', 'serviceCode'],
+    };
+    const pairOf = db
+      .prepare(
+        `SELECT reader_id, visit_id FROM visits WHERE client_ref = 'c2' AND group_id IS NOT NULL AND group_id <> visit_id
+          ORDER BY started_at_ms LIMIT 1`,
+      )
+      .get() as { reader_id: string; visit_id: string };
+    const c1Visit = db
+      .prepare(
+        `SELECT vm.executed_key AS k, vm.planned_visit_id AS pv FROM care_visit_matches vm
+          WHERE vm.client_ref = 'c1' AND vm.planned_visit_id IS NOT NULL ORDER BY vm.time_ms LIMIT 1`,
+      )
+      .get() as { k: string; pv: string };
+    const c3Plan = db
+      .prepare("SELECT planned_visit_id FROM care_planned_visits WHERE client_ref = 'c3' LIMIT 1")
+      .pluck()
+      .get() as string;
+    const c1Match = db
+      .prepare(
+        "SELECT planned_visit_id FROM care_plan_matches WHERE client_ref = 'c1' AND status = 'matched' LIMIT 1",
+      )
+      .pluck()
+      .get() as string;
+    const writes: Array<[string, () => void, () => void]> = [
+      [
+        "a double-staffed pair's second visit made for a client of another area",
+        () =>
+          db
+            .prepare("UPDATE visits SET client_ref = 'c3' WHERE reader_id = ? AND visit_id = ?")
+            .run(pairOf.reader_id, pairOf.visit_id),
+        () =>
+          db
+            .prepare("UPDATE visits SET client_ref = 'c2' WHERE reader_id = ? AND visit_id = ?")
+            .run(pairOf.reader_id, pairOf.visit_id),
+      ],
+      [
+        "a visit linked to another area's client's planned visit",
+        () =>
+          db
+            .prepare('UPDATE care_visit_matches SET planned_visit_id = ? WHERE executed_key = ?')
+            .run(c3Plan, c1Visit.k),
+        () =>
+          db
+            .prepare('UPDATE care_visit_matches SET planned_visit_id = ? WHERE executed_key = ?')
+            .run(c1Visit.pv, c1Visit.k),
+      ],
+      [
+        'a planned visit matched under a client of another area',
+        () =>
+          db
+            .prepare("UPDATE care_plan_matches SET client_ref = 'c3' WHERE planned_visit_id = ?")
+            .run(c1Match),
+        () =>
+          db
+            .prepare("UPDATE care_plan_matches SET client_ref = 'c1' WHERE planned_visit_id = ?")
+            .run(c1Match),
+      ],
+    ];
+    const before = await check(db, p, 'kept cells', A);
+    for (const [what, write, undo] of writes) {
+      write();
+      const r = await check(db, p, 'sql', A);
+      expect(r, what).not.toBe(before);
+      await check(db, p); // unscoped: still from the cells
+      undo();
+      expect(await check(db, p, 'kept cells', A), what).toBe(before);
+    }
+  });
+});
+
+describe('a database whose cells were kept before reports-006 (the upgrade)', () => {
+  it('the migration has every cell rebuilt: mixed marks and per-client differences for all days', async () => {
+    const MONDAY = '2026-03-23';
+    const f = buildFixture(MONDAY);
+    const visits = applyCorrections(f.visits, f.corrections);
+    // a pair of c2 (area A) whose second visit is for c3 (area B): a scope of A would split it
+    const second = visits.find((v) => v.clientRef === 'c2' && v.groupId !== null && v.groupId !== v.visitId)!;
+    second.clientRef = 'c3';
+    const path = join(dir, 'upgrade-006.db');
+    const db = openDatabase(path, MIGRATIONS);
+    writeVisits(db, visits);
+    writeCare(db, f, visits, clock);
+    const p: ExecutedParams = { fromDate: MONDAY, toDate: '2026-04-05', period: 'week', groupBy: ['client'] };
+    await check(db, p);
+    // Back to the schema before reports-006, with the cells it kept (no mixed marks, no client differences).
+    db.exec(`DROP INDEX report_exec_cells_mixed; DROP INDEX report_plan_cells_mixed;
+             ALTER TABLE report_exec_cells DROP COLUMN mixed; ALTER TABLE report_plan_cells DROP COLUMN mixed;
+             DROP TABLE report_exec_client_diffs; DELETE FROM schema_migrations WHERE id = 'reports-006';`);
+    db.close();
+    const again = openDatabase(path, MIGRATIONS);
+    const A: ReportScope = { areas: ['A'], provider: null };
+    await check(again, p, 'sql', A);
+    // the pair made whole again: that day is recomputed, every other day's cells must be the rebuilt ones
+    again.prepare("UPDATE visits SET client_ref = 'c2' WHERE visit_id = ?").run(second.visitId);
+    await check(again, p, 'kept cells', A);
+    await check(again, p, 'kept cells', { areas: ['B'], provider: null });
+    again.close();
   });
 });
 

@@ -1,5 +1,5 @@
 /**
- * The reports' own tables and triggers (ids 'reports-002' to 'reports-005'), applied by the composition root
+ * The reports' own tables and triggers (ids 'reports-002' to 'reports-006'), applied by the composition root
  * after the care plan's and the corrections' lists: the triggers that keep the report cells current sit on
  * their tables too (sqlite-cells.ts). 'reports-001' (the visits' start index) is in the gateway's list.
  * A database without them (another composition root) simply computes every report on the fly.
@@ -9,6 +9,7 @@ import {
   CELL_TABLES_SQL,
   CELL_TRIGGERS_LATE_SQL,
   CONTINUITY_CELL_TABLES_SQL,
+  EXEC_SCOPE_SQL,
   recreateTriggersSql,
 } from './sqlite-cells.js';
 
@@ -19,4 +20,6 @@ export const reportMigrations: readonly Migration[] = [
   { id: 'reports-004', up: (db) => db.exec(recreateTriggersSql()) },
   // continuity's cells (built by the next refresh: no continuity inputs recorded yet)
   { id: 'reports-005', up: (db) => db.exec(CONTINUITY_CELL_TABLES_SQL) },
+  // scoped executed vs planned from the cells: per-client differences, mixed marks (all cells rebuilt)
+  { id: 'reports-006', up: (db) => db.exec(EXEC_SCOPE_SQL) },
 ];

@@ -20,8 +20,11 @@
  * when it starts in the range (`mday`). An occasion whose visits lie on several local days (a double-staffed
  * pair across midnight, a stop without a start that ended the next day, a visit the matching has not linked
  * yet, found through plan matches nearby) keeps the span `lo..hi`; when a report's range cuts through one,
- * the report is computed on the fly instead (sqlite-executed.ts), as it is for a scope, another zone,
- * another late-delivery threshold, or marks a read-only connection cannot take.
+ * the report is computed on the fly instead (sqlite-executed.ts), as it is for another zone, another
+ * late-delivery threshold, marks a read-only connection cannot take, or a scope over days with a `mixed`
+ * cell (an occasion with visits of several clients or linked to another client's planned visit, a planned
+ * visit matched under another client: a scope would split them). Other scopes read the scope's clients'
+ * cells and their per-client differences.
  *
  * Assumed (true of how visits are formed): a double-staffed group's visits start within a day of each
  * other, and a plan match lists visits within a day of its start.
@@ -106,6 +109,24 @@ export const CONTINUITY_CELL_TABLES_SQL = `
     unknown_card INTEGER NOT NULL, uncorrected INTEGER NOT NULL, late INTEGER NOT NULL,
     incomplete INTEGER NOT NULL, withdrawn INTEGER NOT NULL);
   CREATE INDEX report_cont_quality_day ON report_cont_quality (day);
+`;
+
+/**
+ * `reports-006`, scoped executed vs planned from the cells: the per-visit differences per client too (the
+ * unscoped ones stay summed over clients, far fewer rows for the median's walk), and a `mixed` mark on an
+ * occasion a scope would change (a double-staffed group with visits of several clients or a visit without
+ * one, or one linked to another client's planned visit) and on planned visits matched under another client.
+ * A scoped report over days with a mixed cell is computed on the fly. The cells are rebuilt (no zone).
+ */
+export const EXEC_SCOPE_SQL = `
+  ALTER TABLE report_exec_cells ADD COLUMN mixed INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE report_plan_cells ADD COLUMN mixed INTEGER NOT NULL DEFAULT 0;
+  CREATE INDEX report_exec_cells_mixed ON report_exec_cells (day) WHERE mixed;
+  CREATE INDEX report_plan_cells_mixed ON report_plan_cells (day) WHERE mixed;
+  CREATE TABLE report_exec_client_diffs (day INTEGER NOT NULL, pvday INTEGER NOT NULL, client_ref TEXT,
+    d REAL NOT NULL, n INTEGER NOT NULL, length_ms INTEGER NOT NULL, planned_minutes REAL NOT NULL);
+  CREATE INDEX report_exec_client_diffs_day ON report_exec_client_diffs (day);
+  DELETE FROM report_cell_meta WHERE key = 'zone';
 `;
 
 /** The triggers on the gateway's own tables (visits, visit_audit). */
@@ -196,8 +217,13 @@ const hasAll = (db: Db, type: string, names: readonly string[]): boolean =>
 /** Are the cells and every trigger that keeps them current in this database? */
 export function cellsInstalled(db: Db): boolean {
   return (
-    hasAll(db, 'table', ['report_dirty', 'report_exec_cells', 'report_cell_meta', 'report_cont_cells']) &&
-    hasAll(db, 'trigger', TRIGGERS)
+    hasAll(db, 'table', [
+      'report_dirty',
+      'report_exec_cells',
+      'report_cell_meta',
+      'report_cont_cells',
+      'report_exec_client_diffs',
+    ]) && hasAll(db, 'trigger', TRIGGERS)
   );
 }
 
@@ -281,7 +307,7 @@ export function refreshCells(
     if (zone === undefined || rebuild) {
       db.prepare("INSERT OR REPLACE INTO report_cell_meta VALUES ('zone', ?)").run(clock.timeZone);
       db.exec(`DELETE FROM report_exec_cells; DELETE FROM report_exec_diffs; DELETE FROM report_plan_cells;
-               DELETE FROM report_quality_cells;`);
+               DELETE FROM report_quality_cells; DELETE FROM report_exec_client_diffs;`);
       const span = dataSpan(db);
       if (span !== null)
         db.prepare(
@@ -333,7 +359,7 @@ export function cellsCurrent(db: Db, clock: ReportClock, cont: ContinuityInputs)
   );
 }
 
-const EXEC_TEMP = ['exec_cells', 'exec_diffs', 'plan_cells', 'quality_cells'] as const;
+const EXEC_TEMP = ['exec_cells', 'exec_diffs', 'exec_client_diffs', 'plan_cells', 'quality_cells'] as const;
 const CONT_TEMP = ['cont_cells', 'cont_quality'] as const;
 
 /**
@@ -370,18 +396,20 @@ function recompute(
   const planJoin = (pv: string) =>
     `LEFT JOIN care_planned_visits p ON p.planned_visit_id = ${pv} AND p.active = 1`;
   const pvday = `CASE WHEN p.planned_visit_id IS NOT NULL THEN ${dayOf('p.start_ms')} END`;
+  // An occasion of a client linked to another client's planned visit (a scope could drop the link).
+  const otherPlan = `(p.planned_visit_id IS NOT NULL AND o.client_ref IS NOT NULL AND p.client_ref IS NOT o.client_ref)`;
 
   db.exec('BEGIN');
   try {
     if (kinds.exec) {
       db.exec(
-        'CREATE TEMP TABLE IF NOT EXISTS rc_occ (day INTEGER, lo INTEGER, hi INTEGER, client_ref TEXT, codes TEXT, pvday INTEGER, planned_minutes REAL, length_ms INTEGER, staff_ms INTEGER); DELETE FROM temp.rc_occ;',
+        'CREATE TEMP TABLE IF NOT EXISTS rc_occ (day INTEGER, lo INTEGER, hi INTEGER, client_ref TEXT, codes TEXT, pvday INTEGER, planned_minutes REAL, length_ms INTEGER, staff_ms INTEGER, mixed INTEGER); DELETE FROM temp.rc_occ;',
       );
       // Visits alone (a visit the matching has not linked yet may reach a day either side).
       db.prepare(
         `INSERT INTO temp.rc_occ
        SELECT o.day, o.day - o.u, o.day + o.u, o.client_ref, p.service_codes_json, ${pvday}, p.planned_minutes,
-              o.length_ms, o.staff_ms
+              o.length_ms, o.staff_ms, ${otherPlan}
          FROM (SELECT *, u0 AND pv IS NOT NULL AS u FROM (
                SELECT ${dayOf('v.started_at_ms')} AS day, ${unlinked} AS u0, v.client_ref, ${link} AS pv,
                       CASE WHEN ${len} IS NULL THEN NULL ELSE v.ended_at_ms - v.started_at_ms END AS length_ms,
@@ -393,8 +421,9 @@ function recompute(
       // Double staffing: each group whole (its visits within a day of the range), kept when it starts in it.
       db.prepare(
         `INSERT INTO temp.rc_occ
-       SELECT o.day, o.lo, o.hi, o.client_ref, p.service_codes_json, ${pvday}, p.planned_minutes, o.length_ms, o.staff_ms
-         FROM (SELECT ${dayOf('min(g.s)')} AS day, min(g.gday) - max(g.u AND g.pv IS NOT NULL) AS lo,
+       SELECT o.day, o.lo, o.hi, o.client_ref, p.service_codes_json, ${pvday}, p.planned_minutes, o.length_ms, o.staff_ms,
+              o.clients OR ${otherPlan}
+         FROM (SELECT ${dayOf('min(g.s)')} AS day, count(DISTINCT g.client_ref) + (count(g.client_ref) < count(*)) > 1 AS clients, min(g.gday) - max(g.u AND g.pv IS NOT NULL) AS lo,
                       max(g.gday) + max(g.u AND g.pv IS NOT NULL) AS hi,
                       substr(min(CASE WHEN g.client_ref IS NOT NULL
                                  THEN printf('%d%020d%020d', g.s IS NULL, coalesce(g.s, 0), g.rid) || g.client_ref END), 42) AS client_ref,
@@ -420,11 +449,16 @@ function recompute(
              SELECT day, client_ref, codes, pvday, min(lo), max(hi), count(*),
                     sum(length_ms IS NULL OR staff_ms IS NULL),
                     coalesce(sum(CASE WHEN length_ms IS NOT NULL AND staff_ms IS NOT NULL THEN length_ms END), 0),
-                    coalesce(sum(CASE WHEN length_ms IS NOT NULL AND staff_ms IS NOT NULL THEN staff_ms END), 0)
+                    coalesce(sum(CASE WHEN length_ms IS NOT NULL AND staff_ms IS NOT NULL THEN staff_ms END), 0),
+                    max(mixed)
                FROM temp.rc_occ GROUP BY day, client_ref, codes, pvday;
              INSERT INTO temp.rc_exec_diffs
              SELECT day, pvday, length_ms / 60000.0 - planned_minutes AS d, count(*), sum(length_ms), total(planned_minutes)
-               FROM temp.rc_occ WHERE codes IS NOT NULL AND length_ms IS NOT NULL GROUP BY day, pvday, d;`);
+               FROM temp.rc_occ WHERE codes IS NOT NULL AND length_ms IS NOT NULL GROUP BY day, pvday, d;
+             INSERT INTO temp.rc_exec_client_diffs
+             SELECT day, pvday, client_ref, length_ms / 60000.0 - planned_minutes AS d, count(*), sum(length_ms),
+                    total(planned_minutes)
+               FROM temp.rc_occ WHERE codes IS NOT NULL AND length_ms IS NOT NULL GROUP BY day, pvday, client_ref, d;`);
       // Planned visits by their start's local day, with the local day of their match's start.
       db.prepare(
         `INSERT INTO temp.rc_plan_cells
@@ -436,7 +470,8 @@ function recompute(
               sum(m.status IS 'missed' AND r.reason_code IS 'client-in-hospital'),
               sum(m.status IS 'missed' AND r.reason_code IS 'staff-ill'),
               sum(m.status IS 'missed' AND r.reason_code IS 'other'),
-              sum(m.status IS 'missed' AND (r.reason_code IS NULL OR r.reason_code = ''))
+              sum(m.status IS 'missed' AND (r.reason_code IS NULL OR r.reason_code = '')),
+              max(m.planned_visit_id IS NOT NULL AND m.client_ref IS NOT p.client_ref)
          FROM care_planned_visits p
          LEFT JOIN care_plan_matches m ON m.planned_visit_id = p.planned_visit_id
          LEFT JOIN care_reasons r ON r.planned_visit_id = m.planned_visit_id
@@ -496,14 +531,17 @@ function recompute(
 
 /**
  * Executed vs planned's cells for local dates [fromDate, toDate] from the kept cells (the caller checked
- * they are kept for the clock's zone and current: SqliteReportSource.cellsReady), or null when they cannot
- * give exactly the on-the-fly answer (another late-delivery threshold, an occasion across the range's edge).
+ * they are kept for the clock's zone and current: SqliteReportSource.cellsReady), limited to `clients`
+ * (null: all), or null when they cannot give exactly the on-the-fly answer (another late-delivery
+ * threshold, an occasion across the range's edge, or, for a scope, a mixed cell in the range: an occasion
+ * or a planned visit a scope would change).
  */
 export function executedCellsFromStore(
   db: Db,
   w: UtcWindow,
   params: ExecutedParams,
   clock: ReportClock,
+  clients: readonly string[] | null = null,
 ): ExecutedCells | null {
   if ((params.lateDeliveryHours ?? 24) * 3_600_000 !== CELL_LATE_MS) return null;
   const d0 = dayNoOf(params.fromDate);
@@ -520,6 +558,19 @@ export function executedCellsFromStore(
     )
     .get({ d0, d1 });
   if (across !== undefined) return null;
+  if (
+    clients !== null &&
+    db
+      .prepare(
+        `SELECT 1 FROM report_exec_cells WHERE mixed AND day BETWEEN @d0 AND @d1
+         UNION ALL SELECT 1 FROM report_plan_cells WHERE mixed AND day BETWEEN @d0 AND @d1 LIMIT 1`,
+      )
+      .get({ d0, d1 }) !== undefined
+  )
+    return null;
+  // A scope: the scope's clients' cells (a cell of no client is in none), their own differences.
+  const scope = clients === null ? '' : ' AND client_ref IN (SELECT value FROM json_each(@clients))';
+  const diffsTable = clients === null ? 'report_exec_diffs' : 'report_exec_client_diffs';
 
   const codesCache = new Map<string, ServiceCodes>();
   const codesOf = (json: string): ServiceCodes => {
@@ -536,7 +587,7 @@ export function executedCellsFromStore(
   // A long range reads most of the cells: one pass over the table beats an index probe per row.
   const scan = d1 - d0 > 62 ? 'NOT INDEXED' : '';
   const inRange = (col: string) => `(${col} IS NOT NULL AND ${col} BETWEEN @d0 AND @d1)`;
-  const range = { d0, d1 };
+  const range = { d0, d1, ...(clients === null ? {} : { clients: JSON.stringify(clients) }) };
 
   // Without a split by service code every figure the report adds from a cell is a whole number, so the
   // cells of one period can be added up here first (one per period, client and code list, the period's
@@ -562,7 +613,7 @@ export function executedCellsFromStore(
       .prepare(
         `SELECT min(day), client_ref, CASE WHEN ${inRange('pvday')} THEN codes END AS c, sum(occasions),
                 sum(without_minutes), sum(length_ms), sum(staff_ms)
-           FROM report_exec_cells ${scan} WHERE day BETWEEN @d0 AND @d1 GROUP BY ${execBucket}, client_ref, c`,
+           FROM report_exec_cells ${scan} WHERE day BETWEEN @d0 AND @d1${scope} GROUP BY ${execBucket}, client_ref, c`,
       )
       .raw()
       .all(range) as Array<[number, string | null, string | null, number, number, number, number]>
@@ -576,14 +627,14 @@ export function executedCellsFromStore(
     staffMs,
   }));
 
-  const diffWhere = `day BETWEEN @d0 AND @d1 AND pvday BETWEEN @d0 AND @d1`;
+  const diffWhere = `day BETWEEN @d0 AND @d1 AND pvday BETWEEN @d0 AND @d1${scope}`;
   const s = db
     .prepare(
       `SELECT coalesce(sum(n), 0), coalesce(sum(length_ms), 0), coalesce(total(planned_minutes), 0),
               sum(CASE WHEN d < -15 THEN n END), sum(CASE WHEN d >= -15 AND d < -5 THEN n END),
               sum(CASE WHEN d >= -5 AND d <= 5 THEN n END), sum(CASE WHEN d > 5 AND d <= 15 THEN n END),
               sum(CASE WHEN d > 15 THEN n END)
-         FROM report_exec_diffs ${scan} WHERE ${diffWhere}`,
+         FROM ${diffsTable} ${scan} WHERE ${diffWhere}`,
     )
     .raw()
     .get(range) as [number, number, number, ...Array<number | null>];
@@ -596,7 +647,7 @@ export function executedCellsFromStore(
     let seen = 0;
     let k = 0;
     for (const [d, c] of db
-      .prepare(`SELECT d, sum(n) FROM report_exec_diffs ${scan} WHERE ${diffWhere} GROUP BY d ORDER BY d`)
+      .prepare(`SELECT d, sum(n) FROM ${diffsTable} ${scan} WHERE ${diffWhere} GROUP BY d ORDER BY d`)
       .raw()
       .iterate(range) as IterableIterator<[number, number]>) {
       while (k < wanted.length && wanted[k]! < seen + c) at.set(wanted[k++]!, d);
@@ -617,7 +668,7 @@ export function executedCellsFromStore(
                 sum(CASE WHEN ${mIn} THEN r_hospital ELSE 0 END), sum(CASE WHEN ${mIn} THEN r_staff_ill ELSE 0 END),
                 sum(CASE WHEN ${mIn} THEN r_other ELSE 0 END), sum(CASE WHEN ${mIn} THEN r_none ELSE 0 END)
            FROM report_plan_cells ${scan}
-          WHERE day BETWEEN @d0 AND @d1 AND local_date >= @fromDate AND local_date <= @toDate
+          WHERE day BETWEEN @d0 AND @d1 AND local_date >= @fromDate AND local_date <= @toDate${scope}
           GROUP BY ${planBucket}, client_ref, codes`,
       )
       .raw()
@@ -649,7 +700,7 @@ export function executedCellsFromStore(
       .prepare(
         `SELECT reader_id, client_ref, min(class * 10000000000000 + min_start), sum(visits), sum(auto_closed),
                 sum(corrected), sum(unknown_card), sum(uncorrected), sum(late), sum(incomplete), sum(withdrawn)
-           FROM report_quality_cells ${scan} WHERE day BETWEEN @d0 AND @d1 GROUP BY reader_id, client_ref`,
+           FROM report_quality_cells ${scan} WHERE day BETWEEN @d0 AND @d1${scope} GROUP BY reader_id, client_ref`,
       )
       .raw()
       .all(range) as Array<[string, string | null, number, ...number[]]>,

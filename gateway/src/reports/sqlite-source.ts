@@ -321,9 +321,8 @@ export class SqliteReportSource implements ReportSource {
     clock: ReportClock,
     clients: readonly string[] | null,
   ): Promise<ExecutedCells> {
-    // Unscoped: from the cells kept at write time when they give exactly the same (sqlite-cells.ts).
-    const kept =
-      clients === null && this.cellsReady(clock) ? executedCellsFromStore(this.db, w, params, clock) : null;
+    // From the cells kept at write time when they give exactly the same (sqlite-cells.ts), scoped too.
+    const kept = this.cellsReady(clock) ? executedCellsFromStore(this.db, w, params, clock, clients) : null;
     this.lastExecutedFrom = kept === null ? 'sql' : 'kept cells';
     return Promise.resolve(kept ?? sqliteExecutedCells(this.db, w, params, clock, { clients }));
   }
