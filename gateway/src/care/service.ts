@@ -88,6 +88,13 @@ export interface CarePlanOptions {
   config?: Partial<CarePlanConfig>;
   /** Called after alert events were queued (wake the forwarder). */
   onQueued?: () => void;
+  /**
+   * Several instances on one database (store.engine postgres): the timed sweep (visit changes, late/missed
+   * alerts) runs only when this answers true, i.e. on the instance holding the named lease; and each timed
+   * sweep first reads the registries again (areas' thresholds, absences), which another instance may have
+   * changed. Without it every tick runs (one gateway).
+   */
+  sweepGate?: () => Promise<boolean>;
 }
 
 export class CarePlan {
@@ -96,6 +103,7 @@ export class CarePlan {
   private readonly clock: Clock;
   private readonly log: pino.Logger;
   private readonly onQueued: () => void;
+  private readonly sweepGate: (() => Promise<boolean>) | null;
   private areas = new Map<string, AlertThresholds>();
   /** Client absences from the registry (hospital, short-term stay): planned visits in them are excused. */
   private absences = new Map<string, readonly Absence[]>();
@@ -112,6 +120,7 @@ export class CarePlan {
     this.clock = opts.clock;
     this.log = opts.logger.child({ module: 'care' });
     this.onQueued = opts.onQueued ?? (() => undefined);
+    this.sweepGate = opts.sweepGate ?? null;
     this.config = {
       ...DEFAULT_CARE_CONFIG,
       ...opts.config,
@@ -426,7 +435,7 @@ export class CarePlan {
     this.running = true;
     const loop = () => {
       if (!this.running) return;
-      this.tick()
+      this.timedSweep()
         .catch((err: unknown) => this.log.error({ err }, 'care plan tick failed'))
         .finally(() => {
           if (this.running) this.timer = this.clock.setTimeout(loop, this.config.tickMs);
@@ -435,6 +444,15 @@ export class CarePlan {
     return this.loadAreas().then(() => {
       this.timer = this.clock.setTimeout(loop, 0);
     });
+  }
+
+  /** One timed sweep: on a shared database only while holding the lease, with the registries read again. */
+  private async timedSweep(): Promise<void> {
+    if (this.sweepGate) {
+      if (!(await this.sweepGate())) return;
+      await this.loadAreas();
+    }
+    await this.tick();
   }
 
   async stop(): Promise<void> {
