@@ -410,3 +410,96 @@ describe('a tap sealed with the old keys after a rotation', () => {
     expect(stored()).toEqual([pseudonymiseCard(U2, K1)]);
   }, 60_000);
 });
+
+describe('keys rotate refuses what it cannot map', () => {
+  const tmp = tempDir('vt-rotation-cli-');
+  afterAll(() => tmp.cleanup());
+
+  it('lists cards without a UID and refuses unless --drop-unmapped (revoked); refuses on PostgreSQL; refuses the same key', async () => {
+    const gwDir = join(tmp.dir, 'gw');
+    mkdirSync(gwDir, { recursive: true });
+    const cfgFile = join(tmp.dir, 'gateway.json');
+    writeFileSync(cfgFile, JSON.stringify({ ...testConfig(gwDir), fleetKey: K0 }));
+    const csv = join(tmp.dir, 'cards.csv');
+    writeFileSync(csv, `staff,uid\nstaff-rot-1,${U1}\n`);
+    expect((await cli(['cards', 'import', csv, '--config', cfgFile])).code).toBe(0);
+    const db = openDatabase(join(gwDir, 'gateway.db'), []);
+    const noUid = pseudonymiseCard(U2, K0); // registered by reference only: no UID in the vault
+    db.prepare('INSERT INTO cards (card_ref, staff_ref, revoked_at, created_at) VALUES (?, ?, NULL, 0)').run(
+      noUid,
+      'staff-rot-2',
+    );
+    db.close();
+    const keyFile = join(tmp.dir, 'new-key');
+    writeFileSync(keyFile, K1);
+    const sameKey = join(tmp.dir, 'same-key');
+    writeFileSync(sameKey, K0);
+
+    expect(await cli(['keys', 'rotate', '--new-fleet-key-file', sameKey, '--config', cfgFile])).toMatchObject(
+      {
+        code: 65,
+        err: expect.stringMatching(/nothing to rotate/) as unknown,
+      },
+    );
+    const refused = await cli(['keys', 'rotate', '--new-fleet-key-file', keyFile, '--config', cfgFile]);
+    expect(refused.code).toBe(1);
+    expect(refused.out).toContain(`no UID: ${noUid} (staff staff-rot-2)`);
+    expect(refused.err).toMatch(/cards import FILE.*--drop-unmapped/);
+    const check = openDatabase(join(gwDir, 'gateway.db'), []);
+    const cards = () =>
+      check.prepare('SELECT card_ref, revoked_at FROM cards ORDER BY staff_ref').all() as Array<{
+        card_ref: string;
+        revoked_at: number | null;
+      }>;
+    expect(cards()).toEqual([
+      { card_ref: pseudonymiseCard(U1, K0), revoked_at: null },
+      { card_ref: noUid, revoked_at: null },
+    ]); // nothing changed
+
+    const dropped = await cli([
+      'keys',
+      'rotate',
+      '--new-fleet-key-file',
+      keyFile,
+      '--drop-unmapped',
+      '--config',
+      cfgFile,
+    ]);
+    expect(dropped.code, dropped.err).toBe(0);
+    expect(dropped.out).toMatch(/1 card\(s\) revoked/);
+    const after = cards();
+    expect(after[0]).toEqual({ card_ref: pseudonymiseCard(U1, K1), revoked_at: null });
+    expect(after[1]?.card_ref).toBe(noUid);
+    expect(after[1]?.revoked_at).not.toBeNull();
+    expect(check.prepare('SELECT action FROM audit_log').pluck().all()).toContain('keys.rotate');
+    check.close();
+    // the same rotation again (what an operator does after a crash before the vault's move): it finishes it
+    expect(await cli(['keys', 'rotate', '--new-fleet-key-file', keyFile, '--config', cfgFile])).toMatchObject(
+      {
+        code: 0,
+        out: expect.stringMatching(/already rotated/) as unknown,
+      },
+    );
+
+    // a config still on the retired key, rotating on to a third key: refused with the fix
+    const third = join(tmp.dir, 'third-key');
+    writeFileSync(third, 'rotation-test-fleet-key-third-555555');
+    expect(await cli(['keys', 'rotate', '--new-fleet-key-file', third, '--config', cfgFile])).toMatchObject({
+      code: 78,
+      err: expect.stringMatching(/was retired by an earlier rotation/) as unknown,
+    });
+
+    const pgCfg = join(tmp.dir, 'pg.json');
+    writeFileSync(
+      pgCfg,
+      JSON.stringify({
+        ...testConfig(gwDir),
+        store: { engine: 'postgres', url: 'postgres://127.0.0.1:9/none' },
+      }),
+    );
+    expect(await cli(['keys', 'rotate', '--new-fleet-key-file', keyFile, '--config', pgCfg])).toMatchObject({
+      code: 78,
+      err: expect.stringMatching(/SQLite only.*not built.*readers replace/) as unknown,
+    });
+  }, 60_000);
+});
