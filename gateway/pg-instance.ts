@@ -1,11 +1,13 @@
 import { visitRoutes } from './src/visits/routes.js';
-import { careRoutes } from './src/care/routes.js';
-import { CarePlan } from './src/care/service.js';
-import { PgCareStore } from './src/store/postgres/care.js';
 import type { PostgresStoreSettings } from './src/config.js';
 import type { AddReaderInput } from './src/registry.js';
 import type { IngestStore } from './src/store/ingest-store.js';
 import { PgReaderDirectory } from './src/store/postgres/reader-directory.js';
+import { createAccess, Role } from './src/auth/index.js';
+import { PgAuditStore } from './src/store/postgres/audit.js';
+import type { AuditStore } from './src/store/ports.js';
+import { PgAuthStore } from './src/store/postgres/auth.js';
+import { SqliteAuthStore } from './src/store/sqlite/auth.js';
 import { PgCardStore } from './src/store/postgres/cards.js';
 import { migrate, openPgPool } from './src/store/postgres/db.js';
 import { PgEnrollmentStore } from './src/store/postgres/enrollment.js';
@@ -40,10 +42,11 @@ export const PG_MODE = {
     'retention and erasure (one instance prunes, lease `retention`; each prunes its own audit log)',
     'sealed card UID vault and card-list push (one instance pushes, lease `card-push`)',
     'reader registry (shared: a snapshot per instance, changes by LISTEN/NOTIFY, a full pull every 30 s)',
-    'care plan: registries, plan import, matching, late/missed alerts (one instance sweeps, lease `care-alerts`)',
+    'accounts, sessions, API tokens and the audit log (shared: read per request, one log in commit order)',
   ],
-  onSqlite: ['auth (accounts, sessions, tokens)', 'audit log'],
+  onSqlite: ['the cache of verified reader credentials'],
   notServed: [
+    'care plan',
     'reports',
     'visit corrections',
     'day view and web app',
@@ -52,9 +55,6 @@ export const PG_MODE = {
     'secure cards',
   ],
 } as const;
-
-/** The lease of the care plan's timed sweep (late/missed alerts): one instance at a time. */
-export const CARE_LEASE = 'care-alerts';
 
 /** How often the reader pages' copy of sequence state and statuses is read again from PostgreSQL. */
 const READER_PAGES_MS = 5_000;
@@ -81,15 +81,15 @@ export interface PgGateway extends GatewayInstance {
  * On PostgreSQL: ingest, the visits turn pipeline (visits/turn-pipeline.ts), the outbox and its
  * forwarder, cards (read, assign), enrollment codes, fleet config push and the reader registry (every
  * instance holds a snapshot of `readers` for its synchronous reads, writes through, and takes the
- * others' changes by LISTEN/NOTIFY: store/postgres/reader-directory.ts). Still in the SQLite file under
- * `dataDir`, per instance: auth, the audit log and the verified-credential cache. Modules that read visits from the SQLite tables
- * (reports, corrections, day view) are NOT mounted: they would see no visits. The care plan is, on
- * PostgreSQL (store/postgres/care.ts): its timed sweep runs on the instance holding the lease `care-alerts`.
+ * others' changes by LISTEN/NOTIFY: store/postgres/reader-directory.ts), accounts, sessions, API tokens
+ * and the audit log (shared, read per request). Still in the SQLite file under `dataDir`, per instance:
+ * the verified-credential cache. Modules that read visits from the SQLite tables
+ * (care plan, reports, corrections, day view, retention) are NOT mounted: they would see no visits.
  * One log line at start says all this (`PG_MODE`).
  */
 export function createPgGateway(opts: GatewayOptions): PgGateway {
-  const base = openInstance(opts);
-  const { config, clock, random, logger, metrics, db } = base;
+  const local = openInstance(opts);
+  const { config, clock, random, logger, metrics, db } = local;
   const settings = config.store as PostgresStoreSettings;
   const sqliteStore = createSqliteIngestStore(db);
   const pool = openPgPool({
@@ -97,6 +97,34 @@ export function createPgGateway(opts: GatewayOptions): PgGateway {
     max: settings.poolMax,
     applicationName: `visittag-gateway-${process.pid}`,
   });
+  // Accounts, sessions, API tokens and the audit log on PostgreSQL, shared by every instance (issue 14):
+  // nothing cached, so a user made on one instance logs in on all and a session ended on one is refused
+  // by all from the next request on; one audit log in commit order (store/postgres/{auth,audit}.ts).
+  const authStore = new PgAuthStore(pool, (r) => Role.parse(r));
+  const pgAudit = new PgAuditStore(pool);
+  // some callers record without awaiting (the gap timeout): a failed append is logged here, never an
+  // unhandled rejection; callers that await still see the failure
+  const auditStore: AuditStore = {
+    list: (q) => pgAudit.list(q),
+    all: () => pgAudit.all(),
+    append: (e) => {
+      const p = pgAudit.append(e);
+      p.catch((err: unknown) =>
+        logger.error({ err, action: e.action }, 'audit entry not stored on PostgreSQL'),
+      );
+      return p;
+    },
+  };
+  const base = {
+    ...local,
+    access: createAccess({
+      db,
+      now: () => clock.now(),
+      secureCookies: local.adminTls !== null,
+      oidc: config.admin.oidc ?? null,
+      stores: { auth: authStore, audit: auditStore },
+    }),
+  };
   const pgIngest = createPgIngestStore(pool);
   const visitsStore = new PgVisitStore(pool);
   const outbox = new PgOutbox({
@@ -145,32 +173,6 @@ export function createPgGateway(opts: GatewayOptions): PgGateway {
   // holder times a gap from when it first saw it (a new holder waits anew). Accepting a gap by hand
   // works on every instance.
   const holder = outbox.holder;
-  // The care plan on PostgreSQL (issue 14): imports and the API on every instance; the timed sweep (visit
-  // changes, late/missed alerts) only on the instance holding the lease `care-alerts` (renewed at each tick,
-  // taken over 3 ticks after a holder stops renewing), and each alert is raised once by its key
-  // (care_alerts (planned visit, kind)), also when a holder dies after its commit.
-  let careSweeping = false;
-  const carePlan: CarePlan = new CarePlan({
-    store: new PgCareStore(pool),
-    clock,
-    logger,
-    metrics,
-    ...(opts.care ? { config: opts.care } : {}),
-    onQueued: () => visits.forwarder?.wake(),
-    sweepGate: async () => {
-      const held = await tryLease(pool, CARE_LEASE, holder, clock.now(), 3 * carePlan.config.tickMs);
-      if (held !== careSweeping) {
-        careSweeping = held;
-        logger.info(
-          { lease: CARE_LEASE, holder },
-          held
-            ? 'care plan sweep: lease taken, this instance sweeps'
-            : 'care plan sweep: lease held elsewhere',
-        );
-      }
-      return held;
-    },
-  });
   const GAP_CHECK_MS = 60_000;
   // retention and erasure (issue 16, docs/retention.md): PostgreSQL pruned by the lease holder
   const retentionSettings = config.retention ?? DEFAULT_RETENTION;
@@ -223,16 +225,13 @@ export function createPgGateway(opts: GatewayOptions): PgGateway {
   });
   let started = false;
   const admin = edge.admin({
-    visits: [
-      ...visitRoutes({
-        visits: visitsStore,
-        outbox,
-        closeVisit: (req) => visits.closeVisit(req),
-        wakeForwarder: () => visits.forwarder?.wake(),
-        forwarderStatus: () => visits.forwarder?.status() ?? null,
-      }),
-      ...careRoutes(carePlan),
-    ],
+    visits: visitRoutes({
+      visits: visitsStore,
+      outbox,
+      closeVisit: (req) => visits.closeVisit(req),
+      wakeForwarder: () => visits.forwarder?.wake(),
+      forwarderStatus: () => visits.forwarder?.status() ?? null,
+    }),
     cards,
     addCard: (c) => cards.assign({ ...c, nowMs: clock.now() }),
     fleet,
@@ -271,11 +270,12 @@ export function createPgGateway(opts: GatewayOptions): PgGateway {
           onSqlite: PG_MODE.onSqlite,
           notServed: PG_MODE.notServed,
         },
-        'store.engine postgres: ingest, visits, outbox, cards, enrollment, fleet, the reader registry and the care plan on PostgreSQL; auth and audit still in the SQLite file; reports, corrections, day view, web app, replacement and card lifecycle are not served in this mode',
+        'store.engine postgres: ingest, visits, outbox, cards, enrollment, fleet and the reader registry on PostgreSQL; accounts, sessions and the audit log shared on PostgreSQL; care, reports, corrections, day view, web app, replacement and card lifecycle are not served in this mode',
       );
       // several instances starting together apply each step once (advisory lock in migrate)
       await migrate(pool, postgresMigrations);
       await syncReaders(pool, sqliteStore.listReaders(), clock.now(), 'missing');
+      await copyLocalAccounts(new SqliteAuthStore(db, (r) => Role.parse(r)), authStore, logger);
       await directory.start(); // before MQTT: logins and admission read its snapshot
       await readerState.refresh();
       syncTimer = setInterval(() => {
@@ -287,7 +287,6 @@ export function createPgGateway(opts: GatewayOptions): PgGateway {
       }, READER_PAGES_MS);
       syncTimer.unref();
       await visits.start();
-      await carePlan.start();
       retention.start();
       await cardVault.sync();
       await edge.start(); // broker accounts, MQTT, the admin API, the gap timeout
@@ -298,7 +297,6 @@ export function createPgGateway(opts: GatewayOptions): PgGateway {
       if (edge.stopped) return;
       if (syncTimer) clearInterval(syncTimer);
       await edge.stopMqtt();
-      await carePlan.stop();
       await visits.stop();
       await admin.stop();
       await directory.stop();
@@ -306,11 +304,52 @@ export function createPgGateway(opts: GatewayOptions): PgGateway {
       await retention.stop();
       await releaseLease(pool, RETENTION_LEASE, holder).catch(() => undefined);
       await releaseLease(pool, 'gap-watch', holder).catch(() => undefined);
-      await releaseLease(pool, CARE_LEASE, holder).catch(() => undefined);
       sqliteStore.authTags.flush();
       db.close();
       await pool.end();
       logger.info('gateway stopped');
     },
   });
+}
+
+/**
+ * Accounts and API tokens that exist only in this instance's SQLite file (made before accounts moved to
+ * PostgreSQL, or by an older CLI) are copied into PostgreSQL once at start. An account whose id or name
+ * PostgreSQL already has is left alone (PostgreSQL wins; a clash of names is logged, never a hash).
+ * Sessions are not copied (their users log in again); the local audit log stays in the file.
+ */
+async function copyLocalAccounts(
+  from: SqliteAuthStore<Role>,
+  to: PgAuthStore<Role>,
+  logger: { warn: (o: object, msg: string) => void; info: (o: object, msg: string) => void },
+): Promise<void> {
+  let users = 0;
+  let tokens = 0;
+  for (const u of from.listUsers()) {
+    if (await to.userById(u.userId)) continue;
+    if (await to.userByName(u.name)) {
+      logger.warn(
+        { user: u.name },
+        'an account of this name exists on PostgreSQL: the local one is not copied',
+      );
+      continue;
+    }
+    try {
+      await to.insertUser(u);
+      users++;
+    } catch (err) {
+      logger.warn({ user: u.name, err: (err as Error).message }, 'local account not copied to PostgreSQL');
+    }
+  }
+  for (const t of from.listTokens()) {
+    if (await to.tokenById(t.tokenId)) continue;
+    await to.insertToken(t);
+    tokens++;
+  }
+  if (users + tokens > 0) {
+    logger.info(
+      { users, tokens },
+      'accounts and API tokens found only in the local file copied to PostgreSQL',
+    );
+  }
 }

@@ -87,8 +87,13 @@ describe('gateway process on PostgreSQL', () => {
               },
           )
           .find((l) => l.msg?.startsWith('store.engine postgres'));
-        expect(mode?.onPostgres).toEqual(expect.arrayContaining([expect.stringMatching(/^reader registry/)]));
-        expect(mode?.onSqlite).toEqual([expect.stringMatching(/^auth/), 'audit log']);
+        expect(mode?.onPostgres).toEqual(
+          expect.arrayContaining([
+            expect.stringMatching(/^reader registry/),
+            expect.stringMatching(/^accounts, sessions, API tokens and the audit log/),
+          ]),
+        );
+        expect(mode?.onSqlite).toEqual(['the cache of verified reader credentials']);
         expect(mode?.notServed).toEqual(expect.arrayContaining(['care plan', 'reports']));
 
         // cards 1 and 2 assigned on PostgreSQL through the admin API; card 3 stays unknown

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { SafeId } from '../../../protocol/index.js';
 import { EXIT } from '../../../runtime/cli.js';
 import { applyLiveOrOffline } from '../admin/client.js';
+import { PgAuditStore } from '../store/postgres/audit.js';
 import { SqliteAuditStore } from '../store/sqlite/audit.js';
 import { openPgPool, type PgPool } from '../store/postgres/db.js';
 import { openDatabase } from '../store/sqlite/db.js';
@@ -123,7 +124,8 @@ export async function retentionCommand(
       const db = openDatabase(dbFile, []);
       const pool = pgPoolOf(loaded.config);
       try {
-        const audit = new SqliteAuditStore(db);
+        // the audit entry goes where the instances keep their audit log: PostgreSQL on a postgres config
+        const audit = pool ? new PgAuditStore(pool) : new SqliteAuditStore(db);
         const input: ErasureInput = {
           kind: sub,
           ref,

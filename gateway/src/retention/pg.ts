@@ -160,7 +160,8 @@ export async function erasePgAudited(
     pairs = [[req.ref, pseudonym]];
   }
   for (const [k, n] of Object.entries(replaceRefs(db, pairs))) changed[`local ${k}`] = n;
-  appendAudit({
+  // awaited: on PostgreSQL the entry is a round trip, and a CLI closes its pool right after
+  await appendAudit({
     atMs: req.nowMs,
     actor: req.actor,
     action: `erasure.${req.kind}`,

@@ -38,8 +38,8 @@ interface PgStep {
  * (`reader_seq.contiguous_upto`), its visits cursor (`visit_cursor.processed_upto`) and its reader's own
  * anchor-scan mark (`visit_meta` `anchor_scan_id:<reader>`, the per-reader scan of the turn engine); a reader
  * with no cursor or no mark keeps every row. `reader_seq` itself is never deleted (the dedupe state: a
- * re-sent pruned seq is a duplicate, ./ingest-store.ts). The access audit log is not on PostgreSQL in this
- * mode (it is in each instance's SQLite file): the job prunes it there (../../retention/pg-job.ts).
+ * re-sent pruned seq is a duplicate, ./ingest-store.ts). The access audit log is on PostgreSQL too (one for
+ * every instance, issue 14); what an instance's SQLite file still holds from before is pruned there.
  */
 const PG_STEPS: readonly PgStep[] = [
   {
@@ -106,6 +106,15 @@ const PG_STEPS: readonly PgStep[] = [
     cls: 'audit',
     table: 'visit_audit',
     sql: `DELETE FROM visit_audit WHERE id IN (SELECT id FROM visit_audit WHERE at_ms < $1 ORDER BY id LIMIT $2)`,
+  },
+  {
+    // the access audit log shared by the instances (append-only: the statement's own transaction sets
+    // visittag.audit_maintenance, which the trigger of migration audit-001 lets delete)
+    cls: 'audit',
+    table: 'audit_log',
+    sql: `WITH m AS (SELECT set_config('visittag.audit_maintenance', 'on', true) AS flag)
+          DELETE FROM audit_log WHERE seq IN (
+            SELECT seq FROM audit_log, m WHERE m.flag = 'on' AND at_ms < $1 ORDER BY seq LIMIT $2)`,
   },
 ];
 
@@ -257,6 +266,8 @@ export function pgEraseSubject(
 ): Promise<PgEraseResult> {
   const col = req.kind === 'client' ? 'client_ref' : 'staff_ref';
   return inTransaction(pool, async (c): Promise<PgEraseResult> => {
+    // the audit log's append-only trigger lets this transaction pseudonymise it (migration audit-001)
+    await c.query(`SET LOCAL visittag.audit_maintenance = 'on'`);
     const before = await pgScanForRef(c, req.ref);
     if (Object.keys(before).length === 0) {
       return { ok: false, code: 'not-found', reason: `no ${req.kind} ${req.ref} in the database` };
