@@ -152,7 +152,7 @@ describe('retention and erasure on PostgreSQL', () => {
     expect(deleted.rawEvents).toBe(4);
     const deliveredAfter = await count(`SELECT count(*) AS n FROM outbox WHERE state = 'delivered'`);
     expect(deleted.outboxDelivered).toBe(deliveredBefore - deliveredAfter);
-    // (the forwarder also prunes delivered rows itself, after 14 days of its own clock: phase A's may be gone)
+    // (delivered rows are deleted by the retention job only: test/reliability/retention-outbox.test.ts)
     expect(
       await count(`SELECT count(*) AS n FROM outbox WHERE state = 'delivered' AND created_at_ms < $1`, [
         Date.now() + 50 * DAY,
