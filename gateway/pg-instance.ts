@@ -1,4 +1,7 @@
 import { visitRoutes } from './src/visits/routes.js';
+import { careRoutes } from './src/care/routes.js';
+import { CarePlan } from './src/care/service.js';
+import { PgCareStore } from './src/store/postgres/care.js';
 import type { PostgresStoreSettings } from './src/config.js';
 import type { AddReaderInput } from './src/registry.js';
 import type { IngestStore } from './src/store/ingest-store.js';
@@ -42,11 +45,11 @@ export const PG_MODE = {
     'retention and erasure (one instance prunes, lease `retention`; each prunes its own audit log)',
     'sealed card UID vault and card-list push (one instance pushes, lease `card-push`)',
     'reader registry (shared: a snapshot per instance, changes by LISTEN/NOTIFY, a full pull every 30 s)',
+    'care plan: registries, plan import, matching, late/missed alerts (one instance sweeps, lease `care-alerts`)',
     'accounts, sessions, API tokens and the audit log (shared: read per request, one log in commit order)',
   ],
   onSqlite: ['the cache of verified reader credentials'],
   notServed: [
-    'care plan',
     'reports',
     'visit corrections',
     'day view and web app',
@@ -55,6 +58,9 @@ export const PG_MODE = {
     'secure cards',
   ],
 } as const;
+
+/** The lease of the care plan's timed sweep (late/missed alerts): one instance at a time. */
+export const CARE_LEASE = 'care-alerts';
 
 /** How often the reader pages' copy of sequence state and statuses is read again from PostgreSQL. */
 const READER_PAGES_MS = 5_000;
@@ -84,7 +90,8 @@ export interface PgGateway extends GatewayInstance {
  * others' changes by LISTEN/NOTIFY: store/postgres/reader-directory.ts), accounts, sessions, API tokens
  * and the audit log (shared, read per request). Still in the SQLite file under `dataDir`, per instance:
  * the verified-credential cache. Modules that read visits from the SQLite tables
- * (care plan, reports, corrections, day view, retention) are NOT mounted: they would see no visits.
+ * (reports, corrections, day view) are NOT mounted: they would see no visits. The care plan is, on
+ * PostgreSQL (store/postgres/care.ts): its timed sweep runs on the instance holding the lease `care-alerts`.
  * One log line at start says all this (`PG_MODE`).
  */
 export function createPgGateway(opts: GatewayOptions): PgGateway {
@@ -173,6 +180,32 @@ export function createPgGateway(opts: GatewayOptions): PgGateway {
   // holder times a gap from when it first saw it (a new holder waits anew). Accepting a gap by hand
   // works on every instance.
   const holder = outbox.holder;
+  // The care plan on PostgreSQL (issue 14): imports and the API on every instance; the timed sweep (visit
+  // changes, late/missed alerts) only on the instance holding the lease `care-alerts` (renewed at each tick,
+  // taken over 3 ticks after a holder stops renewing), and each alert is raised once by its key
+  // (care_alerts (planned visit, kind)), also when a holder dies after its commit.
+  let careSweeping = false;
+  const carePlan: CarePlan = new CarePlan({
+    store: new PgCareStore(pool),
+    clock,
+    logger,
+    metrics,
+    ...(opts.care ? { config: opts.care } : {}),
+    onQueued: () => visits.forwarder?.wake(),
+    sweepGate: async () => {
+      const held = await tryLease(pool, CARE_LEASE, holder, clock.now(), 3 * carePlan.config.tickMs);
+      if (held !== careSweeping) {
+        careSweeping = held;
+        logger.info(
+          { lease: CARE_LEASE, holder },
+          held
+            ? 'care plan sweep: lease taken, this instance sweeps'
+            : 'care plan sweep: lease held elsewhere',
+        );
+      }
+      return held;
+    },
+  });
   const GAP_CHECK_MS = 60_000;
   // retention and erasure (issue 16, docs/retention.md): PostgreSQL pruned by the lease holder
   const retentionSettings = config.retention ?? DEFAULT_RETENTION;
@@ -225,13 +258,16 @@ export function createPgGateway(opts: GatewayOptions): PgGateway {
   });
   let started = false;
   const admin = edge.admin({
-    visits: visitRoutes({
-      visits: visitsStore,
-      outbox,
-      closeVisit: (req) => visits.closeVisit(req),
-      wakeForwarder: () => visits.forwarder?.wake(),
-      forwarderStatus: () => visits.forwarder?.status() ?? null,
-    }),
+    visits: [
+      ...visitRoutes({
+        visits: visitsStore,
+        outbox,
+        closeVisit: (req) => visits.closeVisit(req),
+        wakeForwarder: () => visits.forwarder?.wake(),
+        forwarderStatus: () => visits.forwarder?.status() ?? null,
+      }),
+      ...careRoutes(carePlan),
+    ],
     cards,
     addCard: (c) => cards.assign({ ...c, nowMs: clock.now() }),
     fleet,
@@ -270,7 +306,7 @@ export function createPgGateway(opts: GatewayOptions): PgGateway {
           onSqlite: PG_MODE.onSqlite,
           notServed: PG_MODE.notServed,
         },
-        'store.engine postgres: ingest, visits, outbox, cards, enrollment, fleet and the reader registry on PostgreSQL; accounts, sessions and the audit log shared on PostgreSQL; care, reports, corrections, day view, web app, replacement and card lifecycle are not served in this mode',
+        'store.engine postgres: ingest, visits, outbox, cards, enrollment, fleet, the reader registry and the care plan on PostgreSQL; accounts, sessions and the audit log shared on PostgreSQL; reports, corrections, day view, web app, replacement and card lifecycle are not served in this mode',
       );
       // several instances starting together apply each step once (advisory lock in migrate)
       await migrate(pool, postgresMigrations);
@@ -287,6 +323,7 @@ export function createPgGateway(opts: GatewayOptions): PgGateway {
       }, READER_PAGES_MS);
       syncTimer.unref();
       await visits.start();
+      await carePlan.start();
       retention.start();
       await cardVault.sync();
       await edge.start(); // broker accounts, MQTT, the admin API, the gap timeout
@@ -297,6 +334,7 @@ export function createPgGateway(opts: GatewayOptions): PgGateway {
       if (edge.stopped) return;
       if (syncTimer) clearInterval(syncTimer);
       await edge.stopMqtt();
+      await carePlan.stop();
       await visits.stop();
       await admin.stop();
       await directory.stop();
@@ -304,6 +342,7 @@ export function createPgGateway(opts: GatewayOptions): PgGateway {
       await retention.stop();
       await releaseLease(pool, RETENTION_LEASE, holder).catch(() => undefined);
       await releaseLease(pool, 'gap-watch', holder).catch(() => undefined);
+      await releaseLease(pool, CARE_LEASE, holder).catch(() => undefined);
       sqliteStore.authTags.flush();
       db.close();
       await pool.end();
