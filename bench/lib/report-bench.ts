@@ -4,7 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, renameSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { continuity } from '../../gateway/src/reports/continuity.js';
 import { executedVsPlanned } from '../../gateway/src/reports/executed.js';
@@ -15,6 +15,7 @@ import {
   type ReportCall,
   type ReportJob,
 } from '../../gateway/src/reports/runner.js';
+import { scopedSource } from '../../gateway/src/reports/scoped-source.js';
 import type { ReportSource } from '../../gateway/src/reports/source.js';
 import { SqliteReportSource } from '../../gateway/src/reports/sqlite-source.js';
 import { addDays, ReportClock } from '../../gateway/src/reports/time.js';
@@ -50,6 +51,13 @@ export interface ReportBenchResult {
   /** The report cells' share of the database file (bytes), when SQLite can tell. */
   cellBytes: number | null;
   figure: string;
+  /** The machine's 1-minute load average when the timed runs started and when they ended. */
+  load: [number, number];
+  /**
+   * The same report scoped to one area (a unit manager's view), from the kept cells: median ms of 3 runs,
+   * and once on the fly (the digests compared); null when not measured.
+   */
+  scoped: { label: string; runsMs: number[]; wallMs: number; onTheFlyMs: number; from: string | null } | null;
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
@@ -63,6 +71,7 @@ async function measure(
   pure: (f: Awaited<ReturnType<typeof loadFacts>>, clock: ReportClock) => void,
   compareOld = false,
   withCells: 'executed' | 'continuity' | null = null,
+  scopedRun: ((src: ReportSource, clock: ReportClock) => Promise<string>) | null = null,
 ): Promise<ReportBenchResult> {
   const m = municipality({
     clients,
@@ -112,6 +121,7 @@ async function measure(
     const runs: number[] = [];
     const oldRuns: number[] = [];
     let figure = '';
+    const load0 = loadavg()[0]!;
     for (let i = 0; i < 3; i++) {
       const t0 = performance.now();
       figure = await run(src, clock);
@@ -131,6 +141,29 @@ async function measure(
           : null;
     if (withCells && from !== 'kept cells')
       throw new Error(`the report did not read the kept cells (${from})`);
+    let scoped: ReportBenchResult['scoped'] = null;
+    if (withCells === 'executed' && scopedRun) {
+      const scopedRuns: number[] = [];
+      let sf = '';
+      for (let i = 0; i < 3; i++) {
+        const t0 = performance.now();
+        sf = await scopedRun(src, clock);
+        scopedRuns.push(performance.now() - t0);
+      }
+      const scopedFrom = src.lastExecutedFrom;
+      const t0 = performance.now();
+      const o = await scopedRun(onTheFly, clock);
+      const onTheFlyMs = performance.now() - t0;
+      if (o !== sf) throw new Error(`the two ways differ (scoped): ${sf} / ${o}`);
+      scoped = {
+        label: 'one area of four',
+        runsMs: scopedRuns,
+        wallMs: median(scopedRuns),
+        onTheFlyMs,
+        from: scopedFrom,
+      };
+    }
+    const load1 = loadavg()[0]!;
     let afterDayWriteMs: number | null = null;
     if (withCells) {
       const last = clock.window(addDays(fromDate, days - 1), addDays(fromDate, days - 1));
@@ -187,6 +220,8 @@ async function measure(
       afterDayWriteMs,
       cellBytes,
       figure,
+      load: [load0, load1],
+      scoped,
     };
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -211,6 +246,10 @@ export function benchExecuted(clients = 300, days = 546): Promise<ReportBenchRes
     (f, clock) => void executedVsPlanned(f, params, clock),
     true,
     'executed',
+    async (src, clock) => {
+      const r = await runExecuted(scopedSource(src, { areas: ['area-1'], provider: null }), params, clock);
+      return `ratio ${r.total.ratio}, ${r.rows.length} rows, report sha1 ${createHash('sha1').update(JSON.stringify(r)).digest('hex').slice(0, 12)}`;
+    },
   );
 }
 
