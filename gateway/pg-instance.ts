@@ -217,6 +217,7 @@ export function createPgGateway(opts: GatewayOptions): PgGateway {
     logger,
     metrics,
     holder,
+    erasureKey: config.fleetKey, // every instance applies erasures recorded in PostgreSQL to its own file
   });
   // registry, ingest, MQTT, enrollment, gap timeout and the reader-side routes (shared with index.ts)
   // the sealed card UID vault shared by the instances, and sealed readers' card lists on a timer (issue 16)
@@ -276,7 +277,14 @@ export function createPgGateway(opts: GatewayOptions): PgGateway {
       now: () => clock.now(),
       appendAudit: (e) => base.access.auditStore.append(e),
       erase: (req) =>
-        erasePgAudited(pool, db, retentionSettings, (e) => base.access.auditStore.append(e), req),
+        erasePgAudited(
+          pool,
+          db,
+          retentionSettings,
+          (e) => base.access.auditStore.append(e),
+          req,
+          config.fleetKey,
+        ),
     }),
   });
 

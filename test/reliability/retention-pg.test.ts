@@ -21,7 +21,15 @@ import { createPgGateway, type PgGateway } from '../../gateway/pg-instance.js';
 import { scanForRef } from '../../gateway/src/retention/erase.js';
 import { retentionCommand } from '../../gateway/src/retention/cli.js';
 import { RetentionSettings } from '../../gateway/src/retention/policy.js';
-import { PgRetentionJob, pgPrunerFor } from '../../gateway/src/retention/pg.js';
+import {
+  applyRecordedErasures,
+  erasePgAudited,
+  erasureDigest,
+  PgRetentionJob,
+  pgPrunerFor,
+} from '../../gateway/src/retention/pg.js';
+import { SqliteAuditStore } from '../../gateway/src/store/sqlite/audit.js';
+import { sqliteMigrations } from '../../gateway/src/store/sqlite/migrations.js';
 import { migrate, openPgPool, type PgPool } from '../../gateway/src/store/postgres/db.js';
 import { postgresMigrations } from '../../gateway/src/store/postgres/migrations.js';
 import { pgScanForRef } from '../../gateway/src/store/postgres/retention.js';
@@ -362,5 +370,102 @@ describe('retention and erasure on PostgreSQL', () => {
     expect(await rejectsLeft()).toBe(5);
     expect(other.deletedByThisInstance.rejects).toBe(1);
     await other.stop();
+  }, 120_000);
+  it("an erasure on one instance reaches the other instances' SQLite files (digests in PostgreSQL, applied by each)", async () => {
+    const url = await pgc!.createDatabase();
+    const db = pool(url);
+    await migrate(db, postgresMigrations);
+    const FLEET = 'retention-pg-fleet-key-0123456789';
+    const WHO = 'staff-erase-everywhere-7';
+    const CARD = card(77);
+    const t0 = Date.UTC(2026, 11, 1);
+    await db.query(
+      'INSERT INTO cards (card_ref, staff_ref, revoked_at, created_at) VALUES ($1, $2, NULL, $3)',
+      [CARD, WHO, t0],
+    );
+    // three instances' own files; B and C hold older copies naming the person (audit rows from before the audit
+    // log moved to PostgreSQL)
+    const files = ['a', 'b', 'c'].map((n) => openDatabase(join(tmp.dir, `erase-${n}.db`), sqliteMigrations));
+    const [a, b, c] = files as [(typeof files)[0], (typeof files)[0], (typeof files)[0]];
+    for (const f of [b, c]) {
+      const audit = new SqliteAuditStore(f);
+      audit.append({
+        atMs: t0,
+        actor: 'admin',
+        action: 'cards.assign',
+        target: `card:${CARD}`,
+        before: null,
+        after: { staffRef: WHO, cardRef: CARD },
+        reason: null,
+      });
+      audit.append({
+        atMs: t0,
+        actor: 'admin',
+        action: 'user.note',
+        target: WHO,
+        before: null,
+        after: null,
+        reason: null,
+      });
+      expect(scanForRef(f, WHO)).not.toEqual({});
+    }
+    const r = await erasePgAudited(
+      db,
+      a,
+      RetentionSettings.parse({}),
+      () => undefined,
+      { kind: 'staff', ref: WHO, force: true, nowMs: t0, actor: 'test', reason: 'request 3' },
+      FLEET,
+    );
+    expect(r.ok).toBe(true);
+    const pseudonym = r.ok ? r.pseudonym : '';
+    expect(await pgScanForRef(db, WHO)).toEqual({});
+    // PostgreSQL keeps digests and pseudonyms only
+    const logged = (await db.query<{ ref_digest: string }>('SELECT ref_digest FROM erasure_log')).rows;
+    expect(logged.map((x) => x.ref_digest).sort()).toEqual(
+      [erasureDigest(FLEET)(WHO), erasureDigest(FLEET)(CARD)].sort(),
+    );
+    expect(scanForRef(b, WHO)).not.toEqual({}); // not yet applied on B
+
+    // B applies it directly; C through its retention job's turn on a virtual clock
+    expect(await applyRecordedErasures(db, b, erasureDigest(FLEET))).toBe(2);
+    expect(await applyRecordedErasures(db, b, erasureDigest(FLEET))).toBe(0); // its mark moved on
+    const vc = new VirtualClock({ startMs: t0 + 60_000 });
+    const job = new PgRetentionJob({
+      pool: db,
+      db: c,
+      clock: vc,
+      settings: RetentionSettings.parse({}),
+      logger: silent,
+      holder: 'gw-c',
+      erasureKey: FLEET,
+    });
+    job.start();
+    await vc.advanceTo(t0 + 2 * 60_000);
+    await job.idle();
+    await job.stop();
+    expect(job.erasuresApplied).toBe(2);
+    for (const f of [b, c]) {
+      expect(scanForRef(f, WHO)).toEqual({});
+      expect(scanForRef(f, CARD)).toEqual({});
+      expect(scanForRef(f, pseudonym)).not.toEqual({}); // the same pseudonym as PostgreSQL's
+    }
+    // the lease holder deletes recorded erasures after 7 days
+    const vc2 = new VirtualClock({ startMs: t0 + 8 * DAY });
+    const later = new PgRetentionJob({
+      pool: db,
+      db: c,
+      clock: vc2,
+      settings: RetentionSettings.parse({}),
+      logger: silent,
+      holder: 'gw-c',
+      erasureKey: FLEET,
+    });
+    later.start();
+    await vc2.advanceTo(t0 + 8 * DAY + 60_000);
+    await later.idle();
+    await later.stop();
+    expect((await db.query('SELECT 1 FROM erasure_log')).rows).toEqual([]);
+    for (const f of files) f.close();
   }, 120_000);
 });

@@ -135,7 +135,7 @@ export async function retentionCommand(
           reason,
         };
         const r = pool
-          ? await erasePgAudited(pool, db, settings, (e) => audit.append(e), input)
+          ? await erasePgAudited(pool, db, settings, (e) => audit.append(e), input, loaded.config.fleetKey)
           : eraseAudited(db, settings, (e) => audit.append(e), input);
         if (!r.ok) throw new Error(`erasure refused: ${r.reason}`);
         return printed(r);

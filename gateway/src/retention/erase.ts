@@ -97,6 +97,49 @@ function replaceEverywhere(db: Db, ref: string, pseudo: string, changed: Record<
   }
 }
 
+/** Candidate references in a text value: the value, each JSON string in it, what follows its last ':'. */
+function candidatesIn(v: string): string[] {
+  const out = [v];
+  const colon = v.lastIndexOf(':');
+  if (colon >= 0) out.push(v.slice(colon + 1));
+  if (v.includes('"')) {
+    for (const m of v.matchAll(/"((?:[^"\\]|\\.)*)"/g)) {
+      try {
+        out.push(JSON.parse(`"${m[1] ?? ''}"`) as string);
+      } catch {
+        // not a JSON string: skipped
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * The references in this file whose keyed digest is one of `wanted` (digest -> reference found): how an instance
+ * finds, in its own file, the person an erasure on another instance named by digest only (retention/pg.ts).
+ */
+export function findByDigest(
+  db: Db,
+  digest: (ref: string) => string,
+  wanted: ReadonlySet<string>,
+): Map<string, string> {
+  const found = new Map<string, string>();
+  if (wanted.size === 0) return found;
+  for (const { table, column } of textColumns(db)) {
+    const values = db
+      .prepare(`SELECT DISTINCT ${qi(column)} AS v FROM ${qi(table)} WHERE typeof(${qi(column)}) = 'text'`)
+      .pluck()
+      .all() as string[];
+    for (const v of values)
+      for (const c of candidatesIn(v)) {
+        if (!c) continue;
+        const d = digest(c);
+        if (wanted.has(d) && !found.has(d)) found.set(d, c);
+      }
+  }
+  return found;
+}
+
 /**
  * Replaces each reference by the pseudonym chosen elsewhere, in one transaction (PostgreSQL mode: the instance's
  * own SQLite file, its audit log and reader registry copy, gets the pseudonyms PostgreSQL's erasure chose).

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHmac, hkdfSync, randomBytes } from 'node:crypto';
 import type pino from 'pino';
 import type { Clock, TimerHandle } from '../../../protocol/index.js';
 import type { NewAuditEntry } from '../audit/store.js';
@@ -7,10 +7,93 @@ import type { PgPool } from '../store/postgres/db.js';
 import { tryLease } from '../store/postgres/leases.js';
 import { createPgPruner, pgEraseSubject, type PgPruner } from '../store/postgres/retention.js';
 import type { Db } from '../store/sqlite/db.js';
-import { replaceRefs, scanForRef, type EraseResult } from './erase.js';
+import { findByDigest, replaceRefs, scanForRef, type EraseResult } from './erase.js';
 import { daysOf, RETENTION_CLASSES, type RetentionSettings } from './policy.js';
 import { createPruner, zeroCounts, type PruneCounts, type Pruner } from './prune.js';
 import type { ErasureInput } from './service.js';
+
+/**
+ * Erasures every instance applies to its own SQLite file (docs/retention.md "On PostgreSQL"): one row per erased
+ * reference, with a keyed digest of it (never the reference: the key is derived from the fleet key, which only the
+ * gateways hold) and the pseudonym PostgreSQL's erasure chose. Created on first use.
+ */
+const ERASURE_LOG_SQL = `CREATE TABLE IF NOT EXISTS erasure_log (
+  id BIGSERIAL PRIMARY KEY,
+  ref_digest TEXT NOT NULL,
+  pseudonym TEXT NOT NULL,
+  at_ms BIGINT NOT NULL
+)`;
+/**
+ * How long a recorded erasure is kept for instances to apply (then deleted by the lease holder: a digest of a
+ * reference kept with its pseudonym would let a holder of the fleet key confirm a guessed reference). An instance
+ * down for longer gets the erasure by hand (docs/retention.md).
+ */
+export const ERASURE_LOG_KEEP_MS = 7 * 86_400_000;
+
+/** This instance's mark in erasure_log (its SQLite file). */
+const APPLIED_SQL = `CREATE TABLE IF NOT EXISTS erasure_log_applied (
+  one INTEGER PRIMARY KEY CHECK (one = 1),
+  upto INTEGER NOT NULL
+)`;
+
+/** The keyed digest of an erased reference (HMAC-SHA256 with a key derived from the fleet key). */
+export function erasureDigest(fleetKey: string): (ref: string) => string {
+  const key = Buffer.from(
+    hkdfSync('sha256', Buffer.from(fleetKey, 'utf8'), Buffer.alloc(0), 'visittag/erasure-digest/v1', 32),
+  );
+  return (ref) => createHmac('sha256', key).update(ref, 'utf8').digest('hex');
+}
+
+async function recordErasures(
+  pool: PgPool,
+  digest: (ref: string) => string,
+  pairs: ReadonlyArray<readonly [string, string]>,
+  nowMs: number,
+): Promise<void> {
+  await pool.query(ERASURE_LOG_SQL);
+  for (const [ref, pseudo] of pairs)
+    await pool.query('INSERT INTO erasure_log (ref_digest, pseudonym, at_ms) VALUES ($1, $2, $3)', [
+      digest(ref),
+      pseudo,
+      nowMs,
+    ]);
+}
+
+/**
+ * Applies to this instance's SQLite file the erasures recorded in PostgreSQL since its mark: each digest is looked
+ * for among the file's text values (whole, JSON strings, after a ':'), and a reference found is replaced by the
+ * recorded pseudonym, as the erasing instance did in its own file. Returns the references replaced here.
+ */
+export async function applyRecordedErasures(
+  pool: PgPool,
+  db: Db,
+  digest: (ref: string) => string,
+): Promise<number> {
+  await pool.query(ERASURE_LOG_SQL);
+  db.exec(APPLIED_SQL);
+  const mark = (db.prepare('SELECT upto FROM erasure_log_applied').pluck().get() as number | undefined) ?? 0;
+  const rows = (
+    await pool.query<{ id: string; ref_digest: string; pseudonym: string }>(
+      'SELECT id, ref_digest, pseudonym FROM erasure_log WHERE id > $1 ORDER BY id LIMIT 1000',
+      [mark],
+    )
+  ).rows;
+  if (rows.length === 0) return 0;
+  const found = findByDigest(db, digest, new Set(rows.map((r) => r.ref_digest)));
+  const pairs: Array<[string, string]> = [];
+  for (const r of rows) {
+    const ref = found.get(r.ref_digest);
+    if (ref !== undefined) pairs.push([ref, r.pseudonym]);
+  }
+  const upto = Number(rows[rows.length - 1]?.id ?? mark);
+  db.transaction(() => {
+    if (pairs.length) replaceRefs(db, pairs);
+    db.prepare(
+      'INSERT INTO erasure_log_applied (one, upto) VALUES (1, ?) ON CONFLICT (one) DO UPDATE SET upto = excluded.upto',
+    ).run(upto);
+  })();
+  return pairs.length;
+}
 
 /** The lease name: one instance at a time prunes PostgreSQL. */
 export const RETENTION_LEASE = 'retention';
@@ -31,6 +114,11 @@ export interface PgRetentionJobOptions {
   holder: string;
   /** Transactions per timer turn before yielding (default 10). */
   batchesPerTurn?: number;
+  /**
+   * The fleet key: each turn, erasures recorded in PostgreSQL by any instance are applied to this instance's
+   * SQLite file (applyRecordedErasures). Absent: not applied (send the erasure to each instance).
+   */
+  erasureKey?: string;
 }
 
 /**
@@ -54,7 +142,11 @@ export class PgRetentionJob {
   /** Turns in which this instance held the lease. */
   leasedTurns = 0;
   private inTurn: Promise<void> | null = null;
+  private readonly digest: ((ref: string) => string) | null;
+  /** References this instance replaced in its own file from erasures recorded by any instance. */
+  erasuresApplied = 0;
   constructor(private readonly o: PgRetentionJobOptions) {
+    this.digest = o.erasureKey ? erasureDigest(o.erasureKey) : null;
     this.pruner = pgPrunerFor(o.pool, o.settings);
     this.local = o.db ? createPruner(o.db, o.settings, ['audit_log']) : null;
     this.log = o.logger.child({ module: 'retention' });
@@ -108,10 +200,16 @@ export class PgRetentionJob {
       if (await tryLease(this.o.pool, RETENTION_LEASE, this.o.holder, now, ttl)) {
         this.leasedTurns++;
         const r = await this.pruner.step(now, this.o.batchesPerTurn ?? 10);
+        if (this.digest) {
+          await this.o.pool.query(ERASURE_LOG_SQL);
+          await this.o.pool.query('DELETE FROM erasure_log WHERE at_ms < $1', [now - ERASURE_LOG_KEEP_MS]);
+        }
         more = r.more;
         this.count(r.deleted);
       }
       if (!more && this.local && this.o.db?.open) this.count(this.local.runAll(now, 100));
+      if (this.digest && this.o.db?.open)
+        this.erasuresApplied += await applyRecordedErasures(this.o.pool, this.o.db, this.digest);
     } catch (err) {
       this.log.error({ err }, 'retention run failed; retried at the next interval');
     }
@@ -137,6 +235,8 @@ export async function erasePgAudited(
   settings: RetentionSettings,
   appendAudit: (e: NewAuditEntry) => unknown,
   req: ErasureInput,
+  /** The fleet key: the erasure is recorded (digests only) for every instance's own file (applyRecordedErasures). */
+  erasureKey?: string,
 ): Promise<EraseResult> {
   const r = await pgEraseSubject(pool, {
     kind: req.kind,
@@ -160,6 +260,7 @@ export async function erasePgAudited(
     pairs = [[req.ref, pseudonym]];
   }
   for (const [k, n] of Object.entries(replaceRefs(db, pairs))) changed[`local ${k}`] = n;
+  if (erasureKey) await recordErasures(pool, erasureDigest(erasureKey), pairs, req.nowMs);
   // awaited: on PostgreSQL the entry is a round trip, and a CLI closes its pool right after
   await appendAudit({
     atMs: req.nowMs,
