@@ -15,6 +15,7 @@ import {
   writeAdminEndpoint,
 } from './src/admin/client.js';
 import { cardsCommand } from './src/cards/cli.js';
+import { onPostgres, pgMoveReader, pgRevokeReader } from './src/cli/pg-offline.js';
 import { backupCommand } from './src/backup/cli.js';
 import { retentionCommand } from './src/retention/cli.js';
 import { gapsCommand } from './src/retention/gaps-cli.js';
@@ -309,12 +310,20 @@ function revoke(config: GatewaySettings, file: string, id: string, out: Out, err
       }; reconnects are refused; its stored events are kept`,
       ...external,
     ],
+    // store.engine postgres: in the registry the instances share (running ones drop the reader at once)
     offline: () =>
-      withOfflineGateway(config, (gw) => {
-        gw.registry.revokeReader(id);
-        return Promise.resolve([`reader ${id} revoked`, ...external]);
-      }),
-    offlineNote: 'revoked in the database; takes effect when it starts',
+      onPostgres(config)
+        ? pgRevokeReader(config, id, Date.now()).then(() => [
+            `reader ${id} revoked on PostgreSQL`,
+            ...external,
+          ])
+        : withOfflineGateway(config, (gw) => {
+            gw.registry.revokeReader(id);
+            return Promise.resolve([`reader ${id} revoked`, ...external]);
+          }),
+    offlineNote: onPostgres(config)
+      ? 'revoked in the database the instances share; instances running elsewhere drop it at once'
+      : 'revoked in the database; takes effect when it starts',
     out,
     err,
   });
@@ -335,11 +344,17 @@ function move(
     request: { method: 'POST', path: `/api/readers/${encodeURIComponent(id)}/move`, body: { clientRef } },
     live: () => [`reader ${id} now serves ${clientRef} (applied by the running gateway)`],
     offline: () =>
-      withOfflineGateway(config, (gw) => {
-        gw.registry.moveReader(id, clientRef);
-        return Promise.resolve([`reader ${id} now serves ${clientRef}`]);
-      }),
-    offlineNote: 'moved in the database; takes effect when it starts',
+      onPostgres(config)
+        ? pgMoveReader(config, id, clientRef, Date.now()).then(() => [
+            `reader ${id} now serves ${clientRef} (on PostgreSQL)`,
+          ])
+        : withOfflineGateway(config, (gw) => {
+            gw.registry.moveReader(id, clientRef);
+            return Promise.resolve([`reader ${id} now serves ${clientRef}`]);
+          }),
+    offlineNote: onPostgres(config)
+      ? 'moved in the database the instances share; instances running elsewhere show it at once'
+      : 'moved in the database; takes effect when it starts',
     out,
     err,
   });

@@ -4,6 +4,8 @@ import { userInfo } from 'node:os';
 import { z } from 'zod';
 import { EXIT } from '../../../runtime/cli.js';
 import { loadSubcommandSettings, parseSubcommand, type OpenGateway } from '../cli-gateway.js';
+import { onPostgres, withPgAccess } from '../cli/pg-offline.js';
+import type { AuthService } from './service.js';
 import { ROLES } from './roles.js';
 
 type Out = (line: string) => void;
@@ -80,9 +82,14 @@ export async function userCommand(
     password = randomBytes(18).toString('base64url');
     generated = true;
   }
-  return withGateway(loaded.config, async (gw) => {
+  // on a postgres config the accounts every instance shares (issue 14), else the gateway's SQLite file
+  const withAccounts = (fn: (s: Pick<AuthService, 'createUser' | 'listUsers'>) => Promise<number>) =>
+    onPostgres(loaded.config)
+      ? withPgAccess(loaded.config, fn)
+      : withGateway(loaded.config, (gw) => fn(gw.access.service));
+  return withAccounts(async (service) => {
     if (sub === 'list') {
-      const users = await gw.access.service.listUsers();
+      const users = await service.listUsers();
       if (values.json) out(JSON.stringify({ users }, null, 2));
       else {
         for (const u of users) {
@@ -106,7 +113,7 @@ export async function userCommand(
         .split(',')
         .map((a) => a.trim())
         .filter(Boolean);
-      const u = await gw.access.service.createUser(`cli:${osUser()}`, {
+      const u = await service.createUser(`cli:${osUser()}`, {
         name: name ?? '',
         displayName: values['display-name'] ?? name ?? '',
         role: values.role as (typeof ROLES)[number],

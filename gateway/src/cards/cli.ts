@@ -17,11 +17,19 @@ import { SqliteCardStore } from '../store/sqlite/cards.js';
 import { openDatabase } from '../store/sqlite/db.js';
 import { assignRefusal } from './routes.js';
 import { EXIT } from '../../../runtime/cli.js';
+import { onPostgres, pgImportCards, withPgCards } from '../cli/pg-offline.js';
 import { applyLiveOrOffline, type AdminRequestSpec } from '../admin/client.js';
 import type { GatewaySettings } from '../config.js';
+import type { Awaitable, CardAssignResult, CardStore } from '../store/ports.js';
 import { isoToMs } from './routes.js';
 
 type Out = (line: string) => void;
+
+/** What `cards assign|unknown` use: the local file's registry, or PostgreSQL's on a postgres config. */
+interface CliCards {
+  cards: Pick<CardStore, 'get' | 'unknown'>;
+  addCard(c: { cardRef: string; staffRef: string; actor: string }): Awaitable<CardAssignResult>;
+}
 
 export const CARDS_HELP = `visittag-gateway cards import FILE [--dry-run] [--config FILE]
 visittag-gateway cards unknown [--json] [--config FILE]
@@ -156,12 +164,18 @@ export async function cardsCommand(
     );
   }
   if (sub === 'uids') return cardsWithoutUid(loaded.config, out);
-  if (sub === 'unknown')
-    return withGateway(loaded.config, (gw) => listUnknown(gw, out, values.json === true));
+  // store.engine postgres: the card registry the instances share (issue 14), not the local SQLite file
+  const withCards = (fn: (c: CliCards) => Promise<number>): Promise<number> =>
+    onPostgres(loaded.config)
+      ? withPgCards(loaded.config, (pg) =>
+          fn({ cards: pg, addCard: (c) => pg.assign({ ...c, nowMs: Date.now() }) }),
+        )
+      : withGateway(loaded.config, (gw) => fn({ cards: gw.cards, addCard: (c) => gw.registry.addCard(c) }));
+  if (sub === 'unknown') return withCards((c) => listUnknown(c, out, values.json === true));
   if (sub === 'assign') {
-    return withGateway(loaded.config, (gw) =>
+    return withCards((c) =>
       assign(
-        gw,
+        c,
         { cardRef: arg ?? '', staffRef: values.staff ?? '', reassign: values.reassign === true },
         out,
         err,
@@ -180,20 +194,23 @@ export async function cardsCommand(
   for (const b of plan.bad) out(`line ${b.line}: ${b.reason}`);
   let resolved = { cards: 0, visits: 0, refusedTaps: 0 };
   if (!values['dry-run'] && plan.good.length) {
-    await withGateway(loaded.config, (gw) => {
-      // One transaction for the whole file: all good rows or none.
-      const results = gw.registry.addCards(
-        plan.good.map((r) => ({ cardRef: r.cardRef, staffRef: r.staffRef, actor: 'cards-import' })),
-      );
-      const acc = { cards: 0, visits: 0, refusedTaps: 0 };
-      for (const a of results) {
-        if (a.attributed.visits + a.attributed.refusedTaps > 0) acc.cards++;
-        acc.visits += a.attributed.visits;
-        acc.refusedTaps += a.attributed.refusedTaps;
-      }
-      resolved = acc;
-      return 0;
-    });
+    const rows = plan.good.map((r) => ({ cardRef: r.cardRef, staffRef: r.staffRef, actor: 'cards-import' }));
+    // One transaction for the whole file: all good rows or none (on PostgreSQL: the shared registry).
+    let results: readonly CardAssignResult[] = [];
+    if (onPostgres(loaded.config)) results = await pgImportCards(loaded.config, rows, Date.now());
+    else {
+      await withGateway(loaded.config, (gw) => {
+        results = gw.registry.addCards(rows);
+        return 0;
+      });
+    }
+    const acc = { cards: 0, visits: 0, refusedTaps: 0 };
+    for (const a of results) {
+      if (a.attributed.visits + a.attributed.refusedTaps > 0) acc.cards++;
+      acc.visits += a.attributed.visits;
+      acc.refusedTaps += a.attributed.refusedTaps;
+    }
+    resolved = acc;
     // the UIDs the file named, sealed, for the card lists of sealed-v1 readers (docs/security.md "Key exposure")
     const uids = plan.good.flatMap((r) => (r.uid ? [r.uid] : []));
     if (uids.length) {
@@ -251,7 +268,7 @@ const resolvedLine = (cards: number, visits: number, refused: number): string =>
   `${refused} refused tap(s) reported (visit.attributed events queued for the planning backend)`;
 
 /** Opens the gateway's database (not its broker or API) for a one-off command. */
-async function listUnknown(gw: CliGateway, out: Out, json: boolean): Promise<number> {
+async function listUnknown(gw: CliCards, out: Out, json: boolean): Promise<number> {
   const cards = await gw.cards.unknown(200);
   if (json) {
     out(JSON.stringify({ cards }, null, 2));
@@ -273,7 +290,7 @@ async function listUnknown(gw: CliGateway, out: Out, json: boolean): Promise<num
 }
 
 async function assign(
-  gw: CliGateway,
+  gw: CliCards,
   a: { cardRef: string; staffRef: string; reassign: boolean },
   out: Out,
   err: Out,
@@ -291,7 +308,7 @@ async function assign(
     err(refusal);
     return 1;
   }
-  const r = gw.registry.addCard({ cardRef: a.cardRef, staffRef: a.staffRef, actor: 'cli' });
+  const r = await gw.addCard({ cardRef: a.cardRef, staffRef: a.staffRef, actor: 'cli' });
   out(`card ${r.cardRef} → ${r.staffRef} (${r.registry})`);
   const { visits, refusedTaps } = r.attributed;
   out(
