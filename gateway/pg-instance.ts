@@ -1,7 +1,8 @@
 import { visitRoutes } from './src/visits/routes.js';
 import { careRoutes } from './src/care/routes.js';
 import { CarePlan } from './src/care/service.js';
-import { PgCareStore } from './src/store/postgres/care.js';
+import { dayRoutes } from './src/dayview/routes.js';
+import { PgCareScopeReader, PgCareStore } from './src/store/postgres/care.js';
 import type { PostgresStoreSettings } from './src/config.js';
 import type { AddReaderInput } from './src/registry.js';
 import type { IngestStore } from './src/store/ingest-store.js';
@@ -46,13 +47,14 @@ export const PG_MODE = {
     'sealed card UID vault and card-list push (one instance pushes, lease `card-push`)',
     'reader registry (shared: a snapshot per instance, changes by LISTEN/NOTIFY, a full pull every 30 s)',
     'care plan: registries, plan import, matching, late/missed alerts (one instance sweeps, lease `care-alerts`)',
+    'day view (GET /api/day, /api/day/stream: the plan and visits read from PostgreSQL)',
     'accounts, sessions, API tokens and the audit log (shared: read per request, one log in commit order)',
   ],
   onSqlite: ['the cache of verified reader credentials'],
   notServed: [
     'reports',
     'visit corrections',
-    'day view and web app',
+    'web app',
     'reader replacement',
     'card lifecycle (revoke/validity)',
     'secure cards',
@@ -90,7 +92,7 @@ export interface PgGateway extends GatewayInstance {
  * others' changes by LISTEN/NOTIFY: store/postgres/reader-directory.ts), accounts, sessions, API tokens
  * and the audit log (shared, read per request). Still in the SQLite file under `dataDir`, per instance:
  * the verified-credential cache. Modules that read visits from the SQLite tables
- * (reports, corrections, day view) are NOT mounted: they would see no visits. The care plan is, on
+ * (reports, corrections) are NOT mounted: they would see no visits. The care plan is, on
  * PostgreSQL (store/postgres/care.ts): its timed sweep runs on the instance holding the lease `care-alerts`.
  * One log line at start says all this (`PG_MODE`).
  */
@@ -184,6 +186,7 @@ export function createPgGateway(opts: GatewayOptions): PgGateway {
   // changes, late/missed alerts) only on the instance holding the lease `care-alerts` (renewed at each tick,
   // taken over 3 ticks after a holder stops renewing), and each alert is raised once by its key
   // (care_alerts (planned visit, kind)), also when a holder dies after its commit.
+  const careScope = new PgCareScopeReader(pool); // the day view's scoped reads
   let careSweeping = false;
   const carePlan: CarePlan = new CarePlan({
     store: new PgCareStore(pool),
@@ -268,6 +271,13 @@ export function createPgGateway(opts: GatewayOptions): PgGateway {
         forwarderStatus: () => visits.forwarder?.status() ?? null,
       }),
       ...careRoutes(carePlan),
+      ...dayRoutes({
+        clock,
+        now: () => clock.now(),
+        plan: carePlan,
+        visits: (scope, fromMs, toMs, limit) => careScope.visitsStartedBetween(scope, fromMs, toMs, limit),
+        clients: (scope) => careScope.clients(scope),
+      }),
     ],
     cards,
     addCard: (c) => cards.assign({ ...c, nowMs: clock.now() }),
@@ -314,7 +324,7 @@ export function createPgGateway(opts: GatewayOptions): PgGateway {
           onSqlite: PG_MODE.onSqlite,
           notServed: PG_MODE.notServed,
         },
-        'store.engine postgres: ingest, visits, outbox, cards, enrollment, fleet, the reader registry and the care plan on PostgreSQL; accounts, sessions and the audit log shared on PostgreSQL; reports, corrections, day view, web app, replacement and card lifecycle are not served in this mode',
+        'store.engine postgres: ingest, visits, outbox, cards, enrollment, fleet, the reader registry and the care plan and the day view on PostgreSQL; accounts, sessions and the audit log shared on PostgreSQL; reports, corrections, web app, replacement and card lifecycle are not served in this mode',
       );
       // several instances starting together apply each step once (advisory lock in migrate)
       await migrate(pool, postgresMigrations);

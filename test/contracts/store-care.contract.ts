@@ -4,6 +4,7 @@ import { CarePlan } from '../../gateway/src/care/service.js';
 import { localToUtcMs } from '../../gateway/src/care/time.js';
 import type { Alert } from '../../gateway/src/store/care-model.js';
 import type { CareStore } from '../../gateway/src/store/care.js';
+import { buildDayView, type DayViewDeps } from '../../gateway/src/dayview/service.js';
 import type { Clock } from '../../protocol/index.js';
 
 /**
@@ -25,6 +26,8 @@ export interface CareStoreHarness {
   }): Promise<void>;
   /** Idempotency keys of the outbox rows, in id order. */
   outboxKeys(): Promise<string[]>;
+  /** The day view's scoped reads on this engine (auth/scope-sqlite.ts, store/postgres/care.ts). */
+  day: Pick<DayViewDeps, 'visits' | 'clients'>;
   close(): Promise<void>;
 }
 
@@ -335,6 +338,66 @@ export function describeCareStoreContract(name: string, factory: () => Promise<C
       ]);
       const m = await plan.matches({ fromMs: at('00:00'), toMs: at('23:00') });
       expect(m.find((x) => x.plannedVisitId === 'pv-a')?.reasonCode).toBe('client-cancelled');
+    });
+
+    it('the day view over it: planned visits with live status, visits and open alerts, narrowed by scope', async () => {
+      const { h, plan, clock } = await setup();
+      const client = (clientRef: string, providerId: string) => ({
+        clientRef,
+        areaId: 'north',
+        teamId: null,
+        providerId,
+        birthYear: null,
+        kkikEligible: null,
+        decisionTypes: [],
+        careContactStaffRef: null,
+        palliative: false,
+        activeFrom: '2026-01-01',
+        activeTo: null,
+        absences: [],
+      });
+      await plan.upsertRegistry({
+        areas: [{ areaId: 'north', name: 'Norr', lateAfterMinutes: null, missedAfterMinutes: null }],
+        clients: [client('k-1', 'p1'), client('k-2', 'p1'), client('k-3', 'p2')],
+      });
+      await h.putVisit({
+        readerId: 'r1',
+        visitId: 'v1',
+        clientRef: 'k-1',
+        startedAtMs: at('08:05'),
+        updatedAtMs: 30,
+      });
+      clock.set(at('09:20'));
+      await plan.tick();
+      const deps: DayViewDeps = { plan, ...h.day, now: () => clock.now() };
+      const all = await buildDayView(deps, null, { date: D });
+      if (!all.ok) throw new Error(all.error);
+      expect(all.view.planned.map((p) => [p.plannedVisitId, p.status, p.overdue, p.executedKeys])).toEqual([
+        ['pv-a', 'matched', false, ['r1/v1']],
+        ['pv-c', 'pending', true, []],
+        ['pv-b', 'pending', true, []],
+      ]);
+      expect(all.view.visits.map((v) => `${v.readerId}/${v.visitId}`)).toEqual(['r1/v1']);
+      expect(all.view.alerts.map((a) => `${a.plannedVisitId}:${a.kind}`).sort()).toEqual([
+        'pv-b:late',
+        'pv-c:late',
+      ]);
+      expect(all.view.counts).toEqual({ planned: 3, started: 1, late: 0, missed: 0, openAlerts: 2 });
+      const p1 = await buildDayView(deps, { areas: ['north'], provider: 'p1' }, { date: D });
+      if (!p1.ok) throw new Error(p1.error);
+      expect(p1.view.planned.map((p) => p.plannedVisitId)).toEqual(['pv-a', 'pv-b']);
+      expect(p1.view.alerts.map((a) => a.plannedVisitId)).toEqual(['pv-b']);
+      expect(p1.view.visits.length).toBe(1);
+      const p2 = await buildDayView(deps, { areas: ['north'], provider: 'p2' }, { date: D });
+      if (!p2.ok) throw new Error(p2.error);
+      expect(p2.view.planned.map((p) => p.plannedVisitId)).toEqual(['pv-c']);
+      expect(p2.view.visits).toEqual([]);
+      expect(
+        await buildDayView(deps, { areas: ['south'], provider: null }, { date: D, area: 'north' }),
+      ).toMatchObject({
+        ok: false,
+        status: 404,
+      });
     });
   });
 }

@@ -9,7 +9,7 @@ import { enqueueOn, PgOutbox } from '../../gateway/src/store/postgres/outbox.js'
 import { PgReaderDirectory } from '../../gateway/src/store/postgres/reader-directory.js';
 import { PgVisitStore } from '../../gateway/src/store/postgres/visits.js';
 import { startPgCluster, type PgCluster } from '../support/pg-cluster.js';
-import { PgCareStore } from '../../gateway/src/store/postgres/care.js';
+import { PgCareScopeReader, PgCareStore } from '../../gateway/src/store/postgres/care.js';
 import { describeCardStoreContract } from './store-cards.contract.js';
 import { describeCareStoreContract, putVisitRow } from './store-care.contract.js';
 import { describeEnrollmentStoreContract } from './store-enrollment.contract.js';
@@ -121,6 +121,13 @@ describeCareStoreContract('postgres', async () => {
       (await pool.query<{ k: string }>('SELECT idempotency_key AS k FROM outbox ORDER BY id')).rows.map(
         (r) => r.k,
       ),
+    day: (() => {
+      const scoped = new PgCareScopeReader(pool);
+      return {
+        visits: (s, from, to, limit) => scoped.visitsStartedBetween(s, from, to, limit),
+        clients: (s) => scoped.clients(s),
+      };
+    })(),
     close: () => pool.end(),
   };
 });

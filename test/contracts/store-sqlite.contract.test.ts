@@ -9,6 +9,7 @@ import { SqliteFleetStore } from '../../gateway/src/store/sqlite/fleet.js';
 import { createSqliteIngestStore } from '../../gateway/src/store/sqlite/ingest-store.js';
 import { SqliteOutbox } from '../../gateway/src/store/sqlite/outbox.js';
 import { SqliteVisitStore } from '../../gateway/src/store/sqlite/visits.js';
+import { SqliteScopeReader } from '../../gateway/src/auth/scope-sqlite.js';
 import { careMigrations } from '../../gateway/src/store/sqlite/care-migrations.js';
 import { createSqliteCareStore } from '../../gateway/src/store/sqlite/care.js';
 import { describeCardStoreContract } from './store-cards.contract.js';
@@ -93,6 +94,13 @@ describeCareStoreContract('sqlite', () => {
     },
     outboxKeys: () =>
       Promise.resolve(db.prepare('SELECT idempotency_key FROM outbox ORDER BY id').pluck().all() as string[]),
+    day: (() => {
+      const scoped = new SqliteScopeReader(db);
+      return {
+        visits: (s, from, to, limit) => scoped.visitsStartedBetween(s, from, to, limit),
+        clients: (s) => scoped.clients(s),
+      };
+    })(),
     close: () => {
       db.close();
       rmSync(dir, { recursive: true, force: true });

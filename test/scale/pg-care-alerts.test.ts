@@ -225,6 +225,15 @@ describe('care plan alerts on three gateway processes on PostgreSQL under SIGKIL
       const atBackend = backend.received().filter((e) => e.type === 'plan.alert.raised');
       expect(atBackend.map((e) => e.idempotencyKey).sort()).toEqual(raisedKeys);
       expect(backend.conflicts).toBe(0);
+      // the day view is served too (plan and visits from PostgreSQL): the last import's plans are in it
+      const last = live[0] as GatewayChild;
+      const lastDate = utcToLocal(Date.now() - 3 * MIN).date;
+      const day = await fetch(`http://127.0.0.1:${last.adminPort}/api/day?date=${lastDate}`, {
+        headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+      });
+      expect(day.status).toBe(200);
+      const view = (await day.json()) as { planned: { plannedVisitId: string }[]; alerts: unknown[] };
+      expect(view.planned.map((p) => p.plannedVisitId)).toContain(`pv-${KILLS - 1}-1`);
 
       // no alert reported raised twice (a holder killed after its commit may not have logged it at all)
       const raisedLog = new Map<string, number>();

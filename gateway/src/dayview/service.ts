@@ -45,10 +45,18 @@ export interface DayViewDeps {
   plan: Pick<CarePlan, 'matches' | 'dateRangeMs' | 'config'> & {
     store: Pick<CarePlan['store'], 'alerts' | 'listAreas'>;
   };
-  /** Visits started in [fromMs, toMs) of in-scope clients (null scope: every client), at most `limit`. */
-  visits: (scope: DataScope | null, fromMs: number, toMs: number, limit: number) => VisitRow[];
+  /**
+   * Visits started in [fromMs, toMs) of in-scope clients (null scope: every client), at most `limit`
+   * (SQLite answers at once, PostgreSQL with a promise: store/postgres/care.ts PgCareScopeReader).
+   */
+  visits: (
+    scope: DataScope | null,
+    fromMs: number,
+    toMs: number,
+    limit: number,
+  ) => VisitRow[] | Promise<VisitRow[]>;
   /** Client refs of a scope (to narrow by provider, and an admin's area filter). */
-  clients: (scope: DataScope) => Set<string>;
+  clients: (scope: DataScope) => Set<string> | Promise<Set<string>>;
   now: () => number;
 }
 
@@ -93,9 +101,9 @@ export async function buildDayView(
   // Provider-bound callers, and an admin looking at one area, are narrowed by client.
   const narrowed =
     scope !== null && (scope.provider !== null || q.area !== undefined)
-      ? d.clients({ areas: areas.map((a) => a.areaId), provider: scope.provider })
+      ? await d.clients({ areas: areas.map((a) => a.areaId), provider: scope.provider })
       : scope === null && q.area !== undefined
-        ? d.clients({ areas: [q.area], provider: null })
+        ? await d.clients({ areas: [q.area], provider: null })
         : null;
   const keep = (clientRef: string | null) =>
     narrowed === null || (clientRef !== null && narrowed.has(clientRef));
@@ -138,7 +146,9 @@ export async function buildDayView(
       x.plannedStart.localeCompare(y.plannedStart) || x.plannedVisitId.localeCompare(y.plannedVisitId),
   );
   const visitScope = scope === null ? null : { areas: areas.map((a) => a.areaId), provider: scope.provider };
-  const visits = (areas.length === 0 && scope !== null ? [] : d.visits(visitScope, fromMs, toMs, MAX_VISITS))
+  const visits = (
+    areas.length === 0 && scope !== null ? [] : await d.visits(visitScope, fromMs, toMs, MAX_VISITS)
+  )
     .filter((v) => keep(v.clientRef))
     .map((v) => ({
       readerId: v.readerId,

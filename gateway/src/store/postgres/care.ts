@@ -30,6 +30,8 @@ import {
   type PlanRow,
   type VisitRowRaw,
 } from '../care-rows.js';
+import type { VisitRow } from '../ports.js';
+import { rawToVisit, type RawVisit } from '../rows.js';
 import { inTransaction, type PgClient, type PgPool } from './db.js';
 import { enqueueOn } from './outbox.js';
 
@@ -72,6 +74,10 @@ export class PgCareStore implements CareStore {
   }
 
   /** Leaves out visits withdrawn as a mistake once the corrections table exists (as on SQLite). */
+  withdrawnFilter(c: Q): Promise<string> {
+    return this.notWithdrawn(c);
+  }
+
   private async notWithdrawn(c: Q): Promise<string> {
     if (!this.withdrawals) {
       const r = await c.query<{ t: string | null }>(`SELECT to_regclass('visit_corrections')::text AS t`);
@@ -669,5 +675,51 @@ export class PgCareStore implements CareStore {
 class PlanConflictError extends Error {
   constructor(readonly conflicts: { plannedVisitId: string; areaId: string; localDate: string }[]) {
     super('planned visit ids active elsewhere');
+  }
+}
+
+/** The scope of a caller's care data (auth/scope.ts `DataScope`, written out: store/ imports no feature). */
+export interface CareScope {
+  areas: readonly string[];
+  provider: string | null;
+}
+
+/**
+ * The day view's scoped reads on PostgreSQL (the SQLite ones are auth/scope-sqlite.ts): a client is in
+ * scope when its registry row has one of the areas and, if the caller has a provider, that provider; a
+ * visit when its client is. Filtered inside the SQL, before ORDER BY / LIMIT.
+ */
+export class PgCareScopeReader {
+  private readonly care: PgCareStore;
+  constructor(private readonly pool: PgPool) {
+    this.care = new PgCareStore(pool);
+  }
+
+  async clients(s: CareScope): Promise<Set<string>> {
+    const r = await this.pool.query<{ client_ref: string }>(
+      `SELECT client_ref FROM care_clients WHERE area_id = ANY($1::text[])
+         AND ($2::text IS NULL OR (json::jsonb)->>'providerId' = $2)`,
+      [s.areas, s.provider],
+    );
+    return new Set(r.rows.map((x) => x.client_ref));
+  }
+
+  /** Visits started in [fromMs, toMs) that count (not withdrawn), of in-scope clients (null: every visit), oldest first. */
+  async visitsStartedBetween(
+    s: CareScope | null,
+    fromMs: number,
+    toMs: number,
+    limit: number,
+  ): Promise<VisitRow[]> {
+    const nw = await this.care.withdrawnFilter(this.pool);
+    const r = await this.pool.query<RawVisit>(
+      `SELECT v.* FROM visits v WHERE v.started_at_ms >= $1 AND v.started_at_ms < $2
+         AND ($4::text[] IS NULL OR v.client_ref IN (SELECT client_ref FROM care_clients
+           WHERE area_id = ANY($4::text[]) AND ($5::text IS NULL OR (json::jsonb)->>'providerId' = $5)))
+         ${nw}
+       ORDER BY v.started_at_ms, v.reader_id COLLATE "C", v.visit_id COLLATE "C" LIMIT $3`,
+      [fromMs, toMs, limit, s === null ? null : s.areas, s === null ? null : s.provider],
+    );
+    return r.rows.map(rawToVisit);
   }
 }
