@@ -19,7 +19,7 @@ import { onPostgres, pgMoveReader, pgRevokeReader } from './src/cli/pg-offline.j
 import { backupCommand } from './src/backup/cli.js';
 import { retentionCommand } from './src/retention/cli.js';
 import { gapsCommand } from './src/retention/gaps-cli.js';
-import { keysCommand } from './src/keys/cli.js';
+import { keysCommand, staleFleetKeyProblem } from './src/keys/cli.js';
 import { planCommand } from './src/care/cli.js';
 import { userCommand } from './src/auth/cli.js';
 import { reportCommand } from './src/reports/cli.js';
@@ -172,6 +172,11 @@ export async function main(
       const plain = plainBrokerProblem(config.mqtt); // mqtts by default (issue 16)
       if (plain) {
         err(plain);
+        return EXIT.config;
+      }
+      const stale = staleFleetKeyProblem(config); // a key retired by keys rotate (issue 16)
+      if (stale) {
+        err(stale);
         return EXIT.config;
       }
       return run(config);

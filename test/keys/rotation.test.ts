@@ -24,6 +24,7 @@ import {
 } from '../../protocol/index.js';
 import { createGateway, type Gateway } from '../../gateway/index.js';
 import { main } from '../../gateway/main.js';
+import { staleFleetKeyProblem } from '../../gateway/src/keys/cli.js';
 import { openDatabase } from '../../gateway/src/store/sqlite/db.js';
 import {
   AckCollector,
@@ -481,6 +482,11 @@ describe('keys rotate refuses what it cannot map', () => {
       },
     );
 
+    // `run` on a config still holding the retired key is refused with the fix; on the new key it may start
+    expect(staleFleetKeyProblem(testConfig(gwDir, { fleetKey: K0 }))).toMatch(
+      /was retired by visittag-gateway keys rotate: set "fleetKey" to the new key/,
+    );
+    expect(staleFleetKeyProblem(testConfig(gwDir, { fleetKey: K1, retiredFleetKeys: [K0] }))).toBeNull();
     // a config still on the retired key, rotating on to a third key: refused with the fix
     const third = join(tmp.dir, 'third-key');
     writeFileSync(third, 'rotation-test-fleet-key-third-555555');

@@ -6,6 +6,7 @@ import { EXIT } from '../../../runtime/cli.js';
 import { callRunningGateway } from '../admin/client.js';
 import { CARD_UID_VAULT_FILE, CardUidVault } from '../cards/uid-vault.js';
 import { loadSubcommandSettings, parseSubcommand } from '../cli-gateway.js';
+import type { GatewaySettings } from '../config.js';
 import { SqliteAuditStore } from '../store/sqlite/audit.js';
 import { openDatabase } from '../store/sqlite/db.js';
 import {
@@ -31,6 +32,29 @@ their staff member, and taps under the old key are mapped to the same card.
 Afterwards: set fleetKey in the config to the new key and put the old one in retiredFleetKeys, start the
 gateway, provision every reader again (readers enroll --reader ID), then remove retiredFleetKeys.
 docs/security.md "Fleet-key rotation".`;
+
+/**
+ * Why `run` must not start on this config: its fleetKey was retired by a rotation recorded in the database (the
+ * vault is sealed to the new key and the registry names cards under it). Null when it may (or on PostgreSQL, or
+ * before the first start).
+ */
+export function staleFleetKeyProblem(config: GatewaySettings): string | null {
+  if (config.store?.engine === 'postgres') return null;
+  const file = join(config.dataDir, 'gateway.db');
+  if (!existsSync(file)) return null;
+  const db = openDatabase(file, []); // before the gateway starts: nobody else has it open
+  try {
+    const keyId = new GatewayCardKeys(config.fleetKey).keyId;
+    if (!retiredKeyIds(db).has(keyId)) return null;
+    const last = lastRotation(db);
+    return (
+      `the config's fleetKey (key ${keyId}) was retired by visittag-gateway keys rotate: set "fleetKey" to the new ` +
+      `key${last ? ` (key ${last.newKeyId})` : ''} and put the old one in "retiredFleetKeys" (docs/security.md "Fleet-key rotation")`
+    );
+  } finally {
+    db.close();
+  }
+}
 
 export async function keysCommand(
   argv: string[],
