@@ -98,6 +98,9 @@ const AFTER: Tap[] = [
   { reader: R3, uid: U2, day: 8, hour: 3, decision: 'stop', visit: 'c2' },
   { reader: R3, uid: U3, day: 9, hour: 2, decision: 'start', visit: 'c3' },
   { reader: R3, uid: U3, day: 9, hour: 3, decision: 'stop', visit: 'c3' },
+  // the card registered to nobody, at the fleet-key reader still on the old key
+  { reader: R2, uid: U3, day: 10, hour: 0, decision: 'start', visit: 'b4' },
+  { reader: R2, uid: U3, day: 10, hour: 1, decision: 'stop', visit: 'b4' },
 ];
 const VISITS = new Set([...BEFORE, ...LATE, ...AFTER].map((t) => `${t.reader}-${t.visit}`)).size;
 
@@ -351,6 +354,29 @@ describe('fleet-key rotation keeps reports and staff attribution', () => {
       rows: [{ clientRef: 'client-rot-a', plannedVisits: 28 }, {}, {}],
     });
     expect(rotated.staff).toEqual(control.staff);
+    // the unregistered card assigned afterwards by the pseudonym an older report shows (the old one): it names
+    // the card as it is now, and its visits under both pseudonyms are attributed
+    const assigned = await cli([
+      'cards',
+      'assign',
+      pseudonymiseCard(U3, K0),
+      '--staff',
+      'staff-rot-4',
+      '--config',
+      join(tmp.dir, 'rotated', 'gateway.json'),
+    ]);
+    expect(assigned.code, assigned.err).toBe(0);
+    const rdb = openDatabase(join(tmp.dir, 'rotated', 'gw', 'gateway.db'), []);
+    expect(rdb.prepare('SELECT card_ref FROM cards WHERE staff_ref = ?').pluck().all('staff-rot-4')).toEqual([
+      pseudonymiseCard(U3, K1),
+    ]);
+    expect(
+      rdb
+        .prepare(`SELECT visit_id FROM visits WHERE staff_ref = 'staff-rot-4' ORDER BY visit_id`)
+        .pluck()
+        .all(),
+    ).toEqual([`${R2}-b4`, `${R3}-c1`, `${R3}-c3`]);
+    rdb.close();
     expect(rotated.continuity).toEqual(control.continuity);
     expect(rotated.executed).toEqual(control.executed);
 

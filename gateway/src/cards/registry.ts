@@ -38,7 +38,7 @@ export class CardRegistry {
    */
   addCard(c: { cardRef: string; staffRef: string; actor?: string }): CardAssignResult {
     return this.store.assign({
-      cardRef: CardRef.parse(c.cardRef),
+      cardRef: CardRef.parse(this.current ? this.current(c.cardRef) : c.cardRef), // an old pseudonym: its card
       staffRef: SafeId.parse(c.staffRef),
       actor: c.actor ?? 'system',
       nowMs: this.clock.now(),
@@ -50,7 +50,7 @@ export class CardRegistry {
     const nowMs = this.clock.now();
     return this.store.assignMany(
       cs.map((c) => ({
-        cardRef: CardRef.parse(c.cardRef),
+        cardRef: CardRef.parse(this.current ? this.current(c.cardRef) : c.cardRef),
         staffRef: SafeId.parse(c.staffRef),
         actor: c.actor,
         nowMs,

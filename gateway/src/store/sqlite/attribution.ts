@@ -70,21 +70,35 @@ export function attributeCard(
   req: AttributionRequest,
 ): AttributionResult {
   const { db, outbox } = d;
+  // the card's older pseudonyms too, from before a fleet-key rotation (keys/rotate.ts: card_ref_map)
+  const mapped =
+    db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'card_ref_map'").get() !==
+    undefined;
+  const refs = mapped
+    ? [
+        req.cardRef,
+        ...(db
+          .prepare('SELECT old_ref FROM card_ref_map WHERE new_ref = ?')
+          .pluck()
+          .all(req.cardRef) as string[]),
+      ]
+    : [req.cardRef];
+  const inRefs = `card_ref IN (${refs.map(() => '?').join(', ')})`;
   return db.transaction((): AttributionResult => {
     const visits = db
       .prepare(
         `SELECT reader_id, visit_id, client_ref, COALESCE(start_seq, end_seq) AS seq FROM visits
-           WHERE card_ref = ? AND staff_ref IS NULL AND COALESCE(start_seq, end_seq) IS NOT NULL
+           WHERE ${inRefs} AND staff_ref IS NULL AND COALESCE(start_seq, end_seq) IS NOT NULL
            ORDER BY COALESCE(started_at_ms, ended_at_ms), reader_id, visit_id`,
       )
-      .all(req.cardRef) as OpenVisit[];
+      .all(...refs) as OpenVisit[];
     const anomalies = db
       .prepare(
         `SELECT id, idempotency_key, reader_id, visit_id, client_ref, seq FROM anomalies
-           WHERE card_ref = ? AND kind = 'unknown-card' AND staff_ref IS NULL AND resolved_at_ms IS NULL
+           WHERE ${inRefs} AND kind = 'unknown-card' AND staff_ref IS NULL AND resolved_at_ms IS NULL
            ORDER BY id`,
       )
-      .all(req.cardRef) as OpenAnomaly[];
+      .all(...refs) as OpenAnomaly[];
     if (visits.length === 0 && anomalies.length === 0) return { ...NO_ATTRIBUTION };
 
     const setStaff = db.prepare(
