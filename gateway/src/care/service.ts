@@ -212,6 +212,7 @@ export class CarePlan {
 
   importPlan(req: ImportRequest): Promise<ImportResult> {
     return this.exclusive(async () => {
+      await this.sharedRegistries();
       const codes = new Map<string, ServiceCodeT>(
         (await this.store.listServiceCodes()).map((c) => [c.code, c]),
       );
@@ -314,6 +315,7 @@ export class CarePlan {
   /** Re-matches every client with a plan in [fromDate, toDate] (e.g. after changing the windows). */
   rematchAll(fromDate: string, toDate: string): Promise<number> {
     return this.exclusive(async () => {
+      await this.sharedRegistries();
       const range = this.dateRangeMs(fromDate, toDate);
       const clients = await this.store.clientsWithPlans(range);
       await this.rematchMany(clients, range.fromMs - DAY, range.toMs + DAY);
@@ -423,6 +425,7 @@ export class CarePlan {
     actor: string;
     note: string;
   }): Promise<boolean> {
+    await this.sharedRegistries();
     const ok = await this.store.setReason(r, this.clock.now());
     if (!ok) return false;
     const p = await this.store.plannedVisit(r.plannedVisitId);
@@ -446,11 +449,19 @@ export class CarePlan {
     });
   }
 
+  /**
+   * On a shared database (a sweep gate is set) another instance may have changed an area's thresholds or a
+   * client's absences: read them again before a unit of work that matches. One gateway keeps its copy.
+   */
+  private async sharedRegistries(): Promise<void> {
+    if (this.sweepGate) await this.loadAreas();
+  }
+
   /** One timed sweep: on a shared database only while holding the lease, with the registries read again. */
   private async timedSweep(): Promise<void> {
     if (this.sweepGate) {
       if (!(await this.sweepGate())) return;
-      await this.loadAreas();
+      await this.sharedRegistries();
     }
     await this.tick();
   }
