@@ -400,8 +400,12 @@ async function copyLocalAccounts(
   }
   for (const t of from.listTokens()) {
     if (await to.tokenById(t.tokenId)) continue;
-    await to.insertToken(t);
-    tokens++;
+    try {
+      await to.insertToken(t);
+      tokens++;
+    } catch (err) {
+      logger.warn({ token: t.name, err: (err as Error).message }, 'local API token not copied to PostgreSQL');
+    }
   }
   if (users + tokens > 0) {
     logger.info(
