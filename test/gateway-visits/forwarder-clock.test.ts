@@ -128,10 +128,12 @@ describe('forwarder with an injected clock', () => {
     expect(b.received).toEqual([]);
   });
 
-  it('prunes delivered rows after the retention period, never pending or dead ones', async () => {
+  it('leaves delivered rows to the retention job: the forwarder deletes nothing itself, also after 15 days', async () => {
+    // Delivered rows are pruned at retention.outboxDeliveredDays by the retention job
+    // (test/reliability/retention-outbox.test.ts); the forwarder once deleted them after a fixed 14 days.
     const { env: e, fw } = await setup([]);
     expect((await fw.tick()).kind).toBe('sent');
-    expect(await fw.tick()).toEqual({ kind: 'idle' }); // prunes nothing yet
+    expect(await fw.tick()).toEqual({ kind: 'idle' });
     expect(row(e)).toHaveLength(2);
     ingestBatch(e.db, {
       readerId: 'r1',
@@ -141,7 +143,7 @@ describe('forwarder with an injected clock', () => {
     e.db.prepare(`UPDATE outbox SET state = 'dead' WHERE idempotency_key = 'vt1:r1:3:started'`).run();
     e.clock.advance(15 * 86_400_000);
     expect(await fw.tick()).toEqual({ kind: 'idle' });
-    expect(row(e).map((r) => r.state)).toEqual(['dead']);
+    expect(row(e).map((r) => r.state)).toEqual(['delivered', 'delivered', 'dead']);
   });
 
   it('retries (never dead-letters) when the backend refuses the gateway itself (401/403)', async () => {
