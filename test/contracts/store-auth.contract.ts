@@ -131,6 +131,21 @@ export function describeAuthStoreContract(name: string, make: () => Promise<Auth
         expect(await s.sessionWithUser('h9')).toBeNull();
       }));
 
+    it('failed logins: counted per key within the window from the first one, then a new window; cleared', () =>
+      withStore(async (s) => {
+        const W = 60_000;
+        expect(await s.loginFailures('k1', 1_000, W)).toBe(0);
+        for (let i = 0; i < 3; i++) await s.noteLoginFailure('k1', 1_000 + i, W);
+        await s.noteLoginFailure('k2', 1_000, W);
+        expect(await s.loginFailures('k1', 1_000 + W, W)).toBe(3);
+        expect(await s.loginFailures('k1', 1_001 + W, W)).toBe(0); // that window has passed
+        await s.noteLoginFailure('k1', 2_000 + W, W); // a new window begins
+        expect(await s.loginFailures('k1', 2_000 + W, W)).toBe(1);
+        expect(await s.loginFailures('k2', 1_000, W)).toBe(1);
+        await s.clearLoginFailures('k1');
+        expect(await s.loginFailures('k1', 2_000 + W, W)).toBe(0);
+      }));
+
     it('API tokens: stored, listed in creation order, revoked once', () =>
       withStore(async (s) => {
         await s.insertToken({ ...token('t2', 2_000), expiresAtMs: 9_000, areas: ['north'], provider: 'p' });

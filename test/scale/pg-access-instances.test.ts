@@ -12,7 +12,8 @@ import { bundleGateway, spawnGateway, type GatewayChild } from './pg-gateway-chi
  * (`store.engine: "postgres"`, issue 14): a user created through A's API logs in on B and the session
  * works on both; logged out on A, the cookie is refused on B; disabled on A, B's session of that user
  * ends; API changes made on both instances at once land in ONE audit log, in one order, and the audit
- * API of either instance shows the same entries. No password, hash or cookie reaches the logs.
+ * API of either instance shows the same entries; failed logins on both count toward one limit. No
+ * password, hash or cookie reaches the logs.
  */
 
 const PASSWORD = 'a-long-password-1';
@@ -171,11 +172,24 @@ describe('accounts, sessions and audit log shared by two gateway processes on Po
         seq: number;
       }>;
       expect(page.map((e) => e.seq)).toEqual(seqs.slice(-5).reverse());
+      // failed logins are counted by both instances together: 5 wrong passwords on each, then the right one
+      // is refused on both (the limit is 10 per name and 15 minutes, not 10 per instance)
+      for (let i = 0; i < 10; i++) {
+        const r = await call(i % 2 ? b : a, '/api/auth/login', {
+          method: 'POST',
+          body: { name: 'u0-0', password: 'not-the-password' },
+        });
+        expect(r.status).toBe(401);
+      }
+      expect((await login(a, 'u0-0')).status).toBe(429);
+      expect((await login(b, 'u0-0')).status).toBe(429);
+      expect((await login(b, 'u1-0')).status).toBe(200); // another name is not affected
+
       // on PostgreSQL, not in the instances' SQLite files: one table
       const pool = openPgPool({ url, max: 1 });
       try {
         const n = await pool.query<{ n: number }>('SELECT count(*)::int AS n FROM audit_log');
-        expect(n.rows[0]?.n).toBe(onA.length);
+        expect(n.rows[0]?.n).toBe(onA.length + 1); // and the login of u1-0 above
         const hashes = await pool.query<{ h: string }>('SELECT password_hash AS h FROM auth_users LIMIT 1');
         const hash = hashes.rows[0]?.h ?? '';
         expect(hash.length).toBeGreaterThan(20);

@@ -77,6 +77,8 @@ export class AuthError extends Error {
 }
 
 const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
+/** Failed logins are counted per name within this window (from the first failure). */
+const FAILURE_WINDOW_MS = 15 * 60_000;
 const id = (prefix: string) => `${prefix}_${randomBytes(9).toString('base64url')}`;
 
 /** What an account looks like outside the store (no hash). */
@@ -127,7 +129,6 @@ export function parseCookies(header: string | undefined): Record<string, string>
 export class AuthService {
   private readonly idleMs: number;
   private readonly maxMs: number;
-  private readonly failures = new Map<string, { count: number; since: number }>();
   private dummyHash: Promise<string> | null = null;
 
   constructor(private readonly opts: AuthServiceOptions) {
@@ -232,32 +233,34 @@ export class AuthService {
     return (await this.opts.store.listUsers()).map(publicUser);
   }
 
-  private failed(name: string): boolean {
-    const now = this.opts.now();
-    const f = this.failures.get(name);
-    if (!f || now - f.since > 15 * 60_000) return false;
-    return f.count >= (this.opts.maxFailures ?? 10);
+  // Failed logins per name, counted in the store (on PostgreSQL: by every instance together), under a
+  // hash of the name: whatever was typed into the name field is not stored.
+  private async failed(name: string): Promise<boolean> {
+    const n = await this.opts.store.loginFailures(
+      sha256(`login:${name}`),
+      this.opts.now(),
+      FAILURE_WINDOW_MS,
+    );
+    return n >= (this.opts.maxFailures ?? 10);
   }
 
-  private noteFailure(name: string): void {
-    const now = this.opts.now();
-    const f = this.failures.get(name);
-    if (!f || now - f.since > 15 * 60_000) this.failures.set(name, { count: 1, since: now });
-    else f.count += 1;
+  private async noteFailure(name: string): Promise<void> {
+    await this.opts.store.noteLoginFailure(sha256(`login:${name}`), this.opts.now(), FAILURE_WINDOW_MS);
   }
 
   /** Local login: a new session, or an AuthError (401 wrong, 429 too many failures). */
   async login(name: string, password: string): Promise<{ cookie: string; csrf: string; user: User }> {
-    if (this.failed(name)) throw new AuthError(429, 'too many failed logins for this name: wait 15 minutes');
+    if (await this.failed(name))
+      throw new AuthError(429, 'too many failed logins for this name: wait 15 minutes');
     const user = await this.opts.store.userByName(name);
     // verify against a dummy hash for unknown names, so the answer time does not tell which names exist
     this.dummyHash ??= hashPassword('not-a-password-of-anyone', this.cost());
     const ok = await verifyPassword(password, user?.passwordHash ?? (await this.dummyHash));
     if (!user || !user.passwordHash || !ok || user.disabledAt !== null) {
-      this.noteFailure(name);
+      await this.noteFailure(name);
       throw new AuthError(401, 'wrong name or password');
     }
-    this.failures.delete(name);
+    await this.opts.store.clearLoginFailures(sha256(`login:${name}`));
     await this.opts.audit.record({
       actor: `user:${user.name}`,
       action: 'session.login',

@@ -505,6 +505,16 @@ export interface AuthStore<R extends string = string> {
   tokenById(tokenId: string): Awaitable<AuthApiToken<R> | null>;
   listTokens(): Awaitable<AuthApiToken<R>[]>;
   revokeToken(tokenId: string, atMs: number): Awaitable<boolean>;
+
+  /**
+   * Failed logins under `key` (a hash of the login name: names typed at a login form are not stored)
+   * in the window of `windowMs` that began with the first failure; 0 once that window has passed.
+   * On PostgreSQL every instance counts together.
+   */
+  loginFailures(key: string, nowMs: number, windowMs: number): Awaitable<number>;
+  /** One more failure (a new window when the last one has passed); windows passed are deleted. */
+  noteLoginFailure(key: string, nowMs: number, windowMs: number): Awaitable<void>;
+  clearLoginFailures(key: string): Awaitable<void>;
 }
 
 /** One change, as recorded: who, when, what, on what, the state before and after, and why. */

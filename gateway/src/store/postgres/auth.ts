@@ -1,6 +1,8 @@
 import type { AuthApiToken, AuthSession, AuthStore, AuthUser } from '../ports.js';
 import {
   authRows,
+  NOTE_LOGIN_FAILURE,
+  PRUNE_LOGIN_FAILURES,
   SESSION_JOIN,
   sessionOfJoin,
   TOKEN_COLUMNS,
@@ -121,6 +123,22 @@ export class PgAuthStore<R extends string = string> implements AuthStore<R> {
         [],
       )
     ).map((r) => authRows.token(r, this.parseRole));
+  }
+  async loginFailures(key: string, nowMs: number, windowMs: number): Promise<number> {
+    const [r] = await this.rows<{ failures: number; since_ms: number }>(
+      'failures',
+      'SELECT failures, since_ms FROM auth_login_failures WHERE name_key = $1',
+      [key],
+    );
+    return r && nowMs - r.since_ms <= windowMs ? r.failures : 0;
+  }
+  async noteLoginFailure(key: string, nowMs: number, windowMs: number): Promise<void> {
+    await this.pool.query(numbered(PRUNE_LOGIN_FAILURES), [nowMs - 2 * windowMs]);
+    // one statement: two instances counting the same name at once both count
+    await this.pool.query(numbered(NOTE_LOGIN_FAILURE), [key, nowMs, windowMs, windowMs]);
+  }
+  async clearLoginFailures(key: string): Promise<void> {
+    await this.pool.query('DELETE FROM auth_login_failures WHERE name_key = $1', [key]);
   }
   async revokeToken(tokenId: string, atMs: number): Promise<boolean> {
     return (

@@ -381,4 +381,16 @@ export const postgresMigrations: readonly PgMigration[] = [
   },
   // the care plan (issue 11): its tables, as on SQLite (care-migrations.ts)
   ...pgCareMigrations,
+  // ---- access (issue 14): failed logins counted by every instance together
+  {
+    id: 'auth-003',
+    sql: `
+      CREATE TABLE auth_login_failures (
+        name_key TEXT PRIMARY KEY,
+        failures INTEGER NOT NULL,
+        since_ms BIGINT NOT NULL
+      );
+      CREATE INDEX auth_login_failures_since ON auth_login_failures (since_ms);
+    `,
+  },
 ];

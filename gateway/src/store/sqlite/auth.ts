@@ -57,6 +57,33 @@ export const authSqliteMigrations: readonly Migration[] = [
   },
 ];
 
+/** Appended after the audit log's step (released ids keep their order: ./migrations.ts). */
+export const authFailureMigrations: readonly Migration[] = [
+  {
+    // issue 14: failed logins counted in the database (shared by the instances on PostgreSQL)
+    id: 'auth-003',
+    up: (db) => {
+      db.exec(`
+        CREATE TABLE auth_login_failures (
+          name_key TEXT PRIMARY KEY,
+          failures INTEGER NOT NULL,
+          since_ms INTEGER NOT NULL
+        );
+        CREATE INDEX auth_login_failures_since ON auth_login_failures (since_ms);
+      `);
+    },
+  },
+];
+
+/** One more failed login: a new window when the last began more than $3 ms before $2 (both engines). */
+export const NOTE_LOGIN_FAILURE = `INSERT INTO auth_login_failures (name_key, failures, since_ms) VALUES (?, 1, ?)
+  ON CONFLICT (name_key) DO UPDATE SET
+    failures = CASE WHEN excluded.since_ms - auth_login_failures.since_ms > ? THEN 1
+                    ELSE auth_login_failures.failures + 1 END,
+    since_ms = CASE WHEN excluded.since_ms - auth_login_failures.since_ms > ? THEN excluded.since_ms
+                    ELSE auth_login_failures.since_ms END`;
+export const PRUNE_LOGIN_FAILURES = 'DELETE FROM auth_login_failures WHERE since_ms < ?';
+
 /** auth_users as both engines store it (the PostgreSQL adapter maps the same columns). */
 export interface AuthUserRow {
   user_id: string;
@@ -269,5 +296,18 @@ export class SqliteAuthStore<R extends string = string> implements AuthStore<R> 
         tokenId,
       ).changes > 0
     );
+  }
+
+  loginFailures(key: string, nowMs: number, windowMs: number): number {
+    const r = this.st('SELECT failures, since_ms FROM auth_login_failures WHERE name_key = ?').get(key) as
+      { failures: number; since_ms: number } | undefined;
+    return r && nowMs - r.since_ms <= windowMs ? r.failures : 0;
+  }
+  noteLoginFailure(key: string, nowMs: number, windowMs: number): void {
+    this.st(PRUNE_LOGIN_FAILURES).run(nowMs - 2 * windowMs);
+    this.st(NOTE_LOGIN_FAILURE).run(key, nowMs, windowMs, windowMs);
+  }
+  clearLoginFailures(key: string): void {
+    this.st('DELETE FROM auth_login_failures WHERE name_key = ?').run(key);
   }
 }

@@ -1,5 +1,5 @@
 import { auditSqliteMigrations } from './audit.js';
-import { authSqliteMigrations } from './auth.js';
+import { authFailureMigrations, authSqliteMigrations } from './auth.js';
 import type { Migration } from './db.js';
 
 /**
@@ -305,4 +305,5 @@ export const sqliteMigrations: readonly Migration[] = [
   // before (a database from then has these ids recorded already)
   ...authSqliteMigrations,
   ...auditSqliteMigrations,
+  ...authFailureMigrations,
 ];
