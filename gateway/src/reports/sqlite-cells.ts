@@ -94,9 +94,10 @@ export const CELL_TABLES_SQL = `
 
 /**
  * Continuity's cells (`reports-005`): per local day, client and span, the home-care occasions, the
- * double-staffed ones, the counted visits, the staff met in the counted hours with their visits (a JSON
- * object: distinct staff over 14 days are not a sum of days) and the occasions' first counted staff (a JSON
- * array); and the quality counts of the visits the measure uses per day, reader and client.
+ * double-staffed ones, the counted visits, the staff met in the counted hours (a JSON object: distinct staff
+ * over 14 days are not a sum of days) with 2 x their counted visits, plus 1 for a staff member who was an
+ * occasion's first counted staff (`first` is no longer used: '[]'); and the quality counts of the visits
+ * the measure uses per day, reader and client.
  */
 export const CONTINUITY_CELL_TABLES_SQL = `
   CREATE TABLE report_cont_cells (day INTEGER NOT NULL, client_ref TEXT NOT NULL, lo INTEGER NOT NULL,
@@ -243,8 +244,9 @@ export interface ContinuityInputs {
   alarmCodes: readonly string[];
 }
 
+/** `v`: the cells' format (2: first counted staff folded into the staff object); a new one rebuilds them. */
 const fingerprintOf = (c: ContinuityInputs): string =>
-  JSON.stringify({ excludedStaff: [...c.excludedStaff].sort(), alarmCodes: [...c.alarmCodes].sort() });
+  JSON.stringify({ v: 2, excludedStaff: [...c.excludedStaff].sort(), alarmCodes: [...c.alarmCodes].sort() });
 
 const metaOf = (db: Db, key: string): string | undefined =>
   db.prepare('SELECT value FROM report_cell_meta WHERE key = ?').pluck().get(key) as string | undefined;
@@ -811,27 +813,20 @@ export function continuityCellsFromStore(
   try {
     const add = db.prepare('INSERT INTO temp.report_cont_contacts VALUES (?, ?)');
     for (const [c, s] of contacts) add.run(c, s);
-    const firstStaff = new Map(
-      db
-        .prepare(
-          `SELECT c.client_ref, count(DISTINCT f.value) FROM report_cont_cells c, json_each(c.first) f
-            WHERE c.day BETWEEN @d0 AND @d1 AND c.first <> '[]'${scope.replaceAll('client_ref', 'c.client_ref')}
-            GROUP BY c.client_ref`,
-        )
-        .raw()
-        .all(args) as Array<[string, number]>,
-    );
-    for (const [clientRef, staff, counted, byContact] of db
+    // One pass over the days' staff objects: a value is 2 x the counted visits + 1 when first counted staff.
+    for (const [clientRef, staff, firstStaff, counted, byContact] of db
       .prepare(
-        `SELECT c.client_ref, count(DISTINCT s.key), sum(s.value), coalesce(sum(CASE WHEN s.key = k.staff_ref THEN s.value END), 0)
+        `SELECT c.client_ref, count(DISTINCT CASE WHEN s.value >= 2 THEN s.key END),
+                count(DISTINCT CASE WHEN s.value & 1 THEN s.key END), sum(s.value >> 1),
+                coalesce(sum(CASE WHEN s.key = k.staff_ref THEN s.value >> 1 END), 0)
            FROM report_cont_cells c CROSS JOIN json_each(c.staff) s
            LEFT JOIN temp.report_cont_contacts k ON k.client_ref = c.client_ref
-          WHERE c.day BETWEEN @d0 AND @d1 AND c.counted > 0${scope.replaceAll('client_ref', 'c.client_ref')}
+          WHERE c.day BETWEEN @d0 AND @d1 AND c.staff <> '{}'${scope.replaceAll('client_ref', 'c.client_ref')}
           GROUP BY c.client_ref`,
       )
       .raw()
-      .iterate(args) as IterableIterator<[string, number, number, number]>)
-      clientCells.push({ clientRef, staff, firstStaff: firstStaff.get(clientRef) ?? 0, counted, byContact });
+      .iterate(args) as IterableIterator<[string, number, number, number, number]>)
+      if (counted > 0) clientCells.push({ clientRef, staff, firstStaff, counted, byContact });
   } finally {
     db.exec('DELETE FROM temp.report_cont_contacts');
   }

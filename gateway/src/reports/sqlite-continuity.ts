@@ -245,15 +245,15 @@ export function fillContinuityRows(
 
 /**
  * Continuity's kept cells from the rows `fillContinuityRows` made for whole days (`cells`): per day, client
- * and span, the occasions, the double-staffed ones, the counted visits, the staff met with their counted
- * visits (a JSON object) and the first counted staff (a JSON array), into `cellsTable`; the quality counts
+ * and span, the occasions, the double-staffed ones, the counted visits, the staff met (a JSON object of
+ * 2 x counted visits + 1 for an occasion's first counted staff), into `cellsTable`; the quality counts
  * per day, reader and client (late: after `lateMs`) into `qualityTable` (sqlite-cells.ts's tables).
  */
 export function continuityCellRows(db: Db, cellsTable: string, qualityTable: string, lateMs: number): void {
   db.exec(`INSERT INTO ${cellsTable}
            SELECT day, client_ref, lo, hi, max(mixed), sum(occ), sum(dbl), sum(n),
-                  '{' || coalesce(group_concat(CASE WHEN n > 0 THEN json_quote(staff_ref) || ':' || n END), '') || '}',
-                  '[' || coalesce(group_concat(CASE WHEN f THEN json_quote(staff_ref) END), '') || ']'
+                  '{' || coalesce(group_concat(CASE WHEN n > 0 OR f THEN json_quote(staff_ref) || ':' || (n * 2 + f) END), '') || '}',
+                  '[]'
              FROM (SELECT day, client_ref, lo, hi, staff_ref, max(mixed) AS mixed, sum(occ) AS occ, sum(dbl) AS dbl,
                           sum(inwin) AS n, max(first) AS f
                      FROM temp.report_cont WHERE occ = 1 OR inwin = 1 OR first = 1 OR lo <> hi OR mixed
