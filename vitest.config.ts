@@ -16,6 +16,7 @@ const ALONE = [
   'test/simulator/chaos.test.ts',
   'test/scale/pg-three-instances.test.ts',
   'test/care/alert-crash.test.ts',
+  'test/scale/pg-care-alerts.test.ts',
   'test/pcsc/pcsc-stack.test.ts',
   'test/secure-cards/pcsc-secure.test.ts',
   'test/secure-cards/pcsc-desfire.test.ts',
