@@ -10,8 +10,36 @@ import {
   type MissedReasonCode,
   type PlanForMatch,
   type PlanMatch,
+  type PlanVersion,
 } from './care-model.js';
-import type { AlertChange } from './care.js';
+import type { AlertChange, ReplacePlanInput } from './care.js';
+
+/** Planned visit ids of an import that are active in another area or version (the import is refused). */
+export type PlanConflicts = { plannedVisitId: string; areaId: string; localDate: string }[];
+
+/** Thrown inside an import's transaction so that nothing of it is kept; the adapter answers with the conflicts. */
+export class PlanConflict extends Error {
+  constructor(readonly conflicts: PlanConflicts) {
+    super('planned visit ids active elsewhere');
+  }
+}
+
+/** The version an accepted import records. */
+export const planVersionOf = (
+  input: ReplacePlanInput,
+  planVersionId: number,
+  supersedes: PlanVersion['supersedes'],
+): PlanVersion => ({
+  planVersionId,
+  areaId: input.areaId,
+  fromDate: input.fromDate,
+  toDate: input.toDate,
+  importedAtMs: input.nowMs,
+  importedBy: input.importedBy,
+  source: input.source,
+  visitCount: input.visits.length,
+  supersedes,
+});
 
 export interface PlanRow {
   plan_version_id: number;

@@ -24,6 +24,8 @@ import {
   toExecuted,
   toMatch,
   toPlan,
+  PlanConflict,
+  planVersionOf,
   VISIT_COLS,
   type AlertRow,
   type MatchRow,
@@ -395,23 +397,13 @@ export class PgCareStore implements CareStore {
             if (!r) throw new Error(`planned visit ${id} could not be stored (duplicate within the import?)`);
             return { plannedVisitId: id, areaId: r.area_id, localDate: r.local_date };
           });
-          throw new PlanConflictError(conflicts);
+          throw new PlanConflict(conflicts);
         }
-        const version: PlanVersion = {
-          planVersionId: versionId,
-          areaId: input.areaId,
-          fromDate: input.fromDate,
-          toDate: input.toDate,
-          importedAtMs: input.nowMs,
-          importedBy: input.importedBy,
-          source: input.source,
-          visitCount: input.visits.length,
-          supersedes: superseded,
-        };
+        const version = planVersionOf(input, versionId, superseded);
         return { ok: true as const, version, replaced };
       });
     } catch (e) {
-      if (e instanceof PlanConflictError) return { ok: false as const, conflicts: e.conflicts };
+      if (e instanceof PlanConflict) return { ok: false as const, conflicts: e.conflicts };
       throw e;
     }
   };
@@ -669,13 +661,6 @@ export class PgCareStore implements CareStore {
     for (const x of r.rows) counts[x.kind] = x.n;
     return counts;
   };
-}
-
-/** Thrown inside the import's transaction so that nothing of it is kept. */
-class PlanConflictError extends Error {
-  constructor(readonly conflicts: { plannedVisitId: string; areaId: string; localDate: string }[]) {
-    super('planned visit ids active elsewhere');
-  }
 }
 
 /** The scope of a caller's care data (auth/scope.ts `DataScope`, written out: store/ imports no feature). */

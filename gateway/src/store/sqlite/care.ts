@@ -12,7 +12,6 @@ import {
   type Client,
   type ExecutedVisit,
   type MissedReasonCode,
-  type PlanVersion,
   type Provider,
   type ServiceCode,
   type Staff,
@@ -26,6 +25,8 @@ import {
   toExecuted,
   toMatch,
   toPlan,
+  PlanConflict,
+  planVersionOf,
   VISIT_COLS,
   type AlertRow,
   type MatchRow,
@@ -44,13 +45,6 @@ export interface SqliteCareStoreOptions {
 const ok = <T>(v: T): Promise<T> => Promise.resolve(v);
 
 type ReplacePlanInput = Parameters<CareStore['replacePlan']>[0];
-type PlanConflicts = { plannedVisitId: string; areaId: string; localDate: string }[];
-/** Thrown inside the import's transaction so that nothing of it is kept. */
-class PlanConflict extends Error {
-  constructor(readonly conflicts: PlanConflicts) {
-    super('planned visit ids active elsewhere');
-  }
-}
 const json = <T>(rows: { json: string }[]): T[] => rows.map((r) => JSON.parse(r.json) as T);
 
 export function createSqliteCareStore(opts: SqliteCareStoreOptions): CareStore {
@@ -267,17 +261,7 @@ export function createSqliteCareStore(opts: SqliteCareStoreOptions): CareStore {
       });
       throw new PlanConflict(conflicts);
     }
-    const version: PlanVersion = {
-      planVersionId: versionId,
-      areaId: input.areaId,
-      fromDate: input.fromDate,
-      toDate: input.toDate,
-      importedAtMs: input.nowMs,
-      importedBy: input.importedBy,
-      source: input.source,
-      visitCount: input.visits.length,
-      supersedes: superseded,
-    };
+    const version = planVersionOf(input, versionId, superseded);
     return { ok: true as const, version, replaced };
   };
 
