@@ -1,0 +1,269 @@
+/**
+ * The reports' read port (gateway/src/reports/source.ts `ReportSource`) over PostgreSQL, for instances with
+ * `store.engine: "postgres"`: the facts a report is computed from, read from the shared tables every
+ * instance writes (visits, events, visit_audit, the care plan's care_* tables, visit_corrections). It gives
+ * no aggregated cells: the reports compute their figures from these facts in memory (the reports'
+ * reference computation; the SQLite source's cells and SQL aggregations are a speed-up proven equal to
+ * it). So a report on PostgreSQL reads the window's visits, plan and matches once per report.
+ *
+ * The rules are the SQLite source's (reports/sqlite-source.ts), read from the same columns:
+ * - a visit is `corrected` when a person changed it (a `visit_audit` row, or an end closed by hand);
+ * - `receivedAtMs` is when the ingest received the later of its start and stop taps (`events`);
+ * - `withdrawn` when a `withdrawn` correction names it (table `visit_corrections`, when it exists);
+ * - `plannedVisitId` from the matching's per-visit row (`care_visit_matches`) when there is one;
+ * - visits that started in the window, then stops without a start placed by their end.
+ *
+ * Lives in store/ (the floor): it speaks the care model's types (store/care-model.ts) and declares the
+ * report visit's shape itself; reports/ takes it as a `ReportSource` (structural).
+ */
+import type {
+  Area,
+  Client,
+  ExecutedVisit,
+  Match,
+  MatchStatus,
+  MissedReasonCode,
+  PlannedVisit,
+  Provider,
+  ServiceCode,
+  Staff,
+  Team,
+} from '../care-model.js';
+import type { PgPool } from './db.js';
+
+/** reports/types.ts `ReportVisit`, the same shape. */
+export interface PgReportVisit extends ExecutedVisit {
+  receivedAtMs: number | null;
+  plannedVisitId?: string | null;
+  withdrawn?: boolean;
+}
+
+export interface PgReportRegistries {
+  providers: Provider[];
+  areas: Area[];
+  teams: Team[];
+  clients: Client[];
+  staff: Staff[];
+  serviceCodes: ServiceCode[];
+}
+
+interface Window {
+  fromMs: number;
+  toMs: number;
+}
+
+interface VisitRow {
+  reader_id: string;
+  visit_id: string;
+  client_ref: string | null;
+  staff_ref: string | null;
+  card_ref: string;
+  group_id: string | null;
+  state: 'open' | 'closed';
+  started_at_ms: number | null;
+  ended_at_ms: number | null;
+  end_reason: string | null;
+  time_quality: ExecutedVisit['timeQuality'];
+  anomalies_json: string;
+  updated_at_ms: number;
+  received_at_ms: number | null;
+  planned_visit_id: string | null;
+  vm_key: string | null;
+  withdrawn: boolean;
+}
+
+const NO_ANOMALIES: string[] = [];
+
+export interface PgReportSourceOptions {
+  /** Rows per page (default 5000). */
+  chunk?: number;
+}
+
+export class PgReportSource {
+  private readonly chunk: number;
+  constructor(
+    private readonly pool: PgPool,
+    opts: PgReportSourceOptions = {},
+  ) {
+    this.chunk = opts.chunk ?? 5000;
+  }
+
+  private async jsonRows<T>(table: string, key: string): Promise<T[]> {
+    const r = await this.pool.query<{ json: string }>(`SELECT json FROM ${table} ORDER BY ${key}`);
+    return r.rows.map((x) => JSON.parse(x.json) as T);
+  }
+
+  async registries(): Promise<PgReportRegistries> {
+    const [providers, areas, teams, clients, staff, serviceCodes] = await Promise.all([
+      this.jsonRows<Provider>('care_providers', 'provider_id'),
+      this.jsonRows<Area>('care_areas', 'area_id'),
+      this.jsonRows<Team>('care_teams', 'team_id'),
+      this.jsonRows<Client>('care_clients', 'client_ref'),
+      this.jsonRows<Staff>('care_staff', 'staff_ref'),
+      this.jsonRows<ServiceCode>('care_service_codes', 'code'),
+    ]);
+    return { providers, areas, teams, clients, staff, serviceCodes };
+  }
+
+  async *planned(w: Window): AsyncIterable<readonly PlannedVisit[]> {
+    const codes = new Map<string, PlannedVisit['serviceCodes']>();
+    const codesOf = (json: string) => {
+      let c = codes.get(json);
+      if (c === undefined) codes.set(json, (c = JSON.parse(json) as PlannedVisit['serviceCodes']));
+      return c;
+    };
+    let after: [number, string] = [w.fromMs, ''];
+    for (;;) {
+      const r = await this.pool.query<{
+        plan_version_id: number;
+        planned_visit_id: string;
+        client_ref: string;
+        local_date: string;
+        local_start: string;
+        start_ms: number;
+        planned_minutes: number;
+        service_codes_json: string;
+        staff_count: 1 | 2;
+        staff_refs_json: string;
+      }>(
+        `SELECT plan_version_id, planned_visit_id, client_ref, local_date, local_start, start_ms, planned_minutes,
+                service_codes_json, staff_count, staff_refs_json
+           FROM care_planned_visits
+          WHERE active = 1 AND (start_ms, planned_visit_id) > ($1, $2) AND start_ms < $3
+          ORDER BY start_ms, planned_visit_id LIMIT $4`,
+        [after[0], after[1], w.toMs, this.chunk],
+      );
+      const rows = r.rows;
+      if (rows.length === 0) return;
+      yield rows.map((x) => ({
+        plannedVisitId: x.planned_visit_id,
+        clientRef: x.client_ref,
+        localDate: x.local_date,
+        localStart: x.local_start,
+        startMs: x.start_ms,
+        plannedMinutes: x.planned_minutes,
+        serviceCodes: codesOf(x.service_codes_json),
+        staffCount: x.staff_count,
+        plannedStaffRefs: JSON.parse(x.staff_refs_json) as string[],
+        planVersionId: x.plan_version_id,
+      }));
+      const last = rows[rows.length - 1]!;
+      after = [last.start_ms, last.planned_visit_id];
+    }
+  }
+
+  async *matches(w: Window): AsyncIterable<readonly Match[]> {
+    const planned = await this.pool.query<{
+      planned_visit_id: string;
+      client_ref: string;
+      status: MatchStatus;
+      executed_keys_json: string;
+      late_minutes: number | null;
+      local_date: string;
+      reason_code: MissedReasonCode | null;
+    }>(
+      `SELECT m.planned_visit_id, m.client_ref, m.status, m.executed_keys_json, m.late_minutes, m.local_date,
+              r.reason_code
+         FROM care_plan_matches m LEFT JOIN care_reasons r ON r.planned_visit_id = m.planned_visit_id
+        WHERE m.start_ms >= $1 AND m.start_ms < $2 ORDER BY m.start_ms, m.planned_visit_id`,
+      [w.fromMs, w.toMs],
+    );
+    yield planned.rows.map((r) => ({
+      plannedVisitId: r.planned_visit_id,
+      clientRef: r.client_ref,
+      status: r.status,
+      executedKeys: JSON.parse(r.executed_keys_json) as string[],
+      lateMinutes: r.late_minutes,
+      reasonCode: r.status === 'missed' ? r.reason_code : null,
+      localDate: r.local_date,
+    }));
+    const unplanned = await this.pool.query<{ executed_key: string; client_ref: string; local_date: string }>(
+      `SELECT executed_key, client_ref, local_date FROM care_visit_matches
+        WHERE planned_visit_id IS NULL AND time_ms >= $1 AND time_ms < $2 ORDER BY time_ms, executed_key`,
+      [w.fromMs, w.toMs],
+    );
+    yield unplanned.rows.map((r) => ({
+      plannedVisitId: null,
+      clientRef: r.client_ref,
+      status: 'unplanned' as const,
+      executedKeys: [r.executed_key],
+      lateMinutes: null,
+      reasonCode: null,
+      localDate: r.local_date,
+    }));
+  }
+
+  /** Secure cards are not served on PostgreSQL: no per-tap assurance is recorded (as SQLite without it). */
+  tapAssurance(): Promise<null> {
+    return Promise.resolve(null);
+  }
+
+  async *executed(w: Window): AsyncIterable<readonly PgReportVisit[]> {
+    // visit_audit holds people's changes (few rows): read once, as the SQLite source does.
+    const audited = new Set(
+      (
+        await this.pool.query<{ k: string }>(
+          `SELECT DISTINCT reader_id || '/' || visit_id AS k FROM visit_audit`,
+        )
+      ).rows.map((r) => r.k),
+    );
+    const hasCorrections =
+      (await this.pool.query<{ t: string | null }>(`SELECT to_regclass('visit_corrections')::text AS t`))
+        .rows[0]?.t != null;
+    const withdrawn = hasCorrections
+      ? `EXISTS (SELECT 1 FROM visit_corrections wc WHERE wc.kind = 'withdrawn'
+           AND wc.reader_id = v.reader_id AND wc.visit_id = v.visit_id)`
+      : 'false';
+    const cols = `v.reader_id, v.visit_id, v.client_ref, v.staff_ref, v.card_ref, v.group_id, v.state,
+          v.started_at_ms, v.ended_at_ms, v.end_reason, v.time_quality, v.anomalies_json, v.updated_at_ms,
+          (SELECT max(e.received_at_ms) FROM events e
+            WHERE e.reader_id = v.reader_id AND e.seq IN (v.start_seq, v.end_seq)) AS received_at_ms,
+          vm.planned_visit_id, vm.executed_key AS vm_key, ${withdrawn} AS withdrawn
+     FROM visits v LEFT JOIN care_visit_matches vm ON vm.executed_key = v.reader_id || '/' || v.visit_id`;
+    const toVisit = (r: VisitRow): PgReportVisit => ({
+      readerId: r.reader_id,
+      visitId: r.visit_id,
+      clientRef: r.client_ref,
+      staffRef: r.staff_ref,
+      cardRef: r.card_ref,
+      groupId: r.group_id,
+      state: r.state,
+      startedAtMs: r.started_at_ms,
+      endedAtMs: r.ended_at_ms,
+      endReason: r.end_reason,
+      timeQuality: r.time_quality,
+      anomalies: r.anomalies_json === '[]' ? NO_ANOMALIES : (JSON.parse(r.anomalies_json) as string[]),
+      corrected: audited.has(`${r.reader_id}/${r.visit_id}`) || r.end_reason === 'manual',
+      updatedAtMs: r.updated_at_ms,
+      receivedAtMs: r.received_at_ms || null,
+      ...(r.vm_key !== null ? { plannedVisitId: r.planned_visit_id } : {}),
+      ...(r.withdrawn ? { withdrawn: true } : {}),
+    });
+    // Visits that started in the window, page by page in (start, reader, visit) order (index visits_started).
+    let after: [number, string, string] = [w.fromMs, '', ''];
+    for (;;) {
+      const r = await this.pool.query<VisitRow>(
+        `SELECT ${cols}
+          WHERE (v.started_at_ms, v.reader_id, v.visit_id) > ($1, $2, $3) AND v.started_at_ms < $4
+          ORDER BY v.started_at_ms, v.reader_id, v.visit_id LIMIT $5`,
+        [after[0], after[1], after[2], w.toMs, this.chunk],
+      );
+      if (r.rows.length === 0) break;
+      yield r.rows.map(toVisit);
+      const last = r.rows[r.rows.length - 1]!;
+      after = [last.started_at_ms!, last.reader_id, last.visit_id];
+    }
+    // Stops without a start, placed by their end (rare: a start tap never arrived).
+    const stops = await this.pool.query<VisitRow>(
+      `SELECT ${cols} WHERE v.started_at_ms IS NULL AND v.ended_at_ms >= $1 AND v.ended_at_ms < $2
+        ORDER BY v.ended_at_ms, v.reader_id, v.visit_id`,
+      [w.fromMs, w.toMs],
+    );
+    if (stops.rows.length) yield stops.rows.map(toVisit);
+  }
+}
+
+/** The index the executed visits' window reads use (the SQLite step 'reports-001', same id). */
+export const pgReportMigrations: readonly { id: string; sql: string }[] = [
+  { id: 'reports-001', sql: 'CREATE INDEX IF NOT EXISTS visits_started ON visits (started_at_ms)' },
+];
