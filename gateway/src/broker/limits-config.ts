@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { DEFAULT_ADMISSION } from './admission.js';
 import { DEFAULT_AUTH_THROTTLE, DEFAULT_READER_RATE } from './limits.js';
 import { DEFAULT_MAX_SEQ_JUMP } from '../ingest/limits.js';
 
@@ -44,6 +45,34 @@ export const LimitsSettings = z
       .describe(
         'Per-reader publish rate and volume (embedded broker); over it: dropped, not acked, counted.',
       ),
+    connectionAdmission: z
+      .object({
+        adaptive: z
+          .boolean()
+          .default(DEFAULT_ADMISSION.adaptive)
+          .describe('New-connection rate follows load (false: fixed at mqtt.maxConnectionsPerSecond).'),
+        maxPerSecond: z.number().int().min(1).default(DEFAULT_ADMISSION.maxPerSecond),
+        minPerSecond: z.number().int().min(1).default(DEFAULT_ADMISSION.minPerSecond),
+        parkMs: z
+          .number()
+          .int()
+          .min(0)
+          .max(60_000)
+          .default(DEFAULT_ADMISSION.parkMs)
+          .describe(
+            "Longest a connection waits for its slot (0: closed at once); keep under the readers' connect timeout.",
+          ),
+        maxParked: z.number().int().min(0).default(DEFAULT_ADMISSION.maxParked),
+        busyLagMs: z.number().min(1).default(DEFAULT_ADMISSION.busyLagMs),
+        busyBacklog: z.number().int().min(1).default(DEFAULT_ADMISSION.busyBacklog),
+        busyConnack: z
+          .boolean()
+          .default(DEFAULT_ADMISSION.busyConnack)
+          .describe('A refused connection gets CONNACK "Server unavailable" (3) before the close.'),
+      })
+      .strict()
+      .default(DEFAULT_ADMISSION)
+      .describe('Connection admission of the embedded broker (broker/admission.ts).'),
     maxSeqJump: z
       .number()
       .int()
