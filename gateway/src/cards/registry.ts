@@ -21,9 +21,7 @@ export class CardRegistry {
     this.store = new SqliteCardStore(opts);
     this.clock = opts.clock;
     // The map changes only while the gateway is stopped (`keys rotate` refuses a running gateway).
-    const mapped =
-      opts.db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'card_ref_map'").get() !==
-        undefined && opts.db.prepare('SELECT 1 FROM card_ref_map LIMIT 1').get() !== undefined;
+    const mapped = opts.db.prepare('SELECT 1 FROM card_ref_map LIMIT 1').get() !== undefined; // keys-001
     if (mapped) {
       const q = opts.db.prepare('SELECT new_ref AS n FROM card_ref_map WHERE old_ref = ?');
       this.current = (cardRef) => (q.get(cardRef) as { n: string } | undefined)?.n ?? cardRef;

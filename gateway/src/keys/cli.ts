@@ -9,6 +9,7 @@ import { loadSubcommandSettings, parseSubcommand } from '../cli-gateway.js';
 import type { GatewaySettings } from '../config.js';
 import { SqliteAuditStore } from '../store/sqlite/audit.js';
 import { openDatabase } from '../store/sqlite/db.js';
+import { sqliteMigrations } from '../store/sqlite/migrations.js';
 import {
   applyRotation,
   finishVault,
@@ -42,7 +43,8 @@ export function staleFleetKeyProblem(config: GatewaySettings): string | null {
   if (config.store?.engine === 'postgres') return null;
   const file = join(config.dataDir, 'gateway.db');
   if (!existsSync(file)) return null;
-  const db = openDatabase(file, []); // before the gateway starts: nobody else has it open
+  // before the gateway starts: nobody else has it open; a file of an earlier version gets the missing steps
+  const db = openDatabase(file, sqliteMigrations);
   try {
     const keyId = new GatewayCardKeys(config.fleetKey).keyId;
     if (!retiredKeyIds(db).has(keyId)) return null;
@@ -125,7 +127,7 @@ export async function keysCommand(
     'start the gateway; provision every reader again (visittag-gateway readers enroll --reader ID);',
     'when every reader is provisioned again, remove "retiredFleetKeys" (docs/security.md "Fleet-key rotation")',
   ];
-  const db = openDatabase(dbFile, []);
+  const db = openDatabase(dbFile, sqliteMigrations); // the gateway is stopped (checked above)
   try {
     const last = lastRotation(db);
     if (last?.newKeyId === newKeys.keyId) {

@@ -12,26 +12,8 @@ import { VAULT } from '../cards/uid-vault.js';
  * reference, and records the rotation (`fleet_key_rotations`, with key ids only) and an audit entry. Visits with a
  * staff member keep their old `c1_` (the care record is not rewritten): reports count them by staff_ref.
  *
- * The tables are created here on first use (a gateway that never rotated has none; CardRegistry reads the map
- * only when it exists).
+ * Its tables (`card_ref_map`, `fleet_key_rotations`) are steps of the SQLite migration list (`keys-001`).
  */
-export const ROTATION_SQL = `
-  CREATE TABLE IF NOT EXISTS card_ref_map (
-    old_ref TEXT PRIMARY KEY,
-    new_ref TEXT NOT NULL,
-    rotated_at_ms INTEGER NOT NULL
-  );
-  CREATE INDEX IF NOT EXISTS card_ref_map_new ON card_ref_map (new_ref);
-  CREATE TABLE IF NOT EXISTS fleet_key_rotations (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    at_ms INTEGER NOT NULL,
-    old_key_id TEXT NOT NULL,
-    new_key_id TEXT NOT NULL,
-    mapped INTEGER NOT NULL,
-    dropped INTEGER NOT NULL,
-    actor TEXT NOT NULL
-  );`;
-
 export interface RotationPlan {
   oldKeyId: string;
   newKeyId: string;
@@ -48,7 +30,6 @@ const hasTable = (db: Db, name: string): boolean =>
 
 /** The key ids rotations have retired (a config whose key is one of them is stale). */
 export function retiredKeyIds(db: Db): Set<string> {
-  if (!hasTable(db, 'fleet_key_rotations')) return new Set();
   return new Set(
     (db.prepare('SELECT old_key_id AS k FROM fleet_key_rotations').all() as Array<{ k: string }>).map(
       (r) => r.k,
@@ -113,7 +94,6 @@ export function applyRotation(
   if (plan.unmapped.length && !o.dropUnmapped) {
     throw new Error(`${plan.unmapped.length} card(s) have no UID in the vault: not rotated`);
   }
-  db.exec(ROTATION_SQL);
   const chain = db.prepare('UPDATE card_ref_map SET new_ref = ? WHERE new_ref = ?');
   const map = db.prepare(
     `INSERT INTO card_ref_map (old_ref, new_ref, rotated_at_ms) VALUES (?, ?, ?)
@@ -184,7 +164,6 @@ export function finishVault(file: string): boolean {
 
 /** The newest rotation recorded, if any. */
 export function lastRotation(db: Db): { oldKeyId: string; newKeyId: string; atMs: number } | null {
-  if (!hasTable(db, 'fleet_key_rotations')) return null;
   const r = db
     .prepare(
       'SELECT old_key_id AS oldKeyId, new_key_id AS newKeyId, at_ms AS atMs FROM fleet_key_rotations ORDER BY id DESC LIMIT 1',

@@ -6,7 +6,8 @@ import { EXIT } from '../../../runtime/cli.js';
 import { applyLiveOrOffline } from '../admin/client.js';
 import { PgAuditStore } from '../store/postgres/audit.js';
 import { SqliteAuditStore } from '../store/sqlite/audit.js';
-import { openPgPool, type PgPool } from '../store/postgres/db.js';
+import { migrate, openPgPool, type PgPool } from '../store/postgres/db.js';
+import { postgresMigrations } from '../store/postgres/migrations.js';
 import { openDatabase } from '../store/sqlite/db.js';
 import { DEFAULT_RETENTION, RETENTION_CLASSES, daysOf, type RetentionSettings } from './policy.js';
 import { createPruner } from './prune.js';
@@ -124,6 +125,8 @@ export async function retentionCommand(
       const db = openDatabase(dbFile, []);
       const pool = pgPoolOf(loaded.config);
       try {
+        // a database of an earlier version gets the missing steps (erasure_log) first
+        if (pool) await migrate(pool, postgresMigrations);
         // the audit entry goes where the instances keep their audit log: PostgreSQL on a postgres config
         const audit = pool ? new PgAuditStore(pool) : new SqliteAuditStore(db);
         const input: ErasureInput = {

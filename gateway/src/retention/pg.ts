@@ -13,28 +13,11 @@ import { createPruner, zeroCounts, type PruneCounts, type Pruner } from './prune
 import type { ErasureInput } from './service.js';
 
 /**
- * Erasures every instance applies to its own SQLite file (docs/retention.md "On PostgreSQL"): one row per erased
- * reference, with a keyed digest of it (never the reference: the key is derived from the fleet key, which only the
- * gateways hold) and the pseudonym PostgreSQL's erasure chose. Created on first use.
- */
-const ERASURE_LOG_SQL = `CREATE TABLE IF NOT EXISTS erasure_log (
-  id BIGSERIAL PRIMARY KEY,
-  ref_digest TEXT NOT NULL,
-  pseudonym TEXT NOT NULL,
-  at_ms BIGINT NOT NULL
-)`;
-/**
  * How long a recorded erasure is kept for instances to apply (then deleted by the lease holder: a digest of a
  * reference kept with its pseudonym would let a holder of the fleet key confirm a guessed reference). An instance
  * down for longer gets the erasure by hand (docs/retention.md).
  */
 export const ERASURE_LOG_KEEP_MS = 7 * 86_400_000;
-
-/** This instance's mark in erasure_log (its SQLite file). */
-const APPLIED_SQL = `CREATE TABLE IF NOT EXISTS erasure_log_applied (
-  one INTEGER PRIMARY KEY CHECK (one = 1),
-  upto INTEGER NOT NULL
-)`;
 
 /** The keyed digest of an erased reference (HMAC-SHA256 with a key derived from the fleet key). */
 export function erasureDigest(fleetKey: string): (ref: string) => string {
@@ -50,7 +33,6 @@ async function recordErasures(
   pairs: ReadonlyArray<readonly [string, string]>,
   nowMs: number,
 ): Promise<void> {
-  await pool.query(ERASURE_LOG_SQL);
   for (const [ref, pseudo] of pairs)
     await pool.query('INSERT INTO erasure_log (ref_digest, pseudonym, at_ms) VALUES ($1, $2, $3)', [
       digest(ref),
@@ -69,8 +51,9 @@ export async function applyRecordedErasures(
   db: Db,
   digest: (ref: string) => string,
 ): Promise<number> {
-  await pool.query(ERASURE_LOG_SQL);
-  db.exec(APPLIED_SQL);
+  // erasure_log (PostgreSQL migration erasure-log-001): one row per erased reference, a keyed digest of it (never
+  // the reference: the key is derived from the fleet key, which only the gateways hold) and the pseudonym chosen;
+  // erasure_log_applied (SQLite migration erasure-applied-001): this file's mark in it
   const mark = (db.prepare('SELECT upto FROM erasure_log_applied').pluck().get() as number | undefined) ?? 0;
   const rows = (
     await pool.query<{ id: string; ref_digest: string; pseudonym: string }>(
@@ -201,7 +184,6 @@ export class PgRetentionJob {
         this.leasedTurns++;
         const r = await this.pruner.step(now, this.o.batchesPerTurn ?? 10);
         if (this.digest) {
-          await this.o.pool.query(ERASURE_LOG_SQL);
           await this.o.pool.query('DELETE FROM erasure_log WHERE at_ms < $1', [now - ERASURE_LOG_KEEP_MS]);
         }
         more = r.more;

@@ -393,4 +393,18 @@ export const postgresMigrations: readonly PgMigration[] = [
       CREATE INDEX auth_login_failures_since ON auth_login_failures (since_ms);
     `,
   },
+  // ---- erasure (issue 16, retention/pg.ts): the erased references as keyed digests, for every instance to apply
+  // to its own SQLite file. PostgreSQL only. Created on first use before issue 14 (IF NOT EXISTS: such a
+  // database upgrades as it is).
+  {
+    id: 'erasure-log-001',
+    sql: `
+      CREATE TABLE IF NOT EXISTS erasure_log (
+        id BIGSERIAL PRIMARY KEY,
+        ref_digest TEXT NOT NULL,
+        pseudonym TEXT NOT NULL,
+        at_ms BIGINT NOT NULL
+      );
+    `,
+  },
 ];

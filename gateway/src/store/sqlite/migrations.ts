@@ -306,4 +306,39 @@ export const sqliteMigrations: readonly Migration[] = [
   ...authSqliteMigrations,
   ...auditSqliteMigrations,
   ...authFailureMigrations,
+  // ---- fleet-key rotation (issue 16, keys/rotate.ts): old pseudonym -> new, and the rotations made. Before
+  // issue 14 these were created on the first rotation (IF NOT EXISTS: such a file upgrades as it is).
+  // SQLite only: a rotation on PostgreSQL is refused.
+  {
+    id: 'keys-001',
+    up: (db) => {
+      db.exec(`
+        CREATE TABLE IF NOT EXISTS card_ref_map (
+          old_ref TEXT PRIMARY KEY,
+          new_ref TEXT NOT NULL,
+          rotated_at_ms INTEGER NOT NULL
+        );
+        CREATE INDEX IF NOT EXISTS card_ref_map_new ON card_ref_map (new_ref);
+        CREATE TABLE IF NOT EXISTS fleet_key_rotations (
+          id INTEGER PRIMARY KEY AUTOINCREMENT,
+          at_ms INTEGER NOT NULL,
+          old_key_id TEXT NOT NULL,
+          new_key_id TEXT NOT NULL,
+          mapped INTEGER NOT NULL,
+          dropped INTEGER NOT NULL,
+          actor TEXT NOT NULL
+        );`);
+    },
+  },
+  // ---- erasure on PostgreSQL (issue 16, retention/pg.ts): this instance's mark in PostgreSQL's erasure_log.
+  // SQLite only (each instance's own file); created on first use before issue 14 (IF NOT EXISTS).
+  {
+    id: 'erasure-applied-001',
+    up: (db) => {
+      db.exec(`CREATE TABLE IF NOT EXISTS erasure_log_applied (
+        one INTEGER PRIMARY KEY CHECK (one = 1),
+        upto INTEGER NOT NULL
+      )`);
+    },
+  },
 ];
