@@ -7,6 +7,7 @@ import { isSafeId, parseTopic, TOPIC_DEPTH, type Clock } from '../../../protocol
 import type { EmbeddedMqttSettings } from '../config.js';
 import type { MetricsRegistry } from '../metrics.js';
 import { canPublish, canSubscribe } from './acl.js';
+import { ConnectionAdmission, type AdmissionSettings } from './admission.js';
 import { FrameGuard } from './frame-guard.js';
 import { RejectLogLimiter } from '../ingest/limits.js';
 import { DEFAULT_READER_RATE, ReaderRateLimiter, type ReaderRateSettings } from './limits.js';
@@ -25,6 +26,10 @@ export interface EmbeddedBrokerOptions {
   onDenied: (readerId: string | null, reason: string, detail: string) => void;
   /** Per-reader publish rate and volume limits (default DEFAULT_READER_RATE in ./limits.ts). */
   readerRate?: ReaderRateSettings;
+  /** Connection admission (./admission.ts; defaults DEFAULT_ADMISSION, base rate mqtt.maxConnectionsPerSecond). */
+  admission?: Partial<AdmissionSettings>;
+  /** Items waiting for the ingest commit: the adaptive admission admits fewer while it grows. */
+  commitBacklog?: () => number;
 }
 
 function authError(code: number, message: string): AuthenticateError {
@@ -69,20 +74,7 @@ export function createEmbeddedBroker(opts: EmbeddedBrokerOptions): Transport {
     if (a.log) log.warn(fields, msg);
   };
   let accepting = true;
-  let tokens = settings.connectionBurst;
-  let lastRefill = clock.monotonic();
-
-  const takeToken = (): boolean => {
-    const now = clock.monotonic();
-    tokens = Math.min(
-      settings.connectionBurst,
-      tokens + ((now - lastRefill) / 1000) * settings.maxConnectionsPerSecond,
-    );
-    lastRefill = now;
-    if (tokens < 1) return false;
-    tokens -= 1;
-    return true;
-  };
+  let admission: ConnectionAdmission | null = null;
 
   const clients = () => (aedes as unknown as { clients: Record<string, Client | undefined> } | null)?.clients;
 
@@ -92,14 +84,9 @@ export function createEmbeddedBroker(opts: EmbeddedBrokerOptions): Transport {
     opts.onDenied(client.id, `acl-${action}`, `${reason} (${topic.slice(0, 80)})`);
   };
 
-  const onConnection = (socket: Socket) => {
-    socket.on('error', () => undefined);
+  // a connection the admission let in (now, or after it waited parked)
+  const accept = (socket: Socket) => {
     if (!aedes || !accepting) {
-      socket.destroy();
-      return;
-    }
-    if (!takeToken()) {
-      refused.inc({ reason: 'rate' });
       socket.destroy();
       return;
     }
@@ -116,12 +103,30 @@ export function createEmbeddedBroker(opts: EmbeddedBrokerOptions): Transport {
     client.on('error', () => undefined);
   };
 
+  const onConnection = (socket: Socket) => {
+    socket.on('error', () => undefined);
+    if (!aedes || !accepting) {
+      socket.destroy();
+      return;
+    }
+    if (admission) admission.offer(socket, accept);
+    else socket.destroy();
+  };
+
   return {
     mode: 'embedded',
     get port() {
       return port;
     },
     async start() {
+      admission = new ConnectionAdmission({
+        clock,
+        perSecond: settings.maxConnectionsPerSecond,
+        burst: settings.connectionBurst,
+        ...(opts.admission ? { settings: opts.admission } : {}),
+        ...(opts.commitBacklog ? { load: { backlog: opts.commitBacklog } } : {}),
+        onRefused: (reason) => refused.inc({ reason }),
+      });
       aedes = await Aedes.createBroker({
         id: 'visittag-gateway',
         maxClientsIdLength: 64,
@@ -239,6 +244,8 @@ export function createEmbeddedBroker(opts: EmbeddedBrokerOptions): Transport {
     },
     async stop() {
       accepting = false;
+      admission?.close();
+      admission = null;
       const s = server;
       server = null;
       const closed = s ? new Promise<void>((resolve) => s.close(() => resolve())) : Promise.resolve();
