@@ -40,6 +40,17 @@ export interface UplinkOptions {
   onCommand: (payload: Buffer) => void;
 }
 
+/**
+ * A gateway that refuses a connection because it is busy says so (CONNACK "Server unavailable": MQTT 3.1.1
+ * return code 3; MQTT 5 reason codes 0x88 "Server unavailable" and 0x89 "Server busy"): it is up and
+ * admitting connections as fast as it can take them (gateway/src/broker/admission.ts). The uplink then
+ * retries within this window (full jitter from half the base) and does not grow its back-off towards the
+ * cap, which after a gateway restart would leave a refused reader waiting up to a minute for a gateway
+ * that admits it within seconds.
+ */
+export const BUSY_RETRY_WINDOW_MS = 5_000;
+const BUSY_CODES = new Set([3, 0x88, 0x89]);
+
 interface InFlight {
   from: number;
   to: number;
@@ -55,6 +66,8 @@ export interface UplinkStats {
   /** Acks naming another journal epoch than this journal's (ignored: they speak of other seqs). */
   acksOtherEpoch: number;
   reconnectAttempt: number;
+  /** Reconnects scheduled after a busy gateway's refusal (short window, no back-off growth). */
+  busyRetries: number;
 }
 
 export class Uplink extends EventEmitter<{
@@ -70,6 +83,10 @@ export class Uplink extends EventEmitter<{
   private subscribed = false;
   private stopped = true;
   private attempt = 0;
+  /** The last connection attempt was refused by a busy gateway (the hint above). */
+  private busy = false;
+  /** Reconnects after a busy refusal (stats). */
+  private busyRetries = 0;
   private reconnectTimer: TimerHandle | null = null;
   private ackTimer: TimerHandle | null = null;
   /** Consecutive ack timeouts without progress. */
@@ -110,6 +127,7 @@ export class Uplink extends EventEmitter<{
       connected: this.connected,
       inFlightBatches: this.inFlight.length,
       reconnectAttempt: this.attempt,
+      busyRetries: this.busyRetries,
       ...this.counters,
     };
   }
@@ -190,6 +208,7 @@ export class Uplink extends EventEmitter<{
 
   private connectNow(): void {
     this.reconnectTimer = null;
+    this.busy = false;
     if (this.stopped || !this.connectFn) return;
     let client: MqttClient;
     try {
@@ -204,6 +223,7 @@ export class Uplink extends EventEmitter<{
     client.on('connect', () => this.onConnect(client));
     client.on('message', (topic, payload) => this.onMessage(topic, payload));
     client.on('error', (err) => {
+      if (BUSY_CODES.has((err as { code?: unknown }).code as number)) this.busy = true;
       // Loud once per outage, quiet while retrying (a home may be offline for days).
       const level = this.attempt <= 1 ? 'warn' : 'debug';
       this.log[level]({ err: { message: err.message }, attempt: this.attempt }, 'mqtt error');
@@ -230,7 +250,17 @@ export class Uplink extends EventEmitter<{
   private scheduleReconnect(): void {
     if (this.stopped || this.reconnectTimer) return;
     const { baseMs, capMs } = this.o.uplink.backoff;
-    const delay = backoffDelay(this.attempt++, { baseMs, capMs, random: this.o.random });
+    let delay: number;
+    if (this.busy) {
+      // the gateway is up and busy: retry soon, the back-off does not grow (BUSY_RETRY_WINDOW_MS)
+      this.busy = false;
+      this.busyRetries++;
+      const from = Math.min(baseMs, capMs) / 2;
+      const to = Math.max(from, Math.min(capMs, BUSY_RETRY_WINDOW_MS));
+      delay = Math.round(from + this.o.random() * (to - from));
+    } else {
+      delay = backoffDelay(this.attempt++, { baseMs, capMs, random: this.o.random });
+    }
     this.log.debug({ delay, attempt: this.attempt }, 'reconnect scheduled');
     this.reconnectTimer = this.o.clock.setTimeout(() => this.connectNow(), delay);
   }
