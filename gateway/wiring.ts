@@ -273,6 +273,9 @@ export function createReaderEdge(base: Instance, o: ReaderEdgeOptions) {
           onMessage: (m) => ingest.handle(m),
           onDenied,
           ...(config.limits ? { readerRate: config.limits.readerRate } : {}),
+          // connection admission (broker/admission.ts): fewer new connections while the commit queue grows
+          ...(config.limits ? { admission: config.limits.connectionAdmission } : {}),
+          commitBacklog: () => ingest.pending(),
         })
       : createExternalBroker({ settings: config.mqtt, logger, onMessage: (m) => ingest.handle(m), onDenied });
   metrics.gauge(

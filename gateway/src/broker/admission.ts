@@ -50,7 +50,7 @@ export const DEFAULT_ADMISSION: AdmissionSettings = {
   minPerSecond: 100,
   parkMs: 5_000,
   maxParked: 20_000,
-  busyLagMs: 100,
+  busyLagMs: 250,
   busyBacklog: 2_000,
   busyConnack: true,
 };
