@@ -36,18 +36,12 @@ export type LockResult =
 
 export const MONTH_PATTERN = /^\d{4}-(0[1-9]|1[0-2])$/;
 
-export class PeriodLocks {
+/** A period lock's calendar: local days and months in the care plan's time zone (no I/O). */
+export class PeriodClock {
   private readonly monthFmt: Intl.DateTimeFormat;
-  constructor(
-    private readonly d: {
-      db: Db;
-      now: () => number;
-      timeZone: string;
-      appendAudit: (e: NewAuditEntry) => unknown;
-    },
-  ) {
+  constructor(readonly timeZone: string) {
     this.monthFmt = new Intl.DateTimeFormat('en-GB', {
-      timeZone: d.timeZone,
+      timeZone,
       year: 'numeric',
       month: '2-digit',
     });
@@ -57,7 +51,7 @@ export class PeriodLocks {
   startOfDay(day: string): number {
     const utc = Date.parse(`${day}T00:00:00Z`);
     const f = new Intl.DateTimeFormat('en-GB', {
-      timeZone: this.d.timeZone,
+      timeZone: this.timeZone,
       year: 'numeric',
       month: '2-digit',
       day: '2-digit',
@@ -81,6 +75,30 @@ export class PeriodLocks {
     const y = parts.find((p) => p.type === 'year')?.value ?? '0000';
     const m = parts.find((p) => p.type === 'month')?.value ?? '00';
     return `${y}-${m}`;
+  }
+}
+
+export class PeriodLocks {
+  private readonly cal: PeriodClock;
+  constructor(
+    private readonly d: {
+      db: Db;
+      now: () => number;
+      timeZone: string;
+      appendAudit: (e: NewAuditEntry) => unknown;
+    },
+  ) {
+    this.cal = new PeriodClock(d.timeZone);
+  }
+
+  /** Start of a local day ("YYYY-MM-DD") in the plan's time zone, as ms. */
+  startOfDay(day: string): number {
+    return this.cal.startOfDay(day);
+  }
+
+  /** "YYYY-MM" of a time, in the plan's time zone. */
+  monthOf(ms: number): string {
+    return this.cal.monthOf(ms);
   }
 
   /** The area of a registered client (null: not in the care registry, so no area's lock applies). */

@@ -2,11 +2,11 @@ import { z } from 'zod';
 import { CorrectionReason, SafeId } from '../../../protocol/index.js';
 import type { AdminRequest, AdminResponse, AdminRoute, Principal } from '../admin/types.js';
 import { scopeOf } from '../auth/scope.js';
-import { SqliteScopeReader } from '../auth/scope-sqlite.js';
 import type { VisitRow } from '../visits/repo.js';
 import { FLAG_RESOLUTIONS } from './flags.js';
 import { lockRuleOf, MONTH_PATTERN } from './periods.js';
-import { REASONS_BY_KIND, type CorrectionResult, type VisitCorrections } from './service.js';
+import type { CorrectionsApi } from './port.js';
+import { REASONS_BY_KIND, type CorrectionResult } from './service.js';
 
 /** Labels of the reason codes, Swedish first (the web app's default), English second. */
 const LABELS: { code: z.infer<typeof CorrectionReason>; sv: string; en: string }[] = [
@@ -120,9 +120,15 @@ const Params = z.object({ visitId: SafeId });
 const isoOf = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
 export interface CorrectionRouteDeps {
-  corrections: VisitCorrections;
+  /** The SQLite service (service.ts) or the PostgreSQL one (pg.ts). */
+  corrections: CorrectionsApi;
   /** Whether the caller may see (and so correct) this visit: the area scope (gateway/src/auth/scope.ts). */
-  visible: (principal: Principal | undefined, v: VisitRow) => boolean;
+  visible?: (principal: Principal | undefined, v: VisitRow) => boolean;
+  /**
+   * The same, read once per request (PostgreSQL: the caller's clients fetched first); used instead of
+   * `visible` when given.
+   */
+  visibleFor?: (principal: Principal | undefined) => Promise<(v: VisitRow) => boolean>;
   /** Wake the forwarder after an event was queued. */
   wake: () => void;
   /**
@@ -137,6 +143,8 @@ export interface CorrectionRouteDeps {
  * visits), `GET /api/corrections/reasons`. Scoped: a visit outside the caller's areas answers 404.
  */
 export function correctionRoutes(d: CorrectionRouteDeps): AdminRoute[] {
+  const visibility = async (p: Principal | undefined): Promise<(v: VisitRow) => boolean> =>
+    d.visibleFor ? d.visibleFor(p) : (v) => d.visible?.(p, v) ?? false;
   return [
     {
       method: 'POST',
@@ -148,10 +156,11 @@ export function correctionRoutes(d: CorrectionRouteDeps): AdminRoute[] {
         params: Params,
         body: CorrectionBody,
       },
-      handler: (req): AdminResponse => {
+      handler: async (req): Promise<AdminResponse> => {
         const body = CorrectionBody.parse(req.body);
+        const visible = await visibility(req.principal);
         return answer(
-          d.corrections.correct({
+          await d.corrections.correct({
             visitId: req.params.visitId ?? '',
             ...(body.readerId ? { readerId: body.readerId } : {}),
             ...(body.startedAt ? { startedAtMs: Date.parse(body.startedAt) } : {}),
@@ -160,7 +169,7 @@ export function correctionRoutes(d: CorrectionRouteDeps): AdminRoute[] {
             note: body.note ? body.note : null,
             actor: req.actor,
             ...(body.requestId ? { requestId: body.requestId } : {}),
-            visible: (v) => d.visible(req.principal, v),
+            visible,
             lockRule: lockRuleOf(req.principal?.role),
           }),
           d.wake,
@@ -177,8 +186,8 @@ export function correctionRoutes(d: CorrectionRouteDeps): AdminRoute[] {
         tags: ['visits'],
         params: Params,
       },
-      handler: (req): AdminResponse => {
-        const list = d.corrections.list(req.params.visitId ?? '', (v) => d.visible(req.principal, v));
+      handler: async (req): Promise<AdminResponse> => {
+        const list = await d.corrections.list(req.params.visitId ?? '', await visibility(req.principal));
         return { status: 200, body: { corrections: list } };
       },
     },
@@ -189,14 +198,16 @@ export function correctionRoutes(d: CorrectionRouteDeps): AdminRoute[] {
       schema: { summary: 'Reason codes of a correction, with Swedish and English labels', tags: ['visits'] },
       handler: () => ({ status: 200, body: { reasons: CORRECTION_REASONS } }),
     },
-    ...moreRoutes(d),
+    ...moreRoutes(d, visibility),
   ];
 }
 
 /** Adding a missing visit, withdrawing a tap, period locks, care staff's own registrations and flags. */
-function moreRoutes(d: CorrectionRouteDeps): AdminRoute[] {
-  const scopes = new SqliteScopeReader(d.corrections.db);
-  const { locks, flags } = d.corrections;
+function moreRoutes(
+  d: CorrectionRouteDeps,
+  visibility: (p: Principal | undefined) => Promise<(v: VisitRow) => boolean>,
+): AdminRoute[] {
+  const { locks, flags, scopes } = d.corrections;
   const dayMs = (day: string, end: boolean): number =>
     locks.startOfDay(
       end ? new Date(Date.parse(`${day}T00:00:00Z`) + 86_400_000).toISOString().slice(0, 10) : day,
@@ -212,16 +223,17 @@ function moreRoutes(d: CorrectionRouteDeps): AdminRoute[] {
         tags: ['visits'],
         body: AddBody,
       },
-      handler: (req): AdminResponse => {
+      handler: async (req): Promise<AdminResponse> => {
         const body = AddBody.parse(req.body);
         const scope = scopeOf(req.principal);
         if (scope !== null) {
-          if (!scopes.clientInScope(scope, body.clientRef)) return notFound('no such client in your areas');
-          if (!scopes.staffInScope(scope, body.staffRef))
+          if (!(await scopes.clientInScope(scope, body.clientRef)))
+            return notFound('no such client in your areas');
+          if (!(await scopes.staffInScope(scope, body.staffRef)))
             return notFound('no such staff member in your areas');
         }
         return answer(
-          d.corrections.addVisit({
+          await d.corrections.addVisit({
             clientRef: body.clientRef,
             staffRef: body.staffRef,
             startedAtMs: Date.parse(body.startedAt),
@@ -247,17 +259,18 @@ function moreRoutes(d: CorrectionRouteDeps): AdminRoute[] {
         params: Params,
         body: WithdrawBody,
       },
-      handler: (req): AdminResponse => {
+      handler: async (req): Promise<AdminResponse> => {
         const body = WithdrawBody.parse(req.body);
+        const visible = await visibility(req.principal);
         return answer(
-          d.corrections.withdraw({
+          await d.corrections.withdraw({
             visitId: req.params.visitId ?? '',
             ...(body.readerId ? { readerId: body.readerId } : {}),
             reasonCode: body.reasonCode,
             note: body.note ? body.note : null,
             actor: req.actor,
             ...(body.requestId ? { requestId: body.requestId } : {}),
-            visible: (v) => d.visible(req.principal, v),
+            visible,
             lockRule: lockRuleOf(req.principal?.role),
           }),
           d.wake,
@@ -270,9 +283,9 @@ function moreRoutes(d: CorrectionRouteDeps): AdminRoute[] {
       path: '/api/periods/locks',
       scoped: true,
       schema: { summary: 'Locked (attested) months of your areas', tags: ['periods'] },
-      handler: (req) => {
+      handler: async (req) => {
         const scope = scopeOf(req.principal);
-        return { status: 200, body: { locks: locks.list(scope === null ? null : scope.areas) } };
+        return { status: 200, body: { locks: await locks.list(scope === null ? null : scope.areas) } };
       },
     },
     {
@@ -284,11 +297,11 @@ function moreRoutes(d: CorrectionRouteDeps): AdminRoute[] {
         tags: ['periods'],
         body: LockBody,
       },
-      handler: (req): AdminResponse => {
+      handler: async (req): Promise<AdminResponse> => {
         const body = LockBody.parse(req.body);
         const scope = scopeOf(req.principal);
         if (scope !== null && !scope.areas.includes(body.areaId)) return notFound('no such area among yours');
-        const r = locks.lock(body.areaId, body.month, req.actor, body.note ? body.note : null);
+        const r = await locks.lock(body.areaId, body.month, req.actor, body.note ? body.note : null);
         if (!r.ok)
           return {
             status: r.status,
@@ -311,12 +324,12 @@ function moreRoutes(d: CorrectionRouteDeps): AdminRoute[] {
         params: LockParams,
         body: UnlockBody,
       },
-      handler: (req): AdminResponse => {
+      handler: async (req): Promise<AdminResponse> => {
         const body = UnlockBody.parse(req.body);
         const areaId = req.params.areaId ?? '';
         const scope = scopeOf(req.principal);
         if (scope !== null && !scope.areas.includes(areaId)) return notFound('no such area among yours');
-        const r = locks.unlock(areaId, req.params.month ?? '', req.actor, body.reason);
+        const r = await locks.unlock(areaId, req.params.month ?? '', req.actor, body.reason);
         if (!r.ok) return { status: r.status, body: { error: 'not-found', detail: r.error } };
         return { status: 200, body: { unlocked: r.lock } };
       },
@@ -329,7 +342,7 @@ function moreRoutes(d: CorrectionRouteDeps): AdminRoute[] {
         tags: ['me'],
         querystring: OwnQuery,
       },
-      handler: (req): AdminResponse => {
+      handler: async (req): Promise<AdminResponse> => {
         const staff = ownStaff(req);
         if (!staff)
           return forbidden('only a care-staff account bound to a staff member has own registrations');
@@ -343,17 +356,17 @@ function moreRoutes(d: CorrectionRouteDeps): AdminRoute[] {
             status: 400,
             body: { error: 'bad-request', detail: 'to must be on or after from, at most 62 days' },
           };
-        return { status: 200, body: { visits: flags.ownVisits(staff, fromMs, toMs, 2000) } };
+        return { status: 200, body: { visits: await flags.ownVisits(staff, fromMs, toMs, 2000) } };
       },
     },
     {
       method: 'GET',
       path: '/api/me/flags',
       schema: { summary: 'Care staff: your flags and what the coordinator did', tags: ['me'] },
-      handler: (req): AdminResponse => {
+      handler: async (req): Promise<AdminResponse> => {
         const staff = ownStaff(req);
         if (!staff) return forbidden('only a care-staff account bound to a staff member has flags');
-        return { status: 200, body: { flags: flags.ownFlags(staff) } };
+        return { status: 200, body: { flags: await flags.ownFlags(staff) } };
       },
     },
     {
@@ -364,11 +377,11 @@ function moreRoutes(d: CorrectionRouteDeps): AdminRoute[] {
         tags: ['me'],
         body: FlagBody,
       },
-      handler: (req): AdminResponse => {
+      handler: async (req): Promise<AdminResponse> => {
         const staff = ownStaff(req);
         if (!staff) return forbidden('only a care-staff account bound to a staff member can flag');
         const body = FlagBody.parse(req.body);
-        const r = flags.flag({
+        const r = await flags.flag({
           staffRef: staff,
           actor: req.actor,
           message: body.message,
@@ -393,10 +406,13 @@ function moreRoutes(d: CorrectionRouteDeps): AdminRoute[] {
         summary: "Care staff's flags in your areas (open ones; ?state=all for every one)",
         tags: ['visits'],
       },
-      handler: (req): AdminResponse => ({
+      handler: async (req): Promise<AdminResponse> => ({
         status: 200,
         body: {
-          flags: flags.list(scopeOf(req.principal), { all: req.query.get('state') === 'all', limit: 500 }),
+          flags: await flags.list(scopeOf(req.principal), {
+            all: req.query.get('state') === 'all',
+            limit: 500,
+          }),
         },
       }),
     },
@@ -410,9 +426,9 @@ function moreRoutes(d: CorrectionRouteDeps): AdminRoute[] {
         params: z.object({ flagId: z.coerce.number().int().min(1) }),
         body: ResolveBody,
       },
-      handler: (req): AdminResponse => {
+      handler: async (req): Promise<AdminResponse> => {
         const body = ResolveBody.parse(req.body);
-        const r = flags.resolve(
+        const r = await flags.resolve(
           scopeOf(req.principal),
           Number(req.params.flagId),
           req.actor,

@@ -4,19 +4,21 @@ import type { CorrectionReason } from '../../../protocol/index.js';
 import type { NewAuditEntry } from '../audit/store.js';
 import { lockGate, PeriodLocks, type LockRule, type PeriodLock } from './periods.js';
 import { StaffFlags } from './flags.js';
+import { SqliteScopeReader } from '../auth/scope-sqlite.js';
+import {
+  toStoredCorrection,
+  type CorrectionKind,
+  type CorrectionRowRaw,
+  type CorrectionTx,
+  type StoredCorrection,
+  type VisitTimes,
+} from '../store/corrections.js';
 import type { Db } from '../store/sqlite/db.js';
 import type { VisitRepo, VisitRow } from '../visits/repo.js';
 
+export type { CorrectionKind, CorrectionTx, VisitTimes } from '../store/corrections.js';
+
 export type ReasonCode = (typeof CorrectionReason.options)[number];
-
-/** A visit's times as a correction records them (ms; null = not known). */
-export interface VisitTimes {
-  startedAtMs: number | null;
-  endedAtMs: number | null;
-}
-
-/** What a correction did: changed times, added a visit no reader recorded, or withdrew a tap. */
-export type CorrectionKind = 'times' | 'added' | 'withdrawn';
 
 /** Which reason codes fit which kind (the service refuses the others; the web app offers only these). */
 export const REASONS_BY_KIND: Record<CorrectionKind, readonly ReasonCode[]> = {
@@ -104,31 +106,7 @@ const MAX_ADDED_MS = 24 * 3_600_000;
 /** A time later than now plus this is refused (a typo, not a correction). */
 const FUTURE_SLACK_MS = 60_000;
 
-interface Row {
-  correction_id: number;
-  kind: CorrectionKind;
-  reader_id: string;
-  visit_id: string;
-  reason_code: ReasonCode;
-  note: string | null;
-  actor: string;
-  at_ms: number;
-  before_json: string;
-  after_json: string;
-}
-
-const toCorrection = (r: Row): Correction => ({
-  correctionId: r.correction_id,
-  kind: r.kind,
-  readerId: r.reader_id,
-  visitId: r.visit_id,
-  reasonCode: r.reason_code,
-  note: r.note,
-  actor: r.actor,
-  atMs: r.at_ms,
-  before: JSON.parse(r.before_json) as VisitTimes,
-  after: JSON.parse(r.after_json) as VisitTimes,
-});
+const toCorrection = (r: StoredCorrection): Correction => ({ ...r, reasonCode: r.reasonCode as ReasonCode });
 
 const times = (v: VisitRow): VisitTimes => ({ startedAtMs: v.startedAtMs, endedAtMs: v.endedAtMs });
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
@@ -147,18 +125,446 @@ const reasonText = (code: ReasonCode, note: string | null) => (note ? `${code}: 
 const inLock = (l: PeriodLock | null) =>
   l === null ? {} : { lockedPeriod: { areaId: l.areaId, month: l.month, lockedBy: l.lockedBy } };
 
+/** What the rules need besides the store: the time and a period lock's month (the care plan's zone). */
+export interface CorrectionContext {
+  now: () => number;
+  monthOf: (ms: number) => string;
+}
+
+/** The first result of an earlier submission with this (actor, requestId), if any. */
+function seen(
+  tx: CorrectionTx,
+  actor: string,
+  requestId: string | undefined,
+  kind: CorrectionKind,
+): CorrectionResult | null {
+  if (requestId === undefined) return null;
+  const earlier = tx.byRequest(actor, requestId);
+  if (!earlier) return null;
+  if (earlier.kind !== kind) {
+    return { ok: false, status: 409, error: 'this requestId was used for another kind of correction' };
+  }
+  const visit = tx.visit(earlier.readerId, earlier.visitId);
+  return visit ? { ok: true, created: false, correction: toCorrection(earlier), visit } : null;
+}
+
+function insert(
+  tx: CorrectionTx,
+  kind: CorrectionKind,
+  v: { readerId: string; visitId: string },
+  req: { reasonCode: ReasonCode; note: string | null; actor: string; requestId?: string },
+  now: number,
+  before: VisitTimes,
+  after: VisitTimes,
+): number {
+  return tx.insert({
+    kind,
+    readerId: v.readerId,
+    visitId: v.visitId,
+    reasonCode: req.reasonCode,
+    note: req.note,
+    actor: req.actor,
+    requestId: req.requestId ?? null,
+    atMs: now,
+    before,
+    after,
+  });
+}
+
+/** The lock that covers any of these times of this client's visit, if one does (periods.ts `lockFor`). */
+function lockFor(
+  tx: CorrectionTx,
+  ctx: CorrectionContext,
+  clientRef: string | null,
+  times: (number | null)[],
+): PeriodLock | null {
+  const area = clientRef === null ? null : tx.areaOf(clientRef);
+  if (area === null) return null;
+  for (const t of times) {
+    if (t === null) continue;
+    const l = tx.periodLock(area, ctx.monthOf(t));
+    if (l) return l;
+  }
+  return null;
+}
+
 /**
- * Visit corrections: a person sets a visit's start and/or end time with a reason code. In ONE
- * transaction: the visit row takes the corrected times (what plan matching and reports read), the
- * correction is appended with the times before and after (the first one's `before` is the original,
- * which is never lost), `visit_audit` and the gateway's audit log record the real person and the
- * reason, and one `visit.corrected` event goes to the outbox (key `vt1:corrected:{correctionId}`).
+ * A person sets a visit's start and/or end time with a reason code. In ONE transaction: the visit row
+ * takes the corrected times (what plan matching and reports read), the correction is appended with the
+ * times before and after (the first one's `before` is the original, which is never lost), `visit_audit`
+ * and the gateway's audit log record the real person and the reason, and one `visit.corrected` event goes
+ * to the outbox (key `vt1:corrected:{correctionId}`). Synchronous over the store's view (both engines).
+ */
+export function correctIn(
+  tx: CorrectionTx,
+  ctx: CorrectionContext,
+  req: CorrectionRequest,
+): CorrectionResult {
+  const again = seen(tx, req.actor, req.requestId, 'times');
+  if (again) return again;
+  if (!REASONS_BY_KIND.times.includes(req.reasonCode)) {
+    return { ok: false, status: 400, error: `reason ${req.reasonCode} does not fit a time correction` };
+  }
+  const rows = tx
+    .visitsById(req.visitId)
+    .filter((v) => (req.readerId === undefined || v.readerId === req.readerId) && req.visible(v));
+  if (rows.length === 0) return { ok: false, status: 404, error: 'no such visit' };
+  if (rows.length > 1) {
+    return {
+      ok: false,
+      status: 409,
+      error: `visit id ${req.visitId} exists at several readers: send "readerId" to say which`,
+    };
+  }
+  const v = rows[0] as VisitRow;
+  if (tx.withdrawal(v.readerId, v.visitId)) {
+    return {
+      ok: false,
+      status: 409,
+      error: 'the visit was withdrawn (marked as a mistake): it is not corrected',
+    };
+  }
+  if (v.readerId === MANUAL_READER) {
+    // visit.corrected carries the card read; a visit added by hand has none
+    return {
+      ok: false,
+      status: 409,
+      error:
+        'a visit added by hand is not time-corrected: withdraw it (reason "other", with a note) and add it again with the right times',
+    };
+  }
+  if (req.startedAtMs === undefined && req.endedAtMs === undefined) {
+    return { ok: false, status: 400, error: 'send "startedAt" and/or "endedAt" (ISO time) to correct' };
+  }
+  if (req.endedAtMs !== undefined && v.state === 'open') {
+    return {
+      ok: false,
+      status: 409,
+      error:
+        'the visit is still open: close it first (POST /api/visits/:visitId/close with a reason), then correct its end',
+    };
+  }
+  const now = ctx.now();
+  const after: VisitTimes = {
+    startedAtMs: req.startedAtMs ?? v.startedAtMs,
+    endedAtMs: req.endedAtMs ?? v.endedAtMs,
+  };
+  for (const t of [after.startedAtMs, after.endedAtMs]) {
+    if (t !== null && t > now + FUTURE_SLACK_MS) {
+      return {
+        ok: false,
+        status: 400,
+        error: 'a corrected time is in the future: check the date and time',
+      };
+    }
+  }
+  if (after.startedAtMs !== null && after.endedAtMs !== null && after.endedAtMs < after.startedAtMs) {
+    return { ok: false, status: 400, error: 'the corrected end is before the start' };
+  }
+  if (after.startedAtMs === v.startedAtMs && after.endedAtMs === v.endedAtMs) {
+    return { ok: false, status: 409, error: 'nothing to correct: the visit already has these times' };
+  }
+  const locked = lockFor(tx, ctx, v.clientRef, [
+    v.startedAtMs,
+    v.endedAtMs,
+    after.startedAtMs,
+    after.endedAtMs,
+  ]);
+  const refused = lockGate(locked, req.lockRule);
+  if (refused) return refused;
+  const before = times(v);
+  const corrected: VisitRow = { ...v, ...after, updatedAtMs: now };
+  tx.upsert(corrected);
+  const reason = reasonText(req.reasonCode, req.note);
+  const id = insert(tx, 'times', v, req, now, before, after);
+  tx.audit({
+    readerId: v.readerId,
+    visitId: v.visitId,
+    action: 'correct',
+    actor: req.actor,
+    reason,
+    atMs: now,
+  });
+  tx.appendAudit({
+    atMs: now,
+    actor: req.actor,
+    action: 'visit.correct',
+    target: `visit:${v.readerId}/${v.visitId}`,
+    before: { ...wire(before), correctionId: id },
+    after: { ...wire(after), ...inLock(locked) },
+    reason,
+  });
+  tx.enqueue(
+    {
+      type: 'visit.corrected',
+      idempotencyKey: correctionKey(id),
+      correctionId: id,
+      visitId: v.visitId,
+      readerId: v.readerId,
+      clientRef: v.clientRef,
+      staffRef: v.staffRef,
+      cardRef: v.cardRef,
+      reasonCode: req.reasonCode,
+      note: req.note,
+      correctedBy: req.actor,
+      correctedAt: new Date(now).toISOString(),
+      before: wire(before),
+      after: wire(after),
+    },
+    now,
+  );
+  const correction: Correction = {
+    correctionId: id,
+    kind: 'times',
+    readerId: v.readerId,
+    visitId: v.visitId,
+    reasonCode: req.reasonCode,
+    note: req.note,
+    actor: req.actor,
+    atMs: now,
+    before,
+    after,
+  };
+  return { ok: true, created: true, correction, visit: corrected };
+}
+
+/**
+ * Adds a visit no reader recorded (the staff member forgot to tap): a closed visit at reader `manual`
+ * with no card, marked by its `added` correction; audited; one `visit.added` event (key
+ * `vt1:added:{correctionId}`). The caller has checked that client and staff are in its scope.
+ */
+export function addVisitIn(tx: CorrectionTx, ctx: CorrectionContext, req: AddVisitRequest): CorrectionResult {
+  const again = seen(tx, req.actor, req.requestId, 'added');
+  if (again) return again;
+  if (!REASONS_BY_KIND.added.includes(req.reasonCode)) {
+    return { ok: false, status: 400, error: `reason ${req.reasonCode} does not fit an added visit` };
+  }
+  if (req.reasonCode === 'other' && !req.note) {
+    return { ok: false, status: 400, error: 'reason "other": write what happened in "note"' };
+  }
+  const now = ctx.now();
+  if (req.endedAtMs <= req.startedAtMs)
+    return { ok: false, status: 400, error: 'the end is not after the start' };
+  if (req.endedAtMs > now + FUTURE_SLACK_MS) {
+    return { ok: false, status: 400, error: 'the visit ends in the future: check the date and time' };
+  }
+  if (req.endedAtMs - req.startedAtMs > MAX_ADDED_MS) {
+    return { ok: false, status: 400, error: 'a visit added by hand lasts at most 24 hours' };
+  }
+  if (!tx.clientExists(req.clientRef)) return { ok: false, status: 404, error: 'no such client' };
+  if (!tx.staffExists(req.staffRef)) return { ok: false, status: 404, error: 'no such staff member' };
+  const overlap = tx.overlapping({
+    clientRef: req.clientRef,
+    staffRef: req.staffRef,
+    fromMs: req.startedAtMs,
+    toMs: req.endedAtMs,
+  });
+  if (overlap && !tx.withdrawal(overlap.readerId, overlap.visitId)) {
+    return {
+      ok: false,
+      status: 409,
+      error: `visit ${overlap.visitId} of this staff member at this client covers that time already: correct it instead`,
+    };
+  }
+  const locked = lockFor(tx, ctx, req.clientRef, [req.startedAtMs, req.endedAtMs]);
+  const refused = lockGate(locked, req.lockRule);
+  if (refused) return refused;
+  const visit: VisitRow = {
+    readerId: MANUAL_READER,
+    visitId: `m-${randomBytes(8).toString('hex')}`,
+    clientRef: req.clientRef,
+    cardRef: MANUAL_READER,
+    staffRef: req.staffRef,
+    groupId: null,
+    state: 'closed',
+    startedAtMs: req.startedAtMs,
+    startSeq: null,
+    endedAtMs: req.endedAtMs,
+    endSeq: null,
+    endReason: 'manual',
+    timeQuality: 'corrected',
+    anomalies: [],
+    lateEndSeq: null,
+    updatedAtMs: now,
+  };
+  tx.upsert(visit);
+  const none: VisitTimes = { startedAtMs: null, endedAtMs: null };
+  const after = times(visit);
+  const id = insert(tx, 'added', visit, req, now, none, after);
+  const reason = reasonText(req.reasonCode, req.note);
+  tx.audit({
+    readerId: visit.readerId,
+    visitId: visit.visitId,
+    action: 'add',
+    actor: req.actor,
+    reason,
+    atMs: now,
+  });
+  tx.appendAudit({
+    atMs: now,
+    actor: req.actor,
+    action: 'visit.add',
+    target: `visit:${visit.readerId}/${visit.visitId}`,
+    before: null,
+    after: {
+      ...wire(after),
+      clientRef: req.clientRef,
+      staffRef: req.staffRef,
+      correctionId: id,
+      manual: true,
+      ...inLock(locked),
+    },
+    reason,
+  });
+  tx.enqueue(
+    {
+      type: 'visit.added',
+      idempotencyKey: addedKey(id),
+      correctionId: id,
+      visitId: visit.visitId,
+      readerId: visit.readerId,
+      clientRef: req.clientRef,
+      staffRef: req.staffRef,
+      cardRef: null,
+      manual: true,
+      startedAt: new Date(req.startedAtMs).toISOString(),
+      endedAt: new Date(req.endedAtMs).toISOString(),
+      durationMs: req.endedAtMs - req.startedAtMs,
+      reasonCode: req.reasonCode,
+      note: req.note,
+      addedBy: req.actor,
+      addedAt: new Date(now).toISOString(),
+    },
+    now,
+  );
+  const correction: Correction = {
+    correctionId: id,
+    kind: 'added',
+    readerId: visit.readerId,
+    visitId: visit.visitId,
+    reasonCode: req.reasonCode,
+    note: req.note,
+    actor: req.actor,
+    atMs: now,
+    before: none,
+    after,
+  };
+  return { ok: true, created: true, correction, visit };
+}
+
+/**
+ * Marks a visit (a tap) as a mistake: the visit is withdrawn (its `withdrawn` correction; the row and
+ * its history stay), audited, and one `visit.withdrawn` event goes out (key `vt1:withdrawn:{id}`). An
+ * open visit is closed first (its close has its own reason); a withdrawn visit is not withdrawn again.
+ */
+export function withdrawIn(tx: CorrectionTx, ctx: CorrectionContext, req: WithdrawRequest): CorrectionResult {
+  const again = seen(tx, req.actor, req.requestId, 'withdrawn');
+  if (again) return again;
+  if (!REASONS_BY_KIND.withdrawn.includes(req.reasonCode)) {
+    return { ok: false, status: 400, error: `reason ${req.reasonCode} does not fit a withdrawal` };
+  }
+  if (req.reasonCode === 'other' && !req.note) {
+    return { ok: false, status: 400, error: 'reason "other": write what happened in "note"' };
+  }
+  const rows = tx
+    .visitsById(req.visitId)
+    .filter((v) => (req.readerId === undefined || v.readerId === req.readerId) && req.visible(v));
+  if (rows.length === 0) return { ok: false, status: 404, error: 'no such visit' };
+  if (rows.length > 1) {
+    return {
+      ok: false,
+      status: 409,
+      error: `visit id ${req.visitId} exists at several readers: send "readerId" to say which`,
+    };
+  }
+  const v = rows[0] as VisitRow;
+  if (v.state === 'open') {
+    return {
+      ok: false,
+      status: 409,
+      error:
+        'the visit is still open: close it first (POST /api/visits/:visitId/close with a reason), then withdraw it',
+    };
+  }
+  const earlier = tx.withdrawal(v.readerId, v.visitId);
+  if (earlier) {
+    return { ok: false, status: 409, error: `the visit was withdrawn already by ${earlier.actor}` };
+  }
+  const locked = lockFor(tx, ctx, v.clientRef, [v.startedAtMs, v.endedAtMs]);
+  const refused = lockGate(locked, req.lockRule);
+  if (refused) return refused;
+  const now = ctx.now();
+  const before = times(v);
+  const none: VisitTimes = { startedAtMs: null, endedAtMs: null };
+  // The row stays as recorded; its change time moves so plan matching sees the change (care cursor).
+  tx.upsert({ ...v, updatedAtMs: now });
+  const id = insert(tx, 'withdrawn', v, req, now, before, none);
+  const reason = reasonText(req.reasonCode, req.note);
+  tx.audit({
+    readerId: v.readerId,
+    visitId: v.visitId,
+    action: 'withdraw',
+    actor: req.actor,
+    reason,
+    atMs: now,
+  });
+  tx.appendAudit({
+    atMs: now,
+    actor: req.actor,
+    action: 'visit.withdraw',
+    target: `visit:${v.readerId}/${v.visitId}`,
+    before: { ...wire(before), correctionId: id },
+    after: { withdrawn: true, ...inLock(locked) },
+    reason,
+  });
+  const card = CARD_REF_PATTERN.test(v.cardRef) ? v.cardRef : null;
+  tx.enqueue(
+    {
+      type: 'visit.withdrawn',
+      idempotencyKey: withdrawnKey(id),
+      correctionId: id,
+      visitId: v.visitId,
+      readerId: v.readerId,
+      clientRef: v.clientRef,
+      staffRef: v.staffRef,
+      cardRef: card,
+      startedAt: iso(v.startedAtMs),
+      endedAt: iso(v.endedAtMs),
+      reasonCode: req.reasonCode,
+      note: req.note,
+      withdrawnBy: req.actor,
+      withdrawnAt: new Date(now).toISOString(),
+    },
+    now,
+  );
+  const correction: Correction = {
+    correctionId: id,
+    kind: 'withdrawn',
+    readerId: v.readerId,
+    visitId: v.visitId,
+    reasonCode: req.reasonCode,
+    note: req.note,
+    actor: req.actor,
+    atMs: now,
+    before,
+    after: none,
+  };
+  return { ok: true, created: true, correction, visit: v };
+}
+
+/**
+ * Visit corrections over the gateway's SQLite file (the embedded default): the rules above, each in one
+ * better-sqlite3 transaction over the visits engine's repo (its in-memory index stays current) and live
+ * statements. The PostgreSQL instance uses `PgVisitCorrections` (pg.ts), the same rules.
  */
 export class VisitCorrections {
   /** Month locks per area (attestation): changes inside a locked month are refused. */
   readonly locks: PeriodLocks;
   /** Care staff's own registrations and their flags for the coordinator. */
   readonly flags: StaffFlags;
+  /** Whether a client / staff member is in a caller's scope (the care registry in this file). */
+  readonly scopes: SqliteScopeReader;
+  private readonly ctx: CorrectionContext;
   constructor(private readonly d: CorrectionDeps) {
     this.locks = new PeriodLocks({
       db: d.db,
@@ -167,440 +573,104 @@ export class VisitCorrections {
       appendAudit: d.appendAudit,
     });
     this.flags = new StaffFlags({ db: d.db, now: () => d.clock.now(), appendAudit: d.appendAudit });
+    this.scopes = new SqliteScopeReader(d.db);
+    this.ctx = { now: () => d.clock.now(), monthOf: (ms) => this.locks.monthOf(ms) };
   }
 
   get db(): Db {
     return this.d.db;
   }
 
+  private row(sql: string, ...args: unknown[]): StoredCorrection | null {
+    const r = this.d.db.prepare(sql).get(...args) as CorrectionRowRaw | undefined;
+    return r ? toStoredCorrection(r) : null;
+  }
+
+  /** The live view of one correction's transaction. */
+  private tx(): CorrectionTx {
+    const { db, repo } = this.d;
+    return {
+      byRequest: (actor, requestId) =>
+        this.row('SELECT * FROM visit_corrections WHERE actor = ? AND request_id = ?', actor, requestId),
+      withdrawal: (readerId, visitId) =>
+        this.row(
+          "SELECT * FROM visit_corrections WHERE kind = 'withdrawn' AND reader_id = ? AND visit_id = ? LIMIT 1",
+          readerId,
+          visitId,
+        ),
+      visit: (readerId, visitId) => repo.visit(readerId, visitId),
+      visitsById: (visitId) => repo.visitsById(visitId),
+      clientExists: (clientRef) =>
+        db.prepare('SELECT 1 FROM care_clients WHERE client_ref = ?').get(clientRef) !== undefined,
+      staffExists: (staffRef) =>
+        db.prepare('SELECT 1 FROM care_staff WHERE staff_ref = ?').get(staffRef) !== undefined,
+      overlapping: (q) => {
+        const r = db
+          .prepare(
+            `SELECT reader_id, visit_id FROM visits WHERE client_ref = ? AND staff_ref = ?
+               AND started_at_ms < ? AND COALESCE(ended_at_ms, started_at_ms) > ? LIMIT 1`,
+          )
+          .get(q.clientRef, q.staffRef, q.toMs, q.fromMs) as
+          { reader_id: string; visit_id: string } | undefined;
+        return r ? { readerId: r.reader_id, visitId: r.visit_id } : null;
+      },
+      areaOf: (clientRef) => this.locks.areaOf(clientRef),
+      periodLock: (areaId, month) => this.locks.get(areaId, month),
+      upsert: (v) => repo.upsert(v),
+      audit: (a) => repo.audit(a),
+      insert: (c) =>
+        Number(
+          db
+            .prepare(
+              `INSERT INTO visit_corrections (kind, reader_id, visit_id, reason_code, note, actor, request_id, at_ms,
+                 before_json, after_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+            )
+            .run(
+              c.kind,
+              c.readerId,
+              c.visitId,
+              c.reasonCode,
+              c.note,
+              c.actor,
+              c.requestId,
+              c.atMs,
+              JSON.stringify(c.before),
+              JSON.stringify(c.after),
+            ).lastInsertRowid,
+        ),
+      appendAudit: (e) => void this.d.appendAudit(e),
+      enqueue: (e, nowMs) => this.d.enqueue(e, nowMs),
+    };
+  }
+
   /** The withdrawal of this visit, if it was withdrawn. */
   withdrawal(readerId: string, visitId: string): Correction | null {
-    const r = this.d.db
-      .prepare(
-        "SELECT * FROM visit_corrections WHERE kind = 'withdrawn' AND reader_id = ? AND visit_id = ? LIMIT 1",
-      )
-      .get(readerId, visitId) as Row | undefined;
+    const r = this.tx().withdrawal(readerId, visitId);
     return r ? toCorrection(r) : null;
   }
 
-  /** The first result of an earlier submission with this (actor, requestId), if any. */
-  private seen(actor: string, requestId: string | undefined, kind: CorrectionKind): CorrectionResult | null {
-    if (requestId === undefined) return null;
-    const seen = this.d.db
-      .prepare('SELECT * FROM visit_corrections WHERE actor = ? AND request_id = ?')
-      .get(actor, requestId) as Row | undefined;
-    if (!seen) return null;
-    if (seen.kind !== kind) {
-      return { ok: false, status: 409, error: 'this requestId was used for another kind of correction' };
-    }
-    const visit = this.d.repo.visit(seen.reader_id, seen.visit_id);
-    return visit ? { ok: true, created: false, correction: toCorrection(seen), visit } : null;
-  }
-
-  private insert(
-    kind: CorrectionKind,
-    v: { readerId: string; visitId: string },
-    req: { reasonCode: ReasonCode; note: string | null; actor: string; requestId?: string },
-    now: number,
-    before: VisitTimes,
-    after: VisitTimes,
-  ): number {
-    return Number(
-      this.d.db
-        .prepare(
-          `INSERT INTO visit_corrections (kind, reader_id, visit_id, reason_code, note, actor, request_id, at_ms,
-             before_json, after_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-        )
-        .run(
-          kind,
-          v.readerId,
-          v.visitId,
-          req.reasonCode,
-          req.note,
-          req.actor,
-          req.requestId ?? null,
-          now,
-          JSON.stringify(before),
-          JSON.stringify(after),
-        ).lastInsertRowid,
-    );
-  }
-
   correct(req: CorrectionRequest): CorrectionResult {
-    const { db, clock, repo } = this.d;
-    return db.transaction((): CorrectionResult => {
-      const again = this.seen(req.actor, req.requestId, 'times');
-      if (again) return again;
-      if (!REASONS_BY_KIND.times.includes(req.reasonCode)) {
-        return { ok: false, status: 400, error: `reason ${req.reasonCode} does not fit a time correction` };
-      }
-      const rows = repo
-        .visitsById(req.visitId)
-        .filter((v) => (req.readerId === undefined || v.readerId === req.readerId) && req.visible(v));
-      if (rows.length === 0) return { ok: false, status: 404, error: 'no such visit' };
-      if (rows.length > 1) {
-        return {
-          ok: false,
-          status: 409,
-          error: `visit id ${req.visitId} exists at several readers: send "readerId" to say which`,
-        };
-      }
-      const v = rows[0] as VisitRow;
-      if (this.withdrawal(v.readerId, v.visitId)) {
-        return {
-          ok: false,
-          status: 409,
-          error: 'the visit was withdrawn (marked as a mistake): it is not corrected',
-        };
-      }
-      if (v.readerId === MANUAL_READER) {
-        // visit.corrected carries the card read; a visit added by hand has none
-        return {
-          ok: false,
-          status: 409,
-          error:
-            'a visit added by hand is not time-corrected: withdraw it (reason "other", with a note) and add it again with the right times',
-        };
-      }
-      if (req.startedAtMs === undefined && req.endedAtMs === undefined) {
-        return { ok: false, status: 400, error: 'send "startedAt" and/or "endedAt" (ISO time) to correct' };
-      }
-      if (req.endedAtMs !== undefined && v.state === 'open') {
-        return {
-          ok: false,
-          status: 409,
-          error:
-            'the visit is still open: close it first (POST /api/visits/:visitId/close with a reason), then correct its end',
-        };
-      }
-      const now = clock.now();
-      const after: VisitTimes = {
-        startedAtMs: req.startedAtMs ?? v.startedAtMs,
-        endedAtMs: req.endedAtMs ?? v.endedAtMs,
-      };
-      for (const t of [after.startedAtMs, after.endedAtMs]) {
-        if (t !== null && t > now + FUTURE_SLACK_MS) {
-          return {
-            ok: false,
-            status: 400,
-            error: 'a corrected time is in the future: check the date and time',
-          };
-        }
-      }
-      if (after.startedAtMs !== null && after.endedAtMs !== null && after.endedAtMs < after.startedAtMs) {
-        return { ok: false, status: 400, error: 'the corrected end is before the start' };
-      }
-      if (after.startedAtMs === v.startedAtMs && after.endedAtMs === v.endedAtMs) {
-        return { ok: false, status: 409, error: 'nothing to correct: the visit already has these times' };
-      }
-      const locked = this.locks.lockFor(v.clientRef, [
-        v.startedAtMs,
-        v.endedAtMs,
-        after.startedAtMs,
-        after.endedAtMs,
-      ]);
-      const refused = lockGate(locked, req.lockRule);
-      if (refused) return refused;
-      const before = times(v);
-      const corrected: VisitRow = { ...v, ...after, updatedAtMs: now };
-      repo.upsert(corrected);
-      const reason = reasonText(req.reasonCode, req.note);
-      const id = this.insert('times', v, req, now, before, after);
-      repo.audit({
-        readerId: v.readerId,
-        visitId: v.visitId,
-        action: 'correct',
-        actor: req.actor,
-        reason,
-        atMs: now,
-      });
-      this.d.appendAudit({
-        atMs: now,
-        actor: req.actor,
-        action: 'visit.correct',
-        target: `visit:${v.readerId}/${v.visitId}`,
-        before: { ...wire(before), correctionId: id },
-        after: { ...wire(after), ...inLock(locked) },
-        reason,
-      });
-      this.d.enqueue(
-        {
-          type: 'visit.corrected',
-          idempotencyKey: correctionKey(id),
-          correctionId: id,
-          visitId: v.visitId,
-          readerId: v.readerId,
-          clientRef: v.clientRef,
-          staffRef: v.staffRef,
-          cardRef: v.cardRef,
-          reasonCode: req.reasonCode,
-          note: req.note,
-          correctedBy: req.actor,
-          correctedAt: new Date(now).toISOString(),
-          before: wire(before),
-          after: wire(after),
-        },
-        now,
-      );
-      const correction: Correction = {
-        correctionId: id,
-        kind: 'times',
-        readerId: v.readerId,
-        visitId: v.visitId,
-        reasonCode: req.reasonCode,
-        note: req.note,
-        actor: req.actor,
-        atMs: now,
-        before,
-        after,
-      };
-      return { ok: true, created: true, correction, visit: corrected };
-    })();
+    return this.d.db.transaction(() => correctIn(this.tx(), this.ctx, req))();
   }
 
-  /**
-   * Adds a visit no reader recorded (the staff member forgot to tap): a closed visit at reader `manual`
-   * with no card, marked by its `added` correction; audited; one `visit.added` event (key
-   * `vt1:added:{correctionId}`). The caller has checked that client and staff are in its scope.
-   */
   addVisit(req: AddVisitRequest): CorrectionResult {
-    const { db, clock, repo } = this.d;
-    return db.transaction((): CorrectionResult => {
-      const again = this.seen(req.actor, req.requestId, 'added');
-      if (again) return again;
-      if (!REASONS_BY_KIND.added.includes(req.reasonCode)) {
-        return { ok: false, status: 400, error: `reason ${req.reasonCode} does not fit an added visit` };
-      }
-      if (req.reasonCode === 'other' && !req.note) {
-        return { ok: false, status: 400, error: 'reason "other": write what happened in "note"' };
-      }
-      const now = clock.now();
-      if (req.endedAtMs <= req.startedAtMs)
-        return { ok: false, status: 400, error: 'the end is not after the start' };
-      if (req.endedAtMs > now + FUTURE_SLACK_MS) {
-        return { ok: false, status: 400, error: 'the visit ends in the future: check the date and time' };
-      }
-      if (req.endedAtMs - req.startedAtMs > MAX_ADDED_MS) {
-        return { ok: false, status: 400, error: 'a visit added by hand lasts at most 24 hours' };
-      }
-      const client = db.prepare('SELECT 1 FROM care_clients WHERE client_ref = ?').get(req.clientRef);
-      if (client === undefined) return { ok: false, status: 404, error: 'no such client' };
-      const staff = db.prepare('SELECT 1 FROM care_staff WHERE staff_ref = ?').get(req.staffRef);
-      if (staff === undefined) return { ok: false, status: 404, error: 'no such staff member' };
-      const overlap = db
-        .prepare(
-          `SELECT reader_id, visit_id FROM visits WHERE client_ref = ? AND staff_ref = ?
-             AND started_at_ms < ? AND COALESCE(ended_at_ms, started_at_ms) > ? LIMIT 1`,
-        )
-        .get(req.clientRef, req.staffRef, req.endedAtMs, req.startedAtMs) as
-        { reader_id: string; visit_id: string } | undefined;
-      if (overlap && !this.withdrawal(overlap.reader_id, overlap.visit_id)) {
-        return {
-          ok: false,
-          status: 409,
-          error: `visit ${overlap.visit_id} of this staff member at this client covers that time already: correct it instead`,
-        };
-      }
-      const locked = this.locks.lockFor(req.clientRef, [req.startedAtMs, req.endedAtMs]);
-      const refused = lockGate(locked, req.lockRule);
-      if (refused) return refused;
-      const visit: VisitRow = {
-        readerId: MANUAL_READER,
-        visitId: `m-${randomBytes(8).toString('hex')}`,
-        clientRef: req.clientRef,
-        cardRef: MANUAL_READER,
-        staffRef: req.staffRef,
-        groupId: null,
-        state: 'closed',
-        startedAtMs: req.startedAtMs,
-        startSeq: null,
-        endedAtMs: req.endedAtMs,
-        endSeq: null,
-        endReason: 'manual',
-        timeQuality: 'corrected',
-        anomalies: [],
-        lateEndSeq: null,
-        updatedAtMs: now,
-      };
-      repo.upsert(visit);
-      const none: VisitTimes = { startedAtMs: null, endedAtMs: null };
-      const after = times(visit);
-      const id = this.insert('added', visit, req, now, none, after);
-      const reason = reasonText(req.reasonCode, req.note);
-      repo.audit({
-        readerId: visit.readerId,
-        visitId: visit.visitId,
-        action: 'add',
-        actor: req.actor,
-        reason,
-        atMs: now,
-      });
-      this.d.appendAudit({
-        atMs: now,
-        actor: req.actor,
-        action: 'visit.add',
-        target: `visit:${visit.readerId}/${visit.visitId}`,
-        before: null,
-        after: {
-          ...wire(after),
-          clientRef: req.clientRef,
-          staffRef: req.staffRef,
-          correctionId: id,
-          manual: true,
-          ...inLock(locked),
-        },
-        reason,
-      });
-      this.d.enqueue(
-        {
-          type: 'visit.added',
-          idempotencyKey: addedKey(id),
-          correctionId: id,
-          visitId: visit.visitId,
-          readerId: visit.readerId,
-          clientRef: req.clientRef,
-          staffRef: req.staffRef,
-          cardRef: null,
-          manual: true,
-          startedAt: new Date(req.startedAtMs).toISOString(),
-          endedAt: new Date(req.endedAtMs).toISOString(),
-          durationMs: req.endedAtMs - req.startedAtMs,
-          reasonCode: req.reasonCode,
-          note: req.note,
-          addedBy: req.actor,
-          addedAt: new Date(now).toISOString(),
-        },
-        now,
-      );
-      const correction: Correction = {
-        correctionId: id,
-        kind: 'added',
-        readerId: visit.readerId,
-        visitId: visit.visitId,
-        reasonCode: req.reasonCode,
-        note: req.note,
-        actor: req.actor,
-        atMs: now,
-        before: none,
-        after,
-      };
-      return { ok: true, created: true, correction, visit };
-    })();
+    return this.d.db.transaction(() => addVisitIn(this.tx(), this.ctx, req))();
   }
 
-  /**
-   * Marks a visit (a tap) as a mistake: the visit is withdrawn (its `withdrawn` correction; the row and
-   * its history stay), audited, and one `visit.withdrawn` event goes out (key `vt1:withdrawn:{id}`). An
-   * open visit is closed first (its close has its own reason); a withdrawn visit is not withdrawn again.
-   */
   withdraw(req: WithdrawRequest): CorrectionResult {
-    const { db, clock, repo } = this.d;
-    return db.transaction((): CorrectionResult => {
-      const again = this.seen(req.actor, req.requestId, 'withdrawn');
-      if (again) return again;
-      if (!REASONS_BY_KIND.withdrawn.includes(req.reasonCode)) {
-        return { ok: false, status: 400, error: `reason ${req.reasonCode} does not fit a withdrawal` };
-      }
-      if (req.reasonCode === 'other' && !req.note) {
-        return { ok: false, status: 400, error: 'reason "other": write what happened in "note"' };
-      }
-      const rows = repo
-        .visitsById(req.visitId)
-        .filter((v) => (req.readerId === undefined || v.readerId === req.readerId) && req.visible(v));
-      if (rows.length === 0) return { ok: false, status: 404, error: 'no such visit' };
-      if (rows.length > 1) {
-        return {
-          ok: false,
-          status: 409,
-          error: `visit id ${req.visitId} exists at several readers: send "readerId" to say which`,
-        };
-      }
-      const v = rows[0] as VisitRow;
-      if (v.state === 'open') {
-        return {
-          ok: false,
-          status: 409,
-          error:
-            'the visit is still open: close it first (POST /api/visits/:visitId/close with a reason), then withdraw it',
-        };
-      }
-      const earlier = this.withdrawal(v.readerId, v.visitId);
-      if (earlier) {
-        return { ok: false, status: 409, error: `the visit was withdrawn already by ${earlier.actor}` };
-      }
-      const locked = this.locks.lockFor(v.clientRef, [v.startedAtMs, v.endedAtMs]);
-      const refused = lockGate(locked, req.lockRule);
-      if (refused) return refused;
-      const now = clock.now();
-      const before = times(v);
-      const none: VisitTimes = { startedAtMs: null, endedAtMs: null };
-      // The row stays as recorded; its change time moves so plan matching sees the change (care cursor).
-      repo.upsert({ ...v, updatedAtMs: now });
-      const id = this.insert('withdrawn', v, req, now, before, none);
-      const reason = reasonText(req.reasonCode, req.note);
-      repo.audit({
-        readerId: v.readerId,
-        visitId: v.visitId,
-        action: 'withdraw',
-        actor: req.actor,
-        reason,
-        atMs: now,
-      });
-      this.d.appendAudit({
-        atMs: now,
-        actor: req.actor,
-        action: 'visit.withdraw',
-        target: `visit:${v.readerId}/${v.visitId}`,
-        before: { ...wire(before), correctionId: id },
-        after: { withdrawn: true, ...inLock(locked) },
-        reason,
-      });
-      const card = CARD_REF_PATTERN.test(v.cardRef) ? v.cardRef : null;
-      this.d.enqueue(
-        {
-          type: 'visit.withdrawn',
-          idempotencyKey: withdrawnKey(id),
-          correctionId: id,
-          visitId: v.visitId,
-          readerId: v.readerId,
-          clientRef: v.clientRef,
-          staffRef: v.staffRef,
-          cardRef: card,
-          startedAt: iso(v.startedAtMs),
-          endedAt: iso(v.endedAtMs),
-          reasonCode: req.reasonCode,
-          note: req.note,
-          withdrawnBy: req.actor,
-          withdrawnAt: new Date(now).toISOString(),
-        },
-        now,
-      );
-      const correction: Correction = {
-        correctionId: id,
-        kind: 'withdrawn',
-        readerId: v.readerId,
-        visitId: v.visitId,
-        reasonCode: req.reasonCode,
-        note: req.note,
-        actor: req.actor,
-        atMs: now,
-        before,
-        after: none,
-      };
-      return { ok: true, created: true, correction, visit: v };
-    })();
+    return this.d.db.transaction(() => withdrawIn(this.tx(), this.ctx, req))();
   }
 
   /** A visit's corrections, oldest first (the first `before` is the original). */
   list(visitId: string, visible: (v: VisitRow) => boolean): Correction[] {
     const rows = this.d.db
       .prepare('SELECT * FROM visit_corrections WHERE visit_id = ? ORDER BY correction_id')
-      .all(visitId) as Row[];
+      .all(visitId) as CorrectionRowRaw[];
     return rows
       .filter((r) => {
         const v = this.d.repo.visit(r.reader_id, r.visit_id);
         return v !== null && visible(v);
       })
-      .map(toCorrection);
+      .map((r) => toCorrection(toStoredCorrection(r)));
   }
 }
