@@ -5,6 +5,7 @@ import { postgresMigrations } from '../../gateway/src/store/postgres/migrations.
 import { applyRecordedErasures, erasureDigest } from '../../gateway/src/retention/pg.js';
 import { openDatabase } from '../../gateway/src/store/sqlite/db.js';
 import { careMigrations } from '../../gateway/src/store/sqlite/care-migrations.js';
+import { correctionMigrations } from '../../gateway/src/corrections/migrations.js';
 import { sqliteMigrations } from '../../gateway/src/store/sqlite/migrations.js';
 import { tempDir } from '../gateway/helpers.js';
 import { startPgCluster, type PgCluster } from '../support/pg-cluster.js';
@@ -48,7 +49,11 @@ describe('the PostgreSQL schema mirrors the SQLite one', () => {
   it('every table and column of the SQLite list exists on PostgreSQL, and nothing else but the documented extras', async () => {
     const tmp = tempDir('vt-parity-');
     // the gateway's list and the care plan's (both served on PostgreSQL)
-    const db = openDatabase(join(tmp.dir, 'gateway.db'), [...sqliteMigrations, ...careMigrations]);
+    const db = openDatabase(join(tmp.dir, 'gateway.db'), [
+      ...sqliteMigrations,
+      ...careMigrations,
+      ...correctionMigrations,
+    ]);
     const sqlite = new Set<string>();
     const tables = db
       .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
@@ -70,7 +75,9 @@ describe('the PostgreSQL schema mirrors the SQLite one', () => {
   });
 
   it('uses the SQLite step ids for the steps both engines have', () => {
-    const sqliteIds = new Set([...sqliteMigrations, ...careMigrations].map((m) => m.id));
+    const sqliteIds = new Set(
+      [...sqliteMigrations, ...careMigrations, ...correctionMigrations].map((m) => m.id),
+    );
     const pgOnly = postgresMigrations.map((m) => m.id).filter((id) => !sqliteIds.has(id));
     // leases: several instances; anchors-pg-001: an index for the per-reader anchor scan (no column);
     // cards-vault-001: the sealed card UID vault shared by the instances (a file per gateway on SQLite);
@@ -84,16 +91,14 @@ describe('the PostgreSQL schema mirrors the SQLite one', () => {
       'erasure-log-001',
     ]);
     const pgIds = new Set(postgresMigrations.map((m) => m.id));
-    const sqliteOnly = [...sqliteMigrations, ...careMigrations]
+    const sqliteOnly = [...sqliteMigrations, ...careMigrations, ...correctionMigrations]
       .map((m) => m.id)
       .filter((id) => !pgIds.has(id));
-    // ingest-002/003, enrollment-002, reports-001: folded into the PostgreSQL list's first steps (it was written
-    // after them); keys-001: fleet-key rotation (SQLite only); erasure-applied-001: an instance's mark in erasure_log
+    // ingest-002/003, enrollment-002: folded into the PostgreSQL list's first steps (it was written after them); keys-001: fleet-key rotation (SQLite only); erasure-applied-001: an instance's mark in erasure_log
     expect(sqliteOnly).toEqual([
       'ingest-002',
       'ingest-003',
       'enrollment-002',
-      'reports-001',
       'keys-001',
       'erasure-applied-001',
     ]);

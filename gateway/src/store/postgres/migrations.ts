@@ -21,6 +21,8 @@
  *   scans all rows by id once, one writer; one reader's ids do commit in order, under its lock).
  */
 import { pgCareMigrations } from './care-migrations.js';
+import { pgCorrectionMigrations } from './corrections-migrations.js';
+import { pgReportMigrations } from './reports.js';
 
 export interface PgMigration {
   id: string;
@@ -407,4 +409,7 @@ export const postgresMigrations: readonly PgMigration[] = [
       );
     `,
   },
+  // visit corrections (issue 13) and the reports' visits index, served on PostgreSQL (issue 14, pgreports)
+  ...pgCorrectionMigrations,
+  ...pgReportMigrations,
 ];
