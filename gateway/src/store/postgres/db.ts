@@ -1,5 +1,10 @@
 import pg from 'pg';
-import type { PgMigration } from './migrations.js';
+
+/** One numbered PostgreSQL schema step (the list: ./migrations.ts, which re-exports this type). */
+export interface PgMigration {
+  id: string;
+  sql: string;
+}
 
 /**
  * PostgreSQL plumbing shared by the adapters: a pool whose BIGINT columns read back as JS numbers

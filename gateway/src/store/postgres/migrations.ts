@@ -22,12 +22,10 @@
  */
 import { pgCareMigrations } from './care-migrations.js';
 import { pgCorrectionMigrations } from './corrections-migrations.js';
+import type { PgMigration } from './db.js';
 import { pgReportMigrations } from './reports.js';
 
-export interface PgMigration {
-  id: string;
-  sql: string;
-}
+export type { PgMigration } from './db.js';
 
 export const postgresMigrations: readonly PgMigration[] = [
   {
