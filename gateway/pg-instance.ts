@@ -28,7 +28,9 @@ import { DEFAULT_RETENTION } from './src/retention/policy.js';
 import { erasePgAudited, PgRetentionJob, RETENTION_LEASE } from './src/retention/pg.js';
 import { retentionRoutes } from './src/retention/routes.js';
 import { GatewayCardKeys } from '../protocol/index.js';
+import { CardLifecycle } from './src/cards/lifecycle.js';
 import { PgCardListTimer } from './src/cards/pg-push.js';
+import { ReaderReplacements, replaceRoutes } from './src/fleet/replace.js';
 import { PgCardUidVault } from './src/cards/pg-uid-vault.js';
 import { createSqliteIngestStore } from './src/store/sqlite/ingest-store.js';
 import { createTurnVisitPipeline } from './src/visits/turn-pipeline.js';
@@ -49,16 +51,11 @@ export const PG_MODE = {
     'care plan: registries, plan import, matching, late/missed alerts (one instance sweeps, lease `care-alerts`)',
     'day view (GET /api/day, /api/day/stream: the plan and visits read from PostgreSQL)',
     'accounts, sessions, API tokens and the audit log (shared: read per request, one log in commit order)',
+    'reader replacement (a code issued on one instance, exchanged on any: the old reader retired, its open visits closed)',
+    'card lifecycle: revoke, reinstate, validity, lost-card replacement, full-list withdrawal (pushed at once from the instance that made the change)',
   ],
   onSqlite: ['the cache of verified reader credentials'],
-  notServed: [
-    'reports',
-    'visit corrections',
-    'web app',
-    'reader replacement',
-    'card lifecycle (revoke/validity)',
-    'secure cards',
-  ],
+  notServed: ['reports', 'visit corrections', 'web app', 'secure cards'],
 } as const;
 
 /** The lease of the care plan's timed sweep (late/missed alerts): one instance at a time. */
@@ -140,7 +137,7 @@ export function createPgGateway(opts: GatewayOptions): PgGateway {
     pool,
     holder: `gw-${process.pid}-${Math.floor(random() * 1e9).toString(36)}`,
   });
-  const cards = new PgCardStore(pool);
+  const cards = new PgCardStore(pool, () => clock.now()); // "valid now" for the pushed card lists
   const fleet = new PgFleetStore(pool);
 
   // The reader registry on PostgreSQL, shared: a snapshot here, written through, refreshed by
@@ -231,6 +228,17 @@ export function createPgGateway(opts: GatewayOptions): PgGateway {
     epochs: new PgEpochLog(pool),
     onCommitted: (ids) => visits.onCommitted(ids),
     enrollmentStore: new PgEnrollmentStore(pool),
+    // reader replacement (issue 14): the code may be issued on one instance and exchanged on another; the
+    // instance that provisions the new reader retires the old one (revoked everywhere through the registry)
+    onReplaced: async (oldId, newId) => {
+      await replacements.retire(oldId, newId);
+    },
+    // a retired reader's late visits cannot be stopped by it
+    onRevoked: (id) => {
+      replacements.closeRetired(id).catch((err: unknown) => {
+        logger.error({ err, readerId: id }, 'closing the open visits of a retired reader failed');
+      });
+    },
     gaps: {
       readersWithGaps: async () =>
         (await tryLease(pool, 'gap-watch', holder, clock.now(), 3 * GAP_CHECK_MS))
@@ -243,6 +251,22 @@ export function createPgGateway(opts: GatewayOptions): PgGateway {
     cardVault,
   });
   const { readers, ingest } = edge;
+  const replacements = new ReaderReplacements({
+    fleet,
+    clock,
+    logger,
+    registry: readers,
+    enrollment: edge.enrollment,
+    visits: {
+      // catch up on what the old reader delivered: a turn over it (under its lock), then what stays open
+      processNow: async (ids) => {
+        visits.onCommitted(ids ?? []);
+        await visits.idle();
+      },
+      openVisitIds: (id) => visitsStore.openVisitIds(id),
+      closeVisit: (req) => visits.closeVisit(req),
+    },
+  });
   const cardLists = new PgCardListTimer({
     pool,
     vault: cardVault,
@@ -260,9 +284,19 @@ export function createPgGateway(opts: GatewayOptions): PgGateway {
     logger,
     metrics,
   });
+  // Card lifecycle (issue 16, on PostgreSQL since issue 14): every change audited in the shared log and pushed
+  // at once by the instance that made it; the other instances' ingest and visits turns read the card row
+  // from PostgreSQL, so the change is in effect everywhere from their next tap
+  const cardLifecycle = new CardLifecycle({
+    store: cards,
+    clock,
+    audit: (r) => base.access.audit.record(r),
+    pushAll: () => cardLists.pushAll(),
+  });
   let started = false;
   const admin = edge.admin({
     visits: [
+      ...replaceRoutes(replacements),
       ...visitRoutes({
         visits: visitsStore,
         outbox,
@@ -281,6 +315,7 @@ export function createPgGateway(opts: GatewayOptions): PgGateway {
     ],
     cards,
     addCard: (c) => cards.assign({ ...c, nowMs: clock.now() }),
+    lifecycle: cardLifecycle,
     fleet,
     ready: () => started,
     beforeCommands: retentionRoutes({
@@ -324,7 +359,7 @@ export function createPgGateway(opts: GatewayOptions): PgGateway {
           onSqlite: PG_MODE.onSqlite,
           notServed: PG_MODE.notServed,
         },
-        'store.engine postgres: ingest, visits, outbox, cards, enrollment, fleet, the reader registry and the care plan and the day view on PostgreSQL; accounts, sessions and the audit log shared on PostgreSQL; reports, corrections, web app, replacement and card lifecycle are not served in this mode',
+        'store.engine postgres: ingest, visits, outbox, cards and their lifecycle, enrollment, fleet and reader replacement, the reader registry and the care plan and the day view on PostgreSQL; accounts, sessions and the audit log shared on PostgreSQL; reports, corrections, web app and secure cards are not served in this mode',
       );
       // several instances starting together apply each step once (advisory lock in migrate)
       await migrate(pool, postgresMigrations);

@@ -10,6 +10,7 @@ import { PgReaderDirectory } from '../../gateway/src/store/postgres/reader-direc
 import { PgVisitStore } from '../../gateway/src/store/postgres/visits.js';
 import { startPgCluster, type PgCluster } from '../support/pg-cluster.js';
 import { PgCareScopeReader, PgCareStore } from '../../gateway/src/store/postgres/care.js';
+import { describeCardLifecycleStoreContract } from './store-card-lifecycle.contract.js';
 import { describeCardStoreContract } from './store-cards.contract.js';
 import { describeCareStoreContract, putVisitRow } from './store-care.contract.js';
 import { describeEnrollmentStoreContract } from './store-enrollment.contract.js';
@@ -74,6 +75,13 @@ const sqlOn =
 describeCardStoreContract('postgres', async () => {
   const pool = await freshPool();
   return { cards: new PgCardStore(pool), sql: sqlOn(pool), close: () => pool.end() };
+});
+
+describeCardLifecycleStoreContract('postgres', async () => {
+  const pool = await freshPool();
+  const clock = { ms: 0 };
+  const store = new PgCardStore(pool, () => clock.ms);
+  return { store, clock, sql: sqlOn(pool), close: () => pool.end() };
 });
 
 describeVisitStoreContract('postgres', async () => {

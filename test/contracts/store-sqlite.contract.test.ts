@@ -12,6 +12,7 @@ import { SqliteVisitStore } from '../../gateway/src/store/sqlite/visits.js';
 import { SqliteScopeReader } from '../../gateway/src/auth/scope-sqlite.js';
 import { careMigrations } from '../../gateway/src/store/sqlite/care-migrations.js';
 import { createSqliteCareStore } from '../../gateway/src/store/sqlite/care.js';
+import { describeCardLifecycleStoreContract } from './store-card-lifecycle.contract.js';
 import { describeCardStoreContract } from './store-cards.contract.js';
 import { describeCareStoreContract, putVisitRow } from './store-care.contract.js';
 import { describeEnrollmentStoreContract } from './store-enrollment.contract.js';
@@ -70,6 +71,13 @@ const sqlOn =
 describeCardStoreContract('sqlite', () => {
   const { db, close } = tempDb();
   return Promise.resolve({ cards: new SqliteCardStore({ db }), sql: sqlOn(db), close });
+});
+
+describeCardLifecycleStoreContract('sqlite', () => {
+  const { db, close } = tempDb();
+  const clock = { ms: 0 };
+  const store = new SqliteCardStore({ db, clock: { now: () => clock.ms } });
+  return Promise.resolve({ store, clock, sql: sqlOn(db), close });
 });
 
 describeVisitStoreContract('sqlite', () => {

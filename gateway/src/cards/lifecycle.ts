@@ -1,8 +1,8 @@
 import { CardRef, SafeId } from '../../../protocol/index.js';
 import type { Clock } from '../../../protocol/index.js';
 import type { AuditRecord } from '../audit/log.js';
+import type { CardLifecycleStore } from '../store/card-lifecycle.js';
 import type { CardAssignResult, CardInfo } from '../store/ports.js';
-import type { SqliteCardStore } from '../store/sqlite/cards.js';
 import type { PushSummary } from './push.js';
 
 /** What a lifecycle change did: whether the registry changed, and which readers were told at once. */
@@ -14,9 +14,10 @@ export interface LifecycleResult {
 }
 
 export interface CardLifecycleDeps {
+  /** The card registry (store port: SQLite answers at once, PostgreSQL with a Promise). */
   store: Pick<
-    SqliteCardStore,
-    'get' | 'revoke' | 'reinstate' | 'setValidity' | 'withdrawMissing' | 'replace' | 'refs'
+    CardLifecycleStore,
+    'get' | 'revoke' | 'reinstate' | 'setValidity' | 'withdrawMissing' | 'replace'
   >;
   clock: Clock;
   /** Re-pushes every reader's config with the current card lists; absent in one-off CLI runs. */
@@ -43,11 +44,11 @@ export class CardLifecycleError extends Error {
 export class CardLifecycle {
   constructor(private readonly d: CardLifecycleDeps) {}
 
-  private card(cardRef: string): CardInfo {
+  private async card(cardRef: string): Promise<CardInfo> {
     if (!CardRef.safeParse(cardRef).success) {
       throw new CardLifecycleError('the card reference must be c1_ + 32 hex digits', 'invalid');
     }
-    const c = this.d.store.get(cardRef);
+    const c = await this.d.store.get(cardRef);
     if (!c) {
       throw new CardLifecycleError(
         `card ${cardRef} is not registered (see \`cards unknown\`, or register it with \`cards assign\`)`,
@@ -63,15 +64,15 @@ export class CardLifecycle {
   }
 
   async revoke(cardRef: string, actor: string, reason: string | null = null): Promise<LifecycleResult> {
-    const before = this.card(cardRef);
-    const changed = this.d.store.revoke(cardRef, this.d.clock.now());
+    const before = await this.card(cardRef);
+    const changed = await this.d.store.revoke(cardRef, this.d.clock.now());
     if (changed) {
       await this.d.audit({
         actor,
         action: 'card.revoke',
         target: cardRef,
         before,
-        after: this.d.store.get(cardRef),
+        after: await this.d.store.get(cardRef),
         reason,
       });
     }
@@ -79,21 +80,21 @@ export class CardLifecycle {
   }
 
   async reinstate(cardRef: string, actor: string, reason: string | null = null): Promise<LifecycleResult> {
-    const before = this.card(cardRef);
+    const before = await this.card(cardRef);
     if (before.replacedBy) {
       throw new CardLifecycleError(
         `card ${cardRef} was replaced by ${before.replacedBy}; revoke that card first if the old one is found again`,
         'conflict',
       );
     }
-    const changed = this.d.store.reinstate(cardRef);
+    const changed = await this.d.store.reinstate(cardRef);
     if (changed) {
       await this.d.audit({
         actor,
         action: 'card.reinstate',
         target: cardRef,
         before,
-        after: this.d.store.get(cardRef),
+        after: await this.d.store.get(cardRef),
         reason,
       });
     }
@@ -111,10 +112,10 @@ export class CardLifecycle {
     if (fromMs !== null && toMs !== null && toMs <= fromMs) {
       throw new CardLifecycleError('the validity end must be after its start', 'invalid');
     }
-    const before = this.card(cardRef);
+    const before = await this.card(cardRef);
     const changed =
       (before.validFromMs ?? null) !== fromMs || (before.validToMs ?? null) !== toMs
-        ? this.d.store.setValidity(cardRef, fromMs, toMs)
+        ? await this.d.store.setValidity(cardRef, fromMs, toMs)
         : false;
     if (changed) {
       await this.d.audit({
@@ -122,7 +123,7 @@ export class CardLifecycle {
         action: 'card.validity',
         target: cardRef,
         before,
-        after: this.d.store.get(cardRef),
+        after: await this.d.store.get(cardRef),
         reason,
       });
     }
@@ -143,7 +144,7 @@ export class CardLifecycle {
         'invalid',
       );
     }
-    const withdrawn = this.d.store.withdrawMissing(new Set(keep), this.d.clock.now());
+    const withdrawn = await this.d.store.withdrawMissing(new Set(keep), this.d.clock.now());
     if (withdrawn.length) {
       await this.d.audit({
         actor,
@@ -167,12 +168,12 @@ export class CardLifecycle {
     actor: string,
     reason: string | null = null,
   ): Promise<CardAssignResult & { pushed: PushSummary | null }> {
-    const old = this.card(oldRef);
+    const old = await this.card(oldRef);
     if (!CardRef.safeParse(newRef).success) {
       throw new CardLifecycleError('the new card reference must be c1_ + 32 hex digits', 'invalid');
     }
     if (oldRef === newRef) throw new CardLifecycleError('the new card is the old card', 'invalid');
-    const current = this.d.store.get(newRef);
+    const current = await this.d.store.get(newRef);
     if (current && current.staffRef !== old.staffRef) {
       throw new CardLifecycleError(
         `card ${newRef} is registered to ${current.staffRef}; revoke it or pick another card`,
@@ -180,7 +181,7 @@ export class CardLifecycle {
       );
     }
     SafeId.parse(old.staffRef);
-    const r = this.d.store.replace({ oldRef, newRef, actor, nowMs: this.d.clock.now() });
+    const r = await this.d.store.replace({ oldRef, newRef, actor, nowMs: this.d.clock.now() });
     await this.d.audit({
       actor,
       action: 'card.replace',

@@ -104,6 +104,17 @@ export class PgCardListTimer {
     }, this.o.everyMs ?? 60_000);
   }
 
+  /**
+   * A card lifecycle change made through this instance (issue 14): every active reader's lists pushed now, from
+   * here, whoever holds the lease (the change is in PostgreSQL already; the holder's next tick finds nothing
+   * left to push). Nothing when this instance's MQTT is down: the holder's tick pushes it within a minute.
+   */
+  async pushAll(): Promise<PushSummary> {
+    if (!this.o.canPublish()) return { pushed: [], failed: [] };
+    await this.o.vault.sync();
+    return this.pusher.pushAll();
+  }
+
   /** One tick: the vault in step; on the lease holder, the count and the pushes. Null when not the holder. */
   async tick(): Promise<PushSummary | null> {
     await this.o.vault.sync();

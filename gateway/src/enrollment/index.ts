@@ -1,3 +1,4 @@
+import { hkdfSync } from 'node:crypto';
 import { join } from 'node:path';
 import type pino from 'pino';
 import type { Clock } from '../../../protocol/index.js';
@@ -46,7 +47,7 @@ export function createEnrollment(opts: {
     clock: opts.clock,
     logger: opts.logger,
     registry: opts.registry,
-    hashKey: loadOrCreateKeyFile(join(opts.config.dataDir, 'enrollment.key')),
+    hashKey: enrollmentHashKey(opts.config),
     fleetKey: opts.config.fleetKey,
     brokerUrl: brokerUrlFor(opts.config.mqtt, opts.mqttPort),
     gatewayKeySha256: adminKeySha256(opts.config.admin),
@@ -55,4 +56,24 @@ export function createEnrollment(opts: {
     ...(opts.onReplaced ? { onReplaced: opts.onReplaced } : {}),
     ...(opts.brokerAccounts ? { brokerAccounts: opts.brokerAccounts } : {}),
   });
+}
+
+/**
+ * The key codes are stored under (keyed hashes only). On PostgreSQL the instances share the codes, so a code
+ * issued through one must be found by any other: the key is derived from the fleet key, which every instance
+ * of the fleet holds (issue 14). Embedded (SQLite): a key file beside the database, as before.
+ */
+function enrollmentHashKey(config: GatewaySettings): Buffer {
+  if (config.store?.engine === 'postgres') {
+    return Buffer.from(
+      hkdfSync(
+        'sha256',
+        Buffer.from(config.fleetKey, 'utf8'),
+        Buffer.alloc(0),
+        'visittag/enrollment-code/v1',
+        32,
+      ),
+    );
+  }
+  return loadOrCreateKeyFile(join(config.dataDir, 'enrollment.key'));
 }

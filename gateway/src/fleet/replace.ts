@@ -16,16 +16,19 @@ export interface ReplacementDeps {
   logger: pino.Logger;
   registry: Pick<ReaderRegistry, 'getReader' | 'revokeReader'>;
   enrollment: Pick<Enrollment, 'issue'>;
-  /** The visits pipeline: catch up on what the old reader delivered, then close what stays open. */
+  /**
+   * The visits pipeline: catch up on what the old reader delivered, then close what stays open (the SQLite
+   * engine answers at once; on PostgreSQL a turn under the reader's lock).
+   */
   visits: {
-    processNow(readerIds?: string[]): number;
+    processNow(readerIds?: string[]): Awaitable<unknown>;
     /** The visits held open at a reader, oldest first. */
     openVisitIds(readerId: string): Awaitable<string[]>;
     closeVisit(req: {
       visitId: string;
       actor: string;
       reason: string;
-    }): { ok: true } | { ok: false; status: number; error: string };
+    }): Awaitable<{ ok: true } | { ok: false; status: number; error: string }>;
   };
 }
 
@@ -108,10 +111,10 @@ export class ReaderReplacements {
 
   /** Applies what the old reader delivered (a stop, say), then closes what is still open at it. */
   private async closeOpen(oldReaderId: string, newReaderId: string): Promise<string[]> {
-    this.d.visits.processNow([oldReaderId]);
+    await this.d.visits.processNow([oldReaderId]);
     const closed: string[] = [];
     for (const visitId of await this.d.visits.openVisitIds(oldReaderId)) {
-      const r = this.d.visits.closeVisit({
+      const r = await this.d.visits.closeVisit({
         visitId,
         actor: REPLACE_ACTOR,
         reason: `reader ${oldReaderId} replaced by ${newReaderId}; no stop tap reached the gateway`,

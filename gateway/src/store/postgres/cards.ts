@@ -1,4 +1,5 @@
 import type { VisitEvent } from '../../../../protocol/index.js';
+import type { CardLifecycleStore } from '../card-lifecycle.js';
 import type { AttributionResult, CardAssignResult, CardInfo, CardStore, UnknownCard } from '../ports.js';
 import { inTransaction, LOCK_NS, type PgClient, type PgPool } from './db.js';
 import { enqueueOn } from './outbox.js';
@@ -19,8 +20,12 @@ const attributionKey = (readerId: string, seq: number): string => `vt1:${readerI
  * nothing left to attribute. Text ordering uses the "C" collation so rows come in the same (byte)
  * order as on SQLite.
  */
-export class PgCardStore implements CardStore {
-  constructor(private readonly pool: PgPool) {}
+export class PgCardStore implements CardStore, CardLifecycleStore {
+  /** `now`: what "valid now" means for `refs` (the lists a config push carries); the instance's clock. */
+  constructor(
+    private readonly pool: PgPool,
+    private readonly now: () => number = Date.now,
+  ) {}
 
   assign(req: AssignReq): Promise<CardAssignResult> {
     return inTransaction(this.pool, (c) => assignOn(c, req));
@@ -52,13 +57,85 @@ export class PgCardStore implements CardStore {
     return getOn(this.pool, cardRef);
   }
 
+  /**
+   * Card refs, sorted: valid now (active) or known but not valid now (revoked, or outside the validity
+   * window), as on SQLite: what a pushed config carries as allow-list and revoked list.
+   */
   async refs(which: 'active' | 'revoked'): Promise<string[]> {
-    const r = await this.pool.query<{ card_ref: string }>(
-      which === 'active'
-        ? 'SELECT card_ref FROM cards WHERE revoked_at IS NULL ORDER BY card_ref COLLATE "C"'
-        : 'SELECT card_ref FROM cards WHERE revoked_at IS NOT NULL ORDER BY card_ref COLLATE "C"',
+    const lists = await this.cardLists(this.now());
+    return which === 'active' ? lists.valid : lists.invalid;
+  }
+
+  async cardLists(nowMs: number): Promise<{ valid: string[]; invalid: string[] }> {
+    const r = await this.pool.query<{ card_ref: string; ok: boolean }>(
+      `SELECT card_ref,
+              (revoked_at IS NULL AND (valid_from_ms IS NULL OR valid_from_ms <= $1)
+                AND (valid_to_ms IS NULL OR valid_to_ms > $1)) AS ok
+         FROM cards ORDER BY card_ref COLLATE "C"`,
+      [nowMs],
     );
-    return r.rows.map((x) => x.card_ref);
+    return {
+      valid: r.rows.filter((x) => x.ok).map((x) => x.card_ref),
+      invalid: r.rows.filter((x) => !x.ok).map((x) => x.card_ref),
+    };
+  }
+
+  async reinstate(cardRef: string): Promise<boolean> {
+    const r = await this.pool.query(
+      'UPDATE cards SET revoked_at = NULL, replaced_by = NULL WHERE card_ref = $1 AND revoked_at IS NOT NULL',
+      [cardRef],
+    );
+    return (r.rowCount ?? 0) > 0;
+  }
+
+  async setValidity(cardRef: string, fromMs: number | null, toMs: number | null): Promise<boolean> {
+    const r = await this.pool.query(
+      'UPDATE cards SET valid_from_ms = $1, valid_to_ms = $2 WHERE card_ref = $3',
+      [fromMs, toMs, cardRef],
+    );
+    return (r.rowCount ?? 0) > 0;
+  }
+
+  /** One statement: the active cards not kept are revoked at `atMs`; the refs withdrawn, sorted. */
+  async withdrawMissing(keep: ReadonlySet<string>, atMs: number): Promise<string[]> {
+    const r = await this.pool.query<{ card_ref: string }>(
+      `UPDATE cards SET revoked_at = $1 WHERE revoked_at IS NULL AND NOT (card_ref = ANY($2::text[]))
+       RETURNING card_ref`,
+      [atMs, [...keep]],
+    );
+    return r.rows.map((x) => x.card_ref).sort(byteOrder);
+  }
+
+  /**
+   * Lost-card replacement in ONE transaction, under both cards' locks (sorted, as an import takes them): the old
+   * card revoked and linked, the new one assigned to the same staff member (its earlier taps attributed) with
+   * the old one's validity window.
+   */
+  replace(req: { oldRef: string; newRef: string; actor: string; nowMs: number }): Promise<CardAssignResult> {
+    return inTransaction(this.pool, async (c) => {
+      await c.query(
+        `SELECT pg_advisory_xact_lock(${LOCK_NS.card}, hashtext(k)) FROM (SELECT k FROM unnest($1::text[]) AS k ORDER BY k) s`,
+        [[req.oldRef, req.newRef]],
+      );
+      const old = await getOn(c, req.oldRef);
+      if (!old) throw new Error(`card ${req.oldRef} is not registered`);
+      await c.query(
+        'UPDATE cards SET revoked_at = coalesce(revoked_at, $1), replaced_by = $2 WHERE card_ref = $3',
+        [req.nowMs, req.newRef, req.oldRef],
+      );
+      const r = await assignOn(c, {
+        cardRef: req.newRef,
+        staffRef: old.staffRef,
+        actor: req.actor,
+        nowMs: req.nowMs,
+      });
+      await c.query('UPDATE cards SET valid_from_ms = $1, valid_to_ms = $2 WHERE card_ref = $3', [
+        old.validFromMs ?? null,
+        old.validToMs ?? null,
+        req.newRef,
+      ]);
+      return r;
+    });
   }
 
   async unknown(limit: number): Promise<UnknownCard[]> {
@@ -94,13 +171,32 @@ export class PgCardStore implements CardStore {
   }
 }
 
+const byteOrder = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+
 async function getOn(c: Pick<PgClient, 'query'>, cardRef: string): Promise<CardInfo | null> {
-  const r = await c.query<{ card_ref: string; staff_ref: string; revoked_at: number | null }>(
-    'SELECT card_ref, staff_ref, revoked_at FROM cards WHERE card_ref = $1',
+  const r = await c.query<{
+    card_ref: string;
+    staff_ref: string;
+    revoked_at: number | null;
+    valid_from_ms: number | null;
+    valid_to_ms: number | null;
+    replaced_by: string | null;
+  }>(
+    `SELECT card_ref, staff_ref, revoked_at, valid_from_ms, valid_to_ms, replaced_by
+       FROM cards WHERE card_ref = $1`,
     [cardRef],
   );
   const x = r.rows[0];
-  return x ? { cardRef: x.card_ref, staffRef: x.staff_ref, revokedAtMs: x.revoked_at } : null;
+  return x
+    ? {
+        cardRef: x.card_ref,
+        staffRef: x.staff_ref,
+        revokedAtMs: x.revoked_at,
+        validFromMs: x.valid_from_ms,
+        validToMs: x.valid_to_ms,
+        replacedBy: x.replaced_by,
+      }
+    : null;
 }
 
 async function assignOn(c: PgClient, req: AssignReq): Promise<CardAssignResult> {

@@ -1,3 +1,4 @@
+import type { CardLifecycleStore } from '../card-lifecycle.js';
 import type { CardAssignResult, CardInfo, CardStatus, CardStore, UnknownCard } from '../ports.js';
 import { attributeCard } from './attribution.js';
 import type { Db } from './db.js';
@@ -27,7 +28,7 @@ const cardInfo = (r: CardRow): CardInfo => ({
  * revocation. Assigning a card also resolves its earlier taps made while it was unknown (attribution,
  * ./attribution.ts) in the same transaction. References are validated by the caller (cards/registry.ts).
  */
-export class SqliteCardStore implements CardStore {
+export class SqliteCardStore implements CardStore, CardLifecycleStore {
   private readonly db: Db;
   private readonly q: ReturnType<typeof statementCache>;
   private readonly outbox: Pick<SqliteOutbox, 'enqueue'>;
