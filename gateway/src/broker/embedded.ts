@@ -198,7 +198,10 @@ export function createEmbeddedBroker(opts: EmbeddedBrokerOptions): Transport {
           return p.ok && p.readerId === client.id ? packet : null;
         },
         published: (packet, client, cb) => {
-          cb();
+          // Deferred: with a backlog in aedes's emitter a synchronous callback releases the next queued
+          // message on the same stack, and a few thousand of them overflowed it (RangeError: the gateway
+          // exited in the soak at load 14). nextTick runs each release from the tick queue instead.
+          process.nextTick(cb);
           if (!client) return;
           const d = canPublish(client.id, packet.topic);
           if (!d.ok) return;
