@@ -8,6 +8,9 @@ import { backoffDelay, decode, topics } from '../../protocol/index.js';
 import { wallNow } from './stats.js';
 import { TapSource, type TapEventInput } from './taps.js';
 
+/** device/src/core/uplink.ts BUSY_RETRY_WINDOW_MS (not imported: the uplink module pulls in the device). */
+const BUSY_RETRY_WINDOW_MS = 5_000;
+
 export interface FleetOptions {
   url: string;
   readers: { readerId: string; password?: string; cardRef?: string }[];
@@ -27,6 +30,9 @@ export class BenchReader {
   attempts = 0;
   connects = 0;
   refusals = 0;
+  /** Refusals that said the gateway is busy (CONNACK 3), each followed by a short retry. */
+  busyRefusals = 0;
+  private busy = false;
   drainedAt: number | null = null;
   closing = false;
   private ackWaiters: { upTo: number; resolve: () => void }[] = [];
@@ -64,7 +70,9 @@ export class BenchReader {
       this.flushUnacked();
     });
     c.on('message', (_topic, payload) => this.onAck(payload));
-    c.on('error', () => undefined);
+    c.on('error', (err) => {
+      if ((err as { code?: unknown }).code === 3) this.busy = true;
+    });
     c.on('close', () => {
       if (!this.connected) this.refusals++;
       this.connected = false;
@@ -73,7 +81,17 @@ export class BenchReader {
       c.end(true);
       this.client = null;
       if (this.closing) return;
-      const delay = backoffDelay(this.attempts, { ...this.opts.backoff, random: this.opts.random });
+      // like the device's uplink: a busy gateway's refusal (CONNACK 3) means retry soon, no back-off growth
+      const { baseMs, capMs } = this.opts.backoff;
+      const busy = this.busy;
+      this.busy = false;
+      if (busy) this.busyRefusals++;
+      const delay = busy
+        ? Math.round(
+            baseMs / 2 + this.opts.random() * Math.max(0, Math.min(capMs, BUSY_RETRY_WINDOW_MS) - baseMs / 2),
+          )
+        : backoffDelay(this.attempts, { ...this.opts.backoff, random: this.opts.random });
+      if (busy) this.attempts = Math.max(0, this.attempts - 1);
       this.reconnectTimer = setTimeout(() => this.connect(), delay);
     });
   }

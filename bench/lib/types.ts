@@ -54,8 +54,15 @@ export interface Profile {
   };
   device: { taps: number; rssTaps: number };
   backendLatency: { readers: number; tapsPerSecond: number; durationMs: number };
-  storm: { readers: number; unackedPerReader: number; drainTimeoutMs: number };
+  /** `rounds`: storms per admission (old, new), the order alternating per round (issue 15). */
+  storm: { readers: number; unackedPerReader: number; drainTimeoutMs: number; rounds: number };
   rss: { readers: number };
+  /**
+   * Soak (issue 15): a gateway under the latency row's live shape (`readers` connected, `tapsPerSecond` in
+   * one-tap batches) for `durationMs`, memory sampled every `sampleMs`; a full device over `deviceTaps`
+   * journalled and acknowledged taps. The slope is fitted over the samples after the first third.
+   */
+  soak: { readers: number; tapsPerSecond: number; durationMs: number; sampleMs: number; deviceTaps: number };
   simDay: { readers: number; staff: number };
   /** Hard wall limit per row. */
   rowTimeoutMs: number;
@@ -67,8 +74,9 @@ export const PROFILES: Record<ProfileName, Profile> = {
     ingest: { readers: 4, batchSize: 5, baselineBatchSize: 1, durationMs: 500, maxTapsPerReader: 100 },
     device: { taps: 20, rssTaps: 50 },
     backendLatency: { readers: 10, tapsPerSecond: 20, durationMs: 1000 },
-    storm: { readers: 10, unackedPerReader: 3, drainTimeoutMs: 20_000 },
+    storm: { readers: 10, unackedPerReader: 3, drainTimeoutMs: 20_000, rounds: 1 },
     rss: { readers: 10 },
+    soak: { readers: 10, tapsPerSecond: 20, durationMs: 20_000, sampleMs: 2_000, deviceTaps: 300 },
     simDay: { readers: 5, staff: 2 },
     rowTimeoutMs: 60_000,
   },
@@ -77,8 +85,9 @@ export const PROFILES: Record<ProfileName, Profile> = {
     ingest: { readers: 50, batchSize: 100, baselineBatchSize: 1, durationMs: 3_000, maxTapsPerReader: 2_000 },
     device: { taps: 300, rssTaps: 10_000 },
     backendLatency: { readers: 200, tapsPerSecond: 200, durationMs: 6_000 },
-    storm: { readers: 300, unackedPerReader: 10, drainTimeoutMs: 60_000 },
+    storm: { readers: 300, unackedPerReader: 10, drainTimeoutMs: 60_000, rounds: 1 },
     rss: { readers: 300 },
+    soak: { readers: 2_000, tapsPerSecond: 200, durationMs: 600_000, sampleMs: 15_000, deviceTaps: 20_000 },
     simDay: { readers: 300, staff: 80 },
     rowTimeoutMs: 150_000,
   },
@@ -93,8 +102,15 @@ export const PROFILES: Record<ProfileName, Profile> = {
     },
     device: { taps: 2_000, rssTaps: 10_000 },
     backendLatency: { readers: 5_000, tapsPerSecond: 200, durationMs: 30_000 },
-    storm: { readers: 10_000, unackedPerReader: 10, drainTimeoutMs: 60_000 },
+    storm: { readers: 10_000, unackedPerReader: 10, drainTimeoutMs: 60_000, rounds: 1 },
     rss: { readers: 10_000 },
+    soak: {
+      readers: 2_000,
+      tapsPerSecond: 200,
+      durationMs: 3_600_000,
+      sampleMs: 30_000,
+      deviceTaps: 100_000,
+    },
     simDay: { readers: 300, staff: 80 },
     rowTimeoutMs: 900_000,
   },

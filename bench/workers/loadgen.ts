@@ -137,6 +137,10 @@ serve({
       pendingReaders: pending.length,
       pendingTaps: pending.reduce((s, r) => s + r.unacked.length, 0),
       lastDrainedAt,
+      // when each drained reader's last tap was acked (the storm row's percentiles)
+      drainedAts: readers.flatMap((r) =>
+        r.drainedAt !== null && r.unacked.length === 0 ? [r.drainedAt] : [],
+      ),
       acked: readers.reduce((s, r) => s + r.ackedUpTo, 0),
     };
   },
@@ -147,6 +151,7 @@ serve({
       connected: readers.filter((r) => r.connected).length,
       connects: readers.reduce((s, r) => s + r.connects, 0),
       refusals: readers.reduce((s, r) => s + r.refusals, 0),
+      busyRefusals: readers.reduce((s, r) => s + r.busyRefusals, 0),
       rssBytes: process.memoryUsage().rss,
     };
   },
