@@ -20,13 +20,14 @@ import type { ReportSource } from '../../gateway/src/reports/source.js';
 import { SqliteReportSource } from '../../gateway/src/reports/sqlite-source.js';
 import { ReportClock } from '../../gateway/src/reports/time.js';
 import { pgCorrectionMigrations } from '../../gateway/src/store/postgres/corrections-migrations.js';
-import { inTransaction, migrate, openPgPool, type PgPool } from '../../gateway/src/store/postgres/db.js';
+import { migrate, openPgPool, type PgPool } from '../../gateway/src/store/postgres/db.js';
 import { postgresMigrations } from '../../gateway/src/store/postgres/migrations.js';
 import { pgReportMigrations, PgReportSource } from '../../gateway/src/store/postgres/reports.js';
 import { openDatabase, type Db } from '../../gateway/src/store/sqlite/db.js';
 import { sqliteMigrations } from '../../gateway/src/store/sqlite/migrations.js';
 import { startPgCluster, type PgCluster } from '../support/pg-cluster.js';
 import { buildFixture } from '../reports/fixture.js';
+import { sqliteToPg } from '../reports/pg-copy.js';
 import { continuityMunicipality, writeCare, writeVisits } from '../reports/sqlite-fixture.js';
 import { describeReportSourceContract, MONDAY, TO, type ReportFactsInput } from './store-reports.contract.js';
 
@@ -64,40 +65,11 @@ function sqliteWith(
   return db;
 }
 
-const COPIED = [
-  'visits',
-  'events',
-  'visit_audit',
-  'visit_corrections',
-  'care_providers',
-  'care_areas',
-  'care_teams',
-  'care_clients',
-  'care_staff',
-  'care_service_codes',
-  'care_planned_visits',
-  'care_plan_matches',
-  'care_visit_matches',
-  'care_reasons',
-];
-
 /** A fresh PostgreSQL database with the SQLite file's rows of the tables reports read, copied as they are. */
 async function pgCopyOf(db: Db): Promise<PgPool> {
   const pool = openPgPool({ url: await (await pgc()).createDatabase(), max: 4 });
   await migrate(pool, PG_STEPS);
-  await inTransaction(pool, async (c) => {
-    for (const t of COPIED) {
-      const rows = db.prepare(`SELECT * FROM ${t}`).all() as Array<Record<string, unknown>>;
-      if (rows.length === 0) continue;
-      const cols = Object.keys(rows[0]!);
-      for (let i = 0; i < rows.length; i += 500) {
-        const part = rows.slice(i, i + 500);
-        const values: unknown[] = [];
-        const tuples = part.map((r) => `(${cols.map((col) => `$${values.push(r[col])}`).join(', ')})`);
-        await c.query(`INSERT INTO ${t} (${cols.join(', ')}) VALUES ${tuples.join(', ')}`, values);
-      }
-    }
-  });
+  await sqliteToPg(db, pool);
   return pool;
 }
 
