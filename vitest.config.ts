@@ -18,19 +18,24 @@ const ALONE = [
   'test/care/alert-crash.test.ts',
 ];
 
-// The files in OWN_PROCESS run beside the shared ones, but each in a fresh process. The PC/SC files: libpcsclite
-// keeps per-process state about the daemon it last talked to (pcsc-stack failed all 17 tests in a worker that
-// had run another PC/SC file), and the one pcscd a machine can run (its socket path is compiled in) is taken
-// under a lock for a whole file, so a second PC/SC file waits for it in beforeAll (hookTimeout below).
-// pg-gateway-process: in a worker that had run many files its gateway child delivered too few events to the
-// fake backend within 60 s (twice, Node 20 and 24); alone and in a fresh worker it passes. Cause not found.
-const OWN_PROCESS = [
+// The PC/SC files run in a project of their own, one at a time, each in a fresh process. libpcsclite keeps
+// per-process state about the daemon it last talked to (pcsc-stack failed all 17 tests in a worker that had run
+// another PC/SC file), and the one pcscd a machine can run (its socket path is compiled in) is taken under a
+// lock for a whole file. They mostly wait on pcscd and the virtual reader (about 140 s of wall, little CPU):
+// scripts/test.sh runs this project in a vitest of its own beside the shared one, so a file waiting for the
+// lock no longer holds one of the shared workers (it held one for about 130 s of every run). A plain
+// `npx vitest run` runs them after the shared files, with the alone ones.
+const PCSC = [
   'test/pcsc/pcsc-stack.test.ts',
   'test/secure-cards/pcsc-secure.test.ts',
   'test/secure-cards/pcsc-desfire.test.ts',
   'test/secure-cards/end-to-end.test.ts',
-  'test/scale/pg-gateway-process.test.ts',
 ];
+
+// The files in OWN_PROCESS run beside the shared ones, but each in a fresh process.
+// pg-gateway-process: in a worker that had run many files its gateway child delivered too few events to the
+// fake backend within 60 s (twice, Node 20 and 24); alone and in a fresh worker it passes. Cause not found.
+const OWN_PROCESS = ['test/scale/pg-gateway-process.test.ts'];
 
 const workers = Number(process.env.VISITTAG_TEST_WORKERS ?? 2);
 
@@ -46,7 +51,7 @@ export default defineConfig({
         test: {
           name: 'shared',
           include: ['**/*.test.ts'],
-          exclude: [...configDefaults.exclude, 'dist/**', ...ALONE, ...OWN_PROCESS],
+          exclude: [...configDefaults.exclude, 'dist/**', ...ALONE, ...OWN_PROCESS, ...PCSC],
           isolate: false,
           maxWorkers: workers,
           sequence: { groupOrder: 0 },
@@ -59,8 +64,19 @@ export default defineConfig({
           include: OWN_PROCESS,
           isolate: true,
           maxWorkers: workers,
-          hookTimeout: 180_000,
           sequence: { groupOrder: 0 },
+        },
+      },
+      {
+        extends: true,
+        test: {
+          name: 'pcsc',
+          include: PCSC,
+          isolate: true,
+          maxWorkers: 1,
+          // a file waits in beforeAll for the pcscd lock while another major's PC/SC file holds it
+          hookTimeout: 180_000,
+          sequence: { groupOrder: 1 },
         },
       },
       {

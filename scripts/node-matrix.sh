@@ -13,7 +13,10 @@
 # native addons copied and rebuilt: about 100 s per major on a quiet 2-core machine, redone only when the
 # repository's installed packages (node_modules/.package-lock.json) or the Node version change.
 #
-# Usage: bash scripts/node-matrix.sh [--prepare-only] [vitest args...]
+# Usage: bash scripts/node-matrix.sh [--prepare-only | --prepared] [vitest args...]
+#   --prepare-only                   build the majors' trees (both at once) and run nothing
+#   --prepared                       run vitest in trees an earlier --prepare-only built, as they are (scripts/test.sh
+#                                    runs the suite's projects as separate lanes this way; a missing tree is an error)
 #   VISITTAG_NODE_MAJORS="22 24"     the majors to run (default "22 24")
 #   VISITTAG_NODE_MATRIX_JOBS=1|2    run the majors one after the other (1, default) or at the same time (2)
 #   VISITTAG_NODE_MATRIX_FROM=HEAD   test the last commit instead of the working tree (uncommitted files left out)
@@ -25,8 +28,12 @@ cache="${VISITTAG_NODE_MATRIX_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/visittag/no
 majors="${VISITTAG_NODE_MAJORS:-22 24}"
 jobs="${VISITTAG_NODE_MATRIX_JOBS:-1}"
 prepare_only=false
+prepared=false
 if [ "${1:-}" = "--prepare-only" ]; then
   prepare_only=true
+  shift
+elif [ "${1:-}" = "--prepared" ]; then
+  prepared=true
   shift
 fi
 mkdir -p "$cache"
@@ -175,8 +182,15 @@ run_major() {
   shift
   local bin nodedir tree="$cache/tree-$major"
   bin="$(node_toolchain "$major")" || return 1
-  nodedir="$(node_headers "$major")" || return 1
-  prepare_tree "$major" "$bin" "$nodedir" || return 1
+  if [ "$prepared" = true ]; then
+    if [ ! -f "$tree/.matrix-stamp" ]; then
+      log "node $major: no prepared tree in $tree. Fix: bash scripts/node-matrix.sh --prepare-only first"
+      return 1
+    fi
+  else
+    nodedir="$(node_headers "$major")" || return 1
+    prepare_tree "$major" "$bin" "$nodedir" || return 1
+  fi
   if [ "$prepare_only" = true ]; then return 0; fi
   local started=$SECONDS
   log "node $("$bin/node" --version): vitest run $*"

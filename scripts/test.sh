@@ -23,9 +23,8 @@ fi
 
 # The other Node majors (22 and 24; scripts/node-matrix.sh: Node binaries and headers from the npm registry's
 # `node` package, native addons rebuilt per major in a cached copy of the tree; CONTRIBUTING.md, "Node
-# versions"). Opt-in with VISITTAG_NODE_MATRIX=1 until a full run of the three majors passes within CI's 30-minute
-# budget (CHANGELOG.md, "Node versions"); VISITTAG_NODE_MAJORS picks the majors. Their native addons are built
-# while the typecheck and the linter run.
+# versions"). VISITTAG_NODE_MATRIX=1 adds them (0: this machine's Node only); VISITTAG_NODE_MAJORS picks them.
+# Their native addons are built while the typecheck and the linter run.
 matrix="${VISITTAG_NODE_MATRIX:-0}"
 majors="${VISITTAG_NODE_MAJORS:-22 24}"
 logs="$(mktemp -d "${TMPDIR:-/tmp}/visittag-test.XXXXXX")"
@@ -39,36 +38,84 @@ npm run -s typecheck
 echo "== lint" >&2
 npm run -s lint
 
-if [ "$matrix" != 1 ]; then
-  echo "== vitest (node $(node --version))" >&2
-  exec npx vitest run "$@"
-fi
-
-if ! wait "$prepare_pid"; then
+if [ "$matrix" = 1 ] && ! wait "$prepare_pid"; then
   cat "$logs/prepare.log" >&2
   echo "visittag test: preparing Node ${majors} failed (log above)" >&2
   exit 1
 fi
-# Node 20 first, then the other majors at the same time, each in its copy (VISITTAG_NODE_MATRIX_OVERLAP=1 starts
-# them alongside Node 20 instead: shorter on an idle machine, but three suites on two cores squeeze the suite's
-# timing-sensitive tests). Measured times: CHANGELOG.md, "Node versions".
-started=$SECONDS
-rc20=0
-rcm=0
-if [ "${VISITTAG_NODE_MATRIX_OVERLAP:-0}" = 1 ]; then
-  echo "== vitest on node $(node --version) and, at the same time, on Node ${majors}" >&2
-  VISITTAG_NODE_MAJORS="$majors" VISITTAG_NODE_MATRIX_JOBS=2 bash scripts/node-matrix.sh "$@" >"$logs/matrix.log" 2>&1 &
-  matrix_pid=$!
-  npx vitest run "$@" || rc20=$?
-  echo "== node $(node --version): vitest exited $rc20 after $((SECONDS - started)) s" >&2
-  wait "$matrix_pid" || rcm=$?
-  cat "$logs/matrix.log" >&2
-else
-  echo "== vitest (node $(node --version))" >&2
-  npx vitest run "$@" || rc20=$?
-  echo "== node $(node --version): vitest exited $rc20 after $((SECONDS - started)) s" >&2
-  echo "== vitest on Node ${majors} at the same time (scripts/node-matrix.sh)" >&2
-  VISITTAG_NODE_MAJORS="$majors" VISITTAG_NODE_MATRIX_JOBS=2 bash scripts/node-matrix.sh "$@" || rcm=$?
+
+# Chosen files (`npm test -- test/x`): one vitest per major over them, nothing else.
+if [ "$#" -gt 0 ]; then
+  rc=0
+  echo "== vitest $* (node $(node --version))" >&2
+  npx vitest run "$@" || rc=$?
+  if [ "$matrix" = 1 ]; then
+    VISITTAG_NODE_MAJORS="$majors" bash scripts/node-matrix.sh --prepared "$@" || rc=1
+  fi
+  exit $rc
 fi
-echo "== node $(node --version): $([ $rc20 = 0 ] && echo passed || echo FAILED); Node ${majors}: $([ $rcm = 0 ] && echo passed || echo FAILED); vitest $((SECONDS - started)) s in all" >&2
-[ "$rc20" = 0 ] && [ "$rcm" = 0 ]
+
+# The whole suite, as three lanes per major (vitest.config.ts has the projects; CONTRIBUTING.md, "How the suite
+# runs"):
+#   pcsc   the PC/SC files, one at a time: mostly waiting on pcscd and the virtual reader. One chain over the
+#          majors in the background, all the time the shared lanes run.
+#   main   the shared and own-process projects. With one major on 2 workers; with several, every major's main
+#          lane at once, on VISITTAG_TEST_WORKERS workers each (default 1), so the CPU one lane leaves idle while
+#          it waits on sockets, PostgreSQL and the browser goes to another.
+#   alone  the crash and chaos files, one at a time with the machine to themselves, major after major. On the
+#          other majors with a third of the SIGKILL and chaos rounds (VISITTAG_TEST_ROUNDS_SCALE, default 0.34;
+#          test/support/rounds.ts): the same code paths and invariants, checked fewer times.
+all="host"
+if [ "$matrix" = 1 ]; then all="host $majors"; fi
+summary="$logs/summary"
+: >"$summary"
+
+label() { if [ "$1" = host ]; then echo "node $(node --version)"; else echo "node $1"; fi; }
+
+# lane MAJOR NAME [vitest args...]: vitest for one major, its output into $logs/NAME-MAJOR.log, a line in the summary.
+lane() {
+  local major="$1" name="$2" rc=0 t=$SECONDS
+  shift 2
+  local log="$logs/$name-$major.log"
+  if [ "$major" = host ]; then
+    npx vitest run "$@" >"$log" 2>&1 || rc=$?
+  else
+    VISITTAG_NODE_MAJORS="$major" bash scripts/node-matrix.sh --prepared "$@" >"$log" 2>&1 || rc=$?
+  fi
+  printf '%-12s %-6s %-7s %5s s\n' "$(label "$major")" "$name" "$([ $rc = 0 ] && echo passed || echo FAILED)" \
+    "$((SECONDS - t))" >>"$summary"
+  return $rc
+}
+
+started=$SECONDS
+status=0
+echo "== vitest on $(for m in $all; do label "$m"; done | paste -sd, -): lanes pcsc and main (logs in $logs)" >&2
+(
+  rc=0
+  for m in $all; do lane "$m" pcsc --project pcsc || rc=1; done
+  exit $rc
+) &
+pcsc_pid=$!
+if [ "$matrix" = 1 ]; then
+  export VISITTAG_TEST_WORKERS="${VISITTAG_TEST_WORKERS:-1}"
+fi
+main_pids=()
+for m in $all; do
+  lane "$m" main --project shared --project own-process &
+  main_pids+=("$!")
+done
+for pid in "${main_pids[@]}"; do wait "$pid" || status=1; done
+wait "$pcsc_pid" || status=1
+for m in $all; do cat "$logs/main-$m.log" "$logs/pcsc-$m.log" >&2; done
+echo "== lane alone, major after major ($((SECONDS - started)) s so far)" >&2
+for m in $all; do
+  if [ "$m" = host ]; then
+    lane "$m" alone --project alone || status=1
+  else
+    VISITTAG_TEST_ROUNDS_SCALE="${VISITTAG_TEST_ROUNDS_SCALE:-0.34}" lane "$m" alone --project alone || status=1
+  fi
+  cat "$logs/alone-$m.log" >&2
+done
+echo "== summary: vitest $((SECONDS - started)) s in all" >&2
+cat "$summary" >&2
+exit $status
