@@ -128,4 +128,18 @@ describe('ingest back-pressure from the visits engine', () => {
     await ingest.stop();
     expect(stored()).toBe(20);
   });
+
+  it('after the wait a stuck engine gets one limit of events at a time, not the whole queue', () => {
+    const backlog = { n: 1_000_000 };
+    const { clock, committed, send } = setup(backlog);
+    send('r1', seqs(1, 60));
+    send('r2', seqs(1, 60));
+    send('r3', seqs(1, 60));
+    clock.advance(1_020);
+    expect(committed).toEqual([60]); // maxBacklog (100) events at most: r1's message, r2 would go over
+    clock.advance(1_020);
+    expect(committed).toEqual([60, 60]);
+    clock.advance(1_020);
+    expect(committed).toEqual([60, 60, 60]);
+  });
 });

@@ -71,8 +71,9 @@ export interface IngestOptions {
    * above `maxBacklog`, a group commit that the timer or the batch size would start waits (in steps of
    * `groupCommitMs`, at most `maxBacklogWaitMs`), then takes from the queue, in order, what keeps the
    * backlog under twice `maxBacklog` (at least one message), so the acks, and with them the readers, slow
-   * to the engine's pace instead of leaving it behind without bound. Stop, a journal epoch change and declared
-   * losses commit at once. Absent: no back-pressure.
+   * to the engine's pace instead of leaving it behind without bound; after `maxBacklogWaitMs` it takes at
+   * most `maxBacklog` events (at least one message) and waits again. Stop, a journal epoch change and
+   * declared losses commit at once. Absent: no back-pressure.
    */
   backlog?: () => number;
   /** Default 2,000 events. */
@@ -248,7 +249,9 @@ export function createIngest(opts: IngestOptions): Ingest {
     if (backlog < maxBacklog) return 2 * maxBacklog - backlog;
     const now = clock.monotonic();
     heldSince ??= now;
-    return now - heldSince < maxBacklogWaitMs ? 0 : Infinity;
+    // waited long enough: one limit's worth (at least one message) goes, so a slow engine slows the
+    // readers to about maxBacklog events per maxBacklogWaitMs instead of letting the backlog run away
+    return now - heldSince < maxBacklogWaitMs ? 0 : maxBacklog;
   };
   /**
    * A commit the timer or the batch size starts: it waits while the visits engine is too far behind,
