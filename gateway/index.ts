@@ -90,7 +90,11 @@ export function createGateway(opts: GatewayOptions): Gateway {
   });
   const store = createSqliteIngestStore(db);
   const fleet = new SqliteFleetStore(db);
-  const pipeline = createVisitPipeline({ db, ...base.pipeline });
+  const pipeline = createVisitPipeline({
+    db,
+    ...base.pipeline,
+    thread: opts.visitsThread === true && opts.clock === undefined,
+  });
 
   // Visit corrections (issue 13): through the pipeline's repo and outbox, audited in the access audit log.
   const corrections = new VisitCorrections({

@@ -22,7 +22,7 @@ interface GatewayLike {
   };
 }
 interface GatewayModule {
-  createGateway(opts: { config: unknown; logger?: pino.Logger }): GatewayLike;
+  createGateway(opts: { config: unknown; logger?: pino.Logger; visitsThread?: boolean }): GatewayLike;
   parseGatewaySettings(input: unknown): { ok: true; config: unknown } | { ok: false; error: string };
 }
 
@@ -41,7 +41,9 @@ serve({
     dataDir = args.settings.dataDir;
     // Bench logs at warn (to this worker's log file): per-connection info lines would be measured too.
     const logger = pino({ level: 'warn', base: { app: 'bench-gateway' } }, pino.destination(2));
-    gw = mod.createGateway({ config: parsed.config, logger });
+    // BENCH_VISITS_THREAD=1: the visits engine in its worker thread (GatewayOptions.visitsThread; off by default)
+    const visitsThread = process.env.BENCH_VISITS_THREAD === '1';
+    gw = mod.createGateway({ config: parsed.config, logger, visitsThread });
     await gw.start();
     return { mqttPort: gw.mqttPort };
   },

@@ -11,6 +11,7 @@ import { SqliteVisitStore } from '../store/sqlite/visits.js';
 import type { Db } from '../store/sqlite/db.js';
 import { VisitEmitter } from './emit.js';
 import { VisitEngine } from './engine.js';
+import { EngineThread } from './engine-thread.js';
 import { HandedEvents, type CommittedEvents } from './handed.js';
 import { closeVisitManually } from './manual-close.js';
 import type { ManualCloseResult } from './manual-close.js';
@@ -36,6 +37,11 @@ export interface VisitPipelineOptions {
   idlePollMs?: number;
   /** Cross-check the in-memory visit index against SQLite on every query (tests; slow). */
   verifyVisitIndex?: boolean;
+  /**
+   * Run the engine in a worker thread with its own connection to the file (engine-thread.ts) once started;
+   * needs a file database and the system clock. Catch-up at start and `processNow` stay in this thread.
+   */
+  thread?: boolean;
 }
 
 export interface VisitPipeline {
@@ -49,6 +55,8 @@ export interface VisitPipeline {
    * reader has caught up): the ingest's back-pressure.
    */
   backlog(): number;
+  /** Whether the engine runs in its worker thread now (VisitPipelineOptions.thread, started, alive). */
+  readonly threaded: boolean;
   /** Catches up on everything committed before (crash recovery), then starts the forwarder. */
   start(): Promise<void>;
   stop(): Promise<void>;
@@ -84,7 +92,15 @@ export function createVisitPipeline(opts: VisitPipelineOptions): VisitPipeline {
   const log = opts.logger.child({ module: 'visits' });
   const outbox = new SqliteOutbox({ db });
   const visitStore = new SqliteVisitStore(db, outbox);
-  const repo = new VisitRepo({ db, clock, store: visitStore, verifyIndex: opts.verifyVisitIndex });
+  // with the engine in its thread, this thread's visit writers count their writes for the engine's index
+  const writes = opts.thread && !db.memory ? new Int32Array(new SharedArrayBuffer(4)) : null;
+  const repo = new VisitRepo({
+    db,
+    clock,
+    store: visitStore,
+    verifyIndex: opts.verifyVisitIndex,
+    ...(writes ? { sharedWrites: { gen: writes, role: 'writer' as const } } : {}),
+  });
   const cards = new CardRegistry({ db, clock });
   const emitter = new VisitEmitter({ repo, outbox });
   const anchors = new TimeAnchors({ db });
@@ -162,11 +178,17 @@ export function createVisitPipeline(opts: VisitPipelineOptions): VisitPipeline {
   let backlog = 0;
   let scheduled = false;
   let running = false;
+  /** The engine's worker thread (opts.thread), from start() until stop() or its death. */
+  let thread: EngineThread | null = null;
 
   const processNow = (readerIds?: string[]): number => {
     let n = 0;
+    const work = () =>
+      readerIds ? readerIds.reduce((acc, r) => acc + engine.processReader(r), 0) : engine.processAll();
     try {
-      n = readerIds ? readerIds.reduce((acc, r) => acc + engine.processReader(r), 0) : engine.processAll();
+      // With the engine's thread running, the cursors are read under the write lock (one IMMEDIATE
+      // transaction): the thread cannot process the same events between the read and the write.
+      n = thread ? visitStore.runTurn('all', work) : work();
     } catch (err) {
       log.error({ err }, 'visit processing failed; will retry on the next commit');
     }
@@ -217,8 +239,45 @@ export function createVisitPipeline(opts: VisitPipelineOptions): VisitPipeline {
     return r;
   };
 
+  const startThread = (): void => {
+    const path = db.name;
+    if (!writes || !path) return;
+    const t: EngineThread = new EngineThread({
+      path,
+      writes,
+      logger: opts.logger,
+      onTurn: (n, kinds, skips) => {
+        kinds.forEach((kind) => anomalies.inc({ kind }));
+        skips.forEach((reason) => skipped.inc({ reason }));
+        if (n > 0) forwarder?.wake();
+      },
+      onExit: () => {
+        // a dead thread: what it had not processed is caught up here (the cursors are the truth)
+        if (thread === t) thread = null;
+        engine.forget();
+        if (running) {
+          processNow();
+          for (const r of readersBehindNow()) dirty.add(r);
+          if (dirty.size > 0) schedule();
+        }
+      },
+    });
+    thread = t;
+  };
+  const readersBehindNow = (): string[] => {
+    try {
+      return visitStore.readersBehind();
+    } catch {
+      return [];
+    }
+  };
+
   return {
     onCommitted(readerIds, committed) {
+      if (thread?.alive) {
+        thread.committed(readerIds, committed);
+        return;
+      }
       if (committed)
         for (const c of committed) {
           handed.add(c.readerId, c.events, c.conflicts);
@@ -227,15 +286,24 @@ export function createVisitPipeline(opts: VisitPipelineOptions): VisitPipeline {
       for (const r of readerIds) dirty.add(r);
       schedule();
     },
-    backlog: () => backlog,
-    start() {
+    backlog: () => (thread?.alive ? thread.backlog() : backlog),
+    get threaded() {
+      return thread?.alive === true;
+    },
+    async start() {
       running = true;
       processNow();
+      startThread();
+      // the thread opens its connection before the first commit is handed to it (bounded: a thread that
+      // does not answer still gets the commits; its messages wait for it)
+      if (thread) await Promise.race([thread.ready, new Promise((r) => setTimeout(r, 30_000).unref())]);
       forwarder?.start();
-      return Promise.resolve();
     },
     async stop() {
       running = false;
+      const t = thread;
+      thread = null;
+      await t?.stop();
       await forwarder?.stop();
     },
     routes: visitRoutes({

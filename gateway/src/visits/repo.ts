@@ -3,7 +3,7 @@ import type { AnomalyRecord, VisitAuditRecord, VisitRow, VisitTx } from '../stor
 import type { Db } from '../store/sqlite/db.js';
 import { rawToVisit, SqliteVisitStore } from '../store/sqlite/visits.js';
 import type { TimeQuality } from './time.js';
-import { VisitIndex } from './visit-index.js';
+import { VisitIndex, type SharedWrites } from './visit-index.js';
 
 export type { VisitRow } from '../store/ports.js';
 /** A stored visit row (SQLite column names) as a VisitRow. */
@@ -20,6 +20,8 @@ export interface VisitRepoOptions {
   store?: SqliteVisitStore;
   /** Check every answer of the in-memory index against SQLite and throw on a difference (tests). */
   verifyIndex?: boolean;
+  /** The engine runs in its own thread: the write counter the two threads' indexes share (visit-index.ts). */
+  sharedWrites?: SharedWrites;
 }
 
 /**
@@ -36,7 +38,11 @@ export class VisitRepo {
   constructor(opts: VisitRepoOptions) {
     this.store = opts.store ?? new SqliteVisitStore(opts.db);
     this.tx = this.store.live;
-    this.index = new VisitIndex({ db: opts.db, clock: opts.clock });
+    this.index = new VisitIndex({
+      db: opts.db,
+      clock: opts.clock,
+      ...(opts.sharedWrites ? { shared: opts.sharedWrites } : {}),
+    });
     this.verify = opts.verifyIndex ?? false;
   }
 

@@ -128,6 +128,16 @@ class KeyIndex {
 let instances = 0;
 
 /**
+ * The visits engine in its worker thread (visits/engine-thread.ts) and the gateway's thread share this
+ * counter (a SharedArrayBuffer): the gateway thread's index ('writer') adds one for every visit write it
+ * mirrors or is told about, the engine's ('engine') resets when it moved.
+ */
+export interface SharedWrites {
+  gen: Int32Array;
+  role: 'writer' | 'engine';
+}
+
+/**
  * In-memory index of recent visits per staff member and per card, for the "same staff member at
  * another home at the same time" check (VisitRepo.overlappingElsewhere), which otherwise walks the
  * staff member's recent history in SQLite on every start.
@@ -163,9 +173,15 @@ export class VisitIndex {
   /** Loads and resets since start (tests, diagnostics). */
   readonly stats = { loads: 0, resets: 0 };
 
-  constructor(opts: { db: Db; clock: Clock }) {
+  /** With the engine in its own thread: a counter of visit writes made through the other connection. */
+  private readonly shared: SharedWrites | null;
+  /** `shared.gen` when the index last matched SQLite (role 'engine'). */
+  private othersGen = 0;
+
+  constructor(opts: { db: Db; clock: Clock; shared?: SharedWrites }) {
     this.q = statementCache(opts.db);
     this.clock = opts.clock;
+    this.shared = opts.shared ?? null;
     const epoch = `vt_visit_index_epoch_${++instances}`;
     opts.db.exec(`
       CREATE TEMP TABLE IF NOT EXISTS ${epoch} (n INTEGER NOT NULL);
@@ -207,11 +223,26 @@ export class VisitIndex {
   private bump(): void {
     this.mirrored++;
     this.q(this.bumpSql).run();
+    if (this.shared?.role === 'writer') Atomics.add(this.shared.gen, 0, 1);
   }
 
-  /** Resets when SQLite rolled back a mirrored write or another connection committed. */
+  /**
+   * Resets when SQLite rolled back a mirrored write or another connection committed. The engine's thread
+   * (shared role 'engine') does not look at `PRAGMA data_version`, which every ingest commit of the
+   * gateway's thread changes: it resets when that thread's writers of visit rows (this index in role
+   * 'writer': VisitRepo.upsert, `invalidate()`) counted a write since.
+   */
   private sync(): void {
     const epoch = this.q(this.epochSql).pluck().get() as number;
+    if (this.shared?.role === 'engine') {
+      const gen = Atomics.load(this.shared.gen, 0);
+      if (epoch !== this.mirrored || gen !== this.othersGen) {
+        this.reset();
+        this.mirrored = epoch;
+        this.othersGen = gen;
+      }
+      return;
+    }
     const dataVersion = this.q('PRAGMA data_version').pluck().get() as number;
     if (epoch !== this.mirrored || dataVersion !== this.dataVersion) {
       if (this.dataVersion !== -1) this.reset();

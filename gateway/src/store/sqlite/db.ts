@@ -24,8 +24,29 @@ export function openDatabase(path: string, migrations: readonly Migration[]): Db
   // ~4x the write itself (a visits upsert 354 -> 145 us in bench/README "temp_store"). Durability is the
   // WAL's, not the statement journal's, so this changes no commit; the report worker has its own connection.
   db.pragma('temp_store = MEMORY');
+  immediateByDefault(db);
   applyMigrations(db, migrations);
   return db;
+}
+
+/**
+ * Every `db.transaction(fn)` of this connection begins IMMEDIATE (takes the write lock at BEGIN, waiting up to
+ * the busy timeout) instead of DEFERRED. The file has a second writer (the visits engine's thread,
+ * visits/engine-thread.ts; the report worker's cells): a deferred transaction that read first and writes
+ * later fails at once with SQLITE_BUSY when the other connection holds or has just used the write lock
+ * (SQLite cannot wait there without breaking the transaction's snapshot). Nested calls stay savepoints, and
+ * `.deferred` / `.exclusive` stay available.
+ */
+function immediateByDefault(db: Db): void {
+  const make = db.transaction.bind(db);
+  type Run = (...args: unknown[]) => unknown;
+  const transaction = ((fn: (...args: never[]) => unknown) => {
+    const t = make(fn) as unknown as Record<'deferred' | 'immediate' | 'exclusive', Run>;
+    const { deferred, immediate, exclusive } = t;
+    const call = (...args: unknown[]) => immediate(...args);
+    return Object.assign(call, { default: call, deferred, immediate, exclusive });
+  }) as unknown as Db['transaction'];
+  Object.defineProperty(db, 'transaction', { value: transaction, configurable: true, writable: true });
 }
 
 export function applyMigrations(db: Db, migrations: readonly Migration[]): string[] {
