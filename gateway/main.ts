@@ -3,6 +3,8 @@ import { fileURLToPath } from 'node:url';
 import { createGateway, createLogger, type Gateway } from './index.js';
 import { createPgGateway } from './pg-instance.js';
 import type { GatewaySettings } from './src/config.js';
+import type { ReplacementLinks } from './src/fleet/replace.js';
+import type { ReaderRecord } from './src/store/ingest-store.js';
 import { plainBrokerProblem } from './src/enrollment/tls.js';
 import { bashCompletion, EXIT, type CommandSpec } from '../runtime/cli.js';
 import { formatHelp, jsonText } from '../runtime/help.js';
@@ -15,7 +17,7 @@ import {
   writeAdminEndpoint,
 } from './src/admin/client.js';
 import { cardsCommand } from './src/cards/cli.js';
-import { onPostgres, pgMoveReader, pgRevokeReader } from './src/cli/pg-offline.js';
+import { onPostgres, pgMoveReader, pgRevokeReader, withPgFleet } from './src/cli/pg-offline.js';
 import { backupCommand } from './src/backup/cli.js';
 import { retentionCommand } from './src/retention/cli.js';
 import { gapsCommand } from './src/retention/gaps-cli.js';
@@ -216,17 +218,32 @@ async function readers(
   err: Out,
 ): Promise<number> {
   if (sub === 'list') {
-    return withOfflineGateway(config, async (gw) => {
+    // on a postgres config: the shared registry (cli/pg-offline.ts), else the SQLite file
+    const open = (
+      fn: (
+        readers: ReaderRecord[],
+        of: (id: string) => Promise<{ contiguousUpto: number } & ReplacementLinks>,
+      ) => Promise<number>,
+    ) =>
+      onPostgres(config)
+        ? withPgFleet(config, (f) => fn(f.registry.listReaders(), (id) => f.reader(id)))
+        : withOfflineGateway(config, (gw) =>
+            fn(gw.registry.listReaders(), async (id) => ({
+              ...(await gw.replacements.links(id)),
+              contiguousUpto: gw.store.seqState(id).contiguousUpto,
+            })),
+          );
+    return open(async (readers, of) => {
       const rows = [];
-      for (const r of gw.registry.listReaders()) {
-        const links = await gw.replacements.links(r.readerId);
+      for (const r of readers) {
+        const x = await of(r.readerId);
         rows.push({
           readerId: r.readerId,
           clientRef: r.clientRef ?? null,
           state: r.revokedAt ? ('revoked' as const) : ('active' as const),
-          contiguousUpto: gw.store.seqState(r.readerId).contiguousUpto,
-          replacedBy: links.replacedBy ?? null,
-          replaces: links.replaces ?? null,
+          contiguousUpto: x.contiguousUpto,
+          replacedBy: x.replacedBy ?? null,
+          replaces: x.replaces ?? null,
           label: r.label ?? null,
         });
       }
@@ -266,7 +283,10 @@ async function readers(
     return move(config, file, id, values.client, out, err);
   }
   try {
-    return await withOfflineGateway(config, async (gw) => {
+    // `readers add` on a postgres config writes the shared registry (cli/pg-offline.ts)
+    const open = (fn: (gw: { registry: Pick<Gateway['registry'], 'addReader'> }) => Promise<number>) =>
+      onPostgres(config) ? withPgFleet(config, fn) : withOfflineGateway(config, fn);
+    return await open(async (gw) => {
       switch (sub) {
         case 'add': {
           if (!values.client) {

@@ -17,7 +17,7 @@ import { SqliteCardStore } from '../store/sqlite/cards.js';
 import { openDatabase } from '../store/sqlite/db.js';
 import { assignRefusal } from './routes.js';
 import { EXIT } from '../../../runtime/cli.js';
-import { onPostgres, pgImportCards, withPgCards } from '../cli/pg-offline.js';
+import { onPostgres, pgImportCards, withPgCardLifecycle, withPgCards } from '../cli/pg-offline.js';
 import { applyLiveOrOffline, type AdminRequestSpec } from '../admin/client.js';
 import type { GatewaySettings } from '../config.js';
 import type { Awaitable, CardAssignResult, CardStore } from '../store/ports.js';
@@ -248,13 +248,15 @@ export async function cardsCommand(
       live: (body) => [withdrawnLine(body as { withdrawn: string[] })],
       offline: async () => {
         let line = '';
-        await withGateway(loaded.config, async (gw) => {
-          line = withdrawnLine(await gw.cardLifecycle.withdrawMissing(keep, 'cards-import'));
+        const run = async (l: Lifecycle) => {
+          line = withdrawnLine(await l.withdrawMissing(keep, 'cards-import'));
           return 0;
-        });
+        };
+        if (onPostgres(loaded.config)) await withPgCardLifecycle(loaded.config, run);
+        else await withGateway(loaded.config, (gw) => run(gw.cardLifecycle));
         return [line];
       },
-      offlineNote: 'withdrawn in the database; pushed to the readers when it starts',
+      offlineNote: offlineNoteOf(loaded.config, 'withdrawn'),
       out,
       err,
     });
@@ -328,6 +330,12 @@ const withdrawnLine = (r: { withdrawn: string[] }): string =>
 
 type Lifecycle = CliGateway['cardLifecycle'];
 
+/** Where an offline lifecycle change went and when readers hear of it. */
+const offlineNoteOf = (config: GatewaySettings, what: string): string =>
+  onPostgres(config)
+    ? `${what} in PostgreSQL; running instances use it from their next tap, and the readers' card lists are pushed at the next card-list tick (within a minute)`
+    : `${what} in the database; pushed to the readers when it starts`;
+
 /** A lifecycle change through the running gateway (pushed to readers at once), else in the database. */
 async function live(
   c: { config: GatewaySettings; configFile: string; withGateway: OpenGateway; out: Out; err: Out },
@@ -352,14 +360,17 @@ async function live(
     ],
     offline: async () => {
       let line = '';
-      await c.withGateway(c.config, async (gw) => {
-        const r = await offline(gw.cardLifecycle);
+      const run = async (l: Lifecycle) => {
+        const r = await offline(l);
         line = unchanged(r) ? `${done} already; nothing changed` : done;
         return 0;
-      });
+      };
+      // on a postgres config: the shared database (cli/pg-offline.ts)
+      if (onPostgres(c.config)) await withPgCardLifecycle(c.config, run);
+      else await c.withGateway(c.config, (gw) => run(gw.cardLifecycle));
       return [line];
     },
-    offlineNote: 'changed in the database; pushed to the readers when it starts',
+    offlineNote: offlineNoteOf(c.config, 'changed'),
     out: c.out,
     err: c.err,
   });

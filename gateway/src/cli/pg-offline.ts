@@ -1,20 +1,34 @@
 /**
  * The offline CLI paths on a `store.engine: "postgres"` config (issue 14): with no instance of this
- * config running, `readers revoke|move`, `cards import|assign|unknown` and `user add|list` write and
+ * config running, `readers add|list|enroll|replace|revoke|move`, `cards import|assign|unknown` and the card
+ * lifecycle (`cards revoke|reinstate|validity|replace`, `cards import --full`) and `user add|list` write and
  * read the PostgreSQL database the instances share, not the local SQLite file (which no instance reads
  * for these any more). Running instances see a reader change at once (the registry's LISTEN/NOTIFY), a
- * card assignment at their next turn, an account at the next request.
+ * card change at their next turn (and the card-list push at the lease holder's next tick, within a minute),
+ * an enrollment code at its exchange (any instance: the code key is derived from the fleet key), an account at
+ * the next request.
  */
+import pino from 'pino';
+import { systemClock } from '../../../protocol/index.js';
 import { AuditLog } from '../audit/log.js';
 import { Role } from '../auth/roles.js';
 import { AuthService } from '../auth/service.js';
 import type { GatewaySettings, PostgresStoreSettings } from '../config.js';
+import { CardLifecycle } from '../cards/lifecycle.js';
+import { createEnrollment, type Enrollment } from '../enrollment/index.js';
+import { ReaderReplacements, type ReplacementLinks } from '../fleet/replace.js';
+import { ReaderRegistry } from '../registry.js';
 import { PgAuditStore } from '../store/postgres/audit.js';
 import { PgAuthStore } from '../store/postgres/auth.js';
 import { PgCardStore } from '../store/postgres/cards.js';
 import { migrate, openPgPool, type PgPool } from '../store/postgres/db.js';
 import { postgresMigrations } from '../store/postgres/migrations.js';
+import { PgEnrollmentStore } from '../store/postgres/enrollment.js';
+import { PgFleetStore } from '../store/postgres/fleet.js';
+import { createPgIngestStore } from '../store/postgres/ingest-store.js';
 import { PgReaderDirectory } from '../store/postgres/reader-directory.js';
+import { PgReaderState } from '../store/postgres/reader-state.js';
+import { PgVisitStore } from '../store/postgres/visits.js';
 import type { CardAssignResult } from '../store/ports.js';
 
 /** Whether the config puts the gateway's tables on PostgreSQL. */
@@ -107,4 +121,96 @@ export function withPgAccess<T>(
       }),
     ),
   );
+}
+
+/** The shared registry, enrollment codes and replacements on PostgreSQL, for `readers add|list|enroll|replace`. */
+export interface PgFleetOffline {
+  registry: Pick<ReaderRegistry, 'addReader' | 'getReader' | 'listReaders'>;
+  enrollment: Pick<Enrollment, 'issue'>;
+  replacements: Pick<ReaderReplacements, 'issue'>;
+  /** A reader's contiguous sequence mark and its replacement links (for `readers list`). */
+  reader(readerId: string): Promise<{ contiguousUpto: number } & ReplacementLinks>;
+}
+
+/**
+ * Runs `fn` over the shared reader registry (read once, written through), enrollment codes and replacement
+ * links on PostgreSQL; every registry write is stored before the pool closes. A replacement's old reader is
+ * retired by the instance that provisions the new one, as when the code is issued through the admin API.
+ */
+export function withPgFleet<T>(config: GatewaySettings, fn: (f: PgFleetOffline) => Promise<T>): Promise<T> {
+  return withPg(config, async (pool) => {
+    const directory = await readerDirectory(pool, config);
+    const logger = pino({ level: 'silent' });
+    const registry = new ReaderRegistry({
+      store: directory,
+      clock: systemClock,
+      logger,
+      // what the instances of this config verify with (wiring.ts createReaderEdge)
+      kdf: config.mqtt.mode === 'embedded' ? config.mqtt.kdf : { logN: 11, r: 8, p: 1 },
+    });
+    const enrollment = createEnrollment({
+      store: new PgEnrollmentStore(pool),
+      config,
+      clock: systemClock,
+      logger,
+      registry,
+      mqttPort: () => null,
+    });
+    const fleet = new PgFleetStore(pool);
+    const visits = new PgVisitStore(pool);
+    const replacements = new ReaderReplacements({
+      fleet,
+      clock: systemClock,
+      logger,
+      registry,
+      enrollment,
+      visits: {
+        processNow: () => undefined,
+        openVisitIds: (id) => visits.openVisitIds(id),
+        // issue only: the retirement (and its closes) runs on the instance that provisions the new reader
+        closeVisit: () => ({ ok: false, status: 409, error: 'not closed offline' }),
+      },
+    });
+    const state = new PgReaderState(pool, createPgIngestStore(pool));
+    let refreshed = false;
+    try {
+      return await fn({
+        registry,
+        enrollment,
+        replacements,
+        reader: async (readerId) => {
+          if (!refreshed) await state.refresh();
+          refreshed = true;
+          return {
+            contiguousUpto: state.seqState(readerId).contiguousUpto,
+            ...(await fleet.links(readerId)),
+          };
+        },
+      });
+    } finally {
+      await registry.written();
+    }
+  });
+}
+
+/**
+ * The card lifecycle on PostgreSQL for one offline command: audited in the shared log; not pushed from here (no
+ * MQTT): the instance holding the lease `card-push` pushes the changed lists at its next tick.
+ */
+export function withPgCardLifecycle<T>(
+  config: GatewaySettings,
+  fn: (
+    l: Pick<CardLifecycle, 'revoke' | 'reinstate' | 'setValidity' | 'replace' | 'withdrawMissing'>,
+  ) => Promise<T>,
+): Promise<T> {
+  return withPg(config, (pool) => {
+    const audit = new AuditLog(new PgAuditStore(pool), Date.now);
+    return fn(
+      new CardLifecycle({
+        store: new PgCardStore(pool),
+        clock: systemClock,
+        audit: (r) => audit.record(r),
+      }),
+    );
+  });
 }

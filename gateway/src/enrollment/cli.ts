@@ -1,4 +1,6 @@
+import { onPostgres, withPgFleet } from '../cli/pg-offline.js';
 import {
+  type CliGateway,
   loadSubcommandSettings,
   parseSubcommand,
   provisionCommandLine,
@@ -56,7 +58,10 @@ export async function enrollCommand(
   if (typeof loaded === 'number') return loaded;
   const config = loaded.config;
   const clientRef = values.client;
-  return withGateway(config, async (gw) => {
+  // on a postgres config the code goes into the shared database (issue 14: cli/pg-offline.ts)
+  const run = (f: (gw: Pick<CliGateway, 'enrollment'>) => Promise<number>) =>
+    onPostgres(config) ? withPgFleet(config, f) : withGateway(config, f);
+  return run(async (gw) => {
     try {
       const issued = await gw.enrollment.issue({
         clientRef,

@@ -1,4 +1,6 @@
+import { onPostgres, withPgFleet } from '../cli/pg-offline.js';
 import {
+  type CliGateway,
   loadSubcommandSettings,
   parseSubcommand,
   provisionCommandLine,
@@ -17,7 +19,10 @@ old reader is retired at once: its credentials are revoked, its live connection 
 still open at it are closed with the anomaly "manual-close" (by reader-replace). Taps the old Pi still
 holds stay on it until you decide (docs/fleet.md "Replacing a reader").`;
 
-/** `visittag-gateway readers replace OLD_ID …` (works on the SQLite file, also while the gateway runs). */
+/**
+ * `visittag-gateway readers replace OLD_ID …` (works on the SQLite file, also while the gateway runs; on a
+ * postgres config on the shared database: any instance that exchanges the code retires the old reader).
+ */
 export async function replaceCommand(
   argv: string[],
   out: Out,
@@ -48,7 +53,10 @@ export async function replaceCommand(
   const loaded = loadSubcommandSettings(values.config, err);
   if (typeof loaded === 'number') return loaded;
   const config = loaded.config;
-  return withGateway(config, async (gw) => {
+  // on PostgreSQL the code and the link are in the shared database (no local file involved)
+  const run = (f: (gw: Pick<CliGateway, 'replacements'>) => Promise<number>) =>
+    onPostgres(config) ? withPgFleet(config, f) : withGateway(config, f);
+  return run(async (gw) => {
     try {
       const issued = await gw.replacements.issue(oldId, {
         ttlMs: ttl * 60_000,
