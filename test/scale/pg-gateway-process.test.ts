@@ -92,11 +92,14 @@ describe('gateway process on PostgreSQL', () => {
             expect.stringMatching(/^reader registry/),
             expect.stringMatching(/^accounts, sessions, API tokens and the audit log/),
             expect.stringMatching(/^care plan/),
+            expect.stringMatching(/^reader replacement/),
+            expect.stringMatching(/^card lifecycle/),
           ]),
         );
         expect(mode?.onSqlite).toEqual(['the cache of verified reader credentials']);
-        expect(mode?.notServed).toEqual(expect.arrayContaining(['reports']));
+        expect(mode?.notServed).toEqual(expect.arrayContaining(['secure cards']));
         expect(mode?.notServed).not.toContain('care plan');
+        expect(mode?.notServed).not.toContain('reader replacement');
 
         // cards 1 and 2 assigned on PostgreSQL through the admin API; card 3 stays unknown
         for (const [k, staff] of [
