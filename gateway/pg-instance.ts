@@ -45,7 +45,7 @@ export const PG_MODE = {
     'cards',
     'enrollment',
     'fleet (config push)',
-    'retention and erasure (one instance prunes, lease `retention`; each prunes its own audit log)',
+    'retention and erasure (one instance prunes PostgreSQL, lease `retention`; each applies recorded erasures to its own file)',
     'sealed card UID vault and card-list push (one instance pushes, lease `card-push`)',
     'reader registry (shared: a snapshot per instance, changes by LISTEN/NOTIFY, a full pull every 30 s)',
     'care plan: registries, plan import, matching, late/missed alerts (one instance sweeps, lease `care-alerts`)',
