@@ -54,8 +54,18 @@ export interface Profile {
   };
   device: { taps: number; rssTaps: number };
   backendLatency: { readers: number; tapsPerSecond: number; durationMs: number };
-  /** `rounds`: storms per admission (old, new), the order alternating per round (issue 15). */
-  storm: { readers: number; unackedPerReader: number; drainTimeoutMs: number; rounds: number };
+  /**
+   * `rounds`: storms per admission (old, new), the order alternating per round; `scaledRate` 1: the
+   * gateway's base connection rate and burst scaled to `readers` (500/s and 1,000 at 10,000), so a smaller
+   * fleet on a loaded machine has the full run's admission-bound shape (issue 15).
+   */
+  storm: {
+    readers: number;
+    unackedPerReader: number;
+    drainTimeoutMs: number;
+    rounds: number;
+    scaledRate: number;
+  };
   rss: { readers: number };
   /**
    * Soak (issue 15): a gateway under the latency row's live shape (`readers` connected, `tapsPerSecond` in
@@ -74,7 +84,7 @@ export const PROFILES: Record<ProfileName, Profile> = {
     ingest: { readers: 4, batchSize: 5, baselineBatchSize: 1, durationMs: 500, maxTapsPerReader: 100 },
     device: { taps: 20, rssTaps: 50 },
     backendLatency: { readers: 10, tapsPerSecond: 20, durationMs: 1000 },
-    storm: { readers: 10, unackedPerReader: 3, drainTimeoutMs: 20_000, rounds: 1 },
+    storm: { readers: 10, unackedPerReader: 3, drainTimeoutMs: 20_000, rounds: 1, scaledRate: 0 },
     rss: { readers: 10 },
     soak: { readers: 10, tapsPerSecond: 20, durationMs: 20_000, sampleMs: 2_000, deviceTaps: 300 },
     simDay: { readers: 5, staff: 2 },
@@ -85,7 +95,7 @@ export const PROFILES: Record<ProfileName, Profile> = {
     ingest: { readers: 50, batchSize: 100, baselineBatchSize: 1, durationMs: 3_000, maxTapsPerReader: 2_000 },
     device: { taps: 300, rssTaps: 10_000 },
     backendLatency: { readers: 200, tapsPerSecond: 200, durationMs: 6_000 },
-    storm: { readers: 300, unackedPerReader: 10, drainTimeoutMs: 60_000, rounds: 1 },
+    storm: { readers: 300, unackedPerReader: 10, drainTimeoutMs: 60_000, rounds: 1, scaledRate: 0 },
     rss: { readers: 300 },
     soak: { readers: 2_000, tapsPerSecond: 200, durationMs: 600_000, sampleMs: 15_000, deviceTaps: 20_000 },
     simDay: { readers: 300, staff: 80 },
@@ -102,7 +112,7 @@ export const PROFILES: Record<ProfileName, Profile> = {
     },
     device: { taps: 2_000, rssTaps: 10_000 },
     backendLatency: { readers: 5_000, tapsPerSecond: 200, durationMs: 30_000 },
-    storm: { readers: 10_000, unackedPerReader: 10, drainTimeoutMs: 60_000, rounds: 1 },
+    storm: { readers: 10_000, unackedPerReader: 10, drainTimeoutMs: 60_000, rounds: 1, scaledRate: 0 },
     rss: { readers: 10_000 },
     soak: {
       readers: 2_000,

@@ -89,6 +89,8 @@ export async function fleetRows(ctx: RowContext): Promise<Row[]> {
           perReader,
           mode,
           name: `gateway-${runs.length + 2}`,
+          readers: n,
+          scaledRate: ctx.profile.storm.scaledRate > 0,
         }),
       );
     }
@@ -124,7 +126,7 @@ export async function fleetRows(ctx: RowContext): Promise<Row[]> {
       (nowMs === null ? 'n/a (not drained); ' : '') +
       `ratio = p90 of the readers' drain time after the gateway was up, new / old admission (median over ${news.length} run(s) each). ` +
       runs.map(describe).join('. ') +
-      `. New = parking (5 s), adaptive rate, busy CONNACK honoured by the clients; old = 500/s bucket, bare close. ` +
+      `. New = parking (5 s), adaptive rate, busy CONNACK honoured by the clients; old = ${ctx.profile.storm.scaledRate > 0 ? `${Math.round((500 * n) / 10_000)}/s bucket (500/s scaled to ${n} readers)` : '500/s bucket'}, bare close. ` +
       `Client backoff ${BACKOFF.baseMs}–${BACKOFF.capMs} ms full jitter` +
       (ctx.profile.storm.readers < 10_000
         ? `; ${ctx.profile.name} profile: ${n} readers, full run uses 10,000`
@@ -166,14 +168,33 @@ interface StormRun {
 async function stormOnce(
   ctx: RowContext,
   fleet: Fleet,
-  o: { dataDir: string; mqttPort: number; perReader: number; mode: 'fixed' | 'adaptive'; name: string },
+  o: {
+    dataDir: string;
+    mqttPort: number;
+    perReader: number;
+    mode: 'fixed' | 'adaptive';
+    name: string;
+    readers: number;
+    scaledRate: boolean;
+  },
 ): Promise<StormRun> {
   const before = await fleet.all<{ refusals: number; busyRefusals: number }>('stats');
   const ackedBefore = await fleet.all<{ acked: number }>('drain', { timeoutMs: 0 });
   await fleet.all('queue', { perReader: o.perReader });
   await new Promise((r) => setTimeout(r, 1000));
+  const base = gatewaySettings({ dataDir: o.dataDir, mqttPort: o.mqttPort });
   const settings = {
-    ...gatewaySettings({ dataDir: o.dataDir, mqttPort: o.mqttPort }),
+    ...base,
+    // storm.scaledRate: the full run's shape on a smaller fleet (10,000 readers at 500/s, burst 1,000)
+    ...(o.scaledRate
+      ? {
+          mqtt: {
+            ...(base.mqtt as object),
+            maxConnectionsPerSecond: Math.max(1, Math.round((500 * o.readers) / 10_000)),
+            connectionBurst: Math.max(1, Math.round((1000 * o.readers) / 10_000)),
+          },
+        }
+      : {}),
     ...(o.mode === 'fixed' ? { limits: { connectionAdmission: FIXED_ADMISSION } } : {}),
   };
   const tRestart = wallNow();

@@ -84,6 +84,8 @@ describe('embedded broker: connection rate limit', () => {
           maxConnectionsPerSecond: 1,
           connectionBurst: 2,
         },
+        // no waiting room: over the bucket is closed at once (parking and the busy CONNACK: test/storm)
+        limits: { connectionAdmission: { adaptive: false, parkMs: 0, busyConnack: false } },
       }),
       logger: silent,
       clock,
