@@ -115,6 +115,8 @@ async function gatewaySoak(ctx: RowContext): Promise<Row> {
   }
   const sent = (await paced).flatMap((x) => x.sent);
   const end = await mem();
+  // work still queued when the load stopped: a gateway that does not keep up grows by its backlog
+  const behind = (await gw.worker.call<{ events: number }>('visitLag')).events;
   samples.push({ atMs: wallNow() - t0, taps: sent.length, rss: end.rss, heapUsed: end.heapUsed });
   let got = 0;
   const deadline = Date.now() + 60_000;
@@ -154,10 +156,10 @@ async function gatewaySoak(ctx: RowContext): Promise<Row> {
     target: '< 1 MB per 100,000 taps',
     met: missing === 0 && Number.isFinite(g.rss) ? g.rss < 1 && g.heap < 1 : false,
     note:
-      `${sent.length} taps, ${missing} missing at the backend, ${a.duplicates} duplicates, p99 ${s.p99.toFixed(1)} ms; ` +
+      `${sent.length} taps, visits engine ${behind} taps behind when the load stopped, ${missing} missing at the backend 60 s later, ${a.duplicates} duplicates, p99 ${s.p99.toFixed(1)} ms; ` +
       `RSS MB ${series(samples, 'rss')}; heapUsed MB ${series(samples, 'heapUsed')} (after forced GC; ` +
       `slope over the last ${g.used} of ${samples.length} samples)`,
-    details: { samples, growth: g, missing, latency: s, connected },
+    details: { samples, growth: g, missing, behind, latency: s, connected },
   });
 }
 
