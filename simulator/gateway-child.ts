@@ -1,11 +1,12 @@
 /** The gateway as a child process (for SIGKILL and restart faults), on the parent's virtual time. */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { childArgv } from './child-entry.js';
 import type { VirtualClock } from './clock.js';
 import { adminGet, type GatewayHost, type GatewayHostParams } from './gateway-host.js';
 import { IpcCaller, exitOf, type ChildMessage } from './ipc.js';
 
-const MAIN = fileURLToPath(new URL('./gateway-child-main.ts', import.meta.url));
+export const MAIN = fileURLToPath(new URL('./gateway-child-main.ts', import.meta.url));
 
 export async function startChildGateway(opts: {
   params: GatewayHostParams;
@@ -22,7 +23,7 @@ export async function startChildGateway(opts: {
   const launch = (): Promise<void> => {
     boots++;
     ready = false;
-    const c = spawn(process.execPath, ['--import', 'tsx', MAIN], {
+    const c = spawn(process.execPath, childArgv(MAIN), {
       stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
       env: {
         ...process.env,

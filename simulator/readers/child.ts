@@ -1,15 +1,16 @@
 /**
- * A virtual reader in a child process (node --import tsx), for faults that need a real SIGKILL:
+ * A virtual reader in a child process (simulator/child-entry.ts), for faults that need a real SIGKILL:
  * device crash mid-write and power loss (the next boot starts with an unsynced clock).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { childArgv } from '../child-entry.js';
 import { DeviceClock, type VirtualClock } from '../clock.js';
 import { IpcCaller, exitOf, send, type ChildMessage } from '../ipc.js';
 import type { ActionKind } from '../scenario/types.js';
 import type { DeviceParams, VirtualReader } from './types.js';
 
-const MAIN = fileURLToPath(new URL('./device-child-main.ts', import.meta.url));
+export const MAIN = fileURLToPath(new URL('./device-child-main.ts', import.meta.url));
 
 export interface ChildReader extends VirtualReader {
   /** Moves the child's clock; resolves once it got there (or died). */
@@ -37,7 +38,7 @@ export function createChildReader(opts: {
     boot++;
     ready = false;
     armed = false;
-    const c = spawn(process.execPath, ['--import', 'tsx', MAIN], {
+    const c = spawn(process.execPath, childArgv(MAIN), {
       stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
       env: {
         ...process.env,
