@@ -115,7 +115,8 @@ export function createGateway(opts: GatewayOptions): Gateway {
     clock,
     logger,
     metrics,
-    ...(opts.care ? { config: opts.care } : {}),
+    // the tick from the settings file (care.tickSeconds), unless the caller gives the care settings
+    config: { ...(config.care?.tickSeconds ? { tickMs: config.care.tickSeconds * 1000 } : {}), ...opts.care },
     onQueued: () => pipeline.forwarder?.wake(),
   });
 

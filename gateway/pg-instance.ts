@@ -76,6 +76,8 @@ export interface PgGateway extends GatewayInstance {
   readonly readerDirectory: PgReaderDirectory;
   /** Sealed readers' card lists on a timer and the shared UID vault's sync (issue 16, cards/pg-push.ts). */
   readonly cardLists: PgCardListTimer;
+  /** The care plan (its settings: `config`; the timed sweep on the holder of the lease `care-alerts`). */
+  readonly carePlan: CarePlan;
 }
 
 /**
@@ -190,7 +192,11 @@ export function createPgGateway(opts: GatewayOptions): PgGateway {
     clock,
     logger,
     metrics,
-    ...(opts.care ? { config: opts.care } : {}),
+    // the tick from the settings file (care.tickSeconds), unless the caller gives the care settings
+    config: {
+      ...(config.care?.tickSeconds ? { tickMs: config.care.tickSeconds * 1000 } : {}),
+      ...opts.care,
+    },
     onQueued: () => visits.forwarder?.wake(),
     sweepGate: async () => {
       const held = await tryLease(pool, CARE_LEASE, holder, clock.now(), 3 * carePlan.config.tickMs);
@@ -346,6 +352,7 @@ export function createPgGateway(opts: GatewayOptions): PgGateway {
     },
     readerDirectory: directory,
     cardLists,
+    carePlan,
     async syncReaders() {
       await directory.settled();
       await directory.pull();

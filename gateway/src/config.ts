@@ -200,6 +200,21 @@ export const GatewaySettings = z
     limits: LimitsSettings.optional().describe(
       'Abuse limits: failed-login throttling, reader publish rate, seq-jump bound, reject logging (docs/security.md).',
     ),
+    care: z
+      .object({
+        tickSeconds: z
+          .number()
+          .int()
+          .min(1)
+          .max(3600)
+          .optional()
+          .describe(
+            'How often visit changes are matched and late/missed alerts evaluated (default 30). On PostgreSQL the sweep lease lasts three ticks: after its holder dies, alerts wait at most about four ticks.',
+          ),
+      })
+      .strict()
+      .optional()
+      .describe('The care plan (docs/plan.md).'),
     retention: RetentionSettings.optional().describe(
       'Retention per data class in days or "keep" (docs/retention.md). Absent: the documented defaults.',
     ),
