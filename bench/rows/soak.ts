@@ -8,6 +8,8 @@
  *   acknowledged), memory after each of 20 chunks; the same slope after the first third.
  * Target: < 1 MB per 100,000 taps for both.
  */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { unitNodeFlags } from '../../device/scripts/unit.js';
 import { transpileTree } from '../lib/build.js';
 import { BACKEND_SECRET, FLEET_KEY, readerIds, type RowContext } from '../lib/ctx.js';
@@ -67,7 +69,27 @@ async function gatewaySoak(ctx: RowContext): Promise<Row> {
   const p = ctx.profile.soak;
   const backend = await ctx.worker('backend', 'backend-host');
   const { url } = await backend.call<{ url: string }>('start', { secret: BACKEND_SECRET });
-  const gw = await startGateway(ctx, { name: 'gateway', dataDir: ctx.tempDir('soak-gw'), backendUrl: url });
+  // BENCH_SOAK_SNAPSHOTS=1: V8 heap snapshots of the gateway at a third of the run and at its end (compare
+  // them to see what the heap grew by), written to <log dir>/soak-snapshots
+  const snapDir = join(ctx.logDir, 'soak-snapshots');
+  const snapshots = process.env.BENCH_SOAK_SNAPSHOTS === '1';
+  const gw = await startGateway(ctx, {
+    name: 'gateway',
+    dataDir: ctx.tempDir('soak-gw'),
+    backendUrl: url,
+    nodeFlags: [
+      '--expose-gc',
+      ...(snapshots ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${snapDir}`] : []),
+    ],
+  });
+  const snapshot = async () => {
+    if (!snapshots) return;
+    mkdirSync(snapDir, { recursive: true });
+    await mem(); // after a GC
+    process.kill(gw.worker.pid, 'SIGUSR2');
+    await mem(); // answered once the snapshot is written
+  };
+  let snapped = false;
   const readers = readerIds('sk', p.readers);
   ctx.say(`provisioning ${p.readers} readers`);
   await provision(gw, readers);
@@ -103,6 +125,10 @@ async function gatewaySoak(ctx: RowContext): Promise<Row> {
     if (!pacing) break;
     const m = await mem();
     const atMs = wallNow() - t0;
+    if (!snapped && atMs >= p.durationMs / 3) {
+      snapped = true;
+      await snapshot();
+    }
     ctx.say(
       `${(atMs / 1000).toFixed(0)} s: RSS ${(m.rss / MB).toFixed(0)} MB, heapUsed ${(m.heapUsed / MB).toFixed(0)} MB`,
     );
@@ -114,6 +140,7 @@ async function gatewaySoak(ctx: RowContext): Promise<Row> {
     });
   }
   const sent = (await paced).flatMap((x) => x.sent);
+  await snapshot();
   const end = await mem();
   // work still queued when the load stopped: a gateway that does not keep up grows by its backlog
   const behind = (await gw.worker.call<{ events: number }>('visitLag')).events;
