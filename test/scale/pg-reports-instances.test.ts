@@ -151,6 +151,8 @@ describe('reports and corrections served by two gateway processes on PostgreSQL'
       const files = [0, 1].map((i) => {
         const cfg = testConfig(join(tmp.dir, `gw-${i}`), {
           store: { engine: 'postgres', url, poolMax: 3 },
+          // the care plan's sweep re-matches a corrected visit at its next tick: short, so the test waits less
+          care: { tickSeconds: 2 },
           backend: {
             url: backend.url,
             secret: SECRET,
@@ -292,6 +294,22 @@ describe('reports and corrections served by two gateway processes on PostgreSQL'
         [keys],
       );
       expect(outbox.rows[0]!.n).toBe(2);
+      // what the web app's correction pages read, answered on both instances
+      for (const c of [a, b]) {
+        for (const path of [
+          '/api/corrections/reasons',
+          '/api/periods/locks',
+          '/api/flags?state=all',
+          `/api/visits/${v1.visit_id}/corrections`,
+        ]) {
+          const r = await call(c, path);
+          expect(r.status, path).toBe(200);
+        }
+        const list = JSON.parse((await call(c, `/api/visits/${v1.visit_id}/corrections`)).text) as {
+          corrections: Array<{ correctionId: number; kind: string }>;
+        };
+        expect(list.corrections.map((x) => [x.correctionId, x.kind])).toEqual([[c1, 'times']]);
+      }
       // the web app is mounted (its files are public; 503 only while it is not built)
       expect([200, 503]).toContain((await call(b, '/')).status);
 
