@@ -35,6 +35,7 @@ import { PgCardUidVault } from './src/cards/pg-uid-vault.js';
 import { createSqliteIngestStore } from './src/store/sqlite/ingest-store.js';
 import { createTurnVisitPipeline } from './src/visits/turn-pipeline.js';
 import { createReaderEdge, openInstance, type GatewayInstance, type GatewayOptions } from './wiring.js';
+import { createPgReporting, PG_REPORTING_MODE } from './pg-reporting.js';
 
 /** What runs on PostgreSQL in `store.engine: "postgres"` mode, and what does not (the start-up log line, docs). */
 export const PG_MODE = {
@@ -51,11 +52,12 @@ export const PG_MODE = {
     'care plan: registries, plan import, matching, late/missed alerts (one instance sweeps, lease `care-alerts`)',
     'day view (GET /api/day, /api/day/stream: the plan and visits read from PostgreSQL)',
     'accounts, sessions, API tokens and the audit log (shared: read per request, one log in commit order)',
+    ...PG_REPORTING_MODE.onPostgres,
     'reader replacement (a code issued on one instance, exchanged on any: the old reader retired, its open visits closed)',
     'card lifecycle: revoke, reinstate, validity, lost-card replacement, full-list withdrawal (pushed at once from the instance that made the change)',
   ],
   onSqlite: ['the cache of verified reader credentials'],
-  notServed: ['reports', 'visit corrections', 'web app', 'secure cards'],
+  notServed: ['secure cards'],
 } as const;
 
 /** The lease of the care plan's timed sweep (late/missed alerts): one instance at a time. */
@@ -212,6 +214,13 @@ export function createPgGateway(opts: GatewayOptions): PgGateway {
       return held;
     },
   });
+  // reports, visit corrections and the web app on PostgreSQL (pg-reporting.ts)
+  const reporting = createPgReporting({
+    pool,
+    clock,
+    timeZone: carePlan.config.timeZone,
+    wake: () => visits.forwarder?.wake(),
+  });
   const GAP_CHECK_MS = 60_000;
   // retention and erasure (issue 16, docs/retention.md): PostgreSQL pruned by the lease holder
   const retentionSettings = config.retention ?? DEFAULT_RETENTION;
@@ -301,6 +310,8 @@ export function createPgGateway(opts: GatewayOptions): PgGateway {
   });
   let started = false;
   const admin = edge.admin({
+    leading: reporting.leading,
+    leadingPublicPaths: reporting.leadingPublicPaths,
     visits: [
       ...replaceRoutes(replacements),
       ...visitRoutes({
@@ -310,6 +321,7 @@ export function createPgGateway(opts: GatewayOptions): PgGateway {
         wakeForwarder: () => visits.forwarder?.wake(),
         forwarderStatus: () => visits.forwarder?.status() ?? null,
       }),
+      ...reporting.routes,
       ...careRoutes(carePlan),
       ...dayRoutes({
         clock,
@@ -366,7 +378,7 @@ export function createPgGateway(opts: GatewayOptions): PgGateway {
           onSqlite: PG_MODE.onSqlite,
           notServed: PG_MODE.notServed,
         },
-        'store.engine postgres: ingest, visits, outbox, cards and their lifecycle, enrollment, fleet and reader replacement, the reader registry and the care plan and the day view on PostgreSQL; accounts, sessions and the audit log shared on PostgreSQL; reports, corrections, web app and secure cards are not served in this mode',
+        'store.engine postgres: ingest, visits, outbox, cards and their lifecycle, enrollment, fleet and reader replacement, the reader registry, the care plan, the day view, reports, corrections and the web app on PostgreSQL; accounts, sessions and the audit log shared on PostgreSQL; secure cards are not served in this mode',
       );
       // several instances starting together apply each step once (advisory lock in migrate)
       await migrate(pool, postgresMigrations);

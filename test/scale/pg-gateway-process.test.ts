@@ -94,12 +94,16 @@ describe('gateway process on PostgreSQL', () => {
             expect.stringMatching(/^care plan/),
             expect.stringMatching(/^reader replacement/),
             expect.stringMatching(/^card lifecycle/),
+            expect.stringMatching(/^reports/),
+            expect.stringMatching(/^visit corrections/),
+            'web app',
           ]),
         );
         expect(mode?.onSqlite).toEqual(['the cache of verified reader credentials']);
         expect(mode?.notServed).toEqual(expect.arrayContaining(['secure cards']));
         expect(mode?.notServed).not.toContain('care plan');
         expect(mode?.notServed).not.toContain('reader replacement');
+        expect(mode?.notServed).not.toContain('reports');
 
         // cards 1 and 2 assigned on PostgreSQL through the admin API; card 3 stays unknown
         for (const [k, staff] of [
