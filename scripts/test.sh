@@ -29,20 +29,32 @@ matrix="${VISITTAG_NODE_MATRIX:-0}"
 majors="${VISITTAG_NODE_MAJORS:-22 24}"
 logs="$(mktemp -d "${TMPDIR:-/tmp}/visittag-test.XXXXXX")"
 if [ "$matrix" = 1 ]; then
-  VISITTAG_NODE_MAJORS="$majors" bash scripts/node-matrix.sh --prepare-only >"$logs/prepare.log" 2>&1 &
-  prepare_pid=$!
+  (
+    rc=0
+    VISITTAG_NODE_MAJORS="$majors" bash scripts/node-matrix.sh --prepare-only >"$logs/prepare.log" 2>&1 || rc=$?
+    echo "$rc" >"$logs/prepare.rc"
+  ) &
 fi
+# Waits (bounded, 30 min) for the other majors' trees; fails, with the build's log, if they could not be built.
+prepared() {
+  local i
+  for ((i = 0; i < 1800; i++)); do
+    if [ -f "$logs/prepare.rc" ]; then
+      if [ "$(cat "$logs/prepare.rc")" = 0 ]; then return 0; fi
+      cat "$logs/prepare.log" >&2
+      echo "visittag test: preparing Node ${majors} failed (log above)" >&2
+      return 1
+    fi
+    sleep 1
+  done
+  echo "visittag test: preparing Node ${majors} took over 30 minutes (log: $logs/prepare.log)" >&2
+  return 1
+}
 
 echo "== typecheck" >&2
 npm run -s typecheck
 echo "== lint" >&2
 npm run -s lint
-
-if [ "$matrix" = 1 ] && ! wait "$prepare_pid"; then
-  cat "$logs/prepare.log" >&2
-  echo "visittag test: preparing Node ${majors} failed (log above)" >&2
-  exit 1
-fi
 
 # Chosen files (`npm test -- test/x`): one vitest per major over them, nothing else.
 if [ "$#" -gt 0 ]; then
@@ -50,7 +62,11 @@ if [ "$#" -gt 0 ]; then
   echo "== vitest $* (node $(node --version))" >&2
   npx vitest run "$@" || rc=$?
   if [ "$matrix" = 1 ]; then
-    VISITTAG_NODE_MAJORS="$majors" bash scripts/node-matrix.sh --prepared "$@" || rc=1
+    if prepared; then
+      VISITTAG_NODE_MAJORS="$majors" bash scripts/node-matrix.sh --prepared "$@" || rc=1
+    else
+      rc=1
+    fi
   fi
   exit $rc
 fi
@@ -89,10 +105,20 @@ lane() {
 
 started=$SECONDS
 status=0
+extra=""
+if [ "$matrix" = 1 ]; then extra="$majors"; fi
 echo "== vitest on $(for m in $all; do label "$m"; done | paste -sd, -): lanes pcsc and main (logs in $logs)" >&2
+# This machine's Node starts at once; the other majors as soon as their trees are built.
 (
   rc=0
-  for m in $all; do lane "$m" pcsc --project pcsc || rc=1; done
+  lane host pcsc --project pcsc || rc=1
+  if [ -n "$extra" ]; then
+    if prepared; then
+      for m in $extra; do lane "$m" pcsc --project pcsc || rc=1; done
+    else
+      rc=1
+    fi
+  fi
   exit $rc
 ) &
 pcsc_pid=$!
@@ -100,21 +126,23 @@ if [ "$matrix" = 1 ]; then
   export VISITTAG_TEST_WORKERS="${VISITTAG_TEST_WORKERS:-1}"
 fi
 main_pids=()
-for m in $all; do
-  lane "$m" main --project shared --project own-process &
+lane host main --project shared --project own-process &
+main_pids+=("$!")
+for m in $extra; do
+  (prepared && lane "$m" main --project shared --project own-process) &
   main_pids+=("$!")
 done
 for pid in "${main_pids[@]}"; do wait "$pid" || status=1; done
 wait "$pcsc_pid" || status=1
-for m in $all; do cat "$logs/main-$m.log" "$logs/pcsc-$m.log" >&2; done
+for m in $all; do cat "$logs/main-$m.log" "$logs/pcsc-$m.log" 2>/dev/null >&2 || true; done
 echo "== lane alone, major after major ($((SECONDS - started)) s so far)" >&2
-for m in $all; do
-  if [ "$m" = host ]; then
-    lane "$m" alone --project alone || status=1
-  else
+lane host alone --project alone || status=1
+cat "$logs/alone-host.log" >&2
+for m in $extra; do
+  if [ -f "$logs/prepare.rc" ] && [ "$(cat "$logs/prepare.rc")" = 0 ]; then
     VISITTAG_TEST_ROUNDS_SCALE="${VISITTAG_TEST_ROUNDS_SCALE:-0.34}" lane "$m" alone --project alone || status=1
+    cat "$logs/alone-$m.log" >&2
   fi
-  cat "$logs/alone-$m.log" >&2
 done
 echo "== summary: vitest $((SECONDS - started)) s in all" >&2
 cat "$summary" >&2

@@ -6,6 +6,7 @@
  * per simulator process, in a temp dir beside a link to this checkout's node_modules, and removed at exit.
  * Until it is ready, or if it cannot be built, children start through tsx as before: the same code either way.
  */
+import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
@@ -43,7 +44,9 @@ async function bundle(entry: string): Promise<string> {
     process.once('exit', () => rmSync(d, { recursive: true, force: true }));
     dir = d;
   }
-  const file = join(dir, `${basename(entry, '.ts')}.mjs`);
+  // gateway/main.ts and device/main.ts share a base name: the path's hash keeps their bundles apart
+  const tag = createHash('sha256').update(entry).digest('hex').slice(0, 8);
+  const file = join(dir, `${basename(entry, '.ts')}-${tag}.mjs`);
   await build({
     entryPoints: [entry],
     bundle: true,

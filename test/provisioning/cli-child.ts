@@ -4,9 +4,9 @@ import { writeFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import type { Gateway } from '../../gateway/index.js';
 import { ADMIN_TOKEN, testConfig } from '../gateway/helpers.js';
+import { deviceArgv } from '../support/entries.js';
 
 export const ROOT = resolve(import.meta.dirname, '..', '..');
-const DEVICE_MAIN = resolve(ROOT, 'device', 'main.ts');
 
 export interface CliResult {
   code: number | null;
@@ -14,14 +14,14 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Runs `visittag-device …` (node --import tsx device/main.ts) to completion (bounded). */
+/** Runs `visittag-device …` (device/main.ts, test/support/entries.ts) to completion (bounded). */
 export function deviceCli(
   args: string[],
   env: Record<string, string> = {},
   timeoutMs = 40_000,
 ): Promise<CliResult> {
   return new Promise((done, fail) => {
-    const p = spawn(process.execPath, ['--import', 'tsx', DEVICE_MAIN, ...args], {
+    const p = spawn(process.execPath, [...deviceArgv(), ...args], {
       cwd: ROOT,
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, ...env },
@@ -95,7 +95,7 @@ export class RunningDevice {
   constructor(configPath: string, runtimeDir: string, env: Record<string, string> = {}) {
     this.proc = spawn(
       process.execPath,
-      ['--import', 'tsx', DEVICE_MAIN, 'run', '--config', configPath, '--sim-control', 'stdin'],
+      [...deviceArgv(), 'run', '--config', configPath, '--sim-control', 'stdin'],
       {
         cwd: ROOT,
         stdio: ['pipe', 'pipe', 'pipe'],

@@ -1,8 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import type { MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { gatewayArgv } from '../support/entries.js';
 import {
   ADMIN_TOKEN,
   AckCollector,
@@ -22,11 +23,9 @@ import { ROOT, type CliResult } from './cli-child.js';
  * CLI refuses and changes nothing; with the gateway stopped it revokes in the database and says so.
  */
 
-const GATEWAY_MAIN = resolve(ROOT, 'gateway', 'main.ts');
-
 function gatewayCli(args: string[], timeoutMs = 40_000): Promise<CliResult> {
   return new Promise((done, fail) => {
-    const p = spawn(process.execPath, ['--import', 'tsx', GATEWAY_MAIN, ...args], {
+    const p = spawn(process.execPath, [...gatewayArgv(), ...args], {
       cwd: ROOT,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -53,7 +52,7 @@ interface GatewayChild {
 }
 
 async function startGatewayProcess(cfgFile: string): Promise<GatewayChild> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', GATEWAY_MAIN, 'run', '--config', cfgFile], {
+  const proc = spawn(process.execPath, [...gatewayArgv(), 'run', '--config', cfgFile], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
   });

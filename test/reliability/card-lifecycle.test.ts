@@ -9,6 +9,7 @@ import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { gatewayArgv } from '../support/entries.js';
 import { createDevice, SimulatedCardReader, SimulatedFeedback } from '../../device/index.js';
 import type { TapReport } from '../../device/index.js';
 import { createGateway, type Gateway } from '../../gateway/index.js';
@@ -36,12 +37,11 @@ import {
 } from '../gateway/helpers.js';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
-const GATEWAY_MAIN = join(ROOT, 'gateway', 'main.ts');
 const GW_FLEET_KEY = 'test-fleet-key-0123456789';
 
 function gatewayCli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((done, fail) => {
-    const p = spawn(process.execPath, ['--import', 'tsx', GATEWAY_MAIN, ...args], {
+    const p = spawn(process.execPath, [...gatewayArgv(), ...args], {
       cwd: ROOT,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
