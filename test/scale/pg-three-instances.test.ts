@@ -4,6 +4,7 @@ import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createGateway } from '../../gateway/index.js';
 import { createDynsecCredentials } from '../../gateway/src/broker/dynsec.js';
+import { utcToLocal } from '../../gateway/src/care/time.js';
 import type { GatewaySettings } from '../../gateway/src/config.js';
 import { openPgPool } from '../../gateway/src/store/postgres/db.js';
 import { decode } from '../../protocol/index.js';
@@ -29,7 +30,9 @@ import {
  * prefix is complete, every outbox row was delivered, and the fake backend holds every visit event
  * exactly once by idempotency key (one visit.started and one visit.ended per visit). The readers are
  * added on one instance only; the others take them from PostgreSQL, and a revoke through one instance
- * reaches the others.
+ * reaches the others. Before the burst a care plan is imported whose late and missed alerts fall due during
+ * the kills and restarts (a 1 s sweep tick from the settings file): each alert is raised once and its event
+ * reaches the backend once by key.
  */
 
 const SECRET = 'pg-three-instances-secret-0123';
@@ -149,6 +152,7 @@ describe('three gateway instances on one PostgreSQL behind Mosquitto: SIGKILLs, 
           backoff: { baseMs: 20, capMs: 200 },
         },
         ingest: { groupCommitMs: 5, groupCommitMax: 50 },
+        care: { tickSeconds: 1 },
         logLevel: 'warn',
       });
       // the readers are added on instance 0 only (its SQLite registry, the CLI's offline path): the others
@@ -166,6 +170,46 @@ describe('three gateway instances on one PostgreSQL behind Mosquitto: SIGKILLs, 
     }
     children.push(await spawnGateway(bundle.file, configs[0] as string));
     children.push(...(await Promise.all(configs.slice(1).map((f) => spawnGateway(bundle.file, f)))));
+
+    // a care plan whose alerts fall due during the chaos: late after 1 min, missed after 2 (the last one about a
+    // minute after the import), imported through instance 1
+    const MIN = 60_000;
+    const api = async (c: GatewayChild, path: string, method: string, body?: unknown) => {
+      const res = await fetch(`http://127.0.0.1:${c.adminPort}${path}`, {
+        method,
+        headers: {
+          authorization: `Bearer ${ADMIN_TOKEN}`,
+          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      });
+      return { status: res.status, body: await res.json().catch((): unknown => null) };
+    };
+    const planVia = children[1] as GatewayChild;
+    const areas = [{ areaId: 'a-3i', name: 'Area 3i', lateAfterMinutes: 1, missedAfterMinutes: 2 }];
+    expect((await api(planVia, '/api/plan/registry', 'PUT', { areas })).status).toBe(200);
+    const minute = Math.floor(Date.now() / MIN) * MIN;
+    const planRows = [minute - 3 * MIN, minute - MIN].map((startMs, n) => {
+      const l = utcToLocal(startMs);
+      return {
+        plannedVisitId: `pv-3i-${n}`,
+        clientRef: `k-3i-${n}`,
+        date: l.date,
+        start: l.time,
+        plannedMinutes: 30,
+      };
+    });
+    const planDates = planRows.map((r) => r.date).sort();
+    const imported = await api(planVia, '/api/plan/import', 'POST', {
+      areaId: 'a-3i',
+      fromDate: planDates[0],
+      toDate: planDates[planDates.length - 1],
+      visits: planRows,
+    });
+    expect(imported.status, JSON.stringify(imported.body)).toBe(200);
+    const expectedAlerts = planRows
+      .flatMap((r) => [`${r.plannedVisitId}:late`, `${r.plannedVisitId}:missed`])
+      .sort();
 
     const devices: Device[] = [];
     for (const r of READERS) {
@@ -219,6 +263,21 @@ describe('three gateway instances on one PostgreSQL behind Mosquitto: SIGKILLs, 
 
     const pool = openPgPool({ url, max: 2 });
     try {
+      // every late/missed alert raised once, its event once at the backend by key (the last fires ~1 min after import)
+      const alertKeys = async () =>
+        (
+          await pool.query<{ k: string }>(
+            `SELECT planned_visit_id || ':' || kind AS k FROM care_alerts ORDER BY 1`,
+          )
+        ).rows.map((r) => r.k);
+      await waitUntil(async () => (await alertKeys()).length >= expectedAlerts.length, 180_000);
+      expect(await alertKeys()).toEqual(expectedAlerts);
+      const raisedKeys = expectedAlerts.map((e) => `pa1:${e}:raised`);
+      const queued = await pool.query<{ k: string; n: number }>(
+        `SELECT idempotency_key AS k, count(*)::int AS n FROM outbox WHERE idempotency_key LIKE 'pa1:%'
+          GROUP BY idempotency_key ORDER BY 1`,
+      );
+      expect(queued.rows).toEqual(raisedKeys.map((k) => ({ k, n: 1 })));
       // every tap stored once; every reader's prefix complete
       const stored = await pool.query<{ r: string; n: number; lo: number; hi: number }>(
         'SELECT reader_id AS r, count(*)::int AS n, min(seq)::int AS lo, max(seq)::int AS hi FROM events GROUP BY reader_id ORDER BY reader_id',
@@ -259,26 +318,23 @@ describe('three gateway instances on one PostgreSQL behind Mosquitto: SIGKILLs, 
       expect(started.length).toBe(visits);
       expect(new Set(ended).size).toBe(visits);
       expect(ended.length).toBe(visits);
+      const alerted = got.filter((e) => e.type === 'plan.alert.raised').map((e) => e.idempotencyKey);
+      expect(alerted.sort()).toEqual(raisedKeys);
       // a revoke through one instance reaches the others' registries (PostgreSQL's readers are the shared truth)
-      const api = (c: GatewayChild, path: string, method = 'GET') =>
-        fetch(`http://127.0.0.1:${c.adminPort}${path}`, {
-          method,
-          headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
-        });
       expect(
         (await api(children[1] as GatewayChild, `/api/readers/${READERS[0]}/revoke`, 'POST')).status,
       ).toBe(200);
       for (const c of [children[0], children[2]] as GatewayChild[]) {
         await waitUntil(
           async () =>
-            ((await (await api(c, `/api/readers/${READERS[0]}`)).json()) as { revoked?: boolean }).revoked ===
+            ((await api(c, `/api/readers/${READERS[0]}`, 'GET')).body as { revoked?: boolean }).revoked ===
             true,
           20_000,
         );
       }
       // what a crash can cost at most: a delivery the dead instance made but had not marked (sent again, same key)
       console.info(
-        `pg-three-instances: seed ${SEED}, ${KILLS} SIGKILLs, PostgreSQL and broker restarted, ${TAPS} taps x ${READERS.length} readers, ${got.length} events delivered once by key, ${backend.duplicates} redeliveries of a key (${redeliveriesBeforeRestarts} by the kills)`,
+        `pg-three-instances: seed ${SEED}, ${KILLS} SIGKILLs, PostgreSQL and broker restarted, ${TAPS} taps x ${READERS.length} readers, ${got.length} events delivered once by key, ${backend.duplicates} redeliveries of a key (${redeliveriesBeforeRestarts} by the kills), ${expectedAlerts.length} alerts raised once`,
       );
     } finally {
       await pool.end();
