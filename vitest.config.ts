@@ -32,10 +32,13 @@ const PCSC = [
   'test/secure-cards/end-to-end.test.ts',
 ];
 
-// The files in OWN_PROCESS run beside the shared ones, but each in a fresh process.
-// pg-gateway-process: in a worker that had run many files its gateway child delivered too few events to the
-// fake backend within 60 s (twice, Node 20 and 24); alone and in a fresh worker it passes. Cause not found.
-const OWN_PROCESS = ['test/scale/pg-gateway-process.test.ts'];
+// The files in OWN_PROCESS run beside the shared ones, but each in a fresh process. Both run gateway child
+// processes that post webhooks to a fake backend in the test's own process, and both, in a worker that had run
+// many files, waited in vain for events at that backend: pg-gateway-process (twice, Node 20 and 24: too few events
+// within 60 s) and pg-reports-instances (in the three-major run of 2026-12-07 on Node 20, 22 and 24: the two
+// corrections' events not there within 60 s). Alone and in a fresh worker both pass (pg-reports-instances in 27 s).
+// Cause not found; something a file before them leaves in the worker is the likely kind.
+const OWN_PROCESS = ['test/scale/pg-gateway-process.test.ts', 'test/scale/pg-reports-instances.test.ts'];
 
 const workers = Number(process.env.VISITTAG_TEST_WORKERS ?? 2);
 
