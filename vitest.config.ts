@@ -18,13 +18,13 @@ const ALONE = [
   'test/care/alert-crash.test.ts',
 ];
 
-// The PC/SC files run in a project of their own, one at a time, each in a fresh process. libpcsclite keeps
-// per-process state about the daemon it last talked to (pcsc-stack failed all 17 tests in a worker that had run
-// another PC/SC file), and the one pcscd a machine can run (its socket path is compiled in) is taken under a
-// lock for a whole file. They mostly wait on pcscd and the virtual reader (about 140 s of wall, little CPU):
-// scripts/test.sh runs this project in a vitest of its own beside the shared one, so a file waiting for the
-// lock no longer holds one of the shared workers (it held one for about 130 s of every run). A plain
-// `npx vitest run` runs them after the shared files, with the alone ones.
+// The PC/SC files need a fresh process each: libpcsclite keeps per-process state about the daemon it last
+// talked to (pcsc-stack failed all 17 tests in a worker that had run another PC/SC file), and the one pcscd a
+// machine can run (its socket path is compiled in) is taken under a lock for a whole file, so a second PC/SC
+// file waits for it in beforeAll (hookTimeout below). They run in the own-process project. On 2026-12-07 they
+// ran for one night in a vitest of their own beside the shared one (a waiting file no longer held a shared
+// worker), and twice that vitest's worker hung, spinning with its stopped pcscd unreaped (Node 22 after
+// pcsc-stack; Node 20 at the first file), so they are back here.
 const PCSC = [
   'test/pcsc/pcsc-stack.test.ts',
   'test/secure-cards/pcsc-secure.test.ts',
@@ -32,13 +32,19 @@ const PCSC = [
   'test/secure-cards/end-to-end.test.ts',
 ];
 
-// The files in OWN_PROCESS run beside the shared ones, but each in a fresh process. Both run gateway child
-// processes that post webhooks to a fake backend in the test's own process, and both, in a worker that had run
-// many files, waited in vain for events at that backend: pg-gateway-process (twice, Node 20 and 24: too few events
-// within 60 s) and pg-reports-instances (in the three-major run of 2026-12-07 on Node 20, 22 and 24: the two
-// corrections' events not there within 60 s). Alone and in a fresh worker both pass (pg-reports-instances in 27 s).
-// Cause not found; something a file before them leaves in the worker is the likely kind.
-const OWN_PROCESS = ['test/scale/pg-gateway-process.test.ts', 'test/scale/pg-reports-instances.test.ts'];
+// The files in OWN_PROCESS run beside the shared ones, but each in a fresh process: the PC/SC files, and two
+// files that run gateway child processes posting signed webhooks to a fake backend in the test's own process.
+// Those two, in a worker that had run many files, waited in vain for events at that backend: pg-gateway-process
+// (twice, Node 20 and 24) and pg-reports-instances (2026-12-07, on Node 20, 22 and 24). All those runs were at
+// night in Stockholm, when the web files pin the clock to daytime (test/support/daytime.ts); the pin was never
+// undone, so later files in the worker ran hours ahead and the backend refused the children's signatures as
+// too old. test/support/per-file-setup.ts now undoes the pin after every file; these two stay here until a full
+// night run shows them passing in a shared worker.
+const OWN_PROCESS = [
+  ...PCSC,
+  'test/scale/pg-gateway-process.test.ts',
+  'test/scale/pg-reports-instances.test.ts',
+];
 
 const workers = Number(process.env.VISITTAG_TEST_WORKERS ?? 2);
 
@@ -47,6 +53,8 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: 'forks',
+    // the clock pin of the web files undone after each file (test/support/per-file-setup.ts)
+    setupFiles: ['test/support/per-file-setup.ts'],
     reporters: ['default'],
     projects: [
       {
@@ -54,7 +62,7 @@ export default defineConfig({
         test: {
           name: 'shared',
           include: ['**/*.test.ts'],
-          exclude: [...configDefaults.exclude, 'dist/**', ...ALONE, ...OWN_PROCESS, ...PCSC],
+          exclude: [...configDefaults.exclude, 'dist/**', ...ALONE, ...OWN_PROCESS],
           isolate: false,
           maxWorkers: workers,
           sequence: { groupOrder: 0 },
@@ -67,19 +75,8 @@ export default defineConfig({
           include: OWN_PROCESS,
           isolate: true,
           maxWorkers: workers,
-          sequence: { groupOrder: 0 },
-        },
-      },
-      {
-        extends: true,
-        test: {
-          name: 'pcsc',
-          include: PCSC,
-          isolate: true,
-          maxWorkers: 1,
-          // a file waits in beforeAll for the pcscd lock while another major's PC/SC file holds it
           hookTimeout: 180_000,
-          sequence: { groupOrder: 1 },
+          sequence: { groupOrder: 0 },
         },
       },
       {

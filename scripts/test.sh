@@ -71,10 +71,8 @@ if [ "$#" -gt 0 ]; then
   exit $rc
 fi
 
-# The whole suite, as three lanes per major (vitest.config.ts has the projects; CONTRIBUTING.md, "How the suite
+# The whole suite, as two lanes per major (vitest.config.ts has the projects; CONTRIBUTING.md, "How the suite
 # runs"):
-#   pcsc   the PC/SC files, one at a time: mostly waiting on pcscd and the virtual reader. One chain over the
-#          majors in the background, all the time the shared lanes run.
 #   main   the shared and own-process projects. With one major on 2 workers; with several, every major's main
 #          lane at once, on VISITTAG_TEST_WORKERS workers each (default 1), so the CPU one lane leaves idle while
 #          it waits on sockets, PostgreSQL and the browser goes to another.
@@ -107,21 +105,8 @@ started=$SECONDS
 status=0
 extra=""
 if [ "$matrix" = 1 ]; then extra="$majors"; fi
-echo "== vitest on $(for m in $all; do label "$m"; done | paste -sd, -): lanes pcsc and main (logs in $logs)" >&2
+echo "== vitest on $(for m in $all; do label "$m"; done | paste -sd, -): lane main (logs in $logs)" >&2
 # This machine's Node starts at once; the other majors as soon as their trees are built.
-(
-  rc=0
-  lane host pcsc --project pcsc || rc=1
-  if [ -n "$extra" ]; then
-    if prepared; then
-      for m in $extra; do lane "$m" pcsc --project pcsc || rc=1; done
-    else
-      rc=1
-    fi
-  fi
-  exit $rc
-) &
-pcsc_pid=$!
 if [ "$matrix" = 1 ]; then
   export VISITTAG_TEST_WORKERS="${VISITTAG_TEST_WORKERS:-1}"
 fi
@@ -133,8 +118,7 @@ for m in $extra; do
   main_pids+=("$!")
 done
 for pid in "${main_pids[@]}"; do wait "$pid" || status=1; done
-wait "$pcsc_pid" || status=1
-for m in $all; do cat "$logs/main-$m.log" "$logs/pcsc-$m.log" 2>/dev/null >&2 || true; done
+for m in $all; do cat "$logs/main-$m.log" 2>/dev/null >&2 || true; done
 echo "== lane alone, major after major ($((SECONDS - started)) s so far)" >&2
 lane host alone --project alone || status=1
 cat "$logs/alone-host.log" >&2

@@ -37,6 +37,8 @@ export function daytimeShiftMs(ms: number): number {
 }
 
 let offsetMs: number | null = null;
+/** The real `Date`, kept to undo a pin: this module is loaded before any pin it makes. */
+const RealDate = globalThis.Date;
 
 /** The offset this process's `Date` runs ahead of the real clock (after `pinDaytime`). */
 export function daytimeOffsetMs(): number {
@@ -56,6 +58,19 @@ export function pinDaytime(): number {
   offsetMs = pretend - real + shift;
   if (offsetMs !== 0) shiftDate(globalThis, offsetMs);
   return offsetMs;
+}
+
+/**
+ * Undoes `pinDaytime()`: the real `Date` again. Test files share worker processes (vitest.config.ts), and
+ * a pin left in place moved every later file's clock in that worker hours ahead: at night a gateway child
+ * process's signed webhooks then looked hours old to a fake backend in the test's process and were refused
+ * (test/scale/pg-gateway-process and pg-reports-instances waited in vain for their events). The per-file
+ * setup (test/support/per-file-setup.ts) calls this after every file and pins again only for the files
+ * whose helpers need daytime.
+ */
+export function unpinDaytime(): void {
+  if (offsetMs !== null && offsetMs !== 0) globalThis.Date = RealDate;
+  offsetMs = null;
 }
 
 /** Replaces `scope.Date` by one running `offset` ms ahead (the browser script below does the same). */
