@@ -40,6 +40,7 @@ import { sqliteContinuityCells } from './sqlite-continuity.js';
 import { sqliteExecutedCells } from './sqlite-executed.js';
 import { hasWithdrawals, sqlParts, windowQualityCells } from './sqlite-parts.js';
 import type { ReportSource } from './source.js';
+import { toReportVisit, type ReportVisitRow } from '../store/report-rows.js';
 import type {
   ContinuityCellParams,
   ContinuityCells,
@@ -55,27 +56,9 @@ import type { ReportClock } from './time.js';
 
 type Db = Database.Database;
 
-interface VisitRow {
+interface VisitRow extends ReportVisitRow {
   rid: number;
-  reader_id: string;
-  visit_id: string;
-  client_ref: string | null;
-  staff_ref: string | null;
-  card_ref: string;
-  group_id: string | null;
-  state: 'open' | 'closed';
-  started_at_ms: number | null;
-  ended_at_ms: number | null;
-  end_reason: string | null;
-  time_quality: ReportVisit['timeQuality'];
-  anomalies_json: string;
-  updated_at_ms: number;
-  received_at_ms: number | null;
-  planned_visit_id: string | null;
-  vm_key: string | null;
 }
-
-const NO_ANOMALIES: string[] = [];
 
 export interface SqliteReportSourceOptions {
   /** Rows per chunk (default 5000). */
@@ -384,24 +367,5 @@ export class SqliteReportSource implements ReportSource {
 }
 
 function toVisit(r: VisitRow, audited: boolean, linked: boolean, withdrawn: boolean): ReportVisit {
-  return {
-    readerId: r.reader_id,
-    visitId: r.visit_id,
-    clientRef: r.client_ref,
-    staffRef: r.staff_ref,
-    cardRef: r.card_ref,
-    groupId: r.group_id,
-    state: r.state,
-    startedAtMs: r.started_at_ms,
-    endedAtMs: r.ended_at_ms,
-    endReason: r.end_reason,
-    timeQuality: r.time_quality,
-    anomalies: r.anomalies_json === '[]' ? NO_ANOMALIES : (JSON.parse(r.anomalies_json) as string[]),
-    corrected: audited || r.end_reason === 'manual',
-    updatedAtMs: r.updated_at_ms,
-    receivedAtMs: r.received_at_ms || null,
-    // A visit the matching has not seen yet (no row) carries no link: reports then use the matches.
-    ...(linked && r.vm_key !== null ? { plannedVisitId: r.planned_visit_id } : {}),
-    ...(withdrawn ? { withdrawn: true } : {}),
-  };
+  return toReportVisit(r, { audited, linked, withdrawn });
 }

@@ -19,7 +19,6 @@
 import type {
   Area,
   Client,
-  ExecutedVisit,
   Match,
   MatchStatus,
   MissedReasonCode,
@@ -30,13 +29,10 @@ import type {
   Team,
 } from '../care-model.js';
 import type { PgPool } from './db.js';
+import { toReportVisit, type ReportVisitRow, type ReportVisitShape } from '../report-rows.js';
 
 /** reports/types.ts `ReportVisit`, the same shape. */
-export interface PgReportVisit extends ExecutedVisit {
-  receivedAtMs: number | null;
-  plannedVisitId?: string | null;
-  withdrawn?: boolean;
-}
+export type PgReportVisit = ReportVisitShape;
 
 export interface PgReportRegistries {
   providers: Provider[];
@@ -52,27 +48,9 @@ interface Window {
   toMs: number;
 }
 
-interface VisitRow {
-  reader_id: string;
-  visit_id: string;
-  client_ref: string | null;
-  staff_ref: string | null;
-  card_ref: string;
-  group_id: string | null;
-  state: 'open' | 'closed';
-  started_at_ms: number | null;
-  ended_at_ms: number | null;
-  end_reason: string | null;
-  time_quality: ExecutedVisit['timeQuality'];
-  anomalies_json: string;
-  updated_at_ms: number;
-  received_at_ms: number | null;
-  planned_visit_id: string | null;
-  vm_key: string | null;
+interface VisitRow extends ReportVisitRow {
   withdrawn: boolean;
 }
-
-const NO_ANOMALIES: string[] = [];
 
 export interface PgReportSourceOptions {
   /** Rows per page (default 5000). */
@@ -220,25 +198,12 @@ export class PgReportSource {
             WHERE e.reader_id = v.reader_id AND e.seq IN (v.start_seq, v.end_seq)) AS received_at_ms,
           vm.planned_visit_id, vm.executed_key AS vm_key, ${withdrawn} AS withdrawn
      FROM visits v LEFT JOIN care_visit_matches vm ON vm.executed_key = v.reader_id || '/' || v.visit_id`;
-    const toVisit = (r: VisitRow): PgReportVisit => ({
-      readerId: r.reader_id,
-      visitId: r.visit_id,
-      clientRef: r.client_ref,
-      staffRef: r.staff_ref,
-      cardRef: r.card_ref,
-      groupId: r.group_id,
-      state: r.state,
-      startedAtMs: r.started_at_ms,
-      endedAtMs: r.ended_at_ms,
-      endReason: r.end_reason,
-      timeQuality: r.time_quality,
-      anomalies: r.anomalies_json === '[]' ? NO_ANOMALIES : (JSON.parse(r.anomalies_json) as string[]),
-      corrected: audited.has(`${r.reader_id}/${r.visit_id}`) || r.end_reason === 'manual',
-      updatedAtMs: r.updated_at_ms,
-      receivedAtMs: r.received_at_ms || null,
-      ...(r.vm_key !== null ? { plannedVisitId: r.planned_visit_id } : {}),
-      ...(r.withdrawn ? { withdrawn: true } : {}),
-    });
+    const toVisit = (r: VisitRow): PgReportVisit =>
+      toReportVisit(r, {
+        audited: audited.has(`${r.reader_id}/${r.visit_id}`),
+        linked: true,
+        withdrawn: r.withdrawn,
+      });
     // Visits that started in the window, page by page in (start, reader, visit) order (index visits_started).
     let after: [number, string, string] = [w.fromMs, '', ''];
     for (;;) {
