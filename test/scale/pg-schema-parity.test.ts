@@ -7,6 +7,7 @@ import { openDatabase } from '../../gateway/src/store/sqlite/db.js';
 import { careMigrations } from '../../gateway/src/store/sqlite/care-migrations.js';
 import { correctionMigrations } from '../../gateway/src/corrections/migrations.js';
 import { sqliteMigrations } from '../../gateway/src/store/sqlite/migrations.js';
+import { secureCardMigrations } from '../../gateway/src/secure-cards/sqlite-store.js';
 import { tempDir } from '../gateway/helpers.js';
 import { startPgCluster, type PgCluster } from '../support/pg-cluster.js';
 
@@ -48,11 +49,12 @@ describe('the PostgreSQL schema mirrors the SQLite one', () => {
 
   it('every table and column of the SQLite list exists on PostgreSQL, and nothing else but the documented extras', async () => {
     const tmp = tempDir('vt-parity-');
-    // the gateway's list and the care plan's (both served on PostgreSQL)
+    // the gateway's list, the care plan's, the corrections' and the secure cards' (all served on PostgreSQL)
     const db = openDatabase(join(tmp.dir, 'gateway.db'), [
       ...sqliteMigrations,
       ...careMigrations,
       ...correctionMigrations,
+      ...secureCardMigrations,
     ]);
     const sqlite = new Set<string>();
     const tables = db
@@ -76,7 +78,9 @@ describe('the PostgreSQL schema mirrors the SQLite one', () => {
 
   it('uses the SQLite step ids for the steps both engines have', () => {
     const sqliteIds = new Set(
-      [...sqliteMigrations, ...careMigrations, ...correctionMigrations].map((m) => m.id),
+      [...sqliteMigrations, ...careMigrations, ...correctionMigrations, ...secureCardMigrations].map(
+        (m) => m.id,
+      ),
     );
     const pgOnly = postgresMigrations.map((m) => m.id).filter((id) => !sqliteIds.has(id));
     // leases: several instances; anchors-pg-001: an index for the per-reader anchor scan (no column);
@@ -91,7 +95,12 @@ describe('the PostgreSQL schema mirrors the SQLite one', () => {
       'erasure-log-001',
     ]);
     const pgIds = new Set(postgresMigrations.map((m) => m.id));
-    const sqliteOnly = [...sqliteMigrations, ...careMigrations, ...correctionMigrations]
+    const sqliteOnly = [
+      ...sqliteMigrations,
+      ...careMigrations,
+      ...correctionMigrations,
+      ...secureCardMigrations,
+    ]
       .map((m) => m.id)
       .filter((id) => !pgIds.has(id));
     // ingest-002/003, enrollment-002: folded into the PostgreSQL list's first steps (it was written after them); keys-001: fleet-key rotation (SQLite only); erasure-applied-001: an instance's mark in erasure_log

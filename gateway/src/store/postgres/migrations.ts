@@ -24,6 +24,7 @@ import { pgCareMigrations } from './care-migrations.js';
 import { pgCorrectionMigrations } from './corrections-migrations.js';
 import type { PgMigration } from './db.js';
 import { pgReportMigrations } from './reports.js';
+import { pgSecureCardMigrations } from './secure-cards.js';
 
 export type { PgMigration } from './db.js';
 
@@ -410,4 +411,6 @@ export const postgresMigrations: readonly PgMigration[] = [
   // visit corrections (issue 13) and the reports' visits index, served on PostgreSQL (issue 14, pgreports)
   ...pgCorrectionMigrations,
   ...pgReportMigrations,
+  // secure cards (issue 18) served on PostgreSQL (issue 14): the same steps as SQLite's (secure-cards.ts)
+  ...pgSecureCardMigrations,
 ];
