@@ -8,6 +8,7 @@ import { OidcLogin, type OidcSettings } from './oidc.js';
 import { authorize } from './roles.js';
 import { AUTH_PUBLIC_PATHS, authRoutes } from './routes.js';
 import { SqliteScopeReader } from './scope-sqlite.js';
+import { delegateScopes, type ScopeReader } from './scope-reader.js';
 import { applyScope, type CloseLockLookup } from './scoped-routes.js';
 import { scopeOf } from './scope.js';
 import { AuthService, type AuthServiceOptions } from './service.js';
@@ -21,6 +22,7 @@ export { AuthService, AuthError, SESSION_COOKIE, CSRF_HEADER } from './service.j
 export { OidcSettings } from './oidc.js';
 export { AUTH_PUBLIC_PATHS } from './routes.js';
 export { scopeOf, type DataScope } from './scope.js';
+export type { ScopeReader } from './scope-reader.js';
 
 export interface AccessOptions {
   db: Db;
@@ -43,7 +45,8 @@ export const sqliteAccessStores = (db: Db): { auth: AuthStore; audit: AuditStore
 
 /**
  * Accounts, sessions, tokens, SSO and the audit log (on the gateway's SQLite file, or on the stores
- * given), ready for AdminServer. The area scope of care data reads the SQLite file.
+ * given), ready for AdminServer. The area scope of care data reads the SQLite file, unless the composition
+ * root points it elsewhere (`useScopes`: PostgreSQL's registry on `store.engine: "postgres"`).
  */
 export function createAccess(opts: AccessOptions) {
   const stores = opts.stores ?? sqliteAccessStores(opts.db);
@@ -59,19 +62,34 @@ export function createAccess(opts: AccessOptions) {
   const oidc = opts.oidc ? new OidcLogin(opts.oidc, opts.now) : null;
   const routes: AdminRoute[] = [...authRoutes(service, oidc), ...auditRoutes(auditStore)];
   const scopeReader = new SqliteScopeReader(opts.db);
+  let scopes: ScopeReader = scopeReader;
+  const current = delegateScopes(() => scopes);
   let closeLocks: CloseLockLookup = () => null;
   return {
     /** Area/provider scope in front of other modules' routes (auth/scoped-routes.ts): wrap every route list. */
-    scope: (all: AdminRoute[]) => applyScope(all, scopeReader, (c, t) => closeLocks(c, t)),
+    scope: (all: AdminRoute[]) => applyScope(all, current, (c, t) => closeLocks(c, t)),
     /** Where a manual close finds the period lock covering the visit (set by the composition root). */
     lockCloses: (fn: CloseLockLookup): void => {
       closeLocks = fn;
     },
+    /**
+     * Where the scoped routes read the registry, visits, anomalies and cards (set by the composition root;
+     * default the SQLite file). Read at each request, so it may be set before or after `scope`.
+     */
+    useScopes: (reader: ScopeReader): void => {
+      scopes = reader;
+    },
+    /** The SQLite file's scoped reads (the embedded gateway's day view). */
     scopeReader,
-    /** Whether the caller may see care data of this client (area/provider scope; admin: always). */
+    /** Whether the caller may see care data of this client, on the SQLite file (area/provider scope; admin: always). */
     canSeeClient: (p: Principal | undefined, clientRef: string | null): boolean => {
       const s = scopeOf(p);
       return s === null || scopeReader.clientInScope(s, clientRef);
+    },
+    /** The same, wherever the scoped reads are (`useScopes`): PostgreSQL's registry in that mode. */
+    clientVisible: async (p: Principal | undefined, clientRef: string | null): Promise<boolean> => {
+      const s = scopeOf(p);
+      return s === null || (await scopes.clientInScope(s, clientRef));
     },
     onChange: (c: AdminChange) => recordChange(audit, c),
     service,

@@ -3,12 +3,12 @@ import { AnomalyKind, SafeId, summarizeIssues } from '../../../protocol/index.js
 import type { AdminRequest, AdminResponse, AdminRoute } from '../admin/types.js';
 import { lockGate, lockRuleOf, type PeriodLock } from '../corrections/periods.js';
 import { scopeOf, type DataScope } from './scope.js';
-import type { SqliteScopeReader } from './scope-sqlite.js';
+import type { ScopeReader } from './scope-reader.js';
 
 /**
  * Area/provider scope for routes that other modules mount (visits, anomalies, cards, reader alerts,
  * the care plan). Each listed route gets a handler that answers an area-scoped caller (coordinator, unit
- * manager) from scoped queries (gateway/src/auth/scope-sqlite.ts) or refuses a foreign id with 404 (the
+ * manager) from scoped queries (auth/scope-reader.ts: the SQLite file's, or PostgreSQL's) or refuses a foreign id with 404 (the
  * same answer as an id that does not exist, so nothing leaks); unscoped callers (admin, technician) get
  * the module's own handler unchanged. The routes are marked `scoped`, which is what opens them to
  * scoped roles at all (roles.ts `rolesFor`): a route that is not listed here and does not apply the
@@ -62,12 +62,12 @@ async function perArea(
 }
 
 /** Each listed visit says whether it was withdrawn as a mistake (`withdrawn`), for every caller. */
-function markWithdrawn(reader: SqliteScopeReader, r: AdminResponse): AdminResponse {
+async function markWithdrawn(reader: ScopeReader, r: AdminResponse): Promise<AdminResponse> {
   const body = okBody(r);
   const visits = body?.visits;
   if (!body || !Array.isArray(visits)) return r;
   const rows = visits as { readerId: string; visitId: string }[];
-  const gone = reader.withdrawnOf(rows);
+  const gone = await reader.withdrawnOf(rows);
   return {
     ...r,
     body: { ...body, visits: rows.map((v) => ({ ...v, withdrawn: gone.has(`${v.readerId}/${v.visitId}`) })) },
@@ -77,38 +77,45 @@ function markWithdrawn(reader: SqliteScopeReader, r: AdminResponse): AdminRespon
 const byClient = (clients: Set<string>) => (x: unknown) =>
   clients.has(String((x as { clientRef?: unknown }).clientRef));
 
-/** The period lock that covers a visit of this client started then and closed now (corrections/periods.ts). */
-export type CloseLockLookup = (clientRef: string | null, startedAtMs: number | null) => PeriodLock | null;
+/**
+ * The period lock that covers a visit of this client started then and closed now (corrections/periods.ts):
+ * the SQLite file's locks (synchronous) or PostgreSQL's (read per close).
+ */
+export type CloseLockLookup = (
+  clientRef: string | null,
+  startedAtMs: number | null,
+) => PeriodLock | null | Promise<PeriodLock | null>;
 
 export function scopedHandlers(
-  reader: SqliteScopeReader,
+  reader: ScopeReader,
   lockOf: CloseLockLookup = () => null,
 ): Record<string, ScopedHandler> {
   return {
-    'GET /api/visits': (req, scope) => {
+    'GET /api/visits': async (req, scope) => {
       const q = VisitsQuery.safeParse(query(req.query));
       if (!q.success) return bad(summarizeIssues(q.error.issues));
-      return markWithdrawn(reader, { status: 200, body: { visits: reader.visits(scope, q.data) } });
+      return markWithdrawn(reader, { status: 200, body: { visits: await reader.visits(scope, q.data) } });
     },
-    'POST /api/visits/:visitId/close': (req, scope, inner) => {
-      if (reader.visitById(scope, req.params.visitId ?? '').length === 0) return notFound('no such visit');
-      return closeGate(reader, lockOf, req, scope) ?? inner(req);
+    'POST /api/visits/:visitId/close': async (req, scope, inner) => {
+      if ((await reader.visitById(scope, req.params.visitId ?? '')).length === 0)
+        return notFound('no such visit');
+      return (await closeGate(reader, lockOf, req, scope)) ?? inner(req);
     },
-    'GET /api/anomalies': (req, scope) => {
+    'GET /api/anomalies': async (req, scope) => {
       const q = AnomaliesQuery.safeParse(query(req.query));
       if (!q.success) return bad(summarizeIssues(q.error.issues));
-      return { status: 200, body: { anomalies: reader.anomalies(scope, q.data) } };
+      return { status: 200, body: { anomalies: await reader.anomalies(scope, q.data) } };
     },
-    'GET /api/cards/unknown': (_req, scope) => ({
+    'GET /api/cards/unknown': async (_req, scope) => ({
       status: 200,
-      body: { cards: reader.unknownCards(scope, 200) },
+      body: { cards: await reader.unknownCards(scope, 200) },
     }),
-    'POST /api/cards/:cardRef/assign': (req, scope, inner) => {
-      if (!reader.cardSeenInScope(scope, req.params.cardRef ?? '')) {
+    'POST /api/cards/:cardRef/assign': async (req, scope, inner) => {
+      if (!(await reader.cardSeenInScope(scope, req.params.cardRef ?? ''))) {
         return notFound('no such card tapped at a client of your areas');
       }
       const staffRef = (req.body as { staffRef?: unknown } | undefined)?.staffRef;
-      if (typeof staffRef === 'string' && !reader.staffInScope(scope, staffRef)) {
+      if (typeof staffRef === 'string' && !(await reader.staffInScope(scope, staffRef))) {
         return notFound('no such staff member in your areas');
       }
       return inner(req);
@@ -118,7 +125,7 @@ export function scopedHandlers(
       const r = await inner(req);
       const body = okBody(r);
       if (!body) return r;
-      const clients = reader.clients(scope);
+      const clients = await reader.clients(scope);
       return {
         ...r,
         body: { ...body, alerts: ((body.alerts as unknown[]) ?? []).filter(byClient(clients)) },
@@ -128,17 +135,17 @@ export function scopedHandlers(
       const r = await perArea(withQuery(req, { limit: '5000' }), scope, inner, ['alerts']);
       const body = okBody(r);
       if (!body || scope.provider === null) return r;
-      const clients = reader.clients(scope);
+      const clients = await reader.clients(scope);
       return { status: 200, body: { alerts: (body.alerts as unknown[]).filter(byClient(clients)) } };
     },
     'GET /api/plan/matches': async (req, scope, inner) => {
       const client = req.query.get('client');
-      if (client !== null && !reader.clientInScope(scope, client))
+      if (client !== null && !(await reader.clientInScope(scope, client)))
         return notFound('no such client in your areas');
       const r = await perArea(req, scope, inner, ['matches', 'unplanned']);
       const body = okBody(r);
       if (!body) return r;
-      const clients = reader.clients(scope);
+      const clients = await reader.clients(scope);
       return {
         status: 200,
         body: {
@@ -151,7 +158,7 @@ export function scopedHandlers(
       const r = await inner(req);
       const body = okBody(r);
       if (!body) return r;
-      const clients = reader.clients(scope);
+      const clients = await reader.clients(scope);
       const inAreas = (x: unknown) => scope.areas.includes(String((x as { areaId?: unknown }).areaId));
       const list = (k: string) => (body[k] as unknown[] | undefined) ?? [];
       return {
@@ -171,11 +178,11 @@ export function scopedHandlers(
     // A coordinator imports the plan of an area of theirs. An import replaces the area's plan in its window,
     // so a coordinator bound to a provider may import only an area whose clients are all of that provider;
     // every row must name a client in the caller's scope (a foreign one is named, nothing is imported).
-    'POST /api/plan/import': (req, scope, inner) => {
+    'POST /api/plan/import': async (req, scope, inner) => {
       const body = (req.body ?? {}) as { areaId?: unknown; visits?: unknown };
       const areaId = typeof body.areaId === 'string' ? body.areaId : '';
       if (!scope.areas.includes(areaId)) return notFound('no such area among yours');
-      const foreign = reader.foreignClientsOfArea(scope, areaId);
+      const foreign = await reader.foreignClientsOfArea(scope, areaId);
       if (foreign > 0) {
         return {
           status: 403,
@@ -186,7 +193,7 @@ export function scopedHandlers(
         };
       }
       const rows = Array.isArray(body.visits) ? (body.visits as unknown[]) : [];
-      const mine = reader.clients(scope);
+      const mine = await reader.clients(scope);
       const outside = rows
         .map((r, i) => ({ line: i + 1, clientRef: (r as { clientRef?: unknown } | null)?.clientRef }))
         .filter((r) => typeof r.clientRef === 'string' && !mine.has(r.clientRef));
@@ -206,8 +213,8 @@ export function scopedHandlers(
       }
       return inner(req);
     },
-    'POST /api/plan/visits/:plannedVisitId/reason': (req, scope, inner) =>
-      reader.plannedVisitInScope(scope, req.params.plannedVisitId ?? '')
+    'POST /api/plan/visits/:plannedVisitId/reason': async (req, scope, inner) =>
+      (await reader.plannedVisitInScope(scope, req.params.plannedVisitId ?? ''))
         ? inner(req)
         : notFound('no such planned visit in your areas'),
   };
@@ -217,16 +224,16 @@ export function scopedHandlers(
  * Inside a locked period only a unit manager of the area closes a visit (coordinators and admins: 423), and
  * a unit manager closes nothing elsewhere (403): the rule of corrections/periods.ts `lockGate`.
  */
-function closeGate(
-  reader: SqliteScopeReader,
+async function closeGate(
+  reader: ScopeReader,
   lockOf: CloseLockLookup,
   req: AdminRequest,
   scope: DataScope | null,
-): AdminResponse | null {
-  const rows = reader.visitById(scope, req.params.visitId ?? '');
+): Promise<AdminResponse | null> {
+  const rows = await reader.visitById(scope, req.params.visitId ?? '');
   const v = rows.find((r) => r.state === 'open') ?? rows[0];
   if (!v) return null; // the module answers 404
-  const refused = lockGate(lockOf(v.clientRef, v.startedAtMs), lockRuleOf(req.principal?.role));
+  const refused = lockGate(await lockOf(v.clientRef, v.startedAtMs), lockRuleOf(req.principal?.role));
   if (!refused) return null;
   return {
     status: refused.status,
@@ -244,7 +251,7 @@ function closeGate(
  */
 export function applyScope(
   routes: AdminRoute[],
-  reader: SqliteScopeReader,
+  reader: ScopeReader,
   lockOf?: CloseLockLookup,
 ): AdminRoute[] {
   const locks: CloseLockLookup = lockOf ?? (() => null);
@@ -260,7 +267,7 @@ export function applyScope(
         const scope = scopeOf(req.principal);
         if (scope !== null) return scoped(req, scope, inner);
         if (route.method === 'POST' && route.path === '/api/visits/:visitId/close') {
-          return closeGate(reader, locks, req, null) ?? inner(req);
+          return (await closeGate(reader, locks, req, null)) ?? inner(req);
         }
         const r = await inner(req);
         return route.method === 'GET' && route.path === '/api/visits' ? markWithdrawn(reader, r) : r;

@@ -434,6 +434,18 @@ export class CarePlan {
     return true;
   }
 
+  /**
+   * Visits changed outside the ingest (a correction, an added or withdrawn visit): re-match them and evaluate
+   * the alerts now, not at the next timed sweep. On a shared database (a sweep gate is set) this runs on the
+   * instance that made the change, lease or not: the registries are read again first, every write is one
+   * transaction under the care plan's lock (store/postgres/care.ts) and an alert is raised once by its key,
+   * so the lease holder's sweep at the same time re-matches the same rows to the same result.
+   */
+  async visitsChanged(): Promise<void> {
+    await this.sharedRegistries();
+    await this.tick();
+  }
+
   start(): Promise<void> {
     this.running = true;
     const loop = () => {

@@ -152,11 +152,25 @@ export interface WorkerReportRunnerOptions {
   cells?: boolean;
 }
 
+/** Where a report thread starts and what it is given (ReportThread). */
+export interface ReportThreadEntry {
+  /**
+   * The URL of the module that serves report jobs in the worker: a .ts file (sources through tsx: the worker
+   * registers tsx's loader first), a .js file (the built tree), or a bundle holding that module (its
+   * top-level code then serves, told by `data`).
+   */
+  url: string;
+  /** The worker's workerData. */
+  data: Record<string, unknown>;
+  /** The worker's environment (default: this process's). */
+  env?: NodeJS.ProcessEnv;
+}
+
 /**
  * Runs reports in one worker thread (started on the first report, restarted if it dies), one report at a
  * time in arrival order. The worker does not keep the process alive while idle.
  */
-export class WorkerReportRunner implements ReportRunner {
+export class ReportThread implements ReportRunner {
   private worker: Worker | null = null;
   private nextId = 1;
   private readonly pending = new Map<
@@ -165,22 +179,21 @@ export class WorkerReportRunner implements ReportRunner {
   >();
   private closed = false;
 
-  constructor(private readonly opts: WorkerReportRunnerOptions) {}
+  constructor(private readonly entry: ReportThreadEntry) {}
 
   private start(): Worker {
     if (this.worker) return this.worker;
-    const here = import.meta.url;
-    const ts = here.endsWith('.ts');
-    const entry = new URL(`./worker.${ts ? 'ts' : 'js'}`, here).href;
+    const entry = this.entry.url;
     // From TypeScript sources (tsx, the tests) the worker registers tsx's loader before loading its entry.
-    const tsx = ts ? tsxApi(here) : null;
+    const tsx = entry.endsWith('.ts') ? tsxApi(import.meta.url) : null;
     const code =
       tsx === null
         ? `import(${JSON.stringify(entry)})`
         : `import(${JSON.stringify(tsx)}).then((t) => { t.register(); return import(${JSON.stringify(entry)}); })`;
     const w = new Worker(code, {
       eval: true,
-      workerData: { path: this.opts.path, cells: this.opts.cells ?? true },
+      workerData: this.entry.data,
+      ...(this.entry.env ? { env: this.entry.env } : {}),
     });
     w.unref();
     w.on('message', (m: WorkerReply) => {
@@ -219,6 +232,17 @@ export class WorkerReportRunner implements ReportRunner {
     const w = this.worker;
     this.worker = null;
     if (w) await w.terminate();
+  }
+}
+
+/** Reports in a worker thread with its own read-only connection to the gateway's SQLite file (worker.ts). */
+export class WorkerReportRunner extends ReportThread {
+  constructor(opts: WorkerReportRunnerOptions) {
+    const here = import.meta.url;
+    super({
+      url: new URL(`./worker.${here.endsWith('.ts') ? 'ts' : 'js'}`, here).href,
+      data: { path: opts.path, cells: opts.cells ?? true },
+    });
   }
 }
 

@@ -669,10 +669,47 @@ export interface CareScope {
   provider: string | null;
 }
 
+/** A scope's clients as SQL over parameters $a (areas) and $p (provider). */
+const scopeClients = (a: number, p: number) =>
+  `SELECT client_ref FROM care_clients WHERE area_id = ANY($${a}::text[])
+     AND ($${p}::text IS NULL OR (json::jsonb)->>'providerId' = $${p})`;
+
+/** An anomaly of an in-scope client (auth/scope-sqlite.ts `ScopedAnomaly`). */
+export interface ScopedAnomalyRow {
+  id: number;
+  idempotencyKey: string;
+  kind: string;
+  readerId: string;
+  visitId: string | null;
+  cardRef: string | null;
+  staffRef: string | null;
+  clientRef: string | null;
+  atMs: number;
+  seq: number | null;
+  detail: string;
+  createdAtMs: number;
+  resolvedAtMs: number | null;
+  resolvedBy: string | null;
+  resolution: string | null;
+  resolvedStaffRef: string | null;
+}
+
+/** An unknown card seen at in-scope clients (auth/scope-sqlite.ts `ScopedUnknownCard`). */
+export interface ScopedCardRow {
+  cardRef: string;
+  taps: number;
+  firstSeenMs: number;
+  lastSeenMs: number;
+  seenAt: { readerId: string; clientRef: string | null; taps: number; lastSeenMs: number }[];
+}
+
 /**
- * The day view's scoped reads on PostgreSQL (the SQLite ones are auth/scope-sqlite.ts): a client is in
- * scope when its registry row has one of the areas and, if the caller has a provider, that provider; a
- * visit when its client is. Filtered inside the SQL, before ORDER BY / LIMIT.
+ * The scoped reads on PostgreSQL, for the day view and for the scoped routes in front of other modules'
+ * routes (auth/scoped-routes.ts; it is auth/scope-reader.ts `ScopeReader`, the SQLite one is
+ * auth/scope-sqlite.ts, same queries): a client is in scope when its registry row has one of the areas and,
+ * if the caller has a provider, that provider; a visit, anomaly or card sighting when its client is.
+ * Filtered inside the SQL, before ORDER BY / LIMIT. Nothing is cached: each request reads the shared
+ * registry, so a client moved to another area through any instance counts from the next request on.
  */
 export class PgCareScopeReader {
   private readonly care: PgCareStore;
@@ -706,5 +743,143 @@ export class PgCareScopeReader {
       [fromMs, toMs, limit, s === null ? null : s.areas, s === null ? null : s.provider],
     );
     return r.rows.map(rawToVisit);
+  }
+
+  async clientInScope(s: CareScope, clientRef: string | null): Promise<boolean> {
+    if (clientRef === null) return false;
+    const r = await this.pool.query(
+      `SELECT 1 FROM care_clients WHERE client_ref = $3 AND area_id = ANY($1::text[])
+         AND ($2::text IS NULL OR (json::jsonb)->>'providerId' = $2)`,
+      [s.areas, s.provider, clientRef],
+    );
+    return (r.rowCount ?? 0) > 0;
+  }
+
+  /** Clients of the area outside the scope's provider (none when the scope has no provider). */
+  async foreignClientsOfArea(s: CareScope, areaId: string): Promise<number> {
+    if (s.provider === null) return 0;
+    const r = await this.pool.query<{ n: number }>(
+      `SELECT count(*) AS n FROM care_clients WHERE area_id = $1
+         AND COALESCE((json::jsonb)->>'providerId', '') <> $2`,
+      [areaId, s.provider],
+    );
+    return r.rows[0]?.n ?? 0;
+  }
+
+  async staffInScope(s: CareScope, staffRef: string): Promise<boolean> {
+    const r = await this.pool.query(
+      'SELECT 1 FROM care_staff WHERE staff_ref = $1 AND area_id = ANY($2::text[])',
+      [staffRef, s.areas],
+    );
+    return (r.rowCount ?? 0) > 0;
+  }
+
+  async visits(
+    s: CareScope,
+    q: { state: 'open' | 'recent'; readerId?: string | undefined; limit: number },
+  ): Promise<VisitRow[]> {
+    // the order of visits/routes.ts on PostgreSQL (store/postgres/visits.ts listVisits)
+    const order =
+      q.state === 'open' ? 'started_at_ms, visit_id COLLATE "C"' : 'updated_at_ms DESC, visit_id COLLATE "C"';
+    const r = await this.pool.query<RawVisit>(
+      `SELECT * FROM visits WHERE client_ref IN (${scopeClients(1, 2)})
+         AND (NOT $3::boolean OR state = 'open') AND ($4::text IS NULL OR reader_id = $4)
+       ORDER BY ${order} LIMIT $5`,
+      [s.areas, s.provider, q.state === 'open', q.readerId ?? null, q.limit],
+    );
+    return r.rows.map(rawToVisit);
+  }
+
+  /** Which of these visits were withdrawn as a mistake (`readerId/visitId` keys). */
+  async withdrawnOf(visits: readonly { readerId: string; visitId: string }[]): Promise<Set<string>> {
+    if (visits.length === 0 || (await this.care.withdrawnFilter(this.pool)) === '') return new Set();
+    const r = await this.pool.query<{ reader_id: string; visit_id: string }>(
+      `SELECT DISTINCT reader_id, visit_id FROM visit_corrections
+        WHERE kind = 'withdrawn' AND (reader_id, visit_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))`,
+      [visits.map((v) => v.readerId), visits.map((v) => v.visitId)],
+    );
+    return new Set(r.rows.map((x) => `${x.reader_id}/${x.visit_id}`));
+  }
+
+  /** The stored rows of a visit id that are in scope (null: every one; a visit id may exist at several readers). */
+  async visitById(s: CareScope | null, visitId: string): Promise<VisitRow[]> {
+    const r = await this.pool.query<RawVisit>(
+      `SELECT * FROM visits WHERE visit_id = $1
+         AND ($2::text[] IS NULL OR client_ref IN (${scopeClients(2, 3)}))`,
+      [visitId, s === null ? null : s.areas, s === null ? null : s.provider],
+    );
+    return r.rows.map(rawToVisit);
+  }
+
+  async anomalies(
+    s: CareScope,
+    q: { kind?: string | undefined; readerId?: string | undefined; limit: number },
+  ): Promise<ScopedAnomalyRow[]> {
+    const r = await this.pool.query<ScopedAnomalyRow>(
+      `SELECT id, idempotency_key AS "idempotencyKey", kind, reader_id AS "readerId", visit_id AS "visitId",
+         card_ref AS "cardRef", staff_ref AS "staffRef", client_ref AS "clientRef", at_ms AS "atMs", seq, detail,
+         created_at_ms AS "createdAtMs", resolved_at_ms AS "resolvedAtMs", resolved_by AS "resolvedBy",
+         resolution, resolved_staff_ref AS "resolvedStaffRef"
+       FROM anomalies WHERE client_ref IN (${scopeClients(1, 2)})
+         AND ($3::text IS NULL OR kind = $3) AND ($4::text IS NULL OR reader_id = $4)
+       ORDER BY id DESC LIMIT $5`,
+      [s.areas, s.provider, q.kind ?? null, q.readerId ?? null, q.limit],
+    );
+    return r.rows;
+  }
+
+  /** Unknown cards seen at in-scope clients, with only those sightings (taps elsewhere are not counted). */
+  async unknownCards(s: CareScope, limit: number): Promise<ScopedCardRow[]> {
+    const r = await this.pool.query<{
+      cardRef: string;
+      readerId: string;
+      clientRef: string | null;
+      taps: number;
+      firstMs: number;
+      lastMs: number;
+    }>(
+      `SELECT a.card_ref AS "cardRef", a.reader_id AS "readerId", a.client_ref AS "clientRef",
+              count(*) AS taps, min(a.at_ms) AS "firstMs", max(a.at_ms) AS "lastMs"
+         FROM anomalies a LEFT JOIN cards c ON c.card_ref = a.card_ref
+        WHERE a.kind = 'unknown-card' AND a.card_ref IS NOT NULL AND c.card_ref IS NULL
+          AND a.client_ref IN (${scopeClients(1, 2)})
+        GROUP BY a.card_ref, a.reader_id, a.client_ref
+        ORDER BY "lastMs" DESC`,
+      [s.areas, s.provider],
+    );
+    const byCard = new Map<string, ScopedCardRow>();
+    for (const x of r.rows) {
+      let c = byCard.get(x.cardRef);
+      if (!c) {
+        if (byCard.size >= limit) continue;
+        c = { cardRef: x.cardRef, taps: 0, firstSeenMs: x.firstMs, lastSeenMs: x.lastMs, seenAt: [] };
+        byCard.set(x.cardRef, c);
+      }
+      c.taps += x.taps;
+      c.firstSeenMs = Math.min(c.firstSeenMs, x.firstMs);
+      c.lastSeenMs = Math.max(c.lastSeenMs, x.lastMs);
+      c.seenAt.push({ readerId: x.readerId, clientRef: x.clientRef, taps: x.taps, lastSeenMs: x.lastMs });
+    }
+    return [...byCard.values()];
+  }
+
+  /** True when an active planned visit with this id is for an in-scope client. */
+  async plannedVisitInScope(s: CareScope, plannedVisitId: string): Promise<boolean> {
+    const r = await this.pool.query(
+      `SELECT 1 FROM care_planned_visits WHERE planned_visit_id = $3 AND active = 1
+         AND client_ref IN (${scopeClients(1, 2)}) LIMIT 1`,
+      [s.areas, s.provider, plannedVisitId],
+    );
+    return (r.rowCount ?? 0) > 0;
+  }
+
+  /** True when the card has been tapped (known or not) at an in-scope client. */
+  async cardSeenInScope(s: CareScope, cardRef: string): Promise<boolean> {
+    const r = await this.pool.query(
+      `SELECT 1 FROM anomalies WHERE card_ref = $3 AND client_ref IN (${scopeClients(1, 2)})
+       UNION ALL SELECT 1 FROM visits WHERE card_ref = $3 AND client_ref IN (${scopeClients(1, 2)}) LIMIT 1`,
+      [s.areas, s.provider, cardRef],
+    );
+    return (r.rowCount ?? 0) > 0;
   }
 }
