@@ -13,8 +13,10 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { readSecureProof } from '../../device/src/drivers/secure-read.js';
 import { loadSecureKeyFile, SecureCardKeys } from '../../gateway/src/secure-cards/keys.js';
 import { SecureCardPolicy } from '../../gateway/src/secure-cards/policy.js';
-import { createSqliteSecureCardStore } from '../../gateway/src/secure-cards/sqlite-store.js';
-import type { SecureCardStore } from '../../gateway/src/secure-cards/store.js';
+import {
+  createSqliteSecureCardStore,
+  type SqliteSecureCardStore,
+} from '../../gateway/src/secure-cards/sqlite-store.js';
 import { SecureCardVerifier } from '../../gateway/src/secure-cards/verifier.js';
 import { SDM_COUNTER_MAX } from '../../protocol/index.js';
 import { VirtualNtag424 } from '../pcsc/virtual-ntag424.js';
@@ -26,7 +28,7 @@ const logger = pino({ level: 'silent' });
 describe('secure-card verifier', () => {
   let dir: string;
   let db: Database.Database;
-  let store: SecureCardStore;
+  let store: SqliteSecureCardStore;
   let policy: SecureCardPolicy;
   let v: SecureCardVerifier;
 

@@ -54,9 +54,12 @@ export interface IngestOptions {
   /**
    * Screens a batch's valid events before they are queued (secure cards, gateway/src/secure-cards):
    * events it refuses are held as rejected (acked `invalid-event` with the detail) and never become
-   * visits. Absent: every valid event is kept.
+   * visits. Absent: every valid event is kept. Synchronous on SQLite (the batch is queued at once); a
+   * Promise on PostgreSQL, settled once the verdicts are durable: the batch is queued then, after the
+   * reader's earlier batches, and a reader's batches are screened one after the other. A failed screen
+   * (thrown or rejected) leaves the batch unstored and unacked: the device resends it.
    */
-  screen?: (readerId: string, events: readonly TapEvent[], atMs: number) => ScreenResult;
+  screen?: (readerId: string, events: readonly TapEvent[], atMs: number) => Awaitable<ScreenResult>;
   /**
    * The fleet key (sealed scheme, issue 16; ingest/sealed-cards.ts): sealed cards are opened with the keys
    * derived from it and replaced by the fleet pseudonym here, before screening and the store. Absent: refused.
@@ -481,8 +484,12 @@ export function createIngest(opts: IngestOptions): Ingest {
   /** Commits what is queued (and what is being committed) before a reader's journal epoch changes. */
   const drain = (): Awaitable<void> => {
     flush();
-    if (committing === null) return undefined;
+    if (committing === null && screening.size === 0) return undefined;
     return (async () => {
+      // batches still being screened (asynchronous screen) are queued first
+      for (let round = 0; screening.size && round < 10; round++)
+        await Promise.allSettled([...screening.values()]);
+      flush();
       // two rounds: the commit in flight, then whatever was queued behind it
       for (let round = 0; round < 2 && committing !== null; round++) {
         await committing;
@@ -632,19 +639,33 @@ export function createIngest(opts: IngestOptions): Ingest {
       const adm = admitBatch(shifted, shifted.events, hw, opts.maxSeqJump ?? DEFAULT_MAX_SEQ_JUMP);
       for (const r of adm.refused) reject(readerId, r.reason, r.detail);
       if (adm.events.length === 0 && adm.held.length === 0 && before.length === 0) return;
-      const sc = screened(readerId, adm.events, now);
-      if (!sc) return;
-      const invalid = [...before, ...sc.refused, ...adm.held].sort((a, b) => a.seq - b.seq);
-      queue.push({
-        kind: 'events',
+      const enqueue = (sc: ScreenResult | null): void => {
+        if (!sc) return;
+        const invalid = [...before, ...sc.refused, ...adm.held].sort((a, b) => a.seq - b.seq);
+        queue.push({
+          kind: 'events',
+          readerId,
+          events: sc.keep,
+          ...(invalid.length ? { invalid } : {}),
+          sentAt: parts.sentAt,
+          receivedAtMs: now,
+        });
+        messagesQueued++;
+        schedule();
+      };
+      // an asynchronous screen (PostgreSQL) of this reader's earlier batch: this one is screened after it
+      const earlier = screening.get(readerId);
+      if (earlier === undefined) {
+        const sc = screened(readerId, adm.events, now);
+        if (!isPromiseLike(sc)) return enqueue(sc); // synchronous (SQLite, or no screen): queued at once
+        screenInOrder(readerId, sc, enqueue);
+        return;
+      }
+      screenInOrder(
         readerId,
-        events: sc.keep,
-        ...(invalid.length ? { invalid } : {}),
-        sentAt: parts.sentAt,
-        receivedAtMs: now,
-      });
-      messagesQueued++;
-      schedule();
+        earlier.then(() => screened(readerId, adm.events, now)),
+        enqueue,
+      );
     };
     const hw = highWaterOf(readerId);
     if (!isPromiseLike(hw)) return admit(hw);
@@ -664,7 +685,33 @@ export function createIngest(opts: IngestOptions): Ingest {
     'visittag_ingest_sealed_cards_total',
     'Sealed cards (sealed-v1 readers) opened at ingest, by outcome (unsealed, refused).',
   );
-  const screened = (readerId: string, events: readonly TapEvent[], now: number): ScreenResult | null => {
+  /**
+   * Per reader, the batch being screened asynchronously (PostgreSQL): the reader's next batch is screened
+   * and queued after it, so its verdicts see this one's and its acks follow in order.
+   */
+  const screening = new Map<string, Promise<void>>();
+  const screenInOrder = (
+    readerId: string,
+    sc: Promise<ScreenResult | null>,
+    enqueue: (sc: ScreenResult | null) => void,
+  ): void => {
+    const q: Promise<void> = sc
+      .then(enqueue, (err: unknown) =>
+        log.error({ err, readerId }, 'event screening failed; batch not stored, the device resends it'),
+      )
+      .finally(() => {
+        if (screening.get(readerId) === q) screening.delete(readerId);
+        admitting.delete(q);
+      });
+    screening.set(readerId, q);
+    admitting.add(q);
+  };
+
+  const screened = (
+    readerId: string,
+    events: readonly TapEvent[],
+    now: number,
+  ): ScreenResult | null | Promise<ScreenResult | null> => {
     let opened: ScreenResult = { keep: [...events], refused: [] };
     if (events.some((e) => e.sealedCard !== undefined)) {
       if (!cardKeys) {
@@ -694,9 +741,11 @@ export function createIngest(opts: IngestOptions): Ingest {
       }
     }
     if (!opts.screen) return opened;
+    const join = (sc: ScreenResult): ScreenResult =>
+      opened.refused.length ? { keep: sc.keep, refused: [...opened.refused, ...sc.refused] } : sc;
     try {
       const sc = opts.screen(readerId, opened.keep, now);
-      return opened.refused.length ? { keep: sc.keep, refused: [...opened.refused, ...sc.refused] } : sc;
+      return isPromiseLike(sc) ? sc.then(join) : join(sc); // a rejection: logged by screenInOrder
     } catch (err) {
       log.error({ err, readerId }, 'event screening failed; batch not stored, the device resends it');
       return null;

@@ -2,9 +2,13 @@
  * Secure cards in the gateway (issue 18; docs/secure-cards.md): the composition root calls
  * `createSecureCards` when the config has `secureCards`, and hands `screen` to ingest. Loading fails
  * (and the gateway does not start) when the key file is missing, malformed or readable by others.
+ * The embedded gateway (gateway/index.ts) gives its SQLite file (`db`): the screen answers synchronously.
+ * A PostgreSQL instance (gateway/pg-instance.ts) gives the shared store (store/postgres/secure-cards.ts):
+ * the screen answers with a Promise, settled once the batch's verdicts are committed.
  */
 import type pino from 'pino';
 import type { TapEvent } from '../../../protocol/index.js';
+import { settle, type Awaitable } from '../store/awaitable.js';
 import type { ScreenResult } from '../ingest/ingest.js';
 import type { MetricsRegistry } from '../metrics.js';
 import type { Db } from '../store/sqlite/db.js';
@@ -22,20 +26,21 @@ export interface SecureCardsSettings {
 export interface SecureCards {
   store: SecureCardStore;
   verifier: SecureCardVerifier;
-  screen: (readerId: string, events: readonly TapEvent[], atMs: number) => ScreenResult;
+  screen: (readerId: string, events: readonly TapEvent[], atMs: number) => Awaitable<ScreenResult>;
 }
 
-export function createSecureCards(o: {
-  settings: SecureCardsSettings;
-  db: Db;
-  fleetKey: string;
-  logger: pino.Logger;
-  metrics: MetricsRegistry;
-  /** The client a reader is placed with (for per-client policy). */
-  clientOf: (readerId: string) => string | null;
-}): SecureCards {
+export function createSecureCards(
+  o: {
+    settings: SecureCardsSettings;
+    fleetKey: string;
+    logger: pino.Logger;
+    metrics: MetricsRegistry;
+    /** The client a reader is placed with (for per-client policy). */
+    clientOf: (readerId: string) => string | null;
+  } & ({ db: Db } | { store: SecureCardStore }), // the gateway's SQLite file, or a shared store
+): SecureCards {
   const keys = loadSecureKeyFile(o.settings.keyFile);
-  const store = createSqliteSecureCardStore(o.db);
+  const store = 'db' in o ? createSqliteSecureCardStore(o.db) : o.store;
   const verifier = new SecureCardVerifier({
     keys,
     store,
@@ -61,16 +66,17 @@ function screenEvents(
   readerId: string,
   events: readonly TapEvent[],
   atMs: number,
-): ScreenResult {
-  const out: ScreenResult = { keep: [], refused: [] };
-  const client = clientOf(readerId);
-  for (const e of events) {
-    const t = verifier.assess(readerId, client, e, atMs);
-    if (t) taps.inc({ assurance: t.assurance, verdict: t.verdict });
-    // a tap the device already rejected stays: it opens no visit and the visits engine raises its anomaly
-    if (t?.verdict === 'refused' && e.decision !== 'rejected')
-      out.refused.push({ seq: e.seq, detail: `secure card ${t.code}: ${t.detail}`.slice(0, 200) });
-    else out.keep.push(e);
-  }
-  return out;
+): Awaitable<ScreenResult> {
+  return settle(verifier.assessBatch(readerId, clientOf(readerId), events, atMs), (verdicts) => {
+    const out: ScreenResult = { keep: [], refused: [] };
+    events.forEach((e, i) => {
+      const t = verdicts[i];
+      if (t) taps.inc({ assurance: t.assurance, verdict: t.verdict });
+      // a tap the device already rejected stays: it opens no visit and the visits engine raises its anomaly
+      if (t?.verdict === 'refused' && e.decision !== 'rejected')
+        out.refused.push({ seq: e.seq, detail: `secure card ${t.code}: ${t.detail}`.slice(0, 200) });
+      else out.keep.push(e);
+    });
+    return out;
+  });
 }

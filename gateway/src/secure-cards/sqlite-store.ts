@@ -1,6 +1,14 @@
 import type { Db, Migration } from '../store/sqlite/db.js';
 import { applyMigrations } from '../store/sqlite/db.js';
-import type { Assurance, SecureCardState, SecureCardStore, TapAssurance, Verdict } from './store.js';
+import type {
+  Assurance,
+  AssuranceCount,
+  SecureCardState,
+  SecureCardStore,
+  SecureCardTx,
+  TapAssurance,
+  Verdict,
+} from './store.js';
 
 /** The secure-card tables (SQLite). Ids `secure-NNN`; applied by `createSqliteSecureCardStore`. */
 export const secureCardMigrations: readonly Migration[] = [
@@ -76,8 +84,18 @@ const toTap = (r: TapRow): TapAssurance => ({
   nonce: r.nonce,
 });
 
+/**
+ * The SQLite adapter: synchronous answers (the ingest screen stays synchronous on this engine), and the
+ * tx's reads and `record` callable directly (each `record` one transaction). `screen` is `work(this)`.
+ */
+export interface SqliteSecureCardStore extends SecureCardStore, SecureCardTx {
+  screen<T>(keys: unknown, work: (tx: SecureCardTx) => T): T;
+  taps(readerId: string, limit: number): TapAssurance[];
+  countByAssurance(range?: { fromMs: number; toMs: number }): AssuranceCount[];
+}
+
 /** The SQLite adapter. Applies its own migrations on the given database (idempotent). */
-export function createSqliteSecureCardStore(db: Db): SecureCardStore {
+export function createSqliteSecureCardStore(db: Db): SqliteSecureCardStore {
   applyMigrations(db, secureCardMigrations);
   const s = {
     card: db.prepare(
@@ -109,7 +127,9 @@ export function createSqliteSecureCardStore(db: Db): SecureCardStore {
     if (t.assurance === 'secure' && t.verdict !== 'refused')
       s.upsertCard.run(t.cardRef, t.counter ?? 0, t.atMs, t.atMs);
   });
-  return {
+  const store: SqliteSecureCardStore = {
+    // the live statements are the tx; no preloading, so `keys` is never called
+    screen: <T>(_keys: unknown, work: (tx: SecureCardTx) => T): T => work(store),
     card(cardRef: string): SecureCardState | undefined {
       const r = s.card.get(cardRef) as
         | { card_ref: string; last_counter: number; secure_since_ms: number; last_secure_tap_ms: number }
@@ -142,4 +162,5 @@ export function createSqliteSecureCardStore(db: Db): SecureCardStore {
       }>;
     },
   };
+  return store;
 }
