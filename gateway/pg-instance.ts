@@ -36,6 +36,9 @@ import { createSqliteIngestStore } from './src/store/sqlite/ingest-store.js';
 import { createTurnVisitPipeline } from './src/visits/turn-pipeline.js';
 import { createReaderEdge, openInstance, type GatewayInstance, type GatewayOptions } from './wiring.js';
 import { createPgReporting, PG_REPORTING_MODE } from './pg-reporting.js';
+import { createSecureCards } from './src/secure-cards/index.js';
+import { readerUidOnly } from './src/secure-cards/policy.js';
+import { PgSecureCardStore } from './src/store/postgres/secure-cards.js';
 
 /** What runs on PostgreSQL in `store.engine: "postgres"` mode, and what does not (the start-up log line, docs). */
 export const PG_MODE = {
@@ -55,9 +58,10 @@ export const PG_MODE = {
     ...PG_REPORTING_MODE.onPostgres,
     'reader replacement (a code issued on one instance, exchanged on any: the old reader retired, its open visits closed)',
     'card lifecycle: revoke, reinstate, validity, lost-card replacement, full-list withdrawal (pushed at once from the instance that made the change)',
+    'secure cards (SUN counters, DESFire nonces, per-tap verdicts: shared, one transaction per screened batch under a lock per card)',
   ],
   onSqlite: ['the cache of verified reader credentials'],
-  notServed: ['secure cards'],
+  notServed: [],
 } as const;
 
 /** The lease of the care plan's timed sweep (late/missed alerts): one instance at a time. */
@@ -91,8 +95,9 @@ export interface PgGateway extends GatewayInstance {
  * forwarder, cards (read, assign), enrollment codes, fleet config push and the reader registry (every
  * instance holds a snapshot of `readers` for its synchronous reads, writes through, and takes the
  * others' changes by LISTEN/NOTIFY: store/postgres/reader-directory.ts), accounts, sessions, API tokens
- * and the audit log (shared, read per request). Still in the SQLite file under `dataDir`, per instance:
- * the verified-credential cache. Modules that read visits from the SQLite tables
+ * and the audit log (shared, read per request), secure cards (counters, nonces and verdicts shared; a
+ * screened batch is one transaction under a lock per card: store/postgres/secure-cards.ts). Still in the
+ * SQLite file under `dataDir`, per instance: the verified-credential cache. Modules that read visits from the SQLite tables
  * (reports, corrections) are NOT mounted: they would see no visits. The care plan is, on
  * PostgreSQL (store/postgres/care.ts): its timed sweep runs on the instance holding the lease `care-alerts`.
  * One log line at start says all this (`PG_MODE`).
@@ -237,11 +242,25 @@ export function createPgGateway(opts: GatewayOptions): PgGateway {
   // registry, ingest, MQTT, enrollment, gap timeout and the reader-side routes (shared with index.ts)
   // the sealed card UID vault shared by the instances, and sealed readers' card lists on a timer (issue 16)
   const cardVault = new PgCardUidVault(pool, new GatewayCardKeys(config.fleetKey), () => clock.now(), logger);
+  // Secure cards (issue 18) on PostgreSQL (issue 14): the counters, nonces and verdicts shared by every
+  // instance (store/postgres/secure-cards.ts); ingest's screen answers once a batch's verdicts are
+  // committed. Refuses to start on a missing or loosely permitted key file, as on SQLite.
+  const secureCards = config.secureCards
+    ? createSecureCards({
+        settings: config.secureCards,
+        store: new PgSecureCardStore(pool),
+        fleetKey: config.fleetKey,
+        logger,
+        metrics,
+        clientOf: (id) => directory.getReader(id)?.clientRef ?? null,
+      })
+    : null;
   const edge = createReaderEdge(base, {
     registryStore,
     ingestStore: pgIngest,
     epochs: new PgEpochLog(pool),
     onCommitted: (ids) => visits.onCommitted(ids),
+    ...(secureCards ? { screen: secureCards.screen } : {}),
     enrollmentStore: new PgEnrollmentStore(pool),
     // reader replacement (issue 14): the code may be issued on one instance and exchanged on another; the
     // instance that provisions the new reader retires the old one (revoked everywhere through the registry)
@@ -335,6 +354,12 @@ export function createPgGateway(opts: GatewayOptions): PgGateway {
     addCard: (c) => cards.assign({ ...c, nowMs: clock.now() }),
     lifecycle: cardLifecycle,
     fleet,
+    ...(config.secureCards
+      ? {
+          uidOnlyCards: (id: string) =>
+            readerUidOnly(config.secureCards!.policy, directory.getReader(id)?.clientRef ?? null),
+        }
+      : {}),
     ready: () => started,
     beforeCommands: retentionRoutes({
       now: () => clock.now(),
@@ -378,7 +403,7 @@ export function createPgGateway(opts: GatewayOptions): PgGateway {
           onSqlite: PG_MODE.onSqlite,
           notServed: PG_MODE.notServed,
         },
-        'store.engine postgres: ingest, visits, outbox, cards and their lifecycle, enrollment, fleet and reader replacement, the reader registry, the care plan, the day view, reports, corrections and the web app on PostgreSQL; accounts, sessions and the audit log shared on PostgreSQL; secure cards are not served in this mode',
+        'store.engine postgres: ingest, visits, outbox, cards and their lifecycle, enrollment, fleet and reader replacement, the reader registry, the care plan, the day view, reports, corrections, the web app and secure cards on PostgreSQL; accounts, sessions and the audit log shared on PostgreSQL',
       );
       // several instances starting together apply each step once (advisory lock in migrate)
       await migrate(pool, postgresMigrations);
