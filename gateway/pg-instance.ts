@@ -225,6 +225,12 @@ export function createPgGateway(opts: GatewayOptions): PgGateway {
     clock,
     timeZone: carePlan.config.timeZone,
     wake: () => visits.forwarder?.wake(),
+    // scoped routes and the manual close's period-lock check on PostgreSQL; a correction re-matches the care
+    // plan at once on this instance; reports in a worker thread with its own pool (pg-reporting.ts)
+    access: base.access,
+    carePlan,
+    logger,
+    reportWorker: { url: settings.url },
   });
   const GAP_CHECK_MS = 60_000;
   // retention and erasure (issue 16, docs/retention.md): PostgreSQL pruned by the lease holder
@@ -437,6 +443,7 @@ export function createPgGateway(opts: GatewayOptions): PgGateway {
       await directory.stop();
       await cardLists.stop();
       await retention.stop();
+      await reporting.stop();
       await releaseLease(pool, RETENTION_LEASE, holder).catch(() => undefined);
       await releaseLease(pool, 'gap-watch', holder).catch(() => undefined);
       await releaseLease(pool, CARE_LEASE, holder).catch(() => undefined);
