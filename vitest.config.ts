@@ -46,6 +46,16 @@ const OWN_PROCESS = [
   'test/scale/pg-reports-instances.test.ts',
 ];
 
+// Checks of the repository's files, not of how Node runs the code: the import rules through the linter's own
+// config (boundaries, gateway-layers) and the docs' links. Like the typecheck and the linter, they run once, on
+// the machine's Node; scripts/test.sh sets VISITTAG_TEST_STATIC=0 for the other majors' lanes.
+const STATIC = [
+  'test/toolchain/boundaries.test.ts',
+  'test/toolchain/gateway-layers.test.ts',
+  'test/docs/docs-links.test.ts',
+];
+const skipStatic = process.env.VISITTAG_TEST_STATIC === '0';
+
 const workers = Number(process.env.VISITTAG_TEST_WORKERS ?? 2);
 
 export default defineConfig({
@@ -62,7 +72,7 @@ export default defineConfig({
         test: {
           name: 'shared',
           include: ['**/*.test.ts'],
-          exclude: [...configDefaults.exclude, 'dist/**', ...ALONE, ...OWN_PROCESS],
+          exclude: [...configDefaults.exclude, 'dist/**', ...ALONE, ...OWN_PROCESS, ...(skipStatic ? STATIC : [])],
           isolate: false,
           maxWorkers: workers,
           sequence: { groupOrder: 0 },

@@ -50,7 +50,12 @@ beforeAll(() => {
   db = new Database(path, { readonly: true });
   inThread = new InProcessRunner(new SqliteReportSource(db));
   worker = new WorkerReportRunner({ path });
-  server = createServer((_req, res) => res.end('pong'));
+  // Connection: close, so each ping opens its own connection: a kept-alive one, idle while a report held this
+  // thread for seconds, was closed by the server's keep-alive timer just as fetch reused it (ECONNRESET, 2026-12-07)
+  server = createServer((_req, res) => {
+    res.setHeader('Connection', 'close');
+    res.end('pong');
+  });
   return new Promise<void>((resolve) =>
     server.listen(0, '127.0.0.1', () => {
       url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/healthz`;
