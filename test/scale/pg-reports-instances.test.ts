@@ -31,7 +31,9 @@ import { bundleGateway, spawnGateway, type GatewayChild } from './pg-gateway-chi
  * shows in the report B serves, and a tap withdrawn through B in A's; each correction's event reaches the
  * fake backend once by its key (both instances forward the outbox). Every report an instance serves (JSON
  * and the CSV export) is byte-identical to the report the SQLite gateway computes from the same facts: the
- * database's rows copied into a SQLite file after each step (same digest).
+ * database's rows copied into a SQLite file after each step (same digest). The instances compute reports in
+ * their report worker on its own pool (reports/pg-worker.ts, started from the bundle): its connections are
+ * seen in pg_stat_activity under the instance's process id.
  */
 
 const SECRET = 'backend-secret-0123456789abcdef';
@@ -219,6 +221,14 @@ describe('reports and corrections served by two gateway processes on PostgreSQL'
           file.close();
         }
       };
+      /** The instance's report worker has its own connections (application_name visittag-reports-<pid>). */
+      const workerOf = async (c: GatewayChild) =>
+        (
+          await db.query<{ n: number }>(
+            'SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = $1',
+            [`visittag-reports-${c.proc.pid}`],
+          )
+        ).rows[0]!.n;
       const qualityOf = async (c: GatewayChild) =>
         (
           JSON.parse((await call(c, `/api/reports/quality?from=${MONDAY}&to=${TO}`)).text) as {
@@ -227,6 +237,7 @@ describe('reports and corrections served by two gateway processes on PostgreSQL'
         ).quality.total;
 
       const before = await sameAsSqlite(b);
+      expect(await workerOf(b)).toBeGreaterThan(0);
       const q0 = await qualityOf(b);
       expect(q0.withdrawn).toBe(2);
 
@@ -268,6 +279,7 @@ describe('reports and corrections served by two gateway processes on PostgreSQL'
       const c2 = (JSON.parse(withdrawn.text) as { correction: { correctionId: number } }).correction
         .correctionId;
       const afterWithdrawal = await sameAsSqlite(a);
+      expect(await workerOf(a)).toBeGreaterThan(0);
       expect((await qualityOf(a)).withdrawn).toBe(3);
       expect(afterWithdrawal[CALLS[0]!.path]).not.toBe(afterCorrection[CALLS[0]!.path]);
       // a resent request changes nothing and queues nothing
