@@ -19,12 +19,11 @@ const ALONE = [
 ];
 
 // The PC/SC files need a fresh process each: libpcsclite keeps per-process state about the daemon it last
-// talked to (pcsc-stack failed all 17 tests in a worker that had run another PC/SC file), and the one pcscd a
-// machine can run (its socket path is compiled in) is taken under a lock for a whole file, so a second PC/SC
-// file waits for it in beforeAll (hookTimeout below). They run in the own-process project. On 2026-12-07 they
-// ran for one night in a vitest of their own beside the shared one (a waiting file no longer held a shared
-// worker), and twice that vitest's worker hung, spinning with its stopped pcscd unreaped (Node 22 after
-// pcsc-stack; Node 20 at the first file), so they are back here.
+// talked to (pcsc-stack failed all 17 tests in a worker that had run another PC/SC file). Each starts its own
+// pcscd in a mount namespace (test/pcsc/pcscd-fixture.ts), so they run side by side, also with other Node
+// majors' suites; until 2026-12-07 the one pcscd of the machine was taken under a lock per file, and a file
+// waiting for it held a worker. They run in the own-process project (in a vitest of their own their worker
+// hung twice, spinning with its stopped pcscd unreaped).
 const PCSC = [
   'test/pcsc/pcsc-stack.test.ts',
   'test/secure-cards/pcsc-secure.test.ts',
@@ -72,7 +71,13 @@ export default defineConfig({
         test: {
           name: 'shared',
           include: ['**/*.test.ts'],
-          exclude: [...configDefaults.exclude, 'dist/**', ...ALONE, ...OWN_PROCESS, ...(skipStatic ? STATIC : [])],
+          exclude: [
+            ...configDefaults.exclude,
+            'dist/**',
+            ...ALONE,
+            ...OWN_PROCESS,
+            ...(skipStatic ? STATIC : []),
+          ],
           isolate: false,
           maxWorkers: workers,
           sequence: { groupOrder: 0 },

@@ -1,9 +1,12 @@
 /**
  * A real pcscd for the suite: `pcscd --foreground` with its own reader.conf.d directory holding
  * vsmartcard's vpcd driver on a free TCP port (so no fixed port and no clash with a system vpcd).
- * pcscd's client socket path is compiled in (/run/pcscd/pcscd.comm), so only one pcscd can run:
- * the fixture takes a cross-process lock, stops a pcscd it finds running (by its pid file) and
- * cleans stale files. Reader removal: restart pcscd with an empty reader.conf.d (see HARDWARE.md).
+ * pcscd's socket path is compiled in (/run/pcscd/pcscd.comm), so each fixture starts its pcscd in a mount
+ * namespace of its own (`unshare --mount`) where the fixture's own directory is bound over /run/pcscd: the
+ * socket appears in that directory, and the clients (libpcsclite in this process and in the children it
+ * starts, and the device driver's probe) find it through PCSCLITE_CSOCK_NAME, which the fixture sets. So
+ * several PC/SC test files (and several Node majors' suites) run at once, each with its own daemon, and a
+ * system pcscd is left alone. Reader removal: restart pcscd with an empty reader.conf.d (see HARDWARE.md).
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
@@ -12,12 +15,9 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 
-export const PCSCD_SOCKET = '/run/pcscd/pcscd.comm';
-const PCSCD_PID_FILE = '/run/pcscd/pcscd.pid';
 const VPCD_DRIVER = '/usr/lib/pcsc/drivers/serial/libifdvpcd.so';
-const LOCK_FILE = path.join(os.tmpdir(), 'visittag-pcscd.lock');
 const SETUP_HINT =
-  'run `sudo bash scripts/setup-system.sh` (installs pcscd, libpcsclite-dev and vsmartcard-vpcd)';
+  'run `sudo bash scripts/setup-system.sh` (installs pcscd, libpcsclite-dev, vsmartcard-vpcd and util-linux)';
 /** Name pcscd gives slot 0 of our vpcd (FRIENDLYNAME + " 00 00"). */
 export const VPCD_READER_NAME = 'visittag Virtual PCD 00 00';
 
@@ -28,60 +28,19 @@ function findPcscd(): string {
   throw new Error(`pcscd is not installed: ${SETUP_HINT}`);
 }
 
+function findUnshare(): string {
+  for (const p of ['/usr/bin/unshare', '/bin/unshare']) if (fs.existsSync(p)) return p;
+  throw new Error(`unshare is not installed: ${SETUP_HINT}`);
+}
+
 /** Fails with a message naming the setup script when the system parts are missing. */
 export function assertPcscStackInstalled(): string {
   const bin = findPcscd();
   if (!fs.existsSync(VPCD_DRIVER))
     throw new Error(`vsmartcard-vpcd is not installed (${VPCD_DRIVER}): ${SETUP_HINT}`);
   if (process.getuid?.() !== 0)
-    throw new Error('the PC/SC tests start pcscd and must run as root (pcscd owns /run/pcscd)');
+    throw new Error('the PC/SC tests start pcscd in a mount namespace of its own and must run as root');
   return bin;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return !/^\d+ \([^)]*\) Z/.test(stat); // a zombie holds no socket
-  } catch {
-    return false;
-  }
-}
-
-async function acquireLock(): Promise<() => void> {
-  for (let i = 0; i < 1_200; i++) {
-    try {
-      fs.writeFileSync(LOCK_FILE, String(process.pid), { flag: 'wx' });
-      return () => fs.rmSync(LOCK_FILE, { force: true });
-    } catch {
-      const holder = Number(fs.readFileSync(LOCK_FILE, { encoding: 'utf8', flag: 'a+' }));
-      if (!Number.isInteger(holder) || holder <= 0 || !alive(holder)) fs.rmSync(LOCK_FILE, { force: true });
-      else await pause(100);
-    }
-  }
-  throw new Error(`another test process holds ${LOCK_FILE} for more than 2 minutes`);
-}
-
-/** Stops a pcscd that is not ours (system service, leftover) by the pid in its pid file. */
-async function stopOtherPcscd(): Promise<void> {
-  let pid = NaN;
-  try {
-    pid = Number(fs.readFileSync(PCSCD_PID_FILE, 'utf8').trim());
-  } catch {
-    // no pid file
-  }
-  if (Number.isInteger(pid) && pid > 0 && alive(pid)) {
-    const comm = fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
-    if (comm === 'pcscd') {
-      process.kill(pid, 'SIGTERM');
-      for (let i = 0; i < 100 && alive(pid); i++) await pause(50);
-      if (alive(pid)) process.kill(pid, 'SIGKILL');
-    }
-  }
-  if (!(Number.isInteger(pid) && alive(pid))) {
-    fs.rmSync(PCSCD_SOCKET, { force: true });
-    fs.rmSync(PCSCD_PID_FILE, { force: true });
-  }
 }
 
 function portFree(port: number): Promise<boolean> {
@@ -123,16 +82,24 @@ export class PcscdFixture {
   /** TCP port of vpcd slot 0 (where a VirtualCard connects). */
   port = 0;
   readonly dir = fs.mkdtempSync(path.join(os.tmpdir(), 'visittag-pcscd-'));
+  /** What pcscd sees as /run/pcscd: its socket and pid file. */
+  readonly runDir = path.join(this.dir, 'run');
+  /** pcscd's client socket; PCSCLITE_CSOCK_NAME while the fixture is set up. */
+  readonly socket = path.join(this.runDir, 'pcscd.comm');
   private proc: ChildProcess | null = null;
-  private release: (() => void) | null = null;
   private bin = '';
+  private unshare = '';
   private starts = 0;
+  private envBefore: string | undefined;
 
-  /** Takes the lock, stops any other pcscd and starts ours (with the virtual reader by default). */
+  /** Starts our pcscd (with the virtual reader by default) and points this process's clients at it. */
   async setup(opts: { withReader?: boolean } = {}): Promise<void> {
     this.bin = assertPcscStackInstalled();
-    this.release = await acquireLock();
-    await stopOtherPcscd();
+    this.unshare = findUnshare();
+    fs.mkdirSync(this.runDir);
+    // libpcsclite reads it once, at its first connection: before nfc-pcsc is first used in this process
+    this.envBefore = process.env.PCSCLITE_CSOCK_NAME;
+    process.env.PCSCLITE_CSOCK_NAME = this.socket;
     this.port = await freePortPair();
     const confDir = path.join(this.dir, 'with-reader.d');
     fs.mkdirSync(confDir);
@@ -154,7 +121,17 @@ export class PcscdFixture {
     if (this.proc) throw new Error('pcscd already running');
     const conf = path.join(this.dir, opts.withReader === false ? 'empty.d' : 'with-reader.d');
     const log = fs.openSync(path.join(this.dir, `pcscd-${++this.starts}.log`), 'w');
-    const proc = spawn(this.bin, ['--foreground', '--info', '-c', conf], { stdio: ['ignore', log, log] });
+    // pcscd in a mount namespace of its own, with this fixture's run directory bound over /run/pcscd; `exec`
+    // keeps the pid ours, so SIGTERM and SIGKILL reach pcscd itself
+    const proc = spawn(
+      this.unshare,
+      [
+        ...['--mount', '--propagation', 'private', '--', 'sh', '-c'],
+        'mkdir -p /run/pcscd && mount --bind "$0" /run/pcscd && exec "$@"',
+        ...[this.runDir, this.bin, '--foreground', '--info', '-c', conf],
+      ],
+      { stdio: ['ignore', log, log] },
+    );
     fs.closeSync(log);
     this.proc = proc;
     let exited = false;
@@ -164,10 +141,10 @@ export class PcscdFixture {
     });
     for (let i = 0; i < 200; i++) {
       if (exited) throw new Error(`pcscd exited at start; see ${this.dir}/pcscd-${this.starts}.log`);
-      if (await connectable(PCSCD_SOCKET)) return;
+      if (await connectable(this.socket)) return;
       await pause(25);
     }
-    throw new Error(`pcscd did not create ${PCSCD_SOCKET} within 5 s; see ${this.dir}`);
+    throw new Error(`pcscd did not create ${this.socket} within 5 s; see ${this.dir}`);
   }
 
   /** Stops pcscd (SIGTERM, SIGKILL after 5 s). */
@@ -177,7 +154,7 @@ export class PcscdFixture {
     const gone = new Promise<void>((r) => proc.once('exit', () => r()));
     // Socket first: a client that probes between SIGTERM and exit would otherwise reach the dying
     // pcscd, and nfc-pcsc's `new NFC()` then spins (blocking this very process) until a pcscd returns.
-    fs.rmSync(PCSCD_SOCKET, { force: true });
+    fs.rmSync(this.socket, { force: true });
     proc.kill('SIGTERM');
     const t = setTimeout(() => proc.kill('SIGKILL'), 5_000);
     await gone;
@@ -192,8 +169,8 @@ export class PcscdFixture {
 
   async teardown(): Promise<void> {
     await this.stop();
-    this.release?.();
-    this.release = null;
+    if (this.envBefore === undefined) delete process.env.PCSCLITE_CSOCK_NAME;
+    else process.env.PCSCLITE_CSOCK_NAME = this.envBefore;
     if (process.env.VISITTAG_KEEP_ARTIFACTS !== '1') fs.rmSync(this.dir, { recursive: true, force: true });
   }
 }
