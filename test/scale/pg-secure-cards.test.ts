@@ -22,6 +22,7 @@ import { SecureCardVerifier } from '../../gateway/src/secure-cards/verifier.js';
 import { migrate, openPgPool, type PgPool } from '../../gateway/src/store/postgres/db.js';
 import { postgresMigrations } from '../../gateway/src/store/postgres/migrations.js';
 import { PgSecureCardStore } from '../../gateway/src/store/postgres/secure-cards.js';
+import type { TapAssurance } from '../../gateway/src/store/secure-cards.js';
 import { pseudonymiseCard, type Ack, type CardProof, type TapEvent } from '../../protocol/index.js';
 import {
   AckCollector,
@@ -148,7 +149,7 @@ describe('secure cards shared by two instances on PostgreSQL', () => {
           b.assessBatch('r-a', null, [again], T0),
         ]);
         // (a verdict read back has nonce null where the deciding instance's has none)
-        const same = (t: (typeof x)[0]) => ({ ...t, nonce: t?.nonce ?? null });
+        const same = (t: TapAssurance | null | undefined) => ({ ...t, nonce: t?.nonce ?? null });
         expect(same(x[0])).toEqual(same(y[0]));
         expect(x[0]?.verdict).toBe('accepted');
       } finally {

@@ -86,7 +86,8 @@ const toTap = (r: TapRow): TapAssurance => ({
 
 /**
  * The SQLite adapter: synchronous answers (the ingest screen stays synchronous on this engine), and the
- * tx's reads and `record` callable directly (each `record` one transaction). `screen` is `work(this)`.
+ * tx's reads and `record` callable directly (each `record` one transaction). `screen` is `work(this)` in
+ * one transaction (a batch is one commit, and a throw in `work` records nothing of it, as on PostgreSQL).
  */
 export interface SqliteSecureCardStore extends SecureCardStore, SecureCardTx {
   screen<T>(keys: unknown, work: (tx: SecureCardTx) => T): T;
@@ -127,9 +128,11 @@ export function createSqliteSecureCardStore(db: Db): SqliteSecureCardStore {
     if (t.assurance === 'secure' && t.verdict !== 'refused')
       s.upsertCard.run(t.cardRef, t.counter ?? 0, t.atMs, t.atMs);
   });
+  // a batch's screening is one transaction (each `record` a savepoint in it): one commit per batch, not per tap
+  const screenTx = db.transaction((work: (tx: SecureCardTx) => unknown) => work(store));
   const store: SqliteSecureCardStore = {
     // the live statements are the tx; no preloading, so `keys` is never called
-    screen: <T>(_keys: unknown, work: (tx: SecureCardTx) => T): T => work(store),
+    screen: <T>(_keys: unknown, work: (tx: SecureCardTx) => T): T => screenTx(work) as T,
     card(cardRef: string): SecureCardState | undefined {
       const r = s.card.get(cardRef) as
         | { card_ref: string; last_counter: number; secure_since_ms: number; last_secure_tap_ms: number }
