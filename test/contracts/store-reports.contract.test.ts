@@ -25,6 +25,8 @@ import { postgresMigrations } from '../../gateway/src/store/postgres/migrations.
 import { pgReportMigrations, PgReportSource } from '../../gateway/src/store/postgres/reports.js';
 import { openDatabase, type Db } from '../../gateway/src/store/sqlite/db.js';
 import { sqliteMigrations } from '../../gateway/src/store/sqlite/migrations.js';
+import { secureCardMigrations } from '../../gateway/src/secure-cards/sqlite-store.js';
+import { runQuality } from '../../gateway/src/reports/run.js';
 import { startPgCluster, type PgCluster } from '../support/pg-cluster.js';
 import { buildFixture } from '../reports/fixture.js';
 import { sqliteToPg } from '../reports/pg-copy.js';
@@ -149,6 +151,64 @@ describe('every report on PostgreSQL equals the report on SQLite for the same vi
       // the SQLite side used its speed-up (the kept cells) for the default executed report
       await runCall(sqlite, calls(MONDAY, TO, '2026-03')[0]!, clock);
       expect(sqlite.lastExecutedFrom).toBe('kept cells');
+      const scope = { areas: [f.registries.areas[0]!.areaId], provider: null };
+      await sameReports(
+        scopedSource(sqlite, scope),
+        scopedSource(pg, scope),
+        calls(MONDAY, TO, '2026-03'),
+        clock,
+      );
+    } finally {
+      db.close();
+      await pool.end();
+    }
+  });
+
+  it('tap assurance recorded by the secure-card verifier (secure_taps): the same on both; none recorded: null on both', async () => {
+    const f = buildFixture(MONDAY);
+    const visits = applyCorrections(f.visits, f.corrections);
+    const db = sqliteWith({ ...f, visits }, clock);
+    for (const m of secureCardMigrations) m.up(db);
+    const pool = await pgCopyOf(db);
+    try {
+      // none recorded yet: PostgreSQL (whose table always exists) answers as SQLite without the table
+      expect(await new PgReportSource(pool).tapAssurance(clock.window(MONDAY, TO))).toBeNull();
+      const readers = [...new Set(visits.map((v) => v.readerId))].sort().slice(0, 3);
+      const t0 = clock.window(MONDAY, TO).fromMs;
+      const rows: unknown[][] = [];
+      readers.forEach((readerId, i) => {
+        for (let k = 0; k < 6 + i; k++) {
+          rows.push([
+            readerId,
+            `ev-${i}-${k}`,
+            k + 1,
+            `c1_${'0'.repeat(31)}${i}`,
+            k % 3 === 0 ? 'uid-only' : 'secure',
+            k === 4 ? 'refused' : k === 5 ? 'flagged' : 'accepted',
+            k === 4 ? 'replay' : 'ok',
+            k,
+            '',
+            // one tap of each reader before the window
+            k === 0 ? t0 - 60_000 : t0 + k * 3_600_000 + i * 60_000,
+          ]);
+        }
+      });
+      const cols = 'reader_id, event_id, seq, card_ref, assurance, verdict, code, counter, detail, at_ms';
+      const ins = db.prepare(`INSERT INTO secure_taps (${cols}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
+      for (const r of rows) {
+        ins.run(...r);
+        await pool.query(
+          `INSERT INTO secure_taps (${cols}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+          r,
+        );
+      }
+      const sqlite = new SqliteReportSource(db);
+      const pg = new PgReportSource(pool);
+      const q = await runQuality(pg, { fromDate: MONDAY, toDate: TO }, clock);
+      expect(q.quality.assurance.recorded).toBe(true);
+      expect(q.quality.assurance.byReader.length).toBeGreaterThan(0);
+      expect(q.quality.assurance.total.secure).toBeGreaterThan(0);
+      await sameReports(sqlite, pg, calls(MONDAY, TO, '2026-03'), clock);
       const scope = { areas: [f.registries.areas[0]!.areaId], provider: null };
       await sameReports(
         scopedSource(sqlite, scope),

@@ -31,6 +31,13 @@ import type {
 import type { PgPool } from './db.js';
 import { toReportVisit, type ReportVisitRow, type ReportVisitShape } from '../report-rows.js';
 
+/** reports/types.ts `TapCount`, the same shape. */
+export interface PgTapCount {
+  readerId: string;
+  assurance: 'secure' | 'uid-only';
+  taps: number;
+}
+
 /** reports/types.ts `ReportVisit`, the same shape. */
 export type PgReportVisit = ReportVisitShape;
 
@@ -171,9 +178,24 @@ export class PgReportSource {
     }));
   }
 
-  /** Secure cards are not served on PostgreSQL: no per-tap assurance is recorded (as SQLite without it). */
-  tapAssurance(): Promise<null> {
-    return Promise.resolve(null);
+  /**
+   * The secure-card verifier's per-tap record (secure_taps, shared by the instances), not counting refused
+   * taps. The table is a step of PostgreSQL's list, so it is there whether or not secure cards are checked:
+   * while it holds no row at all the answer is null (nothing recorded), as from a SQLite gateway that does not
+   * check secure cards (no table).
+   */
+  async tapAssurance(w: Window): Promise<PgTapCount[] | null> {
+    const t = await this.pool.query<{ t: string | null }>(`SELECT to_regclass('secure_taps')::text AS t`);
+    if (!t.rows[0]?.t) return null;
+    const any = await this.pool.query('SELECT 1 FROM secure_taps LIMIT 1');
+    if ((any.rowCount ?? 0) === 0) return null;
+    const r = await this.pool.query<{ reader_id: string; assurance: PgTapCount['assurance']; taps: number }>(
+      `SELECT reader_id, assurance, count(*) AS taps FROM secure_taps
+        WHERE at_ms >= $1 AND at_ms < $2 AND verdict <> 'refused'
+        GROUP BY reader_id, assurance ORDER BY reader_id COLLATE "C", assurance COLLATE "C"`,
+      [w.fromMs, w.toMs],
+    );
+    return r.rows.map((x) => ({ readerId: x.reader_id, assurance: x.assurance, taps: x.taps }));
   }
 
   async *executed(w: Window): AsyncIterable<readonly PgReportVisit[]> {
