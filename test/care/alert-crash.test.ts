@@ -4,15 +4,19 @@ import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createGateway } from '../../gateway/index.js';
 import { localDateOf, utcToLocal } from '../../gateway/src/care/time.js';
+import { childArgv, prepareChildEntry } from '../../simulator/child-entry.js';
 import { startFakeBackend, type FakeBackend } from '../../simulator/fake-backend.js';
 import { silent, tempDir, testConfig } from '../gateway/helpers.js';
 
 const REPO = resolve(import.meta.dirname, '../..');
 const SECRET = 'care-crash-webhook-secret';
 const KILLS = 4;
+// the child from one esbuild bundle, built once, instead of through tsx at each of its KILLS + 1 starts
+const CHILD = join(REPO, 'test/care/alert-child.ts');
+await prepareChildEntry(CHILD);
 
 function startChild(cfg: string): Promise<ChildProcess> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', join(REPO, 'test/care/alert-child.ts'), cfg], {
+  const proc = spawn(process.execPath, [...childArgv(CHILD), cfg], {
     cwd: REPO,
     stdio: ['ignore', 'pipe', 'inherit'],
   });
