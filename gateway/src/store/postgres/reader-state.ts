@@ -11,7 +11,7 @@ type ReaderStateReads = Pick<
 >;
 
 /**
- * The reader pages' reads (sequence state, gaps, last status, rejects, event count) answered
+ * The reader pages' reads (sequence state, gaps, last status, rejects, event count, replacement links) answered
  * synchronously from a copy of PostgreSQL's rows, for the admin reader routes and alerts that call the
  * synchronous `IngestStore` (`store.engine: "postgres"`, gateway/pg-instance.ts). `refresh` reads every
  * reader's sequence state and last status (one statement each) and the gaps of the readers that have
@@ -22,6 +22,7 @@ export class PgReaderState implements ReaderStateReads {
   private seq = new Map<string, ReaderSeqState>();
   private gapList = new Map<string, SeqRange[]>();
   private status = new Map<string, StoredStatus>();
+  private replaced = new Map<string, { replacedBy: string | null; replaces: string | null }>();
   private readonly rejects = new Map<string, RejectSummary[]>();
   private readonly counts = new Map<string, number>();
   private readonly asked = new Set<string>();
@@ -54,9 +55,25 @@ export class PgReaderState implements ReaderStateReads {
       this.counts.set(r, await this.store.countEvents(r));
     }
     this.asked.clear();
+    // reader replacements (few rows, rare): the reader pages' replacedBy / replaces links
+    const rr = await this.pool.query<{ o: string; n: string }>(
+      'SELECT old_reader_id AS o, new_reader_id AS n FROM reader_replacements',
+    );
+    const replaced = new Map<string, { replacedBy: string | null; replaces: string | null }>();
+    const at = (id: string) => replaced.get(id) ?? { replacedBy: null, replaces: null };
+    for (const x of rr.rows) {
+      replaced.set(x.o, { ...at(x.o), replacedBy: x.n });
+      replaced.set(x.n, { ...at(x.n), replaces: x.o });
+    }
     this.seq = nextSeq;
     this.gapList = gaps;
     this.status = status;
+    this.replaced = replaced;
+  }
+
+  /** The reader's replacement links (fleet/replace.ts), as of the last refresh. */
+  links(readerId: string): { replacedBy: string | null; replaces: string | null } {
+    return this.replaced.get(readerId) ?? { replacedBy: null, replaces: null };
   }
 
   seqState(readerId: string): ReaderSeqState {
