@@ -360,6 +360,7 @@ export function createPgGateway(opts: GatewayOptions): PgGateway {
     addCard: (c) => cards.assign({ ...c, nowMs: clock.now() }),
     lifecycle: cardLifecycle,
     fleet,
+    links: (id) => readerState.links(id), // the reader pages' replacedBy / replaces (copy at most 5 s old)
     ...(config.secureCards
       ? {
           uidOnlyCards: (id: string) =>
