@@ -18,7 +18,8 @@ import { bundleGateway, spawnGateway, type GatewayChild } from './pg-gateway-chi
  *   where there is none); a visit of Y is "not found" for them;
  * - a month of X locked through B refuses a manual close of X's visit through A (423, the lock named);
  * - a visit corrected into a planned visit's window through the instance that does NOT sweep (the care
- *   sweep ticks once an hour here) is matched to the plan at once.
+ *   sweep ticks once an hour here) is matched to the plan at once;
+ * - a reader's replacement shows on both instances' reader pages (replacedBy / replaces).
  *
  * The gateways run from one esbuild bundle of gateway/main.ts, as the other process tests do.
  */
@@ -299,8 +300,35 @@ describe('scoped callers, period locks and re-matching on two gateway processes 
         )?.executedKeys,
       ).toEqual(['rd-x/vx1']);
 
+      // a reader replaced (the row as fleet/replace.ts writes it): both instances' reader pages show the links
+      // from their copy of PostgreSQL's rows (refreshed every 5 s)
+      for (const readerId of ['rd-old', 'rd-new']) {
+        const r = await call(a, 'POST', '/api/readers', { body: { readerId, clientRef: 'cx' } });
+        expect(r.status, r.text).toBe(201);
+      }
+      await db.query(
+        `INSERT INTO reader_replacements (old_reader_id, new_reader_id, client_ref, replaced_at_ms, closed_visits)
+         VALUES ('rd-old', 'rd-new', 'cx', $1, 0)`,
+        [Date.now()],
+      );
+      for (const c of [a, b]) {
+        await waitUntil(
+          async () => (await call(c, 'GET', '/api/readers/rd-old')).body.replacedBy === 'rd-new',
+          20_000,
+        );
+        expect((await call(c, 'GET', '/api/readers/rd-new')).body).toMatchObject({
+          replaces: 'rd-old',
+          replacedBy: null,
+        });
+        const list = (await call(c, 'GET', '/api/readers')).body.readers as {
+          readerId: string;
+          replacedBy: string | null;
+        }[];
+        expect(list.find((r) => r.readerId === 'rd-old')?.replacedBy).toBe('rd-new');
+      }
+
       console.log(
-        `pg-reports-scoped: scoped reads on both instances, lock across instances, re-match ${rematchMs} ms after the correction; ` +
+        `pg-reports-scoped: scoped reads on both instances, lock across instances, re-match ${rematchMs} ms after the correction, replacement links on both; ` +
           `${((Date.now() - started) / 1000).toFixed(0)} s at load ${loadavg()[0]?.toFixed(1)}`,
       );
     },
