@@ -1,4 +1,7 @@
-/** `visittag-gateway report …` over a real gateway database file holding the fixture municipality's visits. */
+/**
+ * `visittag-gateway report …` over a real gateway database file holding the fixture municipality's visits, and
+ * with `store.engine: "postgres"` over the shared PostgreSQL database holding the same facts (the same output).
+ */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,7 +12,13 @@ import { applyCorrections } from '../../gateway/src/reports/memory-source.js';
 import { openDatabase } from '../../gateway/src/store/sqlite/db.js';
 import { sqliteMigrations } from '../../gateway/src/store/sqlite/migrations.js';
 import { correctionMigrations } from '../../gateway/src/corrections/migrations.js';
+import { careMigrations } from '../../gateway/src/store/sqlite/care-migrations.js';
+import { reportMigrations } from '../../gateway/src/reports/migrations.js';
+import { migrate, openPgPool } from '../../gateway/src/store/postgres/db.js';
+import { postgresMigrations } from '../../gateway/src/store/postgres/migrations.js';
 import { testConfig } from '../gateway/helpers.js';
+import { startPgCluster } from '../support/pg-cluster.js';
+import { sqliteToPg } from './pg-copy.js';
 import { buildFixture } from './fixture.js';
 import { writeVisits } from './sqlite-fixture.js';
 
@@ -23,10 +32,14 @@ const config = join(dir, 'gateway.json');
 writeFileSync(config, JSON.stringify(testConfig(dir)));
 
 async function run(...args: string[]) {
+  return runWith(config, ...args);
+}
+
+async function runWith(configFile: string, ...args: string[]) {
   const out: string[] = [];
   const err: string[] = [];
   const code = await reportCommand(
-    [...args, '--config', config],
+    [...args, '--config', configFile],
     (l) => out.push(l),
     (l) => err.push(l),
   );
@@ -83,6 +96,48 @@ describe('visittag-gateway report', () => {
     const [rows] = await readXlsx(readFileSync(file));
     expect(rows!.header[0]).toBe('Område');
   });
+
+  it('store.engine postgres: the same reports from the shared database (not the instance file, which holds none)', async () => {
+    const pgc = await startPgCluster();
+    try {
+      const url = await pgc.createDatabase();
+      // the same facts in PostgreSQL (copied from a gateway file of the fixture's visits)
+      const seed = openDatabase(join(dir, 'seed.db'), [
+        ...sqliteMigrations,
+        ...careMigrations,
+        ...correctionMigrations,
+        ...reportMigrations,
+      ]);
+      writeVisits(seed, applyCorrections(f.visits, f.corrections));
+      const pool = openPgPool({ url, max: 2 });
+      try {
+        await migrate(pool, postgresMigrations);
+        await sqliteToPg(seed, pool);
+      } finally {
+        seed.close();
+        await pool.end();
+      }
+      const pgDir = join(dir, 'pg');
+      const pgConfig = join(dir, 'gateway-pg.json');
+      writeFileSync(pgConfig, JSON.stringify(testConfig(pgDir, { store: { engine: 'postgres', url } })));
+      for (const args of [
+        ['executed', '--from', '2026-03-23', '--to', '2026-04-05', '--period', 'range', '--by', 'client'],
+        ['quality', '--from', '2026-03-23', '--to', '2026-04-05', '--format', 'csv'],
+        ['continuity', '--from', '2026-03-23', '--lang', 'en'],
+      ]) {
+        const want = await run(...args);
+        const got = await runWith(pgConfig, ...args);
+        expect(got.err).toBe('');
+        expect(got.code).toBe(0);
+        expect(got.out).toBe(want.out);
+      }
+      expect(
+        JSON.parse((await runWith(pgConfig, 'quality', '--from', '2026-03-23', '--to', '2026-04-05')).out),
+      ).toMatchObject({ quality: { total: { visits: 193 } } });
+    } finally {
+      await pgc.destroy();
+    }
+  }, 120_000);
 
   it('usage errors name the fix and exit 64', async () => {
     const r = await run('continuity');

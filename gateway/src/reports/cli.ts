@@ -6,10 +6,13 @@ import Database from 'better-sqlite3';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { EXIT } from '../../../runtime/cli.js';
+import { onPostgres, withPg } from '../cli/pg-offline.js';
 import { loadSubcommandSettings, parseSubcommand } from '../cli-gateway.js';
+import { PgReportSource } from '../store/postgres/reports.js';
 import { DIMENSIONS, type Dimension, type Period } from './executed.js';
 import { jsonPage, tablesOf, toCsv, toXlsx, type AnyReport, type Lang } from './export.js';
 import { runContinuity, runExecuted, runMonthly, runQuality, runStaffing } from './run.js';
+import type { ReportSource } from './source.js';
 import { SqliteReportSource } from './sqlite-source.js';
 import { ReportClock } from './time.js';
 
@@ -23,7 +26,8 @@ visittag-gateway report quality --from YYYY-MM-DD --to YYYY-MM-DD
 Options: --format json|csv|xlsx (default json)  --lang sv|en (default sv)  --out FILE (xlsx needs it)
          --tz ZONE (default Europe/Stockholm)  --late-hours N (default 24)  --offset N --limit N (json)
          --table NAME (csv; default the main table)  --config FILE
-Reads the gateway's database without changing it. Definitions: docs/reports.md.`;
+Reads the gateway's database without changing it (store.engine postgres: the shared PostgreSQL database).
+Definitions: docs/reports.md.`;
 
 const DATE = /^\d{4}-\d{2}-\d{2}$/;
 const MONTH = /^\d{4}-\d{2}$/;
@@ -90,16 +94,7 @@ export async function reportCommand(argv: string[], out: Out, err: Out): Promise
   }
   const loaded = loadSubcommandSettings(v.config, err);
   if (typeof loaded === 'number') return loaded;
-  const dbPath = join(loaded.config.dataDir, 'gateway.db');
-  if (!existsSync(dbPath)) {
-    err(
-      `no gateway database at ${dbPath}: run the gateway once (visittag-gateway run) or check dataDir in the config`,
-    );
-    return EXIT.noInput;
-  }
-  const db = new Database(dbPath, { readonly: true, fileMustExist: true });
-  try {
-    const source = new SqliteReportSource(db);
+  const produce = async (source: ReportSource): Promise<number> => {
     const from = v.from!;
     const to = v.to ?? from;
     let report: AnyReport;
@@ -148,6 +143,26 @@ export async function reportCommand(argv: string[], out: Out, err: Out): Promise
     if (v.out) writeFileSync(v.out, body);
     else out(typeof body === 'string' ? body.trimEnd() : '');
     return EXIT.ok;
+  };
+  // store.engine postgres: the facts are in the shared database (the instance's file holds none of them)
+  if (onPostgres(loaded.config)) {
+    try {
+      return await withPg(loaded.config, (pool) => produce(new PgReportSource(pool)));
+    } catch (e) {
+      err((e as Error).message);
+      return EXIT.failure;
+    }
+  }
+  const dbPath = join(loaded.config.dataDir, 'gateway.db');
+  if (!existsSync(dbPath)) {
+    err(
+      `no gateway database at ${dbPath}: run the gateway once (visittag-gateway run) or check dataDir in the config`,
+    );
+    return EXIT.noInput;
+  }
+  const db = new Database(dbPath, { readonly: true, fileMustExist: true });
+  try {
+    return await produce(new SqliteReportSource(db));
   } catch (e) {
     err((e as Error).message);
     return EXIT.failure;
