@@ -118,6 +118,30 @@ try {
       });
       await run('postgres', pg.screen, 'uid-only', data.uidOnly);
       await run('postgres', pg.screen, 'sun', data.sun);
+      // many readers' one-tap batches at once (the morning peak's shape): screens per second on a pool of 10
+      const pool10 = openPgPool({ url: await pgc.createDatabase(), max: 10 });
+      try {
+        await migrate(pool10, postgresMigrations);
+        const par = createSecureCards({
+          ...common,
+          metrics: new MetricsRegistry(),
+          store: new PgSecureCardStore(pool10),
+        });
+        const one = data.uidOnly.flat().map((e, i) => ({ ...e, readerId: `r-${i}`, eventId: `r-${i}-e1` }));
+        const t0 = performance.now();
+        await Promise.all(one.map((e) => Promise.resolve(par.screen(e.readerId, [e], T0))));
+        const sec = (performance.now() - t0) / 1000;
+        console.log(
+          JSON.stringify({
+            engine: 'postgres',
+            kind: 'uid-only, one-tap batches of different readers at once (pool 10)',
+            batches: one.length,
+            screensPerSecond: Math.round(one.length / sec),
+          }),
+        );
+      } finally {
+        await pool10.end();
+      }
     } finally {
       await pool.end();
       await pgc.destroy();

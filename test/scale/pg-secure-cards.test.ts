@@ -1,8 +1,9 @@
 /**
  * Secure cards on PostgreSQL shared by two instances (issue 14), on a cluster this test starts:
  * - the verifier of two "instances" (two pools, two stores) given the same SUN message, or the same
- *   DESFire transcript, at the same moment, round after round: accepted exactly once per round, the
- *   other refused as replayed (the per-card lock of store/postgres/secure-cards.ts);
+ *   DESFire transcript, at the same moment by four readers (three at one instance, whose store screens the
+ *   last two in one transaction), round after round: accepted exactly once per round, the others refused as
+ *   replayed (the per-card lock of store/postgres/secure-cards.ts);
  * - two gateway instances in this process (`store.engine: "postgres"`, one database, each its own
  *   embedded broker) and, beside them, one SQLite gateway, run the same story: a secure tap accepted
  *   through one, its resend through the other accepted again (same verdict), its replay and a UID-only
@@ -95,11 +96,12 @@ describe('secure cards shared by two instances on PostgreSQL', () => {
       try {
         await migrate(pools[0] as PgPool, postgresMigrations);
         const keys = new SecureCardKeys(MASTER, { key: DESFIRE_MASTER, keyNo: 1 });
+        // instance a screens one transaction at a time: of three screenings at once the last two share one
         const [a, b] = pools.map(
-          (pool) =>
+          (pool, i) =>
             new SecureCardVerifier({
               keys,
-              store: new PgSecureCardStore(pool),
+              store: new PgSecureCardStore(pool, i === 0 ? { maxInFlight: 1 } : {}),
               policy: () => SecureCardPolicy.parse({}),
               fleetKey: FLEET,
               logger: pino({ level: 'silent' }),
@@ -124,22 +126,28 @@ describe('secure cards shared by two instances on PostgreSQL', () => {
           const desfire = k % 2 === 0;
           const uid = desfire ? desUid.toString('hex').toUpperCase() : sunUid;
           const proof = desfire ? await desfireProof() : await tapProof(sun);
-          // two readers, one at each instance, present the same message at the same moment
-          const [ta, tb] = await Promise.all([
+          // three readers, two at one instance (screened in one transaction there) and one at the other,
+          // present the same message at the same moment
+          const got = await Promise.all([
             a.assessBatch('r-a', null, [ev('r-a', k, uid, proof)], T0 + k),
             b.assessBatch('r-b', null, [ev('r-b', k, uid, proof)], T0 + k),
+            a.assessBatch('r-c', null, [ev('r-c', k, uid, proof)], T0 + k),
+            a.assessBatch('r-d', null, [ev('r-d', k, uid, proof)], T0 + k),
           ]);
-          const codes = [ta[0]?.code, tb[0]?.code].sort().join('+');
+          const codes = got
+            .map((t) => t[0]?.code)
+            .sort()
+            .join('+');
           outcomes.push(codes);
         }
-        // every round: one accepted ('secure'), the other refused as a replay
-        expect(outcomes.filter((o) => o !== 'replayed+secure')).toEqual([]);
+        // every round: one accepted ('secure'), the others refused as replays
+        expect(outcomes.filter((o) => o !== 'replayed+replayed+replayed+secure')).toEqual([]);
         const rows = await (pools[0] as PgPool).query<{ verdict: string; n: number }>(
           'SELECT verdict, count(*)::int AS n FROM secure_taps GROUP BY verdict ORDER BY verdict',
         );
         expect(rows.rows).toEqual([
           { verdict: 'accepted', n: ROUNDS },
-          { verdict: 'refused', n: ROUNDS },
+          { verdict: 'refused', n: 3 * ROUNDS },
         ]);
         // a redelivered batch screened at both instances at once: the same verdict at both, one row
         const p = await tapProof(sun);

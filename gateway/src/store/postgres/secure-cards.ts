@@ -102,15 +102,73 @@ const pair = (a: string, b: string): string => `${a}\n${b}`;
  * reads the committed counter and refuses the tap as replayed, so a counter is accepted at most once.
  * The lock is per card, not per row, because a card's first secure tap has no row yet to lock FOR
  * UPDATE. The same (reader, event) screened on two instances (a redelivered batch) names the same card,
- * so the second instance finds the first one's verdict: a resend gets the same answer.
+ * so the second instance finds the first one's verdict: a resend gets the same answer. Within an
+ * instance, the batches of many readers screened at the same moment share one transaction (`screen`).
  */
-export class PgSecureCardStore implements SecureCardStore {
-  constructor(private readonly pool: PgPool) {}
+interface Waiting {
+  keys: SecureScreenKeys;
+  work: (tx: SecureCardTx) => unknown;
+  resolve: (v: unknown) => void;
+  reject: (err: unknown) => void;
+}
 
-  async screen<T>(keys: () => SecureScreenKeys, work: (tx: SecureCardTx) => T): Promise<T> {
-    const k = keys();
-    if (k.taps.length === 0 && k.cardRefs.length === 0 && k.nonces.length === 0)
-      return work(new View(k, [], [], []));
+export interface PgSecureCardStoreOptions {
+  /** Screening transactions of this instance at once (default 2). */
+  maxInFlight?: number;
+  /** Batches screened together in one transaction at most (default 200). */
+  maxGroup?: number;
+}
+
+export class PgSecureCardStore implements SecureCardStore {
+  /** Screenings waiting for a transaction: the next one takes them all (up to maxGroup), in order. */
+  private readonly waiting: Waiting[] = [];
+  private inFlight = 0;
+
+  constructor(
+    private readonly pool: PgPool,
+    private readonly o: PgSecureCardStoreOptions = {},
+  ) {}
+
+  /**
+   * Screenings are grouped like a group commit: at most `maxInFlight` transactions at once, and the
+   * screenings that arrive meanwhile go together in the next one (their keys merged, their works run in
+   * arrival order over one view, so a later one sees what an earlier one recorded, as if run one after the
+   * other). A failure fails the whole group (each caller's batch is then neither stored nor acked).
+   */
+  screen<T>(keys: () => SecureScreenKeys, work: (tx: SecureCardTx) => T): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const k = keys(); // a throw rejects
+      if (k.taps.length === 0 && k.cardRefs.length === 0 && k.nonces.length === 0) {
+        resolve(work(new View(k, [], [], [])));
+        return;
+      }
+      this.waiting.push({ keys: k, work, resolve: resolve as (v: unknown) => void, reject });
+      this.next();
+    });
+  }
+
+  private next(): void {
+    while (this.inFlight < (this.o.maxInFlight ?? 2) && this.waiting.length > 0) {
+      const group = this.waiting.splice(0, this.o.maxGroup ?? 200);
+      this.inFlight++;
+      this.screenGroup(group)
+        .then(
+          (outs) => group.forEach((g, i) => g.resolve(outs[i])),
+          (err: unknown) => group.forEach((g) => g.reject(err)),
+        )
+        .finally(() => {
+          this.inFlight--;
+          this.next();
+        });
+    }
+  }
+
+  private screenGroup(group: readonly Waiting[]): Promise<unknown[]> {
+    const k: SecureScreenKeys = {
+      taps: group.flatMap((g) => g.keys.taps),
+      cardRefs: group.flatMap((g) => g.keys.cardRefs),
+      nonces: group.flatMap((g) => g.keys.nonces),
+    };
     return inTransaction(this.pool, async (c) => {
       const cardRefs = [...new Set(k.cardRefs)].sort();
       if (cardRefs.length)
@@ -157,9 +215,9 @@ export class PgSecureCardStore implements SecureCardStore {
           ).rows.map((r) => pair(r.card_ref, r.nonce))
         : [];
       const view = new View(k, taps.map(toTap), cards, nonces);
-      const out = work(view);
+      const outs = group.map((g) => g.work(view));
       await view.write(c);
-      return out;
+      return outs;
     });
   }
 
