@@ -3,7 +3,7 @@
  * own pool, started here from the TypeScript sources through tsx): its answers equal the answers of the same
  * jobs run in this thread over `PgReportSource`, byte for byte (JSON page, CSV; an XLSX arrives as a Buffer), for
  * every report kind, also for a scoped caller; a report that refuses its parameters answers 400 from the
- * worker; and the worker reads through its own connections (pg_stat_activity, application_name
+ * worker; closed, it ends its pool and its thread on its stop message; and it reads through its own connections (pg_stat_activity, application_name
  * visittag-reports-<pid>), not this thread's pool. (That a report there leaves the event loop free is measured by
  * test/scale/pg-reports-stall.ts; that it runs from a bundle of gateway/main.ts, by pg-reports-instances.)
  */
@@ -34,6 +34,7 @@ let pgc: PgCluster;
 let pool: PgPool;
 let worker: PgReportWorker;
 let inThread: InProcessRunner;
+let workerUrl: string;
 
 const job = (over: Partial<ReportJob> = {}): ReportJob =>
   ({
@@ -72,6 +73,7 @@ beforeAll(async () => {
   db.close();
   inThread = new InProcessRunner(new PgReportSource(pool));
   worker = new PgReportWorker({ url });
+  workerUrl = url;
 }, 120_000);
 
 afterAll(async () => {
@@ -120,6 +122,14 @@ describe('reports on PostgreSQL in the report worker', () => {
     );
     expect(own.rows[0]!.n).toBeGreaterThan(0);
   }, 120_000);
+
+  it('closed, it ends its pool and its thread on the stop message', async () => {
+    const w = new PgReportWorker({ url: workerUrl });
+    expect((await w.run(job())).status).toBe(200);
+    await w.close();
+    expect(w.ended).toBe('stopped'); // not terminated: the pool's connections were closed, not cut
+    await expect(w.run(job())).rejects.toThrow(/closed/);
+  }, 60_000);
 
   it('a report that refuses its parameters answers 400 from the worker', async () => {
     const r = await worker.run(job({ params: { fromDate: '2026-09-15' } })); // a Tuesday

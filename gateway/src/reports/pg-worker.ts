@@ -19,6 +19,8 @@ import { PgReportSource } from '../store/postgres/reports.js';
 import { answerJob, clocks, ReportThread, type WorkerReply, type WorkerRequest } from './runner.js';
 
 const ROLE = 'visittag-pg-reports';
+/** Sent by close(): end the pool (its connections closed cleanly, not cut) and the thread. */
+const STOP = { stop: ROLE } as const;
 
 export interface PgReportWorkerOptions {
   /** postgres://… of the shared database (the worker opens its own pool). */
@@ -48,6 +50,7 @@ export class PgReportWorker extends ReportThread {
         applicationName: `visittag-reports-${process.pid}`,
       } satisfies PgWorkerData,
       env,
+      stop: { message: STOP },
     });
   }
 }
@@ -60,7 +63,16 @@ function serve(d: PgWorkerData): void {
   const source = new PgReportSource(pool);
   const clockOf = clocks();
   let queue: Promise<void> = Promise.resolve();
-  port.on('message', ({ id, job }: WorkerRequest) => {
+  port.on('message', (m: WorkerRequest | typeof STOP) => {
+    if ('stop' in m) {
+      // after the reports already asked for; then nothing keeps the thread alive (or close() terminates it)
+      queue = queue.then(async () => {
+        await pool.end().catch(() => undefined);
+        port.close();
+      });
+      return;
+    }
+    const { id, job } = m;
     queue = queue.then(async () => {
       let reply: WorkerReply;
       try {

@@ -164,6 +164,11 @@ export interface ReportThreadEntry {
   data: Record<string, unknown>;
   /** The worker's environment (default: this process's). */
   env?: NodeJS.ProcessEnv;
+  /**
+   * Sent at close: the worker finishes the reports it has, releases what it holds (a pool's connections) and
+   * ends; terminated if it has not within `stopMs` (default 2 s). Without it close terminates at once.
+   */
+  stop?: { message: unknown; stopMs?: number };
 }
 
 /**
@@ -178,6 +183,8 @@ export class ReportThread implements ReportRunner {
     { resolve: (r: AdminResponse) => void; reject: (e: Error) => void }
   >();
   private closed = false;
+  /** How the last worker ended at close: on the stop message, or terminated (none started: null). */
+  ended: 'stopped' | 'terminated' | null = null;
 
   constructor(private readonly entry: ReportThreadEntry) {}
 
@@ -231,7 +238,24 @@ export class ReportThread implements ReportRunner {
     this.closed = true;
     const w = this.worker;
     this.worker = null;
-    if (w) await w.terminate();
+    if (!w) return;
+    const stop = this.entry.stop;
+    if (stop) {
+      const exited = new Promise<void>((resolve) => w.once('exit', () => resolve()));
+      w.postMessage(stop.message);
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const late = new Promise<'late'>((resolve) => {
+        timer = setTimeout(() => resolve('late'), stop.stopMs ?? 2000);
+      });
+      const r = await Promise.race([exited, late]);
+      clearTimeout(timer);
+      if (r !== 'late') {
+        this.ended = 'stopped';
+        return;
+      }
+    }
+    this.ended = 'terminated';
+    await w.terminate();
   }
 }
 
