@@ -23,9 +23,10 @@ fi
 
 # The other Node majors (22 and 24; scripts/node-matrix.sh: Node binaries and headers from the npm registry's
 # `node` package, native addons rebuilt per major in a cached copy of the tree; CONTRIBUTING.md, "Node
-# versions"). VISITTAG_NODE_MATRIX=1 adds them (0: this machine's Node only); VISITTAG_NODE_MAJORS picks them.
-# Their native addons are built while the typecheck and the linter run.
-matrix="${VISITTAG_NODE_MATRIX:-0}"
+# versions"). They run by default, as CI runs them; VISITTAG_NODE_MATRIX=0 runs this machine's Node only (a
+# quicker check while working); VISITTAG_NODE_MAJORS picks them. Their native addons are built while the
+# typecheck and the linter run.
+matrix="${VISITTAG_NODE_MATRIX:-1}"
 majors="${VISITTAG_NODE_MAJORS:-22 24}"
 logs="$(mktemp -d "${TMPDIR:-/tmp}/visittag-test.XXXXXX")"
 if [ "$matrix" = 1 ]; then
@@ -73,9 +74,9 @@ fi
 
 # The whole suite, as two lanes per major (vitest.config.ts has the projects; CONTRIBUTING.md, "How the suite
 # runs"):
-#   main   the shared and own-process projects. With one major on 2 workers; with several, every major's main
-#          lane at once, on VISITTAG_TEST_WORKERS workers each (default 1), so the CPU one lane leaves idle while
-#          it waits on sockets, PostgreSQL and the browser goes to another.
+#   main   the shared and own-process projects, on VISITTAG_TEST_WORKERS workers (default 2). With several
+#          majors, every major's main lane at once, so the CPU one lane leaves idle while it waits on sockets,
+#          PostgreSQL and the browser goes to another.
 #   alone  the crash and chaos files, one at a time with the machine to themselves, major after major. On the
 #          other majors with a third of the SIGKILL and chaos rounds (VISITTAG_TEST_ROUNDS_SCALE, default 0.34;
 #          test/support/rounds.ts): the same code paths and invariants, checked fewer times.
@@ -108,9 +109,6 @@ extra=""
 if [ "$matrix" = 1 ]; then extra="$majors"; fi
 echo "== vitest on $(for m in $all; do label "$m"; done | paste -sd, -): lane main (logs in $logs)" >&2
 # This machine's Node starts at once; the other majors as soon as their trees are built.
-if [ "$matrix" = 1 ]; then
-  export VISITTAG_TEST_WORKERS="${VISITTAG_TEST_WORKERS:-1}"
-fi
 main_pids=()
 lane host main --project shared --project own-process &
 main_pids+=("$!")
