@@ -249,6 +249,39 @@ describe('nfc-pcsc driver logic (scripted nfc module)', () => {
     expect(nfc?.closed).toBe(false);
   });
 
+  it('closes a lost context only once pcscd answers again (pcsclite blocks the thread closing it while pcscd is gone)', async () => {
+    const nfc = await session();
+    const r1 = new ScriptedReader('ACS ACR122U PICC Interface 00 00');
+    nfc.emit('reader', r1);
+    await rec.waitFor('attached');
+    // pcscd goes away: its socket closes, then pcsclite reports the context lost
+    const socket = path.join(dir, 'pcscd.comm');
+    await new Promise<void>((r) => server.close(() => r()));
+    nfc.emit('error', new Error('SCardGetStatusChange error: Service was stopped.(0x8010001e)'));
+    await rec.waitFor('detached');
+    await new Promise((r) => setTimeout(r, 150));
+    // a close() now would join pcsclite's status thread, which retries without end until pcscd is back
+    expect(nfc.closed).toBe(false);
+    expect(r1.calls).not.toContain('close');
+    server = net.createServer((c) => c.destroy());
+    await new Promise<void>((r) => server.listen(socket, r));
+    for (let i = 0; i < 200 && !nfc.closed; i++) await new Promise((r) => setTimeout(r, 5));
+    expect(nfc.closed).toBe(true);
+    expect(r1.calls.at(-1)).toBe('close');
+  });
+
+  it('stopping while pcscd stays gone gives up closing the lost context after a bounded wait', async () => {
+    const nfc = await session();
+    await new Promise<void>((r) => server.close(() => r()));
+    nfc.emit('error', new Error('SCardGetStatusChange error: Service was stopped.(0x8010001e)'));
+    await new Promise((r) => setTimeout(r, 50));
+    await reader.stop(); // resolves: it does not wait for pcscd without end
+    expect(nfc.closed).toBe(false);
+    // afterEach closes the server: give it one to close
+    server = net.createServer((c) => c.destroy());
+    await new Promise<void>((r) => server.listen(path.join(dir, 'pcscd.comm'), r));
+  });
+
   it('says how to fix a missing nfc-pcsc package', async () => {
     const broken = createNfcPcscReader({
       logger,

@@ -62,6 +62,8 @@ interface Session {
 
 const RESCAN = 'rescan';
 const STOPPED = 'stopped';
+/** How long a stopping driver waits for a gone pcscd before it leaves the PC/SC context unclosed. */
+const CLOSE_WAIT_MS = 2_000;
 
 export function createNfcPcscReader(opts: NfcPcscReaderOptions): NfcPcscCardReader {
   return new NfcPcscReader(opts);
@@ -188,6 +190,15 @@ class NfcPcscReader implements NfcPcscCardReader {
     if (this.active) this.detach(reason === STOPPED ? 'driver stopped' : `pcscd lost: ${reason}`);
     await this.events.catch(() => undefined);
     await this.ops.catch(() => undefined);
+    // pcsclite's close() joins the context's status thread, and while pcscd is gone that thread retries
+    // SCardEstablishContext without end: a close() then blocks this (the event loop's) thread until pcscd is
+    // back, and for ever in a process that would itself start pcscd again. So the context is closed once
+    // pcscd answers again; when the driver stops and pcscd does not come back within CLOSE_WAIT_MS, the
+    // context is left to the process's exit.
+    if (!(await this.pcscdAnswers())) {
+      this.log.warn('pcscd did not come back while stopping; the PC/SC context is left open until exit');
+      return reason;
+    }
     for (const r of session.seen) {
       // Release the card handle first: pcsclite's close() and a disconnect still queued on its
       // thread pool wait on the same reader mutex.
@@ -204,6 +215,20 @@ class NfcPcscReader implements NfcPcscCardReader {
       this.log.debug({ err }, 'closing the PC/SC context failed');
     }
     return reason;
+  }
+
+  /** Waits until pcscd answers (true); while stopping, gives up after CLOSE_WAIT_MS (false). */
+  private async pcscdAnswers(): Promise<boolean> {
+    const stepMs = Math.min(this.opts.pollMs ?? 500, 100);
+    let stoppedFor = 0;
+    for (;;) {
+      if (await probePcscd(this.socket)) return true;
+      if (!this.running) {
+        if (stoppedFor >= CLOSE_WAIT_MS) return false;
+        stoppedFor += stepMs;
+      }
+      await sleep(this.clock, stepMs);
+    }
   }
 
   /** The pcscd socket file's identity (inode + change time), null when it cannot be read. */
