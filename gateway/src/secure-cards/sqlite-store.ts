@@ -9,6 +9,7 @@ import type {
   TapAssurance,
   Verdict,
 } from './store.js';
+import { toTap, type TapRow } from '../store/secure-cards.js';
 
 /** The secure-card tables (SQLite). Ids `secure-NNN`; applied by `createSqliteSecureCardStore`. */
 export const secureCardMigrations: readonly Migration[] = [
@@ -53,36 +54,6 @@ export const secureCardMigrations: readonly Migration[] = [
     },
   },
 ];
-
-interface TapRow {
-  reader_id: string;
-  event_id: string;
-  seq: number;
-  card_ref: string;
-  assurance: Assurance;
-  verdict: Verdict;
-  code: string;
-  counter: number | null;
-  detail: string;
-  at_ms: number;
-  proof_kind: string | null;
-  nonce: string | null;
-}
-
-const toTap = (r: TapRow): TapAssurance => ({
-  readerId: r.reader_id,
-  eventId: r.event_id,
-  seq: r.seq,
-  cardRef: r.card_ref,
-  assurance: r.assurance,
-  verdict: r.verdict,
-  code: r.code,
-  counter: r.counter,
-  detail: r.detail,
-  atMs: r.at_ms,
-  proofKind: r.proof_kind,
-  nonce: r.nonce,
-});
 
 /**
  * The SQLite adapter: synchronous answers (the ingest screen stays synchronous on this engine), and the

@@ -40,6 +40,38 @@ export interface TapAssurance {
   nonce?: string | null;
 }
 
+/** A secure_taps row as both engines return it (the same columns and names on SQLite and PostgreSQL). */
+export interface TapRow {
+  reader_id: string;
+  event_id: string;
+  seq: number;
+  card_ref: string;
+  assurance: Assurance;
+  verdict: Verdict;
+  code: string;
+  counter: number | null;
+  detail: string;
+  at_ms: number;
+  proof_kind: string | null;
+  nonce: string | null;
+}
+
+/** A secure_taps row as the port's TapAssurance (both adapters). */
+export const toTap = (r: TapRow): TapAssurance => ({
+  readerId: r.reader_id,
+  eventId: r.event_id,
+  seq: r.seq,
+  cardRef: r.card_ref,
+  assurance: r.assurance,
+  verdict: r.verdict,
+  code: r.code,
+  counter: r.counter,
+  detail: r.detail,
+  atMs: r.at_ms,
+  proofKind: r.proof_kind,
+  nonce: r.nonce,
+});
+
 export interface SecureCardState {
   cardRef: string;
   lastCounter: number;

@@ -1,12 +1,14 @@
 import type { PgMigration } from './db.js';
 import { inTransaction, type PgClient, type PgPool } from './db.js';
-import type {
-  AssuranceCount,
-  SecureCardState,
-  SecureCardStore,
-  SecureCardTx,
-  SecureScreenKeys,
-  TapAssurance,
+import {
+  toTap,
+  type AssuranceCount,
+  type SecureCardState,
+  type SecureCardStore,
+  type SecureCardTx,
+  type SecureScreenKeys,
+  type TapAssurance,
+  type TapRow,
 } from '../secure-cards.js';
 
 /**
@@ -55,36 +57,6 @@ export const pgSecureCardMigrations: readonly PgMigration[] = [
 
 /** Advisory-lock namespace of a screening's per-card locks (two-int form: namespace, hashtext(card_ref)). */
 export const SECURE_CARD_LOCK_NS = 74_730;
-
-interface TapRow {
-  reader_id: string;
-  event_id: string;
-  seq: number;
-  card_ref: string;
-  assurance: TapAssurance['assurance'];
-  verdict: TapAssurance['verdict'];
-  code: string;
-  counter: number | null;
-  detail: string;
-  at_ms: number;
-  proof_kind: string | null;
-  nonce: string | null;
-}
-
-const toTap = (r: TapRow): TapAssurance => ({
-  readerId: r.reader_id,
-  eventId: r.event_id,
-  seq: r.seq,
-  cardRef: r.card_ref,
-  assurance: r.assurance,
-  verdict: r.verdict,
-  code: r.code,
-  counter: r.counter,
-  detail: r.detail,
-  atMs: r.at_ms,
-  proofKind: r.proof_kind,
-  nonce: r.nonce,
-});
 
 const TAP_COLS =
   'reader_id, event_id, seq, card_ref, assurance, verdict, code, counter, detail, at_ms, proof_kind, nonce';
