@@ -1,3 +1,4 @@
+import type { AnomalyListRow as ScopedAnomaly, ScopedUnknownCard } from '../store/ports.js';
 import type { Db } from '../store/sqlite/db.js';
 import { toVisit, type VisitRow } from '../visits/repo.js';
 import type { DataScope } from './scope.js';
@@ -17,32 +18,8 @@ const CLIENTS = `SELECT client_ref FROM care_clients
 
 const bind = (s: DataScope) => ({ areas: JSON.stringify(s.areas), provider: s.provider });
 
-export interface ScopedAnomaly {
-  id: number;
-  idempotencyKey: string;
-  kind: string;
-  readerId: string;
-  visitId: string | null;
-  cardRef: string | null;
-  staffRef: string | null;
-  clientRef: string | null;
-  atMs: number;
-  seq: number | null;
-  detail: string;
-  createdAtMs: number;
-  resolvedAtMs: number | null;
-  resolvedBy: string | null;
-  resolution: string | null;
-  resolvedStaffRef: string | null;
-}
-
-export interface ScopedUnknownCard {
-  cardRef: string;
-  taps: number;
-  firstSeenMs: number;
-  lastSeenMs: number;
-  seenAt: { readerId: string; clientRef: string | null; taps: number; lastSeenMs: number }[];
-}
+/** The scoped reads' rows: the same types on both engines (store/ports.ts). */
+export type { AnomalyListRow as ScopedAnomaly, ScopedUnknownCard } from '../store/ports.js';
 
 export class SqliteScopeReader {
   constructor(private readonly db: Db) {}

@@ -187,6 +187,15 @@ export interface AnomalyListRow {
   resolvedStaffRef: string | null;
 }
 
+/** An unknown card seen at the clients of a caller's scope (the scoped reads on both engines). */
+export interface ScopedUnknownCard {
+  cardRef: string;
+  taps: number;
+  firstSeenMs: number;
+  lastSeenMs: number;
+  seenAt: { readerId: string; clientRef: string | null; taps: number; lastSeenMs: number }[];
+}
+
 /**
  * What a turn is about to read, so an adapter that pays a round trip per read (PostgreSQL) can fetch
  * it before the first run, one statement per kind for all readers of the turn. SQLite ignores it.

@@ -32,7 +32,11 @@ import {
   type PlanRow,
   type VisitRowRaw,
 } from '../care-rows.js';
-import type { VisitRow } from '../ports.js';
+import type {
+  AnomalyListRow as ScopedAnomalyRow,
+  ScopedUnknownCard as ScopedCardRow,
+  VisitRow,
+} from '../ports.js';
 import { rawToVisit, type RawVisit } from '../rows.js';
 import { inTransaction, type PgClient, type PgPool } from './db.js';
 import { enqueueOn } from './outbox.js';
@@ -673,35 +677,6 @@ export interface CareScope {
 const scopeClients = (a: number, p: number) =>
   `SELECT client_ref FROM care_clients WHERE area_id = ANY($${a}::text[])
      AND ($${p}::text IS NULL OR (json::jsonb)->>'providerId' = $${p})`;
-
-/** An anomaly of an in-scope client (auth/scope-sqlite.ts `ScopedAnomaly`). */
-export interface ScopedAnomalyRow {
-  id: number;
-  idempotencyKey: string;
-  kind: string;
-  readerId: string;
-  visitId: string | null;
-  cardRef: string | null;
-  staffRef: string | null;
-  clientRef: string | null;
-  atMs: number;
-  seq: number | null;
-  detail: string;
-  createdAtMs: number;
-  resolvedAtMs: number | null;
-  resolvedBy: string | null;
-  resolution: string | null;
-  resolvedStaffRef: string | null;
-}
-
-/** An unknown card seen at in-scope clients (auth/scope-sqlite.ts `ScopedUnknownCard`). */
-export interface ScopedCardRow {
-  cardRef: string;
-  taps: number;
-  firstSeenMs: number;
-  lastSeenMs: number;
-  seenAt: { readerId: string; clientRef: string | null; taps: number; lastSeenMs: number }[];
-}
 
 /**
  * The scoped reads on PostgreSQL, for the day view and for the scoped routes in front of other modules'
