@@ -51,6 +51,7 @@ const OWN_PROCESS = [
 const STATIC = [
   'test/toolchain/boundaries.test.ts',
   'test/toolchain/gateway-layers.test.ts',
+  'test/toolchain/sql-in-store.test.ts',
   'test/docs/docs-links.test.ts',
 ];
 const skipStatic = process.env.VISITTAG_TEST_STATIC === '0';
