@@ -27,6 +27,7 @@ import { SqliteEnrollmentStore } from './src/store/sqlite/enrollment.js';
 import { createSqliteEpochLog } from './src/store/sqlite/epochs.js';
 import { SqliteFleetStore } from './src/store/sqlite/fleet.js';
 import { createSqliteIngestStore } from './src/store/sqlite/ingest-store.js';
+import { createSqliteSecureCardStore } from './src/store/sqlite/secure-cards.js';
 import { createVisitPipeline, type VisitPipeline } from './src/visits/pipeline.js';
 import { createReaderEdge, openInstance, type GatewayInstance, type GatewayOptions } from './wiring.js';
 
@@ -124,7 +125,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
   const secureCards = config.secureCards
     ? createSecureCards({
         settings: config.secureCards,
-        db,
+        store: createSqliteSecureCardStore(db),
         fleetKey: config.fleetKey,
         logger,
         metrics,

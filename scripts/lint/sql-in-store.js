@@ -57,7 +57,6 @@ export const sqlOutsideStoreYet = [
   'gateway/src/retention/pg.ts',
   'gateway/src/retention/prune.ts',
   'gateway/src/retention/sql.ts',
-  'gateway/src/secure-cards/sqlite-store.ts',
   'gateway/src/visits/time.ts',
   'gateway/src/visits/visit-index.ts',
 ];

@@ -25,7 +25,7 @@ import { postgresMigrations } from '../../gateway/src/store/postgres/migrations.
 import { pgReportMigrations, PgReportSource } from '../../gateway/src/store/postgres/reports.js';
 import { openDatabase, type Db } from '../../gateway/src/store/sqlite/db.js';
 import { sqliteMigrations } from '../../gateway/src/store/sqlite/migrations.js';
-import { secureCardMigrations } from '../../gateway/src/secure-cards/sqlite-store.js';
+import { secureCardMigrations } from '../../gateway/src/store/sqlite/secure-cards.js';
 import { runQuality } from '../../gateway/src/reports/run.js';
 import { startPgCluster, type PgCluster } from '../support/pg-cluster.js';
 import { buildFixture } from '../reports/fixture.js';

@@ -1,5 +1,5 @@
 /**
- * The secure-card port (store-secure-cards.contract.ts) over SQLite (secure-cards/sqlite-store.ts on a
+ * The secure-card port (store-secure-cards.contract.ts) over SQLite (store/sqlite/secure-cards.ts on a
  * real file) and over PostgreSQL (store/postgres/secure-cards.ts on a throw-away cluster, the ordered
  * list applied to a fresh database per case).
  */
@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll } from 'vitest';
-import { createSqliteSecureCardStore } from '../../gateway/src/secure-cards/sqlite-store.js';
+import { createSqliteSecureCardStore } from '../../gateway/src/store/sqlite/secure-cards.js';
 import { migrate, openPgPool } from '../../gateway/src/store/postgres/db.js';
 import { postgresMigrations } from '../../gateway/src/store/postgres/migrations.js';
 import { PgSecureCardStore } from '../../gateway/src/store/postgres/secure-cards.js';

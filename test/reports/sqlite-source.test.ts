@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { applyMigrations, openDatabase } from '../../gateway/src/store/sqlite/db.js';
-import { secureCardMigrations } from '../../gateway/src/secure-cards/sqlite-store.js';
+import { secureCardMigrations } from '../../gateway/src/store/sqlite/secure-cards.js';
 import { tablesOf } from '../../gateway/src/reports/export.js';
 import { sqliteMigrations } from '../../gateway/src/store/sqlite/migrations.js';
 import { correctionMigrations } from '../../gateway/src/corrections/migrations.js';

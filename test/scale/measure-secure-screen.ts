@@ -15,6 +15,7 @@ import pino from 'pino';
 import { createSecureCards } from '../../gateway/src/secure-cards/index.js';
 import { MetricsRegistry } from '../../gateway/src/metrics.js';
 import { openDatabase } from '../../gateway/src/store/sqlite/db.js';
+import { createSqliteSecureCardStore } from '../../gateway/src/store/sqlite/secure-cards.js';
 import { sqliteMigrations } from '../../gateway/src/store/sqlite/migrations.js';
 import { pseudonymiseCard, type CardProof, type TapEvent } from '../../protocol/index.js';
 import { MASTER, personalisedCard, tapProof } from '../secure-cards/helpers.js';
@@ -98,7 +99,11 @@ try {
     clientOf: () => null,
   };
   const db = openDatabase(join(dir, 'gateway.db'), sqliteMigrations);
-  const sq = createSecureCards({ ...common, metrics: new MetricsRegistry(), db });
+  const sq = createSecureCards({
+    ...common,
+    metrics: new MetricsRegistry(),
+    store: createSqliteSecureCardStore(db),
+  });
   await run('sqlite', sq.screen, 'uid-only', data.uidOnly);
   await run('sqlite', sq.screen, 'sun', data.sun);
   db.close();

@@ -15,7 +15,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { authenticateDesfire, DesfireReaderKey } from '../../device/src/drivers/desfire-auth.js';
 import { SecureCardKeys } from '../../gateway/src/secure-cards/keys.js';
 import { SecureCardPolicy } from '../../gateway/src/secure-cards/policy.js';
-import { createSqliteSecureCardStore } from '../../gateway/src/secure-cards/sqlite-store.js';
+import { createSqliteSecureCardStore } from '../../gateway/src/store/sqlite/secure-cards.js';
 import { SecureCardVerifier } from '../../gateway/src/secure-cards/verifier.js';
 import { CardProof, desfireCardKey, type TapEvent } from '../../protocol/index.js';
 import { VirtualDesfire } from '../pcsc/virtual-desfire.js';

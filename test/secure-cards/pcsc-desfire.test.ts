@@ -21,7 +21,7 @@ import { createNfcPcscReader, type NfcPcscCardReader } from '../../device/src/dr
 import type { Gateway } from '../../gateway/index.js';
 import { SecureCardKeys } from '../../gateway/src/secure-cards/keys.js';
 import { SecureCardPolicy } from '../../gateway/src/secure-cards/policy.js';
-import { createSqliteSecureCardStore } from '../../gateway/src/secure-cards/sqlite-store.js';
+import { createSqliteSecureCardStore } from '../../gateway/src/store/sqlite/secure-cards.js';
 import { SecureCardVerifier } from '../../gateway/src/secure-cards/verifier.js';
 import { systemClock } from '../../protocol/index.js';
 import { cardReaderContract } from '../contracts/card-reader-contract.js';

@@ -15,7 +15,7 @@ import { createNfcPcscReader, type NfcPcscCardReader } from '../../device/src/dr
 import { keysForCard, personaliseNtag424 } from '../../device/src/secure/personalise.js';
 import { SecureCardKeys } from '../../gateway/src/secure-cards/keys.js';
 import { SecureCardPolicy } from '../../gateway/src/secure-cards/policy.js';
-import { createSqliteSecureCardStore } from '../../gateway/src/secure-cards/sqlite-store.js';
+import { createSqliteSecureCardStore } from '../../gateway/src/store/sqlite/secure-cards.js';
 import { SecureCardVerifier } from '../../gateway/src/secure-cards/verifier.js';
 import { SDM_COUNTER_MAX, systemClock } from '../../protocol/index.js';
 import { cardReaderContract } from '../contracts/card-reader-contract.js';

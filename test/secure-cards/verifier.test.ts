@@ -16,7 +16,7 @@ import { SecureCardPolicy } from '../../gateway/src/secure-cards/policy.js';
 import {
   createSqliteSecureCardStore,
   type SqliteSecureCardStore,
-} from '../../gateway/src/secure-cards/sqlite-store.js';
+} from '../../gateway/src/store/sqlite/secure-cards.js';
 import { SecureCardVerifier } from '../../gateway/src/secure-cards/verifier.js';
 import { SDM_COUNTER_MAX } from '../../protocol/index.js';
 import { VirtualNtag424 } from '../pcsc/virtual-ntag424.js';

@@ -2,19 +2,18 @@
  * Secure cards in the gateway (issue 18; docs/secure-cards.md): the composition root calls
  * `createSecureCards` when the config has `secureCards`, and hands `screen` to ingest. Loading fails
  * (and the gateway does not start) when the key file is missing, malformed or readable by others.
- * The embedded gateway (gateway/index.ts) gives its SQLite file (`db`): the screen answers synchronously.
- * A PostgreSQL instance (gateway/pg-instance.ts) gives the shared store (store/postgres/secure-cards.ts):
- * the screen answers with a Promise, settled once the batch's verdicts are committed.
+ * The composition root gives the store: the embedded gateway (gateway/index.ts) its SQLite file's
+ * (store/sqlite/secure-cards.ts), whose screen answers synchronously; a PostgreSQL instance
+ * (gateway/pg-instance.ts) the shared one (store/postgres/secure-cards.ts), whose screen answers with a
+ * Promise, settled once the batch's verdicts are committed.
  */
 import type pino from 'pino';
 import type { TapEvent } from '../../../protocol/index.js';
 import { settle, type Awaitable } from '../store/awaitable.js';
 import type { ScreenResult } from '../ingest/ingest.js';
 import type { MetricsRegistry } from '../metrics.js';
-import type { Db } from '../store/sqlite/db.js';
 import { loadSecureKeyFile } from './keys.js';
 import type { SecureCardPolicy } from './policy.js';
-import { createSqliteSecureCardStore } from './sqlite-store.js';
 import type { SecureCardStore } from './store.js';
 import { SecureCardVerifier } from './verifier.js';
 
@@ -29,18 +28,18 @@ export interface SecureCards {
   screen: (readerId: string, events: readonly TapEvent[], atMs: number) => Awaitable<ScreenResult>;
 }
 
-export function createSecureCards(
-  o: {
-    settings: SecureCardsSettings;
-    fleetKey: string;
-    logger: pino.Logger;
-    metrics: MetricsRegistry;
-    /** The client a reader is placed with (for per-client policy). */
-    clientOf: (readerId: string) => string | null;
-  } & ({ db: Db } | { store: SecureCardStore }), // the gateway's SQLite file, or a shared store
-): SecureCards {
+export function createSecureCards(o: {
+  settings: SecureCardsSettings;
+  fleetKey: string;
+  logger: pino.Logger;
+  metrics: MetricsRegistry;
+  /** The client a reader is placed with (for per-client policy). */
+  clientOf: (readerId: string) => string | null;
+  /** The SQLite file's adapter (synchronous screen) or PostgreSQL's shared one. */
+  store: SecureCardStore;
+}): SecureCards {
   const keys = loadSecureKeyFile(o.settings.keyFile);
-  const store = 'db' in o ? createSqliteSecureCardStore(o.db) : o.store;
+  const store = o.store;
   const verifier = new SecureCardVerifier({
     keys,
     store,

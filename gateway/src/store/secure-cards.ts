@@ -3,7 +3,7 @@
  * and since when it is known to be secure; per tap, its assurance and verdict (tables secure_cards,
  * secure_taps). Card references are pseudonyms (c1_...), never raw UIDs.
  *
- * Adapters: SQLite `secure-cards/sqlite-store.ts` (its own `secure-` steps, applied when the gateway is
+ * Adapters: SQLite `store/sqlite/secure-cards.ts` (its own `secure-` steps, applied when the gateway is
  * configured with secure cards), PostgreSQL `postgres/secure-cards.ts` (the same steps in the ordered
  * PostgreSQL list). The contract suite: test/contracts/store-secure-cards.contract.ts.
  *

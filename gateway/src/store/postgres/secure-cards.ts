@@ -13,7 +13,7 @@ import {
 
 /**
  * The secure-card tables on PostgreSQL (issue 14): the same steps, ids and columns as SQLite's
- * (secure-cards/sqlite-store.ts `secureCardMigrations`), in the one ordered PostgreSQL list
+ * (store/sqlite/secure-cards.ts `secureCardMigrations`), in the one ordered PostgreSQL list
  * (./migrations.ts). Created whether or not an instance checks secure cards (empty tables cost nothing;
  * an instance configured later finds them).
  */

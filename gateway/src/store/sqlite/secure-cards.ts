@@ -1,15 +1,16 @@
-import type { Db, Migration } from '../store/sqlite/db.js';
-import { applyMigrations } from '../store/sqlite/db.js';
-import type {
-  Assurance,
-  AssuranceCount,
-  SecureCardState,
-  SecureCardStore,
-  SecureCardTx,
-  TapAssurance,
-  Verdict,
-} from './store.js';
-import { toTap, type TapRow } from '../store/secure-cards.js';
+import type { Db, Migration } from './db.js';
+import { applyMigrations } from './db.js';
+import {
+  toTap,
+  type Assurance,
+  type AssuranceCount,
+  type SecureCardState,
+  type SecureCardStore,
+  type SecureCardTx,
+  type TapAssurance,
+  type TapRow,
+  type Verdict,
+} from '../secure-cards.js';
 
 /** The secure-card tables (SQLite). Ids `secure-NNN`; applied by `createSqliteSecureCardStore`. */
 export const secureCardMigrations: readonly Migration[] = [
