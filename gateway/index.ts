@@ -24,9 +24,11 @@ import type { IngestStore } from './src/store/ingest-store.js';
 import type { CardStore } from './src/store/ports.js';
 import { SqliteCardStore } from './src/store/sqlite/cards.js';
 import { SqliteEnrollmentStore } from './src/store/sqlite/enrollment.js';
+import { createSqliteCareStore } from './src/store/sqlite/care.js';
 import { createSqliteEpochLog } from './src/store/sqlite/epochs.js';
 import { SqliteFleetStore } from './src/store/sqlite/fleet.js';
 import { createSqliteIngestStore } from './src/store/sqlite/ingest-store.js';
+import { SqliteOutbox } from './src/store/sqlite/outbox.js';
 import { createSqliteSecureCardStore } from './src/store/sqlite/secure-cards.js';
 import { createVisitPipeline, type VisitPipeline } from './src/visits/pipeline.js';
 import { createReaderEdge, openInstance, type GatewayInstance, type GatewayOptions } from './wiring.js';
@@ -111,8 +113,9 @@ export function createGateway(opts: GatewayOptions): Gateway {
     corrections.locks.lockFor(clientRef, [startedAtMs, clock.now()]),
   );
 
+  const careOutbox = new SqliteOutbox({ db }); // alert events queued inside the care store's transactions
   const care = createCareModule({
-    db,
+    store: createSqliteCareStore({ db, enqueue: (e, now) => careOutbox.enqueue(e, now) }),
     clock,
     logger,
     metrics,

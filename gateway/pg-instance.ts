@@ -133,11 +133,10 @@ export function createPgGateway(opts: GatewayOptions): PgGateway {
   const base = {
     ...local,
     access: createAccess({
-      db,
       now: () => clock.now(),
       secureCookies: local.adminTls !== null,
       oidc: config.admin.oidc ?? null,
-      stores: { auth: authStore, audit: auditStore },
+      stores: { auth: authStore, audit: auditStore, scopes: local.access.scopeReader },
     }),
   };
   const pgIngest = createPgIngestStore(pool);

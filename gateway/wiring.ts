@@ -13,7 +13,7 @@ import { readerRoutes } from './src/admin/reader-routes.js';
 import { AdminServer } from './src/admin/server.js';
 import { loadAdminTls } from './src/admin/tls.js';
 import type { AdminResponse, AdminRoute } from './src/admin/types.js';
-import { createAccess } from './src/auth/index.js';
+import { createAccess, Role } from './src/auth/index.js';
 import { loadOrCreateKeyFile } from './src/broker/credentials.js';
 import { createDynsecCredentials } from './src/broker/dynsec.js';
 import { createEmbeddedBroker } from './src/broker/embedded.js';
@@ -37,6 +37,7 @@ import { DEFAULT_RETENTION } from './src/retention/policy.js';
 import { ReaderRegistry } from './src/registry.js';
 import type { IngestLog, IngestStore, ReaderDirectory } from './src/store/ingest-store.js';
 import type { CardStore, EnrollmentStore } from './src/store/ports.js';
+import { sqliteAccessStores } from './src/store/sqlite/access.js';
 import { openDatabase, type Migration } from './src/store/sqlite/db.js';
 import { sqliteMigrations } from './src/store/sqlite/migrations.js';
 
@@ -115,7 +116,7 @@ export function openInstance(opts: GatewayOptions, extraMigrations: readonly Mig
   // HTTPS for the admin API and web app (config admin.tls; a clear error names a bad file), SSO (admin.oidc)
   const adminTls = config.admin.tls ? loadAdminTls(config.admin.tls) : null;
   const access = createAccess({
-    db,
+    stores: sqliteAccessStores(db, (s) => Role.parse(s)),
     now: () => clock.now(),
     secureCookies: adminTls !== null,
     oidc: config.admin.oidc ?? null,

@@ -41,7 +41,6 @@ export const sqlOutsideStore = [
  */
 export const sqlOutsideStoreYet = [
   'gateway/pg-reporting.ts',
-  'gateway/src/auth/scope-sqlite.ts',
   'gateway/src/cards/registry.ts',
   'gateway/src/corrections/flags.ts',
   'gateway/src/corrections/migrations.ts',

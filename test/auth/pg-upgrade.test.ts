@@ -2,10 +2,11 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPgGateway, type PgGateway } from '../../gateway/pg-instance.js';
-import { createAccess } from '../../gateway/src/auth/index.js';
+import { createAccess, Role } from '../../gateway/src/auth/index.js';
 import { PgAuthStore } from '../../gateway/src/store/postgres/auth.js';
 import { migrate, openPgPool, type PgPool } from '../../gateway/src/store/postgres/db.js';
 import { postgresMigrations } from '../../gateway/src/store/postgres/migrations.js';
+import { sqliteAccessStores } from '../../gateway/src/store/sqlite/access.js';
 import { openDatabase } from '../../gateway/src/store/sqlite/db.js';
 import { sqliteMigrations } from '../../gateway/src/store/sqlite/migrations.js';
 import { silent, tempDir, testConfig } from '../gateway/helpers.js';
@@ -44,7 +45,11 @@ describe('accounts from an instance SQLite file reach PostgreSQL at start', () =
       // the instance's file as an earlier version left it: two accounts and an API token
       mkdirSync(dataDir, { recursive: true });
       const db = openDatabase(join(dataDir, 'gateway.db'), sqliteMigrations);
-      const local = createAccess({ db, now: () => 1_000, session: { hashCost: { logN: 10, r: 8, p: 1 } } });
+      const local = createAccess({
+        stores: sqliteAccessStores(db, (r) => Role.parse(r)),
+        now: () => 1_000,
+        session: { hashCost: { logN: 10, r: 8, p: 1 } },
+      });
       await local.service.createUser('cli:root', {
         name: 'old.admin',
         displayName: 'Old',

@@ -26,7 +26,7 @@ export interface CareStoreHarness {
   }): Promise<void>;
   /** Idempotency keys of the outbox rows, in id order. */
   outboxKeys(): Promise<string[]>;
-  /** The day view's scoped reads on this engine (auth/scope-sqlite.ts, store/postgres/care.ts). */
+  /** The day view's scoped reads on this engine (store/sqlite/scope.ts, store/postgres/care.ts). */
   day: Pick<DayViewDeps, 'visits' | 'clients'>;
   close(): Promise<void>;
 }

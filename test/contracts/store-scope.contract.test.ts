@@ -1,6 +1,6 @@
 /**
  * The scoped reads behind the area scope of coordinators and unit managers (gateway/src/auth/scope-reader.ts
- * `ScopeReader`) on both engines: SQLite's (auth/scope-sqlite.ts, the embedded gateway) and PostgreSQL's
+ * `ScopeReader`) on both engines: SQLite's (store/sqlite/scope.ts, the embedded gateway) and PostgreSQL's
  * (store/postgres/care.ts `PgCareScopeReader`, `store.engine: "postgres"`) given the same rows answer the same,
  * for a scope of one area, one area and a provider, two areas, and none. The rows: two areas, clients of two
  * providers, staff, visits (open, closed, one withdrawn), unknown-card sightings (one card later registered),
@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ScopeReader } from '../../gateway/src/auth/scope-reader.js';
-import { SqliteScopeReader } from '../../gateway/src/auth/scope-sqlite.js';
+import { SqliteScopeReader } from '../../gateway/src/store/sqlite/scope.js';
 import type { DataScope } from '../../gateway/src/auth/scope.js';
 import { correctionMigrations } from '../../gateway/src/corrections/migrations.js';
 import { PgCareScopeReader } from '../../gateway/src/store/postgres/care.js';

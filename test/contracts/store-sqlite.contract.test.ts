@@ -9,7 +9,7 @@ import { SqliteFleetStore } from '../../gateway/src/store/sqlite/fleet.js';
 import { createSqliteIngestStore } from '../../gateway/src/store/sqlite/ingest-store.js';
 import { SqliteOutbox } from '../../gateway/src/store/sqlite/outbox.js';
 import { SqliteVisitStore } from '../../gateway/src/store/sqlite/visits.js';
-import { SqliteScopeReader } from '../../gateway/src/auth/scope-sqlite.js';
+import { SqliteScopeReader } from '../../gateway/src/store/sqlite/scope.js';
 import { careMigrations } from '../../gateway/src/store/sqlite/care-migrations.js';
 import { createSqliteCareStore } from '../../gateway/src/store/sqlite/care.js';
 import { describeCardLifecycleStoreContract } from './store-card-lifecycle.contract.js';

@@ -5,7 +5,8 @@ import pino from 'pino';
 import { type Browser, chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AdminServer } from '../../gateway/src/admin/server.js';
-import { type Access, createAccess } from '../../gateway/src/auth/index.js';
+import { type Access, createAccess, Role } from '../../gateway/src/auth/index.js';
+import { sqliteAccessStores } from '../../gateway/src/store/sqlite/access.js';
 import { openDatabase } from '../../gateway/src/store/sqlite/db.js';
 import { sqliteMigrations } from '../../gateway/src/store/sqlite/migrations.js';
 import { tempDir } from '../gateway/helpers.js';
@@ -52,7 +53,7 @@ beforeAll(async () => {
   idp.on('request', provider.callback());
   const db = openDatabase(`${tmp.dir}/gateway.db`, sqliteMigrations);
   access = createAccess({
-    db,
+    stores: sqliteAccessStores(db, (r) => Role.parse(r)),
     now: () => Date.now(),
     oidc: {
       issuer,

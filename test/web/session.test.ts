@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { createAccess } from '../../gateway/src/auth/index.js';
+import { createAccess, Role } from '../../gateway/src/auth/index.js';
+import { sqliteAccessStores } from '../../gateway/src/store/sqlite/access.js';
 import { openDatabase } from '../../gateway/src/store/sqlite/db.js';
 import { sqliteMigrations } from '../../gateway/src/store/sqlite/migrations.js';
 import { tempDir } from '../gateway/helpers.js';
@@ -11,7 +12,11 @@ describe('session expiry', () => {
     let now = 1_000_000;
     const db = openDatabase(`${tmp.dir}/gateway.db`, sqliteMigrations);
     try {
-      const access = createAccess({ db, now: () => now, session: { hashCost: { logN: 10, r: 8, p: 1 } } });
+      const access = createAccess({
+        stores: sqliteAccessStores(db, (r) => Role.parse(r)),
+        now: () => now,
+        session: { hashCost: { logN: 10, r: 8, p: 1 } },
+      });
       const auth = access.service;
       const u = await auth.createUser('test', {
         name: 'coord',

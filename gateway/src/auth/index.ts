@@ -3,18 +3,14 @@ import type { AdminRoute, Principal } from '../admin/types.js';
 import { AuditLog } from '../audit/log.js';
 import { auditRoutes } from '../audit/routes.js';
 import type { AuditStore } from '../audit/store.js';
-import type { Db } from '../store/sqlite/db.js';
+import type { SqliteScopeReader } from '../store/sqlite/scope.js';
 import { OidcLogin, type OidcSettings } from './oidc.js';
 import { authorize } from './roles.js';
 import { AUTH_PUBLIC_PATHS, authRoutes } from './routes.js';
-import { SqliteScopeReader } from './scope-sqlite.js';
 import { delegateScopes, type ScopeReader } from './scope-reader.js';
 import { applyScope, type CloseLockLookup } from './scoped-routes.js';
 import { scopeOf } from './scope.js';
 import { AuthService, type AuthServiceOptions } from './service.js';
-import { SqliteAuditStore } from '../store/sqlite/audit.js';
-import { SqliteAuthStore } from '../store/sqlite/auth.js';
-import { Role } from './roles.js';
 import type { AuthStore } from './store.js';
 
 export { authorize, rolesFor, ROLES, Role, ROUTE_POLICY } from './roles.js';
@@ -25,31 +21,26 @@ export { scopeOf, type DataScope } from './scope.js';
 export type { ScopeReader } from './scope-reader.js';
 
 export interface AccessOptions {
-  db: Db;
   now: () => number;
   secureCookies?: boolean;
   oidc?: OidcSettings | null;
   session?: Pick<AuthServiceOptions, 'sessionIdleMs' | 'sessionMaxMs' | 'hashCost'>;
   /**
-   * Where accounts, sessions, tokens and the audit log live. Default: the SQLite file `db` (the embedded
-   * gateway); store.engine postgres passes the PostgreSQL adapters every instance shares.
+   * Where accounts, sessions, tokens and the audit log live, and the scoped reads of the instance's own
+   * SQLite file (synchronous: `canSeeClient`, the day view). Built by the composition root: the embedded
+   * gateway's are all on its file (store/sqlite/access.ts `sqliteAccessStores`); store.engine postgres
+   * passes the PostgreSQL adapters of accounts and audit log every instance shares.
    */
-  stores?: { auth: AuthStore; audit: AuditStore };
+  stores: { auth: AuthStore; audit: AuditStore; scopes: SqliteScopeReader };
 }
 
-/** The SQLite adapters of accounts and audit log on the gateway's file, with this module's roles. */
-export const sqliteAccessStores = (db: Db): { auth: AuthStore; audit: AuditStore } => ({
-  auth: new SqliteAuthStore(db, (s) => Role.parse(s)),
-  audit: new SqliteAuditStore(db),
-});
-
 /**
- * Accounts, sessions, tokens, SSO and the audit log (on the gateway's SQLite file, or on the stores
- * given), ready for AdminServer. The area scope of care data reads the SQLite file, unless the composition
- * root points it elsewhere (`useScopes`: PostgreSQL's registry on `store.engine: "postgres"`).
+ * Accounts, sessions, tokens, SSO and the audit log (on the stores given), ready for AdminServer. The
+ * area scope of care data reads the SQLite file (`stores.scopes`), unless the composition root points it
+ * elsewhere (`useScopes`: PostgreSQL's registry on `store.engine: "postgres"`).
  */
 export function createAccess(opts: AccessOptions) {
-  const stores = opts.stores ?? sqliteAccessStores(opts.db);
+  const stores = opts.stores;
   const auditStore = stores.audit;
   const audit = new AuditLog(auditStore, opts.now);
   const service = new AuthService({
@@ -61,7 +52,7 @@ export function createAccess(opts: AccessOptions) {
   });
   const oidc = opts.oidc ? new OidcLogin(opts.oidc, opts.now) : null;
   const routes: AdminRoute[] = [...authRoutes(service, oidc), ...auditRoutes(auditStore)];
-  const scopeReader = new SqliteScopeReader(opts.db);
+  const scopeReader = stores.scopes;
   let scopes: ScopeReader = scopeReader;
   const current = delegateScopes(() => scopes);
   let closeLocks: CloseLockLookup = () => null;

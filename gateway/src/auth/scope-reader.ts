@@ -1,12 +1,11 @@
-import type { VisitRow } from '../store/ports.js';
+import type { AnomalyListRow as ScopedAnomaly, ScopedUnknownCard, VisitRow } from '../store/ports.js';
 import type { DataScope } from './scope.js';
-import type { ScopedAnomaly, ScopedUnknownCard } from './scope-sqlite.js';
 
 type Awaitable<T> = T | Promise<T>;
 
 /**
  * The scoped reads of care data that auth/scoped-routes.ts puts in front of other modules' routes, on
- * either engine: the SQLite file's (auth/scope-sqlite.ts, synchronous, the embedded gateway) or
+ * either engine: the SQLite file's (store/sqlite/scope.ts, synchronous, the embedded gateway) or
  * PostgreSQL's (store/postgres/care.ts `PgCareScopeReader`, `store.engine: "postgres"`, read per request so
  * a client moved to another area, or a period locked on another instance, counts from the next request
  * on). Every read filters by the caller's areas (and provider) inside the query.

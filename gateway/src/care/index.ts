@@ -7,11 +7,9 @@ import type pino from 'pino';
 import type { Clock } from '../../../protocol/index.js';
 import type { AdminRoute } from '../admin/types.js';
 import type { MetricsRegistry } from '../metrics.js';
-import type { Db } from '../store/sqlite/db.js';
-import { SqliteOutbox } from '../store/sqlite/outbox.js';
+import type { CareStore } from '../store/care.js';
 import { careRoutes } from './routes.js';
 import { CarePlan, type CarePlanConfig } from './service.js';
-import { createSqliteCareStore } from '../store/sqlite/care.js';
 
 export { careMigrations } from '../store/sqlite/care-migrations.js';
 export { CarePlan, type CarePlanConfig } from './service.js';
@@ -22,7 +20,8 @@ export interface CareModule {
 }
 
 export function createCareModule(opts: {
-  db: Db;
+  /** The care tables: the composition root's adapter (store/sqlite/care.ts on the gateway's file). */
+  store: CareStore;
   clock: Clock;
   logger: pino.Logger;
   metrics?: MetricsRegistry;
@@ -30,10 +29,8 @@ export function createCareModule(opts: {
   /** Wake the forwarder after alert events were queued. */
   onQueued?: () => void;
 }): CareModule {
-  const outbox = new SqliteOutbox({ db: opts.db });
-  const store = createSqliteCareStore({ db: opts.db, enqueue: (e, now) => outbox.enqueue(e, now) });
   const plan = new CarePlan({
-    store,
+    store: opts.store,
     clock: opts.clock,
     logger: opts.logger,
     ...(opts.metrics ? { metrics: opts.metrics } : {}),

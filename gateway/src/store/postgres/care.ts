@@ -681,7 +681,7 @@ const scopeClients = (a: number, p: number) =>
 /**
  * The scoped reads on PostgreSQL, for the day view and for the scoped routes in front of other modules'
  * routes (auth/scoped-routes.ts; it is auth/scope-reader.ts `ScopeReader`, the SQLite one is
- * auth/scope-sqlite.ts, same queries): a client is in scope when its registry row has one of the areas and,
+ * store/sqlite/scope.ts, same queries): a client is in scope when its registry row has one of the areas and,
  * if the caller has a provider, that provider; a visit, anomaly or card sighting when its client is.
  * Filtered inside the SQL, before ORDER BY / LIMIT. Nothing is cached: each request reads the shared
  * registry, so a client moved to another area through any instance counts from the next request on.
