@@ -17,12 +17,7 @@ module.exports = {
       severity: 'error',
       comment:
         'Only gateway/src/store/ talks to a database driver: go through a store port (store/ports.ts).',
-      // Known exceptions, to move under store/sqlite/ behind a report port (issue 12 / 14): the report
-      // source and the report CLI open the SQLite file read-only themselves. Do not add more.
-      from: {
-        path: '^gateway/',
-        pathNot: ['^gateway/src/store/', '^gateway/src/reports/(sqlite-source|cli)\\.ts$'],
-      },
+      from: { path: '^gateway/', pathNot: '^gateway/src/store/' },
       to: { path: '(^|/)node_modules/(@types/)?(better-sqlite3|pg|pg-[a-z-]+)(/|$)' },
     },
     {

@@ -87,13 +87,7 @@ export function createPgReporting(d: PgReportingDeps): PgReporting {
     flags: new PgFlagStore(d.pool),
     scopes: {
       clients: (s) => scopes.clients(s),
-      staffInScope: async (s, staffRef) =>
-        ((
-          await d.pool.query('SELECT 1 FROM care_staff WHERE staff_ref = $1 AND area_id = ANY($2::text[])', [
-            staffRef,
-            [...s.areas],
-          ])
-        ).rowCount ?? 0) > 0,
+      staffInScope: (s, staffRef) => scopes.staffInScope(s, staffRef),
     },
     clock: d.clock,
     timeZone: d.timeZone,

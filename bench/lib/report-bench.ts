@@ -17,7 +17,7 @@ import {
 } from '../../gateway/src/reports/runner.js';
 import { scopedSource } from '../../gateway/src/reports/scoped-source.js';
 import type { ReportSource } from '../../gateway/src/reports/source.js';
-import { SqliteReportSource } from '../../gateway/src/reports/sqlite-source.js';
+import { SqliteReportSource } from '../../gateway/src/store/sqlite/reports/source.js';
 import { addDays, ReportClock } from '../../gateway/src/reports/time.js';
 import { openDatabase } from '../../gateway/src/store/sqlite/db.js';
 import { GATEWAY_MIGRATIONS, municipality, writeDatabase } from './report-data.js';

@@ -11,7 +11,7 @@ import { openDatabase } from '../../gateway/src/store/sqlite/db.js';
 import { sqliteMigrations } from '../../gateway/src/store/sqlite/migrations.js';
 import { careMigrations } from '../../gateway/src/care/sqlite/migrations.js';
 import { correctionMigrations } from '../../gateway/src/corrections/migrations.js';
-import { reportMigrations } from '../../gateway/src/reports/migrations.js';
+import { reportMigrations } from '../../gateway/src/store/sqlite/reports/migrations.js';
 import { writeCare, writeVisits } from '../../test/reports/sqlite-fixture.js';
 
 /** A small deterministic PRNG (mulberry32). */

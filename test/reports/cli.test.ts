@@ -13,7 +13,7 @@ import { openDatabase } from '../../gateway/src/store/sqlite/db.js';
 import { sqliteMigrations } from '../../gateway/src/store/sqlite/migrations.js';
 import { correctionMigrations } from '../../gateway/src/corrections/migrations.js';
 import { careMigrations } from '../../gateway/src/store/sqlite/care-migrations.js';
-import { reportMigrations } from '../../gateway/src/reports/migrations.js';
+import { reportMigrations } from '../../gateway/src/store/sqlite/reports/migrations.js';
 import { migrate, openPgPool } from '../../gateway/src/store/postgres/db.js';
 import { postgresMigrations } from '../../gateway/src/store/postgres/migrations.js';
 import { testConfig } from '../gateway/helpers.js';

@@ -11,7 +11,7 @@ import type { Gateway } from '../../gateway/index.js';
 import type { ReportVisit } from '../../gateway/src/reports/source.js';
 import { collect } from '../../gateway/src/reports/source.js';
 import { readXlsx } from '../../gateway/src/reports/export.js';
-import { SqliteReportSource } from '../../gateway/src/reports/sqlite-source.js';
+import { SqliteReportSource } from '../../gateway/src/store/sqlite/reports/source.js';
 import { ReportClock } from '../../gateway/src/reports/time.js';
 import { ADMIN_TOKEN, dbOf, startGateway, tempDir } from '../gateway/helpers.js';
 import { writeVisits } from './sqlite-fixture.js';

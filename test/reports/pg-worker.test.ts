@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { municipality } from '../../bench/lib/report-data.js';
 import { correctionMigrations } from '../../gateway/src/corrections/migrations.js';
 import { PgReportWorker } from '../../gateway/src/reports/pg-worker.js';
-import { reportMigrations } from '../../gateway/src/reports/migrations.js';
+import { reportMigrations } from '../../gateway/src/store/sqlite/reports/migrations.js';
 import { InProcessRunner, type ReportJob } from '../../gateway/src/reports/runner.js';
 import { ReportClock } from '../../gateway/src/reports/time.js';
 import { migrate, openPgPool, type PgPool } from '../../gateway/src/store/postgres/db.js';

@@ -16,7 +16,7 @@ import { applyCorrections } from '../../gateway/src/reports/memory-source.js';
 import { runExecuted } from '../../gateway/src/reports/run.js';
 import { scopedSource } from '../../gateway/src/reports/scoped-source.js';
 import type { ReportSource } from '../../gateway/src/reports/source.js';
-import { SqliteReportSource } from '../../gateway/src/reports/sqlite-source.js';
+import { SqliteReportSource } from '../../gateway/src/store/sqlite/reports/source.js';
 import { addDays, ReportClock } from '../../gateway/src/reports/time.js';
 import { openDatabase } from '../../gateway/src/store/sqlite/db.js';
 import { sqliteMigrations } from '../../gateway/src/store/sqlite/migrations.js';

@@ -14,7 +14,7 @@ import { correctionMigrations } from '../../gateway/src/corrections/migrations.j
 import { applyCorrections, MemoryReportSource } from '../../gateway/src/reports/memory-source.js';
 import { runContinuity, runExecuted, runQuality } from '../../gateway/src/reports/run.js';
 import { collect, type ReportSource } from '../../gateway/src/reports/source.js';
-import { SqliteReportSource } from '../../gateway/src/reports/sqlite-source.js';
+import { SqliteReportSource } from '../../gateway/src/store/sqlite/reports/source.js';
 import { ReportClock } from '../../gateway/src/reports/time.js';
 import { buildFixture } from './fixture.js';
 import { writeVisits } from './sqlite-fixture.js';

@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InProcessRunner, WorkerReportRunner, type ReportJob } from '../../gateway/src/reports/runner.js';
-import { SqliteReportSource } from '../../gateway/src/reports/sqlite-source.js';
+import { SqliteReportSource } from '../../gateway/src/store/sqlite/reports/source.js';
 import { municipality, writeDatabase } from '../../bench/lib/report-data.js';
 
 let dir: string;

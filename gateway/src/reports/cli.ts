@@ -2,18 +2,17 @@
  * `visittag-gateway report …`: the reports on the gateway's database (read-only), for scheduled runs.
  * Definitions: docs/reports.md.
  */
-import Database from 'better-sqlite3';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { EXIT } from '../../../runtime/cli.js';
 import { onPostgres, withPg } from '../cli/pg-offline.js';
 import { loadSubcommandSettings, parseSubcommand } from '../cli-gateway.js';
 import { PgReportSource } from '../store/postgres/reports.js';
+import { SqliteReportSource } from '../store/sqlite/reports/source.js';
 import { DIMENSIONS, type Dimension, type Period } from './executed.js';
 import { jsonPage, tablesOf, toCsv, toXlsx, type AnyReport, type Lang } from './export.js';
 import { runContinuity, runExecuted, runMonthly, runQuality, runStaffing } from './run.js';
 import type { ReportSource } from './source.js';
-import { SqliteReportSource } from './sqlite-source.js';
 import { ReportClock } from './time.js';
 
 type Out = (line: string) => void;
@@ -160,13 +159,13 @@ export async function reportCommand(argv: string[], out: Out, err: Out): Promise
     );
     return EXIT.noInput;
   }
-  const db = new Database(dbPath, { readonly: true, fileMustExist: true });
+  const source = SqliteReportSource.openReadOnly(dbPath);
   try {
-    return await produce(new SqliteReportSource(db));
+    return await produce(source);
   } catch (e) {
     err((e as Error).message);
     return EXIT.failure;
   } finally {
-    db.close();
+    source.close();
   }
 }

@@ -28,8 +28,11 @@ import type {
   Registries,
   ReportVisit,
   TapCount,
-} from './types.js';
+} from '../store/report-types.js';
 import { addDays, datesBetween, isoWeekday, type ReportClock } from './time.js';
+import { EXCLUDED_CATEGORIES } from '../store/report-rules.js';
+
+export { EXCLUDED_CATEGORIES };
 
 export interface ContinuityParams {
   /** First day of the period: a Monday. */
@@ -163,9 +166,6 @@ export function continuityCellParams(params: ContinuityParams): ContinuityCellPa
     ...(params.lateDeliveryHours === undefined ? {} : { lateDeliveryHours: params.lateDeliveryHours }),
   };
 }
-
-/** Staff categories of home nursing: their visits are not home-care visits and they are not counted. */
-export const EXCLUDED_CATEGORIES: readonly string[] = ['licensed-health', 'rehab'];
 
 /** The continuity cells from facts in memory. */
 export function continuityCellsOf(

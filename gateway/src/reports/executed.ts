@@ -39,8 +39,9 @@ import type {
   ReportVisit,
   ServiceCodes,
   TapCount,
-} from './types.js';
+} from '../store/report-types.js';
 import { isoWeek, type ReportClock } from './time.js';
+import { DIFF_BINS, diffRanks } from '../store/report-rules.js';
 
 export type {
   DiffSummary,
@@ -52,7 +53,7 @@ export type {
   Period,
   PlannedCell,
   ServiceCodes,
-} from './types.js';
+} from '../store/report-types.js';
 
 export const DIMENSIONS: readonly Dimension[] = ['client', 'team', 'area', 'provider', 'serviceCode'];
 
@@ -107,7 +108,6 @@ export interface ExecutedReport {
   quality: DataQuality;
 }
 
-export const DIFF_BINS = ['< -15', '-15 to -5', '-5 to +5', '+5 to +15', '> +15'] as const;
 const binOf = (d: number): number => (d < -15 ? 0 : d < -5 ? 1 : d <= 5 ? 2 : d <= 15 ? 3 : 4);
 
 export const EXECUTED_NOTES = [
@@ -176,13 +176,7 @@ export interface ExecutedFacts {
 }
 
 export const binOfDiff = binOf;
-
-/** Ranks (0-based, in ascending order) the difference summary needs: median (one or two), p10, p90. */
-export function diffRanks(n: number): { median: number[]; p10: number; p90: number } {
-  const mid = n >> 1;
-  const rank = (p: number) => Math.min(n - 1, Math.max(0, Math.ceil((p / 100) * n) - 1));
-  return { median: n % 2 ? [mid] : [mid - 1, mid], p10: rank(10), p90: rank(90) };
-}
+export { DIFF_BINS, diffRanks };
 
 const newMissed = (): Record<MissedField, number> => ({
   missedClientCancelled: 0,

@@ -5,7 +5,10 @@
  */
 import type { Client, Match, PlannedVisit, ServiceCode, Staff } from '../care/model.js';
 import { executedKey } from '../care/model.js';
-import type { Registries, ReportVisit } from './types.js';
+import { alarmOrMealOnly, NOT_HOME_CARE_KINDS } from '../store/report-rules.js';
+import type { Registries, ReportVisit } from '../store/report-types.js';
+
+export { NOT_HOME_CARE_KINDS };
 
 export class Lookup {
   readonly clients = new Map<string, Client>();
@@ -154,13 +157,9 @@ export function plannedByExecuted(matches: readonly Match[]): Map<string, string
   return m;
 }
 
-/** Kinds of service codes that are not home-care visits in the continuity measure. */
-export const NOT_HOME_CARE_KINDS: readonly string[] = ['safety-alarm', 'meal-delivery'];
-
 /** Is the planned visit only a safety-alarm response or a meal delivery (by its service codes' kinds)? */
 export function isAlarmOrMealOnly(p: Pick<PlannedVisit, 'serviceCodes'>, lookup: Lookup): boolean {
-  if (p.serviceCodes.length === 0) return false;
-  return p.serviceCodes.every((c) => NOT_HOME_CARE_KINDS.includes(lookup.codes.get(c.code)?.kind ?? ''));
+  return alarmOrMealOnly(p.serviceCodes, (code) => lookup.codes.get(code)?.kind);
 }
 
 /**

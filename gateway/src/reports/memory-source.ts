@@ -6,7 +6,7 @@
 import type { Match, PlannedVisit } from '../care/model.js';
 import { executedKey } from '../care/model.js';
 import type { ReportSource } from './source.js';
-import type { Registries, ReportVisit, UtcWindow } from './types.js';
+import type { Registries, ReportVisit, UtcWindow } from '../store/report-types.js';
 
 export interface VisitCorrection {
   readerId: string;

@@ -5,9 +5,9 @@
  * figure). Registration errors skew statistics, so a reader of a figure sees them.
  */
 import { UNKNOWN, type Lookup } from './facts.js';
-import type { QualityCell, QualityCounts, ReportVisit, TapCount } from './types.js';
+import type { QualityCell, QualityCounts, ReportVisit, TapCount } from '../store/report-types.js';
 
-export type { QualityCell, QualityCounts } from './types.js';
+export type { QualityCell, QualityCounts } from '../store/report-types.js';
 
 export interface QualityShares {
   autoClosed: number;

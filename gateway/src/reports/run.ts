@@ -24,7 +24,7 @@ import { collect, type Registries, type ReportSource, type ReportVisit, type Tap
 import { doubleStaffing, type StaffingParams, type StaffingReport } from './staffing.js';
 import { addDays, firstMondayOf, monthsBetween, type ReportClock } from './time.js';
 import type { Match, PlannedVisit } from '../care/model.js';
-import type { QualityCell } from './types.js';
+import type { QualityCell } from '../store/report-types.js';
 
 export interface Facts {
   registries: Registries;

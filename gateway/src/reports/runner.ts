@@ -26,7 +26,7 @@ import { scopedSource, type ReportScope } from './scoped-source.js';
 import type { ReportSource } from './source.js';
 import type { StaffingParams } from './staffing.js';
 import { ReportClock } from './time.js';
-import type { ExecutedParams } from './types.js';
+import type { ExecutedParams } from '../store/report-types.js';
 
 export interface OutputOpts {
   format: 'json' | 'csv' | 'xlsx';

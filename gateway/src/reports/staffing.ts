@@ -7,7 +7,7 @@ import type { Match, PlannedVisit } from '../care/model.js';
 import { executedKey } from '../care/model.js';
 import { Lookup, occasionsOf, plannedByExecuted, round, splitWithdrawn, UNKNOWN } from './facts.js';
 import { dataQuality, type DataQuality } from './quality.js';
-import type { Registries, ReportVisit, TapCount } from './types.js';
+import type { Registries, ReportVisit, TapCount } from '../store/report-types.js';
 import type { ReportClock } from './time.js';
 
 export interface StaffingParams {

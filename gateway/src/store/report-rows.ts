@@ -1,15 +1,9 @@
 /**
- * A visit row as both report sources read it (reports/sqlite-source.ts over SQLite, store/postgres/reports.ts
- * over PostgreSQL) and its one mapping to the report visit's shape (reports/types.ts `ReportVisit`).
+ * A visit row as both report sources read it (sqlite/reports/source.ts over SQLite, postgres/reports.ts over
+ * PostgreSQL) and its one mapping to the report visit (report-types.ts `ReportVisit`).
  */
 import type { ExecutedVisit } from './care-model.js';
-
-/** reports/types.ts `ReportVisit`, the same shape (reports/ takes it structurally). */
-export interface ReportVisitShape extends ExecutedVisit {
-  receivedAtMs: number | null;
-  plannedVisitId?: string | null;
-  withdrawn?: boolean;
-}
+import type { ReportVisit } from './report-types.js';
 
 /** The columns both sources select for a report visit. */
 export interface ReportVisitRow {
@@ -41,7 +35,7 @@ const NO_ANOMALIES: string[] = [];
 export function toReportVisit(
   r: ReportVisitRow,
   f: { audited: boolean; linked: boolean; withdrawn: boolean },
-): ReportVisitShape {
+): ReportVisit {
   return {
     readerId: r.reader_id,
     visitId: r.visit_id,

@@ -1,20 +1,17 @@
 /**
- * The reports' read port (gateway/src/reports/source.ts `ReportSource`) over PostgreSQL, for instances with
+ * The reports' read port (store/reports.ts `ReportSource`) over PostgreSQL, for instances with
  * `store.engine: "postgres"`: the facts a report is computed from, read from the shared tables every
  * instance writes (visits, events, visit_audit, the care plan's care_* tables, visit_corrections). It gives
  * no aggregated cells: the reports compute their figures from these facts in memory (the reports'
  * reference computation; the SQLite source's cells and SQL aggregations are a speed-up proven equal to
  * it). So a report on PostgreSQL reads the window's visits, plan and matches once per report.
  *
- * The rules are the SQLite source's (reports/sqlite-source.ts), read from the same columns:
+ * The rules are the SQLite source's (sqlite/reports/source.ts), read from the same columns:
  * - a visit is `corrected` when a person changed it (a `visit_audit` row, or an end closed by hand);
  * - `receivedAtMs` is when the ingest received the later of its start and stop taps (`events`);
  * - `withdrawn` when a `withdrawn` correction names it (table `visit_corrections`, when it exists);
  * - `plannedVisitId` from the matching's per-visit row (`care_visit_matches`) when there is one;
  * - visits that started in the window, then stops without a start placed by their end.
- *
- * Lives in store/ (the floor): it speaks the care model's types (store/care-model.ts) and declares the
- * report visit's shape itself; reports/ takes it as a `ReportSource` (structural).
  */
 import type {
   Area,
@@ -29,31 +26,9 @@ import type {
   Team,
 } from '../care-model.js';
 import type { PgPool } from './db.js';
-import { toReportVisit, type ReportVisitRow, type ReportVisitShape } from '../report-rows.js';
-
-/** reports/types.ts `TapCount`, the same shape. */
-export interface PgTapCount {
-  readerId: string;
-  assurance: 'secure' | 'uid-only';
-  taps: number;
-}
-
-/** reports/types.ts `ReportVisit`, the same shape. */
-export type PgReportVisit = ReportVisitShape;
-
-export interface PgReportRegistries {
-  providers: Provider[];
-  areas: Area[];
-  teams: Team[];
-  clients: Client[];
-  staff: Staff[];
-  serviceCodes: ServiceCode[];
-}
-
-interface Window {
-  fromMs: number;
-  toMs: number;
-}
+import { toReportVisit, type ReportVisitRow } from '../report-rows.js';
+import type { Registries, ReportVisit, TapCount, UtcWindow as Window } from '../report-types.js';
+import type { ReportSource } from '../reports.js';
 
 interface VisitRow extends ReportVisitRow {
   withdrawn: boolean;
@@ -64,7 +39,7 @@ export interface PgReportSourceOptions {
   chunk?: number;
 }
 
-export class PgReportSource {
+export class PgReportSource implements ReportSource {
   private readonly chunk: number;
   constructor(
     private readonly pool: PgPool,
@@ -78,7 +53,7 @@ export class PgReportSource {
     return r.rows.map((x) => JSON.parse(x.json) as T);
   }
 
-  async registries(): Promise<PgReportRegistries> {
+  async registries(): Promise<Registries> {
     const [providers, areas, teams, clients, staff, serviceCodes] = await Promise.all([
       this.jsonRows<Provider>('care_providers', 'provider_id'),
       this.jsonRows<Area>('care_areas', 'area_id'),
@@ -184,12 +159,12 @@ export class PgReportSource {
    * while it holds no row at all the answer is null (nothing recorded), as from a SQLite gateway that does not
    * check secure cards (no table).
    */
-  async tapAssurance(w: Window): Promise<PgTapCount[] | null> {
+  async tapAssurance(w: Window): Promise<TapCount[] | null> {
     const t = await this.pool.query<{ t: string | null }>(`SELECT to_regclass('secure_taps')::text AS t`);
     if (!t.rows[0]?.t) return null;
     const any = await this.pool.query('SELECT 1 FROM secure_taps LIMIT 1');
     if ((any.rowCount ?? 0) === 0) return null;
-    const r = await this.pool.query<{ reader_id: string; assurance: PgTapCount['assurance']; taps: number }>(
+    const r = await this.pool.query<{ reader_id: string; assurance: TapCount['assurance']; taps: number }>(
       `SELECT reader_id, assurance, count(*) AS taps FROM secure_taps
         WHERE at_ms >= $1 AND at_ms < $2 AND verdict <> 'refused'
         GROUP BY reader_id, assurance ORDER BY reader_id COLLATE "C", assurance COLLATE "C"`,
@@ -198,7 +173,7 @@ export class PgReportSource {
     return r.rows.map((x) => ({ readerId: x.reader_id, assurance: x.assurance, taps: x.taps }));
   }
 
-  async *executed(w: Window): AsyncIterable<readonly PgReportVisit[]> {
+  async *executed(w: Window): AsyncIterable<readonly ReportVisit[]> {
     // visit_audit holds people's changes (few rows): read once, as the SQLite source does.
     const audited = new Set(
       (
@@ -220,7 +195,7 @@ export class PgReportSource {
             WHERE e.reader_id = v.reader_id AND e.seq IN (v.start_seq, v.end_seq)) AS received_at_ms,
           vm.planned_visit_id, vm.executed_key AS vm_key, ${withdrawn} AS withdrawn
      FROM visits v LEFT JOIN care_visit_matches vm ON vm.executed_key = v.reader_id || '/' || v.visit_id`;
-    const toVisit = (r: VisitRow): PgReportVisit =>
+    const toVisit = (r: VisitRow): ReportVisit =>
       toReportVisit(r, {
         audited: audited.has(`${r.reader_id}/${r.visit_id}`),
         linked: true,

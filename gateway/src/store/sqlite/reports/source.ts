@@ -1,7 +1,8 @@
 /**
- * The ReportSource over the gateway's SQLite file. All of the reports' SQL is in this file and in
- * sqlite-executed.ts (executed vs planned aggregated in SQL), so they can move under gateway/src/store/ as
- * one adapter.
+ * The ReportSource (store/reports.ts) over the gateway's SQLite file: the SQLite adapter of the reports.
+ * Besides the facts it aggregates in SQL what the reports would otherwise compute in memory: executed vs
+ * planned (executed.ts), continuity (continuity.ts), data quality (parts.ts), from the cells kept at write
+ * time when they give the same (cells.ts, tables and triggers in migrations.ts).
  *
  * - Executed visits: the `visits` table (corrections applied there: a manual close or a card assigned later
  *   leaves a `visit_audit` row; `end_reason = 'manual'`), with the time the ingest received the visit's
@@ -25,9 +26,8 @@ import type {
   ServiceCode,
   Staff,
   Team,
-} from '../care/model.js';
-import { EXCLUDED_CATEGORIES } from './continuity.js';
-import { isAlarmOrMealOnly, Lookup, NOT_HOME_CARE_KINDS } from './facts.js';
+} from '../../care-model.js';
+import { alarmOrMealOnly, EXCLUDED_CATEGORIES, NOT_HOME_CARE_KINDS } from '../../report-rules.js';
 import {
   cellsCurrent,
   cellsInstalled,
@@ -35,12 +35,12 @@ import {
   executedCellsFromStore,
   refreshCells,
   type ContinuityInputs,
-} from './sqlite-cells.js';
-import { sqliteContinuityCells } from './sqlite-continuity.js';
-import { sqliteExecutedCells } from './sqlite-executed.js';
-import { hasWithdrawals, sqlParts, windowQualityCells } from './sqlite-parts.js';
-import type { ReportSource } from './source.js';
-import { toReportVisit, type ReportVisitRow } from '../store/report-rows.js';
+} from './cells.js';
+import { sqliteContinuityCells } from './continuity.js';
+import { sqliteExecutedCells } from './executed.js';
+import { hasWithdrawals, sqlParts, windowQualityCells } from './parts.js';
+import type { ReportSource } from '../../reports.js';
+import { toReportVisit, type ReportVisitRow } from '../../report-rows.js';
 import type {
   ContinuityCellParams,
   ContinuityCells,
@@ -51,8 +51,8 @@ import type {
   ReportVisit,
   TapCount,
   UtcWindow,
-} from './types.js';
-import type { ReportClock } from './time.js';
+} from '../../report-types.js';
+import type { ReportClock } from '../../report-time.js';
 
 type Db = Database.Database;
 
@@ -64,7 +64,7 @@ export interface SqliteReportSourceOptions {
   /** Rows per chunk (default 5000). */
   chunk?: number;
   /**
-   * Use the cells kept at write time (sqlite-cells.ts) when the database has them (default true); a
+   * Use the cells kept at write time (cells.ts) when the database has them (default true); a
    * connection that may write brings them up to date first. False: always aggregate on the fly.
    */
   cells?: boolean;
@@ -81,19 +81,33 @@ export class SqliteReportSource implements ReportSource {
   constructor(
     private readonly db: Db,
     opts: SqliteReportSourceOptions = {},
+    private readonly ownsDb = false,
   ) {
     this.chunk = opts.chunk ?? 5000;
     this.useCells = opts.cells ?? true;
   }
 
   /**
-   * A source on its own connection to the gateway's file (the report worker, worker.ts). It reads the
-   * gateway's tables and writes only the report cells (sqlite-cells.ts), each in a short transaction.
+   * A source on its own connection to the gateway's file (the report worker, reports/worker.ts). It reads the
+   * gateway's tables and writes only the report cells (cells.ts), each in a short transaction.
    */
   static open(path: string, opts: SqliteReportSourceOptions = {}): SqliteReportSource {
     const db = new Database(path, { fileMustExist: true });
     db.pragma('busy_timeout = 5000');
-    return new SqliteReportSource(db, opts);
+    return new SqliteReportSource(db, opts, true);
+  }
+
+  /**
+   * A source on a read-only connection to the gateway's file (the report CLI: it changes nothing, so it
+   * uses the kept cells only when they are current).
+   */
+  static openReadOnly(path: string, opts: SqliteReportSourceOptions = {}): SqliteReportSource {
+    return new SqliteReportSource(new Database(path, { readonly: true, fileMustExist: true }), opts, true);
+  }
+
+  /** Closes the connection `open` / `openReadOnly` made (one given to the constructor stays open). */
+  close(): void {
+    if (this.ownsDb) this.db.close();
   }
 
   /**
@@ -109,7 +123,7 @@ export class SqliteReportSource implements ReportSource {
       : refreshCells(this.db, clock, cont) !== null;
   }
 
-  /** What continuity's kept cells depend on in the registries (sqlite-cells.ts ContinuityInputs). */
+  /** What continuity's kept cells depend on in the registries (cells.ts ContinuityInputs). */
   private continuityInputs(): ContinuityInputs {
     return {
       excludedStaff: this.jsonRows<Staff>('care_staff')
@@ -257,24 +271,28 @@ export class SqliteReportSource implements ReportSource {
     );
   }
 
-  /** The continuity measure's cells aggregated in SQL (sqlite-continuity.ts). */
+  /** The continuity measure's cells aggregated in SQL (continuity.ts). */
   async continuityCells(
     w: UtcWindow,
     params: ContinuityCellParams,
     clock: ReportClock,
     clients: readonly string[] | null,
   ): Promise<ContinuityCells> {
-    const lookup = new Lookup(await this.registries());
-    const contacts = [...lookup.clients.values()].flatMap((c) =>
+    const reg = await this.registries();
+    // By key, the last entry of a key winning (as reports/facts.ts Lookup keeps them).
+    const clientsByRef = new Map(reg.clients.map((c) => [c.clientRef, c] as const));
+    const staffByRef = new Map(reg.staff.map((x) => [x.staffRef, x] as const));
+    const kinds = new Map(reg.serviceCodes.map((c) => [c.code, c.kind] as const));
+    const contacts = [...clientsByRef.values()].flatMap((c) =>
       c.careContactStaffRef === null ? [] : [[c.clientRef, c.careContactStaffRef] as const],
     );
-    // From the cells kept at write time when they give exactly the same (sqlite-cells.ts).
+    // From the cells kept at write time when they give exactly the same (cells.ts).
     const kept = this.cellsReady(clock)
       ? continuityCellsFromStore(this.db, w, params, clock, clients, new Map(contacts))
       : null;
     this.lastContinuityFrom = kept === null ? 'sql' : 'kept cells';
     if (kept !== null) return kept;
-    const excludedStaff = [...lookup.staff.values()]
+    const excludedStaff = [...staffByRef.values()]
       .filter((s) => EXCLUDED_CATEGORIES.includes(s.category))
       .map((s) => s.staffRef);
     return sqliteContinuityCells(this.db, w, params, clock, {
@@ -282,11 +300,11 @@ export class SqliteReportSource implements ReportSource {
       excludedStaff,
       contacts,
       alarmOrMealOnly: (json) =>
-        isAlarmOrMealOnly({ serviceCodes: JSON.parse(json) as PlannedVisit['serviceCodes'] }, lookup),
+        alarmOrMealOnly(JSON.parse(json) as PlannedVisit['serviceCodes'], (code) => kinds.get(code)),
     });
   }
 
-  /** Quality cells of every visit of the window, in SQL (sqlite-parts.ts). */
+  /** Quality cells of every visit of the window, in SQL (parts.ts). */
   qualityCells(
     w: UtcWindow,
     lateDeliveryHours: number | undefined,
@@ -297,14 +315,14 @@ export class SqliteReportSource implements ReportSource {
     );
   }
 
-  /** Executed vs planned aggregated in SQL (sqlite-executed.ts). */
+  /** Executed vs planned aggregated in SQL (executed.ts). */
   executedCells(
     w: UtcWindow,
     params: ExecutedParams,
     clock: ReportClock,
     clients: readonly string[] | null,
   ): Promise<ExecutedCells> {
-    // From the cells kept at write time when they give exactly the same (sqlite-cells.ts), scoped too.
+    // From the cells kept at write time when they give exactly the same (cells.ts), scoped too.
     const kept = this.cellsReady(clock) ? executedCellsFromStore(this.db, w, params, clock, clients) : null;
     this.lastExecutedFrom = kept === null ? 'sql' : 'kept cells';
     return Promise.resolve(kept ?? sqliteExecutedCells(this.db, w, params, clock, { clients }));

@@ -1,10 +1,10 @@
 /**
- * The continuity measure's cells aggregated in SQLite: the same cells as `continuityCellsOf` (continuity.ts)
+ * The continuity measure's cells aggregated in SQLite: the same cells as `continuityCellsOf` (reports/continuity.ts)
  * computes from facts in memory, without reading every visit into JavaScript. Only per client and day
  * (occasions), per client and staff member (visits in the counted hours, first staff of an occasion) and
  * per reader and client (data quality) reach JavaScript, where `continuityFromCells` makes the report.
  *
- * The rules are continuity.ts's, written in SQL:
+ * The rules are reports/continuity.ts's, written in SQL:
  * - occasions: a visit alone, or the visits of one group at one reader (double staffing; a stop without a
  *   start joins it); an occasion starts at its earliest start and belongs to the client of its first visit
  *   with one (by start, then row); occasions without a start or a client are not used;
@@ -19,7 +19,7 @@
  * - withdrawn visits count nowhere; data quality counts them.
  * test/reports/sqlite-continuity.test.ts checks the report is byte-identical to the in-memory one.
  */
-import type { Db } from '../store/sqlite/db.js';
+import type { Db } from '../db.js';
 import {
   int,
   lateMsOf,
@@ -31,15 +31,15 @@ import {
   recvOf,
   sqlParts,
   toQualityCells,
-} from './sqlite-parts.js';
-import { dateOfDayNo, type ReportClock } from './time.js';
+} from './parts.js';
+import { dateOfDayNo, type ReportClock } from '../../report-time.js';
 import type {
   ContinuityCellParams,
   ContinuityCells,
   ContinuityClientCell,
   ContinuityDayCell,
   UtcWindow,
-} from './types.js';
+} from '../../report-types.js';
 
 const DAY = 86_400_000;
 
@@ -62,9 +62,9 @@ const COLUMNS = `client_ref TEXT, day INTEGER, occ INTEGER, dbl INTEGER, staff_r
 /**
  * Which visits `fillContinuityRows` takes: a report's window (`cells` false: the visits that started in it,
  * stops without a start that ended in it, groups as far as they lie in it), or whole local days for the
- * kept cells (`cells` true, sqlite-cells.ts): every group that starts in them whole (its visits within a
+ * kept cells (`cells` true, cells.ts): every group that starts in them whole (its visits within a
  * day of them), the planned-visit link and planned visit at any time; each row then carries the span of
- * local days `lo..hi` its occasion's figures depend on (see sqlite-cells.ts) and `mixed`, an occasion
+ * local days `lo..hi` its occasion's figures depend on (see cells.ts) and `mixed`, an occasion
  * whose figures a scope would change (visits of several clients, or an alarm/meal link to another client).
  */
 export interface ContinuityFill {
@@ -247,7 +247,7 @@ export function fillContinuityRows(
  * Continuity's kept cells from the rows `fillContinuityRows` made for whole days (`cells`): per day, client
  * and span, the occasions, the double-staffed ones, the counted visits, the staff met (a JSON object of
  * 2 x counted visits + 1 for an occasion's first counted staff), into `cellsTable`; the quality counts
- * per day, reader and client (late: after `lateMs`) into `qualityTable` (sqlite-cells.ts's tables).
+ * per day, reader and client (late: after `lateMs`) into `qualityTable` (cells.ts's tables).
  */
 export function continuityCellRows(db: Db, cellsTable: string, qualityTable: string, lateMs: number): void {
   db.exec(`INSERT INTO ${cellsTable}

@@ -11,7 +11,7 @@
  * - before a report, `refreshCells` takes the marks (moved to `report_dirty_taken` in one short
  *   transaction, so a crash never loses one), recomputes the local days they touch (and one day either
  *   side: a double-staffed occasion or a link can reach into the next day) with the SQL of
- *   sqlite-executed.ts, in a read snapshot into temporary tables, then swaps them in with a short write
+ *   executed.ts, in a read snapshot into temporary tables, then swaps them in with a short write
  *   transaction. A write after the marks were taken marks again and is recomputed next time;
  * - the first refresh (no zone recorded) builds every day with data.
  *
@@ -20,7 +20,7 @@
  * when it starts in the range (`mday`). An occasion whose visits lie on several local days (a double-staffed
  * pair across midnight, a stop without a start that ended the next day, a visit the matching has not linked
  * yet, found through plan matches nearby) keeps the span `lo..hi`; when a report's range cuts through one,
- * the report is computed on the fly instead (sqlite-executed.ts), as it is for another zone, another
+ * the report is computed on the fly instead (executed.ts), as it is for another zone, another
  * late-delivery threshold, marks a read-only connection cannot take, or a scope over days with a `mixed`
  * cell (an occasion with visits of several clients or linked to another client's planned visit, a planned
  * visit matched under another client: a scope would split them). Other scopes read the scope's clients'
@@ -29,8 +29,8 @@
  * Assumed (true of how visits are formed): a double-staffed group's visits start within a day of each
  * other, and a plan match lists visits within a day of its start.
  */
-import type { Db } from '../store/sqlite/db.js';
-import { DIFF_BINS, diffRanks } from './executed.js';
+import type { Db } from '../db.js';
+import { DIFF_BINS, diffRanks } from '../../report-rules.js';
 import {
   int,
   LATE,
@@ -40,9 +40,9 @@ import {
   sqlParts,
   toQualityCells,
   withdrawnExpr,
-} from './sqlite-parts.js';
-import { clearContinuityRows, continuityCellRows, fillContinuityRows } from './sqlite-continuity.js';
-import { dateOfDayNo, dayNoOf, type ReportClock } from './time.js';
+} from './parts.js';
+import { clearContinuityRows, continuityCellRows, fillContinuityRows } from './continuity.js';
+import { dateOfDayNo, dayNoOf, type ReportClock } from '../../report-time.js';
 import type {
   ContinuityCellParams,
   ContinuityCells,
@@ -54,7 +54,7 @@ import type {
   PlannedCell,
   ServiceCodes,
   UtcWindow,
-} from './types.js';
+} from '../../report-types.js';
 
 const DAY = 86_400_000;
 /** Days recomputed per transaction pair (a full build runs chunk by chunk). */
@@ -502,7 +502,7 @@ function recompute(
       ).run({ lateMs: CELL_LATE_MS });
     }
     if (kinds.cont) {
-      // Continuity: the measure's rows for whole days (sqlite-continuity.ts), added up per day and client.
+      // Continuity: the measure's rows for whole days (continuity.ts), added up per day and client.
       fillContinuityRows(
         db,
         { w, cells: true },
@@ -731,7 +731,7 @@ export function executedCellsFromStore(
 
 /**
  * The first days (day numbers) of the periods after the first that lie in [d0, d1]: Mondays (ISO weeks,
- * executed.ts periodOf) or the 1st of each month; none for the whole range.
+ * reports/executed.ts periodOf) or the 1st of each month; none for the whole range.
  */
 function periodStarts(period: ExecutedParams['period'], d0: number, d1: number): number[] {
   const out: number[] = [];

@@ -1,8 +1,9 @@
 /**
  * The reports' shared data types: the facts a ReportSource gives (registries, visits, windows, tap counts),
  * the parameters of executed vs planned and the cells it is computed from (in memory or in SQL), and data
- * quality's counts. Types only, importing no report module, so the source port (source.ts), the reports and
- * the SQL aggregation all depend on this file and never on each other in a circle.
+ * quality's counts. Types only. They live in store/ (moved from reports/types.ts, issue 14) because the
+ * report port (store/reports.ts) and its adapters (store/sqlite/reports/, store/postgres/reports.ts) speak
+ * them as much as the reports (gateway/src/reports/) do.
  */
 import type {
   Area,
@@ -13,7 +14,7 @@ import type {
   ServiceCode,
   Staff,
   Team,
-} from '../care/model.js';
+} from './care-model.js';
 
 export interface Registries {
   providers: Provider[];
@@ -74,7 +75,7 @@ export interface QualityCounts {
 
 /**
  * Quality counts of one reader and client, the unit both ways of computing a report share (visits in memory
- * in quality.ts, SQL in sqlite-executed.ts). `ord` places the cell's first visit among the report's visits (the area
+ * in reports/quality.ts, SQL in store/sqlite/reports/executed.ts). `ord` places the cell's first visit among the report's visits (the area
  * of a reader's first visit of a known area is the reader's area in the assurance table).
  */
 export interface QualityCell {
@@ -142,7 +143,7 @@ export interface DiffSummary {
 
 /**
  * What executed vs planned is computed from: cells, a difference summary and quality cells. Computed from
- * facts in memory (`executedCellsOf`) or aggregated in SQL (sqlite-executed.ts); both give the same cells,
+ * facts in memory (`executedCellsOf`) or aggregated in SQL (store/sqlite/reports/executed.ts); both give the same cells,
  * and `executedFromCells` makes the report from either.
  */
 export interface ExecutedCells {
@@ -178,7 +179,7 @@ export interface ContinuityClientCell {
 /**
  * What the continuity measure is computed from: per client and day, per client, and the quality cells of
  * the visits it used. From facts in memory (`continuityCellsOf`) or aggregated in SQL
- * (sqlite-continuity.ts); `continuityFromCells` makes the report from either.
+ * (store/sqlite/reports/continuity.ts); `continuityFromCells` makes the report from either.
  */
 export interface ContinuityCells {
   days: ContinuityDayCell[];

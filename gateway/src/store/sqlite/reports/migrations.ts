@@ -1,17 +1,18 @@
 /**
- * The reports' own tables and triggers (ids 'reports-002' to 'reports-006'), applied by the composition root
- * after the care plan's and the corrections' lists: the triggers that keep the report cells current sit on
- * their tables too (sqlite-cells.ts). 'reports-001' (the visits' start index) is in the gateway's list.
- * A database without them (another composition root) simply computes every report on the fly.
+ * The reports' own tables and triggers on SQLite (ids 'reports-002' to 'reports-006'), applied by the
+ * composition root (gateway/index.ts) after the care plan's and the corrections' lists: the triggers that
+ * keep the report cells current sit on their tables too (cells.ts). 'reports-001' (the visits' start index)
+ * is in the gateway's list (../migrations.ts). A database without them (another composition root) simply
+ * computes every report on the fly.
  */
-import type { Migration } from '../store/sqlite/db.js';
+import type { Migration } from '../db.js';
 import {
   CELL_TABLES_SQL,
   CELL_TRIGGERS_LATE_SQL,
   CONTINUITY_CELL_TABLES_SQL,
   EXEC_SCOPE_SQL,
   recreateTriggersSql,
-} from './sqlite-cells.js';
+} from './cells.js';
 
 export const reportMigrations: readonly Migration[] = [
   { id: 'reports-002', up: (db) => db.exec(CELL_TABLES_SQL) },

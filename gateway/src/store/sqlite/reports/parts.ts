@@ -1,12 +1,12 @@
 /**
- * SQL pieces the reports' SQLite aggregations share (sqlite-executed.ts, sqlite-continuity.ts): local days
+ * SQL pieces the reports' SQLite aggregations share (executed.ts, continuity.ts): local days
  * and minutes from a CASE over the zone's offset changes, which visits count (not withdrawn), when a visit
  * counts as corrected, the link from a visit to its planned visit, and the data-quality counts per visit.
- * Each is the SQL form of a rule the in-memory reports apply (facts.ts, quality.ts).
+ * Each is the SQL form of a rule the in-memory reports apply (reports/facts.ts, reports/quality.ts).
  */
-import type { Db } from '../store/sqlite/db.js';
-import type { QualityCell, UtcWindow } from './types.js';
-import type { ReportClock } from './time.js';
+import type { Db } from '../db.js';
+import type { QualityCell, UtcWindow } from '../../report-types.js';
+import type { ReportClock } from '../../report-time.js';
 
 export const int = (n: number): string => {
   if (!Number.isSafeInteger(n)) throw new Error(`not an integer: ${n}`);
@@ -125,7 +125,7 @@ export function sqlParts(db: Db, w: UtcWindow, clients: readonly string[] | null
 
 /**
  * The link from a visit `v` to its planned visit without a report window (the kept cells,
- * sqlite-cells.ts): the matching's per-visit link, else the least planned visit of a plan match within a day
+ * cells.ts): the matching's per-visit link, else the least planned visit of a plan match within a day
  * of the visit listing it; `unlinked` is true when the second was used (a report's window may then pick
  * another, so the cells treat the occasion as spanning the days around it).
  */
@@ -142,7 +142,7 @@ export function nearLink(): { link: string; unlinked: string; vmJoin: string } {
 }
 
 /**
- * Per-visit data-quality columns of `v` (quality.ts's rules), `w` true for a withdrawn visit: w, ord,
+ * Per-visit data-quality columns of `v` (reports/quality.ts's rules), `w` true for a withdrawn visit: w, ord,
  * auto_closed, corrected, unknown_card, uncorrected, incomplete, at, recv (`LATE` over the last two); without
  * `recv`, the columns to look it up later (start_seq, end_seq; with the reader_id: `recvOf`). `ord` places a visit as the in-memory
  * way orders the visits a report used: visits alone, stops without a start, visits of groups, their stops

@@ -1,10 +1,10 @@
 /**
- * Executed vs planned aggregated in SQLite: the same cells as `executedCellsOf` (executed.ts) computes from
+ * Executed vs planned aggregated in SQLite: the same cells as `executedCellsOf` (reports/executed.ts) computes from
  * facts in memory, without reading every visit and planned visit into JavaScript. Local dates come from a
  * CASE over the zone's offset changes in the window (ReportClock.offsetSegments: a handful per year), so a
  * visit is placed in the local day it started, DST days included.
  *
- * The rules are executed.ts's, written in SQL:
+ * The rules are reports/executed.ts's, written in SQL:
  * - occasions: a visit alone, or the visits of one group at one reader (double staffing); an occasion starts
  *   at its earliest start; its length is first start to last end, its staff time the sum of the visits'
  *   lengths, both unknown when any visit's length is unknown (no start or end, or an uncorrected auto-close);
@@ -15,8 +15,8 @@
  *   counts it as withdrawn.
  * test/reports/sqlite-executed.test.ts checks the cells equal the in-memory ones on the same database.
  */
-import type { Db } from '../store/sqlite/db.js';
-import { DIFF_BINS, diffRanks } from './executed.js';
+import type { Db } from '../db.js';
+import { DIFF_BINS, diffRanks } from '../../report-rules.js';
 import type {
   ExecutedCell,
   ExecutedCells,
@@ -24,9 +24,9 @@ import type {
   PlannedCell,
   ServiceCodes,
   UtcWindow,
-} from './types.js';
-import { int, localDayExpr, sqlParts, windowQualityCells } from './sqlite-parts.js';
-import { dateOfDayNo, type ReportClock } from './time.js';
+} from '../../report-types.js';
+import { int, localDayExpr, sqlParts, windowQualityCells } from './parts.js';
+import { dateOfDayNo, type ReportClock } from '../../report-time.js';
 
 export interface SqliteExecutedOptions {
   /** Only these clients (a scoped report); null: all. */
