@@ -26,6 +26,8 @@ import { createSqliteCareStore } from './src/store/sqlite/care.js';
 import { createSqliteEpochLog } from './src/store/sqlite/epochs.js';
 import { SqliteFleetStore } from './src/store/sqlite/fleet.js';
 import { createSqliteIngestStore } from './src/store/sqlite/ingest-store.js';
+import { sqliteCorrectionPorts } from './src/store/sqlite/corrections.js';
+import { createPruner, SqliteErasure } from './src/store/sqlite/retention.js';
 import { reportMigrations } from './src/store/sqlite/reports/migrations.js';
 import { SqliteReportSource } from './src/store/sqlite/reports/source.js';
 import { SqliteOutbox } from './src/store/sqlite/outbox.js';
@@ -84,7 +86,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
   const reportRunner = new WorkerReportRunner({ path: join(config.dataDir, 'gateway.db') });
   const retentionSettings = config.retention ?? DEFAULT_RETENTION;
   const retention = new RetentionJob({
-    db,
+    pruner: createPruner(db, retentionSettings),
     clock,
     settings: retentionSettings,
     logger,
@@ -101,11 +103,13 @@ export function createGateway(opts: GatewayOptions): Gateway {
 
   // Visit corrections (issue 13): through the pipeline's repo and outbox, audited in the access audit log.
   const corrections = new VisitCorrections({
-    db,
+    ...sqliteCorrectionPorts(db, {
+      visits: pipeline.visitWriter.repo,
+      enqueue: (e, nowMs) => pipeline.visitWriter.outbox.enqueue(e, nowMs),
+      appendAudit: (e) => access.auditStore.append(e),
+    }),
+    scopes: access.scopeReader,
     clock,
-    repo: pipeline.visitWriter.repo,
-    enqueue: (e, nowMs) => pipeline.visitWriter.outbox.enqueue(e, nowMs),
-    appendAudit: (e) => access.auditStore.append(e),
     ...(opts.care?.timeZone ? { timeZone: opts.care.timeZone } : {}), // a period lock's month
   });
   // a manual close inside a locked period is a unit manager's change only (corrections/periods.ts)
@@ -231,7 +235,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
       : {}),
     // retention and erasure (issue 16, docs/retention.md); the visit index reloads after either deletes
     beforeCommands: retentionRoutes({
-      db,
+      store: new SqliteErasure(db),
       settings: retentionSettings,
       now: () => clock.now(),
       appendAudit: (e) => access.auditStore.append(e),

@@ -27,6 +27,7 @@ import { PgVisitStore } from './src/store/postgres/visits.js';
 import { DEFAULT_RETENTION } from './src/retention/policy.js';
 import { erasePgAudited, PgRetentionJob, RETENTION_LEASE } from './src/retention/pg.js';
 import { retentionRoutes } from './src/retention/routes.js';
+import { createPruner, SqliteErasure } from './src/store/sqlite/retention.js';
 import { GatewayCardKeys } from '../protocol/index.js';
 import { CardLifecycle } from './src/cards/lifecycle.js';
 import { PgCardListTimer } from './src/cards/pg-push.js';
@@ -234,9 +235,10 @@ export function createPgGateway(opts: GatewayOptions): PgGateway {
   const GAP_CHECK_MS = 60_000;
   // retention and erasure (issue 16, docs/retention.md): PostgreSQL pruned by the lease holder
   const retentionSettings = config.retention ?? DEFAULT_RETENTION;
+  const localErasure = new SqliteErasure(db); // this instance's own file: its audit log, registry copy
   const retention = new PgRetentionJob({
     pool,
-    db,
+    local: { auditPruner: createPruner(db, retentionSettings, ['audit_log']), erasure: localErasure },
     clock,
     settings: retentionSettings,
     logger,
@@ -373,7 +375,7 @@ export function createPgGateway(opts: GatewayOptions): PgGateway {
       erase: (req) =>
         erasePgAudited(
           pool,
-          db,
+          localErasure,
           retentionSettings,
           (e) => base.access.auditStore.append(e),
           req,

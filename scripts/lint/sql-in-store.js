@@ -41,15 +41,6 @@ export const sqlOutsideStore = [
  */
 export const sqlOutsideStoreYet = [
   'gateway/src/cards/registry.ts',
-  'gateway/src/corrections/flags.ts',
-  'gateway/src/corrections/migrations.ts',
-  'gateway/src/corrections/periods.ts',
-  'gateway/src/corrections/service.ts',
-  'gateway/src/keys/rotate.ts',
-  'gateway/src/retention/erase.ts',
-  'gateway/src/retention/pg.ts',
-  'gateway/src/retention/prune.ts',
-  'gateway/src/retention/sql.ts',
   'gateway/src/visits/time.ts',
   'gateway/src/visits/visit-index.ts',
 ];

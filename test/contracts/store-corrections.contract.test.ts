@@ -6,7 +6,6 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { correctionMigrations } from '../../gateway/src/corrections/migrations.js';
 import { PgVisitCorrections } from '../../gateway/src/corrections/pg.js';
 import { VisitCorrections } from '../../gateway/src/corrections/service.js';
 import { PgCareScopeReader } from '../../gateway/src/store/postgres/care.js';
@@ -20,6 +19,9 @@ import { migrate, openPgPool } from '../../gateway/src/store/postgres/db.js';
 import { postgresMigrations } from '../../gateway/src/store/postgres/migrations.js';
 import { pgReportMigrations } from '../../gateway/src/store/postgres/reports.js';
 import { SqliteAuditStore } from '../../gateway/src/store/sqlite/audit.js';
+import { sqliteCorrectionPorts } from '../../gateway/src/store/sqlite/corrections.js';
+import { correctionMigrations } from '../../gateway/src/store/sqlite/corrections-migrations.js';
+import { SqliteScopeReader } from '../../gateway/src/store/sqlite/scope.js';
 import { careMigrations } from '../../gateway/src/store/sqlite/care-migrations.js';
 import { openDatabase } from '../../gateway/src/store/sqlite/db.js';
 import { sqliteMigrations } from '../../gateway/src/store/sqlite/migrations.js';
@@ -58,11 +60,13 @@ describeCorrectionsContract('sqlite', () => {
   const outbox = new SqliteOutbox({ db });
   const audit = new SqliteAuditStore(db);
   const api = new VisitCorrections({
-    db,
+    ...sqliteCorrectionPorts(db, {
+      visits: new VisitRepo({ db, clock }),
+      enqueue: (e, nowMs) => outbox.enqueue(e, nowMs),
+      appendAudit: (e) => audit.append(e),
+    }),
+    scopes: new SqliteScopeReader(db),
     clock,
-    repo: new VisitRepo({ db, clock }),
-    enqueue: (e, nowMs) => outbox.enqueue(e, nowMs),
-    appendAudit: (e) => audit.append(e),
   });
   return Promise.resolve({
     api,

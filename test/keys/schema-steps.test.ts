@@ -8,8 +8,8 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { systemClock } from '../../protocol/index.js';
 import { CardRegistry } from '../../gateway/src/cards/registry.js';
-import { lastRotation, retiredKeyIds } from '../../gateway/src/keys/rotate.js';
 import { openDatabase } from '../../gateway/src/store/sqlite/db.js';
+import { SqliteKeyRotationStore } from '../../gateway/src/store/sqlite/keys.js';
 import { sqliteMigrations } from '../../gateway/src/store/sqlite/migrations.js';
 import { tempDir } from '../gateway/helpers.js';
 
@@ -32,8 +32,9 @@ describe('tables once created on first use are steps of the SQLite list', () => 
   it('a fresh file has them: no rotation and no erasure yet reads as empty', () => {
     const db = openDatabase(join(tmp.dir, 'fresh.db'), sqliteMigrations);
     try {
-      expect(retiredKeyIds(db)).toEqual(new Set());
-      expect(lastRotation(db)).toBeNull();
+      const keys = new SqliteKeyRotationStore(db);
+      expect(keys.retiredKeyIds()).toEqual(new Set());
+      expect(keys.lastRotation()).toBeNull();
       expect(db.prepare('SELECT count(*) FROM erasure_log_applied').pluck().get()).toBe(0);
       const reg = new CardRegistry({ db, clock: systemClock });
       expect(reg.statusAt(OLD_REF, 1).kind).toBe('unknown');
@@ -70,8 +71,9 @@ describe('tables once created on first use are steps of the SQLite list', () => 
     try {
       const applied = db.prepare('SELECT id FROM schema_migrations').pluck().all() as string[];
       expect(applied.filter((id) => NEW_STEPS.includes(id)).sort()).toEqual([...NEW_STEPS].sort());
-      expect(retiredKeyIds(db)).toEqual(new Set(['k-old']));
-      expect(lastRotation(db)).toEqual({ oldKeyId: 'k-old', newKeyId: 'k-new', atMs: 5 });
+      const keys = new SqliteKeyRotationStore(db);
+      expect(keys.retiredKeyIds()).toEqual(new Set(['k-old']));
+      expect(keys.lastRotation()).toEqual({ oldKeyId: 'k-old', newKeyId: 'k-new', atMs: 5 });
       expect(db.prepare('SELECT upto FROM erasure_log_applied').pluck().get()).toBe(42);
       // the registry still resolves the old pseudonym to the card it became
       const reg = new CardRegistry({ db, clock: systemClock });

@@ -13,7 +13,7 @@ import type { Clock, TimerHandle, VisitEvent } from '../../protocol/index.js';
 import { Forwarder } from '../../gateway/src/outbox/forwarder.js';
 import { MetricsRegistry } from '../../gateway/src/metrics.js';
 import { RetentionSettings } from '../../gateway/src/retention/policy.js';
-import { createPruner } from '../../gateway/src/retention/prune.js';
+import { createPruner } from '../../gateway/src/store/sqlite/retention.js';
 import { pgPrunerFor } from '../../gateway/src/retention/pg.js';
 import { inTransaction, migrate, openPgPool } from '../../gateway/src/store/postgres/db.js';
 import { postgresMigrations } from '../../gateway/src/store/postgres/migrations.js';

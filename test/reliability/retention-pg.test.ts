@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Clock, TimerHandle } from '../../protocol/index.js';
 import { createPgGateway, type PgGateway } from '../../gateway/pg-instance.js';
-import { scanForRef } from '../../gateway/src/retention/erase.js';
+import { localRetention, scanForRef, SqliteErasure } from '../../gateway/src/store/sqlite/retention.js';
 import { retentionCommand } from '../../gateway/src/retention/cli.js';
 import { RetentionSettings } from '../../gateway/src/retention/policy.js';
 import {
@@ -411,7 +411,7 @@ describe('retention and erasure on PostgreSQL', () => {
     }
     const r = await erasePgAudited(
       db,
-      a,
+      new SqliteErasure(a),
       RetentionSettings.parse({}),
       () => undefined,
       { kind: 'staff', ref: WHO, force: true, nowMs: t0, actor: 'test', reason: 'request 3' },
@@ -428,12 +428,12 @@ describe('retention and erasure on PostgreSQL', () => {
     expect(scanForRef(b, WHO)).not.toEqual({}); // not yet applied on B
 
     // B applies it directly; C through its retention job's turn on a virtual clock
-    expect(await applyRecordedErasures(db, b, erasureDigest(FLEET))).toBe(2);
-    expect(await applyRecordedErasures(db, b, erasureDigest(FLEET))).toBe(0); // its mark moved on
+    expect(await applyRecordedErasures(db, new SqliteErasure(b), erasureDigest(FLEET))).toBe(2);
+    expect(await applyRecordedErasures(db, new SqliteErasure(b), erasureDigest(FLEET))).toBe(0); // its mark moved on
     const vc = new VirtualClock({ startMs: t0 + 60_000 });
     const job = new PgRetentionJob({
       pool: db,
-      db: c,
+      local: localRetention(c, RetentionSettings.parse({})),
       clock: vc,
       settings: RetentionSettings.parse({}),
       logger: silent,
@@ -454,7 +454,7 @@ describe('retention and erasure on PostgreSQL', () => {
     const vc2 = new VirtualClock({ startMs: t0 + 8 * DAY });
     const later = new PgRetentionJob({
       pool: db,
-      db: c,
+      local: localRetention(c, RetentionSettings.parse({})),
       clock: vc2,
       settings: RetentionSettings.parse({}),
       logger: silent,

@@ -16,8 +16,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Clock, TimerHandle } from '../../protocol/index.js';
 import { createGateway, type Gateway } from '../../gateway/index.js';
 import { RetentionSettings } from '../../gateway/src/retention/policy.js';
-import { createPruner, RetentionJob } from '../../gateway/src/retention/prune.js';
-import { scanForRef } from '../../gateway/src/retention/erase.js';
+import { RetentionJob } from '../../gateway/src/retention/prune.js';
+import { createPruner, scanForRef } from '../../gateway/src/store/sqlite/retention.js';
 import { retentionCommand } from '../../gateway/src/retention/cli.js';
 import { openDatabase } from '../../gateway/src/store/sqlite/db.js';
 import { sqliteMigrations } from '../../gateway/src/store/sqlite/migrations.js';
@@ -231,10 +231,11 @@ describe('retention and erasure on a real gateway database', () => {
     for (let i = 0; i < 25; i++) ins.run('r', 'x', 'd', t0 - 40 * DAY); // past 30 days at t0
     for (let i = 0; i < 5; i++) ins.run('r', 'x', 'd', t0 - 20 * DAY); // younger
     const vc = new VirtualClock({ startMs: t0 });
+    const settings = RetentionSettings.parse({ batchRows: 4 });
     const job = new RetentionJob({
-      db,
+      pruner: createPruner(db, settings),
       clock: vc,
-      settings: RetentionSettings.parse({ batchRows: 4 }),
+      settings,
       logger: silent,
       batchesPerTurn: 2,
     });

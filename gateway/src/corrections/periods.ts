@@ -1,5 +1,4 @@
-import type { NewAuditEntry } from '../audit/store.js';
-import type { Db } from '../store/sqlite/db.js';
+import type { LockResult, PeriodLock, PeriodLockStore } from '../store/corrections.js';
 
 /**
  * Period locks (attestation): a unit manager (or an admin) locks a month of an area after approving it;
@@ -8,31 +7,7 @@ import type { Db } from '../store/sqlite/db.js';
  * row); coordinators and admins are refused until someone with the right to lock unlocks it (with a
  * reason). Lock and unlock are audited. A month is the calendar month in the care plan's time zone ("2026-11").
  */
-export interface PeriodLock {
-  areaId: string;
-  month: string;
-  lockedBy: string;
-  lockedAtMs: number;
-  note: string | null;
-}
-
-interface Row {
-  area_id: string;
-  month: string;
-  locked_by: string;
-  locked_at_ms: number;
-  note: string | null;
-}
-const toLock = (r: Row): PeriodLock => ({
-  areaId: r.area_id,
-  month: r.month,
-  lockedBy: r.locked_by,
-  lockedAtMs: r.locked_at_ms,
-  note: r.note,
-});
-
-export type LockResult =
-  { ok: true; lock: PeriodLock } | { ok: false; status: 404 | 409; error: string; lock?: PeriodLock };
+export type { LockResult, PeriodLock };
 
 export const MONTH_PATTERN = /^\d{4}-(0[1-9]|1[0-2])$/;
 
@@ -78,14 +53,14 @@ export class PeriodClock {
   }
 }
 
+/** Period locks over the store's synchronous port (SQLite; PostgreSQL: pg.ts over its own adapter). */
 export class PeriodLocks {
   private readonly cal: PeriodClock;
   constructor(
     private readonly d: {
-      db: Db;
+      store: PeriodLockStore;
       now: () => number;
       timeZone: string;
-      appendAudit: (e: NewAuditEntry) => unknown;
     },
   ) {
     this.cal = new PeriodClock(d.timeZone);
@@ -103,19 +78,11 @@ export class PeriodLocks {
 
   /** The area of a registered client (null: not in the care registry, so no area's lock applies). */
   areaOf(clientRef: string | null): string | null {
-    if (clientRef === null) return null;
-    const r = this.d.db
-      .prepare('SELECT area_id FROM care_clients WHERE client_ref = ?')
-      .pluck()
-      .get(clientRef) as string | undefined;
-    return r ?? null;
+    return clientRef === null ? null : this.d.store.areaOf(clientRef);
   }
 
   get(areaId: string, month: string): PeriodLock | null {
-    const r = this.d.db
-      .prepare('SELECT * FROM period_locks WHERE area_id = ? AND month = ?')
-      .get(areaId, month) as Row | undefined;
-    return r ? toLock(r) : null;
+    return this.d.store.get(areaId, month);
   }
 
   /** The lock that covers any of these times of this client's visit, if one does. */
@@ -132,67 +99,16 @@ export class PeriodLocks {
 
   /** Locks of these areas (null: every area), newest month first. */
   list(areas: readonly string[] | null): PeriodLock[] {
-    const rows = (
-      areas === null
-        ? this.d.db.prepare('SELECT * FROM period_locks ORDER BY month DESC, area_id').all()
-        : this.d.db
-            .prepare(
-              'SELECT * FROM period_locks WHERE area_id IN (SELECT value FROM json_each(?)) ORDER BY month DESC, area_id',
-            )
-            .all(JSON.stringify(areas))
-    ) as Row[];
-    return rows.map(toLock);
+    return this.d.store.list(areas);
   }
 
+  /** Locks a month of an area (audited in the same transaction); 404 for an unknown area, 409 when locked. */
   lock(areaId: string, month: string, actor: string, note: string | null): LockResult {
-    const { db } = this.d;
-    return db.transaction((): LockResult => {
-      const known = db.prepare('SELECT 1 FROM care_areas WHERE area_id = ?').get(areaId) !== undefined;
-      if (!known) return { ok: false, status: 404, error: 'no such area' };
-      const seen = this.get(areaId, month);
-      if (seen) {
-        return {
-          ok: false,
-          status: 409,
-          error: `${month} of area ${areaId} is already locked by ${seen.lockedBy}`,
-          lock: seen,
-        };
-      }
-      const now = this.d.now();
-      db.prepare(
-        'INSERT INTO period_locks (area_id, month, locked_by, locked_at_ms, note) VALUES (?, ?, ?, ?, ?)',
-      ).run(areaId, month, actor, now, note);
-      const lock: PeriodLock = { areaId, month, lockedBy: actor, lockedAtMs: now, note };
-      this.d.appendAudit({
-        atMs: now,
-        actor,
-        action: 'period.lock',
-        target: `period:${areaId}/${month}`,
-        before: null,
-        after: lock,
-        reason: note,
-      });
-      return { ok: true, lock };
-    })();
+    return this.d.store.lock(areaId, month, actor, note, this.d.now());
   }
 
   unlock(areaId: string, month: string, actor: string, reason: string): LockResult {
-    const { db } = this.d;
-    return db.transaction((): LockResult => {
-      const seen = this.get(areaId, month);
-      if (!seen) return { ok: false, status: 404, error: `${month} of area ${areaId} is not locked` };
-      db.prepare('DELETE FROM period_locks WHERE area_id = ? AND month = ?').run(areaId, month);
-      this.d.appendAudit({
-        atMs: this.d.now(),
-        actor,
-        action: 'period.unlock',
-        target: `period:${areaId}/${month}`,
-        before: seen,
-        after: null,
-        reason,
-      });
-      return { ok: true, lock: seen };
-    })();
+    return this.d.store.unlock(areaId, month, actor, reason, this.d.now());
   }
 }
 

@@ -8,9 +8,8 @@
 import type { Clock } from '../../../protocol/index.js';
 import type { DataScope } from '../auth/scope.js';
 import type { PgCorrectionStore, PgFlagStore, PgPeriodLockStore } from '../store/postgres/corrections.js';
-import { flagEntry } from '../store/postgres/corrections.js';
 import type { VisitRow } from '../store/ports.js';
-import type { Flag, FlagResolution, FlagResult, OwnVisit } from './flags.js';
+import { toFlag, type Flag, type FlagResolution, type FlagResult, type OwnVisit } from './flags.js';
 import { PeriodClock, type LockResult, type PeriodLock } from './periods.js';
 import type { CorrectionsApi } from './port.js';
 import {
@@ -25,11 +24,6 @@ import {
   type ReasonCode,
   type WithdrawRequest,
 } from './service.js';
-
-const toFlag = (r: Parameters<typeof flagEntry>[0]): Flag => ({
-  ...flagEntry(r),
-  resolution: r.resolution as FlagResolution | null,
-});
 
 export interface PgCorrectionsDeps {
   store: PgCorrectionStore;

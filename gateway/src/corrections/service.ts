@@ -1,20 +1,19 @@
 import { randomBytes } from 'node:crypto';
-import { CARD_REF_PATTERN, type Clock, type VisitEvent } from '../../../protocol/index.js';
+import { CARD_REF_PATTERN, type Clock } from '../../../protocol/index.js';
 import type { CorrectionReason } from '../../../protocol/index.js';
-import type { NewAuditEntry } from '../audit/store.js';
+import type { DataScope } from '../auth/scope.js';
 import { lockGate, PeriodLocks, type LockRule, type PeriodLock } from './periods.js';
 import { StaffFlags } from './flags.js';
-import { SqliteScopeReader } from '../auth/scope-sqlite.js';
-import {
-  toStoredCorrection,
-  type CorrectionKind,
-  type CorrectionRowRaw,
-  type CorrectionTx,
-  type StoredCorrection,
-  type VisitTimes,
+import type {
+  CorrectionKind,
+  CorrectionStore,
+  CorrectionTx,
+  FlagStore,
+  PeriodLockStore,
+  StoredCorrection,
+  VisitTimes,
 } from '../store/corrections.js';
-import type { Db } from '../store/sqlite/db.js';
-import type { VisitRepo, VisitRow } from '../visits/repo.js';
+import type { VisitRow } from '../visits/repo.js';
 
 export type { CorrectionKind, CorrectionTx, VisitTimes } from '../store/corrections.js';
 
@@ -89,13 +88,20 @@ export interface WithdrawRequest {
   lockRule?: LockRule;
 }
 
+/**
+ * The SQLite service's ports, synchronous (store/sqlite/corrections.ts builds them over the gateway's file,
+ * the visits engine's repo, its outbox and the audit log).
+ */
 export interface CorrectionDeps {
-  db: Db;
+  store: CorrectionStore;
+  locks: PeriodLockStore;
+  flags: FlagStore;
+  /** Whether a client / staff member is in a caller's scope (the care registry, synchronous). */
+  scopes: {
+    clientInScope(s: DataScope, clientRef: string): boolean;
+    staffInScope(s: DataScope, staffRef: string): boolean;
+  };
   clock: Clock;
-  repo: Pick<VisitRepo, 'visitsById' | 'visit' | 'upsert' | 'audit'>;
-  enqueue: (e: VisitEvent, nowMs: number) => boolean;
-  /** The gateway's audit log (synchronous SQLite append, inside the correction's transaction). */
-  appendAudit: (e: NewAuditEntry) => unknown;
   /** Time zone of a period lock's month (the care plan's); Europe/Stockholm when not given. */
   timeZone?: string;
 }
@@ -553,124 +559,53 @@ export function withdrawIn(tx: CorrectionTx, ctx: CorrectionContext, req: Withdr
 }
 
 /**
- * Visit corrections over the gateway's SQLite file (the embedded default): the rules above, each in one
- * better-sqlite3 transaction over the visits engine's repo (its in-memory index stays current) and live
- * statements. The PostgreSQL instance uses `PgVisitCorrections` (pg.ts), the same rules.
+ * Visit corrections on the gateway's SQLite file (the embedded default): the rules above, each one
+ * synchronous transaction of the store (store/sqlite/corrections.ts: live statements, the visits engine's
+ * repo so its in-memory index stays current). The PostgreSQL instance uses `PgVisitCorrections` (pg.ts),
+ * the same rules.
  */
 export class VisitCorrections {
   /** Month locks per area (attestation): changes inside a locked month are refused. */
   readonly locks: PeriodLocks;
   /** Care staff's own registrations and their flags for the coordinator. */
   readonly flags: StaffFlags;
-  /** Whether a client / staff member is in a caller's scope (the care registry in this file). */
-  readonly scopes: SqliteScopeReader;
+  /** Whether a client / staff member is in a caller's scope (the care registry). */
+  readonly scopes: CorrectionDeps['scopes'];
   private readonly ctx: CorrectionContext;
   constructor(private readonly d: CorrectionDeps) {
     this.locks = new PeriodLocks({
-      db: d.db,
+      store: d.locks,
       now: () => d.clock.now(),
       timeZone: d.timeZone ?? 'Europe/Stockholm',
-      appendAudit: d.appendAudit,
     });
-    this.flags = new StaffFlags({ db: d.db, now: () => d.clock.now(), appendAudit: d.appendAudit });
-    this.scopes = new SqliteScopeReader(d.db);
+    this.flags = new StaffFlags({ store: d.flags, now: () => d.clock.now() });
+    this.scopes = d.scopes;
     this.ctx = { now: () => d.clock.now(), monthOf: (ms) => this.locks.monthOf(ms) };
-  }
-
-  get db(): Db {
-    return this.d.db;
-  }
-
-  private row(sql: string, ...args: unknown[]): StoredCorrection | null {
-    const r = this.d.db.prepare(sql).get(...args) as CorrectionRowRaw | undefined;
-    return r ? toStoredCorrection(r) : null;
-  }
-
-  /** The live view of one correction's transaction. */
-  private tx(): CorrectionTx {
-    const { db, repo } = this.d;
-    return {
-      byRequest: (actor, requestId) =>
-        this.row('SELECT * FROM visit_corrections WHERE actor = ? AND request_id = ?', actor, requestId),
-      withdrawal: (readerId, visitId) =>
-        this.row(
-          "SELECT * FROM visit_corrections WHERE kind = 'withdrawn' AND reader_id = ? AND visit_id = ? LIMIT 1",
-          readerId,
-          visitId,
-        ),
-      visit: (readerId, visitId) => repo.visit(readerId, visitId),
-      visitsById: (visitId) => repo.visitsById(visitId),
-      clientExists: (clientRef) =>
-        db.prepare('SELECT 1 FROM care_clients WHERE client_ref = ?').get(clientRef) !== undefined,
-      staffExists: (staffRef) =>
-        db.prepare('SELECT 1 FROM care_staff WHERE staff_ref = ?').get(staffRef) !== undefined,
-      overlapping: (q) => {
-        const r = db
-          .prepare(
-            `SELECT reader_id, visit_id FROM visits WHERE client_ref = ? AND staff_ref = ?
-               AND started_at_ms < ? AND COALESCE(ended_at_ms, started_at_ms) > ? LIMIT 1`,
-          )
-          .get(q.clientRef, q.staffRef, q.toMs, q.fromMs) as
-          { reader_id: string; visit_id: string } | undefined;
-        return r ? { readerId: r.reader_id, visitId: r.visit_id } : null;
-      },
-      areaOf: (clientRef) => this.locks.areaOf(clientRef),
-      periodLock: (areaId, month) => this.locks.get(areaId, month),
-      upsert: (v) => repo.upsert(v),
-      audit: (a) => repo.audit(a),
-      insert: (c) =>
-        Number(
-          db
-            .prepare(
-              `INSERT INTO visit_corrections (kind, reader_id, visit_id, reason_code, note, actor, request_id, at_ms,
-                 before_json, after_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-            )
-            .run(
-              c.kind,
-              c.readerId,
-              c.visitId,
-              c.reasonCode,
-              c.note,
-              c.actor,
-              c.requestId,
-              c.atMs,
-              JSON.stringify(c.before),
-              JSON.stringify(c.after),
-            ).lastInsertRowid,
-        ),
-      appendAudit: (e) => void this.d.appendAudit(e),
-      enqueue: (e, nowMs) => this.d.enqueue(e, nowMs),
-    };
   }
 
   /** The withdrawal of this visit, if it was withdrawn. */
   withdrawal(readerId: string, visitId: string): Correction | null {
-    const r = this.tx().withdrawal(readerId, visitId);
+    const r = this.d.store.withdrawal(readerId, visitId);
     return r ? toCorrection(r) : null;
   }
 
   correct(req: CorrectionRequest): CorrectionResult {
-    return this.d.db.transaction(() => correctIn(this.tx(), this.ctx, req))();
+    return this.d.store.run((tx) => correctIn(tx, this.ctx, req));
   }
 
   addVisit(req: AddVisitRequest): CorrectionResult {
-    return this.d.db.transaction(() => addVisitIn(this.tx(), this.ctx, req))();
+    return this.d.store.run((tx) => addVisitIn(tx, this.ctx, req));
   }
 
   withdraw(req: WithdrawRequest): CorrectionResult {
-    return this.d.db.transaction(() => withdrawIn(this.tx(), this.ctx, req))();
+    return this.d.store.run((tx) => withdrawIn(tx, this.ctx, req));
   }
 
   /** A visit's corrections, oldest first (the first `before` is the original). */
   list(visitId: string, visible: (v: VisitRow) => boolean): Correction[] {
-    const rows = this.d.db
-      .prepare('SELECT * FROM visit_corrections WHERE visit_id = ? ORDER BY correction_id')
-      .all(visitId) as CorrectionRowRaw[];
-    return rows
-      .filter((r) => {
-        const v = this.d.repo.visit(r.reader_id, r.visit_id);
-        return v !== null && visible(v);
-      })
-      .map((r) => toCorrection(toStoredCorrection(r)));
+    return this.d.store
+      .listOf(visitId)
+      .filter((x) => x.visit !== null && visible(x.visit))
+      .map((x) => toCorrection(x.correction));
   }
 }

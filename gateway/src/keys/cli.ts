@@ -9,15 +9,9 @@ import { loadSubcommandSettings, parseSubcommand } from '../cli-gateway.js';
 import type { GatewaySettings } from '../config.js';
 import { SqliteAuditStore } from '../store/sqlite/audit.js';
 import { openDatabase } from '../store/sqlite/db.js';
+import { SqliteKeyRotationStore } from '../store/sqlite/keys.js';
 import { sqliteMigrations } from '../store/sqlite/migrations.js';
-import {
-  applyRotation,
-  finishVault,
-  lastRotation,
-  planRotation,
-  retiredKeyIds,
-  stageVault,
-} from './rotate.js';
+import { applyRotation, finishVault, planRotation, stageVault } from './rotate.js';
 
 type Out = (line: string) => void;
 
@@ -46,9 +40,10 @@ export function staleFleetKeyProblem(config: GatewaySettings): string | null {
   // before the gateway starts: nobody else has it open; a file of an earlier version gets the missing steps
   const db = openDatabase(file, sqliteMigrations);
   try {
+    const keys = new SqliteKeyRotationStore(db);
     const keyId = new GatewayCardKeys(config.fleetKey).keyId;
-    if (!retiredKeyIds(db).has(keyId)) return null;
-    const last = lastRotation(db);
+    if (!keys.retiredKeyIds().has(keyId)) return null;
+    const last = keys.lastRotation();
     return (
       `the config's fleetKey (key ${keyId}) was retired by visittag-gateway keys rotate: set "fleetKey" to the new ` +
       `key${last ? ` (key ${last.newKeyId})` : ''} and put the old one in "retiredFleetKeys" (docs/security.md "Fleet-key rotation")`
@@ -128,8 +123,9 @@ export async function keysCommand(
     'when every reader is provisioned again, remove "retiredFleetKeys" (docs/security.md "Fleet-key rotation")',
   ];
   const db = openDatabase(dbFile, sqliteMigrations); // the gateway is stopped (checked above)
+  const keys = new SqliteKeyRotationStore(db);
   try {
-    const last = lastRotation(db);
+    const last = keys.lastRotation();
     if (last?.newKeyId === newKeys.keyId) {
       // the same rotation again (after a crash between the transaction and the vault's move): finish it
       const moved = finishVault(vaultFile);
@@ -143,7 +139,7 @@ export async function keysCommand(
       err('the new fleet key is the one in the config: nothing to rotate');
       return EXIT.data;
     }
-    if (retiredKeyIds(db).has(oldKeys.keyId)) {
+    if (keys.retiredKeyIds().has(oldKeys.keyId)) {
       err(
         `the config's fleetKey (key ${oldKeys.keyId}) was retired by an earlier rotation: set fleetKey to the ` +
           'key that rotation introduced first',
@@ -151,7 +147,7 @@ export async function keysCommand(
       return EXIT.config;
     }
     const vault = new CardUidVault(vaultFile, oldKeys).all();
-    const plan = planRotation(db, vault, oldKeys, newKeys);
+    const plan = planRotation(keys, vault, oldKeys, newKeys);
     out(
       `fleet key ${plan.oldKeyId} -> ${plan.newKeyId}: ${plan.mapped.size} card(s) with a known UID are mapped, ` +
         `${plan.unmapped.length} registered card(s) have no UID in the vault`,
@@ -175,7 +171,7 @@ export async function keysCommand(
     const audit = new SqliteAuditStore(db);
     const nowMs = now();
     const actor = `cli:${process.env.USER ?? 'unknown'}`;
-    const r = applyRotation(db, plan, {
+    const r = applyRotation(keys, plan, {
       nowMs,
       actor,
       dropUnmapped: v['drop-unmapped'] === true,

@@ -9,8 +9,8 @@ import { SqliteAuditStore } from '../store/sqlite/audit.js';
 import { migrate, openPgPool, type PgPool } from '../store/postgres/db.js';
 import { postgresMigrations } from '../store/postgres/migrations.js';
 import { openDatabase } from '../store/sqlite/db.js';
+import { createPruner, SqliteErasure } from '../store/sqlite/retention.js';
 import { DEFAULT_RETENTION, RETENTION_CLASSES, daysOf, type RetentionSettings } from './policy.js';
-import { createPruner } from './prune.js';
 import { erasePgAudited, pgPrunerFor } from './pg.js';
 import { eraseAudited, type ErasureInput } from './service.js';
 
@@ -129,6 +129,7 @@ export async function retentionCommand(
         if (pool) await migrate(pool, postgresMigrations);
         // the audit entry goes where the instances keep their audit log: PostgreSQL on a postgres config
         const audit = pool ? new PgAuditStore(pool) : new SqliteAuditStore(db);
+        const local = new SqliteErasure(db);
         const input: ErasureInput = {
           kind: sub,
           ref,
@@ -138,8 +139,8 @@ export async function retentionCommand(
           reason,
         };
         const r = pool
-          ? await erasePgAudited(pool, db, settings, (e) => audit.append(e), input, loaded.config.fleetKey)
-          : eraseAudited(db, settings, (e) => audit.append(e), input);
+          ? await erasePgAudited(pool, local, settings, (e) => audit.append(e), input, loaded.config.fleetKey)
+          : eraseAudited(local, settings, (e) => audit.append(e), input);
         if (!r.ok) throw new Error(`erasure refused: ${r.reason}`);
         return printed(r);
       } finally {

@@ -5,11 +5,17 @@ import type { NewAuditEntry } from '../audit/store.js';
 import type { MetricsRegistry } from '../metrics.js';
 import type { PgPool } from '../store/postgres/db.js';
 import { tryLease } from '../store/postgres/leases.js';
-import { createPgPruner, pgEraseSubject, type PgPruner } from '../store/postgres/retention.js';
-import type { Db } from '../store/sqlite/db.js';
-import { findByDigest, replaceRefs, scanForRef, type EraseResult } from './erase.js';
+import {
+  createPgPruner,
+  erasuresSince,
+  pgEraseSubject,
+  pruneErasureLog,
+  recordErasures,
+  type PgPruner,
+} from '../store/postgres/retention.js';
+import type { EraseResult, LocalErasure, LocalRetention } from '../store/retention.js';
 import { daysOf, RETENTION_CLASSES, type RetentionSettings } from './policy.js';
-import { createPruner, zeroCounts, type PruneCounts, type Pruner } from './prune.js';
+import { zeroCounts, type PruneCounts } from './prune.js';
 import type { ErasureInput } from './service.js';
 
 /**
@@ -27,20 +33,6 @@ export function erasureDigest(fleetKey: string): (ref: string) => string {
   return (ref) => createHmac('sha256', key).update(ref, 'utf8').digest('hex');
 }
 
-async function recordErasures(
-  pool: PgPool,
-  digest: (ref: string) => string,
-  pairs: ReadonlyArray<readonly [string, string]>,
-  nowMs: number,
-): Promise<void> {
-  for (const [ref, pseudo] of pairs)
-    await pool.query('INSERT INTO erasure_log (ref_digest, pseudonym, at_ms) VALUES ($1, $2, $3)', [
-      digest(ref),
-      pseudo,
-      nowMs,
-    ]);
-}
-
 /**
  * Applies to this instance's SQLite file the erasures recorded in PostgreSQL since its mark: each digest is looked
  * for among the file's text values (whole, JSON strings, after a ':'), and a reference found is replaced by the
@@ -48,33 +40,20 @@ async function recordErasures(
  */
 export async function applyRecordedErasures(
   pool: PgPool,
-  db: Db,
+  local: Pick<LocalErasure, 'erasureMark' | 'findByDigest' | 'applyErasures'>,
   digest: (ref: string) => string,
 ): Promise<number> {
-  // erasure_log (PostgreSQL migration erasure-log-001): one row per erased reference, a keyed digest of it (never
-  // the reference: the key is derived from the fleet key, which only the gateways hold) and the pseudonym chosen;
-  // erasure_log_applied (SQLite migration erasure-applied-001): this file's mark in it
-  const mark = (db.prepare('SELECT upto FROM erasure_log_applied').pluck().get() as number | undefined) ?? 0;
-  const rows = (
-    await pool.query<{ id: string; ref_digest: string; pseudonym: string }>(
-      'SELECT id, ref_digest, pseudonym FROM erasure_log WHERE id > $1 ORDER BY id LIMIT 1000',
-      [mark],
-    )
-  ).rows;
+  const mark = local.erasureMark();
+  const rows = await erasuresSince(pool, mark);
   if (rows.length === 0) return 0;
-  const found = findByDigest(db, digest, new Set(rows.map((r) => r.ref_digest)));
+  const found = local.findByDigest(digest, new Set(rows.map((r) => r.ref_digest)));
   const pairs: Array<[string, string]> = [];
   for (const r of rows) {
     const ref = found.get(r.ref_digest);
     if (ref !== undefined) pairs.push([ref, r.pseudonym]);
   }
   const upto = Number(rows[rows.length - 1]?.id ?? mark);
-  db.transaction(() => {
-    if (pairs.length) replaceRefs(db, pairs);
-    db.prepare(
-      'INSERT INTO erasure_log_applied (one, upto) VALUES (1, ?) ON CONFLICT (one) DO UPDATE SET upto = excluded.upto',
-    ).run(upto);
-  })();
+  local.applyErasures(pairs, upto);
   return pairs.length;
 }
 
@@ -87,8 +66,11 @@ export const pgPrunerFor = (pool: PgPool, settings: RetentionSettings): PgPruner
 
 export interface PgRetentionJobOptions {
   pool: PgPool;
-  /** The instance's own SQLite file: its access audit log is pruned here on every instance. */
-  db?: Db;
+  /**
+   * The instance's own SQLite file (store/sqlite/retention.ts `localRetention`): its access audit log is pruned
+   * here on every instance, and recorded erasures are applied to it.
+   */
+  local?: LocalRetention;
   clock: Clock;
   settings: RetentionSettings;
   logger: pino.Logger;
@@ -115,7 +97,6 @@ export interface PgRetentionJobOptions {
 export class PgRetentionJob {
   private timer: TimerHandle | null = null;
   private readonly pruner: PgPruner;
-  private readonly local: Pruner | null;
   private readonly log: pino.Logger;
   private readonly counter;
   private running = false;
@@ -131,7 +112,6 @@ export class PgRetentionJob {
   constructor(private readonly o: PgRetentionJobOptions) {
     this.digest = o.erasureKey ? erasureDigest(o.erasureKey) : null;
     this.pruner = pgPrunerFor(o.pool, o.settings);
-    this.local = o.db ? createPruner(o.db, o.settings, ['audit_log']) : null;
     this.log = o.logger.child({ module: 'retention' });
     this.counter = o.metrics?.counter(
       'visittag_retention_deleted_total',
@@ -184,14 +164,15 @@ export class PgRetentionJob {
         this.leasedTurns++;
         const r = await this.pruner.step(now, this.o.batchesPerTurn ?? 10);
         if (this.digest) {
-          await this.o.pool.query('DELETE FROM erasure_log WHERE at_ms < $1', [now - ERASURE_LOG_KEEP_MS]);
+          await pruneErasureLog(this.o.pool, now - ERASURE_LOG_KEEP_MS);
         }
         more = r.more;
         this.count(r.deleted);
       }
-      if (!more && this.local && this.o.db?.open) this.count(this.local.runAll(now, 100));
-      if (this.digest && this.o.db?.open)
-        this.erasuresApplied += await applyRecordedErasures(this.o.pool, this.o.db, this.digest);
+      const local = this.o.local;
+      if (!more && local?.auditPruner.isOpen()) this.count(local.auditPruner.runAll(now, 100));
+      if (this.digest && local?.erasure.isOpen())
+        this.erasuresApplied += await applyRecordedErasures(this.o.pool, local.erasure, this.digest);
     } catch (err) {
       this.log.error({ err }, 'retention run failed; retried at the next interval');
     }
@@ -213,7 +194,7 @@ export class PgRetentionJob {
  */
 export async function erasePgAudited(
   pool: PgPool,
-  db: Db,
+  local: Pick<LocalErasure, 'scanForRef' | 'replaceRefs'>,
   settings: RetentionSettings,
   appendAudit: (e: NewAuditEntry) => unknown,
   req: ErasureInput,
@@ -236,13 +217,20 @@ export async function erasePgAudited(
     changed = r.changed;
     pairs = [...r.cardPseudonyms, [req.ref, r.pseudonym]];
   } else {
-    if (Object.keys(scanForRef(db, req.ref)).length === 0) return r; // nowhere: not-found
+    if (Object.keys(local.scanForRef(req.ref)).length === 0) return r; // nowhere: not-found
     pseudonym = `erased-${randomBytes(9).toString('hex')}`; // only this instance's file names the person
     changed = {};
     pairs = [[req.ref, pseudonym]];
   }
-  for (const [k, n] of Object.entries(replaceRefs(db, pairs))) changed[`local ${k}`] = n;
-  if (erasureKey) await recordErasures(pool, erasureDigest(erasureKey), pairs, req.nowMs);
+  for (const [k, n] of Object.entries(local.replaceRefs(pairs))) changed[`local ${k}`] = n;
+  if (erasureKey) {
+    const digest = erasureDigest(erasureKey);
+    await recordErasures(
+      pool,
+      pairs.map(([ref, pseudo]) => [digest(ref), pseudo] as const),
+      req.nowMs,
+    );
+  }
   // awaited: on PostgreSQL the entry is a round trip, and a CLI closes its pool right after
   await appendAudit({
     atMs: req.nowMs,

@@ -57,22 +57,6 @@ export const RetentionSettings = z
   });
 
 export type RetentionSettings = z.output<typeof RetentionSettings>;
-export type RetentionClass =
-  'rawEvents' | 'rejects' | 'outboxDelivered' | 'unknownCardAnomalies' | 'anomalies' | 'visits' | 'audit';
-
-export const RETENTION_CLASSES: readonly RetentionClass[] = [
-  'rawEvents',
-  'rejects',
-  'outboxDelivered',
-  'unknownCardAnomalies',
-  'anomalies',
-  'visits',
-  'audit',
-];
+export { RETENTION_CLASSES, daysOf, type RetentionClass } from '../store/retention.js';
 
 export const DEFAULT_RETENTION: RetentionSettings = RetentionSettings.parse({});
-
-/** Days configured for a class ('keep' = never). */
-export function daysOf(s: RetentionSettings, c: RetentionClass): number | 'keep' {
-  return s[`${c}Days`];
-}

@@ -2,9 +2,8 @@ import { z } from 'zod';
 import { SafeId } from '../../../protocol/index.js';
 import type { AdminRoute } from '../admin/types.js';
 import type { NewAuditEntry } from '../audit/store.js';
-import type { Db } from '../store/sqlite/db.js';
+import type { EraseResult, LocalErasure } from '../store/retention.js';
 import { DEFAULT_RETENTION, type RetentionSettings } from './policy.js';
-import type { EraseResult } from './erase.js';
 import { eraseAudited, type ErasureInput } from './service.js';
 
 export const ErasureBody = z
@@ -17,8 +16,8 @@ export const ErasureBody = z
   .strict();
 
 export interface RetentionRouteOptions {
-  /** The SQLite gateway's database (erased by erase.ts); ignored when `erase` is given. */
-  db?: Db;
+  /** The SQLite gateway's file (store/sqlite/retention.ts `SqliteErasure`); ignored when `erase` is given. */
+  store?: Pick<LocalErasure, 'erase'>;
   /** Another erasure (PostgreSQL mode: pg.ts erasePgAudited, its audit entry included). */
   erase?: (req: ErasureInput) => Promise<EraseResult>;
   settings?: RetentionSettings;
@@ -56,8 +55,8 @@ export function retentionRoutes(o: RetentionRouteOptions): AdminRoute[] {
         };
         const r = o.erase
           ? await o.erase(input)
-          : o.db
-            ? eraseAudited(o.db, o.settings ?? DEFAULT_RETENTION, o.appendAudit, input)
+          : o.store
+            ? eraseAudited(o.store, o.settings ?? DEFAULT_RETENTION, o.appendAudit, input)
             : { ok: false as const, code: 'not-found' as const, reason: 'no database' };
         if (!r.ok)
           return { status: r.code === 'not-found' ? 404 : 409, body: { error: r.reason, code: r.code } };

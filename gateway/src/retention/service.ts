@@ -1,6 +1,5 @@
 import type { NewAuditEntry } from '../audit/store.js';
-import type { Db } from '../store/sqlite/db.js';
-import { eraseSubject, type EraseRequest, type EraseResult } from './erase.js';
+import type { EraseRequest, EraseResult, LocalErasure } from '../store/retention.js';
 import type { RetentionSettings } from './policy.js';
 
 export interface ErasureInput extends EraseRequest {
@@ -13,12 +12,12 @@ export interface ErasureInput extends EraseRequest {
  * tables changed and whether records-law retention was overridden, never the erased reference itself.
  */
 export function eraseAudited(
-  db: Db,
+  store: Pick<LocalErasure, 'erase'>,
   settings: RetentionSettings,
   appendAudit: (e: NewAuditEntry) => unknown,
   req: ErasureInput,
 ): EraseResult {
-  const r = eraseSubject(db, settings, req);
+  const r = store.erase(req, settings.visitsDays);
   if (r.ok) {
     appendAudit({
       atMs: req.nowMs,

@@ -131,3 +131,105 @@ export const toPeriodLock = (r: PeriodLockRaw): PeriodLock => ({
   lockedAtMs: r.locked_at_ms,
   note: r.note,
 });
+
+// ------------------------------------------------------------------------------ the ports of both engines
+
+/** What a lock or unlock did (corrections/periods.ts). */
+export type LockResult =
+  { ok: true; lock: PeriodLock } | { ok: false; status: 404 | 409; error: string; lock?: PeriodLock };
+
+/** A flag's scope: the caller's areas and provider (auth/scope.ts `DataScope`). */
+export interface FlagScope {
+  areas: readonly string[];
+  provider: string | null;
+}
+
+/** A staff member's own visit with what corrections made of it. */
+export interface OwnVisitRaw {
+  reader_id: string;
+  visit_id: string;
+  client_ref: string | null;
+  state: 'open' | 'closed';
+  started_at_ms: number | null;
+  ended_at_ms: number | null;
+  manual: boolean;
+  withdrawn: boolean;
+  corrected: boolean;
+}
+
+export type FlagStoreResult =
+  { ok: true; created: boolean; flag: FlagRowRaw } | { ok: false; status: 400 | 404 | 409; error: string };
+
+export interface NewFlag {
+  staffRef: string;
+  actor: string;
+  visitId?: string;
+  readerId?: string;
+  date?: string;
+  message: string;
+  requestId?: string;
+  nowMs: number;
+}
+
+/**
+ * The corrections themselves. SQLite answers synchronously (`CorrectionStore`), PostgreSQL with promises
+ * (`Async<CorrectionStore>`, store/postgres/corrections.ts).
+ */
+export interface CorrectionStore {
+  /** One correction: `work` over the view, in one transaction. */
+  run<T>(work: (tx: CorrectionTx) => T): T;
+  /** The withdrawal of this visit, if it was withdrawn. */
+  withdrawal(readerId: string, visitId: string): StoredCorrection | null;
+  /** A visit id's corrections with their visits, oldest first. */
+  listOf(visitId: string): Array<{ correction: StoredCorrection; visit: VisitRow | null }>;
+}
+
+/** Month locks per area (corrections/periods.ts); lock and unlock append their audit entry in their transaction. */
+export interface PeriodLockStore {
+  get(areaId: string, month: string): PeriodLock | null;
+  /** The area of a registered client (null: not in the care registry). */
+  areaOf(clientRef: string): string | null;
+  /** Locks of these areas (null: every area), newest month first. */
+  list(areas: readonly string[] | null): PeriodLock[];
+  lock(areaId: string, month: string, actor: string, note: string | null, nowMs: number): LockResult;
+  unlock(areaId: string, month: string, actor: string, reason: string, nowMs: number): LockResult;
+}
+
+/** Care staff's own registrations and flags (corrections/flags.ts); a flag's audit entry in its transaction. */
+export interface FlagStore {
+  ownVisits(staffRef: string, fromMs: number, toMs: number, limit: number): OwnVisitRaw[];
+  flag(req: NewFlag): FlagStoreResult;
+  /** The staff member's own flags, newest first. */
+  ownFlags(staffRef: string, limit?: number): FlagRowRaw[];
+  /** Flags in the scope (null: all), open ones only unless `all`, newest first. */
+  list(scope: FlagScope | null, q: { all: boolean; limit: number }): FlagRowRaw[];
+  resolve(
+    scope: FlagScope | null,
+    flagId: number,
+    actor: string,
+    resolution: string,
+    note: string | null,
+    nowMs: number,
+  ): FlagStoreResult;
+}
+
+/** A port's PostgreSQL shape: every method answers with a promise. */
+export type Async<P> = {
+  [K in keyof P]: P[K] extends (...a: infer A) => infer R ? (...a: A) => Promise<R> : P[K];
+};
+
+/** A flag as the feature and the audit log show it (the same fields on both engines). */
+export const flagEntry = (r: FlagRowRaw) => ({
+  flagId: r.flag_id,
+  staffRef: r.staff_ref,
+  readerId: r.reader_id,
+  visitId: r.visit_id,
+  clientRef: r.client_ref,
+  date: r.date,
+  message: r.message,
+  createdAtMs: r.created_at_ms,
+  resolvedBy: r.resolved_by,
+  resolvedAtMs: r.resolved_at_ms,
+  resolution: r.resolution,
+  resolutionNote: r.resolution_note,
+});

@@ -18,14 +18,23 @@
  */
 import { VisitEvent } from '../../../../protocol/index.js';
 import {
+  flagEntry,
   toPeriodLock,
   toStoredCorrection,
+  type Async,
   type CorrectionRowRaw,
   type CorrectionTx,
   type FlagRowRaw,
+  type FlagScope,
+  type FlagStore,
+  type FlagStoreResult,
+  type LockResult,
   type NewCorrection,
+  type NewFlag,
+  type OwnVisitRaw,
   type PeriodLock,
   type PeriodLockRaw,
+  type PeriodLockStore,
   type StoredCorrection,
 } from '../corrections.js';
 import type { NewAuditEntry, VisitAuditRecord, VisitRow } from '../ports.js';
@@ -294,11 +303,10 @@ export class PgCorrectionStore {
 
 // --------------------------------------------------------------------------------------- period locks
 
-export type PgLockResult =
-  { ok: true; lock: PeriodLock } | { ok: false; status: 404 | 409; error: string; lock?: PeriodLock };
+export type PgLockResult = LockResult;
 
 /** Month locks per area (corrections/periods.ts) on PostgreSQL: lock and unlock under the corrections' lock. */
-export class PgPeriodLockStore {
+export class PgPeriodLockStore implements Async<PeriodLockStore> {
   constructor(private readonly pool: PgPool) {}
 
   async get(areaId: string, month: string): Promise<PeriodLock | null> {
@@ -394,10 +402,7 @@ export class PgPeriodLockStore {
 
 // ----------------------------------------------------------------------------------------------- flags
 
-export interface FlagScope {
-  areas: readonly string[];
-  provider: string | null;
-}
+export type { FlagScope, OwnVisitRaw };
 
 /** Flags in a scope: by the visit's client when there is one, else by the staff member's area (as SQLite). */
 const IN_SCOPE = (a: string, p: string) => `(
@@ -405,23 +410,10 @@ const IN_SCOPE = (a: string, p: string) => `(
       WHERE area_id = ANY(${a}::text[]) AND (${p}::text IS NULL OR (json::jsonb)->>'providerId' = ${p})))
   OR (f.client_ref IS NULL AND f.staff_ref IN (SELECT staff_ref FROM care_staff WHERE area_id = ANY(${a}::text[]))))`;
 
-export interface OwnVisitRaw {
-  reader_id: string;
-  visit_id: string;
-  client_ref: string | null;
-  state: 'open' | 'closed';
-  started_at_ms: number | null;
-  ended_at_ms: number | null;
-  manual: boolean;
-  withdrawn: boolean;
-  corrected: boolean;
-}
-
-export type PgFlagResult =
-  { ok: true; created: boolean; flag: FlagRowRaw } | { ok: false; status: 400 | 404 | 409; error: string };
+export type PgFlagResult = FlagStoreResult;
 
 /** Care staff's own registrations and flags (corrections/flags.ts) on PostgreSQL. */
-export class PgFlagStore {
+export class PgFlagStore implements Async<FlagStore> {
   constructor(private readonly pool: PgPool) {}
 
   async ownVisits(staffRef: string, fromMs: number, toMs: number, limit: number): Promise<OwnVisitRaw[]> {
@@ -440,16 +432,7 @@ export class PgFlagStore {
     return r.rows;
   }
 
-  flag(req: {
-    staffRef: string;
-    actor: string;
-    visitId?: string;
-    readerId?: string;
-    date?: string;
-    message: string;
-    requestId?: string;
-    nowMs: number;
-  }): Promise<PgFlagResult> {
+  flag(req: NewFlag): Promise<PgFlagResult> {
     return inTransaction(this.pool, async (c): Promise<PgFlagResult> => {
       await c.query('SELECT pg_advisory_xact_lock($1, $2)', [...CORRECTIONS_LOCK]);
       if (req.requestId !== undefined) {
@@ -567,17 +550,4 @@ export class PgFlagStore {
 }
 
 /** A flag as the audit log records it (the same fields as corrections/flags.ts `Flag`). */
-export const flagEntry = (r: FlagRowRaw) => ({
-  flagId: r.flag_id,
-  staffRef: r.staff_ref,
-  readerId: r.reader_id,
-  visitId: r.visit_id,
-  clientRef: r.client_ref,
-  date: r.date,
-  message: r.message,
-  createdAtMs: r.created_at_ms,
-  resolvedBy: r.resolved_by,
-  resolvedAtMs: r.resolved_at_ms,
-  resolution: r.resolution,
-  resolutionNote: r.resolution_note,
-});
+export { flagEntry };

@@ -4,20 +4,9 @@ import { inTransaction, type PgClient, type PgPool } from './db.js';
 
 const DAY_MS = 86_400_000;
 
-/** The data classes of retention/policy.ts (the store is below the features: the names are repeated here). */
-export type RetentionClass =
-  'rawEvents' | 'rejects' | 'outboxDelivered' | 'unknownCardAnomalies' | 'anomalies' | 'visits' | 'audit';
-const CLASSES: readonly RetentionClass[] = [
-  'rawEvents',
-  'rejects',
-  'outboxDelivered',
-  'unknownCardAnomalies',
-  'anomalies',
-  'visits',
-  'audit',
-];
-/** Rows deleted per class. */
-export type PruneCounts = Record<RetentionClass, number>;
+import { RETENTION_CLASSES as CLASSES, type PruneCounts, type RetentionClass } from '../retention.js';
+
+export type { PruneCounts, RetentionClass };
 /** Days per class ('keep' = never deleted) and rows per transaction: retention/policy.ts settings. */
 export interface PgRetentionPolicy {
   days: (c: RetentionClass) => number | 'keep';
@@ -322,4 +311,43 @@ export function pgEraseSubject(
     await pgReplaceEverywhere(c, req.ref, pseudo, changed);
     return { ok: true, pseudonym: pseudo, changed, cards: cardPseudonyms.length, cardPseudonyms };
   });
+}
+
+// ------------------------------------------------------------------------------------------ erasure log
+
+/**
+ * erasure_log (PostgreSQL migration erasure-log-001): one row per erased reference, a keyed digest of it (never
+ * the reference: the key is derived from the fleet key, which only the gateways hold) and the pseudonym chosen,
+ * so every instance applies the erasure to its own SQLite file (retention/pg.ts `applyRecordedErasures`).
+ */
+export async function recordErasures(
+  pool: PgPool,
+  digested: ReadonlyArray<readonly [digest: string, pseudonym: string]>,
+  nowMs: number,
+): Promise<void> {
+  for (const [digest, pseudo] of digested)
+    await pool.query('INSERT INTO erasure_log (ref_digest, pseudonym, at_ms) VALUES ($1, $2, $3)', [
+      digest,
+      pseudo,
+      nowMs,
+    ]);
+}
+
+/** The recorded erasures after `mark`, oldest first (at most `limit`). */
+export async function erasuresSince(
+  pool: PgPool,
+  mark: number,
+  limit = 1000,
+): Promise<Array<{ id: string; ref_digest: string; pseudonym: string }>> {
+  return (
+    await pool.query<{ id: string; ref_digest: string; pseudonym: string }>(
+      'SELECT id, ref_digest, pseudonym FROM erasure_log WHERE id > $1 ORDER BY id LIMIT $2',
+      [mark, limit],
+    )
+  ).rows;
+}
+
+/** Deletes the erasures recorded before `beforeMs` (the lease holder, after ERASURE_LOG_KEEP_MS). */
+export async function pruneErasureLog(pool: PgPool, beforeMs: number): Promise<void> {
+  await pool.query('DELETE FROM erasure_log WHERE at_ms < $1', [beforeMs]);
 }
