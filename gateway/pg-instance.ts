@@ -28,6 +28,7 @@ import { DEFAULT_RETENTION } from './src/retention/policy.js';
 import { erasePgAudited, PgRetentionJob, RETENTION_LEASE } from './src/retention/pg.js';
 import { retentionRoutes } from './src/retention/routes.js';
 import { createPruner, SqliteErasure } from './src/store/sqlite/retention.js';
+import { PgRetentionStore } from './src/store/postgres/retention.js';
 import { GatewayCardKeys } from '../protocol/index.js';
 import { CardLifecycle } from './src/cards/lifecycle.js';
 import { PgCardListTimer } from './src/cards/pg-push.js';
@@ -237,7 +238,7 @@ export function createPgGateway(opts: GatewayOptions): PgGateway {
   const retentionSettings = config.retention ?? DEFAULT_RETENTION;
   const localErasure = new SqliteErasure(db); // this instance's own file: its audit log, registry copy
   const retention = new PgRetentionJob({
-    pool,
+    shared: new PgRetentionStore(pool),
     local: { auditPruner: createPruner(db, retentionSettings, ['audit_log']), erasure: localErasure },
     clock,
     settings: retentionSettings,
@@ -374,7 +375,7 @@ export function createPgGateway(opts: GatewayOptions): PgGateway {
       appendAudit: (e) => base.access.auditStore.append(e),
       erase: (req) =>
         erasePgAudited(
-          pool,
+          new PgRetentionStore(pool),
           localErasure,
           retentionSettings,
           (e) => base.access.auditStore.append(e),

@@ -17,6 +17,7 @@ import { createPruner } from '../../gateway/src/store/sqlite/retention.js';
 import { pgPrunerFor } from '../../gateway/src/retention/pg.js';
 import { inTransaction, migrate, openPgPool } from '../../gateway/src/store/postgres/db.js';
 import { postgresMigrations } from '../../gateway/src/store/postgres/migrations.js';
+import { PgRetentionStore } from '../../gateway/src/store/postgres/retention.js';
 import { enqueueOn, PgOutbox } from '../../gateway/src/store/postgres/outbox.js';
 import { openDatabase } from '../../gateway/src/store/sqlite/db.js';
 import { sqliteMigrations } from '../../gateway/src/store/sqlite/migrations.js';
@@ -96,7 +97,8 @@ const engines: Record<string, () => Promise<Engine>> = {
       },
       rows: async () =>
         Number((await pool.query<{ n: string }>('SELECT count(*) AS n FROM outbox')).rows[0]?.n),
-      prune: async (days, nowMs) => (await pgPrunerFor(pool, settings(days)).runAll(nowMs)).outboxDelivered,
+      prune: async (days, nowMs) =>
+        (await pgPrunerFor(new PgRetentionStore(pool), settings(days)).runAll(nowMs)).outboxDelivered,
       close: () => pool.end(),
     };
   },

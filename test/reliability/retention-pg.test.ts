@@ -32,7 +32,7 @@ import { SqliteAuditStore } from '../../gateway/src/store/sqlite/audit.js';
 import { sqliteMigrations } from '../../gateway/src/store/sqlite/migrations.js';
 import { migrate, openPgPool, type PgPool } from '../../gateway/src/store/postgres/db.js';
 import { postgresMigrations } from '../../gateway/src/store/postgres/migrations.js';
-import { pgScanForRef } from '../../gateway/src/store/postgres/retention.js';
+import { pgScanForRef, PgRetentionStore } from '../../gateway/src/store/postgres/retention.js';
 import { readerScanKey } from '../../gateway/src/store/rows.js';
 import { openDatabase } from '../../gateway/src/store/sqlite/db.js';
 import { VirtualClock } from '../../simulator/clock.js';
@@ -152,7 +152,7 @@ describe('retention and erasure on PostgreSQL', () => {
     // 200 days after phase A: its raw events (180 days) and delivered outbox rows (100 days here) are past
     // retention; phase B's raw events are 30 days old (kept), its delivered rows 30 days (kept)
     const settings = RetentionSettings.parse({ outboxDeliveredDays: 100 });
-    const deleted = await pgPrunerFor(db, settings).runAll(Date.now() + 200 * DAY);
+    const deleted = await pgPrunerFor(new PgRetentionStore(db), settings).runAll(Date.now() + 200 * DAY);
     const seqs = (
       await db.query<{ seq: number }>('SELECT seq FROM events WHERE reader_id = $1 ORDER BY seq', [R])
     ).rows.map((r) => r.seq);
@@ -315,7 +315,14 @@ describe('retention and erasure on PostgreSQL', () => {
     const settings = RetentionSettings.parse({ batchRows: 4 });
     const jobs = ['gw-a', 'gw-b'].map(
       (holder) =>
-        new PgRetentionJob({ pool: db, clock: vc, settings, logger: silent, holder, batchesPerTurn: 2 }),
+        new PgRetentionJob({
+          shared: new PgRetentionStore(db),
+          clock: vc,
+          settings,
+          logger: silent,
+          holder,
+          batchesPerTurn: 2,
+        }),
     );
     const settleAt = async (t: number) => {
       for (let i = 0; i < 500; i++) {
@@ -410,7 +417,7 @@ describe('retention and erasure on PostgreSQL', () => {
       expect(scanForRef(f, WHO)).not.toEqual({});
     }
     const r = await erasePgAudited(
-      db,
+      new PgRetentionStore(db),
       new SqliteErasure(a),
       RetentionSettings.parse({}),
       () => undefined,
@@ -428,11 +435,15 @@ describe('retention and erasure on PostgreSQL', () => {
     expect(scanForRef(b, WHO)).not.toEqual({}); // not yet applied on B
 
     // B applies it directly; C through its retention job's turn on a virtual clock
-    expect(await applyRecordedErasures(db, new SqliteErasure(b), erasureDigest(FLEET))).toBe(2);
-    expect(await applyRecordedErasures(db, new SqliteErasure(b), erasureDigest(FLEET))).toBe(0); // its mark moved on
+    expect(
+      await applyRecordedErasures(new PgRetentionStore(db), new SqliteErasure(b), erasureDigest(FLEET)),
+    ).toBe(2);
+    expect(
+      await applyRecordedErasures(new PgRetentionStore(db), new SqliteErasure(b), erasureDigest(FLEET)),
+    ).toBe(0); // its mark moved on
     const vc = new VirtualClock({ startMs: t0 + 60_000 });
     const job = new PgRetentionJob({
-      pool: db,
+      shared: new PgRetentionStore(db),
       local: localRetention(c, RetentionSettings.parse({})),
       clock: vc,
       settings: RetentionSettings.parse({}),
@@ -453,7 +464,7 @@ describe('retention and erasure on PostgreSQL', () => {
     // the lease holder deletes recorded erasures after 7 days
     const vc2 = new VirtualClock({ startMs: t0 + 8 * DAY });
     const later = new PgRetentionJob({
-      pool: db,
+      shared: new PgRetentionStore(db),
       local: localRetention(c, RetentionSettings.parse({})),
       clock: vc2,
       settings: RetentionSettings.parse({}),

@@ -5,6 +5,7 @@ import { postgresMigrations } from '../../gateway/src/store/postgres/migrations.
 import { applyRecordedErasures, erasureDigest } from '../../gateway/src/retention/pg.js';
 import { openDatabase } from '../../gateway/src/store/sqlite/db.js';
 import { SqliteErasure } from '../../gateway/src/store/sqlite/retention.js';
+import { PgRetentionStore } from '../../gateway/src/store/postgres/retention.js';
 import { careMigrations } from '../../gateway/src/store/sqlite/care-migrations.js';
 import { correctionMigrations } from '../../gateway/src/corrections/migrations.js';
 import { sqliteMigrations } from '../../gateway/src/store/sqlite/migrations.js';
@@ -146,7 +147,7 @@ describe('the PostgreSQL schema mirrors the SQLite one', () => {
         digest('nobody-here'),
         'erased-x',
       ]);
-      expect(await applyRecordedErasures(fresh, new SqliteErasure(db), digest)).toBe(0);
+      expect(await applyRecordedErasures(new PgRetentionStore(fresh), new SqliteErasure(db), digest)).toBe(0);
       expect(db.prepare('SELECT upto FROM erasure_log_applied').pluck().get()).toBe(1);
     } finally {
       db.close();

@@ -8,6 +8,7 @@ import { PgAuditStore } from '../store/postgres/audit.js';
 import { SqliteAuditStore } from '../store/sqlite/audit.js';
 import { migrate, openPgPool, type PgPool } from '../store/postgres/db.js';
 import { postgresMigrations } from '../store/postgres/migrations.js';
+import { PgRetentionStore } from '../store/postgres/retention.js';
 import { openDatabase } from '../store/sqlite/db.js';
 import { createPruner, SqliteErasure } from '../store/sqlite/retention.js';
 import { DEFAULT_RETENTION, RETENTION_CLASSES, daysOf, type RetentionSettings } from './policy.js';
@@ -82,7 +83,7 @@ export async function retentionCommand(
     try {
       // store.engine postgres: PostgreSQL's tables, and this instance's own audit log in its SQLite file
       const r = pool
-        ? await pgPrunerFor(pool, settings).runAll(now())
+        ? await pgPrunerFor(new PgRetentionStore(pool), settings).runAll(now())
         : createPruner(db, settings).runAll(now());
       if (pool) {
         const local = createPruner(db, settings, ['audit_log']).runAll(now());
@@ -139,7 +140,14 @@ export async function retentionCommand(
           reason,
         };
         const r = pool
-          ? await erasePgAudited(pool, local, settings, (e) => audit.append(e), input, loaded.config.fleetKey)
+          ? await erasePgAudited(
+              new PgRetentionStore(pool),
+              local,
+              settings,
+              (e) => audit.append(e),
+              input,
+              loaded.config.fleetKey,
+            )
           : eraseAudited(local, settings, (e) => audit.append(e), input);
         if (!r.ok) throw new Error(`erasure refused: ${r.reason}`);
         return printed(r);

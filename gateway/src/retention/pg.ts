@@ -3,17 +3,13 @@ import type pino from 'pino';
 import type { Clock, TimerHandle } from '../../../protocol/index.js';
 import type { NewAuditEntry } from '../audit/store.js';
 import type { MetricsRegistry } from '../metrics.js';
-import type { PgPool } from '../store/postgres/db.js';
-import { tryLease } from '../store/postgres/leases.js';
-import {
-  createPgPruner,
-  erasuresSince,
-  pgEraseSubject,
-  pruneErasureLog,
-  recordErasures,
-  type PgPruner,
-} from '../store/postgres/retention.js';
-import type { EraseResult, LocalErasure, LocalRetention } from '../store/retention.js';
+import type {
+  EraseResult,
+  LocalErasure,
+  LocalRetention,
+  SharedPruner,
+  SharedRetention,
+} from '../store/retention.js';
 import { daysOf, RETENTION_CLASSES, type RetentionSettings } from './policy.js';
 import { zeroCounts, type PruneCounts } from './prune.js';
 import type { ErasureInput } from './service.js';
@@ -39,12 +35,12 @@ export function erasureDigest(fleetKey: string): (ref: string) => string {
  * recorded pseudonym, as the erasing instance did in its own file. Returns the references replaced here.
  */
 export async function applyRecordedErasures(
-  pool: PgPool,
+  shared: Pick<SharedRetention, 'erasuresSince'>,
   local: Pick<LocalErasure, 'erasureMark' | 'findByDigest' | 'applyErasures'>,
   digest: (ref: string) => string,
 ): Promise<number> {
   const mark = local.erasureMark();
-  const rows = await erasuresSince(pool, mark);
+  const rows = await shared.erasuresSince(mark);
   if (rows.length === 0) return 0;
   const found = local.findByDigest(digest, new Set(rows.map((r) => r.ref_digest)));
   const pairs: Array<[string, string]> = [];
@@ -61,11 +57,14 @@ export async function applyRecordedErasures(
 export const RETENTION_LEASE = 'retention';
 
 /** The PostgreSQL pruner with the periods of `settings` (docs/retention.md). */
-export const pgPrunerFor = (pool: PgPool, settings: RetentionSettings): PgPruner =>
-  createPgPruner(pool, { days: (c) => daysOf(settings, c), batchRows: settings.batchRows });
+export const pgPrunerFor = (
+  shared: Pick<SharedRetention, 'pruner'>,
+  settings: RetentionSettings,
+): SharedPruner => shared.pruner({ days: (c) => daysOf(settings, c), batchRows: settings.batchRows });
 
 export interface PgRetentionJobOptions {
-  pool: PgPool;
+  /** The shared database's retention (store/postgres/retention.ts `PgRetentionStore`). */
+  shared: SharedRetention;
   /**
    * The instance's own SQLite file (store/sqlite/retention.ts `localRetention`): its access audit log is pruned
    * here on every instance, and recorded erasures are applied to it.
@@ -96,7 +95,7 @@ export interface PgRetentionJobOptions {
  */
 export class PgRetentionJob {
   private timer: TimerHandle | null = null;
-  private readonly pruner: PgPruner;
+  private readonly pruner: SharedPruner;
   private readonly log: pino.Logger;
   private readonly counter;
   private running = false;
@@ -111,7 +110,7 @@ export class PgRetentionJob {
   erasuresApplied = 0;
   constructor(private readonly o: PgRetentionJobOptions) {
     this.digest = o.erasureKey ? erasureDigest(o.erasureKey) : null;
-    this.pruner = pgPrunerFor(o.pool, o.settings);
+    this.pruner = pgPrunerFor(o.shared, o.settings);
     this.log = o.logger.child({ module: 'retention' });
     this.counter = o.metrics?.counter(
       'visittag_retention_deleted_total',
@@ -160,11 +159,11 @@ export class PgRetentionJob {
     try {
       const now = this.o.clock.now();
       const ttl = 2 * this.o.settings.intervalMinutes * 60_000;
-      if (await tryLease(this.o.pool, RETENTION_LEASE, this.o.holder, now, ttl)) {
+      if (await this.o.shared.tryLease(RETENTION_LEASE, this.o.holder, now, ttl)) {
         this.leasedTurns++;
         const r = await this.pruner.step(now, this.o.batchesPerTurn ?? 10);
         if (this.digest) {
-          await pruneErasureLog(this.o.pool, now - ERASURE_LOG_KEEP_MS);
+          await this.o.shared.pruneErasureLog(now - ERASURE_LOG_KEEP_MS);
         }
         more = r.more;
         this.count(r.deleted);
@@ -172,7 +171,7 @@ export class PgRetentionJob {
       const local = this.o.local;
       if (!more && local?.auditPruner.isOpen()) this.count(local.auditPruner.runAll(now, 100));
       if (this.digest && local?.erasure.isOpen())
-        this.erasuresApplied += await applyRecordedErasures(this.o.pool, local.erasure, this.digest);
+        this.erasuresApplied += await applyRecordedErasures(this.o.shared, local.erasure, this.digest);
     } catch (err) {
       this.log.error({ err }, 'retention run failed; retried at the next interval');
     }
@@ -193,7 +192,7 @@ export class PgRetentionJob {
  * only its local copies then). The audit entry goes to this instance's audit log and names only the pseudonym.
  */
 export async function erasePgAudited(
-  pool: PgPool,
+  shared: Pick<SharedRetention, 'erase' | 'recordErasures'>,
   local: Pick<LocalErasure, 'scanForRef' | 'replaceRefs'>,
   settings: RetentionSettings,
   appendAudit: (e: NewAuditEntry) => unknown,
@@ -201,7 +200,7 @@ export async function erasePgAudited(
   /** The fleet key: the erasure is recorded (digests only) for every instance's own file (applyRecordedErasures). */
   erasureKey?: string,
 ): Promise<EraseResult> {
-  const r = await pgEraseSubject(pool, {
+  const r = await shared.erase({
     kind: req.kind,
     ref: req.ref,
     force: req.force,
@@ -225,8 +224,7 @@ export async function erasePgAudited(
   for (const [k, n] of Object.entries(local.replaceRefs(pairs))) changed[`local ${k}`] = n;
   if (erasureKey) {
     const digest = erasureDigest(erasureKey);
-    await recordErasures(
-      pool,
+    await shared.recordErasures(
       pairs.map(([ref, pseudo]) => [digest(ref), pseudo] as const),
       req.nowMs,
     );

@@ -91,3 +91,38 @@ export interface LocalRetention {
   auditPruner: Pruner;
   erasure: LocalErasure;
 }
+
+/** The PostgreSQL pruner: as `Pruner`, with promises. */
+export interface SharedPruner {
+  step(nowMs: number, maxBatches: number): Promise<{ deleted: PruneCounts; more: boolean }>;
+  runAll(nowMs: number, maxSteps?: number): Promise<PruneCounts>;
+}
+
+/** An erasure on the shared database: as `EraseResult`, with the card pseudonyms chosen (an instance's file gets the same). */
+export type SharedEraseResult =
+  | {
+      ok: true;
+      pseudonym: string;
+      changed: Record<string, number>;
+      cards: number;
+      cardPseudonyms: Array<[string, string]>;
+    }
+  | { ok: false; code: 'not-found' | 'records-law'; reason: string };
+
+/**
+ * Retention and erasure on the database every instance shares (PostgreSQL: ./postgres/retention.ts
+ * `PgRetentionStore`): the pruner, the job's lease, the erasure, and the erasure log through which every
+ * instance applies an erasure to its own SQLite file (keyed digests only, never the reference).
+ */
+export interface SharedRetention {
+  pruner(policy: { days: (c: RetentionClass) => number | 'keep'; batchRows: number }): SharedPruner;
+  /** Takes or renews a named lease until nowMs + ttlMs; false while another holder has it. */
+  tryLease(name: string, holder: string, nowMs: number, ttlMs: number): Promise<boolean>;
+  erase(req: EraseRequest & { visitsDays: number | 'keep' }): Promise<SharedEraseResult>;
+  /** Records (digest, pseudonym) pairs of an erasure for the other instances. */
+  recordErasures(digested: ReadonlyArray<readonly [string, string]>, nowMs: number): Promise<void>;
+  /** The recorded erasures after `mark`, oldest first (at most 1000). */
+  erasuresSince(mark: number): Promise<Array<{ id: string; ref_digest: string; pseudonym: string }>>;
+  /** Deletes the erasures recorded before `beforeMs`. */
+  pruneErasureLog(beforeMs: number): Promise<void>;
+}

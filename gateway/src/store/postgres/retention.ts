@@ -1,10 +1,17 @@
 import { randomBytes } from 'node:crypto';
 import { ANCHOR_SCAN_KEY } from '../rows.js';
 import { inTransaction, type PgClient, type PgPool } from './db.js';
+import { tryLease } from './leases.js';
 
 const DAY_MS = 86_400_000;
 
-import { RETENTION_CLASSES as CLASSES, type PruneCounts, type RetentionClass } from '../retention.js';
+import {
+  RETENTION_CLASSES as CLASSES,
+  type PruneCounts,
+  type RetentionClass,
+  type SharedEraseResult,
+  type SharedRetention,
+} from '../retention.js';
 
 export type { PruneCounts, RetentionClass };
 /** Days per class ('keep' = never deleted) and rows per transaction: retention/policy.ts settings. */
@@ -231,16 +238,8 @@ export interface PgEraseRequest {
   visitsDays: number | 'keep';
 }
 
-/** As retention/erase.ts EraseResult, with the card pseudonyms chosen (the instance's SQLite file gets the same). */
-export type PgEraseResult =
-  | {
-      ok: true;
-      pseudonym: string;
-      changed: Record<string, number>;
-      cards: number;
-      cardPseudonyms: Array<[string, string]>;
-    }
-  | { ok: false; code: 'not-found' | 'records-law'; reason: string };
+/** As ../retention.ts EraseResult, with the card pseudonyms chosen (the instance's SQLite file gets the same). */
+export type PgEraseResult = SharedEraseResult;
 
 /**
  * Erasure on PostgreSQL (the rules of erase.ts eraseSubject): one transaction, refused on records law unless
@@ -350,4 +349,27 @@ export async function erasuresSince(
 /** Deletes the erasures recorded before `beforeMs` (the lease holder, after ERASURE_LOG_KEEP_MS). */
 export async function pruneErasureLog(pool: PgPool, beforeMs: number): Promise<void> {
   await pool.query('DELETE FROM erasure_log WHERE at_ms < $1', [beforeMs]);
+}
+
+/** Retention and erasure on PostgreSQL as one port (../retention.ts `SharedRetention`): retention/pg.ts uses it. */
+export class PgRetentionStore implements SharedRetention {
+  constructor(private readonly pool: PgPool) {}
+  pruner(policy: PgRetentionPolicy): PgPruner {
+    return createPgPruner(this.pool, policy);
+  }
+  tryLease(name: string, holder: string, nowMs: number, ttlMs: number): Promise<boolean> {
+    return tryLease(this.pool, name, holder, nowMs, ttlMs);
+  }
+  erase(req: PgEraseRequest): Promise<PgEraseResult> {
+    return pgEraseSubject(this.pool, req);
+  }
+  recordErasures(digested: ReadonlyArray<readonly [string, string]>, nowMs: number): Promise<void> {
+    return recordErasures(this.pool, digested, nowMs);
+  }
+  erasuresSince(mark: number): Promise<Array<{ id: string; ref_digest: string; pseudonym: string }>> {
+    return erasuresSince(this.pool, mark);
+  }
+  pruneErasureLog(beforeMs: number): Promise<void> {
+    return pruneErasureLog(this.pool, beforeMs);
+  }
 }
