@@ -1,6 +1,6 @@
 /**
  * The visit corrections' tables on PostgreSQL (step ids 'corrections-001' and 'corrections-002', as on
- * SQLite: gateway/src/corrections/migrations.ts), to be appended to the ordered list in ./migrations.ts.
+ * SQLite: ../sqlite/corrections-migrations.ts), to be appended to the ordered list in ./migrations.ts.
  * Same tables and columns; epoch ms are BIGINT, the row ids BIGSERIAL. `visit_corrections` is append-only
  * by trigger, with the audit log's exception (a transaction that sets `visittag.audit_maintenance`:
  * retention and erasure only, as on SQLite where they drop the trigger inside their transaction).

@@ -29,7 +29,7 @@ interface PgStep {
 
 /**
  * Retention on PostgreSQL (issue 16, docs/retention.md): the same classes, periods and exceptions as the SQLite
- * pruner (../../retention/prune.ts), in batches of `batchRows` per transaction. What the visits engine still
+ * pruner (../sqlite/retention.ts), in batches of `batchRows` per transaction. What the visits engine still
  * needs is never deleted: a raw event is deleted only at or below its reader's contiguous mark
  * (`reader_seq.contiguous_upto`), its visits cursor (`visit_cursor.processed_upto`) and its reader's own
  * anchor-scan mark (`visit_meta` `anchor_scan_id:<reader>`, the per-reader scan of the turn engine); a reader
@@ -195,7 +195,7 @@ export async function pgScanForRef(c: Queryable, ref: string): Promise<Record<st
   return hits;
 }
 
-/** As erase.ts replaceEverywhere: the exact value, a JSON string of it, or an audit target ending in `:ref`. */
+/** As ../sqlite/retention.ts replaceEverywhere: the exact value, a JSON string of it, or an audit target ending in `:ref`. */
 async function pgReplaceEverywhere(
   c: Queryable,
   ref: string,
@@ -242,7 +242,7 @@ export interface PgEraseRequest {
 export type PgEraseResult = SharedEraseResult;
 
 /**
- * Erasure on PostgreSQL (the rules of erase.ts eraseSubject): one transaction, refused on records law unless
+ * Erasure on PostgreSQL (the rules of ../sqlite/retention.ts eraseSubject): one transaction, refused on records law unless
  * forced, a staff member's cards revoked, their sealed UIDs dropped from the card UID vault, and every
  * reference replaced by a random pseudonym. `pseudo` may be given (the caller erases the same person in its
  * SQLite file with the same pseudonym). `not-found` when nothing on PostgreSQL names the person.
