@@ -22,9 +22,8 @@ import type { Transport } from './src/broker/transport.js';
 import type { CardLifecycle } from './src/cards/lifecycle.js';
 import { cardRoutes } from './src/cards/routes.js';
 import { sealedReaderCards, type CardUidVault } from './src/cards/uid-vault.js';
-import { careMigrations, type CarePlanConfig } from './src/care/index.js';
+import type { CarePlanConfig } from './src/care/index.js';
 import type { GatewaySettings } from './src/config.js';
-import { correctionMigrations } from './src/corrections/index.js';
 import { createEnrollment, ENROLLMENT_PUBLIC_PATHS, enrollmentRoutes } from './src/enrollment/index.js';
 import { alertRoutes, readerSnapshot } from './src/fleet/alerts.js';
 import { commandRoutes } from './src/fleet/command-routes.js';
@@ -39,7 +38,7 @@ import type { IngestLog, IngestStore, ReaderDirectory } from './src/store/ingest
 import type { CardStore, EnrollmentStore } from './src/store/ports.js';
 import { sqliteAccessStores } from './src/store/sqlite/access.js';
 import { openDatabase, type Migration } from './src/store/sqlite/db.js';
-import { sqliteMigrations } from './src/store/sqlite/migrations.js';
+import { instanceSqliteMigrations } from './src/store/sqlite/migrations.js';
 
 /**
  * The wiring both composition roots share, so they cannot drift: gateway/index.ts (the embedded
@@ -108,9 +107,7 @@ export function openInstance(opts: GatewayOptions, extraMigrations: readonly Mig
   mkdirSync(config.dataDir, { recursive: true });
   // The ONE place the SQLite schema is applied: every table of every module (store/sqlite/migrations.ts).
   const db = openDatabase(join(config.dataDir, 'gateway.db'), [
-    ...sqliteMigrations,
-    ...careMigrations,
-    ...correctionMigrations,
+    ...instanceSqliteMigrations,
     ...extraMigrations,
   ]);
   // HTTPS for the admin API and web app (config admin.tls; a clear error names a bad file), SSO (admin.oidc)

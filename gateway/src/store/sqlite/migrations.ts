@@ -1,5 +1,7 @@
 import { auditSqliteMigrations } from './audit.js';
 import { authFailureMigrations, authSqliteMigrations } from './auth.js';
+import { careMigrations } from './care-migrations.js';
+import { correctionMigrations } from './corrections-migrations.js';
 import type { Migration } from './db.js';
 
 /**
@@ -341,4 +343,16 @@ export const sqliteMigrations: readonly Migration[] = [
       )`);
     },
   },
+];
+
+/**
+ * Every step of an instance's SQLite file, in the order a fresh file gets them: the list above, then the care
+ * plan's (`care-NNN`) and the visit corrections' (`corrections-NNN`) steps, which earlier versions applied after
+ * it (so a file of theirs has a prefix of these ids). What the composition root applies (gateway/wiring.ts
+ * `openInstance`); the embedded gateway adds the reports' steps after it (their triggers sit on these tables).
+ */
+export const instanceSqliteMigrations: readonly Migration[] = [
+  ...sqliteMigrations,
+  ...careMigrations,
+  ...correctionMigrations,
 ];
