@@ -31,6 +31,7 @@ import { createPruner, SqliteErasure } from './src/store/sqlite/retention.js';
 import { reportMigrations } from './src/store/sqlite/reports/migrations.js';
 import { SqliteReportSource } from './src/store/sqlite/reports/source.js';
 import { SqliteOutbox } from './src/store/sqlite/outbox.js';
+import { SqliteVisitSide } from './src/store/sqlite/visits.js';
 import { createSqliteSecureCardStore } from './src/store/sqlite/secure-cards.js';
 import { createVisitPipeline, type VisitPipeline } from './src/visits/pipeline.js';
 import { createReaderEdge, openInstance, type GatewayInstance, type GatewayOptions } from './wiring.js';
@@ -96,7 +97,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
   const store = createSqliteIngestStore(db);
   const fleet = new SqliteFleetStore(db);
   const pipeline = createVisitPipeline({
-    db,
+    store: new SqliteVisitSide(db, clock),
     ...base.pipeline,
     thread: opts.visitsThread === true && opts.clock === undefined,
   });

@@ -27,6 +27,7 @@ import { openDatabase } from '../../gateway/src/store/sqlite/db.js';
 import { sqliteMigrations } from '../../gateway/src/store/sqlite/migrations.js';
 import { SqliteOutbox } from '../../gateway/src/store/sqlite/outbox.js';
 import { VisitRepo } from '../../gateway/src/visits/repo.js';
+import { SqliteVisitStore } from '../../gateway/src/store/sqlite/visits.js';
 import { systemClock } from '../../protocol/index.js';
 import { startPgCluster, type PgCluster } from '../support/pg-cluster.js';
 import { describeCorrectionsContract, T0 } from './store-corrections.contract.js';
@@ -61,7 +62,7 @@ describeCorrectionsContract('sqlite', () => {
   const audit = new SqliteAuditStore(db);
   const api = new VisitCorrections({
     ...sqliteCorrectionPorts(db, {
-      visits: new VisitRepo({ db, clock }),
+      visits: new VisitRepo({ store: new SqliteVisitStore(db), clock }),
       enqueue: (e, nowMs) => outbox.enqueue(e, nowMs),
       appendAudit: (e) => audit.append(e),
     }),

@@ -9,6 +9,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createGateway, type Gateway } from '../../gateway/index.js';
 import { openDatabase } from '../../gateway/src/store/sqlite/db.js';
 import { sqliteMigrations } from '../../gateway/src/store/sqlite/migrations.js';
+import { SqliteVisitStore } from '../../gateway/src/store/sqlite/visits.js';
 import { VisitRepo, type VisitRow } from '../../gateway/src/visits/repo.js';
 import { FakeClock } from './helpers.js';
 import type { TapEvent } from '../../protocol/index.js';
@@ -149,8 +150,16 @@ describe('visits engine thread', () => {
       main.close();
     });
     const gen = new Int32Array(new SharedArrayBuffer(4));
-    const writer = new VisitRepo({ db: main, clock, sharedWrites: { gen, role: 'writer' } });
-    const engine = new VisitRepo({ db: second, clock, sharedWrites: { gen, role: 'engine' } });
+    const writer = new VisitRepo({
+      store: new SqliteVisitStore(main),
+      clock,
+      sharedWrites: { gen, role: 'writer' },
+    });
+    const engine = new VisitRepo({
+      store: new SqliteVisitStore(second),
+      clock,
+      sharedWrites: { gen, role: 'engine' },
+    });
     const now = clock.now();
     const visit = (visitId: string, staffRef: string): VisitRow => ({
       readerId: 'r2',

@@ -7,6 +7,7 @@ import { TapEvent } from '../../protocol/index.js';
 import type { Clock, EventTime, TimerHandle, VisitEvent } from '../../protocol/index.js';
 import { MetricsRegistry } from '../../gateway/src/metrics.js';
 import { openDatabase } from '../../gateway/src/store/sqlite/db.js';
+import { SqliteVisitSide } from '../../gateway/src/store/sqlite/visits.js';
 import type { Db } from '../../gateway/src/store/sqlite/db.js';
 import { sqliteMigrations } from '../../gateway/src/store/sqlite/migrations.js';
 import { createVisitPipeline } from '../../gateway/src/visits/pipeline.js';
@@ -78,7 +79,7 @@ export function createEnv(over: Partial<VisitPipelineOptions> & { fakeClock?: Fa
   const clock = fakeClock ?? new FakeClock();
   const metrics = new MetricsRegistry();
   const pipeline = createVisitPipeline({
-    db,
+    store: new SqliteVisitSide(db, rest.clock ?? clock),
     clock,
     random: () => 0.5,
     logger: silentLogger(),

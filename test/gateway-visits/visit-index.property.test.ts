@@ -1,5 +1,5 @@
 /**
- * Property: the in-memory visit index (gateway/src/visits/visit-index.ts) answers "same staff member
+ * Property: the in-memory visit index (gateway/src/store/sqlite/visit-index.ts) answers "same staff member
  * (or card) at another reader at that time" exactly as the SQL it replaces, whatever happened before:
  * visit writes through the repo, direct SQL updates followed by invalidate() (as the card
  * re-attribution does), transactions and savepoints that roll back, commits by a second connection,
@@ -11,6 +11,7 @@ import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { VisitRow } from '../../gateway/src/visits/repo.js';
 import { VisitRepo } from '../../gateway/src/visits/repo.js';
+import { SqliteVisitStore } from '../../gateway/src/store/sqlite/visits.js';
 import {
   addReader,
   card,
@@ -137,7 +138,7 @@ describe('visit index (property)', () => {
         const clock = new FakeClock();
         env = createEnv({ fakeClock: clock });
         const { db } = env;
-        const repo = new VisitRepo({ db, clock });
+        const repo = new VisitRepo({ store: new SqliteVisitStore(db), clock });
         const other = new Database(join(env.dir, 'gateway.db'));
         const setStaff = db.prepare('UPDATE visits SET staff_ref = ? WHERE reader_id = ? AND visit_id = ?');
         const del = db.prepare('DELETE FROM visits WHERE reader_id = ? AND visit_id = ?');
@@ -254,7 +255,7 @@ describe('visit index (property)', () => {
   it('reloads after a staff change written by plain SQL and invalidate() (card re-attribution)', () => {
     const clock = new FakeClock();
     env = createEnv({ fakeClock: clock });
-    const repo = new VisitRepo({ db: env.db, clock });
+    const repo = new VisitRepo({ store: new SqliteVisitStore(env.db), clock });
     const now = clock.now();
     expect(at(repo, 's1', now)).toBeNull(); // loads s1
     expect(at(repo, 's2', now)).toBeNull(); // loads s2
@@ -275,7 +276,7 @@ describe('visit index (property)', () => {
     const clock = new FakeClock();
     env = createEnv({ fakeClock: clock });
     const { db } = env;
-    const repo = new VisitRepo({ db, clock });
+    const repo = new VisitRepo({ store: new SqliteVisitStore(db), clock });
     const now = clock.now();
     expect(at(repo, 's1', now)).toBeNull();
     expect(() =>
@@ -304,7 +305,7 @@ describe('visit index (property)', () => {
   it('sees commits by another connection, and leaves old questions to SQLite', () => {
     const clock = new FakeClock();
     env = createEnv({ fakeClock: clock });
-    const repo = new VisitRepo({ db: env.db, clock });
+    const repo = new VisitRepo({ store: new SqliteVisitStore(env.db), clock });
     const now = clock.now();
     repo.upsert(open('r2', 'v1', 's1', now - H));
     expect(at(repo, 's1', now)).toEqual({ readerId: 'r2', visitId: 'v1' });

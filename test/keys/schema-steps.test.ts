@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { systemClock } from '../../protocol/index.js';
 import { CardRegistry } from '../../gateway/src/cards/registry.js';
+import { SqliteCardStore } from '../../gateway/src/store/sqlite/cards.js';
 import { openDatabase } from '../../gateway/src/store/sqlite/db.js';
 import { SqliteKeyRotationStore } from '../../gateway/src/store/sqlite/keys.js';
 import { sqliteMigrations } from '../../gateway/src/store/sqlite/migrations.js';
@@ -36,7 +37,10 @@ describe('tables once created on first use are steps of the SQLite list', () => 
       expect(keys.retiredKeyIds()).toEqual(new Set());
       expect(keys.lastRotation()).toBeNull();
       expect(db.prepare('SELECT count(*) FROM erasure_log_applied').pluck().get()).toBe(0);
-      const reg = new CardRegistry({ db, clock: systemClock });
+      const reg = new CardRegistry({
+        store: new SqliteCardStore({ db, clock: systemClock }),
+        clock: systemClock,
+      });
       expect(reg.statusAt(OLD_REF, 1).kind).toBe('unknown');
     } finally {
       db.close();
@@ -76,7 +80,10 @@ describe('tables once created on first use are steps of the SQLite list', () => 
       expect(keys.lastRotation()).toEqual({ oldKeyId: 'k-old', newKeyId: 'k-new', atMs: 5 });
       expect(db.prepare('SELECT upto FROM erasure_log_applied').pluck().get()).toBe(42);
       // the registry still resolves the old pseudonym to the card it became
-      const reg = new CardRegistry({ db, clock: systemClock });
+      const reg = new CardRegistry({
+        store: new SqliteCardStore({ db, clock: systemClock }),
+        clock: systemClock,
+      });
       expect(reg.statusAt(OLD_REF, 10)).toEqual({ kind: 'known', staffRef: 'staff-1' });
     } finally {
       db.close();

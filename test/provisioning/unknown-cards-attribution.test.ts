@@ -6,6 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { join, resolve } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CardRegistry } from '../../gateway/src/cards/registry.js';
+import { SqliteCardStore } from '../../gateway/src/store/sqlite/cards.js';
 import { assignRefusal } from '../../gateway/src/cards/routes.js';
 import { SqliteOutbox } from '../../gateway/src/store/sqlite/outbox.js';
 import { openDatabase, type Db } from '../../gateway/src/store/sqlite/db.js';
@@ -216,15 +217,18 @@ describe('unknown card assigned later: re-attribution pass', () => {
     const real = new SqliteOutbox({ db: e.db });
     let n = 0;
     const failing = new CardRegistry({
-      db: e.db,
-      clock: e.clock,
-      outbox: {
-        enqueue: (ev, now) => {
-          const wrote = real.enqueue(ev, now);
-          if (ev.type === 'visit.attributed' && ++n === 2) throw new Error('disk full (simulated)');
-          return wrote;
+      store: new SqliteCardStore({
+        db: e.db,
+        clock: e.clock,
+        outbox: {
+          enqueue: (ev, now) => {
+            const wrote = real.enqueue(ev, now);
+            if (ev.type === 'visit.attributed' && ++n === 2) throw new Error('disk full (simulated)');
+            return wrote;
+          },
         },
-      },
+      }),
+      clock: e.clock,
     });
     expect(() => failing.addCard({ cardRef: X, staffRef: 'nurse-2' })).toThrow(/disk full/);
     expect(n).toBe(2);

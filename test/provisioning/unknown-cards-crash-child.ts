@@ -4,6 +4,7 @@
  * number argv[5] was written, i.e. in the middle of the one transaction of the re-attribution pass.
  */
 import { CardRegistry } from '../../gateway/src/cards/registry.js';
+import { SqliteCardStore } from '../../gateway/src/store/sqlite/cards.js';
 import { SqliteOutbox } from '../../gateway/src/store/sqlite/outbox.js';
 import { openDatabase } from '../../gateway/src/store/sqlite/db.js';
 import { sqliteMigrations } from '../../gateway/src/store/sqlite/migrations.js';
@@ -15,18 +16,21 @@ const db = openDatabase(dbPath, sqliteMigrations);
 const real = new SqliteOutbox({ db });
 let n = 0;
 const registry = new CardRegistry({
-  db,
-  clock: systemClock,
-  outbox: {
-    enqueue: (e, nowMs) => {
-      const wrote = real.enqueue(e, nowMs);
-      if (e.type === 'visit.attributed' && ++n >= Number(killAfter)) {
-        process.stdout.write(`killing after ${n} attribution(s)\n`);
-        process.kill(process.pid, 'SIGKILL');
-      }
-      return wrote;
+  store: new SqliteCardStore({
+    db,
+    clock: systemClock,
+    outbox: {
+      enqueue: (e, nowMs) => {
+        const wrote = real.enqueue(e, nowMs);
+        if (e.type === 'visit.attributed' && ++n >= Number(killAfter)) {
+          process.stdout.write(`killing after ${n} attribution(s)\n`);
+          process.kill(process.pid, 'SIGKILL');
+        }
+        return wrote;
+      },
     },
-  },
+  }),
+  clock: systemClock,
 });
 registry.addCard({ cardRef, staffRef, actor: 'crash-child' });
 process.stdout.write('finished without being killed\n');

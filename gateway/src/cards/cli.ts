@@ -13,8 +13,7 @@ import { PgCardUidVault } from './pg-uid-vault.js';
 import { withoutUidLine } from './pg-push.js';
 import { openPgPool } from '../store/postgres/db.js';
 import { PgCardStore } from '../store/postgres/cards.js';
-import { SqliteCardStore } from '../store/sqlite/cards.js';
-import { openDatabase } from '../store/sqlite/db.js';
+import { activeCardRefsOf } from '../store/sqlite/cards.js';
 import { assignRefusal } from './routes.js';
 import { EXIT } from '../../../runtime/cli.js';
 import { onPostgres, pgImportCards, withPgCardLifecycle, withPgCards } from '../cli/pg-offline.js';
@@ -400,12 +399,7 @@ async function cardsWithoutUid(config: GatewaySettings, out: Out): Promise<numbe
       out(`no gateway database at ${file}`);
       return 1;
     }
-    const db = openDatabase(file, []);
-    try {
-      active = new SqliteCardStore({ db }).refs('active');
-    } finally {
-      db.close();
-    }
+    active = activeCardRefsOf(file);
     missing = new CardUidVault(join(config.dataDir, CARD_UID_VAULT_FILE), keys).withoutUid(active);
   }
   out(missing > 0 ? withoutUidLine(missing) : `every active card's UID is known (${active.length} card(s))`);

@@ -1,9 +1,7 @@
 import { CardRef, SafeId } from '../../../protocol/index.js';
 import type { Clock } from '../../../protocol/index.js';
 import type { CardAssignResult, CardInfo, CardStatus } from '../store/ports.js';
-import type { Db } from '../store/sqlite/db.js';
-import type { SqliteOutbox } from '../store/sqlite/outbox.js';
-import { SqliteCardStore } from '../store/sqlite/cards.js';
+import type { SqliteCardStore } from '../store/sqlite/cards.js';
 
 export type { CardAssignResult, CardInfo, CardStatus } from '../store/ports.js';
 
@@ -17,15 +15,12 @@ export class CardRegistry {
   private readonly clock: Clock;
   /** Old fleet pseudonym → current (keys/rotate.ts); null on a gateway that never rotated its fleet key. */
   private readonly current: ((cardRef: string) => string) | null;
-  constructor(opts: { db: Db; clock: Clock; outbox?: Pick<SqliteOutbox, 'enqueue'> }) {
-    this.store = new SqliteCardStore(opts);
+  /** `store`: the cards table on the gateway's file (store/sqlite/cards.ts), built by the composition root. */
+  constructor(opts: { store: SqliteCardStore; clock: Clock }) {
+    this.store = opts.store;
     this.clock = opts.clock;
     // The map changes only while the gateway is stopped (`keys rotate` refuses a running gateway).
-    const mapped = opts.db.prepare('SELECT 1 FROM card_ref_map LIMIT 1').get() !== undefined; // keys-001
-    if (mapped) {
-      const q = opts.db.prepare('SELECT new_ref AS n FROM card_ref_map WHERE old_ref = ?');
-      this.current = (cardRef) => (q.get(cardRef) as { n: string } | undefined)?.n ?? cardRef;
-    } else this.current = null;
+    this.current = opts.store.currentRefs();
   }
 
   /**

@@ -6,7 +6,7 @@ import type { AnomalyKind } from '../../../protocol/index.js';
 import type { CardStatus, EnrollmentRow, TimeQuality, VisitRow } from './ports.js';
 import type { ReaderRecord } from './ingest-store.js';
 
-/** Longest a device keeps a visit open: bounds the "still open elsewhere" scan (as visits/visit-index.ts). */
+/** Longest a device keeps a visit open: bounds the "still open elsewhere" scan (as sqlite/visit-index.ts). */
 export const MAX_OPEN_SCAN_MS = 7 * 24 * 3_600_000;
 /** visit_meta key of the time-anchor scan cursor (as visits/time.ts). */
 export const ANCHOR_SCAN_KEY = 'anchor_scan_id';

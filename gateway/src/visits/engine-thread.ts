@@ -19,7 +19,7 @@ export interface EngineWorkerData {
   path: string;
   /** Events per turn (one transaction) before the worker reports and takes new messages. */
   budget: number;
-  /** Visit writes of the gateway's thread (visit-index.ts SharedWrites; a SharedArrayBuffer, not copied). */
+  /** Visit writes of the gateway's thread (store/sqlite/visit-index.ts SharedWrites; a SharedArrayBuffer, not copied). */
   writes: Int32Array;
 }
 

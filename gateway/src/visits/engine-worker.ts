@@ -11,9 +11,7 @@ import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import type pino from 'pino';
 import { systemClock, type AnomalyKind } from '../../../protocol/index.js';
 import { CardRegistry } from '../cards/registry.js';
-import { openDatabase } from '../store/sqlite/db.js';
-import { SqliteOutbox } from '../store/sqlite/outbox.js';
-import { SqliteVisitStore } from '../store/sqlite/visits.js';
+import { SqliteVisitSide } from '../store/sqlite/visits.js';
 import { VisitEmitter } from './emit.js';
 import { VisitEngine, type SkipReason } from './engine.js';
 import type { EngineWorkerData, ToEngine, FromEngine } from './engine-thread.js';
@@ -57,18 +55,18 @@ function forwardingLogger(bindings: Record<string, unknown>): pino.Logger {
 const logger = forwardingLogger({ thread: 'visits' });
 const log = logger.child({ module: 'visits' });
 const clock = systemClock;
-const db = openDatabase(data.path, []);
-const outbox = new SqliteOutbox({ db });
-const visitStore = new SqliteVisitStore(db, outbox);
+// this thread's entry is its composition root: it opens its own connection to the file
+const side = SqliteVisitSide.open(data.path, clock);
+const outbox = side.outbox;
+const visitStore = side.visits;
 const repo = new VisitRepo({
-  db,
   clock,
   store: visitStore,
   sharedWrites: { gen: data.writes, role: 'engine' },
 });
-const cards = new CardRegistry({ db, clock });
+const cards = new CardRegistry({ store: side.cards, clock });
 const emitter = new VisitEmitter({ repo, outbox });
-const anchors = new TimeAnchors({ db });
+const anchors = new TimeAnchors({ store: visitStore.anchors });
 const handed = new HandedEvents();
 let kinds: AnomalyKind[] = [];
 let skipped: SkipReason[] = [];
@@ -127,7 +125,7 @@ function drain(): void {
 
 function finish(): void {
   try {
-    db.close();
+    side.close();
   } finally {
     post({ t: 'stopped' });
     port.close();

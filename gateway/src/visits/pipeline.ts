@@ -6,9 +6,8 @@ import type { CardAssignResult, CardStore } from '../store/ports.js';
 import type { MetricsRegistry } from '../metrics.js';
 import { Forwarder } from '../outbox/forwarder.js';
 import type { BackendSettings, ForwarderStatus } from '../outbox/forwarder.js';
-import { SqliteOutbox } from '../store/sqlite/outbox.js';
-import { SqliteVisitStore } from '../store/sqlite/visits.js';
-import type { Db } from '../store/sqlite/db.js';
+import type { SqliteOutbox } from '../store/sqlite/outbox.js';
+import type { SqliteVisitSide } from '../store/sqlite/visits.js';
 import { VisitEmitter } from './emit.js';
 import { VisitEngine } from './engine.js';
 import { EngineThread } from './engine-thread.js';
@@ -25,7 +24,8 @@ export type { BackendSettings } from '../outbox/forwarder.js';
 const DRAIN_BUDGET = 1000;
 
 export interface VisitPipelineOptions {
-  db: Db;
+  /** The visits tables, outbox and cards on the gateway's file (store/sqlite/visits.ts), opened by the composition root. */
+  store: SqliteVisitSide;
   clock: Clock;
   random: () => number;
   logger: pino.Logger;
@@ -88,22 +88,21 @@ export interface VisitPipeline {
  * the database with the whole schema (store/sqlite/migrations.ts).
  */
 export function createVisitPipeline(opts: VisitPipelineOptions): VisitPipeline {
-  const { db, clock, metrics } = opts;
+  const { store: side, clock, metrics } = opts;
   const log = opts.logger.child({ module: 'visits' });
-  const outbox = new SqliteOutbox({ db });
-  const visitStore = new SqliteVisitStore(db, outbox);
+  const outbox = side.outbox;
+  const visitStore = side.visits;
   // with the engine in its thread, this thread's visit writers count their writes for the engine's index
-  const writes = opts.thread && !db.memory ? new Int32Array(new SharedArrayBuffer(4)) : null;
+  const writes = opts.thread && side.path !== null ? new Int32Array(new SharedArrayBuffer(4)) : null;
   const repo = new VisitRepo({
-    db,
     clock,
     store: visitStore,
     verifyIndex: opts.verifyVisitIndex,
     ...(writes ? { sharedWrites: { gen: writes, role: 'writer' as const } } : {}),
   });
-  const cards = new CardRegistry({ db, clock });
+  const cards = new CardRegistry({ store: side.cards, clock });
   const emitter = new VisitEmitter({ repo, outbox });
-  const anchors = new TimeAnchors({ db });
+  const anchors = new TimeAnchors({ store: visitStore.anchors });
 
   const anomalies = metrics.counter('visittag_visit_anomalies_total', 'Visit anomalies recorded, by kind.');
   const skipped = metrics.counter(
@@ -112,22 +111,22 @@ export function createVisitPipeline(opts: VisitPipelineOptions): VisitPipeline {
   );
   // a gauge is 0 once the database is closed (a late scrape never throws)
   metrics.gauge('visittag_visits_open', 'Visits currently open.', () =>
-    db.open ? visitStore.gauges().openVisits : 0,
+    side.open ? visitStore.gauges().openVisits : 0,
   );
   metrics.gauge(
     'visittag_visit_processing_lag_events',
     'Committed events the visit engine has not processed yet.',
-    () => (db.open ? visitStore.gauges().lagEvents : 0),
+    () => (side.open ? visitStore.gauges().lagEvents : 0),
   );
   metrics.gauge('visittag_outbox_depth', 'Visit events waiting for delivery.', () =>
-    db.open ? outbox.stats().pending : 0,
+    side.open ? outbox.stats().pending : 0,
   );
   metrics.gauge('visittag_outbox_oldest_age_seconds', 'Age of the oldest undelivered visit event.', () => {
-    const t = db.open ? outbox.stats().oldestPendingCreatedAtMs : null;
+    const t = side.open ? outbox.stats().oldestPendingCreatedAtMs : null;
     return t === null ? 0 : Math.max(0, (clock.now() - t) / 1000);
   });
   metrics.gauge('visittag_outbox_dead_letters', 'Visit events in the dead-letter queue.', () =>
-    db.open ? outbox.stats().dead : 0,
+    side.open ? outbox.stats().dead : 0,
   );
   const fm = {
     delivered: metrics.counter('visittag_forward_delivered_total', 'Visit events delivered (2xx).'),
@@ -240,7 +239,7 @@ export function createVisitPipeline(opts: VisitPipelineOptions): VisitPipeline {
   };
 
   const startThread = (): void => {
-    const path = db.name;
+    const path = side.path;
     if (!writes || !path) return;
     const t: EngineThread = new EngineThread({
       path,

@@ -1,9 +1,8 @@
 import type { Clock } from '../../../protocol/index.js';
 import type { AnomalyRecord, VisitAuditRecord, VisitRow, VisitTx } from '../store/ports.js';
-import type { Db } from '../store/sqlite/db.js';
-import { rawToVisit, SqliteVisitStore } from '../store/sqlite/visits.js';
+import type { SharedWrites, VisitIndex } from '../store/sqlite/visit-index.js';
+import { rawToVisit, type SqliteVisitStore } from '../store/sqlite/visits.js';
 import type { TimeQuality } from './time.js';
-import { VisitIndex, type SharedWrites } from './visit-index.js';
 
 export type { VisitRow } from '../store/ports.js';
 /** A stored visit row (SQLite column names) as a VisitRow. */
@@ -14,19 +13,18 @@ export const worstQuality = (a: TimeQuality, b: TimeQuality): TimeQuality =>
   QUALITY_RANK[a] >= QUALITY_RANK[b] ? a : b;
 
 export interface VisitRepoOptions {
-  db: Db;
+  /** The visits tables (store/sqlite/visits.ts), built by the composition root. */
+  store: SqliteVisitStore;
   clock: Clock;
-  /** The visits tables (store/sqlite/visits.ts); default: on `db`. */
-  store?: SqliteVisitStore;
   /** Check every answer of the in-memory index against SQLite and throw on a difference (tests). */
   verifyIndex?: boolean;
-  /** The engine runs in its own thread: the write counter the two threads' indexes share (visit-index.ts). */
+  /** The engine runs in its own thread: the write counter the two threads' indexes share (store/sqlite/visit-index.ts). */
   sharedWrites?: SharedWrites;
 }
 
 /**
  * The visit engine's view of its tables: every read and write goes to the store's VisitTx (the SQL is
- * in store/sqlite/visits.ts), with an in-memory index of recent visits (visit-index.ts) in front of
+ * in store/sqlite/visits.ts), with an in-memory index of recent visits (store/sqlite/visit-index.ts) in front of
  * the "same staff member elsewhere" question. Every write of a visit row goes through `upsert`; code
  * that changes visit rows with its own SQL calls `index.invalidate()` afterwards.
  */
@@ -36,10 +34,9 @@ export class VisitRepo {
   readonly index: VisitIndex;
   private readonly verify: boolean;
   constructor(opts: VisitRepoOptions) {
-    this.store = opts.store ?? new SqliteVisitStore(opts.db);
+    this.store = opts.store;
     this.tx = this.store.live;
-    this.index = new VisitIndex({
-      db: opts.db,
+    this.index = this.store.visitIndex({
       clock: opts.clock,
       ...(opts.sharedWrites ? { shared: opts.sharedWrites } : {}),
     });

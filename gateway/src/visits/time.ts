@@ -1,9 +1,6 @@
 import type { z } from 'zod';
 import { EventTime } from '../../../protocol/index.js';
 import type { Anchor, AnchorScanRow } from '../store/ports.js';
-import { syncedOffsetKey } from '../store/rows.js';
-import type { Db } from '../store/sqlite/db.js';
-import { statementCache } from '../store/sqlite/stmt-cache.js';
 
 export type TimeQuality = 'synced' | 'corrected' | 'uncorrected';
 
@@ -12,10 +9,6 @@ export interface ResolvedTime {
   quality: TimeQuality;
 }
 
-const SCAN_KEY = 'anchor_scan_id';
-/** visit_meta key prefix of a synced boot's measured clock offset (see `syncedOffset`, rows.ts syncedOffsetKey). */
-const SKEW_KEY = 'synced_offset:';
-
 /**
  * How far a clock that says it is synced may be off before the gateway stops trusting it (issue 16). A reader whose
  * NTP is broken but which reports `synced` ran 5–90 s off in the simulator's clock-skew fault and made false
@@ -23,6 +16,24 @@ const SKEW_KEY = 'synced_offset:';
  */
 export const SYNCED_OFFSET_BOUND_MS = 5_000;
 const SCAN_CHUNK = 2000;
+
+/**
+ * Where the SQLite engine's time anchors are stored (store/sqlite/visits.ts `SqliteVisitStore.anchors`):
+ * the anchors (table time_anchors), the measured offsets of synced boots and the global scan's mark
+ * (visit_meta), the stored event rows in `events.id` order, and `atomically` (one transaction per scan chunk).
+ */
+export interface AnchorStore {
+  anchor(readerId: string, bootId: string): Anchor | null;
+  putAnchor(readerId: string, bootId: string, a: Anchor): void;
+  syncedOffset(readerId: string, bootId: string): number | null;
+  putSyncedOffset(readerId: string, bootId: string, offsetMs: number): void;
+  /** The stored measured offsets of every synced boot of a reader. */
+  syncedOffsetsOf(readerId: string): number[];
+  scanCursor(): number;
+  setScanCursor(id: number): void;
+  scanRows(afterId: number, limit: number): AnchorScanRow[];
+  atomically<T>(fn: () => T): T;
+}
 
 /**
  * Clock correction for devices without an RTC. For each (reader, boot) we keep an offset such that
@@ -35,14 +46,12 @@ const SCAN_CHUNK = 2000;
  * used as soon as it is stored.
  */
 export class TimeAnchors {
-  private readonly db: Db;
-  private readonly q: ReturnType<typeof statementCache>;
+  private readonly store: AnchorStore;
   private readonly boundMs: number;
   /** Latest uncertainty per reader (ms), from the measured offset of its synced boots; see `uncertaintyMs`. */
   private readonly readerUncertainty = new Map<string, number>();
-  constructor(opts: { db: Db; syncedOffsetBoundMs?: number }) {
-    this.db = opts.db;
-    this.q = statementCache(opts.db);
+  constructor(opts: { store: AnchorStore; syncedOffsetBoundMs?: number }) {
+    this.store = opts.store;
     this.boundMs = opts.syncedOffsetBoundMs ?? SYNCED_OFFSET_BOUND_MS;
   }
 
@@ -53,37 +62,24 @@ export class TimeAnchors {
    * valid TapEvent at ingest), and a batch's `sentAt` once for all of its rows.
    */
   scan(): number {
-    const db = this.db;
-    const getCursor = this.q('SELECT value FROM visit_meta WHERE key = ?');
-    const setCursor = this.q(
-      'INSERT INTO visit_meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
-    );
-    const rows = this.q(
-      'SELECT id, reader_id, event_json, sent_at_json, received_at_ms FROM events WHERE id > ? ORDER BY id LIMIT ?',
-    );
+    const store = this.store;
     let total = 0;
     for (let round = 0; round < 1_000_000; round++) {
-      const from = (getCursor.get(SCAN_KEY) as { value: number } | undefined)?.value ?? 0;
-      const batch = rows.all(from, SCAN_CHUNK) as Array<{
-        id: number;
-        reader_id: string;
-        event_json: string | null;
-        sent_at_json: string | null;
-        received_at_ms: number | null;
-      }>;
+      const from = store.scanCursor();
+      const batch = store.scanRows(from, SCAN_CHUNK);
       if (batch.length === 0) break;
-      db.transaction(() => {
+      store.atomically(() => {
         const learned = learnAnchors(batch, {
           anchor: (r, b) => this.get(r, b),
           syncedOffset: (r, b) => this.syncedOffset(r, b),
         });
         for (const a of learned.anchors) this.put(a.readerId, a.bootId, a.anchor);
         for (const o of learned.offsets) {
-          if (o.changed) setCursor.run(syncedOffsetKey(o.readerId, o.bootId), o.offsetMs);
+          if (o.changed) store.putSyncedOffset(o.readerId, o.bootId, o.offsetMs);
           this.readerUncertainty.set(o.readerId, this.uncertaintyOf(o.offsetMs));
         }
-        setCursor.run(SCAN_KEY, batch[batch.length - 1]?.id ?? from);
-      })();
+        store.setScanCursor(batch[batch.length - 1]?.id ?? from);
+      });
       total += batch.length;
       if (batch.length < SCAN_CHUNK) break;
     }
@@ -97,18 +93,11 @@ export class TimeAnchors {
   }
 
   private put(readerId: string, bootId: string, a: Anchor): void {
-    this.q(
-      `INSERT INTO time_anchors (reader_id, boot_id, offset_ms, exact) VALUES (?, ?, ?, ?)
-       ON CONFLICT (reader_id, boot_id) DO UPDATE SET offset_ms = excluded.offset_ms, exact = excluded.exact`,
-    ).run(readerId, bootId, a.offsetMs, a.exact ? 1 : 0);
+    this.store.putAnchor(readerId, bootId, a);
   }
 
   get(readerId: string, bootId: string): { offsetMs: number; exact: boolean } | null {
-    const row = this.q('SELECT offset_ms, exact FROM time_anchors WHERE reader_id = ? AND boot_id = ?').get(
-      readerId,
-      bootId,
-    ) as { offset_ms: number; exact: number } | undefined;
-    return row ? { offsetMs: row.offset_ms, exact: row.exact === 1 } : null;
+    return this.store.anchor(readerId, bootId);
   }
 
   /**
@@ -116,10 +105,7 @@ export class TimeAnchors {
    * null before any synced batch of that boot was stored.
    */
   syncedOffset(readerId: string, bootId: string): number | null {
-    const row = this.q('SELECT value FROM visit_meta WHERE key = ?').get(
-      syncedOffsetKey(readerId, bootId),
-    ) as { value: number } | undefined;
-    return row ? row.value : null;
+    return this.store.syncedOffset(readerId, bootId);
   }
 
   /**
@@ -134,12 +120,8 @@ export class TimeAnchors {
     if (known !== undefined) return known;
     // Not measured since this process started (a restarted gateway): the stored offsets of the reader's synced
     // boots, the worst of them (a reader that has sent nothing since the restart is judged as it was before).
-    const prefix = `${SKEW_KEY}${readerId}\n`;
-    const rows = this.q('SELECT value FROM visit_meta WHERE key >= ? AND key < ?').all(
-      prefix,
-      `${prefix}\uffff`,
-    ) as Array<{ value: number }>;
-    const u = rows.length ? this.uncertaintyOf(Math.min(...rows.map((r) => r.value))) : this.boundMs;
+    const offsets = this.store.syncedOffsetsOf(readerId);
+    const u = offsets.length ? this.uncertaintyOf(Math.min(...offsets)) : this.boundMs;
     this.readerUncertainty.set(readerId, u);
     return u;
   }

@@ -1,7 +1,7 @@
 import type { CardLifecycleStore } from '../card-lifecycle.js';
 import type { CardAssignResult, CardInfo, CardStatus, CardStore, UnknownCard } from '../ports.js';
 import { attributeCard } from './attribution.js';
-import type { Db } from './db.js';
+import { openDatabase, type Db } from './db.js';
 import { SqliteOutbox } from './outbox.js';
 import { statementCache } from './stmt-cache.js';
 
@@ -39,6 +39,17 @@ export class SqliteCardStore implements CardStore, CardLifecycleStore {
     this.now = clock ? () => clock.now() : () => Date.now();
     this.q = statementCache(opts.db);
     this.outbox = opts.outbox ?? new SqliteOutbox({ db: opts.db });
+  }
+
+  /**
+   * Old fleet pseudonym → current card reference (table card_ref_map, keys-001, written by `keys rotate`), or
+   * null when the map is empty (a gateway that never rotated its fleet key). Read once: the map changes only
+   * while the gateway is stopped (`keys rotate` refuses a running gateway).
+   */
+  currentRefs(): ((cardRef: string) => string) | null {
+    if (this.q('SELECT 1 FROM card_ref_map LIMIT 1').get() === undefined) return null;
+    const q = this.q('SELECT new_ref AS n FROM card_ref_map WHERE old_ref = ?');
+    return (cardRef) => (q.get(cardRef) as { n: string } | undefined)?.n ?? cardRef;
   }
 
   assign(req: AssignReq): CardAssignResult {
@@ -222,5 +233,15 @@ export class SqliteCardStore implements CardStore, CardLifecycleStore {
       c.seenAt.push({ readerId: r.readerId, clientRef: r.clientRef, lastSeenMs: r.lastMs, taps: r.taps });
     }
     return [...byCard.values()];
+  }
+}
+
+/** The active cards of a gateway's file (the `cards uids` CLI on a stopped or running gateway): opened, read, closed. */
+export function activeCardRefsOf(path: string): string[] {
+  const db = openDatabase(path, []);
+  try {
+    return new SqliteCardStore({ db }).refs('active');
+  } finally {
+    db.close();
   }
 }

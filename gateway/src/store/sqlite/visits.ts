@@ -1,4 +1,4 @@
-import type { VisitEvent } from '../../../../protocol/index.js';
+import type { Clock, VisitEvent } from '../../../../protocol/index.js';
 import type {
   Anchor,
   AnchorScanRow,
@@ -13,9 +13,11 @@ import type {
   VisitStore,
   VisitTx,
 } from '../ports.js';
-import type { Db } from './db.js';
+import { SqliteCardStore } from './cards.js';
+import { openDatabase, type Db } from './db.js';
 import { SqliteOutbox } from './outbox.js';
 import { statementCache } from './stmt-cache.js';
+import { VisitIndex, type SharedWrites } from './visit-index.js';
 import {
   ANCHOR_SCAN_KEY,
   cardStatusOf,
@@ -43,6 +45,23 @@ export class SqliteVisitStore implements VisitStore {
    * transaction and a transaction outside one.
    */
   readonly live: VisitTx;
+  /**
+   * What the SQLite engine's time anchors (visits/time.ts `TimeAnchors`) read and write: the anchors and
+   * the measured offsets of synced boots (the `live` statements), the global scan over `events.id` and its
+   * mark, and `atomically` (a transaction per scan chunk: a savepoint inside a turn).
+   */
+  readonly anchors: {
+    anchor: VisitTx['anchor'];
+    putAnchor: VisitTx['putAnchor'];
+    syncedOffset: VisitTx['syncedOffset'];
+    putSyncedOffset: VisitTx['putSyncedOffset'];
+    /** The stored measured offsets of every synced boot of a reader. */
+    syncedOffsetsOf: (readerId: string) => number[];
+    scanCursor: () => number;
+    setScanCursor: (id: number) => void;
+    scanRows: (afterId: number, limit: number) => AnchorScanRow[];
+    atomically: <T>(fn: () => T) => T;
+  };
   constructor(
     private readonly db: Db,
     outbox: Pick<SqliteOutbox, 'enqueue'> = new SqliteOutbox({ db }),
@@ -205,6 +224,37 @@ export class SqliteVisitStore implements VisitStore {
       setClockOffset: (readerId, offsetMs) => setMeta(clockOffsetKey(readerId), offsetMs),
       isolated: <T>(fn: () => T): T => db.transaction(fn)(),
     };
+    const live = this.live;
+    this.anchors = {
+      anchor: (readerId, bootId) => live.anchor(readerId, bootId),
+      putAnchor: (readerId, bootId, a) => live.putAnchor(readerId, bootId, a),
+      syncedOffset: (readerId, bootId) => live.syncedOffset(readerId, bootId),
+      putSyncedOffset: (readerId, bootId, offsetMs) => live.putSyncedOffset(readerId, bootId, offsetMs),
+      syncedOffsetsOf: (readerId) => {
+        const prefix = syncedOffsetKey(readerId, '');
+        return (
+          q('SELECT value FROM visit_meta WHERE key >= ? AND key < ?').all(
+            prefix,
+            `${prefix}\uffff`,
+          ) as Array<{
+            value: number;
+          }>
+        ).map((r) => r.value);
+      },
+      scanCursor: () => this.anchorScan.cursor(),
+      setScanCursor: (id) => setMeta(ANCHOR_SCAN_KEY, id),
+      scanRows: (afterId, limit) => this.anchorScan.rows(afterId, limit),
+      atomically: <T>(fn: () => T): T => db.transaction(fn)(),
+    };
+  }
+
+  /**
+   * The in-memory index of recent visits in front of this file's visits table (./visit-index.ts), for the
+   * visits engine's repo (visits/repo.ts); `shared`: the write counter of the engine's thread and the
+   * gateway's (the engine in its own thread).
+   */
+  visitIndex(opts: { clock: Clock; shared?: SharedWrites }): VisitIndex {
+    return new VisitIndex({ db: this.db, ...opts });
   }
 
   runTurn<T>(_readerIds: readonly string[] | 'all', work: (tx: VisitTx) => T): T {
@@ -276,5 +326,45 @@ export class SqliteVisitStore implements VisitStore {
          LEFT JOIN visit_cursor c ON c.reader_id = s.reader_id WHERE s.contiguous_upto > COALESCE(c.processed_upto, 0)`,
     ).get() as { n: number };
     return { openVisits: open.n, lagEvents: lag.n };
+  }
+}
+
+/**
+ * The visits side's adapters on one connection to the gateway's file, which a composition root opens and
+ * hands to the visits pipeline (visits/pipeline.ts) or to the engine's thread (visits/engine-worker.ts): the
+ * visits tables, the outbox, the cards, and the file itself (a second connection for the engine's thread,
+ * the gauges' "still open"). No module of visits/ holds the database handle.
+ */
+export class SqliteVisitSide {
+  readonly outbox: SqliteOutbox;
+  readonly visits: SqliteVisitStore;
+  /** The card registry's table (its own outbox instance, as before: the same table). */
+  readonly cards: SqliteCardStore;
+  constructor(
+    private readonly db: Db,
+    clock: Clock,
+  ) {
+    this.outbox = new SqliteOutbox({ db });
+    this.visits = new SqliteVisitStore(db, this.outbox);
+    this.cards = new SqliteCardStore({ db, clock });
+  }
+
+  /** Opens the gateway's file (already migrated by the composition root; nothing is applied here). */
+  static open(path: string, clock: Clock): SqliteVisitSide {
+    return new SqliteVisitSide(openDatabase(path, []), clock);
+  }
+
+  /** The file's path, for another connection to it; null for an in-memory database. */
+  get path(): string | null {
+    return this.db.memory ? null : this.db.name;
+  }
+
+  /** False once the connection is closed (a late metrics scrape reads 0). */
+  get open(): boolean {
+    return this.db.open;
+  }
+
+  close(): void {
+    this.db.close();
   }
 }

@@ -1,9 +1,8 @@
-import type { Clock } from '../../../protocol/index.js';
-import type { Db } from '../store/sqlite/db.js';
-import { statementCache } from '../store/sqlite/stmt-cache.js';
+import type { Clock } from '../../../../protocol/index.js';
+import { MAX_OPEN_SCAN_MS } from '../rows.js';
+import type { Db } from './db.js';
+import { statementCache } from './stmt-cache.js';
 
-/** Longest a visit can stay open on a device (protocol DeviceConfig maxOpenMs upper bound). */
-export const MAX_OPEN_SCAN_MS = 7 * 24 * 3_600_000;
 /**
  * How far behind the gateway's clock an event's time may be and still be answered from memory. The
  * index keeps visits that started after `now - MAX_OPEN_SCAN_MS - LATE_MS`; a query reaching further
@@ -139,8 +138,9 @@ export interface SharedWrites {
 
 /**
  * In-memory index of recent visits per staff member and per card, for the "same staff member at
- * another home at the same time" check (VisitRepo.overlappingElsewhere), which otherwise walks the
- * staff member's recent history in SQLite on every start.
+ * another home at the same time" check (visits/repo.ts VisitRepo.overlappingElsewhere), which otherwise
+ * walks the staff member's recent history in SQLite on every start. It is the SQLite adapter's cache (its
+ * answers mirror `SqliteVisitStore`'s overlappingElsewhere query), made by `SqliteVisitStore.visitIndex`.
  *
  * It is a cache of the `visits` table, never a source of truth:
  *  - a key (staff or card) is loaded from SQLite on its first query, inside the caller's transaction
