@@ -7,7 +7,7 @@
  */
 import type { Clock } from '../../../protocol/index.js';
 import type { DataScope } from '../auth/scope.js';
-import type { PgCorrectionStore, PgFlagStore, PgPeriodLockStore } from '../store/postgres/corrections.js';
+import type { Async, AsyncCorrectionStore, FlagStore, PeriodLockStore } from '../store/corrections.js';
 import type { VisitRow } from '../store/ports.js';
 import { toFlag, type Flag, type FlagResolution, type FlagResult, type OwnVisit } from './flags.js';
 import { PeriodClock, type LockResult, type PeriodLock } from './periods.js';
@@ -26,9 +26,10 @@ import {
 } from './service.js';
 
 export interface PgCorrectionsDeps {
-  store: PgCorrectionStore;
-  locks: PgPeriodLockStore;
-  flags: PgFlagStore;
+  /** store/postgres/corrections.ts `PgCorrectionStore`, `PgPeriodLockStore`, `PgFlagStore`. */
+  store: AsyncCorrectionStore;
+  locks: Async<PeriodLockStore>;
+  flags: Async<FlagStore>;
   /** Is this client in the caller's scope; is this staff member (the care registry on PostgreSQL). */
   scopes: {
     clients(s: DataScope): Promise<Set<string>>;

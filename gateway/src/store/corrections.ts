@@ -213,6 +213,13 @@ export interface FlagStore {
   ): FlagStoreResult;
 }
 
+/** The corrections on PostgreSQL: as `CorrectionStore`, with promises (`run` may run `work` several times). */
+export interface AsyncCorrectionStore {
+  run<T>(work: (tx: CorrectionTx) => T): Promise<T>;
+  withdrawal(readerId: string, visitId: string): Promise<StoredCorrection | null>;
+  listOf(visitId: string): Promise<Array<{ correction: StoredCorrection; visit: VisitRow | null }>>;
+}
+
 /** A port's PostgreSQL shape: every method answers with a promise. */
 export type Async<P> = {
   [K in keyof P]: P[K] extends (...a: infer A) => infer R ? (...a: A) => Promise<R> : P[K];

@@ -22,6 +22,7 @@ import {
   toPeriodLock,
   toStoredCorrection,
   type Async,
+  type AsyncCorrectionStore,
   type CorrectionRowRaw,
   type CorrectionTx,
   type FlagRowRaw,
@@ -102,7 +103,7 @@ async function upsertVisit(c: PgClient, v: VisitRow): Promise<void> {
   );
 }
 
-export class PgCorrectionStore {
+export class PgCorrectionStore implements AsyncCorrectionStore {
   /** Runs of the last correction (measurement, tests). */
   lastRuns = 0;
   constructor(private readonly pool: PgPool) {}
