@@ -10,7 +10,7 @@ import { addDays, datesBetween, ReportClock } from '../../gateway/src/reports/ti
 import { openDatabase } from '../../gateway/src/store/sqlite/db.js';
 import { sqliteMigrations } from '../../gateway/src/store/sqlite/migrations.js';
 import { careMigrations } from '../../gateway/src/care/sqlite/migrations.js';
-import { correctionMigrations } from '../../gateway/src/corrections/migrations.js';
+import { correctionMigrations } from '../../gateway/src/store/sqlite/corrections-migrations.js';
 import { reportMigrations } from '../../gateway/src/store/sqlite/reports/migrations.js';
 import { writeCare, writeVisits } from '../../test/reports/sqlite-fixture.js';
 

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { careMigrations } from '../../gateway/src/store/sqlite/care-migrations.js';
-import { correctionMigrations } from '../../gateway/src/corrections/migrations.js';
+import { correctionMigrations } from '../../gateway/src/store/sqlite/corrections-migrations.js';
 import { applyCorrections } from '../../gateway/src/reports/memory-source.js';
 import { reportMigrations } from '../../gateway/src/store/sqlite/reports/migrations.js';
 import { runCall, type ReportCall } from '../../gateway/src/reports/runner.js';

@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ScopeReader } from '../../gateway/src/auth/scope-reader.js';
 import { SqliteScopeReader } from '../../gateway/src/store/sqlite/scope.js';
 import type { DataScope } from '../../gateway/src/auth/scope.js';
-import { correctionMigrations } from '../../gateway/src/corrections/migrations.js';
+import { correctionMigrations } from '../../gateway/src/store/sqlite/corrections-migrations.js';
 import { PgCareScopeReader } from '../../gateway/src/store/postgres/care.js';
 import { migrate, openPgPool, type PgPool } from '../../gateway/src/store/postgres/db.js';
 import { postgresMigrations } from '../../gateway/src/store/postgres/migrations.js';

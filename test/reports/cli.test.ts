@@ -11,7 +11,7 @@ import { reportCommand } from '../../gateway/src/reports/cli.js';
 import { applyCorrections } from '../../gateway/src/reports/memory-source.js';
 import { openDatabase } from '../../gateway/src/store/sqlite/db.js';
 import { sqliteMigrations } from '../../gateway/src/store/sqlite/migrations.js';
-import { correctionMigrations } from '../../gateway/src/corrections/migrations.js';
+import { correctionMigrations } from '../../gateway/src/store/sqlite/corrections-migrations.js';
 import { careMigrations } from '../../gateway/src/store/sqlite/care-migrations.js';
 import { reportMigrations } from '../../gateway/src/store/sqlite/reports/migrations.js';
 import { migrate, openPgPool } from '../../gateway/src/store/postgres/db.js';

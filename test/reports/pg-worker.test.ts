@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { municipality } from '../../bench/lib/report-data.js';
-import { correctionMigrations } from '../../gateway/src/corrections/migrations.js';
+import { correctionMigrations } from '../../gateway/src/store/sqlite/corrections-migrations.js';
 import { PgReportWorker } from '../../gateway/src/reports/pg-worker.js';
 import { reportMigrations } from '../../gateway/src/store/sqlite/reports/migrations.js';
 import { InProcessRunner, type ReportJob } from '../../gateway/src/reports/runner.js';

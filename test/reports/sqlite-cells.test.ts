@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { careMigrations } from '../../gateway/src/care/sqlite/migrations.js';
-import { correctionMigrations } from '../../gateway/src/corrections/migrations.js';
+import { correctionMigrations } from '../../gateway/src/store/sqlite/corrections-migrations.js';
 import type { Dimension, ExecutedParams, Period } from '../../gateway/src/reports/executed.js';
 import { applyCorrections } from '../../gateway/src/reports/memory-source.js';
 import { reportMigrations } from '../../gateway/src/store/sqlite/reports/migrations.js';

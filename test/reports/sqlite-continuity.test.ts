@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { careMigrations } from '../../gateway/src/care/sqlite/migrations.js';
-import { correctionMigrations } from '../../gateway/src/corrections/migrations.js';
+import { correctionMigrations } from '../../gateway/src/store/sqlite/corrections-migrations.js';
 import type { ContinuityParams } from '../../gateway/src/reports/continuity.js';
 import { applyCorrections } from '../../gateway/src/reports/memory-source.js';
 import { runContinuity, runMonthly, type MonthlyParams } from '../../gateway/src/reports/run.js';

@@ -10,7 +10,7 @@ import { applyMigrations, openDatabase } from '../../gateway/src/store/sqlite/db
 import { secureCardMigrations } from '../../gateway/src/store/sqlite/secure-cards.js';
 import { tablesOf } from '../../gateway/src/reports/export.js';
 import { sqliteMigrations } from '../../gateway/src/store/sqlite/migrations.js';
-import { correctionMigrations } from '../../gateway/src/corrections/migrations.js';
+import { correctionMigrations } from '../../gateway/src/store/sqlite/corrections-migrations.js';
 import { applyCorrections, MemoryReportSource } from '../../gateway/src/reports/memory-source.js';
 import { runContinuity, runExecuted, runQuality } from '../../gateway/src/reports/run.js';
 import { collect, type ReportSource } from '../../gateway/src/reports/source.js';

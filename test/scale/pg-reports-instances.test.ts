@@ -4,7 +4,7 @@ import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { careMigrations } from '../../gateway/src/store/sqlite/care-migrations.js';
-import { correctionMigrations } from '../../gateway/src/corrections/migrations.js';
+import { correctionMigrations } from '../../gateway/src/store/sqlite/corrections-migrations.js';
 import { applyCorrections } from '../../gateway/src/reports/memory-source.js';
 import { reportMigrations } from '../../gateway/src/store/sqlite/reports/migrations.js';
 import { answerJob, clocks, type ReportJob } from '../../gateway/src/reports/runner.js';

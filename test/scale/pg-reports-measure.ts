@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { municipality } from '../../bench/lib/report-data.js';
-import { correctionMigrations } from '../../gateway/src/corrections/migrations.js';
+import { correctionMigrations } from '../../gateway/src/store/sqlite/corrections-migrations.js';
 import { reportMigrations } from '../../gateway/src/store/sqlite/reports/migrations.js';
 import { runCall, type ReportCall } from '../../gateway/src/reports/runner.js';
 import type { ReportSource } from '../../gateway/src/reports/source.js';

@@ -15,7 +15,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { municipality } from '../../bench/lib/report-data.js';
-import { correctionMigrations } from '../../gateway/src/corrections/migrations.js';
+import { correctionMigrations } from '../../gateway/src/store/sqlite/corrections-migrations.js';
 import { PgReportWorker } from '../../gateway/src/reports/pg-worker.js';
 import { reportMigrations } from '../../gateway/src/store/sqlite/reports/migrations.js';
 import { InProcessRunner, type ReportJob, type ReportRunner } from '../../gateway/src/reports/runner.js';

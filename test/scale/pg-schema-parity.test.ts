@@ -7,7 +7,7 @@ import { openDatabase } from '../../gateway/src/store/sqlite/db.js';
 import { SqliteErasure } from '../../gateway/src/store/sqlite/retention.js';
 import { PgRetentionStore } from '../../gateway/src/store/postgres/retention.js';
 import { careMigrations } from '../../gateway/src/store/sqlite/care-migrations.js';
-import { correctionMigrations } from '../../gateway/src/corrections/migrations.js';
+import { correctionMigrations } from '../../gateway/src/store/sqlite/corrections-migrations.js';
 import { sqliteMigrations } from '../../gateway/src/store/sqlite/migrations.js';
 import { secureCardMigrations } from '../../gateway/src/store/sqlite/secure-cards.js';
 import { tempDir } from '../gateway/helpers.js';

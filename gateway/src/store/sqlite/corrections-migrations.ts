@@ -1,8 +1,8 @@
 import type { Migration } from './db.js';
 
 /**
- * The corrections tables (ids 'corrections-NNN'), applied by the composition root after the gateway's
- * own list (like the care tables). Append-only: a correction is never changed or removed, a later one
+ * The corrections tables (ids 'corrections-NNN'), in the instance's ordered list after the base list and the
+ * care tables (./migrations.ts `instanceSqliteMigrations`). Append-only: a correction is never changed or removed, a later one
  * supersedes it; `before_json` of a visit's first correction is the visit as the readers recorded it.
  */
 export const correctionMigrations: readonly Migration[] = [
