@@ -58,6 +58,17 @@ export function prepareChildEntry(entry: string): Promise<void> {
   return p;
 }
 
+/**
+ * The bundle of `entry` as a file (built once per process, shared by every caller, removed at exit), for a test
+ * that must run the bundle itself; rejects if it cannot be built.
+ */
+export async function childBundle(entry: string): Promise<string> {
+  await prepareChildEntry(entry);
+  const file = bundles.get(entry);
+  if (file) return file;
+  return bundle(entry); // the first build failed: again, to reject with its error
+}
+
 async function bundle(entry: string): Promise<string> {
   const { build } = await import('esbuild');
   if (dir === null) {

@@ -1,8 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import Database from 'better-sqlite3';
-import { build } from 'esbuild';
+import { childBundle } from '../../simulator/child-entry.js';
 import type { MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rounds } from '../support/rounds.js';
@@ -66,26 +66,12 @@ interface Child {
 }
 
 /**
- * The real gateway/main.ts, bundled once with esbuild (tsx's own compiler; packages stay external), so
- * each of the 30+ restarts costs ~1 s instead of ~3 s of tsx loading on this 2-core machine. The bundle
- * lives under node_modules/.cache so that its imports resolve to the repository's node_modules.
+ * The real gateway/main.ts from its child bundle (simulator/child-entry.ts: one esbuild bundle per test
+ * process, npm packages in it), so each of the 30+ restarts costs well under a second of CPU instead of
+ * ~3 s of tsx loading on this 2-core machine. The bundle is removed when the test process exits.
  */
 async function bundleGateway(): Promise<{ file: string; cleanup: () => void }> {
-  const base = join(REPO, 'node_modules', '.cache');
-  mkdirSync(base, { recursive: true });
-  const dir = mkdtempSync(join(base, 'vt-gw-crash-'));
-  const file = join(dir, 'main.mjs');
-  await build({
-    entryPoints: [join(REPO, 'gateway/main.ts')],
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    packages: 'external',
-    target: 'node20',
-    outfile: file,
-    logLevel: 'error',
-  });
-  return { file, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+  return { file: await childBundle(join(REPO, 'gateway/main.ts')), cleanup: () => undefined };
 }
 
 async function spawnGateway(entry: string, cfgFile: string): Promise<Child> {

@@ -1,7 +1,7 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
-import { build } from 'esbuild';
+import { childBundle } from '../../simulator/child-entry.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rounds } from '../support/rounds.js';
 import { utcToLocal } from '../../gateway/src/care/time.js';
@@ -71,24 +71,12 @@ describe('care plan alerts on three gateway processes on PostgreSQL under SIGKIL
   /** Every instance ever started, in order (a killed one keeps its log lines). */
   const all: { child: GatewayChild; killedAt: number | null }[] = [];
   beforeAll(async () => {
-    const base = join(REPO, 'node_modules', '.cache');
-    mkdirSync(base, { recursive: true });
-    const dir = mkdtempSync(join(base, 'vt-gw-care-'));
-    const file = join(dir, 'entry.mjs');
-    [pgc] = await Promise.all([
+    let file: string;
+    [pgc, file] = await Promise.all([
       startPgCluster(),
-      build({
-        entryPoints: [join(REPO, 'test/scale/pg-care-entry.ts')],
-        bundle: true,
-        platform: 'node',
-        format: 'esm',
-        packages: 'external',
-        target: 'node20',
-        outfile: file,
-        logLevel: 'error',
-      }),
+      childBundle(join(REPO, 'test/scale/pg-care-entry.ts')),
     ]);
-    entry = { file, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+    entry = { file, cleanup: () => undefined };
     backend = await startFakeBackend({ secret: SECRET });
     tmp = tempDir('vt-pg-care-');
   }, 120_000);
