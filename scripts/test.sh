@@ -77,9 +77,15 @@ fi
 #   main   the shared and own-process projects, on VISITTAG_TEST_WORKERS workers (default 2). With several
 #          majors, every major's main lane at once, so the CPU one lane leaves idle while it waits on sockets,
 #          PostgreSQL and the browser goes to another.
-#   alone  the crash and chaos files, one at a time with the machine to themselves, major after major. On the
-#          other majors with a third of the SIGKILL and chaos rounds (VISITTAG_TEST_ROUNDS_SCALE, default 0.34;
-#          test/support/rounds.ts): the same code paths and invariants, checked fewer times.
+#   alone  the crash and chaos files, one at a time with no main lane beside them. With several majors, every
+#          major's alone lane at once (each lane still one file at a time): one alone file keeps about 0.7 of a
+#          core busy (it waits on restarts, timers and PostgreSQL), so major after major left the machine half
+#          idle for some 10 minutes. On the other majors with a third of the SIGKILL and chaos rounds
+#          (VISITTAG_TEST_ROUNDS_SCALE, default 0.34; test/support/rounds.ts): the same code paths and
+#          invariants, checked fewer times.
+# The other majors' lanes keep V8's compiled code between their processes (NODE_COMPILE_CACHE, Node 22.1 and
+# later; a directory per major under the logs): each gateway and device child the tests start loads the same
+# bundle again.
 all="host"
 if [ "$matrix" = 1 ]; then all="host $majors"; fi
 summary="$logs/summary"
@@ -96,7 +102,8 @@ lane() {
     npx vitest run "$@" >"$log" 2>&1 || rc=$?
   else
     # the checks of the repository's files (vitest.config.ts, STATIC) ran on this machine's Node already
-    VISITTAG_TEST_STATIC=0 VISITTAG_NODE_MAJORS="$major" bash scripts/node-matrix.sh --prepared "$@" >"$log" 2>&1 || rc=$?
+    VISITTAG_TEST_STATIC=0 NODE_COMPILE_CACHE="$logs/compile-cache-$major" VISITTAG_NODE_MAJORS="$major" \
+      bash scripts/node-matrix.sh --prepared "$@" >"$log" 2>&1 || rc=$?
   fi
   printf '%-12s %-6s %-7s %5s s\n' "$(label "$major")" "$name" "$([ $rc = 0 ] && echo passed || echo FAILED)" \
     "$((SECONDS - t))" >>"$summary"
@@ -118,15 +125,18 @@ for m in $extra; do
 done
 for pid in "${main_pids[@]}"; do wait "$pid" || status=1; done
 for m in $all; do cat "$logs/main-$m.log" 2>/dev/null >&2 || true; done
-echo "== lane alone, major after major ($((SECONDS - started)) s so far)" >&2
-lane host alone --project alone || status=1
-cat "$logs/alone-host.log" >&2
+echo "== lane alone, every major at once ($((SECONDS - started)) s so far)" >&2
+alone_pids=()
+lane host alone --project alone &
+alone_pids+=("$!")
 for m in $extra; do
   if [ -f "$logs/prepare.rc" ] && [ "$(cat "$logs/prepare.rc")" = 0 ]; then
-    VISITTAG_TEST_ROUNDS_SCALE="${VISITTAG_TEST_ROUNDS_SCALE:-0.34}" lane "$m" alone --project alone || status=1
-    cat "$logs/alone-$m.log" >&2
+    (VISITTAG_TEST_ROUNDS_SCALE="${VISITTAG_TEST_ROUNDS_SCALE:-0.34}" lane "$m" alone --project alone) &
+    alone_pids+=("$!")
   fi
 done
+for pid in "${alone_pids[@]}"; do wait "$pid" || status=1; done
+for m in $all; do cat "$logs/alone-$m.log" 2>/dev/null >&2 || true; done
 echo "== summary: vitest $((SECONDS - started)) s in all" >&2
 cat "$summary" >&2
 exit $status
