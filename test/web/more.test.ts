@@ -194,7 +194,9 @@ describe('the remaining corrections, period locks and care staff in the browser'
     const page = await newPage(browser);
     await logIn(page, f.gw.adminUrl, 'chef');
     await page.goto(`${f.gw.adminUrl}/#/reports?kind=continuity&from=2025-01-06`);
-    await page.getByText('Inga besök hos dina brukare under de här 14 dagarna').waitFor();
+    // the report runs in a worker thread that loads the report code first (from sources through tsx in the
+    // tests): at load 10-19 (three Node majors at once) that took over the page's default 10 s wait
+    await page.getByText('Inga besök hos dina brukare under de här 14 dagarna').waitFor({ timeout: 45_000 });
     expect(await page.getByText('Välj en annan startmåndag ovan.').count()).toBe(1);
     expect(await page.locator('svg line.threshold').count()).toBe(1);
     expect(await axe(page)).toEqual([]);
