@@ -90,6 +90,40 @@ describe('FrameGuard (MQTT packet size guard in front of aedes)', () => {
     expect(p.received().length).toBeLessThanOrEqual(12); // the offending chunk is never passed on
   });
 
+  it("writes a packet's corked pieces to the socket as one write, in order", async () => {
+    // mqtt-packet's writeToStream (aedes' writer) corks the stream, writes a packet as several small
+    // chunks (header, length, topic, id, payload) and uncorks on the next tick
+    const p = await pair(4096);
+    cleanups.push(() => {
+      p.client.destroy();
+      p.server.close();
+    });
+    const socket = (p.guard as unknown as { socket: Socket }).socket;
+    const sizes: number[] = [];
+    const write = socket.write.bind(socket) as (data: Buffer, cb?: (err?: Error | null) => void) => boolean;
+    socket.write = ((data: Buffer, cb?: (err?: Error | null) => void) => {
+      sizes.push(data.length);
+      return write(data, cb);
+    }) as typeof socket.write;
+    const got: Buffer[] = [];
+    p.client.on('data', (d: Buffer) => got.push(d));
+    const pieces = (n: number) =>
+      [0x30, 0x0c, 0x00, 0x03, 0x61, 0x2f, 0x62, n, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06].map((b) =>
+        Buffer.from([b]),
+      );
+    const sent: Buffer[] = [];
+    for (const packet of [pieces(1), pieces(2), pieces(3)]) {
+      p.guard.cork();
+      for (const piece of packet) p.guard.write(piece);
+      sent.push(...packet);
+      process.nextTick(() => p.guard.uncork());
+    }
+    const all = Buffer.concat(sent);
+    expect(await waitFor(() => Buffer.concat(got).length === all.length)).toBe(true);
+    expect(Buffer.concat(got).equals(all)).toBe(true);
+    expect(sizes).toEqual([all.length]); // one write for the three packets of this tick, not 42
+  });
+
   it('closes the connection on a malformed remaining length (fifth continuation byte)', async () => {
     const p = await pair(1 << 30);
     cleanups.push(() => p.server.close());

@@ -5,7 +5,10 @@ import type { Socket } from 'node:net';
  * Sits between a client socket and aedes and reads MQTT fixed headers as bytes arrive. A packet whose
  * declared remaining length exceeds `maxPacketBytes`, or whose length field is malformed (a fifth
  * continuation byte), closes the connection before the body is buffered. aedes' own parser would
- * otherwise buffer up to 256 MiB per connection. Writes pass straight through to the socket.
+ * otherwise buffer up to 256 MiB per connection. Writes pass straight through to the socket, a packet's
+ * pieces as one write: mqtt-packet writes a packet in several small chunks between `cork()` and an `uncork()`
+ * on the next tick; without `_writev` the stream handed them to `_write` one at a time, each waiting for
+ * the previous one's socket write to complete (a syscall and an event-loop turn per piece).
  */
 export class FrameGuard extends Duplex {
   private state: 'header' | 'length' | 'body' = 'header';
@@ -83,6 +86,15 @@ export class FrameGuard extends Duplex {
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
     if (this.socket.destroyed) return cb();
     this.socket.write(chunk, (err) => cb(err ?? null));
+  }
+
+  override _writev(
+    chunks: Array<{ chunk: Buffer; encoding: BufferEncoding }>,
+    cb: (err?: Error | null) => void,
+  ): void {
+    if (this.socket.destroyed) return cb();
+    const data = chunks.length === 1 ? chunks[0]!.chunk : Buffer.concat(chunks.map((c) => c.chunk));
+    this.socket.write(data, (err) => cb(err ?? null));
   }
 
   override _final(cb: (err?: Error | null) => void): void {
