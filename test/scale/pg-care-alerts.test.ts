@@ -172,12 +172,21 @@ describe('care plan alerts on three gateway processes on PostgreSQL under SIGKIL
         expect(imp.status, JSON.stringify(imp.body)).toBe(200);
         for (const r of rows) expected.push(`${r.plannedVisitId}:late`, `${r.plannedVisitId}:missed`);
         await new Promise((r) => setTimeout(r, 500 + random() * 2500));
-        // every other round the lease holder dies, else a random instance
-        const lease = await pool.query<{ holder: string }>(
-          `SELECT holder FROM leases WHERE name = 'care-alerts'`,
-        );
-        const holderPid = Number(/^gw-(\d+)-/.exec(lease.rows[0]?.holder ?? '')?.[1] ?? -1);
-        const byHolder = live.findIndex((c) => c.proc.pid === holderPid);
+        // every other round the lease holder dies, else a random instance. The holder named by the lease
+        // may be an instance killed in the round before (its lease runs until it expires): on a holder
+        // round wait (bounded) until a live instance holds it, else the round would kill a random one
+        const liveHolder = async (): Promise<number> => {
+          const lease = await pool!.query<{ holder: string }>(
+            `SELECT holder FROM leases WHERE name = 'care-alerts'`,
+          );
+          const holderPid = Number(/^gw-(\d+)-/.exec(lease.rows[0]?.holder ?? '')?.[1] ?? -1);
+          return live.findIndex((c) => c.proc.pid === holderPid);
+        };
+        let byHolder = await liveHolder();
+        for (let t = 0; k % 2 === 0 && byHolder < 0 && t < (4 * TTL_MS + 10_000) / 250; t++) {
+          await new Promise((r) => setTimeout(r, 250));
+          byHolder = await liveHolder();
+        }
         const victim = k % 2 === 0 && byHolder >= 0 ? byHolder : Math.floor(random() * 3);
         if (victim === byHolder) holderKills++;
         const dead = live[victim] as GatewayChild;
