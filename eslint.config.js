@@ -7,6 +7,15 @@ import { sqlOutsideStore, sqlOutsideStoreYet } from './scripts/lint/sql-in-store
 const ours = (dirs) =>
   dirs.flatMap((d) => [`**/${d}/**`, `../${d}/*`, `../../${d}/*`, `../../../${d}/*`, `../${d}`]);
 
+// Both programs parse their command lines through runtime/cli.ts (parseCommandLine: sysexits codes, a usage
+// error never a throw), not each command with its own node:util parseArgs.
+const oneCliParser = ['node:util', 'util'].map((name) => ({
+  name,
+  importNames: ['parseArgs'],
+  message:
+    'parse a command line with parseCommandLine from runtime/cli.ts (one parser, sysexits codes for both CLIs).',
+}));
+
 export default tseslint.config(
   { ignores: ['node_modules/**', 'dist/**', 'data/**', '**/*.js', '**/*.cjs', '**/*.mjs'] },
   ...tseslint.configs.recommendedTypeChecked,
@@ -89,6 +98,7 @@ export default tseslint.config(
               message: 'device/ must not import gateway/ (or simulator/): share through protocol/.',
             },
           ],
+          paths: oneCliParser,
         },
       ],
     },
@@ -105,6 +115,7 @@ export default tseslint.config(
               message: 'gateway/ must not import device/ (or simulator/): share through protocol/.',
             },
           ],
+          paths: oneCliParser,
         },
       ],
     },

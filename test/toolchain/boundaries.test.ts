@@ -17,6 +17,8 @@ const cases = {
   runtimeToGateway: ['runtime', '../gateway/src/metrics.js'],
   runtimeToProtocol: ['runtime', '../protocol/index.js'],
   gatewayToRuntime: ['gateway', '../runtime/sd-notify.js'],
+  deviceParseArgs: ['device', 'node:util'],
+  gatewayParseArgs: ['gateway', 'util'],
 } as const;
 type Case = keyof typeof cases;
 
@@ -76,5 +78,14 @@ describe('import boundaries', () => {
     expect(messages.get('runtimeToGateway')).toEqual([expect.stringContaining('runtime/ is shared')]);
     expect(messages.get('runtimeToProtocol')).toEqual([]);
     expect(messages.get('gatewayToRuntime')).toEqual([]);
+  });
+
+  it("device/ and gateway/ parse command lines only through runtime/cli.ts (node:util's parseArgs is rejected)", () => {
+    expect(messages.get('deviceParseArgs')).toEqual([
+      expect.stringContaining('parseCommandLine from runtime/cli.ts'),
+    ]);
+    expect(messages.get('gatewayParseArgs')).toEqual([
+      expect.stringContaining('parseCommandLine from runtime/cli.ts'),
+    ]);
   });
 });

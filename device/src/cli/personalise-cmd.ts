@@ -4,7 +4,7 @@
  * from the master key (AN10922), then reads one SUN message back to show it works. For the card office's
  * personalisation station; a deployed reader's service must be stopped first (one program per reader).
  */
-import { parseArgs } from 'node:util';
+import { EXIT, parseCommandLine } from '../../../runtime/cli.js';
 import pino from 'pino';
 import { systemClock } from '../../../protocol/index.js';
 import { createNfcPcscReader } from '../drivers/nfc-pcsc-reader.js';
@@ -25,23 +25,20 @@ JSON {"version":1,"masterKey":"<32 hex>"}, mode 0600). Waits for a card, then pr
 Exit codes: 0 done, 1 the card refused a step (named), 64 usage, 69 no reader or card, 78 key file.`;
 
 export async function personaliseCommand(argv: string[]): Promise<number> {
-  let v;
-  try {
-    v = parseArgs({
-      args: argv,
-      options: {
-        'master-key-file': { type: 'string' },
-        reader: { type: 'string' },
-        url: { type: 'string' },
-        'current-key': { type: 'string' },
-        timeout: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    }).values;
-  } catch (err) {
-    process.stderr.write(`${(err as Error).message}\n\n${PERSONALISE_HELP}\n`);
-    return 64;
+  const parsed = parseCommandLine(argv, {
+    'master-key-file': { type: 'string' },
+    reader: { type: 'string' },
+    url: { type: 'string' },
+    'current-key': { type: 'string' },
+    timeout: { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  });
+  if (!parsed.ok || parsed.positionals.length > 0) {
+    const why = parsed.ok ? `Unexpected argument '${parsed.positionals[0]}'` : parsed.message;
+    process.stderr.write(`${why}\n\n${PERSONALISE_HELP}\n`);
+    return EXIT.usage;
   }
+  const v = parsed.values;
   if (v.help) {
     process.stdout.write(`${PERSONALISE_HELP}\n`);
     return 0;
@@ -51,7 +48,7 @@ export async function personaliseCommand(argv: string[]): Promise<number> {
     process.stderr.write(
       `--master-key-file is required; --current-key must be 32 hex characters\n\n${PERSONALISE_HELP}\n`,
     );
-    return 64;
+    return EXIT.usage;
   }
   let master: Buffer;
   try {

@@ -1,4 +1,4 @@
-import { parseArgs } from 'node:util';
+import { EXIT, parseCommandLine } from '../../../runtime/cli.js';
 import { provision } from './provision.js';
 
 export const PROVISION_HELP = `visittag-device provision --gateway URL --code CODE [--config FILE] [--data-dir DIR]
@@ -18,47 +18,44 @@ before the code is sent, if another certificate answers.
   --allow-plain-mqtt   accept a broker without TLS (mqtt://; closed test networks only)`;
 
 export async function provisionCommand(argv: string[], defaultConfig: string): Promise<number> {
-  let values;
-  try {
-    values = parseArgs({
-      args: argv,
-      options: {
-        gateway: { type: 'string' },
-        code: { type: 'string' },
-        config: { type: 'string' },
-        'data-dir': { type: 'string' },
-        reader: { type: 'string' },
-        feedback: { type: 'string' },
-        owner: { type: 'string' },
-        'force-new-identity': { type: 'boolean' },
-        'allow-plain-http': { type: 'boolean' },
-        'allow-plain-mqtt': { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    }).values;
-  } catch (err) {
-    process.stderr.write(`${(err as Error).message}\n\n${PROVISION_HELP}\n`);
-    return 64;
+  const parsed = parseCommandLine(argv, {
+    gateway: { type: 'string' },
+    code: { type: 'string' },
+    config: { type: 'string' },
+    'data-dir': { type: 'string' },
+    reader: { type: 'string' },
+    feedback: { type: 'string' },
+    owner: { type: 'string' },
+    'force-new-identity': { type: 'boolean' },
+    'allow-plain-http': { type: 'boolean' },
+    'allow-plain-mqtt': { type: 'boolean' },
+    help: { type: 'boolean', short: 'h' },
+  });
+  if (!parsed.ok || parsed.positionals.length > 0) {
+    const why = parsed.ok ? `Unexpected argument '${parsed.positionals[0]}'` : parsed.message;
+    process.stderr.write(`${why}\n\n${PROVISION_HELP}\n`);
+    return EXIT.usage;
   }
+  const values = parsed.values;
   if (values.help) {
     process.stdout.write(`${PROVISION_HELP}\n`);
     return 0;
   }
   if (!values.gateway || !values.code) {
     process.stderr.write(`--gateway and --code are required\n\n${PROVISION_HELP}\n`);
-    return 64;
+    return EXIT.usage;
   }
   const reader = values.reader;
   if (reader !== undefined && reader !== 'simulated' && reader !== 'nfc-pcsc') {
     process.stderr.write('--reader takes nfc-pcsc or simulated\n');
-    return 64;
+    return EXIT.usage;
   }
   const fb = values.feedback;
   if (fb !== undefined && fb !== 'console' && fb !== 'simulated' && fb !== 'reader-led') {
     process.stderr.write(
       '--feedback takes console, simulated or reader-led (johnny-five: edit the config)\n',
     );
-    return 64;
+    return EXIT.usage;
   }
   try {
     const r = await provision({
