@@ -161,6 +161,15 @@ interface StormRun {
 }
 
 /**
+ * BENCH_STORM_ADMISSION: a JSON object of admission settings (gateway/src/broker/admission.ts) laid over the
+ * defaults for the `adaptive` runs, to try a setting side by side with the old admission, e.g.
+ * BENCH_STORM_ADMISSION='{"minPerSecond":500}'.
+ */
+const adaptiveOverride: Record<string, unknown> | null = process.env.BENCH_STORM_ADMISSION
+  ? (JSON.parse(process.env.BENCH_STORM_ADMISSION) as Record<string, unknown>)
+  : null;
+
+/**
  * One storm: every reader journals `perReader` taps while no gateway runs, then a gateway process starts
  * on the same port and data dir with the given admission (`fixed`: the bucket before issue 15, bare close;
  * `adaptive`: the default), and we wait until every reader's taps are acked; the gateway is stopped after.
@@ -195,7 +204,11 @@ async function stormOnce(
           },
         }
       : {}),
-    ...(o.mode === 'fixed' ? { limits: { connectionAdmission: FIXED_ADMISSION } } : {}),
+    ...(o.mode === 'fixed'
+      ? { limits: { connectionAdmission: FIXED_ADMISSION } }
+      : adaptiveOverride
+        ? { limits: { connectionAdmission: adaptiveOverride } }
+        : {}),
   };
   const tRestart = wallNow();
   const worker = await ctx.worker(o.name, 'gateway-host', ['--expose-gc']);
