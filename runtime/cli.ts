@@ -38,6 +38,37 @@ export function parseCommandLine<O extends Options>(argv: readonly string[], opt
   }
 }
 
+/** Where a command writes a block of text (a line end is added). */
+export type Out = (text: string) => void;
+export const toStdout: Out = (text) => void process.stdout.write(`${text}\n`);
+export const toStderr: Out = (text) => void process.stderr.write(`${text}\n`);
+
+/**
+ * The start every subcommand of both programs shares: `argv` parsed with `options` (an unknown or malformed
+ * option prints the reason and `help`, EX_USAGE), `--help` prints `help` (0). Returns the values and
+ * positionals, or the exit code to return. `noPositionals`: a command that takes none refuses one (EX_USAGE).
+ */
+export function parseSubcommand<O extends Options & { help: { type: 'boolean'; short?: string } }>(
+  argv: readonly string[],
+  options: O,
+  help: string,
+  out: Out,
+  err: Out,
+  noPositionals = false,
+): Extract<Parsed<O>, { ok: true }> | number {
+  const parsed = parseCommandLine(argv, options);
+  if (!parsed.ok || (noPositionals && parsed.positionals.length > 0)) {
+    const why = parsed.ok ? `Unexpected argument '${parsed.positionals[0]}'` : parsed.message;
+    err(`${why}\n\n${help}`);
+    return EXIT.usage;
+  }
+  if ((parsed.values as { help?: boolean }).help) {
+    out(help);
+    return EXIT.ok;
+  }
+  return parsed;
+}
+
 /** One command of a program, for help and completion. */
 export interface CommandSpec {
   readonly name: string;

@@ -2,7 +2,8 @@
 import type { AuthService } from './auth/service.js';
 import type { CardLifecycle } from './cards/lifecycle.js';
 import type { CareModule } from './care/index.js';
-import { EXIT, parseCommandLine, type Options, type Parsed } from '../../runtime/cli.js';
+import { EXIT, type Out } from '../../runtime/cli.js';
+export { parseSubcommand } from '../../runtime/cli.js';
 import { gatewayConfigPath, loadGatewaySettings, type GatewaySettings } from './config.js';
 import type { Enrollment } from './enrollment/index.js';
 import type { ReaderReplacements } from './fleet/replace.js';
@@ -35,32 +36,6 @@ export type OpenGateway = (
   config: GatewaySettings,
   fn: (gw: CliGateway) => number | Promise<number>,
 ) => Promise<number>;
-
-type Out = (line: string) => void;
-
-/**
- * The start every gateway subcommand shares: `argv` parsed with `options` (an unknown or malformed
- * option prints the reason and `help`, EX_USAGE), `--help` prints `help` (0). Returns the values and
- * positionals, or the exit code to return.
- */
-export function parseSubcommand<O extends Options & { help: { type: 'boolean'; short?: string } }>(
-  argv: readonly string[],
-  options: O,
-  help: string,
-  out: Out,
-  err: Out,
-): Extract<Parsed<O>, { ok: true }> | number {
-  const parsed = parseCommandLine(argv, options);
-  if (!parsed.ok) {
-    err(`${parsed.message}\n\n${help}`);
-    return EXIT.usage;
-  }
-  if ((parsed.values as { help?: boolean }).help) {
-    out(help);
-    return EXIT.ok;
-  }
-  return parsed;
-}
 
 /**
  * The gateway's settings for a subcommand: the file `--config` names (or the default path), loaded and

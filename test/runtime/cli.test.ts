@@ -5,7 +5,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { main as gatewayMain } from '../../gateway/main.js';
-import { bashCompletion, EXIT, parseCommandLine } from '../../runtime/cli.js';
+import { bashCompletion, EXIT, parseCommandLine, parseSubcommand } from '../../runtime/cli.js';
 
 // runtime/cli.ts: one way for both CLIs to parse options, report usage errors (64) and config errors (78), and
 // produce bash completion. The device CLI is checked as a real child process.
@@ -30,6 +30,26 @@ describe('runtime/cli', () => {
     const bad = parseCommandLine(['status', '--jsno'], opts);
     expect(bad.ok).toBe(false);
     expect(bad.ok ? '' : bad.message).toContain('--jsno');
+  });
+
+  it('parseSubcommand: usage error (64) with the help, --help (0), and no positionals where a command takes none', () => {
+    const opts = { config: { type: 'string' }, help: { type: 'boolean', short: 'h' } } as const;
+    const printed: string[] = [];
+    const out = (t: string) => printed.push(`out:${t}`);
+    const err = (t: string) => printed.push(`err:${t}`);
+    expect(parseSubcommand(['--bogus'], opts, 'HELP', out, err)).toBe(EXIT.usage);
+    expect(parseSubcommand(['-h'], opts, 'HELP', out, err)).toBe(EXIT.ok);
+    expect(parseSubcommand(['extra'], opts, 'HELP', out, err, true)).toBe(EXIT.usage);
+    expect(printed).toEqual([
+      expect.stringMatching(/^err:.*--bogus[^]*\n\nHELP$/),
+      'out:HELP',
+      "err:Unexpected argument 'extra'\n\nHELP",
+    ]);
+    expect(parseSubcommand(['extra', '--config', 'c.json'], opts, 'HELP', out, err)).toEqual({
+      ok: true,
+      values: { config: 'c.json' },
+      positionals: ['extra'],
+    });
   });
 
   it('bashCompletion is valid bash and completes commands, then the options of the command typed', () => {
@@ -62,6 +82,14 @@ describe('visittag-device uses it', () => {
     const missing = cli('status', '--config', join(tmp, 'absent.json'));
     expect(missing.status, missing.stderr).toBe(EXIT.config);
     expect(cli('--help').status).toBe(EXIT.ok);
+    // its subcommands parse through the same module: provision, selftest, personalise-card
+    for (const sub of ['provision', 'selftest', 'personalise-card']) {
+      const bad = cli(sub, '--no-such-option');
+      expect(bad.status, `${sub}: ${bad.stderr}`).toBe(EXIT.usage);
+      expect(bad.stderr).toContain('--no-such-option');
+      expect(cli(sub, 'stray').status, sub).toBe(EXIT.usage);
+      expect(cli(sub, '--help').status, sub).toBe(EXIT.ok);
+    }
   }, 120_000);
 
   it('prints a bash completion script for its commands', () => {

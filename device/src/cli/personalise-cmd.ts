@@ -4,7 +4,7 @@
  * from the master key (AN10922), then reads one SUN message back to show it works. For the card office's
  * personalisation station; a deployed reader's service must be stopped first (one program per reader).
  */
-import { EXIT, parseCommandLine } from '../../../runtime/cli.js';
+import { EXIT, parseSubcommand, toStderr, toStdout } from '../../../runtime/cli.js';
 import pino from 'pino';
 import { systemClock } from '../../../protocol/index.js';
 import { createNfcPcscReader } from '../drivers/nfc-pcsc-reader.js';
@@ -25,24 +25,23 @@ JSON {"version":1,"masterKey":"<32 hex>"}, mode 0600). Waits for a card, then pr
 Exit codes: 0 done, 1 the card refused a step (named), 64 usage, 69 no reader or card, 78 key file.`;
 
 export async function personaliseCommand(argv: string[]): Promise<number> {
-  const parsed = parseCommandLine(argv, {
-    'master-key-file': { type: 'string' },
-    reader: { type: 'string' },
-    url: { type: 'string' },
-    'current-key': { type: 'string' },
-    timeout: { type: 'string' },
-    help: { type: 'boolean', short: 'h' },
-  });
-  if (!parsed.ok || parsed.positionals.length > 0) {
-    const why = parsed.ok ? `Unexpected argument '${parsed.positionals[0]}'` : parsed.message;
-    process.stderr.write(`${why}\n\n${PERSONALISE_HELP}\n`);
-    return EXIT.usage;
-  }
+  const parsed = parseSubcommand(
+    argv,
+    {
+      'master-key-file': { type: 'string' },
+      reader: { type: 'string' },
+      url: { type: 'string' },
+      'current-key': { type: 'string' },
+      timeout: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    PERSONALISE_HELP,
+    toStdout,
+    toStderr,
+    true,
+  );
+  if (typeof parsed === 'number') return parsed;
   const v = parsed.values;
-  if (v.help) {
-    process.stdout.write(`${PERSONALISE_HELP}\n`);
-    return 0;
-  }
   const currentKey = v['current-key'];
   if (!v['master-key-file'] || (currentKey !== undefined && !/^[0-9a-fA-F]{32}$/.test(currentKey))) {
     process.stderr.write(

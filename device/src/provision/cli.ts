@@ -1,4 +1,4 @@
-import { EXIT, parseCommandLine } from '../../../runtime/cli.js';
+import { EXIT, parseSubcommand, toStderr, toStdout } from '../../../runtime/cli.js';
 import { provision } from './provision.js';
 
 export const PROVISION_HELP = `visittag-device provision --gateway URL --code CODE [--config FILE] [--data-dir DIR]
@@ -18,29 +18,28 @@ before the code is sent, if another certificate answers.
   --allow-plain-mqtt   accept a broker without TLS (mqtt://; closed test networks only)`;
 
 export async function provisionCommand(argv: string[], defaultConfig: string): Promise<number> {
-  const parsed = parseCommandLine(argv, {
-    gateway: { type: 'string' },
-    code: { type: 'string' },
-    config: { type: 'string' },
-    'data-dir': { type: 'string' },
-    reader: { type: 'string' },
-    feedback: { type: 'string' },
-    owner: { type: 'string' },
-    'force-new-identity': { type: 'boolean' },
-    'allow-plain-http': { type: 'boolean' },
-    'allow-plain-mqtt': { type: 'boolean' },
-    help: { type: 'boolean', short: 'h' },
-  });
-  if (!parsed.ok || parsed.positionals.length > 0) {
-    const why = parsed.ok ? `Unexpected argument '${parsed.positionals[0]}'` : parsed.message;
-    process.stderr.write(`${why}\n\n${PROVISION_HELP}\n`);
-    return EXIT.usage;
-  }
+  const parsed = parseSubcommand(
+    argv,
+    {
+      gateway: { type: 'string' },
+      code: { type: 'string' },
+      config: { type: 'string' },
+      'data-dir': { type: 'string' },
+      reader: { type: 'string' },
+      feedback: { type: 'string' },
+      owner: { type: 'string' },
+      'force-new-identity': { type: 'boolean' },
+      'allow-plain-http': { type: 'boolean' },
+      'allow-plain-mqtt': { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    PROVISION_HELP,
+    toStdout,
+    toStderr,
+    true,
+  );
+  if (typeof parsed === 'number') return parsed;
   const values = parsed.values;
-  if (values.help) {
-    process.stdout.write(`${PROVISION_HELP}\n`);
-    return 0;
-  }
   if (!values.gateway || !values.code) {
     process.stderr.write(`--gateway and --code are required\n\n${PROVISION_HELP}\n`);
     return EXIT.usage;

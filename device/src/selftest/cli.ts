@@ -1,4 +1,4 @@
-import { EXIT, parseCommandLine } from '../../../runtime/cli.js';
+import { parseSubcommand, toStderr, toStdout } from '../../../runtime/cli.js';
 import pino from 'pino';
 import { systemClock } from '../../../protocol/index.js';
 import { ConfigError, loadDeviceSettings, type DeviceSettings } from '../config.js';
@@ -15,22 +15,21 @@ travels to the gateway and back (marked selftest: never a visit). Stop the servi
 Exit code 0 only when every line passes.`;
 
 export async function selftestCommand(argv: string[], defaultConfig: string): Promise<number> {
-  const parsed = parseCommandLine(argv, {
-    config: { type: 'string' },
-    'timesync-flag': { type: 'string' },
-    'tap-timeout': { type: 'string' },
-    help: { type: 'boolean', short: 'h' },
-  });
-  if (!parsed.ok || parsed.positionals.length > 0) {
-    const why = parsed.ok ? `Unexpected argument '${parsed.positionals[0]}'` : parsed.message;
-    process.stderr.write(`${why}\n\n${SELFTEST_HELP}\n`);
-    return EXIT.usage;
-  }
+  const parsed = parseSubcommand(
+    argv,
+    {
+      config: { type: 'string' },
+      'timesync-flag': { type: 'string' },
+      'tap-timeout': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    SELFTEST_HELP,
+    toStdout,
+    toStderr,
+    true,
+  );
+  if (typeof parsed === 'number') return parsed;
   const values = parsed.values;
-  if (values.help) {
-    process.stdout.write(`${SELFTEST_HELP}\n`);
-    return 0;
-  }
   let cfg: DeviceSettings;
   try {
     cfg = loadDeviceSettings(values.config ?? defaultConfig);
