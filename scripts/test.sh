@@ -139,4 +139,16 @@ for pid in "${alone_pids[@]}"; do wait "$pid" || status=1; done
 for m in $all; do cat "$logs/alone-$m.log" 2>/dev/null >&2 || true; done
 echo "== summary: vitest $((SECONDS - started)) s in all" >&2
 cat "$summary" >&2
+# What failed, at the very end: a CI page that keeps only the head and the tail of a long output still names
+# the failing files and tests (the lanes' full logs are above, and in $logs).
+if [ "$status" != 0 ]; then
+  for f in "$logs"/main-*.log "$logs"/alone-*.log; do
+    [ -f "$f" ] || continue
+    digest="$(sed 's/\x1b\[[0-9;]*m//g' "$f" | grep -E '^ *(FAIL |× |✗ )|Test Files|Tests  |AssertionError|Error: ' | head -n 60 || true)"
+    if grep -qE '^ *(FAIL |× |✗ )|failed' <<<"$digest"; then
+      echo "== failures in $(basename "$f" .log)" >&2
+      echo "$digest" >&2
+    fi
+  done
+fi
 exit $status

@@ -123,7 +123,8 @@ export class BrokerAndPeer {
 
   /** Kills a client's TCP connection from the broker side (the broker then publishes its will). */
   dropClient(clientId: string): boolean {
-    const c = this.conns.find((x) => x.id() === clientId);
+    // the newest live connection of that client: an earlier one (a connect the device gave up on under load) is dead
+    const c = this.conns.filter((x) => x.id() === clientId && !x.sock.destroyed).at(-1);
     c?.sock.destroy();
     return c !== undefined;
   }

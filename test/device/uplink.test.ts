@@ -121,10 +121,16 @@ describe('uplink', () => {
     expect(online?.state === 'online' && online.readerAttached).toBe(true);
 
     // Kill the device's connection from the broker side: the broker publishes the last will.
+    // The will and the reconnect's "online" can arrive between two polls (the device's backoff starts at 20 ms),
+    // so look for each state after the index of the one before it rather than at the last message only.
+    const after = (from: number, state: Status['state']): number =>
+      seen.findIndex((x, i) => i >= from && x.state === state);
+    const beforeDrop = seen.length;
     expect(s.net.dropClient('reader-1')).toBe(true);
-    await waitFor(() => seen.at(-1)?.state === 'offline', 10_000, 'last will');
+    await waitFor(() => after(beforeDrop, 'offline') >= 0, 10_000, 'last will');
     // The device reconnects by itself (own backoff) and says online again.
-    await waitFor(() => seen.at(-1)?.state === 'online', 10_000, 'reconnect');
+    const will = after(beforeDrop, 'offline');
+    await waitFor(() => after(will + 1, 'online') >= 0, 10_000, 'reconnect');
     await s.device.stop();
     await waitFor(() => seen.at(-1)?.state === 'offline', 10_000, 'offline on clean stop');
   });
