@@ -99,6 +99,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
   const pipeline = createVisitPipeline({
     store: new SqliteVisitSide(db, clock),
     ...base.pipeline,
+    ...(config.store?.engine === 'sqlite' ? { visitIndexMaxVisits: config.store.visitIndexMaxVisits } : {}),
     thread: opts.visitsThread === true && opts.clock === undefined,
   });
 

@@ -220,7 +220,20 @@ export const GatewaySettings = z
     ),
     store: z
       .discriminatedUnion('engine', [
-        z.object({ engine: z.literal('sqlite') }).strict(),
+        z
+          .object({
+            engine: z.literal('sqlite'),
+            visitIndexMaxVisits: z
+              .number()
+              .int()
+              .min(1_000)
+              .max(10_000_000)
+              .default(50_000)
+              .describe(
+                'Visits the in-memory index of recent visits holds at most (about 270 bytes each; the "same staff member at two homes" check). Past it the oldest ended visits are dropped and older questions go to SQLite.',
+              ),
+          })
+          .strict(),
         z
           .object({
             engine: z.literal('postgres'),

@@ -3,7 +3,8 @@
  * (or card) at another reader at that time" exactly as the SQL it replaces, whatever happened before:
  * visit writes through the repo, direct SQL updates followed by invalidate() (as the card
  * re-attribution does), transactions and savepoints that roll back, commits by a second connection,
- * and the clock moving the index's horizon.
+ * and the clock moving the index's horizon; and with a budget of a few visits, the sweeps that drop the
+ * visits that ended first (the index's memory bound) never change an answer.
  */
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -129,100 +130,118 @@ function row(o: Extract<Op, { kind: 'upsert' }>, nowMs: number): VisitRow {
 }
 
 describe('visit index (property)', () => {
-  it('answers like SQLite through writes, direct updates, rollbacks, other connections and time', () => {
-    let queries = 0;
-    let fromMemory = 0;
-    fc.assert(
-      fc.property(fc.array(op, { minLength: 20, maxLength: 80 }), (ops) => {
-        void env?.close();
-        const clock = new FakeClock();
-        env = createEnv({ fakeClock: clock });
-        const { db } = env;
-        const repo = new VisitRepo({ store: new SqliteVisitStore(db), clock });
-        const other = new Database(join(env.dir, 'gateway.db'));
-        const setStaff = db.prepare('UPDATE visits SET staff_ref = ? WHERE reader_id = ? AND visit_id = ?');
-        const del = db.prepare('DELETE FROM visits WHERE reader_id = ? AND visit_id = ?');
-        const apply = (o: Op): void => {
-          switch (o.kind) {
-            case 'upsert':
-              repo.upsert(row(o, clock.now()));
-              return;
-            case 'setStaff':
-              // A writer with its own SQL (the card re-attribution) tells the index.
-              if (
-                setStaff.run(o.staff === null ? null : `s${o.staff}`, `r${o.reader}`, `v${o.visit}`).changes
-              )
-                repo.index.invalidate();
-              return;
-            case 'delete':
-              if (del.run(`r${o.reader}`, `v${o.visit}`).changes) repo.index.invalidate();
-              return;
-            case 'rollback':
-              try {
-                db.transaction(() => {
-                  if (o.nested) {
-                    db.transaction(() => o.ops.forEach(apply))();
-                    query({ kind: 'query', reader: 1, staff: 1, card: 1, atH: 0 }); // inside, before the rollback
-                  } else o.ops.forEach(apply);
-                  throw new Error('roll back');
-                })();
-              } catch {
-                // rolled back, as intended
-              }
-              return;
-            case 'other-connection':
-              other
-                .prepare('UPDATE visits SET staff_ref = ? WHERE reader_id = ? AND visit_id = ?')
-                .run(`s${o.staff}`, `r${o.reader}`, `v${o.visit}`);
-              return;
-            case 'advance':
-              clock.advance(o.hours * H);
-              return;
-            case 'query':
-              query(o);
-          }
-        };
-        const query = (o: Extract<Op, { kind: 'query' }>): void => {
-          const q = {
-            readerId: `r${o.reader}`,
-            staffRef: o.staff === null ? null : `s${o.staff}`,
-            cardRef: card(o.card),
-            atMs: clock.now() + o.atH * H,
-          };
-          const sql = repo.overlappingElsewhereSql(q);
-          const want = sql && { readerId: sql.readerId, visitId: sql.visitId };
-          // The index's own answer (before the repo re-reads the row), and the repo's.
-          const mem = repo.index.overlappingElsewhere({
-            by: q.staffRef === null ? 'card' : 'staff',
-            key: q.staffRef ?? q.cardRef,
-            readerId: q.readerId,
-            atMs: q.atMs,
+  it.each([
+    { budget: undefined, name: 'the default budget', seed: 20261203, share: 1 / 4 },
+    { budget: 4, name: 'a budget of 4 visits (sweeps)', seed: 20261207, share: 1 / 10 },
+  ])(
+    'answers like SQLite through writes, direct updates, rollbacks, other connections and time: $name',
+    ({ budget, seed, share }) => {
+      let queries = 0;
+      let fromMemory = 0;
+      let sweeps = 0;
+      fc.assert(
+        fc.property(fc.array(op, { minLength: 20, maxLength: 80 }), (ops) => {
+          void env?.close();
+          const clock = new FakeClock();
+          env = createEnv({ fakeClock: clock });
+          const { db } = env;
+          const repo = new VisitRepo({
+            store: new SqliteVisitStore(db),
+            clock,
+            ...(budget !== undefined ? { indexMaxVisits: budget } : {}),
           });
-          queries++;
-          if (mem !== undefined) {
-            fromMemory++;
-            expect(mem).toEqual(want);
+          const other = new Database(join(env.dir, 'gateway.db'));
+          const setStaff = db.prepare('UPDATE visits SET staff_ref = ? WHERE reader_id = ? AND visit_id = ?');
+          const del = db.prepare('DELETE FROM visits WHERE reader_id = ? AND visit_id = ?');
+          const apply = (o: Op): void => {
+            switch (o.kind) {
+              case 'upsert':
+                repo.upsert(row(o, clock.now()));
+                return;
+              case 'setStaff':
+                // A writer with its own SQL (the card re-attribution) tells the index.
+                if (
+                  setStaff.run(o.staff === null ? null : `s${o.staff}`, `r${o.reader}`, `v${o.visit}`).changes
+                )
+                  repo.index.invalidate();
+                return;
+              case 'delete':
+                if (del.run(`r${o.reader}`, `v${o.visit}`).changes) repo.index.invalidate();
+                return;
+              case 'rollback':
+                try {
+                  db.transaction(() => {
+                    if (o.nested) {
+                      db.transaction(() => o.ops.forEach(apply))();
+                      query({ kind: 'query', reader: 1, staff: 1, card: 1, atH: 0 }); // inside, before the rollback
+                    } else o.ops.forEach(apply);
+                    throw new Error('roll back');
+                  })();
+                } catch {
+                  // rolled back, as intended
+                }
+                return;
+              case 'other-connection':
+                other
+                  .prepare('UPDATE visits SET staff_ref = ? WHERE reader_id = ? AND visit_id = ?')
+                  .run(`s${o.staff}`, `r${o.reader}`, `v${o.visit}`);
+                return;
+              case 'advance':
+                clock.advance(o.hours * H);
+                return;
+              case 'query':
+                query(o);
+            }
+          };
+          const query = (o: Extract<Op, { kind: 'query' }>): void => {
+            const q = {
+              readerId: `r${o.reader}`,
+              staffRef: o.staff === null ? null : `s${o.staff}`,
+              cardRef: card(o.card),
+              atMs: clock.now() + o.atH * H,
+            };
+            const sql = repo.overlappingElsewhereSql(q);
+            const want = sql && { readerId: sql.readerId, visitId: sql.visitId };
+            // The index's own answer (before the repo re-reads the row), and the repo's.
+            const mem = repo.index.overlappingElsewhere({
+              by: q.staffRef === null ? 'card' : 'staff',
+              key: q.staffRef ?? q.cardRef,
+              readerId: q.readerId,
+              atMs: q.atMs,
+            });
+            queries++;
+            if (mem !== undefined) {
+              fromMemory++;
+              expect(mem).toEqual(want);
+            }
+            const got = repo.overlappingElsewhere(q);
+            expect(got && { readerId: got.readerId, visitId: got.visitId }).toEqual(want);
+          };
+          try {
+            ops.forEach(apply);
+            // And a last sweep over every question.
+            for (let r = 1; r <= 3; r++)
+              for (const s of [null, 1, 2, 3])
+                for (let c = 1; c <= 3; c++)
+                  for (const atH of [-300, -40, -10, -1, 0, 5, 20])
+                    query({ kind: 'query', reader: r, staff: s, card: c, atH });
+            if (budget !== undefined) {
+              const n = repo.index.size();
+              expect(n.staffVisits + n.cardVisits).toBeLessThanOrEqual(Math.max(budget, 18) * 2);
+            }
+          } finally {
+            sweeps += repo.index.stats.sweeps;
+            other.close();
           }
-          const got = repo.overlappingElsewhere(q);
-          expect(got && { readerId: got.readerId, visitId: got.visitId }).toEqual(want);
-        };
-        try {
-          ops.forEach(apply);
-          // And a last sweep over every question.
-          for (let r = 1; r <= 3; r++)
-            for (const s of [null, 1, 2, 3])
-              for (let c = 1; c <= 3; c++)
-                for (const atH of [-300, -40, -10, -1, 0, 5, 20])
-                  query({ kind: 'query', reader: r, staff: s, card: c, atH });
-        } finally {
-          other.close();
-        }
-      }),
-      { numRuns: 100, seed: 20261203 },
-    );
-    // The test must exercise the in-memory path, not only the SQL fallback.
-    expect(fromMemory).toBeGreaterThan(queries / 4);
-  });
+        }),
+        { numRuns: 100, seed },
+      );
+      // The test must exercise the in-memory path, not only the SQL fallback.
+      expect(fromMemory).toBeGreaterThan(queries * share);
+      if (budget !== undefined) expect(sweeps).toBeGreaterThan(50);
+      else expect(sweeps).toBe(0);
+    },
+  );
 
   const open = (
     readerId: string,

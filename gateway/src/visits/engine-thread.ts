@@ -21,6 +21,8 @@ export interface EngineWorkerData {
   budget: number;
   /** Visit writes of the gateway's thread (store/sqlite/visit-index.ts SharedWrites; a SharedArrayBuffer, not copied). */
   writes: Int32Array;
+  /** Visits the thread's visit index holds at most (absent: the default). */
+  indexMaxVisits?: number;
 }
 
 export type ToEngine =
@@ -50,6 +52,7 @@ export type FromEngine =
 export interface EngineThreadOptions {
   path: string;
   writes: Int32Array;
+  indexMaxVisits?: number;
   logger: pino.Logger;
   /** Events per turn (default 500: a turn holds SQLite's write lock, and the ingest's commit waits for it). */
   budget?: number;
@@ -80,7 +83,12 @@ export class EngineThread {
     this.ready = new Promise<void>((resolve) => (this.markReady = resolve));
     const w = new Worker(code, {
       eval: true,
-      workerData: { path: o.path, budget: o.budget ?? 500, writes: o.writes } satisfies EngineWorkerData,
+      workerData: {
+        path: o.path,
+        budget: o.budget ?? 500,
+        writes: o.writes,
+        ...(o.indexMaxVisits !== undefined ? { indexMaxVisits: o.indexMaxVisits } : {}),
+      } satisfies EngineWorkerData,
     });
     w.unref(); // the gateway's servers keep the process alive, not this thread
     this.worker = w;

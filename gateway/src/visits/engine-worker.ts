@@ -63,6 +63,7 @@ const repo = new VisitRepo({
   clock,
   store: visitStore,
   sharedWrites: { gen: data.writes, role: 'engine' },
+  ...(data.indexMaxVisits !== undefined ? { indexMaxVisits: data.indexMaxVisits } : {}),
 });
 const cards = new CardRegistry({ store: side.cards, clock });
 const emitter = new VisitEmitter({ repo, outbox });

@@ -37,6 +37,8 @@ export interface VisitPipelineOptions {
   idlePollMs?: number;
   /** Cross-check the in-memory visit index against SQLite on every query (tests; slow). */
   verifyVisitIndex?: boolean;
+  /** Visits the in-memory visit index holds at most (config `store.visitIndexMaxVisits`; default 50,000). */
+  visitIndexMaxVisits?: number;
   /**
    * Run the engine in a worker thread with its own connection to the file (engine-thread.ts) once started;
    * needs a file database and the system clock. Catch-up at start and `processNow` stay in this thread.
@@ -98,6 +100,7 @@ export function createVisitPipeline(opts: VisitPipelineOptions): VisitPipeline {
     clock,
     store: visitStore,
     verifyIndex: opts.verifyVisitIndex,
+    ...(opts.visitIndexMaxVisits !== undefined ? { indexMaxVisits: opts.visitIndexMaxVisits } : {}),
     ...(writes ? { sharedWrites: { gen: writes, role: 'writer' as const } } : {}),
   });
   const cards = new CardRegistry({ store: side.cards, clock });
@@ -117,6 +120,14 @@ export function createVisitPipeline(opts: VisitPipelineOptions): VisitPipeline {
     'visittag_visit_processing_lag_events',
     'Committed events the visit engine has not processed yet.',
     () => (side.open ? visitStore.gauges().lagEvents : 0),
+  );
+  metrics.gauge(
+    'visittag_visit_index_visits',
+    "Visits held by this thread's in-memory index of recent visits (at most store.visitIndexMaxVisits, plus open ones).",
+    () => {
+      const n = repo.index.size();
+      return n.staffVisits + n.cardVisits;
+    },
   );
   metrics.gauge('visittag_outbox_depth', 'Visit events waiting for delivery.', () =>
     side.open ? outbox.stats().pending : 0,
@@ -244,6 +255,7 @@ export function createVisitPipeline(opts: VisitPipelineOptions): VisitPipeline {
     const t: EngineThread = new EngineThread({
       path,
       writes,
+      ...(opts.visitIndexMaxVisits !== undefined ? { indexMaxVisits: opts.visitIndexMaxVisits } : {}),
       logger: opts.logger,
       onTurn: (n, kinds, skips) => {
         kinds.forEach((kind) => anomalies.inc({ kind }));

@@ -20,6 +20,8 @@ export interface VisitRepoOptions {
   verifyIndex?: boolean;
   /** The engine runs in its own thread: the write counter the two threads' indexes share (store/sqlite/visit-index.ts). */
   sharedWrites?: SharedWrites;
+  /** Visits the in-memory index holds at most (store/sqlite/visit-index.ts DEFAULT_MAX_VISITS when absent). */
+  indexMaxVisits?: number;
 }
 
 /**
@@ -39,6 +41,7 @@ export class VisitRepo {
     this.index = this.store.visitIndex({
       clock: opts.clock,
       ...(opts.sharedWrites ? { shared: opts.sharedWrites } : {}),
+      ...(opts.indexMaxVisits !== undefined ? { maxVisits: opts.indexMaxVisits } : {}),
     });
     this.verify = opts.verifyIndex ?? false;
   }

@@ -11,6 +11,15 @@ import { statementCache } from './stmt-cache.js';
 const LATE_MS = 2 * 24 * 3_600_000;
 /** The horizon moves (and old entries are dropped) at most this often. */
 const PRUNE_STEP_MS = 3_600_000;
+/**
+ * Visits the index holds at most (staff and card entries together, about 270 bytes each; open visits are
+ * kept whatever the count). Past it, the closed visits that ended first are dropped and queries older than
+ * their end go to SQLite: memory stays bounded however fast visits come, and live traffic (whose queries
+ * are about the last minutes) is still answered from memory.
+ */
+export const DEFAULT_MAX_VISITS = 50_000;
+/** A sweep over the budget drops this share of the closed entries (the oldest ends), so sweeps are rare. */
+const SWEEP_SHARE = 0.25;
 
 /** What the index needs of a visit row, as SQLite holds it after a write. */
 export interface IndexedRow {
@@ -109,17 +118,31 @@ class KeyIndex {
     if (list[i] === at.entry) list.splice(i, 1);
   }
 
-  /** Drops entries that started before `horizon`. */
-  prune(horizon: number): void {
-    for (const lists of this.loaded.values()) {
+  /**
+   * Drops entries that started before `horizon`, and closed entries that ended before `endedBefore` (they
+   * cannot cover any time the index still answers for); a key left with nothing is forgotten (it reloads
+   * from SQLite on its next query).
+   */
+  prune(horizon: number, endedBefore: number): void {
+    for (const [key, lists] of this.loaded) {
       for (const [readerId, list] of lists) {
-        const n = upperBoundStart(list, horizon - 1);
-        if (n === 0) continue;
-        for (const e of list.slice(0, n)) this.where.delete(vkey(e.readerId, e.visitId));
-        if (n === list.length) lists.delete(readerId);
-        else list.splice(0, n);
+        const kept = list.filter((e) => {
+          const drop =
+            e.startedAtMs < horizon || (!e.open && (e.endedAtMs ?? Number.NEGATIVE_INFINITY) < endedBefore);
+          if (drop) this.where.delete(vkey(e.readerId, e.visitId));
+          return !drop;
+        });
+        if (kept.length === 0) lists.delete(readerId);
+        else if (kept.length !== list.length) lists.set(readerId, kept);
       }
+      if (lists.size === 0) this.loaded.delete(key);
     }
+  }
+
+  /** The end times of the closed entries. */
+  closedEnds(out: number[]): void {
+    for (const { entry } of this.where.values())
+      if (!entry.open) out.push(entry.endedAtMs ?? Number.NEGATIVE_INFINITY);
   }
 }
 
@@ -166,21 +189,33 @@ export class VisitIndex {
   private readonly epochSql: string;
   private readonly bumpSql: string;
   private horizon = Number.NEGATIVE_INFINITY;
+  /**
+   * Closed visits that ended before this are not held (queries about an earlier time go to SQLite): the
+   * horizon's answerable limit (`horizon + MAX_OPEN_SCAN_MS`), or later once the budget made a sweep.
+   */
+  private endedHorizon = Number.NEGATIVE_INFINITY;
+  private readonly maxVisits: number;
+  /** The next sweep comes when the index holds more than this (maxVisits, or more while open visits fill it). */
+  private sweepAbove: number;
   /** Writes mirrored (ever growing); SQLite's counter falls behind it when a rollback undid some. */
   private mirrored = 0;
   /** `PRAGMA data_version` when the index last matched SQLite. */
   private dataVersion = -1;
   /** Loads and resets since start (tests, diagnostics). */
-  readonly stats = { loads: 0, resets: 0 };
+  readonly stats = { loads: 0, resets: 0, sweeps: 0 };
 
   /** With the engine in its own thread: a counter of visit writes made through the other connection. */
   private readonly shared: SharedWrites | null;
   /** `shared.gen` when the index last matched SQLite (role 'engine'). */
   private othersGen = 0;
 
-  constructor(opts: { db: Db; clock: Clock; shared?: SharedWrites }) {
+  constructor(opts: { db: Db; clock: Clock; shared?: SharedWrites; maxVisits?: number }) {
     this.q = statementCache(opts.db);
     this.clock = opts.clock;
+    this.maxVisits = opts.maxVisits ?? DEFAULT_MAX_VISITS;
+    if (!(this.maxVisits >= 1))
+      throw new Error(`visit index: maxVisits must be at least 1, got ${this.maxVisits}`);
+    this.sweepAbove = this.maxVisits;
     this.shared = opts.shared ?? null;
     const epoch = `vt_visit_index_epoch_${++instances}`;
     opts.db.exec(`
@@ -192,6 +227,16 @@ export class VisitIndex {
     this.bumpSql = `UPDATE temp.${epoch} SET n = n + 1`;
     this.advanceHorizon();
     this.sync();
+  }
+
+  /** What the index holds now: keys loaded and visits indexed, by staff member and by card (metrics, tests). */
+  size(): { staffKeys: number; staffVisits: number; cardKeys: number; cardVisits: number } {
+    return {
+      staffKeys: this.staff.loaded.size,
+      staffVisits: this.staff.where.size,
+      cardKeys: this.card.loaded.size,
+      cardVisits: this.card.where.size,
+    };
   }
 
   /** Forgets everything; keys reload from SQLite on their next query. */
@@ -253,7 +298,11 @@ export class VisitIndex {
 
   private applyTo(idx: KeyIndex, key: string | null, r: IndexedRow): void {
     const at = idx.where.get(vkey(r.readerId, r.visitId));
-    const keep = key !== null && r.startedAtMs !== null && r.startedAtMs >= this.horizon;
+    const keep =
+      key !== null &&
+      r.startedAtMs !== null &&
+      r.startedAtMs >= this.horizon &&
+      (r.state === 'open' || (r.endedAtMs !== null && r.endedAtMs >= this.endedHorizon));
     if (at && keep && at.key === key && at.entry.startedAtMs === r.startedAtMs) {
       at.entry.endedAtMs = r.endedAtMs;
       at.entry.open = r.state === 'open';
@@ -268,7 +317,34 @@ export class VisitIndex {
         endedAtMs: r.endedAtMs,
         open: r.state === 'open',
       });
+      this.overBudget();
     }
+  }
+
+  /**
+   * Over the budget: the closed entries that ended first (a quarter of them) are dropped, and the index
+   * answers only from their last end on. Open entries stay (they can cover any later time).
+   */
+  private overBudget(): void {
+    if (this.held() <= this.sweepAbove) return;
+    const ends: number[] = [];
+    this.staff.closedEnds(ends);
+    this.card.closedEnds(ends);
+    if (ends.length > 0) {
+      ends.sort((a, b) => a - b);
+      const cut = ends[Math.min(ends.length - 1, Math.floor(ends.length * SWEEP_SHARE))] as number;
+      // everything that ended before `cut`, and everything that ended at it (ties), goes
+      this.endedHorizon = Math.max(this.endedHorizon, cut + 1);
+      this.staff.prune(this.horizon, this.endedHorizon);
+      this.card.prune(this.horizon, this.endedHorizon);
+      this.stats.sweeps++;
+    }
+    // mostly open visits (nothing much to drop): the next sweep after another quarter of the budget
+    this.sweepAbove = Math.max(this.maxVisits, this.held() + Math.ceil(this.maxVisits * SWEEP_SHARE));
+  }
+
+  private held(): number {
+    return this.staff.where.size + this.card.where.size;
   }
 
   /**
@@ -284,9 +360,11 @@ export class VisitIndex {
   }): VisitLocation | null | undefined {
     this.advanceHorizon();
     const from = q.atMs - MAX_OPEN_SCAN_MS;
-    if (from < this.horizon) return undefined;
+    if (from < this.horizon || q.atMs < this.endedHorizon) return undefined;
     this.sync();
     const lists = this.lists(q.by === 'staff' ? this.staff : this.card, q.key);
+    // loading the key may have made a sweep that dropped visits ending after `atMs`
+    if (q.atMs < this.endedHorizon) return undefined;
     let best: Entry | null = null;
     for (const [readerId, list] of lists) {
       if (readerId === q.readerId) continue;
@@ -310,8 +388,9 @@ export class VisitIndex {
     this.stats.loads++;
     const rows = this.q(
       `SELECT reader_id, visit_id, started_at_ms, ended_at_ms, state FROM visits
-         WHERE ${idx.column} = ? AND started_at_ms >= ? ORDER BY started_at_ms, reader_id, visit_id`,
-    ).all(key, this.horizon) as Array<{
+         WHERE ${idx.column} = ? AND started_at_ms >= ? AND (state = 'open' OR ended_at_ms >= ?)
+         ORDER BY started_at_ms, reader_id, visit_id`,
+    ).all(key, this.horizon, this.endedHorizon) as Array<{
       reader_id: string;
       visit_id: string;
       started_at_ms: number;
@@ -327,6 +406,9 @@ export class VisitIndex {
         open: r.state === 'open',
       });
     }
+    this.overBudget();
+    // the sweep may have dropped this very key (all its visits ended before the new limit): it answers empty
+    if (!idx.loaded.has(key)) return new Map();
     return lists;
   }
 
@@ -335,7 +417,8 @@ export class VisitIndex {
     const h = this.clock.now() - MAX_OPEN_SCAN_MS - LATE_MS;
     if (h < this.horizon + PRUNE_STEP_MS) return;
     this.horizon = h;
-    this.staff.prune(h);
-    this.card.prune(h);
+    this.endedHorizon = Math.max(this.endedHorizon, h + MAX_OPEN_SCAN_MS);
+    this.staff.prune(h, this.endedHorizon);
+    this.card.prune(h, this.endedHorizon);
   }
 }

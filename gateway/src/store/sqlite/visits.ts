@@ -253,7 +253,7 @@ export class SqliteVisitStore implements VisitStore {
    * visits engine's repo (visits/repo.ts); `shared`: the write counter of the engine's thread and the
    * gateway's (the engine in its own thread).
    */
-  visitIndex(opts: { clock: Clock; shared?: SharedWrites }): VisitIndex {
+  visitIndex(opts: { clock: Clock; shared?: SharedWrites; maxVisits?: number }): VisitIndex {
     return new VisitIndex({ db: this.db, ...opts });
   }
 
