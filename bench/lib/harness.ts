@@ -11,7 +11,15 @@ export interface BenchGateway {
 
 export async function startGateway(
   ctx: RowContext,
-  opts: { name: string; dataDir: string; mqttPort?: number; backendUrl?: string; nodeFlags?: string[] },
+  opts: {
+    name: string;
+    dataDir: string;
+    mqttPort?: number;
+    backendUrl?: string;
+    nodeFlags?: string[];
+    /** Top-level config sections laid over the bench's (e.g. `store`). */
+    settings?: Record<string, unknown>;
+  },
 ): Promise<BenchGateway> {
   const worker = await ctx.worker(opts.name, 'gateway-host', opts.nodeFlags ?? ['--expose-gc']);
   const settings = gatewaySettings({
@@ -19,7 +27,11 @@ export async function startGateway(
     ...(opts.mqttPort !== undefined ? { mqttPort: opts.mqttPort } : {}),
     ...(opts.backendUrl ? { backendUrl: opts.backendUrl } : {}),
   });
-  const r = await worker.call<{ mqttPort: number }>('start', { settings }, 60_000);
+  const r = await worker.call<{ mqttPort: number }>(
+    'start',
+    { settings: { ...settings, ...opts.settings } },
+    60_000,
+  );
   return { worker, mqttPort: r.mqttPort, url: `mqtt://127.0.0.1:${r.mqttPort}` };
 }
 

@@ -77,6 +77,9 @@ async function gatewaySoak(ctx: RowContext): Promise<Row> {
     name: 'gateway',
     dataDir: ctx.tempDir('soak-gw'),
     backendUrl: url,
+    ...(p.visitIndexMaxVisits !== undefined
+      ? { settings: { store: { engine: 'sqlite', visitIndexMaxVisits: p.visitIndexMaxVisits } } }
+      : {}),
     nodeFlags: [
       '--expose-gc',
       ...(snapshots ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${snapDir}`] : []),
@@ -185,7 +188,7 @@ async function gatewaySoak(ctx: RowContext): Promise<Row> {
     note:
       `${sent.length} taps, visits engine ${behind} taps behind when the load stopped, ${missing} missing at the backend 60 s later, ${a.duplicates} duplicates, p99 ${s.p99.toFixed(1)} ms; ` +
       `RSS MB ${series(samples, 'rss')}; heapUsed MB ${series(samples, 'heapUsed')} (after forced GC; ` +
-      `slope over the last ${g.used} of ${samples.length} samples)`,
+      `slope over the last ${g.used} of ${samples.length} samples; visit index budget ${(p.visitIndexMaxVisits ?? 50_000).toLocaleString('en-US')})`,
     details: { samples, growth: g, missing, behind, latency: s, connected },
   });
 }
