@@ -143,6 +143,23 @@ export class SqliteVisitStore implements VisitStore {
           ms,
         ) !== undefined,
       upsert: (v) => {
+        const row = { ...v, anomaliesJson: JSON.stringify(v.anomalies) };
+        // A visit that exists already (a stop, an auto-close, a flag), with the same client, staff member and
+        // start: only the columns that change, so SQLite maintains 2 of the table's indexes instead of 7 (the
+        // staff, client, start and unattributed indexes stay as they are). 14 -> 8 µs per stop in a side-by-side
+        // run (bench/README.md, issue 15). Anything else (a new visit, a staff member re-attributed, a start
+        // moved) takes the full upsert below, so the row ends the same either way.
+        if (
+          v.state === 'closed' &&
+          q(
+            `UPDATE visits SET group_id = @groupId, state = @state, start_seq = @startSeq, ended_at_ms = @endedAtMs,
+                 end_seq = @endSeq, end_reason = @endReason, time_quality = @timeQuality,
+                 anomalies_json = @anomaliesJson, late_end_seq = @lateEndSeq, updated_at_ms = @updatedAtMs
+               WHERE reader_id = @readerId AND visit_id = @visitId AND client_ref IS @clientRef
+                 AND staff_ref IS @staffRef AND started_at_ms IS @startedAtMs`,
+          ).run(row).changes === 1
+        )
+          return;
         q(
           `INSERT INTO visits (reader_id, visit_id, client_ref, card_ref, staff_ref, group_id, state, started_at_ms,
                start_seq, ended_at_ms, end_seq, end_reason, time_quality, anomalies_json, late_end_seq, updated_at_ms)
@@ -154,7 +171,7 @@ export class SqliteVisitStore implements VisitStore {
                ended_at_ms = excluded.ended_at_ms, end_seq = excluded.end_seq, end_reason = excluded.end_reason,
                time_quality = excluded.time_quality, anomalies_json = excluded.anomalies_json,
                late_end_seq = excluded.late_end_seq, updated_at_ms = excluded.updated_at_ms`,
-        ).run({ ...v, anomaliesJson: JSON.stringify(v.anomalies) });
+        ).run(row);
       },
       insertAnomaly: (a: AnomalyRecord) =>
         q(
