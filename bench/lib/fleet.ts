@@ -96,6 +96,21 @@ export class BenchReader {
     });
   }
 
+  /**
+   * Forgets the back-off grown during the current outage: a reader waiting to reconnect waits its first
+   * back-off step again. The storm rows call it before each storm so that every storm starts from the same
+   * state, however long the gateway before it took to stop.
+   */
+  rearm(): void {
+    if (this.connected || this.closing || this.client !== null) return;
+    this.attempts = 0;
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = setTimeout(
+      () => this.connect(),
+      backoffDelay(0, { ...this.opts.backoff, random: this.opts.random }),
+    );
+  }
+
   whenConnected(): Promise<void> {
     if (this.connected) return Promise.resolve();
     return new Promise((r) => this.connectWaiters.push(r));

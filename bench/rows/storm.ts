@@ -110,7 +110,8 @@ export async function fleetRows(ctx: RowContext): Promise<Row[]> {
     `[${r.mode}] ${r.drained ? `all drained ${sec(r.drainMs)} after the process start (${sec(r.fromReadyMs)} after up)` : `not drained in ${r.limitMs / 1000} s: ${r.pendingReaders} readers, ${r.pendingTaps} taps pending`}; ` +
     `readers drained after up p50 ${sec(r.p50FromReadyMs)} / p90 ${sec(r.p90FromReadyMs)} / p99 ${sec(r.p99FromReadyMs)}; ` +
     `${r.events - r.eventsBefore}/${expected} taps stored, lost ${r.lost}; process start ${sec(r.startupMs)}; ` +
-    `${r.refusals} refused attempts (${r.busyRefusals} busy CONNACK)`;
+    `${r.refusals} refused attempts (${r.busyRefusals} busy CONNACK); visits engine ${r.lagAtStart} taps behind at start, ` +
+    `${r.lagAtDrain} when drained (done ${sec(r.settleMs)} later)`;
   const stormRow: Row = {
     id: 'reconnect-storm',
     figure: `reconnect storm: ${n.toLocaleString('en-US')} readers × ${perReader} unacked taps, gateway restart → drained`,
@@ -158,6 +159,11 @@ interface StormRun {
   p99FromReadyMs: number;
   refusals: number;
   busyRefusals: number;
+  /** Committed taps the visits engine had not processed when the gateway came up. */
+  lagAtStart: number;
+  /** The same when every reader had drained, and how long the engine took to finish after. */
+  lagAtDrain: number;
+  settleMs: number;
 }
 
 /**
@@ -187,6 +193,10 @@ async function stormOnce(
     scaledRate: boolean;
   },
 ): Promise<StormRun> {
+  // The previous gateway is stopped. How long it took to stop (the first storm's gateway was idle, the next
+  // ones had just taken 100,000 taps) grew the readers' back-off unequally: the second storm of a pair drained
+  // about twice as slowly whichever admission it used. Every storm starts from the same back-off instead.
+  await fleet.all('rearm');
   const before = await fleet.all<{ refusals: number; busyRefusals: number }>('stats');
   const ackedBefore = await fleet.all<{ acked: number }>('drain', { timeoutMs: 0 });
   await fleet.all('queue', { perReader: o.perReader });
@@ -216,6 +226,9 @@ async function stormOnce(
   const ready = wallNow();
   const startupMs = ready - tRestart;
   const eventsBefore = (await worker.call<{ events: number }>('countEvents')).events;
+  // committed taps the visits engine had not processed when this gateway came up (0 when the one before
+  // finished its work before it stopped; see below)
+  const lagAtStart = (await worker.call<{ events: number }>('visitLag')).events;
   ctx.say(`${o.mode}: gateway up in ${(startupMs / 1000).toFixed(1)} s; draining`);
   const limitMs = ctx.profile.storm.drainTimeoutMs * 2;
   const drains = await fleet.all<{
@@ -236,6 +249,17 @@ async function stormOnce(
   // on a reader are not lost (yet): counted apart.
   const acked = sum(drains.map((d) => d.acked));
   const lost = Math.max(0, acked - events);
+  // The storm's taps are acked; the visits engine may still be behind (it is slower than the ingest at 10
+  // taps per message). Let it finish before the stop, bounded: a gateway stopped with a backlog hands it to
+  // the next storm's gateway, whose ingest then waits on the engine (its back-pressure).
+  const tSettle = wallNow();
+  const lagAtDrain = (await worker.call<{ events: number }>('visitLag')).events;
+  for (let lag = lagAtDrain; lag > 0 && wallNow() - tSettle < 120_000;) {
+    await new Promise((r) => setTimeout(r, 250));
+    lag = (await worker.call<{ events: number }>('visitLag')).events;
+    if (lag === 0) break;
+  }
+  const settleMs = wallNow() - tSettle;
   await worker.call('stop', undefined, 60_000);
   await worker.call('exit').catch(() => undefined);
   ctx.say(
@@ -257,6 +281,9 @@ async function stormOnce(
     p50FromReadyMs: pct(0.5),
     p90FromReadyMs: pct(0.9),
     p99FromReadyMs: pct(0.99),
+    lagAtStart,
+    lagAtDrain,
+    settleMs,
     refusals: sum(after.map((s) => s.refusals)) - sum(before.map((s) => s.refusals)),
     busyRefusals: sum(after.map((s) => s.busyRefusals)) - sum(before.map((s) => s.busyRefusals)),
   };

@@ -117,6 +117,12 @@ serve({
     return { sent, elapsedMs: wallNow() - t0 };
   },
 
+  /** Every disconnected reader forgets the back-off of the current outage (FleetReader.rearm). */
+  rearm() {
+    for (const r of readers) r.rearm();
+    return { rearmed: readers.filter((r) => !r.connected).length };
+  },
+
   /** Adds `perReader` new taps to every reader (sent now if connected, else after reconnect). */
   queue(args: { perReader: number }) {
     for (const r of readers) {
