@@ -110,8 +110,15 @@ export async function fleetRows(ctx: RowContext): Promise<Row[]> {
     `[${r.mode}] ${r.drained ? `all drained ${sec(r.drainMs)} after the process start (${sec(r.fromReadyMs)} after up)` : `not drained in ${r.limitMs / 1000} s: ${r.pendingReaders} readers, ${r.pendingTaps} taps pending`}; ` +
     `readers drained after up p50 ${sec(r.p50FromReadyMs)} / p90 ${sec(r.p90FromReadyMs)} / p99 ${sec(r.p99FromReadyMs)}; ` +
     `${r.events - r.eventsBefore}/${expected} taps stored, lost ${r.lost}; process start ${sec(r.startupMs)}; ` +
-    `${r.refusals} refused attempts (${r.busyRefusals} busy CONNACK); visits engine ${r.lagAtStart} taps behind at start, ` +
-    `${r.lagAtDrain} when drained (done ${sec(r.settleMs)} later)`;
+    `${r.refusals} refused attempts (${r.busyRefusals} busy CONNACK; the gateway's count by reason: ${JSON.stringify(r.refusedBy)}); visits engine ${r.lagAtStart} taps behind at start, ` +
+    `${r.lagAtDrain} when drained (done ${sec(r.settleMs)} later); connected/admitted/parked at ` +
+    [5, 10, 20, 40, 60]
+      .map((s) => {
+        const x = r.timeline.find((t) => t.atMs >= s * 1000);
+        return x ? `${s} s ${x.connected}/${x.admitted}/${x.parked}` : null;
+      })
+      .filter((x) => x !== null)
+      .join(', ');
   const stormRow: Row = {
     id: 'reconnect-storm',
     figure: `reconnect storm: ${n.toLocaleString('en-US')} readers × ${perReader} unacked taps, gateway restart → drained`,
@@ -138,6 +145,15 @@ export async function fleetRows(ctx: RowContext): Promise<Row[]> {
   return [rssRow, stormRow];
 }
 
+interface StormSample {
+  atMs: number;
+  connected: number;
+  admitted: number;
+  parked: number;
+  waiting: number;
+  rate: number;
+}
+
 interface StormRun {
   mode: 'fixed' | 'adaptive';
   drained: boolean;
@@ -161,6 +177,9 @@ interface StormRun {
   busyRefusals: number;
   /** Committed taps the visits engine had not processed when the gateway came up. */
   lagAtStart: number;
+  /** The gateway's count of refused connections, by reason. */
+  refusedBy: Record<string, number>;
+  timeline: StormSample[];
   /** The same when every reader had drained, and how long the engine took to finish after. */
   lagAtDrain: number;
   settleMs: number;
@@ -231,6 +250,26 @@ async function stormOnce(
   const lagAtStart = (await worker.call<{ events: number }>('visitLag')).events;
   ctx.say(`${o.mode}: gateway up in ${(startupMs / 1000).toFixed(1)} s; draining`);
   const limitMs = ctx.profile.storm.drainTimeoutMs * 2;
+  // the gateway's view while the fleet drains, every 2 s: readers connected, connections admitted and parked
+  const timeline: StormSample[] = [];
+  let sampling = true;
+  const sampler = (async () => {
+    while (sampling) {
+      const lines = await worker
+        .call<string[]>('metrics', { prefixes: ['visittag_connected_readers', 'visittag_mqtt_admission_'] })
+        .catch(() => [] as string[]);
+      const v = (name: string) => Number(lines.find((l) => l.startsWith(`${name} `))?.split(' ')[1] ?? NaN);
+      timeline.push({
+        atMs: wallNow() - ready,
+        connected: v('visittag_connected_readers'),
+        admitted: v('visittag_mqtt_admission_admitted'),
+        parked: v('visittag_mqtt_admission_parked'),
+        waiting: v('visittag_mqtt_admission_waiting'),
+        rate: v('visittag_mqtt_admission_rate'),
+      });
+      await new Promise((r) => setTimeout(r, 2000));
+    }
+  })();
   const drains = await fleet.all<{
     pendingReaders: number;
     pendingTaps: number;
@@ -238,6 +277,8 @@ async function stormOnce(
     drainedAts: number[];
     acked: number;
   }>('drain', { timeoutMs: limitMs }, limitMs + 30_000);
+  sampling = false;
+  await sampler;
   const total = sum(drains.map((d) => d.drainedAts.length + d.pendingReaders));
   const times = drains.flatMap((d) => d.drainedAts.map((t) => t - ready)).sort((x, y) => x - y);
   const pct = (q: number) => times[Math.ceil(q * total) - 1] ?? Number.POSITIVE_INFINITY;
@@ -249,6 +290,15 @@ async function stormOnce(
   // on a reader are not lost (yet): counted apart.
   const acked = sum(drains.map((d) => d.acked));
   const lost = Math.max(0, acked - events);
+  // the gateway's side of the storm: connections refused by reason (rate, busy, park-timeout, auth, …)
+  const refusedBy = Object.fromEntries(
+    (
+      await worker.call<string[]>('metrics', { prefixes: ['visittag_mqtt_connections_refused_total'] })
+    ).flatMap((l) => {
+      const m = /reason="([^"]+)"\} (\d+)/.exec(l);
+      return m ? [[m[1] as string, Number(m[2])]] : [];
+    }),
+  ) as Record<string, number>;
   // The storm's taps are acked; the visits engine may still be behind (it is slower than the ingest at 10
   // taps per message). Let it finish before the stop, bounded: a gateway stopped with a backlog hands it to
   // the next storm's gateway, whose ingest then waits on the engine (its back-pressure).
@@ -282,6 +332,8 @@ async function stormOnce(
     p90FromReadyMs: pct(0.9),
     p99FromReadyMs: pct(0.99),
     lagAtStart,
+    refusedBy,
+    timeline,
     lagAtDrain,
     settleMs,
     refusals: sum(after.map((s) => s.refusals)) - sum(before.map((s) => s.refusals)),

@@ -16,6 +16,7 @@ interface GatewayLike {
   start(): Promise<void>;
   stop(): Promise<void>;
   readonly mqttPort: number | null;
+  metrics: { render(): string };
   registry: {
     addReader(r: { readerId: string; password: string; clientRef: string | null }): Promise<unknown>;
     addCard(c: { cardRef: string; staffRef: string }): void;
@@ -97,6 +98,16 @@ serve({
    * Committed events the visits engine has not processed yet (contract tables reader_seq and
    * visit_cursor, read beside the writer like countEvents).
    */
+  /** The gateway's metric lines whose names start with one of `prefixes` (Prometheus text, as /metrics). */
+  metrics(args: { prefixes: string[] }) {
+    const g = gw;
+    if (!g) throw new Error('gateway not started');
+    return g.metrics
+      .render()
+      .split('\n')
+      .filter((l) => !l.startsWith('#') && args.prefixes.some((p) => l.startsWith(p)));
+  },
+
   visitLag() {
     const db = new Database(join(dataDir, 'gateway.db'), { readonly: true, fileMustExist: true });
     try {

@@ -75,6 +75,26 @@ export function createEmbeddedBroker(opts: EmbeddedBrokerOptions): Transport {
   };
   let accepting = true;
   let admission: ConnectionAdmission | null = null;
+  // the admission's own figures (an on-call engineer in a reconnect storm: how fast it admits, how many wait)
+  metrics.gauge('visittag_mqtt_admission_rate', 'New connections per second the admission allows now.', () =>
+    admission ? admission.stats().rate : 0,
+  );
+  metrics.gauge('visittag_mqtt_admission_waiting', 'Connections parked now, waiting for their slot.', () =>
+    admission ? admission.stats().waiting : 0,
+  );
+  metrics.gauge(
+    'visittag_mqtt_admission_parked',
+    'Connections that had to wait parked since start (admitted or refused later).',
+    () => (admission ? admission.stats().parked : 0),
+  );
+  metrics.gauge('visittag_mqtt_admission_admitted', 'Connections handed to the broker since start.', () =>
+    admission ? admission.stats().admitted : 0,
+  );
+  metrics.gauge(
+    'visittag_mqtt_admission_max_wait_ms',
+    'Longest a connection waited parked before it was admitted, since start.',
+    () => (admission ? admission.stats().maxWaitMs : 0),
+  );
 
   const clients = () => (aedes as unknown as { clients: Record<string, Client | undefined> } | null)?.clients;
 
