@@ -46,7 +46,13 @@ for (const [name, admission] of [
 ] as const) {
   const tmp = tempDir('vt-adm-');
   const gw = await startGateway(tmp.dir, {
-    mqtt: { mode: 'embedded', host: '127.0.0.1', port: 0, maxConnectionsPerSecond: perSecond, connectionBurst: burst },
+    mqtt: {
+      mode: 'embedded',
+      host: '127.0.0.1',
+      port: 0,
+      maxConnectionsPerSecond: perSecond,
+      connectionBurst: burst,
+    },
     limits: { connectionAdmission: admission },
   });
   const ids = Array.from({ length: n }, (_, i) => `adm-${i}`);
@@ -54,12 +60,16 @@ for (const [name, admission] of [
   // prove every credential once, slowly (the storm's readers have; the KDF is not what this measures)
   for (let i = 0; i < n; i += 4) {
     const rs = await Promise.all(ids.slice(i, i + 4).map((id) => tryConnect(gw.mqttPort ?? 0, id, 0)));
-    if (rs.some((r) => r.code !== 0)) await new Promise((r) => setTimeout(r, 1000 / perSecond * 8));
+    if (rs.some((r) => r.code !== 0)) await new Promise((r) => setTimeout(r, (1000 / perSecond) * 8));
   }
   await new Promise((r) => setTimeout(r, 2000));
   const t0 = performance.now();
   const rs = await Promise.all(ids.map((id) => tryConnect(gw.mqttPort ?? 0, id, t0)));
-  const by = (k: number) => rs.filter((r) => r.code === k).map((r) => r.ms).sort((a, b) => a - b);
+  const by = (k: number) =>
+    rs
+      .filter((r) => r.code === k)
+      .map((r) => r.ms)
+      .sort((a, b) => a - b);
   const ok = by(0);
   const busy = by(3);
   const bare = by(-1);
