@@ -12,6 +12,7 @@
 #   prometheus              promtool checks and unit-tests the alert rules in ops/prometheus/ (the server
 #                           itself is stopped like the others)
 #   debootstrap             builds the Debian root in which the reader's .deb is installed and removed
+#   iproute2                `ss`: a test reads the MQTT listener's accept-queue depth (mqtt.listenBacklog)
 #
 # A production install (`npm ci --omit=dev` on a reader, where npm sets NODE_ENV=production) gets only
 # what the device needs at run time and install time: pcscd and libpcsclite-dev. It never gets the
@@ -27,7 +28,7 @@ if [ "$runtime_only" = true ]; then
   PACKAGES=(pcscd libpcsclite-dev)
 else
   # chromium: the web app's end-to-end and accessibility tests (test/web, playwright-core drives it)
-  PACKAGES=(pcscd libpcsclite-dev vsmartcard-vpcd mosquitto mosquitto-clients postgresql prometheus debootstrap chromium)
+  PACKAGES=(pcscd libpcsclite-dev vsmartcard-vpcd mosquitto mosquitto-clients postgresql prometheus debootstrap iproute2 chromium)
 fi
 
 missing=()

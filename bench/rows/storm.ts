@@ -6,6 +6,7 @@
  * the same fleet, side by side: with the connection admission before issue 15 (fixed 500/s bucket, bare
  * close) and with the new one (gateway/src/broker/admission.ts: parking, adaptive rate, busy CONNACK).
  */
+import { readFileSync } from 'node:fs';
 import { FIXED_ADMISSION } from '../../gateway/src/broker/admission.js';
 import { gatewaySettings, readerIds, type RowContext } from '../lib/ctx.js';
 import { Fleet, provision, startGateway, sum } from '../lib/harness.js';
@@ -110,7 +111,7 @@ export async function fleetRows(ctx: RowContext): Promise<Row[]> {
     `[${r.mode}] ${r.drained ? `all drained ${sec(r.drainMs)} after the process start (${sec(r.fromReadyMs)} after up)` : `not drained in ${r.limitMs / 1000} s: ${r.pendingReaders} readers, ${r.pendingTaps} taps pending`}; ` +
     `readers drained after up p50 ${sec(r.p50FromReadyMs)} / p90 ${sec(r.p90FromReadyMs)} / p99 ${sec(r.p99FromReadyMs)}; ` +
     `${r.events - r.eventsBefore}/${expected} taps stored, lost ${r.lost}; process start ${sec(r.startupMs)}; ` +
-    `${r.refusals} refused attempts (${r.busyRefusals} busy CONNACK; the gateway's count by reason: ${JSON.stringify(r.refusedBy)}); visits engine ${r.lagAtStart} taps behind at start, ` +
+    `${r.refusals} refused attempts (${r.busyRefusals} busy CONNACK; ${r.overflows} SYNs dropped by the kernel for a full accept queue; the gateway's count by reason: ${JSON.stringify(r.refusedBy)}); visits engine ${r.lagAtStart} taps behind at start, ` +
     `${r.lagAtDrain} when drained (done ${sec(r.settleMs)} later); connected/admitted/parked at ` +
     [5, 10, 20, 40, 60]
       .map((s) => {
@@ -143,6 +144,22 @@ export async function fleetRows(ctx: RowContext): Promise<Row[]> {
   };
   await fleet.all('close');
   return [rssRow, stormRow];
+}
+
+/**
+ * The kernel's count of connections dropped because a listening socket's accept queue was full (Linux,
+ * /proc/net/netstat TcpExt ListenOverflows, machine-wide); NaN elsewhere.
+ */
+export function listenOverflows(): number {
+  try {
+    const lines = readFileSync('/proc/net/netstat', 'utf8').split('\n');
+    const i = lines.findIndex((l) => l.startsWith('TcpExt:') && l.includes('ListenOverflows'));
+    const names = lines[i]?.split(/\s+/) ?? [];
+    const values = lines[i + 1]?.split(/\s+/) ?? [];
+    return Number(values[names.indexOf('ListenOverflows')] ?? NaN);
+  } catch {
+    return Number.NaN;
+  }
 }
 
 interface StormSample {
@@ -180,6 +197,8 @@ interface StormRun {
   /** The gateway's count of refused connections, by reason. */
   refusedBy: Record<string, number>;
   timeline: StormSample[];
+  /** Connections the kernel dropped for a full accept queue during the storm (machine-wide; NaN off Linux). */
+  overflows: number;
   /** The same when every reader had drained, and how long the engine took to finish after. */
   lagAtDrain: number;
   settleMs: number;
@@ -239,6 +258,7 @@ async function stormOnce(
         ? { limits: { connectionAdmission: adaptiveOverride } }
         : {}),
   };
+  const overflowsBefore = listenOverflows();
   const tRestart = wallNow();
   const worker = await ctx.worker(o.name, 'gateway-host', ['--expose-gc']);
   await worker.call('start', { settings }, 120_000);
@@ -279,6 +299,7 @@ async function stormOnce(
   }>('drain', { timeoutMs: limitMs }, limitMs + 30_000);
   sampling = false;
   await sampler;
+  const overflows = listenOverflows() - overflowsBefore;
   const total = sum(drains.map((d) => d.drainedAts.length + d.pendingReaders));
   const times = drains.flatMap((d) => d.drainedAts.map((t) => t - ready)).sort((x, y) => x - y);
   const pct = (q: number) => times[Math.ceil(q * total) - 1] ?? Number.POSITIVE_INFINITY;
@@ -334,6 +355,7 @@ async function stormOnce(
     lagAtStart,
     refusedBy,
     timeline,
+    overflows,
     lagAtDrain,
     settleMs,
     refusals: sum(after.map((s) => s.refusals)) - sum(before.map((s) => s.refusals)),

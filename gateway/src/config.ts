@@ -66,6 +66,15 @@ const Embedded = z
       .default(500)
       .describe('New TCP connections accepted per second (token bucket); the rest are closed at once.'),
     connectionBurst: z.number().int().min(1).default(1000).describe('Token bucket size for new connections.'),
+    listenBacklog: z
+      .number()
+      .int()
+      .min(16)
+      .max(65_535)
+      .default(4096)
+      .describe(
+        "The listening socket's queue of connections the kernel has completed but the gateway not yet taken (the kernel caps it at net.core.somaxconn). Node's default, 511, overflowed in a reconnect storm: the kernel dropped the readers' SYNs and they retried after 1, 3, 7, 15, 31 and 63 s.",
+      ),
     maxPacketBytes: z
       .number()
       .int()
@@ -129,6 +138,7 @@ export const GatewaySettings = z
       port: 1883,
       maxConnectionsPerSecond: 500,
       connectionBurst: 1000,
+      listenBacklog: 4096,
       maxPacketBytes: 300 * 1024,
       connectTimeoutMs: 10_000,
       kdf: { logN: 11, r: 8, p: 1 },

@@ -254,7 +254,9 @@ export function createEmbeddedBroker(opts: EmbeddedBrokerOptions): Transport {
       const s = server;
       await new Promise<void>((resolve, reject) => {
         s.once('error', reject);
-        s.listen(settings.port, settings.host, () => {
+        // a deep accept queue: a reconnect storm's SYNs that find it full are dropped, and each reader's
+        // kernel retries after 1, 3, 7, 15, 31 and 63 s (bench/README.md, "The reconnect storm: the listen queue")
+        s.listen({ port: settings.port, host: settings.host, backlog: settings.listenBacklog }, () => {
           s.off('error', reject);
           resolve();
         });
