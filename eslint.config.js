@@ -33,6 +33,15 @@ export default tseslint.config(
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
       '@typescript-eslint/consistent-type-imports': 'error',
       'no-console': 'off',
+      'no-restricted-properties': [
+        'error',
+        {
+          object: 'AbortSignal',
+          property: 'any',
+          message:
+            'AbortSignal.any over a long-lived signal keeps a WeakRef per call (a heap leak in a loop): pass the signals to sleep() (protocol/src/clock.ts) or listen to each.',
+        },
+      ],
     },
   },
   {

@@ -15,19 +15,28 @@ export interface Clock {
   clearTimeout(handle: TimerHandle): void;
 }
 
-/** Resolves after `ms` on the given clock. */
-export function sleep(clock: Clock, ms: number, signal?: AbortSignal): Promise<void> {
+/**
+ * Resolves after `ms` on the given clock, or as soon as one of the signals aborts. Several signals are
+ * listened to directly, not combined with `AbortSignal.any`: a long-lived signal given to `AbortSignal.any`
+ * over and over keeps a WeakRef per call (the gateway's forwarder did so on every idle wait: 20,000 WeakRefs,
+ * about 2 MB of heap per 100,000 taps in the soak row). Every listener is removed when it resolves.
+ */
+export function sleep(
+  clock: Clock,
+  ms: number,
+  signal?: AbortSignal | readonly AbortSignal[],
+): Promise<void> {
+  const signals: readonly AbortSignal[] =
+    signal === undefined ? [] : signal instanceof AbortSignal ? [signal] : signal;
   return new Promise((resolve) => {
-    if (signal?.aborted) return resolve();
-    const h = clock.setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
+    if (signals.some((s) => s.aborted)) return resolve();
+    const done = (): void => {
       clock.clearTimeout(h);
+      for (const s of signals) s.removeEventListener('abort', done);
       resolve();
     };
-    signal?.addEventListener('abort', onAbort, { once: true });
+    const h = clock.setTimeout(done, ms);
+    for (const s of signals) s.addEventListener('abort', done, { once: true });
   });
 }
 

@@ -102,7 +102,7 @@ export class Forwarder {
         if (r.kind === 'idle') {
           const waker = this.waker;
           if (!waker.signal.aborted) {
-            await sleep(this.o.clock, this.o.idlePollMs ?? 5000, AbortSignal.any([signal, waker.signal]));
+            await sleep(this.o.clock, this.o.idlePollMs ?? 5000, [signal, waker.signal]);
           }
           if (this.waker === waker) this.waker = new AbortController();
         } else if (r.kind === 'backoff') {
