@@ -329,7 +329,6 @@ async function stormOnce(
   for (let lag = lagAtDrain; lag > 0 && wallNow() - tSettle < 120_000;) {
     await new Promise((r) => setTimeout(r, 250));
     lag = (await worker.call<{ events: number }>('visitLag')).events;
-    if (lag === 0) break;
   }
   const settleMs = wallNow() - tSettle;
   await worker.call('stop', undefined, 60_000);
