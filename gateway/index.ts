@@ -100,7 +100,9 @@ export function createGateway(opts: GatewayOptions): Gateway {
     store: new SqliteVisitSide(db, clock),
     ...base.pipeline,
     ...(config.store?.engine === 'sqlite' ? { visitIndexMaxVisits: config.store.visitIndexMaxVisits } : {}),
-    thread: opts.visitsThread === true && opts.clock === undefined,
+    thread:
+      (opts.visitsThread ?? (config.store?.engine === 'sqlite' && config.store.writerThread)) === true &&
+      opts.clock === undefined,
   });
 
   // Visit corrections (issue 13): through the pipeline's repo and outbox, audited in the access audit log.
@@ -144,7 +146,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
   // registry, ingest, MQTT, enrollment, gap timeout and the reader-side routes (shared with pg-instance.ts)
   const edge = createReaderEdge(base, {
     registryStore: store,
-    ingestStore: store,
+    ingestStore: pipeline.ingestLog(store),
     epochs: createSqliteEpochLog(db),
     onCommitted: (ids, committed) => pipeline.onCommitted(ids, committed),
     visitBacklog: () => pipeline.backlog(),

@@ -58,8 +58,8 @@ export interface GatewayOptions {
   /** Care plan settings (time zone, matching windows, alert thresholds, tick); defaults in care/service.ts. */
   care?: Partial<CarePlanConfig>;
   /**
-   * The visits engine in a worker thread with its own SQLite connection (visits/engine-thread.ts). Off by
-   * default (not faster on the loaded 2-core bench box: bench/README.md); the bench turns it on with
+   * The ingest's group commits and the visits engine in a worker thread with its own SQLite connection
+   * (visits/engine-thread.ts); absent: config `store.writerThread` (default off). The bench turns it on with
    * BENCH_VISITS_THREAD=1. Ignored with an injected clock (the thread runs on the system clock).
    */
   visitsThread?: boolean;

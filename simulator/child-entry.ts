@@ -10,10 +10,11 @@
  * code either way.
  */
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { build as EsbuildBuild } from 'esbuild';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -74,6 +75,7 @@ async function bundle(entry: string): Promise<string> {
   if (dir === null) {
     const d = mkdtempSync(join(tmpdir(), 'vt-sim-children-'));
     symlinkSync(join(ROOT, 'node_modules'), join(d, 'node_modules'), 'dir');
+    writeFileSync(join(d, 'package.json'), '{ "type": "module" }\n'); // the worker bundles are .js ES modules
     process.once('exit', () => rmSync(d, { recursive: true, force: true }));
     dir = d;
   }
@@ -94,5 +96,37 @@ async function bundle(entry: string): Promise<string> {
       js: "import { createRequire as __vtRequire } from 'node:module'; const require = __vtRequire(import.meta.url);",
     },
   });
+  await bundleWorkers(dir, build);
   return file;
+}
+
+/**
+ * The gateway's worker threads load their entry beside the module that starts them (`./engine-worker.js`,
+ * `./worker.js` next to `import.meta.url`); in a bundle that is the bundle's folder, so each worker entry is
+ * bundled there too under that name (once per folder).
+ */
+const WORKER_ENTRIES: ReadonlyArray<{ src: string; name: string }> = [
+  { src: 'gateway/src/visits/engine-worker.ts', name: 'engine-worker.js' },
+  { src: 'gateway/src/reports/worker.ts', name: 'worker.js' },
+];
+let workersBuilt: Promise<void> | null = null;
+function bundleWorkers(d: string, build: typeof EsbuildBuild): Promise<void> {
+  workersBuilt ??= Promise.all(
+    WORKER_ENTRIES.map((w) =>
+      build({
+        entryPoints: [join(ROOT, w.src)],
+        bundle: true,
+        platform: 'node',
+        format: 'esm',
+        target: 'node20',
+        external: CHILD_EXTERNALS,
+        outfile: join(d, w.name),
+        logLevel: 'silent',
+        banner: {
+          js: "import { createRequire as __vtRequire } from 'node:module'; const require = __vtRequire(import.meta.url);",
+        },
+      }),
+    ),
+  ).then(() => undefined);
+  return workersBuilt;
 }

@@ -242,6 +242,12 @@ export const GatewaySettings = z
               .describe(
                 'Visits the in-memory index of recent visits holds at most (about 270 bytes each; the "same staff member at two homes" check). Past it the oldest ended visits are dropped and older questions go to SQLite.',
               ),
+            writerThread: z
+              .boolean()
+              .default(false)
+              .describe(
+                "Run the ingest's group commits and the visits engine in a worker thread with its own connection to gateway.db, so MQTT, logins and acks keep the main thread (a second core). Measured in bench/README.md; a dead thread hands its work back to the main thread.",
+              ),
           })
           .strict(),
         z

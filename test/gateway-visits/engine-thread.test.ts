@@ -196,6 +196,68 @@ describe('visits engine thread', () => {
     expect(at()).toBeNull();
   });
 
+  it('a writer thread killed mid-stream: nothing acked is lost, its work comes back here, nothing twice', async () => {
+    const t = tempDir('vt-engine-thread-kill-');
+    cleanups.push(() => t.cleanup());
+    // the config key, as an operator sets it
+    const cfg = testConfig(t.dir, { store: { engine: 'sqlite', writerThread: true } });
+    const gw = createGateway({ config: cfg, logger: silent });
+    trackDataDir(gw, t.dir);
+    cleanups.push(() => gw.stop().catch(() => undefined));
+    await gw.start();
+    expect(gw.pipeline.threaded).toBe(true);
+    await gw.registry.addReader({ readerId: 'home-1', password: PASSWORD, clientRef: 'client-1' });
+    gw.registry.addCard({ cardRef: card(1), staffRef: 'staff-1' });
+    const c = await connectReader(gw.mqttPort ?? 0, 'home-1');
+    cleanups.push(() => c.endAsync(true));
+    const acks = await AckCollector.attach(c, 'home-1');
+    const ROUNDS_K = 60;
+    const all = Array.from({ length: ROUNDS_K }, (_, k) => roundOf('home-1', 0, k)).flat();
+    const sentAt = { wallMs: T0 + 999_000, bootId: 'boot-1', monoMs: 999_000, synced: true };
+    const send = (events: TapEvent[]) =>
+      acks.publish('home-1', { schemaVersion: 1, readerId: 'home-1', sentAt, events });
+    // a device sending as it taps, without waiting for acks; the thread dies a third of the way in, holding
+    // a commit it has not answered
+    const killed = (async () => {
+      await acks.waitFor((a) => a.upTo >= 40, 20_000);
+      await gw.pipeline.killThread({ duringCommit: true });
+    })();
+    for (let k = 0; k < ROUNDS_K; k++) {
+      await send(all.slice(2 * k, 2 * k + 2));
+      await new Promise((r) => setTimeout(r, 3));
+    }
+    await killed;
+    expect(gw.pipeline.threaded).toBe(false);
+    // what was not acked (a commit the dead thread never answered) is resent, as the device does
+    for (let i = 0; i < 20 && (acks.last?.upTo ?? 0) < all.length; i++) {
+      const upTo = acks.last?.upTo ?? 0;
+      await send(all.filter((e) => e.seq > upTo).slice(0, 100));
+      await acks.waitFor((a) => a.upTo > upTo, 5_000).catch(() => undefined);
+    }
+    expect(acks.last?.upTo).toBe(all.length);
+    const db = dbOf(gw);
+    await waitUntil(
+      () =>
+        (
+          db.prepare(`SELECT processed_upto AS n FROM visit_cursor WHERE reader_id = 'home-1'`).get() as
+            { n: number } | undefined
+        )?.n === all.length,
+      20_000,
+    );
+    expect(gw.pipeline.processNow()).toBe(0);
+    const seqs = db.prepare(`SELECT seq FROM events WHERE reader_id = 'home-1' ORDER BY seq`).pluck().all();
+    expect(seqs).toEqual(all.map((e) => e.seq));
+    const rows = db.prepare('SELECT idempotency_key AS k, type FROM outbox').all() as {
+      k: string;
+      type: string;
+    }[];
+    expect(new Set(rows.map((r) => r.k)).size).toBe(rows.length);
+    expect(rows.filter((r) => r.type === 'visit.started')).toHaveLength(ROUNDS_K);
+    expect(rows.filter((r) => r.type === 'visit.ended')).toHaveLength(ROUNDS_K);
+    const text = gw.metrics.render();
+    expect(text).toMatch(/^visittag_writer_thread 0$/m);
+  }, 60_000);
+
   it('a stop finishes what was committed, and a restart without the thread finds nothing left', async () => {
     const t = tempDir('vt-engine-thread-stop-');
     cleanups.push(() => t.cleanup());

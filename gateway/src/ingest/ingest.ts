@@ -404,7 +404,14 @@ export function createIngest(opts: IngestOptions): Ingest {
       .then((o) => committed(o, items, t0), failed)
       .finally(() => {
         committing = null;
-        if (queue.length > 0) flush();
+        // what queued meanwhile goes as a timed commit would: under the visits engine's back-pressure
+        if (queue.length > 0) {
+          if (timer !== null) {
+            clock.clearTimeout(timer);
+            timer = null;
+          }
+          timedFlush();
+        }
       });
     committing = p;
   }

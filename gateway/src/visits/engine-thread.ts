@@ -11,6 +11,7 @@ import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type pino from 'pino';
 import type { AnomalyKind } from '../../../protocol/index.js';
+import type { CommitOutcome, IngestItem } from '../store/ingest-store.js';
 import type { SkipReason } from './engine.js';
 import type { CommittedEvents } from './handed.js';
 
@@ -26,7 +27,10 @@ export interface EngineWorkerData {
 }
 
 export type ToEngine =
-  { t: 'committed'; id: number; readerIds: string[]; committed: CommittedEvents } | { t: 'stop' };
+  | { t: 'committed'; id: number; readerIds: string[]; committed: CommittedEvents }
+  /** An ingest group commit, done on the worker's connection (EngineThread.commit). */
+  | { t: 'commit'; id: number; items: readonly IngestItem[] }
+  | { t: 'stop' };
 
 export type FromEngine =
   | { t: 'ready' }
@@ -46,6 +50,15 @@ export type FromEngine =
       bindings: Record<string, unknown>;
       obj: Record<string, unknown>;
       msg: string;
+    }
+  | {
+      t: 'commit-done';
+      id: number;
+      /** Absent when the commit failed (`error`): nothing of it is durable, nothing is acked. */
+      outcome?: CommitOutcome;
+      /** Events of the commit handed to the worker's engine (the backlog grows by them). */
+      handed: number;
+      error?: string;
     }
   | { t: 'stopped' };
 
@@ -71,6 +84,11 @@ export class EngineThread {
   /** Resolves when the worker has opened its connection and listens (or has exited). */
   readonly ready: Promise<void>;
   private markReady: () => void = () => undefined;
+  /** Group commits sent to the worker and not answered yet. */
+  private readonly commits = new Map<
+    number,
+    { resolve: (o: CommitOutcome) => void; reject: (err: Error) => void }
+  >();
 
   constructor(private readonly o: EngineThreadOptions) {
     const here = import.meta.url;
@@ -90,7 +108,8 @@ export class EngineThread {
         ...(o.indexMaxVisits !== undefined ? { indexMaxVisits: o.indexMaxVisits } : {}),
       } satisfies EngineWorkerData,
     });
-    w.unref(); // the gateway's servers keep the process alive, not this thread
+    // the gateway's servers keep the process alive, not this thread; until it is ready it does (the start waits
+    // for it: with nothing else holding the loop, a thread that fails to load would end the process silently)
     this.worker = w;
     const log = o.logger.child({ module: 'visits' });
     w.on('message', (m: FromEngine) => {
@@ -99,7 +118,17 @@ export class EngineThread {
           this.held = m.idle && m.seen === this.nextId ? 0 : Math.max(0, this.held - m.n);
           o.onTurn(m.n, m.kinds, m.skipped);
           return;
+        case 'commit-done': {
+          const c = this.commits.get(m.id);
+          this.commits.delete(m.id);
+          this.held += m.handed;
+          if (m.outcome) c?.resolve(m.outcome);
+          else
+            c?.reject(new Error(`group commit failed in the visits engine thread: ${m.error ?? 'unknown'}`));
+          return;
+        }
         case 'ready':
+          w.unref();
           this.markReady();
           return;
         case 'log':
@@ -113,6 +142,9 @@ export class EngineThread {
     w.on('exit', (code) => {
       this.exited = true;
       this.held = 0;
+      // a commit the worker did not answer may or may not be durable: it is not acked, the devices resend
+      for (const c of this.commits.values()) c.reject(new Error('the visits engine thread exited'));
+      this.commits.clear();
       this.markReady();
       if (this.stopped === null) {
         log.error({ code }, 'visits engine thread exited; processing in the main thread');
@@ -137,6 +169,30 @@ export class EngineThread {
     const events = committed ?? [];
     for (const c of events) this.held += c.events.length;
     this.worker.postMessage({ t: 'committed', id, readerIds, committed: events } satisfies ToEngine);
+  }
+
+  /**
+   * One ingest group commit on the worker's connection (durable when this resolves), after which the worker
+   * processes its events itself: they are not sent again through `committed`. Rejects when the commit fails
+   * or the worker exits first.
+   */
+  commit(items: readonly IngestItem[]): Promise<CommitOutcome> {
+    if (!this.alive) return Promise.reject(new Error('the visits engine thread is not running'));
+    const id = ++this.nextId;
+    return new Promise<CommitOutcome>((resolve, reject) => {
+      this.commits.set(id, { resolve, reject });
+      this.worker.postMessage({ t: 'commit', id, items } satisfies ToEngine);
+    });
+  }
+
+  /**
+   * Ends the worker at once, as a crash would (fault tests): what it did not answer is not acked.
+   * `duringCommit`: first waits (at most 5 s) until a group commit is in the worker's hands.
+   */
+  async kill(duringCommit = false): Promise<void> {
+    for (let i = 0; duringCommit && this.commits.size === 0 && i < 5_000; i++)
+      await new Promise((r) => setTimeout(r, 1));
+    await this.worker.terminate();
   }
 
   /** Lets the worker finish what is marked (at most `timeoutMs`), closes its connection, ends it. */

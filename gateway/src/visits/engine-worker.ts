@@ -14,6 +14,7 @@ import { CardRegistry } from '../cards/registry.js';
 import { SqliteVisitSide } from '../store/sqlite/visits.js';
 import { VisitEmitter } from './emit.js';
 import { VisitEngine, type SkipReason } from './engine.js';
+import type { CommitOutcome, IngestItem } from '../store/ingest-store.js';
 import type { EngineWorkerData, ToEngine, FromEngine } from './engine-thread.js';
 import { HandedEvents } from './handed.js';
 import { VisitRepo } from './repo.js';
@@ -133,7 +134,52 @@ function finish(): void {
   }
 }
 
+/** Per reader, the contiguous mark after this thread's last commit (read once from the file, then kept). */
+const highWater = new Map<string, number>();
+
+/**
+ * An ingest group commit on this connection: durable before the answer, so the gateway's thread acks only
+ * what is on disk. Its new events (above the reader's earlier contiguous mark, minus seqs held with other
+ * content) go to this thread's engine from memory, as the ingest would hand them over.
+ */
+function commit(id: number, items: readonly IngestItem[]): void {
+  const ingest = side.ingest();
+  let outcome: CommitOutcome;
+  try {
+    for (const it of items)
+      if (it.kind === 'events' && !highWater.has(it.readerId))
+        highWater.set(it.readerId, ingest.seqState(it.readerId).contiguousUpto);
+    outcome = ingest.commit(items);
+  } catch (err) {
+    log.error({ err }, 'group commit failed in the visits engine thread; no acks sent');
+    post({ t: 'commit-done', id, handed: 0, error: err instanceof Error ? err.message : String(err) });
+    return;
+  }
+  let n = 0;
+  for (const it of items) {
+    if (it.kind !== 'events' || it.events.length === 0) continue;
+    const o = outcome.readers.get(it.readerId);
+    if (!o) continue;
+    const before = highWater.get(it.readerId) ?? 0;
+    const events = it.events.filter((e) => e.seq > before);
+    if (events.length === 0) continue;
+    handed.add(it.readerId, events, o.conflicts);
+    n += events.length;
+  }
+  for (const o of outcome.readers.values()) {
+    highWater.set(o.readerId, o.upTo);
+    dirty.add(o.readerId);
+  }
+  post({ t: 'commit-done', id, outcome, handed: n });
+  if (dirty.size > 0) schedule();
+}
+
 port.on('message', (m: ToEngine) => {
+  if (m.t === 'commit') {
+    seen = m.id;
+    commit(m.id, m.items);
+    return;
+  }
   if (m.t === 'committed') {
     seen = m.id;
     for (const c of m.committed) handed.add(c.readerId, c.events, c.conflicts);

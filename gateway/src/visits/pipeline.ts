@@ -2,6 +2,7 @@ import type pino from 'pino';
 import type { Clock } from '../../../protocol/index.js';
 import type { AdminRoute } from '../admin/types.js';
 import { CardRegistry } from '../cards/registry.js';
+import type { CommitOutcome, IngestItem, IngestLog, IngestStore } from '../store/ingest-store.js';
 import type { CardAssignResult, CardStore } from '../store/ports.js';
 import type { MetricsRegistry } from '../metrics.js';
 import { Forwarder } from '../outbox/forwarder.js';
@@ -57,6 +58,13 @@ export interface VisitPipeline {
    * reader has caught up): the ingest's back-pressure.
    */
   backlog(): number;
+  /**
+   * The ingest's event log to give the ingest: while the engine's thread runs, each group commit is done there,
+   * on the thread's connection, and the thread processes its events from memory (one connection does every hot
+   * write, so the two never wait for each other's write lock, and this thread neither writes the events nor
+   * waits for their fsync). Otherwise, and for every read, `store`.
+   */
+  ingestLog(store: IngestStore): IngestLog;
   /** Whether the engine runs in its worker thread now (VisitPipelineOptions.thread, started, alive). */
   readonly threaded: boolean;
   /** Catches up on everything committed before (crash recovery), then starts the forwarder. */
@@ -71,6 +79,11 @@ export interface VisitPipeline {
     /** Returns false when the card was unknown or already revoked. */
     revokeCard(cardRef: string): boolean;
   };
+  /**
+   * Ends the engine's worker thread at once, as a crash would (fault tests); its work comes back here.
+   * `duringCommit`: at a moment when the thread holds an ingest commit it has not answered.
+   */
+  killThread(opts?: { duringCommit?: boolean }): Promise<void>;
   /** Synchronously processes what is pending (all readers, or the given ones). For tests and tools. */
   processNow(readerIds?: string[]): number;
   closeVisit(req: { visitId: string; actor: string; reason: string }): ManualCloseResult;
@@ -128,6 +141,11 @@ export function createVisitPipeline(opts: VisitPipelineOptions): VisitPipeline {
       const n = repo.index.size();
       return n.staffVisits + n.cardVisits;
     },
+  );
+  metrics.gauge(
+    'visittag_writer_thread',
+    "1 while the ingest's group commits and the visits engine run in their worker thread (store.writerThread), else 0.",
+    () => (thread?.alive ? 1 : 0),
   );
   metrics.gauge('visittag_outbox_depth', 'Visit events waiting for delivery.', () =>
     side.open ? outbox.stats().pending : 0,
@@ -283,10 +301,22 @@ export function createVisitPipeline(opts: VisitPipelineOptions): VisitPipeline {
     }
   };
 
+  /** Whether the ingest's commits go to the thread (ingestLog was taken): then the thread has their events. */
+  let routed = false;
   return {
+    ingestLog(store) {
+      routed = true;
+      return {
+        commit: (items: readonly IngestItem[]): CommitOutcome | Promise<CommitOutcome> =>
+          thread?.alive ? thread.commit(items) : store.commit(items),
+        seqState: (readerId) => store.seqState(readerId),
+        gaps: (readerId, limit) => store.gaps(readerId, limit),
+        readersWithGaps: () => store.readersWithGaps(),
+      };
+    },
     onCommitted(readerIds, committed) {
       if (thread?.alive) {
-        thread.committed(readerIds, committed);
+        if (!routed) thread.committed(readerIds, committed);
         return;
       }
       if (committed)
@@ -341,6 +371,9 @@ export function createVisitPipeline(opts: VisitPipelineOptions): VisitPipeline {
       revokeCard: (cardRef) => cards.revokeCard(cardRef),
     },
     cards: cards.store,
+    killThread: async (o) => {
+      await thread?.kill(o?.duringCommit === true);
+    },
     processNow,
     closeVisit,
     openVisitIds: (readerId) => visitStore.openVisitIds(readerId),

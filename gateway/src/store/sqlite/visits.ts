@@ -15,6 +15,8 @@ import type {
 } from '../ports.js';
 import { SqliteCardStore } from './cards.js';
 import { openDatabase, type Db } from './db.js';
+import { createSqliteIngestStore } from './ingest-store.js';
+import type { IngestStore } from '../ingest-store.js';
 import { SqliteOutbox } from './outbox.js';
 import { statementCache } from './stmt-cache.js';
 import { VisitIndex, type SharedWrites } from './visit-index.js';
@@ -370,6 +372,16 @@ export class SqliteVisitSide {
   static open(path: string, clock: Clock): SqliteVisitSide {
     return new SqliteVisitSide(openDatabase(path, []), clock);
   }
+
+  /**
+   * The ingest's event log on this connection (the engine's thread takes the ingest's group commits too, so
+   * one connection does every hot write: visits/engine-worker.ts). Made on first use.
+   */
+  ingest(): IngestStore {
+    this.ingestStore ??= createSqliteIngestStore(this.db);
+    return this.ingestStore;
+  }
+  private ingestStore: IngestStore | null = null;
 
   /** The file's path, for another connection to it; null for an in-memory database. */
   get path(): string | null {
