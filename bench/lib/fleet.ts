@@ -7,6 +7,7 @@ import mqtt, { type MqttClient } from 'mqtt';
 import { backoffDelay, decode, topics } from '../../protocol/index.js';
 import { wallNow } from './stats.js';
 import { TapSource, type TapEventInput } from './taps.js';
+import { noNagle } from '../../device/src/core/no-nagle.js';
 
 /** device/src/core/uplink.ts BUSY_RETRY_WINDOW_MS (not imported: the uplink module pulls in the device). */
 const BUSY_RETRY_WINDOW_MS = 5_000;
@@ -62,6 +63,7 @@ export class BenchReader {
     });
     this.client = c;
     c.on('connect', () => {
+      noNagle(c); // as the device's uplink does (device/src/core/uplink.ts)
       this.attempts = 0;
       this.connects++;
       if (this.opts.appAcks) c.subscribe(topics.acks(this.spec.readerId), { qos: 1 });

@@ -1,3 +1,4 @@
+import { noNagle } from './no-nagle.js';
 import { EventEmitter } from 'node:events';
 import type { IClientOptions, MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
@@ -270,6 +271,7 @@ export class Uplink extends EventEmitter<{
     this.connected = true;
     this.attempt = 0;
     this.log.info('connected');
+    noNagle(client);
     const id = this.o.readerId;
     this.inFlight = [];
     this.sentUpTo = 0;
