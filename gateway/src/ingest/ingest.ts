@@ -15,7 +15,12 @@ import { GatewayCardKeys } from '../../../protocol/index.js';
 import type { InboundMessage } from '../broker/transport.js';
 import type { MetricsRegistry } from '../metrics.js';
 import { isPromiseLike, settle, type Awaitable } from '../store/awaitable.js';
-import type { CommitOutcome, IngestItem, IngestLog } from '../store/ingest-store.js';
+import {
+  newlyCommitted,
+  type CommitOutcome,
+  type IngestItem,
+  type IngestLog,
+} from '../store/ingest-store.js';
 import type { ReaderLiveView } from './reader-view.js';
 import {
   offsetForNew,
@@ -419,16 +424,7 @@ export function createIngest(opts: IngestOptions): Ingest {
   /** After a durable commit: high-water marks, metrics, the visits hook, then the acks. */
   function committed(outcome: CommitOutcome, items: readonly IngestItem[], t0: number): void {
     // the events handed to the visits engine: above the reader's contiguous mark before this commit
-    // (at or below it they were duplicates), minus the seqs held with other content
-    const handed: Array<{ readerId: string; events: TapEvent[]; conflicts: readonly number[] }> = [];
-    for (const item of items) {
-      if (item.kind !== 'events' || item.events.length === 0) continue;
-      const o = outcome.readers.get(item.readerId);
-      if (!o) continue;
-      const before = highWater.get(item.readerId) ?? 0;
-      const events = item.events.filter((e) => e.seq > before);
-      if (events.length) handed.push({ readerId: item.readerId, events, conflicts: o.conflicts });
-    }
+    const handed = newlyCommitted(items, outcome, (r) => highWater.get(r) ?? 0);
     for (const o of outcome.readers.values()) highWater.set(o.readerId, o.upTo);
     m.commitMs.observe(clock.monotonic() - t0);
     m.commits.observe(items.length);

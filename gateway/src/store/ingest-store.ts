@@ -63,6 +63,28 @@ export interface CommitOutcome {
   conflicts: number;
 }
 
+/**
+ * The events of a commit that are new for the visits engine, per item: above the reader's contiguous mark before
+ * the commit (at or below it they were duplicates), with the seqs the commit found held with other content (the
+ * engine must not take those from memory). Used by the ingest and by the writer thread (visits/engine-worker.ts).
+ */
+export function newlyCommitted(
+  items: readonly IngestItem[],
+  outcome: CommitOutcome,
+  markBefore: (readerId: string) => number,
+): Array<{ readerId: string; events: TapEvent[]; conflicts: readonly number[] }> {
+  const out: Array<{ readerId: string; events: TapEvent[]; conflicts: readonly number[] }> = [];
+  for (const item of items) {
+    if (item.kind !== 'events' || item.events.length === 0) continue;
+    const o = outcome.readers.get(item.readerId);
+    if (!o) continue;
+    const before = markBefore(item.readerId);
+    const events = item.events.filter((e) => e.seq > before);
+    if (events.length) out.push({ readerId: item.readerId, events, conflicts: o.conflicts });
+  }
+  return out;
+}
+
 export interface RejectSummary {
   reason: string;
   count: number;

@@ -14,7 +14,7 @@ import { CardRegistry } from '../cards/registry.js';
 import { SqliteVisitSide } from '../store/sqlite/visits.js';
 import { VisitEmitter } from './emit.js';
 import { VisitEngine, type SkipReason } from './engine.js';
-import type { CommitOutcome, IngestItem } from '../store/ingest-store.js';
+import { newlyCommitted, type CommitOutcome, type IngestItem } from '../store/ingest-store.js';
 import type { EngineWorkerData, ToEngine, FromEngine } from './engine-thread.js';
 import { HandedEvents } from './handed.js';
 import { VisitRepo } from './repo.js';
@@ -156,15 +156,9 @@ function commit(id: number, items: readonly IngestItem[]): void {
     return;
   }
   let n = 0;
-  for (const it of items) {
-    if (it.kind !== 'events' || it.events.length === 0) continue;
-    const o = outcome.readers.get(it.readerId);
-    if (!o) continue;
-    const before = highWater.get(it.readerId) ?? 0;
-    const events = it.events.filter((e) => e.seq > before);
-    if (events.length === 0) continue;
-    handed.add(it.readerId, events, o.conflicts);
-    n += events.length;
+  for (const c of newlyCommitted(items, outcome, (r) => highWater.get(r) ?? 0)) {
+    handed.add(c.readerId, c.events, c.conflicts);
+    n += c.events.length;
   }
   for (const o of outcome.readers.values()) {
     highWater.set(o.readerId, o.upTo);
