@@ -34,6 +34,8 @@ export class BenchReader {
   /** Refusals that said the gateway is busy (CONNACK 3), each followed by a short retry. */
   busyRefusals = 0;
   private busy = false;
+  /** The current attempt's TCP connection is up (CONNECT sent), not yet answered: since when (wall ms). */
+  private tcpUpAt: number | null = null;
   drainedAt: number | null = null;
   closing = false;
   private ackWaiters: { upTo: number; resolve: () => void }[] = [];
@@ -62,6 +64,13 @@ export class BenchReader {
       connectTimeout: 60_000,
     });
     this.client = c;
+    this.tcpUpAt = null;
+    (c as unknown as { stream?: { once?: (ev: string, f: () => void) => void } }).stream?.once?.(
+      'connect',
+      () => {
+        if (this.client === c) this.tcpUpAt = wallNow();
+      },
+    );
     c.on('connect', () => {
       noNagle(c); // as the device's uplink does (device/src/core/uplink.ts)
       this.attempts = 0;
@@ -76,6 +85,7 @@ export class BenchReader {
       if ((err as { code?: unknown }).code === 3) this.busy = true;
     });
     c.on('close', () => {
+      if (this.client === c) this.tcpUpAt = null;
       if (!this.connected) this.refusals++;
       this.connected = false;
       if (this.client !== c) return;
@@ -111,6 +121,18 @@ export class BenchReader {
       () => this.connect(),
       backoffDelay(0, { ...this.opts.backoff, random: this.opts.random }),
     );
+  }
+
+  /**
+   * Where this reader is (the storm row's timeline): connected; `tcp-up` (its TCP connection is up and its
+   * CONNECT sent, no CONNACK yet; with the wait so far); `tcp-pending` (no TCP connection yet: a SYN not
+   * answered, for instance one the gateway's kernel dropped); or `idle` (between attempts).
+   */
+  phase(): { phase: 'connected' | 'tcp-up' | 'tcp-pending' | 'idle'; waitMs?: number } {
+    if (this.connected) return { phase: 'connected' };
+    if (!this.client) return { phase: 'idle' };
+    if (this.tcpUpAt === null) return { phase: 'tcp-pending' };
+    return { phase: 'tcp-up', waitMs: wallNow() - this.tcpUpAt };
   }
 
   whenConnected(): Promise<void> {

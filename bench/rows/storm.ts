@@ -162,6 +162,17 @@ export function listenOverflows(): number {
   }
 }
 
+/** `name{stage="x"} 3` lines → { x: 3 } (non-zero only). */
+function byStage(lines: string[], prefix: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const l of lines) {
+    if (!l.startsWith(prefix)) continue;
+    const m = /stage="([^"]+)"\}\s+(\S+)/.exec(l);
+    if (m && Number(m[2]) !== 0) out[m[1] as string] = Number(m[2]);
+  }
+  return out;
+}
+
 interface StormSample {
   atMs: number;
   connected: number;
@@ -169,6 +180,11 @@ interface StormSample {
   parked: number;
   waiting: number;
   rate: number;
+  /** Admitted connections not yet connected, by step (gateway/src/broker/handshakes.ts), and those abandoned. */
+  handshakes: Record<string, number>;
+  abandoned: Record<string, number>;
+  /** The readers' side (BenchReader.phase), summed over the load generators. */
+  readers: Record<string, number>;
 }
 
 interface StormRun {
@@ -277,8 +293,15 @@ async function stormOnce(
   const sampler = (async () => {
     while (sampling) {
       const lines = await worker
-        .call<string[]>('metrics', { prefixes: ['visittag_connected_readers', 'visittag_mqtt_admission_'] })
+        .call<string[]>('metrics', {
+          prefixes: ['visittag_connected_readers', 'visittag_mqtt_admission_', 'visittag_mqtt_handshakes'],
+        })
         .catch(() => [] as string[]);
+      const phases = await fleet
+        .all<Record<string, number>>('phases', undefined, 10_000)
+        .catch(() => [] as Record<string, number>[]);
+      const readers: Record<string, number> = {};
+      for (const p of phases) for (const [k, n] of Object.entries(p)) readers[k] = (readers[k] ?? 0) + n;
       const v = (name: string) => Number(lines.find((l) => l.startsWith(`${name} `))?.split(' ')[1] ?? NaN);
       timeline.push({
         atMs: wallNow() - ready,
@@ -287,6 +310,9 @@ async function stormOnce(
         parked: v('visittag_mqtt_admission_parked'),
         waiting: v('visittag_mqtt_admission_waiting'),
         rate: v('visittag_mqtt_admission_rate'),
+        handshakes: byStage(lines, 'visittag_mqtt_handshakes{'),
+        abandoned: byStage(lines, 'visittag_mqtt_handshakes_abandoned_total{'),
+        readers,
       });
       await new Promise((r) => setTimeout(r, 5000));
     }

@@ -151,6 +151,17 @@ serve({
     };
   },
 
+  /** How many readers are in each phase (BenchReader.phase); `tcpUpOver10s`: waiting over 10 s for a CONNACK. */
+  phases() {
+    const out = { connected: 0, 'tcp-up': 0, 'tcp-pending': 0, idle: 0, tcpUpOver10s: 0 };
+    for (const r of readers) {
+      const p = r.phase();
+      out[p.phase]++;
+      if (p.phase === 'tcp-up' && (p.waitMs ?? 0) > 10_000) out.tcpUpOver10s++;
+    }
+    return out;
+  },
+
   stats() {
     return {
       readers: readers.length,

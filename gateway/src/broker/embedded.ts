@@ -9,6 +9,7 @@ import type { MetricsRegistry } from '../metrics.js';
 import { canPublish, canSubscribe } from './acl.js';
 import { ConnectionAdmission, type AdmissionSettings } from './admission.js';
 import { FrameGuard } from './frame-guard.js';
+import { HandshakeTracker } from './handshakes.js';
 import { RejectLogLimiter } from '../ingest/limits.js';
 import { DEFAULT_READER_RATE, ReaderRateLimiter, type ReaderRateSettings } from './limits.js';
 import type { Authenticator, InboundHandler, Transport } from './transport.js';
@@ -96,6 +97,9 @@ export function createEmbeddedBroker(opts: EmbeddedBrokerOptions): Transport {
     () => (admission ? admission.stats().maxWaitMs : 0),
   );
 
+  // where admitted connections are on their way to CONNACK (./handshakes.ts)
+  const handshakes = new HandshakeTracker(metrics);
+
   const clients = () => (aedes as unknown as { clients: Record<string, Client | undefined> } | null)?.clients;
 
   const deny = (client: Client, action: string, topic: string, reason: string) => {
@@ -119,6 +123,8 @@ export function createEmbeddedBroker(opts: EmbeddedBrokerOptions): Transport {
     });
     guard.on('error', () => undefined);
     sourceOf.set(guard, socket.remoteAddress ?? 'unknown');
+    handshakes.admitted(guard, () => guard.bytesIn);
+    socket.once('close', () => handshakes.closed(guard));
     const client = aedes.handle(guard);
     client.on('error', () => undefined);
   };
@@ -153,7 +159,8 @@ export function createEmbeddedBroker(opts: EmbeddedBrokerOptions): Transport {
         maxTopicLevels: TOPIC_DEPTH,
         connectTimeout: settings.connectTimeoutMs,
         concurrency: 1000,
-        preConnect: (_client, packet, cb) => {
+        preConnect: (client, packet, cb) => {
+          handshakes.connect((client as unknown as { conn: object }).conn);
           // Cheap checks before any KDF work: a safe reader id and credentials present.
           const ok =
             typeof packet.clientId === 'string' &&
@@ -177,7 +184,10 @@ export function createEmbeddedBroker(opts: EmbeddedBrokerOptions): Transport {
           const source = sourceOf.get((client as unknown as { conn: object }).conn) ?? 'unknown';
           opts.authenticate(username, password.toString('utf8'), source).then(
             (r) => {
-              if (r === 'ok') return done(null, true);
+              if (r === 'ok') {
+                handshakes.authenticated((client as unknown as { conn: object }).conn);
+                return done(null, true);
+              }
               refused.inc({ reason: r });
               logBounded(
                 `auth:${r}:${source}`,
@@ -242,6 +252,7 @@ export function createEmbeddedBroker(opts: EmbeddedBrokerOptions): Transport {
           opts.onMessage({ readerId: client.id, leaf: d.leaf, payload, clientId: client.id, admitted: true });
         },
       });
+      aedes.on('clientReady', (client) => handshakes.ready((client as unknown as { conn: object }).conn));
       aedes.on('clientError', (client, err) =>
         log.debug({ readerId: client.id, err: err.message }, 'client error'),
       );
