@@ -35,7 +35,7 @@ afterEach(async () => {
 
 async function rig(
   settings: Partial<AdmissionSettings>,
-  opts: { perSecond: number; burst: number; backlog?: () => number },
+  opts: { perSecond: number; burst: number; backlog?: () => number; handshakes?: () => number },
 ): Promise<Rig & { clients: Socket[] }> {
   const clock = new VirtualClock({ startMs: 1_000_000 });
   const admitted: string[] = [];
@@ -44,7 +44,11 @@ async function rig(
     perSecond: opts.perSecond,
     burst: opts.burst,
     settings,
-    load: { loopDelayMs: () => 0, backlog: opts.backlog ?? (() => 0) },
+    load: {
+      loopDelayMs: () => 0,
+      backlog: opts.backlog ?? (() => 0),
+      ...(opts.handshakes ? { handshakes: opts.handshakes } : {}),
+    },
   });
   const server = createServer((socket) => {
     socket.on('error', () => undefined);
@@ -195,5 +199,43 @@ describe('connection admission', () => {
     }
     expect(r.admitted.length).toBe(40);
     expect(new Set(r.admitted).size).toBe(40);
+  });
+
+  it('admits no more than the handshake window: the rest wait parked, unread, until handshakes complete', async () => {
+    // plenty of tokens; the window (2) is what holds connections back. Every admitted connection is an open
+    // handshake until the test completes it.
+    const hs = { completed: 0, admitted: () => 0 };
+    const r = await rig(
+      { adaptive: false, parkMs: 60_000, maxHandshakes: 2 },
+      { perSecond: 1_000, burst: 1_000, handshakes: () => hs.admitted() - hs.completed },
+    );
+    hs.admitted = () => r.admission.stats().admitted;
+    const cs = [];
+    for (let i = 0; i < 5; i++) {
+      cs.push(client(r, `c${i}`));
+      await until(
+        () => r.admission.stats().admitted + r.admission.stats().waiting === i + 1,
+        `c${i} offered`,
+      );
+    }
+    await until(() => r.admitted.length === 2, 'the window admitted two');
+    const pump = async () => {
+      for (let i = 0; i < 5; i++) {
+        await r.clock.advanceTo(r.clock.now() + 10);
+        await settle(5);
+      }
+    };
+    await pump();
+    expect(r.admitted).toEqual(['c0', 'c1']);
+    expect(r.admission.stats().waiting).toBe(3);
+    expect(r.admission.stats().windowParked).toBe(3);
+    expect(cs[2]?.read().length).toBe(0); // parked, unread
+    hs.completed = 1; // one handshake done: exactly one more gets in
+    await pump();
+    expect(r.admitted).toEqual(['c0', 'c1', 'c2']);
+    hs.completed = 3;
+    await pump();
+    expect(r.admitted).toEqual(['c0', 'c1', 'c2', 'c3', 'c4']);
+    expect(r.admission.stats().refused).toEqual({ rate: 0, busy: 0, 'park-timeout': 0, closing: 0 });
   });
 });

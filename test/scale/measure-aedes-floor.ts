@@ -5,8 +5,9 @@
  * bench's load generator. Two shapes: `puback` (the client waits for PUBACK: the relay's shape, nobody
  * subscribed) and `ack` (the broker's side also publishes a QoS 1 app-level ack to the client's own topic for each
  * message and the client waits for it: the gateway's exchange without the gateway's work). Prints messages/s and
- * the broker process's CPU per message.
- *   npx tsx test/scale/measure-aedes-floor.ts [clients] [seconds] [--client-nodelay]
+ * the broker process's CPU per message. `--ack-qos0` publishes the acks at QoS 0 (no PUBACK from the client, no
+ * in-flight record in the broker).
+ *   npx tsx test/scale/measure-aedes-floor.ts [clients] [seconds] [--client-nodelay] [--ack-qos0]
  */
 import { fork } from 'node:child_process';
 import mqtt, { type MqttClient } from 'mqtt';
@@ -22,6 +23,7 @@ if (process.argv.includes('--server')) {
   const { Aedes } = await import('aedes');
   const { createServer } = await import('node:net');
   const ackMode = process.argv.includes('--ack');
+  const ackQos = process.argv.includes('--ack-qos0') ? 0 : 1;
   const broker = await Aedes.createBroker();
   let n = 0;
   broker.on('publish', (packet, client) => {
@@ -33,7 +35,7 @@ if (process.argv.includes('--server')) {
           cmd: 'publish',
           topic: `acks/${client.id}`,
           payload: Buffer.from('{"upTo":1}'),
-          qos: 1,
+          qos: ackQos,
           retain: false,
           dup: false,
         },
@@ -62,9 +64,17 @@ if (process.argv.includes('--server')) {
   });
 } else {
   for (const mode of ['puback', 'ack'] as const) {
-    const child = fork(import.meta.filename, ['--server', ...(mode === 'ack' ? ['--ack'] : [])], {
-      execArgv: ['--import', 'tsx'],
-    });
+    const child = fork(
+      import.meta.filename,
+      [
+        '--server',
+        ...(mode === 'ack' ? ['--ack'] : []),
+        ...(process.argv.includes('--ack-qos0') ? ['--ack-qos0'] : []),
+      ],
+      {
+        execArgv: ['--import', 'tsx'],
+      },
+    );
     const next = <T>() => new Promise<T>((r) => child.once('message', (m) => r(m as T)));
     const { port } = await next<{ port: number }>();
     const cs: MqttClient[] = await Promise.all(

@@ -18,6 +18,14 @@ import type { Clock, TimerHandle } from '../../../protocol/index.js';
  *   holds more than `busyBacklog` items or the event loop's delay (p99 over the tick) exceeds `busyLagMs`,
  *   so a flood of new connections never starves the readers already connected; back to the configured
  *   base rate when nobody waits.
+ * - **A window of handshakes**: at most `maxHandshakes` admitted connections may be on their way to their
+ *   CONNACK at once (./handshakes.ts); the rest wait parked. The cost of a connection lands after its
+ *   admission (reading its CONNECT, the login, then the taps it brings), so a rate alone overshoots: in a
+ *   storm of 10,000 readers the adaptive rate admitted about 3,400 connections in 5 s, 2,866 of them still
+ *   unread 5 s later, and the event loop was too busy to accept() for seconds. The kernel's accept queue
+ *   overflowed, the final ACKs of about 600 readers' handshakes were dropped, and those readers sat on a TCP
+ *   connection the gateway never saw until their 60 s connect timeout (bench/README.md, "The parking fault").
+ *   The window admits as fast as handshakes complete, and no faster.
  * - **A busy refusal says so**: a connection that cannot be parked (queue full, its wait would exceed
  *   `parkMs`) gets a CONNACK with MQTT 3.1.1 return code 3, "Server unavailable", before the close,
  *   instead of a bare TCP close that looks like a gateway that is down. The device's uplink takes it as
@@ -42,6 +50,8 @@ export interface AdmissionSettings {
   busyBacklog: number;
   /** Refuse with CONNACK "Server unavailable" (true) or a bare close (false, the old behaviour). */
   busyConnack: boolean;
+  /** Most admitted connections on their way to their CONNACK at once (0: no limit, the old behaviour). */
+  maxHandshakes: number;
 }
 
 export const DEFAULT_ADMISSION: AdmissionSettings = {
@@ -53,6 +63,7 @@ export const DEFAULT_ADMISSION: AdmissionSettings = {
   busyLagMs: 250,
   busyBacklog: 2_000,
   busyConnack: true,
+  maxHandshakes: 256,
 };
 
 /** The settings that reproduce the admission before issue 15 (fixed bucket, bare close). */
@@ -61,6 +72,7 @@ export const FIXED_ADMISSION: AdmissionSettings = {
   adaptive: false,
   parkMs: 0,
   busyConnack: false,
+  maxHandshakes: 0,
 };
 
 /** CONNACK, MQTT 3.1.1, return code 3 "Server unavailable". */
@@ -72,6 +84,8 @@ export interface AdmissionLoad {
   loopDelayMs?: () => number;
   /** Items waiting for the ingest commit now. */
   backlog?: () => number;
+  /** Admitted connections not yet answered with their CONNACK (./handshakes.ts). */
+  handshakes?: () => number;
 }
 
 export type RefusalReason = 'rate' | 'busy' | 'park-timeout' | 'closing';
@@ -88,6 +102,8 @@ export interface AdmissionStats {
   cut: number;
   /** Longest wait of an admitted parked connection (ms). */
   maxWaitMs: number;
+  /** Connections parked because the handshake window was full (a token was free). */
+  windowParked: number;
 }
 
 interface Parked {
@@ -117,9 +133,11 @@ export class ConnectionAdmission {
   private readonly histogram: IntervalHistogram | null = null;
   private readonly loopDelayMs: () => number;
   private readonly backlog: () => number;
+  private readonly handshakes: () => number;
   private readonly st = {
     admitted: 0,
     parked: 0,
+    windowParked: 0,
     raised: 0,
     cut: 0,
     maxWaitMs: 0,
@@ -159,6 +177,7 @@ export class ConnectionAdmission {
           }
         : () => 0);
     this.backlog = o.load?.backlog ?? (() => 0);
+    this.handshakes = o.load?.handshakes ?? (() => 0);
   }
 
   /**
@@ -168,7 +187,8 @@ export class ConnectionAdmission {
   offer(socket: Socket, admit: (socket: Socket) => void): 'admitted' | 'parked' | 'refused' {
     if (this.closed) return this.refuse(socket, 'closing');
     this.refill();
-    if (this.waiting() === 0 && this.tokens >= 1) {
+    const windowFull = this.windowFull();
+    if (this.waiting() === 0 && this.tokens >= 1 && !windowFull) {
       this.tokens -= 1;
       this.st.admitted++;
       admit(socket);
@@ -193,6 +213,7 @@ export class ConnectionAdmission {
     });
     this.queue.push(p);
     this.st.parked++;
+    if (windowFull && this.tokens >= 1) this.st.windowParked++;
     this.armPump();
     return 'parked';
   }
@@ -213,6 +234,11 @@ export class ConnectionAdmission {
     }
     this.queue = [];
     this.head = 0;
+  }
+
+  /** The handshake window is full: admitting more now only adds unread connections. */
+  private windowFull(): boolean {
+    return this.s.maxHandshakes > 0 && this.handshakes() >= this.s.maxHandshakes;
   }
 
   private waiting(): number {
@@ -258,7 +284,7 @@ export class ConnectionAdmission {
         this.refuse(p.socket, 'park-timeout');
         continue;
       }
-      if (this.tokens < 1) break;
+      if (this.tokens < 1 || this.windowFull()) break;
       this.tokens -= 1;
       this.head++;
       handed++;

@@ -92,6 +92,11 @@ export function createEmbeddedBroker(opts: EmbeddedBrokerOptions): Transport {
     admission ? admission.stats().admitted : 0,
   );
   metrics.gauge(
+    'visittag_mqtt_admission_window_parked',
+    'Connections that waited parked because the handshake window was full (limits.connectionAdmission.maxHandshakes), since start.',
+    () => (admission ? admission.stats().windowParked : 0),
+  );
+  metrics.gauge(
     'visittag_mqtt_admission_max_wait_ms',
     'Longest a connection waited parked before it was admitted, since start.',
     () => (admission ? admission.stats().maxWaitMs : 0),
@@ -150,7 +155,10 @@ export function createEmbeddedBroker(opts: EmbeddedBrokerOptions): Transport {
         perSecond: settings.maxConnectionsPerSecond,
         burst: settings.connectionBurst,
         ...(opts.admission ? { settings: opts.admission } : {}),
-        ...(opts.commitBacklog ? { load: { backlog: opts.commitBacklog } } : {}),
+        load: {
+          handshakes: () => handshakes.openCount(),
+          ...(opts.commitBacklog ? { backlog: opts.commitBacklog } : {}),
+        },
         onRefused: (reason) => refused.inc({ reason }),
       });
       aedes = await Aedes.createBroker({

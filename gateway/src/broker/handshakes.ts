@@ -78,6 +78,11 @@ export class HandshakeTracker {
     this.abandoned[stageOf(e)]++;
   }
 
+  /** Open handshakes now (all stages). */
+  openCount(): number {
+    return this.open.size;
+  }
+
   counts(): Record<HandshakeStage, number> {
     const c: Record<HandshakeStage, number> = { 'no-bytes': 0, bytes: 0, connect: 0, authenticated: 0 };
     for (const e of this.open.values()) c[stageOf(e)]++;

@@ -69,6 +69,14 @@ export const LimitsSettings = z
           .boolean()
           .default(DEFAULT_ADMISSION.busyConnack)
           .describe('A refused connection gets CONNACK "Server unavailable" (3) before the close.'),
+        maxHandshakes: z
+          .number()
+          .int()
+          .min(0)
+          .default(DEFAULT_ADMISSION.maxHandshakes)
+          .describe(
+            'Most admitted connections on their way to their CONNACK at once; the rest wait parked (0: no limit).',
+          ),
       })
       .strict()
       .default(DEFAULT_ADMISSION)
