@@ -125,4 +125,34 @@ describe('handshake stages of admitted connections', () => {
       expect(abandoned(gw, stage)).toBe(0);
     }
   });
+
+  it('the handshake window counts connections whose bytes were read, not silent ones', async () => {
+    // a window of one, plenty of tokens, a short park
+    const gw = await gateway(1_000, 1_000, { adaptive: false, parkMs: 1_000, maxHandshakes: 1 });
+    const port = gw.mqttPort ?? 0;
+    for (const id of ['hs-w1', 'hs-w2'])
+      await gw.registry.addReader({ readerId: id, password: PASSWORD, clientRef: null });
+    // a silent connection holds no place: a reader gets in beside it
+    const silent = await rawSocket(port);
+    await waitUntil(() => open(gw, 'no-bytes') === 1, 10_000);
+    const first = await mqttConnect(port, 'hs-w1', PASSWORD);
+    expect(first.ok).toBe(true);
+    // half a CONNECT is work in hand: it fills the window, and the next reader waits parked, then is refused busy
+    const half = await rawSocket(port);
+    half.write(Buffer.from([0x10, 0x20, 0x00]));
+    await waitUntil(() => open(gw, 'bytes') === 1, 10_000);
+    const second = await mqttConnect(port, 'hs-w2', PASSWORD);
+    expect(second.ok).toBe(false);
+    const m = gw.metrics.render();
+    expect(Number(/^visittag_mqtt_admission_window_parked (\d+)/m.exec(m)?.[1])).toBe(1);
+    expect(
+      Number(/^visittag_mqtt_connections_refused_total\{reason="park-timeout"\} (\d+)/m.exec(m)?.[1]),
+    ).toBe(1);
+    // the half connection goes: the window is free again
+    half.destroy();
+    await waitUntil(() => abandoned(gw, 'bytes') === 1, 10_000);
+    const third = await mqttConnect(port, 'hs-w2', PASSWORD);
+    expect(third.ok).toBe(true);
+    silent.destroy();
+  });
 });

@@ -18,8 +18,10 @@ import type { Clock, TimerHandle } from '../../../protocol/index.js';
  *   holds more than `busyBacklog` items or the event loop's delay (p99 over the tick) exceeds `busyLagMs`,
  *   so a flood of new connections never starves the readers already connected; back to the configured
  *   base rate when nobody waits.
- * - **A window of handshakes**: at most `maxHandshakes` admitted connections may be on their way to their
- *   CONNACK at once (./handshakes.ts); the rest wait parked. The cost of a connection lands after its
+ * - **A window of handshakes**: at most `maxHandshakes` admitted connections whose bytes the gateway has read
+ *   may be on their way to their CONNACK at once (./handshakes.ts); the rest wait parked. Connections with
+ *   nothing read yet do not count: a client whose first segments the kernel dropped sends them again only
+ *   seconds later, and a window full of those would hold everyone else back. The cost of a connection lands after its
  *   admission (reading its CONNECT, the login, then the taps it brings), so a rate alone overshoots: in a
  *   storm of 10,000 readers the adaptive rate admitted about 3,400 connections in 5 s, 2,866 of them still
  *   unread 5 s later, and the event loop was too busy to accept() for seconds. The kernel's accept queue
@@ -84,7 +86,7 @@ export interface AdmissionLoad {
   loopDelayMs?: () => number;
   /** Items waiting for the ingest commit now. */
   backlog?: () => number;
-  /** Admitted connections not yet answered with their CONNACK (./handshakes.ts). */
+  /** Admitted connections with bytes read, not yet answered with their CONNACK (./handshakes.ts). */
   handshakes?: () => number;
 }
 

@@ -128,7 +128,9 @@ export function createEmbeddedBroker(opts: EmbeddedBrokerOptions): Transport {
     });
     guard.on('error', () => undefined);
     sourceOf.set(guard, socket.remoteAddress ?? 'unknown');
-    handshakes.admitted(guard, () => guard.bytesIn);
+    handshakes.admitted(guard);
+    // after the guard's own listener; the socket stays paused until aedes reads (no flow change here)
+    socket.once('data', () => handshakes.bytes(guard));
     socket.once('close', () => handshakes.closed(guard));
     const client = aedes.handle(guard);
     client.on('error', () => undefined);
@@ -156,7 +158,7 @@ export function createEmbeddedBroker(opts: EmbeddedBrokerOptions): Transport {
         burst: settings.connectionBurst,
         ...(opts.admission ? { settings: opts.admission } : {}),
         load: {
-          handshakes: () => handshakes.openCount(),
+          handshakes: () => handshakes.workingCount(),
           ...(opts.commitBacklog ? { backlog: opts.commitBacklog } : {}),
         },
         onRefused: (reason) => refused.inc({ reason }),

@@ -15,8 +15,6 @@ export class FrameGuard extends Duplex {
   private lengthMultiplier = 1;
   private lengthBytes = 0;
   private remaining = 0;
-  /** Bytes read from the socket so far. */
-  bytesIn = 0;
 
   constructor(
     private readonly socket: Socket,
@@ -25,7 +23,6 @@ export class FrameGuard extends Duplex {
   ) {
     super({ allowHalfOpen: false });
     socket.on('data', (chunk: Buffer) => {
-      this.bytesIn += chunk.length;
       const bad = this.scan(chunk);
       if (bad) {
         this.onViolation(bad);

@@ -20,9 +20,12 @@ const STAGES: readonly HandshakeStage[] = ['no-bytes', 'bytes', 'connect', 'auth
 
 interface Entry {
   stage: 'admitted' | 'connect' | 'authenticated';
-  /** Bytes read so far (the frame guard's count), for `no-bytes` against `bytes`. */
-  bytesIn: () => number;
+  /** Bytes have been read from it (`no-bytes` against `bytes`). */
+  hasBytes: boolean;
 }
+
+/** The gateway has work in hand for it: bytes read. A `no-bytes` connection costs nothing while it waits. */
+const working = (e: Entry): boolean => e.hasBytes || e.stage !== 'admitted';
 
 export class HandshakeTracker {
   private readonly open = new Map<object, Entry>();
@@ -33,6 +36,7 @@ export class HandshakeTracker {
     authenticated: 0,
   };
   completed = 0;
+  private workingNow = 0;
 
   constructor(metrics?: MetricsRegistry) {
     if (!metrics) return;
@@ -52,35 +56,58 @@ export class HandshakeTracker {
   }
 
   /** `conn`: the stream the broker reads (the key the later calls use). */
-  admitted(conn: object, bytesIn: () => number): void {
-    this.open.set(conn, { stage: 'admitted', bytesIn });
+  admitted(conn: object): void {
+    this.open.set(conn, { stage: 'admitted', hasBytes: false });
+  }
+
+  /** Its first bytes were read. */
+  bytes(conn: object): void {
+    this.update(conn, (e) => (e.hasBytes = true));
   }
 
   connect(conn: object): void {
-    const e = this.open.get(conn);
-    if (e) e.stage = 'connect';
+    this.update(conn, (e) => (e.stage = 'connect'));
   }
 
   authenticated(conn: object): void {
-    const e = this.open.get(conn);
-    if (e) e.stage = 'authenticated';
+    this.update(conn, (e) => (e.stage = 'authenticated'));
   }
 
   /** Its CONNACK went out. */
   ready(conn: object): void {
-    if (this.open.delete(conn)) this.completed++;
+    const e = this.open.get(conn);
+    if (!e) return;
+    this.remove(conn, e);
+    this.completed++;
   }
 
   closed(conn: object): void {
     const e = this.open.get(conn);
     if (!e) return;
-    this.open.delete(conn);
+    this.remove(conn, e);
     this.abandoned[stageOf(e)]++;
   }
 
-  /** Open handshakes now (all stages). */
-  openCount(): number {
-    return this.open.size;
+  /**
+   * Open handshakes the gateway has work in hand for (bytes read: every stage but `no-bytes`): what the
+   * admission's handshake window counts. A connection whose CONNECT has not arrived (a client whose first
+   * segments the kernel dropped retransmits them seconds later) costs nothing and holds no place.
+   */
+  workingCount(): number {
+    return this.workingNow;
+  }
+
+  private update(conn: object, change: (e: Entry) => void): void {
+    const e = this.open.get(conn);
+    if (!e) return;
+    const before = working(e);
+    change(e);
+    if (!before && working(e)) this.workingNow++;
+  }
+
+  private remove(conn: object, e: Entry): void {
+    this.open.delete(conn);
+    if (working(e)) this.workingNow--;
   }
 
   counts(): Record<HandshakeStage, number> {
@@ -96,5 +123,5 @@ export class HandshakeTracker {
 
 function stageOf(e: Entry): HandshakeStage {
   if (e.stage !== 'admitted') return e.stage;
-  return e.bytesIn() > 0 ? 'bytes' : 'no-bytes';
+  return e.hasBytes ? 'bytes' : 'no-bytes';
 }
