@@ -34,6 +34,8 @@ export class BenchReader {
   /** Refusals that said the gateway is busy (CONNACK 3), each followed by a short retry. */
   busyRefusals = 0;
   private busy = false;
+  /** MQTT connect timeout of the next attempts (`rearm` sets it: the storm row uses the device's). */
+  connectTimeoutMs = 60_000;
   /** The current attempt's TCP connection is up (CONNECT sent), not yet answered: since when (wall ms). */
   private tcpUpAt: number | null = null;
   drainedAt: number | null = null;
@@ -61,7 +63,7 @@ export class BenchReader {
       clean: true,
       reconnectPeriod: 0,
       keepalive: 120,
-      connectTimeout: 60_000,
+      connectTimeout: this.connectTimeoutMs,
     });
     this.client = c;
     this.tcpUpAt = null;
@@ -113,7 +115,8 @@ export class BenchReader {
    * back-off step again. The storm rows call it before each storm so that every storm starts from the same
    * state, however long the gateway before it took to stop.
    */
-  rearm(): void {
+  rearm(connectTimeoutMs?: number): void {
+    if (connectTimeoutMs !== undefined) this.connectTimeoutMs = connectTimeoutMs;
     if (this.connected || this.closing || this.client !== null) return;
     this.attempts = 0;
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);

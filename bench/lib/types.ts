@@ -68,6 +68,12 @@ export interface Profile {
     drainTimeoutMs: number;
     rounds: number;
     scaledRate: number;
+    /**
+     * The readers' MQTT connect timeout during the storms (ms): the device's default `mqtt.connectTimeoutMs`
+     * (device/src/config.ts), 10 s. Until 2026-12-07 the row's readers waited 60 s, which a real reader never
+     * does: a connection whose CONNECT the gateway's kernel dropped kept such a reader waiting a minute.
+     */
+    connectTimeoutMs: number;
   };
   rss: { readers: number };
   /**
@@ -99,7 +105,14 @@ export const PROFILES: Record<ProfileName, Profile> = {
     ingest: { readers: 4, batchSize: 5, baselineBatchSize: 1, durationMs: 500, maxTapsPerReader: 100 },
     device: { taps: 20, rssTaps: 50 },
     backendLatency: { readers: 10, tapsPerSecond: 20, durationMs: 1000 },
-    storm: { readers: 10, unackedPerReader: 3, drainTimeoutMs: 20_000, rounds: 1, scaledRate: 0 },
+    storm: {
+      readers: 10,
+      unackedPerReader: 3,
+      drainTimeoutMs: 20_000,
+      rounds: 1,
+      scaledRate: 0,
+      connectTimeoutMs: 10_000,
+    },
     rss: { readers: 10 },
     soak: { readers: 10, tapsPerSecond: 20, durationMs: 20_000, sampleMs: 2_000, deviceTaps: 300 },
     simDay: { readers: 5, staff: 2 },
@@ -110,7 +123,14 @@ export const PROFILES: Record<ProfileName, Profile> = {
     ingest: { readers: 50, batchSize: 100, baselineBatchSize: 1, durationMs: 3_000, maxTapsPerReader: 2_000 },
     device: { taps: 300, rssTaps: 10_000 },
     backendLatency: { readers: 200, tapsPerSecond: 200, durationMs: 6_000 },
-    storm: { readers: 300, unackedPerReader: 10, drainTimeoutMs: 60_000, rounds: 2, scaledRate: 0 },
+    storm: {
+      readers: 300,
+      unackedPerReader: 10,
+      drainTimeoutMs: 60_000,
+      rounds: 2,
+      scaledRate: 0,
+      connectTimeoutMs: 10_000,
+    },
     rss: { readers: 300 },
     soak: {
       readers: 2_000,
@@ -134,7 +154,14 @@ export const PROFILES: Record<ProfileName, Profile> = {
     },
     device: { taps: 2_000, rssTaps: 10_000 },
     backendLatency: { readers: 5_000, tapsPerSecond: 200, durationMs: 30_000 },
-    storm: { readers: 10_000, unackedPerReader: 10, drainTimeoutMs: 60_000, rounds: 2, scaledRate: 0 },
+    storm: {
+      readers: 10_000,
+      unackedPerReader: 10,
+      drainTimeoutMs: 60_000,
+      rounds: 2,
+      scaledRate: 0,
+      connectTimeoutMs: 10_000,
+    },
     rss: { readers: 10_000 },
     soak: {
       readers: 2_000,

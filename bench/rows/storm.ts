@@ -136,7 +136,7 @@ export async function fleetRows(ctx: RowContext): Promise<Row[]> {
       `ratio = p90 of the readers' drain time after the gateway was up, new / old admission (median over ${news.length} run(s) each). ` +
       runs.map(describe).join('. ') +
       `. New = parking (5 s), adaptive rate, busy CONNACK honoured by the clients; old = ${ctx.profile.storm.scaledRate > 0 ? `${Math.round((500 * n) / 10_000)}/s bucket (500/s scaled to ${n} readers)` : '500/s bucket'}, bare close. ` +
-      `Client backoff ${BACKOFF.baseMs}–${BACKOFF.capMs} ms full jitter` +
+      `Client backoff ${BACKOFF.baseMs}–${BACKOFF.capMs} ms full jitter, connect timeout ${ctx.profile.storm.connectTimeoutMs / 1000} s (the device's default)` +
       (ctx.profile.storm.readers < 10_000
         ? `; ${ctx.profile.name} profile: ${n} readers, full run uses 10,000`
         : ''),
@@ -250,7 +250,7 @@ async function stormOnce(
   // The previous gateway is stopped. How long it took to stop (the first storm's gateway was idle, the next
   // ones had just taken 100,000 taps) grew the readers' back-off unequally: the second storm of a pair drained
   // about twice as slowly whichever admission it used. Every storm starts from the same back-off instead.
-  await fleet.all('rearm');
+  await fleet.all('rearm', { connectTimeoutMs: ctx.profile.storm.connectTimeoutMs });
   const before = await fleet.all<{ refusals: number; busyRefusals: number }>('stats');
   const ackedBefore = await fleet.all<{ acked: number }>('drain', { timeoutMs: 0 });
   await fleet.all('queue', { perReader: o.perReader });

@@ -118,8 +118,8 @@ serve({
   },
 
   /** Every disconnected reader forgets the back-off of the current outage (FleetReader.rearm). */
-  rearm() {
-    for (const r of readers) r.rearm();
+  rearm(args?: { connectTimeoutMs?: number }) {
+    for (const r of readers) r.rearm(args?.connectTimeoutMs);
     return { rearmed: readers.filter((r) => !r.connected).length };
   },
 
