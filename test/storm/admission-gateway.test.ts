@@ -14,33 +14,16 @@ import { createDevice, SimulatedCardReader, SimulatedFeedback } from '../../devi
 import type { Device } from '../../device/index.js';
 import type { Gateway } from '../../gateway/index.js';
 import { settings as deviceSettings, silentLogger, tempDir as deviceTempDir } from '../device/helpers.js';
-import { dbOf, PASSWORD, startGateway, tempDir, waitUntil } from '../gateway/helpers.js';
+import { dbOf, PASSWORD, waitUntil } from '../gateway/helpers.js';
+import { admissionGateway } from './helpers.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-async function gateway(
-  admission: Record<string, unknown>,
-  perSecond: number,
-  burst: number,
-): Promise<Gateway> {
-  const tmp = tempDir('vt-storm-');
-  cleanups.push(() => tmp.cleanup());
-  const gw = await startGateway(tmp.dir, {
-    mqtt: {
-      mode: 'embedded',
-      host: '127.0.0.1',
-      port: 0,
-      maxConnectionsPerSecond: perSecond,
-      connectionBurst: burst,
-    },
-    limits: { connectionAdmission: admission },
-  });
-  cleanups.push(() => gw.stop());
-  return gw;
-}
+const gateway = (admission: Record<string, unknown>, perSecond: number, burst: number): Promise<Gateway> =>
+  admissionGateway(cleanups, admission, perSecond, burst);
 
 const refusedMetric = (gw: Gateway, reason: string): number => {
   const m = new RegExp(`^visittag_mqtt_connections_refused_total\\{reason="${reason}"\\} (\\d+)`, 'm').exec(

@@ -9,33 +9,19 @@ import { connect, type Socket } from 'node:net';
 import mqtt from 'mqtt';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Gateway } from '../../gateway/index.js';
-import { PASSWORD, startGateway, tempDir, waitUntil } from '../gateway/helpers.js';
+import { PASSWORD, waitUntil } from '../gateway/helpers.js';
+import { admissionGateway } from './helpers.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-async function gateway(
+const gateway = (
   perSecond: number,
   burst: number,
   admission: Record<string, unknown> = {},
-): Promise<Gateway> {
-  const tmp = tempDir('vt-hs-');
-  cleanups.push(() => tmp.cleanup());
-  const gw = await startGateway(tmp.dir, {
-    mqtt: {
-      mode: 'embedded',
-      host: '127.0.0.1',
-      port: 0,
-      maxConnectionsPerSecond: perSecond,
-      connectionBurst: burst,
-    },
-    limits: { connectionAdmission: admission },
-  });
-  cleanups.push(() => gw.stop());
-  return gw;
-}
+): Promise<Gateway> => admissionGateway(cleanups, admission, perSecond, burst, 'vt-hs-');
 
 const gauge = (gw: Gateway, name: string, stage: string): number => {
   const m = new RegExp(`^${name}\\{stage="${stage}"\\} (\\d+)`, 'm').exec(gw.metrics.render());
