@@ -6,7 +6,8 @@
  */
 import mqtt from 'mqtt';
 import { FIXED_ADMISSION } from '../../gateway/src/broker/admission.js';
-import { PASSWORD, startGateway, tempDir } from '../gateway/helpers.js';
+import { PASSWORD } from '../gateway/helpers.js';
+import { admissionGateway } from '../storm/helpers.js';
 
 const [n = 2000, perSecond = 100, burst = 200] = process.argv.slice(2).map(Number);
 
@@ -44,17 +45,8 @@ for (const [name, admission] of [
   ['default', {}],
   ['park, not adaptive', { adaptive: false }],
 ] as const) {
-  const tmp = tempDir('vt-adm-');
-  const gw = await startGateway(tmp.dir, {
-    mqtt: {
-      mode: 'embedded',
-      host: '127.0.0.1',
-      port: 0,
-      maxConnectionsPerSecond: perSecond,
-      connectionBurst: burst,
-    },
-    limits: { connectionAdmission: admission },
-  });
+  const cleanups: (() => Promise<void> | void)[] = [];
+  const gw = await admissionGateway(cleanups, admission, perSecond, burst, 'vt-adm-');
   const ids = Array.from({ length: n }, (_, i) => `adm-${i}`);
   for (const id of ids) await gw.registry.addReader({ readerId: id, password: PASSWORD, clientRef: null });
   // prove every credential once, slowly (the storm's readers have; the KDF is not what this measures)
@@ -84,7 +76,6 @@ for (const [name, admission] of [
       .filter((l) => l.startsWith('visittag_mqtt_connections_refused_total'))
       .join('; '),
   );
-  await gw.stop();
-  tmp.cleanup();
+  for (const c of cleanups.reverse()) await c();
 }
 process.exit(0);

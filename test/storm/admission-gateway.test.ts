@@ -15,6 +15,7 @@ import type { Device } from '../../device/index.js';
 import type { Gateway } from '../../gateway/index.js';
 import { settings as deviceSettings, silentLogger, tempDir as deviceTempDir } from '../device/helpers.js';
 import { dbOf, PASSWORD, waitUntil } from '../gateway/helpers.js';
+import type { AdmissionSettings } from '../../gateway/src/broker/admission.js';
 import { admissionGateway } from './helpers.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -22,7 +23,7 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-const gateway = (admission: Record<string, unknown>, perSecond: number, burst: number): Promise<Gateway> =>
+const gateway = (admission: Partial<AdmissionSettings>, perSecond: number, burst: number): Promise<Gateway> =>
   admissionGateway(cleanups, admission, perSecond, burst);
 
 const refusedMetric = (gw: Gateway, reason: string): number => {

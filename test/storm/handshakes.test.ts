@@ -10,6 +10,7 @@ import mqtt from 'mqtt';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Gateway } from '../../gateway/index.js';
 import { PASSWORD, waitUntil } from '../gateway/helpers.js';
+import type { AdmissionSettings } from '../../gateway/src/broker/admission.js';
 import { admissionGateway } from './helpers.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -20,7 +21,7 @@ afterEach(async () => {
 const gateway = (
   perSecond: number,
   burst: number,
-  admission: Record<string, unknown> = {},
+  admission: Partial<AdmissionSettings> = {},
 ): Promise<Gateway> => admissionGateway(cleanups, admission, perSecond, burst, 'vt-hs-');
 
 const gauge = (gw: Gateway, name: string, stage: string): number => {

@@ -1,4 +1,5 @@
 import type { Gateway } from '../../gateway/index.js';
+import type { AdmissionSettings } from '../../gateway/src/broker/admission.js';
 import { startGateway, tempDir } from '../gateway/helpers.js';
 
 /**
@@ -7,7 +8,7 @@ import { startGateway, tempDir } from '../gateway/helpers.js';
  */
 export async function admissionGateway(
   cleanups: (() => Promise<void> | void)[],
-  admission: Record<string, unknown>,
+  admission: Partial<AdmissionSettings>,
   perSecond: number,
   burst: number,
   prefix = 'vt-storm-',
