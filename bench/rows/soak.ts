@@ -5,7 +5,8 @@
  *   (after a forced GC) sampled every `soak.sampleMs`; the slope of a least-squares line over the samples
  *   after the first third, in MB per 100,000 taps; every tap checked at the backend.
  * - device: a full device online to a real gateway taps `soak.deviceTaps` times (each journalled, sent and
- *   acknowledged), memory after each of 20 chunks; the same slope after the first third.
+ *   acknowledged), memory after each of 50 chunks; the same slope after the first third.
+ * Each slope is printed with its standard error: the device's RSS scatters by about ±1.5 MB with no trend.
  * Target: < 1 MB per 100,000 taps for both.
  */
 import { mkdirSync } from 'node:fs';
@@ -31,8 +32,18 @@ export interface Sample {
 
 /** Least-squares slope of y over x. */
 export function slope(points: readonly [number, number][]): number {
+  return fitLine(points).slope;
+}
+
+/**
+ * Least-squares slope of y over x and its standard error (NaN under 3 points): how far the fitted slope
+ * could be moved by the samples' scatter alone. A device's RSS wanders about ±1.5 MB around its level
+ * with no trend, which over 100,000 taps is a slope error of about ±1 MB per 100,000 taps: the same size
+ * as the target, so the row prints it beside the slope.
+ */
+export function fitLine(points: readonly [number, number][]): { slope: number; se: number } {
   const n = points.length;
-  if (n < 2) return Number.NaN;
+  if (n < 2) return { slope: Number.NaN, se: Number.NaN };
   const mx = points.reduce((s, p) => s + p[0], 0) / n;
   const my = points.reduce((s, p) => s + p[1], 0) / n;
   let num = 0;
@@ -41,18 +52,36 @@ export function slope(points: readonly [number, number][]): number {
     num += (x - mx) * (y - my);
     den += (x - mx) ** 2;
   }
-  return den === 0 ? Number.NaN : num / den;
+  if (den === 0) return { slope: Number.NaN, se: Number.NaN };
+  const b = num / den;
+  if (n < 3) return { slope: b, se: Number.NaN };
+  let ss = 0;
+  for (const [x, y] of points) ss += (y - my - b * (x - mx)) ** 2;
+  return { slope: b, se: Math.sqrt(ss / (n - 2) / den) };
 }
 
 /** MB per 100,000 taps of RSS and heap over the samples after the first third of the run (warm-up). */
-export function growth(samples: readonly Sample[]): { rss: number; heap: number; used: number } {
+export function growth(samples: readonly Sample[]): {
+  rss: number;
+  heap: number;
+  /** Standard errors of the two slopes (same unit). */
+  rssSe: number;
+  heapSe: number;
+  used: number;
+} {
   const last = samples[samples.length - 1];
   const warm = last ? samples.filter((s) => s.taps >= last.taps / 3) : [];
-  const fit = (k: 'rss' | 'heapUsed') => slope(warm.map((s) => [s.taps / PER, s[k] / MB]));
-  return { rss: fit('rss'), heap: fit('heapUsed'), used: warm.length };
+  const fit = (k: 'rss' | 'heapUsed') => fitLine(warm.map((s) => [s.taps / PER, s[k] / MB]));
+  const rss = fit('rss');
+  const heap = fit('heapUsed');
+  return { rss: rss.slope, heap: heap.slope, rssSe: rss.se, heapSe: heap.se, used: warm.length };
 }
 
 const fmt = (v: number) => (Number.isFinite(v) ? `${v >= 0 ? '+' : ''}${v.toFixed(2)}` : 'n/a');
+const fmtSe = (se: number) => (Number.isFinite(se) ? ` ±${se.toFixed(2)}` : '');
+/** "RSS +0.12 ±0.30 / heap …": each slope with its standard error. */
+const growthDisplay = (g: ReturnType<typeof growth>) =>
+  `RSS ${fmt(g.rss)}${fmtSe(g.rssSe)} / heap ${fmt(g.heap)}${fmtSe(g.heapSe)} MB per 100k taps`;
 const series = (samples: readonly Sample[], k: 'rss' | 'heapUsed') => {
   const step = Math.max(1, Math.floor(samples.length / 8));
   return samples
@@ -178,7 +207,7 @@ async function gatewaySoak(ctx: RowContext): Promise<Row> {
     figure: `gateway memory growth under ${connected.toLocaleString('en-US')} readers at ${p.tapsPerSecond} taps/s for ${Math.round(p.durationMs / 60_000)} min (after warm-up)`,
     generator: 'lightweight MQTT clients',
     value: Number.isFinite(g.rss) ? g.rss : null,
-    display: `RSS ${fmt(g.rss)} / heap ${fmt(g.heap)} MB per 100k taps`,
+    display: growthDisplay(g),
     unit: 'MB/100k taps',
     baseline: null,
     baselineLabel: null,
@@ -220,7 +249,8 @@ async function deviceSoak(ctx: RowContext): Promise<Row> {
   type Mem = NodeJS.MemoryUsage & { vmRss: number };
   const first = await dev.call<Mem>('memory');
   const samples: Sample[] = [{ atMs: 0, taps: 0, rss: first.vmRss, heapUsed: first.heapUsed }];
-  const chunks = 20;
+  // 50 samples, not 20: the slope's standard error from the RSS's scatter shrinks with more of them
+  const chunks = 50;
   const per = Math.ceil(p.deviceTaps / chunks);
   const t0 = wallNow();
   let timeouts = 0;
@@ -250,7 +280,7 @@ async function deviceSoak(ctx: RowContext): Promise<Row> {
     figure: `device memory growth over ${taps.toLocaleString('en-US')} journalled and acknowledged taps (after warm-up)`,
     generator: 'full device (createDevice)',
     value: Number.isFinite(g.rss) ? g.rss : null,
-    display: `RSS ${fmt(g.rss)} / heap ${fmt(g.heap)} MB per 100k taps`,
+    display: growthDisplay(g),
     unit: 'MB/100k taps',
     baseline: null,
     baselineLabel: null,
