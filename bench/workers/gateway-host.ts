@@ -28,14 +28,18 @@ interface GatewayModule {
 }
 
 const ROOT = resolve(import.meta.dirname, '../..');
-export const GATEWAY_ENTRY = join(ROOT, 'gateway/index.ts');
+/** From the TypeScript sources (tsx), or from a transpiled tree (bench/lib/build.ts: what production runs). */
+export const GATEWAY_ENTRY = join(
+  ROOT,
+  import.meta.filename.endsWith('.js') ? 'gateway/index.js' : 'gateway/index.ts',
+);
 
 let gw: GatewayLike | null = null;
 let dataDir = '';
 
 serve({
   async start(args: { settings: Record<string, unknown> & { dataDir: string } }) {
-    if (!existsSync(GATEWAY_ENTRY)) throw new Error('component missing: gateway/index.ts');
+    if (!existsSync(GATEWAY_ENTRY)) throw new Error(`component missing: ${GATEWAY_ENTRY}`);
     const mod = (await import(pathToFileURL(GATEWAY_ENTRY).href)) as GatewayModule;
     const parsed = mod.parseGatewaySettings(args.settings);
     if (!parsed.ok) throw new Error(parsed.error);
