@@ -20,6 +20,7 @@ import { createSqliteCareStore } from '../../gateway/src/store/sqlite/care.js';
 import { openDatabase } from '../../gateway/src/store/sqlite/db.js';
 import { sqliteMigrations } from '../../gateway/src/store/sqlite/migrations.js';
 import { SqliteOutbox } from '../../gateway/src/store/sqlite/outbox.js';
+import { manualClock } from '../care/helpers.js';
 import { putVisitRow } from '../contracts/store-care.contract.js';
 
 const [clients = 10_000, perClient = 5, days = 1, limit = 50_000] = process.argv.slice(2).map(Number);
@@ -52,15 +53,11 @@ try {
     }
   });
   put();
-  let now = at(20, 0);
+  // wall time fixed in the evening of the visits' day; monotonic time real, as the gateway's clock is (the
+  // matcher sizes its batches by it)
   const plan = new CarePlan({
     store,
-    clock: {
-      now: () => now,
-      monotonic: () => now,
-      setTimeout: () => ({}) as never,
-      clearTimeout: () => undefined,
-    },
+    clock: { ...manualClock(at(20, 0)), monotonic: () => performance.now() },
     logger: pino({ level: 'silent' }),
     config: {
       timeZone: TZ,
@@ -83,7 +80,6 @@ try {
   const ms = performance.now() - t0;
   const cpu = process.cpuUsage(c0);
   clearInterval(probe);
-  now += 1;
   const frames = walFrames();
   const stats = db.prepare('SELECT COUNT(*) AS n FROM care_visit_matches').get() as { n: number };
   console.log(
