@@ -55,13 +55,25 @@ export async function backendLatencyRows(ctx: RowContext): Promise<Row[]> {
     if (m) byTap.set(`${m[1]}:${m[2]}`, at);
   }
   const lat: number[] = [];
+  /** [sent at (wall-clock ms), latency ms] of each tap that arrived: the slowest go to the details. */
+  const timed: [number, number][] = [];
   let missing = 0;
   for (const [readerId, seq, at] of sent) {
     const arrived = byTap.get(`${readerId}:${seq}`);
     if (arrived === undefined) missing++;
-    else lat.push(arrived - at);
+    else {
+      lat.push(arrived - at);
+      timed.push([at, arrived - at]);
+    }
   }
   const s = summarize(lat);
+  const first = Math.min(...timed.map((t) => t[0]));
+  const slowest = timed
+    .sort((x, y) => y[1] - x[1])
+    .slice(0, 30)
+    .map(([at, ms]) => [at - first, Math.round(ms)]);
+  // BENCH_STALLS=1 (gateway-host): the gateway's event-loop stalls over 20 ms, on the same time axis
+  const { stalls } = await gw.worker.call<{ stalls: [number, number][] }>('stalls');
   await fleet.all('close');
   await gw.worker.call('stop', undefined, 60_000);
   await backend.call('stop');
@@ -84,7 +96,15 @@ export async function backendLatencyRows(ctx: RowContext): Promise<Row[]> {
         `${lat.length}/${want} taps reached the backend (${missing} missing after 30 s); ` +
         `${p.durationMs / 1000} s of paced one-tap batches; backend duplicates ${a.duplicates}, conflicts ${a.conflicts}` +
         scale,
-      details: { ...s, missing, want, connected },
+      details: {
+        ...s,
+        missing,
+        want,
+        connected,
+        // [ms after the first tap was sent, latency ms]; stalls: [ms after the first tap, stall ms]
+        slowest,
+        stalls: stalls.filter(([at]) => at >= first).map(([at, ms]) => [at - first, ms]),
+      },
     },
   ];
 }

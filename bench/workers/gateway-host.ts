@@ -37,6 +37,21 @@ export const GATEWAY_ENTRY = join(
 let gw: GatewayLike | null = null;
 let dataDir = '';
 
+/**
+ * BENCH_STALLS=1: a 5 ms interval probe records when this process's event loop was held longer than 20 ms
+ * ([wall-clock ms at the end of the stall, stall ms]), to set beside a row's slowest taps. Off by default: the
+ * probe is work in the measured process.
+ */
+const stalls: [number, number][] = [];
+if (process.env.BENCH_STALLS === '1') {
+  let last = performance.now();
+  setInterval(() => {
+    const now = performance.now();
+    if (now - last > 20 && stalls.length < 10_000) stalls.push([Date.now(), Math.round(now - last - 5)]);
+    last = now;
+  }, 5).unref();
+}
+
 serve({
   async start(args: { settings: Record<string, unknown> & { dataDir: string } }) {
     if (!existsSync(GATEWAY_ENTRY)) throw new Error(`component missing: ${GATEWAY_ENTRY}`);
@@ -110,6 +125,11 @@ serve({
       .render()
       .split('\n')
       .filter((l) => !l.startsWith('#') && args.prefixes.some((p) => l.startsWith(p)));
+  },
+
+  /** The event-loop stalls recorded so far (BENCH_STALLS=1; else none), then forgotten. */
+  stalls() {
+    return { stalls: stalls.splice(0) };
   },
 
   visitLag() {

@@ -85,12 +85,29 @@ describe('care matcher: many clients in batches', () => {
     // records each batch
     let mono = 0;
     const batches: Array<{ size: number; fromMs: number }> = [];
+    // each store step, and 'io' when an I/O callback queued right after it got to run
+    const steps: string[] = [];
+    const step = (name: string) => {
+      steps.push(name);
+      setImmediate(() => steps.push('io'));
+    };
     const real = createSqliteCareStore({ db: fx.db, enqueue: (e, now) => fx.outbox.enqueue(e, now) });
     const store: CareStore = {
       ...real,
+      changedVisits: async (cursor, limit) => {
+        const r = await real.changedVisits(cursor, limit);
+        step('read');
+        return r;
+      },
+      previousMatchOf: async (keys) => {
+        const r = await real.previousMatchOf(keys);
+        step('look-up');
+        return r;
+      },
       rematchMany: async (clientRefs, range, compute) => {
         batches.push({ size: clientRefs.length, fromMs: range.fromMs });
         mono += msPerClient * clientRefs.length;
+        steps.push('batch');
         return real.rematchMany(clientRefs, range, compute);
       },
     };
@@ -105,7 +122,7 @@ describe('care matcher: many clients in batches', () => {
       },
       logger: pino({ level: 'silent' }),
     });
-    return { fx, plan, batches };
+    return { fx, plan, batches, steps };
   }
 
   async function expectEveryClientMatched(fx: CareFixture, plan: CarePlan) {
@@ -155,5 +172,16 @@ describe('care matcher: many clients in batches', () => {
     expect(Math.max(...batches.map((b) => b.size))).toBe(6);
     const total = batches.reduce((s, b) => s + b.size, 0);
     expect(batches.filter((b) => b.size === 6).length).toBeGreaterThanOrEqual(Math.floor(total / 6) - 8);
+  });
+
+  it('gives the event loop back after the read, after the look-up and before the first batch', async () => {
+    const { plan, steps } = await world(0.05);
+    await plan.processVisitChanges(120);
+    // the first chunk: nothing synchronous runs on from one step into the next (MQTT acks and HTTP get a turn)
+    expect(steps.slice(0, 5)).toEqual(['read', 'io', 'look-up', 'io', 'batch']);
+    // every chunk reads again after the last batch of the one before, and yields after it
+    const reads = steps.flatMap((s, i) => (s === 'read' ? [i] : []));
+    expect(reads.length).toBeGreaterThan(2);
+    for (const i of reads) expect(steps[i + 1]).toBe('io');
   });
 });

@@ -23,7 +23,7 @@ import { SqliteOutbox } from '../../gateway/src/store/sqlite/outbox.js';
 import { manualClock } from '../care/helpers.js';
 import { putVisitRow } from '../contracts/store-care.contract.js';
 
-const [clients = 10_000, perClient = 5, days = 1, limit = 50_000] = process.argv.slice(2).map(Number);
+const [clients = 10_000, perClient = 5, days = 1, limit = 2_000] = process.argv.slice(2).map(Number);
 const D = '2026-10-25';
 const TZ = 'Europe/Stockholm';
 const at = (h: number, m: number) =>

@@ -327,17 +327,19 @@ export class CarePlan {
    * Matches executed visits that changed since the last call (new, ended, corrected, attributed, taps
    * delivered days late): each changed visit's client is re-matched over its local day ± 1 day. Taken
    * `limit` visits at a time: a backlog (a year of visits when care is switched on, or a restore) costs one
-   * pass per client per chunk. 10,000, not 50,000: reading a 50,000-visit chunk alone held the event loop about
-   * 0.4 s. With the batches below, 200,000 visits of 2,000 clients over 60 days caught up in 3.9 s with a longest
-   * stall of 0.12 s, against 5.4-6.6 s and 0.45 s before (test/scale/measure-care-catchup.ts).
+   * pass per client per chunk. The event loop is given back between the chunk's read, the look-up of earlier
+   * matches, the grouping and each batch, and a chunk is 2,000 visits: with 10,000 those three steps held the loop
+   * about 100 ms in one go when 5,000 readers had each tapped once (the tap → backend latency row's care tick);
+   * reading a 50,000-visit chunk alone had held it about 0.4 s (test/scale/measure-care-catchup.ts).
    */
-  processVisitChanges(limit = 10_000): Promise<number> {
+  processVisitChanges(limit = 2_000): Promise<number> {
     return this.exclusive(async () => {
       let cursor = await this.store.getCursor();
       let total = 0;
       for (;;) {
         const { visits, cursor: next } = await this.store.changedVisits(cursor, limit);
         if (!visits.length || !next) break;
+        await yieldToIo();
         const days = new Map<string, Set<string>>();
         const mark = (clientRef: string | null, t: number | null) => {
           if (clientRef === null || t === null) return;
@@ -349,19 +351,25 @@ export class CarePlan {
         // A corrected visit (another client, another time) is re-matched where it was matched before too.
         for (const p of await this.store.previousMatchOf(visits.map(executedKey)))
           mark(p.clientRef, p.timeMs);
+        await yieldToIo();
         // Clients whose changed days give the same range (a day's taps, a reconnect storm's visits at
         // thousands of homes) are matched together, up to REMATCH_BATCH clients per unit of work (one commit
         // instead of one per client). A client's own ranges keep their order (groups go by range start).
         const groups = new Map<string, { fromMs: number; toMs: number; clients: string[] }>();
         for (const [client, set] of [...days].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
           for (const [from, to] of runs([...set].sort(), MERGE_GAP_DAYS)) {
-            const r = this.dateRangeMs(addDays(from, -1), addDays(to, 1));
-            const key = `${r.fromMs}:${r.toMs}`;
-            const g = groups.get(key) ?? { fromMs: r.fromMs, toMs: r.toMs, clients: [] };
-            groups.set(key, g);
+            // most clients of a chunk share a range (one day's taps): its time-zone arithmetic is done once
+            const key = `${from}:${to}`;
+            let g = groups.get(key);
+            if (!g) {
+              const r = this.dateRangeMs(addDays(from, -1), addDays(to, 1));
+              g = { fromMs: r.fromMs, toMs: r.toMs, clients: [] };
+              groups.set(key, g);
+            }
             g.clients.push(client);
           }
         }
+        await yieldToIo();
         const ordered = [...groups.values()].sort((a, b) => a.fromMs - b.fromMs || a.toMs - b.toMs);
         // batches sized from the last one's time per client, so one holds the event loop about SLICE_MS
         let size = 1;
