@@ -101,7 +101,8 @@ export async function fleetRows(ctx: RowContext): Promise<Row[]> {
   }
   const olds = runs.filter((r) => r.mode === 'fixed');
   const news = runs.filter((r) => r.mode === 'adaptive');
-  const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor((xs.length - 1) / 2)] ?? NaN;
+  // of an even count the upper middle: with two rounds, the slower storm is the row's figure, not the faster
+  const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.ceil((xs.length - 1) / 2)] ?? NaN;
   const allDrained = (rs: StormRun[]) => rs.every((r) => r.drained);
   const nowMs = allDrained(news) ? median(news.map((r) => r.drainMs)) : null;
   const oldMs = allDrained(olds) ? median(olds.map((r) => r.drainMs)) : null;
@@ -136,7 +137,7 @@ export async function fleetRows(ctx: RowContext): Promise<Row[]> {
     met,
     note:
       (nowMs === null ? 'n/a (not drained); ' : '') +
-      `ratio = p90 of the readers' drain time after the gateway was up, new / old admission (median over ${news.length} run(s) each). ` +
+      `ratio = p90 of the readers' drain time after the gateway was up, new / old admission (median over ${news.length} run(s) each; of two, the slower). ` +
       runs.map(describe).join('. ') +
       `. New = parking (5 s), adaptive rate, busy CONNACK honoured by the clients; old = ${ctx.profile.storm.scaledRate > 0 ? `${Math.round((500 * n) / 10_000)}/s bucket (500/s scaled to ${n} readers)` : '500/s bucket'}, bare close. ` +
       `Client backoff ${BACKOFF.baseMs}–${BACKOFF.capMs} ms full jitter, connect timeout ${ctx.profile.storm.connectTimeoutMs / 1000} s (the device's default)` +

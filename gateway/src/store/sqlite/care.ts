@@ -2,6 +2,7 @@
 import type { VisitEvent } from '../../../../protocol/index.js';
 import type { Db } from './db.js';
 import { statementCache } from './stmt-cache.js';
+import { writeWhenFree } from './write-when-free.js';
 import {
   type PlanForMatch,
   type PlanMatch,
@@ -50,13 +51,8 @@ const json = <T>(rows: { json: string }[]): T[] => rows.map((r) => JSON.parse(r.
 export function createSqliteCareStore(opts: SqliteCareStoreOptions): CareStore {
   const { db } = opts;
   const q = statementCache(db);
-  const tx = <T>(fn: () => T): Promise<T> => {
-    try {
-      return ok(db.transaction(fn)());
-    } catch (e) {
-      return Promise.reject(e instanceof Error ? e : new Error(String(e)));
-    }
-  };
+  // the care tick's writes wait for the write lock off the event loop (write-when-free.ts)
+  const tx = <T>(fn: () => T): Promise<T> => writeWhenFree(db, fn);
   const reasonsOf = (ids: string[]): Map<string, MissedReasonCode> => {
     const m = new Map<string, MissedReasonCode>();
     const s = q('SELECT reason_code FROM care_reasons WHERE planned_visit_id = ?');

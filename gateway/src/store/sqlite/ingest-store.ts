@@ -1,4 +1,5 @@
 import { statementCache } from './stmt-cache.js';
+import { writeWhenFree } from './write-when-free.js';
 import type { Db } from './db.js';
 import type {
   CommitOutcome,
@@ -203,19 +204,27 @@ export function createSqliteIngestStore(db: Db): IngestStore {
   // turn, not one fsync per connecting reader (that was ~7 ms each in a reconnect storm).
   const pendingTags = new Map<string, Buffer | null>();
   let tagFlushScheduled = false;
-  const flushTags = db.transaction(() => {
+  const writeTags = () => {
     for (const [id, tag] of pendingTags) {
       if (tag) tagSet.run(id, tag);
       else tagDel.run(id);
     }
     pendingTags.clear();
-  });
+  };
+  const flushTags = db.transaction(writeTags);
+  // The flush waits for the write lock off the event loop (write-when-free.ts: the writer thread holds it for
+  // its commits). Tags that arrive meanwhile go with it or with the next one; a flush that fails leaves them
+  // pending (still served from memory by `get`) for the next.
   const scheduleTagFlush = () => {
     if (tagFlushScheduled) return;
     tagFlushScheduled = true;
     setImmediate(() => {
-      tagFlushScheduled = false;
-      if (db.open) flushTags();
+      if (!db.open) return void (tagFlushScheduled = false);
+      const again = () => {
+        tagFlushScheduled = false;
+        if (pendingTags.size) scheduleTagFlush();
+      };
+      writeWhenFree(db, writeTags).then(again, () => void (tagFlushScheduled = false));
     });
   };
   const getReaderStmt = db.prepare('SELECT * FROM readers WHERE reader_id = ?');

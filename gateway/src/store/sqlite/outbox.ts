@@ -3,6 +3,7 @@ import type { DeadLetter, OutboxRow, OutboxStats, OutboxStore } from '../ports.j
 import { BLOCKED_ERROR } from '../ports.js';
 import type { Db } from './db.js';
 import { statementCache } from './stmt-cache.js';
+import { writeWhenFree } from './write-when-free.js';
 
 interface RawRow {
   id: number;
@@ -71,19 +72,21 @@ export class SqliteOutbox implements OutboxStore {
     }));
   }
 
-  markDelivered(ids: readonly number[], nowMs: number, status: number): void {
+  // The forwarder's writes wait for the write lock off the event loop (write-when-free.ts): with the writer
+  // thread, its ingest commits and visits turns hold the lock most of the time under load.
+  markDelivered(ids: readonly number[], nowMs: number, status: number): Promise<void> {
     const st = this.q(
       `UPDATE outbox SET state = 'delivered', delivered_at_ms = ?, attempts = attempts + 1, last_status = ?,
        last_error = NULL WHERE id = ? AND state = 'pending'`,
     );
-    this.db.transaction(() => ids.forEach((id) => st.run(nowMs, status, id)))();
+    return writeWhenFree(this.db, () => ids.forEach((id) => st.run(nowMs, status, id)));
   }
 
-  recordFailure(ids: readonly number[], status: number | null, error: string): void {
+  recordFailure(ids: readonly number[], status: number | null, error: string): Promise<void> {
     const st = this.q(
       'UPDATE outbox SET attempts = attempts + 1, last_status = ?, last_error = ? WHERE id = ?',
     );
-    this.db.transaction(() => ids.forEach((id) => st.run(status, error.slice(0, 500), id)))();
+    return writeWhenFree(this.db, () => ids.forEach((id) => st.run(status, error.slice(0, 500), id)));
   }
 
   markDead(id: number, nowMs: number, status: number | null, error: string): void {
