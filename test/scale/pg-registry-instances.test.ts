@@ -162,10 +162,16 @@ describe('reader registry shared by three gateway processes on PostgreSQL', () =
         const afterCut = await until([b, c], async (x) => (await reader(x, 'r-after-cut')) !== null);
         const s = await connectReader(c.mqttPort, 'r-after-cut');
         await s.endAsync(true);
-        const listening = await pool.query<{ n: number }>(
-          `SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name LIKE 'visittag-readers-%' AND query ILIKE 'LISTEN%'`,
-        );
-        expect(listening.rows[0]?.n).toBe(3);
+        // every instance listens again (each reconnects on its own back-off from 1 s: the two that saw the
+        // reader may have been back before the third, so this waits for all three, bounded)
+        const listening = async () =>
+          (
+            await pool.query<{ n: number }>(
+              `SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name LIKE 'visittag-readers-%' AND query ILIKE 'LISTEN%'`,
+            )
+          ).rows[0]?.n;
+        await waitUntil(async () => (await listening()) === 3, 30_000);
+        expect(await listening()).toBe(3);
         const med = (xs: number[]) => [...xs].sort((p, q) => p - q)[Math.floor(xs.length / 2)] ?? NaN;
         const fmt = (xs: number[]) => `median ${med(xs).toFixed(0)} ms, max ${Math.max(...xs).toFixed(0)} ms`;
         console.info(
