@@ -9,22 +9,18 @@ import type { Db } from './db.js';
  * call: the whole event loop, with MQTT, acks and HTTP, stands still meanwhile. Here the attempt is made with
  * the busy timeout at 0; when the lock is taken it fails at BEGIN (nothing done) and is tried again on a timer,
  * so the loop serves everything else between attempts. After `waitMs` (default: the connection's busy timeout,
- * 5 s as store/sqlite/db.ts opens it) the last attempt waits in SQLite as before, so a writer that holds the lock for long still gets its error.
+ * 5 s as store/sqlite/db.ts opens it) the last attempt waits in SQLite as before, so a writer that holds the
+ * lock for long still gets its error.
  *
  * For background writes whose callers can wait (the forwarder's delivered marks, the care matcher, the credential
  * tag cache). Inside an open transaction `fn` runs at once (a savepoint). `fn` may run more than once when an
  * attempt fails with SQLITE_BUSY after it started (it is rolled back first), so it must only touch the database.
  */
-export function writeWhenFree<T>(
-  db: Db,
-  fn: () => T,
-  opts: { waitMs?: number; sleep?: (ms: number) => Promise<void> } = {},
-): Promise<T> {
+export function writeWhenFree<T>(db: Db, fn: () => T, opts: { waitMs?: number } = {}): Promise<T> {
   const run = db.transaction(fn);
   if (db.inTransaction) return attempt(run);
   const timeout = pragmas(db);
   const waitMs = opts.waitMs ?? timeout.ms;
-  const sleep = opts.sleep ?? defaultSleep;
   const first = tryOnce(run, timeout);
   if (first.ok) return Promise.resolve(first.value);
   if (first.error !== BUSY) return Promise.reject(asError(first.error));
@@ -35,14 +31,14 @@ export function writeWhenFree<T>(
       if (!db.open) throw new Error('the database was closed while a write waited for the lock');
       const r = tryOnce(run, timeout);
       if (r.ok) return r.value;
-      if (r.error !== BUSY) throw r.error;
+      if (r.error !== BUSY) throw asError(r.error);
     }
     return run(); // the last attempt waits in SQLite's busy handler (the connection's own timeout)
   })();
 }
 
 const BUSY = Symbol('busy');
-const defaultSleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /**
  * The busy timeout is set with a fresh PRAGMA each time: SQLite applies `PRAGMA busy_timeout = N` when the
